@@ -1,0 +1,69 @@
+"""The ``ms2img`` command: one subcommand per pipeline stage, thin over the library.
+
+Each subcommand lives in ``ms2img/commands/<name>.py`` with ``add_parser(subparsers)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from ms2img import __version__
+from ms2img.errors import Ms2ImgError
+
+COMMANDS = [
+    "synth",
+    "ingest",
+    "validate",
+    "render",
+    "features",
+    "train",
+    "baselines",
+    "promote",
+    "rollback",
+    "serve",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every available subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="ms2img",
+        description="Predict bioactivity of natural-product extracts from untargeted LC-MS/MS data (MS2toImg).",
+    )
+    parser.add_argument("--version", action="version", version=f"ms2img {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"ms2img.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"ms2img.commands.{name}":
+                continue  # subcommand not built yet
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse, run, and turn known errors into one clear line and a non-zero exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except Ms2ImgError as exc:
+        print(f"ms2img {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ms2img {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

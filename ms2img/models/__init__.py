@@ -1,0 +1,1 @@
+"""Models: the paper's CNN (Keras 3, backend-neutral) and the baselines (RF, PCA, OPLS-DA)."""
