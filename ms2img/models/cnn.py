@@ -1,0 +1,312 @@
+"""The paper's CNN for MS2toImg fingerprint images, in backend-neutral Keras 3.
+
+Everything here uses ``keras.*`` only, so the same code trains on the tensorflow, jax and torch backends
+(the backend is chosen by ``KERAS_BACKEND`` before ``keras`` is first imported).
+
+Architecture (paper, "Model Architecture" and "CNN Architecture and Training Procedure"): two 3x3
+convolutions with 48 filters and ReLU, one 2x2 max-pool, flatten, five ReLU dense layers
+(512, 256, 128, 64, 32) each followed by Dropout(0.5), and one sigmoid unit; Adam (lr 1e-4) and binary
+cross-entropy. Convolutions use Keras' default ``valid`` padding and the one max-pool follows the last
+convolution, also when the tuner picks one or three convolutions.
+
+One builder serves everything: :func:`build_cnn_from_hp` turns a dict of hyperparameter values (what
+the tuner's search space produces, see :mod:`ms2img.models.tuning`) into :func:`build_paper_cnn`
+arguments, and :func:`fit_cnn` uses it, so the best trial's values rebuild exactly the tuned network.
+:func:`paper_hp_values` writes the paper's network (or ``params.yaml``'s ``cnn`` section) in that form.
+
+Class imbalance: :func:`fit_cnn` (and the tuner) pass Keras ``class_weight`` computed from the training
+labels with the "balanced" rule ``n_samples / (2 * n_class)`` (scikit-learn's ``compute_class_weight``),
+so each class contributes the same total weight to the loss. Validation metrics are unweighted.
+
+The tuner API (``Ms2ImgHyperModel``, ``tune_cnn``, ``TuneResult``, ``SearchSpace``, ``TuningFailed``)
+lives in :mod:`ms2img.models.tuning` and is re-exported here lazily, so importing this module (e.g. for
+serving) does not import keras-tuner.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+
+from ms2img.errors import ConfigError
+
+PAPER_CONV_LAYERS = 2
+PAPER_FILTERS = 48
+PAPER_DENSE_UNITS: tuple[int, ...] = (512, 256, 128, 64, 32)
+PAPER_DROPOUT = 0.5
+PAPER_LEARNING_RATE = 1e-4
+KERNEL_SIZE = 3
+POOL_SIZE = 2
+
+_TUNING_NAMES = {"Ms2ImgHyperModel", "SearchSpace", "TuneResult", "TuningFailed", "tune_cnn", "stratified_split"}
+
+
+def __getattr__(name: str) -> Any:  # lazy re-export of the keras-tuner part (PEP 562)
+    if name in _TUNING_NAMES:
+        return getattr(importlib.import_module("ms2img.models.tuning"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------------------------- inputs
+
+
+def as_model_input(images: Any) -> np.ndarray:
+    """Images ``(N, H, W)`` (or one ``(H, W)`` image) as a float32 ``(N, H, W, 1)`` array for the CNN.
+
+    An array that already has a trailing channel axis of size 1 is passed through (as float32).
+    """
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[None, :, :]
+    if x.ndim == 3:
+        return x[..., None]
+    if x.ndim == 4 and x.shape[-1] == 1:
+        return x
+    raise ConfigError(f"images must have shape (N, H, W) or (N, H, W, 1); got {x.shape}")
+
+
+def _as_labels(y: Any, n: int) -> np.ndarray:
+    labels = np.asarray(y).reshape(-1)
+    if labels.shape[0] != n:
+        raise ConfigError(f"{labels.shape[0]} labels for {n} images")
+    if labels.size and not np.isin(labels, (0, 1)).all():
+        bad = sorted({v for v in labels.tolist() if v not in (0, 1)})[:5]
+        raise ConfigError(f"labels must be 0 (low activity) or 1 (high activity); found {bad}")
+    return labels.astype(np.float32)
+
+
+def class_weights(y: Any) -> dict[int, float]:
+    """Balanced class weights ``n / (2 * n_c)`` for binary labels, as Keras' ``class_weight`` dict.
+
+    A class absent from ``y`` gets weight 1.0 (it never contributes to the loss anyway).
+    """
+    labels = np.asarray(y).reshape(-1).astype(int)
+    n = labels.size
+    out: dict[int, float] = {}
+    for c in (0, 1):
+        n_c = int((labels == c).sum())
+        out[c] = float(n / (2 * n_c)) if n_c else 1.0
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- model
+
+
+def build_paper_cnn(
+    input_shape: Sequence[int] = (140, 150, 1),
+    conv_layers: int = PAPER_CONV_LAYERS,
+    filters: int = PAPER_FILTERS,
+    dense_units: Sequence[int] = PAPER_DENSE_UNITS,
+    dropout: float = PAPER_DROPOUT,
+    learning_rate: float = PAPER_LEARNING_RATE,
+) -> keras.Model:
+    """The paper's CNN (defaults) or a variant from the tuner's search space, compiled.
+
+    ``input_shape`` is ``(H, W, 1)`` (``(H, W)`` is accepted). Metrics: ``accuracy`` and ``auc``
+    (so histories carry ``val_accuracy`` / ``val_auc`` when validation data is given).
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 2:
+        shape = (*shape, 1)
+    if len(shape) != 3 or shape[-1] != 1:
+        raise ConfigError(f"input_shape must be (H, W, 1); got {tuple(input_shape)}")
+    conv_layers, filters = int(conv_layers), int(filters)
+    units = [int(u) for u in dense_units]
+    if conv_layers < 1 or filters < 1 or not units or min(units) < 1:
+        raise ConfigError(
+            f"need >= 1 conv layer, filter and dense layer; got conv_layers={conv_layers}, "
+            f"filters={filters}, dense_units={units}"
+        )
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1); got {dropout}")
+    if not float(learning_rate) > 0.0:
+        raise ConfigError(f"learning_rate must be > 0; got {learning_rate}")
+    shrink = conv_layers * (KERNEL_SIZE - 1)  # 'valid' convolutions lose 2 pixels per layer and axis
+    if min(shape[0], shape[1]) - shrink < POOL_SIZE:
+        raise ConfigError(
+            f"images of {shape[0]}x{shape[1]} (HxW) are too small for {conv_layers} 3x3 convolutions and a "
+            f"2x2 max-pool"
+        )
+
+    inputs = keras.Input(shape=shape, name="image")
+    x = inputs
+    for i in range(conv_layers):
+        x = keras.layers.Conv2D(filters, KERNEL_SIZE, activation="relu", name=f"conv_{i + 1}")(x)
+    x = keras.layers.MaxPooling2D(POOL_SIZE, name="max_pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    for i, n_units in enumerate(units):
+        x = keras.layers.Dense(n_units, activation="relu", name=f"dense_{i + 1}")(x)
+        x = keras.layers.Dropout(float(dropout), name=f"dropout_{i + 1}")(x)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="activity")(x)
+    model = keras.Model(inputs, outputs, name="ms2img_cnn")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=float(learning_rate)),
+        loss="binary_crossentropy",
+        metrics=["accuracy", keras.metrics.AUC(name="auc")],
+    )
+    return model
+
+
+HP_KEYS = ("conv_layers", "filters", "dense_layers", "dropout", "learning_rate")  # plus units_0 .. units_{k-1}
+
+
+def paper_hp_values(cnn_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The paper's network as hyperparameter values; ``cnn_params`` (params.yaml ``cnn``) overrides."""
+    p = dict(cnn_params or {})
+    units = [int(u) for u in p.get("dense_units", PAPER_DENSE_UNITS)]
+    values: dict[str, Any] = {
+        "conv_layers": int(p.get("conv_layers", PAPER_CONV_LAYERS)),
+        "filters": int(p.get("filters", PAPER_FILTERS)),
+        "dense_layers": len(units),
+        "dropout": float(p.get("dropout", PAPER_DROPOUT)),
+        "learning_rate": float(p.get("learning_rate", PAPER_LEARNING_RATE)),
+    }
+    values.update({f"units_{i}": u for i, u in enumerate(units)})
+    return values
+
+
+def architecture_from_hp(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``build_paper_cnn`` keyword arguments from hyperparameter values (tuner or :func:`paper_hp_values`)."""
+    missing = [k for k in HP_KEYS if k not in values]
+    n_dense = int(values["dense_layers"]) if "dense_layers" in values else 0
+    missing += [f"units_{i}" for i in range(n_dense) if f"units_{i}" not in values]
+    if missing:
+        raise ConfigError(f"hyperparameters lack {missing}; got {sorted(values)}")
+    return {
+        "conv_layers": int(values["conv_layers"]),
+        "filters": int(values["filters"]),
+        "dense_units": tuple(int(values[f"units_{i}"]) for i in range(n_dense)),
+        "dropout": float(values["dropout"]),
+        "learning_rate": float(values["learning_rate"]),
+    }
+
+
+def build_cnn_from_hp(values: Mapping[str, Any], input_shape: Sequence[int]) -> keras.Model:
+    """The one builder behind the hypermodel and :func:`fit_cnn`: same values, same network."""
+    return build_paper_cnn(input_shape, **architecture_from_hp(values))
+
+
+# ------------------------------------------------------------------------------------------- training
+
+
+def _history_dict(history: Any) -> dict[str, list[float]]:
+    return {k: [float(v) for v in vals] for k, vals in (getattr(history, "history", None) or {}).items()}
+
+
+def fit_cnn(
+    x_train: Any,
+    y_train: Any,
+    hp_values: Mapping[str, Any] | None = None,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    validation_data: tuple[Any, Any] | None = None,
+    balance_classes: bool = True,
+    callbacks: Sequence[keras.callbacks.Callback] | None = None,
+    verbose: int = 0,
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Train a CNN from ``hp_values`` (the tuner's best, or :func:`paper_hp_values`); ``None`` = the paper's.
+
+    ``x_train`` is ``(N, H, W)`` float32 images; ``y_train`` 0/1 labels. A ``batch_size`` entry in
+    ``hp_values`` (when the search space tuned it) wins over ``batch_size``. Seeds Python, NumPy and the
+    backend with ``seed`` first (``keras.utils.set_random_seed``), so equal seeds give equal models on CPU.
+    Returns the model and its history (``{"loss": [...], "accuracy": [...], "auc": [...], "val_...": ...}``).
+    """
+    x = as_model_input(x_train)
+    y = _as_labels(y_train, x.shape[0])
+    if x.shape[0] == 0:
+        raise ConfigError("no training images")
+    if len(np.unique(y)) < 2:
+        raise ConfigError(f"training labels hold only class {int(y[0])}; need both low (0) and high (1) activity")
+    values = dict(hp_values) if hp_values is not None else paper_hp_values()
+    if "batch_size" in values:
+        batch_size = int(values["batch_size"])
+    if int(epochs) < 1 or int(batch_size) < 1:
+        raise ConfigError(f"epochs and batch_size must be >= 1; got {epochs}, {batch_size}")
+    val = None
+    if validation_data is not None:
+        x_val = as_model_input(validation_data[0])
+        val = (x_val, _as_labels(validation_data[1], x_val.shape[0]))
+
+    keras.utils.set_random_seed(int(seed))
+    model = build_cnn_from_hp(values, x.shape[1:])
+    history = model.fit(
+        x,
+        y,
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+        validation_data=val,
+        class_weight=class_weights(y) if balance_classes else None,
+        callbacks=list(callbacks or []),
+        shuffle=True,
+        verbose=verbose,
+    )
+    return model, _history_dict(history)
+
+
+# ---------------------------------------------------------------------------------------- prediction
+
+
+def predict_proba(model: keras.Model, x: Any, batch_size: int = 256) -> np.ndarray:
+    """P(high activity) per image, shape ``(N,)`` float32, by calling the model directly in batches.
+
+    ``model(x, training=False)`` skips ``model.predict``'s per-call setup (data adapter, compiled predict
+    function), which dominates for the few images of a serving request. ``x`` is ``(N, H, W)`` or
+    ``(N, H, W, 1)`` and must match the model's input size.
+    """
+    arr = as_model_input(x)
+    expected = tuple(model.input_shape[1:3]) if getattr(model, "input_shape", None) else None
+    if expected and all(e is not None for e in expected) and tuple(arr.shape[1:3]) != expected:
+        raise ConfigError(
+            f"images are {arr.shape[1]}x{arr.shape[2]} (HxW) but the model expects {expected[0]}x{expected[1]}; "
+            f"render them with the model's size"
+        )
+    if arr.shape[0] == 0:
+        return np.zeros((0,), dtype=np.float32)
+    step = max(1, int(batch_size))
+    parts = []
+    for start in range(0, arr.shape[0], step):
+        out = model(arr[start : start + step], training=False)
+        parts.append(np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32).reshape(-1))
+    return np.concatenate(parts)
+
+
+# -------------------------------------------------------------------------------------------- device
+
+
+def device_summary() -> dict[str, Any]:
+    """Which Keras backend is active and whether it sees a GPU (imports only that backend's package)."""
+    backend = keras.backend.backend()
+    info: dict[str, Any] = {"backend": backend, "keras_version": keras.version(), "gpu": False, "devices": []}
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            info.update(backend_version=tf.__version__, gpu=bool(gpus), devices=[d.name for d in gpus] or ["CPU"])
+        elif backend == "jax":
+            import jax
+
+            devices = jax.devices()
+            info.update(
+                backend_version=jax.__version__,
+                gpu=any(d.platform == "gpu" for d in devices),
+                devices=[str(d) for d in devices],
+            )
+        elif backend == "torch":
+            import torch
+
+            n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            info.update(
+                backend_version=torch.__version__,
+                gpu=n > 0,
+                devices=[torch.cuda.get_device_name(i) for i in range(n)] or ["CPU"],
+            )
+    except Exception as exc:  # a device query must never break a run; report why instead
+        info["error"] = f"{type(exc).__name__}: {exc}"
+    return info

@@ -1,0 +1,256 @@
+"""MLflow tracking: one experiment per assay, a parent run per job, nested runs per fold and tuner trial.
+
+The default store is embedded (``sqlite:///mlflow.db`` with artifacts in ``mlartifacts/``); setting
+``MLFLOW_TRACKING_URI`` points everything at a team server instead, with no code change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ms2img import __version__
+from ms2img.errors import ConfigError
+from ms2img.params import flatten
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_ARTIFACT_DIR = Path("mlartifacts")
+TRACKED_PACKAGES = ("tensorflow", "keras", "keras-tuner", "jax", "scikit-learn", "mlflow", "numpy", "pandas", "dvc")
+
+
+def tracking_uri() -> str:
+    """The tracking URI in force: ``MLFLOW_TRACKING_URI`` if set, else the embedded SQLite store."""
+    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+
+
+def _is_local(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def setup_tracking(uri: str | None = None, check: bool = True) -> str:
+    """Point MLflow at ``uri`` (default: :func:`tracking_uri`) and fail fast if a remote server is unreachable."""
+    import mlflow
+
+    uri = uri or tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    if check and not _is_local(uri):
+        from mlflow import MlflowClient
+
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+        except Exception as exc:  # network errors come in many types; the user needs the URI
+            raise ConfigError(f"MLflow tracking server {uri} is unreachable ({exc.__class__.__name__}: {exc})") from None
+    return uri
+
+
+def experiment_name(assay: str) -> str:
+    """One experiment per assay, e.g. ``ms2img-DPPH``."""
+    return f"ms2img-{assay}"
+
+
+def ensure_experiment(assay: str) -> str:
+    """Create (or reuse) the assay's experiment; local stores keep artifacts under ``mlartifacts/``."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    name = experiment_name(assay)
+    client = MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    if exp is None:
+        location = None
+        if _is_local(mlflow.get_tracking_uri()):
+            location = (DEFAULT_ARTIFACT_DIR.resolve() / name).as_uri()
+        exp_id = client.create_experiment(name, artifact_location=location)
+    else:
+        exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def git_commit(repo: str | Path = ".") -> str | None:
+    """The commit the code runs from (``-dirty`` appended when the tree has uncommitted changes)."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}-dirty" if dirty else sha
+
+
+def data_hash(path: str | Path) -> str | None:
+    """DVC's hash of a tracked input (from ``<path>.dvc``), else a SHA-256 over its files; None if absent.
+
+    This is the "data version" a champion was trained on: retraining compares it with the current one.
+    """
+    path = Path(path)
+    dvc_file = path.with_name(path.name + ".dvc")
+    if dvc_file.exists():
+        meta = yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}
+        outs = meta.get("outs") or [{}]
+        md5 = outs[0].get("md5")
+        if md5:
+            return f"md5:{md5}"
+    if not path.exists():
+        return None
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        digest.update(str(f.relative_to(path) if path.is_dir() else f.name).encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide a model's numbers."""
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def device_tags() -> dict[str, str]:
+    """Keras backend and whether a GPU is in use (imports only the active backend)."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    device = "cpu"
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+        elif backend == "jax":
+            import jax
+
+            device = jax.devices()[0].platform
+        elif backend == "torch":
+            import torch
+
+            device = "gpu" if torch.cuda.is_available() else "cpu"
+    except Exception:  # noqa: BLE001 - a tag must never break a training run
+        device = "unknown"
+    return {"keras_backend": backend, "device": device}
+
+
+def provenance_tags(raw_data: str | Path | None = None) -> dict[str, str]:
+    """Tags every run carries: git commit, data hash, package versions, backend, device, host."""
+    tags = {
+        "ms2img.version": __version__,
+        "git.commit": git_commit() or "unknown",
+        "python": platform.python_version(),
+        **{f"pkg.{k}": v for k, v in package_versions().items()},
+        **device_tags(),
+    }
+    if raw_data is not None:
+        tags["data.hash"] = data_hash(raw_data) or "unknown"
+        tags["data.path"] = str(raw_data)
+    return tags
+
+
+def loggable_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """Flatten nested params to dotted keys with string values MLflow accepts (<= 6000 chars)."""
+    return {k: (json.dumps(v) if isinstance(v, list | tuple | dict) else str(v))[:6000] for k, v in flatten(params).items()}
+
+
+class RunLogger:
+    """What the training code needs from a tracker. This base class logs nowhere (library use without MLflow)."""
+
+    @contextlib.contextmanager
+    def child(self, run_name: str, params: Mapping[str, Any] | None = None) -> Iterator[RunLogger]:
+        """A nested run (one per outer fold or tuner trial)."""
+        yield self
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log parameters of the current run."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log numeric metrics of the current run (non-finite values are skipped)."""
+
+    def log_history(self, history: Mapping[str, list[float]], prefix: str = "") -> None:
+        """Log per-epoch curves as metric steps, so the MLflow UI draws them."""
+        for key, values in history.items():
+            for epoch, value in enumerate(values):
+                self.log_metrics({f"{prefix}{key}": float(value)}, step=epoch)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Attach a file (plot, JSON, report) to the current run."""
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Tag the current run."""
+
+
+class MlflowRunLogger(RunLogger):
+    """Logs into the active MLflow run; ``child`` opens nested runs."""
+
+    @contextlib.contextmanager
+    def child(self, run_name: str, params: Mapping[str, Any] | None = None) -> Iterator[RunLogger]:
+        import mlflow
+
+        with mlflow.start_run(run_name=run_name, nested=True):
+            if params:
+                self.log_params(params)
+            yield self
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        import mlflow
+
+        mlflow.log_params(loggable_params(params))
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        import math
+
+        import mlflow
+
+        clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+        if clean:
+            mlflow.log_metrics(clean, step=step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        import mlflow
+
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        import mlflow
+
+        mlflow.set_tags(dict(tags))
+
+
+@contextlib.contextmanager
+def parent_run(
+    assay: str, run_name: str, params: Mapping[str, Any], raw_data: str | Path | None = None, tags=None
+) -> Iterator[MlflowRunLogger]:
+    """Open the parent run of a training job in the assay's experiment, with params and provenance tags."""
+    import mlflow
+
+    ensure_experiment(assay)
+    with mlflow.start_run(run_name=run_name) as run:
+        logger = MlflowRunLogger()
+        logger.set_tags({**provenance_tags(raw_data), "assay": assay, **(tags or {})})
+        logger.log_params(params)
+        log.info("MLflow run %s (%s) in experiment %s", run.info.run_id, run_name, experiment_name(assay))
+        yield logger
