@@ -99,8 +99,7 @@ def binary_metrics(y_true: Any, y_prob: Any, threshold: float = 0.5) -> dict[str
     }
     if len(np.unique(y_true)) < 2:
         warnings.warn(
-            f"ROC AUC is undefined for a fold with only class {int(y_true[0])} ({y_true.size} samples); "
-            "reporting NaN",
+            f"ROC AUC is undefined for a fold with only class {int(y_true[0])} ({y_true.size} samples); reporting NaN",
             UserWarning,
             stacklevel=2,
         )
@@ -195,9 +194,7 @@ def pooled_roc(y_true_by_fold: Sequence[Any], y_prob_by_fold: Sequence[Any]) -> 
     return {"fpr": fpr, "tpr": tpr, "thresholds": thresholds, "auc": float(roc_auc_score(yt, yp))}
 
 
-def cv_report(
-    y_true_by_fold: Sequence[Any], y_prob_by_fold: Sequence[Any], threshold: float = 0.5
-) -> dict[str, Any]:
+def cv_report(y_true_by_fold: Sequence[Any], y_prob_by_fold: Sequence[Any], threshold: float = 0.5) -> dict[str, Any]:
     """Everything a CV run reports, JSON-ready via :func:`write_metrics_json`.
 
     ``{"folds": [per-fold metrics + n_test], "summary": {metric: {mean, sd}}, "pooled_auc": float,

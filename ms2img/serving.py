@@ -145,7 +145,12 @@ class FingerprintClassifier(mlflow.pyfunc.PythonModel):
         from ms2img.render import RenderConfig
 
         config = dict(context.model_config or {})
-        self._model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
+        if "keras_model" in context.artifacts:
+            self._model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
+        else:
+            import joblib
+
+            self._model = joblib.load(context.artifacts["sklearn_model"])
         self._render = RenderConfig(**config["render"])
         self._assay = config["assay"]
         self._threshold = float(config.get("threshold", 0.5))
@@ -165,7 +170,10 @@ class FingerprintClassifier(mlflow.pyfunc.PythonModel):
         except RequestError as exc:
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
         images = render_events(events, self._render)
-        prob = predict_proba(self._model, as_model_input(images.images))
+        if hasattr(self._model, "predict_proba"):  # scikit-learn pipeline (RF on the flattened image)
+            prob = self._model.predict_proba(images.images)[:, 1]
+        else:
+            prob = predict_proba(self._model, as_model_input(images.images))
         return pd.DataFrame(
             {
                 "accession": images.ids,
@@ -178,7 +186,7 @@ class FingerprintClassifier(mlflow.pyfunc.PythonModel):
 
 
 def log_fingerprint_model(
-    keras_model,
+    model,
     *,
     assay: str,
     render_config: dict[str, Any],
@@ -188,7 +196,7 @@ def log_fingerprint_model(
     max_rows: int = DEFAULT_MAX_ROWS,
     name: str = "model",
 ):
-    """Log the pyfunc (Keras model + render settings) into the active run and return MLflow's ModelInfo.
+    """Log the pyfunc (a Keras model or a scikit-learn pipeline, plus the render settings) into the active run.
 
     The input schema is not declared in the signature on purpose: MLflow's schema enforcement silently drops
     unknown columns, and the contract is that they are rejected with a 400; ``validate_request`` enforces the
@@ -207,12 +215,18 @@ def log_fingerprint_model(
         ]
     )
     with tempfile.TemporaryDirectory() as tmp:
-        model_path = Path(tmp) / "cnn.keras"
-        keras_model.save(model_path)
+        if hasattr(model, "predict_proba"):
+            import joblib
+
+            artifacts = {"sklearn_model": str(Path(tmp) / "model.joblib")}
+            joblib.dump(model, artifacts["sklearn_model"])
+        else:
+            artifacts = {"keras_model": str(Path(tmp) / "cnn.keras")}
+            model.save(artifacts["keras_model"])
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=FingerprintClassifier(),
-            artifacts={"keras_model": str(model_path)},
+            artifacts=artifacts,
             model_config={
                 "assay": assay,
                 "render": render_config,
@@ -231,7 +245,7 @@ def _pip_requirements() -> list[str]:
     import importlib.metadata as md
 
     pins = []
-    for pkg in ("ms2img", "mlflow", "keras", "tensorflow", "numpy", "pandas"):
+    for pkg in ("ms2img", "mlflow", "keras", "tensorflow", "scikit-learn", "numpy", "pandas"):
         try:
             pins.append(f"{pkg}=={md.version(pkg)}")
         except md.PackageNotFoundError:

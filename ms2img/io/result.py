@@ -6,10 +6,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ms2img.errors import InputFileError
-from ms2img.io.schema import SAMPLE_COLUMNS
+from ms2img.io.schema import SAMPLE_COLUMNS, coerce_events
 
 _GZIP, _ZIP, _BZ2, _XZ = b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ"
 # Control characters that never occur in a text export (tab, CR, LF and form feed are allowed).
@@ -83,3 +85,103 @@ def read_text_lines(path: str | Path) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+_MISSING = frozenset({"", "na", "nan", "null", "none", "n/a"})
+
+
+def column_to_float(
+    values: list[str] | np.ndarray,
+    path: str | Path,
+    lines: np.ndarray,
+    columns: str | np.ndarray,
+    *,
+    missing: float | None = None,
+    minimum: float | None = None,
+    positive: bool = False,
+) -> np.ndarray:
+    """Convert text cells to float64 at once, reporting the first bad cell's file, line and column.
+
+    ``lines`` (and ``columns`` when it is an array) give each cell's 1-based line / column name. Missing cells
+    (empty, NA, null) become ``missing``, or are an error when it is None. ``minimum`` / ``positive`` bound values.
+    """
+    cells = pd.Series(np.asarray(values, dtype=object).ravel(), dtype=object)
+    arr = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+
+    def fail(mask: np.ndarray, problem: str) -> None:
+        i = int(np.flatnonzero(mask)[0])
+        col = columns if isinstance(columns, str) else str(np.asarray(columns).ravel()[i])
+        raise InputFileError(path, problem.format(value=_short(str(cells.iat[i]))), line=int(lines[i]), column=col)
+
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        is_missing = np.zeros(len(arr), dtype=bool)
+        idx = np.flatnonzero(bad)
+        is_missing[idx] = [str(cells.iat[i]).strip().lower() in _MISSING for i in idx]
+        if missing is None and is_missing.any():
+            fail(is_missing, "missing value")
+        if (bad & ~is_missing).any():
+            fail(bad & ~is_missing, "'{value}' is not a number")
+        arr[is_missing] = missing
+    if positive and (arr <= 0).any():
+        fail(arr <= 0, "{value} must be > 0")
+    if minimum is not None and (arr < minimum).any():
+        fail(arr < minimum, f"{{value}} is negative (must be >= {minimum:g})")
+    return arr
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def aligned_events(
+    *,
+    feature_id: np.ndarray,
+    precursor_mz: np.ndarray,
+    rt_min: np.ndarray,
+    polarity: np.ndarray,
+    spectra: list[tuple[np.ndarray, np.ndarray]],
+    heights: np.ndarray,
+    accessions: list[str],
+    replicates: list[str],
+) -> pd.DataFrame:
+    """Events of an aligned feature table: every (sample, feature with height > 0) x that feature's fragments.
+
+    ``spectra[i]`` is feature ``i``'s (m/z, intensity); ``heights`` is features x samples. Vectorised: each
+    spectrum is parsed once and the per-sample expansion is index arithmetic.
+    """
+    counts = np.fromiter((len(mz) for mz, _ in spectra), dtype=np.int64, count=len(spectra))
+    empty = np.empty(0, dtype=np.float64)
+    frag_mz = np.concatenate([mz for mz, _ in spectra]) if len(spectra) else empty
+    frag_int = np.concatenate([it for _, it in spectra]) if len(spectra) else empty
+    feature_of_fragment = np.repeat(np.arange(len(spectra)), counts)
+    fragment_idx, sample_idx = [], []
+    for j in range(heights.shape[1]):
+        keep = np.flatnonzero((heights[feature_of_fragment, j] > 0))
+        fragment_idx.append(keep)
+        sample_idx.append(np.full(len(keep), j, dtype=np.int64))
+    frags = np.concatenate(fragment_idx) if fragment_idx else np.empty(0, dtype=np.int64)
+    samples = np.concatenate(sample_idx) if sample_idx else np.empty(0, dtype=np.int64)
+    feats = feature_of_fragment[frags]
+    return coerce_events(
+        pd.DataFrame(
+            {
+                "accession": repeat_strings(accessions, samples),
+                "replicate": repeat_strings(replicates, samples),
+                "feature_id": repeat_strings(feature_id, feats),
+                "precursor_mz": np.asarray(precursor_mz, dtype=np.float64)[feats],
+                "rt_min": np.asarray(rt_min, dtype=np.float64)[feats],
+                "precursor_intensity": heights[feats, samples].astype(np.float64),
+                "fragment_mz": frag_mz[frags],
+                "fragment_intensity": frag_int[frags],
+                "polarity": repeat_strings(polarity, feats),
+            }
+        )
+    )
+
+
+def repeat_strings(values: list[str] | np.ndarray, codes: np.ndarray) -> pd.Series:
+    """``values[codes]`` as a pandas string column, built by pyarrow (10x faster than from Python objects)."""
+    dictionary = pa.array([str(v) for v in values], type=pa.large_string())
+    arr = pa.DictionaryArray.from_arrays(pa.array(np.asarray(codes, dtype=np.int64)), dictionary)
+    return pd.Series(arr.cast(pa.large_string()).to_pandas(types_mapper={pa.large_string(): pd.StringDtype()}.get))

@@ -92,26 +92,27 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(records, columns=SHEET_COLUMNS).astype(str)
 
 
-def lookup(sheet: pd.DataFrame | None, name: str) -> dict[str, str] | None:
-    """The sheet row for sample ``name`` (exact match first, then ignoring a raw-file extension), or None."""
-    if sheet is None or sheet.empty:
-        return None
-    index = sheet.attrs.get("_index")
-    if index is None:
-        index = {}
-        for rec in sheet.to_dict("records"):
-            index.setdefault(rec["sample"], rec)
-        for rec in sheet.to_dict("records"):
-            index.setdefault(strip_raw_extension(rec["sample"]), rec)
-        sheet.attrs["_index"] = index
-    return index.get(name) or index.get(strip_raw_extension(name))
+def index_sheet(sheet: pd.DataFrame | None) -> dict[str, dict[str, str]]:
+    """Sheet rows by sample name, also reachable without a raw-file extension (``A_01`` for ``A_01.mzXML``)."""
+    if sheet is None:
+        return {}
+    records = sheet.to_dict("records")
+    index = {rec["sample"]: rec for rec in records}
+    for rec in records:
+        index.setdefault(strip_raw_extension(rec["sample"]), rec)
+    return index
 
 
 def resolve(
-    sheet: pd.DataFrame | None, name: str, accession: str, replicate: str, sample_type: str, sample_class: str = ""
+    index: dict[str, dict[str, str]],
+    name: str,
+    accession: str,
+    replicate: str,
+    sample_type: str,
+    sample_class: str = "",
 ) -> dict[str, str]:
     """Manifest fields for sample ``name``: the sheet's values where it lists the sample, else the defaults."""
-    rec = lookup(sheet, name)
+    rec = index.get(name) or index.get(strip_raw_extension(name))
     if rec is None:
         return {"sample": name, "accession": accession, "replicate": replicate, "type": sample_type,
                 "class": sample_class}

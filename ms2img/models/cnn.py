@@ -128,8 +128,7 @@ def build_paper_cnn(
     shrink = conv_layers * (KERNEL_SIZE - 1)  # 'valid' convolutions lose 2 pixels per layer and axis
     if min(shape[0], shape[1]) - shrink < POOL_SIZE:
         raise ConfigError(
-            f"images of {shape[0]}x{shape[1]} (HxW) are too small for {conv_layers} 3x3 convolutions and a "
-            f"2x2 max-pool"
+            f"images of {shape[0]}x{shape[1]} (HxW) are too small for {conv_layers} 3x3 convolutions and a 2x2 max-pool"
         )
 
     inputs = keras.Input(shape=shape, name="image")
@@ -307,6 +306,6 @@ def device_summary() -> dict[str, Any]:
                 gpu=n > 0,
                 devices=[torch.cuda.get_device_name(i) for i in range(n)] or ["CPU"],
             )
-    except Exception as exc:  # a device query must never break a run; report why instead
+    except Exception as exc:  # noqa: BLE001 - a device query must never break a run; report why
         info["error"] = f"{type(exc).__name__}: {exc}"
     return info

@@ -1,0 +1,87 @@
+"""``ms2img ingest INPUT... --out DIR``: raw exports -> one events Parquet per accession + samples.csv."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ms2img.commands import add_params_args
+from ms2img.errors import ConfigError
+from ms2img.io.ingest import ingest
+from ms2img.io.schema import SAMPLE_TYPES
+from ms2img.params import DEFAULT_PARAMS_PATH, load_params
+
+DEFAULTS = {"sample_types": ["Sample"], "blank_subtraction": False, "blank_fold": 5.0}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``ingest`` subcommand."""
+    p = subparsers.add_parser(
+        "ingest",
+        help="read MS-DIAL exports, MZmine quant CSV + MGF, or mzML/mzXML into the canonical events table",
+        description=(
+            "Read inputs (files or folders) and write OUT/<accession>.parquet for every training sample and "
+            "OUT/samples.csv listing all samples (incl. blanks and QC). A folder of MS-DIAL exports (or several "
+            "named exports) is one export per accession; a single export makes each sample column an accession "
+            "unless a sample sheet maps it. Nothing in OUT changes when an input is bad."
+        ),
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="MS-DIAL .txt, quant .csv, .mzML, .mzXML, or a folder")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder for the events Parquet files")
+    p.add_argument("--sample-sheet", metavar="CSV", help="CSV with sample, accession[, replicate, type, class]")
+    p.add_argument("--mgf", metavar="MGF", help="MGF for the quant table (default: same stem as the table)")
+    p.add_argument(
+        "--sample-types",
+        metavar="TYPES",
+        help="comma-separated types that become training samples: Sample and/or QC (params: ingest.sample_types)",
+    )
+    p.add_argument(
+        "--blank-subtraction",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="drop a feature from a sample when its height < fold x max blank height (params: ingest.*)",
+    )
+    p.add_argument("--blank-fold", type=float, metavar="X", help="fold for --blank-subtraction (params: 5.0)")
+    add_params_args(p)
+    p.set_defaults(func=run)
+
+
+def parse_types(text: str) -> tuple[str, ...]:
+    """``"sample,qc"`` -> ``("Sample", "QC")``."""
+    canonical = {t.lower(): t for t in SAMPLE_TYPES}
+    out = []
+    for part in (t.strip() for t in text.split(",")):
+        if part.lower() not in canonical:
+            raise ConfigError(f"--sample-types: unknown type '{part}' (choose from Sample, QC)")
+        out.append(canonical[part.lower()])
+    return tuple(dict.fromkeys(out))
+
+
+def settings(args: argparse.Namespace) -> dict:
+    """Command-line flags over params.yaml's ``ingest`` section over built-in defaults.
+
+    A missing ./params.yaml is fine (ingest works outside a project); a missing ``--params FILE`` is an error.
+    """
+    params_path = Path(args.params)
+    section = {}
+    if params_path.exists() or params_path != DEFAULT_PARAMS_PATH:
+        section = load_params(params_path, profile=args.profile).get("ingest") or {}
+    merged = {**DEFAULTS, **{k: v for k, v in section.items() if k in DEFAULTS}}
+    if args.sample_types is not None:
+        merged["sample_types"] = args.sample_types
+    if args.blank_subtraction is not None:
+        merged["blank_subtraction"] = args.blank_subtraction
+    if args.blank_fold is not None:
+        merged["blank_fold"] = args.blank_fold
+    types = merged["sample_types"]
+    merged["sample_types"] = parse_types(types if isinstance(types, str) else ",".join(map(str, types)))
+    merged["blank_fold"] = float(merged["blank_fold"])
+    merged["blank_subtraction"] = bool(merged["blank_subtraction"])
+    return merged
+
+
+def run(args: argparse.Namespace) -> int:
+    """Ingest and print a short summary."""
+    summary = ingest(args.inputs, args.out, sample_sheet=args.sample_sheet, mgf=args.mgf, **settings(args))
+    print(summary.format())
+    return 0

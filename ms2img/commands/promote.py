@@ -1,0 +1,41 @@
+"""``ms2img promote``: make the newest version of an assay's model challenger, and champion if it is good enough."""
+
+from __future__ import annotations
+
+import argparse
+
+from ms2img.commands import add_params_args, params_from_args
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "promote",
+        help="promote the newest registered model of an assay to champion if it is not worse than the current one",
+        description=(
+            "The newest version (or --version) becomes challenger. It replaces the champion only if its "
+            "cross-validated AUC is not worse by more than registry.auc_margin and a smoke prediction on its "
+            "input example succeeds; otherwise the champion stays and the reason is tagged on the version."
+        ),
+    )
+    p.add_argument("--assay", required=True, help="assay, e.g. DPPH")
+    p.add_argument("--version", default=None, help="version to consider (default: the newest)")
+    p.add_argument("--kind", default="cnn", choices=["cnn", "rf"], help="which registered model family")
+    p.add_argument("--margin", type=float, default=None, help="override registry.auc_margin")
+    add_params_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ms2img import registry, tracking
+    from ms2img.errors import ConfigError
+
+    params = params_from_args(args)
+    if args.assay not in params["labels"]["assays"]:
+        raise ConfigError(f"unknown assay '{args.assay}'; params.yaml labels.assays lists {params['labels']['assays']}")
+    tracking.setup_tracking()
+    name = registry.model_name(args.assay, args.kind, prefix=params["registry"]["model_prefix"])
+    margin = args.margin if args.margin is not None else float(params["registry"]["auc_margin"])
+    decision = registry.promote(name, args.version, margin=margin)
+    verdict = "promoted to champion" if decision.promoted else "not promoted"
+    print(f"{name} version {decision.candidate}: {verdict} ({decision.reason}); champion is {decision.champion_after}")
+    return 0

@@ -1,0 +1,633 @@
+"""The merged feature table for the baselines (RF, PCA, OPLS-DA): one column per compound-like feature.
+
+The paper ("Feature Table Construction for Multivariate analysis and Random Forest") merges features in two
+steps, first redundant features within each sample and then common features across samples, calling two
+features the same when the mean of three similarities exceeds 0.8:
+
+* MS1: ``exp(-0.5 * ((mz1 - mz2) / sigma_mz) ** 2)``
+* RT:  ``exp(-0.5 * ((rt1 - rt2) / sigma_rt) ** 2)`` with ``sigma_rt`` = the RT tolerance (``rt_tol_min``)
+* MS/MS: cosine (matchms' greedy cosine) or spectral entropy similarity (ms_entropy); one table per metric.
+
+How the paper's vague parts are read here (all are parameters):
+
+* ``sigma_mz`` is "the empirical SD of the observed MS1 values". We read it as the spread of m/z values
+  measured for the same ion, in ppm: :func:`estimate_mz_sigma_ppm` draws one random partner for (a sample of)
+  the spectra from their ``mz_tol_ppm`` window, keeps pairs from different injections that are clearly the
+  same compound (|dRT| <= ``rt_tol_min`` and MS/MS cosine >= 0.9) and takes the robust SD (1.4826 x median
+  absolute deviation) of their ppm differences. Too few such pairs (< 20) falls back to ``mz_tol_ppm / 2``;
+  the estimate is clamped to ``[mz_tol_ppm / 20, mz_tol_ppm]``. It is computed once per run and shared by
+  both tables so the MS/MS metric is the only thing that differs between them. Pass ``mz_sigma_ppm`` to fix it.
+* "Within a sample" means within an accession: all its replicates' features are merged (replicate injections
+  of one compound and redundant features of one injection alike). Within one replicate, redundant features
+  are duplicates of one ion, so their intensities combine by **max** (a sum would double-count); an
+  accession's value is then the mean over its replicates with absence counted as zero, as the renderer does.
+* Across samples, a feature holds at most one (within-sample-merged) feature per accession.
+* Ions of different polarity never merge.
+
+Clustering is greedy leader clustering, which is deterministic and cannot chain: items are visited from the
+most to the least intense (ties by m/z, then input order); each one is scored against the *representatives*
+(first, i.e. most intense, member) of the existing clusters whose m/z lies within the search window and whose
+RT lies within the RT window, and joins the best-scoring one with a mean score > ``threshold``; otherwise it
+starts a new cluster and becomes its representative. Representatives live in a list sorted by m/z, so each item
+only sees its m/z neighbours (bisection), and the work per item is bounded by the number of distinct features
+near its m/z rather than by the number of spectra: the cost grows about linearly with the number of accessions
+(``benchmarks/feature_merge.py``), where all-pairs would be quadratic.
+
+The windows are exact prunings of the rule, not extra approximations beyond ``mz_tol_ppm``: a pair can only
+have a mean score > ``threshold`` if each Gaussian term exceeds ``3 * threshold - 2`` (the other two are at
+most 1), i.e. if ``|d| < sigma * sqrt(-2 ln(3 * threshold - 2))``. The m/z window is the smaller of that bound
+and ``mz_tol_ppm`` (a hard search tolerance); the RT window is that bound (or ``3 * rt_tol_min`` when
+``threshold <= 2/3`` gives no bound).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ms2img.atomic import atomic_path, write_text
+from ms2img.errors import ConfigError, InputFileError
+
+log = logging.getLogger(__name__)
+
+METHODS = ("cosine", "entropy")
+DEFAULT_MZ_TOL_PPM = 10.0
+DEFAULT_RT_TOL_MIN = 0.3
+DEFAULT_THRESHOLD = 0.8
+DEFAULT_MS2_TOL_DA = 0.02
+# sigma_mz estimation (see module docstring)
+_SIGMA_MIN_PAIRS = 20
+_SIGMA_MAX_SAMPLE = 20_000
+_SIGMA_MS2_MIN = 0.9
+
+
+# --------------------------------------------------------------------------------------------- similarities
+
+
+def gaussian_similarity(a: float | np.ndarray, b: float | np.ndarray, sigma: float | np.ndarray) -> np.ndarray:
+    """The paper's MS1 / RT similarity ``exp(-0.5 ((a - b) / sigma) ** 2)``: 1 for equal values, -> 0 far apart."""
+    d = (np.asarray(a, dtype=float) - np.asarray(b, dtype=float)) / np.asarray(sigma, dtype=float)
+    return np.exp(-0.5 * d * d)
+
+
+def ms1_similarity(mz1: float | np.ndarray, mz2: float | np.ndarray, sigma_ppm: float) -> np.ndarray:
+    """MS1 similarity with sigma given in ppm of the pair's mean m/z (mass errors scale with m/z)."""
+    mz1 = np.asarray(mz1, dtype=float)
+    mz2 = np.asarray(mz2, dtype=float)
+    return gaussian_similarity(mz1, mz2, sigma_ppm * 1e-6 * (mz1 + mz2) / 2.0)
+
+
+def rt_similarity(rt1: float | np.ndarray, rt2: float | np.ndarray, rt_tol_min: float) -> np.ndarray:
+    """RT similarity with sigma = the RT search tolerance, as in the paper."""
+    return gaussian_similarity(rt1, rt2, rt_tol_min)
+
+
+def _as_peaks(peaks: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    arr = np.asarray(peaks, dtype=np.float64).reshape(-1, 2)
+    if arr.shape[0] > 1 and np.any(np.diff(arr[:, 0]) < 0):
+        arr = arr[np.argsort(arr[:, 0], kind="stable")]
+    return np.ascontiguousarray(arr)
+
+
+def _cosine_prepared(spec1: np.ndarray, spec2: np.ndarray, tolerance: float) -> float:
+    """matchms' greedy cosine (``CosineGreedy.pair`` without the Spectrum wrapper) on m/z-sorted float64 peaks."""
+    from matchms.similarity.spectrum_similarity_functions import collect_peak_pairs, score_best_matches
+
+    pairs = collect_peak_pairs(spec1, spec2, tolerance, 0.0, 0.0, 1.0)
+    if pairs is None:
+        return 0.0
+    pairs = pairs[np.argsort(pairs[:, 2], kind="mergesort")[::-1], :]
+    score = float(score_best_matches(pairs, spec1, spec2, 0.0, 1.0)[0])
+    return score if math.isfinite(score) else 0.0  # all-zero intensities: matchms divides by 0
+
+
+def cosine_similarity(peaks_a: np.ndarray, peaks_b: np.ndarray, tolerance: float = DEFAULT_MS2_TOL_DA) -> float:
+    """Greedy cosine similarity of two spectra ((n, 2) arrays of m/z, intensity) via matchms, in [0, 1]."""
+    return _cosine_prepared(_as_peaks(peaks_a), _as_peaks(peaks_b), tolerance)
+
+
+def _entropy_clean(peaks: np.ndarray, tolerance: float) -> np.ndarray:
+    """ms_entropy's standard cleaning (centroid within 2 x tolerance, 1 % noise floor, sum to 1), done once."""
+    from ms_entropy import clean_spectrum
+
+    return clean_spectrum(np.asarray(peaks, dtype=np.float32).reshape(-1, 2), min_ms2_difference_in_da=2 * tolerance)
+
+
+def _entropy_prepared(clean_a: np.ndarray, clean_b: np.ndarray, tolerance: float) -> float:
+    from ms_entropy import calculate_entropy_similarity
+
+    if clean_a.shape[0] == 0 or clean_b.shape[0] == 0:
+        return 0.0
+    return float(calculate_entropy_similarity(clean_a, clean_b, ms2_tolerance_in_da=tolerance, clean_spectra=False))
+
+
+def entropy_similarity(peaks_a: np.ndarray, peaks_b: np.ndarray, tolerance: float = DEFAULT_MS2_TOL_DA) -> float:
+    """Spectral entropy similarity (Li et al. 2021) of two spectra via ms_entropy, in [0, 1]."""
+    return _entropy_prepared(_entropy_clean(peaks_a, tolerance), _entropy_clean(peaks_b, tolerance), tolerance)
+
+
+def _ms2_scorer(method: str, peaks: list[np.ndarray], tolerance: float) -> tuple[list[np.ndarray], Callable]:
+    """Per-method prepared spectra and a scoring function on two of them."""
+    if method == "cosine":
+        return peaks, lambda a, b: _cosine_prepared(a, b, tolerance)
+    if method == "entropy":
+        return [_entropy_clean(p, tolerance) for p in peaks], lambda a, b: _entropy_prepared(a, b, tolerance)
+    raise ConfigError(f"unknown MS/MS similarity method {method!r} (choose from {', '.join(METHODS)})")
+
+
+# --------------------------------------------------------------------------------------------- spectra
+
+
+@dataclass
+class SpectrumSet:
+    """One MS/MS spectrum per (accession, replicate, feature_id) of an events table, in sorted key order."""
+
+    accession: np.ndarray  # str, per spectrum
+    replicate: np.ndarray
+    feature_id: np.ndarray
+    polarity: np.ndarray
+    mz: np.ndarray  # float64
+    rt: np.ndarray
+    intensity: np.ndarray
+    peaks: list[np.ndarray]  # (k, 2) float64, m/z ascending
+    n_replicates: dict[str, int]  # replicates present per accession (the renderer's denominator)
+
+    def __len__(self) -> int:
+        return len(self.mz)
+
+    @property
+    def accessions(self) -> list[str]:
+        """Every accession, sorted."""
+        return sorted(self.n_replicates)
+
+
+def collapse_spectra(events: pd.DataFrame) -> SpectrumSet:
+    """Turn the per-fragment events table into one spectrum per precursor (first value of per-precursor columns)."""
+    if len(events) == 0:
+        raise ConfigError("the events table is empty: nothing to merge into a feature table")
+    keys = ["accession", "replicate", "feature_id"]
+    missing = [c for c in keys + ["precursor_mz", "rt_min", "precursor_intensity", "fragment_mz"] if c not in events]
+    if missing:
+        raise ConfigError(f"the events table lacks columns {missing}")
+    df = events.reset_index(drop=True)
+    codes = df.groupby(keys, sort=True).ngroup().to_numpy()
+    frag_mz = df["fragment_mz"].to_numpy(dtype=np.float64)
+    frag_int = df["fragment_intensity"].to_numpy(dtype=np.float64)
+    order = np.lexsort((frag_mz, codes))
+    codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    first = order[starts]
+    bounds = np.r_[starts, len(order)]
+    peaks_all = np.column_stack([frag_mz[order], frag_int[order]])
+    peaks = [peaks_all[bounds[k] : bounds[k + 1]] for k in range(len(starts))]
+    acc = df["accession"].to_numpy().astype(str)[first]
+    rep = df["replicate"].to_numpy().astype(str)[first]
+    pol = (df["polarity"].to_numpy().astype(str) if "polarity" in df else np.full(len(df), "unknown"))[first]
+    nrep = pd.Series(rep).groupby(acc).nunique()
+    return SpectrumSet(
+        accession=acc,
+        replicate=rep,
+        feature_id=df["feature_id"].to_numpy().astype(str)[first],
+        polarity=pol,
+        mz=df["precursor_mz"].to_numpy(dtype=np.float64)[first],
+        rt=df["rt_min"].to_numpy(dtype=np.float64)[first],
+        intensity=np.nan_to_num(df["precursor_intensity"].to_numpy(dtype=np.float64)[first]).clip(min=0.0),
+        peaks=peaks,
+        n_replicates={str(k): int(v) for k, v in nrep.items()},
+    )
+
+
+# --------------------------------------------------------------------------------------------- sigma_mz
+
+
+def estimate_mz_sigma_ppm(
+    spectra: SpectrumSet,
+    mz_tol_ppm: float = DEFAULT_MZ_TOL_PPM,
+    rt_tol_min: float = DEFAULT_RT_TOL_MIN,
+    ms2_tol_da: float = DEFAULT_MS2_TOL_DA,
+    seed: int = 0,
+) -> tuple[float, int]:
+    """The empirical SD (ppm) of m/z differences between measurements of the same ion; returns (sigma, n_pairs).
+
+    Linear cost: one random partner per sampled spectrum, drawn from its m/z window (an unbiased draw, unlike the
+    nearest neighbour, whose distance shrinks as the cohort grows). See the module docstring.
+    """
+    n = len(spectra)
+    fallback = mz_tol_ppm / 2.0
+    if n < 2:
+        return fallback, 0
+    pol_code = pd.factorize(spectra.polarity, sort=True)[0].astype(np.float64)
+    key = pol_code * 1e7 + spectra.mz  # m/z < 1e7, so polarities never share a window
+    order = np.argsort(key, kind="stable")
+    skey = key[order]
+    smz = spectra.mz[order]
+    lo = np.searchsorted(skey, skey - smz * mz_tol_ppm * 1e-6, side="left")
+    hi = np.searchsorted(skey, skey + smz * mz_tol_ppm * 1e-6, side="right")
+    rng = np.random.default_rng(seed)
+    pos = np.arange(n)
+    if n > _SIGMA_MAX_SAMPLE:
+        pos = np.sort(rng.choice(n, _SIGMA_MAX_SAMPLE, replace=False))
+    width = hi[pos] - lo[pos] - 1  # partners available, excluding itself
+    pos, width = pos[width > 0], width[width > 0]
+    j = lo[pos] + np.floor(rng.random(len(pos)) * width).astype(np.int64)
+    j = np.where(j >= pos, j + 1, j)
+    a, b = order[pos], order[j]
+    same_injection = (spectra.accession[a] == spectra.accession[b]) & (spectra.replicate[a] == spectra.replicate[b])
+    keep = (np.abs(spectra.rt[a] - spectra.rt[b]) <= rt_tol_min) & ~same_injection
+    ppm = []
+    for x, y in zip(a[keep], b[keep], strict=True):
+        if _cosine_prepared(spectra.peaks[x], spectra.peaks[y], ms2_tol_da) >= _SIGMA_MS2_MIN:
+            ppm.append((spectra.mz[y] - spectra.mz[x]) / ((spectra.mz[x] + spectra.mz[y]) / 2.0) * 1e6)
+    if len(ppm) < _SIGMA_MIN_PAIRS:
+        log.warning(
+            "only %d same-ion pairs to estimate the m/z sigma; using mz_tol_ppm / 2 = %g ppm", len(ppm), fallback
+        )
+        return fallback, len(ppm)
+    sigma = 1.4826 * float(np.median(np.abs(ppm)))
+    return float(np.clip(sigma, mz_tol_ppm / 20.0, mz_tol_ppm)), len(ppm)
+
+
+# --------------------------------------------------------------------------------------------- clustering
+
+
+@dataclass
+class _Params:
+    sigma_ppm: float
+    rt_tol_min: float
+    threshold: float
+    mz_win_ppm: float
+    rt_win_min: float
+
+
+def _windows(mz_tol_ppm: float, sigma_ppm: float, rt_tol_min: float, threshold: float) -> tuple[float, float]:
+    """The m/z (ppm) and RT (min) windows outside which no pair can reach a mean score above ``threshold``."""
+    floor = 3.0 * threshold - 2.0
+    if floor <= 0:
+        return mz_tol_ppm, 3.0 * rt_tol_min
+    k = math.sqrt(-2.0 * math.log(floor)) if floor < 1 else 0.0
+    return min(mz_tol_ppm, k * sigma_ppm), k * rt_tol_min
+
+
+def _leader_cluster(
+    idx: np.ndarray,
+    mz: np.ndarray,
+    rt: np.ndarray,
+    weight: np.ndarray,
+    peaks: list[np.ndarray],
+    score_ms2: Callable[[np.ndarray, np.ndarray], float],
+    p: _Params,
+    block: Sequence | None = None,
+    bar: tqdm | None = None,
+) -> tuple[list[list[int]], int, int]:
+    """Greedy leader clustering of the items ``idx`` (see module docstring); returns (clusters, candidates, merges).
+
+    Each cluster is a list of item indices (into ``mz`` etc.), its representative first. With ``block``, a cluster
+    takes at most one item per block value (one feature per accession across samples).
+    """
+    idx = np.asarray(idx, dtype=np.int64)
+    # most intense first; ties by m/z then index, so the order (and the result) is deterministic
+    order_local = np.lexsort((idx, mz[idx], -weight[idx]))
+    ordered = idx[order_local]
+    # local copies as Python lists: scalar access is much faster than on numpy arrays
+    mz_l = mz[ordered].tolist()
+    rt_l = rt[ordered].tolist()
+    pk = [peaks[i] for i in ordered.tolist()]
+    bl = [block[i] for i in ordered.tolist()] if block is not None else None
+    keys: list[float] = []  # representative m/z, ascending
+    cids: list[int] = []  # cluster id at the same position
+    clusters: list[list[int]] = []
+    blocks: list[set] = []
+    thr = p.threshold
+    inv_rt = 1.0 / p.rt_tol_min
+    win = p.mz_win_ppm * 1e-6
+    sig = p.sigma_ppm * 1e-6
+    candidates = merges = 0
+    exp = math.exp
+    for i in range(len(ordered)):
+        m, r = mz_l[i], rt_l[i]
+        lo = bisect.bisect_left(keys, m - m * win)
+        hi = bisect.bisect_right(keys, m + m * win)
+        best, best_s = -1, thr
+        bi = bl[i] if bl is not None else None
+        for k in range(lo, hi):
+            c = cids[k]
+            rep = clusters[c][0]
+            drt = r - rt_l[rep]
+            if drt > p.rt_win_min or drt < -p.rt_win_min:
+                continue
+            if bi is not None and bi in blocks[c]:
+                continue
+            candidates += 1
+            mr = mz_l[rep]
+            dm = (m - mr) / (sig * (m + mr) / 2.0)
+            drt *= inv_rt
+            partial = exp(-0.5 * dm * dm) + exp(-0.5 * drt * drt)
+            if (partial + 1.0) / 3.0 <= best_s:
+                continue  # cannot beat the best so far even with a perfect MS/MS match
+            s = (partial + score_ms2(pk[i], pk[rep])) / 3.0
+            if s > best_s:
+                best, best_s = c, s
+        if best >= 0:
+            clusters[best].append(i)
+            if bi is not None:
+                blocks[best].add(bi)
+            merges += 1
+        else:
+            pos = bisect.bisect_right(keys, m)
+            keys.insert(pos, m)
+            cids.insert(pos, len(clusters))
+            clusters.append([i])
+            blocks.append({bi} if bi is not None else set())
+        if bar is not None and i % 1000 == 999:
+            bar.update(1000)
+    if bar is not None:
+        bar.update(len(ordered) % 1000)
+    back = ordered.tolist()
+    return [[back[i] for i in cl] for cl in clusters], candidates, merges
+
+
+def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
+    total = float(weights.sum())
+    return float((values * weights).sum() / total) if total > 0 else float(values.mean())
+
+
+# --------------------------------------------------------------------------------------------- the table
+
+
+@dataclass
+class FeatureTable:
+    """A merged feature table for one MS/MS similarity method.
+
+    ``values``: accessions x features (``F000001`` ...), float64 intensities (mean over replicates, 0 = absent).
+    ``features``: one row per feature: ``feature_id, mz, rt, n_members, n_accessions, polarity`` and the
+    representative spectrum's ``rep_accession, rep_replicate, rep_feature_id`` (for tracing back to the data).
+    ``stats``: counts and timings of the merge (``n_input_spectra, n_features, candidate_pairs, merged_pairs,
+    seconds`` and the parameters used, including the m/z sigma).
+    ``members``: which merged feature each input spectrum went to (``accession, replicate, source_feature_id,
+    feature_id``), for tracing a feature back to the precursors it merged.
+    """
+
+    method: str
+    values: pd.DataFrame
+    features: pd.DataFrame
+    stats: dict = field(default_factory=dict)
+    members: pd.DataFrame | None = None
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write ``table_<method>.parquet``, ``features_<method>.parquet``, ``stats_<method>.json`` (and
+        ``members_<method>.parquet``) atomically."""
+        out_dir = Path(out_dir)
+        paths = self.paths(out_dir, self.method)
+        with atomic_path(paths["table"]) as tmp:
+            self.values.to_parquet(tmp, index=True)
+        with atomic_path(paths["features"]) as tmp:
+            self.features.to_parquet(tmp, index=False)
+        if self.members is not None:
+            with atomic_path(paths["members"]) as tmp:
+                self.members.to_parquet(tmp, index=False)
+        write_text(paths["stats"], json.dumps({"method": self.method, **self.stats}, indent=2, sort_keys=True) + "\n")
+        return paths
+
+    @staticmethod
+    def paths(out_dir: str | Path, method: str) -> dict[str, Path]:
+        """Where :meth:`save` puts the three files of ``method``."""
+        out_dir = Path(out_dir)
+        return {
+            "table": out_dir / f"table_{method}.parquet",
+            "features": out_dir / f"features_{method}.parquet",
+            "stats": out_dir / f"stats_{method}.json",
+            "members": out_dir / f"members_{method}.parquet",
+        }
+
+    @classmethod
+    def load(cls, out_dir: str | Path, method: str = "cosine") -> FeatureTable:
+        """Read a table written by :meth:`save`."""
+        import pyarrow as pa
+
+        paths = cls.paths(out_dir, method)
+        for key, path in paths.items():
+            if key != "members" and not path.is_file():
+                raise InputFileError(path, "feature table file not found (run `ms2img features` first)")
+        try:
+            values = pd.read_parquet(paths["table"])
+            features = pd.read_parquet(paths["features"])
+            stats = json.loads(paths["stats"].read_text(encoding="utf-8"))
+            members = pd.read_parquet(paths["members"]) if paths["members"].is_file() else None
+        except (OSError, ValueError, pa.ArrowException) as exc:  # name the directory, not a pyarrow traceback
+            raise InputFileError(out_dir, f"unreadable feature table ({exc.__class__.__name__}: {exc})") from None
+        stats.pop("method", None)
+        return cls(method=method, values=values, features=features, stats=stats, members=members)
+
+
+def _check_params(methods: Iterable[str], mz_tol_ppm: float, rt_tol_min: float, threshold: float, ms2_tol_da: float):
+    for m in methods:
+        if m not in METHODS:
+            raise ConfigError(f"unknown MS/MS similarity method {m!r} (choose from {', '.join(METHODS)})")
+    if not (mz_tol_ppm > 0 and rt_tol_min > 0 and ms2_tol_da > 0):
+        raise ConfigError(
+            f"tolerances must be positive (mz_tol_ppm={mz_tol_ppm}, rt_tol_min={rt_tol_min}, ms2_tol_da={ms2_tol_da})"
+        )
+    if not 0 < threshold < 1:
+        raise ConfigError(f"threshold must be between 0 and 1 (exclusive), got {threshold}")
+
+
+def merge_features(
+    events: pd.DataFrame | SpectrumSet,
+    method: str = "cosine",
+    mz_tol_ppm: float = DEFAULT_MZ_TOL_PPM,
+    rt_tol_min: float = DEFAULT_RT_TOL_MIN,
+    threshold: float = DEFAULT_THRESHOLD,
+    mz_sigma_ppm: float | None = None,
+    ms2_tol_da: float = DEFAULT_MS2_TOL_DA,
+    progress: bool | None = None,
+) -> FeatureTable:
+    """Merge the spectra of an events table within, then across accessions into a :class:`FeatureTable`.
+
+    ``mz_sigma_ppm=None`` estimates sigma_mz from the data (:func:`estimate_mz_sigma_ppm`). ``progress=None``
+    shows a tqdm bar only on a terminal.
+    """
+    t0 = time.perf_counter()
+    _check_params([method], mz_tol_ppm, rt_tol_min, threshold, ms2_tol_da)
+    spectra = events if isinstance(events, SpectrumSet) else collapse_spectra(events)
+    if len(spectra) == 0:
+        raise ConfigError("no spectra to merge into a feature table")
+    sigma_source, n_sigma_pairs = "fixed", 0
+    if mz_sigma_ppm is None:
+        mz_sigma_ppm, n_sigma_pairs = estimate_mz_sigma_ppm(spectra, mz_tol_ppm, rt_tol_min, ms2_tol_da)
+        sigma_source = "estimated" if n_sigma_pairs >= _SIGMA_MIN_PAIRS else "fallback"
+    elif not mz_sigma_ppm > 0:
+        raise ConfigError(f"mz_sigma_ppm must be positive, got {mz_sigma_ppm}")
+    mz_win, rt_win = _windows(mz_tol_ppm, mz_sigma_ppm, rt_tol_min, threshold)
+    p = _Params(mz_sigma_ppm, rt_tol_min, threshold, mz_win, rt_win)
+    prepared, score = _ms2_scorer(method, spectra.peaks, ms2_tol_da)
+    n = len(spectra)
+    disable = None if progress is None else not progress
+
+    # step 1: within each accession (and polarity)
+    groups = pd.Series(np.arange(n)).groupby([spectra.accession, spectra.polarity], sort=True).indices
+    within: list[list[int]] = []
+    cand1 = merged1 = 0
+    with tqdm(total=n, desc=f"features/{method} within samples", unit="spectra", disable=disable) as bar:
+        for _, idx in sorted(groups.items()):
+            cl, c, m = _leader_cluster(idx, spectra.mz, spectra.rt, spectra.intensity, prepared, score, p, bar=bar)
+            within.extend(cl)
+            cand1 += c
+            merged1 += m
+
+    # accession-level items: per replicate max over redundant members, then the mean over the accession's replicates
+    n1 = len(within)
+    item_acc = [spectra.accession[cl[0]] for cl in within]
+    item_value = np.empty(n1)
+    item_mz = np.empty(n1)
+    item_rt = np.empty(n1)
+    for k, cl in enumerate(within):
+        members = np.asarray(cl)
+        per_rep: dict[str, float] = {}
+        for j in cl:
+            r = spectra.replicate[j]
+            per_rep[r] = max(per_rep.get(r, 0.0), spectra.intensity[j])
+        item_value[k] = sum(per_rep.values()) / spectra.n_replicates[item_acc[k]]
+        w = spectra.intensity[members]
+        item_mz[k] = _weighted_mean(spectra.mz[members], w)
+        item_rt[k] = _weighted_mean(spectra.rt[members], w)
+    item_peaks = [prepared[cl[0]] for cl in within]
+    item_pol = np.array([spectra.polarity[cl[0]] for cl in within])
+
+    # step 2: across accessions (per polarity), at most one item per accession in a feature
+    across: list[list[int]] = []
+    cand2 = merged2 = 0
+    with tqdm(total=n1, desc=f"features/{method} across samples", unit="features", disable=disable) as bar:
+        for pol in sorted(set(item_pol.tolist())):
+            idx = np.flatnonzero(item_pol == pol)
+            cl, c, m = _leader_cluster(idx, item_mz, item_rt, item_value, item_peaks, score, p, block=item_acc, bar=bar)
+            across.extend(cl)
+            cand2 += c
+            merged2 += m
+
+    # assemble: features sorted by (m/z, RT, polarity) get ids F000001...
+    rows = []
+    for cl in across:
+        members = np.asarray(cl)
+        w = item_value[members]
+        rep = within[cl[0]][0]
+        rows.append(
+            {
+                "mz": _weighted_mean(item_mz[members], w),
+                "rt": _weighted_mean(item_rt[members], w),
+                "n_members": int(sum(len(within[k]) for k in cl)),
+                "n_accessions": len(cl),
+                "polarity": str(item_pol[cl[0]]),
+                "rep_accession": str(spectra.accession[rep]),
+                "rep_replicate": str(spectra.replicate[rep]),
+                "rep_feature_id": str(spectra.feature_id[rep]),
+            }
+        )
+    feats = pd.DataFrame(rows)
+    order = np.lexsort((feats["polarity"].to_numpy(), feats["rt"].to_numpy(), feats["mz"].to_numpy()))
+    width = max(6, len(str(len(across))))
+    ids = [f"F{k + 1:0{width}d}" for k in range(len(across))]
+    feats = feats.iloc[order].reset_index(drop=True)
+    feats.insert(0, "feature_id", ids)
+    col_of = np.empty(len(across), dtype=np.int64)
+    col_of[order] = np.arange(len(across))
+
+    accessions = spectra.accessions
+    row_of = {a: i for i, a in enumerate(accessions)}
+    mat = np.zeros((len(accessions), len(across)))
+    for f, cl in enumerate(across):
+        for k in cl:
+            mat[row_of[item_acc[k]], col_of[f]] = item_value[k]
+    values = pd.DataFrame(mat, index=pd.Index(accessions, name="accession"), columns=pd.Index(ids, name="feature_id"))
+    feature_of = np.empty(n, dtype=np.int64)  # input spectrum -> column of its merged feature
+    for f, cl in enumerate(across):
+        for k in cl:
+            feature_of[within[k]] = col_of[f]
+    members = pd.DataFrame(
+        {
+            "accession": spectra.accession,
+            "replicate": spectra.replicate,
+            "source_feature_id": spectra.feature_id,
+            "feature_id": np.asarray(ids, dtype=object)[feature_of],
+        }
+    )
+
+    stats = {
+        "n_input_spectra": n,
+        "n_accessions": len(accessions),
+        "n_within_sample_features": n1,
+        "n_features": len(across),
+        "candidate_pairs": cand1 + cand2,
+        "merged_pairs": merged1 + merged2,
+        "candidate_pairs_within": cand1,
+        "merged_pairs_within": merged1,
+        "candidate_pairs_across": cand2,
+        "merged_pairs_across": merged2,
+        "mz_sigma_ppm": float(mz_sigma_ppm),
+        "mz_sigma_source": sigma_source,
+        "mz_sigma_pairs": int(n_sigma_pairs),
+        "mz_window_ppm": float(mz_win),
+        "rt_window_min": float(rt_win),
+        "mz_tol_ppm": float(mz_tol_ppm),
+        "rt_tol_min": float(rt_tol_min),
+        "threshold": float(threshold),
+        "ms2_tol_da": float(ms2_tol_da),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    log.info(
+        "%s: %d spectra -> %d within-sample -> %d features (%d candidate pairs, %.1f s)",
+        method, n, n1, len(across), stats["candidate_pairs"], stats["seconds"],
+    )  # fmt: skip
+    return FeatureTable(method=method, values=values, features=feats, stats=stats, members=members)
+
+
+def build_feature_tables(
+    events_dir: str | Path,
+    out_dir: str | Path,
+    methods: Sequence[str] = METHODS,
+    mz_tol_ppm: float = DEFAULT_MZ_TOL_PPM,
+    rt_tol_min: float = DEFAULT_RT_TOL_MIN,
+    threshold: float = DEFAULT_THRESHOLD,
+    mz_sigma_ppm: float | None = None,
+    ms2_tol_da: float = DEFAULT_MS2_TOL_DA,
+    progress: bool | None = None,
+) -> dict[str, FeatureTable]:
+    """Read ``events_dir`` (``*.parquet`` events), build one table per method and save them under ``out_dir``.
+
+    The spectra and the m/z sigma are computed once and shared by every method.
+    """
+    methods = list(dict.fromkeys(methods))
+    if not methods:
+        raise ConfigError("no MS/MS similarity method given (choose from cosine, entropy)")
+    _check_params(methods, mz_tol_ppm, rt_tol_min, threshold, ms2_tol_da)
+    from ms2img.io.schema import read_events
+
+    events = read_events(events_dir)
+    if len(events) == 0:
+        raise InputFileError(events_dir, "the events files hold no rows: nothing to merge into a feature table")
+    spectra = collapse_spectra(events)
+    del events
+    if mz_sigma_ppm is None:
+        sigma, n_pairs = estimate_mz_sigma_ppm(spectra, mz_tol_ppm, rt_tol_min, ms2_tol_da)
+        log.info("m/z sigma %.3g ppm from %d same-ion pairs", sigma, n_pairs)
+    else:
+        sigma, n_pairs = mz_sigma_ppm, 0
+    tables = {}
+    for method in methods:
+        table = merge_features(spectra, method, mz_tol_ppm, rt_tol_min, threshold, sigma, ms2_tol_da, progress)
+        if mz_sigma_ppm is None:
+            table.stats.update(
+                mz_sigma_source="estimated" if n_pairs >= _SIGMA_MIN_PAIRS else "fallback", mz_sigma_pairs=n_pairs
+            )
+        table.save(out_dir)
+        tables[method] = table
+    return tables

@@ -1,0 +1,237 @@
+"""MZmine / GNPS FBMN pair -> canonical events: a quantification CSV joined to an MGF by feature id.
+
+Quant table: MZmine 3 full export (``id``, ``mz``, ``rt``, ``datafile:<file>:height``) or the GNPS-style
+MZmine 2 export (``row ID``, ``row m/z``, ``row retention time``, ``<file> Peak height`` / ``Peak area``).
+MGF: one MS2 spectrum per feature, ``FEATURE_ID`` (or ``SCANS``) equal to the table's id; read by pyteomics.
+Empty heights mean not detected. All samples are type Sample unless a sample sheet says otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pyteomics import mgf as pyteomics_mgf
+
+from ms2img.errors import InputFileError
+from ms2img.io.result import ReadResult, aligned_events, column_to_float, make_manifest, read_text_lines
+from ms2img.io.sample_sheet import index_sheet, resolve, strip_raw_extension
+from ms2img.io.schema import polarity_from_adduct
+
+# (id, m/z, RT in minutes) column names and sample-column patterns, preferred first.
+LAYOUTS = (
+    (("id", "mz", "rt"), (re.compile(r"^datafile:(.+):height$"), re.compile(r"^datafile:(.+):area$"))),
+    (
+        ("row ID", "row m/z", "row retention time"),
+        (re.compile(r"^(.+) Peak height$"), re.compile(r"^(.+) Peak area$")),
+    ),
+)
+_EMPTY = np.empty(0, dtype=np.float64)
+
+
+def is_quant_header(line: str) -> bool:
+    """True when ``line`` looks like an MZmine quant table header (used to sniff files)."""
+    first = next(csv.reader([line]), [""])
+    return bool(first) and first[0].strip().lstrip("\ufeff") in ("id", "row ID")
+
+
+def read_fbmn(quant_csv: str | Path, mgf: str | Path, sample_sheet: pd.DataFrame | None = None) -> ReadResult:
+    """Read a quant table + MGF pair; features without a spectrum give no rows (counted)."""
+    quant_csv, mgf = Path(quant_csv), Path(mgf)
+    ids, mz, rt, names, heights = _read_quant(quant_csv)
+    spectra_by_id = _read_mgf(mgf)
+
+    spectra, polarity = [], []
+    for fid in ids:
+        mz_arr, int_arr, pol = spectra_by_id.get(fid, (_EMPTY, _EMPTY, "unknown"))
+        spectra.append((mz_arr, int_arr))
+        polarity.append(pol)
+    sheet_index = index_sheet(sample_sheet)
+    manifest = [
+        {**resolve(sheet_index, name, strip_raw_extension(name), "1", "Sample"), "source": str(quant_csv)}
+        for name in names
+    ]
+    events = aligned_events(
+        feature_id=ids,
+        precursor_mz=mz,
+        rt_min=rt,
+        polarity=np.array(polarity, dtype=object),
+        spectra=spectra,
+        heights=heights,
+        accessions=[m["accession"] for m in manifest],
+        replicates=[m["replicate"] for m in manifest],
+    )
+    unmatched = len(set(spectra_by_id) - set(ids))
+    return ReadResult(
+        events=events,
+        samples=make_manifest(manifest),
+        source=quant_csv,
+        precursors_without_msms=int(sum(len(s[0]) == 0 for s in spectra)),
+        warnings={"MGF spectra without a quant-table row": unmatched} if unmatched else {},
+    )
+
+
+def _read_quant(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """(ids, m/z, RT, sample names, heights features x samples) from the quant CSV."""
+    lines = read_text_lines(path)
+    reader = csv.reader(lines)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except csv.Error as exc:
+        raise InputFileError(path, f"not a CSV header ({exc})", line=1) from None
+    header[0] = header[0].lstrip("\ufeff")
+    while header and header[-1] == "":
+        header.pop()  # MZmine 2 ends every line with a comma
+    if len(header) == 1 and any(d in lines[0] for d in ";\t"):
+        raise InputFileError(path, "header has one column: the quant table must be comma-separated", line=1)
+    for (id_col, mz_col, rt_col), patterns in LAYOUTS:
+        if id_col in header:
+            break
+    else:
+        raise InputFileError(path, "header lacks an 'id' (MZmine 3) or 'row ID' (MZmine 2) column", line=1)
+    for c in (mz_col, rt_col):
+        if c not in header:
+            raise InputFileError(path, f"header lacks the column '{c}'", line=1)
+    samples: list[tuple[int, str]] = []
+    for pattern in patterns:
+        samples = [(j, m.group(1)) for j, h in enumerate(header) if (m := pattern.match(h))]
+        if samples:
+            break
+    if not samples:
+        raise InputFileError(path, "no sample columns ('datafile:<file>:height' or '<file> Peak area')", line=1)
+    names = [n for _, n in samples]
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise InputFileError(path, f"duplicate sample name(s) {dups}", line=1)
+
+    rows, line_no = [], []
+    try:
+        for fields in reader:
+            if not any(f.strip() for f in fields):
+                continue
+            if len(fields) < len(header) or any(f.strip() for f in fields[len(header) :]):
+                raise InputFileError(
+                    path,
+                    f"has {len(fields)} fields, the header has {len(header)} (truncated line or wrong delimiter?)",
+                    line=reader.line_num,
+                )
+            rows.append(fields)
+            line_no.append(reader.line_num)
+    except csv.Error as exc:
+        raise InputFileError(path, f"malformed CSV ({exc})", line=reader.line_num) from None
+    if not rows:
+        raise InputFileError(path, "no data rows below the header", line=1)
+    lines_arr = np.array(line_no, dtype=np.int64)
+    pos = {h: j for j, h in reversed(list(enumerate(header)))}
+    ids = np.array([r[pos[id_col]].strip() for r in rows], dtype=object)
+    if (ids == "").any():
+        raise InputFileError(path, "empty feature id", line=int(lines_arr[np.flatnonzero(ids == "")[0]]), column=id_col)
+    dup = pd.Index(ids).duplicated()
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        raise InputFileError(path, f"duplicate feature id '{ids[i]}'", line=int(lines_arr[i]), column=id_col)
+    mz = column_to_float([r[pos[mz_col]] for r in rows], path, lines_arr, mz_col, positive=True)
+    rt = column_to_float([r[pos[rt_col]] for r in rows], path, lines_arr, rt_col, minimum=0.0)
+    heights = column_to_float(
+        [[r[j] for j, _ in samples] for r in rows],
+        path,
+        np.repeat(lines_arr, len(samples)),
+        np.tile(np.array([header[j] for j, _ in samples], dtype=object), len(rows)),
+        missing=0.0,
+        minimum=0.0,
+    ).reshape(len(rows), len(samples))
+    return ids, mz, rt, names, heights
+
+
+@dataclass
+class _Block:
+    begin: int  # line of BEGIN IONS
+    peaks: list[int]  # line of each peak
+
+
+def _scan_mgf(path: Path, lines: list[str]) -> list[_Block]:
+    """Check the MGF's structure and peak lines, remembering line numbers for later error messages."""
+    blocks: list[_Block] = []
+    current: _Block | None = None
+    for i, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line or line[0] in "#;!/":
+            continue
+        upper = line.upper()
+        if upper == "BEGIN IONS":
+            if current is not None:
+                raise InputFileError(path, f"BEGIN IONS inside the block opened on line {current.begin}", line=i)
+            current = _Block(i, [])
+        elif upper == "END IONS":
+            if current is None:
+                raise InputFileError(path, "END IONS without BEGIN IONS", line=i)
+            blocks.append(current)
+            current = None
+        elif current is None:
+            continue  # global parameters above the first block
+        elif "=" in line and not line[0].isdigit():
+            continue
+        else:
+            parts = line.split()
+            try:
+                mz, intensity = float(parts[0]), float(parts[1])
+            except (ValueError, IndexError):
+                raise InputFileError(path, f"peak line '{line[:40]}' is not 'm/z intensity'", line=i) from None
+            if not (np.isfinite(mz) and np.isfinite(intensity)):
+                raise InputFileError(path, "peak m/z or intensity is not a finite number", line=i)
+            if mz <= 0:
+                raise InputFileError(path, f"peak m/z {mz:g} must be > 0", line=i)
+            if intensity < 0:
+                raise InputFileError(path, f"peak intensity {intensity:g} is negative", line=i)
+            current.peaks.append(i)
+    if current is not None:
+        raise InputFileError(
+            path, f"file ends inside the block opened on line {current.begin} (truncated?)", line=len(lines)
+        )
+    if not blocks:
+        raise InputFileError(path, "no 'BEGIN IONS' blocks (is this an MGF file?)", line=1)
+    return blocks
+
+
+def _read_mgf(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
+    """Feature id -> (m/z, intensity, polarity) for each MS2 spectrum of the MGF."""
+    blocks = _scan_mgf(path, read_text_lines(path))
+    try:
+        with pyteomics_mgf.read(str(path), use_index=False, convert_arrays=1, read_charges=False) as reader:
+            spectra = list(reader)
+    except Exception as exc:  # the scan above catches what we know; name the file for anything else
+        raise InputFileError(path, f"not a readable MGF ({exc.__class__.__name__}: {exc})", line=1) from None
+    if len(spectra) != len(blocks):
+        raise InputFileError(path, f"pyteomics read {len(spectra)} spectra, the file has {len(blocks)} blocks", line=1)
+    out: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
+    for block, spec in zip(blocks, spectra, strict=True):
+        params = spec["params"]
+        if str(params.get("mslevel", "2")).strip() not in ("2", ""):
+            continue
+        fid = str(params.get("feature_id", params.get("scans", ""))).strip()
+        if not fid:
+            raise InputFileError(path, "spectrum has neither FEATURE_ID nor SCANS", line=block.begin)
+        if fid in out:
+            raise InputFileError(path, f"second spectrum for feature '{fid}'", line=block.begin)
+        mz = np.asarray(spec["m/z array"], dtype=np.float64)
+        intensity = np.asarray(spec["intensity array"], dtype=np.float64)
+        out[fid] = (mz, intensity, _polarity(params))
+    return out
+
+
+def _polarity(params: dict) -> str:
+    """From ``ION`` (adduct), ``IONMODE`` or the sign of a non-zero ``CHARGE``; else unknown."""
+    pol = polarity_from_adduct(params.get("ion"))
+    if pol != "unknown":
+        return pol
+    mode = str(params.get("ionmode", "")).strip().lower()
+    if mode in ("positive", "negative"):
+        return mode
+    charge = str(params.get("charge", "")).strip()
+    if re.fullmatch(r"[1-9]\d*[+-]|[+-][1-9]\d*", charge):
+        return "positive" if "+" in charge else "negative"
+    return "unknown"

@@ -1,0 +1,401 @@
+"""Keras Tuner random search over the paper's CNN search space (nested inside each outer CV fold).
+
+The paper: Keras Tuner random search, 120 trials, 1-3 conv layers, 16-64 filters, 1-3 dense layers,
+32-512 units per dense layer, dropout 0.1-0.5, learning rate log-uniform 1e-6..1e-4, best model by
+validation accuracy. (The paper's final network has five dense layers, outside its own stated 1-3 range;
+widen ``dense_layers`` in ``params.yaml`` ``tune.space`` to include it.) One ``filters`` value is shared by
+all conv layers; each dense layer ``i`` has its own ``units_i``. All ``units_i`` up to the largest layer
+count are declared in every trial so every trial (and ``best_hp``) has the same keys.
+
+Nested tuning: :func:`tune_cnn` receives only the outer-training part of a fold and carves its own
+stratified validation split out of it, so the outer test fold never influences the chosen architecture.
+
+keras-tuner traps handled here (keras-tuner 1.4.8, Keras 3.15):
+
+* a trial that raises is recorded as INVALID/FAILED and the search goes on (by default until 3
+  *consecutive* failures), and ``get_best_hyperparameters`` then happily returns a failed trial's values.
+  We turn the library's counter off and raise :class:`TuningFailed` with the trial's own error message as
+  soon as a trial ends in any state but COMPLETED.
+* ``Tuner.run_trial`` checkpoints the best epoch of *every* trial to ``<directory>/<project>/trial_*``
+  (for ``get_best_models``) — about 0.5 GB per trial for the paper's network on 150x140 images, i.e.
+  tens of GB for 120 trials. We override ``run_trial`` without that checkpoint (we retrain from
+  ``best_hp`` anyway), which also skips the TensorBoard-dir hook that imports ``tensorboard`` on the
+  TF backend.
+* the hypermodel's ``build`` runs once in the tuner's constructor (to discover the space), so a
+  broken builder raises there, not in a trial; :func:`tune_cnn` reports both the same way.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner
+import numpy as np
+
+from ms2img.errors import ConfigError, Ms2ImgError
+from ms2img.models.cnn import _as_labels, _history_dict, as_model_input, build_cnn_from_hp, class_weights
+
+OBJECTIVES = {"val_accuracy": "max", "val_auc": "max", "val_loss": "min"}
+COMPLETED = "COMPLETED"  # keras_tuner TrialStatus values are plain strings
+
+
+class TuningFailed(Ms2ImgError, RuntimeError):
+    """A tuning trial (or the hypermodel itself) failed; ``details`` holds the full traceback."""
+
+    def __init__(self, message: str, details: str = "", trials: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.details = details
+        self.trials = trials or []
+
+
+# -------------------------------------------------------------------------------------------- space
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Bounds of the random search; ``(min, max)`` or ``(min, max, step)``. Defaults: the paper's."""
+
+    conv_layers: tuple[int, ...] = (1, 3)
+    filters: tuple[int, ...] = (16, 64, 16)
+    dense_layers: tuple[int, ...] = (1, 3)
+    units: tuple[int, ...] = (32, 512, 32)
+    dropout: tuple[float, ...] = (0.1, 0.5, 0.1)
+    learning_rate: tuple[float, ...] = (1e-6, 1e-4)  # sampled log-uniformly
+    batch_sizes: tuple[int, ...] | None = None  # e.g. (8, 16, 32) to tune the batch size too
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            try:
+                value = tuple(value)
+            except TypeError:
+                raise ConfigError(f"tune.space.{f.name} must be a list, got {value!r}") from None
+            object.__setattr__(self, f.name, value)
+            if f.name == "batch_sizes":
+                if not value or any(int(v) < 1 for v in value):
+                    raise ConfigError(f"tune.space.batch_sizes must list positive sizes, got {list(value)}")
+                continue
+            if len(value) not in (2, 3) or value[0] > value[1]:
+                raise ConfigError(f"tune.space.{f.name} must be [min, max] or [min, max, step] with min <= max")
+            if f.name == "learning_rate" and (len(value) != 2 or value[0] <= 0):
+                raise ConfigError("tune.space.learning_rate must be [min, max] with min > 0 (log sampling)")
+            if f.name == "dropout" and not (0.0 <= value[0] and value[1] < 1.0):
+                raise ConfigError("tune.space.dropout must lie in [0, 1)")
+            if f.name in ("conv_layers", "filters", "dense_layers", "units") and value[0] < 1:
+                raise ConfigError(f"tune.space.{f.name} must start at >= 1")
+
+    @classmethod
+    def from_mapping(cls, space: Mapping[str, Any] | None) -> SearchSpace:
+        space = dict(space or {})
+        unknown = sorted(set(space) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ConfigError(f"unknown tune.space keys {unknown}; known: {[f.name for f in fields(cls)]}")
+        return cls(**space)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> SearchSpace:
+        """From ``params.yaml``: optional ``tune.space`` overrides of the paper's bounds."""
+        return cls.from_mapping((params.get("tune") or {}).get("space"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if v is not None else None) for k, v in asdict(self).items()}
+
+
+def _int_hp(hp: keras_tuner.HyperParameters, name: str, bounds: Sequence[int]) -> int:
+    lo, hi = int(bounds[0]), int(bounds[1])
+    if lo == hi:
+        return hp.Fixed(name, lo)
+    step = int(bounds[2]) if len(bounds) > 2 else 1
+    return hp.Int(name, lo, hi, step=step)
+
+
+def _float_hp(hp: keras_tuner.HyperParameters, name: str, bounds: Sequence[float], log: bool = False) -> float:
+    lo, hi = float(bounds[0]), float(bounds[1])
+    if lo == hi:
+        return hp.Fixed(name, lo)
+    if log:
+        return hp.Float(name, lo, hi, sampling="log")
+    step = float(bounds[2]) if len(bounds) > 2 else None
+    return hp.Float(name, lo, hi, step=step)
+
+
+class Ms2ImgHyperModel(keras_tuner.HyperModel):
+    """The paper's search space over :func:`ms2img.models.cnn.build_cnn_from_hp`."""
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        space: SearchSpace | Mapping[str, Any] | None = None,
+        batch_size: int = 16,
+        name: str = "ms2img_cnn",
+    ):
+        super().__init__(name=name, tunable=True)
+        shape = tuple(int(s) for s in input_shape)
+        self.input_shape = shape if len(shape) == 3 else (*shape, 1)
+        self.space = space if isinstance(space, SearchSpace) else SearchSpace.from_mapping(space)
+        self.batch_size = int(batch_size)
+
+    def sample(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
+        """Declare (first call) and read the hyperparameters; returns the values dict the builder takes."""
+        s = self.space
+        values: dict[str, Any] = {
+            "conv_layers": _int_hp(hp, "conv_layers", s.conv_layers),
+            "filters": _int_hp(hp, "filters", s.filters),
+            "dense_layers": _int_hp(hp, "dense_layers", s.dense_layers),
+        }
+        for i in range(int(s.dense_layers[1])):  # declare all so every trial has the same keys
+            values[f"units_{i}"] = _int_hp(hp, f"units_{i}", s.units)
+        values["dropout"] = _float_hp(hp, "dropout", s.dropout)
+        values["learning_rate"] = _float_hp(hp, "learning_rate", s.learning_rate, log=True)
+        if s.batch_sizes:
+            values["batch_size"] = hp.Choice("batch_size", [int(b) for b in s.batch_sizes])
+        return values
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        return build_cnn_from_hp(self.sample(hp), self.input_shape)
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
+        if self.space.batch_sizes:
+            kwargs["batch_size"] = int(hp.get("batch_size"))
+        else:
+            kwargs.setdefault("batch_size", self.batch_size)
+        return model.fit(*args, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------- tuner
+
+
+def _trial_info(trial: Any) -> dict[str, Any]:
+    score = trial.score
+    return {
+        "trial_id": trial.trial_id,
+        "status": str(trial.status),
+        "hyperparameters": _plain(trial.hyperparameters.values),
+        "score": None if score is None or not np.isfinite(score) else float(score),
+        "message": trial.message,
+    }
+
+
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON/MLflow-friendly copy (numpy scalars to Python numbers)."""
+    out = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in values.items()}
+    # 12 significant digits: 0.30000000000000004 (float step arithmetic) logs as 0.3
+    return {k: (float(f"{v:.12g}") if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def _last_line(message: str | None) -> str:
+    lines = [ln for ln in (message or "").strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else "unknown error"
+
+
+class _EpochProgress(keras.callbacks.Callback):
+    """One tqdm bar per trial (epochs); tqdm hides itself when stderr is not a terminal unless forced."""
+
+    def __init__(self, desc: str, disable: bool | None):
+        super().__init__()
+        self.desc, self.disable, self.bar = desc, disable, None
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=self.params.get("epochs"), desc=self.desc, unit="epoch", leave=False, disable=self.disable
+        )
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if self.bar is not None:
+            keys = ("loss", "val_loss", "val_accuracy", "val_auc")
+            shown = {k: f"{float(v):.3f}" for k, v in (logs or {}).items() if k in keys}
+            self.bar.set_postfix(shown, refresh=False)
+            self.bar.update(1)
+
+    def on_train_end(self, logs: Any = None) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class Ms2ImgRandomSearch(keras_tuner.RandomSearch):
+    """RandomSearch that reseeds each trial, skips per-trial checkpoints, reports each trial, fails fast."""
+
+    def __init__(
+        self,
+        *args: Any,
+        trial_seed: int = 0,
+        on_trial_end: Callable[[dict[str, Any]], None] | None = None,
+        progress: bool | None = None,
+        **kwargs: Any,
+    ):
+        self._trial_seed = int(trial_seed)
+        self._trial_callback = on_trial_end
+        self._progress_disable = None if progress is None else not progress
+        self._histories: dict[str, list[dict[str, list[float]]]] = {}
+        super().__init__(*args, **kwargs)
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        original_callbacks = kwargs.pop("callbacks", [])
+        histories = []
+        for execution in range(self.executions_per_trial):
+            # Each trial's weights/shuffling depend only on (seed, trial, execution), not on earlier trials.
+            keras.utils.set_random_seed(self._trial_seed + 1000 * int(trial.trial_id) + execution)
+            run_kwargs = copy.copy(kwargs)
+            callbacks = self._deepcopy_callbacks(original_callbacks)
+            n = self.oracle.max_trials
+            callbacks.append(_EpochProgress(f"trial {int(trial.trial_id) + 1}/{n}", self._progress_disable))
+            run_kwargs["callbacks"] = callbacks
+            histories.append(self._build_and_fit_model(trial, *args, **run_kwargs))
+        self._histories[trial.trial_id] = [_history_dict(h) for h in histories]
+        return histories
+
+    def on_trial_end(self, trial: Any) -> None:
+        super().on_trial_end(trial)  # oracle.end_trial: final status and score
+        ended = self.oracle.get_trial(trial.trial_id)
+        info = _trial_info(ended)
+        if self._trial_callback is not None:
+            self._trial_callback({**info, "histories": self._histories.get(trial.trial_id, [])})
+        if ended.status != COMPLETED:
+            raise TuningFailed(
+                f"tuning trial {ended.trial_id} ended {ended.status}: {_last_line(ended.message)} "
+                f"(hyperparameters {info['hyperparameters']})",
+                details=ended.message or "",
+                trials=[_trial_info(t) for t in self.oracle.trials.values()],
+            )
+
+
+@dataclass
+class TuneResult:
+    """Best hyperparameter values (feed to :func:`ms2img.models.cnn.fit_cnn`) and every trial's record."""
+
+    best_hp: dict[str, Any]
+    trials: list[dict[str, Any]]
+    objective: str = "val_accuracy"
+    best_score: float | None = None
+    space: dict[str, Any] = field(default_factory=dict)
+    tuner: Any = field(default=None, repr=False, compare=False)  # the keras-tuner object, for inspection
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the tuner object (JSON-ready)."""
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "tuner"}
+
+
+def stratified_split(y: Any, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, validation)``, stratified by label, ``fraction`` of the samples for validation."""
+    from sklearn.model_selection import train_test_split
+
+    labels = np.asarray(y).reshape(-1)
+    if not 0.0 < float(fraction) < 1.0:
+        raise ConfigError(f"validation_split must be in (0, 1); got {fraction}")
+    counts = {int(c): int((labels == c).sum()) for c in np.unique(labels)}
+    try:
+        train_idx, val_idx = train_test_split(
+            np.arange(labels.size), test_size=float(fraction), stratify=labels, random_state=int(seed)
+        )
+    except ValueError as exc:
+        raise ConfigError(
+            f"cannot carve a stratified {fraction:.0%} validation split out of {labels.size} training samples "
+            f"(class counts {counts}): {exc}"
+        ) from None
+    return np.sort(train_idx), np.sort(val_idx)
+
+
+def tune_cnn(
+    x_train: Any,
+    y_train: Any,
+    *,
+    trials: int,
+    epochs: int,
+    seed: int,
+    directory: str | Path,
+    validation_split: float = 0.2,
+    batch_size: int = 16,
+    objective: str = "val_accuracy",
+    on_trial_end: Callable[[dict[str, Any]], None] | None = None,
+    space: SearchSpace | Mapping[str, Any] | None = None,
+    executions_per_trial: int = 1,
+    balance_classes: bool = True,
+    project_name: str = "cnn",
+    progress: bool | None = None,
+    hypermodel: keras_tuner.HyperModel | None = None,
+) -> TuneResult:
+    """Random search (``trials`` trials, ``epochs`` each) on the outer-training images of one fold.
+
+    A stratified ``validation_split`` of ``x_train`` (seeded by ``seed``) scores the trials by ``objective``
+    (``val_accuracy`` as in the paper, or ``val_auc`` / ``val_loss``; the best epoch of each trial counts).
+    ``on_trial_end(info)`` runs after every trial with ``trial_id``, ``status``, ``hyperparameters``,
+    ``score``, ``message`` and ``histories`` (per-epoch metrics of each execution), e.g. to log an MLflow
+    nested run. ``directory/project_name`` holds keras-tuner's trial records (overwritten each call).
+    Raises :class:`TuningFailed` with the trial's error when a trial fails (no silent "best" of failures).
+    """
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"objective must be one of {sorted(OBJECTIVES)}; got '{objective}'")
+    if int(trials) < 1 or int(epochs) < 1:
+        raise ConfigError(f"trials and epochs must be >= 1; got {trials}, {epochs}")
+    x = as_model_input(x_train)
+    y = _as_labels(y_train, x.shape[0])
+    train_idx, val_idx = stratified_split(y, validation_split, seed)
+    x_fit, y_fit, x_val, y_val = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
+
+    keras.utils.set_random_seed(int(seed))
+    if hypermodel is None:
+        hypermodel = Ms2ImgHyperModel(x.shape[1:], space=space, batch_size=batch_size)
+    space_dict = hypermodel.space.to_dict() if isinstance(hypermodel, Ms2ImgHyperModel) else {}
+    try:
+        tuner = Ms2ImgRandomSearch(
+            hypermodel=hypermodel,
+            objective=keras_tuner.Objective(objective, OBJECTIVES[objective]),
+            max_trials=int(trials),
+            seed=int(seed),
+            executions_per_trial=int(executions_per_trial),
+            max_retries_per_trial=0,
+            max_consecutive_failed_trials=None,  # we raise on the first failed trial ourselves
+            directory=str(directory),
+            project_name=project_name,
+            overwrite=True,
+            trial_seed=int(seed),
+            on_trial_end=on_trial_end,
+            progress=progress,
+        )
+    except Ms2ImgError:
+        raise
+    except Exception as exc:
+        import traceback
+
+        raise TuningFailed(
+            f"the CNN hypermodel cannot be built: {type(exc).__name__}: {exc}", details=traceback.format_exc()
+        ) from exc
+
+    tuner.search(
+        x_fit,
+        y_fit,
+        epochs=int(epochs),
+        validation_data=(x_val, y_val),
+        class_weight=class_weights(y_fit) if balance_classes else None,
+        shuffle=True,
+        verbose=0,
+    )
+
+    records = [_trial_info(t) for t in tuner.oracle.trials.values()]
+    bad = [r for r in records if r["status"] != str(COMPLETED)]
+    if bad or not records:  # belt and braces: on_trial_end raises first
+        first = bad[0] if bad else {"trial_id": "-", "status": "none ran", "message": "no trial ran"}
+        raise TuningFailed(
+            f"tuning trial {first['trial_id']} ended {first['status']}: {_last_line(first['message'])}",
+            details=first.get("message") or "",
+            trials=records,
+        )
+    best = tuner.oracle.get_best_trials(1)[0]
+    return TuneResult(
+        best_hp=_plain(best.hyperparameters.values),
+        trials=records,
+        objective=objective,
+        best_score=None if best.score is None else float(best.score),
+        space=space_dict,
+        tuner=tuner,
+    )

@@ -1,0 +1,346 @@
+"""Validation results as plain data, and the JSON + HTML reports written from them.
+
+A failure always names the file, where in it (Parquet: 0-based row position, ``df.iloc[row]``; CSV: the line
+number an editor shows, header = line 1), the check and GX expectation, and the first offending values
+(:data:`MAX_LISTED` per file and expectation) with the total count.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ms2img.atomic import write_text
+
+MAX_LISTED = 20  # rows / values listed per (file, expectation); the count is always the full one
+JSON_NAME = "validation.json"
+HTML_NAME = "validation.html"
+
+
+def jsonable(value: Any) -> Any:
+    """Turn numpy scalars, NaN/inf, tuples and pandas NA into strict-JSON values (NaN -> "NaN")."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
+        try:
+            value = value.item()
+        except (ValueError, TypeError):
+            pass
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, (int, str)):
+        return value
+    try:
+        import pandas as pd
+
+        if value is pd.NA or value is pd.NaT:
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    return str(value)
+
+
+def short_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Expectation kwargs for the report, long value sets cut to their first entries."""
+    out: dict[str, Any] = {}
+    for k, v in kwargs.items():
+        if isinstance(v, (list, tuple)) and len(v) > MAX_LISTED:
+            out[k] = [*list(v)[:MAX_LISTED], f"... ({len(v)} in all)"]
+        else:
+            out[k] = v
+    return jsonable(out)
+
+
+@dataclass
+class Failure:
+    """One failed expectation in one file."""
+
+    file: str
+    suite: str
+    check: str  # what a person reads: "fragment_intensity >= 0 and finite"
+    expectation: str  # GX type: "expect_column_values_to_be_between"
+    column: str | None
+    unexpected_count: int
+    row_kind: str | None = None  # "row" (Parquet, 0-based) | "line" (CSV, 1-based) | None (whole file)
+    rows: list[int] = field(default_factory=list)  # first MAX_LISTED
+    values: list[Any] = field(default_factory=list)  # aligned with rows (or the missing values)
+    context: list[dict[str, Any]] = field(default_factory=list)  # extra columns per listed row
+    accession: str | None = None
+    error: str | None = None
+
+    def where(self) -> str:
+        """``file, rows 3, 7 (+5 more)`` / ``file, line 4`` / ``file``."""
+        if not self.rows or not self.row_kind:
+            return self.file
+        shown = ", ".join(str(r) for r in self.rows[:5])
+        more = self.unexpected_count - min(len(self.rows), 5)
+        plural = "s" if self.unexpected_count > 1 else ""
+        return f"{self.file}, {self.row_kind}{plural} {shown}" + (f" (+{more} more)" if more > 0 else "")
+
+    def describe(self) -> str:
+        """One line naming file, row/line, check, expectation and offending values."""
+        col = f" on '{self.column}'" if self.column else ""
+        text = f"{self.where()}: {self.check} [{self.expectation}{col}]"
+        if self.error:
+            return f"{text}: {self.error}"
+        if self.values:
+            vals = ", ".join(_fmt(v) for v in self.values[:5])
+            more = "" if len(self.values) <= 5 and self.unexpected_count <= 5 else ", ..."
+            text += f": {self.unexpected_count} unexpected, values {vals}{more}"
+        elif self.unexpected_count:
+            text += f": {self.unexpected_count} unexpected"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(
+            {
+                "file": self.file,
+                "accession": self.accession,
+                "suite": self.suite,
+                "check": self.check,
+                "expectation": self.expectation,
+                "column": self.column,
+                "unexpected_count": self.unexpected_count,
+                "row_kind": self.row_kind,
+                "rows": self.rows,
+                "values": self.values,
+                "context": self.context,
+                "error": self.error,
+                "message": self.describe(),
+            }
+        )
+
+
+def _fmt(value: Any) -> str:
+    v = jsonable(value)
+    if v in ("NaN", "inf", "-inf") and not isinstance(value, str):
+        return v
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+@dataclass
+class ValidationResult:
+    """The outcome of validating one input (the events folder or assays.csv)."""
+
+    name: str  # "events" | "assays"
+    source: str
+    success: bool
+    expectations: list[dict[str, Any]]  # one entry per (suite, expectation), cohort-wide counts
+    failures: list[Failure]  # one entry per (file, expectation)
+    statistics: dict[str, Any]
+    accessions: list[str] = field(default_factory=list)
+    failed_accessions: list[str] = field(default_factory=list)  # events only: accessions with any failure
+    files: dict[str, str] = field(default_factory=dict)  # events only: Parquet path -> accession
+    failed_files: list[str] = field(default_factory=list)  # events only: files with any failure
+
+    def messages(self, limit: int | None = None) -> list[str]:
+        """One line per failure (file, row/line, check, expectation, values)."""
+        failures = self.failures if limit is None else self.failures[:limit]
+        return [f.describe() for f in failures]
+
+    def failures_for(self, accession: str) -> list[Failure]:
+        return [f for f in self.failures if f.accession == accession]
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(
+            {
+                "name": self.name,
+                "source": self.source,
+                "success": self.success,
+                "statistics": self.statistics,
+                "expectations": self.expectations,
+                "failures": [f.to_dict() for f in self.failures],
+                "accessions": len(self.accessions),
+                "failed_accessions": self.failed_accessions,
+                "failed_files": self.failed_files,
+            }
+        )
+
+
+@dataclass
+class ValidationReport:
+    """Everything one ``ms2img validate`` run found and did; written as JSON and HTML."""
+
+    success: bool
+    policy: str
+    events: ValidationResult
+    assays: ValidationResult | None
+    params: dict[str, Any]
+    message: str
+    quarantined: list[dict[str, Any]] = field(default_factory=list)  # moved this run
+    quarantine_candidates: list[str] = field(default_factory=list)  # would be moved (run failed: nothing moved)
+    previously_quarantined: list[str] = field(default_factory=list)
+    remaining_accessions: list[str] = field(default_factory=list)
+    json_path: Path | None = None
+    html_path: Path | None = None
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def failures(self) -> list[Failure]:
+        return self.events.failures + (self.assays.failures if self.assays else [])
+
+    def summary(self) -> dict[str, float | int | bool]:
+        """Flat numbers for experiment tracking (e.g. ``mlflow.log_metrics({f"validation.{k}": v ...})``)."""
+        results = [self.events] + ([self.assays] if self.assays else [])
+        evaluated = sum(r.statistics.get("evaluated_expectations", 0) for r in results)
+        failed = sum(r.statistics.get("unsuccessful_expectations", 0) for r in results)
+        return {
+            "success": bool(self.success),
+            "files": int(self.events.statistics.get("files", 0)),
+            "rows": int(self.events.statistics.get("rows", 0)),
+            "accessions": len(self.events.accessions),
+            "accessions_remaining": len(self.remaining_accessions),
+            "quarantined": len(self.quarantined),
+            "evaluated_expectations": int(evaluated),
+            "failed_expectations": int(failed),
+            "failures": len(self.failures),
+            "unexpected_values": int(sum(f.unexpected_count for f in self.failures)),
+            "events_success": bool(self.events.success),
+            "assays_success": bool(self.assays.success) if self.assays else True,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        from ms2img import __version__
+
+        return jsonable(
+            {
+                "success": self.success,
+                "message": self.message,
+                "policy": self.policy,
+                "created": self.created,
+                "ms2img_version": __version__,
+                "params": self.params,
+                "summary": self.summary(),
+                "row_numbers": "Parquet rows are 0-based positions in the file (df.iloc[row]); "
+                "CSV lines are 1-based as an editor shows them (header = line 1)",
+                "quarantined": self.quarantined,
+                "quarantine_candidates": self.quarantine_candidates,
+                "previously_quarantined": self.previously_quarantined,
+                "remaining_accessions": self.remaining_accessions,
+                "events": self.events.to_dict(),
+                "assays": self.assays.to_dict() if self.assays else None,
+            }
+        )
+
+
+# ----------------------------------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f0f0f0} .ok{color:#1a7f37;font-weight:bold} .bad{color:#c62828;font-weight:bold}
+code{font-size:0.95em} td.v{max-width:40em;word-break:break-all}
+"""
+
+
+def _esc(value: Any) -> str:
+    if isinstance(value, (list, dict)):
+        value = json.dumps(value, ensure_ascii=False)
+    return html.escape("" if value is None else str(value))
+
+
+def _status(ok: bool) -> str:
+    return '<span class="ok">passed</span>' if ok else '<span class="bad">FAILED</span>'
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """A self-contained page (inline CSS, no scripts) from :meth:`ValidationReport.to_dict`."""
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>ms2img validation: {'passed' if data['success'] else 'FAILED'}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>ms2img validation {_status(data['success'])}</h1>",
+        f"<p>{_esc(data['message'])}</p>",
+        f"<p>Policy <code>{_esc(data['policy'])}</code>, created {_esc(data['created'])}, "
+        f"ms2img {_esc(data['ms2img_version'])}. {_esc(data['row_numbers'])}.</p>",
+        "<h2>Summary</h2>",
+        _table(["metric", "value"], [[_esc(k), _esc(v)] for k, v in data["summary"].items()]),
+    ]
+    if data["quarantined"] or data["quarantine_candidates"] or data["previously_quarantined"]:
+        parts.append("<h2>Quarantine</h2>")
+        rows = [[_esc(q["accession"]), _esc(q["file"]), _esc(q["moved_to"]), _esc("; ".join(q["checks"]))]
+                for q in data["quarantined"]]
+        rows += [[_esc(a), "", "not moved (the run failed)", ""] for a in data["quarantine_candidates"]]
+        rows += [[_esc(a), "", "quarantined by an earlier run", ""] for a in data["previously_quarantined"]]
+        parts.append(_table(["accession", "file", "moved to", "failed checks"], rows))
+    for key in ("events", "assays"):
+        res = data.get(key)
+        if not res:
+            continue
+        parts.append(f"<h2>{_esc(key)} <small>({_esc(res['source'])})</small> {_status(res['success'])}</h2>")
+        parts.append(_table(["statistic", "value"], [[_esc(k), _esc(v)] for k, v in res["statistics"].items()]))
+        if res["failures"]:
+            parts.append("<h3>Failures</h3>")
+            parts.append(
+                _table(
+                    ["file", "where", "check", "expectation", "column", "unexpected", "first values", "detail"],
+                    [
+                        [
+                            _esc(f["file"]),
+                            _esc(f"{f['row_kind']}s {', '.join(map(str, f['rows']))}" if f["rows"] else ""),
+                            _esc(f["check"]),
+                            f"<code>{_esc(f['expectation'])}</code>",
+                            _esc(f["column"]),
+                            _esc(f["unexpected_count"]),
+                            f"<span class='v'>{_esc(f['values'])}</span>",
+                            _esc(f["error"] or (f["context"] if f["context"] else "")),
+                        ]
+                        for f in res["failures"]
+                    ],
+                )
+            )
+        parts.append("<h3>Expectations</h3>")
+        parts.append(
+            _table(
+                ["suite", "check", "expectation", "kwargs", "result", "unexpected", "files"],
+                [
+                    [
+                        _esc(e["suite"]),
+                        _esc(e["check"]),
+                        f"<code>{_esc(e['expectation'])}</code>",
+                        f"<code>{_esc(e['kwargs'])}</code>",
+                        _status(e["success"]),
+                        _esc(e["unexpected_count"]),
+                        _esc(e.get("files_failed", "")),
+                    ]
+                    for e in res["expectations"]
+                ],
+            )
+        )
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_reports(report: ValidationReport, report_dir: str | Path) -> tuple[Path, Path]:
+    """Write validation.json and validation.html atomically; both are rendered before either is replaced."""
+    report_dir = Path(report_dir)
+    json_path, html_path = report_dir / JSON_NAME, report_dir / HTML_NAME
+    report.json_path, report.html_path = json_path, html_path
+    data = report.to_dict()
+    json_text = json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    html_text = render_html(data)
+    write_text(json_path, json_text)
+    write_text(html_path, html_text)
+    return json_path, html_path

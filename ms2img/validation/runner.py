@@ -1,0 +1,524 @@
+"""Run the suites on the events folder and assays.csv, map GX indices back to files, apply the policy."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ms2img.errors import ConfigError, InputFileError, ValidationFailed
+from ms2img.io import schema
+from ms2img.validation import suites
+from ms2img.validation.report import (
+    MAX_LISTED,
+    Failure,
+    ValidationReport,
+    ValidationResult,
+    short_kwargs,
+    write_reports,
+)
+
+log = logging.getLogger(__name__)
+
+POLICIES = ("fail", "quarantine")
+DEFAULT_MZ_RANGE = (0.0, 2000.0)
+DEFAULT_FRAGMENT_TOLERANCE_DA = 0.05
+MIN_ACCESSIONS = 2  # quarantine must leave at least this many accessions to train on
+_NUMERIC = [c for c, t in schema.EVENT_DTYPES.items() if t == "float64"]
+
+
+# ------------------------------------------------------------------------------------------------ events
+
+
+@dataclass
+class _Unit:
+    """One events file (or the one DataFrame given) with what the inventory suite checks."""
+
+    file: str
+    accession: str | None
+    frame: pd.DataFrame | None
+    read_error: str = ""
+    missing_columns: str = ""
+    non_numeric_columns: str = ""
+    rows: int = 0
+    accessions_in_file: int = 0
+
+    @property
+    def usable(self) -> bool:
+        return not (self.read_error or self.missing_columns or self.non_numeric_columns)
+
+
+def _inspect(file: str, df: pd.DataFrame | None, fallback_accession: str | None, read_error: str = "") -> _Unit:
+    unit = _Unit(file=file, accession=fallback_accession, frame=None, read_error=read_error)
+    if df is None:
+        return unit
+    unit.rows = len(df)
+    unit.missing_columns = ",".join(c for c in schema.EVENT_COLUMNS if c not in df.columns)
+    unit.non_numeric_columns = ",".join(
+        c
+        for c in _NUMERIC
+        if c in df.columns and (not pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))
+    )
+    if "accession" in df.columns:
+        values = df["accession"].dropna().astype(str).unique()
+        unit.accessions_in_file = len(values)
+        if len(values) == 1:
+            unit.accession = str(values[0])
+    if unit.usable:
+        unit.frame = schema.coerce_events(df)
+    return unit
+
+
+def _load_units(events: str | Path | pd.DataFrame, source: str | None) -> tuple[str, list[_Unit]]:
+    if isinstance(events, pd.DataFrame):
+        name = source or "<dataframe>"
+        return name, [_inspect(name, events, None)]
+    path = Path(events)
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else ([path] if path.is_file() else [])
+    if not files:
+        raise InputFileError(path, "no events Parquet files found (run `ms2img ingest` first)")
+    units = []
+    for f in tqdm(files, desc="reading events", unit="file", disable=None, leave=False):
+        try:
+            df = pd.read_parquet(f)
+        except Exception as exc:  # pyarrow raises many types; the report names the file
+            units.append(_inspect(str(f), None, f.stem, read_error=f"{exc.__class__.__name__}: {exc}"[:300]))
+            continue
+        units.append(_inspect(str(f), df, f.stem))
+    return str(source or path), units
+
+
+def _expectation_entry(suite: str, o: suites.Outcome, files_failed: int) -> dict[str, Any]:
+    return {
+        "suite": suite,
+        "check": o.check.label,
+        "expectation": o.expectation,
+        "column": o.check.column,
+        "kwargs": short_kwargs({k: v for k, v in o.check.kwargs.items() if k != "column"}),
+        "success": o.success,
+        "element_count": o.element_count,
+        "unexpected_count": o.unexpected_count,
+        "files_failed": files_failed,
+        "error": o.error,
+    }
+
+
+def validate_events(
+    events: str | Path | pd.DataFrame,
+    mz_range: tuple[float, float] = DEFAULT_MZ_RANGE,
+    fragment_tolerance_da: float = DEFAULT_FRAGMENT_TOLERANCE_DA,
+    *,
+    source: str | None = None,
+) -> ValidationResult:
+    """Validate an events folder (one Parquet file per accession) or one events DataFrame.
+
+    Per-file schema checks run on a one-row-per-file inventory; row checks run once on all usable files
+    concatenated, and each unexpected row is mapped back to its file and 0-based row position.
+    """
+    t0 = time.perf_counter()
+    mz_range = (float(mz_range[0]), float(mz_range[1]))
+    if not mz_range[0] < mz_range[1]:
+        raise ConfigError(f"validate m/z range must have min < max, got {mz_range}")
+    if not fragment_tolerance_da >= 0:
+        raise ConfigError(f"validate fragment_tolerance_da must be >= 0, got {fragment_tolerance_da}")
+    name, units = _load_units(events, source)
+    df_mode = isinstance(events, pd.DataFrame)
+
+    failures: list[Failure] = []
+    expectations: list[dict[str, Any]] = []
+    failed_units: set[int] = set()
+
+    # 1. file-level suite on the inventory (index = position in `units`)
+    inventory = pd.DataFrame(
+        {
+            "file": [u.file for u in units],
+            "read_error": [u.read_error for u in units],
+            "missing_columns": [u.missing_columns for u in units],
+            "non_numeric_columns": [u.non_numeric_columns for u in units],
+            # unreadable files get no row count (NaN: GX skips it) so they are reported once, as unreadable
+            "rows": [np.nan if u.read_error else float(u.rows) for u in units],
+            "accessions_in_file": [u.accessions_in_file for u in units],
+        },
+        dtype=object,
+    ).astype({"rows": "float64", "accessions_in_file": "int64"})
+    for o in suites.run_checks("events_files", inventory, suites.events_file_checks()):
+        bad = [int(i) for i in o.index_list]
+        expectations.append(_expectation_entry("events_files", o, len(set(bad))))
+        if o.success:
+            continue
+        if o.error and not bad:
+            failures.append(_error_failure(name, "events_files", o))
+        for i, value in zip(bad, o.values, strict=False):
+            failed_units.add(i)
+            failures.append(
+                Failure(
+                    file=units[i].file,
+                    accession=units[i].accession,
+                    suite="events_files",
+                    check=o.check.label,
+                    expectation=o.expectation,
+                    column=o.check.column,
+                    unexpected_count=1,
+                    values=[int(value) if isinstance(value, float) and value.is_integer() else value],
+                )
+            )
+
+    # 2. row-level suite on all usable files at once (RangeIndex; `starts` maps rows back to files)
+    usable = [i for i, u in enumerate(units) if u.usable and u.rows > 0]
+    frames = [units[i].frame for i in usable]
+    for u in units:
+        u.frame = None  # the concatenated table below is the only copy kept
+    table = pd.concat(frames, ignore_index=True) if frames else schema.empty_events()
+    del frames
+    table[suites.FRAGMENT_EXCESS] = table["fragment_mz"] - table["precursor_mz"]
+    sizes = np.array([units[i].rows for i in usable], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(sizes) else np.zeros(0, dtype=np.int64)
+    row_checks = suites.events_row_checks(schema.EVENT_COLUMNS, schema.POLARITIES, mz_range, fragment_tolerance_da)
+    df_failed_accessions: set[str] = set()
+    for o in suites.run_checks("events_rows", table, row_checks):
+        idx = np.asarray(o.index_list, dtype=np.int64)
+        pos = np.searchsorted(starts, idx, side="right") - 1 if len(idx) else idx
+        n_files = len(np.unique(pos))
+        expectations.append(_expectation_entry("events_rows", o, n_files))
+        if o.success:
+            continue
+        if o.error and not len(idx):
+            failures.append(_error_failure(name, "events_rows", o))
+            continue
+        if df_mode:
+            df_failed_accessions.update(table["accession"].iloc[idx].dropna().astype(str).unique())
+        # GX lists unexpected rows in index order, so each file's rows form one contiguous run
+        uniq, first, counts = np.unique(pos, return_index=True, return_counts=True)
+        for p, f0, n in zip(uniq, first, counts, strict=True):
+            unit_i = usable[int(p)]
+            take = slice(int(f0), int(f0) + min(int(n), MAX_LISTED))
+            rows_global = idx[take]
+            context = []
+            if o.check.context_columns:
+                context = table.loc[rows_global, list(o.check.context_columns)].to_dict(orient="records")
+            failed_units.add(unit_i)
+            failures.append(
+                Failure(
+                    file=units[unit_i].file,
+                    accession=units[unit_i].accession,
+                    suite="events_rows",
+                    check=o.check.label,
+                    expectation=o.expectation,
+                    column=o.check.column,
+                    unexpected_count=int(n),
+                    row_kind="row",
+                    rows=(rows_global - starts[p]).tolist(),
+                    values=list(o.values[take]),
+                    context=context,
+                )
+            )
+
+    if df_mode:
+        accessions = sorted(table["accession"].dropna().astype(str).unique().tolist())
+        failed_accessions = sorted(df_failed_accessions)
+        failed_files = [name] if failures else []
+    else:
+        accessions = sorted({u.accession for u in units if u.accession is not None})
+        failed_accessions = sorted({units[i].accession for i in failed_units if units[i].accession is not None})
+        failed_files = [units[i].file for i in sorted(failed_units)]
+    n_ok = sum(e["success"] for e in expectations)
+    stats = {
+        "files": 0 if df_mode else len(units),
+        "files_failed": len(failed_files),
+        "accessions": len(accessions),
+        "rows": int(len(table)),
+        "evaluated_expectations": len(expectations),
+        "successful_expectations": n_ok,
+        "unsuccessful_expectations": len(expectations) - n_ok,
+        "success_percent": round(100.0 * n_ok / len(expectations), 2) if expectations else 100.0,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    log.info(
+        "validated %d events rows in %d file(s): %d/%d expectations passed (%.1f s)",
+        stats["rows"], stats["files"], n_ok, len(expectations), stats["seconds"],
+    )  # fmt: skip
+    return ValidationResult(
+        name="events",
+        source=name,
+        success=not failures and n_ok == len(expectations),
+        expectations=expectations,
+        failures=failures,
+        statistics=stats,
+        accessions=accessions,
+        failed_accessions=failed_accessions,
+        files={u.file: u.accession or "" for u in units},
+        failed_files=failed_files,
+    )
+
+
+def _error_failure(file: str, suite: str, o: suites.Outcome) -> Failure:
+    return Failure(
+        file=file,
+        suite=suite,
+        check=o.check.label,
+        expectation=o.expectation,
+        column=o.check.column,
+        unexpected_count=o.unexpected_count,
+        error=o.error,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ assays
+
+
+def read_csv_strings(path: str | Path) -> pd.DataFrame:
+    """Read a CSV as stripped strings (empty cell -> None), indexed by the line number an editor shows.
+
+    Nothing is coerced, so a cell like ``1,5`` or ``n/a`` reaches the checks as written and is reported on
+    its line. Blank lines are skipped but still counted.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "file not found")
+    records: list[list[str | None]] = []
+    lines: list[int] = []
+    header: list[str] | None = None
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            for fields in reader:
+                if not fields or all(not f.strip() for f in fields):
+                    continue
+                if header is None:
+                    header = [f.strip() for f in fields]
+                    dupes = sorted({h for h in header if header.count(h) > 1})
+                    if dupes:
+                        raise InputFileError(path, f"duplicate column names {dupes}", line=reader.line_num)
+                    continue
+                if len(fields) > len(header):
+                    raise InputFileError(
+                        path, f"{len(fields)} fields but the header has {len(header)}", line=reader.line_num
+                    )
+                cells = [f.strip() or None for f in fields] + [None] * (len(header) - len(fields))
+                records.append(cells)
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as exc:
+        raise InputFileError(path, f"not UTF-8 text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise InputFileError(path, f"not valid CSV ({exc})") from None
+    if header is None:
+        raise InputFileError(path, "empty file (expected a header line: accession, assay columns)")
+    return pd.DataFrame(records, columns=header, index=pd.Index(lines, dtype="int64"), dtype=object)
+
+
+def validate_assays(
+    assays_csv: str | Path,
+    accessions: Sequence[str] | None = None,
+    assays: Sequence[str] | None = None,
+) -> ValidationResult:
+    """Validate assays.csv: unique non-empty accessions, finite numeric assay values, the requested assay
+    columns present, and (given ``accessions``, the ones with events files) the same accession set."""
+    t0 = time.perf_counter()
+    path = Path(assays_csv)
+    df = read_csv_strings(path)
+    checks = suites.assays_checks(list(df.columns), assays, accessions)
+    failures: list[Failure] = []
+    expectations: list[dict[str, Any]] = []
+    for o in suites.run_checks("assays", df, checks):
+        expectations.append(_expectation_entry("assays", o, 0 if o.success else 1))
+        if o.success:
+            continue
+        f = Failure(
+            file=str(path),
+            suite="assays",
+            check=o.check.label,
+            expectation=o.expectation,
+            column=o.check.column,
+            unexpected_count=max(o.unexpected_count, 1),
+            error=o.error,
+        )
+        if o.expectation == "expect_column_to_exist":
+            f.row_kind, f.rows, f.values = "line", [1], [o.check.column]
+            f.error = None
+        elif o.missing_values:
+            f.values = sorted(map(str, o.missing_values))[:MAX_LISTED]
+        elif o.index_list:
+            f.row_kind = "line"
+            f.rows = [int(i) for i in o.index_list[:MAX_LISTED]]
+            f.values = list(o.values[:MAX_LISTED])
+        failures.append(f)
+    n_ok = sum(e["success"] for e in expectations)
+    acc = df["accession"].dropna().astype(str).unique().tolist() if "accession" in df.columns else []
+    stats = {
+        "rows": len(df),
+        "columns": len(df.columns),
+        "accessions": len(acc),
+        "evaluated_expectations": len(expectations),
+        "successful_expectations": n_ok,
+        "unsuccessful_expectations": len(expectations) - n_ok,
+        "success_percent": round(100.0 * n_ok / len(expectations), 2) if expectations else 100.0,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    return ValidationResult(
+        name="assays",
+        source=str(path),
+        success=not failures,
+        expectations=expectations,
+        failures=failures,
+        statistics=stats,
+        accessions=sorted(acc),
+    )
+
+
+# -------------------------------------------------------------------------------------- policy + reports
+
+
+def quarantine_dir_for(events_dir: str | Path) -> Path:
+    """``<events_dir>/../quarantine``: beside the events folder, so a later glob of it never sees them."""
+    return Path(events_dir).resolve().parent / "quarantine"
+
+
+def _quarantined_accessions(qdir: Path) -> list[str]:
+    out = set()
+    for f in sorted(qdir.glob("*.parquet")) if qdir.is_dir() else []:
+        try:
+            values = pd.read_parquet(f, columns=["accession"])["accession"].dropna().astype(str).unique()
+        except Exception:  # unreadable files were quarantined for that reason; the name is all we have
+            values = []
+        out.update(values if len(values) == 1 else [f.stem])
+    return sorted(out)
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def options_from_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments for :func:`run_validation` from params.yaml (``validate.*``, ``labels.assays``)."""
+    v = params.get("validate") or {}
+    policy = v.get("policy", "fail")
+    if policy not in POLICIES:
+        raise ConfigError(f"validate.policy must be one of {POLICIES}, got {policy!r}")
+    try:
+        mz_range = (float(v.get("mz_min", DEFAULT_MZ_RANGE[0])), float(v.get("mz_max", DEFAULT_MZ_RANGE[1])))
+        tol = float(v.get("fragment_tolerance_da", DEFAULT_FRAGMENT_TOLERANCE_DA))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"validate.mz_min / mz_max / fragment_tolerance_da must be numbers ({exc})") from None
+    assays = (params.get("labels") or {}).get("assays")
+    if assays is not None and (isinstance(assays, str) or not all(isinstance(a, str) for a in assays)):
+        raise ConfigError(f"labels.assays must be a list of column names, got {assays!r}")
+    return {"policy": policy, "mz_range": mz_range, "fragment_tolerance_da": tol, "assays": assays}
+
+
+def run_validation(
+    events_dir: str | Path,
+    assays_csv: str | Path | None = None,
+    report_dir: str | Path = "reports",
+    policy: str = "fail",
+    *,
+    mz_range: tuple[float, float] = DEFAULT_MZ_RANGE,
+    fragment_tolerance_da: float = DEFAULT_FRAGMENT_TOLERANCE_DA,
+    assays: Sequence[str] | None = None,
+    min_accessions: int = MIN_ACCESSIONS,
+) -> ValidationReport:
+    """Validate events (+ assays), apply the policy, write reports/validation.{json,html} atomically.
+
+    ``fail``: any failure raises :class:`ValidationFailed` (after the reports are written). ``quarantine``:
+    the Parquet files of failing accessions move to ``<events_dir>/../quarantine/`` and the run passes if at
+    least ``min_accessions`` remain and assays.csv passes. A failed run moves nothing.
+    """
+    if policy not in POLICIES:
+        raise ConfigError(f"policy must be one of {POLICIES}, got {policy!r}")
+    events_dir = Path(events_dir)
+    qdir = quarantine_dir_for(events_dir)
+    events = validate_events(events_dir, mz_range=mz_range, fragment_tolerance_da=fragment_tolerance_da)
+    previously = _quarantined_accessions(qdir) if policy == "quarantine" else []
+    assay_res = None
+    if assays_csv is not None:
+        known = sorted(set(events.accessions) | set(previously))
+        assay_res = validate_assays(assays_csv, accessions=known, assays=assays)
+
+    assays_ok = assay_res is None or assay_res.success
+    candidates: list[str] = []
+    if policy == "fail":
+        bad_files: list[str] = []
+        remaining = sorted(set(events.accessions) - set(events.failed_accessions))
+        success = events.success and assays_ok
+    else:
+        bad_files = list(events.failed_files)
+        unattributed = [f for f in events.failures if f.file not in events.files]  # e.g. GX errors
+        remaining = sorted({a for f, a in events.files.items() if f not in set(bad_files) and a})
+        success = assays_ok and not unattributed and len(remaining) >= min_accessions
+    params = {
+        "mz_min": mz_range[0],
+        "mz_max": mz_range[1],
+        "fragment_tolerance_da": fragment_tolerance_da,
+        "assays": list(assays) if assays is not None else None,
+        "min_accessions": min_accessions,
+        "events_dir": _display(events_dir),
+        "assays_csv": _display(Path(assays_csv)) if assays_csv is not None else None,
+    }
+
+    quarantined: list[dict[str, Any]] = []
+    if policy == "quarantine" and bad_files:
+        if success:
+            qdir.mkdir(parents=True, exist_ok=True)
+            for file in bad_files:
+                src = Path(file)
+                dst = qdir / src.name
+                os.replace(src, dst)  # same filesystem: atomic
+                acc = events.files.get(file) or src.stem
+                checks = sorted({f.check for f in events.failures if f.file == file})
+                quarantined.append({"accession": acc, "file": file, "moved_to": _display(dst), "checks": checks})
+                log.warning("quarantined %s (%s): %s", acc, file, "; ".join(checks))
+        else:
+            candidates = sorted({events.files.get(f) or Path(f).stem for f in bad_files})
+
+    failures = events.failures + (assay_res.failures if assay_res else [])
+    report_html = Path(report_dir) / "validation.html"
+    if success:
+        message = (
+            f"validation passed: {len(remaining)} accession(s), {events.statistics['rows']:,} rows"
+            + (f", {assay_res.statistics['rows']} assay rows" if assay_res else "")
+            + (f"; quarantined {len(quarantined)}: {', '.join(q['accession'] for q in quarantined)}" if quarantined else "")
+        )  # fmt: skip
+    else:
+        blocking = failures if policy == "fail" else (assay_res.failures if assay_res else [])
+        if policy == "quarantine" and not blocking:
+            blocking = [f for f in events.failures if f.file not in events.files]
+        parts = [f.describe() for f in blocking[:3]]
+        if policy == "quarantine" and len(remaining) < min_accessions:
+            parts.insert(0, f"only {len(remaining)} accession(s) pass validation, at least {min_accessions} needed")
+        more = len(blocking) - 3
+        message = (
+            f"validation failed ({len(failures)} problem(s)): " + "; ".join(parts)
+            + (f"; and {more} more" if more > 0 else "")
+            + f". Full report: {_display(report_html)}"
+        )  # fmt: skip
+
+    report = ValidationReport(
+        success=success,
+        policy=policy,
+        events=events,
+        assays=assay_res,
+        params=params,
+        message=message,
+        quarantined=quarantined,
+        quarantine_candidates=candidates,
+        previously_quarantined=previously,
+        remaining_accessions=remaining,
+    )
+    write_reports(report, report_dir)
+    log.info("validation reports: %s, %s", report.json_path, report.html_path)
+    if not success:
+        exc = ValidationFailed(message)
+        exc.report = report  # type: ignore[attr-defined]  # for callers that log the summary anyway
+        raise exc
+    return report

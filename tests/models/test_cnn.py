@@ -1,0 +1,237 @@
+"""The paper's CNN, its Keras Tuner search and the training helpers, on tiny planted-patch images."""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import math
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from ms2img.errors import ConfigError
+from ms2img.models import cnn
+from ms2img.models.tuning import Ms2ImgHyperModel, SearchSpace, TuningFailed, stratified_split, tune_cnn
+
+H, W = 30, 28
+
+
+def make_images(n: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Faint noise; class 1 images carry a bright 6x6 patch."""
+    rng = np.random.default_rng(seed)
+    x = (rng.random((n, H, W)) * 0.1).astype(np.float32)
+    y = np.array([0, 1] * (n // 2))
+    x[y == 1, 10:16, 10:16] += 1.0
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    return make_images()
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    x, y = data
+    model, history = cnn.fit_cnn(x, y, None, epochs=2, batch_size=8, seed=7, validation_data=(x, y))
+    return model, history
+
+
+def layer_summary(model: keras.Model) -> list[tuple]:
+    out = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            out.append((kind, layer.filters, tuple(layer.kernel_size), layer.activation.__name__))
+        elif kind == "MaxPooling2D":
+            out.append((kind, tuple(layer.pool_size)))
+        elif kind == "Dense":
+            out.append((kind, layer.units, layer.activation.__name__))
+        elif kind == "Dropout":
+            out.append((kind, layer.rate))
+        elif kind != "InputLayer":
+            out.append((kind,))
+    return out
+
+
+PAPER_LAYERS = [
+    ("Conv2D", 48, (3, 3), "relu"),
+    ("Conv2D", 48, (3, 3), "relu"),
+    ("MaxPooling2D", (2, 2)),
+    ("Flatten",),
+    ("Dense", 512, "relu"),
+    ("Dropout", 0.5),
+    ("Dense", 256, "relu"),
+    ("Dropout", 0.5),
+    ("Dense", 128, "relu"),
+    ("Dropout", 0.5),
+    ("Dense", 64, "relu"),
+    ("Dropout", 0.5),
+    ("Dense", 32, "relu"),
+    ("Dropout", 0.5),
+    ("Dense", 1, "sigmoid"),
+]
+
+
+def test_paper_cnn_structure():
+    model = cnn.build_paper_cnn((H, W, 1))
+    assert layer_summary(model) == PAPER_LAYERS
+    assert model.input_shape == (None, H, W, 1)
+    assert model.output_shape == (None, 1)
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)) == pytest.approx(1e-4)
+    assert model.loss == "binary_crossentropy"
+
+
+def test_paper_cnn_trains_on_tensorflow(trained):
+    assert keras.backend.backend() == "tensorflow"
+    _, history = trained
+    assert len(history["loss"]) == 2
+    assert all(math.isfinite(v) for v in history["loss"] + history["val_loss"])
+    assert {"accuracy", "auc", "val_accuracy", "val_auc"} <= set(history)
+
+
+JAX_SCRIPT = """
+import json, math, sys
+import numpy as np
+import keras
+from ms2img.models import cnn
+imported_tf = "tensorflow" in sys.modules
+{helpers}
+x, y = make_images()
+model = cnn.build_paper_cnn((30, 28, 1))
+ok = [list(t) for t in layer_summary(model)] == json.loads(sys.argv[1])
+model, history = cnn.fit_cnn(x, y, None, epochs=2, batch_size=8, seed=7)
+p = cnn.predict_proba(model, x[:5])
+print(json.dumps({{"backend": keras.backend.backend(), "structure": ok, "loss": history["loss"],
+                  "proba_ok": bool(np.isfinite(p).all() and p.shape == (5,)), "tf_imported": imported_tf}}))
+"""
+
+
+def test_paper_cnn_trains_on_jax():
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed (pip install 'jax[cpu]' or the 'jax' extra)")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    helpers = "H, W = 30, 28\n" + inspect.getsource(make_images) + inspect.getsource(layer_summary)
+    script = JAX_SCRIPT.format(helpers=helpers)
+    expected = json.dumps(PAPER_LAYERS)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, expected], check=False, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["backend"] == "jax"
+    assert result["structure"]
+    assert len(result["loss"]) == 2 and all(math.isfinite(v) for v in result["loss"])
+    assert result["proba_ok"]
+    assert not result["tf_imported"], "importing the model code must not import tensorflow on the jax backend"
+
+
+def test_predict_proba_matches_predict(trained, data):
+    model, _ = trained
+    x, _ = data
+    direct = cnn.predict_proba(model, x, batch_size=5)  # several batches, a ragged last one
+    reference = model.predict(cnn.as_model_input(x), verbose=0).reshape(-1)
+    assert direct.shape == (x.shape[0],) and direct.dtype == np.float32
+    np.testing.assert_allclose(direct, reference, atol=1e-5)
+    assert cnn.predict_proba(model, x[:0]).shape == (0,)
+    with pytest.raises(ConfigError, match="expects 30x28"):
+        cnn.predict_proba(model, np.zeros((2, 20, 20), np.float32))
+
+
+def test_fit_is_deterministic_given_seed(trained, data):
+    model, history = trained
+    x, y = data
+    again, history_again = cnn.fit_cnn(x, y, None, epochs=2, batch_size=8, seed=7, validation_data=(x, y))
+    np.testing.assert_allclose(cnn.predict_proba(again, x), cnn.predict_proba(model, x), atol=1e-6)
+    np.testing.assert_allclose(history_again["loss"], history["loss"], rtol=1e-6)
+
+
+def test_tuner_runs_every_trial_to_completion(data, tmp_path):
+    x, y = data
+    seen = []
+    result = tune_cnn(x, y, trials=2, epochs=1, seed=3, directory=tmp_path, batch_size=8, on_trial_end=seen.append)
+    statuses = [t.status for t in result.tuner.oracle.trials.values()]
+    assert statuses == ["COMPLETED", "COMPLETED"]
+    assert [t["status"] for t in result.trials] == ["COMPLETED", "COMPLETED"]
+    assert [s["trial_id"] for s in seen] == [t["trial_id"] for t in result.trials]
+    assert all(len(s["histories"][0]["val_accuracy"]) == 1 for s in seen)
+    space = SearchSpace()
+    assert set(result.best_hp) == {
+        "conv_layers", "filters", "dense_layers", "units_0", "units_1", "units_2", "dropout", "learning_rate"
+    }  # fmt: skip
+    hp = result.best_hp
+    assert space.conv_layers[0] <= hp["conv_layers"] <= space.conv_layers[1]
+    assert hp["filters"] in (16, 32, 48, 64)
+    assert 1e-6 <= hp["learning_rate"] <= 1e-4 and 0.1 <= hp["dropout"] <= 0.5
+    assert result.best_score == max(t["score"] for t in result.trials)
+    json.dumps(result.to_dict())  # loggable
+    # the best values rebuild the tuned network through the same builder
+    model = cnn.build_cnn_from_hp(hp, (H, W, 1))
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("Conv2D") == hp["conv_layers"] and kinds.count("Dropout") == hp["dense_layers"]
+
+
+def test_tuning_is_deterministic_and_split_is_stratified(data, tmp_path):
+    x, y = data
+    small = {"filters": [16, 32, 16], "units": [32, 64, 32], "dense_layers": [1, 2], "conv_layers": [1, 2]}
+    runs = [
+        tune_cnn(x, y, trials=2, epochs=1, seed=5, directory=tmp_path / str(i), batch_size=8, space=small)
+        for i in range(2)
+    ]
+    assert [t["hyperparameters"] for t in runs[0].trials] == [t["hyperparameters"] for t in runs[1].trials]
+    np.testing.assert_allclose([t["score"] for t in runs[0].trials], [t["score"] for t in runs[1].trials])
+    train_idx, val_idx = stratified_split(y, 0.25, seed=5)
+    assert np.bincount(y[val_idx]).tolist() == [3, 3] and not set(train_idx) & set(val_idx)
+
+
+class BrokenBuild(Ms2ImgHyperModel):
+    def build(self, hp):
+        raise ValueError("planted build failure")
+
+
+class BrokenFit(Ms2ImgHyperModel):
+    def fit(self, hp, model, *args, **kwargs):
+        raise RuntimeError("planted fit failure")
+
+
+def test_broken_build_raises_clear_error(data, tmp_path):
+    x, y = data
+    with pytest.raises(TuningFailed, match="cannot be built: ValueError: planted build failure"):
+        tune_cnn(x, y, trials=2, epochs=1, seed=1, directory=tmp_path, hypermodel=BrokenBuild((H, W)))
+
+
+def test_failing_trial_raises_instead_of_returning(data, tmp_path):
+    x, y = data
+    seen = []
+    with pytest.raises(TuningFailed, match="trial 0 ended FAILED: RuntimeError: planted fit failure") as info:
+        tune_cnn(
+            x, y, trials=3, epochs=1, seed=1, directory=tmp_path, hypermodel=BrokenFit((H, W)), on_trial_end=seen.append
+        )
+    assert [s["status"] for s in seen] == ["FAILED"]  # failed fast, and the callback still saw it
+    assert "Traceback" in info.value.details
+
+
+def test_helpers_validate_inputs():
+    assert cnn.as_model_input(np.zeros((4, H, W))).shape == (4, H, W, 1)
+    assert cnn.as_model_input(np.zeros((H, W))).shape == (1, H, W, 1)
+    assert cnn.as_model_input(np.zeros((4, H, W, 1))).dtype == np.float32
+    with pytest.raises(ConfigError):
+        cnn.as_model_input(np.zeros((4, H, W, 3)))
+    assert cnn.class_weights([0, 0, 0, 1]) == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
+    with pytest.raises(ConfigError, match="too small"):
+        cnn.build_paper_cnn((5, 5, 1), conv_layers=3)
+    with pytest.raises(ConfigError, match="only class"):
+        cnn.fit_cnn(np.zeros((4, H, W)), [1, 1, 1, 1], None, epochs=1, batch_size=2, seed=0)
+    with pytest.raises(ConfigError, match="unknown tune.space"):
+        SearchSpace.from_params({"tune": {"space": {"layers": [1, 2]}}})
+    assert SearchSpace.from_params({"tune": {"space": {"dense_layers": [1, 5]}}}).dense_layers == (1, 5)
+    values = cnn.paper_hp_values({"filters": 32, "dense_units": [64, 32]})
+    assert cnn.architecture_from_hp(values)["dense_units"] == (64, 32)
+    summary = cnn.device_summary()
+    assert summary["backend"] == "tensorflow" and isinstance(summary["gpu"], bool)
