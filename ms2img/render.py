@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from ms2img.atomic import atomic_path
@@ -398,35 +399,28 @@ def _dense_index(index: np.ndarray) -> tuple[np.ndarray, int]:
     return codes.astype(np.intp, copy=False), len(uniques)
 
 
-def _bin_aggregate(
-    x: np.ndarray, y: np.ndarray, values: np.ndarray, config: RenderConfig, out: np.ndarray | None = None
-) -> np.ndarray:
-    """Bin (x, y) into ``config``'s grid and aggregate ``values`` per pixel; returns a float32 ``(H, W)`` image."""
+_CHUNK = 16_384  # rows per block in the binning loop: temporaries stay in cache and off the page-fault path
+
+
+def _pixel_index(x: np.ndarray, y: np.ndarray, config: RenderConfig, out: np.ndarray) -> None:
+    """Write each event's flat pixel index (``row * W + col``) into ``out``; events outside the ranges (or with a
+    NaN m/z) get ``H * W``, a dump pixel past the image."""
     w, h = config.width, config.height
     (x0, x1), (y0, y1) = config.x_range, config.y_range
-    cx = (x - x0) * (w / (x1 - x0))
-    cy = (y - y0) * (h / (y1 - y0))
+    cx = x - x0
+    cx *= w / (x1 - x0)
+    cy = y - y0
+    cy *= h / (y1 - y0)
     # Bins are [lo, hi) with the top edge in the last bin (as np.histogram); NaN fails every comparison.
-    keep = (cx >= 0) & (cx <= w) & (cy >= 0) & (cy <= h)
-    with np.errstate(invalid="ignore"):  # NaN -> int is garbage, but those rows are dumped below
+    outside = ~((cx >= 0) & (cx <= w) & (cy >= 0) & (cy <= h))
+    with np.errstate(invalid="ignore"):  # NaN -> int is garbage, but those rows go to the dump pixel
         col = cx.astype(np.intp)
         row = cy.astype(np.intp)
     np.minimum(col, w - 1, out=col)
     np.minimum(row, h - 1, out=row)
-    flat = row * w + col
-    flat[~keep] = h * w  # a dump pixel past the image, dropped below
-    if config.aggregation == "max":
-        acc = np.zeros(h * w + 1, dtype=np.float32)
-        np.maximum.at(acc, flat, values.astype(np.float32, copy=False))
-    else:
-        acc = np.bincount(flat, weights=values, minlength=h * w + 1)
-    if out is None:
-        out = np.zeros((h, w), dtype=np.float32)
-    img = out.reshape(h, w)
-    img += acc[:-1].reshape(h, w)
-    if config.mask_diagonal:
-        img[_cached_mask(config)] = 0.0
-    return img
+    np.multiply(row, w, out=out)
+    out += col
+    out[outside] = h * w
 
 
 _MASKS: dict[tuple, np.ndarray] = {}
@@ -441,15 +435,23 @@ def _cached_mask(config: RenderConfig) -> np.ndarray:
     return mask
 
 
-def _dedupe_merged(mp: np.ndarray, fragment_mz: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Row indices keeping one row per (merged precursor, fragment m/z), the largest value.
+def _repeated_spectra(
+    rp: np.ndarray, n_rp: int, mp_of_rp: np.ndarray, n_mp: int, fragment_mz: np.ndarray, fragment: np.ndarray
+) -> np.ndarray:
+    """Boolean per replicate precursor: its spectrum repeats that of the first replicate precursor merged with it.
 
-    Aligned exports repeat a feature's spectrum in every replicate; under ``sum`` it must count once."""
-    order = np.lexsort((values, fragment_mz, mp))
-    m, f = mp[order], fragment_mz[order]
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = (m[1:] != m[:-1]) | (f[1:] != f[:-1])
-    return order[last]
+    Aligned exports carry one spectrum per feature and repeat it in every replicate; under ``sum`` it must count
+    once. Spectra are compared by fingerprint (count, sums of m/z, m/z^2 and intensity), which is linear in rows.
+    """
+    count = np.bincount(rp, minlength=n_rp)
+    prints = [np.bincount(rp, weights=w, minlength=n_rp) for w in (fragment_mz, fragment_mz * fragment_mz, fragment)]
+    first = np.full(n_mp, n_rp, dtype=np.int64)
+    np.minimum.at(first, mp_of_rp, np.arange(n_rp))
+    ref = first[mp_of_rp]
+    same = (ref != np.arange(n_rp)) & (count == count[ref])
+    for fp in prints:
+        same &= np.isclose(fp, fp[ref], rtol=1e-12, atol=0.0)
+    return same
 
 
 def _render_group(
@@ -468,30 +470,54 @@ def _render_group(
 ) -> np.ndarray:
     """Render one image from per-fragment arrays; ``rp`` = per-row replicate-precursor index in ``0..n_rp-1``.
 
-    Cost is linear in the number of rows: a few vectorised passes plus one unbuffered ``maximum.at``/``bincount``.
+    Cost is linear in the number of rows: a few vectorised passes (per-precursor maxima by ``reduceat`` or
+    ``maximum.at``), blocked binning, and one unbuffered ``maximum.at`` (or ``bincount``) into the image.
     """
+    w, h = config.width, config.height
+    n = len(rp)
     starts = _run_starts(rp, n_rp)
     p_scaled, f_max, f_t = _scale(
         rp, n_rp, precursor_intensity, fragment_intensity, config.transform, starts, mp_of_rp, n_mp, n_reps
     )
-    values = (p_scaled / f_max)[rp] * f_t
+    factor = p_scaled / f_max  # pixel value = factor[rp] * fragment intensity
     x = np.asarray(precursor_mz, dtype=np.float64)
     y = np.asarray(fragment_mz, dtype=np.float64)
     merged = mp_of_rp is not None and n_mp < n_rp
     if merged and config.aggregation == "sum":
-        kept = _dedupe_merged(mp_of_rp[rp], y, values)
-        x, y, values, rp = x[kept], y[kept], values[kept], rp[kept]
+        factor[_repeated_spectra(rp, n_rp, mp_of_rp, n_mp, y, f_t)] = 0.0
+    z_prec = z_frag = None
     if config.ppm_jitter > 0:
         if rng is None:
             rng = np.random.default_rng()
-        scale = config.ppm_jitter * 1e-6
         # one precursor m/z error per (merged) precursor, one per fragment
-        if merged:
-            x = x * (1.0 + scale * rng.standard_normal(n_mp)[mp_of_rp[rp]])
-        else:
-            x = x * (1.0 + scale * rng.standard_normal(n_rp)[rp])
-        y = y * (1.0 + scale * rng.standard_normal(len(y)))
-    return _bin_aggregate(x, y, values, config, out)
+        z_prec = rng.standard_normal(n_mp)[mp_of_rp] if merged else rng.standard_normal(n_rp)
+        z_prec *= config.ppm_jitter * 1e-6
+        z_frag = rng.standard_normal(n)
+        z_frag *= config.ppm_jitter * 1e-6
+
+    flat = np.empty(n, dtype=np.intp)
+    values = np.empty(n, dtype=np.float32 if config.aggregation == "max" else np.float64)
+    for a in range(0, n, _CHUNK):
+        b = min(a + _CHUNK, n)
+        r = rp[a:b]
+        xc, yc = x[a:b], y[a:b]
+        if z_prec is not None:
+            xc = xc * (1.0 + z_prec[r])
+            yc = yc * (1.0 + z_frag[a:b])
+        _pixel_index(xc, yc, config, flat[a:b])
+        np.multiply(factor[r], f_t[a:b], out=values[a:b], casting="same_kind")
+    if config.aggregation == "max":
+        acc = np.zeros(h * w + 1, dtype=np.float32)
+        np.maximum.at(acc, flat, values)
+    else:
+        acc = np.bincount(flat, weights=values, minlength=h * w + 1)
+    if out is None:
+        out = np.zeros((h, w), dtype=np.float32)
+    img = out.reshape(h, w)
+    img += acc[:-1].reshape(h, w)
+    if config.mask_diagonal:
+        img[_cached_mask(config)] = 0.0
+    return img
 
 
 def render_arrays(
@@ -518,35 +544,63 @@ def render_arrays(
     return _render_group(rp, n_rp, precursor_mz, precursor_intensity, fragment_mz, fragment_intensity, config, rng)
 
 
-def _factorize(values: pd.Series, sort: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Dense int64 codes and the unique values; fast when equal values come in runs (one accession per file,
-    the fragments of one precursor together): only the run heads are hashed."""
+def _factorize(
+    values: pd.Series, sort: bool = False, want_uniques: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Dense int64 codes and the unique values (sorted when ``sort``; None when not ``want_uniques``).
+
+    Fast for Arrow-backed strings (pandas' default) laid out in runs (one accession per file, a precursor's
+    fragments together): one vectorised comparison finds the runs and only the run heads are hashed.
+    """
     n = len(values)
-    heads = None
-    if n > 1 and isinstance(values.dtype, pd.StringDtype | pd.ArrowDtype):
+    arr = None
+    if isinstance(values.dtype, pd.CategoricalDtype):  # as render_dir reads Parquet: codes come for free
+        codes = values.cat.codes.to_numpy().astype(np.int64)
+        if n == 0 or codes.min() >= 0:
+            cats = np.asarray(values.cat.categories, dtype=object)
+            if sort:
+                order = np.argsort(cats.astype(str), kind="stable")
+                rank = np.empty(len(order), dtype=np.int64)
+                rank[order] = np.arange(len(order))
+                codes, cats = rank[codes], cats[order]
+            return codes, cats
+    elif isinstance(values.dtype, pd.StringDtype | pd.ArrowDtype):
         try:
-            arr = pa.array(values)  # zero-copy for Arrow-backed strings (pandas' default string dtype)
+            arr = pa.array(values)  # zero-copy for Arrow-backed strings
         except (pa.ArrowException, TypeError, ValueError):
             arr = None
-        if arr is not None:
-            if isinstance(arr, pa.ChunkedArray):
-                arr = arr.combine_chunks()
-            change = pc.not_equal(arr.slice(1), arr.slice(0, n - 1)).fill_null(True)
-            change = change.to_numpy(zero_copy_only=False)
-            if np.count_nonzero(change) < n // 4:
-                starts = np.flatnonzero(np.concatenate(([True], change)))
-                heads = arr.take(pa.array(starts)).to_numpy(zero_copy_only=False)
-    elif n > 1 and values.dtype.kind in "iufb":
-        v = values.to_numpy()
-        change = v[1:] != v[:-1]
-        if np.count_nonzero(change) < n // 4:
-            starts = np.flatnonzero(np.concatenate(([True], change)))
-            heads = v[starts]
-    if heads is not None:
-        head_codes, uniques = pd.factorize(heads, sort=sort, use_na_sentinel=False)
-        return np.repeat(head_codes.astype(np.int64), np.diff(np.append(starts, n))), np.asarray(uniques)
-    codes, uniques = pd.factorize(values, sort=sort, use_na_sentinel=False)
-    return codes.astype(np.int64, copy=False), np.asarray(uniques)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        if arr is not None and (
+            arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type))
+        ):
+            arr = None
+    if arr is None or n < 2:
+        codes, uniques = pd.factorize(values, sort=sort, use_na_sentinel=False)
+        return codes.astype(np.int64, copy=False), np.asarray(uniques)
+    change = pc.not_equal(arr.slice(1), arr.slice(0, n - 1))
+    n_change = pc.sum(change).as_py() or 0
+    if n_change == 0:  # one value (one accession, one replicate)
+        return np.zeros(n, dtype=np.int64), np.array([arr[0].as_py()], dtype=object)
+    runs = n_change < n // 4
+    if runs:
+        starts = np.flatnonzero(np.concatenate(([True], change.to_numpy(zero_copy_only=False))))
+        heads = arr.take(pa.array(starts))
+    else:
+        heads = arr
+    encoded = pc.dictionary_encode(heads)
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    if not want_uniques and not sort:
+        return (np.repeat(codes, np.diff(np.append(starts, n))) if runs else codes), None
+    uniques = np.array(encoded.dictionary.to_pylist(), dtype=object)
+    if sort:
+        order = np.argsort(uniques.astype(str), kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        codes, uniques = rank[codes], uniques[order]
+    if runs:
+        codes = np.repeat(codes, np.diff(np.append(starts, n)))
+    return codes, uniques
 
 
 def _dense_sorted(key: np.ndarray) -> np.ndarray:
@@ -590,8 +644,8 @@ def render_events(
 
     acc, acc_names = _factorize(events["accession"], sort=True)
     rep, rep_names = _factorize(events["replicate"], sort=True)
-    feat, feat_names = _factorize(events["feature_id"])
-    n_acc, n_rep, n_feat = len(acc_names), len(rep_names), len(feat_names)
+    feat, _ = _factorize(events["feature_id"], want_uniques=False)
+    n_acc, n_rep, n_feat = len(acc_names), len(rep_names), int(feat.max()) + 1
     # Rows sorted by image (accession[, replicate]) so each image's rows are one contiguous slice.
     group = acc * np.int64(n_rep) + rep if config.per_replicate else acc
     order = None if np.all(group[1:] >= group[:-1]) else np.argsort(group, kind="stable")
@@ -606,13 +660,15 @@ def render_events(
         col(c) for c in ("precursor_mz", "precursor_intensity", "fragment_mz", "fragment_intensity")
     )
     # Replicate precursor ids, image-major so each image's ids are one contiguous range.
-    if config.per_replicate:
+    if n_acc * n_rep == 1:
+        rp = feat  # one sample: feature codes are already dense
+    elif config.per_replicate:
         rp = _dense_sorted(group * np.int64(n_feat) + feat)
     else:
         rp = _dense_sorted((acc * np.int64(n_feat) + feat) * np.int64(n_rep) + rep)
     n_rp_all = int(rp.max()) + 1
     starts = np.flatnonzero(np.concatenate(([True], group[1:] != group[:-1])))
-    rp_lo = np.append(np.minimum.reduceat(rp, starts), n_rp_all)
+    rp_lo = np.append(np.minimum.reduceat(rp, starts) if len(starts) > 1 else [0], n_rp_all)
     ids = acc_names[acc[starts]].astype(str)
     reps = rep_names[rep[starts]].astype(str) if config.per_replicate else None
 
@@ -643,7 +699,16 @@ def render_events(
             m0 = m.min()
             kw = {"mp_of_rp": m - m0, "n_mp": int(m.max() - m0) + 1, "n_reps": float(n_reps_acc[acc[s]])}
         _render_group(
-            rp[s:e] - lo, int(hi - lo), p_mz[s:e], p_int[s:e], f_mz[s:e], f_int[s:e], config, rng, out=images[i], **kw
+            rp[s:e] - lo if lo else rp[s:e],
+            int(hi - lo),
+            p_mz[s:e],
+            p_int[s:e],
+            f_mz[s:e],
+            f_int[s:e],
+            config,
+            rng,
+            out=images[i],
+            **kw,
         )
     return ImageSet(images, ids, x_edges, y_edges, cfg, reps)
 
@@ -662,14 +727,18 @@ def _event_files(events_dir: str | Path) -> list[Path]:
 
 
 def _read_render_columns(path: Path) -> pd.DataFrame:
+    """The columns the renderer needs, string columns dictionary-encoded (read as categoricals: no hashing)."""
     try:
-        df = pd.read_parquet(path)
+        schema = pq.read_schema(path)
+        missing = [c for c in RENDER_COLUMNS if c not in schema.names]
+        if missing:
+            raise InputFileError(path, f"events file lacks columns {missing}")
+        table = pq.read_table(path, columns=RENDER_COLUMNS, read_dictionary=["accession", "replicate", "feature_id"])
+        return table.to_pandas()
+    except InputFileError:
+        raise
     except Exception as exc:  # noqa: BLE001 - pyarrow raises many types; the user needs the file name
         raise InputFileError(path, f"not a readable Parquet events file ({exc.__class__.__name__}: {exc})") from None
-    missing = [c for c in RENDER_COLUMNS if c not in df.columns]
-    if missing:
-        raise InputFileError(path, f"events file lacks columns {missing}")
-    return df[RENDER_COLUMNS]
 
 
 def render_files(

@@ -12,8 +12,10 @@ one built from real reference spectra. Each accession is a mixture of
 * in-source adducts ([M+FA-H]-, [2M-H]-, [M-H2O-H]-, ... or the positive-mode equivalents), blank
   contaminants and, in the QC column, a pooled-looking mixture.
 
-Per accession, latent family abundances (mg/g extract) are drawn as correlated log-normals (a shared "phenolic
-richness" factor plus a family factor) with a family-specific chance of being absent. The assays are functions of
+Per accession, latent family totals (mg/g extract) are drawn as correlated, roughly normal variables (a shared
+"phenolic richness" factor plus a family factor) with a family-specific chance of being absent; compounds within a
+family vary log-normally around their share, and a few dominant background constituents keep the per-sample
+intensity scale steady (the images scale by the sample's most intense precursor). The assays are functions of
 those abundances plus noise (documented in :func:`assays_from_latent`), so a model can learn them from the MS/MS
 fingerprint but not perfectly. Instrument effects: per-replicate ppm offset, RT drift and injection factor,
 per-peak m/z and intensity noise, dropped fragments, chemical-noise fragments, a detection limit (heights below
@@ -117,7 +119,7 @@ FAMILIES: dict[str, tuple[str, float, float, float]] = {
 }
 FAMILY_NAMES = list(FAMILIES)
 PHENOLIC_FAMILIES = [f for f in FAMILY_NAMES if f not in ("triterpenoids", "primary")]
-SHARED_FACTOR = 0.55  # correlation weight of the shared "phenolic richness" factor
+SHARED_FACTOR = 0.7  # correlation weight of the shared "phenolic richness" factor
 
 # First matching pattern wins (procyanidin before cyanidin, caffeoylquinic before quinic, coumarin before ...).
 _FAMILY_PATTERNS = [
@@ -161,6 +163,9 @@ MAX_FRAGMENTS = 20  # MS/MS peaks kept per spectrum (most intense)
 N_BACKGROUND = 1500
 N_CONTAMINANTS = 12
 N_QC_EXTRAS = 15
+N_MAJOR = 4  # background compounds present in every accession at a high, steady level
+MAJOR_SD = 0.15
+BACKGROUND_SD = 0.5
 
 # adduct label, m/z of the adduct from the main ion m/z, MS/MS transform ("fa": main ion + its fragments,
 # "dimer": main ion dominant, "h2o": main fragments below the new precursor)
@@ -438,7 +443,7 @@ def build_world(seed: int, polarity: str = "negative") -> World:
             "name": s.name, "formula": s.formula or "null", "inchikey": s.inchikey or "null",
             "smiles": s.smiles or "null", "ontology": FAMILIES[fam][0], "ref_rt": rt, "ref_mz": s.precursor_mz,
         }  # fmt: skip
-        recs.append((s.precursor_mz, rt, fi, weight, float(rng.lognormal(0, 0.5)), float(rng.uniform(0.6, 1.0)),
+        recs.append((s.precursor_mz, rt, fi, weight, float(rng.lognormal(0, 0.5)), float(rng.uniform(0.75, 1.0)),
                      0.0, annot, s.mz, s.intensity))  # fmt: skip
         # relatives of the standard: never annotated, same family, fragments of the parent + the parent ion
         for _ in range(rng.poisson(2.5)):
@@ -456,7 +461,7 @@ def build_world(seed: int, polarity: str = "negative") -> World:
                 continue
             d_rt = float(np.clip(rt * rt_factor * rng.lognormal(0, 0.05), 0.3, 9.5))
             recs.append((new_prec, d_rt, fi, weight * float(rng.lognormal(-1.0, 0.7)),
-                         float(rng.lognormal(0, 0.5)), float(rng.uniform(0.3, 0.9)), 0.0, None, mz,
+                         float(rng.lognormal(0, 0.5)), float(rng.uniform(0.5, 0.95)), 0.0, None, mz,
                          100 * rel / rel.max()))  # fmt: skip
 
     bg = background_library(polarity)
@@ -478,8 +483,12 @@ def build_world(seed: int, polarity: str = "negative") -> World:
         else:
             rt = float(rng.uniform(0.3, 9.5))
         contaminant = k >= N_BACKGROUND
-        recs.append((prec, rt, -2 if contaminant else -1, 0.0, float(rng.lognormal(0, 0.5)),
-                     float(rng.beta(0.4, 3.2)), float(rng.normal(np.log(0.6), 1.0)), None, mz,
+        if k < N_MAJOR:  # the species' dominant constituents: in every accession, at a steady level
+            prevalence, log_mu, response = 1.0, float(np.log(rng.uniform(8, 15))), 1.0
+        else:
+            prevalence, log_mu = float(rng.beta(0.35, 3.5)), float(rng.normal(np.log(0.6), 1.0))
+            response = float(rng.lognormal(0, 0.5))
+        recs.append((prec, rt, -2 if contaminant else -1, 0.0, response, prevalence, log_mu, None, mz,
                      100 * rel / rel.max()))  # fmt: skip
 
     sizes = np.array([r[8].size for r in recs])
@@ -610,11 +619,12 @@ def simulate_accession(world: World, name: str, rng: np.random.Generator, replic
     fam_abund = latent[w.family[fam_idx]]
     take = (fam_abund > 0) & (rng.random(fam_idx.size) < w.prevalence[fam_idx])
     share = w.weight[fam_idx] / np.bincount(w.family[fam_idx], w.weight[fam_idx])[w.family[fam_idx]]
-    fam_amount = fam_abund * share * 3.0 * rng.lognormal(0.0, 0.6, fam_idx.size)
+    fam_amount = fam_abund * share * 3.0 * rng.lognormal(0.0, 0.35, fam_idx.size)
 
     bg_idx = np.where(w.family == -1)[0]
     bg_take = rng.random(bg_idx.size) < w.prevalence[bg_idx]
-    bg_amount = np.exp(w.log_mu[bg_idx] + rng.normal(0, 0.8, bg_idx.size))
+    bg_sd = np.where(w.prevalence[bg_idx] >= 1.0, MAJOR_SD, BACKGROUND_SD)
+    bg_amount = np.exp(w.log_mu[bg_idx] + bg_sd * rng.normal(0, 1.0, bg_idx.size))
 
     comps = np.concatenate([fam_idx[take], bg_idx[bg_take]])
     amount = np.concatenate([fam_amount[take], bg_amount[bg_take]])
@@ -743,6 +753,11 @@ def simulate_accession(world: World, name: str, rng: np.random.Generator, replic
     fmz = np.concatenate([fmz, w.ion_mz[f_comp[add_rows]]])
     frel = np.concatenate([frel, np.full(add_rows.size, 100.0)])
     owner = np.concatenate([owner, add_rows])
+    # unfragmented precursor left in the MS/MS scan (the diagonal of the image)
+    resid = np.where(rng.random(n) < 0.5)[0]
+    fmz = np.concatenate([fmz, f_mz[resid]])
+    frel = np.concatenate([frel, rng.uniform(2.0, 40.0, resid.size)])
+    owner = np.concatenate([owner, resid])
     # chemical noise peaks
     n_noise = rng.poisson(1.2, n)
     noise_owner = np.repeat(np.arange(n), n_noise)
@@ -794,9 +809,7 @@ def simulate_accession(world: World, name: str, rng: np.random.Generator, replic
     h_int = heights.astype(np.int64)
     h_cells = [[str(v) for v in row] for row in h_int.tolist()]
     means = np.stack([heights[:, c].mean(1) for c in group_cols], axis=1).tolist()
-    sds = np.stack(
-        [heights[:, c].std(1, ddof=1) if len(c) > 1 else np.zeros(n) for c in group_cols], axis=1
-    ).tolist()
+    sds = np.stack([heights[:, c].std(1, ddof=1) if len(c) > 1 else np.zeros(n) for c in group_cols], axis=1).tolist()
     ref_h_int = h_int[np.arange(n), ref]
     iso_r1 = 0.011 * np.maximum(f_mz, 100) / 14.0
     iso_cells = [
@@ -873,11 +886,15 @@ class CohortSummary:
         """A short human-readable report."""
         lines = [
             f"synthetic cohort in {self.out_dir} (seed {self.seed}, {self.polarity} mode)",
-            f"  accessions written: {len(self.accessions)} ({self.accessions[0]}..{self.accessions[-1]}), "
-            f"cohort total {self.n_total}",
+            (
+                f"  accessions written: {len(self.accessions)} ({self.accessions[0]}..{self.accessions[-1]}), "
+                f"cohort total {self.n_total}"
+            ),
             f"  files: {len(self.files)}, {self.bytes_written / 1e6:.1f} MB, {self.seconds:.1f} s",
-            f"  precursors per accession: mean {self.precursors_mean:.0f} "
-            f"(min {min(self.precursors)}, max {max(self.precursors)})",
+            (
+                f"  precursors per accession: mean {self.precursors_mean:.0f} "
+                f"(min {min(self.precursors)}, max {max(self.precursors)})"
+            ),
             "  classes after min-max normalisation (<0.4 low, >0.6 high):",
         ]
         for assay, c in self.class_counts.items():
@@ -1075,5 +1092,5 @@ def make_cohort(
         seed=seed,
         polarity=polarity,
     )
-    log.info("wrote %d accessions to %s in %.1f s", len(names), out_dir, summary.seconds)
+    log.debug("wrote %d accessions to %s in %.1f s", len(names), out_dir, summary.seconds)
     return summary

@@ -4,7 +4,7 @@ The implementation lives in :mod:`ms2img.validation` (suites, runner, report); t
 the architecture uses. Great Expectations itself is imported only when a validation runs.
 """
 
-from ms2img.validation import (  # noqa: F401
+from ms2img.validation import (
     POLICIES,
     Failure,
     ValidationReport,

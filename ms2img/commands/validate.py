@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from ms2img.params import DEFAULT_PARAMS_PATH, load_params
@@ -31,6 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ms2img.validation import options_from_params, run_validation
+
+    if not getattr(args, "verbose", False):  # GX logs a line per ephemeral context at INFO
+        logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
     if args.params is not None or DEFAULT_PARAMS_PATH.exists():
         params = load_params(args.params or DEFAULT_PARAMS_PATH, profile=args.profile)

@@ -39,7 +39,9 @@ def is_quant_header(line: str) -> bool:
     return bool(first) and first[0].strip().lstrip("\ufeff") in ("id", "row ID")
 
 
-def read_fbmn(quant_csv: str | Path, mgf: str | Path, sample_sheet: pd.DataFrame | None = None) -> ReadResult:
+def read_fbmn(
+    quant_csv: str | Path, mgf: str | Path, sample_sheet: pd.DataFrame | str | Path | None = None
+) -> ReadResult:
     """Read a quant table + MGF pair; features without a spectrum give no rows (counted)."""
     quant_csv, mgf = Path(quant_csv), Path(mgf)
     ids, mz, rt, names, heights = _read_quant(quant_csv)
@@ -88,11 +90,10 @@ def _read_quant(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[st
         header.pop()  # MZmine 2 ends every line with a comma
     if len(header) == 1 and any(d in lines[0] for d in ";\t"):
         raise InputFileError(path, "header has one column: the quant table must be comma-separated", line=1)
-    for (id_col, mz_col, rt_col), patterns in LAYOUTS:
-        if id_col in header:
-            break
-    else:
+    layout = next(((cols, pats) for cols, pats in LAYOUTS if cols[0] in header), None)
+    if layout is None:
         raise InputFileError(path, "header lacks an 'id' (MZmine 3) or 'row ID' (MZmine 2) column", line=1)
+    (id_col, mz_col, rt_col), patterns = layout
     for c in (mz_col, rt_col):
         if c not in header:
             raise InputFileError(path, f"header lacks the column '{c}'", line=1)
@@ -203,7 +204,7 @@ def _read_mgf(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
     try:
         with pyteomics_mgf.read(str(path), use_index=False, convert_arrays=1, read_charges=False) as reader:
             spectra = list(reader)
-    except Exception as exc:  # the scan above catches what we know; name the file for anything else
+    except Exception as exc:  # noqa: BLE001 - the scan above catches what we know; name the file for the rest
         raise InputFileError(path, f"not a readable MGF ({exc.__class__.__name__}: {exc})", line=1) from None
     if len(spectra) != len(blocks):
         raise InputFileError(path, f"pyteomics read {len(spectra)} spectra, the file has {len(blocks)} blocks", line=1)

@@ -120,7 +120,9 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in TEXT_EXTENSIONS | RAW_EXTENSIONS)
+            files = sorted(
+                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in TEXT_EXTENSIONS | RAW_EXTENSIONS
+            )
             if not files:
                 raise InputFileError(p, "folder holds no .txt/.tsv/.csv/.mgf/.mzML/.mzXML files")
             found += [(f, sniff(f), True) for f in files]
@@ -226,13 +228,11 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, staging, summar
         manifests.append(result.samples)
         warnings.update(result.warnings)
         summary.precursors_without_msms += result.precursors_without_msms
-        events = result.events
-        if blank_subtraction:
-            events, removed = subtract_blanks(result, blank_fold)
-            summary.blank_removed += removed
         training = result.samples[result.samples["type"].isin(types)]
-        pairs = pd.MultiIndex.from_frame(training[["accession", "replicate"]])
-        events = events[pd.MultiIndex.from_frame(events[["accession", "replicate"]]).isin(pairs)]
+        events = _restrict(result.events, training)
+        if blank_subtraction:
+            events, removed = subtract_blanks(result, blank_fold, events)
+            summary.blank_removed += removed
         for accession, group in events.groupby("accession", sort=False):
             part = staging / f"part-{sum(map(len, parts.values()))}.parquet"
             write_events(group, part)
@@ -252,25 +252,32 @@ def _sample_names(manifest: pd.DataFrame) -> set[str]:
     return names | {strip_raw_extension(n) for n in names}
 
 
-def subtract_blanks(result: ReadResult, fold: float) -> tuple[pd.DataFrame, int]:
+def _restrict(events: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``events`` belonging to the (accession, replicate) pairs of ``samples``."""
+    pairs = pd.MultiIndex.from_frame(samples[["accession", "replicate"]])
+    return events[pd.MultiIndex.from_frame(events[["accession", "replicate"]]).isin(pairs)]
+
+
+def subtract_blanks(result: ReadResult, fold: float, events: pd.DataFrame | None = None) -> tuple[pd.DataFrame, int]:
     """Drop (sample, feature) events whose height < ``fold`` x the feature's highest blank height.
 
-    Needs aligned feature ids (MS-DIAL, quant table); raw files are returned unchanged.
+    Blank heights come from ``result``; the rows filtered are ``events`` (default: all of ``result``'s
+    non-blank rows). Needs aligned feature ids (MS-DIAL, quant table); raw files are returned unchanged.
+    Returns the kept rows and the number of (sample, feature) pairs removed.
     """
-    events, samples = result.events, result.samples
+    samples = result.samples
     blanks = samples[samples["type"] == "Blank"]
+    if events is None:
+        events = _restrict(result.events, samples[samples["type"] != "Blank"])
     if not result.aligned:
         log.warning("%s: blank subtraction needs aligned features; skipped for this raw file", result.source)
         return events, 0
     if blanks.empty:
         log.warning("%s: no blank samples; blank subtraction skipped", result.source)
         return events, 0
-    is_blank = pd.MultiIndex.from_frame(events[["accession", "replicate"]]).isin(
-        pd.MultiIndex.from_frame(blanks[["accession", "replicate"]])
-    )
-    blank_max = events[is_blank].groupby("feature_id")["precursor_intensity"].max()
-    threshold = events["feature_id"].map(blank_max).fillna(0.0).to_numpy() * fold
-    drop = ~is_blank & (events["precursor_intensity"].to_numpy() < threshold)
+    blank_max = _restrict(result.events, blanks).groupby("feature_id")["precursor_intensity"].max()
+    threshold = events["feature_id"].map(blank_max).astype("float64").fillna(0.0).to_numpy() * fold
+    drop = events["precursor_intensity"].to_numpy() < threshold
     removed = events.loc[drop, ["accession", "replicate", "feature_id"]].drop_duplicates().shape[0]
     return events[~drop], int(removed)
 

@@ -34,7 +34,7 @@ def is_msdial_header(line: str) -> bool:
 
 
 def read_msdial(
-    path: str | Path, sample_sheet: pd.DataFrame | None = None, accession_from: str = "column"
+    path: str | Path, sample_sheet: pd.DataFrame | str | Path | None = None, accession_from: str = "column"
 ) -> ReadResult:
     """Read one MS-DIAL alignment export.
 
@@ -116,7 +116,7 @@ def _find_header(path: Path, lines: list[str]) -> int:
             return i
         first = line.lstrip("\ufeff")
         for sep, name in ((",", "comma"), (";", "semicolon")):
-            if first.startswith(ID + sep) or first.startswith(f'"{ID}"{sep}'):
+            if first.startswith((ID + sep, f'"{ID}"{sep}')):
                 raise InputFileError(
                     path, f"header is {name}-separated; MS-DIAL alignment exports are tab-separated", line=i + 1
                 )

@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from lxml import etree
 
 with warnings.catch_warnings():  # pyteomics imports psims, which warns about an optional HDF5 plugin
@@ -41,9 +42,16 @@ def sniff_raw(head: bytes) -> str | None:
 
 
 def read_raw(
-    path: str | Path, accession: str | None = None, replicate: str | None = None, sample_sheet=None
+    path: str | Path,
+    accession: str | None = None,
+    replicate: str | None = None,
+    sample_sheet: pd.DataFrame | str | Path | None = None,
 ) -> ReadResult:
-    """Read one mzML/mzXML file as one sample: accession defaults to the file stem, replicate to ``"1"``."""
+    """Read one mzML/mzXML file as one sample.
+
+    Accession and replicate: the arguments when given, else the sample sheet's row for the file name, else the
+    file stem and ``"1"``.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "file not found")
@@ -57,13 +65,13 @@ def read_raw(
         raise InputFileError(
             path, f"file is truncated (it does not end with {_ROOTS[kind][-1].decode()})", line=data.count(b"\n") + 1
         )
-    meta = resolve(index_sheet(sample_sheet), path.name, accession or path.stem, replicate or "1", "Sample")
+    meta = resolve(index_sheet(sample_sheet), path.name, path.stem, "1", "Sample")
+    meta["accession"] = accession or meta["accession"]
+    meta["replicate"] = replicate or meta["replicate"]
     try:
         scans, n_missing = _read_scans(path, data, kind)
     except etree.XMLSyntaxError as exc:
         raise InputFileError(path, f"malformed XML ({exc.msg})", line=max(exc.lineno or 1, 1)) from None
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputFileError(path, f"unreadable {kind} ({exc.__class__.__name__}: {exc})", line=1) from None
 
     ids = _feature_ids([s["id"] for s in scans])
     with_peaks = [s for s in scans if len(s["mz"])]
@@ -95,10 +103,24 @@ def _read_scans(path: Path, data: bytes, kind: str) -> tuple[list[dict], int]:
     """One dict per MS2 scan (id, precursor_mz, precursor_intensity, rt, polarity, mz, intensity)."""
     scans, missing = [], 0
     last_ms1: tuple[np.ndarray, np.ndarray] | None = None
+    last_id = None
     reader = mzml.MzML(str(path), use_index=False) if kind == "mzML" else mzxml.MzXML(str(path), use_index=False)
     with reader:
-        for spec in reader:
-            fields = _mzml_fields(spec) if kind == "mzML" else _mzxml_fields(spec)
+        while True:
+            try:
+                spec = next(reader, None)
+                if spec is None:
+                    break
+                fields = _mzml_fields(spec) if kind == "mzML" else _mzxml_fields(spec)
+            except etree.XMLSyntaxError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - pyteomics raises many types (PyteomicsError, zlib.error, ...)
+                line = _line_after(data, kind, last_id, exc)
+                detail = (str(exc).splitlines() or [""])[0]
+                raise InputFileError(
+                    path, f"unreadable {kind} scan ({exc.__class__.__name__}: {detail})", line
+                ) from None
+            last_id = fields["id"]
             level, mz, intensity = fields["level"], spec.get("m/z array"), spec.get("intensity array")
             mz = np.asarray(mz if mz is not None else [], dtype=np.float64)
             intensity = np.asarray(intensity if intensity is not None else [], dtype=np.float64)
@@ -111,8 +133,12 @@ def _read_scans(path: Path, data: bytes, kind: str) -> tuple[list[dict], int]:
             if level != 2:
                 continue
             pmz = fields["precursor_mz"]
-            if pmz is None or not np.isfinite(pmz) or pmz <= 0:
-                raise _scan_error(path, data, kind, fields["id"], "MS2 scan without a precursor m/z (DIA is not supported)")
+            if pmz is None:
+                raise _scan_error(
+                    path, data, kind, fields["id"], "MS2 scan without a precursor m/z (DIA is not supported)"
+                )
+            if not np.isfinite(pmz) or pmz <= 0:
+                raise _scan_error(path, data, kind, fields["id"], "precursor m/z is not a number > 0")
             if not (np.isfinite(mz).all() and np.isfinite(intensity).all()) or (intensity < 0).any():
                 raise _scan_error(path, data, kind, fields["id"], "MS2 peaks with non-finite or negative values")
             pint = fields["precursor_intensity"]
@@ -130,8 +156,12 @@ def _mzml_fields(spec: dict) -> dict:
     if precursors:
         ions = (precursors[0].get("selectedIonList") or {}).get("selectedIon") or [{}]
         ion = ions[0]
-    polarity = "positive" if "positive scan" in spec else "negative" if "negative scan" in spec else _filter_polarity(
-        scan[0].get("filter string", "")
+    polarity = (
+        "positive"
+        if "positive scan" in spec
+        else "negative"
+        if "negative scan" in spec
+        else _filter_polarity(scan[0].get("filter string", ""))
     )
     return {
         "id": str(spec.get("id", spec.get("index", ""))),
@@ -144,13 +174,15 @@ def _mzml_fields(spec: dict) -> dict:
 
 
 def _mzxml_fields(spec: dict) -> dict:
-    precursors = spec.get("precursorMz") or [{}]
+    precursor = (spec.get("precursorMz") or [{}])[0]
+    if not isinstance(precursor, dict):  # <precursorMz> without attributes comes back as its text
+        precursor = {"precursorMz": precursor}
     sign = spec.get("polarity")
     return {
         "id": str(spec.get("num", spec.get("id", ""))),
         "level": int(spec.get("msLevel", 1)),
-        "precursor_mz": _float(precursors[0].get("precursorMz")),
-        "precursor_intensity": _float(precursors[0].get("precursorIntensity")),
+        "precursor_mz": _float(precursor.get("precursorMz")),
+        "precursor_intensity": _float(precursor.get("precursorIntensity")),
         "rt": _minutes(spec.get("retentionTime")),
         "polarity": {"+": "positive", "-": "negative"}.get(sign, "unknown"),
     }
@@ -195,9 +227,25 @@ def _feature_ids(native_ids: list[str]) -> list[str]:
     return short if len(set(short)) == len(short) else native_ids
 
 
+def _line_after(data: bytes, kind: str, scan_id: str | None, exc: Exception) -> int:
+    """Best line for an error pyteomics raised after scan ``scan_id``: where the value it quotes appears, else
+    the next scan element (pyteomics may read ahead, so the quoted value is the better clue)."""
+    tag, attr = (b"<spectrum ", b'id="') if kind == "mzML" else (b"<scan ", b'num="')
+    start = max(data.find(attr + scan_id.encode() + b'"'), 0) if scan_id is not None else 0
+    quoted = re.search(r"could not convert string to \w+: \\?'([^'\\]{1,80})\\?'", str(exc))
+    if quoted:
+        value = quoted.group(1).encode()
+        for needle in (b'"' + value + b'"', b">" + value + b"<"):
+            pos = data.find(needle, start)
+            if pos >= 0:
+                return line_of_offset(data, pos)
+    pos = data.find(tag, start + 1)
+    return line_of_offset(data, pos) if pos >= 0 else 1
+
+
 def _scan_error(path: Path, data: bytes, kind: str, scan_id: str, problem: str) -> InputFileError:
     """An error naming the line where the offending scan starts in the file."""
     attr = b'id="' if kind == "mzML" else b'num="'
     pos = data.find(attr + scan_id.encode() + b'"')
     line = line_of_offset(data, pos) if pos >= 0 else 1
-    return InputFileError(path, f"scan {scan_id}: {problem}", line=line)
+    return InputFileError(path, f"scan '{scan_id}': {problem}", line=line)

@@ -84,7 +84,7 @@ def read_text_lines(path: str | Path) -> list[str]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    return [ln.removesuffix("\r") for ln in lines]
 
 
 _MISSING = frozenset({"", "na", "nan", "null", "none", "n/a"})
@@ -157,7 +157,7 @@ def aligned_events(
     feature_of_fragment = np.repeat(np.arange(len(spectra)), counts)
     fragment_idx, sample_idx = [], []
     for j in range(heights.shape[1]):
-        keep = np.flatnonzero((heights[feature_of_fragment, j] > 0))
+        keep = np.flatnonzero(heights[feature_of_fragment, j] > 0)
         fragment_idx.append(keep)
         sample_idx.append(np.full(len(keep), j, dtype=np.int64))
     frags = np.concatenate(fragment_idx) if fragment_idx else np.empty(0, dtype=np.int64)

@@ -92,10 +92,15 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(records, columns=SHEET_COLUMNS).astype(str)
 
 
-def index_sheet(sheet: pd.DataFrame | None) -> dict[str, dict[str, str]]:
-    """Sheet rows by sample name, also reachable without a raw-file extension (``A_01`` for ``A_01.mzXML``)."""
+def index_sheet(sheet: pd.DataFrame | str | Path | None) -> dict[str, dict[str, str]]:
+    """Sheet rows by sample name, also reachable without a raw-file extension (``A_01`` for ``A_01.mzXML``).
+
+    ``sheet`` is what :func:`read_sample_sheet` returns, or a path to read it from.
+    """
     if sheet is None:
         return {}
+    if isinstance(sheet, (str, Path)):
+        sheet = read_sample_sheet(sheet)
     records = sheet.to_dict("records")
     index = {rec["sample"]: rec for rec in records}
     for rec in records:
@@ -114,7 +119,17 @@ def resolve(
     """Manifest fields for sample ``name``: the sheet's values where it lists the sample, else the defaults."""
     rec = index.get(name) or index.get(strip_raw_extension(name))
     if rec is None:
-        return {"sample": name, "accession": accession, "replicate": replicate, "type": sample_type,
-                "class": sample_class}
-    return {"sample": name, "accession": rec["accession"], "replicate": rec["replicate"], "type": rec["type"],
-            "class": rec["class"] or sample_class}
+        return {
+            "sample": name,
+            "accession": accession,
+            "replicate": replicate,
+            "type": sample_type,
+            "class": sample_class,
+        }
+    return {
+        "sample": name,
+        "accession": rec["accession"],
+        "replicate": rec["replicate"],
+        "type": rec["type"],
+        "class": rec["class"] or sample_class,
+    }

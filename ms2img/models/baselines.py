@@ -61,6 +61,7 @@ __all__ = [
     "plot_pca",
     "plot_permutation",
     "rf_cross_validate",
+    "rf_param_grid",
     "venetian_folds",
 ]
 
@@ -86,7 +87,12 @@ class FlattenImages(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _as_2d(X) -> tuple[Any, tuple[int, ...] | None]:
-        if hasattr(X, "ndim") and X.ndim > 2 and not hasattr(X, "columns"):
+        if hasattr(X, "columns"):  # a DataFrame is already a table
+            return X, None
+        if not hasattr(X, "ndim") and isinstance(X, list | tuple):
+            arr = np.asarray(X)
+            X = arr if arr.ndim > 2 else X
+        if hasattr(X, "ndim") and X.ndim > 2:
             X = np.asarray(X)
             return X.reshape(X.shape[0], -1), tuple(X.shape[1:])
         return X, None
@@ -129,6 +135,16 @@ class FlattenImages(TransformerMixin, BaseEstimator):
 # --------------------------------------------------------------------------------------------------------------
 # Random forest
 # --------------------------------------------------------------------------------------------------------------
+def rf_param_grid(baselines_params: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """The RF search grid from params.yaml's ``baselines`` section (``rf_trees``, ``rf_max_features``)."""
+    grid = dict(DEFAULT_RF_GRID)
+    if "rf_trees" in baselines_params:
+        grid["n_estimators"] = [int(v) for v in baselines_params["rf_trees"]]
+    if "rf_max_features" in baselines_params:
+        grid["max_features"] = list(baselines_params["rf_max_features"])
+    return grid
+
+
 def make_rf(seed: int, n_jobs: int = 1, **params: Any) -> RandomForestClassifier:
     """The project's RF: class-balanced, seeded; ``params`` (n_estimators, max_features, ...) override."""
     return RandomForestClassifier(random_state=seed, class_weight="balanced", n_jobs=n_jobs, **params)

@@ -188,7 +188,7 @@ class ValidationReport:
     remaining_accessions: list[str] = field(default_factory=list)
     json_path: Path | None = None
     html_path: Path | None = None
-    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
 
     @property
     def failures(self) -> list[Failure]:
@@ -273,15 +273,19 @@ def render_html(data: dict[str, Any]) -> str:
         f"<style>{_CSS}</style></head><body>",
         f"<h1>ms2img validation {_status(data['success'])}</h1>",
         f"<p>{_esc(data['message'])}</p>",
-        f"<p>Policy <code>{_esc(data['policy'])}</code>, created {_esc(data['created'])}, "
-        f"ms2img {_esc(data['ms2img_version'])}. {_esc(data['row_numbers'])}.</p>",
+        (
+            f"<p>Policy <code>{_esc(data['policy'])}</code>, created {_esc(data['created'])}, "
+            f"ms2img {_esc(data['ms2img_version'])}. {_esc(data['row_numbers'])}.</p>"
+        ),
         "<h2>Summary</h2>",
         _table(["metric", "value"], [[_esc(k), _esc(v)] for k, v in data["summary"].items()]),
     ]
     if data["quarantined"] or data["quarantine_candidates"] or data["previously_quarantined"]:
         parts.append("<h2>Quarantine</h2>")
-        rows = [[_esc(q["accession"]), _esc(q["file"]), _esc(q["moved_to"]), _esc("; ".join(q["checks"]))]
-                for q in data["quarantined"]]
+        rows = [
+            [_esc(q["accession"]), _esc(q["file"]), _esc(q["moved_to"]), _esc("; ".join(q["checks"]))]
+            for q in data["quarantined"]
+        ]
         rows += [[_esc(a), "", "not moved (the run failed)", ""] for a in data["quarantine_candidates"]]
         rows += [[_esc(a), "", "quarantined by an earlier run", ""] for a in data["previously_quarantined"]]
         parts.append(_table(["accession", "file", "moved to", "failed checks"], rows))

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 # Largest finite float: a ``max_value`` that turns "finite" into a GX between-check (inf > FLOAT_MAX).
 FLOAT_MAX = float(np.finfo(np.float64).max)
 # A finite decimal number as written in a CSV cell: no NaN, no inf, no thousands separators.
-FINITE_NUMBER_REGEX = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+FINITE_NUMBER_REGEX = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
 # Derived column for the fragment-vs-precursor check (see module docstring).
 FRAGMENT_EXCESS = "fragment_excess"
 
@@ -122,11 +122,15 @@ def run_checks(suite_name: str, df: pd.DataFrame, checks: Sequence[Check]) -> li
         .add_dataframe_asset(name=suite_name)
         .add_batch_definition_whole_dataframe("whole")
     )
-    suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
-    for i, check in enumerate(checks):
-        cls = getattr(gx.expectations, check.expectation_type)
-        suite.add_expectation(cls(**check.kwargs, meta={"check": i}))
-    result = batch_def.get_batch(batch_parameters={"dataframe": df}).validate(suite, result_format=RESULT_FORMAT)
+    # expectations passed to the constructor: one store write, not one per add_expectation (~50 ms each)
+    expectations = [
+        getattr(gx.expectations, c.expectation_type)(**c.kwargs, meta={"check": i}) for i, c in enumerate(checks)
+    ]
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations))
+    # ValidationDefinition.run builds the batch once; the Batch.validate quick path builds it twice, and each
+    # build fingerprints the whole frame with pd.util.hash_pandas_object (frames < 1 GB): ~1.7 s per 4M rows.
+    vd = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch_def, suite=suite))
+    result = vd.run(batch_parameters={"dataframe": df}, result_format=RESULT_FORMAT)
 
     outcomes: list[Outcome | None] = [None] * len(checks)
     for r in result.results:
@@ -158,9 +162,9 @@ def run_checks(suite_name: str, df: pd.DataFrame, checks: Sequence[Check]) -> li
 # --------------------------------------------------------------------------------------------- suites
 
 
-def events_file_checks() -> list[Check]:
-    """Checks on the per-file inventory (one row per Parquet file); see ``runner._inventory``."""
-    return [
+def events_file_checks(one_accession_per_file: bool = True) -> list[Check]:
+    """Checks on the per-file inventory (one row per Parquet file, or one for a DataFrame given directly)."""
+    checks = [
         Check("file readable as Parquet", "ExpectColumnValuesToBeInSet", {"column": "read_error", "value_set": [""]}),
         Check(
             "canonical columns present",
@@ -173,12 +177,16 @@ def events_file_checks() -> list[Check]:
             {"column": "non_numeric_columns", "value_set": [""]},
         ),
         Check("at least one row per accession", "ExpectColumnValuesToBeBetween", {"column": "rows", "min_value": 1}),
-        Check(
-            "one accession per file",
-            "ExpectColumnValuesToBeBetween",
-            {"column": "accessions_in_file", "max_value": 1},
-        ),
     ]
+    if one_accession_per_file:
+        checks.append(
+            Check(
+                "one accession per file",
+                "ExpectColumnValuesToBeBetween",
+                {"column": "accessions_in_file", "max_value": 1},
+            )
+        )
+    return checks
 
 
 def events_row_checks(
@@ -189,9 +197,7 @@ def events_row_checks(
 ) -> list[Check]:
     """Row-level checks on the concatenated events table (which carries the derived ``fragment_excess``)."""
     mz_min, mz_max = float(mz_range[0]), float(mz_range[1])
-    checks = [
-        Check(f"no missing values in {c}", "ExpectColumnValuesToNotBeNull", {"column": c}) for c in event_columns
-    ]
+    checks = [Check(f"no missing values in {c}", "ExpectColumnValuesToNotBeNull", {"column": c}) for c in event_columns]
     for c in ("precursor_mz", "fragment_mz"):
         checks.append(
             Check(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.cross_decomposition import PLSRegression
@@ -22,6 +24,7 @@ from ms2img.models.baselines import (
     plot_pca,
     plot_permutation,
     rf_cross_validate,
+    rf_param_grid,
     venetian_folds,
 )
 
@@ -65,6 +68,7 @@ def test_flatten_images_round_trip_and_drop():
     images[:, 2, 3] = 0.0
     flat = FlattenImages().fit_transform(images)
     assert flat.shape == (6, 20)
+    np.testing.assert_array_equal(FlattenImages().fit_transform(images.tolist()), flat)
     np.testing.assert_array_equal(flat, images.reshape(6, -1))
 
     tr = FlattenImages(drop_zero_columns=True).fit(images)
@@ -83,6 +87,14 @@ def test_flatten_images_round_trip_and_drop():
 
 
 # ---------------------------------------------------------------------------------------------- RF
+def test_rf_param_grid_reads_params_yaml():
+    from ms2img.params import load_params
+
+    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
+    grid = rf_param_grid(params["baselines"])
+    assert grid == {"n_estimators": [200, 500], "max_features": ["sqrt", 0.1]}
+
+
 def test_make_rf_defaults():
     rf = make_rf(7, n_estimators=10)
     assert rf.random_state == 7 and rf.class_weight == "balanced" and rf.n_jobs == 1 and rf.n_estimators == 10

@@ -1,0 +1,153 @@
+"""The ``retrain`` flow: pull data, retrain what new data or code changed, promote, push, summarise.
+
+Run once:            python -m flows.retrain --profile quick
+Served on a cron:    python -m flows.deploy        (needs `prefect server start` and PREFECT_API_URL)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from flows import pipeline
+from ms2img import registry, tracking
+from ms2img.params import load_params
+
+ROOT = pipeline.ROOT
+RAW = ROOT / "data" / "raw"
+
+
+@task
+def preflight() -> dict[str, str]:
+    """Fail at the start, not after an hour of training: DVC remote and MLflow store must be usable."""
+    remote = pipeline.check_remote()
+    uri = tracking.setup_tracking()
+    return {"dvc_remote": remote, "mlflow": uri}
+
+
+@task(retries=2, retry_delay_seconds=5)
+def pull() -> None:
+    """Fetch the data version the workspace points at (data/raw.dvc) from the DVC remote."""
+    if (ROOT / "data" / "raw.dvc").exists():
+        pipeline.dvc("pull", "data/raw.dvc")
+
+
+@task
+def detect_new_data(assays: list[str], prefix: str) -> dict[str, bool]:
+    """Per assay: does the raw-data hash differ from the one the current champion was trained on?"""
+    current = tracking.data_hash(RAW)
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    changed = {}
+    for assay in assays:
+        name = registry.model_name(assay, prefix=prefix)
+        try:
+            champion = MlflowClient().get_model_version_by_alias(name, registry.CHAMPION)
+            changed[assay] = champion.tags.get(registry.DATA_TAG) != current
+        except MlflowException:
+            changed[assay] = True  # no champion yet
+    return changed
+
+
+@task
+def upstream_stages() -> None:
+    """Ingest + validate, render and features: shared by all assays, run by DVC itself."""
+    pipeline.repro("ingest", "render", "features")
+
+
+@task(retries=1, retry_delay_seconds=10)
+def train_assay(assay: str) -> bool:
+    """Train and evaluate one assay (train@ then baselines@ from dvc.yaml); a failed stage leaves old outputs."""
+    ran = pipeline.run_stage_unlocked(f"train@{assay}")
+    ran |= pipeline.run_stage_unlocked(f"baselines@{assay}")
+    return ran
+
+
+@task
+def record_and_promote(assay: str) -> dict:
+    """Record the stages in dvc.lock, then run the promotion stage (the registry keeps or replaces the champion)."""
+    pipeline.commit(f"train@{assay}", f"baselines@{assay}")
+    pipeline.repro(f"promote@{assay}")
+    path = ROOT / "metrics" / f"{assay}_promotion.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@task
+def push() -> None:
+    """Push data and cached pipeline outputs to the DVC remote, so an auditor can pull exactly this state."""
+    pipeline.dvc("push")
+
+
+def summarise(results: dict[str, dict], seconds: float) -> str:
+    """A markdown table for the Prefect UI: per assay CNN and RF AUC, and the promotion decision."""
+    lines = ["| assay | CNN AUC | RF (cosine) AUC | model version | decision |", "|---|---|---|---|---|"]
+    for assay, res in results.items():
+        cnn = _read(ROOT / "metrics" / f"{assay}.json")
+        base = _read(ROOT / "metrics" / f"{assay}_baselines.json")
+        auc = cnn.get("cnn", {}).get("summary", {}).get("roc_auc", {})
+        rf = base.get("rf cosine", {}).get("summary", {}).get("roc_auc", {})
+        lines.append(
+            f"| {assay} | {auc.get('mean', float('nan')):.3f} ± {auc.get('sd', float('nan')):.3f} "
+            f"| {rf.get('mean', float('nan')):.3f} ± {rf.get('sd', float('nan')):.3f} "
+            f"| {res.get('candidate', '-')} | {res.get('reason', 'skipped: data unchanged')} |"
+        )
+    lines.append(f"\nWall time: {seconds:.0f} s")
+    return "\n".join(lines)
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+@flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=2))
+def retrain(assays: list[str] | None = None, profile: str = "quick", force: bool = False) -> dict[str, dict]:
+    """Retrain and promote per assay when the data (or code/params, via DVC) changed; ``force`` retrains all."""
+    logger = get_run_logger()
+    started = time.perf_counter()
+    if pipeline.set_params_profile(profile):
+        logger.info("params.yaml now selects the %s profile", profile)
+    params = load_params(ROOT / "params.yaml")
+    assays = assays or list(params["labels"]["assays"])
+    unknown = sorted(set(assays) - set(params["labels"]["assays"]))
+    if unknown:
+        raise ValueError(f"unknown assays {unknown}; params.yaml labels.assays lists {params['labels']['assays']}")
+    where = preflight()
+    logger.info("DVC remote %s, MLflow %s", where["dvc_remote"], where["mlflow"])
+    pull()
+    changed = detect_new_data(assays, params["registry"]["model_prefix"])
+    todo = [a for a in assays if force or changed[a] or not pipeline.is_up_to_date([f"promote@{a}"])]
+    if not todo:
+        logger.info("nothing to do: every champion was trained on the current data and the pipeline is up to date")
+        return {}
+    upstream_stages()
+    futures = {a: train_assay.submit(a) for a in todo}
+    results = {}
+    for assay, fut in futures.items():
+        fut.result()  # re-raises a stage failure after its retries
+        results[assay] = record_and_promote(assay)
+    push()
+    summary = summarise(results, time.perf_counter() - started)
+    create_markdown_artifact(summary, key="retrain-summary", description="ms2img retrain")
+    print(summary)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the ms2img retrain flow once.")
+    parser.add_argument("--assays", default=None, help="comma-separated assays (default: labels.assays)")
+    parser.add_argument("--profile", default="quick", choices=["quick", "full"])
+    parser.add_argument("--force", action="store_true", help="retrain even if the data did not change")
+    args = parser.parse_args(argv)
+    retrain(assays=args.assays.split(",") if args.assays else None, profile=args.profile, force=args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""MZmine / GNPS FBMN quant table + MGF."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from io_builders import mgf_lines, write_lines
+
+from ms2img.io.fbmn import read_fbmn
+
+QUANT = "case_study_peak_table_quant_full.csv"
+MGF = "case_study_MSMS.mgf"
+
+
+@pytest.fixture(scope="module")
+def fermo_sheet(test_data, tmp_path_factory):
+    """The FERMO group metadata as a sample sheet: BLANK -> type Blank, the group -> class."""
+    groups = pd.read_csv(test_data / "case_study_group_metadata.csv")
+    sheet = pd.DataFrame(
+        {
+            "sample": groups["sample_name"],
+            "accession": groups["sample_name"].str.replace(".mzXML", "", regex=False),
+            "replicate": "1",
+            "type": groups["attribute"].map(lambda a: "Blank" if a == "BLANK" else "Sample"),
+            "class": groups["attribute"],
+        }
+    )
+    path = tmp_path_factory.mktemp("fermo") / "sheet.csv"
+    sheet.to_csv(path, index=False)
+    return path
+
+
+def test_fermo_join(test_data):
+    result = read_fbmn(test_data / QUANT, test_data / MGF)
+    ev = result.events
+    assert ev["feature_id"].nunique() == 141  # every MGF spectrum joined to its quant row
+    assert result.precursors_without_msms == 143 - 141
+    assert result.warnings == {}
+    assert len(result.samples) == 11 and set(result.samples["type"]) == {"Sample"}
+    assert "5440_5439_mod" in set(ev["accession"])
+    row = ev[(ev.accession == "5440_5439_mod") & (ev.feature_id == "1")].iloc[0]
+    assert row["precursor_mz"] == pytest.approx(268.9976) and row["rt_min"] == pytest.approx(1.88)
+    assert row["precursor_intensity"] == pytest.approx(6800)  # datafile:5440_5439_mod.mzXML:height
+
+
+def test_fermo_with_group_sheet_has_10_samples_and_1_blank(test_data, fermo_sheet):
+    from ms2img.io.sample_sheet import read_sample_sheet
+
+    result = read_fbmn(test_data / QUANT, test_data / MGF, sample_sheet=read_sample_sheet(fermo_sheet))
+    m = result.samples
+    assert (m["type"] == "Sample").sum() == 10 and (m["type"] == "Blank").sum() == 1
+    assert m.loc[m["type"] == "Blank", "accession"].tolist() == ["D3_H3_mod"]
+    assert m.set_index("accession").loc["5434_5433_mod", "class"] == "S"
+
+
+def test_small_pair_empty_height_means_not_detected(quant_pair):
+    quant, mgf = quant_pair
+    result = read_fbmn(quant, mgf)
+    assert result.samples["sample"].tolist() == ["a.mzML", "b.mzML"]  # heights chosen over areas
+    assert result.samples["accession"].tolist() == ["a", "b"]
+    ev = result.events
+    assert set(ev.loc[ev.accession == "b", "feature_id"]) == {"3"}  # empty height for feature 1 in b
+    assert ev.loc[ev.accession == "a", "precursor_intensity"].tolist() == [1000, 1000, 500, 500, 500]
+    assert set(ev["polarity"]) == {"negative"}  # CHARGE=1-
+    assert result.precursors_without_msms == 1  # feature 2 has no spectrum
+    assert result.warnings == {"MGF spectra without a quant-table row": 1}  # feature 99
+
+
+def test_mzmine2_gnps_style_columns_and_scans_key(tmp_path):
+    quant = write_lines(
+        tmp_path / "mz2.csv",
+        [
+            "row ID,row m/z,row retention time,x_01.mzML Peak area,x_02.mzML Peak area,",
+            "5,250.5,3.2,100,0,",
+            "6,350.5,4.2,0,200,",
+        ],
+    )
+    mgf = write_lines(
+        tmp_path / "mz2.mgf", mgf_lines({"5": ["60 1", "70 2"], "6": ["80 3"]}, key="SCANS", extra=("ION=[M+H]+",))
+    )
+    result = read_fbmn(quant, mgf)
+    ev = result.events
+    assert result.samples["sample"].tolist() == ["x_01.mzML", "x_02.mzML"]
+    assert ev.groupby("accession")["feature_id"].unique().map(list).to_dict() == {"x_01": ["5"], "x_02": ["6"]}
+    assert set(ev["polarity"]) == {"positive"}

@@ -1,0 +1,78 @@
+"""Sample sheet reading and validation."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from ms2img.errors import InputFileError
+from ms2img.io.sample_sheet import SHEET_COLUMNS, index_sheet, read_sample_sheet, resolve, strip_raw_extension
+
+
+def write(tmp_path, text, name="sheet.csv"):
+    path = tmp_path / name
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    return path
+
+
+def test_reads_and_fills_defaults(tmp_path):
+    path = write(tmp_path, "sample,accession,type\nHi01_a,Hi01,sample\nHi01_b,Hi01,\nEtOH,blank1,BLANK\n")
+    sheet = read_sample_sheet(path)
+    assert list(sheet.columns) == SHEET_COLUMNS
+    assert sheet["replicate"].tolist() == ["Hi01_a", "Hi01_b", "EtOH"]  # defaults to the sample name
+    assert sheet["type"].tolist() == ["Sample", "Sample", "Blank"]
+    assert sheet["class"].tolist() == ["", "", ""]
+
+
+def test_column_order_and_case_do_not_matter(tmp_path):
+    path = write(tmp_path, "Class,Type,Replicate,Accession,Sample\nS,QC,r1,A,a.mzML\n")
+    sheet = read_sample_sheet(path)
+    assert sheet.iloc[0].to_dict() == {
+        "sample": "a.mzML",
+        "accession": "A",
+        "replicate": "r1",
+        "type": "QC",
+        "class": "S",
+    }
+
+
+def test_resolve_matches_with_or_without_raw_extension(tmp_path):
+    sheet = read_sample_sheet(write(tmp_path, "sample,accession,replicate\nx_01,X,1\ny_01.mzXML,Y,2\n"))
+    index = index_sheet(sheet)
+    assert resolve(index, "x_01.mzML", "d", "1", "Sample")["accession"] == "X"
+    assert resolve(index, "y_01", "d", "1", "Sample")["replicate"] == "2"
+    assert resolve(index, "other", "d", "9", "Blank") == {
+        "sample": "other",
+        "accession": "d",
+        "replicate": "9",
+        "type": "Blank",
+        "class": "",
+    }
+    assert strip_raw_extension("a.b.mzML") == "a.b" and strip_raw_extension("a.b") == "a.b"
+
+
+@pytest.mark.parametrize(
+    "content, line, words",
+    [
+        ("sample,replicate\na,1\n", 1, "missing column(s) ['accession']"),
+        ("sample;accession\na;A\n", 1, "comma-separated"),
+        ("sample,accession\na,A\nb,B\na,C\n", 4, "duplicate sample 'a' (first on line 2)"),
+        ("sample,accession,type\na,A,Sampel\n", 2, "unknown type 'Sampel'"),
+        ("sample,accession\na,A\n,B\n", 3, "empty sample"),
+        ("sample,accession,replicate\na,A,1\nb,A,1\n", 3, "already used on line 2"),
+        ("sample,accession\na,A,extra\n", 2, "has 3 fields"),
+        ("sample,accession,sample\na,A,b\n", 1, "duplicate column"),
+        ("", 1, "empty"),
+        ("sample,accession\n", 1, "no samples"),
+        ("sample,accession\na,A\nb,B\x01\n", 3, "binary"),
+        (gzip.compress(b"sample,accession\na,A\n"), 1, "gzip"),
+    ],
+)
+def test_bad_sheets_name_file_and_line(tmp_path, content, line, words):
+    path = write(tmp_path, content)
+    with pytest.raises(InputFileError) as err:
+        read_sample_sheet(path)
+    assert err.value.path == str(path) and err.value.line == line
+    assert words in str(err.value)
+    assert str(err.value).startswith(f"{path}, line {line}")

@@ -1,0 +1,375 @@
+"""Great Expectations validation: every problem is reported with its file, row/line and expectation."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ms2img.cli import main
+from ms2img.errors import ConfigError, InputFileError, ValidationFailed
+from ms2img.io import schema
+from ms2img.validate import (
+    options_from_params,
+    read_csv_strings,
+    run_validation,
+    validate_assays,
+    validate_events,
+)
+from ms2img.validation import report as report_mod
+
+ACCESSIONS = ["ACC1", "ACC2", "ACC3"]
+ASSAYS = ["DPPH", "TPC"]
+N = 12  # fragments per accession
+
+
+def make_events(accession: str, n: int = N, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    precursor = rng.uniform(200, 1200, n)
+    return schema.events_from_arrays(
+        accession=accession,
+        replicate="r1",
+        feature_id=np.arange(n) // 3,
+        precursor_mz=precursor,
+        rt_min=rng.uniform(0, 20, n),
+        precursor_intensity=rng.uniform(1e3, 1e6, n),
+        fragment_mz=precursor * rng.uniform(0.1, 0.99, n),
+        fragment_intensity=rng.uniform(0, 1e4, n),
+        polarity="positive",
+    )
+
+
+@pytest.fixture
+def cohort(tmp_path: Path) -> dict[str, Path]:
+    """data/events/<ACC>.parquet for three clean accessions + a matching assays.csv."""
+    events = tmp_path / "data" / "events"
+    for i, acc in enumerate(ACCESSIONS):
+        schema.write_events(make_events(acc, seed=i), events / schema.accession_filename(acc))
+    assays = tmp_path / "data" / "assays.csv"
+    assays.write_text("accession,DPPH,TPC\nACC1,0.1,12\nACC2,0.5,3.5e1\nACC3,0.9,-4\n", encoding="utf-8")
+    return {"events": events, "assays": assays, "reports": tmp_path / "reports", "root": tmp_path}
+
+
+def edit_events(cohort: dict[str, Path], accession: str, **cells) -> None:
+    """Set cells of one accession's file: ``column=(row, value)`` or ``column=([rows], value)``."""
+    path = cohort["events"] / schema.accession_filename(accession)
+    df = pd.read_parquet(path)
+    for column, (rows, value) in cells.items():
+        df.loc[rows, column] = value
+    df.to_parquet(path, index=False)
+
+
+def run(cohort: dict[str, Path], policy: str = "fail", **kw):
+    kw.setdefault("assays", ASSAYS)
+    return run_validation(cohort["events"], cohort["assays"], cohort["reports"], policy, **kw)
+
+
+def failed_message(cohort, **kw) -> str:
+    with pytest.raises(ValidationFailed) as info:
+        run(cohort, **kw)
+    return str(info.value)
+
+
+# ------------------------------------------------------------------------------------------- clean cohort
+
+
+def test_clean_cohort_passes_and_writes_reports(cohort):
+    rep = run(cohort)
+    assert rep.success and rep.failures == []
+    assert rep.remaining_accessions == ACCESSIONS
+    s = rep.summary()
+    assert s["files"] == 3 and s["rows"] == 3 * N and s["failed_expectations"] == 0 and s["success"] is True
+    assert s["evaluated_expectations"] >= 20
+    data = json.loads(rep.json_path.read_text())
+    assert data["success"] is True and data["events"]["statistics"]["rows"] == 3 * N
+    assert {e["expectation"] for e in data["events"]["expectations"]} >= {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
+    }
+    assert rep.html_path.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_fragment_within_tolerance_passes(cohort):
+    df = pd.read_parquet(cohort["events"] / "ACC1.parquet")
+    df.loc[2, "fragment_mz"] = df.loc[2, "precursor_mz"] + 0.04  # isotope / calibration slack
+    df.to_parquet(cohort["events"] / "ACC1.parquet", index=False)
+    assert run(cohort, fragment_tolerance_da=0.05).success
+
+
+# ------------------------------------------------------------------------------------------ events problems
+
+
+@pytest.mark.parametrize(
+    ("cells", "expectation", "check"),
+    [
+        ({"precursor_mz": (3, np.nan)}, "expect_column_values_to_not_be_null", "no missing values in precursor_mz"),
+        ({"fragment_mz": (3, np.nan)}, "expect_column_values_to_not_be_null", "no missing values in fragment_mz"),
+        ({"fragment_intensity": (3, -5.0)}, "expect_column_values_to_be_between", "fragment_intensity >= 0"),
+        ({"precursor_intensity": (3, np.inf)}, "expect_column_values_to_be_between", "precursor_intensity >= 0"),
+        ({"precursor_mz": (3, 2500.0)}, "expect_column_values_to_be_between", "precursor_mz within [0, 2000]"),
+        ({"rt_min": (3, -1.0)}, "expect_column_values_to_be_between", "rt_min >= 0"),
+        ({"polarity": (3, "pos")}, "expect_column_values_to_be_in_set", "polarity in"),
+        ({"replicate": (3, None)}, "expect_column_values_to_not_be_null", "no missing values in replicate"),
+    ],
+)
+def test_events_problem_names_file_row_and_expectation(cohort, cells, expectation, check):
+    edit_events(cohort, "ACC2", **cells)
+    msg = failed_message(cohort)
+    assert "ACC2.parquet, row 3:" in msg
+    assert expectation in msg and check in msg
+    assert "validation.html" in msg
+
+
+def test_fragment_above_precursor_reported_with_rows_and_context(cohort):
+    df = pd.read_parquet(cohort["events"] / "ACC3.parquet")
+    df.loc[[4, 7], "fragment_mz"] = df.loc[[4, 7], "precursor_mz"] + 1.0
+    df.to_parquet(cohort["events"] / "ACC3.parquet", index=False)
+    with pytest.raises(ValidationFailed) as info:
+        run(cohort)
+    msg = str(info.value)
+    assert "ACC3.parquet, rows 4, 7:" in msg
+    assert "fragment_mz <= precursor_mz + 0.05 Da" in msg and "expect_column_values_to_be_between" in msg
+    (failure,) = info.value.report.failures
+    assert failure.rows == [4, 7] and failure.unexpected_count == 2
+    assert failure.values == pytest.approx([1.0, 1.0])
+    assert failure.context[0]["fragment_mz"] == pytest.approx(failure.context[0]["precursor_mz"] + 1.0)
+
+
+def test_rows_are_positions_in_their_own_file(cohort):
+    """The table is validated concatenated; indices must map back to each file, not the global row."""
+    edit_events(cohort, "ACC1", fragment_intensity=(0, -1.0))
+    edit_events(cohort, "ACC3", fragment_intensity=([0, N - 1], -1.0))
+    res = validate_events(cohort["events"])
+    by_file = {Path(f.file).name: f.rows for f in res.failures}
+    assert by_file == {"ACC1.parquet": [0], "ACC3.parquet": [0, N - 1]}
+    assert res.failed_accessions == ["ACC1", "ACC3"]
+
+
+def test_value_list_capped_with_full_count(tmp_path):
+    df = make_events("BIG", n=50)
+    df["fragment_intensity"] = -1.0
+    res = validate_events(df, source="big")
+    (failure,) = res.failures
+    assert failure.unexpected_count == 50 and len(failure.rows) == report_mod.MAX_LISTED
+    assert "(+45 more)" in failure.describe()
+
+
+def test_broken_files_reported_once_per_file(cohort):
+    (cohort["events"] / "ACC4.parquet").write_bytes(b"not parquet")
+    schema.write_events(make_events("ACC5").iloc[:0], cohort["events"] / "ACC5.parquet")
+    make_events("ACC6").drop(columns=["fragment_mz"]).to_parquet(cohort["events"] / "ACC6.parquet")
+    res = validate_events(cohort["events"])
+    got = {(Path(f.file).name, f.check) for f in res.failures}
+    assert got == {
+        ("ACC4.parquet", "file readable as Parquet"),
+        ("ACC5.parquet", "at least one row per accession"),
+        ("ACC6.parquet", "canonical columns present"),
+    }
+    assert next(f for f in res.failures if f.file.endswith("ACC6.parquet")).values == ["fragment_mz"]
+
+
+def test_no_events_files_is_an_input_error(tmp_path):
+    with pytest.raises(InputFileError, match="no events Parquet files"):
+        validate_events(tmp_path)
+
+
+# ------------------------------------------------------------------------------------------ assays problems
+
+
+@pytest.mark.parametrize(
+    ("csv_text", "assays", "where", "expectation", "value"),
+    [
+        # non-numeric cells are read as text, so reported as written, on the line an editor shows
+        ('accession,DPPH,TPC\nACC1,0.1,1\nACC2,"0,5",2\nACC3,3,3\n', ASSAYS, "line 3", "match_regex", "'0,5'"),
+        ("accession,DPPH,TPC\nACC1,0.1,1\n\nACC2,n/a,2\nACC3,3,3\n", ASSAYS, "line 4", "match_regex", "'n/a'"),
+        ("accession,DPPH,TPC\nACC1,0.1,1\nACC2,NaN,2\nACC3,3,3\n", ASSAYS, "line 3", "match_regex", "'NaN'"),
+        ("accession,DPPH,TPC\nACC1,0.1,1\nACC2,,2\nACC3,3,3\n", ASSAYS, "line 3", "not_be_null", "None"),
+        ("accession,DPPH,TPC\nACC1,1,1\nACC2,2,2\nACC3,3,3\nACC2,4,4\n", ASSAYS, "lines 3, 5", "be_unique", "'ACC2'"),
+        ("accession,DPPH,TPC\nACC1,1,1\nACC2,2,2\n", ASSAYS, "assays.csv:", "contain_set", "'ACC3'"),
+        ("accession,DPPH,TPC\nACC1,1,1\nACC2,2,2\nACC3,3,3\nACC9,1,1\n", ASSAYS, "line 5", "be_in_set", "'ACC9'"),
+        ("accession,DPPH,TPC\nACC1,1,1\nACC2,2,2\nACC3,3,3\n", [*ASSAYS, "TFC"], "line 1", "to_exist", "'TFC'"),
+    ],
+)
+def test_assays_problem_names_line_and_expectation(cohort, csv_text, assays, where, expectation, value):
+    cohort["assays"].write_text(csv_text, encoding="utf-8")
+    msg = failed_message(cohort, assays=assays)
+    first = next(part for part in msg.split("; ") if expectation in part)
+    assert "assays.csv" in first and where in first and value in first, msg
+
+
+def test_ragged_assays_row_is_an_input_error(cohort):
+    """More fields than the header is a malformed file (e.g. an unquoted decimal comma), not a finding."""
+    cohort["assays"].write_text("accession,DPPH,TPC\nACC1,0.1,1\nACC2,0,5,2\n", encoding="utf-8")
+    with pytest.raises(InputFileError, match=r"assays.csv, line 3: 4 fields but the header has 3"):
+        run(cohort)
+
+
+def test_assay_values_not_coerced(tmp_path):
+    path = tmp_path / "assays.csv"
+    path.write_bytes("\ufeffaccession,DPPH\r\nA, 1.5 \r\n\r\nB,1e3\r\nC,inf\r\n".encode())
+    df = read_csv_strings(path)
+    assert list(df.index) == [2, 4, 5] and df.loc[2, "DPPH"] == "1.5"
+    res = validate_assays(path, accessions=["A", "B", "C"], assays=["DPPH"])
+    (failure,) = res.failures
+    assert failure.rows == [5] and failure.values == ["inf"] and failure.row_kind == "line"
+
+
+def test_all_non_accession_columns_are_assays_by_default(tmp_path):
+    path = tmp_path / "assays.csv"
+    path.write_text("accession,DPPH,notes\nA,1,good\n", encoding="utf-8")
+    assert not validate_assays(path).success
+    assert validate_assays(path, assays=["DPPH"]).success
+
+
+# ------------------------------------------------------------------------------------------------ policy
+
+
+def test_quarantine_moves_only_the_bad_accession(cohort):
+    schema.write_events(make_events("ACC4", seed=4), cohort["events"] / "ACC4.parquet")
+    with cohort["assays"].open("a") as fh:
+        fh.write("ACC4,0.2,7\n")
+    edit_events(cohort, "ACC2", fragment_intensity=(1, -3.0))
+    rep = run(cohort, policy="quarantine")
+    assert rep.success
+    qdir = cohort["root"] / "data" / "quarantine"
+    assert sorted(p.name for p in cohort["events"].iterdir()) == ["ACC1.parquet", "ACC3.parquet", "ACC4.parquet"]
+    assert [p.name for p in qdir.iterdir()] == ["ACC2.parquet"]
+    assert rep.remaining_accessions == ["ACC1", "ACC3", "ACC4"]
+    data = json.loads(rep.json_path.read_text())
+    (q,) = data["quarantined"]
+    assert q["accession"] == "ACC2" and q["checks"] == ["fragment_intensity >= 0 and finite"]
+    assert q["moved_to"].endswith("quarantine/ACC2.parquet")
+    assert "ACC2" in rep.html_path.read_text()
+    # a second run accepts the quarantined accession still listed in assays.csv
+    again = run(cohort, policy="quarantine")
+    assert again.success and again.previously_quarantined == ["ACC2"] and again.quarantined == []
+
+
+def test_quarantine_leaving_too_few_accessions_fails_and_moves_nothing(cohort):
+    edit_events(cohort, "ACC1", fragment_intensity=(1, -3.0))
+    edit_events(cohort, "ACC2", rt_min=(0, -1.0))
+    with pytest.raises(ValidationFailed, match="only 1 accession"):
+        run(cohort, policy="quarantine")
+    assert len(list(cohort["events"].glob("*.parquet"))) == 3
+    data = json.loads((cohort["reports"] / "validation.json").read_text())
+    assert data["quarantine_candidates"] == ["ACC1", "ACC2"] and data["quarantined"] == []
+
+
+def test_quarantine_still_fails_on_assays(cohort):
+    edit_events(cohort, "ACC1", fragment_intensity=(1, -3.0))
+    cohort["assays"].write_text("accession,DPPH,TPC\nACC1,1,1\nACC2,x,2\nACC3,3,3\n", encoding="utf-8")
+    with pytest.raises(ValidationFailed, match=r"assays.csv, line 3"):
+        run(cohort, policy="quarantine")
+    assert len(list(cohort["events"].glob("*.parquet"))) == 3
+
+
+def test_unknown_policy(cohort):
+    with pytest.raises(ConfigError):
+        run(cohort, policy="ignore")
+
+
+# ----------------------------------------------------------------------------------------------- reports
+
+
+class _Checker(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.stack: list[str] = []
+        self.tables = 0
+        self.text = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in ("meta", "br"):
+            self.stack.append(tag)
+        self.tables += tag == "table"
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack[-1] == tag, (self.stack[-5:], tag)
+        self.stack.pop()
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_reports_are_valid_json_and_html(cohort):
+    cohort["assays"].write_text(
+        "accession,DPPH,TPC\nACC1,<script>alert(1)</script>,1\nACC2,2,2\nACC3,3,3\n", encoding="utf-8"
+    )
+    edit_events(cohort, "ACC2", precursor_mz=(0, np.nan))
+    with pytest.raises(ValidationFailed):
+        run(cohort)
+    text = (cohort["reports"] / "validation.json").read_text()
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert data["success"] is False
+    files = {Path(f["file"]).name: f for f in data["events"]["failures"] + data["assays"]["failures"]}
+    assert files["ACC2.parquet"]["rows"] == [0] and files["ACC2.parquet"]["values"] == ["NaN"]
+    assert files["assays.csv"]["rows"] == [2] and files["assays.csv"]["row_kind"] == "line"
+    page = (cohort["reports"] / "validation.html").read_text()
+    assert "<script>" not in page  # values are escaped
+    checker = _Checker()
+    checker.feed(page)
+    checker.close()
+    assert checker.stack == [] and checker.tables >= 4
+    assert "ACC2.parquet" in "".join(checker.text)
+
+
+def test_failed_write_leaves_previous_reports_intact(cohort, monkeypatch):
+    first = run(cohort)
+    old_json, old_html = first.json_path.read_text(), first.html_path.read_text()
+
+    def boom(_data):
+        raise RuntimeError("disk full while rendering")
+
+    monkeypatch.setattr(report_mod, "render_html", boom)
+    edit_events(cohort, "ACC1", fragment_intensity=(0, -1.0))
+    with pytest.raises(RuntimeError, match="disk full"):
+        run(cohort)
+    assert first.json_path.read_text() == old_json and first.html_path.read_text() == old_html
+    assert sorted(p.name for p in cohort["reports"].iterdir()) == ["validation.html", "validation.json"]
+
+
+def test_validate_dataframe_and_summary(cohort):
+    df = pd.concat([make_events("A"), make_events("B", seed=1)], ignore_index=True)
+    df.loc[N + 2, "fragment_intensity"] = -1.0  # row 2 of B, row N + 2 of the frame
+    res = validate_events(df, source="memory")
+    (failure,) = res.failures
+    assert failure.file == "memory" and failure.rows == [N + 2] and res.failed_accessions == ["B"]
+
+
+def test_options_from_params():
+    opts = options_from_params(
+        {"validate": {"policy": "quarantine", "mz_min": 50, "mz_max": 1500}, "labels": {"assays": ["DPPH"]}}
+    )
+    assert opts == {"policy": "quarantine", "mz_range": (50.0, 1500.0), "fragment_tolerance_da": 0.05,
+                    "assays": ["DPPH"]}  # fmt: skip
+    with pytest.raises(ConfigError):
+        options_from_params({"validate": {"policy": "warn"}})
+    with pytest.raises(ConfigError):
+        options_from_params({"labels": {"assays": "DPPH"}})
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_pass_and_fail(cohort, capsys, tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("validate:\n  policy: fail\n  mz_max: 2000\nlabels:\n  assays: [DPPH, TPC]\n")
+    argv = ["validate", str(cohort["events"]), "--assays", str(cohort["assays"]),
+            "--report-dir", str(cohort["reports"]), "--params", str(params)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "validation passed" in out and "validation.html" in out and "validation.json" in out
+
+    edit_events(cohort, "ACC3", fragment_mz=(5, 1999.0))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ms2img validate: error: validation failed")
+    assert "ACC3.parquet, row 5" in err and "validation.html" in err
+
+    assert main([*argv, "--policy", "quarantine"]) == 0
+    assert "quarantined 1: ACC3" in capsys.readouterr().out
