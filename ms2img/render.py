@@ -6,9 +6,9 @@ numpy, so the cost is linear in the number of fragments and a sample renders in 
 * precursor intensity scaled to 0..1 within the image's sample (divided by the sample's largest precursor);
 * fragment intensity scaled to 0..1 within its precursor (divided by that precursor's largest fragment);
 * pixel value = product of the two, aggregated per pixel by ``max`` (default) or ``sum``;
-* x = precursor m/z over ``x_range`` in ``width`` bins, y = fragment m/z over ``y_range`` in ``height`` bins;
-  events outside the ranges are dropped; pixels entirely above the diagonal (fragment > precursor, physically
-  impossible) are set to zero after binning.
+* x = precursor m/z over ``x_range`` in ``width`` bins, y = fragment m/z over ``y_range`` in ``height`` bins
+  (half-open ranges and bins, ``[lo, hi)``); events outside the ranges are dropped; pixels entirely above the
+  diagonal (fragment > precursor, physically impossible) are set to zero after binning.
 
 Row index = fragment bin ascending (row 0 = lowest fragment m/z), column = precursor bin ascending. Bin edges are
 stored with the tensors (:class:`ImageSet`) so each pixel maps back to an m/z box.
@@ -399,28 +399,31 @@ def _dense_index(index: np.ndarray) -> tuple[np.ndarray, int]:
     return codes.astype(np.intp, copy=False), len(uniques)
 
 
-_CHUNK = 16_384  # rows per block in the binning loop: temporaries stay in cache and off the page-fault path
+_CHUNK = 32_768  # rows per block in the binning loop: temporaries stay in cache and off the page-fault path
 
 
-def _pixel_index(x: np.ndarray, y: np.ndarray, config: RenderConfig, out: np.ndarray) -> None:
-    """Write each event's flat pixel index (``row * W + col``) into ``out``; events outside the ranges (or with a
-    NaN m/z) get ``H * W``, a dump pixel past the image."""
+def _pixel_index(x: np.ndarray, y: np.ndarray, config: RenderConfig, out: np.ndarray) -> np.ndarray:
+    """Write each event's flat pixel index (``row * W + col``, int32) into ``out``; return the in-range mask.
+
+    Ranges are half-open, ``[x_lo, x_hi)`` and ``[y_lo, y_hi)``; events outside them (or with a NaN m/z) get index
+    0 and must be given value 0 by the caller (a zero never changes a max or a sum).
+    """
     w, h = config.width, config.height
     (x0, x1), (y0, y1) = config.x_range, config.y_range
     cx = x - x0
     cx *= w / (x1 - x0)
     cy = y - y0
     cy *= h / (y1 - y0)
-    # Bins are [lo, hi) with the top edge in the last bin (as np.histogram); NaN fails every comparison.
-    outside = ~((cx >= 0) & (cx <= w) & (cy >= 0) & (cy <= h))
-    with np.errstate(invalid="ignore"):  # NaN -> int is garbage, but those rows go to the dump pixel
-        col = cx.astype(np.intp)
-        row = cy.astype(np.intp)
-    np.minimum(col, w - 1, out=col)
-    np.minimum(row, h - 1, out=row)
-    np.multiply(row, w, out=out)
+    inside = cx >= 0
+    inside &= cx < w
+    inside &= cy >= 0
+    inside &= cy < h  # NaN fails every comparison
+    with np.errstate(invalid="ignore"):  # NaN/inf -> int is garbage, zeroed below
+        col = cx.astype(np.int32)  # truncation = floor for the kept (non-negative) values
+        np.multiply(cy.astype(np.int32), w, out=out)
     out += col
-    out[outside] = h * w
+    out *= inside
+    return inside
 
 
 _MASKS: dict[tuple, np.ndarray] = {}
@@ -495,7 +498,7 @@ def _render_group(
         z_frag = rng.standard_normal(n)
         z_frag *= config.ppm_jitter * 1e-6
 
-    flat = np.empty(n, dtype=np.intp)
+    flat = np.empty(n, dtype=np.int32)
     values = np.empty(n, dtype=np.float32 if config.aggregation == "max" else np.float64)
     for a in range(0, n, _CHUNK):
         b = min(a + _CHUNK, n)
@@ -504,17 +507,19 @@ def _render_group(
         if z_prec is not None:
             xc = xc * (1.0 + z_prec[r])
             yc = yc * (1.0 + z_frag[a:b])
-        _pixel_index(xc, yc, config, flat[a:b])
-        np.multiply(factor[r], f_t[a:b], out=values[a:b], casting="same_kind")
+        inside = _pixel_index(xc, yc, config, flat[a:b])
+        v = values[a:b]
+        np.multiply(factor[r], f_t[a:b], out=v, casting="same_kind")
+        v *= inside
     if config.aggregation == "max":
-        acc = np.zeros(h * w + 1, dtype=np.float32)
+        acc = np.zeros(h * w, dtype=np.float32)
         np.maximum.at(acc, flat, values)
     else:
-        acc = np.bincount(flat, weights=values, minlength=h * w + 1)
+        acc = np.bincount(flat, weights=values, minlength=h * w)
     if out is None:
         out = np.zeros((h, w), dtype=np.float32)
     img = out.reshape(h, w)
-    img += acc[:-1].reshape(h, w)
+    img += acc.reshape(h, w)
     if config.mask_diagonal:
         img[_cached_mask(config)] = 0.0
     return img

@@ -24,12 +24,17 @@ def render_paper_recipe(
     size_max: float = 20.0,
     x_range: tuple[float, float] = (100.0, 1500.0),
     y_range: tuple[float, float] = (0.0, 1500.0),
+    png: bool = True,
 ) -> np.ndarray:
     """Render one sample the paper's way; returns float32 ``(H, W)`` in 0..1, row 0 = lowest fragment m/z.
 
+    The figure is saved at ``dpi`` as PNG into an in-memory buffer and decoded again, as the paper's image files
+    were (minus the disk); ``png=False`` reads the raw canvas instead (the recipe's drawing cost alone).
     ``size_min``/``size_max`` map the scaled precursor intensity to the marker area in points^2 (the paper does not
     give its sizes). ``figsize`` is matplotlib's default, which the paper presumably used.
     """
+    import io
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from PIL import Image
@@ -62,10 +67,16 @@ def render_paper_recipe(
         linewidths=0,
         marker="o",
     )
-    canvas.draw()
-    rgba = np.asarray(canvas.buffer_rgba())
-    gray = (0.299 * rgba[..., 0] + 0.587 * rgba[..., 1] + 0.114 * rgba[..., 2]).astype(np.uint8)
-    small = Image.fromarray(gray, mode="L").resize((width, height), Image.Resampling.BILINEAR)
+    if png:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, facecolor="black")
+        buf.seek(0)
+        with Image.open(buf) as im:
+            big = im.convert("L")
+    else:
+        canvas.draw()
+        big = Image.fromarray(np.asarray(canvas.buffer_rgba())).convert("L")
+    small = big.resize((width, height), Image.Resampling.BILINEAR)
     img = (np.asarray(small, dtype=np.float32) / 255.0)[::-1].copy()  # row 0 = lowest fragment m/z
     img[diagonal_mask(*image_edges(config))] = 0.0
     return img

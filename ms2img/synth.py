@@ -770,7 +770,8 @@ def simulate_accession(world: World, name: str, rng: np.random.Generator, replic
     base_abs = np.maximum(ref_h * rng.uniform(0.03, 0.15, n), 150)
     fabs = np.round(frel / 100 * base_abs[owner])
     fmz = fmz * (1 + (ppm_s[ref][owner] + rng.normal(0, 5.0, fmz.size)) * 1e-6)
-    ok = (rng.random(fmz.size) >= p_drop) & (fabs >= 5) & (fmz < f_mz[owner] + 0.05) & has_msms[owner]
+    # fragments never exceed the exported (averaged) precursor m/z by more than a rounding-safe 0.01 Da
+    ok = (rng.random(fmz.size) >= p_drop) & (fabs >= 5) & (fmz < avg_mz[owner] + 0.01) & has_msms[owner]
     owner, fmz, fabs = owner[ok], fmz[ok], fabs[ok]
     order = np.lexsort((-fabs, owner))
     owner, fmz, fabs = owner[order], fmz[order], fabs[order]

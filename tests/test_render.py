@@ -80,10 +80,10 @@ def reference_render(df: pd.DataFrame, config: RenderConfig) -> np.ndarray:
     x_edges, y_edges = image_edges(config)
     img = np.zeros((config.height, config.width))
     for x, y, v in zip(df["precursor_mz"], df["fragment_mz"], df["p"] * df["f"], strict=True):
-        if not (x_edges[0] <= x <= x_edges[-1] and y_edges[0] <= y <= y_edges[-1]):
+        if not (x_edges[0] <= x < x_edges[-1] and y_edges[0] <= y < y_edges[-1]):
             continue
-        c = min(np.searchsorted(x_edges, x, side="right") - 1, config.width - 1)
-        r = min(np.searchsorted(y_edges, y, side="right") - 1, config.height - 1)
+        c = np.searchsorted(x_edges, x, side="right") - 1
+        r = np.searchsorted(y_edges, y, side="right") - 1
         img[r, c] = max(img[r, c], v) if config.aggregation == "max" else img[r, c] + v
     img[diagonal_mask(x_edges, y_edges)] = 0
     return img
@@ -176,10 +176,15 @@ def test_events_outside_the_ranges_are_dropped():
     np.testing.assert_allclose(s.images[0], expected_tiny("max"), rtol=1e-6)
 
 
-def test_edges_inclusive_at_the_top():
-    rows = [("A", "r1", "f1", 1500.0, 1.0, 1500.0, 1.0), ("A", "r1", "f2", 100.0, 1.0, 0.0, 1.0)]
+def test_ranges_and_bins_are_half_open():
+    rows = [
+        ("A", "r1", "f1", 1500.0, 1.0, 1400.0, 1.0),  # precursor on the upper x limit: dropped
+        ("A", "r1", "f2", 1499.9, 1.0, 1500.0, 1.0),  # fragment on the upper y limit: dropped
+        ("A", "r1", "f3", 100.0, 1.0, 0.0, 1.0),  # lower limits: kept, first pixel
+        ("A", "r1", "f4", 300.0, 1.0, 200.0, 1.0),  # on inner edges: the bin above
+    ]
     img = render_events(events(rows), RenderConfig(**COARSE), progress=False).images[0]
-    assert img[14, 13] == 1.0 and img[0, 0] == 1.0 and img.sum() == 2.0
+    assert img[0, 0] == 1.0 and img[2, 2] == 1.0 and img.sum() == 2.0
 
 
 @pytest.mark.parametrize("size", PAPER_SIZES)
