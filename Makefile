@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 demo: install
-	$(BIN)/python -m ms2img.demo
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m flows.demo
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -32,10 +32,20 @@ def preflight() -> dict[str, str]:
 
 
 @task(retries=2, retry_delay_seconds=5)
-def pull() -> None:
-    """Fetch the data version the workspace points at (data/raw.dvc) from the DVC remote."""
-    if (ROOT / "data" / "raw.dvc").exists():
-        pipeline.dvc("pull", "data/raw.dvc")
+def sync_data() -> str:
+    """Bring data/raw and its DVC pointer in line: record new local exports, else pull the pointed-at version.
+
+    New accessions land either as files dropped into data/raw (recorded here with ``dvc add`` and pushed) or
+    as a new data/raw.dvc from git (fetched with ``dvc pull``).
+    """
+    pointer = ROOT / "data" / "raw.dvc"
+    if not pointer.exists() or not pipeline.is_up_to_date(["data/raw.dvc"]):
+        if (ROOT / "data" / "raw").exists():
+            pipeline.dvc("add", "data/raw")
+            pipeline.dvc("push", "data/raw.dvc")
+            return "recorded new local data"
+    pipeline.dvc("pull", "data/raw.dvc")
+    return "pulled"
 
 
 @task
@@ -120,7 +130,7 @@ def retrain(assays: list[str] | None = None, profile: str = "quick", force: bool
         raise ValueError(f"unknown assays {unknown}; params.yaml labels.assays lists {params['labels']['assays']}")
     where = preflight()
     logger.info("DVC remote %s, MLflow %s", where["dvc_remote"], where["mlflow"])
-    pull()
+    logger.info("data: %s (%s)", sync_data(), tracking.data_hash(RAW))
     changed = detect_new_data(assays, params["registry"]["model_prefix"])
     todo = [a for a in assays if force or changed[a] or not pipeline.is_up_to_date([f"promote@{a}"])]
     if not todo:

@@ -473,7 +473,8 @@ class FeatureTable:
     ``features``: one row per feature: ``feature_id, mz, rt, n_members, n_accessions, polarity`` and the
     representative spectrum's ``rep_accession, rep_replicate, rep_feature_id`` (for tracing back to the data).
     ``stats``: counts and timings of the merge (``n_input_spectra, n_features, candidate_pairs, merged_pairs,
-    seconds`` and the parameters used, including the m/z sigma).
+    seconds`` and the parameters used, including the m/z sigma; ``candidate_pairs`` counts the (spectrum, cluster)
+    pairs inside the m/z and RT windows, ``merged_pairs`` the spectra that joined a cluster).
     ``members``: which merged feature each input spectrum went to (``accession, replicate, source_feature_id,
     feature_id``), for tracing a feature back to the precursors it merged.
     """
@@ -699,6 +700,8 @@ def build_feature_tables(
     _check_params(methods, mz_tol_ppm, rt_tol_min, threshold, ms2_tol_da)
     from ms2img.io.schema import read_events
 
+    if not Path(events_dir).exists():
+        raise InputFileError(events_dir, "events folder not found (run `ms2img ingest` first)")
     events = read_events(events_dir)
     if len(events) == 0:
         raise InputFileError(events_dir, "the events files hold no rows: nothing to merge into a feature table")

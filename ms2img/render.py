@@ -771,6 +771,8 @@ def render_files(
                             "events in one file (as `ms2img ingest` writes them)",
                         )
                     sources[key] = f
+    if not sources:
+        raise InputFileError(events_dir, "no MS/MS events in any events file; nothing to render")
     out = []
     for k, cfg in enumerate(configs):
         s = concat_imagesets(parts[k])

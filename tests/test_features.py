@@ -316,6 +316,8 @@ def test_build_feature_tables(tmp_path):
 def test_empty_and_bad_input(tmp_path):
     with pytest.raises(ConfigError, match="empty"):
         merge_features(events_of([]))
+    with pytest.raises(InputFileError, match="not found"):
+        build_feature_tables(tmp_path / "missing", tmp_path / "out")
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputFileError, match="no events Parquet"):
         build_feature_tables(tmp_path / "empty", tmp_path / "out")

@@ -472,6 +472,13 @@ def test_render_dir_rejects_an_accession_split_over_files(tmp_path):
         render_dir(ev, tmp_path / "img.npz", RenderConfig(), progress=False)
 
 
+def test_render_dir_with_no_events_at_all(tmp_path):
+    ev = write_events_dir(tmp_path / "events", {"A": []})
+    with pytest.raises(InputFileError, match="no MS/MS events"):
+        render_dir(ev, tmp_path / "img.npz", RenderConfig(), progress=False)
+    assert not (tmp_path / "img.npz").exists()
+
+
 def test_cli_render_single_and_multiple_sizes(tmp_path, capsys):
     ev = write_events_dir(tmp_path / "events", {"A": ALIGNED, "B": [("B", "r1", "g1", 700.0, 5.0, 600.0, 1.0)]})
     out = tmp_path / "img" / "75x70.npz"

@@ -21,6 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--version", default=None, help="version to consider (default: the newest)")
     p.add_argument("--kind", default="cnn", choices=["cnn", "rf"], help="which registered model family")
     p.add_argument("--margin", type=float, default=None, help="override registry.auc_margin")
+    p.add_argument("--report", default=None, help="also write the decision as JSON here (a DVC metrics file)")
     add_params_args(p)
     p.set_defaults(func=run)
 
@@ -37,5 +38,11 @@ def run(args: argparse.Namespace) -> int:
     margin = args.margin if args.margin is not None else float(params["registry"]["auc_margin"])
     decision = registry.promote(name, args.version, margin=margin)
     verdict = "promoted to champion" if decision.promoted else "not promoted"
+    if args.report:
+        from dataclasses import asdict
+
+        from ms2img.evaluate import write_metrics_json
+
+        write_metrics_json(args.report, {**asdict(decision), "champion_after": decision.champion_after})
     print(f"{name} version {decision.candidate}: {verdict} ({decision.reason}); champion is {decision.champion_after}")
     return 0

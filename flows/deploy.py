@@ -1,0 +1,55 @@
+"""Serve the ``retrain`` flow on the cron schedule from params.yaml, plus the new-data watcher.
+
+Scheduling needs a real Prefect server (an ephemeral one cannot schedule):
+
+    prefect server start                                # terminal 1 (UI at http://127.0.0.1:4200)
+    export PREFECT_API_URL=http://127.0.0.1:4200/api
+    python -m flows.deploy                              # terminal 2: serves both deployments until Ctrl+C
+
+Trigger a run by hand with ``prefect deployment run 'retrain/nightly-retrain'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from prefect import serve
+
+from flows.pipeline import ROOT
+from flows.retrain import retrain
+from flows.watch import watch_new_data
+from ms2img.params import load_params
+
+
+def deployments(cron: str, profile: str, watch_minutes: int):
+    """The two deployments: nightly retraining and a watcher that retrains as soon as new data lands."""
+    nightly = retrain.to_deployment(
+        name="nightly-retrain",
+        cron=cron,
+        parameters={"profile": profile, "force": False},
+        tags=["ms2img", "retrain"],
+        description="Retrain and promote every assay whose data or pipeline changed.",
+    )
+    watcher = watch_new_data.to_deployment(
+        name="new-data-watcher",
+        interval=watch_minutes * 60,
+        parameters={"profile": profile},
+        tags=["ms2img", "watcher"],
+        description="Start retrain when data/raw (or its DVC pointer) differs from what the champions saw.",
+    )
+    return nightly, watcher
+
+
+def main(argv: list[str] | None = None) -> int:
+    params = load_params(ROOT / "params.yaml")
+    parser = argparse.ArgumentParser(description="Serve the ms2img deployments (needs PREFECT_API_URL).")
+    parser.add_argument("--cron", default=params["schedule"]["cron"], help="retrain schedule (default: schedule.cron)")
+    parser.add_argument("--profile", default="quick", choices=["quick", "full"])
+    parser.add_argument("--watch-minutes", type=int, default=int(params["schedule"].get("watch_minutes", 10)))
+    args = parser.parse_args(argv)
+    serve(*deployments(args.cron, args.profile, args.watch_minutes), pause_on_shutdown=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
