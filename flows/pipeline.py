@@ -1,8 +1,9 @@
 """Thin wrappers over DVC: stage status, stage commands as written in dvc.yaml, repro, commit, push and pull.
 
 Prefect tasks call these so each stage stays defined once, in dvc.yaml. DVC holds a repository lock while it
-runs, so parallel per-assay training runs each stage's own command (read from ``dvc stage list``-equivalent
-parsing of dvc.yaml) and records the results afterwards with ``dvc commit``, one at a time.
+runs, so parallel per-assay training asks DVC first which stages are stale and what their commands are (one
+call each, before the parallel part), runs those commands side by side without DVC, and records the results
+afterwards with ``dvc commit``, one assay at a time.
 """
 
 from __future__ import annotations
@@ -71,24 +72,20 @@ def stage_command(name: str, cwd: Path = ROOT) -> str:
         return stages[0].cmd if isinstance(stages[0].cmd, str) else " && ".join(stages[0].cmd)
 
 
-def is_up_to_date(names: list[str], cwd: Path = ROOT) -> bool:
-    """True when ``dvc status`` reports nothing to do for the given stages."""
-    out = dvc("status", "--json", *names, cwd=cwd)
-    return json.loads(out or "{}") == {}
+def stale(names: list[str], cwd: Path = ROOT, with_deps: bool = False) -> set[str]:
+    """The stages (or .dvc files) among ``names`` (and upstream, ``with_deps``) that must run again."""
+    out = dvc("status", "--json", *(["--with-deps"] if with_deps else []), *names, cwd=cwd)
+    return set(json.loads(out or "{}"))
+
+
+def is_up_to_date(names: list[str], cwd: Path = ROOT, with_deps: bool = False) -> bool:
+    """True when ``dvc status`` reports nothing to do for the given stages (and upstream, ``with_deps``)."""
+    return not stale(names, cwd, with_deps)
 
 
 def repro(*names: str, cwd: Path = ROOT) -> str:
     """``dvc repro`` the named stages (and what they depend on)."""
     return dvc("repro", *names, cwd=cwd)
-
-
-def run_stage_unlocked(name: str, cwd: Path = ROOT) -> bool:
-    """Run one stage's command outside DVC's lock if it is not up to date; return whether it ran."""
-    if is_up_to_date([name], cwd):
-        log.info("%s is up to date", name)
-        return False
-    run(stage_command(name, cwd), cwd=cwd, what=name)
-    return True
 
 
 def commit(*names: str, cwd: Path = ROOT) -> str:

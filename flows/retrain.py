@@ -72,18 +72,27 @@ def upstream_stages() -> None:
     pipeline.repro("ingest", "render", "features")
 
 
+@task
+def plan_stages(assays: list[str], force: bool) -> dict[str, list[tuple[str, str]]]:
+    """Per assay, the (stage, command) pairs of train@ and baselines@ that must run, asked of DVC up front."""
+    names = [f"{kind}@{a}" for a in assays for kind in ("train", "baselines")]
+    todo = set(names) if force else pipeline.stale(names)
+    return {a: [(n, pipeline.stage_command(n)) for n in (f"train@{a}", f"baselines@{a}") if n in todo] for a in assays}
+
+
 @task(retries=1, retry_delay_seconds=10)
-def train_assay(assay: str) -> bool:
-    """Train and evaluate one assay (train@ then baselines@ from dvc.yaml); a failed stage leaves old outputs."""
-    ran = pipeline.run_stage_unlocked(f"train@{assay}")
-    ran |= pipeline.run_stage_unlocked(f"baselines@{assay}")
-    return ran
+def train_assay(assay: str, stages: list[tuple[str, str]]) -> list[str]:
+    """Run one assay's stale stages (commands exactly as dvc.yaml defines them) in order; return what ran."""
+    for name, command in stages:
+        pipeline.run(command, what=name)
+    return [name for name, _ in stages]
 
 
 @task
-def record_and_promote(assay: str) -> dict:
-    """Record the stages in dvc.lock, then run the promotion stage (the registry keeps or replaces the champion)."""
-    pipeline.commit(f"train@{assay}", f"baselines@{assay}")
+def record_and_promote(assay: str, ran: list[str]) -> dict:
+    """Record the stages that ran in dvc.lock, then run the promotion stage (keeps or replaces the champion)."""
+    if ran:
+        pipeline.commit(*ran)
     pipeline.repro(f"promote@{assay}")
     path = ROOT / "metrics" / f"{assay}_promotion.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -132,20 +141,27 @@ def retrain(assays: list[str] | None = None, profile: str = "quick", force: bool
     logger.info("DVC remote %s, MLflow %s", where["dvc_remote"], where["mlflow"])
     logger.info("data: %s (%s)", sync_data(), tracking.data_hash(RAW))
     changed = detect_new_data(assays, params["registry"]["model_prefix"])
-    todo = [a for a in assays if force or changed[a] or not pipeline.is_up_to_date([f"promote@{a}"])]
+    todo = [a for a in assays if force or changed[a] or not pipeline.is_up_to_date([f"promote@{a}"], with_deps=True)]
     if not todo:
         logger.info("nothing to do: every champion was trained on the current data and the pipeline is up to date")
         return {}
     upstream_stages()
-    futures = {a: train_assay.submit(a) for a in todo}
-    results = {}
+    plan = plan_stages(todo, force)
+    futures = {a: train_assay.submit(a, plan[a]) for a in todo}
+    ran, failed = {}, {}
     for assay, fut in futures.items():
-        fut.result()  # re-raises a stage failure after its retries
-        results[assay] = record_and_promote(assay)
+        try:
+            ran[assay] = fut.result()  # a stage failure surfaces here, after its retries
+        except Exception as exc:  # noqa: BLE001 - record the other assays before reporting it
+            failed[assay] = exc
+    results = {a: record_and_promote(a, ran[a]) for a in ran}
     push()
     summary = summarise(results, time.perf_counter() - started)
     create_markdown_artifact(summary, key="retrain-summary", description="ms2img retrain")
     print(summary)
+    if failed:
+        details = "; ".join(f"{a}: {str(e).splitlines()[0]}" for a, e in failed.items())
+        raise RuntimeError(f"training failed for {sorted(failed)} (their previous outputs and champions stay): {details}")
     return results
 
 

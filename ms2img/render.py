@@ -1,7 +1,8 @@
 """MS2toImg rendering: LC-MS/MS fragmentation events -> grayscale "molecular fingerprint" images.
 
-The paper draws a matplotlib scatter at 600 dpi and resizes it. We keep its semantics but bin directly with
-numpy, so the cost is linear in the number of fragments and a sample renders in milliseconds:
+The paper draws a matplotlib scatter at 600 dpi and resizes it. We keep its semantics but bin directly (numpy, or
+numba-compiled loops when numba is installed), so the cost is linear in the number of fragments and a sample of
+150,000 fragments renders in about a millisecond:
 
 * precursor intensity scaled to 0..1 within the image's sample (divided by the sample's largest precursor);
 * fragment intensity scaled to 0..1 within its precursor (divided by that precursor's largest fragment);
@@ -19,8 +20,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
+import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -365,15 +370,21 @@ def _scale(
     p_rp = _transform(_per_precursor_max(np.asarray(precursor_intensity, np.float64), rp, n_rp, starts), transform)
     f_t = _transform(fragment_intensity, transform)
     f_max = _per_precursor_max(f_t, rp, n_rp, starts)
-    f_max[f_max <= 0] = 1.0  # all fragments 0: values 0, not 0/0
+    return _scale_in_sample(p_rp, f_max, n_rp, mp_of_rp, n_mp, n_reps), f_max, f_t
+
+
+def _scale_in_sample(
+    p_rp: np.ndarray, f_max: np.ndarray, n_rp: int, mp_of_rp: np.ndarray | None, n_mp: int, n_reps: float
+) -> np.ndarray:
+    """Precursor intensities (per replicate precursor, transformed) scaled within the sample, merged over replicates
+    first when ``mp_of_rp`` is given; sets ``f_max`` to 1 where it is <= 0 (all fragments 0: values 0, not 0/0)."""
+    f_max[f_max <= 0] = 1.0
     if mp_of_rp is not None:
         p_mp = np.bincount(mp_of_rp, weights=p_rp, minlength=n_mp) / float(n_reps)
         top = p_mp.max() if n_mp else 0.0
-        p_scaled = p_mp[mp_of_rp] / top if top > 0 else np.zeros(n_rp)
-    else:
-        top = p_rp.max() if n_rp else 0.0
-        p_scaled = p_rp / top if top > 0 else np.zeros(n_rp)
-    return p_scaled, f_max, f_t
+        return p_mp[mp_of_rp] / top if top > 0 else np.zeros(n_rp)
+    top = p_rp.max() if n_rp else 0.0
+    return p_rp / top if top > 0 else np.zeros(n_rp)
 
 
 def scaled_intensities(
@@ -457,6 +468,151 @@ def _repeated_spectra(
     return same
 
 
+# --------------------------------------------------------------------------------------------------- kernels
+# The two per-row passes (per-precursor maxima; scale, bin and aggregate) run as numba-compiled loops when numba is
+# installed and the sample is large enough for it to matter, else as the vectorised numpy code in _render_group.
+# Both do the same float operations in the same order, so the images are bit-identical (tests check it). The loops
+# are compiled once per machine (``cache=True``: ~2 s) and loaded from numba's cache after that; each process still
+# pays numba's import and start-up once (~0.5-1 s on 2 shared cores; benchmarks/render.py prints it), so a server
+# should call :func:`warm_up` when it loads its model rather than on its first request.
+KERNELS = ("auto", "numba", "numpy")
+NUMBA_MIN_ROWS = 20_000  # "auto" uses numba from this many rows of one image on (below, numpy costs microseconds)
+_kernel_mode = os.environ.get("MS2IMG_RENDER_KERNEL", "auto")
+_numba_state: dict[str, Any] = {}
+_numba_lock = threading.Lock()
+
+
+def set_kernel(mode: str) -> str:
+    """Pick the per-row loops: ``"auto"`` (default; numba for images of :data:`NUMBA_MIN_ROWS`+ rows when it is
+    installed), ``"numba"`` (always; an error without numba) or ``"numpy"``. Returns the previous mode. The
+    ``MS2IMG_RENDER_KERNEL`` environment variable sets the initial mode."""
+    global _kernel_mode
+    if mode not in KERNELS:
+        raise ConfigError(f"unknown render kernel '{mode}'; choose one of {', '.join(KERNELS)}")
+    previous, _kernel_mode = _kernel_mode, mode
+    return previous
+
+
+def _maxima_loop(rp, precursor_intensity, fragment, p_max, f_max):  # pragma: no cover - compiled by numba
+    """Per replicate precursor: the raw precursor intensity's max (NaN propagates, like ``np.maximum``) and the
+    max of the cleaned fragment intensities (``f_max`` starts at 0, so negatives and NaN never win). The running
+    maxima stay in registers along a precursor's run of rows; selects, not branches, keep the loop predictable."""
+    n = rp.shape[0]
+    if n == 0:
+        return
+    cur = rp[0]
+    pm = p_max[cur]
+    fm = f_max[cur]
+    for i in range(n):
+        r = rp[i]
+        if r != cur:
+            p_max[cur] = pm
+            f_max[cur] = fm
+            cur = r
+            pm = p_max[r]
+            fm = f_max[r]
+        v = precursor_intensity[i]
+        pm = v if (v > pm) | np.isnan(v) else pm
+        v = fragment[i]
+        fm = v if v > fm else fm  # noqa: FURB136 - spelled out: NaN must lose, whatever max() does
+    p_max[cur] = pm
+    f_max[cur] = fm
+
+
+def _bin_max_loop(rp, factor, fragment, x, y, x0, sx, y0, sy, w, h, acc):  # pragma: no cover - compiled by numba
+    """Max-aggregate ``float32(factor[rp] * clean(fragment))`` into the flat float32 image ``acc`` (H*W).
+
+    Out-of-range rows go, as in the numpy path, as ``value * 0`` into pixel 0 (a no-op unless the value is NaN)."""
+    zero = np.float32(0.0)
+    for i in range(rp.shape[0]):
+        f = fragment[i]
+        f = f if f > 0.0 else 0.0  # noqa: FURB136 - negative or NaN -> 0, as np.fmax(f, 0)
+        v = np.float32(factor[rp[i]] * f)
+        cx = (x[i] - x0) * sx
+        cy = (y[i] - y0) * sy
+        inside = (cx >= 0.0) & (cx < w) & (cy >= 0.0) & (cy < h)
+        k = np.int64(cy) * w + np.int64(cx) if inside else 0
+        v = v if inside else v * zero
+        a = acc[k]
+        acc[k] = v if (v > a) | np.isnan(v) else a  # np.maximum: NaN propagates
+
+
+def _bin_sum_loop(rp, factor, fragment, x, y, x0, sx, y0, sy, w, h, acc):  # pragma: no cover - compiled by numba
+    """Sum-aggregate ``factor[rp] * clean(fragment)`` (float64, in row order, as ``np.bincount``) into ``acc``."""
+    for i in range(rp.shape[0]):
+        f = fragment[i]
+        f = f if f > 0.0 else 0.0  # noqa: FURB136 - as above
+        v = factor[rp[i]] * f
+        cx = (x[i] - x0) * sx
+        cy = (y[i] - y0) * sy
+        inside = (cx >= 0.0) & (cx < w) & (cy >= 0.0) & (cy < h)
+        k = np.int64(cy) * w + np.int64(cx) if inside else 0
+        acc[k] += v if inside else v * 0.0
+
+
+def _compile_kernels() -> SimpleNamespace | None:
+    try:
+        import numba
+        from numba import types
+    except ImportError:
+        log.debug("numba is not installed; rendering with numpy")
+        return None
+    idx = types.Array(types.intp, 1, "C", readonly=True)
+    ro = types.Array(types.float64, 1, "C", readonly=True)
+    rw = types.Array(types.float64, 1, "C")
+    f64, i64 = types.float64, types.int64
+    sigs = {
+        "maxima": (_maxima_loop, types.void(idx, ro, ro, rw, rw)),
+        "bin_max": (
+            _bin_max_loop,
+            types.void(idx, ro, ro, ro, ro, f64, f64, f64, f64, i64, i64, types.Array(types.float32, 1, "C")),
+        ),
+        "bin_sum": (_bin_sum_loop, types.void(idx, ro, ro, ro, ro, f64, f64, f64, f64, i64, i64, rw)),
+    }
+    for cache in (True, False):  # no writable cache folder (read-only install, no home): compile every process
+        try:
+            return SimpleNamespace(
+                **{name: numba.njit(sig, cache=cache, nogil=True)(fn) for name, (fn, sig) in sigs.items()}
+            )
+        except Exception as exc:  # noqa: BLE001 - numba raises many types; numpy is always there
+            log.warning("numba render kernels unavailable (%s: %s)", exc.__class__.__name__, exc)
+    return None
+
+
+def _numba_kernels() -> SimpleNamespace | None:
+    """The compiled loops (compiled, or loaded from numba's cache, on first use; None without numba)."""
+    if "kernels" not in _numba_state:
+        with _numba_lock:
+            if "kernels" not in _numba_state:
+                t0 = time.perf_counter()
+                _numba_state["kernels"] = _compile_kernels()
+                _numba_state["seconds"] = time.perf_counter() - t0
+    return _numba_state["kernels"]
+
+
+def warm_up() -> float:
+    """Import numba and compile (or load from its cache) the render loops now, e.g. when a server loads its model,
+    so the first request does not pay for it; returns the seconds the first preparation took (0.0 without numba).
+    """
+    _numba_kernels()
+    return float(_numba_state.get("seconds", 0.0)) if _numba_state.get("kernels") is not None else 0.0
+
+
+def _kernels_for(n: int) -> SimpleNamespace | None:
+    mode = _kernel_mode
+    if mode == "numpy" or (mode == "auto" and n < NUMBA_MIN_ROWS):
+        return None
+    kernels = _numba_kernels()
+    if kernels is None and mode == "numba":
+        raise ConfigError("render kernel 'numba' requested but numba is not available")
+    return kernels
+
+
+def _c(values: np.ndarray, dtype: Any = np.float64) -> np.ndarray:
+    """C-contiguous, aligned, of ``dtype`` (no copy when it already is), as the compiled loops' signatures want."""
+    return np.require(values, dtype=dtype, requirements="CA")
+
+
 def _render_group(
     rp: np.ndarray,
     n_rp: int,
@@ -473,21 +629,33 @@ def _render_group(
 ) -> np.ndarray:
     """Render one image from per-fragment arrays; ``rp`` = per-row replicate-precursor index in ``0..n_rp-1``.
 
-    Cost is linear in the number of rows: a few vectorised passes (per-precursor maxima by ``reduceat`` or
+    Cost is linear in the number of rows: either two compiled passes over the rows (per-precursor maxima; scale,
+    bin and aggregate) or, with numpy, a few vectorised passes (per-precursor maxima by ``reduceat`` or
     ``maximum.at``), blocked binning, and one unbuffered ``maximum.at`` (or ``bincount``) into the image.
     """
     w, h = config.width, config.height
     n = len(rp)
-    starts = _run_starts(rp, n_rp)
-    p_scaled, f_max, f_t = _scale(
-        rp, n_rp, precursor_intensity, fragment_intensity, config.transform, starts, mp_of_rp, n_mp, n_reps
-    )
+    kernels = _kernels_for(n)
+    transform = config.transform
+    if kernels is None:
+        starts = _run_starts(rp, n_rp)
+        p_scaled, f_max, f_t = _scale(
+            rp, n_rp, precursor_intensity, fragment_intensity, transform, starts, mp_of_rp, n_mp, n_reps
+        )
+    else:
+        rp = _c(rp, np.intp)
+        # the loops clean raw intensities (negative, NaN -> 0) on the fly; transformed ones are clean already
+        f_t = _c(fragment_intensity) if transform == "none" else _transform(fragment_intensity, transform)
+        p_max, f_max = np.zeros(n_rp), np.zeros(n_rp)
+        kernels.maxima(rp, _c(precursor_intensity), f_t, p_max, f_max)
+        p_scaled = _scale_in_sample(_transform(p_max, transform), f_max, n_rp, mp_of_rp, n_mp, n_reps)
     factor = p_scaled / f_max  # pixel value = factor[rp] * fragment intensity
     x = np.asarray(precursor_mz, dtype=np.float64)
     y = np.asarray(fragment_mz, dtype=np.float64)
     merged = mp_of_rp is not None and n_mp < n_rp
     if merged and config.aggregation == "sum":
-        factor[_repeated_spectra(rp, n_rp, mp_of_rp, n_mp, y, f_t)] = 0.0
+        f_clean = _transform(f_t, "none") if kernels is not None and transform == "none" else f_t
+        factor[_repeated_spectra(rp, n_rp, mp_of_rp, n_mp, y, f_clean)] = 0.0
     z_prec = z_frag = None
     if config.ppm_jitter > 0:
         if rng is None:
@@ -498,24 +666,37 @@ def _render_group(
         z_frag = rng.standard_normal(n)
         z_frag *= config.ppm_jitter * 1e-6
 
-    flat = np.empty(n, dtype=np.int32)
-    values = np.empty(n, dtype=np.float32 if config.aggregation == "max" else np.float64)
-    for a in range(0, n, _CHUNK):
-        b = min(a + _CHUNK, n)
-        r = rp[a:b]
-        xc, yc = x[a:b], y[a:b]
+    if kernels is not None:
         if z_prec is not None:
-            xc = xc * (1.0 + z_prec[r])
-            yc = yc * (1.0 + z_frag[a:b])
-        inside = _pixel_index(xc, yc, config, flat[a:b])
-        v = values[a:b]
-        np.multiply(factor[r], f_t[a:b], out=v, casting="same_kind")
-        v *= inside
-    if config.aggregation == "max":
-        acc = np.zeros(h * w, dtype=np.float32)
-        np.maximum.at(acc, flat, values)
+            x = x * (1.0 + z_prec[rp])
+            y = y * (1.0 + z_frag)
+        (x0, x1), (y0, y1) = config.x_range, config.y_range
+        args = (rp, factor, f_t, _c(x), _c(y), x0, w / (x1 - x0), y0, h / (y1 - y0), w, h)
+        if config.aggregation == "max":
+            acc = np.zeros(h * w, dtype=np.float32)
+            kernels.bin_max(*args, acc)
+        else:
+            acc = np.zeros(h * w)
+            kernels.bin_sum(*args, acc)
     else:
-        acc = np.bincount(flat, weights=values, minlength=h * w)
+        flat = np.empty(n, dtype=np.int32)
+        values = np.empty(n, dtype=np.float32 if config.aggregation == "max" else np.float64)
+        for a in range(0, n, _CHUNK):
+            b = min(a + _CHUNK, n)
+            r = rp[a:b]
+            xc, yc = x[a:b], y[a:b]
+            if z_prec is not None:
+                xc = xc * (1.0 + z_prec[r])
+                yc = yc * (1.0 + z_frag[a:b])
+            inside = _pixel_index(xc, yc, config, flat[a:b])
+            v = values[a:b]
+            np.multiply(factor[r], f_t[a:b], out=v, casting="same_kind")
+            v *= inside
+        if config.aggregation == "max":
+            acc = np.zeros(h * w, dtype=np.float32)
+            np.maximum.at(acc, flat, values)
+        else:
+            acc = np.bincount(flat, weights=values, minlength=h * w)
     if out is None:
         out = np.zeros((h, w), dtype=np.float32)
     img = out.reshape(h, w)
@@ -560,8 +741,10 @@ def _factorize(
     n = len(values)
     arr = None
     if isinstance(values.dtype, pd.CategoricalDtype):  # as render_dir reads Parquet: codes come for free
-        codes = values.cat.codes.to_numpy().astype(np.int64)
+        codes = values.array.codes.astype(np.int64)
         if n == 0 or codes.min() >= 0:
+            if not (want_uniques or sort):
+                return codes, None
             cats = np.asarray(values.cat.categories, dtype=object)
             if sort:
                 order = np.argsort(cats.astype(str), kind="stable")
@@ -569,17 +752,8 @@ def _factorize(
                 rank[order] = np.arange(len(order))
                 codes, cats = rank[codes], cats[order]
             return codes, cats
-    elif isinstance(values.dtype, pd.StringDtype | pd.ArrowDtype):
-        try:
-            arr = pa.array(values)  # zero-copy for Arrow-backed strings
-        except (pa.ArrowException, TypeError, ValueError):
-            arr = None
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        if arr is not None and (
-            arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type))
-        ):
-            arr = None
+    else:
+        arr = _arrow_strings(values)
     if arr is None or n < 2:
         codes, uniques = pd.factorize(values, sort=sort, use_na_sentinel=False)
         return codes.astype(np.int64, copy=False), np.asarray(uniques)
@@ -589,7 +763,10 @@ def _factorize(
         return np.zeros(n, dtype=np.int64), np.array([arr[0].as_py()], dtype=object)
     runs = n_change < n // 4
     if runs:
-        starts = np.flatnonzero(np.concatenate(([True], change.to_numpy(zero_copy_only=False))))
+        starts = np.empty(n_change + 1, dtype=np.int64)
+        starts[0] = 0
+        starts[1:] = pc.indices_nonzero(change).to_numpy()
+        starts[1:] += 1
         heads = arr.take(pa.array(starts))
     else:
         heads = arr
@@ -608,6 +785,55 @@ def _factorize(
     return codes, uniques
 
 
+def _arrow_strings(values: pd.Series) -> pa.Array | None:
+    """The column as one Arrow (large_)string array without nulls (zero-copy for Arrow-backed strings), or None."""
+    if not isinstance(values.dtype, pd.StringDtype | pd.ArrowDtype):
+        return None
+    try:
+        arr = pa.array(values)
+    except (pa.ArrowException, TypeError, ValueError):
+        return None
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    return arr
+
+
+def _single_value(values: pd.Series) -> tuple[bool, Any]:
+    """``(True, value)`` when every row holds the same non-null value, else ``(False, None)``, without hashing; for
+    categoricals (as ``render_dir`` reads Parquet and the serving model builds its frame) and Arrow strings (as
+    ``coerce_events`` leaves them); other dtypes answer False and take the general path.
+
+    Arrow strings are one value when every offset step is the first string's length and the character buffer
+    repeats with that period: two vectorised comparisons, no per-row Python objects.
+    """
+    n = len(values)
+    if n == 0:
+        return False, None
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        # exactly one category (as a one-accession Parquet file or a serving request has): the general path would
+        # count unused categories as accessions/replicates, which changes nothing but the jitter's random draws
+        cat = values.array
+        if len(cat.categories) == 1 and not cat.codes.any():
+            return True, cat.categories[0]
+        return False, None
+    arr = _arrow_strings(values)
+    if arr is None:
+        return False, None
+    _, offsets_buf, data_buf = arr.buffers()
+    itemsize = 8 if pa.types.is_large_string(arr.type) else 4
+    offsets = np.frombuffer(offsets_buf, dtype=f"<i{itemsize}", count=n + 1, offset=arr.offset * itemsize)
+    size = int(offsets[1] - offsets[0])
+    if int(offsets[-1] - offsets[0]) != size * n or (n > 1 and not (np.diff(offsets) == size).all()):
+        return False, None
+    if size:
+        chars = np.frombuffer(data_buf, dtype=np.uint8, count=size * n, offset=int(offsets[0]))
+        if not np.array_equal(chars[size:], chars[:-size]):
+            return False, None
+    return True, arr[0].as_py()
+
+
 def _dense_sorted(key: np.ndarray) -> np.ndarray:
     """Dense codes for non-negative int keys, in key order (so a key whose major part is the image keeps each
     image's codes contiguous)."""
@@ -619,6 +845,21 @@ def _dense_sorted(key: np.ndarray) -> np.ndarray:
         relabel = np.cumsum(present, dtype=np.int64) - 1
         return relabel[key]
     return np.unique(key, return_inverse=True)[1].astype(np.int64).reshape(-1)
+
+
+def _render_one_sample(
+    events: pd.DataFrame, accession: Any, replicate: Any, config: RenderConfig, rng: np.random.Generator | None
+) -> ImageSet:
+    """:func:`render_events` for a frame of one accession and one replicate (per-file rendering, serving): no
+    accession/replicate codes, no sorting; the same image, precursor codes and random draws as the general path."""
+    feat, _ = _factorize(events["feature_id"], want_uniques=False)
+    images = np.zeros((1, config.height, config.width), dtype=np.float32)
+    names = ("precursor_mz", "precursor_intensity", "fragment_mz", "fragment_intensity")
+    cols = (events[c].to_numpy(dtype=np.float64) for c in names)
+    _render_group(feat, int(feat.max()) + 1, *cols, config, rng, out=images[0])
+    ids = np.array([accession], dtype=object).astype(str)
+    reps = np.array([replicate], dtype=object).astype(str) if config.per_replicate else None
+    return ImageSet(images, ids, *image_edges(config), config.to_dict(), reps)
 
 
 def render_events(
@@ -646,6 +887,11 @@ def render_events(
     if len(events) == 0:
         reps = np.array([], dtype=str) if config.per_replicate else None
         return ImageSet(np.zeros((0, h, w), np.float32), np.array([], dtype=str), x_edges, y_edges, cfg, reps)
+
+    one_acc, acc_name = _single_value(events["accession"])
+    one_rep, rep_name = _single_value(events["replicate"]) if one_acc else (False, None)
+    if one_acc and one_rep:
+        return _render_one_sample(events, acc_name, rep_name, config, rng)
 
     acc, acc_names = _factorize(events["accession"], sort=True)
     rep, rep_names = _factorize(events["replicate"], sort=True)
@@ -825,8 +1071,17 @@ def render_dir_sizes(
 
 
 # --------------------------------------------------------------------------------------------------- pictures
+# Display gamma the CLI uses for PNGs. Pixel values span orders of magnitude (a product of two scaled intensities),
+# so a linear 8-bit picture is nearly black apart from a few bright pixels; value ** 0.4 shows the faint fragments
+# while keeping the order of intensities. Pictures only: tensors and models always see linear values.
+PNG_GAMMA = 0.4
+
+
 def to_uint8(image: np.ndarray, gamma: float = 1.0) -> np.ndarray:
-    """Scale an image to 0..255 (divided by its max), flipped so high fragment m/z is at the top."""
+    """Scale an image to 0..255 (divided by its max, then raised to ``gamma``; 1 = linear, < 1 brightens faint
+    pixels), flipped so high fragment m/z is at the top."""
+    if not (np.isfinite(gamma) and gamma > 0):
+        raise ValueError(f"gamma must be a number > 0, got {gamma!r}")
     img = np.asarray(image, dtype=np.float64)
     top = img.max() if img.size else 0.0
     v = img / top if top > 0 else np.zeros_like(img)
@@ -836,7 +1091,8 @@ def to_uint8(image: np.ndarray, gamma: float = 1.0) -> np.ndarray:
 
 
 def save_png(image: np.ndarray, path: str | Path, gamma: float = 1.0) -> Path:
-    """Write one image as an 8-bit grayscale PNG for people (high fragment m/z at the top), atomically."""
+    """Write one image as an 8-bit grayscale PNG for people (high fragment m/z at the top), atomically; ``gamma``
+    as in :func:`to_uint8` (the CLI uses :data:`PNG_GAMMA`)."""
     from PIL import Image
 
     with atomic_path(path) as tmp:

@@ -70,6 +70,8 @@ fi
 if [ ${#compose_cmd[@]} -gt 0 ]; then
     run compose-config "${compose_cmd[@]}" --project-directory docker -f "$compose" --env-file "$env_example" \
         --profile "*" config --quiet
+    run compose-config-cpu "${compose_cmd[@]}" --project-directory docker -f "$compose" -f docker/compose.cpu.yaml \
+        --env-file "$env_example" --profile "*" config --quiet
 else
     echo "==> docker compose: no compose v2 client (docker compose plugin or docker-compose v2), skipped"
     skipped+=("docker-compose")

@@ -516,3 +516,197 @@ def test_cli_empty_events_dir(tmp_path, capsys):
     (tmp_path / "events").mkdir()
     assert main(["render", str(tmp_path / "events"), "--out", str(tmp_path / "o.npz")]) == 2
     assert "no *.parquet" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ fast paths
+def poisoned_frame(rng: np.random.Generator) -> pd.DataFrame:
+    """Three accessions x three replicates (some features aligned across replicates), shuffled, with NaN,
+    negative, zero and infinite intensities and out-of-range or NaN m/z: everything the loops must treat alike."""
+    parts = []
+    for acc in ("C", "A", "B"):
+        base = random_sample(rng, 120, 9, accession=acc, above=True)
+        for rep in ("r2", "r1", "r3"):
+            part = base[rng.random(len(base)) < 0.8].copy()
+            part["replicate"] = rep
+            part["precursor_intensity"] *= rng.uniform(0.5, 1.5)
+            parts.append(part)
+    df = pd.concat(parts, ignore_index=True)
+    n = len(df)
+    for col in ("precursor_intensity", "fragment_intensity"):
+        v = df[col].to_numpy().copy()
+        idx = rng.choice(n, 12, replace=False)
+        v[idx[:3]], v[idx[3:6]], v[idx[6:9]] = np.nan, -v[idx[3:6]], 0.0
+        v[idx[9]] = np.inf
+        df[col] = v
+    mz = df["fragment_mz"].to_numpy().copy()
+    mz[rng.choice(n, 4, replace=False)] = [np.nan, -3.0, 2000.0, np.inf]
+    df["fragment_mz"] = mz
+    return coerce_events(df.sample(frac=1.0, random_state=4).reset_index(drop=True))
+
+
+def as_categorical(df: pd.DataFrame) -> pd.DataFrame:
+    """Ids as categoricals, as ``render_dir`` reads them from Parquet and the serving model builds them."""
+    return df.astype({c: "category" for c in ("accession", "replicate", "feature_id")})
+
+
+@pytest.fixture
+def kernel():
+    """Run a test under a chosen per-row loop implementation ("numpy" or "numba"), restoring the mode after."""
+    import ms2img.render as render_module
+
+    previous = render_module._kernel_mode
+
+    def use(mode: str) -> None:
+        if mode == "numba":
+            pytest.importorskip("numba")
+        render_module.set_kernel(mode)
+
+    yield use
+    render_module.set_kernel(previous)
+
+
+CONFIGS = [
+    {"aggregation": "max"},
+    {"aggregation": "sum"},
+    {"aggregation": "max", "transform": "sqrt", "per_replicate": True},
+    {"aggregation": "sum", "transform": "log1p"},
+    {"aggregation": "sum", "ppm_jitter": 20.0, "per_replicate": True},
+    {"aggregation": "max", "ppm_jitter": 20.0, "mask_diagonal": False},
+]
+
+
+@pytest.mark.parametrize("kw", CONFIGS)
+def test_numba_and_numpy_loops_give_identical_images(kernel, kw):
+    """Bit-identical on a multi-accession multi-replicate frame (merged replicates, repeated spectra, NaN/inf)."""
+    df = poisoned_frame(np.random.default_rng(21))
+    cfg = RenderConfig(width=60, height=50, **kw)
+    got = {}
+    for mode in ("numpy", "numba"):
+        kernel(mode)
+        with np.errstate(invalid="ignore"):
+            got[mode] = render_events(df, cfg, rng=np.random.default_rng(5), progress=False)
+    np.testing.assert_array_equal(got["numba"].images, got["numpy"].images)
+    np.testing.assert_array_equal(got["numba"].ids, got["numpy"].ids)
+    one = df[(df["accession"] == "A") & (df["replicate"] == "r1")]
+    arrays = {}
+    for mode in ("numpy", "numba"):
+        kernel(mode)
+        with np.errstate(invalid="ignore"):
+            arrays[mode] = render_arrays(
+                one["feature_id"].to_numpy(),
+                *(one[c].to_numpy() for c in ("precursor_mz", "precursor_intensity", "fragment_mz")),
+                one["fragment_intensity"].to_numpy(),
+                cfg,
+                rng=np.random.default_rng(5),
+            )
+    np.testing.assert_array_equal(arrays["numba"], arrays["numpy"])
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+@pytest.mark.parametrize("kw", CONFIGS)
+def test_single_sample_fast_path_equals_the_general_path(monkeypatch, kernel, kw, categorical):
+    """One accession, one replicate: the fast path (no accession/replicate codes, no sorting) gives the general
+    path's images, ids and random draws, with either loop implementation."""
+    import ms2img.render as render_module
+
+    df = random_sample(np.random.default_rng(8), 1500, 20, accession="ACC1", replicate="r7", above=True)
+    df = as_categorical(df) if categorical else df
+    cfg = RenderConfig(width=60, height=50, **kw)
+    for mode in ("numpy", "numba"):
+        kernel(mode)
+        fast = render_events(df, cfg, rng=np.random.default_rng(3), progress=False)
+        with monkeypatch.context() as m:
+            m.setattr(render_module, "_single_value", lambda values: (False, None))
+            general = render_events(df, cfg, rng=np.random.default_rng(3), progress=False)
+        np.testing.assert_array_equal(fast.images, general.images)
+        assert list(fast.ids) == list(general.ids) == ["ACC1"]
+        assert (fast.replicates is None and general.replicates is None) or list(fast.replicates) == ["r7"] == list(
+            general.replicates
+        )
+
+
+@pytest.mark.parametrize("categorical", [False, True])
+def test_fast_path_per_sample_equals_general_path_on_many_samples(kernel, categorical):
+    """Multi-accession multi-replicate frame: each per-replicate image of the general path equals the fast path's
+    rendering of that sample's rows alone (both loop implementations)."""
+    import ms2img.render as render_module
+
+    df = poisoned_frame(np.random.default_rng(22))
+    df = as_categorical(df) if categorical else df
+    for mode in ("numpy", "numba"):
+        kernel(mode)
+        for aggregation in ("max", "sum"):
+            cfg = RenderConfig(width=60, height=50, aggregation=aggregation, per_replicate=True)
+            with np.errstate(invalid="ignore"):
+                whole = render_events(df, cfg, progress=False)
+            assert len(whole) == 9
+            for img, acc, rep in zip(whole.images, whole.ids, whole.replicates, strict=True):
+                one = df[(df["accession"] == acc) & (df["replicate"] == rep)].copy()
+                if categorical:  # one category each, as a one-accession Parquet file reads
+                    for c in ("accession", "replicate", "feature_id"):
+                        one[c] = one[c].cat.remove_unused_categories()
+                assert render_module._single_value(one["accession"])[0]  # the fast path is taken
+                with np.errstate(invalid="ignore"):
+                    alone = render_events(one, cfg, progress=False)
+                assert list(alone.ids) == [acc]
+                np.testing.assert_array_equal(alone.images[0], img)
+
+
+def test_single_value_detection():
+    from ms2img.render import _single_value
+
+    def s(values, **kw):
+        return pd.Series(values, **kw)
+
+    assert _single_value(s(["ab"] * 5, dtype="str")) == (True, "ab")
+    assert _single_value(s([""] * 3, dtype="str")) == (True, "")
+    assert _single_value(s(["ab", "ab", "ba"], dtype="str")) == (False, None)
+    assert _single_value(s(["a", "bab", "ab"], dtype="str")) == (False, None)  # same bytes, other lengths
+    assert _single_value(s(["abab", "ab", "ab"], dtype="str")) == (False, None)
+    assert _single_value(s(["ab", None], dtype="str")) == (False, None)
+    assert _single_value(s(["x"] * 4, dtype=object)) == (False, None)  # not Arrow: the general path decides
+    assert _single_value(s(["q"] * 4, dtype="category")) == (True, "q")
+    assert _single_value(s(pd.Categorical(["q"] * 4, categories=["q", "r"]))) == (False, None)
+    # a sliced, chunked Arrow array (non-zero offset into the buffers)
+    import pyarrow as pa
+
+    chunked = pa.chunked_array([pa.array(["zz", "ab", "ab", "ab"], pa.large_string()).slice(1)])
+    assert _single_value(s(pd.arrays.ArrowStringArray(chunked))) == (True, "ab")
+    chunked = pa.chunked_array([pa.array(["ab", "ab"]), pa.array(["ab", "ac"])])
+    assert _single_value(s(pd.arrays.ArrowStringArray(chunked))) == (False, None)
+
+
+def test_set_kernel_validates_and_warm_up_reports():
+    from ms2img.render import set_kernel, warm_up
+
+    with pytest.raises(ConfigError, match="kernel"):
+        set_kernel("cuda")
+    assert warm_up() >= 0.0
+
+
+# ------------------------------------------------------------------------------------------ PNG display
+def test_cli_pngs_use_a_display_gamma_and_tensors_stay_linear(tmp_path):
+    from PIL import Image
+
+    from ms2img.render import PNG_GAMMA
+
+    ev = write_events_dir(tmp_path / "events", {"A": TINY})
+    for gamma in (None, 1.0):
+        flag = [] if gamma is None else ["--png-gamma", str(gamma)]
+        out = tmp_path / f"{gamma}.npz"
+        png = tmp_path / f"png{gamma}"
+        assert main(["render", str(ev), "--out", str(out), "--size", "14x15", "--png-dir", str(png), *flag]) == 0
+        img = ImageSet.load(out).images[0]
+        np.testing.assert_allclose(img, expected_tiny("max"), rtol=1e-6)  # linear values in the tensor
+        with Image.open(png / "A.png") as im:
+            px = np.asarray(im)[::-1]  # back to row 0 = lowest fragment m/z
+        g = PNG_GAMMA if gamma is None else gamma
+        assert px[0, 11] == round(255 * (0.25 * 0.5) ** g)  # 0.125 of the brightest pixel
+    assert PNG_GAMMA < 1  # the default lifts faint pixels: 0.125 -> 111 of 255 at gamma 0.4, 32 when linear
+
+
+def test_cli_rejects_a_bad_png_gamma(tmp_path, capsys):
+    ev = write_events_dir(tmp_path / "events", {"A": ALIGNED})
+    assert main(["render", str(ev), "--out", str(tmp_path / "o.npz"), "--png-gamma", "0"]) == 2
+    assert "--png-gamma" in capsys.readouterr().err
+    assert not (tmp_path / "o.npz").exists()

@@ -9,7 +9,7 @@ from typing import Any
 from ms2img.commands import add_params_args, params_from_args
 from ms2img.errors import ConfigError
 from ms2img.params import DEFAULT_PARAMS_PATH
-from ms2img.render import AGGREGATIONS, TRANSFORMS, RenderConfig, parse_size
+from ms2img.render import AGGREGATIONS, PNG_GAMMA, TRANSFORMS, RenderConfig, parse_size
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -47,8 +47,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--ppm-jitter", type=float, default=None, metavar="PPM", help="Gaussian m/z error (augmentation)")
     p.add_argument("--seed", type=int, default=None, help="seed for --ppm-jitter (default: base.seed)")
-    p.add_argument("--png-dir", type=Path, default=None, help="also write 8-bit PNGs here (for people)")
+    p.add_argument(
+        "--png-dir",
+        type=Path,
+        default=None,
+        help="also write 8-bit grayscale PNGs here, for people to look at (high fragment m/z at the top)",
+    )
     p.add_argument("--png-limit", type=int, default=None, metavar="N", help="write at most N PNGs (default: all)")
+    p.add_argument(
+        "--png-gamma",
+        type=float,
+        default=PNG_GAMMA,
+        metavar="G",
+        help="display gamma for the PNGs (default: %(default)s): pixel = 255 * (value / image max) ** G. Below 1 it "
+        "lifts the many faint fragments that a linear scale (G = 1) leaves almost black next to the brightest one. "
+        "Only the PNGs change: the .npz tensors stay linear",
+    )
     add_params_args(p)
     p.set_defaults(func=run)
 
@@ -77,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
     render_params = params.get("render", {}) or {}
     if args.png_limit is not None and args.png_limit < 0:
         raise ConfigError(f"--png-limit must be >= 0, got {args.png_limit}")
+    if not (np.isfinite(args.png_gamma) and args.png_gamma > 0):
+        raise ConfigError(f"--png-gamma must be a number > 0 (1 = linear), got {args.png_gamma}")
     config = RenderConfig.from_params(
         render_params,
         size=args.size,
@@ -112,6 +128,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {out}: {len(images)} images ({unit}s), {cfg.size} (W x H), aggregation={cfg.aggregation}")
         if args.png_dir is not None:
             png_dir = args.png_dir / cfg.size if len(configs) > 1 else args.png_dir
-            pngs = save_pngs(images, png_dir, limit=args.png_limit)
-            print(f"wrote {len(pngs)} PNGs to {png_dir}")
+            pngs = save_pngs(images, png_dir, limit=args.png_limit, gamma=args.png_gamma)
+            print(f"wrote {len(pngs)} PNGs to {png_dir} (display gamma {args.png_gamma:g}; tensors stay linear)")
     return 0
