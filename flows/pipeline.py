@@ -19,29 +19,56 @@ from pathlib import Path
 
 import yaml
 
+from ms2img.atomic import write_text
 from ms2img.errors import ConfigError, Ms2ImgError
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # this checkout: the default project when the cwd is not one
+PROJECT_ENV = "MS2IMG_PROJECT_DIR"
 
 
 class StageFailed(Ms2ImgError):
     """A DVC command or stage command exited non-zero; the message holds the tail of its output."""
 
 
-def _env() -> dict[str, str]:
-    """The environment for stage commands: this interpreter's bin first, so `ms2img`/`dvc` resolve to the venv."""
+def project_dir(path: str | Path | None = None) -> Path:
+    """The DVC project the flows work on: ``path``, else $MS2IMG_PROJECT_DIR, else the cwd when it holds a
+    dvc.yaml, else this checkout. Every stage runs there, so one installed copy of the flows can drive any
+    project (a lab's data repository, a test's temporary one)."""
+    if path is None:
+        path = os.environ.get(PROJECT_ENV) or (Path.cwd() if (Path.cwd() / "dvc.yaml").exists() else ROOT)
+    root = Path(path).expanduser().resolve()
+    if not (root / "dvc.yaml").exists():
+        raise ConfigError(f"{root}: not an ms2img project (no dvc.yaml); pass project_dir or set {PROJECT_ENV}")
+    return root
+
+
+def tracking_uri(cwd: str | Path | None = None) -> str:
+    """$MLFLOW_TRACKING_URI, else the project's embedded store as an absolute URI.
+
+    Absolute, so the flow process and the stage commands (run with the project as cwd) share one store even when
+    the flow was started from another folder.
+    """
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_dir(cwd) / 'mlflow.db'}"
+
+
+def _env(cwd: Path | None = None) -> dict[str, str]:
+    """The environment for stage commands: this interpreter's bin first (so `ms2img`/`dvc` resolve to the venv),
+    and the tracking URI the flow checked."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if cwd is not None:
+        env.setdefault("MLFLOW_TRACKING_URI", tracking_uri(cwd))
     return env
 
 
-def run(cmd: list[str] | str, cwd: Path = ROOT, what: str | None = None) -> str:
-    """Run a command, stream nothing, return its output; raise StageFailed with the tail on failure."""
+def run(cmd: list[str] | str, cwd: str | Path | None = None, what: str | None = None) -> str:
+    """Run a command in the project, stream nothing, return its output; raise StageFailed with the tail on failure."""
+    cwd = project_dir(cwd)
     shell = isinstance(cmd, str)
     label = what or (cmd if shell else shlex.join(cmd))
-    log.info("running: %s", label)
-    proc = subprocess.run(cmd, cwd=cwd, shell=shell, env=_env(), capture_output=True, text=True)
+    log.info("running: %s (in %s)", label, cwd)
+    proc = subprocess.run(cmd, cwd=cwd, shell=shell, env=_env(cwd), capture_output=True, text=True)
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         tail = "\n".join(output.strip().splitlines()[-25:])
@@ -49,87 +76,122 @@ def run(cmd: list[str] | str, cwd: Path = ROOT, what: str | None = None) -> str:
     return output
 
 
-def dvc(*args: str, cwd: Path = ROOT) -> str:
-    """Run ``dvc ARGS`` from the project's environment."""
+def dvc(*args: str, cwd: str | Path | None = None) -> str:
+    """Run ``dvc ARGS`` in the project from the project's environment."""
     exe = shutil.which("dvc", path=_env()["PATH"]) or "dvc"
     return run([exe, *args], cwd=cwd)
 
 
-def stage_names(cwd: Path = ROOT) -> list[str]:
+def stage_names(cwd: str | Path | None = None) -> list[str]:
     """Every stage of dvc.yaml, foreach stages expanded (``train@DPPH``)."""
     out = dvc("stage", "list", "--name-only", cwd=cwd)
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-def stage_command(name: str, cwd: Path = ROOT) -> str:
+def stage_command(name: str, cwd: str | Path | None = None) -> str:
     """The command of a stage exactly as dvc.yaml defines it (foreach and ${...} resolved by DVC itself)."""
     from dvc.repo import Repo
 
-    with Repo(str(cwd)) as repo:
+    with Repo(str(project_dir(cwd))) as repo:
         stages = repo.stage.collect(name)
         if not stages:
             raise ConfigError(f"dvc.yaml has no stage {name}")
         return stages[0].cmd if isinstance(stages[0].cmd, str) else " && ".join(stages[0].cmd)
 
 
-def stale(names: list[str], cwd: Path = ROOT, with_deps: bool = False) -> set[str]:
+def stale(names: list[str], cwd: str | Path | None = None, with_deps: bool = False) -> set[str]:
     """The stages (or .dvc files) among ``names`` (and upstream, ``with_deps``) that must run again."""
     out = dvc("status", "--json", *(["--with-deps"] if with_deps else []), *names, cwd=cwd)
     return set(json.loads(out or "{}"))
 
 
-def is_up_to_date(names: list[str], cwd: Path = ROOT, with_deps: bool = False) -> bool:
+def is_up_to_date(names: list[str], cwd: str | Path | None = None, with_deps: bool = False) -> bool:
     """True when ``dvc status`` reports nothing to do for the given stages (and upstream, ``with_deps``)."""
     return not stale(names, cwd, with_deps)
 
 
-def repro(*names: str, cwd: Path = ROOT) -> str:
+def repro(*names: str, cwd: str | Path | None = None) -> str:
     """``dvc repro`` the named stages (and what they depend on)."""
     return dvc("repro", *names, cwd=cwd)
 
 
-def commit(*names: str, cwd: Path = ROOT) -> str:
+def commit(*names: str, cwd: str | Path | None = None) -> str:
     """Record the outputs of stages that were run outside ``dvc repro`` in dvc.lock."""
     return dvc("commit", "--force", *names, cwd=cwd)
 
 
-def remote_url(cwd: Path = ROOT) -> str | None:
-    """URL of the default DVC remote, or None when none is configured."""
+def remote_url(cwd: str | Path | None = None) -> str | None:
+    """URL of the default DVC remote, or None when no default remote is configured."""
     try:
-        out = dvc("remote", "list", cwd=cwd)
-    except StageFailed:
+        default = dvc("remote", "default", cwd=cwd).strip()
+    except StageFailed:  # "No default remote set"
         return None
-    default = dvc("remote", "default", cwd=cwd).strip() if out.strip() else ""
-    for line in out.splitlines():
+    for line in dvc("remote", "list", cwd=cwd).splitlines():
         parts = line.split()
-        if parts and (parts[0] == default or not default):
+        if len(parts) >= 2 and parts[0] == default:
             return parts[1]
     return None
 
 
-def check_remote(cwd: Path = ROOT) -> str:
+def check_remote(cwd: str | Path | None = None) -> str:
     """Fail fast with a clear error when the default DVC remote is missing; create a local one's folder."""
-    url = remote_url(cwd)
+    root = project_dir(cwd)
+    url = remote_url(root)
     if url is None:
-        raise ConfigError("no default DVC remote: `dvc remote add -d <name> <url>` (a local folder works)")
+        raise ConfigError(
+            f"{root}: no default DVC remote, so retrained data and models could not be pushed; add one with "
+            "`dvc remote add -d <name> <url>` (a local folder works)"
+        )
     if "://" not in url:
-        path = (cwd / ".dvc" / url).resolve() if not Path(url).is_absolute() else Path(url)
-        path.mkdir(parents=True, exist_ok=True)
+        path = Path(url) if Path(url).is_absolute() else (root / ".dvc" / url).resolve()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"DVC remote {url}: cannot create {path} ({exc})") from None
     return url
 
 
-def params_profile(path: Path = ROOT / "params.yaml") -> str:
-    """The training profile params.yaml selects (``cnn.profile``)."""
+def check_tracking(cwd: str | Path | None = None, timeout: float = 5.0) -> str:
+    """Point MLflow at the project's tracking URI and fail within seconds when a tracking server is unreachable.
+
+    MLflow's own client retries a refused connection with backoff for minutes; one plain HTTP request first
+    turns "server down" into an immediate ConfigError. Any HTTP answer (even 401/404) counts as reachable and
+    the authoritative check is left to :func:`ms2img.tracking.setup_tracking`.
+    """
+    from ms2img import tracking
+
+    uri = tracking_uri(cwd)
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+        except requests.RequestException as exc:
+            raise ConfigError(
+                f"MLflow tracking server {uri} is unreachable ({exc.__class__.__name__}); start it or fix "
+                "MLFLOW_TRACKING_URI (unset, the project's sqlite:///mlflow.db is used)"
+            ) from None
+    return tracking.setup_tracking(uri)
+
+
+def params_profile(cwd: str | Path | None = None) -> str:
+    """The training profile the project's params.yaml selects (``cnn.profile``)."""
+    path = project_dir(cwd) / "params.yaml"
     return str((yaml.safe_load(path.read_text()) or {}).get("cnn", {}).get("profile", "quick"))
 
 
-def set_params_profile(profile: str, path: Path = ROOT / "params.yaml") -> bool:
-    """Select a profile in params.yaml (a tracked parameter, so DVC retrains what it affects); True if changed."""
+def set_params_profile(profile: str, cwd: str | Path | None = None) -> bool:
+    """Select a profile in params.yaml's ``cnn`` section (a tracked parameter, so DVC retrains what it affects);
+    True if changed."""
     import re
 
+    path = project_dir(cwd) / "params.yaml"
     text = path.read_text()
-    new = re.sub(r"(?m)^(\s+profile:\s*)\S+", rf"\g<1>{profile}", text, count=1)
-    if new != text:
-        path.write_text(new)
-        return True
-    return False
+    new = re.sub(r"(?m)^(cnn:[^\n]*\n(?:[ \t]+[^\n]*\n|[ \t]*\n)*?[ \t]+profile:[ \t]*)[^\s#]+", rf"\g<1>{profile}",
+                 text, count=1)
+    if new == text:
+        return False
+    if str(((yaml.safe_load(new) or {}).get("cnn") or {}).get("profile")) != profile:
+        raise ConfigError(f"{path}: could not set cnn.profile to {profile}; edit it by hand")
+    write_text(path, new)
+    return True
