@@ -22,7 +22,7 @@ from ms2img.features import FeatureTable
 from ms2img.models.baselines import pca_scores, plot_pca, rf_cross_validate
 from ms2img.models.oplsda import oplsda, plot_oplsda, plot_permutation
 from ms2img.tracking import MlflowRunLogger, RunLogger
-from ms2img.train import TrainingData, prepare_data
+from ms2img.train import TrainingData, prepare_from_params
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,12 @@ def accession_folds(data: TrainingData, accessions: np.ndarray) -> list[tuple[np
     position = {a: i for i, a in enumerate(accessions)}
     out = []
     for train, test in data.folds:
-        out.append((np.array(sorted({position[a] for a in data.groups[train]})),
-                    np.array(sorted({position[a] for a in data.groups[test]}))))
+        out.append(
+            (
+                np.array(sorted({position[a] for a in data.groups[train]})),
+                np.array(sorted({position[a] for a in data.groups[test]})),
+            )
+        )
     return out
 
 
@@ -96,8 +100,7 @@ def run_baselines(
     started = time.perf_counter()
     seed = int(params["cv"]["seed"])
     bp = params["baselines"]
-    data = prepare_data(images_path, assays_csv, assay, low=float(params["labels"]["low"]),
-                        high=float(params["labels"]["high"]), n_splits=int(params["cv"]["folds"]), seed=seed)
+    data = prepare_from_params(images_path, assays_csv, assay, params)
     accessions = np.array(list(dict.fromkeys(data.groups.tolist())))
     y_acc = np.array([int(data.y[data.groups == a][0]) for a in accessions])
     acc_folds = accession_folds(data, accessions)
@@ -114,9 +117,15 @@ def run_baselines(
                 child.set_tags({"run.kind": "baseline", "model": name})
                 rf = rf_cross_validate(X, y_acc, acc_folds, seed=seed, param_grid=grid)
                 results[name] = _rf_summary(rf, name)
-                child.log_metrics({f"cv_{m}_{s}": v for m, st in results[name]["summary"].items() for s, v in st.items()})
-                child.log_params({"n_features": X.shape[1], **{f"table.{k}": v for k, v in table.stats.items()
-                                                                 if isinstance(v, int | float | str)}})
+                child.log_metrics(
+                    {f"cv_{m}_{s}": v for m, st in results[name]["summary"].items() for s, v in st.items()}
+                )
+                child.log_params(
+                    {
+                        "n_features": X.shape[1],
+                        **{f"table.{k}": v for k, v in table.stats.items() if isinstance(v, int | float | str)},
+                    }
+                )
             if method == params["features"]["similarity"][0]:
                 results["pca"], results["oplsda"] = _multivariate(X, y_acc, bp, seed, plot_dir, logger, assay)
 
@@ -124,22 +133,33 @@ def run_baselines(
             child.set_tags({"run.kind": "baseline", "model": "rf image"})
             rf_img = rf_cross_validate(data.x, data.y, data.folds, seed=seed, param_grid=grid, groups=data.groups)
             results["rf image"] = _rf_summary(rf_img, "rf image")
-            child.log_metrics({f"cv_{m}_{s}": v for m, st in results["rf image"]["summary"].items()
-                               for s, v in st.items()})
+            child.log_metrics(
+                {f"cv_{m}_{s}": v for m, st in results["rf image"]["summary"].items() for s, v in st.items()}
+            )
             if register and track:
-                results["rf image"]["registered"] = register_rf(rf_img.final_model, data, params, events_dir,
-                                                                results["rf image"]["summary"]["roc_auc"]["mean"],
-                                                                raw_data)
+                results["rf image"]["registered"] = register_rf(
+                    rf_img.final_model,
+                    data,
+                    params,
+                    events_dir,
+                    results["rf image"]["summary"]["roc_auc"]["mean"],
+                    raw_data,
+                )
 
         comparison = {k: v["folds"] for k, v in results.items() if k.startswith("rf")}
         cnn_metrics = metrics_dir / f"{assay}.json"
         if cnn_metrics.exists():
             comparison = {"cnn": json.loads(cnn_metrics.read_text())["cnn"]["folds"], **comparison}
-        figure = plots.plot_metric_comparison(comparison, plot_dir / "model_comparison.png",
-                                              title=f"{assay}: CNN vs baselines (same folds)")
-        rf_rocs = {k: list(zip(v["y_true"], v["y_prob"], strict=True)) for k, v in results.items() if k.startswith("rf")}
-        roc_paths = [plots.plot_roc(folds, plot_dir / f"roc_{k.replace(' ', '_')}.png", title=f"{assay}: {k} ROC")
-                     for k, folds in rf_rocs.items()]
+        figure = plots.plot_metric_comparison(
+            comparison, plot_dir / "model_comparison.png", title=f"{assay}: CNN vs baselines (same folds)"
+        )
+        rf_rocs = {
+            k: list(zip(v["y_true"], v["y_prob"], strict=True)) for k, v in results.items() if k.startswith("rf")
+        }
+        roc_paths = [
+            plots.plot_roc(folds, plot_dir / f"roc_{k.replace(' ', '_')}.png", title=f"{assay}: {k} ROC")
+            for k, folds in rf_rocs.items()
+        ]
         for path in [figure, *roc_paths]:
             logger.log_artifact(path, "plots")
         payload = {
@@ -166,8 +186,11 @@ def _multivariate(X, y, bp, seed, plot_dir: Path, logger: RunLogger, assay: str)
     with logger.child(f"{assay.lower()} pca + opls-da") as child:
         child.set_tags({"run.kind": "baseline", "model": "opls-da"})
         child.log_metrics({k: v for k, v in summary.items() if isinstance(v, int | float)})
-        for path in (pca_plot, plot_oplsda(result, y, plot_dir / "oplsda_scores.png"),
-                     plot_permutation(result, plot_dir / "oplsda_permutation.png")):
+        for path in (
+            pca_plot,
+            plot_oplsda(result, y, plot_dir / "oplsda_scores.png"),
+            plot_permutation(result, plot_dir / "oplsda_permutation.png"),
+        ):
             child.log_artifact(path, "plots")
     return ({"explained_variance_ratio": pca.explained_variance_ratio.tolist()}, summary)
 
@@ -192,6 +215,10 @@ def register_rf(model, data: TrainingData, params, events_dir, auc: float, raw_d
         max_rows=int(params["serve"]["max_rows"]),
         name="rf_model",
     )
-    tags = {registry.AUC_TAG: f"{auc:.6f}", registry.DATA_TAG: (data_hash(raw_data) if raw_data else None) or "unknown",
-            "run_id": mlflow.active_run().info.run_id, "size": data.size}
+    tags = {
+        registry.AUC_TAG: f"{auc:.6f}",
+        registry.DATA_TAG: (data_hash(raw_data) if raw_data else None) or "unknown",
+        "run_id": mlflow.active_run().info.run_id,
+        "size": data.size,
+    }
     return {"name": name, "version": registry.register(info.model_uri, name, tags)}

@@ -51,8 +51,10 @@ def setup_tracking(uri: str | None = None, check: bool = True) -> str:
 
         try:
             MlflowClient(uri).search_experiments(max_results=1)
-        except Exception as exc:  # network errors come in many types; the user needs the URI
-            raise ConfigError(f"MLflow tracking server {uri} is unreachable ({exc.__class__.__name__}: {exc})") from None
+        except Exception as exc:  # noqa: BLE001 - network errors come in many types; the user needs the URI
+            raise ConfigError(
+                f"MLflow tracking server {uri} is unreachable ({exc.__class__.__name__}: {exc})"
+            ) from None
     return uri
 
 
@@ -91,6 +93,7 @@ def git_commit(repo: str | Path = ".") -> str | None:
             cwd=repo,
             capture_output=True,
             text=True,
+            check=False,
             timeout=10,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -173,7 +176,9 @@ def provenance_tags(raw_data: str | Path | None = None) -> dict[str, str]:
 
 def loggable_params(params: Mapping[str, Any]) -> dict[str, str]:
     """Flatten nested params to dotted keys with string values MLflow accepts (<= 6000 chars)."""
-    return {k: (json.dumps(v) if isinstance(v, list | tuple | dict) else str(v))[:6000] for k, v in flatten(params).items()}
+    return {
+        k: (json.dumps(v) if isinstance(v, list | tuple | dict) else str(v))[:6000] for k, v in flatten(params).items()
+    }
 
 
 class RunLogger:

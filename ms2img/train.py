@@ -6,6 +6,7 @@ with tracking on, into one MLflow parent run per job with a nested run per outer
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -17,7 +18,8 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ms2img import plots
+from ms2img import plots, tracking
+from ms2img.atomic import atomic_path
 from ms2img.evaluate import binary_metrics, confusion_matrices, cv_report, write_metrics_json
 from ms2img.labels import align_images_to_labels, class_counts, grouped_stratified_folds, make_labels, read_assays
 from ms2img.render import ImageSet, save_png
@@ -52,6 +54,26 @@ def prepare_data(
     index, y, groups = align_images_to_labels(imageset.ids, labels, image_groups=imageset.ids)
     folds = grouped_stratified_folds(y, groups, n_splits=n_splits, seed=seed)
     return TrainingData(assay, imageset, imageset.images[index], y, groups, labels, folds)
+
+
+def prepare_from_params(images_path: str | Path, assays_csv: str | Path, assay: str, params: Mapping[str, Any]):
+    """:func:`prepare_data` with thresholds, folds and seed from params.yaml (every model uses the same folds)."""
+    return prepare_data(
+        images_path,
+        assays_csv,
+        assay,
+        low=float(params["labels"]["low"]),
+        high=float(params["labels"]["high"]),
+        n_splits=int(params["cv"]["folds"]),
+        seed=int(params["cv"]["seed"]),
+    )
+
+
+def _parent_or_nothing(track: bool, assay: str, run_name: str, params, raw_data, tags):
+    """The MLflow parent run when tracking, else a logger that records nothing."""
+    if track:
+        return tracking.parent_run(assay, run_name, params, raw_data=raw_data, tags=tags)
+    return contextlib.nullcontext(RunLogger())
 
 
 def _trial_logger(logger: RunLogger, label: str):
@@ -148,12 +170,16 @@ def write_cv_plots(data: TrainingData, cv: Mapping[str, Any], plot_dir: Path, ti
     """ROC, confusion matrix, learning curves and per-accession predictions as PNG."""
     folds = list(zip(cv["y_true"], cv["y_prob"], strict=True))
     mean, sd = confusion_matrices(cv["y_true"], cv["y_prob"], threshold=0.5)
-    prob_by_acc = {a: p for ids, ps in zip(cv["test_accessions"], cv["y_prob"], strict=True) for a, p in zip(ids, ps)}
+    prob_by_acc = {
+        a: p for ids, ps in zip(cv["test_accessions"], cv["y_prob"], strict=True) for a, p in zip(ids, ps, strict=True)
+    }
     labelled = data.labels.set_index("accession")
     accs = [a for a in labelled.index if a in prob_by_acc]
     return {
         "roc": plots.plot_roc(folds, plot_dir / "roc.png", title=f"{title}: ROC"),
-        "confusion": plots.plot_confusion(mean, sd, plot_dir / "confusion.png", title=f"{title}: confusion (mean ± SD)"),
+        "confusion": plots.plot_confusion(
+            mean, sd, plot_dir / "confusion.png", title=f"{title}: confusion (mean ± SD)"
+        ),
         "learning_curves": plots.plot_learning_curves(cv["histories"], plot_dir / "learning_curves.png", title=title),
         "predictions": plots.plot_predictions(
             accs,
@@ -193,31 +219,15 @@ def train_assay(
     register: bool = True,
 ) -> dict[str, Any]:
     """Train and evaluate the CNN for one assay; log to MLflow and register the final model when asked."""
-    import contextlib
-
-    from ms2img import tracking
-
     started = time.perf_counter()
     seed = int(params["cv"]["seed"])
-    data = prepare_data(
-        images_path,
-        assays_csv,
-        assay,
-        low=float(params["labels"]["low"]),
-        high=float(params["labels"]["high"]),
-        n_splits=int(params["cv"]["folds"]),
-        seed=seed,
-    )
+    data = prepare_from_params(images_path, assays_csv, assay, params)
     counts = class_counts(data.labels)
     log.info("%s: %s labelled accessions at %s (%s)", assay, len(data.y), data.size, counts)
     plot_dir = Path(plots_dir) / assay
     run_name = f"{assay.lower()} cnn {data.size}"
-    ctx = (
-        tracking.parent_run(assay, run_name, params, raw_data=raw_data, tags={"run.kind": "training", "size": data.size})
-        if track
-        else contextlib.nullcontext(RunLogger())
-    )
-    with ctx as logger:
+    tags = {"run.kind": "training", "size": data.size}
+    with _parent_or_nothing(track, assay, run_name, params, raw_data, tags) as logger:
         logger.log_metrics({f"n_{k}": v for k, v in counts.items()})
         cv = cross_validate_cnn(
             data, params["cnn"], params["tune"], seed=seed, workdir=Path(workdir) / assay, logger=logger, label="cnn"
@@ -244,12 +254,10 @@ def train_assay(
             seed=seed,
         )
         model_path = Path(models_dir) / assay / "cnn.keras"
-        model_path.parent.mkdir(parents=True, exist_ok=True)
-        from ms2img.atomic import atomic_path
-
         with atomic_path(model_path) as tmp:
             model.save(tmp)
         logger.log_params({f"final_hp.{k}": v for k, v in final_hp.items()})
+        logger.log_history(final_history, prefix="final_")
         payload: dict[str, Any] = {
             "assay": assay,
             "size": data.size,
@@ -269,8 +277,13 @@ def train_assay(
                 )
         metrics_path = write_metrics_json(Path(metrics_dir) / f"{assay}.json", payload)
         logger.log_artifact(metrics_path, "metrics")
-    log.info("%s: CNN AUC %.3f ± %.3f (%.0f s)", assay, summary["roc_auc"]["mean"], summary["roc_auc"]["sd"],
-             payload["seconds"])
+    log.info(
+        "%s: CNN AUC %.3f ± %.3f (%.0f s)",
+        assay,
+        summary["roc_auc"]["mean"],
+        summary["roc_auc"]["sd"],
+        payload["seconds"],
+    )
     return payload
 
 
@@ -328,39 +341,36 @@ def resolution_study(
     track: bool = True,
 ) -> dict[str, Any]:
     """The paper's Table 1: the same CV protocol (paper network, no tuning) at each resolution, side by side."""
-    import contextlib
-
-    from ms2img import tracking
     from ms2img.evaluate import resolution_table
 
     seed = int(params["cv"]["seed"])
-    ctx = (
-        tracking.parent_run(assay, f"{assay.lower()} resolution study", params, raw_data, {"run.kind": "resolution"})
-        if track
-        else contextlib.nullcontext(RunLogger())
-    )
     results: dict[str, Any] = {}
-    with ctx as logger:
+    run_name = f"{assay.lower()} resolution study"
+    with _parent_or_nothing(track, assay, run_name, params, raw_data, {"run.kind": "resolution"}) as logger:
         for size, path in image_paths.items():
-            data = prepare_data(
-                path,
-                assays_csv,
-                assay,
-                low=float(params["labels"]["low"]),
-                high=float(params["labels"]["high"]),
-                n_splits=int(params["cv"]["folds"]),
-                seed=seed,
-            )
+            data = prepare_from_params(path, assays_csv, assay, params)
             with logger.child(f"{assay.lower()} cnn {size}") as size_log:
-                cv = cross_validate_cnn(data, params["cnn"], params["tune"], seed=seed, workdir="kt", tune=False,
-                                        logger=size_log, label=f"cnn {size}")
+                cv = cross_validate_cnn(
+                    data,
+                    params["cnn"],
+                    params["tune"],
+                    seed=seed,
+                    workdir="kt",
+                    tune=False,
+                    logger=size_log,
+                    label=f"cnn {size}",
+                )
                 size_log.log_metrics({f"cv_{m}_{s}": v for m, st in cv["summary"].items() for s, v in st.items()})
             results[size] = {"histories": cv["histories"], "summary": cv["summary"], "fold_metrics": cv["folds"]}
         table = resolution_table(results)
-        figure = plots.plot_resolution_study(results, Path(plots_dir) / assay / "resolution_study.png",
-                                             title=f"{assay}: input image resolution")
-        payload = {"assay": assay, "table": table.to_dict(orient="records"),
-                   "summary": {s: r["summary"] for s, r in results.items()}}
+        figure = plots.plot_resolution_study(
+            results, Path(plots_dir) / assay / "resolution_study.png", title=f"{assay}: input image resolution"
+        )
+        payload = {
+            "assay": assay,
+            "table": table.to_dict(orient="records"),
+            "summary": {s: r["summary"] for s, r in results.items()},
+        }
         path = write_metrics_json(Path(metrics_dir) / f"{assay}_resolution.json", payload)
         logger.log_artifact(figure, "plots")
         logger.log_artifact(path, "metrics")

@@ -57,5 +57,7 @@ def run(args: argparse.Namespace) -> int:
         s = out[name]["summary"]["roc_auc"]
         print(f"{args.assay} {name}: AUC {s['mean']:.3f} ± {s['sd']:.3f}")
     o = out["oplsda"]
-    print(f"{args.assay} OPLS-DA: R2Y {o['r2y']:.3f}, Q2Y {o['q2y']:.3f}, permutation p(Q2Y) {o['permutation_p_q2y']:.3f}")
+    print(
+        f"{args.assay} OPLS-DA: R2Y {o['r2y']:.3f}, Q2Y {o['q2y']:.3f}, permutation p(Q2Y) {o['permutation_p_q2y']:.3f}"
+    )
     return 0

@@ -30,8 +30,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def serve_command(model_uri: str, host: str, port: int, workers: int) -> list[str]:
     """The mlflow command line that serves ``model_uri`` from this environment."""
     mlflow_bin = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
-    return [mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local",
-            "-h", host, "-p", str(port), "-w", str(workers)]
+    return [
+        mlflow_bin,
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "-w",
+        str(workers),
+    ]
 
 
 def run(args: argparse.Namespace) -> int:

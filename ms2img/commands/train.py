@@ -48,8 +48,14 @@ def run(args: argparse.Namespace) -> int:
         missing = [str(p) for p in paths.values() if not p.exists()]
         if missing:
             raise ConfigError(f"missing image tensors {missing}; run `ms2img render --sizes ...` first")
-        out = resolution_study(assay=args.assay, image_paths=paths, assays_csv=args.assays, params=params,
-                               raw_data=args.raw_data, track=not args.no_track)
+        out = resolution_study(
+            assay=args.assay,
+            image_paths=paths,
+            assays_csv=args.assays,
+            params=params,
+            raw_data=args.raw_data,
+            track=not args.no_track,
+        )
         for row in out["table"]:
             print(row)
         return 0
@@ -70,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
         register=not (args.no_track or args.no_register),
     )
     s = out["cnn"]["summary"]
-    print(f"{args.assay}: CNN cross-validated AUC {s['roc_auc']['mean']:.3f} ± {s['roc_auc']['sd']:.3f}, "
-          f"accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['sd']:.3f} ({out['seconds']} s)")
+    print(
+        f"{args.assay}: CNN cross-validated AUC {s['roc_auc']['mean']:.3f} ± {s['roc_auc']['sd']:.3f}, "
+        f"accuracy {s['accuracy']['mean']:.3f} ± {s['accuracy']['sd']:.3f} ({out['seconds']} s)"
+    )
     if "registered" in out:
         r = out["registered"]
         print(f"registered {r['name']} version {r['version']}; promote with `ms2img promote --assay {args.assay}`")

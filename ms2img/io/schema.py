@@ -88,7 +88,7 @@ def read_events(path: str | Path) -> pd.DataFrame:
     for f in files:
         try:
             frames.append(pd.read_parquet(f))
-        except Exception as exc:  # pyarrow raises many types; the user needs the file name
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types; the user needs the file name
             raise InputFileError(f, f"not a readable Parquet events file ({exc.__class__.__name__}: {exc})") from None
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     try:
