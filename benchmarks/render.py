@@ -19,6 +19,7 @@ against either.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import subprocess
@@ -99,9 +100,9 @@ def numba_one_off_costs() -> str:
 
 
 def ours(df: pd.DataFrame, parquet: Path, config: RenderConfig, repeats: int) -> dict[str, tuple[float, float]]:
-    """Our renderer four ways: the frame as read from Parquet (categorical ids; what ``render_dir`` and, built
+    """Our renderer five ways: the frame as read from Parquet (categorical ids; what ``render_dir`` and, built
     alike, the serving model pass), the in-memory frame with Arrow string ids, numpy arrays (``render_arrays``),
-    and the categorical frame again with the numpy loops (no numba)."""
+    and the categorical frame again with the sqrt intensity transform and with the numpy loops (no numba)."""
     from ms2img.render import _read_render_columns
 
     as_read = _read_render_columns(parquet)
@@ -112,6 +113,10 @@ def ours(df: pd.DataFrame, parquet: Path, config: RenderConfig, repeats: int) ->
         "render_events, Arrow string ids": timed(lambda: render_events(df, config, progress=False), repeats),
         "render_arrays, numpy arrays": timed(lambda: render_arrays(precursor_index, *cols, config), repeats),
     }
+    rooted = dataclasses.replace(config, transform="sqrt")  # params.yaml's default transform
+    out["render_events, categorical, sqrt transform"] = timed(
+        lambda: render_events(as_read, rooted, progress=False), repeats
+    )
     previous = ms2img_render.set_kernel("numpy")
     try:
         out["render_events, categorical, numpy loops"] = timed(

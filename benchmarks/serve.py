@@ -211,8 +211,8 @@ def profile_stages(model_uri: str, body: bytes, repeats: int = 20) -> None:
     from mlflow.pyfunc.scoring_server import _parse_json_data
 
     from ms2img.models.cnn import as_model_input, predict_proba
-    from ms2img.render import render_events
-    from ms2img.serving import request_to_render_frame
+    from ms2img.render import render_arrays
+    from ms2img.serving import _parse_request, render_request
 
     model = mlflow.pyfunc.load_model(model_uri)
     impl = model._model_impl.python_model  # the FingerprintClassifier
@@ -228,20 +228,25 @@ def profile_stages(model_uri: str, body: bytes, repeats: int = 20) -> None:
         return out, np.median(ts) * 1e3
 
     df, t_json = timed(lambda: _parse_json_data(text, model.metadata, schema).data)
-    frame, t_parse = timed(lambda: request_to_render_frame(df, impl._max_rows, impl._max_fragments))
-    images, t_render = timed(lambda: render_events(frame, impl._render, progress=False))
+    parsed, t_parse = timed(lambda: _parse_request(df, impl._max_rows, impl._max_fragments))
+    (_ids, images), t_all = timed(lambda: render_request(df, impl._render, impl._max_rows, impl._max_fragments))
+    req, counts, mz, intensity = parsed
+    rows = np.repeat(np.arange(len(req)), counts)
+    args = ((np.cumsum(counts > 0) - 1)[rows], req["precursor_mz"].to_numpy()[rows],
+            req["precursor_intensity"].to_numpy()[rows], mz, intensity, impl._render)  # fmt: skip
+    _, t_render = timed(lambda: render_arrays(*args))
     if hasattr(impl, "_infer"):  # Keras: the compiled call the server uses, and the eager call for comparison
-        _, t_model = timed(lambda: impl._infer(images.images))
-        _, t_eager = timed(lambda: predict_proba(impl._model, as_model_input(images.images)))
+        _, t_model = timed(lambda: impl._infer(images))
+        _, t_eager = timed(lambda: predict_proba(impl._model, as_model_input(images)))
         model_note = f"model call {t_model:.1f} ms (eager call {t_eager:.1f} ms)"
     else:
-        _, t_model = timed(lambda: impl._model.predict_proba(images.images))
+        _, t_model = timed(lambda: impl._model.predict_proba(images))
         model_note = f"model call {t_model:.1f} ms"
     _, t_total = timed(lambda: model.predict(df))
     print(
         f"in-process stages (median of {repeats}): MLflow JSON->DataFrame {t_json:.1f} ms, validate+parse msms "
         f"{t_parse:.1f} ms, render {t_render:.1f} ms, {model_note}; pyfunc predict total {t_total:.1f} ms "
-        f"(image {images.size})"
+        f"(validate+parse+render {t_all:.1f} ms; image {impl._render.size})"
     )
 
 

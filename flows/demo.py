@@ -9,26 +9,28 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from flows import pipeline
 from flows.retrain import retrain
 from ms2img.params import load_params
 
-ROOT = pipeline.ROOT
 
-
-def prepare_data(accessions: int, seed: int) -> None:
+def prepare_data(accessions: int, seed: int, project: Path) -> None:
     """Generate the cohort (deterministic, so an existing one is kept) and version it with DVC."""
-    raw = ROOT / "data" / "raw"
+    raw = project / "data" / "raw"
     if not (raw / "assays.csv").exists():
-        pipeline.run(["ms2img", "synth", "--accessions", str(accessions), "--seed", str(seed), "--out", str(raw)])
-    pipeline.check_remote()
-    pipeline.dvc("add", "data/raw")
-    pipeline.dvc("push", "data/raw.dvc")
+        pipeline.run(
+            ["ms2img", "synth", "--accessions", str(accessions), "--seed", str(seed), "--out", str(raw)], cwd=project
+        )
+    pipeline.check_remote(project)
+    pipeline.dvc("add", "data/raw", cwd=project)
+    pipeline.dvc("push", "data/raw.dvc", cwd=project)
 
 
 def main(argv: list[str] | None = None) -> int:
-    params = load_params(ROOT / "params.yaml")
+    project = pipeline.project_dir()  # the checkout when run from it (`make demo`)
+    params = load_params(project / "params.yaml")
     parser = argparse.ArgumentParser(description="Run the ms2img main job on the bundled synthetic cohort.")
     parser.add_argument("--accessions", type=int, default=int(params["synth"]["accessions"]))
     parser.add_argument("--seed", type=int, default=int(params["synth"]["seed"]))
@@ -36,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    prepare_data(args.accessions, args.seed)
-    results = retrain(profile=args.profile)
+    prepare_data(args.accessions, args.seed, project)
+    results = retrain(profile=args.profile, project_dir=str(project))
     minutes = (time.perf_counter() - started) / 60
     assay = next(iter(results), params["labels"]["assays"][0])
     print(

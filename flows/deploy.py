@@ -15,25 +15,30 @@ import argparse
 
 from prefect import serve
 
-from flows.pipeline import ROOT
+from flows import pipeline
 from flows.retrain import retrain
 from flows.watch import watch_new_data
 from ms2img.params import load_params
 
 
-def deployments(cron: str, profile: str, watch_minutes: int):
-    """The two deployments: nightly retraining and a watcher that retrains as soon as new data lands."""
+def deployments(cron: str, profile: str, watch_minutes: int, project_dir: str | None = None):
+    """The two deployments: nightly retraining and a watcher that retrains as soon as new data lands.
+
+    ``project_dir`` (default: resolved now, see :func:`flows.pipeline.project_dir`) is baked into both, so a
+    scheduled run works on the same project whatever folder the serving process was started from.
+    """
+    project = str(pipeline.project_dir(project_dir))
     nightly = retrain.to_deployment(
         name="nightly-retrain",
         cron=cron,
-        parameters={"profile": profile, "force": False},
+        parameters={"profile": profile, "force": False, "project_dir": project},
         tags=["ms2img", "retrain"],
         description="Retrain and promote every assay whose data or pipeline changed.",
     )
     watcher = watch_new_data.to_deployment(
         name="new-data-watcher",
         interval=watch_minutes * 60,
-        parameters={"profile": profile},
+        parameters={"profile": profile, "project_dir": project},
         tags=["ms2img", "watcher"],
         description="Start retrain when data/raw (or its DVC pointer) differs from what the champions saw.",
     )
@@ -41,13 +46,19 @@ def deployments(cron: str, profile: str, watch_minutes: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    params = load_params(ROOT / "params.yaml")
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--project-dir", default=None)
+    project = pipeline.project_dir(pre.parse_known_args(argv)[0].project_dir)
+    params = load_params(project / "params.yaml")
     parser = argparse.ArgumentParser(description="Serve the ms2img deployments (needs PREFECT_API_URL).")
+    parser.add_argument(
+        "--project-dir", default=None, help="the DVC project (default: the cwd if it has dvc.yaml, else this checkout)"
+    )
     parser.add_argument("--cron", default=params["schedule"]["cron"], help="retrain schedule (default: schedule.cron)")
     parser.add_argument("--profile", default="quick", choices=["quick", "full"])
     parser.add_argument("--watch-minutes", type=int, default=int(params["schedule"].get("watch_minutes", 10)))
     args = parser.parse_args(argv)
-    serve(*deployments(args.cron, args.profile, args.watch_minutes), pause_on_shutdown=False)
+    serve(*deployments(args.cron, args.profile, args.watch_minutes, str(project)), pause_on_shutdown=False)
     return 0
 
 

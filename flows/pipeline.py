@@ -68,7 +68,7 @@ def run(cmd: list[str] | str, cwd: str | Path | None = None, what: str | None = 
     shell = isinstance(cmd, str)
     label = what or (cmd if shell else shlex.join(cmd))
     log.info("running: %s (in %s)", label, cwd)
-    proc = subprocess.run(cmd, cwd=cwd, shell=shell, env=_env(cwd), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, shell=shell, env=_env(cwd), capture_output=True, text=True, check=False)
     output = proc.stdout + proc.stderr
     if proc.returncode != 0:
         tail = "\n".join(output.strip().splitlines()[-25:])
@@ -187,8 +187,12 @@ def set_params_profile(profile: str, cwd: str | Path | None = None) -> bool:
 
     path = project_dir(cwd) / "params.yaml"
     text = path.read_text()
-    new = re.sub(r"(?m)^(cnn:[^\n]*\n(?:[ \t]+[^\n]*\n|[ \t]*\n)*?[ \t]+profile:[ \t]*)[^\s#]+", rf"\g<1>{profile}",
-                 text, count=1)
+    new = re.sub(
+        r"(?m)^(cnn:[^\n]*\n(?:[ \t]+[^\n]*\n|[ \t]*\n)*?[ \t]+profile:[ \t]*)[^\s#]+",
+        rf"\g<1>{profile}",
+        text,
+        count=1,
+    )
     if new == text:
         return False
     if str(((yaml.safe_load(new) or {}).get("cnn") or {}).get("profile")) != profile:

@@ -1,15 +1,23 @@
 """The ``retrain`` flow: pull data, retrain what new data or code changed, promote, push, summarise.
 
-Run once:            python -m flows.retrain --profile quick
+Run once:            python -m flows.retrain --profile quick [--project-dir DIR]
 Served on a cron:    python -m flows.deploy        (needs `prefect server start` and PREFECT_API_URL)
+Without Prefect:     retrain.fn(...) runs the same steps as plain function calls (no server, no task runs),
+                     which is what unit tests and a debugger want.
+
+The flow works on one DVC project (``project_dir``; default: $MS2IMG_PROJECT_DIR, else the cwd when it holds a
+dvc.yaml, else this checkout); every stage runs there exactly as dvc.yaml defines it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -17,151 +25,242 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import pipeline
 from ms2img import registry, tracking
+from ms2img.errors import ConfigError, ValidationFailed
 from ms2img.params import load_params
 
-ROOT = pipeline.ROOT
-RAW = ROOT / "data" / "raw"
+
+def raw_dir(project: str | Path | None = None) -> Path:
+    """The project's raw data folder (MS-DIAL exports + assays.csv), tracked by data/raw.dvc."""
+    return pipeline.project_dir(project) / "data" / "raw"
 
 
+# ------------------------------------------------------------------------------------------ run context helpers
+def in_flow_run() -> bool:
+    """True inside a Prefect flow run; False under ``flow.fn()`` (plain call, no Prefect server)."""
+    from prefect.context import FlowRunContext
+
+    return FlowRunContext.get() is not None
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The flow run's logger in a run, the module logger under ``flow.fn()``."""
+    return get_run_logger() if in_flow_run() else logging.getLogger("flows.retrain")
+
+
+def call(step: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Run a task (or subflow) as a Prefect task run inside a flow run, as its plain function otherwise."""
+    return step(*args, **kwargs) if in_flow_run() else step.fn(*args, **kwargs)
+
+
+def run_each(step: Callable, jobs: dict[str, tuple]) -> tuple[dict[str, Any], dict[str, BaseException]]:
+    """Run ``step(*args)`` per key, side by side on the flow's task runner in a flow run, one after another
+    under ``flow.fn()``; return (results, failures) so one failing key does not hide the others."""
+    results: dict[str, Any] = {}
+    failed: dict[str, BaseException] = {}
+    if in_flow_run():
+        futures = {key: step.submit(*args) for key, args in jobs.items()}
+        for key, fut in futures.items():
+            try:
+                results[key] = fut.result()  # a stage failure surfaces here, after its retries
+            except Exception as exc:  # noqa: BLE001 - collect, report after the others are recorded
+                failed[key] = exc
+    else:
+        for key, args in jobs.items():
+            try:
+                results[key] = step.fn(*args)
+            except Exception as exc:  # noqa: BLE001
+                failed[key] = exc
+    return results, failed
+
+
+# ------------------------------------------------------------------------------------------------------ tasks
 @task
-def preflight() -> dict[str, str]:
-    """Fail at the start, not after an hour of training: DVC remote and MLflow store must be usable."""
-    remote = pipeline.check_remote()
-    uri = tracking.setup_tracking()
-    return {"dvc_remote": remote, "mlflow": uri}
+def preflight(project: Path, profile: str, assays: list[str] | None) -> dict[str, Any]:
+    """Fail at the start, not after an hour of training: params, DVC remote and MLflow store must be usable.
+
+    Nothing in the project changes before these checks pass.
+    """
+    params = load_params(project / "params.yaml", profile=profile)  # ConfigError for an unknown profile
+    known = list(params["labels"]["assays"])
+    chosen = list(assays or known)
+    unknown = sorted(set(chosen) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown assays {unknown}; params.yaml labels.assays lists {known}")
+    remote = pipeline.check_remote(project)
+    uri = pipeline.check_tracking(project)
+    return {"dvc_remote": remote, "mlflow": uri, "assays": chosen, "prefix": params["registry"]["model_prefix"]}
 
 
 @task(retries=2, retry_delay_seconds=5)
-def sync_data() -> str:
+def sync_data(project: Path) -> str:
     """Bring data/raw and its DVC pointer in line: record new local exports, else pull the pointed-at version.
 
     New accessions land either as files dropped into data/raw (recorded here with ``dvc add`` and pushed) or
     as a new data/raw.dvc from git (fetched with ``dvc pull``).
     """
-    pointer = ROOT / "data" / "raw.dvc"
-    if not pointer.exists() or not pipeline.is_up_to_date(["data/raw.dvc"]):
-        if (ROOT / "data" / "raw").exists():
-            pipeline.dvc("add", "data/raw")
-            pipeline.dvc("push", "data/raw.dvc")
-            return "recorded new local data"
-    pipeline.dvc("pull", "data/raw.dvc")
+    pointer = project / "data" / "raw.dvc"
+    local = (project / "data" / "raw").exists()
+    if local and (not pointer.exists() or not pipeline.is_up_to_date(["data/raw.dvc"], cwd=project)):
+        pipeline.dvc("add", "data/raw", cwd=project)
+        pipeline.dvc("push", "data/raw.dvc", cwd=project)
+        return "recorded new local data"
+    pipeline.dvc("pull", "data/raw.dvc", cwd=project)
     return "pulled"
 
 
 @task
-def detect_new_data(assays: list[str], prefix: str) -> dict[str, bool]:
-    """Per assay: does the raw-data hash differ from the one the current champion was trained on?"""
-    current = tracking.data_hash(RAW)
+def detect_new_data(assays: list[str], prefix: str, project: str | Path | None = None) -> dict[str, bool]:
+    """Per assay: is the raw data new to the registry?
+
+    False when the current champion, or the newest registered version (a challenger already judged on this
+    data), was trained on the current data hash; True otherwise, and when there is no model yet. Comparing with
+    the newest version too stops a rejected challenger from being retrained on the same data every night.
+    """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    project = pipeline.project_dir(project)
+    current = tracking.data_hash(raw_dir(project))
+    client = MlflowClient(tracking_uri=pipeline.tracking_uri(project))
     changed = {}
     for assay in assays:
         name = registry.model_name(assay, prefix=prefix)
+        seen = set()
         try:
-            champion = MlflowClient().get_model_version_by_alias(name, registry.CHAMPION)
-            changed[assay] = champion.tags.get(registry.DATA_TAG) != current
+            seen.add(client.get_model_version_by_alias(name, registry.CHAMPION).tags.get(registry.DATA_TAG))
         except MlflowException:
-            changed[assay] = True  # no champion yet
+            pass  # no champion (yet)
+        try:
+            versions = client.search_model_versions(f"name='{name}'")
+        except MlflowException:
+            versions = []
+        if versions:
+            seen.add(max(versions, key=lambda v: int(v.version)).tags.get(registry.DATA_TAG))
+        changed[assay] = current is None or current not in seen
     return changed
 
 
 @task
-def upstream_stages() -> None:
-    """Ingest + validate, render and features: shared by all assays, run by DVC itself."""
-    pipeline.repro("ingest", "render", "features")
+def upstream_stages(project: Path) -> None:
+    """Ingest + validate, render and features: shared by all assays, run by DVC itself.
+
+    A validation failure stops here, before any training, with the validator's message and the report's path;
+    models, champions and dvc.lock stay as they were.
+    """
+    try:
+        pipeline.repro("ingest", "render", "features", cwd=project)
+    except pipeline.StageFailed as exc:
+        problem = next((line for line in str(exc).splitlines() if "validation failed" in line), None)
+        if problem is None:
+            raise
+        problem = problem.split("error: ", 1)[-1]
+        raise ValidationFailed(
+            f"{problem} (report: {project / 'reports' / 'validation.html'}). Nothing was trained; every champion "
+            "stays. Fix or remove the bad input in data/raw, or set validate.policy: quarantine."
+        ) from None
 
 
 @task
-def plan_stages(assays: list[str], force: bool) -> dict[str, list[tuple[str, str]]]:
+def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list[tuple[str, str]]]:
     """Per assay, the (stage, command) pairs of train@ and baselines@ that must run, asked of DVC up front."""
     names = [f"{kind}@{a}" for a in assays for kind in ("train", "baselines")]
-    todo = set(names) if force else pipeline.stale(names)
-    return {a: [(n, pipeline.stage_command(n)) for n in (f"train@{a}", f"baselines@{a}") if n in todo] for a in assays}
+    todo = set(names) if force else pipeline.stale(names, cwd=project)
+    return {
+        a: [(n, pipeline.stage_command(n, cwd=project)) for n in (f"train@{a}", f"baselines@{a}") if n in todo]
+        for a in assays
+    }
 
 
 @task(retries=1, retry_delay_seconds=10)
-def train_assay(assay: str, stages: list[tuple[str, str]]) -> list[str]:
+def train_assay(assay: str, stages: list[tuple[str, str]], project: Path) -> list[str]:
     """Run one assay's stale stages (commands exactly as dvc.yaml defines them) in order; return what ran."""
     for name, command in stages:
-        pipeline.run(command, what=name)
+        pipeline.run(command, cwd=project, what=name)
     return [name for name, _ in stages]
 
 
 @task
-def record_and_promote(assay: str, ran: list[str]) -> dict:
+def record_and_promote(assay: str, ran: list[str], project: Path) -> dict:
     """Record the stages that ran in dvc.lock, then run the promotion stage (keeps or replaces the champion)."""
     if ran:
-        pipeline.commit(*ran)
-    pipeline.repro(f"promote@{assay}")
-    path = ROOT / "metrics" / f"{assay}_promotion.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+        pipeline.commit(*ran, cwd=project)
+    pipeline.repro(f"promote@{assay}", cwd=project)
+    return _read(project / "metrics" / f"{assay}_promotion.json")
 
 
 @task
-def push() -> None:
+def push(project: Path) -> None:
     """Push data and cached pipeline outputs to the DVC remote, so an auditor can pull exactly this state."""
-    pipeline.dvc("push")
+    pipeline.dvc("push", cwd=project)
 
 
-def summarise(results: dict[str, dict], seconds: float) -> str:
+def summarise(results: dict[str, dict], seconds: float, project: Path) -> str:
     """A markdown table for the Prefect UI: per assay CNN and RF AUC, and the promotion decision."""
     lines = ["| assay | CNN AUC | RF (cosine) AUC | model version | decision |", "|---|---|---|---|---|"]
     for assay, res in results.items():
-        cnn = _read(ROOT / "metrics" / f"{assay}.json")
-        base = _read(ROOT / "metrics" / f"{assay}_baselines.json")
+        cnn = _read(project / "metrics" / f"{assay}.json")
+        base = _read(project / "metrics" / f"{assay}_baselines.json")
         auc = cnn.get("cnn", {}).get("summary", {}).get("roc_auc", {})
         rf = base.get("rf cosine", {}).get("summary", {}).get("roc_auc", {})
         lines.append(
-            f"| {assay} | {auc.get('mean', float('nan')):.3f} ± {auc.get('sd', float('nan')):.3f} "
-            f"| {rf.get('mean', float('nan')):.3f} ± {rf.get('sd', float('nan')):.3f} "
+            f"| {assay} | {_num(auc.get('mean'))} ± {_num(auc.get('sd'))} "
+            f"| {_num(rf.get('mean'))} ± {_num(rf.get('sd'))} "
             f"| {res.get('candidate', '-')} | {res.get('reason', 'skipped: data unchanged')} |"
         )
     lines.append(f"\nWall time: {seconds:.0f} s")
     return "\n".join(lines)
 
 
+def _num(value: Any) -> str:
+    return "n/a" if value is None else f"{float(value):.3f}"  # metrics JSON writes NaN as null
+
+
 def _read(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+# ------------------------------------------------------------------------------------------------------- flow
 @flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=2))
-def retrain(assays: list[str] | None = None, profile: str = "quick", force: bool = False) -> dict[str, dict]:
-    """Retrain and promote per assay when the data (or code/params, via DVC) changed; ``force`` retrains all."""
-    logger = get_run_logger()
+def retrain(
+    assays: list[str] | None = None, profile: str = "quick", force: bool = False, project_dir: str | None = None
+) -> dict[str, dict]:
+    """Retrain and promote per assay when the data (or code/params, via DVC) changed; ``force`` retrains all.
+
+    Returns the promotion decision per assay that was (re)considered; {} when there was nothing to do.
+    """
+    logger = run_logger()
     started = time.perf_counter()
-    if pipeline.set_params_profile(profile):
+    project = pipeline.project_dir(project_dir)
+    where = call(preflight, project, profile, assays)
+    assays = where["assays"]
+    logger.info("project %s, DVC remote %s, MLflow %s", project, where["dvc_remote"], where["mlflow"])
+    if pipeline.set_params_profile(profile, project):
         logger.info("params.yaml now selects the %s profile", profile)
-    params = load_params(ROOT / "params.yaml")
-    assays = assays or list(params["labels"]["assays"])
-    unknown = sorted(set(assays) - set(params["labels"]["assays"]))
-    if unknown:
-        raise ValueError(f"unknown assays {unknown}; params.yaml labels.assays lists {params['labels']['assays']}")
-    where = preflight()
-    logger.info("DVC remote %s, MLflow %s", where["dvc_remote"], where["mlflow"])
-    logger.info("data: %s (%s)", sync_data(), tracking.data_hash(RAW))
-    changed = detect_new_data(assays, params["registry"]["model_prefix"])
-    todo = [a for a in assays if force or changed[a] or not pipeline.is_up_to_date([f"promote@{a}"], with_deps=True)]
+    logger.info("data: %s (%s)", call(sync_data, project), tracking.data_hash(raw_dir(project)))
+    changed = call(detect_new_data, assays, where["prefix"], project)
+    todo = [
+        a
+        for a in assays
+        if force or changed[a] or not pipeline.is_up_to_date([f"promote@{a}"], cwd=project, with_deps=True)
+    ]
     if not todo:
         logger.info("nothing to do: every champion was trained on the current data and the pipeline is up to date")
         return {}
-    upstream_stages()
-    plan = plan_stages(todo, force)
-    futures = {a: train_assay.submit(a, plan[a]) for a in todo}
-    ran, failed = {}, {}
-    for assay, fut in futures.items():
-        try:
-            ran[assay] = fut.result()  # a stage failure surfaces here, after its retries
-        except Exception as exc:  # noqa: BLE001 - record the other assays before reporting it
-            failed[assay] = exc
-    results = {a: record_and_promote(a, ran[a]) for a in ran}
-    push()
-    summary = summarise(results, time.perf_counter() - started)
-    create_markdown_artifact(summary, key="retrain-summary", description="ms2img retrain")
+    logger.info("retraining %s (new data: %s, forced: %s)", todo, [a for a in todo if changed[a]], force)
+    call(upstream_stages, project)
+    plan = call(plan_stages, todo, force, project)
+    ran, failed = run_each(train_assay, {a: (a, plan[a], project) for a in todo})
+    results = {a: call(record_and_promote, a, ran[a], project) for a in ran}
+    call(push, project)
+    summary = summarise(results, time.perf_counter() - started, project)
+    if in_flow_run():
+        create_markdown_artifact(summary, key="retrain-summary", description="ms2img retrain")
     print(summary)
     if failed:
         details = "; ".join(f"{a}: {str(e).splitlines()[0]}" for a, e in failed.items())
-        raise RuntimeError(f"training failed for {sorted(failed)} (their previous outputs and champions stay): {details}")
+        raise pipeline.StageFailed(
+            f"training failed for {sorted(failed)} (their previous outputs and champions stay): {details}"
+        )
     return results
 
 
@@ -170,8 +269,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assays", default=None, help="comma-separated assays (default: labels.assays)")
     parser.add_argument("--profile", default="quick", choices=["quick", "full"])
     parser.add_argument("--force", action="store_true", help="retrain even if the data did not change")
+    parser.add_argument(
+        "--project-dir",
+        default=None,
+        help=f"the DVC project (default: ${pipeline.PROJECT_ENV}, else the cwd if it has dvc.yaml, else this checkout)",
+    )
     args = parser.parse_args(argv)
-    retrain(assays=args.assays.split(",") if args.assays else None, profile=args.profile, force=args.force)
+    retrain(
+        assays=args.assays.split(",") if args.assays else None,
+        profile=args.profile,
+        force=args.force,
+        project_dir=args.project_dir,
+    )
     return 0
 
 

@@ -519,14 +519,17 @@ def _maxima_loop(rp, precursor_intensity, fragment, p_max, f_max):  # pragma: no
     f_max[cur] = fm
 
 
-def _bin_max_loop(rp, factor, fragment, x, y, x0, sx, y0, sy, w, h, acc):  # pragma: no cover - compiled by numba
-    """Max-aggregate ``float32(factor[rp] * clean(fragment))`` into the flat float32 image ``acc`` (H*W).
+def _bin_max_loop(rp, factor, fragment, root, x, y, x0, sx, y0, sy, w, h, acc):  # pragma: no cover - numba
+    """Max-aggregate ``float32(factor[rp] * clean(fragment))`` into the flat float32 image ``acc`` (H*W); with
+    ``root`` the cleaned intensity's square root (correctly rounded, as ``np.sqrt``) instead.
 
     Out-of-range rows go, as in the numpy path, as ``value * 0`` into pixel 0 (a no-op unless the value is NaN)."""
     zero = np.float32(0.0)
     for i in range(rp.shape[0]):
         f = fragment[i]
         f = f if f > 0.0 else 0.0  # noqa: FURB136 - negative or NaN -> 0, as np.fmax(f, 0)
+        if root:
+            f = np.sqrt(f)
         v = np.float32(factor[rp[i]] * f)
         cx = (x[i] - x0) * sx
         cy = (y[i] - y0) * sy
@@ -537,11 +540,13 @@ def _bin_max_loop(rp, factor, fragment, x, y, x0, sx, y0, sy, w, h, acc):  # pra
         acc[k] = v if (v > a) | np.isnan(v) else a  # np.maximum: NaN propagates
 
 
-def _bin_sum_loop(rp, factor, fragment, x, y, x0, sx, y0, sy, w, h, acc):  # pragma: no cover - compiled by numba
+def _bin_sum_loop(rp, factor, fragment, root, x, y, x0, sx, y0, sy, w, h, acc):  # pragma: no cover - numba
     """Sum-aggregate ``factor[rp] * clean(fragment)`` (float64, in row order, as ``np.bincount``) into ``acc``."""
     for i in range(rp.shape[0]):
         f = fragment[i]
         f = f if f > 0.0 else 0.0  # noqa: FURB136 - as above
+        if root:
+            f = np.sqrt(f)
         v = factor[rp[i]] * f
         cx = (x[i] - x0) * sx
         cy = (y[i] - y0) * sy
@@ -560,14 +565,12 @@ def _compile_kernels() -> SimpleNamespace | None:
     idx = types.Array(types.intp, 1, "C", readonly=True)
     ro = types.Array(types.float64, 1, "C", readonly=True)
     rw = types.Array(types.float64, 1, "C")
-    f64, i64 = types.float64, types.int64
+    f64, i64, flag = types.float64, types.int64, types.boolean
+    bins = (idx, ro, ro, flag, ro, ro, f64, f64, f64, f64, i64, i64)
     sigs = {
         "maxima": (_maxima_loop, types.void(idx, ro, ro, rw, rw)),
-        "bin_max": (
-            _bin_max_loop,
-            types.void(idx, ro, ro, ro, ro, f64, f64, f64, f64, i64, i64, types.Array(types.float32, 1, "C")),
-        ),
-        "bin_sum": (_bin_sum_loop, types.void(idx, ro, ro, ro, ro, f64, f64, f64, f64, i64, i64, rw)),
+        "bin_max": (_bin_max_loop, types.void(*bins, types.Array(types.float32, 1, "C"))),
+        "bin_sum": (_bin_sum_loop, types.void(*bins, rw)),
     }
     for cache in (True, False):  # no writable cache folder (read-only install, no home): compile every process
         try:
@@ -637,6 +640,7 @@ def _render_group(
     n = len(rp)
     kernels = _kernels_for(n)
     transform = config.transform
+    in_loop = kernels is not None and transform in ("none", "sqrt")  # the compiled loops apply the transform
     if kernels is None:
         starts = _run_starts(rp, n_rp)
         p_scaled, f_max, f_t = _scale(
@@ -644,17 +648,21 @@ def _render_group(
         )
     else:
         rp = _c(rp, np.intp)
-        # the loops clean raw intensities (negative, NaN -> 0) on the fly; transformed ones are clean already
-        f_t = _c(fragment_intensity) if transform == "none" else _transform(fragment_intensity, transform)
+        # The loops clean raw fragment intensities (negative, NaN -> 0) and take square roots on the fly (sqrt is
+        # correctly rounded, hence monotone: the root of the max is the max of the roots); log1p, whose rounding
+        # is the C library's, is applied by numpy first, and what the loops see then is clean already.
+        f_t = _c(fragment_intensity) if in_loop else _transform(fragment_intensity, transform)
         p_max, f_max = np.zeros(n_rp), np.zeros(n_rp)
         kernels.maxima(rp, _c(precursor_intensity), f_t, p_max, f_max)
+        if transform == "sqrt":
+            np.sqrt(f_max, out=f_max)
         p_scaled = _scale_in_sample(_transform(p_max, transform), f_max, n_rp, mp_of_rp, n_mp, n_reps)
     factor = p_scaled / f_max  # pixel value = factor[rp] * fragment intensity
     x = np.asarray(precursor_mz, dtype=np.float64)
     y = np.asarray(fragment_mz, dtype=np.float64)
     merged = mp_of_rp is not None and n_mp < n_rp
     if merged and config.aggregation == "sum":
-        f_clean = _transform(f_t, "none") if kernels is not None and transform == "none" else f_t
+        f_clean = _transform(fragment_intensity, transform) if in_loop else f_t
         factor[_repeated_spectra(rp, n_rp, mp_of_rp, n_mp, y, f_clean)] = 0.0
     z_prec = z_frag = None
     if config.ppm_jitter > 0:
@@ -671,7 +679,8 @@ def _render_group(
             x = x * (1.0 + z_prec[rp])
             y = y * (1.0 + z_frag)
         (x0, x1), (y0, y1) = config.x_range, config.y_range
-        args = (rp, factor, f_t, _c(x), _c(y), x0, w / (x1 - x0), y0, h / (y1 - y0), w, h)
+        root = in_loop and transform == "sqrt"  # else f_t is raw ("none") or transformed already ("log1p")
+        args = (rp, factor, f_t, root, _c(x), _c(y), x0, w / (x1 - x0), y0, h / (y1 - y0), w, h)
         if config.aggregation == "max":
             acc = np.zeros(h * w, dtype=np.float32)
             kernels.bin_max(*args, acc)

@@ -27,6 +27,8 @@ from ms2img.params import flatten
 log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# Tells the MLflow UI these are model-training experiments (runs table, charts), not GenAI traces.
+EXPERIMENT_KIND_TAG = ("mlflow.experimentKind", "custom_model_development")
 DEFAULT_ARTIFACT_DIR = Path("mlartifacts")
 TRACKED_PACKAGES = ("tensorflow", "keras", "keras-tuner", "jax", "scikit-learn", "mlflow", "numpy", "pandas", "dvc")
 
@@ -75,9 +77,11 @@ def ensure_experiment(assay: str) -> str:
         location = None
         if _is_local(mlflow.get_tracking_uri()):
             location = (DEFAULT_ARTIFACT_DIR.resolve() / name).as_uri()
-        exp_id = client.create_experiment(name, artifact_location=location)
+        exp_id = client.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND_TAG]))
     else:
         exp_id = exp.experiment_id
+        if EXPERIMENT_KIND_TAG[0] not in exp.tags:
+            client.set_experiment_tag(exp_id, *EXPERIMENT_KIND_TAG)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 

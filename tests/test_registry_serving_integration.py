@@ -152,15 +152,16 @@ def test_served_prediction_for_a_real_accession(store, server):
 
 def test_served_image_is_the_training_image(store):
     """No train/serve skew: the request built from an accession's events renders exactly its training image."""
-    from ms2img.render import ImageSet, RenderConfig, render_events
-    from ms2img.serving import request_to_render_frame
+    from ms2img.render import ImageSet, RenderConfig
+    from ms2img.serving import render_request
 
     images = ImageSet.load(store.cohort.images)
     config = RenderConfig.from_dict(images.config)
     for index in range(3):
         acc, req = _labelled_request(store, index)
-        served = render_events(request_to_render_frame(req), config, progress=False)
-        np.testing.assert_allclose(served.images[0], images.images[images.index_of(acc)][0], atol=1e-6)
+        ids, served = render_request(req, config)
+        assert ids.tolist() == [acc]
+        np.testing.assert_allclose(served[0], images.images[images.index_of(acc)][0], atol=1e-6)
 
 
 def test_several_accessions_in_one_request(store, server):

@@ -569,6 +569,7 @@ CONFIGS = [
     {"aggregation": "max"},
     {"aggregation": "sum"},
     {"aggregation": "max", "transform": "sqrt", "per_replicate": True},
+    {"aggregation": "sum", "transform": "sqrt"},
     {"aggregation": "sum", "transform": "log1p"},
     {"aggregation": "sum", "ppm_jitter": 20.0, "per_replicate": True},
     {"aggregation": "max", "ppm_jitter": 20.0, "mask_diagonal": False},
@@ -695,7 +696,8 @@ def test_cli_pngs_use_a_display_gamma_and_tensors_stay_linear(tmp_path):
         flag = [] if gamma is None else ["--png-gamma", str(gamma)]
         out = tmp_path / f"{gamma}.npz"
         png = tmp_path / f"png{gamma}"
-        assert main(["render", str(ev), "--out", str(out), "--size", "14x15", "--png-dir", str(png), *flag]) == 0
+        args = ["--out", str(out), "--size", "14x15", "--transform", "none", "--png-dir", str(png), *flag]
+        assert main(["render", str(ev), *args]) == 0
         img = ImageSet.load(out).images[0]
         np.testing.assert_allclose(img, expected_tiny("max"), rtol=1e-6)  # linear values in the tensor
         with Image.open(png / "A.png") as im:

@@ -19,8 +19,8 @@ from ms2img.serving import (
     RequestError,
     events_to_request,
     parse_msms_column,
+    render_request,
     request_to_events,
-    request_to_render_frame,
     validate_request,
 )
 
@@ -169,13 +169,13 @@ def test_request_to_events_is_canonical():
     assert events["feature_id"].nunique() == 3
 
 
-def test_render_frame_renders_like_events():
+def test_render_request_renders_like_events():
     df = pd.concat([random_request(200, 10, seed=1, accession="B"), random_request(150, 5, seed=2, accession="A")])
     df.loc[df.index[5], "msms"] = ""  # a precursor without fragments in the middle
-    a = render_events(request_to_render_frame(df), SMALL, progress=False)
-    b = render_events(request_to_events(df), SMALL, progress=False)
-    assert a.ids.tolist() == b.ids.tolist() == ["A", "B"]
-    np.testing.assert_array_equal(a.images, b.images)
+    ids, images = render_request(df, SMALL)
+    expected = render_events(request_to_events(df), SMALL, progress=False)
+    assert ids.tolist() == expected.ids.tolist() == ["A", "B"]
+    np.testing.assert_array_equal(images, expected.images)
 
 
 def _replicated_events() -> pd.DataFrame:
@@ -199,7 +199,7 @@ def test_events_to_request_renders_the_training_image(aggregation):
     assert len(req) == 3  # one row per merged precursor, replicates averaged
     assert req["precursor_intensity"].tolist() == [2000.0, 2000.0, 25000.0]  # (1000 + 3000) / 2, 50000 / 2
     trained = render_events(events, config, progress=False).images
-    served = render_events(request_to_render_frame(req), config, progress=False).images
+    served = render_request(req, config)[1]
     np.testing.assert_allclose(served, trained, rtol=1e-6, atol=1e-7)
 
 
