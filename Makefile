@@ -33,8 +33,9 @@ test-all: install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check ms2img flows tests benchmarks
-	$(BIN)/ruff format --check ms2img flows tests benchmarks
+	$(BIN)/ruff check ms2img flows tests benchmarks docker
+	$(BIN)/ruff format --check ms2img flows tests benchmarks docker
+	LINT_DEPLOY_STRICT=1 bash scripts/lint_deploy.sh
 
 bench: install
 	$(BIN)/python benchmarks/render.py
