@@ -9,6 +9,7 @@ server answers with HTTP 400 and the message.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import pandas as pd
 
 from ms2img.errors import Ms2ImgError
 from ms2img.io.schema import EVENT_COLUMNS, coerce_events
+
+log = logging.getLogger(__name__)
 
 REQUEST_COLUMNS = ["accession", "precursor_mz", "precursor_intensity", "rt_min", "msms"]
 RESPONSE_COLUMNS = ["accession", "probability", "class", "assay", "model_version"]
@@ -315,7 +318,7 @@ class FingerprintClassifier(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Render each accession of the request and classify it (model called directly, not ``predict``)."""
         from mlflow.exceptions import MlflowException
-        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+        from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
         try:
             ids, images = render_request(model_input, self._render, self._max_rows, self._max_fragments)
@@ -329,10 +332,17 @@ class FingerprintClassifier(mlflow.pyfunc.PythonModel):
                 )
         except RequestError as exc:
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
-        if hasattr(self._model, "predict_proba"):  # scikit-learn pipeline (RF on the flattened image)
-            prob = self._model.predict_proba(images)[:, 1]
-        else:
-            prob = self._infer(images)
+        try:
+            if hasattr(self._model, "predict_proba"):  # scikit-learn pipeline (RF on the flattened image)
+                prob = self._model.predict_proba(images)[:, 1]
+            else:
+                prob = self._infer(images)
+        except Exception as exc:
+            # Our failure, not the client's: MLflow would answer any other exception with 400 and the traceback.
+            log.exception("model call failed on %d images", len(images))
+            raise MlflowException(
+                f"internal error in the model ({exc.__class__.__name__}); see the server log", error_code=INTERNAL_ERROR
+            ) from None
         return pd.DataFrame(
             {
                 "accession": ids,

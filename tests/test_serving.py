@@ -257,3 +257,18 @@ def test_compiled_keras_inference_matches_eager_predict_proba():
     infer = serving._keras_inference(model, batch_size=2)  # two batches
     np.testing.assert_allclose(infer(images), predict_proba(model, as_model_input(images)), rtol=1e-5, atol=1e-6)
     assert infer(images[:0]).shape == (0,)
+
+
+def test_model_failure_is_a_500_without_traceback():
+    from mlflow.exceptions import MlflowException
+
+    class Failing:
+        def predict_proba(self, x):
+            raise RuntimeError("boom")
+
+    clf = _classifier()
+    clf._model = Failing()
+    with pytest.raises(MlflowException, match="internal error in the model") as info:
+        clf.predict(None, request_rows())
+    assert info.value.get_http_status_code() == 500
+    assert "boom" not in info.value.serialize_as_json()

@@ -83,9 +83,9 @@ class Project:
         proc = self.sh(str(BIN / "dvc"), *args, check=check)
         return proc.stdout + proc.stderr
 
-    def status(self) -> dict:
-        """``dvc status --json``: stage name -> what changed; {} when everything is up to date."""
-        return json.loads(self.dvc("status", "--json").strip() or "{}")
+    def status(self, *args: str) -> dict:
+        """``dvc status --json [ARGS]``: stage name -> what changed; {} when everything is up to date."""
+        return json.loads(self.dvc("status", "--json", *args).strip() or "{}")
 
     def json(self, rel: str) -> dict:
         return json.loads((self.root / rel).read_text())
