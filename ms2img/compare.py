@@ -22,7 +22,7 @@ from ms2img.features import FeatureTable
 from ms2img.models.baselines import pca_scores, plot_pca, rf_cross_validate
 from ms2img.models.oplsda import oplsda, plot_oplsda, plot_permutation
 from ms2img.tracking import MlflowRunLogger, RunLogger
-from ms2img.train import TrainingData, prepare_from_params
+from ms2img.train import TrainingData, prepare_from_params, register_model
 
 log = logging.getLogger(__name__)
 
@@ -137,13 +137,14 @@ def run_baselines(
                 {f"cv_{m}_{s}": v for m, st in results["rf image"]["summary"].items() for s, v in st.items()}
             )
             if register and track:
-                results["rf image"]["registered"] = register_rf(
+                results["rf image"]["registered"] = register_model(
                     rf_img.final_model,
                     data,
                     params,
-                    events_dir,
-                    results["rf image"]["summary"]["roc_auc"]["mean"],
-                    raw_data,
+                    kind="rf",
+                    events_dir=events_dir,
+                    auc=results["rf image"]["summary"]["roc_auc"]["mean"],
+                    raw_data=raw_data,
                 )
 
         comparison = {k: v["folds"] for k, v in results.items() if k.startswith("rf")}
@@ -193,32 +194,3 @@ def _multivariate(X, y, bp, seed, plot_dir: Path, logger: RunLogger, assay: str)
         ):
             child.log_artifact(path, "plots")
     return ({"explained_variance_ratio": pca.explained_variance_ratio.tolist()}, summary)
-
-
-def register_rf(model, data: TrainingData, params, events_dir, auc: float, raw_data) -> dict[str, str]:
-    """Register the RF on flattened images as ``ms2img-<assay>-rf``: the same raw-peaks pyfunc, another model."""
-    import mlflow
-
-    from ms2img import registry
-    from ms2img.serving import log_fingerprint_model
-    from ms2img.tracking import data_hash
-    from ms2img.train import example_request
-
-    name = registry.model_name(data.assay, "rf", prefix=params["registry"]["model_prefix"])
-    version = registry.next_version(name)
-    info = log_fingerprint_model(
-        model,
-        assay=data.assay,
-        render_config=data.images.config,
-        input_example=example_request(events_dir),
-        model_version=version,
-        max_rows=int(params["serve"]["max_rows"]),
-        name="rf_model",
-    )
-    tags = {
-        registry.AUC_TAG: f"{auc:.6f}",
-        registry.DATA_TAG: (data_hash(raw_data) if raw_data else None) or "unknown",
-        "run_id": mlflow.active_run().info.run_id,
-        "size": data.size,
-    }
-    return {"name": name, "version": registry.register(info.model_uri, name, tags)}

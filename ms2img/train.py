@@ -272,8 +272,14 @@ def train_assay(
 
             payload["mlflow_run_id"] = mlflow.active_run().info.run_id
             if register:
-                payload["registered"] = register_cnn(
-                    model, data, params, events_dir=events_dir, auc=summary["roc_auc"]["mean"], raw_data=raw_data
+                payload["registered"] = register_model(
+                    model,
+                    data,
+                    params,
+                    kind="cnn",
+                    events_dir=events_dir,
+                    auc=summary["roc_auc"]["mean"],
+                    raw_data=raw_data,
                 )
         metrics_path = write_metrics_json(Path(metrics_dir) / f"{assay}.json", payload)
         logger.log_artifact(metrics_path, "metrics")
@@ -299,15 +305,20 @@ def example_request(events_dir: str | Path | None, accession: str | None = None,
     return events_to_request(read_events(chosen)).head(max_rows)
 
 
-def register_cnn(model, data: TrainingData, params: Mapping[str, Any], *, events_dir, auc: float, raw_data) -> dict:
-    """Log the final model as a raw-peaks pyfunc in the active run and register it as a new version."""
+def register_model(
+    model, data: TrainingData, params: Mapping[str, Any], *, kind: str, events_dir, auc: float, raw_data
+) -> dict[str, str]:
+    """Log ``model`` as a raw-peaks pyfunc in the active run and register it as a new version.
+
+    ``kind`` "cnn" registers ``ms2img-<assay>``; "rf" (the RF on flattened images) ``ms2img-<assay>-rf``.
+    """
     import mlflow
 
     from ms2img import registry
     from ms2img.serving import log_fingerprint_model
     from ms2img.tracking import data_hash
 
-    name = registry.model_name(data.assay, prefix=params["registry"]["model_prefix"])
+    name = registry.model_name(data.assay, kind, prefix=params["registry"]["model_prefix"])
     version = registry.next_version(name)
     info = log_fingerprint_model(
         model,
@@ -316,6 +327,7 @@ def register_cnn(model, data: TrainingData, params: Mapping[str, Any], *, events
         input_example=example_request(events_dir),
         model_version=version,
         max_rows=int(params["serve"]["max_rows"]),
+        name="model" if kind == "cnn" else f"{kind}_model",
     )
     tags = {
         registry.AUC_TAG: f"{auc:.6f}",

@@ -13,7 +13,7 @@ import pytest
 from ms2img.cli import main
 from ms2img.errors import ConfigError, InputFileError, ValidationFailed
 from ms2img.io import schema
-from ms2img.validate import (
+from ms2img.validation import (
     options_from_params,
     read_csv_strings,
     run_validation,

@@ -20,3 +20,14 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
     params = load_params(args.params)
     profile = args.profile or params.get("cnn", {}).get("profile")
     return load_params(args.params, profile=profile) if profile else params
+
+
+def registered_name(args: argparse.Namespace, params: dict[str, Any]) -> str:
+    """The registered model an assay-level command acts on; unknown assays are rejected before MLflow is touched."""
+    from ms2img import registry
+    from ms2img.errors import ConfigError
+
+    assays = params["labels"]["assays"]
+    if args.assay not in assays:
+        raise ConfigError(f"unknown assay '{args.assay}'; params.yaml labels.assays lists {assays}")
+    return registry.model_name(args.assay, args.kind, prefix=params["registry"]["model_prefix"])

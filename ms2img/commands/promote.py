@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ms2img.commands import add_params_args, params_from_args
+from ms2img.commands import add_params_args, params_from_args, registered_name
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,13 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ms2img import registry, tracking
-    from ms2img.errors import ConfigError
 
     params = params_from_args(args)
-    if args.assay not in params["labels"]["assays"]:
-        raise ConfigError(f"unknown assay '{args.assay}'; params.yaml labels.assays lists {params['labels']['assays']}")
+    name = registered_name(args, params)
     tracking.setup_tracking()
-    name = registry.model_name(args.assay, args.kind, prefix=params["registry"]["model_prefix"])
     margin = args.margin if args.margin is not None else float(params["registry"]["auc_margin"])
     decision = registry.promote(name, args.version, margin=margin)
     verdict = "promoted to champion" if decision.promoted else "not promoted"

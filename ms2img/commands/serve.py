@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ms2img.commands import add_params_args, params_from_args
+from ms2img.commands import add_params_args, params_from_args, registered_name
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -49,13 +49,10 @@ def serve_command(model_uri: str, host: str, port: int, workers: int) -> list[st
 
 def run(args: argparse.Namespace) -> int:
     from ms2img import registry, tracking
-    from ms2img.errors import ConfigError
 
     params = params_from_args(args)
-    if args.assay not in params["labels"]["assays"]:
-        raise ConfigError(f"unknown assay '{args.assay}'; params.yaml labels.assays lists {params['labels']['assays']}")
+    name = registered_name(args, params)
     uri = tracking.setup_tracking()
-    name = registry.model_name(args.assay, args.kind, prefix=params["registry"]["model_prefix"])
     registry.require_model(name)
     host = args.host or params["serve"]["host"]
     port = args.port or int(params["serve"]["port"])

@@ -1,7 +1,4 @@
-"""Great Expectations validation of the events table and assays.csv, with JSON + HTML reports.
-
-``ms2img.validate`` re-exports this API (the name the architecture fixes).
-"""
+"""Great Expectations validation of the events table and assays.csv, with JSON + HTML reports."""
 
 from ms2img.validation.report import Failure, ValidationReport, ValidationResult, render_html, write_reports
 from ms2img.validation.runner import (
