@@ -9,6 +9,7 @@ data/raw.dvc. ``project_env`` points MLflow at the project's own SQLite store an
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -30,7 +31,9 @@ ASSAY = "elastase"  # the synthetic cohort's most balanced assay: 9 low / 7 high
 
 # Prefect writes its home (profiles, temporary-server database) here, never into ~/.prefect; set before the
 # first `import prefect` of this session where possible (the harness test also uses its own database).
-os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="ms2img-prefect-home-"))
+if "PREFECT_HOME" not in os.environ:
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="ms2img-prefect-home-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -199,3 +202,45 @@ def tiny_project(tmp_path_factory):
 def in_project():
     """``with in_project(project): ...`` runs with the project as cwd and its MLflow store as the tracking URI."""
     return project_env
+
+
+@dataclass
+class Reproduced:
+    """The session project and what its first `dvc repro` left (a snapshot: later tests retrain the project)."""
+
+    project: Project
+    status_before: dict  # `dvc status` of the fresh project
+    output: str  # what the first `dvc repro` printed
+    metrics: dict[str, dict]  # metrics/*.json right after it
+    champion: dict  # version and tags of the champion of every labels.assays model right after it
+    data_hash: str  # DVC's hash of data/raw it ran on
+
+
+@pytest.fixture(scope="session")
+def reproduced(tiny_project) -> Reproduced:
+    """The session's trained project: built, then one `dvc repro` from scratch (about 2 minutes on 2 cores).
+
+    test_dvc_pipeline.py checks that repro and changes parameters; test_retrain.py then drives the same project
+    with the flow (new data, force, faults), so the CNN is trained from scratch once per session. Each test
+    asserts relative to the state it finds (model versions before/after), not on a global count.
+    """
+    project = tiny_project("pipeline")
+    with project_env(project):
+        before = project.status()
+        output = project.dvc("repro")
+        metrics = {f.name: json.loads(f.read_text()) for f in sorted((project.root / "metrics").glob("*.json"))}
+        champion = {}
+        for assay in TINY["labels.assays"]:
+            with contextlib.suppress(Exception):  # the test says what is missing
+                mv = project.champion(f"ms2img-{assay}")
+                champion[assay] = {"version": str(mv.version), "tags": dict(mv.tags)}
+        from ms2img.tracking import data_hash
+
+        return Reproduced(project, before, output, metrics, champion, data_hash(project.raw))
+
+
+@pytest.fixture
+def project(reproduced) -> Iterator[Project]:
+    """The session's trained project, as cwd with its MLflow store (per test: nothing leaks to other tests)."""
+    with project_env(reproduced.project) as p:
+        yield p

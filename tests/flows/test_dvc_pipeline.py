@@ -1,8 +1,8 @@
 """dvc.yaml on a tiny project in a temp git repository: a full `dvc repro`, a no-op second one, and a parameter
 change that reruns exactly the stages that read it (issue 5: the pipeline is the one definition of the job).
 
-One module-scoped project is reproduced once (about 2-3 minutes on 2 busy cores); the tests then read and
-change it in order.
+The session's tiny project (conftest ``reproduced``) is reproduced once from scratch (about 2 minutes on 2 busy
+cores); the tests then read and change it in order, each leaving `dvc status` clean.
 """
 
 from __future__ import annotations
@@ -17,55 +17,43 @@ UPSTREAM = ("ingest", "render")  # stages a features/baselines parameter must ne
 TRAIN_OUTPUTS = ("data/events", "data/images", "models", f"metrics/{ASSAY}.json", "reports/validation.json")
 
 
-@pytest.fixture(scope="module")
-def repro(tiny_project, in_project):
-    """The tiny project after one `dvc repro` from scratch, and that run's output."""
-    project = tiny_project("dvc-pipeline")
-    with in_project(project):
-        before = project.status()
-        out = project.dvc("repro")
-        yield project, before, out
-
-
-def test_first_repro_runs_every_stage_and_registers_a_champion(repro):
-    project, before, out = repro
+def test_first_repro_runs_every_stage_and_registers_a_champion(reproduced, project):
     every = {"ingest", "render", "features", f"train@{ASSAY}", f"baselines@{ASSAY}", f"promote@{ASSAY}"}
+    before = reproduced.status_before
     assert every <= set(before), f"a fresh project should have every stage to run, dvc status said {before}"
-    assert project.ran_stages(out) == every, out[-3000:]
+    assert project.ran_stages(reproduced.output) == every, reproduced.output[-3000:]
 
-    cnn = project.json(f"metrics/{ASSAY}.json")
-    auc = cnn["cnn"]["summary"]["roc_auc"]["mean"]
+    metrics = reproduced.metrics
+    auc = metrics[f"{ASSAY}.json"]["cnn"]["summary"]["roc_auc"]["mean"]
     assert auc is None or 0.0 <= auc <= 1.0
-    baselines = project.json(f"metrics/{ASSAY}_baselines.json")
-    assert {"rf cosine", "rf entropy", "rf image", "oplsda"} <= set(baselines)
-    promotion = project.json(f"metrics/{ASSAY}_promotion.json")
+    assert {"rf cosine", "rf entropy", "rf image", "oplsda"} <= set(metrics[f"{ASSAY}_baselines.json"])
+    promotion = metrics[f"{ASSAY}_promotion.json"]
     assert promotion["promoted"] is True and promotion["champion_after"] == "1", promotion
     assert project.json("reports/validation.json")  # the validation report is a metrics file of ingest
 
-    from ms2img import tracking
-
-    champion = project.champion(MODEL)
-    assert str(champion.version) == "1"
-    assert champion.tags["data.hash"] == tracking.data_hash(project.raw)  # trained on exactly data/raw.dvc
+    champion = reproduced.champion[ASSAY]
+    assert champion["version"] == "1"
+    assert champion["tags"]["data.hash"] == reproduced.data_hash  # trained on exactly what data/raw.dvc says
+    assert reproduced.data_hash.startswith("md5:")
     lock = (project.root / "dvc.lock").read_text()
     for stage in every:
         assert f"  {stage}:" in lock, f"{stage} missing from dvc.lock"
 
 
-def test_second_repro_is_a_no_op(repro):
-    project, _, _ = repro
+def test_second_repro_is_a_no_op(project):
     assert project.status() == {}
+    versions = project.versions(MODEL)
     watched = project.mtimes(*TRAIN_OUTPUTS, "data/features", "metrics", "dvc.lock")
     out = project.dvc("repro")
     assert project.ran_stages(out) == set(), out[-3000:]
     assert f"Stage 'train@{ASSAY}' didn't change, skipping" in out
     assert project.mtimes(*TRAIN_OUTPUTS, "data/features", "metrics", "dvc.lock") == watched
-    assert project.versions(MODEL) == ["1"]  # nothing trained, nothing registered
+    assert project.versions(MODEL) == versions  # nothing trained, nothing registered
 
 
-def test_features_parameter_reruns_only_downstream_stages(repro):
-    project, _, _ = repro
+def test_features_parameter_reruns_only_downstream_stages(project):
     assert project.status() == {}
+    versions = project.versions(MODEL)
     untouched = project.mtimes(*TRAIN_OUTPUTS)
     project.set_param("features.threshold", 0.75)
 
@@ -78,12 +66,11 @@ def test_features_parameter_reruns_only_downstream_stages(repro):
     assert {"features", f"baselines@{ASSAY}"} <= ran <= {"features", f"baselines@{ASSAY}", f"promote@{ASSAY}"}, out
     assert not ran & {*UPSTREAM, f"train@{ASSAY}"}
     assert project.mtimes(*TRAIN_OUTPUTS) == untouched  # events, images, CNN and its metrics kept
-    assert project.versions(MODEL) == ["1"]
+    assert project.versions(MODEL) == versions
     assert project.status() == {}
 
 
-def test_top_level_baselines_parameter_reruns_baselines_not_train(repro):
-    project, _, _ = repro
+def test_top_level_baselines_parameter_marks_only_baselines_stale(project):
     assert project.status() == {}
     params = (project.root / "params.yaml").read_text()
     try:
@@ -100,8 +87,7 @@ def test_top_level_baselines_parameter_reruns_baselines_not_train(repro):
     reason="dvc.yaml: baselines@ does not list `profiles` (nor cnn.profile), yet `ms2img baselines` applies the "
     "selected profile's baselines.* overrides, so changing them leaves stale baseline metrics 'up to date'",
 )
-def test_profile_override_of_a_baselines_parameter_marks_baselines_stale(repro):
-    project, _, _ = repro
+def test_profile_override_of_a_baselines_parameter_marks_baselines_stale(project):
     assert project.status() == {}
     params = (project.root / "params.yaml").read_text()
     try:

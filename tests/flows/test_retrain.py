@@ -1,9 +1,10 @@
 """The retrain flow (issue 5) on a tiny project in a temp git repository with a local DVC remote.
 
 ``retrain.fn(...)`` runs the flow's steps as plain calls (no Prefect server); one test runs it for real under
-``prefect_test_harness``. A module-scoped project is trained once by the first flow run and then reused: unchanged
-data is a no-op, new data is detected and retrained on, ``force`` retrains, and faults (bad data, no DVC remote,
-MLflow down) stop the flow early with a clear error and leave the champion alone.
+``prefect_test_harness``. The flow drives the session's trained project (conftest ``reproduced``: one `dvc repro`
+from scratch), so the CNN is trained from scratch once per session: the flow agrees that a reproduced pipeline
+has nothing to do, new data is detected, trained on and promoted, ``force`` retrains, and faults (bad data, no
+DVC remote, MLflow down) stop the flow early with a clear error and leave the champion alone.
 """
 
 from __future__ import annotations
@@ -26,80 +27,51 @@ MODEL = f"ms2img-{ASSAY}"
 PREFIX = "ms2img"
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_project, in_project):
-    """A tiny project after the flow's first run (trains, promotes, pushes), and that run's result."""
-    project = tiny_project("retrain")
-    with in_project(project):
-        results = retrain.fn(project_dir=str(project.root))
-        yield project, results
-
-
-@pytest.fixture
-def project(trained, in_project):
-    with in_project(trained[0]) as project:
-        yield project
-
-
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]  # nothing listens once the socket is closed
 
 
-def test_first_run_trains_promotes_records_and_pushes(trained, project):
-    _, results = trained
-    assert set(results) == {ASSAY}
-    decision = results[ASSAY]
-    assert decision["promoted"] is True and decision["candidate"] == "1", decision
-
-    champion = project.champion(MODEL)
-    assert str(champion.version) == "1"
-    assert champion.tags["data.hash"] == tracking.data_hash(project.raw)
-    assert project.json(f"metrics/{ASSAY}.json")["cnn"]["summary"]["roc_auc"]
-    assert {"rf cosine", "oplsda"} <= set(project.json(f"metrics/{ASSAY}_baselines.json"))
-    # everything the flow ran outside `dvc repro` was recorded: DVC has nothing left to do ...
+def test_nothing_to_do_on_a_reproduced_pipeline(project):
     assert project.status() == {}
-    assert f"train@{ASSAY}:" in (project.root / "dvc.lock").read_text()
-    # ... and pushed: the remote holds every cached output
-    assert project.status("--cloud") == {}
-    assert any(project.remote.rglob("*"))
-
-
-def test_second_run_with_unchanged_data_does_nothing(project):
-    lock = project.mtimes("dvc.lock", "metrics", "models")
+    before = project.mtimes("dvc.lock", "data/raw.dvc", "metrics", "models")
+    versions = project.versions(MODEL)
     assert detect_new_data.fn([ASSAY], PREFIX, project.root) == {ASSAY: False}
     assert retrain.fn(project_dir=str(project.root)) == {}
-    assert project.mtimes("dvc.lock", "metrics", "models") == lock
-    assert project.versions(MODEL) == ["1"]
     assert watch_new_data.fn(project_dir=str(project.root)) is False  # the watcher agrees: nothing new
+    assert project.mtimes("dvc.lock", "data/raw.dvc", "metrics", "models") == before
+    assert project.versions(MODEL) == versions
 
 
-def test_new_data_is_detected_retrained_on_and_then_not_new(project):
+def test_new_data_is_detected_trained_on_promoted_and_then_not_new(project):
+    versions = project.versions(MODEL)
     old_hash = tracking.data_hash(project.raw)
     project.sh("ms2img", "synth", "--out", "data/raw", "--accessions", "2", "--append")
-    assert sync_data.fn(project.root) == "recorded new local data"  # dvc add + push of the grown cohort
+    assert detect_new_data.fn([ASSAY], PREFIX, project.root) == {ASSAY: False}  # not recorded by DVC yet
+    assert sync_data.fn(project.root) == "recorded new local data"  # what the flow does first: dvc add + push
     new_hash = tracking.data_hash(project.raw)
     assert new_hash != old_hash
     assert detect_new_data.fn([ASSAY], PREFIX, project.root) == {ASSAY: True}
 
     results = retrain.fn(project_dir=str(project.root))
-    assert results[ASSAY]["candidate"] == "2" and results[ASSAY]["promoted"] is True, results
+    candidate = str(int(versions[-1]) + 1)
+    assert set(results) == {ASSAY}
+    assert results[ASSAY]["candidate"] == candidate and results[ASSAY]["promoted"] is True, results
+    assert project.versions(MODEL) == [*versions, candidate]
     champion = project.champion(MODEL)
-    assert str(champion.version) == "2" and champion.tags["data.hash"] == new_hash
+    assert str(champion.version) == candidate and champion.tags["data.hash"] == new_hash
     assert detect_new_data.fn([ASSAY], PREFIX, project.root) == {ASSAY: False}
+    # everything the flow ran outside `dvc repro` is recorded in dvc.lock and pushed to the remote
     assert project.status() == {}
-
-
-@pytest.mark.slow
-def test_force_retrains_unchanged_data(project):
-    before = project.versions(MODEL)
-    results = retrain.fn(project_dir=str(project.root), force=True)
-    after = project.versions(MODEL)
-    assert len(after) == len(before) + 1
-    assert results[ASSAY]["candidate"] == after[-1]
-    assert str(project.champion(MODEL).version) == after[-1]  # margin 1.0 in the tiny params
-    assert project.status() == {}
+    assert project.status("--cloud") == {}
+    metrics = project.json(f"metrics/{ASSAY}.json")
+    assert metrics["cnn"]["summary"]["roc_auc"]
+    # a second run on the same data does nothing
+    before = project.mtimes("dvc.lock", "metrics", "models")
+    assert retrain.fn(project_dir=str(project.root)) == {}
+    assert project.mtimes("dvc.lock", "metrics", "models") == before
+    assert project.versions(MODEL) == [*versions, candidate]
 
 
 def test_real_prefect_flow_run_completes(project):
@@ -109,6 +81,23 @@ def test_real_prefect_flow_run_completes(project):
         state = retrain(project_dir=str(project.root), return_state=True)
     assert state.is_completed(), state
     assert state.result() == {}  # data and pipeline unchanged since the last run
+
+
+@pytest.mark.slow
+def test_force_retrains_unchanged_data_in_a_real_flow_run(project):
+    """``force`` retrains; run for real, so per-assay training goes through task submission and the task runner."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    before = project.versions(MODEL)
+    with prefect_test_harness(server_startup_timeout=60):
+        state = retrain(project_dir=str(project.root), force=True, return_state=True)
+    assert state.is_completed(), state
+    results = state.result()
+    after = project.versions(MODEL)
+    assert len(after) == len(before) + 1
+    assert results[ASSAY]["candidate"] == after[-1] and results[ASSAY]["promoted"] is True, results
+    assert str(project.champion(MODEL).version) == after[-1]  # registry.auc_margin is 1.0 in the tiny params
+    assert project.status() == {}
 
 
 def test_unreachable_mlflow_fails_fast_before_anything_runs(project, monkeypatch):
@@ -142,6 +131,15 @@ def test_bad_data_stops_before_training_and_keeps_the_champion(project):
         assert project.mtimes("models", f"metrics/{ASSAY}.json", f"metrics/{ASSAY}_promotion.json") == trained_outputs
     finally:
         export.write_text(original)
+    # with the data fixed, the next run re-ingests and re-validates but trains nothing: the data is what the
+    # champion was trained on, and DVC finds every later stage's inputs unchanged
+    results = retrain.fn(project_dir=str(project.root))
+    assert results[ASSAY]["champion_after"] == champion, results
+    assert project.versions(MODEL) == versions
+    assert project.mtimes("models", f"metrics/{ASSAY}.json") == {
+        k: v for k, v in trained_outputs.items() if not k.endswith("_promotion.json")
+    }
+    assert project.status() == {}
 
 
 def test_missing_dvc_remote_fails_at_the_start(tiny_project, in_project):
