@@ -151,27 +151,11 @@ def check_remote(cwd: str | Path | None = None) -> str:
     return url
 
 
-def check_tracking(cwd: str | Path | None = None, timeout: float = 5.0) -> str:
-    """Point MLflow at the project's tracking URI and fail within seconds when a tracking server is unreachable.
-
-    MLflow's own client retries a refused connection with backoff for minutes; one plain HTTP request first
-    turns "server down" into an immediate ConfigError. Any HTTP answer (even 401/404) counts as reachable and
-    the authoritative check is left to :func:`ms2img.tracking.setup_tracking`.
-    """
+def check_tracking(cwd: str | Path | None = None) -> str:
+    """Point MLflow at the project's tracking URI; fails within seconds when a tracking server is unreachable."""
     from ms2img import tracking
 
-    uri = tracking_uri(cwd)
-    if uri.startswith(("http://", "https://")):
-        import requests
-
-        try:
-            requests.get(uri.rstrip("/") + "/health", timeout=timeout)
-        except requests.RequestException as exc:
-            raise ConfigError(
-                f"MLflow tracking server {uri} is unreachable ({exc.__class__.__name__}); start it or fix "
-                "MLFLOW_TRACKING_URI (unset, the project's sqlite:///mlflow.db is used)"
-            ) from None
-    return tracking.setup_tracking(uri)
+    return tracking.setup_tracking(tracking_uri(cwd))
 
 
 def params_profile(cwd: str | Path | None = None) -> str:

@@ -171,7 +171,7 @@ def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list
     }
 
 
-@task(retries=1, retry_delay_seconds=10)
+@task(retries=1, retry_delay_seconds=10, task_run_name="train-{assay}")
 def train_assay(assay: str, stages: list[tuple[str, str]], project: Path) -> list[str]:
     """Run one assay's stale stages (commands exactly as dvc.yaml defines them) in order; return what ran."""
     for name, command in stages:
@@ -179,7 +179,7 @@ def train_assay(assay: str, stages: list[tuple[str, str]], project: Path) -> lis
     return [name for name, _ in stages]
 
 
-@task
+@task(task_run_name="promote-{assay}")
 def record_and_promote(assay: str, ran: list[str], project: Path) -> dict:
     """Record the stages that ran in dvc.lock, then run the promotion stage (keeps or replaces the champion)."""
     if ran:

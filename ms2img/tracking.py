@@ -42,20 +42,32 @@ def _is_local(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:")) or "://" not in uri
 
 
-def setup_tracking(uri: str | None = None, check: bool = True) -> str:
-    """Point MLflow at ``uri`` (default: :func:`tracking_uri`) and fail fast if a remote server is unreachable."""
+def setup_tracking(uri: str | None = None, check: bool = True, timeout: float = 5.0) -> str:
+    """Point MLflow at ``uri`` (default: :func:`tracking_uri`) and fail within seconds if a server is unreachable.
+
+    MLflow's own client retries a refused connection with backoff for minutes, so one plain HTTP request goes
+    first: any HTTP answer (even 401/404) counts as reachable, then the client itself must list experiments.
+    """
     import mlflow
 
     uri = uri or tracking_uri()
     mlflow.set_tracking_uri(uri)
     if check and not _is_local(uri):
+        import requests
         from mlflow import MlflowClient
 
+        hint = "start it or fix MLFLOW_TRACKING_URI (unset, the local sqlite:///mlflow.db is used)"
+        try:
+            requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+        except requests.RequestException as exc:
+            raise ConfigError(
+                f"MLflow tracking server {uri} is unreachable ({exc.__class__.__name__}); {hint}"
+            ) from None
         try:
             MlflowClient(uri).search_experiments(max_results=1)
-        except Exception as exc:  # noqa: BLE001 - network errors come in many types; the user needs the URI
+        except Exception as exc:  # noqa: BLE001 - auth and protocol errors come in many types
             raise ConfigError(
-                f"MLflow tracking server {uri} is unreachable ({exc.__class__.__name__}: {exc})"
+                f"MLflow tracking server {uri} refused the request ({exc.__class__.__name__}: {exc})"
             ) from None
     return uri
 

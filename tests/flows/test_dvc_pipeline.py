@@ -82,11 +82,6 @@ def test_top_level_baselines_parameter_marks_only_baselines_stale(project):
     assert project.status() == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dvc.yaml: baselines@ does not list `profiles` (nor cnn.profile), yet `ms2img baselines` applies the "
-    "selected profile's baselines.* overrides, so changing them leaves stale baseline metrics 'up to date'",
-)
 def test_profile_override_of_a_baselines_parameter_marks_baselines_stale(project):
     assert project.status() == {}
     params = (project.root / "params.yaml").read_text()
