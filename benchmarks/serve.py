@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+
+from ms2img.serving import random_request
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -39,24 +40,6 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSAY = "DPPH"
-
-
-def make_request(n_precursors: int, n_fragments: int, seed: int = 0, accession: str = "BENCH") -> pd.DataFrame:
-    """One accession as request rows: m/z 100-1500, ``n_fragments`` fragments below each precursor, ``mz:int``."""
-    rng = np.random.default_rng(seed)
-    pmz = rng.uniform(100, 1500, n_precursors)
-    fmz = rng.uniform(0.05, 1.0, (n_precursors, n_fragments)) * pmz[:, None]
-    fint = np.rint(rng.lognormal(5, 1, (n_precursors, n_fragments))).astype(np.int64)
-    pairs = np.char.add(np.char.add(np.char.mod("%.4f", fmz), ":"), np.char.mod("%d", fint))
-    return pd.DataFrame(
-        {
-            "accession": accession,
-            "precursor_mz": np.round(pmz, 5),
-            "precursor_intensity": np.round(rng.lognormal(10, 2, n_precursors), 1),
-            "rt_min": np.round(rng.uniform(0.5, 30, n_precursors), 3),
-            "msms": [" ".join(r) for r in pairs],
-        }
-    )
 
 
 def train_and_register(workdir: Path, size: str, accessions: int) -> str:
@@ -280,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             f"host: {platform.node()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
             f"model {model_uri}; workers {args.workers}"
         )
-        df = make_request(args.precursors, args.fragments)
+        df = random_request(args.precursors, args.fragments)
         body = json.dumps({"dataframe_split": df.to_dict(orient="split", index=False)}).encode()
         print(f"request: 1 accession, {len(df)} precursors x {args.fragments} fragments, {len(body) / 1e6:.2f} MB JSON")
         if args.profile:

@@ -420,3 +420,23 @@ def _pip_requirements() -> list[str]:
         except md.PackageNotFoundError:
             continue
     return pins
+
+
+def random_request(
+    n_precursors: int = 5000, n_fragments: int = 30, seed: int = 0, accession: str = "BENCH"
+) -> pd.DataFrame:
+    """Request rows for one synthetic accession (m/z 100-1500, fragments below their precursor), for examples and tests."""
+    rng = np.random.default_rng(seed)
+    pmz = rng.uniform(100, 1500, n_precursors)
+    fmz = rng.uniform(0.05, 1.0, (n_precursors, n_fragments)) * pmz[:, None]
+    fint = np.rint(rng.lognormal(5, 1, (n_precursors, n_fragments))).astype(np.int64)
+    pairs = np.char.add(np.char.add(np.char.mod("%.4f", fmz), ":"), np.char.mod("%d", fint))
+    return pd.DataFrame(
+        {
+            "accession": accession,
+            "precursor_mz": np.round(pmz, 5),
+            "precursor_intensity": np.round(rng.lognormal(10, 2, n_precursors), 1),
+            "rt_min": np.round(rng.uniform(0.5, 30, n_precursors), 3),
+            "msms": [" ".join(r) for r in pairs],
+        }
+    )

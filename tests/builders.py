@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from ms2img.serving import REQUEST_COLUMNS
+from ms2img.serving import REQUEST_COLUMNS, random_request  # noqa: F401 - random_request re-exported for the tests
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,26 +25,6 @@ def request_rows(rows: list[tuple[Any, ...]] | None = None, **overrides: list[An
     for col, values in overrides.items():
         df[col] = values
     return df
-
-
-def random_request(
-    n_precursors: int = 5000, n_fragments: int = 30, seed: int = 0, accession: str = "BENCH"
-) -> pd.DataFrame:
-    """One accession of realistic-looking precursors (m/z 100-1500, fragments below their precursor)."""
-    rng = np.random.default_rng(seed)
-    pmz = rng.uniform(100, 1500, n_precursors)
-    fmz = rng.uniform(0.05, 1.0, (n_precursors, n_fragments)) * pmz[:, None]
-    fint = np.rint(rng.lognormal(5, 1, (n_precursors, n_fragments))).astype(np.int64)
-    pairs = np.char.add(np.char.add(np.char.mod("%.4f", fmz), ":"), np.char.mod("%d", fint))
-    return pd.DataFrame(
-        {
-            "accession": accession,
-            "precursor_mz": np.round(pmz, 5),
-            "precursor_intensity": np.round(rng.lognormal(10, 2, n_precursors), 1),
-            "rt_min": np.round(rng.uniform(0.5, 30, n_precursors), 3),
-            "msms": [" ".join(r) for r in pairs],
-        }
-    )
 
 
 @dataclass
