@@ -425,7 +425,7 @@ def _pip_requirements() -> list[str]:
 def random_request(
     n_precursors: int = 5000, n_fragments: int = 30, seed: int = 0, accession: str = "BENCH"
 ) -> pd.DataFrame:
-    """Request rows for one synthetic accession (m/z 100-1500, fragments below their precursor), for examples and tests."""
+    """Request rows for one synthetic accession (m/z 100-1500, fragments below their precursor), for tests."""
     rng = np.random.default_rng(seed)
     pmz = rng.uniform(100, 1500, n_precursors)
     fmz = rng.uniform(0.05, 1.0, (n_precursors, n_fragments)) * pmz[:, None]
