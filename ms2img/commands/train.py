@@ -57,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
             track=not args.no_track,
         )
         for row in out["table"]:
-            print(row)
+            print(
+                f"{args.assay} {row['size']}: AUC {row['auc_mean']:.3f} ± {row['auc_sd']:.3f}, "
+                f"accuracy {row['accuracy_mean']:.3f} ± {row['accuracy_sd']:.3f}, "
+                f"train-validation accuracy gap {row['train_val_gap']:+.3f}"
+            )
         return 0
     if args.assay not in assays:
         print(f"note: assay {args.assay} is not in labels.assays {assays}; training it anyway")
