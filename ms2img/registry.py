@@ -153,7 +153,8 @@ def promote(name: str, candidate: str | None = None, margin: float = 0.02, smoke
         if math.isnan(cand_auc):
             reason, promoted = f"kept champion {champion}: challenger {candidate} has no cv AUC", False
         elif math.isnan(champ_auc) or cand_auc >= champ_auc - margin:
-            reason = f"cv AUC {cand_auc:.3f} vs champion {champion} {champ_auc:.3f}, within margin {margin}{note}"
+            verdict = "better" if cand_auc > champ_auc else f"not worse by more than {margin}"
+            reason = f"cv AUC {cand_auc:.3f} vs champion {champion} {champ_auc:.3f}: {verdict}{note}"
             promoted = True
         else:
             reason = (
