@@ -122,6 +122,15 @@ def require_model(name: str) -> None:
         raise ConfigError(f"no registered model '{name}' (train the assay first: `ms2img train --assay ...`)") from None
 
 
+def require_alias(name: str, alias: str) -> str:
+    """The version ``alias`` points at; a clear ConfigError when the model or the alias does not exist."""
+    require_model(name)
+    version = _alias_version(name, alias)
+    if version is None:
+        raise ConfigError(f"'{name}' has no '{alias}' alias yet (promote a version: `ms2img promote --assay ...`)")
+    return version
+
+
 def promote(name: str, candidate: str | None = None, margin: float = 0.02, smoke: bool = True) -> PromotionDecision:
     """Make ``candidate`` (default: the newest version) challenger and, if it is good enough, champion."""
     require_model(name)

@@ -141,6 +141,8 @@ def cross_validate_cnn(
             fold_log.log_metrics(metrics)
             fold_log.log_history(history)
             bar.set_postfix(auc=f"{metrics['roc_auc']:.3f}")
+        del model
+        _free_backend_memory()  # one model per fold: without this, memory grows fold after fold
         y_true.append(data.y[test])
         y_prob.append(prob)
         histories.append(history)
@@ -155,6 +157,16 @@ def cross_validate_cnn(
         "y_prob": [a.tolist() for a in y_prob],
         "test_accessions": test_ids,
     }
+
+
+def _free_backend_memory() -> None:
+    """Release the backend's graphs and weights of finished models (Keras keeps them in a global state)."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
 
 
 def choose_hyperparameters(best_hps: list[dict[str, Any]]) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     params = params_from_args(args)
     name = registered_name(args, params)
     uri = tracking.setup_tracking()
-    registry.require_model(name)
+    registry.require_alias(name, args.alias)
     host = args.host or params["serve"]["host"]
     port = args.port or int(params["serve"]["port"])
     cmd = serve_command(f"models:/{name}@{args.alias}", host, port, args.workers)
