@@ -1,0 +1,136 @@
+"""One saved form for every model family, so training, registration, serving and attribution agree.
+
+A family model is a folder ``models/<assay>/<family>/``:
+
+* ``model.json``: the card: ``assay``, ``family``, ``input`` ("image" or "features"), ``render`` (the
+  RenderConfig dict the images were made with), ``threshold`` (decision threshold chosen on inner data),
+  ``label_scaling`` (``min``, ``max``, ``low``, ``high`` fitted on the training accessions: the served class
+  means what it meant at training time), ``metrics`` (cross-validated ``auc`` / ``balanced_accuracy`` /
+  ``mcc`` / ``f1``, each ``mean, sd, ci_low, ci_high``), ``class_counts``, ``n_accessions``, ``files``,
+  ``hyperparameters``, ``seconds``, ``matching`` (feature families: the merge rule) and anything else.
+* the estimator: ``cnn`` -> one ``.keras`` file per ensemble member (probability = their mean);
+  ``rf-*`` -> ``model.skops`` (a scikit-learn estimator, loaded with skops' trusted types, no pickle).
+* ``accessions.txt``: the accessions the final model was fitted on (one per line), so a later comparison can
+  tell which accessions a model has never seen.
+* feature families: ``features.parquet``, the training features (column order of the model's input).
+
+``predict_proba`` takes images ``(N, H, W)`` for image families and a feature matrix ``(N, F)`` of raw
+heights (accessions x training features, 0 = absent) for feature families; ``log1p`` is applied inside.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ms2img.atomic import atomic_dir
+from ms2img.errors import InputFileError
+
+FAMILIES = ("cnn", "rf-image", "rf-cosine", "rf-entropy")
+SIMPLICITY = {"rf-image": 0, "rf-cosine": 1, "rf-entropy": 2, "cnn": 3}  # ties go to the simpler, faster model
+SKOPS_TRUSTED = ["sklearn.tree._tree.Tree", "ms2img.models.baselines.FlattenImages"]
+CARD = "model.json"
+
+
+def input_kind(family: str) -> str:
+    """'image' for families that read fingerprints, 'features' for those on a merged feature table."""
+    return "image" if family in ("cnn", "rf-image") else "features"
+
+
+@dataclass
+class FamilyModel:
+    """A fitted final model of one family with its card (see the module docstring)."""
+
+    family: str
+    card: dict[str, Any]
+    estimator: Any  # list of keras models (cnn) or a scikit-learn estimator
+    accessions: list[str] = field(default_factory=list)
+    features: pd.DataFrame | None = None
+
+    @property
+    def assay(self) -> str:
+        return str(self.card["assay"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.card.get("threshold", 0.5))
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """P(high activity) per row: images for image families, raw feature heights for feature families."""
+        if self.family == "cnn":
+            from ms2img.models.cnn import predict_proba
+
+            return np.mean([predict_proba(m, x) for m in self.estimator], axis=0).astype(np.float32)
+        arr = np.asarray(x, dtype=np.float32)
+        if input_kind(self.family) == "features":
+            arr = np.log1p(np.clip(arr, 0, None))
+        return self.estimator.predict_proba(arr)[:, 1].astype(np.float32)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the folder as one swap (a reader never sees half a model)."""
+        folder = Path(folder)
+        with atomic_dir(folder) as tmp:
+            files = []
+            if self.family == "cnn":
+                for i, model in enumerate(self.estimator):
+                    name = f"member_{i}.keras"
+                    model.save(tmp / name)
+                    files.append(name)
+            else:
+                import skops.io as sio
+
+                sio.dump(self.estimator, tmp / "model.skops")
+                files.append("model.skops")
+            if self.features is not None:
+                self.features.to_parquet(tmp / "features.parquet", index=False)
+                files.append("features.parquet")
+            (tmp / "accessions.txt").write_text("".join(f"{a}\n" for a in self.accessions), encoding="utf-8")
+            card = {**self.card, "family": self.family, "input": input_kind(self.family), "files": files}
+            (tmp / CARD).write_text(json.dumps(card, indent=2, sort_keys=True, default=_plain) + "\n", encoding="utf-8")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> FamilyModel:
+        """Read a folder written by :meth:`save`; a missing or truncated file is an :class:`InputFileError`."""
+        folder = Path(folder)
+        card_path = folder / CARD
+        try:
+            card = json.loads(card_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputFileError(card_path, f"unreadable model card ({exc.__class__.__name__}: {exc})") from None
+        family = str(card.get("family"))
+        if family not in FAMILIES:
+            raise InputFileError(card_path, f"unknown family {family!r}; known: {list(FAMILIES)}")
+        try:
+            if family == "cnn":
+                import keras
+
+                estimator = [
+                    keras.saving.load_model(folder / f, compile=False) for f in card["files"] if f.endswith(".keras")
+                ]
+            else:
+                import skops.io as sio
+
+                estimator = sio.load(folder / "model.skops", trusted=SKOPS_TRUSTED)
+            features = pd.read_parquet(folder / "features.parquet") if "features.parquet" in card["files"] else None
+            accessions = (folder / "accessions.txt").read_text(encoding="utf-8").split()
+        except InputFileError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a truncated zip, a bad parquet: name the folder and the cause
+            raise InputFileError(folder, f"unreadable {family} model ({exc.__class__.__name__}: {exc})") from None
+        return cls(family=family, card=card, estimator=estimator, accessions=accessions, features=features)
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
