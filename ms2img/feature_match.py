@@ -72,13 +72,17 @@ def training_feature_spectra(table, events_dir: str | Path) -> pd.DataFrame:
                 g["fragment_mz"].to_numpy(np.float64), g["fragment_intensity"].to_numpy(np.float64)
             )
     keys = zip(
-        feats["rep_accession"].astype(str), feats["rep_replicate"].astype(str), feats["rep_feature_id"].astype(str),
+        feats["rep_accession"].astype(str),
+        feats["rep_replicate"].astype(str),
+        feats["rep_feature_id"].astype(str),
         strict=True,
     )
     msms = []
     for key in keys:
         if key not in spectra:
-            raise InputFileError(events_dir / f"{key[0]}.parquet", f"no spectrum for replicate {key[1]}, feature {key[2]}")
+            raise InputFileError(
+                events_dir / f"{key[0]}.parquet", f"no spectrum for replicate {key[1]}, feature {key[2]}"
+            )
         msms.append(spectra[key])
     return pd.DataFrame(
         {
@@ -168,9 +172,7 @@ class FeatureMatcher:
     def __len__(self) -> int:
         return len(self.mz)
 
-    def match(
-        self, p_mz: np.ndarray, p_rt: np.ndarray, peaks: list[np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def match(self, p_mz: np.ndarray, p_rt: np.ndarray, peaks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Best training feature per precursor (index, or -1) and its mean score (0 where none)."""
         from ms2img.features import _cosine_prepared, _entropy_prepared, _windows
 
@@ -208,6 +210,7 @@ class FeatureMatcher:
 
             def score(a, b):
                 return _entropy_prepared(a, b, tol)
+
         thr = r["threshold"]
         for qi, fi, part in zip(q.tolist(), f.tolist(), partial.tolist(), strict=True):
             if (part + 1.0) / 3.0 <= max(best_s[qi], thr):
@@ -270,4 +273,3 @@ def match_request(df: pd.DataFrame, matcher: FeatureMatcher, max_rows: int | Non
         "matched_fraction": frac,
         "n_precursors": np.bincount(codes_h, minlength=len(names)),
     }
-
