@@ -103,9 +103,9 @@ def ours(df: pd.DataFrame, parquet: Path, config: RenderConfig, repeats: int) ->
     """Our renderer five ways: the frame as read from Parquet (categorical ids; what ``render_dir`` and, built
     alike, the serving model pass), the in-memory frame with Arrow string ids, numpy arrays (``render_arrays``),
     and the categorical frame again with the sqrt intensity transform and with the numpy loops (no numba)."""
-    from ms2img.render import _read_render_columns
+    from ms2img.render.files import read_render_columns
 
-    as_read = _read_render_columns(parquet)
+    as_read = read_render_columns(parquet)
     precursor_index = pd.factorize(df["feature_id"])[0]  # done once upstream; not part of rendering
     cols = [df[c].to_numpy() for c in ("precursor_mz", "precursor_intensity", "fragment_mz", "fragment_intensity")]
     out = {

@@ -552,17 +552,17 @@ def as_categorical(df: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture
 def kernel():
     """Run a test under a chosen per-row loop implementation ("numpy" or "numba"), restoring the mode after."""
-    import ms2img.render as render_module
+    from ms2img.render.kernels import get_kernel, set_kernel
 
-    previous = render_module._kernel_mode
+    previous = get_kernel()
 
     def use(mode: str) -> None:
         if mode == "numba":
             pytest.importorskip("numba")
-        render_module.set_kernel(mode)
+        set_kernel(mode)
 
     yield use
-    render_module.set_kernel(previous)
+    set_kernel(previous)
 
 
 CONFIGS = [
@@ -608,7 +608,7 @@ def test_numba_and_numpy_loops_give_identical_images(kernel, kw):
 def test_single_sample_fast_path_equals_the_general_path(monkeypatch, kernel, kw, categorical):
     """One accession, one replicate: the fast path (no accession/replicate codes, no sorting) gives the general
     path's images, ids and random draws, with either loop implementation."""
-    import ms2img.render as render_module
+    import ms2img.render.core as render_core
 
     df = random_sample(np.random.default_rng(8), 1500, 20, accession="ACC1", replicate="r7", above=True)
     df = as_categorical(df) if categorical else df
@@ -617,7 +617,7 @@ def test_single_sample_fast_path_equals_the_general_path(monkeypatch, kernel, kw
         kernel(mode)
         fast = render_events(df, cfg, rng=np.random.default_rng(3), progress=False)
         with monkeypatch.context() as m:
-            m.setattr(render_module, "_single_value", lambda values: (False, None))
+            m.setattr(render_core, "single_value", lambda values: (False, None))
             general = render_events(df, cfg, rng=np.random.default_rng(3), progress=False)
         np.testing.assert_array_equal(fast.images, general.images)
         assert list(fast.ids) == list(general.ids) == ["ACC1"]
@@ -630,7 +630,7 @@ def test_single_sample_fast_path_equals_the_general_path(monkeypatch, kernel, kw
 def test_fast_path_per_sample_equals_general_path_on_many_samples(kernel, categorical):
     """Multi-accession multi-replicate frame: each per-replicate image of the general path equals the fast path's
     rendering of that sample's rows alone (both loop implementations)."""
-    import ms2img.render as render_module
+    from ms2img.render.arrow import single_value
 
     df = poisoned_frame(np.random.default_rng(22))
     df = as_categorical(df) if categorical else df
@@ -646,7 +646,7 @@ def test_fast_path_per_sample_equals_general_path_on_many_samples(kernel, catego
                 if categorical:  # one category each, as a one-accession Parquet file reads
                     for c in ("accession", "replicate", "feature_id"):
                         one[c] = one[c].cat.remove_unused_categories()
-                assert render_module._single_value(one["accession"])[0]  # the fast path is taken
+                assert single_value(one["accession"])[0]  # the fast path is taken
                 with np.errstate(invalid="ignore"):
                     alone = render_events(one, cfg, progress=False)
                 assert list(alone.ids) == [acc]
@@ -654,7 +654,7 @@ def test_fast_path_per_sample_equals_general_path_on_many_samples(kernel, catego
 
 
 def test_single_value_detection():
-    from ms2img.render import _single_value
+    from ms2img.render.arrow import single_value as _single_value
 
     def s(values, **kw):
         return pd.Series(values, **kw)

@@ -9,7 +9,7 @@ from typing import Any
 from ms2img.commands import add_params_args, params_from_args
 from ms2img.errors import ConfigError
 from ms2img.params import DEFAULT_PARAMS_PATH
-from ms2img.render import AGGREGATIONS, PNG_GAMMA, TRANSFORMS, RenderConfig, parse_size
+from ms2img.render import AGGREGATIONS, IMAGES_ROOT, PNG_GAMMA, TRANSFORMS, RenderConfig, images_path, parse_size
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--png-dir",
         type=Path,
         default=None,
-        help="also write 8-bit grayscale PNGs here, for people to look at (high fragment m/z at the top)",
+        help="also write 8-bit grayscale PNGs here, for people to look at (high fragment m/z at the top; several "
+        "sizes: one <WxH>/ folder each). Each run's PNGs replace the earlier ones of the same size",
     )
     p.add_argument("--png-limit", type=int, default=None, metavar="N", help="write at most N PNGs (default: all)")
     p.add_argument(
@@ -82,10 +83,14 @@ def _parse_sizes(text: str | list[str]) -> list[tuple[int, int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Render, save, and print what was written."""
+    """Render, save, and print what was written.
+
+    The image folder (``--sizes``) and the PNG folder are each built aside and swapped in as one step, so a run
+    that fails or is killed leaves them as they were, and the next run removes what it left behind.
+    """
     import numpy as np
 
-    from ms2img.render import render_files, save_pngs
+    from ms2img.render import check_output_folder, render_files, write_image_folder, write_png_folder
 
     params = _params(args)
     render_params = params.get("render", {}) or {}
@@ -101,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         per_replicate=args.per_replicate,
         ppm_jitter=args.ppm_jitter,
     )
+    out_dir = None
     if args.sizes is not None:
         if args.out is not None:
             raise ConfigError("--out names one file; with --sizes use --out-dir")
@@ -110,24 +116,30 @@ def run(args: argparse.Namespace) -> int:
             sizes = _parse_sizes(list(render_params.get("sizes") or []))
         else:
             sizes = _parse_sizes(args.sizes)
-        out_dir = args.out_dir or Path("data/images")
+        out_dir = check_output_folder(args.out_dir or IMAGES_ROOT, "images")
         configs = [config.with_size(s) for s in sizes]
-        outs = [out_dir / f"{c.size}.npz" for c in configs]
     else:
         if args.out_dir is not None:
             raise ConfigError("--out-dir goes with --sizes; for one size use --out")
         configs = [config]
-        outs = [args.out or Path("data/images") / f"{config.size}.npz"]
+        out = args.out or images_path(config.size)
+        if out.is_dir():
+            raise ConfigError(f"--out {out}: is a folder; give the .npz file to write")
+    if args.png_dir is not None:
+        check_output_folder(args.png_dir, "pngs")
     seed = args.seed if args.seed is not None else (params.get("base", {}) or {}).get("seed", 42)
     rng = np.random.default_rng(seed) if config.ppm_jitter > 0 else None
 
     sets = render_files(args.events_dir, configs, rng=rng)
-    for cfg, images, out in zip(configs, sets, outs, strict=True):
-        images.save(out)
+    if out_dir is not None:
+        outs = list(write_image_folder(sets, out_dir).values())
+    else:
+        outs = [sets[0].save(out)]
+    for cfg, images, path in zip(configs, sets, outs, strict=True):
         unit = "replicate" if cfg.per_replicate else "accession"
-        print(f"wrote {out}: {len(images)} images ({unit}s), {cfg.size} (W x H), aggregation={cfg.aggregation}")
-        if args.png_dir is not None:
-            png_dir = args.png_dir / cfg.size if len(configs) > 1 else args.png_dir
-            pngs = save_pngs(images, png_dir, limit=args.png_limit, gamma=args.png_gamma)
-            print(f"wrote {len(pngs)} PNGs to {png_dir} (display gamma {args.png_gamma:g}; tensors stay linear)")
+        print(f"wrote {path}: {len(images)} images ({unit}s), {cfg.size} (W x H), aggregation={cfg.aggregation}")
+    if args.png_dir is not None:
+        written = write_png_folder(sets, args.png_dir, limit=args.png_limit, gamma=args.png_gamma)
+        for folder, n in written.values():
+            print(f"wrote {n} PNGs to {folder} (display gamma {args.png_gamma:g}; tensors stay linear)")
     return 0

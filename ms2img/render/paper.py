@@ -3,7 +3,7 @@
 MS2toImg (Park et al.) drew each sample as a matplotlib scatter: precursor m/z on x (100-1500), fragment m/z on
 y (0-1500), point size from the scaled precursor intensity, grayscale colour from the scaled fragment intensity,
 rendered at 600 dpi and resized to 75x70, 150x140 or 300x280 (TensorFlow's resize; PIL's here), with the region
-above the diagonal masked. ``ms2img.render`` does the same by direct binning, thousands of times faster.
+above the diagonal masked. ``ms2img.render.core`` does the same by direct binning, thousands of times faster.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ms2img.render import RenderConfig, diagonal_mask, image_edges, scaled_intensities
+from ms2img.render.config import RenderConfig, diagonal_mask, image_edges
+from ms2img.render.scaling import scaled_intensities
 
 
 def render_paper_recipe(
