@@ -9,7 +9,7 @@ stratified (grouped, when ``groups`` is given) CV picks ``n_estimators`` / ``max
 The test fold is never seen by the search. Only predictions are returned here; metrics live in
 :mod:`ms2img.evaluate`.
 
-OPLS-DA lives in :mod:`ms2img.models.oplsda` and is re-exported here.
+OPLS-DA lives in :mod:`ms2img.models.oplsda` and is re-exported here; the figures live in :mod:`ms2img.plots`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,24 +29,15 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 
 from ms2img.errors import ConfigError
 from ms2img.models.oplsda import (
-    HIGH_COLOR,
-    LOW_COLOR,
     OPLSDAResult,
     PermutationResult,
-    _new_figure,
-    _scatter_classes,
     oplsda,
-    plot_oplsda,
-    plot_permutation,
     scale_matrix,
     venetian_folds,
-    write_figure,
 )
 
 __all__ = [
     "DEFAULT_RF_GRID",
-    "HIGH_COLOR",
-    "LOW_COLOR",
     "FlattenImages",
     "OPLSDAResult",
     "PCAResult",
@@ -57,9 +47,6 @@ __all__ = [
     "make_rf",
     "oplsda",
     "pca_scores",
-    "plot_oplsda",
-    "plot_pca",
-    "plot_permutation",
     "rf_cross_validate",
     "rf_param_grid",
     "venetian_folds",
@@ -340,17 +327,19 @@ def pca_scores(X: np.ndarray, y: np.ndarray | None = None, n_components: int = 2
     return PCAResult(scores=scores * signs, explained_variance_ratio=pca.explained_variance_ratio_.copy())
 
 
-def plot_pca(
-    result: PCAResult, y: np.ndarray, path: str | Path, *, class_names: tuple[str, str] = ("Low", "High")
-) -> Path:
-    """PC1 vs PC2 scores, high red / low blue, explained variance on the axes (the paper's Fig. 4A)."""
-    if result.scores.shape[1] < 2:
-        raise ConfigError("plot_pca needs at least 2 components")
-    fig = _new_figure()
-    ax = fig.add_subplot()
-    _scatter_classes(ax, result.scores[:, 0], result.scores[:, 1], np.asarray(y), class_names)
-    evr = result.explained_variance_ratio
-    ax.set_xlabel(f"PC1 ({100 * evr[0]:.1f}%)")
-    ax.set_ylabel(f"PC2 ({100 * evr[1]:.1f}%)")
-    ax.set_title("PCA scores", fontsize=10)
-    return write_figure(fig, path)
+# --------------------------------------------------------------------------------------------------------------
+# The figures moved to ms2img.plots (models hold computation only)
+# --------------------------------------------------------------------------------------------------------------
+_MOVED_TO_PLOTS = ("plot_pca", "plot_oplsda", "plot_permutation", "HIGH_COLOR", "LOW_COLOR")
+
+
+def __getattr__(name: str):
+    """Transitional: the baseline figures now live in :mod:`ms2img.plots`; import them there.
+
+    No import cycle: :mod:`ms2img.plots` never imports the models at run time.
+    """
+    if name in _MOVED_TO_PLOTS:
+        from ms2img import plots
+
+        return getattr(plots, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

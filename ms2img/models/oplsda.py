@@ -32,20 +32,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from ms2img.atomic import atomic_path
 from ms2img.errors import ConfigError
 
 __all__ = [
     "OPLSDAResult",
     "PermutationResult",
     "oplsda",
-    "plot_oplsda",
-    "plot_permutation",
     "scale_matrix",
     "venetian_folds",
 ]
@@ -441,89 +437,18 @@ def oplsda(
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Plots (matplotlib Agg, written atomically)
+# The figures moved to ms2img.plots (models hold computation only)
 # --------------------------------------------------------------------------------------------------------------
-HIGH_COLOR = "#d62728"  # red, as in the paper's Fig. 4
-LOW_COLOR = "#1f77b4"  # blue
+_MOVED_TO_PLOTS = ("plot_oplsda", "plot_permutation")
 
 
-def _new_figure(width: float = 5.5, height: float = 4.5):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def __getattr__(name: str):
+    """Transitional: ``plot_oplsda`` / ``plot_permutation`` now live in :mod:`ms2img.plots`; import them there.
 
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+    No import cycle: :mod:`ms2img.plots` never imports the models at run time.
+    """
+    if name in _MOVED_TO_PLOTS:
+        from ms2img import plots
 
-
-def write_figure(fig, path: str | Path, dpi: int = 150) -> Path:
-    """Save a matplotlib Figure to ``path`` atomically (format from the suffix, PNG by default)."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
-    return path
-
-
-def _scatter_classes(ax, x: np.ndarray, y_coord: np.ndarray, labels: np.ndarray, names: tuple[str, str]) -> None:
-    labels = np.asarray(labels)
-    if labels.shape[0] != x.shape[0]:
-        raise ConfigError(f"got {labels.shape[0]} labels for {x.shape[0]} samples")
-    for value, name, color in ((0, names[0], LOW_COLOR), (1, names[1], HIGH_COLOR)):
-        sel = labels == value
-        ax.scatter(x[sel], y_coord[sel], s=18, c=color, alpha=0.75, edgecolors="none", label=f"{name} (n={sel.sum()})")
-    ax.axhline(0, color="0.7", lw=0.6, zorder=0)
-    ax.axvline(0, color="0.7", lw=0.6, zorder=0)
-    ax.legend(frameon=False, fontsize=8)
-
-
-def plot_oplsda(
-    result: OPLSDAResult, y: np.ndarray, path: str | Path, *, class_names: tuple[str, str] = ("Low", "High")
-) -> Path:
-    """Scores plot t_pred vs t_orth[1] coloured by class, R2Y and Q2Y in the title (the paper's Fig. 4B)."""
-    fig = _new_figure()
-    ax = fig.add_subplot()
-    if result.n_orthogonal:
-        y_coord = result.t_orth[:, 0]
-        ax.set_ylabel(f"t_orth1 ({100 * result.r2x_components[1]:.1f}% of X)")
-    else:
-        y_coord = np.zeros_like(result.t_pred)
-        ax.set_ylabel("(no orthogonal component)")
-    _scatter_classes(ax, result.t_pred, y_coord, y, class_names)
-    ax.set_xlabel(f"t_pred ({100 * result.r2x_components[0]:.1f}% of X)")
-    ax.set_title(
-        f"OPLS-DA  R²Y = {result.r2y:.3f}, Q²Y = {result.q2y:.3f}\n"
-        f"1 predictive + {result.n_orthogonal} orthogonal, {result.cv_folds}-fold CV",
-        fontsize=10,
-    )
-    return write_figure(fig, path)
-
-
-def plot_permutation(result: OPLSDAResult, path: str | Path) -> Path:
-    """ropls-style permutation plot (R2Y/Q2Y against label similarity) and the null histograms."""
-    perm = result.permuted
-    fig = _new_figure(10, 4.2)
-    ax_sim, ax_hist = fig.subplots(1, 2)
-    title = (
-        f"{len(perm)} permutations: p(R²Y) = {result.permutation_p_r2y:.3g}, p(Q²Y) = {result.permutation_p_q2y:.3g}"
-    )
-    r2y_color, q2y_color = "#2ca02c", "#9467bd"
-    ax_sim.scatter(perm.similarity, perm.r2y, s=14, c=r2y_color, alpha=0.6, label="R²Y (permuted)")
-    ax_sim.scatter(perm.similarity, perm.q2y, s=14, c=q2y_color, alpha=0.6, label="Q²Y (permuted)")
-    ax_sim.scatter([1.0], [result.r2y], s=60, c=r2y_color, edgecolors="k", marker="D", label="R²Y (model)")
-    ax_sim.scatter([1.0], [result.q2y], s=60, c=q2y_color, edgecolors="k", marker="D", label="Q²Y (model)")
-    ax_sim.axhline(result.r2y, color=r2y_color, lw=0.8, ls="--")
-    ax_sim.axhline(result.q2y, color=q2y_color, lw=0.8, ls="--")
-    ax_sim.axhline(0, color="0.7", lw=0.6)
-    ax_sim.set_xlabel("similarity of permuted labels to the true labels")
-    ax_sim.set_ylabel("R²Y, Q²Y")
-    ax_sim.legend(frameon=False, fontsize=8)
-    bins = max(10, min(40, len(perm) // 5))
-    ax_hist.hist(perm.r2y, bins=bins, color=r2y_color, alpha=0.55, label="R²Y null")
-    ax_hist.hist(perm.q2y, bins=bins, color=q2y_color, alpha=0.55, label="Q²Y null")
-    ax_hist.axvline(result.r2y, color=r2y_color, lw=2, label=f"R²Y = {result.r2y:.3f}")
-    ax_hist.axvline(result.q2y, color=q2y_color, lw=2, label=f"Q²Y = {result.q2y:.3f}")
-    ax_hist.set_xlabel("value")
-    ax_hist.set_ylabel("permutations")
-    ax_hist.legend(frameon=False, fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    return write_figure(fig, path)
+        return getattr(plots, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

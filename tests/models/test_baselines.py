@@ -20,13 +20,11 @@ from ms2img.models.baselines import (
     make_rf,
     oplsda,
     pca_scores,
-    plot_oplsda,
-    plot_pca,
-    plot_permutation,
     rf_cross_validate,
     rf_param_grid,
     venetian_folds,
 )
+from ms2img.plots import plot_oplsda, plot_pca, plot_permutation
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SMALL_GRID = {"n_estimators": [15, 30], "max_features": ["sqrt"]}

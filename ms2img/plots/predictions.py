@@ -1,0 +1,197 @@
+"""The paper's Fig. 3A: per-accession predictions against the measured assay values, with units and cut-offs.
+
+Two views: :func:`plot_predictions` (the paper's bars-and-dots: predicted class as gray bars, assay value as
+red dots) and :func:`plot_oof_predictions` (out-of-fold P(high) against the raw assay value for every
+accession, mid-range ones included: they were left out of training but are still predicted, so the plot
+shows whether the probability rises with activity, summarised by Spearman's rho).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ms2img.plots._base import HIGH_COLOR, LOW_COLOR, MIDDLE_COLOR, new_figure, save_figure, with_units
+
+MIDDLE_NOTE = "mid-range accessions were left out of training but are predicted"
+
+
+def spearman(x: Any, y: Any) -> float:
+    """Spearman's rank correlation of the finite pairs (NaN with fewer than 3 pairs or a constant side)."""
+    from scipy.stats import spearmanr
+
+    x = np.asarray(x, dtype="float64").ravel()
+    y = np.asarray(y, dtype="float64").ravel()
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return float("nan")
+    return float(spearmanr(x[ok], y[ok]).statistic)
+
+
+def _cutoff_lines(ax: Any, low_cutoff: float | None, high_cutoff: float | None, horizontal: bool) -> None:
+    line = ax.axhline if horizontal else ax.axvline
+    for value, color, name in ((low_cutoff, LOW_COLOR, "low cut-off"), (high_cutoff, HIGH_COLOR, "high cut-off")):
+        if value is not None and np.isfinite(value):
+            line(value, color=color, ls="--", lw=1.1, alpha=0.9, label=f"{name} ({value:.3g})")
+
+
+def plot_predictions(
+    accessions: Sequence[Any],
+    values: Sequence[float],
+    y_pred: Sequence[int],
+    path: str | Path,
+    title: str = "Predicted class and measured activity",
+    value_label: str = "Assay value",
+    y_true: Sequence[int] | None = None,
+    sort: bool = True,
+    *,
+    units: str | None = None,
+    low_cutoff: float | None = None,
+    high_cutoff: float | None = None,
+    note: str | None = None,
+) -> Path:
+    """Predicted class as gray bars (left axis, Low/High) and measured values as red dots (right axis).
+
+    Samples are ordered by measured value when ``sort``. With ``y_true`` misclassified samples are crossed
+    and accessions labelled -1 (mid-range, left out of training) are drawn as gray dots, with a note saying
+    so. ``units`` goes on the value axis; ``low_cutoff`` / ``high_cutoff`` (raw units) are drawn as dashed
+    lines. Accession names are printed on the x-axis when there are at most 60 samples.
+    """
+    acc = np.asarray([str(a) for a in accessions], dtype=object)
+    vals = np.asarray(values, dtype="float64").ravel()
+    pred = np.asarray(y_pred).astype("int64").ravel()
+    if not (acc.size == vals.size == pred.size) or acc.size == 0:
+        raise ValueError(
+            f"need equal, non-zero numbers of accessions ({acc.size}), values ({vals.size}) and "
+            f"predictions ({pred.size})"
+        )
+    true = None if y_true is None else np.asarray(y_true).astype("int64").ravel()
+    if true is not None and true.size != acc.size:
+        raise ValueError(f"y_true has {true.size} labels for {acc.size} accessions")
+    order = np.argsort(vals, kind="stable") if sort else np.arange(acc.size)
+    acc, vals, pred = acc[order], vals[order], pred[order]
+    true = None if true is None else true[order]
+
+    n = acc.size
+    fig = new_figure(min(18.0, max(7.0, 0.18 * n + 2)), 4.4)
+    ax = fig.add_subplot()
+    x = np.arange(n)
+    ax.bar(x, pred, width=0.85, color="0.75", label="Predicted class")
+    ax.set_yticks([0, 1], ["Low", "High"])
+    ax.set_ylim(0, 1.15)
+    ax.set_ylabel("Predicted label")
+    ax2 = ax.twinx()
+    label = with_units(value_label, units)
+    middle = np.zeros(n, dtype=bool) if true is None else true < 0
+    ax2.scatter(x[~middle], vals[~middle], color="#d62728", s=14, zorder=3, label=f"{value_label} (measured)")
+    if middle.any():
+        ax2.scatter(
+            x[middle],
+            vals[middle],
+            color=MIDDLE_COLOR,
+            s=14,
+            zorder=3,
+            label=f"mid-range (n={int(middle.sum())}, not trained on)",
+        )
+    _cutoff_lines(ax2, low_cutoff, high_cutoff, horizontal=True)
+    ax2.set_ylabel(label)
+    if true is not None:
+        wrong = (pred != true) & ~middle
+        if wrong.any():
+            ax2.scatter(x[wrong], vals[wrong], marker="x", color="black", s=30, zorder=4, label="Misclassified")
+    if n <= 60:
+        ax.set_xticks(x, acc, rotation=90, fontsize=7)
+    else:
+        ax.set_xticks([])
+    ax.set_xlabel("Accession" + (" (sorted by measured value)" if sort else ""))
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_title(title, fontsize=10)
+    if note or middle.any():
+        ax.text(
+            0.99,
+            0.02,
+            note or MIDDLE_NOTE,
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=7.5,
+            color="0.3",
+            bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.85},
+        )
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=7.5)
+    return save_figure(fig, path)
+
+
+def plot_oof_predictions(
+    values: Sequence[float],
+    probabilities: Sequence[float],
+    labels: Sequence[int],
+    path: str | Path,
+    *,
+    value_label: str = "Assay value",
+    units: str | None = None,
+    low_cutoff: float | None = None,
+    high_cutoff: float | None = None,
+    threshold: float = 0.5,
+    title: str = "Out-of-fold predictions vs measured activity",
+    note: str | None = None,
+) -> Path:
+    """Out-of-fold P(high) (y) against the raw assay value (x), one dot per accession and repeat.
+
+    ``labels``: 1 high, 0 low, -1 mid-range (left out of training, predicted by the fold that held the
+    accession out). Cut-offs (raw units) are vertical dashed lines, the decision threshold a horizontal one;
+    Spearman's rho over all accessions (mid-range included) is in the legend title.
+    """
+    vals = np.asarray(values, dtype="float64").ravel()
+    prob = np.asarray(probabilities, dtype="float64").ravel()
+    lab = np.asarray(labels).astype("int64").ravel()
+    if not (vals.size == prob.size == lab.size) or vals.size == 0:
+        raise ValueError(
+            f"need equal, non-zero numbers of values ({vals.size}), probabilities ({prob.size}) and labels ({lab.size})"
+        )
+    rho = spearman(vals, prob)
+    fig = new_figure(7.2, 4.6)
+    ax = fig.add_subplot()
+    for value, name, color in (
+        (0, "low (trained)", LOW_COLOR),
+        (1, "high (trained)", HIGH_COLOR),
+        (-1, "mid-range (not trained on)", MIDDLE_COLOR),
+    ):
+        sel = lab == value
+        if sel.any():
+            ax.scatter(
+                vals[sel],
+                prob[sel],
+                s=20,
+                color=color,
+                alpha=0.75,
+                edgecolors="none",
+                label=f"{name}, n={int(sel.sum())}",
+            )
+    _cutoff_lines(ax, low_cutoff, high_cutoff, horizontal=False)
+    ax.axhline(threshold, color="0.4", lw=0.9, ls=":", label=f"threshold {threshold:g}")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("Measured " + with_units(value_label, units))
+    ax.set_ylabel("Out-of-fold P(high)")
+    ax.set_title(title, fontsize=10)
+    rho_text = f"Spearman ρ = {rho:.2f}" if np.isfinite(rho) else "Spearman ρ = n/a"
+    ax.legend(loc="upper left", fontsize=7.5, title=rho_text, title_fontsize=8, frameon=True)
+    if note or (lab < 0).any():
+        ax.text(
+            0.99,
+            0.02,
+            note or MIDDLE_NOTE,
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=7.5,
+            color="0.3",
+            bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.85},
+        )
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
