@@ -255,6 +255,13 @@ def match_request(df: pd.DataFrame, matcher: FeatureMatcher, max_rows: int | Non
     from ms2img.serving import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_ROWS, _parse_request
 
     req, counts, mz, intensity = _parse_request(df, max_rows or DEFAULT_MAX_ROWS, DEFAULT_MAX_FRAGMENTS)
+    return match_parsed(req, counts, mz, intensity, matcher)
+
+
+def match_parsed(
+    req: pd.DataFrame, counts: np.ndarray, mz: np.ndarray, intensity: np.ndarray, matcher: FeatureMatcher
+) -> dict[str, Any]:
+    """:func:`match_request` on an already validated and parsed request."""
     codes, names = pd.factorize(req["accession"].to_numpy(dtype=object), sort=True)
     has = counts > 0  # precursors without MS/MS cannot be matched (they produce no events at training time)
     peaks = _split_peaks(counts[has], mz, intensity)

@@ -213,9 +213,13 @@ def render_request(
     (its string columns cost several times the parsing on a 5,000-precursor request): each accession's arrays go
     straight to :func:`ms2img.render.render_arrays`.
     """
+    req, counts, mz, intensity = _parse_request(df, max_rows, max_fragments)
+    return _render_parsed(req, counts, mz, intensity, config)
+
+
+def _render_parsed(req: pd.DataFrame, counts: np.ndarray, mz: np.ndarray, intensity: np.ndarray, config):
     from ms2img.render import render_arrays
 
-    req, counts, mz, intensity = _parse_request(df, max_rows, max_fragments)
     rows = np.repeat(np.arange(len(req)), counts)
     precursor = (np.cumsum(counts > 0) - 1)[rows]  # dense ids, contiguous per precursor (the renderer's fast path)
     p_mz = req["precursor_mz"].to_numpy()[rows]
@@ -440,3 +444,193 @@ def random_request(
             "msms": [" ".join(r) for r in pairs],
         }
     )
+
+
+# ------------------------------------------------------------------------------------- every family on raw peaks
+FAMILY_RESPONSE_COLUMNS = [
+    "accession",
+    "probability",
+    "class",
+    "assay",
+    "family",
+    "model_version",
+    "in_domain",
+    "domain_note",
+]
+
+
+class FamilyPredictor:
+    """Raw peaks in, per-accession answer out, for any :class:`~ms2img.models.family.FamilyModel`.
+
+    Image families render the request (the training render settings); feature families match its precursors to
+    the training features (:mod:`ms2img.feature_match`). Each answer names the family and version and carries an
+    applicability-domain flag (:mod:`ms2img.domain`) when a reference is available.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        version: str = "unknown",
+        domain=None,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        max_fragments: int = DEFAULT_MAX_FRAGMENTS,
+    ) -> None:
+        from ms2img.models.family import input_kind
+
+        self.model = model
+        self.family = model.family
+        self.kind = input_kind(model.family)
+        self.version = str(version)
+        self.domain = domain
+        self.max_rows = int(max_rows)
+        self.max_fragments = int(max_fragments)
+        if self.kind == "image":
+            from ms2img.render import RenderConfig, warm_up
+
+            self.render = RenderConfig(**model.card["render"])
+            warm_up()
+            if self.family == "cnn":
+                infers = [_keras_inference(m) for m in model.estimator]
+                self._infer = lambda x: np.mean([f(x) for f in infers], axis=0)
+            else:
+                self._infer = model.predict_proba
+        else:
+            from ms2img.feature_match import FeatureMatcher, rule_from_card
+
+            if model.features is None:
+                raise RequestError(f"{self.family} model has no features.parquet to match requests against")
+            self.matcher = FeatureMatcher.from_features(model.features, rule_from_card(model.card, self.family))
+            self._infer = model.predict_proba
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, **kwargs) -> FamilyPredictor:
+        """Load ``folder`` (a FamilyModel folder, with ``domain.npz`` when registration stored one)."""
+        from ms2img.domain import FILE, DomainReference
+        from ms2img.models.family import FamilyModel
+
+        folder = Path(folder)
+        domain = DomainReference.load(folder / FILE) if (folder / FILE).is_file() else None
+        return cls(FamilyModel.load(folder), domain=domain, **kwargs)
+
+    def inputs(self, df: Any) -> dict[str, Any]:
+        """Validate, parse and turn a request into model inputs: ``ids, x, n_precursors, mz_outside``."""
+        req, counts, mz, intensity = _parse_request(df, self.max_rows, self.max_fragments)
+        codes, names = pd.factorize(req["accession"].to_numpy(dtype=object), sort=True)
+        has = counts > 0
+        n_prec = np.bincount(codes[has], minlength=len(names))
+        if self.kind == "image":
+            ids, x = _render_parsed(req, counts, mz, intensity, self.render)
+            blank = x.reshape(len(x), -1).max(axis=1) <= 0
+            if blank.any():
+                (x0, x1), (y0, y1) = self.render.x_range, self.render.y_range
+                raise RequestError(
+                    f"accession(s) {ids[blank][:5].tolist()} have no fragment inside the model's image "
+                    f"(precursor m/z {x0:g}-{x1:g}, fragment m/z {y0:g}-{y1:g}, fragment <= precursor, "
+                    "intensity > 0); nothing to classify"
+                )
+        else:
+            from ms2img.feature_match import match_parsed
+
+            out = match_parsed(req, counts, mz, intensity, self.matcher)
+            ids, x = out["ids"], out["matrix"]
+        p_mz = req["precursor_mz"].to_numpy(np.float64)[has]
+        if self.domain is not None:
+            outside = self.domain.mz_outside(codes[has], len(names), p_mz)
+        else:
+            outside = np.zeros(len(names))
+        return {"ids": np.asarray(ids, dtype=str), "x": x, "n_precursors": n_prec, "mz_outside": outside, "mz": p_mz,
+                "codes": codes[has]}  # fmt: skip
+
+    def predict(self, df: Any) -> pd.DataFrame:
+        """The served answer (``FAMILY_RESPONSE_COLUMNS``); RequestError on a bad request."""
+        inp = self.inputs(df)
+        try:
+            prob = np.asarray(self._infer(inp["x"]), dtype=float).reshape(-1)
+        except Exception as exc:
+            log.exception("model call failed on %d inputs", len(inp["ids"]))
+            raise ModelCallError(f"internal error in the model ({exc.__class__.__name__}); see the server log") from exc
+        if self.domain is not None:
+            flags, notes, _ = self.domain.check(inp["x"], inp["n_precursors"], inp["mz_outside"])
+        else:
+            flags, notes = (
+                np.ones(len(prob), bool),
+                ["no applicability-domain reference stored with this model"] * len(prob),
+            )
+        return pd.DataFrame(
+            {
+                "accession": inp["ids"],
+                "probability": prob,
+                "class": np.where(prob >= self.model.threshold, "high", "low"),
+                "assay": self.model.assay,
+                "family": self.family,
+                "model_version": self.version,
+                "in_domain": flags,
+                "domain_note": notes,
+            }
+        )[FAMILY_RESPONSE_COLUMNS]
+
+
+class ModelCallError(RuntimeError):
+    """The model itself failed on a valid request (the server's fault: HTTP 500, details only in the log)."""
+
+
+class FamilyPyfunc(mlflow.pyfunc.PythonModel):
+    """The registered pyfunc of every family (logged from code, ``ms2img/pyfunc_model.py``: no pickle).
+
+    Artifacts: ``model_dir`` (the FamilyModel folder plus ``domain.npz``). Model config: ``model_version``,
+    ``max_rows``, ``max_fragments``.
+    """
+
+    def load_context(self, context) -> None:
+        config = dict(context.model_config or {})
+        self._predictor = FamilyPredictor.from_folder(
+            context.artifacts["model_dir"],
+            version=str(config.get("model_version", "unknown")),
+            max_rows=int(config.get("max_rows", DEFAULT_MAX_ROWS)),
+            max_fragments=int(config.get("max_fragments", DEFAULT_MAX_FRAGMENTS)),
+        )
+
+    @property
+    def predictor(self) -> FamilyPredictor:
+        return self._predictor
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+
+        try:
+            return self._predictor.predict(model_input)
+        except RequestError as exc:
+            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
+        except ModelCallError as exc:
+            raise MlflowException(str(exc), error_code=INTERNAL_ERROR) from None
+
+
+def request_signature():
+    """The input (one row per precursor) and output schema of every registered family model."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = Schema(
+        [
+            ColSpec("string", "accession"),
+            ColSpec("double", "precursor_mz"),
+            ColSpec("double", "precursor_intensity"),
+            ColSpec("double", "rt_min"),
+            ColSpec("string", "msms"),
+        ]
+    )
+    outputs = Schema(
+        [
+            ColSpec("string", "accession"),
+            ColSpec("double", "probability"),
+            ColSpec("string", "class"),
+            ColSpec("string", "assay"),
+            ColSpec("string", "family"),
+            ColSpec("string", "model_version"),
+            ColSpec("boolean", "in_domain"),
+            ColSpec("string", "domain_note"),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)

@@ -1,45 +1,81 @@
-"""``ms2img promote``: make the newest version of an assay's model challenger, and champion if it is good enough."""
+"""``ms2img promote``: register every family model of an assay and move ``@champion`` to the selection's winner
+when it is safely better (see :mod:`ms2img.registry`)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
-from ms2img.commands import add_params_args, params_from_args, registered_name
+from ms2img.commands import add_params_args, params_from_args
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "promote",
-        help="promote the newest registered model of an assay to champion if it is not worse than the current one",
+        help="register models/<assay>/<family>/ as versions of ms2img-<assay> and promote the winner if safely better",
         description=(
-            "The newest version (or --version) becomes challenger. It replaces the champion only if its "
-            "cross-validated AUC is not worse by more than registry.auc_margin and a smoke prediction on its "
-            "input example succeeds; otherwise the champion stays and the reason is tagged on the version."
+            "Registers every family folder under models/<ASSAY>/ (once per content) and compares the winner of "
+            "reports/<ASSAY>/selection.json with the champion: on accessions the champion never saw (its "
+            "predictions vs the challenger's out-of-fold ones, the champion's label scaling, margin = z x SE of the "
+            "AUC difference), else by the selection's paired comparison. A rejected version keeps the challenger "
+            "alias with the reason. With --version, only that registered version is considered."
         ),
     )
     p.add_argument("--assay", required=True, help="assay, e.g. DPPH")
-    p.add_argument("--version", default=None, help="version to consider (default: the newest)")
-    p.add_argument("--kind", default="cnn", choices=["cnn", "rf"], help="which registered model family")
-    p.add_argument("--margin", type=float, default=None, help="override registry.auc_margin")
-    p.add_argument("--report", default=None, help="also write the decision as JSON here (a DVC metrics file)")
+    p.add_argument("--version", default=None, help="consider this registered version instead of registering")
+    p.add_argument("--models-dir", type=Path, default=Path("models"))
+    p.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    p.add_argument("--events-dir", type=Path, default=Path("data/events"))
+    p.add_argument("--raw-data", type=Path, default=Path("data/raw"), help="data version (DVC hash) source")
+    p.add_argument("--z", type=float, default=None, help="margin in standard errors (default registry.z or 1.645)")
+    p.add_argument("--report", type=Path, default=None, help="numbers-only decision JSON (a DVC metrics file)")
+    p.add_argument("--fail-on-reject", action="store_true", help="exit 1 when the challenger is rejected (for CI)")
     add_params_args(p)
     p.set_defaults(func=run)
 
 
+def assay_model_name(assay: str, params: dict) -> str:
+    """``<prefix>-<assay>`` for an assay listed in params.yaml (unknown assays rejected before MLflow is touched)."""
+    from ms2img import registry
+    from ms2img.errors import ConfigError
+
+    assays = params["labels"]["assays"]
+    if assay not in assays or not str(assay).replace("-", "_").isidentifier():
+        raise ConfigError(f"unknown assay '{assay}'; params.yaml labels.assays lists {assays}")
+    return registry.model_name(assay, prefix=params["registry"]["model_prefix"])
+
+
 def run(args: argparse.Namespace) -> int:
     from ms2img import registry, tracking
+    from ms2img.atomic import write_text
 
     params = params_from_args(args)
-    name = registered_name(args, params)
+    name = assay_model_name(args.assay, params)
     tracking.setup_tracking()
-    margin = args.margin if args.margin is not None else float(params["registry"]["auc_margin"])
-    decision = registry.promote(name, args.version, margin=margin)
-    verdict = "promoted to champion" if decision.promoted else "not promoted"
+    z = args.z if args.z is not None else float(params["registry"].get("z", registry.DEFAULT_Z))
+    max_rows = int(params.get("serve", {}).get("max_rows", 200_000))
+    if args.version:
+        decision = registry.promote_version(name, str(args.version), events_dir=args.events_dir, z=z)
+    else:
+        decision = registry.promote_assay(
+            args.assay,
+            models_dir=args.models_dir,
+            reports_dir=args.reports_dir,
+            events_dir=args.events_dir,
+            data_hash=tracking.data_hash(args.raw_data) or "unknown",
+            code_version=tracking.git_commit() or "unknown",
+            prefix=params["registry"]["model_prefix"],
+            z=z,
+            max_rows=max_rows,
+        )
+    report = decision.report()
     if args.report:
-        from dataclasses import asdict
-
-        from ms2img.evaluate import write_metrics_json
-
-        write_metrics_json(args.report, {**asdict(decision), "champion_after": decision.champion_after})
-    print(f"{name} version {decision.candidate}: {verdict} ({decision.reason}); champion is {decision.champion_after}")
-    return 0
+        write_text(args.report, json.dumps(decision.metrics(registry.champion_auc(name)), indent=2) + "\n")
+    write_text(args.reports_dir / args.assay / "promotion.json", json.dumps(report, indent=2, default=str) + "\n")
+    verdict = "promoted to champion" if decision.promoted else ("unchanged" if not decision.rejected else "rejected")
+    print(
+        f"{name} version {decision.candidate} ({decision.family}): {verdict} ({decision.reason}); "
+        f"champion is {decision.champion_after}"
+    )
+    return 1 if args.fail_on_reject and decision.rejected else 0

@@ -1,0 +1,249 @@
+"""A thin ASGI guard in front of MLflow's scoring app (``mlflow.pyfunc.scoring_server``).
+
+MLflow's app answers a missing Content-Type or deeply nested JSON with HTTP 500, parses a body of any size
+(a 1e6-row body stalls a worker for seconds before the 400), and repeats the request in every error body
+(``Failed to predict data '<the whole request>'``). In front of it, for ``POST /invocations``:
+
+* a ``Content-Type`` is required (415 otherwise), ``Content-Length`` and the streamed body are limited to
+  ``max_bytes`` (413, before anything is parsed);
+* JSON bodies are parsed once here with a nesting guard (400 "nested too deeply" instead of a RecursionError),
+  the number of rows is checked against ``max_rows`` and the columns against the request schema (unknown or
+  missing columns are 400s naming them: MLflow's schema enforcement would drop unknown columns silently);
+* every 4xx/5xx body is rewritten to ``{"error_code", "message"}`` with the echoed input and stack trace removed.
+
+Everything else (``/ping``, ``/health``, ``/version``, CSV / Parquet bodies) goes to MLflow's app unchanged.
+``ms2img serve`` runs this app under uvicorn with several workers (:func:`default_workers`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ms2img.serving import DEFAULT_MAX_ROWS, REQUEST_COLUMNS
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 32
+ENV_MODEL_URI = "MS2IMG_MODEL_URI"
+ENV_MAX_BYTES = "MS2IMG_MAX_BYTES"
+ENV_MAX_ROWS = "MS2IMG_MAX_ROWS"
+_ECHO = re.compile(r"^Failed to (?:predict|enforce schema of) data .*?Error: ", re.DOTALL)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def default_workers(cpus: int | None = None) -> int:
+    """Several workers on multi-core machines (one per core, at most 8); one on a single core."""
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(int(cpus), 8))
+
+
+class RequestRejected(Exception):
+    def __init__(self, status: int, message: str, code: str = "BAD_REQUEST"):
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+
+
+def _depth_ok(obj: Any, limit: int) -> bool:
+    """Iterative nesting check (no recursion) on the parsed body."""
+    stack = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
+        elif isinstance(node, list):
+            # request rows are flat: look into containers only
+            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+    return True
+
+
+def check_json_request(body: bytes, max_rows: int, max_depth: int = MAX_DEPTH) -> None:
+    """Raise :class:`RequestRejected` for a body the model must not see; cheap next to the model call."""
+    if not body.strip():
+        raise RequestRejected(400, f"empty request: send {{'dataframe_records': [...]}} with columns {REQUEST_COLUMNS}")
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        raise RequestRejected(400, f"JSON nested too deeply (more than {max_depth} levels)") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestRejected(400, f"body is not valid JSON ({exc.__class__.__name__} at position "
+                              f"{getattr(exc, 'pos', '?')})") from None  # fmt: skip
+    if not _depth_ok(payload, max_depth):
+        raise RequestRejected(400, f"JSON nested too deeply (more than {max_depth} levels)")
+    if not isinstance(payload, dict):
+        raise RequestRejected(400, "expected a JSON object with 'dataframe_split' or 'dataframe_records'")
+    keys = [k for k in ("dataframe_split", "dataframe_records", "instances", "inputs") if k in payload]
+    if len(keys) != 1:
+        raise RequestRejected(
+            400, "expected exactly one of 'dataframe_split' or 'dataframe_records' (one row per precursor)"
+        )
+    data = payload[keys[0]]
+    if keys[0] == "dataframe_split":
+        if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+            raise RequestRejected(400, "'dataframe_split' needs 'columns' and 'data' (a list of rows)")
+        rows, columns = data["data"], data.get("columns")
+        if not isinstance(columns, list):
+            raise RequestRejected(400, f"'dataframe_split' needs 'columns': {REQUEST_COLUMNS}")
+        names = [str(c) for c in columns]
+    else:
+        if not isinstance(data, list):
+            raise RequestRejected(400, f"'{keys[0]}' must be a list of rows with columns {REQUEST_COLUMNS}")
+        rows = data
+        bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+        if bad is not None:
+            raise RequestRejected(400, f"request row {bad}: expected an object with columns {REQUEST_COLUMNS}")
+        seen: dict[str, None] = {}
+        for r in rows:
+            for k in r:
+                seen.setdefault(k, None)
+        names = list(seen)
+        missing_in = next((i for i, r in enumerate(rows) if len(r) != len(REQUEST_COLUMNS)), None)
+        if missing_in is not None and set(names) == set(REQUEST_COLUMNS):
+            gone = [c for c in REQUEST_COLUMNS if c not in rows[missing_in]]
+            raise RequestRejected(400, f"request row {missing_in}: missing columns {gone}")
+    if len(rows) > max_rows:
+        raise RequestRejected(400, f"payload too large: {len(rows)} rows, at most {max_rows} precursors per request")
+    if not rows:
+        raise RequestRejected(400, f"empty request: send at least one row with columns {REQUEST_COLUMNS}")
+    extra = [c for c in names if c not in REQUEST_COLUMNS]
+    if extra:
+        raise RequestRejected(400, f"unknown columns {extra[:10]}; expected exactly {REQUEST_COLUMNS}")
+    missing = [c for c in REQUEST_COLUMNS if c not in names]
+    if missing:
+        raise RequestRejected(400, f"missing columns {missing}; expected exactly {REQUEST_COLUMNS}")
+
+
+def clean_error_body(body: bytes, status: int) -> bytes:
+    """An error body without the echoed request or stack trace: ``{"error_code", "message"}``."""
+    try:
+        err = json.loads(body)
+        message = str(err.get("message", "")) if isinstance(err, dict) else str(err)
+        code = str(err.get("error_code", "BAD_REQUEST")) if isinstance(err, dict) else "BAD_REQUEST"
+    except (ValueError, UnicodeDecodeError):
+        message, code = body.decode("utf-8", "replace"), "BAD_REQUEST" if status < 500 else "INTERNAL_ERROR"
+    while _ECHO.match(message):
+        message = _ECHO.sub("", message, count=1)
+    message = message.strip()
+    if len(message) > 2000:
+        message = message[:2000] + "..."
+    if status >= 500 and "internal error in the model" not in message:
+        message = "internal server error; see the server log"
+    return json.dumps({"error_code": code, "message": message}).encode()
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: bytes = b"application/json") -> None:
+    await send(
+        {"type": "http.response.start", "status": status,
+         "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]}
+    )  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+class GuardedApp:
+    """ASGI middleware: the guards of the module docstring around ``inner`` (MLflow's FastAPI scoring app)."""
+
+    def __init__(self, inner, max_bytes: int = DEFAULT_MAX_BYTES, max_rows: int = DEFAULT_MAX_ROWS):
+        self.inner, self.max_bytes, self.max_rows = inner, int(max_bytes), int(max_rows)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") != "/invocations" or scope.get("method") != "POST":
+            await self.inner(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            ctype = headers.get("content-type", "").strip()
+            if not ctype:
+                raise RequestRejected(415, "missing Content-Type: send 'application/json'", "UNSUPPORTED_MEDIA_TYPE")
+            length = headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+                raise RequestRejected(
+                    413, f"payload too large: more than {self.max_bytes} bytes per request", "REQUEST_TOO_LARGE"
+                )
+            body = await self._read(receive)
+            if ctype.split(";")[0].strip().lower() == "application/json":
+                import asyncio
+
+                await asyncio.to_thread(check_json_request, body, self.max_rows)
+        except RequestRejected as rej:
+            await _respond(send, rej.status, json.dumps({"error_code": rej.code, "message": rej.message}).encode())
+            return
+        await self._forward(scope, body, send)
+
+    async def _read(self, receive: Receive) -> bytes:
+        chunks, size = [], 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise RequestRejected(400, "client disconnected")
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise RequestRejected(
+                    413, f"payload too large: more than {self.max_bytes} bytes per request", "REQUEST_TOO_LARGE"
+                )
+            chunks.append(chunk)
+            if not msg.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _forward(self, scope: Scope, body: bytes, send: Send) -> None:
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        state: dict[str, Any] = {"status": 200, "headers": [], "chunks": []}
+
+        async def capture(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                state["headers"] = message.get("headers", [])
+                if state["status"] < 400:
+                    await send(message)
+                return
+            if state["status"] < 400:
+                await send(message)
+                return
+            state["chunks"].append(message.get("body", b""))
+            if not message.get("more_body", False):
+                status = state["status"]
+                if status >= 500:
+                    log.error("scoring app answered %d: %s", status, b"".join(state["chunks"])[:2000])
+                await _respond(send, status, clean_error_body(b"".join(state["chunks"]), status))
+
+        await self.inner(scope, replay, capture)
+
+
+def create_app(model_uri: str, max_bytes: int = DEFAULT_MAX_BYTES, max_rows: int = DEFAULT_MAX_ROWS):
+    """Load ``model_uri`` as a pyfunc and return the guarded scoring app."""
+    import mlflow
+    from mlflow.pyfunc import scoring_server
+
+    model = mlflow.pyfunc.load_model(model_uri)
+    return GuardedApp(scoring_server.init(model), max_bytes=max_bytes, max_rows=max_rows)
+
+
+def app_from_env():
+    """uvicorn ``--factory`` entry point: ``MS2IMG_MODEL_URI`` (+ ``MS2IMG_MAX_BYTES``, ``MS2IMG_MAX_ROWS``)."""
+    uri = os.environ.get(ENV_MODEL_URI)
+    if not uri:
+        raise RuntimeError(f"set {ENV_MODEL_URI} (e.g. models:/ms2img-DPPH@champion)")
+    return create_app(
+        uri,
+        max_bytes=int(os.environ.get(ENV_MAX_BYTES, DEFAULT_MAX_BYTES)),
+        max_rows=int(os.environ.get(ENV_MAX_ROWS, DEFAULT_MAX_ROWS)),
+    )
