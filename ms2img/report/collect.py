@@ -1,0 +1,205 @@
+"""Read what the pipeline stages wrote (docs/contracts.md) into one :class:`ReportInputs`, never failing.
+
+Every reader returns ``None`` (and records why in ``missing``) when its file is absent or unreadable, so the
+report can say "not run" for that piece instead of crashing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+log = logging.getLogger(__name__)
+
+FAMILY_ORDER = ("cnn", "rf-image", "rf-cosine", "rf-entropy")  # ms2img.models.family.FAMILIES
+
+
+@dataclass
+class AssayInputs:
+    """Everything the report shows for one assay; any field may be None (that piece was not run)."""
+
+    name: str
+    metrics: dict[str, Any] | None = None  # metrics/<A>.json
+    resolution: dict[str, Any] | None = None  # metrics/<A>_resolution.json
+    oof: pd.DataFrame | None = None  # reports/<A>/oof.csv
+    folds: pd.DataFrame | None = None  # reports/<A>/folds.csv
+    selection: dict[str, Any] | None = None  # reports/<A>/selection.json
+    drivers: pd.DataFrame | None = None  # reports/<A>/drivers.csv
+    plots: dict[str, Path] = field(default_factory=dict)  # plots/<A>/*.png by stem
+
+    @property
+    def families(self) -> list[str]:
+        """Families named by any of this assay's files, in the contract's order, then the rest as met."""
+        seen: list[str] = []
+        if self.metrics and isinstance(self.metrics.get("families"), dict):
+            seen += list(self.metrics["families"])
+        for df in (self.folds, self.oof):
+            if df is not None and "family" in df.columns:
+                seen += [str(f) for f in dict.fromkeys(df["family"].astype(str))]
+        if self.selection:
+            seen += [r["family"] if isinstance(r, dict) else str(r) for r in self.selection.get("ranking") or []]
+        unique = list(dict.fromkeys(seen))
+        return [f for f in FAMILY_ORDER if f in unique] + [f for f in unique if f not in FAMILY_ORDER]
+
+    @property
+    def winner(self) -> str | None:
+        return (self.selection or {}).get("winner")
+
+
+@dataclass
+class ReportInputs:
+    root: Path
+    assays: list[AssayInputs]
+    params: dict[str, Any] | None = None
+    params_text: str | None = None
+    validation: dict[str, Any] | None = None
+    drift: Any = None
+    drift_plots: list[Path] = field(default_factory=list)
+    data_version: str | None = None
+    data_version_source: str | None = None
+    images: Path | None = None  # data/images/<WxH>.npz used for example fingerprints
+    assays_csv: Path | None = None
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def families(self) -> list[str]:
+        unique = list(dict.fromkeys(f for a in self.assays for f in a.families))
+        return [f for f in FAMILY_ORDER if f in unique] + [f for f in unique if f not in FAMILY_ORDER]
+
+
+def read_json(path: Path, missing: list[str]) -> Any:
+    if not path.is_file():
+        missing.append(f"{path} (absent)")
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        missing.append(f"{path} (unreadable: {exc.__class__.__name__}: {exc})")
+        log.warning("report: cannot read %s: %s", path, exc)
+        return None
+
+
+def read_csv(path: Path, missing: list[str]) -> pd.DataFrame | None:
+    if not path.is_file():
+        missing.append(f"{path} (absent)")
+        return None
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        missing.append(f"{path} (unreadable: {exc.__class__.__name__}: {exc})")
+        log.warning("report: cannot read %s: %s", path, exc)
+        return None
+
+
+def data_version(root: Path) -> tuple[str | None, str | None]:
+    """The DVC md5 of data/raw, from data/raw.dvc or else dvc.lock (the hash the pipeline ran on)."""
+    pointer = root / "data" / "raw.dvc"
+    try:
+        if pointer.is_file():
+            outs = (yaml.safe_load(pointer.read_text(encoding="utf-8")) or {}).get("outs") or [{}]
+            if outs[0].get("md5"):
+                return f"md5:{outs[0]['md5']}", str(pointer.relative_to(root))
+        lock = root / "dvc.lock"
+        if lock.is_file():
+            stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages") or {}
+            for stage in stages.values():
+                for dep in stage.get("deps") or []:
+                    if str(dep.get("path", "")).rstrip("/") == "data/raw" and dep.get("md5"):
+                        return f"md5:{dep['md5']}", "dvc.lock"
+    except (OSError, yaml.YAMLError, AttributeError, IndexError, TypeError) as exc:
+        log.warning("report: cannot read the data version: %s", exc)
+    return None, None
+
+
+def _discover_assays(root: Path, metrics_dir: Path, reports_dir: Path, params: dict[str, Any] | None) -> list[str]:
+    names: list[str] = []
+    labels = (params or {}).get("labels") or {}
+    if isinstance(labels.get("assays"), list):
+        names += [str(a) for a in labels["assays"]]
+    if metrics_dir.is_dir():
+        for p in sorted(metrics_dir.glob("*.json")):
+            stem = p.stem.removesuffix("_resolution")
+            names.append(stem)
+    if reports_dir.is_dir():
+        for d in sorted(p for p in reports_dir.iterdir() if p.is_dir()):
+            if any((d / f).is_file() for f in ("oof.csv", "folds.csv", "selection.json")):
+                names.append(d.name)
+    return list(dict.fromkeys(names))
+
+
+def _images_file(root: Path, params: dict[str, Any] | None) -> Path | None:
+    folder = root / "data" / "images"
+    if not folder.is_dir():
+        return None
+    size = str(((params or {}).get("render") or {}).get("size") or "")
+    if size and (folder / f"{size}.npz").is_file():
+        return folder / f"{size}.npz"
+    found = sorted(folder.glob("*.npz"))
+    return found[0] if found else None
+
+
+def collect(
+    root: str | Path = ".",
+    *,
+    assays: list[str] | None = None,
+    metrics_dir: str | Path = "metrics",
+    reports_dir: str | Path = "reports",
+    plots_dir: str | Path = "plots",
+    params_path: str | Path | None = "params.yaml",
+    params: dict[str, Any] | None = None,
+) -> ReportInputs:
+    """Gather every stage output under ``root`` (relative directories are taken from ``root``)."""
+    root = Path(root)
+    metrics_dir, reports_dir, plots_dir = (root / Path(d) for d in (metrics_dir, reports_dir, plots_dir))
+    missing: list[str] = []
+    params_text = None
+    if params is None and params_path is not None:
+        ppath = root / Path(params_path)
+        if ppath.is_file():
+            try:
+                params_text = ppath.read_text(encoding="utf-8")
+                params = yaml.safe_load(params_text) or {}
+            except (OSError, yaml.YAMLError) as exc:
+                missing.append(f"{ppath} (unreadable: {exc})")
+        else:
+            missing.append(f"{ppath} (absent)")
+    elif params is not None:
+        params_text = yaml.safe_dump(params, sort_keys=False)
+    names = assays or _discover_assays(root, metrics_dir, reports_dir, params)
+    items = []
+    for name in names:
+        a = AssayInputs(name=name)
+        a.metrics = read_json(metrics_dir / f"{name}.json", missing)
+        a.resolution = read_json(metrics_dir / f"{name}_resolution.json", missing)
+        rdir = reports_dir / name
+        a.oof = read_csv(rdir / "oof.csv", missing)
+        a.folds = read_csv(rdir / "folds.csv", missing)
+        a.selection = read_json(rdir / "selection.json", missing)
+        a.drivers = read_csv(rdir / "drivers.csv", missing)
+        pdir = plots_dir / name
+        if pdir.is_dir():
+            a.plots = {p.stem: p for p in sorted(pdir.glob("*.png"))}
+        items.append(a)
+    version, source = data_version(root)
+    drift_plots = sorted({*reports_dir.glob("drift*.png"), *plots_dir.glob("drift*.png")}) if root.is_dir() else []
+    assays_csv = root / "data" / "raw" / "assays.csv"
+    return ReportInputs(
+        root=root,
+        assays=items,
+        params=params,
+        params_text=params_text,
+        validation=read_json(reports_dir / "validation.json", missing),
+        drift=read_json(reports_dir / "drift.json", missing),
+        drift_plots=drift_plots,
+        data_version=version,
+        data_version_source=source,
+        images=_images_file(root, params),
+        assays_csv=assays_csv if assays_csv.is_file() else None,
+        missing=missing,
+    )
