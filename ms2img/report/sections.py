@@ -1,0 +1,477 @@
+"""The report's sections, one function each: HTML for one part of the paper, built from :class:`ReportInputs`.
+
+Each returns a ``<section>``; a piece whose input is absent shows a "not run" note instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ms2img.report import figures as F
+from ms2img.report.collect import ReportInputs
+from ms2img.report.html import esc, missing, num, png, pvalue, records_table, section, stat_cell, table
+
+SCORE_COLUMNS = (("auc", "ROC AUC"), ("balanced_accuracy", "Balanced accuracy"), ("mcc", "MCC"), ("f1", "F1"))
+RF_FEATURE_FAMILIES = ("rf-cosine", "rf-entropy")
+
+
+class Figures:
+    """Collects embedded figures (for the optional PDF) and turns failures into notes."""
+
+    def __init__(self) -> None:
+        self.pngs: list[tuple[str, bytes]] = []
+
+    def add(self, data: bytes | None, caption: str, width: int = 2, error: str | None = None) -> str:
+        if data is None:
+            return missing(f"{esc(caption)} could not be drawn ({esc(error)})") if error else ""
+        self.pngs.append((caption, data))
+        return png(data, esc(caption), width=width)
+
+    def file(self, path: Path | None, caption: str, width: int = 2) -> str:
+        if path is None or not Path(path).is_file():
+            return ""
+        return self.add(Path(path).read_bytes(), caption, width)
+
+
+def _units(params: Mapping[str, Any] | None, units: Mapping[str, str] | None, assay: str) -> str | None:
+    if units and assay in units:
+        return units[assay]
+    from_params = ((params or {}).get("labels") or {}).get("units") or {}
+    return from_params.get(assay) if isinstance(from_params, Mapping) else None
+
+
+def _cut(params: Mapping[str, Any] | None) -> tuple[float, float]:
+    labels = (params or {}).get("labels") or {}
+    return float(labels.get("low", 0.4)), float(labels.get("high", 0.6))
+
+
+# ---------------------------------------------------------------------------------------------- sections
+def overview(inp: ReportInputs) -> str:
+    rows, classes = [], []
+    for a in inp.assays:
+        m = a.metrics or {}
+        sel = a.selection or {}
+        fam = (m.get("families") or {}).get(a.winner or "", {}) if a.winner else {}
+        rows.append(
+            [
+                f"<a href='#fig3-{esc(a.name)}'>{esc(a.name)}</a>",
+                f"<b>{esc(a.winner)}</b>" if a.winner else "<span class='note'>not selected (no selection.json)</span>",
+                stat_cell(fam.get("auc")) if fam else "–",
+                esc(sel.get("reason", "")),
+                " / ".join(num(m.get(k)) for k in ("n_accessions", "n_low", "n_high", "n_middle")) if m else "–",
+                f"{num(m.get('folds'))} x {num(m.get('repeats'))}" if m else "–",
+            ]
+        )
+        classes.append("")
+    body = [
+        (
+            "<p>Each assay's accessions are split into low (normalised value below the low cut-off) and high "
+            "(above the high cut-off); mid-range accessions are left out of training but every accession is "
+            "predicted by the fold that held it out. Every family is trained and scored on the same repeated "
+            "grouped stratified folds.</p>"
+        ),
+        table(
+            [
+                "assay",
+                "winner (served)",
+                "winner AUC mean ± SD [95% interval]",
+                "why",
+                "accessions / low / high / middle",
+                "folds x repeats",
+            ],
+            rows,
+            raw=True,
+        )
+        if rows
+        else missing("no assay outputs found"),
+        f"<p>Families: {', '.join(f'<span class=badge>{esc(f)}</span>' for f in inp.families) or '–'}</p>",
+    ]
+    return section("overview", "Overview: the winner per assay", "".join(body))
+
+
+def table1(inp: ReportInputs, figs: Figures) -> str:
+    parts = [
+        (
+            "<p class='note'>The paper's Table 1: the untuned network at each input resolution, same folds. "
+            "Curves: train, inner validation (when recorded) and the held-out fold.</p>"
+        )
+    ]
+    any_run = False
+    for a in inp.assays:
+        res = a.resolution
+        parts.append(f"<h3>{esc(a.name)}</h3>")
+        if not res:
+            parts.append(
+                missing(
+                    f"resolution study for {esc(a.name)} (metrics/{esc(a.name)}_resolution.json; run "
+                    f"<code>ms2img train --assay {esc(a.name)} --resolution-study</code>)"
+                )
+            )
+            continue
+        any_run = True
+        records = res.get("table") if isinstance(res, Mapping) else None
+        if isinstance(records, list) and records and "size" in records[0]:
+            rows = []
+            for r in records:
+                rows.append(
+                    [
+                        esc(r.get("size")),
+                        stat_cell({"mean": r.get("auc_mean"), "sd": r.get("auc_sd")}),
+                        stat_cell({"mean": r.get("accuracy_mean"), "sd": r.get("accuracy_sd")}),
+                        stat_cell({"mean": r.get("f1_mean"), "sd": r.get("f1_sd")}),
+                        num(r.get("train_accuracy")),
+                        num(r.get("val_accuracy")),
+                        num(r.get("train_val_gap")),
+                        num(r.get("fit_seconds"), 1),
+                    ]
+                )
+            parts.append(
+                table(
+                    [
+                        "size (W x H)",
+                        "AUC",
+                        "accuracy",
+                        "F1",
+                        "train acc. (last epochs)",
+                        "held-out acc.",
+                        "gap",
+                        "seconds",
+                    ],
+                    rows,
+                    raw=True,
+                    numeric=(4, 5, 6, 7),
+                )
+            )
+        elif isinstance(res, Mapping):
+            parts.append(f"<pre>{esc(json.dumps(res, indent=1)[:4000])}</pre>")
+        parts.append(figs.file(a.plots.get("resolution_study"), f"{a.name}: learning curves per resolution", 3))
+    if not any_run:
+        parts.insert(1, "<p>No resolution study has been run.</p>")
+    return section("table1", "Table 1: input image resolution", "".join(parts))
+
+
+def _summary_from_folds(folds: Any) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for fam, g in folds.groupby("family", sort=False):
+        out[str(fam)] = {}
+        for key, _ in SCORE_COLUMNS:
+            if key in g.columns:
+                v = g[key].astype(float)
+                out[str(fam)][key] = {"mean": v.mean(), "sd": v.std(ddof=1)}
+    return out
+
+
+def table2(inp: ReportInputs) -> str:
+    rows, classes, paired_rows = [], [], []
+    notes = []
+    for a in inp.assays:
+        fams = (a.metrics or {}).get("families") if a.metrics else None
+        if not fams and a.folds is not None and "family" in a.folds.columns:
+            fams = _summary_from_folds(a.folds)
+            notes.append(f"{esc(a.name)}: metrics/{esc(a.name)}.json absent, mean ± SD from folds.csv (no interval)")
+        if not fams:
+            rows.append([esc(a.name), "<span class='note'>not run</span>"] + ["–"] * (len(SCORE_COLUMNS) + 2))
+            classes.append("")
+            continue
+        for fam in [f for f in a.families if f in fams] + [f for f in fams if f not in a.families]:
+            e = fams[fam] or {}
+            rows.append(
+                [esc(a.name), esc(fam) + (" <span class=badge>winner</span>" if fam == a.winner else "")]
+                + [stat_cell(e.get(k)) for k, _ in SCORE_COLUMNS]
+                + [num(e.get("spearman")), num(e.get("seconds"), 1)]
+            )
+            classes.append("winner" if fam == a.winner else "")
+        paired = (a.metrics or {}).get("paired") or (a.selection or {}).get("paired") or {}
+        for name, t in paired.items():
+            if isinstance(t, Mapping):
+                sig = isinstance(t.get("p_value"), int | float) and t["p_value"] < 0.05
+                paired_rows.append(
+                    [
+                        esc(a.name),
+                        esc(name),
+                        num(t.get("diff")),
+                        f"[{num(t.get('ci_low'))}, {num(t.get('ci_high'))}]",
+                        ("<b>" + pvalue(t.get("p_value")) + "</b>") if sig else pvalue(t.get("p_value")),
+                    ]
+                )
+    body = [
+        (
+            "<p class='note'>Mean ± SD over every fold of every repeat, the 95% interval in brackets (corrected for "
+            "overlapping training sets). Spearman: out-of-fold probability against the raw assay value over all "
+            "accessions, mid-range included. The served family is highlighted.</p>"
+        ),
+        table(
+            ["assay", "family"] + [label for _, label in SCORE_COLUMNS] + ["Spearman ρ", "seconds"],
+            rows,
+            raw=True,
+            row_classes=classes,
+        )
+        if rows
+        else missing("no assay metrics"),
+    ]
+    body += [f"<p class='note'>{n}</p>" for n in notes]
+    body.append("<h3>Paired tests on per-fold AUC</h3>")
+    body.append(
+        table(
+            ["assay", "comparison", "AUC difference", "95% interval", "p (corrected resampled t-test)"],
+            paired_rows,
+            raw=True,
+            numeric=(2,),
+        )
+        if paired_rows
+        else missing("paired tests (the <code>paired</code> block of metrics/&lt;assay&gt;.json)")
+    )
+    return section("table2", "Table 2: every assay, every family", "".join(body))
+
+
+def fig3(inp: ReportInputs, figs: Figures, scratch: Path, units: Mapping[str, str] | None) -> str:
+    low, high = _cut(inp.params)
+    parts = []
+    for a in inp.assays:
+        parts.append(f"<h3 id='fig3-{esc(a.name)}'>{esc(a.name)}</h3>")
+        u = _units(inp.params, units, a.name)
+        if a.oof is None or "family" not in a.oof.columns:
+            fallback = [figs.file(a.plots.get(k), f"{a.name}: {k}") for k in ("predictions", "roc", "confusion")]
+            fallback = [f for f in fallback if f]
+            parts.append(missing(f"out-of-fold predictions (reports/{esc(a.name)}/oof.csv)"))
+            if fallback:
+                parts.append(
+                    "<p class='note'>Figures the training stage drew:</p><div class=figs>"
+                    + "".join(fallback)
+                    + "</div>"
+                )
+            continue
+        featured = [f for f in ("cnn", a.winner) if f and f in set(a.oof["family"].astype(str))]
+        featured = list(dict.fromkeys(featured)) or a.families[:1]
+        for fam in featured:
+            cells = []
+            data, err = F.safe(F.oof_scatter, a.oof, fam, a.name, scratch, low=low, high=high, units=u)
+            cells.append(
+                figs.add(
+                    data,
+                    f"A. {a.name}, {fam}: out-of-fold P(high) against the measured value"
+                    f"{' (' + u + ')' if u else ''}; dashed lines: the low/high cut-offs in raw "
+                    "units (median over folds of each fold's training-part scaling)",
+                    2,
+                    err,
+                )
+            )
+            data, err = F.safe(F.roc, a.oof, fam, a.name, scratch)
+            cells.append(figs.add(data, f"B. {a.name}, {fam}: ROC per fold, mean ± SD and pooled", 1, err))
+            data, err = F.safe(F.confusion, a.oof, a.folds, fam, a.name, scratch)
+            cells.append(
+                figs.add(
+                    data,
+                    f"C. {a.name}, {fam}: confusion matrix, mean ± SD over folds (each fold at its own threshold)",
+                    1,
+                    err,
+                )
+            )
+            tag = " <span class=badge>winner</span>" if fam == a.winner else ""
+            parts.append(f"<p><b>{esc(fam)}</b>{tag}</p><div class=figs>{''.join(cells)}</div>")
+    body = (
+        "<p class='note'>The paper's Fig. 3 per assay: (A) predictions against assay values, (B) ROC, "
+        "(C) confusion matrix. Shown for the CNN and for the served family.</p>" + "".join(parts)
+    )
+    return section("fig3", "Figure 3: predictions, ROC and confusion per assay", body)
+
+
+def fig4(inp: ReportInputs, figs: Figures, scratch: Path) -> str:
+    parts = []
+    for a in inp.assays:
+        parts.append(f"<h3>{esc(a.name)}</h3>")
+        m = a.metrics or {}
+        o, p = m.get("oplsda") or {}, m.get("pca") or {}
+        if o or p:
+            parts.append(
+                table(
+                    ["PC1 variance", "PC2 variance", "OPLS-DA R²Y", "Q²Y", "p(R²Y)", "p(Q²Y)"],
+                    [
+                        [
+                            num(p.get("pc1")),
+                            num(p.get("pc2")),
+                            num(o.get("r2y")),
+                            num(o.get("q2y")),
+                            pvalue(o.get("p_r2y")),
+                            pvalue(o.get("p_q2y")),
+                        ]
+                    ],
+                    raw=True,
+                    numeric=(0, 1, 2, 3, 4, 5),
+                )
+            )
+        cells = [
+            figs.file(a.plots.get("pca_scores"), f"A. {a.name}: PCA scores (feature table)", 1),
+            figs.file(a.plots.get("oplsda_scores"), f"B. {a.name}: OPLS-DA scores with R²Y / Q²Y", 1),
+        ]
+        rf = [f for f in RF_FEATURE_FAMILIES if a.oof is not None and f in set(a.oof["family"].astype(str))]
+        for fam in rf:
+            data, err = F.safe(F.roc, a.oof, fam, a.name, scratch)
+            cells.append(figs.add(data, f"C. {a.name}: {fam} (feature-table RF) ROC", 1, err))
+        if not rf:
+            cells += [
+                figs.file(path, f"C. {a.name}: {stem}", 1)
+                for stem, path in a.plots.items()
+                if stem.startswith("roc_rf")
+            ]
+        cells = [c for c in cells if c]
+        perm = figs.file(
+            a.plots.get("oplsda_permutation"),
+            f"{a.name}: OPLS-DA permutation test (R²Y, Q²Y against label similarity with intercepts; null histograms)",
+            3,
+        )
+        if not cells and not perm and not (o or p):
+            parts.append(
+                missing(
+                    f"PCA / OPLS-DA / feature-table RF for {esc(a.name)} (plots/{esc(a.name)}/"
+                    "pca_scores.png, oplsda_*.png, the rf-cosine/rf-entropy rows of oof.csv)"
+                )
+            )
+            continue
+        parts.append(f"<div class=figs>{''.join(cells)}</div>{perm}")
+    body = (
+        "<p class='note'>The paper's Fig. 4: PCA (unsupervised), OPLS-DA (supervised; a high R²Y with a low Q²Y "
+        "is overfitting, the permutation test says whether either beats shuffled labels) and the feature-table "
+        "random forest.</p>" + "".join(parts)
+    )
+    return section("fig4", "Figure 4: PCA, OPLS-DA and the feature-table RF", body)
+
+
+def fig5(inp: ReportInputs, figs: Figures, scratch: Path) -> str:
+    cells = []
+    for a in inp.assays:
+        if a.folds is None or "family" not in a.folds.columns:
+            cells.append(missing(f"per-fold scores of {esc(a.name)} (reports/{esc(a.name)}/folds.csv)"))
+            continue
+        data, err = F.safe(F.boxplots, a.folds, a.name, scratch, a.families)
+        cells.append(figs.add(data, f"{a.name}: per-fold ROC AUC, balanced accuracy, MCC and F1 by family", 3, err))
+    return section("fig5", "Figure 5: per-fold scores by family", "".join(cells))
+
+
+def fingerprints(inp: ReportInputs, figs: Figures, scratch: Path, units: Mapping[str, str] | None) -> str:
+    if inp.images is None:
+        return section(
+            "fingerprints",
+            "Example fingerprints",
+            missing("rendered images (data/images/*.npz; run <code>ms2img render</code>)"),
+        )
+    assay = inp.assays[0].name if inp.assays else None
+    low, high = _cut(inp.params)
+    data, err = F.safe(
+        F.example_fingerprints,
+        inp.images,
+        inp.assays_csv,
+        assay,
+        scratch,
+        low=low,
+        high=high,
+        units=_units(inp.params, units, assay or ""),
+    )
+    if data is None:
+        return section("fingerprints", "Example fingerprints", missing(f"fingerprints could not be drawn ({esc(err)})"))
+    cells = "".join(figs.add(b, t, 1) for t, b in data)
+    return section(
+        "fingerprints",
+        "Example fingerprints",
+        f"<p class='note'>From {esc(inp.images.name)}: x = precursor m/z, y = fragment m/z, the most and "
+        f"the least active accession of {esc(assay)}.</p><div class=figs>{cells}</div>",
+    )
+
+
+def drivers(inp: ReportInputs, figs: Figures) -> str:
+    parts = []
+    for a in inp.assays:
+        pngs = [figs.file(p, f"{a.name}: {stem}", 2) for stem, p in a.plots.items() if stem.startswith("driver")]
+        if a.drivers is None and not any(pngs):
+            parts.append(f"<h3>{esc(a.name)}</h3>" + missing(f"drivers (reports/{esc(a.name)}/drivers.csv)"))
+            continue
+        parts.append(f"<h3>{esc(a.name)}</h3>")
+        if a.drivers is not None:
+            parts.append(f"<p class='note'>Top {min(15, len(a.drivers))} of {len(a.drivers)} rows.</p>")
+            parts.append(records_table(a.drivers.head(15).to_dict(orient="records")))
+        parts.append("".join(pngs))
+    return section("drivers", "Drivers of each assay", "".join(parts))
+
+
+def drift(inp: ReportInputs, figs: Figures) -> str:
+    d = inp.drift
+    pngs = "".join(figs.file(p, p.stem, 3) for p in inp.drift_plots)
+    if d is None:
+        return section(
+            "drift",
+            "Drift stress test",
+            missing("drift benchmark (reports/drift.json; run <code>benchmarks/drift.py</code>)") + pngs,
+        )
+    parts = []
+    if isinstance(d, Mapping):
+        for key in ("note", "summary", "conclusion"):
+            if isinstance(d.get(key), str):
+                parts.append(f"<p>{esc(d[key])}</p>")
+        tables = {k: v for k, v in d.items() if isinstance(v, list) and v and isinstance(v[0], Mapping)}
+        for k, v in tables.items():
+            parts.append(f"<h3>{esc(k)}</h3>" + records_table(v, limit=200))
+        scalars = {
+            k: v
+            for k, v in d.items()
+            if isinstance(v, str | int | float | bool) and k not in ("note", "summary", "conclusion")
+        }
+        if scalars:
+            parts.append(table(["key", "value"], [[k, v] for k, v in scalars.items()]))
+        rest = {k: v for k, v in d.items() if k not in tables and k not in scalars and not isinstance(v, str)}
+        if rest:
+            parts.append(
+                f"<details><summary>other fields</summary><pre>{esc(json.dumps(rest, indent=1))}</pre></details>"
+            )
+    elif isinstance(d, list) and d and isinstance(d[0], Mapping):
+        parts.append(records_table(d, limit=200))
+    else:
+        parts.append(f"<pre>{esc(json.dumps(d, indent=1))}</pre>")
+    return section("drift", "Drift stress test", "".join(parts) + pngs)
+
+
+def provenance(inp: ReportInputs) -> str:
+    v = inp.validation
+    parts = ["<h3>Data version</h3>"]
+    if inp.data_version:
+        parts.append(
+            f"<p>data/raw: <code>{esc(inp.data_version)}</code> <span class='note'>(from "
+            f"{esc(inp.data_version_source)})</span></p>"
+        )
+    else:
+        parts.append(
+            missing(
+                "a DVC hash of data/raw (data/raw.dvc or dvc.lock; run <code>dvc add data/raw</code> or "
+                "<code>dvc repro</code>)"
+            )
+        )
+    parts.append("<h3>Validation</h3>")
+    if isinstance(v, Mapping):
+        s = v.get("summary") or {}
+        ok = v.get("success")
+        parts.append(
+            f"<p>{'<span class=ok>passed</span>' if ok else '<span class=bad>FAILED</span>'} "
+            f"{esc(v.get('message', ''))} <span class='note'>(policy {esc(v.get('policy'))}, "
+            f"{esc(v.get('created'))})</span></p>"
+        )
+        if s:
+            parts.append(
+                table(["check", "value"], [[k, num(x) if not isinstance(x, bool) else x] for k, x in s.items()])
+            )
+        if (inp.root / "reports" / "validation.html").is_file():
+            parts.append("<p class='note'>Full report: <a href='validation.html'>validation.html</a></p>")
+    else:
+        parts.append(missing("validation (reports/validation.json; run <code>ms2img validate</code>)"))
+    parts.append("<h3>Parameters in effect</h3>")
+    if inp.params_text:
+        parts.append(f"<details><summary>params.yaml</summary><pre>{esc(inp.params_text)}</pre></details>")
+    else:
+        parts.append(missing("params.yaml"))
+    if inp.missing:
+        items = "".join(f"<li><code>{esc(m)}</code></li>" for m in inp.missing)
+        parts.append(
+            f"<h3>Inputs not found</h3><details><summary>{len(inp.missing)} file(s)</summary><ul>{items}</ul></details>"
+        )
+    return section("provenance", "Data version, validation and parameters", "".join(parts))
