@@ -23,7 +23,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Read inputs (files or folders) and write OUT/<accession>.parquet for every training sample and "
             "OUT/samples.csv listing all samples (incl. blanks and QC). A folder of MS-DIAL exports (or several "
             "named exports) is one export per accession; a single export makes each sample column an accession "
-            "unless a sample sheet maps it. Nothing in OUT changes when an input is bad."
+            "unless a sample sheet maps it. OUT is built aside and swapped in as one step: nothing in it changes "
+            "when an "
+            "input is bad or the run is killed, and accessions it holds that the inputs do not are removed only "
+            "with --replace."
         ),
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="MS-DIAL .txt, quant .csv, .mzML, .mzXML, or a folder")
@@ -42,6 +45,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="drop a feature from a sample when its height < fold x max blank height (params: ingest.*)",
     )
     p.add_argument("--blank-fold", type=float, metavar="X", help="fold for --blank-subtraction (params: 5.0)")
+    p.add_argument(
+        "--metadata",
+        metavar="TABLE",
+        help="GNPS/FBMN sample metadata (filename + ATTRIBUTE_* columns) or FERMO (sample_name, attribute), used "
+        "like a sample sheet; numeric *activ* attributes become assays",
+    )
+    p.add_argument(
+        "--assays-out",
+        metavar="CSV",
+        help="write accession + one column per assay from the activity rows/columns of bioactivity-guided layouts",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="let ingest remove accessions (and other files) that OUT holds and the inputs no longer do",
+    )
     add_params_args(p)
     p.set_defaults(func=run)
 
@@ -82,6 +101,15 @@ def settings(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest and print a short summary."""
-    summary = ingest(args.inputs, args.out, sample_sheet=args.sample_sheet, mgf=args.mgf, **settings(args))
+    summary = ingest(
+        args.inputs,
+        args.out,
+        sample_sheet=args.sample_sheet,
+        mgf=args.mgf,
+        metadata=args.metadata,
+        assays_out=args.assays_out,
+        replace=args.replace,
+        **settings(args),
+    )
     print(summary.format())
     return 0

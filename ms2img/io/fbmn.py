@@ -18,7 +18,14 @@ import pandas as pd
 from pyteomics import mgf as pyteomics_mgf
 
 from ms2img.errors import InputFileError
-from ms2img.io.result import ReadResult, aligned_events, column_to_float, make_manifest, read_text_lines
+from ms2img.io.result import (
+    ReadResult,
+    aligned_table,
+    column_to_float,
+    flatten_spectra,
+    make_manifest,
+    read_text_lines,
+)
 from ms2img.io.sample_sheet import index_sheet, resolve, strip_raw_extension
 from ms2img.io.schema import polarity_from_adduct
 
@@ -42,11 +49,30 @@ def is_quant_header(line: str) -> bool:
 def read_fbmn(
     quant_csv: str | Path, mgf: str | Path, sample_sheet: pd.DataFrame | str | Path | None = None
 ) -> ReadResult:
-    """Read a quant table + MGF pair; features without a spectrum give no rows (counted)."""
-    quant_csv, mgf = Path(quant_csv), Path(mgf)
-    ids, mz, rt, names, heights = _read_quant(quant_csv)
-    spectra_by_id = _read_mgf(mgf)
+    """Read a quant table + MGF pair; features without a spectrum give no rows (counted).
 
+    Bioactivity-guided tables (GNPS Bioactive Molecular Networking): data rows at the top whose id cell is a
+    name (``BioactivityCHIKV``) with empty m/z and RT are activity rows, one value per sample column; they
+    become ``ReadResult.activity`` (``sample`` + one column per assay, the ``Bioactivity`` prefix dropped).
+    """
+    quant_csv, mgf = Path(quant_csv), Path(mgf)
+    ids, mz, rt, names, heights, activity = _read_quant(quant_csv)
+    return assemble(quant_csv, mgf, ids, mz, rt, names, heights, sample_sheet, activity)
+
+
+def assemble(
+    source: Path,
+    mgf: Path,
+    ids: np.ndarray,
+    mz: np.ndarray,
+    rt: np.ndarray,
+    names: list[str],
+    heights: np.ndarray,
+    sample_sheet: pd.DataFrame | str | Path | None,
+    activity: pd.DataFrame | None = None,
+) -> ReadResult:
+    """An aligned feature table (features x samples) + its MGF -> ReadResult."""
+    spectra_by_id = _read_mgf(mgf)
     spectra, polarity = [], []
     for fid in ids:
         mz_arr, int_arr, pol = spectra_by_id.get(fid, (_EMPTY, _EMPTY, "unknown"))
@@ -54,31 +80,59 @@ def read_fbmn(
         polarity.append(pol)
     sheet_index = index_sheet(sample_sheet)
     manifest = [
-        {**resolve(sheet_index, name, strip_raw_extension(name), "1", "Sample"), "source": str(quant_csv)}
+        {**resolve(sheet_index, name, strip_raw_extension(name), "1", "Sample"), "source": str(source)}
         for name in names
     ]
-    events = aligned_events(
+    feat, frag_mz, frag_int = flatten_spectra(spectra)
+    table, sample_of_row = aligned_table(
         feature_id=ids,
         precursor_mz=mz,
         rt_min=rt,
         polarity=np.array(polarity, dtype=object),
-        spectra=spectra,
+        fragment_feature=feat,
+        fragment_mz=frag_mz,
+        fragment_intensity=frag_int,
         heights=heights,
         accessions=[m["accession"] for m in manifest],
         replicates=[m["replicate"] for m in manifest],
     )
     unmatched = len(set(spectra_by_id) - set(ids))
     return ReadResult(
-        events=events,
+        events=table,
         samples=make_manifest(manifest),
-        source=quant_csv,
+        source=source,
         precursors_without_msms=int(sum(len(s[0]) == 0 for s in spectra)),
         warnings={"MGF spectra without a quant-table row": unmatched} if unmatched else {},
+        sample_of_row=sample_of_row,
+        activity=activity,
     )
 
 
-def _read_quant(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray]:
-    """(ids, m/z, RT, sample names, heights features x samples) from the quant CSV."""
+def assay_name(label: str) -> str:
+    """``"BioactivityCHIKV"`` -> ``"CHIKV"``; other labels unchanged (stripped)."""
+    label = label.strip()
+    rest = re.sub(r"(?i)^bio[-_ ]?activity[-_ :]*", "", label)
+    return rest or label
+
+
+_NUMERIC_ID = re.compile(r"^[+-]?\d+(?:\.\d*)?$")
+
+
+def _split_activity_rows(rows: list[list[str]], line_no: list[int], id_j: int, mz_j: int, rt_j: int):
+    """Leading rows whose id is a name and whose m/z and RT are empty: (activity rows, their lines, the rest)."""
+    k = 0
+    while k < len(rows):
+        r = rows[k]
+        ident = r[id_j].strip()
+        if ident and not _NUMERIC_ID.match(ident) and not r[mz_j].strip() and not r[rt_j].strip():
+            k += 1
+        else:
+            break
+    return rows[:k], line_no[:k], rows[k:], line_no[k:]
+
+
+def _read_quant(path: Path):
+    """(ids, m/z, RT, sample names, heights features x samples, activity or None) from the quant CSV."""
     lines = read_text_lines(path)
     reader = csv.reader(lines)
     try:
@@ -124,10 +178,24 @@ def _read_quant(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[st
             line_no.append(reader.line_num)
     except csv.Error as exc:
         raise InputFileError(path, f"malformed CSV ({exc})", line=reader.line_num) from None
+    pos = {h: j for j, h in reversed(list(enumerate(header)))}
+    act_rows, act_lines, rows, line_no = _split_activity_rows(rows, line_no, pos[id_col], pos[mz_col], pos[rt_col])
+    activity = None
+    if act_rows:
+        sample_cols = [header[j] for j, _ in samples]
+        values = column_to_float(
+            [[r[j] for j, _ in samples] for r in act_rows],
+            path,
+            np.repeat(np.array(act_lines, dtype=np.int64), len(samples)),
+            np.tile(np.array(sample_cols, dtype=object), len(act_rows)),
+            missing=np.nan,
+        ).reshape(len(act_rows), len(samples))
+        activity = pd.DataFrame({"sample": names})
+        for r, v in zip(act_rows, values, strict=True):
+            activity[assay_name(r[pos[id_col]])] = v
     if not rows:
         raise InputFileError(path, "no data rows below the header", line=1)
     lines_arr = np.array(line_no, dtype=np.int64)
-    pos = {h: j for j, h in reversed(list(enumerate(header)))}
     ids = np.array([r[pos[id_col]].strip() for r in rows], dtype=object)
     if (ids == "").any():
         raise InputFileError(path, "empty feature id", line=int(lines_arr[np.flatnonzero(ids == "")[0]]), column=id_col)
@@ -145,7 +213,7 @@ def _read_quant(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[st
         missing=0.0,
         minimum=0.0,
     ).reshape(len(rows), len(samples))
-    return ids, mz, rt, names, heights
+    return ids, mz, rt, names, heights, activity
 
 
 @dataclass
@@ -236,3 +304,112 @@ def _polarity(params: dict) -> str:
     if re.fullmatch(r"[1-9]\d*[+-]|[+-][1-9]\d*", charge):
         return "positive" if "+" in charge else "negative"
     return "unknown"
+
+
+# ------------------------------------------------------------------------------------------- Optimus layout
+
+OPTIMUS_SAMPLE = ("sample name", "sample", "sample_name", "filename")
+# "270.279 1698 1 (ID: 9)": m/z, RT in seconds, charge, feature id
+OPTIMUS_FEATURE = re.compile(
+    r"^\s*([0-9.]+(?:[eE][+-]?\d+)?)\s+([0-9.]+(?:[eE][+-]?\d+)?)\s+([+-]?\d+)\s*\(ID:\s*([^)\s]+)\s*\)\s*$"
+)
+
+
+def is_optimus_header(line: str) -> bool:
+    """True for an Optimus-style transposed table: first cell ``Sample name``, some ``m/z RT z (ID: n)`` cells."""
+    first = next(csv.reader([line]), [""])
+    return (
+        bool(first)
+        and first[0].strip().lstrip("\ufeff").lower() in OPTIMUS_SAMPLE
+        and any(OPTIMUS_FEATURE.match(c) for c in first[1:])
+    )
+
+
+def read_optimus(
+    table_csv: str | Path, mgf: str | Path, sample_sheet: pd.DataFrame | str | Path | None = None
+) -> ReadResult:
+    """The "Optimus" transposed layout: one row per sample (``Sample name``, activity columns, then one column per
+    feature named ``<m/z> <RT s> <charge> (ID: <id>)`` holding its height/area), joined to an MGF by FEATURE_ID.
+
+    Columns between the sample name and the features that are not features are activity columns
+    (``ReadResult.activity``); RT is converted to minutes; empty cells mean not detected.
+    """
+    path, mgf = Path(table_csv), Path(mgf)
+    lines = read_text_lines(path)
+    reader = csv.reader(lines)
+    try:
+        header = [h.strip() for h in next(reader)]
+    except csv.Error as exc:
+        raise InputFileError(path, f"not a CSV header ({exc})", line=1) from None
+    header[0] = header[0].lstrip("\ufeff")
+    while header and header[-1] == "":
+        header.pop()
+    features, act_cols = [], []
+    for j, h in enumerate(header[1:], start=1):
+        m = OPTIMUS_FEATURE.match(h)
+        if m:
+            features.append((j, m))
+        else:
+            act_cols.append(j)
+    if not features:
+        raise InputFileError(path, "no feature columns named like '270.279 1698 1 (ID: 9)'", line=1)
+    ids = np.array([m.group(4) for _, m in features], dtype=object)
+    dup = pd.Index(ids).duplicated()
+    if dup.any():
+        raise InputFileError(path, f"two feature columns with ID {ids[int(np.flatnonzero(dup)[0])]}", line=1)
+    mz = np.array([float(m.group(1)) for _, m in features])
+    rt = np.array([float(m.group(2)) for _, m in features]) / 60.0
+    if (mz <= 0).any():
+        raise InputFileError(
+            path, f"feature column m/z must be > 0: {header[features[int(np.flatnonzero(mz <= 0)[0])][0]]}", line=1
+        )
+    rows, line_no = [], []
+    try:
+        for fields in reader:
+            if not any(f.strip() for f in fields):
+                continue
+            if len(fields) < len(header) or any(f.strip() for f in fields[len(header) :]):
+                raise InputFileError(
+                    path,
+                    f"has {len(fields)} fields, the header has {len(header)} (truncated line?)",
+                    line=reader.line_num,
+                )
+            rows.append(fields)
+            line_no.append(reader.line_num)
+    except csv.Error as exc:
+        raise InputFileError(path, f"malformed CSV ({exc})", line=reader.line_num) from None
+    if not rows:
+        raise InputFileError(path, "no sample rows below the header", line=1)
+    names = [r[0].strip() for r in rows]
+    lines_arr = np.array(line_no, dtype=np.int64)
+    for i, n in enumerate(names):
+        if not n:
+            raise InputFileError(path, "empty sample name", line=int(lines_arr[i]), column=header[0])
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise InputFileError(path, f"duplicate sample name(s) {dups}", line=1)
+    heights = (
+        column_to_float(
+            [[r[j] for j, _ in features] for r in rows],
+            path,
+            np.repeat(lines_arr, len(features)),
+            np.tile(np.array([header[j] for j, _ in features], dtype=object), len(rows)),
+            missing=0.0,
+            minimum=0.0,
+        )
+        .reshape(len(rows), len(features))
+        .T.copy()
+    )
+    activity = None
+    if act_cols:
+        values = column_to_float(
+            [[r[j] for j in act_cols] for r in rows],
+            path,
+            np.repeat(lines_arr, len(act_cols)),
+            np.tile(np.array([header[j] for j in act_cols], dtype=object), len(rows)),
+            missing=np.nan,
+        ).reshape(len(rows), len(act_cols))
+        activity = pd.DataFrame({"sample": names})
+        for k, j in enumerate(act_cols):
+            activity[assay_name(header[j])] = values[:, k]
+    return assemble(path, mgf, ids, mz, rt, names, heights, sample_sheet, activity)

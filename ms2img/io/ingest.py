@@ -1,39 +1,47 @@
 """``ms2img ingest``: read every input, write one events Parquet per training accession plus ``samples.csv``.
 
-Nothing is written to ``out_dir`` until every input was read: per-accession parts are staged in a hidden folder
-inside ``out_dir`` and moved in at the end, so a bad file leaves ``out_dir`` as it was. Parquet files of
-accessions no longer present are removed only after all new files are in place.
+The events folder is built aside and swapped in as one step (:func:`ms2img.atomic.atomic_dir`): a reader sees
+the previous folder or the new one, never a mix, and a bad input or a killed run leaves the previous folder as
+it was (the next run removes a killed run's leftovers). Inputs are streamed one at a time (memory is flat in the
+number of accessions); each is parsed by a vectorised reader and written without a pandas round trip.
+Accessions that an existing output holds and the inputs no longer do are removed only with ``replace=True``.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from ms2img.atomic import atomic_path
-from ms2img.errors import ConfigError, InputFileError
-from ms2img.io.fbmn import is_quant_header, read_fbmn
+from ms2img.atomic import atomic_dir, atomic_path, clean_leftovers
+from ms2img.errors import ConfigError, InputFileError, Ms2ImgError
+from ms2img.io.fbmn import is_optimus_header, is_quant_header, read_fbmn, read_optimus
+from ms2img.io.metadata import read_sample_metadata
 from ms2img.io.msdial import is_msdial_header, read_msdial
 from ms2img.io.raw import read_raw, sniff_raw
 from ms2img.io.result import ReadResult, check_not_binary
 from ms2img.io.sample_sheet import read_sample_sheet, strip_raw_extension
-from ms2img.io.schema import SAMPLE_COLUMNS, SAMPLE_TYPES, accession_filename, empty_events, read_events, write_events
+from ms2img.io.schema import EVENT_COLUMNS, SAMPLE_COLUMNS, SAMPLE_TYPES, accession_filename
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "samples.csv"
 TEXT_EXTENSIONS = {".txt", ".tsv", ".csv", ".mgf"}
 RAW_EXTENSIONS = {".mzml", ".mzxml"}
-FORMATS = ("msdial", "quant", "mgf", "raw")
+FORMATS = ("msdial", "quant", "optimus", "mgf", "raw")
+# What ingest itself writes into the events folder; anything else there is someone else's file.
+OWN_SUFFIXES = (".parquet",)
+PARQUET_COMPRESSION = "snappy"
 
 
 @dataclass
@@ -49,6 +57,8 @@ class IngestSummary:
     blank_removed: int = 0  # (sample, feature) pairs dropped by blank subtraction
     stale_removed: list[str] = field(default_factory=list)
     warnings: dict[str, int] = field(default_factory=dict)
+    assays_out: Path | None = None
+    assays: list[str] = field(default_factory=list)  # assay columns written to assays_out
 
     def format(self) -> str:
         """A few lines for people."""
@@ -63,6 +73,8 @@ class IngestSummary:
             lines.append(f"  removed by blank subtraction: {self.blank_removed} sample features")
         if self.stale_removed:
             lines.append(f"  removed stale files: {', '.join(self.stale_removed)}")
+        if self.assays_out is not None:
+            lines.append(f"  assays: {', '.join(self.assays)} -> {self.assays_out}")
         lines += [f"  warning: {kind}: {n}" for kind, n in sorted(self.warnings.items())]
         return "\n".join(lines)
 
@@ -94,6 +106,8 @@ def sniff(path: str | Path) -> str:
         return "msdial"
     if lines and is_quant_header(lines[0]):
         return "quant"
+    if lines and is_optimus_header(lines[0]):
+        return "optimus"
     ext = path.suffix.lower()
     if ext in (".txt", ".tsv"):
         return "msdial"  # let the reader say what is wrong with it
@@ -110,7 +124,8 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
     """Expand folders, sniff formats, pair quant tables with MGFs and pick the MS-DIAL accession mode.
 
     MS-DIAL exports found in a folder, or several named explicitly, are one export per accession (accession =
-    file stem, replicate = sample column); a single named export makes each sample column an accession.
+    file stem, replicate = sample column); a single named export makes each sample column an accession. Two
+    exports whose stems are the same accession (``ACC0001.txt`` and ``ACC0001.tsv``) are an error.
     """
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
@@ -133,13 +148,25 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
         mgf = Path(mgf)
         if sniff(mgf) != "mgf":
             raise InputFileError(mgf, "not an MGF file (no BEGIN IONS)", line=1)
-    quants = [p for p, kind, _ in found if kind == "quant"]
+    quants = [(p, kind) for p, kind, _ in found if kind in ("quant", "optimus")]
     msdial = [(p, from_dir) for p, kind, from_dir in found if kind == "msdial"]
     several = len([p for p, d in msdial if not d]) > 1
 
     jobs = [_Job("msdial", p, accession_from="file" if from_dir or several else "column") for p, from_dir in msdial]
-    for q in quants:
-        jobs.append(_Job("quant", q, mgf=_pair_mgf(q, mgf, mgfs, len(quants))))
+    stems: dict[str, Path] = {}
+    for job in jobs:
+        if job.accession_from != "file":
+            continue
+        key = accession_filename(job.path.stem)
+        if key in stems:
+            raise InputFileError(
+                job.path,
+                f"maps to the same accession '{job.path.stem}' as {stems[key]} (accession = file stem); "
+                "remove one or rename it",
+            )
+        stems[key] = job.path
+    for q, kind in quants:
+        jobs.append(_Job(kind, q, mgf=_pair_mgf(q, mgf, mgfs, len(quants))))
     jobs += [_Job("raw", p) for p, kind, _ in found if kind == "raw"]
     if not jobs:
         raise ConfigError("no readable inputs (an MGF needs its quant table)")
@@ -168,12 +195,19 @@ def ingest(
     blank_subtraction: bool = False,
     blank_fold: float = 5.0,
     mgf: str | Path | None = None,
+    *,
+    metadata: str | Path | None = None,
+    assays_out: str | Path | None = None,
+    replace: bool = False,
 ) -> IngestSummary:
     """Read ``inputs`` (files or folders) and write ``out_dir/<accession>.parquet`` + ``out_dir/samples.csv``.
 
     Only samples whose type is in ``sample_types`` become training accessions; blanks never do. With
     ``blank_subtraction`` a feature is dropped from a sample when its height < ``blank_fold`` x the highest
-    blank height of that feature in the same aligned input.
+    blank height of that feature in the same aligned input. ``metadata`` is a GNPS/FBMN (``filename``,
+    ``ATTRIBUTE_*``) or FERMO (``sample_name``, ``attribute``) sample table, used like a sample sheet.
+    ``assays_out`` writes ``accession, <assay>...`` from the activity rows/columns of bioactivity-guided
+    layouts. Accessions an existing ``out_dir`` holds that the inputs do not are removed only with ``replace``.
     """
     types = tuple(sample_types)
     bad = [t for t in types if t not in SAMPLE_TYPES or t == "Blank"]
@@ -181,41 +215,72 @@ def ingest(
         raise ConfigError(f"sample types must be among Sample, QC (blanks are never training samples), got {bad}")
     if blank_fold <= 0:
         raise ConfigError(f"blank fold must be > 0, got {blank_fold}")
-    jobs = plan(inputs, mgf)
-    sheet = read_sample_sheet(sample_sheet) if sample_sheet is not None else None
     out_dir = Path(out_dir)
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".ingest-", dir=out_dir))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: exists and is not a folder")
+    jobs = plan(inputs, mgf)
+    if sample_sheet is not None and metadata is not None:
+        raise ConfigError("give a sample sheet or a sample metadata table, not both")
+    sheet = read_sample_sheet(sample_sheet) if sample_sheet is not None else None
+    meta_activity = None
+    if metadata is not None:
+        sheet, meta_activity = read_sample_metadata(metadata)
+    clean_leftovers(out_dir)
+    _clean_old_staging(out_dir)
     summary = IngestSummary(out_dir=out_dir, files=len(jobs))
     try:
-        manifest, parts = _read_all(jobs, sheet, types, blank_subtraction, blank_fold, staging, summary)
-        _commit(manifest, parts, types, out_dir, staging, summary)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
-    shutil.rmtree(staging, ignore_errors=True)
+        with atomic_dir(out_dir) as stage:
+            parts_dir = stage / ".parts"
+            parts_dir.mkdir()
+            manifest, parts, activity = _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir, summary)
+            if meta_activity is not None:
+                activity.append(meta_activity)
+            _commit(manifest, parts, types, out_dir, stage, summary, replace)
+            parts_dir.rmdir()
+            if assays_out is not None:
+                _write_assays(activity, manifest, types, Path(assays_out), summary)
+    except OSError as exc:
+        raise _os_error(exc, out_dir) from None
     return summary
 
 
-def _read(job: _Job, sheet: pd.DataFrame | None) -> ReadResult:
+def _os_error(exc: OSError, out_dir: Path) -> Ms2ImgError:
+    """A write problem (disk full, permissions, read-only) as one line naming the file."""
+    where = exc.filename or out_dir
+    if exc.errno == errno.ENOSPC:
+        return InputFileError(where, "no space left on device; nothing was changed in " + str(out_dir))
+    reason = exc.strerror or exc.__class__.__name__
+    return InputFileError(where, f"cannot write ({reason}); nothing was changed in {out_dir}")
+
+
+def _clean_old_staging(out_dir: Path) -> None:
+    """Staging folders of older ms2img versions (``.ingest-*`` inside the events folder)."""
+    if out_dir.is_dir():
+        for p in out_dir.glob(".ingest-*"):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+def _read(job: _Job, sheet: pd.DataFrame | None, expand: tuple[str, ...] | None) -> ReadResult:
     if job.kind == "msdial":
-        return read_msdial(job.path, sample_sheet=sheet, accession_from=job.accession_from)
+        return read_msdial(job.path, sample_sheet=sheet, accession_from=job.accession_from, expand_types=expand)
     if job.kind == "quant":
         return read_fbmn(job.path, job.mgf, sample_sheet=sheet)
+    if job.kind == "optimus":
+        return read_optimus(job.path, job.mgf, sample_sheet=sheet)
     return read_raw(job.path, sample_sheet=sheet)
 
 
-def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, staging, summary):
-    """Read each input, stage its training events per accession; returns (manifest, accession -> parts)."""
+def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path, summary):
+    """Read each input and write its training events per accession as parts; returns (manifest, accession ->
+    parts, activity tables). One input is in memory at a time."""
     manifests: list[pd.DataFrame] = []
     parts: dict[str, list[Path]] = defaultdict(list)
     owner: dict[tuple[str, str], str] = {}
     warnings: Counter[str] = Counter()
+    activity: list[pd.DataFrame] = []
+    n_parts = 0
     for job in tqdm(jobs, desc="ingest", unit="file", disable=None):
-        result = _read(job, sheet)
+        result = _read(job, sheet, None if blank_subtraction else types)
         for rec in result.samples.to_dict("records"):
             key = (rec["accession"], rec["replicate"])
             if key in owner:
@@ -227,16 +292,14 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, staging, summar
             owner[key] = f"sample '{rec['sample']}' of {result.source}"
         manifests.append(result.samples)
         warnings.update(result.warnings)
+        if result.activity is not None:
+            activity.append(result.activity)
         summary.precursors_without_msms += result.precursors_without_msms
-        training = result.samples[result.samples["type"].isin(types)]
-        events = _restrict(result.events, training)
-        if blank_subtraction:
-            events, removed = subtract_blanks(result, blank_fold, events)
-            summary.blank_removed += removed
-        for accession, group in events.groupby("accession", sort=False):
-            part = staging / f"part-{sum(map(len, parts.values()))}.parquet"
-            write_events(group, part)
-            parts[str(accession)].append(part)
+        for accession, table in _training_tables(result, types, blank_subtraction, blank_fold, summary):
+            part = parts_dir / f"part-{n_parts}.parquet"
+            n_parts += 1
+            pq.write_table(table, part, compression=PARQUET_COMPRESSION)
+            parts[accession].append(part)
     manifest = pd.concat(manifests, ignore_index=True)[SAMPLE_COLUMNS]
     if sheet is not None:
         unused = sheet.loc[~sheet["sample"].isin(_sample_names(manifest)), "sample"].tolist()
@@ -244,7 +307,36 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, staging, summar
             log.warning("sample sheet rows matching no input: %s", unused[:10])
             warnings["sample-sheet rows matching no input"] = len(unused)
     summary.warnings = dict(warnings)
-    return manifest, parts
+    return manifest, parts, activity
+
+
+def _training_tables(result: ReadResult, types, blank_subtraction: bool, blank_fold: float, summary):
+    """``(accession, Arrow table)`` for each training accession of one input (rows with fragments only)."""
+    samples = result.samples
+    training = samples["type"].isin(types).to_numpy()
+    if blank_subtraction:
+        events = _restrict(result.events, samples[training])
+        events, removed = subtract_blanks(result, blank_fold, events)
+        summary.blank_removed += removed
+        for accession, group in events.groupby("accession", sort=False):
+            yield str(accession), pa.Table.from_pandas(group[EVENT_COLUMNS], preserve_index=False)
+        return
+    table, sample_of_row = result.table, result.sample_of_row
+    acc_codes, acc_names = pd.factorize(samples["accession"].astype(str))
+    row_acc = np.where(training[sample_of_row], acc_codes[sample_of_row], -1) if len(sample_of_row) else sample_of_row
+    if len(row_acc) and (np.diff(row_acc) >= 0).all():  # grouped already (one accession, or per sample column)
+        order = None
+    else:
+        order = np.argsort(row_acc, kind="stable")
+        row_acc = row_acc[order]
+    bounds = np.flatnonzero(np.diff(row_acc)) + 1 if len(row_acc) else np.empty(0, dtype=np.int64)
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(row_acc)]])
+    for a, b in zip(starts, ends, strict=True):
+        if b <= a or row_acc[a] < 0:
+            continue
+        rows = table.slice(int(a), int(b - a)) if order is None else table.take(pa.array(order[a:b]))
+        yield str(acc_names[row_acc[a]]), rows
 
 
 def _sample_names(manifest: pd.DataFrame) -> set[str]:
@@ -282,9 +374,24 @@ def subtract_blanks(result: ReadResult, fold: float, events: pd.DataFrame | None
     return events[~drop], int(removed)
 
 
-def _commit(manifest, parts, types, out_dir: Path, staging: Path, summary: IngestSummary) -> None:
-    """Merge parts per accession, move them into ``out_dir``, write the manifest, then remove stale files."""
+def no_training_samples_message(manifest: pd.DataFrame, types: tuple[str, ...]) -> str:
+    """Which sample types the inputs hold and the flag that would include them."""
+    found = manifest["type"].value_counts()
+    listing = ", ".join(f"{int(n)} {t}" for t, n in found.items()) or "no sample columns"
+    hint = ""
+    if "QC" in found.index and "QC" not in types:
+        hint = "; pass --sample-types QC (or Sample,QC; params: ingest.sample_types) to train on the QC samples"
+    elif "Blank" in found.index and set(found.index) <= {"Blank"}:
+        hint = "; blanks are never training samples: export the sample columns too (or fix their File type)"
+    return f"no training samples of type {'/'.join(types)}: the inputs hold {listing}{hint}"
+
+
+def _commit(manifest, parts, types, out_dir: Path, stage: Path, summary: IngestSummary, replace: bool) -> None:
+    """Merge parts per accession into the staged folder, write the manifest, and check what would go."""
     training = manifest[manifest["type"].isin(types)]
+    if training.empty:
+        first = manifest["source"].iloc[0] if len(manifest) else str(out_dir)
+        raise InputFileError(first, no_training_samples_message(manifest, types))
     accessions = list(dict.fromkeys(training["accession"]))
     names: dict[str, str] = {}
     for acc in accessions:
@@ -293,29 +400,85 @@ def _commit(manifest, parts, types, out_dir: Path, staging: Path, summary: Inges
             other = next(a for a, n in names.items() if n == name)
             raise ConfigError(f"accessions '{other}' and '{acc}' would both be written to {name}; rename one")
         names[acc] = name
-    final: dict[str, Path] = {}
+    empty = [a for a in accessions if not parts.get(a)]
+    if empty:
+        src = training.loc[training["accession"] == empty[0], "source"].iloc[0]
+        if summary.blank_removed:
+            summary.warnings["accessions left without fragments by blank subtraction"] = len(empty)
+        else:
+            more = f" (and {len(empty) - 1} more: {', '.join(empty[1:6])})" if len(empty) > 1 else ""
+            raise InputFileError(
+                src,
+                f"accession '{empty[0]}'{more} has no MS/MS fragments: every MS/MS cell of its detected features "
+                "is empty (or every height is 0); it would give a blank image. Remove it, or export MS/MS spectra",
+            )
     for acc in accessions:
+        target = stage / names[acc]
         acc_parts = parts.get(acc, [])
         if len(acc_parts) == 1:
-            final[acc] = acc_parts[0]
-            continue
-        merged = staging / f"merged-{len(final)}.parquet"
-        frames = [read_events(p) for p in acc_parts]
-        write_events(pd.concat(frames, ignore_index=True) if frames else empty_events(), merged)
-        final[acc] = merged
-    for acc, staged in final.items():
-        summary.events += _rows(staged)
-        os.replace(staged, out_dir / names[acc])
-    with atomic_path(out_dir / MANIFEST) as tmp:
+            os.replace(acc_parts[0], target)
+        else:
+            tables = [pq.read_table(p) for p in acc_parts]
+            merged = pa.concat_tables(tables, promote_options="permissive") if tables else _empty_table()
+            pq.write_table(merged, target, compression=PARQUET_COMPRESSION)
+            for p in acc_parts:
+                p.unlink()
+        summary.events += pq.ParquetFile(target).metadata.num_rows
+    with atomic_path(stage / MANIFEST) as tmp:
         manifest.to_csv(tmp, index=False)
     keep = set(names.values())
-    for old in sorted(out_dir.glob("*.parquet")):
-        if old.name not in keep:
-            old.unlink()
-            summary.stale_removed.append(old.name)
+    old = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() else []
+    stale = [n for n in old if n.endswith(OWN_SUFFIXES) and n not in keep]
+    if stale and not replace:
+        listed = ", ".join(Path(n).stem for n in stale[:10]) + (
+            f" and {len(stale) - 10} more" if len(stale) > 10 else ""
+        )
+        raise ConfigError(
+            f"--out {out_dir}: would remove {len(stale)} accession(s) that it holds and the inputs do not "
+            f"({listed}); pass --replace to remove them, or ingest into a new folder. Nothing was changed"
+        )
+    for name in old:  # files ingest did not write (notes, a README) move over with the folder
+        if name.endswith(OWN_SUFFIXES) or name == MANIFEST or name.startswith(".ingest-"):
+            continue
+        src, dst = out_dir / name, stage / name
+        if src.is_dir():
+            shutil.copytree(src, dst, symlinks=True)
+        else:
+            shutil.copy2(src, dst, follow_symlinks=False)
+    summary.stale_removed = stale
     summary.accessions = len(accessions)
     summary.samples = {t: int(n) for t, n in manifest["type"].value_counts().items()}
 
 
-def _rows(parquet: Path) -> int:
-    return pq.ParquetFile(parquet).metadata.num_rows
+def _empty_table() -> pa.Table:
+    from ms2img.io.schema import empty_events
+
+    return pa.Table.from_pandas(empty_events(), preserve_index=False)
+
+
+def _write_assays(activity: list[pd.DataFrame], manifest: pd.DataFrame, types, path: Path, summary) -> None:
+    """``accession, <assay>...`` from the activity tables (``sample`` + one column per assay), averaged over an
+    accession's replicates, for the training accessions only."""
+    if not activity:
+        raise ConfigError(
+            f"--assays-out {path}: the inputs hold no activity rows or columns (an MZmine table whose first row is "
+            "'Bioactivity...', an Optimus table with activity columns, or numeric activity columns in --metadata)"
+        )
+    values = pd.concat(activity, ignore_index=True).groupby("sample", sort=False).first()
+    training = manifest[manifest["type"].isin(types)]
+    lookup = {}
+    for rec in training.to_dict("records"):
+        for name in (rec["sample"], strip_raw_extension(rec["sample"])):
+            lookup.setdefault(name, rec["accession"])
+    matched = values[values.index.map(lambda n: n in lookup or strip_raw_extension(n) in lookup)]
+    if matched.empty:
+        raise ConfigError(f"--assays-out {path}: no activity value belongs to a training sample")
+    acc = matched.index.map(lambda n: lookup.get(n, lookup.get(strip_raw_extension(n))))
+    table = matched.groupby(acc.to_numpy(), sort=False).mean(numeric_only=True)
+    table.index.name = "accession"
+    order = [a for a in dict.fromkeys(training["accession"]) if a in table.index]
+    table = table.loc[order].reset_index()
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.10g")
+    summary.assays_out = path
+    summary.assays = [c for c in table.columns if c != "accession"]

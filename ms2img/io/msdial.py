@@ -9,16 +9,26 @@ Layout: optional metadata rows above the header (``Class``, ``File type`` or ``T
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from ms2img.errors import InputFileError
-from ms2img.io.msms import parse_msms
-from ms2img.io.result import ReadResult, aligned_events, column_to_float, make_manifest, read_text_lines
+from ms2img.io.msms import parse_msms_column
+from ms2img.io.result import (
+    ReadResult,
+    aligned_table,
+    check_not_binary,
+    make_manifest,
+    read_text_lines,
+    strings_to_float,
+)
 from ms2img.io.sample_sheet import index_sheet, normalize_type, resolve
-from ms2img.io.schema import polarity_from_adduct
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +44,34 @@ def is_msdial_header(line: str) -> bool:
 
 
 def read_msdial(
-    path: str | Path, sample_sheet: pd.DataFrame | str | Path | None = None, accession_from: str = "column"
+    path: str | Path,
+    sample_sheet: pd.DataFrame | str | Path | None = None,
+    accession_from: str = "column",
+    expand_types: tuple[str, ...] | None = None,
 ) -> ReadResult:
     """Read one MS-DIAL alignment export.
 
     ``accession_from="column"``: each sample column is its own accession (replicate ``"1"``);
     ``"file"``: the file is one accession (its stem) and each sample column a replicate. A sample sheet
     (see :mod:`ms2img.io.sample_sheet`) overrides accession, replicate, type and class per sample column.
+    ``expand_types`` (e.g. ``("Sample",)``) builds events only for samples of those types (the manifest still
+    lists every sample): ingest uses it to skip blank and QC rows it would drop anyway.
+
+    The body is parsed by pyarrow's C CSV reader and converted column by column; a file it cannot take as it
+    is (ragged rows, blank lines, Windows-1252 bytes) goes through a line-by-line reader that applies the same
+    rules, so every error still names the line an editor shows.
     """
     if accession_from not in ("column", "file"):
         raise ValueError(f"accession_from must be 'column' or 'file', not {accession_from!r}")
     path = Path(path)
-    lines = read_text_lines(path)
+    if not path.is_file():
+        raise InputFileError(path, "file not found")
+    data = path.read_bytes()
+    check_not_binary(path, data)
+    lines = _head_lines(data)
+    fast = lines is not None
+    if not fast:  # not UTF-8 (Windows-1252) or control characters: the careful reader explains or copes
+        lines = read_text_lines(path)
     h = _find_header(path, lines)
     header = [c.strip() for c in lines[h].split("\t")]
     header[0] = header[0].lstrip("\ufeff")
@@ -58,55 +84,152 @@ def read_msdial(
 
     sheet_index = index_sheet(sample_sheet)
     samples = _select_samples(path, lines, h, header, sheet_index)
-    rows = _data_rows(path, lines, h, len(header))
-    if not rows:
+    wanted = [col[ID], col[MZ], col[RT], col[MSMS], *([adduct_col] if adduct_col is not None else [])]
+    wanted += [j for j, _ in samples]
+    cells = _fast_columns(data, _body_offset(data, h), len(header), wanted) if fast else None
+    if cells is None:
+        if fast:
+            lines = read_text_lines(path)
+        cells, line_no = _slow_columns(path, lines, h, len(header), wanted)
+    else:
+        line_no = np.arange(h + 2, h + 2 + len(cells[col[ID]]), dtype=np.int64)
+    if len(line_no) == 0:
         raise InputFileError(path, "no data rows below the header", line=hline)
-    line_no = np.fromiter((n for n, _ in rows), dtype=np.int64, count=len(rows))
-    fields = [f for _, f in rows]
 
-    ids = np.array([f[col[ID]].strip() for f in fields], dtype=object)
-    empty_id = np.flatnonzero(ids == "")
+    ids_arr = pc.utf8_trim_whitespace(cells[col[ID]])
+    empty_id = np.flatnonzero(pc.equal(pc.binary_length(ids_arr), 0).to_numpy(zero_copy_only=False))
     if len(empty_id):
         raise InputFileError(path, "empty Alignment ID", line=int(line_no[empty_id[0]]), column=ID)
-    dup = pd.Index(ids).duplicated()
-    if dup.any():
-        i = int(np.flatnonzero(dup)[0])
+    ids = np.asarray(ids_arr.to_numpy(zero_copy_only=False), dtype=object)
+    if len(pc.unique(ids_arr)) != len(ids_arr):
+        i = int(np.flatnonzero(pd.Index(ids).duplicated())[0])
         raise InputFileError(path, f"duplicate Alignment ID '{ids[i]}'", line=int(line_no[i]), column=ID)
-    mz = column_to_float([f[col[MZ]] for f in fields], path, line_no, MZ, positive=True)
-    rt = column_to_float([f[col[RT]] for f in fields], path, line_no, RT, minimum=0.0)
-    polarity = np.array(
-        [polarity_from_adduct(f[adduct_col].strip()) if adduct_col is not None else "unknown" for f in fields],
-        dtype=object,
-    )
-    spectra = [parse_msms(f[col[MSMS]], path, int(n), MSMS) for n, f in zip(line_no, fields, strict=True)]
+    mz, _ = strings_to_float(cells[col[MZ]], path, line_no, MZ, positive=True)
+    rt, _ = strings_to_float(cells[col[RT]], path, line_no, RT, minimum=0.0)
+    polarity = _polarity(cells[adduct_col] if adduct_col is not None else None, len(ids))
+    spectra = parse_msms_column(cells[col[MSMS]], path=path, lines=line_no, column=MSMS)
 
-    names = [header[j] for j, _ in samples]
-    heights = column_to_float(
-        [[f[j] for j, _ in samples] for f in fields],
-        path,
-        np.repeat(line_no, len(samples)),
-        np.tile(np.array(names, dtype=object), len(rows)),
-        missing=0.0,
-        minimum=0.0,
-    ).reshape(len(rows), len(samples))
+    warnings: dict[str, int] = {}
+    height_cols = []
+    for j, _ in samples:
+        values, n_missing = strings_to_float(cells[j], path, line_no, header[j], missing=0.0, minimum=0.0)
+        height_cols.append(values)
+        if n_missing:
+            warnings[MISSING_HEIGHT_WARNING] = warnings.get(MISSING_HEIGHT_WARNING, 0) + n_missing
+    heights = np.column_stack(height_cols) if height_cols else np.zeros((len(ids), 0))
+    if warnings:
+        log.warning("%s: %d sample height cell(s) hold NA/nan/null: read as not detected", path, sum(warnings.values()))
 
     manifest = []
     for j, meta in samples:
         name = header[j]
         acc, rep = (name, "1") if accession_from == "column" else (path.stem, name)
         manifest.append({**resolve(sheet_index, name, acc, rep, meta["type"], meta["class"]), "source": str(path)})
-    events = aligned_events(
+    expand = None if expand_types is None else [k for k, m in enumerate(manifest) if m["type"] in expand_types]
+    table, sample_of_row = aligned_table(
         feature_id=ids,
         precursor_mz=mz,
         rt_min=rt,
         polarity=polarity,
-        spectra=spectra,
+        fragment_feature=spectra.row,
+        fragment_mz=spectra.mz,
+        fragment_intensity=spectra.intensity,
         heights=heights,
         accessions=[m["accession"] for m in manifest],
         replicates=[m["replicate"] for m in manifest],
+        samples=expand,
     )
-    no_msms = int(sum(len(s[0]) == 0 for s in spectra))
-    return ReadResult(events=events, samples=make_manifest(manifest), source=path, precursors_without_msms=no_msms)
+    no_msms = int(len(ids) - len(np.unique(spectra.row)))
+    return ReadResult(
+        events=table,
+        samples=make_manifest(manifest),
+        source=path,
+        precursors_without_msms=no_msms,
+        warnings=warnings,
+        sample_of_row=sample_of_row,
+    )
+
+
+MISSING_HEIGHT_WARNING = "sample height cells NA/nan/null read as not detected"
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")
+_LEADING_BLANK = re.compile(rb"[ \t\r]*\n")
+
+
+def _head_lines(data: bytes) -> list[str] | None:
+    """The first lines (decoded, ``\\r`` removed) for header sniffing, or None when the file needs the careful
+    reader (not UTF-8, control characters)."""
+    if _CONTROL_BYTES.search(data):
+        return None
+    pieces = data.split(b"\n", MAX_METADATA_ROWS + 1)[: MAX_METADATA_ROWS + 1]
+    try:
+        lines = [p.decode("utf-8") for p in pieces]
+    except UnicodeDecodeError:
+        return None
+    if lines and lines[0].startswith("\ufeff"):
+        lines[0] = lines[0][1:]
+    return [ln.removesuffix("\r") for ln in lines]
+
+
+def _body_offset(data: bytes, h: int) -> int:
+    """Byte offset of the line after the header (line ``h``, 0-based)."""
+    pos = -1
+    for _ in range(h + 1):
+        pos = data.find(b"\n", pos + 1)
+        if pos < 0:
+            return len(data)
+    return pos + 1
+
+
+def _fast_columns(data: bytes, offset: int, width: int, wanted: list[int]) -> dict[int, pa.Array] | None:
+    """The ``wanted`` columns of the body as Arrow strings via pyarrow's CSV reader; None when the body has
+    blank lines between rows (line numbers would shift), ragged rows or bytes that are not UTF-8."""
+    end = len(data)
+    while end > offset and data[end - 1] in b"\r\n":
+        end -= 1
+    if end <= offset:
+        return None
+    body = memoryview(data)[offset:end]
+    if _LEADING_BLANK.match(body) or _BLANK_LINE.search(body):
+        return None
+    names = [str(i) for i in range(width)]
+    columns = list(dict.fromkeys(wanted))
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(pa.py_buffer(body)),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=True, block_size=1 << 22),
+            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=[names[j] for j in columns],
+                column_types={names[j]: pa.string() for j in columns},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowException:
+        return None
+    return {j: table.column(names[j]).combine_chunks() for j in columns}
+
+
+def _slow_columns(
+    path: Path, lines: list[str], h: int, width: int, wanted: list[int]
+) -> tuple[dict[int, pa.Array], np.ndarray]:
+    """The same columns from the decoded lines, one line at a time, with exact line numbers."""
+    rows = _data_rows(path, lines, h, width)
+    line_no = np.fromiter((n for n, _ in rows), dtype=np.int64, count=len(rows))
+    out = {j: pa.array([f[j] for _, f in rows], type=pa.string()) for j in dict.fromkeys(wanted)}
+    return out, line_no
+
+
+def _polarity(adducts: pa.Array | None, n: int) -> np.ndarray:
+    """Per feature: positive / negative / unknown from the adduct's trailing sign."""
+    out = np.full(n, "unknown", dtype=object)
+    if adducts is None:
+        return out
+    a = pc.utf8_rtrim_whitespace(adducts)
+    out[pc.ends_with(a, "+").to_numpy(zero_copy_only=False)] = "positive"
+    out[pc.ends_with(a, "-").to_numpy(zero_copy_only=False)] = "negative"
+    return out
 
 
 def _find_header(path: Path, lines: list[str]) -> int:

@@ -3,35 +3,73 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ms2img.errors import InputFileError
-from ms2img.io.schema import SAMPLE_COLUMNS, coerce_events
+from ms2img.io.schema import EVENT_COLUMNS, SAMPLE_COLUMNS, coerce_events
 
 _GZIP, _ZIP, _BZ2, _XZ = b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ"
 # Control characters that never occur in a text export (tab, CR, LF and form feed are allowed).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
-@dataclass
 class ReadResult:
     """One input's events (every sample incl. blanks and QC) and its sample manifest.
 
+    ``events`` is the canonical pandas table; readers may hand over an Arrow table instead (``table``), which
+    ingest writes without a pandas round trip, plus ``sample_of_row`` (row -> position in ``samples``).
     ``precursors_without_msms`` counts features / MS2 scans that gave no fragments; ``warnings`` counts
-    recoverable problems by kind (e.g. a precursor intensity that could not be found).
+    recoverable problems by kind (e.g. a precursor intensity that could not be found, a height cell ``nan``).
     """
 
-    events: pd.DataFrame
-    samples: pd.DataFrame
-    source: Path
-    precursors_without_msms: int = 0
-    warnings: dict[str, int] = field(default_factory=dict)
-    aligned: bool = True  # feature ids are shared across samples (needed for blank subtraction)
+    def __init__(
+        self,
+        events: pd.DataFrame | pa.Table,
+        samples: pd.DataFrame,
+        source: Path,
+        precursors_without_msms: int = 0,
+        warnings: dict[str, int] | None = None,
+        aligned: bool = True,
+        sample_of_row: np.ndarray | None = None,
+        activity: pd.DataFrame | None = None,
+    ):
+        self._frame = events if isinstance(events, pd.DataFrame) else None
+        self._table = events if isinstance(events, pa.Table) else None
+        self.samples = samples
+        self.source = Path(source)
+        self.precursors_without_msms = int(precursors_without_msms)
+        self.warnings = dict(warnings or {})
+        self.aligned = aligned  # feature ids are shared across samples (needed for blank subtraction)
+        self._sample_of_row = sample_of_row
+        self.activity = activity  # sample -> assay values found in the input (bioactivity layouts), or None
+
+    @property
+    def events(self) -> pd.DataFrame:
+        if self._frame is None:
+            self._frame = coerce_events(self._table.to_pandas())
+        return self._frame
+
+    @property
+    def table(self) -> pa.Table:
+        """The events as an Arrow table with the canonical columns (strings may be dictionary-encoded)."""
+        if self._table is None:
+            self._table = pa.Table.from_pandas(coerce_events(self._frame), preserve_index=False)
+        return self._table
+
+    @property
+    def sample_of_row(self) -> np.ndarray:
+        """Position in ``samples`` of each events row (matched on accession + replicate when not given)."""
+        if self._sample_of_row is None:
+            ev = self.events
+            keys = pd.MultiIndex.from_frame(self.samples[["accession", "replicate"]].astype(str))
+            rows = pd.MultiIndex.from_arrays([ev["accession"].astype(str), ev["replicate"].astype(str)])
+            self._sample_of_row = keys.get_indexer(rows).astype(np.int64)
+        return self._sample_of_row
 
 
 def make_manifest(rows: list[dict]) -> pd.DataFrame:
@@ -130,8 +168,103 @@ def column_to_float(
     return arr
 
 
+def strings_to_float(
+    cells: pa.Array,
+    path: str | Path,
+    lines: np.ndarray,
+    column: str,
+    *,
+    missing: float | None = None,
+    minimum: float | None = None,
+    positive: bool = False,
+) -> tuple[np.ndarray, int]:
+    """An Arrow string column to float64 with one C cast; on anything unusual :func:`column_to_float` decides
+    (same rules, exact file / line / column in the error). Returns the values and the number of cells that
+    held an explicit missing marker (``NA``, ``nan``, ``null``, ...; empty cells are not counted)."""
+    trimmed = pc.utf8_trim_whitespace(cells)
+    try:
+        values = pc.cast(trimmed, pa.float64()).to_numpy(zero_copy_only=False)
+        ok = bool(np.isfinite(values).all())
+        if ok and positive:
+            ok = bool((values > 0).all())
+        if ok and minimum is not None:
+            ok = bool((values >= minimum).all())
+        if ok:
+            return np.ascontiguousarray(values, dtype=np.float64), 0
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    texts = np.asarray(trimmed.to_numpy(zero_copy_only=False), dtype=object)
+    values = column_to_float(texts, path, lines, column, missing=missing, minimum=minimum, positive=positive)
+    lowered = pc.utf8_lower(trimmed)
+    markers = pc.and_(pc.is_in(lowered, value_set=pa.array(sorted(_MISSING - {""}))), pc.invert(pc.is_null(lowered)))
+    return values, int(pc.sum(markers).as_py() or 0)
+
+
 def _short(text: str, n: int = 40) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def aligned_table(
+    *,
+    feature_id: np.ndarray | list[str],
+    precursor_mz: np.ndarray,
+    rt_min: np.ndarray,
+    polarity: np.ndarray | list[str],
+    fragment_feature: np.ndarray,
+    fragment_mz: np.ndarray,
+    fragment_intensity: np.ndarray,
+    heights: np.ndarray,
+    accessions: list[str],
+    replicates: list[str],
+    samples: np.ndarray | None = None,
+) -> tuple[pa.Table, np.ndarray]:
+    """Events of an aligned feature table as Arrow: every (sample, feature with height > 0) x its fragments.
+
+    ``fragment_feature[k]`` is the feature (row of ``heights``, features x samples) of fragment ``k``, ascending.
+    Only the sample positions in ``samples`` (default: all) are expanded. Returns the table (string columns
+    dictionary-encoded: no per-row Python strings) and each row's sample position. Rows are grouped by sample,
+    in the order of ``samples``.
+    """
+    heights = np.asarray(heights, dtype=np.float64)
+    feature_of_fragment = np.asarray(fragment_feature, dtype=np.int64)
+    cols = range(heights.shape[1]) if samples is None else [int(j) for j in samples]
+    frag_idx, sample_idx = [], []
+    for j in cols:
+        keep = np.flatnonzero(heights[feature_of_fragment, j] > 0)
+        frag_idx.append(keep)
+        sample_idx.append(np.full(len(keep), j, dtype=np.int64))
+    frags = np.concatenate(frag_idx) if frag_idx else np.empty(0, dtype=np.int64)
+    samp = np.concatenate(sample_idx) if sample_idx else np.empty(0, dtype=np.int64)
+    feats = feature_of_fragment[frags]
+    arrays = {
+        "accession": dictionary_strings(accessions, samp),
+        "replicate": dictionary_strings(replicates, samp),
+        "feature_id": dictionary_strings(feature_id, feats),
+        "precursor_mz": pa.array(np.asarray(precursor_mz, dtype=np.float64)[feats]),
+        "rt_min": pa.array(np.asarray(rt_min, dtype=np.float64)[feats]),
+        "precursor_intensity": pa.array(heights[feats, samp]),
+        "fragment_mz": pa.array(np.asarray(fragment_mz, dtype=np.float64)[frags]),
+        "fragment_intensity": pa.array(np.asarray(fragment_intensity, dtype=np.float64)[frags]),
+        "polarity": dictionary_strings(polarity, feats),
+    }
+    return pa.table([arrays[c] for c in EVENT_COLUMNS], names=EVENT_COLUMNS), samp
+
+
+def dictionary_strings(values: list[str] | np.ndarray, codes: np.ndarray) -> pa.DictionaryArray:
+    """``values[codes]`` as an Arrow dictionary array (int32 codes): cheap to build, write and read."""
+    remap, uniques = pd.factorize(np.array([str(v) for v in values], dtype=object))
+    codes = remap[np.asarray(codes, dtype=np.int64)] if len(codes) else np.empty(0, dtype=np.int64)
+    dictionary = pa.array(list(uniques), type=pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), dictionary)
+
+
+def flatten_spectra(spectra: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-feature ``(mz, intensity)`` pairs -> ``(feature of fragment, mz, intensity)`` flat arrays."""
+    counts = np.fromiter((len(mz) for mz, _ in spectra), dtype=np.int64, count=len(spectra))
+    empty = np.empty(0, dtype=np.float64)
+    mz = np.concatenate([m for m, _ in spectra]) if len(spectra) else empty
+    it = np.concatenate([i for _, i in spectra]) if len(spectra) else empty
+    return np.repeat(np.arange(len(spectra)), counts), mz, it
 
 
 def aligned_events(
@@ -145,39 +278,21 @@ def aligned_events(
     accessions: list[str],
     replicates: list[str],
 ) -> pd.DataFrame:
-    """Events of an aligned feature table: every (sample, feature with height > 0) x that feature's fragments.
-
-    ``spectra[i]`` is feature ``i``'s (m/z, intensity); ``heights`` is features x samples. Vectorised: each
-    spectrum is parsed once and the per-sample expansion is index arithmetic.
-    """
-    counts = np.fromiter((len(mz) for mz, _ in spectra), dtype=np.int64, count=len(spectra))
-    empty = np.empty(0, dtype=np.float64)
-    frag_mz = np.concatenate([mz for mz, _ in spectra]) if len(spectra) else empty
-    frag_int = np.concatenate([it for _, it in spectra]) if len(spectra) else empty
-    feature_of_fragment = np.repeat(np.arange(len(spectra)), counts)
-    fragment_idx, sample_idx = [], []
-    for j in range(heights.shape[1]):
-        keep = np.flatnonzero(heights[feature_of_fragment, j] > 0)
-        fragment_idx.append(keep)
-        sample_idx.append(np.full(len(keep), j, dtype=np.int64))
-    frags = np.concatenate(fragment_idx) if fragment_idx else np.empty(0, dtype=np.int64)
-    samples = np.concatenate(sample_idx) if sample_idx else np.empty(0, dtype=np.int64)
-    feats = feature_of_fragment[frags]
-    return coerce_events(
-        pd.DataFrame(
-            {
-                "accession": repeat_strings(accessions, samples),
-                "replicate": repeat_strings(replicates, samples),
-                "feature_id": repeat_strings(feature_id, feats),
-                "precursor_mz": np.asarray(precursor_mz, dtype=np.float64)[feats],
-                "rt_min": np.asarray(rt_min, dtype=np.float64)[feats],
-                "precursor_intensity": heights[feats, samples].astype(np.float64),
-                "fragment_mz": frag_mz[frags],
-                "fragment_intensity": frag_int[frags],
-                "polarity": repeat_strings(polarity, feats),
-            }
-        )
+    """:func:`aligned_table` as a canonical pandas table, from per-feature spectra."""
+    feat, mz, it = flatten_spectra(spectra)
+    table, _ = aligned_table(
+        feature_id=feature_id,
+        precursor_mz=precursor_mz,
+        rt_min=rt_min,
+        polarity=polarity,
+        fragment_feature=feat,
+        fragment_mz=mz,
+        fragment_intensity=it,
+        heights=heights,
+        accessions=accessions,
+        replicates=replicates,
     )
+    return coerce_events(table.to_pandas())
 
 
 def repeat_strings(values: list[str] | np.ndarray, codes: np.ndarray) -> pd.Series:

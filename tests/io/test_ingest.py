@@ -119,18 +119,21 @@ def test_blank_subtraction_threshold(msdial_file, tmp_path):
     assert set(ev.loc[ev.accession == "s1", "feature_id"]) == {"1", "3"}
 
 
-def test_stale_parquet_removed_only_after_success(msdial_file, tmp_path):
+def test_stale_parquet_removed_only_with_replace(msdial_file, tmp_path):
     out = tmp_path / "events"
     out.mkdir()
     (out / "gone.parquet").write_bytes(b"old")
     (out / "notes.txt").write_text("keep me")
-    summary = ingest([msdial_file], out)
+    with pytest.raises(ConfigError, match=r"would remove 1 accession\(s\).*\(gone\).*--replace"):
+        ingest([msdial_file], out)
+    assert sorted(p.name for p in out.iterdir()) == ["gone.parquet", "notes.txt"]
+    summary = ingest([msdial_file], out, replace=True)
     assert summary.stale_removed == ["gone.parquet"]
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "s1.parquet", "s2.parquet", MANIFEST]
 
 
 def test_same_accession_and_replicate_twice_is_an_error(msdial_file, tmp_path):
-    with pytest.raises(InputFileError, match="already used"):
+    with pytest.raises(InputFileError, match="already used|same accession"):
         ingest([msdial_file, msdial_file], tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

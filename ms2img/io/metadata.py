@@ -1,0 +1,112 @@
+"""Sample metadata tables of the GNPS/FBMN world, read as a sample sheet (plus activity values when present).
+
+* GNPS / FBMN metadata: tab- (or comma-) separated, ``filename`` plus ``ATTRIBUTE_<name>`` columns.
+* FERMO group metadata: ``sample_name, attribute`` (the attribute is the group; ``BLANK`` marks blanks).
+
+Accession = file name without its raw-file extension, replicate ``1``. Type: a ``SampleType`` / ``type``
+attribute when there is one (values containing ``blank`` -> Blank, ``qc`` or ``pool`` -> QC, else Sample);
+otherwise a group attribute equal to ``blank`` marks blanks. Class: the ``class`` / ``group`` attribute (else the
+first text attribute). Numeric attributes whose name contains ``activ`` are assays (``ReadResult.activity``).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ms2img.errors import InputFileError
+from ms2img.io.result import column_to_float, read_text_lines
+from ms2img.io.sample_sheet import SHEET_COLUMNS, strip_raw_extension
+
+NAME_COLUMNS = ("filename", "sample_name", "sample name", "sample")
+TYPE_ATTRIBUTES = ("sampletype", "sample_type", "type")
+CLASS_ATTRIBUTES = ("class", "group", "attribute")
+
+
+def _attribute(name: str) -> str:
+    return re.sub(r"(?i)^attribute_", "", name.strip()).lower()
+
+
+def _type_of(value: str) -> str:
+    v = value.strip().lower()
+    if "blank" in v:
+        return "Blank"
+    if v == "qc" or "qc" in re.split(r"[^a-z0-9]+", v) or "pool" in v:
+        return "QC"
+    return "Sample"
+
+
+def read_sample_metadata(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """``(sample sheet with SHEET_COLUMNS, activity or None)``; errors name the file and line."""
+    path = Path(path)
+    lines = read_text_lines(path)
+    first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
+    if first is None:
+        raise InputFileError(path, "file is empty", line=1)
+    delimiter = "\t" if "\t" in lines[first] else ","
+    rows = list(csv.reader(lines[first:], delimiter=delimiter))
+    header = [h.strip().lstrip("\ufeff") for h in rows[0]]
+    header_line = first + 1
+    lower = [h.lower() for h in header]
+    name_j = next((lower.index(c) for c in NAME_COLUMNS if c in lower), None)
+    if name_j is None:
+        raise InputFileError(
+            path, f"no sample column: expected one of {list(NAME_COLUMNS)} (GNPS 'filename' or FERMO)", line=header_line
+        )
+    attrs = {j: _attribute(h) for j, h in enumerate(header) if j != name_j and h}
+    records, line_no = [], []
+    for k, fields in enumerate(rows[1:], start=1):
+        if not any(f.strip() for f in fields):
+            continue
+        fields = [f.strip() for f in fields] + [""] * (len(header) - len(fields))
+        if len(fields) > len(header) and any(fields[len(header) :]):
+            raise InputFileError(path, f"{len(fields)} fields but the header has {len(header)}", line=header_line + k)
+        if not fields[name_j]:
+            raise InputFileError(path, "empty sample name", line=header_line + k, column=header[name_j])
+        records.append(fields[: len(header)])
+        line_no.append(header_line + k)
+    if not records:
+        raise InputFileError(path, "no samples listed below the header", line=header_line)
+    names = [r[name_j] for r in records]
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise InputFileError(path, f"duplicate sample(s) {dups[:5]}", line=line_no[names.index(dups[0], 1)])
+    lines_arr = np.array(line_no, dtype=np.int64)
+
+    def numeric(j: int) -> bool:
+        vals = [r[j] for r in records if r[j]]
+        return bool(vals) and bool(pd.to_numeric(pd.Series(vals), errors="coerce").notna().all())
+
+    type_j = next((j for j, a in attrs.items() if a in TYPE_ATTRIBUTES), None)
+    class_j = next((j for c in CLASS_ATTRIBUTES for j, a in attrs.items() if a == c), None)
+    if class_j is None:
+        class_j = next((j for j in attrs if j != type_j and not numeric(j)), None)
+    activity_cols = [j for j, a in attrs.items() if "activ" in a and numeric(j)]
+
+    sheet = pd.DataFrame(
+        {
+            "sample": names,
+            "accession": [strip_raw_extension(n) for n in names],
+            "replicate": ["1"] * len(names),
+            "type": [
+                _type_of(r[type_j])
+                if type_j is not None
+                else ("Blank" if class_j is not None and r[class_j].lower() == "blank" else "Sample")
+                for r in records
+            ],
+            "class": [r[class_j] if class_j is not None else "" for r in records],
+        },
+        columns=SHEET_COLUMNS,
+    ).astype(str)
+    activity = None
+    if activity_cols:
+        activity = pd.DataFrame({"sample": names})
+        for j in activity_cols:
+            activity[re.sub(r"(?i)^attribute_", "", header[j])] = column_to_float(
+                [r[j] for r in records], path, lines_arr, header[j], missing=np.nan
+            )
+    return sheet, activity
