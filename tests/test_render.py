@@ -712,3 +712,208 @@ def test_cli_rejects_a_bad_png_gamma(tmp_path, capsys):
     assert main(["render", str(ev), "--out", str(tmp_path / "o.npz"), "--png-gamma", "0"]) == 2
     assert "--png-gamma" in capsys.readouterr().err
     assert not (tmp_path / "o.npz").exists()
+
+
+# ------------------------------------------------------------------------------------------ one home per concept
+def test_images_path_is_the_one_spelling_of_the_image_file():
+    from pathlib import Path
+
+    from ms2img.render import IMAGES_ROOT, images_path
+
+    assert images_path("150x140") == Path("data/images/150x140.npz") == IMAGES_ROOT / "150x140.npz"
+    assert images_path((75, 70), "elsewhere") == Path("elsewhere/75x70.npz")
+    assert images_path(" 300X280 ") == Path("data/images/300x280.npz")
+    with pytest.raises(ConfigError, match="WIDTHxHEIGHT"):
+        images_path("big")
+
+
+def test_replicate_mean_counts_absence_as_zero():
+    from ms2img.render import replicate_mean
+
+    # item 0 in all three replicates, item 1 in one of three, item 2 of another accession with two replicates
+    got = replicate_mean([3.0, 6.0, 9.0, 6.0, 4.0], [0, 0, 0, 1, 2], 3, np.array([3, 3, 2]))
+    np.testing.assert_allclose(got, [6.0, 2.0, 2.0])
+    np.testing.assert_allclose(replicate_mean([1.0, 1.0], [1, 1], 3, 2), [0.0, 1.0, 0.0])
+
+
+# ------------------------------------------------------------------------------------------ atomic output folders
+def cohort_dir(path, n_accessions: int = 4, n_prec: int = 60, n_frag: int = 8, seed: int = 0):
+    """An events folder of ``n_accessions`` one-replicate accessions, one Parquet file each."""
+    rng = np.random.default_rng(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    for i in range(n_accessions):
+        acc = f"ACC{i:03d}"
+        write_events(random_sample(rng, n_prec, n_frag, accession=acc), path / f"{acc}.parquet")
+    return path
+
+
+def folder_state(folder) -> dict[str, str] | None:
+    """What a reader sees in an output folder: each visible file's content digest (``.npz`` by its arrays, whose zip
+    timestamps differ between runs; others by their bytes); None when the folder does not exist."""
+    import hashlib
+
+    if not folder.exists():
+        return None
+    state = {}
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if p.is_dir() or any(part.startswith(".") for part in rel.split("/")):
+            continue
+        h = hashlib.sha256()
+        if p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                for key in sorted(z.files):
+                    h.update(key.encode() + np.ascontiguousarray(z[key]).tobytes())
+        else:
+            h.update(p.read_bytes())
+        state[rel] = h.hexdigest()
+    return state
+
+
+def hidden_entries(*folders) -> list[str]:
+    return sorted(str(p) for f in folders if f.exists() for p in f.rglob(".*"))
+
+
+def render_args(ev, images, pngs, variant: str) -> list[str]:
+    """Two renderings that differ in every file: ``old`` (linear, max) and ``new`` (sqrt, sum)."""
+    kw = ["--transform", "none", "--aggregation", "max"] if variant == "old" else ["--transform", "sqrt"]
+    kw += [] if variant == "old" else ["--aggregation", "sum"]
+    return ["render", str(ev), "--sizes", "40x35,75x70", "--out-dir", str(images), "--png-dir", str(pngs), *kw]
+
+
+def test_cli_sizes_replace_the_folder_keep_other_sizes_and_refuse_foreign_files(tmp_path, capsys):
+    ev = cohort_dir(tmp_path / "events", n_accessions=3)
+    images, pngs = tmp_path / "out" / "images", tmp_path / "out" / "pngs"
+    assert main(render_args(ev, images, pngs, "old")) == 0
+    old = folder_state(images)
+    assert sorted(old) == ["40x35.npz", "75x70.npz"] and len(folder_state(pngs)) == 6
+    # a later run of one size: that size is new, the other carried over; its PNGs (one size: at the top of the
+    # PNG folder, as before) are only this run's
+    args = ["render", str(ev), "--sizes", "75x70", "--out-dir", str(images), "--png-dir", str(pngs)]
+    assert main([*args, "--transform", "sqrt", "--png-limit", "1"]) == 0
+    now = folder_state(images)
+    assert now["40x35.npz"] == old["40x35.npz"] and now["75x70.npz"] != old["75x70.npz"]
+    assert sorted(folder_state(pngs)) == [*(f"40x35/ACC00{i}.png" for i in range(3)), "ACC000.png"]
+    assert hidden_entries(tmp_path / "out") == []
+    # anything render did not write makes it refuse (it replaces the folder as a whole), before rendering
+    (images / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(render_args(ev, images, pngs, "new")) == 2
+    err = capsys.readouterr().err
+    assert "notes.txt" in err and "folder of its own" in err and len(err.strip().splitlines()) == 1
+    assert folder_state(images) == {**now, "notes.txt": folder_state(images)["notes.txt"]}
+    (images / "notes.txt").unlink()
+    (pngs / "40x35" / "keep.txt").write_text("mine")
+    assert main(render_args(ev, images, pngs, "new")) == 2
+    assert "keep.txt" in capsys.readouterr().err
+
+
+def test_cli_single_size_png_folder_replaced_and_leftovers_of_killed_runs_cleaned(tmp_path):
+    ev = cohort_dir(tmp_path / "events", n_accessions=3)
+    out, pngs = tmp_path / "img" / "75x70.npz", tmp_path / "png"
+    assert main(["render", str(ev), "--out", str(out), "--size", "75x70", "--png-dir", str(pngs)]) == 0
+    assert sorted(folder_state(pngs)) == ["ACC000.png", "ACC001.png", "ACC002.png"]
+    # what a killed run leaves: a staging copy and a retired copy of each folder, an interrupted .npz write
+    for leftover in (".png.staging-x1", ".png.retired-x2", ".images.staging-x3"):
+        (tmp_path / leftover).mkdir()
+        (tmp_path / leftover / "ACC000.png").write_bytes(b"half")
+    (out.parent / ".75x70.npz.abc123.tmp.npz").write_bytes(b"half")
+    (pngs / ".ACC000.png.def456.tmp.png").write_bytes(b"half")
+    args = ["render", str(ev), "--out", str(out), "--size", "75x70", "--png-dir", str(pngs), "--png-limit", "2"]
+    assert main(args) == 0
+    assert sorted(folder_state(pngs)) == ["ACC000.png", "ACC001.png"]  # this run's PNGs only
+    assert hidden_entries(tmp_path / "img", pngs) == []
+    assert sorted(p.name for p in tmp_path.glob(".*")) == [".images.staging-x3"]  # not a folder this run wrote
+    images = tmp_path / "images"
+    assert main(["render", str(ev), "--sizes", "75x70", "--out-dir", str(images)]) == 0
+    assert list(tmp_path.glob(".*")) == []
+
+
+def test_a_failing_png_write_leaves_the_png_folder_as_it_was(tmp_path, monkeypatch):
+    import ms2img.render.files as render_files_module
+
+    ev = cohort_dir(tmp_path / "events", n_accessions=3)
+    images, pngs = tmp_path / "images", tmp_path / "pngs"
+    assert main(render_args(ev, images, pngs, "old")) == 0
+    before = folder_state(pngs)
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return save_pngs(*args, **kwargs)
+
+    monkeypatch.setattr(render_files_module, "save_pngs", failing)
+    with pytest.raises(OSError, match="No space"):
+        main(render_args(ev, images, pngs, "new"))
+    assert folder_state(pngs) == before  # the first size's new PNGs never became visible
+    assert folder_state(images) != folder_state(tmp_path / "missing")  # the image folder was swapped already
+    assert hidden_entries(tmp_path / "images", pngs) == [] and list(tmp_path.glob(".pngs.*")) == []
+
+
+def test_kill_9_at_random_points_leaves_each_folder_entirely_old_or_entirely_new(tmp_path):
+    """``kill -9`` of ``ms2img render`` at random points: the image folder and the PNG folder each read as the old
+    rendering or the new one, never a mix; after the next successful run nothing hidden is left behind.
+
+    Half the kills come after a random delay over a whole run; the other half at a random point of the writing
+    phase (from the first staging folder appearing to the end of a run), where a non-atomic writer mixes."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ev = cohort_dir(tmp_path / "events", n_accessions=40, n_prec=200, n_frag=10)
+    ref = {}
+    for variant in ("old", "new"):  # the two reference states, rendered in this process
+        base = tmp_path / f"ref_{variant}"
+        assert main(render_args(ev, base / "images", base / "pngs", variant)) == 0
+        ref[variant] = (folder_state(base / "images"), folder_state(base / "pngs"))
+    assert ref["old"][0] != ref["new"][0] and ref["old"][1] != ref["new"][1]
+    out = tmp_path / "out"
+    images, pngs = out / "images", out / "pngs"
+    env = {**os.environ, "PYTHONHASHSEED": "0", "MS2IMG_RENDER_KERNEL": "numpy"}
+
+    def start(variant: str) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "ms2img.cli", *render_args(ev, images, pngs, variant)]
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def writing_starts(proc: subprocess.Popen) -> float:
+        """Seconds until the run starts writing (a staging folder or a file in the output folders appears)."""
+        t0 = time.perf_counter()
+        marks = {p.name: p.stat().st_mtime_ns for f in (images, pngs) if f.exists() for p in f.iterdir()}
+        while proc.poll() is None:
+            if any(p.name.startswith(".") for p in out.iterdir()):
+                break
+            now = {p.name: p.stat().st_mtime_ns for f in (images, pngs) if f.exists() for p in f.iterdir()}
+            if now != marks:
+                break
+            time.sleep(0.002)
+        return time.perf_counter() - t0
+
+    out.mkdir()
+    t0 = time.perf_counter()
+    proc = start("old")  # a full run, to time the whole and its writing phase
+    to_write = writing_starts(proc)
+    assert proc.wait(timeout=120) == 0
+    full = time.perf_counter() - t0
+    window = max(full - to_write, 0.01)
+    assert (folder_state(images), folder_state(pngs)) == ref["old"]
+    rnd = random.Random(int(os.environ.get("MS2IMG_KILL_SEED", "16")))
+    for i in range(10):
+        proc = start("new" if i % 4 < 2 else "old")
+        if i % 2:
+            writing_starts(proc)
+            time.sleep(rnd.uniform(0.0, 1.1) * window)
+        else:
+            time.sleep(rnd.uniform(0.0, 1.05) * full)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        state = (folder_state(images), folder_state(pngs))
+        for k, what in enumerate(("image folder", "PNG folder")):
+            assert state[k] in (ref["old"][k], ref["new"][k]), f"kill {i}: the {what} mixes old and new files"
+    assert start("new").wait(timeout=120) == 0
+    assert (folder_state(images), folder_state(pngs)) == ref["new"]
+    assert hidden_entries(out) == [], "a killed run's leftovers survived the next successful run"

@@ -155,10 +155,10 @@ def _foreign_entries(folder: Path, kind: str) -> list[str]:
             continue
         if kind == "images":
             ok = p.is_file() and p.suffix == ".npz" and _is_size_name(p.stem)
-        elif p.is_dir():
-            ok = _is_size_name(p.name) and all(
-                (q.is_file() and q.suffix == ".png") or _is_temp_leftover(q) for q in p.iterdir()
-            )
+        elif p.is_dir() and _is_size_name(p.name):
+            inner = [q for q in sorted(p.iterdir()) if not (q.is_file() and q.suffix == ".png")]
+            foreign += [f"{p.name}/{q.name}" for q in inner if not _is_temp_leftover(q)]
+            continue
         else:
             ok = p.is_file() and p.suffix == ".png"
         if not ok:
