@@ -25,6 +25,7 @@ COMMANDS = [
     "rollback",
     "serve",
     "report",
+    "explain",
 ]
 
 

@@ -1,0 +1,110 @@
+"""``ms2img explain``: the compounds that drive an assay's champion (reports/<assay>/drivers.{csv,png,json})."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "explain",
+        help="attribute the champion's predictions to m/z boxes, precursors and library compounds",
+        description=(
+            "Occlusion (image families) or permutation importance (feature families) of the champion named by "
+            "reports/<assay>/selection.json, joined to the precursors of the training exports, annotated by Flash "
+            "entropy search. Writes reports/<assay>/drivers.csv, drivers.png and drivers.json."
+        ),
+    )
+    p.add_argument("--assay", required=True, action="append", help="assay to explain (repeat for several)")
+    p.add_argument("--params", default="params.yaml", help="parameters file (explain.* keys)")
+    p.add_argument("--family", default=None, help="explain this family instead of the selection's winner")
+    p.add_argument("--models-dir", default="models")
+    p.add_argument("--reports-dir", default="reports")
+    p.add_argument("--images-dir", default="data/images")
+    p.add_argument("--events-dir", default="data/events")
+    p.add_argument("--features-dir", default="data/features")
+    p.add_argument("--assays", default="data/raw/assays.csv", help="assay table (labels when oof.csv is absent)")
+    p.add_argument("--block", type=int, default=None, help="occlusion window in pixels (explain.block)")
+    p.add_argument("--top", type=int, default=None, help="rows of drivers.csv (explain.top)")
+    p.add_argument("--library", action="append", default=None, help="MSP/MGF library (replaces explain.libraries)")
+    p.add_argument("--no-refit", action="store_true", help="use the final model in-sample, no per-fold refits")
+    p.add_argument("--translator-url", default=None, help="de novo translator endpoint (explain.translator_url)")
+    p.add_argument("--no-track", action="store_true", help="do not log the files to the champion's MLflow run")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ms2img.explain.pipeline import config_from_params, explain_assay
+    from ms2img.params import load_params
+
+    params = load_params(args.params) if Path(args.params).is_file() else {}
+    cfg = config_from_params(params)
+    if args.block is not None:
+        cfg.block = args.block
+    if args.top is not None:
+        cfg.top = args.top
+    if args.library:
+        cfg.libraries = list(args.library)
+    if args.no_refit:
+        cfg.refit = False
+    if args.translator_url:
+        cfg.translator_url = args.translator_url
+    labels = params.get("labels") or {}
+    for assay in args.assay:
+        res = explain_assay(
+            assay,
+            models_dir=args.models_dir,
+            reports_dir=args.reports_dir,
+            images_dir=args.images_dir,
+            events_dir=args.events_dir,
+            features_dir=args.features_dir,
+            assays_csv=args.assays,
+            config=cfg,
+            family=args.family,
+            low=float(labels.get("low", 0.4)),
+            high=float(labels.get("high", 0.6)),
+        )
+        d = res.drivers
+        named = int((d["library_name"].astype(str) != "").sum()) if len(d) else 0
+        print(
+            f"{assay}: {len(d)} drivers of the {res.family} champion ({res.meta['attribution']}, "
+            f"{res.meta['n_accessions']} accessions, {res.meta['seconds_total']:.1f} s); {named} with a library "
+            f"identity; wrote {', '.join(str(p) for p in res.paths.values())}"
+        )
+        for r in d.head(5).itertuples(index=False):
+            name = r.library_name or (f"~{r.analogue_name}" if r.analogue_name else "")
+            print(f"  #{r.rank} m/z {r.precursor_mz:.4f} RT {r.rt_min:.2f} {r.direction} x{r.fold_change:.2f} {name}")
+        if not args.no_track:
+            _log_to_champion(assay, res.paths, params)
+    return 0
+
+
+def _log_to_champion(assay: str, paths: dict, params: dict) -> None:
+    """Attach the files to the run of the model version behind ``ms2img-<assay>@champion`` (if any)."""
+    import os
+
+    if not os.environ.get("MLFLOW_TRACKING_URI") and not Path("mlflow.db").is_file():
+        log.info("MLflow not configured (no MLFLOW_TRACKING_URI, no mlflow.db): drivers not tracked")
+        return
+    try:
+        from mlflow import MlflowClient
+
+        from ms2img.tracking import setup_tracking
+
+        setup_tracking()
+        prefix = str((params.get("registry") or {}).get("model_prefix", "ms2img"))
+        client = MlflowClient()
+        version = client.get_model_version_by_alias(f"{prefix}-{assay}", "champion")
+        if not version.run_id:
+            log.warning("%s-%s@champion has no run; drivers not tracked", prefix, assay)
+            return
+        for p in paths.values():
+            client.log_artifact(version.run_id, str(p), artifact_path="explain")
+        client.set_model_version_tag(version.name, version.version, "explain.drivers", "explain/drivers.csv")
+        print(f"  logged to run {version.run_id} (model {version.name} v{version.version}, artifacts explain/)")
+    except Exception as exc:  # noqa: BLE001 - tracking is optional: say why and carry on
+        log.warning("drivers not logged to MLflow (%s: %s)", exc.__class__.__name__, exc)
