@@ -57,7 +57,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PYFUNC_CODE = PACKAGE_DIR / "pyfunc_model.py"
 DEFAULT_Z = 1.645  # one-sided 95 %: better by more than the noise of the comparison
 MIN_PER_CLASS = 3  # fewer new accessions of a class than this: the new-data comparison cannot decide
-EXAMPLE_ROWS = 200
+EXAMPLE_ROWS = 2000
 
 
 def model_name(assay: str, kind: str | None = None, prefix: str = "ms2img") -> str:
