@@ -32,9 +32,10 @@ tr.winner td{background:#eaf6ec}
 .ok{color:#1a7f37;font-weight:600}.bad{color:#c62828;font-weight:600}
 .figs{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
 figure{margin:0;background:#fff;border:1px solid #e4e8ec;border-radius:4px;padding:6px;max-width:100%}
-figure img{display:block;max-width:100%;height:auto}
-figure.w1 img{width:460px}figure.w2 img{width:700px}figure.w3 img{width:1100px}
-figcaption{font-size:.82em;color:#4a5867;margin-top:4px;max-width:700px}
+figure img{display:block;width:100%;height:auto}
+figure.w1{flex:1 1 300px;max-width:470px}figure.w2{flex:1.6 1 460px;max-width:720px}
+figure.w3{flex:1 1 100%;max-width:1150px}
+figcaption{font-size:.82em;color:#4a5867;margin-top:4px}
 pre{background:#f3f5f7;border:1px solid #dde1e6;padding:.8em;overflow:auto;font-size:.82em;max-height:40em}
 details summary{cursor:pointer;color:#14324f;font-weight:600}
 .badge{display:inline-block;background:#14324f;color:#fff;border-radius:3px;padding:0 .45em;font-size:.8em}

@@ -153,6 +153,11 @@ def table1(inp: ReportInputs, figs: Figures) -> str:
     return section("table1", "Table 1: input image resolution", "".join(parts))
 
 
+def _percent(value: Any) -> str:
+    text = num(value * 100 if isinstance(value, int | float) else value, 1)
+    return text + "%" if text != "–" else text
+
+
 def _summary_from_folds(folds: Any) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for fam, g in folds.groupby("family", sort=False):
@@ -214,16 +219,20 @@ def table2(inp: ReportInputs) -> str:
     ]
     body += [f"<p class='note'>{n}</p>" for n in notes]
     body.append("<h3>Paired tests on per-fold AUC</h3>")
-    body.append(
-        table(
-            ["assay", "comparison", "AUC difference", "95% interval", "p (corrected resampled t-test)"],
-            paired_rows,
-            raw=True,
-            numeric=(2,),
-        )
-        if paired_rows
-        else missing("paired tests (the <code>paired</code> block of metrics/&lt;assay&gt;.json)")
+    paired_table = table(
+        ["assay", "comparison", "AUC difference", "95% interval", "p (corrected resampled t-test)"],
+        paired_rows,
+        raw=True,
+        numeric=(2,),
     )
+    if not paired_rows:
+        body.append(missing("paired tests (the <code>paired</code> block of metrics/&lt;assay&gt;.json)"))
+    elif len(paired_rows) > 12:  # every pair of every assay: folded away so Table 2 stays readable
+        body.append(
+            f"<details><summary>{len(paired_rows)} comparisons (p &lt; 0.05 in bold)</summary>{paired_table}</details>"
+        )
+    else:
+        body.append(paired_table)
     return section("table2", "Table 2: every assay, every family", "".join(body))
 
 
@@ -291,8 +300,8 @@ def fig4(inp: ReportInputs, figs: Figures, scratch: Path) -> str:
                     ["PC1 variance", "PC2 variance", "OPLS-DA R²Y", "Q²Y", "p(R²Y)", "p(Q²Y)"],
                     [
                         [
-                            num(p.get("pc1")),
-                            num(p.get("pc2")),
+                            _percent(p.get("pc1")),
+                            _percent(p.get("pc2")),
                             num(o.get("r2y")),
                             num(o.get("q2y")),
                             pvalue(o.get("p_r2y")),
