@@ -149,6 +149,11 @@ def test_report_survives_broken_and_partial_inputs(tmp_path):
         json.dumps({"success": True, "message": "all good", "policy": "fail", "summary": {"files": 3, "rows": 10}})
     )
     (tmp_path / "reports" / "DPPH" / "drivers.csv").write_text("feature,importance\nmz 301.1,0.5\nmz 447.2,0.3\n")
+    from ms2img.plots import new_figure, save_figure
+
+    fig = new_figure(3, 2)
+    fig.add_subplot().set_title("drivers figure")
+    save_figure(fig, tmp_path / "reports" / "DPPH" / "drivers.png")
     (tmp_path / "metrics" / "DPPH_resolution.json").write_text(
         json.dumps(
             {
@@ -166,6 +171,7 @@ def test_report_survives_broken_and_partial_inputs(tmp_path):
     html = result.path.read_text(encoding="utf-8")
     assert "TPC" in html and "DPPH" in html
     assert "images hold up" in html and "all good" in html and "mz 301.1" in html
+    assert "DPPH: drivers" in html  # reports/DPPH/drivers.png embedded
     assert "150x140" in html and "md5:abc123.dir" in html
     assert any("TPC.json (unreadable" in m for m in result.missing)
 

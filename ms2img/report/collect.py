@@ -31,7 +31,7 @@ class AssayInputs:
     folds: pd.DataFrame | None = None  # reports/<A>/folds.csv
     selection: dict[str, Any] | None = None  # reports/<A>/selection.json
     drivers: pd.DataFrame | None = None  # reports/<A>/drivers.csv
-    plots: dict[str, Path] = field(default_factory=dict)  # plots/<A>/*.png by stem
+    plots: dict[str, Path] = field(default_factory=dict)  # plots/<A>/*.png (then reports/<A>/*.png) by stem
 
     @property
     def families(self) -> list[str]:
@@ -185,6 +185,8 @@ def collect(
         pdir = plots_dir / name
         if pdir.is_dir():
             a.plots = {p.stem: p for p in sorted(pdir.glob("*.png"))}
+        if rdir.is_dir():  # figures written next to the tables (e.g. ms2img explain's drivers.png)
+            a.plots.update({p.stem: p for p in sorted(rdir.glob("*.png")) if p.stem not in a.plots})
         items.append(a)
     version, source = data_version(root)
     drift_plots = sorted({*reports_dir.glob("drift*.png"), *plots_dir.glob("drift*.png")}) if root.is_dir() else []
