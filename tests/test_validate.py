@@ -111,6 +111,7 @@ def test_fragment_within_tolerance_passes(cohort):
         ({"fragment_mz": (3, np.nan)}, "expect_column_values_to_not_be_null", "no missing values in fragment_mz"),
         ({"fragment_intensity": (3, -5.0)}, "expect_column_values_to_be_between", "fragment_intensity >= 0"),
         ({"precursor_intensity": (3, np.inf)}, "expect_column_values_to_be_between", "precursor_intensity >= 0"),
+        ({"precursor_mz": (3, -5.0)}, "expect_column_values_to_be_between", "precursor_mz within [0, 2000]"),
         ({"precursor_mz": (3, 2500.0)}, "expect_column_values_to_be_between", "precursor_mz within [0, 2000]"),
         ({"rt_min": (3, -1.0)}, "expect_column_values_to_be_between", "rt_min >= 0"),
         ({"polarity": (3, "pos")}, "expect_column_values_to_be_in_set", "polarity in"),
@@ -132,12 +133,47 @@ def test_fragment_above_precursor_reported_with_rows_and_context(cohort):
     with pytest.raises(ValidationFailed) as info:
         run(cohort)
     msg = str(info.value)
-    assert "ACC3.parquet, rows 4, 7:" in msg
-    assert "fragment_mz <= precursor_mz + 0.05 Da" in msg and "expect_column_values_to_be_between" in msg
+    assert "ACC3.parquet, rows 4, 7:" in msg  # 2 of 12 fragments: 17% > the 5% a real export carries
+    assert "share of fragments above the precursor <= 0.05" in msg and "expect_column_values_to_be_between" in msg
     (failure,) = info.value.report.failures
-    assert failure.rows == [4, 7] and failure.unexpected_count == 2
-    assert failure.values == pytest.approx([1.0, 1.0])
+    assert failure.rows == [4, 7] and failure.unexpected_count == 2 and failure.accession == "ACC3"
+    assert failure.values == pytest.approx([2 / 12], abs=1e-5)
     assert failure.context[0]["fragment_mz"] == pytest.approx(failure.context[0]["precursor_mz"] + 1.0)
+
+
+def test_few_fragments_above_precursor_are_physics_counted_not_fatal(cohort):
+    """13C isotopes / co-isolated ions: a share under validate.max_above_precursor_share passes and is reported."""
+    df = pd.read_parquet(cohort["events"] / "ACC3.parquet")
+    df.loc[[4, 7], "fragment_mz"] = df.loc[[4, 7], "precursor_mz"] + 1.003
+    df.to_parquet(cohort["events"] / "ACC3.parquet", index=False)
+    report = run(cohort, max_above_precursor_share=0.2)
+    assert report.success and not report.failures
+    stats = report.events.statistics
+    assert stats["fragments_above_precursor"] == 2 and stats["accessions_with_fragments_above_precursor"] == 1
+    per = {r["accession"]: r for r in report.events.physics["per_accession"]}
+    assert per["ACC3"]["above_precursor"] == 2 and per["ACC3"]["first_rows"] == [4, 7]
+    assert per["ACC1"]["above_precursor"] == 0
+    assert "2 fragments above their precursor" in report.message
+    data = json.loads(report.json_path.read_text())
+    assert data["summary"]["fragments_above_precursor"] == 2
+    assert data["events"]["above_precursor"]["per_accession"][2]["above_precursor_share"] == pytest.approx(2 / 12, 1e-4)
+    assert "Fragments above the precursor" in report.html_path.read_text()
+
+
+def test_absurd_intensity_fails_with_file_row_value(cohort):
+    edit_events(cohort, "ACC2", fragment_intensity=(6, 1e308))
+    msg = failed_message(cohort)
+    assert "ACC2.parquet, row 6:" in msg and "fragment_intensity >= 0, finite and <= 1e+12" in msg and "1e+308" in msg
+    assert run(cohort, max_intensity=1e309).success  # the limit is a parameter
+
+
+def test_zero_intensity_fragments_are_a_warning(cohort):
+    edit_events(cohort, "ACC1", fragment_intensity=([1, 2], 0.0))
+    report = run(cohort)
+    assert report.success
+    (warning,) = report.events.warnings
+    assert warning.unexpected_count == 2 and warning.rows == [1, 2] and "fragment_intensity > 0" in warning.check
+    assert "warnings: 2 rows" in report.message
 
 
 def test_rows_are_positions_in_their_own_file(cohort):
@@ -242,7 +278,7 @@ def test_quarantine_moves_only_the_bad_accession(cohort):
     assert rep.remaining_accessions == ["ACC1", "ACC3", "ACC4"]
     data = json.loads(rep.json_path.read_text())
     (q,) = data["quarantined"]
-    assert q["accession"] == "ACC2" and q["checks"] == ["fragment_intensity >= 0 and finite"]
+    assert q["accession"] == "ACC2" and q["checks"] == ["fragment_intensity >= 0, finite and <= 1e+12"]
     assert q["moved_to"].endswith("quarantine/ACC2.parquet")
     assert "ACC2" in rep.html_path.read_text()
     # a second run accepts the quarantined accession still listed in assays.csv
@@ -346,7 +382,7 @@ def test_options_from_params():
         {"validate": {"policy": "quarantine", "mz_min": 50, "mz_max": 1500}, "labels": {"assays": ["DPPH"]}}
     )
     assert opts == {"policy": "quarantine", "mz_range": (50.0, 1500.0), "fragment_tolerance_da": 0.05,
-                    "assays": ["DPPH"]}  # fmt: skip
+                    "assays": ["DPPH"], "max_intensity": 1e12, "max_above_precursor_share": 0.05}  # fmt: skip
     with pytest.raises(ConfigError):
         options_from_params({"validate": {"policy": "warn"}})
     with pytest.raises(ConfigError):

@@ -13,7 +13,8 @@ import errno
 import logging
 import os
 import shutil
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,7 @@ FORMATS = ("msdial", "quant", "optimus", "mgf", "raw")
 # What ingest itself writes into the events folder; anything else there is someone else's file.
 OWN_SUFFIXES = (".parquet",)
 PARQUET_COMPRESSION = "snappy"
+WORKERS = 4  # reader threads (capped by the CPU count): parsing and Parquet writing release the GIL
 
 
 @dataclass
@@ -270,36 +272,72 @@ def _read(job: _Job, sheet: pd.DataFrame | None, expand: tuple[str, ...] | None)
     return read_raw(job.path, sample_sheet=sheet)
 
 
+def _process(i: int, job: _Job, sheet, types, blank_subtraction: bool, blank_fold: float, parts_dir: Path):
+    """Read one input and write its training accessions as parts (runs in a worker thread: pyarrow parsing and
+    Parquet writing release the GIL). Returns the result without its events, the parts and the blank count."""
+    result = _read(job, sheet, None if blank_subtraction else types)
+    removed = [0]
+    written = []
+    for k, (accession, table) in enumerate(_training_tables(result, types, blank_subtraction, blank_fold, removed)):
+        part = parts_dir / f"part-{i}-{k}.parquet"
+        pq.write_table(table, part, compression=PARQUET_COMPRESSION)
+        written.append((accession, part))
+    result.release_events()
+    return result, written, removed[0]
+
+
+def _in_order(pool: ThreadPoolExecutor, fn, items: list, window: int):
+    """``fn(i, item)`` for each item on the pool, yielding results in order, at most ``window`` in flight."""
+    pending: deque = deque()
+    it = iter(enumerate(items))
+    try:
+        for i, item in it:
+            pending.append(pool.submit(fn, i, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for f in pending:
+            f.cancel()
+        for f in pending:
+            if not f.cancelled():
+                f.exception()  # let running ones finish before the staging folder goes
+
+
 def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path, summary):
     """Read each input and write its training events per accession as parts; returns (manifest, accession ->
-    parts, activity tables). One input is in memory at a time."""
+    parts, activity tables). A few inputs are in memory at a time, whatever their number."""
     manifests: list[pd.DataFrame] = []
     parts: dict[str, list[Path]] = defaultdict(list)
     owner: dict[tuple[str, str], str] = {}
     warnings: Counter[str] = Counter()
     activity: list[pd.DataFrame] = []
-    n_parts = 0
-    for job in tqdm(jobs, desc="ingest", unit="file", disable=None):
-        result = _read(job, sheet, None if blank_subtraction else types)
-        for rec in result.samples.to_dict("records"):
-            key = (rec["accession"], rec["replicate"])
-            if key in owner:
-                raise InputFileError(
-                    result.source,
-                    f"sample '{rec['sample']}' maps to accession '{key[0]}' replicate '{key[1]}', which is already "
-                    f"used by {owner[key]}; use a sample sheet to tell them apart",
-                )
-            owner[key] = f"sample '{rec['sample']}' of {result.source}"
-        manifests.append(result.samples)
-        warnings.update(result.warnings)
-        if result.activity is not None:
-            activity.append(result.activity)
-        summary.precursors_without_msms += result.precursors_without_msms
-        for accession, table in _training_tables(result, types, blank_subtraction, blank_fold, summary):
-            part = parts_dir / f"part-{n_parts}.parquet"
-            n_parts += 1
-            pq.write_table(table, part, compression=PARQUET_COMPRESSION)
-            parts[accession].append(part)
+    workers = max(1, min(WORKERS, os.cpu_count() or 1, len(jobs)))
+
+    def work(i, job):
+        return _process(i, job, sheet, types, blank_subtraction, blank_fold, parts_dir)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = _in_order(pool, work, jobs, window=2 * workers)
+        for result, written, removed in tqdm(results, total=len(jobs), desc="ingest", unit="file", disable=None):
+            for rec in result.samples.to_dict("records"):
+                key = (rec["accession"], rec["replicate"])
+                if key in owner:
+                    raise InputFileError(
+                        result.source,
+                        f"sample '{rec['sample']}' maps to accession '{key[0]}' replicate '{key[1]}', which is "
+                        f"already used by {owner[key]}; use a sample sheet to tell them apart",
+                    )
+                owner[key] = f"sample '{rec['sample']}' of {result.source}"
+            manifests.append(result.samples)
+            warnings.update(result.warnings)
+            if result.activity is not None:
+                activity.append(result.activity)
+            summary.precursors_without_msms += result.precursors_without_msms
+            summary.blank_removed += removed
+            for accession, part in written:
+                parts[accession].append(part)
     manifest = pd.concat(manifests, ignore_index=True)[SAMPLE_COLUMNS]
     if sheet is not None:
         unused = sheet.loc[~sheet["sample"].isin(_sample_names(manifest)), "sample"].tolist()
@@ -310,14 +348,14 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path
     return manifest, parts, activity
 
 
-def _training_tables(result: ReadResult, types, blank_subtraction: bool, blank_fold: float, summary):
+def _training_tables(result: ReadResult, types, blank_subtraction: bool, blank_fold: float, removed: list[int]):
     """``(accession, Arrow table)`` for each training accession of one input (rows with fragments only)."""
     samples = result.samples
     training = samples["type"].isin(types).to_numpy()
     if blank_subtraction:
         events = _restrict(result.events, samples[training])
-        events, removed = subtract_blanks(result, blank_fold, events)
-        summary.blank_removed += removed
+        events, n = subtract_blanks(result, blank_fold, events)
+        removed[0] += n
         for accession, group in events.groupby("accession", sort=False):
             yield str(accession), pa.Table.from_pandas(group[EVENT_COLUMNS], preserve_index=False)
         return

@@ -48,6 +48,10 @@ class ReadResult:
         self._sample_of_row = sample_of_row
         self.activity = activity  # sample -> assay values found in the input (bioactivity layouts), or None
 
+    def release_events(self) -> None:
+        """Drop the events (ingest keeps only the manifest and counts of an input once its parts are written)."""
+        self._frame = self._table = self._sample_of_row = None
+
     @property
     def events(self) -> pd.DataFrame:
         if self._frame is None:

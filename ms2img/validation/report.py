@@ -147,6 +147,8 @@ class ValidationResult:
     failed_accessions: list[str] = field(default_factory=list)  # events only: accessions with any failure
     files: dict[str, str] = field(default_factory=dict)  # events only: Parquet path -> accession
     failed_files: list[str] = field(default_factory=list)  # events only: files with any failure
+    warnings: list[Failure] = field(default_factory=list)  # warning-severity findings (counted, not blocking)
+    physics: dict[str, Any] = field(default_factory=dict)  # events only: fragments above the precursor
 
     def messages(self, limit: int | None = None) -> list[str]:
         """One line per failure (file, row/line, check, expectation, values)."""
@@ -168,6 +170,8 @@ class ValidationResult:
                 "accessions": len(self.accessions),
                 "failed_accessions": self.failed_accessions,
                 "failed_files": self.failed_files,
+                "warnings": [w.to_dict() for w in self.warnings],
+                "above_precursor": self.physics or None,
             }
         )
 
@@ -210,6 +214,10 @@ class ValidationReport:
             "failed_expectations": int(failed),
             "failures": len(self.failures),
             "unexpected_values": int(sum(f.unexpected_count for f in self.failures)),
+            "warnings": int(sum(w.unexpected_count for w in self.events.warnings)),
+            "fragments_above_precursor": int(self.events.statistics.get("fragments_above_precursor", 0)),
+            "above_precursor_share": float(self.events.statistics.get("above_precursor_share", 0.0)),
+            "max_above_precursor_share": float(self.events.statistics.get("max_above_precursor_share", 0.0)),
             "events_success": bool(self.events.success),
             "assays_success": bool(self.assays.success) if self.assays else True,
         }
@@ -312,6 +320,49 @@ def render_html(data: dict[str, Any]) -> str:
                             _esc(f["error"] or (f["context"] if f["context"] else "")),
                         ]
                         for f in res["failures"]
+                    ],
+                )
+            )
+        if res.get("warnings"):
+            parts.append("<h3>Warnings (counted, not blocking)</h3>")
+            parts.append(
+                _table(
+                    ["file", "where", "check", "unexpected", "first values"],
+                    [
+                        [
+                            _esc(w["file"]),
+                            _esc(f"{w['row_kind']}s {', '.join(map(str, w['rows']))}" if w["rows"] else ""),
+                            _esc(w["check"]),
+                            _esc(w["unexpected_count"]),
+                            f"<span class='v'>{_esc(w['values'])}</span>",
+                        ]
+                        for w in res["warnings"]
+                    ],
+                )
+            )
+        physics = res.get("above_precursor")
+        if physics and physics.get("per_accession"):
+            with_above = [r for r in physics["per_accession"] if r["above_precursor"]]
+            parts.append(
+                f"<h3>Fragments above the precursor m/z (+{_esc(physics['tolerance_da'])} Da)</h3>"
+                f"<p>{_esc(physics['total_above'])} of {_esc(physics['total_fragments'])} fragments "
+                f"({_esc(round(100 * physics['share'], 3))}%) in {len(with_above)} accession(s): 13C isotopes of "
+                "the precursor and co-isolated ions, masked by the renderer (the region above the diagonal). "
+                "An accession fails only when its share passes the limit.</p>"
+            )
+            parts.append(
+                _table(
+                    ["accession", "file", "fragments", "above precursor", "share", "first (precursor, fragment)"],
+                    [
+                        [
+                            _esc(r["accession"]),
+                            _esc(r["file"]),
+                            _esc(r["fragments"]),
+                            _esc(r["above_precursor"]),
+                            _esc(f"{100 * r['above_precursor_share']:.3f}%"),
+                            _esc([(p["precursor_mz"], p["fragment_mz"]) for p in r["first_pairs"][:3]]),
+                        ]
+                        for r in sorted(with_above, key=lambda r: -r["above_precursor_share"])
                     ],
                 )
             )

@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from ms2img.errors import ConfigError, InputFileError, ValidationFailed
@@ -32,6 +35,9 @@ log = logging.getLogger(__name__)
 POLICIES = ("fail", "quarantine")
 DEFAULT_MZ_RANGE = (0.0, 2000.0)
 DEFAULT_FRAGMENT_TOLERANCE_DA = 0.05
+DEFAULT_MAX_INTENSITY = 1e12  # no detector reports more; 1e308 is a corrupted cell, not a signal
+DEFAULT_MAX_ABOVE_PRECURSOR_SHARE = 0.05  # real DDA: ~0-2% (isotopes, co-isolation); more means a wrong export
+_STRINGS = [c for c, t in schema.EVENT_DTYPES.items() if t == "str"]
 MIN_ACCESSIONS = 2  # quarantine must leave at least this many accessions to train on
 _NUMERIC = [c for c, t in schema.EVENT_DTYPES.items() if t == "float64"]
 
@@ -88,6 +94,43 @@ def _canonical(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _inspect_arrow(file: str, table: pa.Table, fallback_accession: str | None) -> _Unit:
+    """:func:`_inspect` on an Arrow table; keeps it Arrow (strings dictionary-encoded) for one cheap concat."""
+    unit = _Unit(file=file, accession=fallback_accession, frame=None)
+    unit.rows = table.num_rows
+    names = set(table.column_names)
+    unit.missing_columns = ",".join(c for c in schema.EVENT_COLUMNS if c not in names)
+    unit.non_numeric_columns = ",".join(
+        c
+        for c in _NUMERIC
+        if c in names
+        and not (pa.types.is_floating(table.schema.field(c).type) or pa.types.is_integer(table.schema.field(c).type))
+    )
+    if "accession" in names:
+        col = table.column("accession")
+        values = pc.unique(col.combine_chunks() if col.num_chunks != 1 else col.chunk(0))
+        if pa.types.is_dictionary(values.type):
+            values = values.dictionary_decode()
+        values = [v for v in values.drop_null().to_pylist()]
+        unit.accessions_in_file = len(set(map(str, values)))
+        if len(values) == 1:
+            unit.accession = str(values[0])
+    if unit.usable:
+        cols = []
+        for c in schema.EVENT_COLUMNS:
+            col = table.column(c)
+            if c in _STRINGS:
+                if not pa.types.is_dictionary(col.type):
+                    col = pc.dictionary_encode(col.cast(pa.string()))
+                elif col.type.value_type != pa.string() or col.type.index_type != pa.int32():
+                    col = col.cast(pa.dictionary(pa.int32(), pa.string()))
+            elif col.type != pa.float64():
+                col = col.cast(pa.float64())
+            cols.append(col)
+        unit.frame = pa.table(cols, names=schema.EVENT_COLUMNS)
+    return unit
+
+
 def _load_units(events: str | Path | pd.DataFrame, source: str | None) -> tuple[str, list[_Unit]]:
     if isinstance(events, pd.DataFrame):
         name = source or "<dataframe>"
@@ -99,12 +142,24 @@ def _load_units(events: str | Path | pd.DataFrame, source: str | None) -> tuple[
     units = []
     for f in tqdm(files, desc="reading events", unit="file", disable=None, leave=False):
         try:
-            df = pd.read_parquet(f)
+            table = pq.read_table(f)
         except Exception as exc:  # noqa: BLE001  # pyarrow raises many types; the report names the file
             units.append(_inspect(str(f), None, f.stem, read_error=f"{exc.__class__.__name__}: {exc}"[:300]))
             continue
-        units.append(_inspect(str(f), df, f.stem))
+        units.append(_inspect_arrow(str(f), table, f.stem))
     return str(source or path), units
+
+
+def _stack(frames: list) -> pd.DataFrame:
+    """One pandas table from the usable units: Arrow tables are concatenated with unified dictionaries (string
+    columns become categoricals: no per-row Python strings), pandas frames with ``pd.concat``."""
+    if not frames:
+        return schema.empty_events()
+    if all(isinstance(f, pa.Table) for f in frames):
+        table = pa.concat_tables(frames).unify_dictionaries().combine_chunks()
+        return table.to_pandas()
+    frames = [f.to_pandas() if isinstance(f, pa.Table) else f for f in frames]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
 
 
 def _expectation_entry(suite: str, o: suites.Outcome, files_failed: int) -> dict[str, Any]:
@@ -119,6 +174,8 @@ def _expectation_entry(suite: str, o: suites.Outcome, files_failed: int) -> dict
         "unexpected_count": o.unexpected_count,
         "files_failed": files_failed,
         "error": o.error,
+        "severity": o.check.severity,
+        "per_accession": not o.check.per_row,
     }
 
 
@@ -128,11 +185,15 @@ def validate_events(
     fragment_tolerance_da: float = DEFAULT_FRAGMENT_TOLERANCE_DA,
     *,
     source: str | None = None,
+    max_intensity: float = DEFAULT_MAX_INTENSITY,
+    max_above_precursor_share: float = DEFAULT_MAX_ABOVE_PRECURSOR_SHARE,
 ) -> ValidationResult:
     """Validate an events folder (one Parquet file per accession) or one events DataFrame.
 
     Per-file schema checks run on a one-row-per-file inventory; row checks run once on all usable files
-    concatenated, and each unexpected row is mapped back to its file and 0-based row position.
+    concatenated, and each unexpected row is mapped back to its file and 0-based row position. Fragments above
+    their precursor are counted per accession (``result.physics``) and fail an accession only when their share
+    passes ``max_above_precursor_share``; warning-level checks land in ``result.warnings``, not ``failures``.
     """
     t0 = time.perf_counter()
     mz_range = (float(mz_range[0]), float(mz_range[1]))
@@ -140,6 +201,11 @@ def validate_events(
         raise ConfigError(f"validate m/z range must have min < max, got {mz_range}")
     if not fragment_tolerance_da >= 0:
         raise ConfigError(f"validate fragment_tolerance_da must be >= 0, got {fragment_tolerance_da}")
+    if not 0 <= max_above_precursor_share <= 1:
+        raise ConfigError(f"validate.max_above_precursor_share must be in [0, 1], got {max_above_precursor_share}")
+    if not max_intensity > 0:
+        raise ConfigError(f"validate.max_intensity must be > 0, got {max_intensity}")
+    warnings: list[Failure] = []
     name, units = _load_units(events, source)
     df_mode = isinstance(events, pd.DataFrame)
 
@@ -187,24 +253,33 @@ def validate_events(
     frames = [units[i].frame for i in usable]
     for u in units:
         u.frame = None  # the concatenated table below is the only copy kept
-    table = pd.concat(frames, ignore_index=True) if frames else schema.empty_events()
+    table = _stack(frames)
     del frames
     table[suites.FRAGMENT_EXCESS] = table["fragment_mz"] - table["precursor_mz"]
     sizes = np.array([units[i].rows for i in usable], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(sizes) else np.zeros(0, dtype=np.int64)
-    row_checks = suites.events_row_checks(schema.EVENT_COLUMNS, schema.POLARITIES, mz_range, fragment_tolerance_da)
+    row_checks = suites.events_row_checks(
+        schema.EVENT_COLUMNS,
+        schema.POLARITIES,
+        mz_range,
+        fragment_tolerance_da,
+        max_intensity=max_intensity,
+        max_above_precursor_share=max_above_precursor_share,
+    )
     df_failed_accessions: set[str] = set()
     for o in suites.run_checks("events_rows", table, row_checks):
         idx = np.asarray(o.index_list, dtype=np.int64)
         pos = np.searchsorted(starts, idx, side="right") - 1 if len(idx) else idx
         n_files = len(np.unique(pos))
         expectations.append(_expectation_entry("events_rows", o, n_files))
-        if o.success:
-            continue
+        if o.success or not o.check.per_row:
+            continue  # the mostly-check is judged per accession below
+        critical = o.check.severity != "warning"
+        sink = failures if critical else warnings
         if o.error and not len(idx):
-            failures.append(_error_failure(name, "events_rows", o))
+            sink.append(_error_failure(name, "events_rows", o))
             continue
-        if df_mode:
+        if df_mode and critical:
             df_failed_accessions.update(table["accession"].iloc[idx].dropna().astype(str).unique())
         # GX lists unexpected rows in index order, so each file's rows form one contiguous run
         uniq, first, counts = np.unique(pos, return_index=True, return_counts=True)
@@ -215,8 +290,9 @@ def validate_events(
             context = []
             if o.check.context_columns:
                 context = table.loc[rows_global, list(o.check.context_columns)].to_dict(orient="records")
-            failed_units.add(unit_i)
-            failures.append(
+            if critical:
+                failed_units.add(unit_i)
+            sink.append(
                 Failure(
                     file=units[unit_i].file,
                     accession=units[unit_i].accession,
@@ -231,6 +307,42 @@ def validate_events(
                     context=context,
                 )
             )
+
+    # 3. fragments above the precursor: counted per accession, judged per accession with the same share
+    physics = _above_precursor(table, units, usable, starts, fragment_tolerance_da)
+    if physics["per_accession"]:
+        acc_table = pd.DataFrame(
+            {
+                "accession": [r["accession"] for r in physics["per_accession"]],
+                suites.ABOVE_SHARE: [r[suites.ABOVE_SHARE] for r in physics["per_accession"]],
+            }
+        )
+        for o in suites.run_checks("events_accessions", acc_table, suites.accession_checks(max_above_precursor_share)):
+            bad = [int(i) for i in o.index_list]
+            expectations.append(_expectation_entry("events_accessions", o, len(set(bad))))
+            for i, value in zip(bad, o.values, strict=False):
+                rec = physics["per_accession"][i]
+                unit_i = rec.pop("_unit")
+                failed_units.add(unit_i)
+                if df_mode:
+                    df_failed_accessions.add(rec["accession"])
+                failures.append(
+                    Failure(
+                        file=units[unit_i].file,
+                        accession=rec["accession"],
+                        suite="events_accessions",
+                        check=o.check.label,
+                        expectation=o.expectation,
+                        column=suites.ABOVE_SHARE,
+                        unexpected_count=int(rec["above_precursor"]),
+                        row_kind="row",
+                        rows=rec["first_rows"],
+                        values=[round(float(value), 6)],
+                        context=rec["first_pairs"],
+                    )
+                )
+        for rec in physics["per_accession"]:
+            rec.pop("_unit", None)
 
     if df_mode:
         accessions = sorted(table["accession"].dropna().astype(str).unique().tolist())
@@ -250,16 +362,25 @@ def validate_events(
         "successful_expectations": n_ok,
         "unsuccessful_expectations": len(expectations) - n_ok,
         "success_percent": round(100.0 * n_ok / len(expectations), 2) if expectations else 100.0,
+        "fragments_above_precursor": physics["total_above"],
+        "above_precursor_share": physics["share"],
+        "accessions_with_fragments_above_precursor": sum(1 for r in physics["per_accession"] if r["above_precursor"]),
+        "max_above_precursor_share": physics["max_share"],
+        "warnings": int(sum(w.unexpected_count for w in warnings)),
         "seconds": round(time.perf_counter() - t0, 2),
     }
     log.info(
         "validated %d events rows in %d file(s): %d/%d expectations passed (%.1f s)",
         stats["rows"], stats["files"], n_ok, len(expectations), stats["seconds"],
     )  # fmt: skip
+    blocking = [e for e in expectations if not e["success"] and e.get("severity", "critical") != "warning"]
+    blocking = [e for e in blocking if not (e["suite"] == "events_rows" and e.get("per_accession"))]
     return ValidationResult(
         name="events",
         source=name,
-        success=not failures and n_ok == len(expectations),
+        success=not failures and not blocking,
+        warnings=warnings,
+        physics=physics,
         expectations=expectations,
         failures=failures,
         statistics=stats,
@@ -268,6 +389,58 @@ def validate_events(
         files={u.file: u.accession or "" for u in units},
         failed_files=failed_files,
     )
+
+
+def _above_precursor(table: pd.DataFrame, units, usable, starts: np.ndarray, tolerance: float) -> dict[str, Any]:
+    """Fragments above their precursor m/z (+ tolerance) per accession: counts, shares, first rows.
+
+    13C isotopes of the precursor (+1.003 Da) and ions co-isolated in the isolation window land there in every
+    real DDA export; the renderer masks that region (the paper's diagonal), so they are reported, not fatal.
+    """
+    n = len(table)
+    out: dict[str, Any] = {
+        "tolerance_da": float(tolerance),
+        "total_fragments": int(n),
+        "total_above": 0,
+        "share": 0.0,
+        "max_share": 0.0,
+        "per_accession": [],
+    }
+    if n == 0:
+        return out
+    excess = table[suites.FRAGMENT_EXCESS].to_numpy(dtype=np.float64, na_value=np.nan)
+    above = excess > tolerance  # NaN rows are the null checks' business
+    codes, uniques = pd.factorize(table["accession"], use_na_sentinel=True)
+    valid = codes >= 0
+    k = len(uniques)
+    sizes = np.bincount(codes[valid], minlength=k)
+    counts = np.bincount(codes[valid], weights=above[valid], minlength=k).astype(np.int64)
+    first_row = np.full(k, -1, dtype=np.int64)
+    seen = np.flatnonzero(valid)
+    first_row[codes[seen[::-1]]] = seen[::-1]  # first row of each accession
+    above_idx = np.flatnonzero(above & valid)
+    above_codes = codes[above_idx]
+    out["total_above"] = int(above.sum())
+    out["share"] = round(float(above.sum()) / n, 6)
+    for a in range(k):
+        share = float(counts[a]) / float(sizes[a]) if sizes[a] else 0.0
+        p = int(np.searchsorted(starts, first_row[a], side="right") - 1) if len(starts) else 0
+        rows = above_idx[above_codes == a][:MAX_LISTED] if counts[a] else np.empty(0, dtype=np.int64)
+        unit_start = int(starts[p]) if len(starts) else 0
+        out["per_accession"].append(
+            {
+                "accession": str(uniques[a]),
+                "file": units[usable[p]].file if usable else "",
+                "fragments": int(sizes[a]),
+                "above_precursor": int(counts[a]),
+                suites.ABOVE_SHARE: round(share, 6),
+                "first_rows": (rows - unit_start).tolist(),
+                "first_pairs": table.loc[rows, ["precursor_mz", "fragment_mz"]].to_dict(orient="records")[:5],
+                "_unit": usable[p] if usable else 0,
+            }
+        )
+    out["max_share"] = max(r[suites.ABOVE_SHARE] for r in out["per_accession"])
+    return out
 
 
 def _error_failure(file: str, suite: str, o: suites.Outcome) -> Failure:
@@ -387,6 +560,25 @@ def validate_assays(
 # -------------------------------------------------------------------------------------- policy + reports
 
 
+def _physics_note(events: ValidationResult, limit: float) -> str:
+    """``; 1,234 fragments above their precursor (0.35%, in 238 accessions, at most 0.9% per accession, limit 5%)``
+    plus the warning counts: what real data carries, said once."""
+    st = events.statistics
+    note = ""
+    if st.get("fragments_above_precursor"):
+        note += (
+            f"; {st['fragments_above_precursor']:,} fragments above their precursor "
+            f"({100 * st['above_precursor_share']:.2f}%, in {st['accessions_with_fragments_above_precursor']} "
+            f"accession(s), at most {100 * st['max_above_precursor_share']:.2f}% per accession, limit "
+            f"{100 * limit:g}%; masked by the renderer)"
+        )
+    n_warn = sum(w.unexpected_count for w in events.warnings)
+    if n_warn:
+        checks = sorted({w.check for w in events.warnings})
+        note += f"; warnings: {n_warn:,} rows ({'; '.join(checks)})"
+    return note
+
+
 def quarantine_dir_for(events_dir: str | Path) -> Path:
     """``<events_dir>/../quarantine``: beside the events folder, so a later glob of it never sees them."""
     return Path(events_dir).resolve().parent / "quarantine"
@@ -419,12 +611,24 @@ def options_from_params(params: dict[str, Any]) -> dict[str, Any]:
     try:
         mz_range = (float(v.get("mz_min", DEFAULT_MZ_RANGE[0])), float(v.get("mz_max", DEFAULT_MZ_RANGE[1])))
         tol = float(v.get("fragment_tolerance_da", DEFAULT_FRAGMENT_TOLERANCE_DA))
+        max_intensity = float(v.get("max_intensity", DEFAULT_MAX_INTENSITY))
+        max_share = float(v.get("max_above_precursor_share", DEFAULT_MAX_ABOVE_PRECURSOR_SHARE))
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"validate.mz_min / mz_max / fragment_tolerance_da must be numbers ({exc})") from None
+        raise ConfigError(
+            "validate.mz_min / mz_max / fragment_tolerance_da / max_intensity / max_above_precursor_share must be "
+            f"numbers ({exc})"
+        ) from None
     assays = (params.get("labels") or {}).get("assays")
     if assays is not None and (isinstance(assays, str) or not all(isinstance(a, str) for a in assays)):
         raise ConfigError(f"labels.assays must be a list of column names, got {assays!r}")
-    return {"policy": policy, "mz_range": mz_range, "fragment_tolerance_da": tol, "assays": assays}
+    return {
+        "policy": policy,
+        "mz_range": mz_range,
+        "fragment_tolerance_da": tol,
+        "assays": assays,
+        "max_intensity": max_intensity,
+        "max_above_precursor_share": max_share,
+    }
 
 
 def run_validation(
@@ -437,6 +641,8 @@ def run_validation(
     fragment_tolerance_da: float = DEFAULT_FRAGMENT_TOLERANCE_DA,
     assays: Sequence[str] | None = None,
     min_accessions: int = MIN_ACCESSIONS,
+    max_intensity: float = DEFAULT_MAX_INTENSITY,
+    max_above_precursor_share: float = DEFAULT_MAX_ABOVE_PRECURSOR_SHARE,
 ) -> ValidationReport:
     """Validate events (+ assays), apply the policy, write reports/validation.{json,html} atomically.
 
@@ -448,7 +654,13 @@ def run_validation(
         raise ConfigError(f"policy must be one of {POLICIES}, got {policy!r}")
     events_dir = Path(events_dir)
     qdir = quarantine_dir_for(events_dir)
-    events = validate_events(events_dir, mz_range=mz_range, fragment_tolerance_da=fragment_tolerance_da)
+    events = validate_events(
+        events_dir,
+        mz_range=mz_range,
+        fragment_tolerance_da=fragment_tolerance_da,
+        max_intensity=max_intensity,
+        max_above_precursor_share=max_above_precursor_share,
+    )
     previously = _quarantined_accessions(qdir) if policy == "quarantine" else []
     assay_res = None
     if assays_csv is not None:
@@ -470,6 +682,8 @@ def run_validation(
         "mz_min": mz_range[0],
         "mz_max": mz_range[1],
         "fragment_tolerance_da": fragment_tolerance_da,
+        "max_intensity": max_intensity,
+        "max_above_precursor_share": max_above_precursor_share,
         "assays": list(assays) if assays is not None else None,
         "min_accessions": min_accessions,
         "events_dir": _display(events_dir),
@@ -499,6 +713,7 @@ def run_validation(
             message += f", {assay_res.statistics['rows']} assay rows"
         if quarantined:
             message += f"; quarantined {len(quarantined)}: {', '.join(q['accession'] for q in quarantined)}"
+        message += _physics_note(events, max_above_precursor_share)
     else:
         blocking = failures if policy == "fail" else (assay_res.failures if assay_res else [])
         if policy == "quarantine" and not blocking:

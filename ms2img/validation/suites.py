@@ -60,6 +60,8 @@ class Check:
     expectation_type: str  # GX class name, e.g. "ExpectColumnValuesToBeBetween"
     kwargs: dict[str, Any]
     context_columns: tuple[str, ...] = ()  # extra columns shown next to an offending value
+    severity: str = "critical"  # "critical" fails validation; "warning" is reported with its count only
+    per_row: bool = True  # False: a cohort-level ``mostly`` check, judged per accession by its own suite
 
     @property
     def column(self) -> str | None:
@@ -124,7 +126,8 @@ def run_checks(suite_name: str, df: pd.DataFrame, checks: Sequence[Check]) -> li
     )
     # expectations passed to the constructor: one store write, not one per add_expectation (~50 ms each)
     expectations = [
-        getattr(gx.expectations, c.expectation_type)(**c.kwargs, meta={"check": i}) for i, c in enumerate(checks)
+        getattr(gx.expectations, c.expectation_type)(**c.kwargs, meta={"check": i}, severity=c.severity)
+        for i, c in enumerate(checks)
     ]
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations))
     # ValidationDefinition.run builds the batch once; the Batch.validate quick path builds it twice, and each
@@ -194,8 +197,17 @@ def events_row_checks(
     polarities: Sequence[str],
     mz_range: tuple[float, float],
     fragment_tolerance_da: float,
+    max_intensity: float = FLOAT_MAX,
+    max_above_precursor_share: float = 0.0,
 ) -> list[Check]:
-    """Row-level checks on the concatenated events table (which carries the derived ``fragment_excess``)."""
+    """Row-level checks on the concatenated events table (which carries the derived ``fragment_excess``).
+
+    What cannot be right fails (missing values, m/z out of range or negative, intensities negative, non-finite
+    or above ``max_intensity``); what real instruments produce is a warning with a count (fragments of zero
+    intensity). Fragments above their precursor (13C isotopes of the precursor, co-isolated ions) are physics:
+    the cohort passes while at most ``max_above_precursor_share`` of its fragments are above (GX ``mostly``);
+    :func:`accession_checks` applies the same share to each accession.
+    """
     mz_min, mz_max = float(mz_range[0]), float(mz_range[1])
     checks = [Check(f"no missing values in {c}", "ExpectColumnValuesToNotBeNull", {"column": c}) for c in event_columns]
     for c in ("precursor_mz", "fragment_mz"):
@@ -206,14 +218,22 @@ def events_row_checks(
                 {"column": c, "min_value": mz_min, "max_value": mz_max},
             )
         )
-    for c in ("precursor_intensity", "fragment_intensity", "rt_min"):
+    limit = min(float(max_intensity), FLOAT_MAX)
+    for c in ("precursor_intensity", "fragment_intensity"):
         checks.append(
             Check(
-                f"{c} >= 0 and finite",
+                f"{c} >= 0, finite and <= {limit:g}",
                 "ExpectColumnValuesToBeBetween",
-                {"column": c, "min_value": 0.0, "max_value": FLOAT_MAX},
+                {"column": c, "min_value": 0.0, "max_value": limit},
             )
         )
+    checks.append(
+        Check(
+            "rt_min >= 0 and finite",
+            "ExpectColumnValuesToBeBetween",
+            {"column": "rt_min", "min_value": 0.0, "max_value": FLOAT_MAX},
+        )
+    )
     checks.append(
         Check(
             f"polarity in {{{', '.join(polarities)}}}",
@@ -223,13 +243,39 @@ def events_row_checks(
     )
     checks.append(
         Check(
-            f"fragment_mz <= precursor_mz + {float(fragment_tolerance_da):g} Da",
+            "fragment_intensity > 0 (zero-intensity fragments carry no signal)",
             "ExpectColumnValuesToBeBetween",
-            {"column": FRAGMENT_EXCESS, "max_value": float(fragment_tolerance_da)},
+            {"column": "fragment_intensity", "min_value": 0.0, "strict_min": True},
+            severity="warning",
+        )
+    )
+    share = float(max_above_precursor_share)
+    checks.append(
+        Check(
+            f"fragment_mz <= precursor_mz + {float(fragment_tolerance_da):g} Da for at least "
+            f"{100 * (1 - share):g}% of fragments",
+            "ExpectColumnValuesToBeBetween",
+            {"column": FRAGMENT_EXCESS, "max_value": float(fragment_tolerance_da), "mostly": 1.0 - share},
             context_columns=("precursor_mz", "fragment_mz"),
+            per_row=False,
         )
     )
     return checks
+
+
+ABOVE_SHARE = "above_precursor_share"
+
+
+def accession_checks(max_above_precursor_share: float) -> list[Check]:
+    """Per-accession judgement on the one-row-per-file summary: the share of fragments above the precursor
+    (the row check's ``mostly``, applied to each accession)."""
+    return [
+        Check(
+            f"share of fragments above the precursor <= {float(max_above_precursor_share):g} per accession",
+            "ExpectColumnValuesToBeBetween",
+            {"column": ABOVE_SHARE, "max_value": float(max_above_precursor_share)},
+        )
+    ]
 
 
 def assays_checks(
