@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 # The two per-row passes (per-precursor maxima; scale, bin and aggregate) run as numba-compiled loops when numba is
-# installed and the sample is large enough for it to matter, else as the vectorised numpy code in _render_group.
+# installed and the sample is large enough for it to matter, else as the vectorised numpy code in core._render_group.
 # Both do the same float operations in the same order, so the images are bit-identical (tests check it). The loops
 # are compiled once per machine (``cache=True``: ~2 s) and loaded from numba's cache after that; each process still
 # pays numba's import and start-up once (~0.5-1 s on 2 shared cores; benchmarks/render.py prints it), so a server
