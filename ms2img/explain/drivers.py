@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 PROTON = 1.007276
 # in-source ions of a compound with main ion m/z ``m``: (label, m/z of the related ion)
+C13 = 1.003355
+ISOTOPES = (("M+1", lambda m: m + C13), ("M+2", lambda m: m + 2 * C13))
 RELATED_IONS = {
     "negative": (
         ("[M+FA-H]-", lambda m: m + 46.005479),
@@ -180,9 +182,8 @@ def consensus_spectrum(
     mz, rel, who = mz[order], rel[order], who[order]
     grp = np.concatenate([[0], np.cumsum(np.diff(mz) > tol_da)])
     k = grp[-1] + 1
-    present = np.zeros(k)
-    df = pd.DataFrame({"g": grp, "w": who})
-    present = df.drop_duplicates().groupby("g").size().reindex(range(k), fill_value=0).to_numpy()
+    pairs = np.unique(grp * n + who)
+    present = np.bincount(pairs // n, minlength=k)
     wsum = np.bincount(grp, weights=rel, minlength=k)
     mzw = np.bincount(grp, weights=mz * np.maximum(rel, 1e-9), minlength=k) / np.maximum(
         np.bincount(grp, weights=np.maximum(rel, 1e-9), minlength=k), 1e-12
@@ -290,7 +291,18 @@ def find_drivers(
                 in_boxes.setdefault(c, []).append(int(b.box))
     adducts: dict[int, list[str]] = {}
     if fold_adducts:
-        _fold_related_ions(score, adducts, in_boxes, c_mz, c_rt, c_pol, n_acc, mz_ppm)
+        abundance = np.bincount(per["c"], weights=per["rel"], minlength=n_cl) / max(1, len(set(acc)))
+
+        def confirm(c: int, p: int, label: str) -> bool:
+            """Adducts and dimers fragment back to the main ion; a water loss is a fragment of the main ion."""
+            if label.startswith("M+"):  # isotopes: co-elution and abundance are the evidence
+                return True
+            water = "H2O" in label
+            fmz, _ = spectrum(p if water else c)
+            target = c_mz[c] if water else c_mz[p]
+            return bool(fmz.size) and bool(np.any(np.abs(fmz - target) <= fragment_tol_da + target * mz_ppm * 1e-6))
+
+        _fold_related_ions(score, adducts, in_boxes, c_mz, c_rt, c_pol, n_acc, mz_ppm, abundance, confirm=confirm)
     cand = np.flatnonzero(score > 0)
     out = pd.DataFrame(
         {
@@ -344,22 +356,31 @@ def _fold_related_ions(
     c_pol: np.ndarray,
     n_acc: np.ndarray,
     mz_ppm: float,
+    abundance: np.ndarray,
     rt_tol: float = 0.05,
+    confirm=None,
 ) -> None:
-    """Fold co-eluting adducts / dimers / water losses into their main ion's cluster (in place on ``score``).
+    """Fold co-eluting adducts, isotopes, dimers and water losses into their main ion's cluster (in place).
 
-    A parent outside the boxes inherits its ions' importance: the compound, not the adduct, is the driver.
+    The main ion must be at least as abundant (``abundance``: mean relative intensity over accessions) as the
+    related ion, which settles the ambiguous cases (is B the water loss of A, or A a water adduct of B?). A parent
+    outside the boxes inherits its ions' importance: the compound, not the adduct, is the driver. ``confirm(c, p,
+    label)`` may demand MS/MS evidence (see :func:`find_drivers`).
     """
     order = np.argsort(c_mz, kind="stable")
     smz = c_mz[order]
     parent_of: dict[int, tuple[int, str]] = {}
     for c in np.flatnonzero(score > 0):
         c = int(c)
-        for label, to_mz in RELATED_IONS.get(str(c_pol[c]), RELATED_IONS["negative"]):
+        for label, to_mz in (*ISOTOPES, *RELATED_IONS.get(str(c_pol[c]), RELATED_IONS["negative"])):
             hits = [
                 p
                 for p in _parents(c_mz[c], to_mz, smz, order, mz_ppm)
-                if p != c and abs(c_rt[p] - c_rt[c]) <= rt_tol and n_acc[p] >= 0.5 * n_acc[c]
+                if p != c
+                and abs(c_rt[p] - c_rt[c]) <= rt_tol
+                and n_acc[p] >= 0.5 * n_acc[c]
+                and abundance[p] >= abundance[c]
+                and (confirm is None or confirm(c, p, label))
             ]
             if hits:
                 parent_of[c] = (hits[0], label)
