@@ -42,39 +42,54 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSAY = "DPPH"
 
 
-def train_and_register(workdir: Path, size: str, accessions: int) -> str:
-    """Synthetic cohort -> events -> images -> one-epoch CNN, registered and promoted; returns the model URI."""
+def train_and_register(workdir: Path, size: str, accessions: int, family: str = "cnn") -> str:
+    """Synthetic cohort -> events -> a FamilyModel folder (the paper's CNN at ``size``, one epoch, or an RF),
+    registered with ``registry.register_family`` and promoted; returns the model URI.
+
+    The network's size, not its quality, sets the serving cost, so one epoch on a small cohort is enough.
+    """
     from ms2img import registry, synth, tracking
-    from ms2img.io.ingest import ingest
-    from ms2img.params import load_params
+    from ms2img.io.msdial import read_msdial
+    from ms2img.io.schema import write_events
+    from ms2img.models.family import FamilyModel
     from ms2img.render import RenderConfig, parse_size, render_files
-    from ms2img.train import train_assay
 
     t0 = time.perf_counter()
     synth.make_cohort(workdir / "raw", accessions=accessions, seed=7)
-    ingest(workdir / "raw" / "exports", workdir / "events")
+    events = workdir / "events"
+    events.mkdir(parents=True, exist_ok=True)
+    for f in sorted((workdir / "raw" / "exports").glob("*.txt")):
+        res = read_msdial(f, accession_from="file")
+        keep = set(res.samples.loc[res.samples["type"] == "Sample", "replicate"].astype(str))
+        write_events(res.events[res.events["replicate"].astype(str).isin(keep)].reset_index(drop=True),
+                     events / f"{f.stem}.parquet")  # fmt: skip
     w, h = parse_size(size)
-    [images] = render_files(workdir / "events", [RenderConfig(width=w, height=h)], progress=False)
-    images.save(workdir / "images.npz")
-    params = load_params(REPO_ROOT / "params.yaml")  # the paper's network (no tuning), at the paper's resolution
-    params["cv"]["folds"], params["cnn"]["epochs"], params["tune"]["trials"] = 2, 1, 0
+    [images] = render_files(events, [RenderConfig(width=w, height=h)], progress=False)
+    y = np.arange(len(images.ids)) % 2
+    accs = images.ids.astype(str).tolist()
+    card = {"assay": ASSAY, "render": images.config, "threshold": 0.5, "n_accessions": len(accs),
+            "label_scaling": {"min": 0.0, "max": 1.0, "low": 0.4, "high": 0.6},
+            "metrics": {"auc": {"mean": 0.5, "sd": 0.0, "ci_low": 0.5, "ci_high": 0.5}}}  # fmt: skip
+    if family == "cnn":
+        from ms2img.models.cnn import build_paper_cnn
+
+        model = build_paper_cnn((h, w, 1))
+        model.fit(images.images[..., None], y, epochs=1, verbose=0)
+        estimator = [model]
+    else:
+        from sklearn.ensemble import RandomForestClassifier
+        from sklearn.pipeline import Pipeline
+
+        from ms2img.models.baselines import FlattenImages
+
+        estimator = Pipeline([("flatten", FlattenImages()), ("rf", RandomForestClassifier(n_estimators=200))])
+        estimator.fit(images.images, y)
+    folder = FamilyModel(family, card, estimator, accs).save(workdir / "models" / ASSAY / family)
     tracking.setup_tracking()
-    out = train_assay(
-        assay=ASSAY,
-        images_path=workdir / "images.npz",
-        assays_csv=workdir / "raw" / "assays.csv",
-        params=params,
-        metrics_dir=workdir / "metrics",
-        plots_dir=workdir / "plots",
-        models_dir=workdir / "models",
-        workdir=workdir / "kt",
-        events_dir=workdir / "events",
-        raw_data=workdir / "raw",
-    )
-    name = out["registered"]["name"]
-    registry.promote(name)
-    version = out["registered"]["version"]
-    print(f"trained and registered {name} v{version} at {size} in {time.perf_counter() - t0:.0f} s")
+    version = registry.register_family(folder, data_hash="bench", code_version="bench", events_dir=events)
+    name = registry.model_name(ASSAY)
+    registry.promote_version(name, version)
+    print(f"built and registered {name} v{version} ({family} at {size}) in {time.perf_counter() - t0:.0f} s")
     return f"models:/{name}@champion"
 
 
@@ -88,9 +103,10 @@ def start_server(model_uri: str, port: int, workers: int, log_path: Path, timeou
     """``mlflow models serve`` as ``ms2img serve`` runs it; returns once /ping answers."""
     import requests
 
-    from ms2img.commands.serve import serve_command
+    from ms2img.commands.serve import serve_command, serve_env
+    from ms2img.tracking import tracking_uri
 
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = serve_env(model_uri, tracking_uri(), 64 * 1024 * 1024, 200_000)
     cmd = serve_command(model_uri, "127.0.0.1", port, workers)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -198,7 +214,9 @@ def profile_stages(model_uri: str, body: bytes, repeats: int = 20) -> None:
     from ms2img.serving import _parse_request, render_request
 
     model = mlflow.pyfunc.load_model(model_uri)
-    impl = model._model_impl.python_model  # the FingerprintClassifier
+    impl = model.unwrap_python_model().predictor  # the FamilyPredictor (image families)
+    impl._max_rows, impl._max_fragments, impl._render = impl.max_rows, impl.max_fragments, impl.render
+    impl._model = impl.model.estimator[0] if impl.family == "cnn" else impl.model.estimator
     text = body.decode()
     schema = model.metadata.get_input_schema()
 
@@ -236,7 +254,8 @@ def profile_stages(model_uri: str, body: bytes, repeats: int = 20) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model-uri", default=None, help="serve this model (e.g. models:/ms2img-DPPH@champion)")
-    p.add_argument("--workers", type=int, default=1, help="uvicorn workers of the scoring server")
+    p.add_argument("--workers", type=int, default=None, help="uvicorn workers (default: ms2img serve's, one per core)")
+    p.add_argument("--family", default="cnn", choices=["cnn", "rf-image"], help="family of the model built")
     p.add_argument("--size", default="150x140", help="image size of the model trained when no --model-uri")
     p.add_argument("--accessions", type=int, default=20, help="synthetic accessions to train on")
     p.add_argument("--precursors", type=int, default=5000)
@@ -247,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="also time the stages in-process")
     p.add_argument("--workdir", type=Path, default=None, help="keep the store and logs here (default: temp)")
     args = p.parse_args(argv)
+    if args.workers is None:
+        from ms2img.serving_app import default_workers
+
+        args.workers = default_workers()
 
     tmp = None
     if args.workdir is None:
@@ -258,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         if model_uri is None:
             os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{args.workdir.resolve()}/mlflow.db"
             os.chdir(args.workdir)
-            model_uri = train_and_register(args.workdir, args.size, args.accessions)
+            model_uri = train_and_register(args.workdir, args.size, args.accessions, args.family)
         print(
             f"host: {platform.node()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; "
             f"model {model_uri}; workers {args.workers}"
