@@ -250,7 +250,8 @@ def explain_assay(
         if path is None or not path.is_file():
             found = sorted(Path(images_dir).glob("*.npz"))
             if len(found) != 1:
-                raise InputFileError(Path(images_dir), f"cannot tell which image tensor the {family} model reads")
+                want = f"{size}.npz (run `ms2img render --sizes {size}`)" if size else "one image tensor"
+                raise InputFileError(Path(images_dir), f"the {family} model reads {want}; found {len(found)} file(s)")
             path = found[0]
         ims = ImageSet.load(path)
         idx = {a: i for i, a in enumerate(ims.ids)}
