@@ -116,7 +116,7 @@ def _amounts(world: World, latent: Latent, rng: np.random.Generator) -> tuple[np
     fam_abund = latent.families[w.family[fam_idx]]
     take = (fam_abund > 0) & (rng.random(fam_idx.size) < w.prevalence[fam_idx])
     share = w.weight[fam_idx] / np.bincount(w.family[fam_idx], w.weight[fam_idx])[w.family[fam_idx]]
-    fam_amount = fam_abund * share * 3.0 * rng.lognormal(0.0, 0.35, fam_idx.size)
+    fam_amount = fam_abund * share * 3.0 * rng.lognormal(0.0, 0.25, fam_idx.size)
 
     bg_idx = np.where(w.family == BACKGROUND)[0]
     bg_take = rng.random(bg_idx.size) < w.prevalence[bg_idx]
@@ -340,10 +340,11 @@ def _msms(w: World, rng, f_comp, f_mz, mode_arr, ref_h, avg_mz, ppm_ref, n):
     # unfragmented precursor left in the scan (the diagonal), with its isotopes co-isolated above it
     resid = np.where(rng.random(n) < 0.65)[0]
     r_rel = rng.uniform(2.0, 40.0, resid.size)
-    r1 = 0.011 * np.maximum(f_mz[resid], 100) / 16.0 * rng.uniform(0.6, 1.0, resid.size)
-    parts_mz += [f_mz[resid], f_mz[resid] + C13_DELTA, f_mz[resid] + 2 * C13_DELTA]
-    parts_rel += [r_rel, r_rel * r1, r_rel * r1 * r1 / 2]
-    parts_own += [resid, resid, resid]
+    iso = rng.random(resid.size) < 0.35  # isolation window wide enough to pass the isotopes
+    r1 = 0.011 * np.maximum(f_mz[resid[iso]], 100) / 16.0 * rng.uniform(0.6, 1.0, iso.sum())
+    parts_mz += [f_mz[resid], f_mz[resid[iso]] + C13_DELTA, f_mz[resid[iso]] + 2 * C13_DELTA]
+    parts_rel += [r_rel, r_rel[iso] * r1, r_rel[iso] * r1 * r1 / 2]
+    parts_own += [resid, resid[iso], resid[iso]]
     # M+1 of intense fragments
     strong = np.where(frel > 30)[0]
     parts_mz.append(fmz[strong] + C13_DELTA)

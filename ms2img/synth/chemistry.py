@@ -31,7 +31,7 @@ FAMILIES: dict[str, tuple[str, float, float, float]] = {
 }
 FAMILY_NAMES = list(FAMILIES)
 PHENOLIC_FAMILIES = [f for f in FAMILY_NAMES if f not in ("triterpenoids", "primary")]
-SHARED_FACTOR = 0.7  # correlation weight of the shared "phenolic richness" factor
+SHARED_FACTOR = 0.8  # correlation weight of the shared "phenolic richness" factor
 Z_CLIP = 2.0  # light tails: min-max labels are decided by the extremes
 
 # Chemotypes: which constituent gives the base peak. Each chemotype has one dominant compound (a strongly
@@ -46,22 +46,22 @@ CHEMOTYPES: list[tuple[str, float]] = [
     ("triterpenoids", 0.1),
     ("matrix", 0.15),
 ]
-DOMINANT_MGG = (0.8, 2.0)  # uniform range of the dominant compound's amount (mg/g) in its own chemotype
+DOMINANT_MGG = (1.0, 1.8)  # uniform range of the dominant compound's amount (mg/g) in its own chemotype
 
 # Minor actives: a few specific low-abundance constituents with a strong effect (potency per mg/g, on the same
 # scale as the family weights below: a potency of 20 means 20x a typical family member per mg). The compound pool
 # assigns each slot to an unannotated relative or an unknown. (potency per assay, prevalence, median mg/g)
 MINOR_ACTIVES: list[tuple[dict[str, float], float, float]] = [
-    ({"DPPH": 20.0}, 0.5, 0.25),
-    ({"DPPH": 16.0, "TPC": 6.0}, 0.45, 0.3),
-    ({"DPPH": 14.0}, 0.55, 0.2),
-    ({"elastase": 12.0}, 0.5, 0.2),
-    ({"elastase": 10.0}, 0.55, 0.25),
-    ({"elastase": 8.0, "DPPH": 6.0}, 0.45, 0.3),
-    ({"TFC": 7.0}, 0.5, 0.3),
-    ({"TFC": 6.0}, 0.55, 0.25),
-    ({"TPC": 14.0}, 0.5, 0.3),
-    ({"TPC": 12.0}, 0.45, 0.25),
+    ({"DPPH": 10.0}, 0.5, 0.4),
+    ({"DPPH": 8.0, "TPC": 3.0}, 0.45, 0.5),
+    ({"DPPH": 7.0}, 0.55, 0.35),
+    ({"elastase": 6.0}, 0.5, 0.35),
+    ({"elastase": 5.0}, 0.55, 0.4),
+    ({"elastase": 4.0, "DPPH": 3.0}, 0.45, 0.5),
+    ({"TFC": 3.5}, 0.5, 0.5),
+    ({"TFC": 3.0}, 0.55, 0.4),
+    ({"TPC": 7.0}, 0.5, 0.5),
+    ({"TPC": 6.0}, 0.45, 0.4),
 ]
 MINOR_RANGE = (0.3, 1.7)  # a present minor active's amount: median x uniform(MINOR_RANGE) (bounded, no outliers)
 
@@ -150,22 +150,22 @@ def assays_from_latent(latent: Latent, rng: np.random.Generator) -> dict[str, fl
     totals, plus the potencies of the minor actives in ``MINOR_ACTIVES`` times their amounts), ``F(c)`` a
     multiplicative factor ``1 + N(0, c)`` and ``N(s)`` a normal error with sd ``s``:
 
-    * TPC (mg GAE/g)        = (1.0 + W_TPC) * F(0.06) + N(1.5): Folin-Ciocalteu sees every phenolic family;
-    * TFC (mg QE/g)         = (0.3 + W_TFC) * F(0.08) + N(0.8): AlCl3 complexes flavonols/flavones mainly;
-    * DPPH (% scavenging)   = 100 * (1 - exp(-W_DPPH * F(0.15) / DPPH_K)) + N(3), clipped to 0..100: catechols,
+    * TPC (mg GAE/g)        = (1.0 + W_TPC) * F(0.04) + N(1.0): Folin-Ciocalteu sees every phenolic family;
+    * TFC (mg QE/g)         = (0.3 + W_TFC) * F(0.05) + N(0.6): AlCl3 complexes flavonols/flavones mainly;
+    * DPPH (% scavenging)   = 100 * (1 - exp(-W_DPPH * F(0.08) / DPPH_K)) + N(2.5), clipped to 0..100: catechols,
       galloyl groups and procyanidins dominate, saturating like the real dose-response;
-    * elastase (% inhib.)   = 100 * X / (X + ELASTASE_K) + N(4) with X = W_ELA * F(0.2), clipped to 0..100:
+    * elastase (% inhib.)   = 100 * X / (X + ELASTASE_K) + N(3) with X = W_ELA * F(0.1), clipped to 0..100:
       procyanidins, ellagic/gallic acids and triterpenoids (ursolic/corosolic acid), a different subset than DPPH.
 
     The multiplicative factors stand for compounds the MS does not see and for extraction variance, the
     additive errors for the assay itself (mean of triplicate wells).
     """
-    tpc = (1.0 + active_sum(latent, "TPC")) * _factor(rng, 0.06) + 1.5 * _z(rng)
-    tfc = (0.3 + active_sum(latent, "TFC")) * _factor(rng, 0.08) + 0.8 * _z(rng)
-    aox = active_sum(latent, "DPPH") * _factor(rng, 0.15)
-    dpph = 100 * (1 - np.exp(-aox / DPPH_K)) + 3.0 * _z(rng)
-    x = active_sum(latent, "elastase") * _factor(rng, 0.2)
-    ela = 100 * x / (x + ELASTASE_K) + 4.0 * _z(rng)
+    tpc = (1.0 + active_sum(latent, "TPC")) * _factor(rng, 0.04) + 1.0 * _z(rng)
+    tfc = (0.3 + active_sum(latent, "TFC")) * _factor(rng, 0.05) + 0.6 * _z(rng)
+    aox = active_sum(latent, "DPPH") * _factor(rng, 0.08)
+    dpph = 100 * (1 - np.exp(-aox / DPPH_K)) + 2.5 * _z(rng)
+    x = active_sum(latent, "elastase") * _factor(rng, 0.1)
+    ela = 100 * x / (x + ELASTASE_K) + 3.0 * _z(rng)
     return {
         "DPPH": float(np.clip(dpph, 0, 100)),
         "elastase": float(np.clip(ela, 0, 100)),
