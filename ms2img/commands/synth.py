@@ -1,4 +1,4 @@
-"""``ms2img synth --out DIR``: write the synthetic demo cohort (one MS-DIAL export per accession + assays.csv)."""
+"""``ms2img synth --out DIR``: write the synthetic cohort (one MS-DIAL export per accession, assays, truth)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="write a synthetic cohort: MS-DIAL exports built from real reference spectra + assays.csv",
         description=(
             "Write OUT/exports/ACC0001.txt ... (MS-DIAL v4 alignment exports: replicates, a blank and a QC "
-            "column) and OUT/assays.csv (accession, DPPH, elastase, TFC, TPC) whose values depend on the "
-            "phenolic chemistry of each accession. Deterministic from --seed. Defaults come from params.yaml's "
-            "synth section; flags override them."
+            "column, injection batches of 40) and OUT/assays.csv (accession, DPPH, elastase, TFC, TPC) whose "
+            "values depend on the chemistry of each accession, plus OUT/truth.csv (the planted actives per assay: "
+            "assay, compound, precursor_mz, rt_min, weight, library_name), OUT/latent.csv (the chemistry per "
+            "accession) and OUT/cohort.json. Deterministic from --seed. Defaults come from params.yaml's synth "
+            "section; flags override them."
         ),
     )
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")

@@ -35,7 +35,9 @@ Files written under ``out_dir``:
   ``chemotype``, ``dominant_mgg``, ``minor_1`` ... mg/g of each minor active); never read by the pipeline.
 * ``truth.csv``: the planted actives, one row per (assay, compound) that drives the assay, heaviest first:
   ``assay, compound, precursor_mz, rt_min, weight, library_name``. ``compound`` is a stable id
-  ``<family or kind>_<index>`` (``flavonols_0042``, ``unknown_1234`` for a minor active hosted by an unknown);
+  ``<family or kind>_<index>``: ``flavonols_0042`` (a family member, weight from the family's share),
+  ``minor_flavonols_0187`` / ``minor_unknown_1380`` (a minor active hosted by a relative of a flavonol or by an
+  unknown);
   ``precursor_mz`` the main ion ([M-H]- or [M+H]+; adducts and isotopes of it also appear in the exports);
   ``rt_min`` the retention time before batch and run shifts; ``weight`` the compound's expected share of the
   assay's weighted sum of actives (see :func:`ms2img.synth.cohort.planted_actives`; listed when >= 0.005, so the

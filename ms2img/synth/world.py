@@ -71,7 +71,7 @@ class World:
     prevalence: np.ndarray  # probability an accession contains the compound (given its family is present)
     log_mu: np.ndarray  # background / matrix / contaminant: median log abundance (mg/g-equivalent)
     in_blank: np.ndarray  # matrix ions: fraction of the sample level seen in the blank (system ions ~1)
-    label: list[str]  # family name, "unknown", "contaminant", "matrix" (minor hosts keep their origin's)
+    label: list[str]  # family name, "unknown", "contaminant", "matrix", "minor_<family or unknown>"
     annot: list[Annotation | None]  # library annotation for standards, None otherwise
     frag_off: np.ndarray
     frag_mz: np.ndarray
@@ -84,7 +84,7 @@ class World:
         return len(self.ion_mz)
 
     def compound_id(self, i: int) -> str:
-        """A stable, readable id: ``<label>_<index>`` (e.g. ``flavonols_0042``)."""
+        """A stable, readable id: ``<label>_<index>`` (``flavonols_0042``, ``minor_unknown_1380``)."""
         return f"{self.label[i]}_{i:04d}"
 
 
@@ -239,6 +239,7 @@ def build_world(seed: int, polarity: str = "negative") -> World:
         taken.add(pick)
         rec = recs[pick]
         rec[2], rec[3], rec[4], rec[5] = MINOR, 0.0, float(rng.uniform(0.8, 1.5)), 1.0
+        rec[8] = f"minor_{rec[8]}"  # e.g. minor_flavonols (a relative of a flavonol), minor_unknown
         minor.append(pick)
 
     sizes = np.array([r[10].size for r in recs])
