@@ -89,15 +89,21 @@ class CohortSummary:
 def cohort_class_counts(assays: pd.DataFrame, low: float = 0.4, high: float = 0.6) -> dict[str, dict[str, int]]:
     """Per assay ``{low, high, dropped}`` with the project's labelling rule (empty dict when it cannot label)."""
     from ms2img.labels import class_counts, make_labels
+    from ms2img.labels import logger as labels_log
 
     out: dict[str, dict[str, int]] = {}
-    for assay in ASSAYS:
-        try:
-            labels = make_labels(assays, assay, low=low, high=high)
-        except ConfigError:
-            out[assay] = {}
-            continue
-        out[assay] = {**class_counts(labels), "dropped": int(labels.attrs.get("n_middle", 0))}
+    level = labels_log.level
+    labels_log.setLevel(max(level, logging.WARNING))  # the summary prints the counts; no log line per assay
+    try:
+        for assay in ASSAYS:
+            try:
+                labels = make_labels(assays, assay, low=low, high=high)
+            except ConfigError:
+                out[assay] = {}
+                continue
+            out[assay] = {**class_counts(labels), "dropped": int(labels.attrs.get("n_middle", 0))}
+    finally:
+        labels_log.setLevel(level)
     return out
 
 
