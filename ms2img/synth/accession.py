@@ -21,7 +21,7 @@ import numpy as np
 from ms2img.io.msdial_writer import AlignmentExport, Annotation, isotope_cells, msms_cells
 from ms2img.synth.chemistry import CHEMOTYPES, FAMILIES, Latent, assays_from_latent, draw_latent
 from ms2img.synth.library import MAX_FRAGMENTS
-from ms2img.synth.world import BACKGROUND, CONTAMINANT, MATRIX, PROTON, World
+from ms2img.synth.world import BACKGROUND, CONTAMINANT, DOMINANT_RESPONSE, MATRIX, PROTON, World
 
 HEIGHT_PER_MG = 1.0e5  # MS1 height of 1 mg/g at response factor 1
 DETECTION_LIMIT = 2000.0  # heights below this are written as 0 (not detected)
@@ -129,14 +129,15 @@ def _amounts(world: World, latent: Latent, rng: np.random.Generator) -> tuple[np
     amount = np.concatenate([fam_amount[take], bg_amount[bg_take], latent.minor[latent.minor > 0], mx_amount])
     # the chemotype's dominant compound: its dominant amount on top of whatever it has already
     dom = w.dominant[latent.chemotype]
+    extra = latent.dominant
+    if CHEMOTYPES[latent.chemotype][0] not in FAMILIES:  # a lipid-rich extract: a matrix lipid dominates
+        extra *= DOMINANT_RESPONSE * rng.uniform(0.7, 1.4)
     hit = np.where(comps == dom)[0]
     if hit.size:
-        amount[hit[0]] += latent.dominant
+        amount[hit[0]] += extra
     else:
         comps = np.append(comps, dom)
-        amount = np.append(amount, latent.dominant)
-    if CHEMOTYPES[latent.chemotype][0] not in FAMILIES:  # a matrix lipid: varies more than a metabolite
-        amount[comps == dom] *= rng.uniform(0.6, 1.6)
+        amount = np.append(amount, extra)
     return comps, amount
 
 

@@ -34,7 +34,8 @@ BACKGROUND, CONTAMINANT, MINOR, MATRIX = -1, -2, -3, -4
 N_BACKGROUND = 1500
 N_CONTAMINANTS = 30
 N_MAJOR = 4  # abundant background constituents (varying levels; they compete with the base peak)
-DOMINANT_RESPONSE = 6.0  # response factor of the chemotypes' dominant compounds
+MAX_SHARE = 0.2  # of a family's total weight, for any one member
+DOMINANT_RESPONSE = 12.0  # response factor of the chemotypes' dominant compounds
 
 # Modifications that turn a standard into an unannotated relative (delta mass, RT factor, fraction of fragments
 # that carry the modification). Glycosides elute earlier in reversed phase, methyl/acyl derivatives later.
@@ -200,11 +201,11 @@ def build_world(seed: int, polarity: str = "negative") -> World:
             recs.append([prec, rt, CONTAMINANT, 0.0, 1.0, 1.0, float(rng.normal(np.log(0.6), 1.0)), 1.0,
                          "contaminant", None, mz, 100 * rel / rel.max()])  # fmt: skip
         elif k < N_MAJOR:  # abundant constituents of the species, at varying levels
-            recs.append([prec, rt, BACKGROUND, 0.0, 1.0, 1.0, float(np.log(rng.uniform(1.5, 3.0))), 0.0,
+            recs.append([prec, rt, BACKGROUND, 0.0, 1.0, 1.0, float(np.log(rng.uniform(1.0, 2.0))), 0.0,
                          "unknown", None, mz, 100 * rel / rel.max()])  # fmt: skip
         else:
             recs.append([prec, rt, BACKGROUND, 0.0, float(rng.lognormal(0, 0.5)), float(rng.beta(0.35, 3.5)),
-                         float(rng.normal(np.log(0.6), 1.0)), 0.0, "unknown", None, mz,
+                         float(min(rng.normal(np.log(0.6), 1.0), np.log(0.6) + 1.5)), 0.0, "unknown", None, mz,
                          100 * rel / rel.max()])  # fmt: skip
 
     first_matrix = len(recs)
@@ -222,7 +223,8 @@ def build_world(seed: int, polarity: str = "negative") -> World:
         else:
             lipids = [i for i in matrix_idx if recs[i][7] < 0.5 and recs[i][6] >= 0.0]
             pick = lipids[int(rng.integers(len(lipids)))]
-        recs[pick][4] = DOMINANT_RESPONSE
+        if ctype in standards:  # a matrix lipid keeps response 1: its chemotype raises its level instead
+            recs[pick][4] = DOMINANT_RESPONSE
         dominant.append(pick)
 
     # minor actives: alternately a relative of a standard and an unknown, mid-mass with a real MS/MS
@@ -241,6 +243,15 @@ def build_world(seed: int, polarity: str = "negative") -> World:
         rec[2], rec[3], rec[4], rec[5] = MINOR, 0.0, float(rng.uniform(0.8, 1.5)), 1.0
         rec[8] = f"minor_{rec[8]}"  # e.g. minor_flavonols (a relative of a flavonol), minor_unknown
         minor.append(pick)
+
+    # no family member takes more than MAX_SHARE of its family (a few standards would otherwise dominate)
+    fam_codes = np.array([r[2] for r in recs])
+    for fi in range(len(FAMILY_NAMES)):
+        members = np.where(fam_codes == fi)[0]
+        if members.size:
+            cap = MAX_SHARE * sum(recs[i][3] for i in members)
+            for i in members:
+                recs[i][3] = min(recs[i][3], cap)
 
     sizes = np.array([r[10].size for r in recs])
     return World(
