@@ -1,8 +1,9 @@
 """``make demo``: the main job on the bundled synthetic cohort, end to end, on a laptop.
 
-synthetic cohort -> DVC (add, push) -> a real Prefect ``retrain`` flow run (quick profile: ingest + validate,
-render, features, per-assay CNN + baselines, promotion) -> MLflow runs and registered champions. Prints how to
-open the MLflow and Prefect UIs and how to serve a model, and its own wall time.
+synthetic cohort -> DVC (add, push) -> a real Prefect ``retrain`` flow run (params.yaml as it is: ingest +
+validate, render, features, per assay every model family on the same folds, promotion of the winner,
+attribution, the HTML report) -> MLflow runs and registered champions. Prints the summary table, how to open
+the MLflow and Prefect UIs and the report, how to serve a model, and its own wall time.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the ms2img main job on the bundled synthetic cohort.")
     parser.add_argument("--accessions", type=int, default=int(params["synth"]["accessions"]))
     parser.add_argument("--seed", type=int, default=int(params["synth"]["seed"]))
-    parser.add_argument("--profile", default="quick", choices=["quick", "full"])
+    parser.add_argument("--profile", default=None, help="apply profiles/<NAME>.yaml first (e.g. paper: a GPU)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -48,7 +49,7 @@ ms2img demo finished in {minutes:.1f} min.
 
   MLflow UI:   .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db   ->  http://127.0.0.1:5000
   Prefect UI:  .venv/bin/prefect server start                                 ->  http://127.0.0.1:4200
-  Metrics:     .venv/bin/dvc metrics show      Plots: plots/<assay>/*.png
+  Report:      report/index.html (every assay and family)   Metrics: .venv/bin/dvc metrics show
   Serve:       .venv/bin/ms2img serve --assay {assay}                  ->  POST http://127.0.0.1:5001/invocations
   Audit:       .venv/bin/dvc repro   (nothing to do: every stage is up to date)
 """

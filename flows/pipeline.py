@@ -17,9 +17,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
-from ms2img.atomic import write_text
 from ms2img.errors import ConfigError, Ms2ImgError
 
 log = logging.getLogger(__name__)
@@ -62,18 +59,34 @@ def _env(cwd: Path | None = None) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str] | str, cwd: str | Path | None = None, what: str | None = None) -> str:
-    """Run a command in the project, stream nothing, return its output; raise StageFailed with the tail on failure."""
+def run(cmd: list[str], cwd: str | Path | None = None, what: str | None = None, echo=None) -> str:
+    """Run a command (an argument list: never through a shell) in the project and return its output; raise
+    StageFailed with the tail on failure. ``echo(line)`` receives the progress lines as they come."""
     cwd = project_dir(cwd)
-    shell = isinstance(cmd, str)
-    label = what or (cmd if shell else shlex.join(cmd))
+    label = what or shlex.join(cmd)
     log.info("running: %s (in %s)", label, cwd)
-    proc = subprocess.run(cmd, cwd=cwd, shell=shell, env=_env(cwd), capture_output=True, text=True, check=False)
-    output = proc.stdout + proc.stderr
+    proc = subprocess.Popen(cmd, cwd=cwd, env=_env(cwd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:  # streamed, so a long stage shows its folds and time left while it runs
+        lines.append(line.rstrip("\n"))
+        if echo is not None and _is_progress(line):
+            echo(f"{what or cmd[0]}: {line.strip()}")
+    proc.wait()
+    output = "\n".join(lines)
     if proc.returncode != 0:
-        tail = "\n".join(output.strip().splitlines()[-25:])
+        tail = "\n".join(lines[-25:])
         raise StageFailed(f"{label} failed with exit code {proc.returncode}:\n{tail}")
     return output
+
+
+def _is_progress(line: str) -> bool:
+    """Lines worth showing live: ms2img's own progress and results, not library chatter."""
+    return " ms2img." in line or "AUC" in line or "winner" in line
+
+
+def command_args(command: str) -> list[str]:
+    """A stage command of dvc.yaml as argument lists (``a && b`` -> two), so nothing passes through a shell."""
+    return [shlex.split(part) for part in command.split("&&")]
 
 
 def dvc(*args: str, cwd: str | Path | None = None) -> str:
@@ -158,28 +171,10 @@ def check_tracking(cwd: str | Path | None = None) -> str:
     return tracking.setup_tracking(tracking_uri(cwd))
 
 
-def params_profile(cwd: str | Path | None = None) -> str:
-    """The training profile the project's params.yaml selects (``cnn.profile``)."""
-    path = project_dir(cwd) / "params.yaml"
-    return str((yaml.safe_load(path.read_text()) or {}).get("cnn", {}).get("profile", "quick"))
+def apply_profile(profile: str, cwd: str | Path | None = None) -> list[str]:
+    """Write ``profiles/<profile>.yaml`` into params.yaml (comments kept), so the values that run are the values
+    DVC records; returns the keys that changed."""
+    from ms2img.params import apply_overrides, profile_overrides
 
-
-def set_params_profile(profile: str, cwd: str | Path | None = None) -> bool:
-    """Select a profile in params.yaml's ``cnn`` section (a tracked parameter, so DVC retrains what it affects);
-    True if changed."""
-    import re
-
-    path = project_dir(cwd) / "params.yaml"
-    text = path.read_text()
-    new = re.sub(
-        r"(?m)^(cnn:[^\n]*\n(?:[ \t]+[^\n]*\n|[ \t]*\n)*?[ \t]+profile:[ \t]*)[^\s#]+",
-        rf"\g<1>{profile}",
-        text,
-        count=1,
-    )
-    if new == text:
-        return False
-    if str(((yaml.safe_load(new) or {}).get("cnn") or {}).get("profile")) != profile:
-        raise ConfigError(f"{path}: could not set cnn.profile to {profile}; edit it by hand")
-    write_text(path, new)
-    return True
+    root = project_dir(cwd)
+    return apply_overrides(root / "params.yaml", profile_overrides(profile, root))

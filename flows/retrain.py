@@ -1,6 +1,6 @@
 """The ``retrain`` flow: pull data, retrain what new data or code changed, promote, push, summarise.
 
-Run once:            python -m flows.retrain --profile quick [--project-dir DIR]
+Run once:            python -m flows.retrain [--profile paper] [--project-dir DIR]
 Served on a cron:    python -m flows.deploy        (needs `prefect server start` and PREFECT_API_URL)
 Without Prefect:     retrain.fn(...) runs the same steps as plain function calls (no server, no task runs),
                      which is what unit tests and a debugger want.
@@ -75,12 +75,16 @@ def run_each(step: Callable, jobs: dict[str, tuple]) -> tuple[dict[str, Any], di
 
 # ------------------------------------------------------------------------------------------------------ tasks
 @task
-def preflight(project: Path, profile: str, assays: list[str] | None) -> dict[str, Any]:
-    """Fail at the start, not after an hour of training: params, DVC remote and MLflow store must be usable.
+def preflight(project: Path, profile: str | None, assays: list[str] | None) -> dict[str, Any]:
+    """Fail at the start, not after an hour of training: params, profile, DVC remote and MLflow store must be usable.
 
     Nothing in the project changes before these checks pass.
     """
-    params = load_params(project / "params.yaml", profile=profile)  # ConfigError for an unknown profile
+    from ms2img.params import profile_overrides
+
+    params = load_params(project / "params.yaml")
+    if profile is not None:
+        profile_overrides(profile, project)  # ConfigError for an unknown profile
     known = list(params["labels"]["assays"])
     chosen = list(assays or known)
     unknown = sorted(set(chosen) - set(known))
@@ -162,30 +166,38 @@ def upstream_stages(project: Path) -> None:
 
 @task
 def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list[tuple[str, str]]]:
-    """Per assay, the (stage, command) pairs of train@ and baselines@ that must run, asked of DVC up front."""
-    names = [f"{kind}@{a}" for a in assays for kind in ("train", "baselines")]
+    """Per assay, the (stage, command) pair of train@ when it must run, asked of DVC up front."""
+    names = [f"train@{a}" for a in assays]
     todo = set(names) if force else pipeline.stale(names, cwd=project)
-    return {
-        a: [(n, pipeline.stage_command(n, cwd=project)) for n in (f"train@{a}", f"baselines@{a}") if n in todo]
-        for a in assays
-    }
+    return {a: [(n, pipeline.stage_command(n, cwd=project)) for n in (f"train@{a}",) if n in todo] for a in assays}
 
 
 @task(retries=1, retry_delay_seconds=10, task_run_name="train-{assay}")
 def train_assay(assay: str, stages: list[tuple[str, str]], project: Path) -> list[str]:
-    """Run one assay's stale stages (commands exactly as dvc.yaml defines them) in order; return what ran."""
+    """Run one assay's stale stages (commands exactly as dvc.yaml defines them, no shell) in order, showing
+    their progress lines as they come; return what ran."""
+    logger = run_logger()
     for name, command in stages:
-        pipeline.run(command, cwd=project, what=name)
+        for args in pipeline.command_args(command):
+            pipeline.run(args, cwd=project, what=name, echo=logger.info)
     return [name for name, _ in stages]
 
 
 @task(task_run_name="promote-{assay}")
 def record_and_promote(assay: str, ran: list[str], project: Path) -> dict:
-    """Record the stages that ran in dvc.lock, then run the promotion stage (keeps or replaces the champion)."""
+    """Record the stages that ran in dvc.lock, then run promotion (keeps or replaces the champion) and the
+    attribution of the champion (which compounds drive the assay)."""
     if ran:
         pipeline.commit(*ran, cwd=project)
-    pipeline.repro(f"promote@{assay}", cwd=project)
-    return _read(project / "metrics" / f"{assay}_promotion.json")
+    pipeline.repro(f"promote@{assay}", f"explain@{assay}", cwd=project)
+    return {**_read(project / "metrics" / f"{assay}_promotion.json"),
+            **_read(project / "reports" / assay / "promotion.json")}  # fmt: skip
+
+
+@task
+def report(project: Path) -> None:
+    """The one HTML report of every assay and family (reports/index.html of the run, logged to MLflow)."""
+    pipeline.repro("report", cwd=project)
 
 
 @task
@@ -195,18 +207,20 @@ def push(project: Path) -> None:
 
 
 def summarise(results: dict[str, dict], seconds: float, project: Path) -> str:
-    """A markdown table for the Prefect UI: per assay CNN and RF AUC, and the promotion decision."""
-    lines = ["| assay | CNN AUC | RF (cosine) AUC | model version | decision |", "|---|---|---|---|---|"]
+    """A markdown table: per assay every family's cross-validated AUC with its interval, the winner, the decision."""
+    from ms2img.models.family import FAMILIES
+
+    lines = ["| assay | " + " | ".join(FAMILIES) + " | winner | champion |", "|---" * (len(FAMILIES) + 3) + "|"]
     for assay, res in results.items():
-        cnn = _read(project / "metrics" / f"{assay}.json")
-        base = _read(project / "metrics" / f"{assay}_baselines.json")
-        auc = cnn.get("cnn", {}).get("summary", {}).get("roc_auc", {})
-        rf = base.get("rf cosine", {}).get("summary", {}).get("roc_auc", {})
-        lines.append(
-            f"| {assay} | {_num(auc.get('mean'))} ± {_num(auc.get('sd'))} "
-            f"| {_num(rf.get('mean'))} ± {_num(rf.get('sd'))} "
-            f"| {res.get('candidate', '-')} | {res.get('reason', 'skipped: data unchanged')} |"
-        )
+        fams = _read(project / "metrics" / f"{assay}.json").get("families", {})
+        winner = _read(project / "reports" / assay / "selection.json").get("winner", "-")
+        cells = []
+        for fam in FAMILIES:
+            a = fams.get(fam, {}).get("auc")
+            cells.append(f"{_num(a['mean'])} [{_num(a['ci_low'])}, {_num(a['ci_high'])}]" if a else "-")
+        decision = res.get("reason") or res.get("decision") or "skipped: data unchanged"
+        lines.append(f"| {assay} | " + " | ".join(cells) + f" | {winner} | {decision} |")
+    lines.append("\nAUC: mean over folds [95% corrected resampled t interval].")
     lines.append(f"\nWall time: {seconds:.0f} s")
     return "\n".join(lines)
 
@@ -222,7 +236,7 @@ def _read(path: Path) -> dict:
 # ------------------------------------------------------------------------------------------------------- flow
 @flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def retrain(
-    assays: list[str] | None = None, profile: str = "quick", force: bool = False, project_dir: str | None = None
+    assays: list[str] | None = None, profile: str | None = None, force: bool = False, project_dir: str | None = None
 ) -> dict[str, dict]:
     """Retrain and promote per assay when the data (or code/params, via DVC) changed; ``force`` retrains all.
 
@@ -234,8 +248,9 @@ def retrain(
     where = call(preflight, project, profile, assays)
     assays = where["assays"]
     logger.info("project %s, DVC remote %s, MLflow %s", project, where["dvc_remote"], where["mlflow"])
-    if pipeline.set_params_profile(profile, project):
-        logger.info("params.yaml now selects the %s profile", profile)
+    if profile is not None:
+        changed_keys = pipeline.apply_profile(profile, project)
+        logger.info("profile %s: %s", profile, f"params.yaml changed {changed_keys}" if changed_keys else "in force")
     logger.info("data: %s (%s)", call(sync_data, project), tracking.data_hash(raw_dir(project)))
     changed = call(detect_new_data, assays, where["prefix"], project)
     todo = [
@@ -251,6 +266,7 @@ def retrain(
     plan = call(plan_stages, todo, force, project)
     ran, failed = run_each(train_assay, {a: (a, plan[a], project) for a in todo})
     results = {a: call(record_and_promote, a, ran[a], project) for a in ran}
+    call(report, project)
     call(push, project)
     summary = summarise(results, time.perf_counter() - started, project)
     if in_flow_run():
@@ -267,7 +283,7 @@ def retrain(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the ms2img retrain flow once.")
     parser.add_argument("--assays", default=None, help="comma-separated assays (default: labels.assays)")
-    parser.add_argument("--profile", default="quick", choices=["quick", "full"])
+    parser.add_argument("--profile", default=None, help="apply profiles/<NAME>.yaml to params.yaml first, e.g. paper")
     parser.add_argument("--force", action="store_true", help="retrain even if the data did not change")
     parser.add_argument(
         "--project-dir",

@@ -20,10 +20,10 @@ COMMANDS = [
     "render",
     "features",
     "train",
-    "baselines",
     "promote",
     "rollback",
     "serve",
+    "profile",
     "report",
     "explain",
 ]

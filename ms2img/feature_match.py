@@ -59,24 +59,31 @@ def training_feature_spectra(table, events_dir: str | Path) -> pd.DataFrame:
         raise ConfigError(f"feature table '{table.method}': value columns without a feature row")
     feats = feats.iloc[order].reset_index(drop=True)
     events_dir = Path(events_dir)
+    keys = list(
+        zip(
+            feats["rep_accession"].astype(str),
+            feats["rep_replicate"].astype(str),
+            feats["rep_feature_id"].astype(str),
+            strict=True,
+        )
+    )
+    wanted: dict[str, set[tuple[str, str]]] = {}
+    for acc, rep, fid in keys:
+        wanted.setdefault(acc, set()).add((rep, fid))
     spectra: dict[tuple[str, str, str], str] = {}
-    for acc in sorted(set(feats["rep_accession"].astype(str))):
+    for acc in sorted(wanted):
         path = events_dir / f"{acc}.parquet"
         if not path.is_file():
             raise InputFileError(path, "events of a feature's representative accession not found")
         ev = read_events(path)
+        pair = ev["replicate"].astype(str) + "\x1f" + ev["feature_id"].astype(str)
+        ev = ev[pair.isin({f"{r}\x1f{f}" for r, f in wanted[acc]})]  # only the spectra a feature stands for
         ev = ev.assign(replicate=ev["replicate"].astype(str), feature_id=ev["feature_id"].astype(str))
+        ev = ev.sort_values(["replicate", "feature_id", "fragment_mz"], kind="stable")
         for (rep, fid), grp in ev.groupby(["replicate", "feature_id"], sort=False):
-            g = grp.sort_values("fragment_mz", kind="stable")
             spectra[(acc, rep, fid)] = _pairs_text(
-                g["fragment_mz"].to_numpy(np.float64), g["fragment_intensity"].to_numpy(np.float64)
+                grp["fragment_mz"].to_numpy(np.float64), grp["fragment_intensity"].to_numpy(np.float64)
             )
-    keys = zip(
-        feats["rep_accession"].astype(str),
-        feats["rep_replicate"].astype(str),
-        feats["rep_feature_id"].astype(str),
-        strict=True,
-    )
     msms = []
     for key in keys:
         if key not in spectra:

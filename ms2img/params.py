@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -13,33 +12,67 @@ from ms2img.errors import ConfigError
 DEFAULT_PARAMS_PATH = Path("params.yaml")
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS_PATH, profile: str | None = None) -> dict[str, Any]:
-    """Read params.yaml; with ``profile`` apply its dotted overrides (``profiles.quick``: ``cnn.epochs: 15``)."""
+PROFILES_DIR = Path("profiles")
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> dict[str, Any]:
+    """Read params.yaml: the values in it are the values that run (DVC records exactly these)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: parameters file not found (run from the project root or pass --params)")
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if profile is not None:
-        params = apply_profile(params, profile)
-    return params
 
 
-def apply_profile(params: dict[str, Any], profile: str) -> dict[str, Any]:
-    """Return a copy of ``params`` with the dotted overrides of ``profiles.<profile>`` applied."""
-    profiles = params.get("profiles", {})
-    if profile not in profiles:
-        raise ConfigError(f"unknown profile '{profile}'; params.yaml defines {sorted(profiles)}")
-    out = copy.deepcopy(params)
-    for dotted, value in (profiles[profile] or {}).items():
-        node = out
+def profile_overrides(name: str, root: str | Path = ".") -> dict[str, Any]:
+    """The dotted overrides of ``profiles/<name>.yaml`` (e.g. the paper's protocol)."""
+    path = Path(root) / PROFILES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (Path(root) / PROFILES_DIR).glob("*.yaml"))
+        raise ConfigError(f"unknown profile '{name}' ({path} not found); profiles: {known}")
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def set_cli_args(overrides: dict[str, Any]) -> list[str]:
+    """``dvc exp run`` arguments that set ``overrides`` (``-S key=value`` in YAML flow style)."""
+    args = []
+    for key, value in overrides.items():
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
+        args += ["-S", f"{key}={text}"]
+    return args
+
+
+def apply_overrides(params_path: str | Path, overrides: dict[str, Any]) -> list[str]:
+    """Write dotted ``overrides`` into params.yaml keeping its comments (round-trip YAML, as ``dvc exp run -S``
+    does); returns the keys whose value changed. Nothing is written when nothing changes."""
+    from ruamel.yaml import YAML
+
+    path = Path(params_path)
+    rt = YAML()
+    rt.preserve_quotes = True
+    doc = rt.load(path.read_text(encoding="utf-8"))
+    changed = []
+    for dotted, value in overrides.items():
+        node = doc
         *parents, leaf = dotted.split(".")
         for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return out
+            if key not in node:
+                raise ConfigError(f"{path}: no section '{key}' for override '{dotted}'")
+            node = node[key]
+        if node.get(leaf) != value:
+            node[leaf] = value
+            changed.append(dotted)
+    if changed:
+        import io
+
+        from ms2img.atomic import write_text
+
+        buf = io.StringIO()
+        rt.dump(doc, buf)
+        write_text(path, buf.getvalue())
+    return changed
 
 
 def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -84,7 +84,7 @@ def settings(args: argparse.Namespace) -> dict:
     params_path = Path(args.params)
     section = {}
     if params_path.exists() or params_path != DEFAULT_PARAMS_PATH:
-        section = load_params(params_path, profile=args.profile).get("ingest") or {}
+        section = load_params(params_path).get("ingest") or {}
     merged = {**DEFAULTS, **{k: v for k, v in section.items() if k in DEFAULTS}}
     if args.sample_types is not None:
         merged["sample_types"] = args.sample_types

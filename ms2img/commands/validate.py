@@ -26,7 +26,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--params", type=Path, default=None, help="params.yaml (default: ./params.yaml when present, else defaults)"
     )
-    p.add_argument("--profile", default=None, help="apply profiles.<name> from params.yaml")
     p.set_defaults(func=run)
 
 
@@ -37,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
     if args.params is not None or DEFAULT_PARAMS_PATH.exists():
-        params = load_params(args.params or DEFAULT_PARAMS_PATH, profile=args.profile)
+        params = load_params(args.params or DEFAULT_PARAMS_PATH)
     else:
         params = {}
     opts = options_from_params(params)

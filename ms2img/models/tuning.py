@@ -38,7 +38,14 @@ import keras_tuner
 import numpy as np
 
 from ms2img.errors import ConfigError, Ms2ImgError
-from ms2img.models.cnn import _as_labels, _history_dict, as_model_input, build_cnn_from_hp, class_weights
+from ms2img.models.cnn import (
+    as_labels,
+    as_model_input,
+    build_cnn_from_hp,
+    build_compact_cnn,
+    class_weights,
+    history_dict,
+)
 
 OBJECTIVES = {"val_accuracy": "max", "val_auc": "max", "val_loss": "min"}
 COMPLETED = "COMPLETED"  # keras_tuner TrialStatus values are plain strings
@@ -166,6 +173,63 @@ class Ms2ImgHyperModel(keras_tuner.HyperModel):
             kwargs["batch_size"] = int(hp.get("batch_size"))
         else:
             kwargs.setdefault("batch_size", self.batch_size)
+        self.last_model = model  # the tuner keeps the best trial's model in memory (no checkpoint files)
+        return model.fit(*args, **kwargs)
+
+
+COMPACT_SPACE: dict[str, Any] = {
+    "conv_layers": [1, 2],
+    "filters": [8, 16],
+    "units": [16, 32, 64],
+    "dropout": [0.2, 0.5],
+    "fragment_dropout": [0.0, 0.2],
+    "intensity_noise": [0.0, 0.3],
+    "l2": [1e-5, 1e-3],
+    "learning_rate": [3e-4, 3e-3],
+}
+
+
+class CompactHyperModel(keras_tuner.HyperModel):
+    """Search space over :func:`ms2img.models.cnn.build_compact_cnn`: lists are choices, pairs of floats ranges.
+
+    ``space`` keys: conv_layers, filters, units (choices); dropout, fragment_dropout, intensity_noise (uniform
+    ranges); l2, learning_rate (log ranges). A one-element list fixes the value.
+    """
+
+    CHOICES = ("conv_layers", "filters", "units")
+    LOG = ("l2", "learning_rate")
+
+    def __init__(self, input_shape: Sequence[int], space: Mapping[str, Any] | None = None, batch_size: int = 16):
+        super().__init__(name="ms2img_compact_cnn", tunable=True)
+        shape = tuple(int(s) for s in input_shape)
+        self.input_shape = shape if len(shape) == 3 else (*shape, 1)
+        unknown = sorted(set(space or {}) - set(COMPACT_SPACE))
+        if unknown:
+            raise ConfigError(f"unknown tune.space keys {unknown} for the compact CNN; known: {sorted(COMPACT_SPACE)}")
+        self.space = {**COMPACT_SPACE, **dict(space or {})}
+        self.batch_size = int(batch_size)
+
+    def sample(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, bounds in self.space.items():
+            bounds = list(bounds)
+            if len(bounds) == 1:
+                values[name] = hp.Fixed(name, bounds[0])
+            elif name in self.CHOICES:
+                values[name] = hp.Choice(name, [int(b) for b in bounds])
+            elif float(bounds[0]) == float(bounds[1]):
+                values[name] = hp.Fixed(name, float(bounds[0]))
+            else:
+                log = name in self.LOG and float(bounds[0]) > 0
+                values[name] = hp.Float(name, float(bounds[0]), float(bounds[1]), sampling="log" if log else "linear")
+        return values
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        return build_compact_cnn(self.input_shape, **self.sample(hp))
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("batch_size", self.batch_size)
+        self.last_model = model
         return model.fit(*args, **kwargs)
 
 
@@ -188,6 +252,19 @@ def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in values.items()}
     # 12 significant digits: 0.30000000000000004 (float step arithmetic) logs as 0.3
     return {k: (float(f"{v:.12g}") if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def _best_of(history: Mapping[str, Sequence[float]], objective: Any) -> float | None:
+    """The trial's best epoch value of the objective, as a number to maximise."""
+    values = [v for v in history.get(objective.name, []) if np.isfinite(v)]
+    if not values:
+        return None
+    return max(values) if objective.direction == "max" else -min(values)
+
+
+def _best_epoch(history: Mapping[str, Sequence[float]], objective: Any) -> int:
+    values = np.asarray(history.get(objective.name, [np.nan]), dtype=float)
+    return int(np.nanargmax(values) if objective.direction == "max" else np.nanargmin(values)) + 1
 
 
 def _last_line(message: str | None) -> str:
@@ -237,6 +314,7 @@ class Ms2ImgRandomSearch(keras_tuner.RandomSearch):
         self._trial_callback = on_trial_end
         self._progress_disable = None if progress is None else not progress
         self._histories: dict[str, list[dict[str, list[float]]]] = {}
+        self.best_model, self.best_model_score, self.best_epoch, self.best_history = None, None, None, {}
         super().__init__(*args, **kwargs)
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> list[Any]:
@@ -251,7 +329,13 @@ class Ms2ImgRandomSearch(keras_tuner.RandomSearch):
             callbacks.append(_EpochProgress(f"trial {int(trial.trial_id) + 1}/{n}", self._progress_disable))
             run_kwargs["callbacks"] = callbacks
             histories.append(self._build_and_fit_model(trial, *args, **run_kwargs))
-        self._histories[trial.trial_id] = [_history_dict(h) for h in histories]
+        self._histories[trial.trial_id] = [history_dict(h) for h in histories]
+        model = getattr(self.hypermodel, "last_model", None)
+        score = _best_of(self._histories[trial.trial_id][0], self.oracle.objective)
+        if model is not None and score is not None and (self.best_model_score is None or score > self.best_model_score):
+            self.best_model, self.best_model_score = model, score
+            self.best_epoch = _best_epoch(self._histories[trial.trial_id][0], self.oracle.objective)
+            self.best_history = self._histories[trial.trial_id][0]
         return histories
 
     def on_trial_end(self, trial: Any) -> None:
@@ -279,10 +363,14 @@ class TuneResult:
     best_score: float | None = None
     space: dict[str, Any] = field(default_factory=dict)
     tuner: Any = field(default=None, repr=False, compare=False)  # the keras-tuner object, for inspection
+    best_model: Any = field(default=None, repr=False, compare=False)  # the best trial's fitted model
+    best_epoch: int | None = None  # its best epoch (early stopping restores those weights)
+    validation_index: Any = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the tuner object (JSON-ready)."""
-        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name != "tuner"}
+        skip = ("tuner", "best_model", "validation_index")
+        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
 
 
 def stratified_split(y: Any, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -323,6 +411,8 @@ def tune_cnn(
     project_name: str = "cnn",
     progress: bool | None = None,
     hypermodel: keras_tuner.HyperModel | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TuneResult:
     """Random search (``trials`` trials, ``epochs`` each) on the outer-training images of one fold.
 
@@ -338,8 +428,11 @@ def tune_cnn(
     if int(trials) < 1 or int(epochs) < 1:
         raise ConfigError(f"trials and epochs must be >= 1; got {trials}, {epochs}")
     x = as_model_input(x_train)
-    y = _as_labels(y_train, x.shape[0])
-    train_idx, val_idx = stratified_split(y, validation_split, seed)
+    y = as_labels(y_train, x.shape[0])
+    if validation is not None:  # the caller's own (e.g. grouped) split
+        train_idx, val_idx = (np.asarray(i) for i in validation)
+    else:
+        train_idx, val_idx = stratified_split(y, validation_split, seed)
     x_fit, y_fit, x_val, y_val = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
 
     keras.utils.set_random_seed(int(seed))
@@ -377,6 +470,7 @@ def tune_cnn(
         epochs=int(epochs),
         validation_data=(x_val, y_val),
         class_weight=class_weights(y_fit) if balance_classes else None,
+        callbacks=list(callbacks),
         shuffle=True,
         verbose=0,
     )
@@ -398,4 +492,7 @@ def tune_cnn(
         best_score=None if best.score is None else float(best.score),
         space=space_dict,
         tuner=tuner,
+        best_model=tuner.best_model,
+        best_epoch=tuner.best_epoch,
+        validation_index=val_idx,
     )

@@ -1,0 +1,207 @@
+"""What one assay's models learn from: accessions, raw assay values, images and feature tables, and the folds.
+
+Every family is scored on the same repeated grouped stratified folds over accessions. Labels are not fixed
+up front: each fold's min-max scaling is fitted on its training accessions only (:class:`LabelScaling`) and
+applied to its test accessions, so nothing about a test accession leaks into its own label, and the scaling
+that was fitted on all accessions travels with the final model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ms2img.errors import ConfigError
+from ms2img.labels import check_thresholds, read_assays
+from ms2img.render import ImageSet
+
+log = logging.getLogger(__name__)
+MIDDLE = -1  # label of an accession between the thresholds: predicted and rank-scored, never trained on
+
+
+@dataclass(frozen=True)
+class LabelScaling:
+    """Min-max scaling of an assay fitted on some accessions, and the paper's low/high cut-offs."""
+
+    min: float
+    max: float
+    low: float = 0.4
+    high: float = 0.6
+
+    @classmethod
+    def fit(cls, values: Sequence[float] | np.ndarray, low: float = 0.4, high: float = 0.6) -> LabelScaling:
+        v = np.asarray(values, dtype=float)
+        v = v[np.isfinite(v)]
+        if v.size < 2 or v.max() == v.min():
+            raise ConfigError(f"cannot scale {v.size} assay value(s) with range {np.ptp(v) if v.size else 0:g}")
+        check_thresholds(low, high)
+        return cls(float(v.min()), float(v.max()), float(low), float(high))
+
+    def normalize(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        return (np.asarray(values, dtype=float) - self.min) / (self.max - self.min)
+
+    def labels(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        """0 below ``low``, 1 above ``high``, :data:`MIDDLE` in between (values outside the fitted range
+        simply fall on one side)."""
+        z = self.normalize(values)
+        return np.where(z < self.low, 0, np.where(z > self.high, 1, MIDDLE)).astype(int)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"min": self.min, "max": self.max, "low": self.low, "high": self.high}
+
+
+@dataclass
+class Fold:
+    """One split of one repeat, as accession positions."""
+
+    repeat: int
+    fold: int
+    train: np.ndarray
+    test: np.ndarray
+
+
+@dataclass
+class AssayData:
+    """One assay's accessions (with a value and an image), their inputs, and the shared folds."""
+
+    assay: str
+    accessions: np.ndarray  # (n,) str, one per accession
+    values: np.ndarray  # (n,) raw assay values
+    images: ImageSet  # all images (one per accession, or per replicate)
+    image_rows: list[np.ndarray]  # image rows of each accession
+    features: dict[str, pd.DataFrame] = field(default_factory=dict)  # method -> accessions x features (raw)
+    folds: list[Fold] = field(default_factory=list)
+    low: float = 0.4
+    high: float = 0.6
+
+    @property
+    def size(self) -> str:
+        return self.images.size
+
+    def scaling(self, positions: np.ndarray | None = None) -> LabelScaling:
+        v = self.values if positions is None else self.values[positions]
+        return LabelScaling.fit(v, self.low, self.high)
+
+    def image_input(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Images of the accessions at ``positions`` and, per image, the position it belongs to."""
+        rows = [self.image_rows[p] for p in positions]
+        owner = np.repeat(np.asarray(positions), [len(r) for r in rows])
+        return self.images.images[np.concatenate(rows)], owner
+
+    def feature_input(self, method: str, positions: np.ndarray) -> np.ndarray:
+        return self.features[method].to_numpy(dtype=np.float32)[positions]
+
+
+def class_summary(labels: np.ndarray) -> dict[str, int]:
+    labels = np.asarray(labels)
+    return {"low": int((labels == 0).sum()), "high": int((labels == 1).sum()), "middle": int((labels == MIDDLE).sum())}
+
+
+def repeated_folds(
+    values: np.ndarray, n_splits: int, repeats: int, seed: int, low: float = 0.4, high: float = 0.6
+) -> list[Fold]:
+    """``repeats`` x ``n_splits`` stratified folds over accessions (stratified by the all-data class, so every
+    test fold holds both classes; the labels themselves are refitted per fold)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    strata = LabelScaling.fit(values, low, high).labels(values)
+    counts = class_summary(strata)
+    if min(counts["low"], counts["high"]) < n_splits:
+        raise ConfigError(
+            f"{n_splits}-fold cross-validation needs at least {n_splits} accessions per class; class counts are "
+            f"{counts}; lower cv.folds or widen labels.low/labels.high"
+        )
+    out = []
+    for r in range(int(repeats)):
+        splitter = StratifiedKFold(n_splits=int(n_splits), shuffle=True, random_state=int(seed) + r)
+        for k, (train, test) in enumerate(splitter.split(np.zeros(len(values)), strata), start=1):
+            out.append(Fold(r, k, np.sort(train), np.sort(test)))
+    return out
+
+
+def load_assay_data(
+    assay: str,
+    images_path: str | Path,
+    assays_csv: str | Path,
+    *,
+    features_dir: str | Path | None = None,
+    methods: Sequence[str] = (),
+    low: float = 0.4,
+    high: float = 0.6,
+    n_splits: int = 5,
+    repeats: int = 1,
+    seed: int = 42,
+) -> AssayData:
+    """Everything one assay's models need, checked before any training: clear errors name the assay and counts."""
+    assays = read_assays(assays_csv)
+    if assay not in assays.columns:
+        raise ConfigError(f"unknown assay '{assay}'; {assays_csv} has: {', '.join(c for c in assays.columns[1:])}")
+    values = pd.to_numeric(assays[assay], errors="coerce")
+    table = pd.Series(values.to_numpy(), index=assays["accession"].astype(str).str.strip())
+    missing = table[table.isna()]
+    if len(missing):
+        log.warning("assay %s: %d accession(s) without a value are left out", assay, len(missing))
+    table = table.dropna()
+    imageset = ImageSet.load(images_path)
+    ids = np.asarray(imageset.ids).astype(str)
+    rows: dict[str, list[int]] = {}
+    for i, a in enumerate(ids):
+        rows.setdefault(a, []).append(i)
+    without = [a for a in table.index if a not in rows]
+    if without:
+        raise ConfigError(
+            f"assay {assay}: {len(without)} accession(s) with a value have no image, e.g. {without[:5]} "
+            "(render them, or remove them from the assay table)"
+        )
+    accessions = table.index.to_numpy(dtype=str)
+    vals = table.to_numpy(dtype=float)
+    if np.ptp(vals) == 0:
+        raise ConfigError(f"assay {assay} is constant ({vals[0]:g} for all {len(vals)} accessions); cannot label it")
+    data = AssayData(
+        assay=assay,
+        accessions=accessions,
+        values=vals,
+        images=imageset,
+        image_rows=[np.asarray(rows[a]) for a in accessions],
+        low=float(low),
+        high=float(high),
+    )
+    if features_dir is not None:
+        from ms2img.features import FeatureTable
+
+        for method in methods:
+            t = FeatureTable.load(features_dir, method)
+            data.features[method] = t.values.reindex(index=accessions, fill_value=0.0).astype(np.float32)
+    data.folds = repeated_folds(vals, n_splits, repeats, seed, low, high)
+    counts = class_summary(data.scaling().labels(vals))
+    log.info("%s: %d accessions (%s) at %s, %d folds", assay, len(vals), counts, data.size, len(data.folds))
+    return data
+
+
+def data_from_params(
+    assay: str,
+    params: Mapping[str, Any],
+    images_path: str | Path,
+    assays_csv: str | Path,
+    features_dir: str | Path | None = None,
+) -> AssayData:
+    """:func:`load_assay_data` with thresholds, folds, repeats and seed from params.yaml."""
+    cv = params["cv"]
+    return load_assay_data(
+        assay,
+        images_path,
+        assays_csv,
+        features_dir=features_dir,
+        methods=list(params["features"]["similarity"]) if features_dir is not None else (),
+        low=float(params["labels"]["low"]),
+        high=float(params["labels"]["high"]),
+        n_splits=int(cv["folds"]),
+        repeats=int(cv.get("repeats", 1)),
+        seed=int(cv["seed"]),
+    )

@@ -1,0 +1,247 @@
+"""The one cross-validation loop: every family on the same repeated folds, labels scaled inside each fold.
+
+Per fold: fit the label scaling on the training accessions, drop their middle band, fit each family (its own
+selection stays inside the training part), predict every test accession (middle ones too) and score the
+labelled ones at the family's own threshold. The out-of-fold predictions, per-fold scores, intervals, paired
+tests and the winner follow from that, and the final models are fitted on all labelled accessions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ms2img.dataset import MIDDLE, AssayData, Fold, class_summary
+from ms2img.models.estimators import make_estimator
+from ms2img.models.family import SIMPLICITY, FamilyModel, input_kind
+from ms2img.stats import SCORES, corrected_interval, corrected_paired_test, fold_scores, select_winner, spearman
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold predictions and per-fold scores of every family on one assay."""
+
+    assay: str
+    oof: pd.DataFrame  # accession, repeat, fold, family, probability, value, normalized, label
+    folds: pd.DataFrame  # family, repeat, fold, auc, balanced_accuracy, mcc, f1, threshold, n_test, seconds
+    test_train_ratio: float
+    seconds: dict[str, float] = field(default_factory=dict)
+    histories: dict[str, list[dict[str, list[float]]]] = field(default_factory=dict)  # CNN inner curves per fold
+
+    @property
+    def families(self) -> list[str]:
+        return list(dict.fromkeys(self.folds["family"]))
+
+    def fold_auc(self) -> dict[str, np.ndarray]:
+        return {f: g.sort_values(["repeat", "fold"])["auc"].to_numpy() for f, g in self.folds.groupby("family")}
+
+    def summary(self) -> dict[str, Any]:
+        """Numbers only: per family mean/SD/interval of each score and the rank correlation; paired tests."""
+        fams: dict[str, Any] = {}
+        for fam, g in self.folds.groupby("family", sort=False):
+            entry = {s: corrected_interval(g[s].to_numpy(), self.test_train_ratio) for s in SCORES}
+            o = self.oof[self.oof["family"] == fam].groupby("accession")[["probability", "value"]].mean()
+            entry["spearman"] = spearman(o["probability"], o["value"])
+            entry["seconds"] = round(float(self.seconds.get(fam, 0.0)), 2)
+            fams[fam] = entry
+        auc = self.fold_auc()
+        paired = {}
+        for i, a in enumerate(self.families):
+            for b in self.families[i + 1 :]:
+                paired[f"{a} vs {b}"] = corrected_paired_test(auc[a], auc[b], self.test_train_ratio)
+        return {"families": fams, "paired": paired}
+
+    def selection(self) -> dict[str, Any]:
+        return select_winner(self.fold_auc(), self.test_train_ratio, SIMPLICITY)
+
+
+def family_input(data: AssayData, family: str, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The model input of ``family`` for the accessions at ``positions`` and, per row, its accession position."""
+    if input_kind(family) == "image":
+        return data.image_input(positions)
+    method = family.split("-", 1)[1]
+    return np.log1p(data.feature_input(method, positions)), np.asarray(positions)
+
+
+def _per_accession(prob: np.ndarray, owner: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Mean probability over the rows (replicate images) of each accession, in ``positions`` order."""
+    s = pd.Series(prob).groupby(owner).mean()
+    return s.reindex(positions).to_numpy()
+
+
+def _fit(
+    data: AssayData,
+    family: str,
+    params: Mapping[str, Any],
+    positions: np.ndarray,
+    y_acc: np.ndarray,
+    seed: int,
+    on_trial_end=None,
+):
+    x, owner = family_input(data, family, positions)
+    y = pd.Series(y_acc, index=positions).reindex(owner).to_numpy()
+    return make_estimator(family, params, seed, on_trial_end).fit(x, y)
+
+
+def cross_validate(
+    data: AssayData,
+    families: Sequence[str],
+    params: Mapping[str, Any],
+    *,
+    seed: int = 42,
+    on_fold: Callable[[str, Fold, dict[str, float]], None] | None = None,
+) -> CVResult:
+    """Score every family on ``data.folds`` (the same folds for all); see the module docstring."""
+    oof_rows, fold_rows, histories = [], [], {}
+    seconds: dict[str, float] = dict.fromkeys(families, 0.0)
+    n_train = np.mean([len(f.train) for f in data.folds])
+    n_test = np.mean([len(f.test) for f in data.folds])
+    total = len(data.folds) * len(families)
+    bar = tqdm(total=total, desc=f"{data.assay} CV", unit="fit", disable=None)
+    t0, done = time.perf_counter(), 0
+    for fold in data.folds:
+        scaling = data.scaling(fold.train)
+        y_train = scaling.labels(data.values[fold.train])
+        keep = y_train != MIDDLE
+        train_pos, y_pos = fold.train[keep], y_train[keep]
+        y_test = scaling.labels(data.values[fold.test])
+        normalized = scaling.normalize(data.values[fold.test])
+        scored = y_test != MIDDLE
+        for family in families:
+            started = time.perf_counter()
+            fold_seed = seed + 100 * fold.repeat + fold.fold
+            model = _fit(data, family, params, train_pos, y_pos, fold_seed)
+            x_test, owner = family_input(data, family, fold.test)
+            prob = _per_accession(model.predict_proba(x_test)[:, 1], owner, fold.test)
+            took = time.perf_counter() - started
+            seconds[family] += took
+            if getattr(model, "history_", None):  # inner-split curves: call them inner, never "validation"
+                histories.setdefault(family, []).append(
+                    {k.replace("val_", "inner_val_"): v for k, v in model.history_.items()}
+                )
+            scores = fold_scores(y_test[scored], prob[scored], model.threshold_)
+            fold_rows.append(
+                {
+                    "family": family,
+                    "repeat": fold.repeat,
+                    "fold": fold.fold,
+                    **scores,
+                    "threshold": float(model.threshold_),
+                    "n_test": int(scored.sum()),
+                    "seconds": round(took, 2),
+                }
+            )
+            oof_rows.append(
+                pd.DataFrame(
+                    {
+                        "accession": data.accessions[fold.test],
+                        "repeat": fold.repeat,
+                        "fold": fold.fold,
+                        "family": family,
+                        "probability": prob,
+                        "value": data.values[fold.test],
+                        "normalized": normalized,
+                        "label": y_test,
+                    }
+                )
+            )
+            bar.set_postfix_str(f"r{fold.repeat + 1} f{fold.fold} {family} AUC {scores['auc']:.2f}", refresh=False)
+            bar.update(1)
+            done += 1
+            left = (time.perf_counter() - t0) / done * (total - done)
+            log.info(
+                "%s repeat %d fold %d/%d %-10s AUC %.3f (%.0f s; fit %d/%d, ~%.0f s left)",
+                data.assay,
+                fold.repeat + 1,
+                fold.fold,
+                len({f.fold for f in data.folds}),
+                family,
+                scores["auc"],
+                took,
+                done,
+                total,
+                left,
+            )
+            if on_fold is not None:
+                on_fold(family, fold, scores)
+            del model
+            _free_backend(family)
+    bar.close()
+    return CVResult(
+        assay=data.assay,
+        oof=pd.concat(oof_rows, ignore_index=True),
+        folds=pd.DataFrame(fold_rows),
+        test_train_ratio=float(n_test / n_train),
+        seconds=seconds,
+        histories=histories,
+    )
+
+
+def degenerate_warnings(result: CVResult) -> list[str]:
+    """Loud notes for families that predict one class (F1 = 0 or balanced accuracy 0.5 in most folds)."""
+    notes = []
+    for fam, g in result.folds.groupby("family"):
+        one_class = ((g["f1"] == 0) | (g["balanced_accuracy"] == 0.5)).mean()
+        if one_class > 0.5:
+            notes.append(f"{result.assay} {fam}: predicts a single class in {one_class:.0%} of folds (degenerate)")
+    for n in notes:
+        log.warning(n)
+    return notes
+
+
+def fit_final(
+    data: AssayData,
+    family: str,
+    params: Mapping[str, Any],
+    *,
+    seed: int,
+    summary: Mapping[str, Any],
+    features: pd.DataFrame | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> FamilyModel:
+    """The served model of ``family``: fitted on every labelled accession, with the scaling fitted on all."""
+    started = time.perf_counter()
+    scaling = data.scaling()
+    y = scaling.labels(data.values)
+    keep = y != MIDDLE
+    model = _fit(data, family, params, np.flatnonzero(keep), y[keep], seed)
+    estimator = model.members_ if family == "cnn" else model.model_
+    hp = model.best_hp_ if family == "cnn" else model.best_params_
+    card = {
+        "assay": data.assay,
+        "render": data.images.config,
+        "size": data.size,
+        "threshold": float(model.threshold_),
+        "label_scaling": scaling.to_dict(),
+        "class_counts": class_summary(y),
+        "n_accessions": int(keep.sum()),
+        "metrics": {s: summary["families"][family][s] for s in SCORES},
+        "spearman": summary["families"][family]["spearman"],
+        "hyperparameters": hp,
+        "seconds": round(time.perf_counter() - started, 2),
+        **dict(extra or {}),
+    }
+    out = FamilyModel(family, card, estimator, accessions=data.accessions[keep].tolist(), features=features)
+    _free_backend(family, keep_models=True)
+    return out
+
+
+def _free_backend(family: str, keep_models: bool = False) -> None:
+    """Release Keras' global graph state between folds (memory grows fold after fold otherwise)."""
+    if family != "cnn" or keep_models:
+        return
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()

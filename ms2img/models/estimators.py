@@ -1,0 +1,212 @@
+"""Every model family as a scikit-learn classifier with its own decision threshold, so one CV loop serves all.
+
+``fit(X, y)`` does all selection inside the data it is given (nested): the CNN tunes on an inner stratified
+validation split with early stopping on inner AUC; the forests choose their grid point and threshold by
+out-of-bag predictions. ``predict_proba`` and ``threshold_`` are what the outer loop scores. Nothing here sees a
+test fold.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
+
+from ms2img.models.baselines import FlattenImages
+from ms2img.stats import choose_threshold
+
+log = logging.getLogger(__name__)
+
+
+class ForestClassifier(ClassifierMixin, BaseEstimator):
+    """Random forest whose grid point and decision threshold are chosen by out-of-bag AUC (no inner folds)."""
+
+    def __init__(
+        self,
+        n_estimators: Sequence[int] = (300,),
+        max_features: Sequence[Any] = ("sqrt",),
+        flatten: bool = False,
+        seed: int = 0,
+        n_jobs: int = 1,
+    ):
+        self.n_estimators = n_estimators
+        self.max_features = max_features
+        self.flatten = flatten
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    def _make(self, n_trees: int, max_features: Any) -> Any:
+        rf = RandomForestClassifier(
+            n_estimators=int(n_trees),
+            max_features=max_features,
+            oob_score=True,
+            class_weight="balanced_subsample",
+            random_state=int(self.seed),
+            n_jobs=int(self.n_jobs),
+        )
+        return Pipeline([("flatten", FlattenImages(drop_zero_columns=True)), ("rf", rf)]) if self.flatten else rf
+
+    def fit(self, X: Any, y: Any) -> ForestClassifier:
+        y = np.asarray(y).astype(int)
+        best = None
+        for n in self.n_estimators:
+            for mf in self.max_features:
+                model = self._make(n, mf).fit(X, y)
+                rf = model[-1] if self.flatten else model
+                oob = np.nan_to_num(rf.oob_decision_function_[:, 1], nan=0.5)
+                auc = roc_auc_score(y, oob) if len(np.unique(y)) == 2 else 0.5
+                if best is None or auc > best[0]:
+                    best = (auc, model, oob, {"n_estimators": int(n), "max_features": mf})
+        self.oob_auc_, self.model_, oob, self.best_params_ = best
+        self.threshold_ = choose_threshold(y, oob)
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.model_.predict_proba(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] > self.threshold_).astype(int)
+
+
+class CNNClassifier(ClassifierMixin, BaseEstimator):
+    """The tuned CNN: Keras Tuner random search on an inner validation split, early stopping on inner AUC.
+
+    ``architecture`` "compact" (default; :class:`ms2img.models.tuning.CompactHyperModel`) or "paper" (the
+    paper's network and search space). The members of the fitted ensemble are the best trial's network (its
+    best epoch restored) and ``ensemble - 1`` networks refitted on all of ``X`` for that many epochs with
+    other seeds; the probability is their mean. The threshold comes from the inner validation split.
+    """
+
+    def __init__(
+        self,
+        architecture: str = "compact",
+        space: Mapping[str, Any] | None = None,
+        trials: int = 4,
+        max_epochs: int = 60,
+        patience: int = 10,
+        batch_size: int = 16,
+        validation_split: float = 0.25,
+        ensemble: int = 2,
+        seed: int = 0,
+        on_trial_end: Callable[[dict], None] | None = None,
+    ):
+        self.architecture = architecture
+        self.space = space
+        self.trials = trials
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.validation_split = validation_split
+        self.ensemble = ensemble
+        self.seed = seed
+        self.on_trial_end = on_trial_end
+
+    def _hypermodel(self, shape: tuple[int, ...]):
+        from ms2img.models.tuning import CompactHyperModel, Ms2ImgHyperModel, SearchSpace
+
+        if self.architecture == "paper":
+            return Ms2ImgHyperModel(shape, space=SearchSpace.from_mapping(self.space), batch_size=self.batch_size)
+        return CompactHyperModel(shape, space=self.space, batch_size=self.batch_size)
+
+    def fit(self, X: Any, y: Any) -> CNNClassifier:
+        import tempfile
+
+        import keras
+
+        from ms2img.models.cnn import as_model_input, class_weights, predict_proba
+        from ms2img.models.tuning import tune_cnn
+
+        x = as_model_input(X)
+        y = np.asarray(y).astype(int)
+        stop = keras.callbacks.EarlyStopping(
+            monitor="val_auc", mode="max", patience=int(self.patience), restore_best_weights=True
+        )
+        hypermodel = self._hypermodel(x.shape[1:])
+        with tempfile.TemporaryDirectory(prefix="ms2img-kt-") as tmp:
+            result = tune_cnn(
+                x,
+                y,
+                trials=int(self.trials),
+                epochs=int(self.max_epochs),
+                seed=int(self.seed),
+                directory=tmp,
+                validation_split=float(self.validation_split),
+                batch_size=int(self.batch_size),
+                objective="val_auc",
+                hypermodel=hypermodel,
+                callbacks=[stop],
+                on_trial_end=self.on_trial_end,
+            )
+        self.best_hp_, self.best_epoch_, self.inner_auc_ = result.best_hp, int(result.best_epoch), result.best_score
+        self.history_ = result.tuner.best_history  # per-epoch curves of the chosen network (inner split)
+        val = result.validation_index
+        members = [result.best_model]
+        self.threshold_ = choose_threshold(y[val], predict_proba(members[0], x[val]))
+        for k in range(1, int(self.ensemble)):
+            keras.utils.set_random_seed(int(self.seed) + 7919 * k)
+            hp = _fixed_hp(result.tuner, result.best_hp)
+            model = hypermodel.build(hp)
+            model.fit(
+                x,
+                y,
+                epochs=max(1, self.best_epoch_),
+                batch_size=int(self.batch_size),
+                class_weight=class_weights(y),
+                shuffle=True,
+                verbose=0,
+            )
+            members.append(model)
+        self.members_ = members
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        from ms2img.models.cnn import predict_proba
+
+        p = np.mean([predict_proba(m, X) for m in self.members_], axis=0)
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] > self.threshold_).astype(int)
+
+
+def _fixed_hp(tuner: Any, values: Mapping[str, Any]):
+    """A HyperParameters object holding exactly ``values`` (to rebuild the best trial's network)."""
+    hp = tuner.oracle.get_space()
+    for k, v in values.items():
+        if k in hp.values:
+            hp.values[k] = v
+    return hp
+
+
+def make_estimator(family: str, params: Mapping[str, Any], seed: int, on_trial_end=None) -> BaseEstimator:
+    """The estimator of ``family`` configured from params.yaml (``cnn``/``tune`` or ``baselines``)."""
+    if family == "cnn":
+        c, t = params["cnn"], params["tune"]
+        return CNNClassifier(
+            architecture=str(c.get("architecture", "compact")),
+            space=t.get("space"),
+            trials=int(t["trials"]),
+            max_epochs=int(c["epochs"]),
+            patience=int(c.get("patience", 10)),
+            batch_size=int(c["batch_size"]),
+            validation_split=float(t.get("validation_split", 0.25)),
+            ensemble=int(c.get("ensemble", 1)),
+            seed=seed,
+            on_trial_end=on_trial_end,
+        )
+    b = params["baselines"]
+    forest = ForestClassifier(
+        n_estimators=tuple(b["rf_trees"]),
+        max_features=tuple(b["rf_max_features"]),
+        flatten=family == "rf-image",
+        seed=seed,
+    )
+    return clone(forest)

@@ -1,0 +1,129 @@
+"""Scores, intervals and paired tests that can decide between models scored on the same folds.
+
+Repeated k-fold CV gives ``J = repeats x folds`` scores per model, but they are not independent (training sets
+overlap), so a plain t interval is too narrow. We use the corrected resampled t statistic of Nadeau & Bengio
+(2003, Machine Learning 52:239), as recommended by Bouckaert & Frank (2004) for repeated CV: the variance of
+the mean is ``(1/J + n_test/n_train) * s^2`` instead of ``s^2 / J``, with ``J - 1`` degrees of freedom. The same
+correction gives the interval of one model's mean and the paired test of two models on the same folds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
+
+SCORES = ("auc", "balanced_accuracy", "mcc", "f1")
+
+
+def choose_threshold(y_true: np.ndarray, prob: np.ndarray) -> float:
+    """The probability cut-off that maximises balanced accuracy (Youden's J) on inner data.
+
+    A fixed 0.5 is wrong for imbalanced classes and for models whose probabilities are not calibrated (an RF's
+    vote share, a CNN trained with class weights); the cut-off is a model parameter, chosen without the test fold.
+    """
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(prob, dtype=float)
+    if len(np.unique(y)) < 2:
+        return 0.5
+    cuts = np.unique(p)
+    mids = np.concatenate([[cuts[0] - 1e-6], (cuts[1:] + cuts[:-1]) / 2, [cuts[-1] + 1e-6]])
+    pos, neg = y == 1, y == 0
+    tpr = np.array([(p[pos] > c).mean() for c in mids])
+    tnr = np.array([(p[neg] <= c).mean() for c in mids])
+    j = tpr + tnr
+    best = np.flatnonzero(j == j.max())
+    return float(mids[best[len(best) // 2]])  # the middle of the best plateau
+
+
+def fold_scores(y_true: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, float]:
+    """AUC (threshold-free) and balanced accuracy, MCC, F1 at the model's own threshold for one test fold."""
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(prob, dtype=float)
+    pred = (p > threshold).astype(int)
+    auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+    return {
+        "auc": auc,
+        "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+        "mcc": float(matthews_corrcoef(y, pred)),
+        "f1": float(f1_score(y, pred, zero_division=0)),
+    }
+
+
+def corrected_interval(values: Sequence[float], test_train_ratio: float, level: float = 0.95) -> dict[str, float]:
+    """Mean, SD and the corrected resampled t interval of per-fold scores (NaN folds ignored)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    j = v.size
+    if j == 0:
+        return {"mean": float("nan"), "sd": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
+    mean = float(v.mean())
+    if j < 2:
+        return {"mean": mean, "sd": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
+    sd = float(v.std(ddof=1))
+    se = math.sqrt((1.0 / j + test_train_ratio) * sd * sd)
+    t = float(sps.t.ppf(0.5 + level / 2, j - 1))
+    return {"mean": mean, "sd": sd, "ci_low": mean - t * se, "ci_high": mean + t * se}
+
+
+def corrected_paired_test(
+    a: Sequence[float], b: Sequence[float], test_train_ratio: float, level: float = 0.95
+) -> dict[str, float]:
+    """Paired corrected resampled t-test of ``a - b`` on the same folds: mean difference, interval, two-sided p."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = a[ok] - b[ok]
+    out = corrected_interval(d, test_train_ratio, level)
+    j = d.size
+    if j < 2 or out["sd"] == 0 or not np.isfinite(out["sd"]):
+        p = 1.0 if j and np.allclose(d, 0) else float("nan")
+        return {"diff": out["mean"], "ci_low": out["ci_low"], "ci_high": out["ci_high"], "p_value": p, "n_folds": j}
+    se = math.sqrt((1.0 / j + test_train_ratio) * out["sd"] ** 2)
+    t = out["mean"] / se
+    p = float(2 * sps.t.sf(abs(t), j - 1))
+    return {"diff": out["mean"], "ci_low": out["ci_low"], "ci_high": out["ci_high"], "p_value": p, "n_folds": j}
+
+
+def spearman(prob: Sequence[float], values: Sequence[float]) -> float:
+    """Rank correlation between predicted probability and the raw assay value (the paper's Fig 3A, all accessions)."""
+    p, v = np.asarray(prob, dtype=float), np.asarray(values, dtype=float)
+    ok = np.isfinite(p) & np.isfinite(v)
+    if ok.sum() < 3 or np.ptp(p[ok]) == 0:
+        return float("nan")
+    return float(sps.spearmanr(p[ok], v[ok]).statistic)
+
+
+def select_winner(
+    fold_auc: Mapping[str, Sequence[float]], test_train_ratio: float, simplicity: Mapping[str, int]
+) -> dict[str, Any]:
+    """The family to serve: the best mean AUC, unless a simpler family is within one corrected standard error.
+
+    Ties go to the simpler, faster model (``simplicity``: lower is simpler); every paired comparison with the
+    best is returned so the choice can be audited.
+    """
+    means = {f: float(np.nanmean(v)) for f, v in fold_auc.items()}
+    best = max(means, key=lambda f: (means[f], -simplicity.get(f, 99)))
+    paired = {f: corrected_paired_test(fold_auc[best], fold_auc[f], test_train_ratio) for f in fold_auc if f != best}
+    ties = [best]
+    for f, t in paired.items():
+        d = np.asarray(fold_auc[best], float) - np.asarray(fold_auc[f], float)
+        d = d[np.isfinite(d)]
+        se = math.sqrt((1.0 / max(d.size, 1) + test_train_ratio) * (d.var(ddof=1) if d.size > 1 else 0.0))
+        if t["diff"] <= se:
+            ties.append(f)
+    winner = min(ties, key=lambda f: (simplicity.get(f, 99), -means[f]))
+    if winner == best:
+        reason = f"{best} has the best mean AUC ({means[best]:.3f})"
+        if len(ties) > 1:
+            reason += f"; within one standard error: {', '.join(f for f in ties if f != best)} (not simpler)"
+    else:
+        reason = (
+            f"{winner} (AUC {means[winner]:.3f}) is within one corrected standard error of the best, {best} "
+            f"(AUC {means[best]:.3f}, p = {paired[winner]['p_value']:.2f}), and simpler"
+        )
+    ranking = sorted(means, key=lambda f: -means[f])
+    return {"winner": winner, "best": best, "reason": reason, "ranking": ranking, "paired_with_best": paired}
