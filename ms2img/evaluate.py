@@ -9,13 +9,11 @@ Conventions (the same for every model, CNN or baseline, so their numbers compare
   folds (``nanmean`` / ``nanstd``); with fewer than two finite values the SD is NaN (``null`` in JSON).
 - Confusion matrices hold counts; rows are the true class (Low, High), columns the predicted class.
 
-The plotting functions live in :mod:`ms2img.plots` (matplotlib is imported only when one is used) and are
-re-exported here under the names the architecture fixes: ``plot_roc``, ``plot_confusion``, ...
+The figures live in :mod:`ms2img.plots`, which imports this module (never the other way round).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -25,42 +23,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.metrics import (
-    accuracy_score,
     confusion_matrix,
-    f1_score,
-    precision_score,
-    recall_score,
     roc_auc_score,
     roc_curve,
 )
 
-from ms2img.atomic import write_text
+from ms2img.jsonio import write_json
 
 logger = logging.getLogger(__name__)
 
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 METRIC_LABELS = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "f1": "F1", "roc_auc": "AUC"}
 _ACCURACY_KEYS = ("accuracy", "binary_accuracy", "acc")
-
-_PLOTS = (
-    "plot_roc",
-    "plot_confusion",
-    "plot_learning_curves",
-    "plot_resolution_study",
-    "plot_metric_comparison",
-    "plot_predictions",
-)
-
-
-def __getattr__(name: str) -> Any:
-    """Lazy re-export of the plotting functions so importing metrics never pulls in matplotlib."""
-    if name in _PLOTS:
-        from ms2img import plots
-
-        return getattr(plots, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -85,28 +60,6 @@ def _check_binary(y_true: Any, y_prob: Any) -> tuple[np.ndarray, np.ndarray]:
 def predict_labels(y_prob: Any, threshold: float = 0.5) -> np.ndarray:
     """Class 1 where the probability is strictly above ``threshold``."""
     return (np.asarray(y_prob, dtype="float64") > threshold).astype("int64")
-
-
-def binary_metrics(y_true: Any, y_prob: Any, threshold: float = 0.5) -> dict[str, float]:
-    """Accuracy, precision, recall, F1 (at ``threshold``) and ROC AUC (threshold-free) for one fold."""
-    y_true, y_prob = _check_binary(y_true, y_prob)
-    y_pred = predict_labels(y_prob, threshold)
-    out = {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "precision": float(precision_score(y_true, y_pred, zero_division=0)),
-        "recall": float(recall_score(y_true, y_pred, zero_division=0)),
-        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
-    }
-    if len(np.unique(y_true)) < 2:
-        warnings.warn(
-            f"ROC AUC is undefined for a fold with only class {int(y_true[0])} ({y_true.size} samples); reporting NaN",
-            UserWarning,
-            stacklevel=2,
-        )
-        out["roc_auc"] = float("nan")
-    else:
-        out["roc_auc"] = float(roc_auc_score(y_true, y_prob))
-    return out
 
 
 def summarize(fold_metrics: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
@@ -194,102 +147,9 @@ def pooled_roc(y_true_by_fold: Sequence[Any], y_prob_by_fold: Sequence[Any]) -> 
     return {"fpr": fpr, "tpr": tpr, "thresholds": thresholds, "auc": float(roc_auc_score(yt, yp))}
 
 
-def cv_report(y_true_by_fold: Sequence[Any], y_prob_by_fold: Sequence[Any], threshold: float = 0.5) -> dict[str, Any]:
-    """Everything a CV run reports, JSON-ready via :func:`write_metrics_json`.
-
-    ``{"folds": [per-fold metrics + n_test], "summary": {metric: {mean, sd}}, "pooled_auc": float,
-    "confusion": {"mean": 2x2, "sd": 2x2}, "threshold": float}``.
-    """
-    folds = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # one-class folds: reported via NaN and summarize's log
-        for yt, yp in zip(y_true_by_fold, y_prob_by_fold, strict=True):
-            m = binary_metrics(yt, yp, threshold)
-            folds.append({**m, "n_test": int(np.asarray(yt).size)})
-        pooled = pooled_roc(y_true_by_fold, y_prob_by_fold)
-    summary = summarize([{k: f[k] for k in METRICS} for f in folds])
-    cm_mean, cm_sd = confusion_matrices(y_true_by_fold, y_prob_by_fold, threshold=threshold)
-    return {
-        "folds": folds,
-        "summary": summary,
-        "pooled_auc": pooled["auc"],
-        "confusion": {"mean": cm_mean, "sd": cm_sd},
-        "threshold": float(threshold),
-    }
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Training histories (keras History.history dicts) and the resolution study
 # --------------------------------------------------------------------------------------------------------------
-
-
-def _as_history(h: Any) -> Mapping[str, Sequence[float]]:
-    return h.history if hasattr(h, "history") else h
-
-
-def _histories(histories: Any) -> list[Mapping[str, Sequence[float]]]:
-    if isinstance(histories, Mapping) or hasattr(histories, "history"):
-        histories = [histories]
-    out = [_as_history(h) for h in histories]
-    if not out:
-        raise ValueError("no training histories")
-    return out
-
-
-def history_key(history: Mapping[str, Any], metric: str, validation: bool = False) -> str | None:
-    """The key Keras used for ``metric`` ("loss" or "accuracy", which Keras may call "binary_accuracy")."""
-    names = _ACCURACY_KEYS if metric == "accuracy" else (metric,)
-    for name in names:
-        key = f"val_{name}" if validation else name
-        if key in history:
-            return key
-    return None
-
-
-def history_curve(histories: Any, metric: str, validation: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-epoch mean, SD (ddof=1) and number of folds for ``metric`` across fold histories.
-
-    Histories may have different lengths (early stopping): epoch ``e`` averages the folds that reached it.
-    Returns empty arrays when no history has the metric.
-    """
-    curves = []
-    for h in _histories(histories):
-        key = history_key(h, metric, validation)
-        if key is not None and len(h[key]):
-            curves.append(np.asarray(h[key], dtype="float64").ravel())
-    if not curves:
-        empty = np.array([], dtype="float64")
-        return empty, empty, empty
-    length = max(len(c) for c in curves)
-    grid = np.full((len(curves), length), np.nan)
-    for i, c in enumerate(curves):
-        grid[i, : len(c)] = c
-    n = np.isfinite(grid).sum(axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(grid, axis=0)
-        sd = np.where(n >= 2, np.nanstd(grid, axis=0, ddof=1), np.nan)
-    return mean, sd, n.astype("float64")
-
-
-def final_accuracy_gap(histories: Any, window: int = 5) -> dict[str, float]:
-    """Train and validation accuracy at the end of training and their gap (the overfitting signal of Table 1).
-
-    Per fold the mean over its last ``window`` epochs, then the mean over folds. NaN when a history lacks
-    validation accuracy.
-    """
-    train, val = [], []
-    for h in _histories(histories):
-        tk, vk = history_key(h, "accuracy"), history_key(h, "accuracy", validation=True)
-        if tk is None or vk is None or not len(h[tk]) or not len(h[vk]):
-            continue
-        train.append(float(np.mean(np.asarray(h[tk], dtype="float64")[-window:])))
-        val.append(float(np.mean(np.asarray(h[vk], dtype="float64")[-window:])))
-    if not train:
-        nan = float("nan")
-        return {"train_accuracy": nan, "val_accuracy": nan, "gap": nan}
-    t, v = float(np.mean(train)), float(np.mean(val))
-    return {"train_accuracy": t, "val_accuracy": v, "gap": t - v}
 
 
 def size_sort_key(size: Any) -> tuple[float, str]:
@@ -302,85 +162,11 @@ def size_sort_key(size: Any) -> tuple[float, str]:
     return math.inf, str(size)
 
 
-def _result_summary(result: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    if result.get("summary"):
-        return dict(result["summary"])
-    if result.get("fold_metrics"):
-        return summarize(result["fold_metrics"])
-    return {}
-
-
-def resolution_table(results_by_size: Mapping[Any, Mapping[str, Any]], window: int = 5) -> pd.DataFrame:
-    """The resolution study as a table, one row per image size (smallest first).
-
-    Each result is a dict with ``"fold_metrics"`` (list of :func:`binary_metrics` dicts) or ``"summary"``
-    (:func:`summarize` output), optionally ``"histories"`` (fold histories, for the train/validation accuracy
-    gap, see :func:`final_accuracy_gap`) and ``"fit_seconds"``. Columns: size, auc_mean, auc_sd,
-    accuracy_mean, accuracy_sd, f1_mean, f1_sd, train_accuracy, val_accuracy, train_val_gap, fit_seconds.
-    """
-    rows = []
-    nan = float("nan")
-    for size in sorted(results_by_size, key=size_sort_key):
-        result = results_by_size[size]
-        summary = _result_summary(result)
-
-        def stat(metric: str, which: str, summary: dict = summary) -> float:
-            return float(summary.get(metric, {}).get(which, nan))
-
-        gap = final_accuracy_gap(result["histories"], window) if result.get("histories") else {}
-        rows.append(
-            {
-                "size": str(size),
-                "auc_mean": stat("roc_auc", "mean"),
-                "auc_sd": stat("roc_auc", "sd"),
-                "accuracy_mean": stat("accuracy", "mean"),
-                "accuracy_sd": stat("accuracy", "sd"),
-                "f1_mean": stat("f1", "mean"),
-                "f1_sd": stat("f1", "sd"),
-                "train_accuracy": gap.get("train_accuracy", nan),
-                "val_accuracy": gap.get("val_accuracy", nan),
-                "train_val_gap": gap.get("gap", nan),
-                "fit_seconds": float(result.get("fit_seconds", nan)),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Metrics files (DVC / MLflow)
 # --------------------------------------------------------------------------------------------------------------
 
 
-def to_jsonable(obj: Any) -> Any:
-    """Plain-JSON version of ``obj``: numpy scalars/arrays to Python, NaN/inf to None, keys to str."""
-    if obj is None or isinstance(obj, bool | str):
-        return obj
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, int | np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        f = float(obj)
-        return f if math.isfinite(f) else None
-    if isinstance(obj, Mapping):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, pd.DataFrame):
-        return to_jsonable(obj.to_dict(orient="records"))
-    if isinstance(obj, pd.Series):
-        return to_jsonable(obj.to_dict())
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, list | tuple | set | frozenset):
-        items = sorted(obj, key=str) if isinstance(obj, set | frozenset) else obj
-        return [to_jsonable(v) for v in items]
-    if hasattr(obj, "item") and callable(obj.item):  # 0-d arrays and other numpy-likes
-        return to_jsonable(obj.item())
-    raise TypeError(f"cannot write {type(obj).__name__} to a metrics file")
-
-
 def write_metrics_json(path: str | Path, payload: Any) -> Path:
-    """Write ``payload`` as a JSON metrics file atomically: sorted keys, NaN/inf as null, numpy converted."""
-    text = json.dumps(to_jsonable(payload), sort_keys=True, indent=2, allow_nan=False)
-    return write_text(path, text + "\n")
+    """A DVC/MLflow metrics file: numbers only, NaN/inf as null, sorted keys, written atomically."""
+    return write_json(path, payload, nonfinite="null")

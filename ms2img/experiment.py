@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ms2img.dataset import MIDDLE, AssayData, Fold, class_summary
 from ms2img.models.estimators import make_estimator
 from ms2img.models.family import SIMPLICITY, FamilyModel, input_kind
-from ms2img.stats import SCORES, corrected_interval, corrected_paired_test, fold_scores, select_winner, spearman
+from ms2img.stats import BOUNDS, SCORES, corrected_interval, corrected_paired_test, fold_scores, select_winner, spearman
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class CVResult:
         """Numbers only: per family mean/SD/interval of each score and the rank correlation; paired tests."""
         fams: dict[str, Any] = {}
         for fam, g in self.folds.groupby("family", sort=False):
-            entry = {s: corrected_interval(g[s].to_numpy(), self.test_train_ratio) for s in SCORES}
+            entry = {s: corrected_interval(g[s].to_numpy(), self.test_train_ratio, bounds=BOUNDS[s]) for s in SCORES}
             o = self.oof[self.oof["family"] == fam].groupby("accession")[["probability", "value"]].mean()
             entry["spearman"] = spearman(o["probability"], o["value"])
             entry["seconds"] = round(float(self.seconds.get(fam, 0.0)), 2)

@@ -18,6 +18,7 @@ from scipy import stats as sps
 from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
 
 SCORES = ("auc", "balanced_accuracy", "mcc", "f1")
+BOUNDS = {"auc": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "mcc": (-1.0, 1.0), "f1": (0.0, 1.0)}
 
 
 def choose_threshold(y_true: np.ndarray, prob: np.ndarray) -> float:
@@ -54,8 +55,11 @@ def fold_scores(y_true: np.ndarray, prob: np.ndarray, threshold: float) -> dict[
     }
 
 
-def corrected_interval(values: Sequence[float], test_train_ratio: float, level: float = 0.95) -> dict[str, float]:
-    """Mean, SD and the corrected resampled t interval of per-fold scores (NaN folds ignored)."""
+def corrected_interval(
+    values: Sequence[float], test_train_ratio: float, level: float = 0.95, bounds: tuple[float, float] | None = None
+) -> dict[str, float]:
+    """Mean, SD and the corrected resampled t interval of per-fold scores (NaN folds ignored), clipped to the
+    score's range (``bounds``) when given."""
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     j = v.size
@@ -67,7 +71,10 @@ def corrected_interval(values: Sequence[float], test_train_ratio: float, level: 
     sd = float(v.std(ddof=1))
     se = math.sqrt((1.0 / j + test_train_ratio) * sd * sd)
     t = float(sps.t.ppf(0.5 + level / 2, j - 1))
-    return {"mean": mean, "sd": sd, "ci_low": mean - t * se, "ci_high": mean + t * se}
+    lo, hi = mean - t * se, mean + t * se
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return {"mean": mean, "sd": sd, "ci_low": lo, "ci_high": hi}
 
 
 def corrected_paired_test(

@@ -20,7 +20,8 @@ import pandas as pd
 from ms2img import plots, tracking
 from ms2img.atomic import atomic_path, write_text
 from ms2img.dataset import MIDDLE, AssayData, class_summary, data_from_params
-from ms2img.evaluate import confusion_matrices, to_jsonable, write_metrics_json
+from ms2img.evaluate import confusion_matrices, write_metrics_json
+from ms2img.jsonio import to_jsonable
 from ms2img.experiment import CVResult, cross_validate, degenerate_warnings, fit_final
 from ms2img.models.family import FAMILIES, input_kind
 from ms2img.stats import SCORES

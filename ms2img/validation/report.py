@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ms2img.atomic import write_text
+from ms2img.jsonio import to_jsonable
 
 MAX_LISTED = 20  # rows / values listed per (file, expectation); the count is always the full one
 JSON_NAME = "validation.json"
@@ -23,36 +23,8 @@ HTML_NAME = "validation.html"
 
 
 def jsonable(value: Any) -> Any:
-    """Turn numpy scalars, NaN/inf, tuples and pandas NA into strict-JSON values (NaN -> "NaN")."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
-        try:
-            value = value.item()
-        except (ValueError, TypeError):
-            pass
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return value
-    if isinstance(value, (int, str)):
-        return value
-    try:
-        import pandas as pd
-
-        if value is pd.NA or value is pd.NaT:
-            return None
-    except ImportError:  # pragma: no cover
-        pass
-    return str(value)
+    """Strict-JSON values for the report; NaN/inf stay visible as text (they are what was wrong)."""
+    return to_jsonable(value, nonfinite="text")
 
 
 def short_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
