@@ -16,7 +16,15 @@ import pytest
 
 from ms2img.errors import ConfigError
 from ms2img.models import cnn
-from ms2img.models.tuning import Ms2ImgHyperModel, SearchSpace, TuningFailed, stratified_split, tune_cnn
+from ms2img.models.tuning import (
+    COMPACT_SPACE,
+    CompactHyperModel,
+    Ms2ImgHyperModel,
+    SearchSpace,
+    TuningFailed,
+    stratified_split,
+    tune_cnn,
+)
 
 H, W = 30, 28
 
@@ -236,3 +244,93 @@ def test_helpers_validate_inputs():
     assert cnn.architecture_from_hp(values)["dense_units"] == (64, 32)
     summary = cnn.device_summary()
     assert summary["backend"] == keras.backend.backend() and isinstance(summary["gpu"], bool)
+
+
+def test_as_labels_and_history_dict():
+    labels = cnn.as_labels([0, 1, 1], 3)
+    assert labels.tolist() == [0, 1, 1] and labels.dtype == np.float32
+    with pytest.raises(ConfigError, match="2 labels for 3 images"):
+        cnn.as_labels([0, 1], 3)
+    with pytest.raises(ConfigError, match=r"found \[-1\]"):
+        cnn.as_labels([0, -1, 1], 3)  # a middle accession must never reach the CNN
+
+    class History:
+        history = {"loss": [np.float32(0.5), 0.25], "val_auc": [np.float64(0.75)]}
+
+    out = cnn.history_dict(History())
+    assert out == {"loss": [0.5, 0.25], "val_auc": [0.75]}
+    assert all(type(v) is float for vals in out.values() for v in vals)
+    assert cnn.history_dict(None) == {}
+    assert not hasattr(cnn, "tune_cnn"), "cnn.py no longer re-exports the tuner (import ms2img.models.tuning)"
+
+
+def _weights(model: keras.Model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.weights))
+
+
+def test_compact_cnn_keeps_position_and_is_small():
+    model = cnn.build_compact_cnn((H, W), conv_layers=2, filters=8, units=16, dropout=0.3)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("Conv2D") == 2 and kinds.count("MaxPooling2D") == 2
+    assert "Flatten" in kinds and "GlobalAveragePooling2D" not in kinds  # the m/z position is kept
+    assert model.input_shape == (None, H, W, 1) and model.output_shape == (None, 1)
+    assert model.get_layer("conv_2").filters == 16  # filters double per block
+    assert _weights(model) < _weights(cnn.build_paper_cnn((H, W, 1))) / 10
+    # augmentation layers are training-only: prediction is deterministic
+    x, _ = make_images(4)
+    np.testing.assert_array_equal(cnn.predict_proba(model, x), cnn.predict_proba(model, x))
+    plain = cnn.build_compact_cnn((H, W), fragment_dropout=0.0, intensity_noise=0.0, l2=0.0)
+    names = [layer.name for layer in plain.layers]
+    assert "fragment_dropout" not in names and "intensity_noise" not in names
+    assert "fragment_dropout" in [layer.name for layer in model.layers]
+
+
+def test_compact_hypermodel_samples_its_space():
+    import keras_tuner
+
+    space = {"conv_layers": [1], "filters": [4, 8], "units": [8], "learning_rate": [1e-3, 1e-2], "l2": [0.0, 0.0]}
+    hm = CompactHyperModel((H, W), space=space, batch_size=4)
+    assert hm.input_shape == (H, W, 1) and set(hm.space) == set(COMPACT_SPACE)
+    hp = keras_tuner.HyperParameters()
+    values = hm.sample(hp)
+    assert values["conv_layers"] == 1 and values["units"] == 8  # one-element lists are fixed
+    assert values["filters"] in (4, 8) and 1e-3 <= values["learning_rate"] <= 1e-2
+    assert values["l2"] == 0.0  # an empty range is fixed
+    assert 0.2 <= values["dropout"] <= 0.5  # defaults fill the keys not given
+    declared = {h.name: h for h in hp.space}
+    assert declared["learning_rate"].sampling == "log" and declared["dropout"].sampling == "linear"
+    model = hm.build(keras_tuner.HyperParameters())
+    assert model.name == "ms2img_compact_cnn" and model.input_shape == (None, H, W, 1)
+    assert [type(la).__name__ for la in model.layers].count("Conv2D") == 1
+    with pytest.raises(ConfigError, match="unknown tune.space keys \\['dense_layers'\\]"):
+        CompactHyperModel((H, W), space={"dense_layers": [1, 2]})
+
+
+def test_tune_compact_with_callbacks_and_own_validation_split(data, tmp_path):
+    x, y = data
+    val = stratified_split(y, 0.25, seed=2)
+    stop = keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=1, restore_best_weights=True)
+    space = {"conv_layers": [1], "filters": [4], "units": [8], "learning_rate": [3e-3, 1e-2]}
+    result = tune_cnn(
+        x,
+        y,
+        trials=2,
+        epochs=4,
+        seed=0,
+        directory=tmp_path,
+        batch_size=8,
+        objective="val_auc",
+        hypermodel=CompactHyperModel((H, W), space=space, batch_size=8),
+        callbacks=[stop],
+        validation=val,
+    )
+    np.testing.assert_array_equal(result.validation_index, val[1])
+    assert result.best_model is not None and result.best_model.name == "ms2img_compact_cnn"
+    history = result.tuner.best_history
+    assert 1 <= result.best_epoch <= len(history["val_auc"]) <= 4
+    assert history["val_auc"][result.best_epoch - 1] == pytest.approx(max(history["val_auc"]))
+    assert result.best_score == pytest.approx(max(t["score"] for t in result.trials))
+    assert result.space == {}  # only the paper's space is a SearchSpace
+    p = cnn.predict_proba(result.best_model, x[val[1]])
+    assert p.shape == (len(val[1]),) and np.isfinite(p).all()
+    json.dumps(result.to_dict())

@@ -1,0 +1,93 @@
+"""Every family as a scikit-learn classifier with its own threshold (ms2img.models.estimators)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from ms2img.models.estimators import CNNClassifier, ForestClassifier, make_estimator
+from ms2img.stats import choose_threshold
+
+
+def planted(n: int = 40, size: int = 16, seed: int = 0, strength: float = 1.0):
+    """Noise images; class 1 carries a bright patch (``strength`` of the noise range)."""
+    rng = np.random.default_rng(seed)
+    y = np.array([0, 1] * (n // 2))
+    x = (rng.random((n, size, size)) * 0.5).astype(np.float32)
+    x[y == 1, 4:9, 5:10] += strength
+    return x, y
+
+
+def test_forest_threshold_comes_from_its_out_of_bag_predictions():
+    x, y = planted(strength=0.3)
+    rf = ForestClassifier(n_estimators=(30,), flatten=True, seed=2).fit(x, y)
+    inner = rf.model_[-1]
+    oob = np.nan_to_num(inner.oob_decision_function_[:, 1], nan=0.5)
+    assert rf.threshold_ == pytest.approx(choose_threshold(y, oob))
+    assert 0 < rf.threshold_ < 1 and 0.5 < rf.oob_auc_ <= 1.0
+    assert rf.best_params_ == {"n_estimators": 30, "max_features": "sqrt"}
+    p = rf.predict_proba(x)
+    assert p.shape == (len(x), 2) and np.allclose(p.sum(axis=1), 1)
+    np.testing.assert_array_equal(rf.predict(x), (p[:, 1] > rf.threshold_).astype(int))
+    assert rf.classes_.tolist() == [0, 1]
+
+
+def test_forest_grid_point_is_the_best_oob_auc_and_reproducible():
+    x, y = planted(strength=0.3, seed=1)
+    flat = x.reshape(len(x), -1)
+    rf = ForestClassifier(n_estimators=(15, 40), max_features=("sqrt", 0.5), seed=0).fit(flat, y)
+    aucs = {}
+    for n in (15, 40):
+        for mf in ("sqrt", 0.5):
+            one = ForestClassifier(n_estimators=(n,), max_features=(mf,), seed=0).fit(flat, y)
+            aucs[(n, mf)] = one.oob_auc_
+    assert rf.oob_auc_ == pytest.approx(max(aucs.values()))
+    chosen = (rf.best_params_["n_estimators"], rf.best_params_["max_features"])
+    assert aucs[chosen] == pytest.approx(rf.oob_auc_)
+    again = clone(rf).fit(flat, y)
+    np.testing.assert_array_equal(again.predict_proba(flat), rf.predict_proba(flat))
+
+
+def test_make_estimator_reads_params():
+    params = {
+        "baselines": {"rf_trees": [11, 22], "rf_max_features": ["sqrt"]},
+        "cnn": {"epochs": 3, "batch_size": 8, "patience": 2, "ensemble": 2, "architecture": "compact"},
+        "tune": {"trials": 2, "validation_split": 0.3, "space": {"filters": [8]}},
+    }
+    rf = make_estimator("rf-image", params, seed=4)
+    assert isinstance(rf, ForestClassifier) and rf.flatten and rf.n_estimators == (11, 22) and rf.seed == 4
+    assert make_estimator("rf-cosine", params, seed=4).flatten is False
+    cnn = make_estimator("cnn", params, seed=5)
+    assert isinstance(cnn, CNNClassifier)
+    assert (cnn.trials, cnn.max_epochs, cnn.patience, cnn.batch_size, cnn.ensemble) == (2, 3, 2, 8, 2)
+    assert cnn.validation_split == 0.3 and cnn.space == {"filters": [8]} and cnn.seed == 5
+
+
+SMALL_SPACE = {"conv_layers": [1], "filters": [4], "units": [8], "learning_rate": [3e-3, 1e-2]}
+
+
+def test_cnn_classifier_fits_tiny_data():
+    x, y = planted(n=24, size=16, seed=3)
+    seen = []
+    model = CNNClassifier(
+        space=SMALL_SPACE,
+        trials=2,
+        max_epochs=3,
+        patience=3,
+        batch_size=8,
+        ensemble=2,
+        seed=1,
+        on_trial_end=seen.append,
+    ).fit(x, y)
+    assert [t["status"] for t in seen] == ["COMPLETED", "COMPLETED"]
+    assert 1 <= model.best_epoch_ <= 3
+    assert 0.0 <= model.threshold_ <= 1.0 and np.isfinite(model.threshold_)
+    assert model.inner_auc_ is None or 0.0 <= model.inner_auc_ <= 1.0
+    assert len(model.members_) == 2
+    assert {"loss", "val_auc"} <= set(model.history_) and len(model.history_["loss"]) <= 3
+    assert set(model.best_hp_) >= {"conv_layers", "filters", "units", "learning_rate"}
+    p = model.predict_proba(x)
+    assert p.shape == (len(x), 2) and np.isfinite(p).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_array_equal(model.predict(x), (p[:, 1] > model.threshold_).astype(int))
