@@ -254,10 +254,9 @@ def test_as_labels_and_history_dict():
     with pytest.raises(ConfigError, match=r"found \[-1\]"):
         cnn.as_labels([0, -1, 1], 3)  # a middle accession must never reach the CNN
 
-    class History:
-        history = {"loss": [np.float32(0.5), 0.25], "val_auc": [np.float64(0.75)]}
+    from types import SimpleNamespace
 
-    out = cnn.history_dict(History())
+    out = cnn.history_dict(SimpleNamespace(history={"loss": [np.float32(0.5), 0.25], "val_auc": [np.float64(0.75)]}))
     assert out == {"loss": [0.5, 0.25], "val_auc": [0.75]}
     assert all(type(v) is float for vals in out.values() for v in vals)
     assert cnn.history_dict(None) == {}
