@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             prefix=params["registry"]["model_prefix"],
             z=z,
             max_rows=max_rows,
+            run_id=_training_run(args.reports_dir / args.assay / "run.json"),
         )
     report = decision.report()
     if args.report:
@@ -79,3 +80,11 @@ def run(args: argparse.Namespace) -> int:
         f"champion is {decision.champion_after}"
     )
     return 1 if args.fail_on_reject and decision.rejected else 0
+
+
+def _training_run(path: Path) -> str | None:
+    """The MLflow run the training stage logged (reports/<assay>/run.json), so models sit under their run."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("mlflow_run_id")
+    except (OSError, ValueError):
+        return None

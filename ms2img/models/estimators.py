@@ -96,6 +96,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         ensemble: int = 2,
         seed: int = 0,
         on_trial_end: Callable[[dict], None] | None = None,
+        callbacks: Sequence[Any] = (),
     ):
         self.architecture = architecture
         self.space = space
@@ -107,6 +108,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.ensemble = ensemble
         self.seed = seed
         self.on_trial_end = on_trial_end
+        self.callbacks = callbacks
 
     def _hypermodel(self, shape: tuple[int, ...]):
         from ms2img.models.tuning import CompactHyperModel, Ms2ImgHyperModel, SearchSpace
@@ -141,7 +143,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 batch_size=int(self.batch_size),
                 objective="val_auc",
                 hypermodel=hypermodel,
-                callbacks=[stop],
+                callbacks=[stop, *self.callbacks],
                 on_trial_end=self.on_trial_end,
             )
         self.best_hp_, self.best_epoch_, self.inner_auc_ = result.best_hp, int(result.best_epoch), result.best_score
@@ -159,6 +161,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 epochs=max(1, self.best_epoch_),
                 batch_size=int(self.batch_size),
                 class_weight=class_weights(y),
+                callbacks=list(self.callbacks),
                 shuffle=True,
                 verbose=0,
             )
