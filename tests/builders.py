@@ -1,4 +1,4 @@
-"""Shared test builders: serving requests and a tiny trained-and-registered cohort (for registry/serving tests)."""
+"""Shared test builders: serving requests and a tiny ingested, rendered, featurised cohort (training, registry)."""
 
 from __future__ import annotations
 
@@ -29,17 +29,25 @@ def request_rows(rows: list[tuple[Any, ...]] | None = None, **overrides: list[An
 
 @dataclass
 class TinyCohort:
-    """Paths of a small synthetic cohort, ingested and rendered."""
+    """Paths of a small synthetic cohort, ingested, rendered and merged into feature tables."""
 
     root: Path
     raw: Path
     events: Path
     images: Path
     assays: Path
+    features: Path | None = None  # data/features-like folder (one FeatureTable per similarity method)
 
 
-def tiny_cohort(root: Path, accessions: int = 20, seed: int = 7, size: str = "75x70") -> TinyCohort:
-    """Synthetic cohort -> events (ingest) -> images at ``size``: what training needs, in a few seconds."""
+def tiny_cohort(
+    root: Path,
+    accessions: int = 30,
+    seed: int = 7,
+    size: str = "75x70",
+    methods: tuple[str, ...] | None = ("cosine", "entropy"),
+) -> TinyCohort:
+    """Synthetic cohort -> events (ingest) -> images at ``size`` -> feature tables (``methods``; None = none):
+    what training needs, in a few seconds. Seed 7 x 30 accessions gives DPPH 10 low / 12 high / 8 middle."""
     from ms2img import synth
     from ms2img.io.ingest import ingest
     from ms2img.render import RenderConfig, parse_size, render_files
@@ -50,18 +58,29 @@ def tiny_cohort(root: Path, accessions: int = 20, seed: int = 7, size: str = "75
     w, h = parse_size(size)
     [imageset] = render_files(events, [RenderConfig(width=w, height=h)], progress=False)
     imageset.save(images)
-    return TinyCohort(root, raw, events, images, raw / "assays.csv")
+    features = None
+    if methods:
+        from ms2img.features import build_feature_tables
+
+        features = root / "features"
+        build_feature_tables(events, features, methods=list(methods), progress=False)
+    return TinyCohort(root, raw, events, images, raw / "assays.csv", features)
 
 
 def tiny_params(**overrides: Any) -> dict[str, Any]:
-    """The repo's params.yaml, quick profile, shrunk to the smallest run that still exercises every step."""
+    """The repo's params.yaml shrunk to the smallest run that still exercises every step: 2 folds x 1 repeat,
+    a 2-epoch CNN with one tuner trial, 20-tree forests, 3 OPLS-DA permutations. ``section__key=value``
+    overrides (e.g. ``train__families=["rf-image"]``)."""
     from ms2img.params import load_params
 
-    params = load_params(REPO_ROOT / "params.yaml", profile="quick")
+    params = load_params(REPO_ROOT / "params.yaml")
     params["cv"]["folds"] = 2
-    params["cnn"]["epochs"] = 1
+    params["cv"]["repeats"] = 1
+    params["cnn"]["epochs"] = 2
+    params["cnn"]["patience"] = 2
     params["tune"]["trials"] = 1
-    params["tune"]["epochs"] = 1
+    params["baselines"]["rf_trees"] = [20]
+    params["baselines"]["oplsda_permutations"] = 3
     for dotted, value in overrides.items():
         node = params
         *parents, leaf = dotted.split("__")
@@ -71,8 +90,11 @@ def tiny_params(**overrides: Any) -> dict[str, Any]:
     return params
 
 
-def train_tiny(cohort: TinyCohort, assay: str, params: dict[str, Any], out: Path) -> dict[str, Any]:
-    """``train_assay`` on the tiny cohort with tracking into the current MLflow store; registers a version."""
+def train_tiny(
+    cohort: TinyCohort, assay: str, params: dict[str, Any], out: Path, track: bool = True
+) -> dict[str, Any]:
+    """``train_assay`` on the tiny cohort, every output under ``out``; with ``track`` into the current MLflow
+    store (one parent run, a child per family)."""
     from ms2img.train import train_assay
 
     return train_assay(
@@ -80,10 +102,12 @@ def train_tiny(cohort: TinyCohort, assay: str, params: dict[str, Any], out: Path
         images_path=cohort.images,
         assays_csv=cohort.assays,
         params=params,
-        metrics_dir=out / "metrics",
-        plots_dir=out / "plots",
-        models_dir=out / "models",
-        workdir=out / "kt",
+        features_dir=cohort.features if cohort.features is not None else out / "no-features",
         events_dir=cohort.events,
         raw_data=cohort.raw,
+        metrics_dir=out / "metrics",
+        reports_dir=out / "reports",
+        models_dir=out / "models",
+        plots_dir=out / "plots",
+        track=track,
     )

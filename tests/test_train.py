@@ -1,119 +1,173 @@
-"""Per-assay training orchestration: nested CV, final model, metrics/plots, resolution study (no MLflow here)."""
+"""The train@<assay> stage end to end (ms2img.train.train_assay) on the tiny synthetic cohort, tracked into a
+temporary SQLite MLflow store: the files of docs/contracts.md and the parent/child MLflow runs.
+
+Trained once per module (about 30 s on 2 cores): 30 accessions (seed 7; DPPH 10 low / 12 high / 8 middle),
+2 folds x 1 repeat, every family (CNN 2 epochs, 1 trial; 20-tree forests; 3 OPLS-DA permutations).
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from builders import tiny_cohort, tiny_params, train_tiny
 
 from ms2img.errors import ConfigError
-from ms2img.params import load_params
-from ms2img.render import RenderConfig, image_edges
-from ms2img.train import choose_hyperparameters, prepare_from_params, resolution_study, train_assay
+from ms2img.models.family import FAMILIES, FamilyModel
+from ms2img.render import ImageSet
+from ms2img.stats import SCORES
+from ms2img.train import score_metrics
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-N_ACCESSIONS = 24
-
-
-def _tiny_params() -> dict:
-    params = load_params(REPO_ROOT / "params.yaml", profile="quick")
-    params["cv"]["folds"] = 3
-    params["cnn"]["epochs"] = 2
-    params["tune"].update(trials=1, epochs=1)
-    return params
-
-
-def _write_images(path, size: str, rng: np.random.Generator) -> None:
-    """Images whose bright patch marks the high class, saved with the real ImageSet writer."""
-    from ms2img.render import ImageSet
-
-    config = RenderConfig().with_size(size)
-    x_edges, y_edges = image_edges(config)
-    h, w = len(y_edges) - 1, len(x_edges) - 1
-    images = rng.random((N_ACCESSIONS, h, w), dtype=np.float32) * 0.1
-    images[N_ACCESSIONS // 2 :, h // 4 : h // 2, w // 2 : 3 * w // 4] += 0.8
-    ids = np.array([f"ACC{i:03d}" for i in range(N_ACCESSIONS)])
-    ImageSet(images, ids, x_edges, y_edges, config.to_dict()).save(path)
+ASSAY = "DPPH"
+INTERVAL = {"mean", "sd", "ci_low", "ci_high"}
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def trained(tmp_path_factory):
+    import mlflow
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
     root = tmp_path_factory.mktemp("train")
-    rng = np.random.default_rng(0)
-    for size in ("30x28", "45x42"):
-        _write_images(root / f"{size}.npz", size, rng)
-    values = np.r_[rng.uniform(0, 0.3, N_ACCESSIONS // 2), rng.uniform(0.7, 1.0, N_ACCESSIONS // 2)]
-    pd.DataFrame({"accession": [f"ACC{i:03d}" for i in range(N_ACCESSIONS)], "DPPH": values}).to_csv(
-        root / "assays.csv", index=False
+    cohort = tiny_cohort(root / "cohort", accessions=30, seed=7)
+    params = tiny_params()
+    previous = tracking_utils._tracking_uri
+    uri = f"sqlite:///{root}/mlflow.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        try:
+            out = train_tiny(cohort, ASSAY, params, root / "out", track=True)
+        finally:
+            mlflow.set_tracking_uri(previous)
+    return {"root": root / "out", "cohort": cohort, "params": params, "result": out, "uri": uri}
+
+
+def _leaves(node, path=""):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _leaves(v, f"{path}.{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _leaves(v, f"{path}[{i}]")
+    else:
+        yield path, node
+
+
+def test_metrics_file_holds_numbers_only(trained):
+    metrics = json.loads((trained["root"] / "metrics" / f"{ASSAY}.json").read_text())
+    for path, leaf in _leaves(metrics):
+        assert leaf is None or (isinstance(leaf, int | float) and not isinstance(leaf, bool)), (path, leaf)
+    assert (metrics["n_accessions"], metrics["n_low"], metrics["n_high"], metrics["n_middle"]) == (30, 10, 12, 8)
+    assert (metrics["folds"], metrics["repeats"]) == (2, 1)
+    assert set(metrics["families"]) == set(FAMILIES)
+    for fam, entry in metrics["families"].items():
+        assert set(entry) == {*SCORES, "spearman", "seconds"}, fam
+        for s in SCORES:
+            assert set(entry[s]) == INTERVAL, (fam, s)
+        auc = entry["auc"]["mean"]
+        assert auc is None or 0.0 <= auc <= 1.0
+        assert entry["seconds"] > 0
+    pairs = {f"{a} vs {b}" for i, a in enumerate(FAMILIES) for b in FAMILIES[i + 1 :]}
+    assert set(metrics["paired"]) == pairs
+    for test in metrics["paired"].values():
+        assert {"diff", "ci_low", "ci_high", "p_value", "n_folds"} <= set(test) and test["n_folds"] <= 2
+    assert {"r2y", "q2y"} <= set(metrics["oplsda"])
+    assert set(metrics["pca"]) == {"pc1", "pc2"} and 0 < metrics["pca"]["pc2"] <= metrics["pca"]["pc1"] <= 1
+    assert trained["result"]["metrics"]["n_accessions"] == 30
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug in ms2img/train.py multivariate(): writes oplsda.permutation_p_r2y/permutation_p_q2y, but "
+    "docs/contracts.md (and ms2img/report/sections.py) use oplsda.p_r2y/p_q2y",
+)
+def test_oplsda_metrics_follow_the_contract(trained):
+    metrics = json.loads((trained["root"] / "metrics" / f"{ASSAY}.json").read_text())
+    assert {"r2y", "q2y", "p_r2y", "p_q2y"} <= set(metrics["oplsda"])
+
+
+def test_reports(trained):
+    reports = trained["root"] / "reports" / ASSAY
+    oof = pd.read_csv(reports / "oof.csv")
+    assert list(oof.columns) == ["accession", "repeat", "fold", "family", "probability", "value", "normalized", "label"]
+    assert len(oof) == 30 * 1 * len(FAMILIES)
+    assert (oof.groupby(["family", "accession"]).size() == 1).all()
+    assert set(oof["label"]) <= {-1, 0, 1} and oof["probability"].between(0, 1).all()
+    folds = pd.read_csv(reports / "folds.csv")
+    expected = {"family", "repeat", "fold", *SCORES, "threshold", "n_test"}
+    assert expected <= set(folds.columns) and len(folds) == 2 * len(FAMILIES)
+    scored = oof[oof["label"] != -1].groupby(["family", "fold"]).size()
+    assert folds.set_index(["family", "fold"])["n_test"].sort_index().tolist() == scored.sort_index().tolist()
+    selection = json.loads((reports / "selection.json").read_text())
+    assert selection["winner"] in FAMILIES and isinstance(selection["reason"], str) and selection["reason"]
+    assert sorted(selection["ranking"]) == sorted(FAMILIES) and selection["families"] == list(FAMILIES)
+    assert selection["winner"] == trained["result"]["selection"]["winner"]
+    run = json.loads((reports / "run.json").read_text())
+    assert run["seconds"] > 0 and run["data_version"] and run["code_version"]
+    assert run["mlflow_run_id"] == trained["result"]["run"]["mlflow_run_id"]
+
+
+def test_every_family_has_a_loadable_final_model(trained):
+    images = ImageSet.load(trained["cohort"].images)
+    for fam in FAMILIES:
+        folder = trained["root"] / "models" / ASSAY / fam
+        card = json.loads((folder / "model.json").read_text())
+        assert card["family"] == fam and card["assay"] == ASSAY and 0 <= card["threshold"] <= 1
+        assert card["label_scaling"]["low"] == 0.4 and card["n_accessions"] == 22  # 10 low + 12 high
+        assert card["class_counts"] == {"low": 10, "high": 12, "middle": 8}
+        model = FamilyModel.load(folder)
+        assert len(model.accessions) == 22
+        if card["input"] == "image":
+            p = model.predict_proba(images.images[:3])
+        else:
+            assert model.features is not None and len(model.features) > 0
+            assert "matching" in card
+            p = model.predict_proba(np.zeros((3, len(model.features)), np.float32))
+        assert p.shape == (3,) and np.isfinite(p).all()
+
+
+def test_plots(trained):
+    plots = trained["root"] / "plots" / ASSAY
+    names = {"model_comparison", "pca_scores", "oplsda_scores", "oplsda_permutation"}
+    for fam in FAMILIES:
+        names |= {f"{kind}_{fam.replace('-', '_')}" for kind in ("roc", "confusion", "predictions")}
+    for name in names:
+        assert (plots / f"{name}.png").stat().st_size > 1000, name
+
+
+def test_mlflow_parent_and_one_child_per_family(trained):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=trained["uri"])
+    metrics = json.loads((trained["root"] / "metrics" / f"{ASSAY}.json").read_text())
+    parent = client.get_run(trained["result"]["run"]["mlflow_run_id"])
+    winner = trained["result"]["selection"]["winner"]
+    assert parent.data.tags["winner"] == winner and parent.data.tags["run.kind"] == "training"
+    keys = {f"{s}_{k}" for s in SCORES for k in ("mean", "sd")}
+    assert keys <= set(parent.data.metrics) and parent.data.metrics["n_labelled"] == 22
+    assert parent.data.metrics["auc_mean"] == pytest.approx(metrics["families"][winner]["auc"]["mean"])
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
-    return root
+    assert sorted(c.data.tags["family"] for c in children) == sorted(FAMILIES)
+    for child in children:
+        fam = child.data.tags["family"]
+        expected = {k: v for k, v in score_metrics(metrics["families"][fam]).items() if v is not None}
+        assert keys <= set(child.data.metrics), fam
+        assert set(expected) <= set(child.data.metrics), fam
+        for k, v in expected.items():
+            assert child.data.metrics[k] == pytest.approx(v, abs=1e-6), (fam, k)
+        assert not math.isnan(child.data.metrics["auc_mean"])
+        parent_keys = {k for k in parent.data.metrics if k != "n_labelled" and not k.startswith("p_")}
+        assert parent_keys <= set(child.data.metrics) | {"spearman"}, fam  # the same keys on every level
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"plots", "model_card"} <= artifacts
 
 
-def test_folds_never_split_an_accession_and_cover_every_image(project):
-    data = prepare_from_params(project / "30x28.npz", project / "assays.csv", "DPPH", _tiny_params())
-    tested = np.concatenate([test for _, test in data.folds])
-    assert sorted(tested) == list(range(len(data.y))), "every labelled image is tested exactly once"
-    for train, test in data.folds:
-        assert not set(data.groups[train]) & set(data.groups[test]), "an accession is on both sides of a fold"
-
-
-def test_train_assay_writes_metrics_plots_and_model(project, tmp_path):
-    out = train_assay(
-        assay="DPPH",
-        images_path=project / "30x28.npz",
-        assays_csv=project / "assays.csv",
-        params=_tiny_params(),
-        metrics_dir=tmp_path / "metrics",
-        plots_dir=tmp_path / "plots",
-        models_dir=tmp_path / "models",
-        workdir=tmp_path / "kt",
-        track=False,
-    )
-    metrics = json.loads((tmp_path / "metrics" / "DPPH.json").read_text())
-    assert metrics["class_counts"] == {"low": 12, "high": 12}
-    assert len(metrics["cnn"]["folds"]) == 3
-    assert 0.0 <= metrics["cnn"]["summary"]["roc_auc"]["mean"] <= 1.0
-    assert set(metrics["final_hp"]) >= {"conv_layers", "filters", "learning_rate"}
-    for name in ("roc", "confusion", "learning_curves", "predictions"):
-        assert (tmp_path / "plots" / "DPPH" / f"{name}.png").stat().st_size > 1000, name
-    assert len(list((tmp_path / "plots" / "DPPH" / "examples").glob("*.png"))) == 6
-    assert (tmp_path / "models" / "DPPH" / "cnn.keras").exists()
-    assert out["n_accessions"] == N_ACCESSIONS
-
-
-def test_unknown_assay_fails_before_training(project, tmp_path):
-    with pytest.raises(ConfigError, match="elastase"):
-        train_assay(
-            assay="elastase",
-            images_path=project / "30x28.npz",
-            assays_csv=project / "assays.csv",
-            params=_tiny_params(),
-            metrics_dir=tmp_path / "metrics",
-            track=False,
-        )
-    assert not (tmp_path / "metrics").exists(), "nothing may be written when the input is rejected"
-
-
-def test_resolution_study_compares_sizes(project, tmp_path):
-    params = _tiny_params()
-    out = resolution_study(
-        assay="DPPH",
-        image_paths={"30x28": project / "30x28.npz", "45x42": project / "45x42.npz"},
-        assays_csv=project / "assays.csv",
-        params=params,
-        metrics_dir=tmp_path / "metrics",
-        plots_dir=tmp_path / "plots",
-        track=False,
-    )
-    assert {row["size"] for row in out["table"]} == {"30x28", "45x42"}
-    assert (tmp_path / "plots" / "DPPH" / "resolution_study.png").stat().st_size > 1000
-    assert json.loads((tmp_path / "metrics" / "DPPH_resolution.json").read_text())["assay"] == "DPPH"
-
-
-def test_final_hyperparameters_come_from_the_best_inner_score():
-    best = [{"hp": {"filters": 8}, "inner_score": 0.6}, {"hp": {"filters": 16}, "inner_score": 0.9}]
-    assert choose_hyperparameters(best) == {"filters": 16}
-    assert choose_hyperparameters([{"hp": {"filters": 8}, "inner_score": None}]) == {"filters": 8}
+def test_unknown_assay_fails_before_anything_is_written(trained, tmp_path):
+    with pytest.raises(ConfigError, match="unknown assay 'nope'"):
+        train_tiny(trained["cohort"], "nope", trained["params"], tmp_path, track=False)
+    assert not any(tmp_path.iterdir()), "nothing may be written when the input is rejected"
