@@ -1,10 +1,11 @@
 """A tiny ms2img project for the flow and DVC pipeline tests.
 
 ``make_project`` builds, in a temp folder, what a lab's repository holds after ``make demo``'s first step: a git
-repository with the checkout's dvc.yaml, a shrunken params.yaml (one assay, 24 accessions, 2 folds, 1 epoch, 1
-tuner trial, 75x70 images, 10 RF trees, 3 permutations), a copy of ms2img/ (the stages list its files as
-dependencies), ``dvc init`` with a local default remote, and the synthetic cohort in data/raw tracked by
-data/raw.dvc. ``project_env`` points MLflow at the project's own SQLite store and makes the project the cwd.
+repository with the checkout's dvc.yaml and profiles/, a shrunken params.yaml (one assay, 24 accessions, 2 folds x
+1 repeat, a 1-epoch CNN with 1 tuner trial, 75x70 images, 10 RF trees, 3 permutations, a quick explain), a copy of
+ms2img/ (the stages list its files as dependencies), ``dvc init`` with a local default remote, and the synthetic
+cohort in data/raw tracked by data/raw.dvc. ``project_env`` points MLflow at the project's own SQLite store and
+makes the project the cwd.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-ASSAY = "elastase"  # the synthetic cohort's most balanced assay: 9 low / 7 high of 24 accessions
+ASSAY = "elastase"  # synth seed 42 x 24 accessions: 8 low / 11 high / 5 middle
 
 # Prefect writes its home (profiles, temporary-server database) here, never into ~/.prefect; set before the
 # first `import prefect` of this session where possible (the harness test also uses its own database).
@@ -44,18 +45,17 @@ TINY = {
     "render.size": "75x70",
     "render.sizes": ["75x70"],
     "cv.folds": 2,
+    "cv.repeats": 1,
+    "cnn.epochs": 1,
+    "cnn.ensemble": 1,
+    "tune.trials": 1,
     "baselines.rf_trees": [10],
     "baselines.rf_max_features": ["sqrt"],
     "baselines.oplsda_cv_folds": 2,
     "baselines.oplsda_permutations": 3,
-    "registry.auc_margin": 1.0,  # 1 epoch on 16 labelled accessions: any challenger that loads is promoted
-}
-TINY_QUICK = {
-    "cnn.epochs": 1,
-    "tune.trials": 1,
-    "tune.epochs": 1,
-    "baselines.rf_trees": [10],
-    "baselines.oplsda_permutations": 3,
+    "explain.refit": False,
+    "explain.n_repeats": 1,
+    "explain.top": 10,
 }
 
 
@@ -93,17 +93,11 @@ class Project:
     def json(self, rel: str) -> dict:
         return json.loads((self.root / rel).read_text())
 
-    def set_param(self, dotted: str, value, section: str | None = None) -> None:
-        """Set a parameter in params.yaml (``section="profiles.quick"`` edits a profile's dotted override)."""
+    def set_param(self, dotted: str, value) -> None:
+        """Set a dotted parameter in params.yaml."""
         path = self.root / "params.yaml"
         params = yaml.safe_load(path.read_text())
-        if section:
-            node = params
-            for key in section.split("."):
-                node = node[key]
-            node[dotted] = value
-        else:
-            _set_dotted(params, dotted, value)
+        _set_dotted(params, dotted, value)
         path.write_text(yaml.safe_dump(params, sort_keys=False))
 
     def ran_stages(self, output: str) -> set[str]:
@@ -141,7 +135,7 @@ def _set_dotted(params: dict, dotted: str, value) -> None:
 
 
 def make_project(root: Path, *, remote: bool = True) -> Project:
-    """Build the tiny project in ``root`` (about 10 s): git + DVC + shrunken params + synthetic data/raw."""
+    """Build the tiny project in ``root`` (about 10 s): git + DVC + shrunken params + profiles + synthetic data/raw."""
     root.mkdir(parents=True, exist_ok=True)
     store = root.parent / f"{root.name}-remote" if remote else None
     project = Project(root=root, remote=store, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
@@ -151,12 +145,11 @@ def make_project(root: Path, *, remote: bool = True) -> Project:
     shutil.copy(REPO_ROOT / "dvc.yaml", root / "dvc.yaml")
     shutil.copy(REPO_ROOT / ".gitignore", root / ".gitignore")
     shutil.copytree(REPO_ROOT / "ms2img", root / "ms2img", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(REPO_ROOT / "profiles", root / "profiles")
 
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     for dotted, value in TINY.items():
         _set_dotted(params, dotted, value)
-    params["cnn"]["profile"] = "quick"
-    params["profiles"]["quick"].update(TINY_QUICK)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     project.dvc("init", "-q")
@@ -218,7 +211,8 @@ class Reproduced:
 
 @pytest.fixture(scope="session")
 def reproduced(tiny_project) -> Reproduced:
-    """The session's trained project: built, then one `dvc repro` from scratch (about 2 minutes on 2 cores).
+    """The session's trained project: built, then one `dvc repro` from scratch (several minutes on 2 cores: every
+    family is trained, promoted and explained, and the report is built; only the slow tests use it).
 
     test_dvc_pipeline.py checks that repro and changes parameters; test_retrain.py then drives the same project
     with the flow (new data, force, faults), so the CNN is trained from scratch once per session. Each test

@@ -1,92 +1,89 @@
-"""dvc.yaml on a tiny project in a temp git repository: a full `dvc repro`, a no-op second one, and a parameter
-change that reruns exactly the stages that read it (issue 5: the pipeline is the one definition of the job).
+"""dvc.yaml on a tiny project in a temp git repository: a full `dvc repro`, a no-op second one, and parameter
+changes that mark exactly the stages that read them (the pipeline is the one definition of the job).
 
-The session's tiny project (conftest ``reproduced``) is reproduced once from scratch (about 2 minutes on 2 busy
-cores); the tests then read and change it in order, each leaving `dvc status` clean.
+The session's tiny project (conftest ``reproduced``) is reproduced once from scratch (several minutes on 2 busy
+cores: every family is trained, then promoted, explained and reported), so these tests are ``slow``; each leaves
+`dvc status` clean.
 """
 
 from __future__ import annotations
 
 import pytest
 
-pytestmark = pytest.mark.integration
+from ms2img.models.family import FAMILIES
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ASSAY = "elastase"
 MODEL = f"ms2img-{ASSAY}"
-UPSTREAM = ("ingest", "render")  # stages a features/baselines parameter must never rerun
-TRAIN_OUTPUTS = ("data/events", "data/images", "models", f"metrics/{ASSAY}.json", "reports/validation.json")
+EVERY = {"ingest", "render", "features", f"train@{ASSAY}", f"promote@{ASSAY}", f"explain@{ASSAY}", "report"}
+TRAIN_OUTPUTS = ("data/events", "data/images", "data/features", "models", f"metrics/{ASSAY}.json")
 
 
 def test_first_repro_runs_every_stage_and_registers_a_champion(reproduced, project):
-    every = {"ingest", "render", "features", f"train@{ASSAY}", f"baselines@{ASSAY}", f"promote@{ASSAY}"}
     before = reproduced.status_before
-    assert every <= set(before), f"a fresh project should have every stage to run, dvc status said {before}"
-    assert project.ran_stages(reproduced.output) == every, reproduced.output[-3000:]
+    assert EVERY <= set(before), f"a fresh project should have every stage to run, dvc status said {before}"
+    assert project.ran_stages(reproduced.output) == EVERY, reproduced.output[-3000:]
+    assert not any(name.startswith("baselines@") for name in before)
 
-    metrics = reproduced.metrics
-    auc = metrics[f"{ASSAY}.json"]["cnn"]["summary"]["roc_auc"]["mean"]
-    assert auc is None or 0.0 <= auc <= 1.0
-    assert {"rf cosine", "rf entropy", "rf image", "oplsda"} <= set(metrics[f"{ASSAY}_baselines.json"])
-    promotion = metrics[f"{ASSAY}_promotion.json"]
-    assert promotion["promoted"] is True and promotion["champion_after"] == "1", promotion
+    metrics = reproduced.metrics[f"{ASSAY}.json"]
+    assert set(metrics["families"]) == set(FAMILIES)
+    for entry in metrics["families"].values():
+        auc = entry["auc"]["mean"]
+        assert auc is None or 0.0 <= auc <= 1.0
+    for fam in FAMILIES:
+        assert (project.root / "models" / ASSAY / fam / "model.json").exists(), fam
+    selection = project.json(f"reports/{ASSAY}/selection.json")
+    assert selection["winner"] in FAMILIES
+    promotion = reproduced.metrics[f"{ASSAY}_promotion.json"]
+    assert promotion["promoted"] == 1 and promotion["champion_version"] >= 1, promotion
     assert project.json("reports/validation.json")  # the validation report is a metrics file of ingest
+    assert (project.root / "report" / "index.html").stat().st_size > 1000
+    assert (project.root / "reports" / ASSAY / "drivers.csv").exists()
 
     champion = reproduced.champion[ASSAY]
-    assert champion["version"] == "1"
     assert champion["tags"]["data.hash"] == reproduced.data_hash  # trained on exactly what data/raw.dvc says
+    assert champion["tags"]["family"] == selection["winner"]
     assert reproduced.data_hash.startswith("md5:")
     lock = (project.root / "dvc.lock").read_text()
-    for stage in every:
+    for stage in EVERY:
         assert f"  {stage}:" in lock, f"{stage} missing from dvc.lock"
 
 
 def test_second_repro_is_a_no_op(project):
     assert project.status() == {}
     versions = project.versions(MODEL)
-    watched = project.mtimes(*TRAIN_OUTPUTS, "data/features", "metrics", "dvc.lock")
+    watched = project.mtimes(*TRAIN_OUTPUTS, "metrics", "dvc.lock")
     out = project.dvc("repro")
     assert project.ran_stages(out) == set(), out[-3000:]
     assert f"Stage 'train@{ASSAY}' didn't change, skipping" in out
-    assert project.mtimes(*TRAIN_OUTPUTS, "data/features", "metrics", "dvc.lock") == watched
+    assert project.mtimes(*TRAIN_OUTPUTS, "metrics", "dvc.lock") == watched
     assert project.versions(MODEL) == versions  # nothing trained, nothing registered
 
 
-def test_features_parameter_reruns_only_downstream_stages(project):
+def test_explain_parameter_reruns_only_explain_and_report(project):
     assert project.status() == {}
     versions = project.versions(MODEL)
     untouched = project.mtimes(*TRAIN_OUTPUTS)
-    project.set_param("features.threshold", 0.75)
-
+    project.set_param("explain.top", 5)  # kept: the project is reproduced with it
     stale = project.status()
-    assert set(stale) == {"features"}, stale  # only the stage that reads the parameter is stale by itself
-    assert "features" in str(stale["features"])  # ... and DVC says why: the params section changed
-
+    assert set(stale) == {f"explain@{ASSAY}"}, stale  # only the stage that reads the parameter
     out = project.dvc("repro")
     ran = project.ran_stages(out)
-    assert {"features", f"baselines@{ASSAY}"} <= ran <= {"features", f"baselines@{ASSAY}", f"promote@{ASSAY}"}, out
-    assert not ran & {*UPSTREAM, f"train@{ASSAY}"}
-    assert project.mtimes(*TRAIN_OUTPUTS) == untouched  # events, images, CNN and its metrics kept
+    assert f"explain@{ASSAY}" in ran and ran <= {f"explain@{ASSAY}", "report"}, out[-3000:]
+    assert project.mtimes(*TRAIN_OUTPUTS) == untouched
     assert project.versions(MODEL) == versions
     assert project.status() == {}
 
 
-def test_top_level_baselines_parameter_marks_only_baselines_stale(project):
+@pytest.mark.parametrize("dotted, value", [("cv.repeats", 2), ("baselines.rf_trees", [12]), ("cnn.epochs", 2)])
+def test_a_training_parameter_marks_train_stale(project, dotted, value):
     assert project.status() == {}
     params = (project.root / "params.yaml").read_text()
     try:
-        project.set_param("baselines.oplsda_cv_folds", 3)
+        project.set_param(dotted, value)
         stale = project.status()
-        assert set(stale) == {f"baselines@{ASSAY}"}, stale
+        assert set(stale) == {f"train@{ASSAY}"}, stale
     finally:
         (project.root / "params.yaml").write_text(params)
     assert project.status() == {}
-
-
-def test_profile_override_of_a_baselines_parameter_marks_baselines_stale(project):
-    assert project.status() == {}
-    params = (project.root / "params.yaml").read_text()
-    try:
-        project.set_param("baselines.oplsda_permutations", 4, section="profiles.quick")
-        assert f"baselines@{ASSAY}" in project.status()
-    finally:
-        (project.root / "params.yaml").write_text(params)
