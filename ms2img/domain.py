@@ -57,7 +57,7 @@ class DomainReference:
             vectors=v.astype(np.float16),
             log=log,
             sim_p01=p01,
-            min_precursors=float(np.percentile(n_precursors, 1)) if len(n_precursors) else 0.0,
+            min_precursors=float(np.percentile(n_precursors, 1, method="lower")) if len(n_precursors) else 0.0,
             mz_low=float(lo),
             mz_high=float(hi),
         )

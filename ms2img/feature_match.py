@@ -159,14 +159,15 @@ class FeatureMatcher:
     @classmethod
     def from_features(cls, features: pd.DataFrame, rule: dict[str, Any]) -> FeatureMatcher:
         """From a family model's ``features.parquet`` (needs ``feature_id, mz, rt, msms``)."""
-        from ms2img.serving import parse_msms_column
+        from ms2img.io.msms import parse_msms_column
 
         missing = [c for c in ("feature_id", "mz", "rt", "msms") if c not in features.columns]
         if missing:
             raise ConfigError(
                 f"features.parquet lacks columns {missing}: build it with ms2img.feature_match.training_feature_spectra"
             )
-        counts, fmz, fint = parse_msms_column(features["msms"].fillna("").astype(str))
+        parsed = parse_msms_column(features["msms"].fillna("").astype(str), column="msms")
+        counts, fmz, fint = parsed.counts(len(features)), parsed.mz, parsed.intensity
         peaks = _split_peaks(counts, fmz, fint)
         return cls(
             feature_ids=features["feature_id"].astype(str).to_numpy(),
@@ -181,7 +182,7 @@ class FeatureMatcher:
 
     def match(self, p_mz: np.ndarray, p_rt: np.ndarray, peaks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Best training feature per precursor (index, or -1) and its mean score (0 where none)."""
-        from ms2img.features import _cosine_prepared, _entropy_prepared, _windows
+        from ms2img.feature_merge import _cosine_prepared, _entropy_prepared, _windows
 
         r = self.rule
         n = len(p_mz)
@@ -250,7 +251,7 @@ class FeatureMatcher:
 
 def _prepare(peaks: list[np.ndarray], rule: dict[str, Any]) -> list[np.ndarray]:
     if rule["method"] == "entropy":
-        from ms2img.features import _entropy_clean
+        from ms2img.feature_merge import _entropy_clean
 
         return [_entropy_clean(p, rule["ms2_tol_da"]) if len(p) else p for p in peaks]
     return peaks

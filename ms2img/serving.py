@@ -10,7 +10,6 @@ server answers with HTTP 400 and the message.
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ms2img.errors import Ms2ImgError
+from ms2img.io.msms import MsmsFormatError, parse_msms_column
 from ms2img.io.schema import EVENT_COLUMNS, coerce_events
 
 log = logging.getLogger(__name__)
@@ -28,8 +28,6 @@ RESPONSE_COLUMNS = ["accession", "probability", "class", "assay", "model_version
 NUMERIC_REQUEST_COLUMNS = ["precursor_mz", "precursor_intensity", "rt_min"]
 DEFAULT_MAX_ROWS = 200_000
 DEFAULT_MAX_FRAGMENTS = 5_000_000
-# A plain decimal number; only used to point at the offending token once Arrow's cast has failed.
-_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 
 
 class RequestError(Ms2ImgError, ValueError):
@@ -45,81 +43,16 @@ def _short(text: object, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def _msms_arrow(msms: pd.Series):
-    """The msms column as one Arrow string array, or the first row that is not a string."""
-    import pyarrow as pa
-
-    arr = None
-    if isinstance(msms.dtype, pd.StringDtype | pd.ArrowDtype):
-        try:
-            arr = pa.array(msms)  # zero-copy for pandas' Arrow-backed strings
-        except (pa.ArrowException, TypeError, ValueError):
-            arr = None
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        if arr is not None and not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-            arr = None
-    if arr is None or arr.null_count:
-        texts = msms.to_numpy(dtype=object)
-        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
-        if bad:
-            raise _row_error(bad[0], f"msms must be a string of 'mz:intensity' pairs, got {_short(texts[bad[0]])}")
-        arr = pa.array(texts.tolist(), type=pa.string())
-    return arr
-
-
-def parse_msms_column(
-    msms: pd.Series, max_fragments: int = DEFAULT_MAX_FRAGMENTS
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Parse many ``"mz:int mz:int"`` strings at once: (fragments per row, fragment m/z, fragment intensity).
-
-    Pairs are separated by ASCII whitespace; an empty string is a precursor without fragments. Vectorised with
-    Arrow over the whole column (split into tokens, split tokens at ``:``, one cast to float64), which keeps a
-    5,000-precursor request at ~20 ms, and strict: every token must be exactly one ``mz:intensity`` pair, so a
-    malformed row cannot shift values into its neighbours. On failure the offending row is found and named.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arr = pc.ascii_trim_whitespace(_msms_arrow(msms))
-    empty = pc.equal(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False)
-    token_lists = pc.ascii_split_whitespace(arr)
-    counts = pc.list_value_length(token_lists).to_numpy(zero_copy_only=False).astype(np.int64)
-    tokens = token_lists.flatten()
-    if empty.any():  # "" splits into one empty token: drop it
-        counts[empty] = 0
-        tokens = tokens.filter(pc.greater(pc.binary_length(tokens), 0))
-    total = int(counts.sum())
-    if total > max_fragments:
-        raise RequestError(f"payload too large: {total} fragments, at most {max_fragments} per request")
-
-    def row_of(token: int) -> int:
-        return int(np.searchsorted(np.cumsum(counts), token, side="right"))
-
-    parts = pc.split_pattern(tokens, ":")
-    not_pair = pc.not_equal(pc.list_value_length(parts), 2)
-    if pc.any(not_pair).as_py():
-        k = int(np.flatnonzero(not_pair.to_numpy(zero_copy_only=False))[0])
-        raise _row_error(
-            row_of(k), f"msms must be 'mz:intensity' pairs separated by spaces, got {_short(tokens[k].as_py())}"
-        )
-    flat = parts.flatten()
+def _parse_msms(msms: pd.Series, max_fragments: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The msms column through the one MS/MS parser (:func:`ms2img.io.msms.parse_msms_column`, the rules
+    ``ms2img ingest`` applies): (fragments per row, fragment m/z, fragment intensity); errors name the row."""
     try:
-        values = pc.cast(flat, pa.float64()).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        bad = pc.invert(pc.match_substring_regex(flat, _NUMBER)).to_numpy(zero_copy_only=False)
-        k = int(np.flatnonzero(bad)[0]) // 2 if bad.any() else 0
-        raise _row_error(row_of(k), f"msms holds a value that is not a number: {_short(tokens[k].as_py())}") from None
-    pairs = values.reshape(-1, 2)
-    mz, intensity = pairs[:, 0], pairs[:, 1]
-    good = np.isfinite(mz) & np.isfinite(intensity) & (mz > 0) & (intensity >= 0)
-    if not good.all():
-        k = int(np.flatnonzero(~good)[0])
-        raise _row_error(
-            row_of(k),
-            f"msms peak {_short(tokens[k].as_py())} is not a finite m/z > 0 with a finite intensity >= 0",
-        )
-    return counts, np.ascontiguousarray(mz), np.ascontiguousarray(intensity)
+        parsed = parse_msms_column(msms, column=None, max_fragments=max_fragments)
+    except MsmsFormatError as exc:
+        if exc.row is None:
+            raise RequestError(f"payload too large: {exc.problem} per request") from None
+        raise _row_error(exc.row, f"msms: {exc.problem}") from None
+    return parsed.counts(len(msms)), parsed.mz, parsed.intensity
 
 
 def validate_request(df: Any, max_rows: int = DEFAULT_MAX_ROWS) -> pd.DataFrame:
@@ -169,7 +102,7 @@ def _parse_request(
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """Validate and parse; fail when an accession has no fragment at all (it would silently get no answer)."""
     req = validate_request(df, max_rows)
-    counts, mz, intensity = parse_msms_column(req["msms"], max_fragments)
+    counts, mz, intensity = _parse_msms(req["msms"], max_fragments)
     has = pd.Series(counts > 0).groupby(req["accession"].to_numpy(), sort=True).any()
     if not has.all():
         names = has.index[~has.to_numpy()].tolist()
@@ -248,11 +181,21 @@ def events_to_request(events: pd.DataFrame) -> pd.DataFrame:
     """
     if events.empty:
         return pd.DataFrame(columns=REQUEST_COLUMNS)
-    ev = events.assign(_pmz=events["precursor_mz"].round(4), _order=np.arange(len(events)))
+    from ms2img.render.scaling import MERGE_MZ_DECIMALS, replicate_mean
+
+    ev = events.assign(_pmz=events["precursor_mz"].round(MERGE_MZ_DECIMALS), _order=np.arange(len(events)))
     merged = ["accession", "feature_id", "_pmz"]
-    n_reps = ev.groupby("accession")["replicate"].transform("nunique")
-    per_rep = ev.assign(_int=ev["precursor_intensity"] / n_reps).drop_duplicates(merged + ["replicate"])
-    intensity = per_rep.groupby(merged, sort=False)["_int"].sum()
+    n_reps = ev.groupby("accession")["replicate"].transform("nunique").to_numpy(np.float64)
+    first_row = ~ev.duplicated(merged + ["replicate"]).to_numpy()  # one value per (precursor, replicate)
+    per_rep = ev[first_row]
+    by_item = per_rep.groupby(merged, sort=False)
+    item = by_item.ngroup().to_numpy()
+    n_items = by_item.ngroups
+    item_reps = np.ones(n_items)
+    item_reps[item] = n_reps[first_row]
+    values = per_rep["precursor_intensity"].to_numpy(np.float64)
+    values = np.where(np.isnan(values), 0.0, values)  # a missing height counts as absent, as the sum always did
+    intensity = pd.Series(replicate_mean(values, item, n_items, item_reps), index=by_item.size().index)
     first_rep = ev.groupby(merged, sort=False)["replicate"].transform("min")
     ev = ev[ev["replicate"] == first_rep]
     ev = ev.assign(pair=ev["fragment_mz"].map("{:.5f}".format) + ":" + ev["fragment_intensity"].map("{:.6g}".format))
@@ -292,138 +235,6 @@ def _keras_inference(model, batch_size: int = 256):
 
     infer(np.zeros((1, *shape[:2]), np.float32))
     return infer
-
-
-class FingerprintClassifier(mlflow.pyfunc.PythonModel):
-    """MLflow pyfunc: raw peaks in, per-accession probability, class, assay and model version out."""
-
-    def load_context(self, context) -> None:
-        """Load the Keras model once per server worker and keep the render settings it was trained with."""
-        import keras
-
-        from ms2img.render import RenderConfig, warm_up
-
-        config = dict(context.model_config or {})
-        if "keras_model" in context.artifacts:
-            self._model = keras.saving.load_model(context.artifacts["keras_model"], compile=False)
-            self._infer = _keras_inference(self._model)
-        else:
-            import joblib
-
-            self._model = joblib.load(context.artifacts["sklearn_model"])
-        self._render = RenderConfig(**config["render"])
-        self._assay = config["assay"]
-        self._threshold = float(config.get("threshold", 0.5))
-        self._version = str(config.get("model_version", "unknown"))
-        self._max_rows = int(config.get("max_rows", DEFAULT_MAX_ROWS))
-        warm_up()  # compile (or load) the render kernels now, not on the first request
-        self._max_fragments = int(config.get("max_fragments", DEFAULT_MAX_FRAGMENTS))
-
-    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Render each accession of the request and classify it (model called directly, not ``predict``)."""
-        from mlflow.exceptions import MlflowException
-        from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
-
-        try:
-            ids, images = render_request(model_input, self._render, self._max_rows, self._max_fragments)
-            blank = images.reshape(len(images), -1).max(axis=1) <= 0
-            if blank.any():
-                (x0, x1), (y0, y1) = self._render.x_range, self._render.y_range
-                raise RequestError(
-                    f"accession(s) {ids[blank][:5].tolist()} have no fragment inside the model's image "
-                    f"(precursor m/z {x0:g}-{x1:g}, fragment m/z {y0:g}-{y1:g}, fragment <= precursor, "
-                    "intensity > 0); nothing to classify"
-                )
-        except RequestError as exc:
-            raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
-        try:
-            if hasattr(self._model, "predict_proba"):  # scikit-learn pipeline (RF on the flattened image)
-                prob = self._model.predict_proba(images)[:, 1]
-            else:
-                prob = self._infer(images)
-        except Exception as exc:
-            # Our failure, not the client's: MLflow would answer any other exception with 400 and the traceback.
-            log.exception("model call failed on %d images", len(images))
-            raise MlflowException(
-                f"internal error in the model ({exc.__class__.__name__}); see the server log", error_code=INTERNAL_ERROR
-            ) from None
-        return pd.DataFrame(
-            {
-                "accession": ids,
-                "probability": prob.astype(float),
-                "class": np.where(prob >= self._threshold, "high", "low"),
-                "assay": self._assay,
-                "model_version": self._version,
-            }
-        )[RESPONSE_COLUMNS]
-
-
-def log_fingerprint_model(
-    model,
-    *,
-    assay: str,
-    render_config: dict[str, Any],
-    input_example: pd.DataFrame,
-    model_version: str,
-    threshold: float = 0.5,
-    max_rows: int = DEFAULT_MAX_ROWS,
-    name: str = "model",
-):
-    """Log the pyfunc (a Keras model or a scikit-learn pipeline, plus the render settings) into the active run.
-
-    The input schema is not declared in the signature on purpose: MLflow's schema enforcement silently drops
-    unknown columns, and the contract is that they are rejected with a 400; ``validate_request`` enforces the
-    schema instead. The input example and the output schema are logged.
-    """
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    outputs = Schema(
-        [
-            ColSpec("string", "accession"),
-            ColSpec("double", "probability"),
-            ColSpec("string", "class"),
-            ColSpec("string", "assay"),
-            ColSpec("string", "model_version"),
-        ]
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        if hasattr(model, "predict_proba"):
-            import joblib
-
-            artifacts = {"sklearn_model": str(Path(tmp) / "model.joblib")}
-            joblib.dump(model, artifacts["sklearn_model"])
-        else:
-            artifacts = {"keras_model": str(Path(tmp) / "cnn.keras")}
-            model.save(artifacts["keras_model"])
-        return mlflow.pyfunc.log_model(
-            name=name,
-            python_model=FingerprintClassifier(),
-            artifacts=artifacts,
-            model_config={
-                "assay": assay,
-                "render": render_config,
-                "threshold": threshold,
-                "model_version": model_version,
-                "max_rows": max_rows,
-            },
-            signature=ModelSignature(inputs=None, outputs=outputs),
-            input_example=input_example,
-            pip_requirements=_pip_requirements(),
-        )
-
-
-def _pip_requirements() -> list[str]:
-    """Pinned requirements of the served environment (used by non-local env managers and Docker)."""
-    import importlib.metadata as md
-
-    pins = []
-    for pkg in ("ms2img", "mlflow", "keras", "tensorflow", "scikit-learn", "numpy", "pandas"):
-        try:
-            pins.append(f"{pkg}=={md.version(pkg)}")
-        except md.PackageNotFoundError:
-            continue
-    return pins
 
 
 def random_request(

@@ -9,14 +9,20 @@ MLflow's app answers a missing Content-Type or deeply nested JSON with HTTP 500,
 * JSON bodies are parsed once here with a nesting guard (400 "nested too deeply" instead of a RecursionError),
   the number of rows is checked against ``max_rows`` and the columns against the request schema (unknown or
   missing columns are 400s naming them: MLflow's schema enforcement would drop unknown columns silently);
+* the parsed body is handed on: with the model at hand (:func:`create_app`), a JSON request is turned into the
+  frame with MLflow's own converter (``infer_and_parse_data``, the model's input schema) and predicted and
+  answered as MLflow's ``/invocations`` would (``{"predictions": [...]}``), without MLflow parsing the 2 MB body
+  twice more (its handler decodes the JSON two times);
 * every 4xx/5xx body is rewritten to ``{"error_code", "message"}`` with the echoed input and stack trace removed.
 
-Everything else (``/ping``, ``/health``, ``/version``, CSV / Parquet bodies) goes to MLflow's app unchanged.
+Everything else (``/ping``, ``/health``, ``/version``, CSV / Parquet bodies, JSON with content-type parameters
+other than ``charset=utf-8``) goes to MLflow's app unchanged.
 ``ms2img serve`` runs this app under uvicorn with several workers (:func:`default_workers`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -25,6 +31,24 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ms2img.serving import DEFAULT_MAX_ROWS, REQUEST_COLUMNS
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - optional: the standard library's parser does the same, ~2x slower
+    orjson = None
+
+
+def _json_loads(body: bytes) -> Any:
+    """``json.loads`` (what MLflow uses), through orjson when installed; anything orjson refuses (``NaN``,
+    huge integers, deep nesting, broken JSON) goes to ``json.loads``, so what is accepted and the errors are the
+    standard library's."""
+    if orjson is not None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
+
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +92,12 @@ def _depth_ok(obj: Any, limit: int) -> bool:
     return True
 
 
-def check_json_request(body: bytes, max_rows: int, max_depth: int = MAX_DEPTH) -> None:
-    """Raise :class:`RequestRejected` for a body the model must not see; cheap next to the model call."""
+def check_json_request(body: bytes, max_rows: int, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+    """The parsed body; :class:`RequestRejected` for a body the model must not see (cheap next to the model)."""
     if not body.strip():
         raise RequestRejected(400, f"empty request: send {{'dataframe_records': [...]}} with columns {REQUEST_COLUMNS}")
     try:
-        payload = json.loads(body)
+        payload = _json_loads(body)
     except RecursionError:
         raise RequestRejected(400, f"JSON nested too deeply (more than {max_depth} levels)") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -122,6 +146,7 @@ def check_json_request(body: bytes, max_rows: int, max_depth: int = MAX_DEPTH) -
     missing = [c for c in REQUEST_COLUMNS if c not in names]
     if missing:
         raise RequestRejected(400, f"missing columns {missing}; expected exactly {REQUEST_COLUMNS}")
+    return payload
 
 
 def clean_error_body(body: bytes, status: int) -> bytes:
@@ -142,6 +167,16 @@ def clean_error_body(body: bytes, status: int) -> bytes:
     return json.dumps({"error_code": code, "message": message}).encode()
 
 
+def _plain_json(ctype: str) -> bool:
+    """``application/json`` with no parameter but ``charset=utf-8``, read as MLflow reads it (anything else goes to
+    MLflow's handler, which answers 415)."""
+    for pair in map(str.strip, ctype.split(";")[1:]):
+        key, _, value = pair.partition("=")
+        if key != "charset" or value.lower() != "utf-8":
+            return False
+    return True
+
+
 async def _respond(send: Send, status: int, body: bytes, content_type: bytes = b"application/json") -> None:
     await send(
         {"type": "http.response.start", "status": status,
@@ -153,8 +188,10 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes = b
 class GuardedApp:
     """ASGI middleware: the guards of the module docstring around ``inner`` (MLflow's FastAPI scoring app)."""
 
-    def __init__(self, inner, max_bytes: int = DEFAULT_MAX_BYTES, max_rows: int = DEFAULT_MAX_ROWS):
+    def __init__(self, inner, max_bytes: int = DEFAULT_MAX_BYTES, max_rows: int = DEFAULT_MAX_ROWS, model=None):
         self.inner, self.max_bytes, self.max_rows = inner, int(max_bytes), int(max_rows)
+        self.model = model  # the PyFuncModel behind ``inner``: JSON requests are answered here, parsed once
+        self._input_schema = model.metadata.get_input_schema() if model is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") != "/invocations" or scope.get("method") != "POST":
@@ -171,14 +208,46 @@ class GuardedApp:
                     413, f"payload too large: more than {self.max_bytes} bytes per request", "REQUEST_TOO_LARGE"
                 )
             body = await self._read(receive)
+            payload = None
             if ctype.split(";")[0].strip().lower() == "application/json":
-                import asyncio
-
-                await asyncio.to_thread(check_json_request, body, self.max_rows)
+                payload = await asyncio.to_thread(check_json_request, body, self.max_rows)
         except RequestRejected as rej:
             await _respond(send, rej.status, json.dumps({"error_code": rej.code, "message": rej.message}).encode())
             return
+        if payload is not None and self.model is not None and _plain_json(ctype):
+            status, answer = await asyncio.to_thread(self._invoke, payload)
+            await _respond(send, status, answer)
+            return
         await self._forward(scope, body, send)
+
+    def _invoke(self, payload: dict[str, Any]) -> tuple[int, bytes]:
+        """MLflow's ``/invocations`` on an already parsed JSON body: the same frame (MLflow's converter and the
+        model's input schema), the same ``model.predict`` (schema enforcement included), the same answer."""
+        from io import StringIO
+
+        from mlflow.exceptions import MlflowException
+        from mlflow.pyfunc.scoring_server import SERVING_PARAMS_KEY, infer_and_parse_data, predictions_to_json
+
+        try:
+            data = {k: v for k, v in payload.items() if k != SERVING_PARAMS_KEY}
+            frame = infer_and_parse_data(data, self._input_schema)
+            params = payload.get(SERVING_PARAMS_KEY)
+            out = self.model.predict(frame, params=params) if params is not None else self.model.predict(frame)
+            result = StringIO()
+            predictions_to_json(out, result)
+            return 200, result.getvalue().encode()
+        except MlflowException as exc:
+            status = exc.get_http_status_code()
+            if status >= 500:
+                log.error("model answered %d: %s", status, exc.message[:2000])
+            return status, clean_error_body(exc.serialize_as_json().encode(), status)
+        except Exception:  # MLflow's handler answers these with 400 and the traceback; the log gets the traceback
+            log.exception("unexpected error while evaluating the model")
+            message = (
+                "Encountered an unexpected error while evaluating the model. Verify that the serialized input "
+                "Dataframe is compatible with the model for inference."
+            )
+            return 400, json.dumps({"error_code": "BAD_REQUEST", "message": message}).encode()
 
     async def _read(self, receive: Receive) -> bytes:
         chunks, size = [], 0
@@ -234,7 +303,7 @@ def create_app(model_uri: str, max_bytes: int = DEFAULT_MAX_BYTES, max_rows: int
     from mlflow.pyfunc import scoring_server
 
     model = mlflow.pyfunc.load_model(model_uri)
-    return GuardedApp(scoring_server.init(model), max_bytes=max_bytes, max_rows=max_rows)
+    return GuardedApp(scoring_server.init(model), max_bytes=max_bytes, max_rows=max_rows, model=model)
 
 
 def app_from_env():

@@ -260,7 +260,7 @@ def test_compare_and_set_redoes_the_comparison_when_the_champion_moves(store, mo
 
     name = registry.model_name(ASSAY)
     calls = []
-    real = registry._decide
+    real = registry.promotion._decide
 
     def racing(n, candidate, champion, **kw):
         calls.append(champion)
@@ -268,7 +268,7 @@ def test_compare_and_set_redoes_the_comparison_when_the_champion_moves(store, mo
             registry._client().set_registered_model_alias(n, registry.CHAMPION, "3")
         return real(n, candidate, champion, **kw)
 
-    monkeypatch.setattr(registry, "_decide", racing)
+    monkeypatch.setattr(registry.promotion, "_decide", racing)
     registry._client().set_registered_model_alias(name, registry.CHAMPION, "1")
     d = registry.promote_version(name, "3", smoke=False)
     assert calls == ["1", "3"], calls

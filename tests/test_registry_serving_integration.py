@@ -94,7 +94,7 @@ def test_good_request_names_family_version_and_domain(served, client):
     [pred] = r.json()["predictions"]
     assert pred["accession"] == served.accs[0] and pred["family"] == "rf-image"
     assert pred["model_version"] == served.version and 0 <= pred["probability"] <= 1
-    assert pred["in_domain"] is True and pred["class"] in ("high", "low")
+    assert pred["in_domain"] is True and pred["class"] in ("high", "low"), pred["domain_note"]
     split = {"dataframe_split": json.loads(served.request.to_json(orient="split", index=False))}
     assert client.post(json.dumps(split)).status_code == 200
     assert client.get("/ping").status_code == 200

@@ -13,16 +13,20 @@ from ms2img import serving
 from ms2img.io.schema import coerce_events
 from ms2img.render import RenderConfig, render_events
 from ms2img.serving import (
+    FAMILY_RESPONSE_COLUMNS,
     REQUEST_COLUMNS,
-    RESPONSE_COLUMNS,
-    FingerprintClassifier,
     RequestError,
     events_to_request,
-    parse_msms_column,
     render_request,
     request_to_events,
     validate_request,
 )
+
+
+def parse_msms_column(msms: pd.Series, max_fragments: int = serving.DEFAULT_MAX_FRAGMENTS):
+    """The server's view of the msms column: the one parser of ms2img.io.msms, errors as RequestError."""
+    return serving._parse_msms(msms, max_fragments)
+
 
 SMALL = RenderConfig(width=75, height=70)
 
@@ -101,7 +105,7 @@ def test_oversize_request_rejected_by_rows():
 
 def test_oversize_request_rejected_by_fragments():
     df = random_request(n_precursors=10, n_fragments=30)
-    with pytest.raises(RequestError, match="payload too large: 300 fragments, at most 299"):
+    with pytest.raises(RequestError, match="payload too large: 300 MS/MS fragments, at most 299"):
         parse_msms_column(df["msms"], max_fragments=299)
 
 
@@ -124,29 +128,94 @@ def test_msms_object_column_parses_like_arrow_strings():
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("garbage", "'mz:intensity' pairs"),
-        ("100;5", "'mz:intensity' pairs"),
-        ("100:5:3", "'mz:intensity' pairs"),
-        ("100:5 200", "'mz:intensity' pairs"),
-        ("100: 5", "'mz:intensity' pairs"),
-        ("100,5:3", "not a number"),
-        ("abc:def", "not a number"),
-        ("1_000:5", "not a number"),
-        ("100:", "not a number"),
-        ("100:inf", "not a finite m/z"),
-        ("nan:5", "not a finite m/z"),
-        ("0:5", "not a finite m/z"),
-        ("100:-1", "not a finite m/z"),
-        (None, "must be a string"),
-        (math.nan, "must be a string"),
+        ("garbage", "is not 'mz:intensity'"),
+        ("100;5", "is not 'mz:intensity'"),
+        ("100:5:3", "is not 'mz:intensity'"),
+        ("100:5 200", "is not 'mz:intensity'"),
+        ("100: 5", "is not 'mz:intensity'"),
+        ("100,5:3", "is not 'mz:intensity'"),
+        ("abc:def", "is not 'mz:intensity'"),
+        ("1_000:5", "is not 'mz:intensity'"),
+        ("100:", "is not 'mz:intensity'"),
+        ("100:inf", "not a finite number"),
+        ("nan:5", "not a finite number"),
+        ("0:5", "m/z <= 0"),
+        ("100:-1", "negative intensity"),
         (123.0, "must be a string"),
     ],
     ids=repr,
 )
 def test_garbage_msms_names_the_row(text, problem):
     msms = pd.Series(["100:1", "200:2 150:3", text, "300:3"], dtype=object)
-    with pytest.raises(RequestError, match=rf"request row 2: .*{problem}"):
+    with pytest.raises(RequestError, match=rf"request row 2: msms: .*{problem}"):
         parse_msms_column(msms)
+
+
+@pytest.mark.parametrize("text", [None, math.nan, "null", "NA", "", " ; ", "None"], ids=repr)
+def test_missing_msms_is_a_precursor_without_fragments(text):
+    counts, mz, _ = parse_msms_column(pd.Series(["100:1", text, "300:3"], dtype=object))
+    assert counts.tolist() == [1, 0, 1] and mz.tolist() == [100, 300]
+
+
+def test_semicolon_separated_msms_parses_like_spaces():
+    a = parse_msms_column(pd.Series(["50.4:6;96.8:6", "1.7E4:5; 20:1"]))
+    b = parse_msms_column(pd.Series(["50.4:6 96.8:6", "1.7E4:5 20:1"]))
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+# The same MS-DIAL-style MS/MS cells through `ms2img ingest` and through the server: accepted or rejected alike,
+# and when accepted, the same fragments.
+SAME_RULES = [
+    "50.1:6 96.8:6", "50.1:6;96.8:6", "50.1:6; 96.8:6", "  50.1:6   96.8:6 ", "1.7E4:5", "null", "NULL", "NA", "nan",
+    "", ";", "50.1:6 garbage", "100;5", "100:5:3", "0:5", "100:-1", "nan:5", "100:inf", "abc:def", "100: 5",
+    "50.1:6,96.8:6",
+]  # fmt: skip
+
+
+def _msdial_export(path, msms: str):
+    """A two-feature MS-DIAL alignment export (one sample ``s1``) whose second feature holds ``msms``."""
+    meta = {"Class": ["A"], "File type": ["Sample"], "Injection order": ["1"], "Batch ID": ["1"]}
+    fixed = ["Alignment ID", "Average Rt(min)", "Average Mz", "Metabolite name", "Adduct type", "MS/MS spectrum"]
+    lines = ["\t".join([""] * 5 + [k] + v) for k, v in meta.items()]
+    lines.append("\t".join([*fixed, "s1"]))
+    lines.append("1\t1.5\t400.1\tUnknown\t[M+H]+\t50.1:100\t1000")
+    lines.append(f"2\t2.5\t500.2\tUnknown\t[M+H]+\t{msms}\t2000")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("text", SAME_RULES, ids=repr)
+def test_ingest_and_server_apply_the_same_msms_rules(tmp_path, text):
+    from ms2img.errors import Ms2ImgError
+    from ms2img.io.ingest import ingest
+    from ms2img.io.schema import read_events
+
+    export = _msdial_export(tmp_path / "export.txt", text)
+    try:
+        ingest([export], tmp_path / "events")
+    except Ms2ImgError as exc:
+        ingested = exc
+    else:
+        ev = read_events(next((tmp_path / "events").glob("*.parquet")))
+        ingested = np.sort(ev.loc[ev["feature_id"].astype(str) == "2", "fragment_mz"].to_numpy())
+    request = request_rows([("s1", 400.1, 1000.0, 1.5, "50.1:100"), ("s1", 500.2, 2000.0, 2.5, text)])
+    try:
+        events = request_to_events(request)
+    except RequestError as exc:
+        served = exc
+    else:
+        served = np.sort(events.loc[events["feature_id"] == "1", "fragment_mz"].to_numpy())
+    if isinstance(ingested, Exception) or isinstance(served, Exception):
+        assert isinstance(ingested, Exception) and isinstance(served, Exception), (ingested, served)
+        assert "request row 1" in str(served)  # the server names the request row, ingest the file and line
+    else:
+        np.testing.assert_array_equal(ingested, served)
+
+
+def test_server_reads_json_null_msms_as_no_fragments():
+    request = request_rows([("s1", 400.1, 1000.0, 1.5, "50.1:100"), ("s1", 500.2, 2000.0, 2.5, None)])
+    assert len(request_to_events(request)) == 1
 
 
 def test_malformed_rows_cannot_shift_values_into_neighbours():
@@ -203,26 +272,48 @@ def test_events_to_request_renders_the_training_image(aggregation):
     np.testing.assert_allclose(served, trained, rtol=1e-6, atol=1e-7)
 
 
+def test_events_to_request_averages_replicates_like_replicate_mean():
+    """The shared definition (ms2img.render.replicate_mean) gives the values the old per-replicate division did."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for acc, reps in (("X", ["r1", "r2", "r3"]), ("Y", ["1"])):
+        for rep in reps:
+            for fid in range(6):
+                if rng.random() < 0.3:
+                    continue  # absent from this replicate: counts as zero
+                pmz, height = 200.0 + 50 * fid, float(rng.lognormal(8, 1))
+                for k in range(3):
+                    rows.append((acc, rep, str(fid), pmz, 1.0 + fid, height, 50.0 + k, 10.0 + k, "negative"))
+    cols = ["accession", "replicate", "feature_id", "precursor_mz", "rt_min", "precursor_intensity",
+            "fragment_mz", "fragment_intensity", "polarity"]  # fmt: skip
+    events = coerce_events(pd.DataFrame(rows, columns=cols))
+    req = events_to_request(events)
+    per = events.drop_duplicates(["accession", "feature_id", "replicate"])
+    n_reps = per["accession"].map(events.groupby("accession")["replicate"].nunique())
+    old = (per["precursor_intensity"] / n_reps).groupby([per["accession"], per["feature_id"]], sort=False).sum()
+    assert len(req) == len(old)
+    np.testing.assert_allclose(np.sort(req["precursor_intensity"].to_numpy()), np.sort(old.to_numpy()), rtol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------------- pyfunc
-class _ConstantModel:
-    """Stands in for the classifier: scikit-learn interface, probability from the image's total intensity."""
+def _pyfunc(max_rows: int = 1000, infer=None) -> serving.FamilyPyfunc:
+    """A FamilyPyfunc over an image predictor whose "model" scores the image's total intensity."""
+    from types import SimpleNamespace
 
-    def predict_proba(self, x):
-        p = np.clip(np.asarray(x).reshape(len(x), -1).sum(axis=1) / 100.0, 0, 1)
-        return np.column_stack([1 - p, p])
-
-
-def _classifier(max_rows: int = 1000) -> FingerprintClassifier:
-    clf = FingerprintClassifier()
-    clf._model, clf._render, clf._assay, clf._threshold = _ConstantModel(), SMALL, "DPPH", 0.5
-    clf._version, clf._max_rows, clf._max_fragments = "3", max_rows, serving.DEFAULT_MAX_FRAGMENTS
-    return clf
+    predictor = serving.FamilyPredictor.__new__(serving.FamilyPredictor)
+    predictor.model = SimpleNamespace(threshold=0.5, assay="DPPH")
+    predictor.family, predictor.kind, predictor.version, predictor.domain = "rf-image", "image", "3", None
+    predictor.max_rows, predictor.max_fragments, predictor.render = max_rows, serving.DEFAULT_MAX_FRAGMENTS, SMALL
+    predictor._infer = infer or (lambda x: np.clip(np.asarray(x).reshape(len(x), -1).sum(axis=1) / 100.0, 0, 1))
+    model = serving.FamilyPyfunc()
+    model._predictor = predictor
+    return model
 
 
 def test_predict_answers_one_row_per_accession():
     df = pd.concat([random_request(100, 5, seed=1, accession="B"), random_request(80, 5, seed=2, accession="A")])
-    out = _classifier().predict(None, df)
-    assert list(out.columns) == RESPONSE_COLUMNS
+    out = _pyfunc().predict(None, df)
+    assert list(out.columns) == FAMILY_RESPONSE_COLUMNS
     assert out["accession"].tolist() == ["A", "B"]
     assert out["probability"].between(0, 1).all()
     assert set(out["class"]) <= {"high", "low"}
@@ -244,7 +335,7 @@ def test_predict_turns_request_errors_into_http_400(df, message):
     from mlflow.exceptions import MlflowException
 
     with pytest.raises(MlflowException, match=message) as info:
-        _classifier(max_rows=10).predict(None, df)
+        _pyfunc(max_rows=10).predict(None, df)
     assert info.value.error_code == "INVALID_PARAMETER_VALUE"
     assert info.value.get_http_status_code() == 400
 
@@ -262,13 +353,10 @@ def test_compiled_keras_inference_matches_eager_predict_proba():
 def test_model_failure_is_a_500_without_traceback():
     from mlflow.exceptions import MlflowException
 
-    class Failing:
-        def predict_proba(self, x):
-            raise RuntimeError("boom")
+    def failing(x):
+        raise RuntimeError("boom")
 
-    clf = _classifier()
-    clf._model = Failing()
     with pytest.raises(MlflowException, match="internal error in the model") as info:
-        clf.predict(None, request_rows())
+        _pyfunc(infer=failing).predict(None, request_rows())
     assert info.value.get_http_status_code() == 500
     assert "boom" not in info.value.serialize_as_json()

@@ -1,0 +1,142 @@
+"""Promotion as a compare-and-set: register an assay's family models, move ``@champion`` when the decision says so."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ms2img.errors import ConfigError, InputFileError
+from ms2img.registry.decision import DEFAULT_Z, PromotionDecision, _decide
+from ms2img.registry.registration import register_family
+from ms2img.registry.store import (
+    AUC_TAG,
+    CHALLENGER,
+    CHAMPION,
+    FAMILY_TAG,
+    REJECTED_TAG,
+    _alias_version,
+    _client,
+    _float,
+    _set_alias,
+    _tags,
+    _versions,
+    log,
+    model_name,
+    registry_lock,
+    require_model,
+)
+
+
+def promote_version(
+    name: str,
+    candidate: str | None = None,
+    *,
+    oof: pd.DataFrame | None = None,
+    selection: dict | None = None,
+    events_dir: str | Path | None = None,
+    z: float = DEFAULT_Z,
+    smoke: bool = True,
+    max_retries: int = 5,
+) -> PromotionDecision:
+    """Compare ``candidate`` (default: newest version) with the champion and move ``@champion`` if it wins.
+
+    Compare-and-set: under :func:`registry_lock`, and the champion is re-read right before the alias moves; if it
+    changed meanwhile (another promoter without the lock), the comparison is redone against the new champion.
+    """
+    require_model(name)
+    versions = _versions(name)
+    if not versions:
+        raise ConfigError(f"registered model '{name}' has no versions")
+    known = {str(v.version) for v in versions}
+    if candidate is None:
+        candidate = str(max(int(v) for v in known))
+    elif str(candidate) not in known:
+        raise ConfigError(f"'{name}' has no version {candidate}; versions: {sorted(int(v) for v in known)}")
+    candidate = str(candidate)
+    client = _client()
+    with registry_lock(name):
+        for _ in range(max_retries):
+            champion = _alias_version(name, CHAMPION)
+            promoted, rule, reason, evidence = _decide(
+                name, candidate, champion, oof=oof, selection=selection,
+                events_dir=Path(events_dir) if events_dir else None, z=z, smoke=smoke,
+            )  # fmt: skip
+            if _alias_version(name, CHAMPION) != champion:
+                log.warning("%s: champion changed during the comparison; comparing again", name)
+                continue
+            break
+        else:
+            raise ConfigError(f"'{name}': the champion kept changing during {max_retries} comparisons; try again")
+        if promoted:
+            _set_alias(name, CHAMPION, candidate, reason)
+            if _alias_version(name, CHALLENGER) == candidate:
+                client.delete_registered_model_alias(name, CHALLENGER)
+            if REJECTED_TAG in _tags(name, candidate):
+                client.delete_model_version_tag(name, candidate, REJECTED_TAG)
+        elif rule != "already-champion":
+            _set_alias(name, CHALLENGER, candidate, reason)
+            client.set_model_version_tag(name, candidate, REJECTED_TAG, reason[:4900])
+            log.warning("%s: %s", name, reason)
+    tags = _tags(name, candidate)
+    champ_family = _tags(name, champion).get(FAMILY_TAG) if champion else None
+    return PromotionDecision(
+        name, candidate, champion, promoted, reason, rule, tags.get(FAMILY_TAG), champ_family, evidence
+    )
+
+
+def promote_assay(
+    assay: str,
+    *,
+    models_dir: str | Path = "models",
+    reports_dir: str | Path = "reports",
+    events_dir: str | Path | None = "data/events",
+    data_hash: str,
+    code_version: str,
+    prefix: str = "ms2img",
+    run_id: str | None = None,
+    z: float = DEFAULT_Z,
+    max_rows: int | None = None,
+) -> PromotionDecision:
+    """Register every ``models/<assay>/<family>/`` and promote ``reports/<assay>/selection.json``'s winner safely."""
+    from ms2img.models.family import FAMILIES
+
+    folder = Path(models_dir) / assay
+    found = [f for f in FAMILIES if (folder / f / "model.json").is_file()]
+    if not found:
+        raise InputFileError(folder, f"no family model folders ({', '.join(FAMILIES)}) to register")
+    sel_path = Path(reports_dir) / assay / "selection.json"
+    try:
+        selection = json.loads(sel_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputFileError(sel_path, f"unreadable model selection ({exc.__class__.__name__})") from None
+    winner = selection.get("winner")
+    if winner not in found:
+        raise InputFileError(sel_path, f"winner {winner!r} has no model folder under {folder} (found {found})")
+    oof_path = Path(reports_dir) / assay / "oof.csv"
+    oof = None
+    if oof_path.is_file():
+        try:
+            oof = pd.read_csv(oof_path, dtype={"accession": str})
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            raise InputFileError(oof_path, f"unreadable out-of-fold predictions ({exc.__class__.__name__})") from None
+        need = {"accession", "family", "probability", "value"}
+        if missing := sorted(need - set(oof.columns)):
+            raise InputFileError(oof_path, f"missing columns {missing}")
+    registered = {}
+    for fam in found:
+        registered[fam] = register_family(
+            folder / fam, run_id=run_id, data_hash=data_hash, code_version=code_version, events_dir=events_dir,
+            prefix=prefix, max_rows=max_rows, oof=None if oof is None else oof[oof["family"] == fam],
+        )  # fmt: skip
+    name = model_name(assay, prefix=prefix)
+    decision = promote_version(name, registered[winner], oof=oof, selection=selection, events_dir=events_dir, z=z)
+    decision.registered = registered
+    return decision
+
+
+def champion_auc(name: str) -> float | None:
+    """The champion's cross-validated AUC (tag), None without a champion."""
+    version = _alias_version(name, CHAMPION)
+    return None if version is None else _float(_tags(name, version), AUC_TAG)

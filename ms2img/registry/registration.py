@@ -1,0 +1,193 @@
+"""Registration: a FamilyModel folder becomes a version of ``<prefix>-<assay>``, logged from code with its files,
+signature, input example, applicability-domain reference and model card."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ms2img.registry.card import _metric, model_card, registered_model_description
+from ms2img.registry.store import (
+    CODE_TAG,
+    CONTENT_TAG,
+    DATA_TAG,
+    FAMILY_TAG,
+    SCALING_TAG,
+    _client,
+    _next_version,
+    _versions,
+    content_hash,
+    log,
+    model_name,
+    registry_lock,
+)
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+PYFUNC_CODE = PACKAGE_DIR / "pyfunc_model.py"
+EXAMPLE_ROWS = 2000
+
+
+def _pip_requirements(family: str) -> list[str]:
+    """Pinned requirements of the served environment; ms2img itself travels in ``code_paths``."""
+    import importlib.metadata as md
+
+    pkgs = ["mlflow", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "skops", "numba", "tqdm", "pyyaml"]
+    pkgs += ["keras", "tensorflow", "h5py"] if family == "cnn" else []
+    pkgs += ["matchms", "ms_entropy"] if family in ("rf-cosine", "rf-entropy") else []
+    pins = []
+    for pkg in pkgs:
+        try:
+            pins.append(f"{pkg}=={md.version(pkg)}")
+        except md.PackageNotFoundError:
+            continue
+    return pins
+
+
+def _training_requests(accessions: list[str], events_dir: Path | None) -> list[tuple[str, pd.DataFrame]]:
+    from ms2img.io.schema import read_events
+    from ms2img.serving import events_to_request
+
+    if events_dir is None:
+        return []
+    out = []
+    for acc in accessions:
+        path = Path(events_dir) / f"{acc}.parquet"
+        if path.is_file():
+            req = events_to_request(read_events(path))
+            if len(req):
+                out.append((acc, req))
+    return out
+
+
+def _domain_reference(folder: Path, requests: list[tuple[str, pd.DataFrame]]):
+    """The applicability-domain reference of a model from its training accessions' requests (None without)."""
+    from ms2img.domain import DomainReference
+    from ms2img.serving import FamilyPredictor, RequestError
+
+    if len(requests) < 2:
+        return None
+    predictor = FamilyPredictor.from_folder(folder)
+    xs, n_prec, mzs = [], [], []
+    for _, req in requests:
+        try:
+            inp = predictor.inputs(req)
+        except RequestError:
+            continue
+        xs.append(inp["x"][0])
+        n_prec.append(int(inp["n_precursors"][0]))
+        mzs.append(inp["mz"])
+    if len(xs) < 2:
+        return None
+    return DomainReference.build(
+        np.stack(xs), np.asarray(n_prec), np.concatenate(mzs), log=predictor.kind == "features"
+    )
+
+
+# ----------------------------------------------------------------------------------------------- registration
+def register_family(
+    model_dir: str | Path,
+    *,
+    run_id: str | None = None,
+    data_hash: str,
+    code_version: str,
+    events_dir: str | Path | None = None,
+    prefix: str = "ms2img",
+    max_rows: int | None = None,
+    oof: pd.DataFrame | None = None,
+) -> str:
+    """Register a FamilyModel folder as a version of ``<prefix>-<assay>``; returns the version (as a string).
+
+    The same folder content (SHA-256) is registered once: a re-run returns the existing version. ``events_dir``
+    (canonical events, ``data/events``) gives the input example (a training accession) and the applicability
+    domain reference; without it the example is synthetic and answers carry no domain flag. ``oof`` (the rows of
+    ``reports/<assay>/oof.csv``) is stored with the version as ``oof.csv`` (its own out-of-fold predictions).
+    The version is logged in ``run_id`` when given, else in a new run of the assay's experiment.
+    """
+    import mlflow
+
+    from ms2img import tracking
+    from ms2img.models.family import FamilyModel
+    from ms2img.serving import DEFAULT_MAX_ROWS, random_request, request_signature
+
+    model_dir = Path(model_dir)
+    fm = FamilyModel.load(model_dir)
+    name = model_name(fm.assay, prefix=prefix)
+    digest = content_hash(model_dir)
+    for v in _versions(name):
+        if v.tags.get(CONTENT_TAG) == digest:
+            log.info("%s: %s already registered as version %s", name, model_dir, v.version)
+            return str(v.version)
+    requests = _training_requests(fm.accessions, Path(events_dir) if events_dir else None)
+    if requests:
+        example = requests[0][1].head(EXAMPLE_ROWS).reset_index(drop=True)
+    else:
+        example = random_request(n_precursors=50, n_fragments=10, seed=0, accession="EXAMPLE")
+    trained_at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime((model_dir / "model.json").stat().st_mtime))
+    card = fm.card
+    auc = _metric(card, "auc")
+    with tempfile.TemporaryDirectory(prefix="ms2img-register-") as tmp:
+        staged = Path(tmp) / "model_dir"
+        shutil.copytree(model_dir, staged)
+        domain = _domain_reference(staged, requests)
+        if domain is not None:
+            from ms2img.domain import FILE
+
+            domain.save(staged / FILE)
+        if oof is not None and len(oof):
+            oof.to_csv(staged / "oof.csv", index=False)
+        with registry_lock(name):
+            version = _next_version(name)
+            config = {"model_version": version, "max_rows": int(max_rows or DEFAULT_MAX_ROWS), "registered_model": name}
+            tracking.ensure_experiment(fm.assay)
+            run_ctx = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(
+                run_name=f"{fm.assay.lower()} register {fm.family}"
+            )  # fmt: skip
+            with run_ctx as run:
+                info = mlflow.pyfunc.log_model(
+                    name=fm.family,
+                    python_model=str(PYFUNC_CODE),
+                    artifacts={"model_dir": str(staged)},
+                    model_config=config,
+                    code_paths=[str(PACKAGE_DIR)],
+                    signature=request_signature(),
+                    input_example=example,
+                    pip_requirements=_pip_requirements(fm.family),
+                )
+                run_id = run.info.run_id
+            scaling = card.get("label_scaling") or {}
+            tags = {
+                FAMILY_TAG: fm.family,
+                "assay": fm.assay,
+                CONTENT_TAG: digest,
+                DATA_TAG: data_hash or "unknown",
+                CODE_TAG: code_version or "unknown",
+                SCALING_TAG: json.dumps(scaling, sort_keys=True),
+                "threshold": f"{fm.threshold:.6g}",
+                "n_accessions": str(card.get("n_accessions", len(fm.accessions))),
+                "class_counts": json.dumps(card.get("class_counts") or {}, sort_keys=True),
+                "run_id": run_id,
+                "trained_at": trained_at,
+                "domain": "stored" if domain is not None else "none",
+                **{f"auc_{k}": f"{v:.6f}" for k, v in auc.items()},
+            }
+            mv = mlflow.register_model(info.model_uri, name, tags=tags)
+            if str(mv.version) != version:  # someone registered in between without the lock
+                _client().set_model_version_tag(name, mv.version, "note", f"served model_version says {version}")
+            version = str(mv.version)
+            client = _client()
+            client.update_model_version(
+                name,
+                version,
+                description=model_card(
+                    card, version=version, data_hash=data_hash, code_version=code_version, trained_at=trained_at
+                ),
+            )
+            client.update_registered_model(name, description=registered_model_description(fm.assay))
+    log.info("%s: registered %s as version %s", name, model_dir, version)
+    return version

@@ -1,0 +1,122 @@
+"""The assays.csv checks: read it as written (strings, editor line numbers) and run the assay suite."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ms2img.errors import InputFileError
+from ms2img.validation import suites
+from ms2img.validation.events import _expectation_entry
+from ms2img.validation.report import (
+    MAX_LISTED,
+    Failure,
+    ValidationResult,
+)
+
+log = logging.getLogger(__name__)
+
+
+def read_csv_strings(path: str | Path) -> pd.DataFrame:
+    """Read a CSV as stripped strings (empty cell -> None), indexed by the line number an editor shows.
+
+    Nothing is coerced, so a cell like ``1,5`` or ``n/a`` reaches the checks as written and is reported on
+    its line. Blank lines are skipped but still counted.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "file not found")
+    records: list[list[str | None]] = []
+    lines: list[int] = []
+    header: list[str] | None = None
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            for fields in reader:
+                if not fields or all(not f.strip() for f in fields):
+                    continue
+                if header is None:
+                    header = [f.strip() for f in fields]
+                    dupes = sorted({h for h in header if header.count(h) > 1})
+                    if dupes:
+                        raise InputFileError(path, f"duplicate column names {dupes}", line=reader.line_num)
+                    continue
+                if len(fields) > len(header):
+                    raise InputFileError(
+                        path, f"{len(fields)} fields but the header has {len(header)}", line=reader.line_num
+                    )
+                cells = [f.strip() or None for f in fields] + [None] * (len(header) - len(fields))
+                records.append(cells)
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as exc:
+        raise InputFileError(path, f"not UTF-8 text ({exc.reason})") from None
+    except csv.Error as exc:
+        raise InputFileError(path, f"not valid CSV ({exc})") from None
+    if header is None:
+        raise InputFileError(path, "empty file (expected a header line: accession, assay columns)")
+    return pd.DataFrame(records, columns=header, index=pd.Index(lines, dtype="int64"), dtype=object)
+
+
+def validate_assays(
+    assays_csv: str | Path,
+    accessions: Sequence[str] | None = None,
+    assays: Sequence[str] | None = None,
+) -> ValidationResult:
+    """Validate assays.csv: unique non-empty accessions, finite numeric assay values, the requested assay
+    columns present, and (given ``accessions``, the ones with events files) the same accession set."""
+    t0 = time.perf_counter()
+    path = Path(assays_csv)
+    df = read_csv_strings(path)
+    checks = suites.assays_checks(list(df.columns), assays, accessions)
+    failures: list[Failure] = []
+    expectations: list[dict[str, Any]] = []
+    for o in suites.run_checks("assays", df, checks):
+        expectations.append(_expectation_entry("assays", o, 0 if o.success else 1))
+        if o.success:
+            continue
+        f = Failure(
+            file=str(path),
+            suite="assays",
+            check=o.check.label,
+            expectation=o.expectation,
+            column=o.check.column,
+            unexpected_count=max(o.unexpected_count, 1),
+            error=o.error,
+        )
+        if o.expectation == "expect_column_to_exist":
+            f.row_kind, f.rows, f.values = "line", [1], [o.check.column]
+            f.error = None
+        elif o.missing_values:
+            f.values = sorted(map(str, o.missing_values))[:MAX_LISTED]
+        elif o.index_list:
+            f.row_kind = "line"
+            f.rows = [int(i) for i in o.index_list[:MAX_LISTED]]
+            f.values = list(o.values[:MAX_LISTED])
+        failures.append(f)
+    n_ok = sum(e["success"] for e in expectations)
+    acc = df["accession"].dropna().astype(str).unique().tolist() if "accession" in df.columns else []
+    stats = {
+        "rows": len(df),
+        "columns": len(df.columns),
+        "accessions": len(acc),
+        "evaluated_expectations": len(expectations),
+        "successful_expectations": n_ok,
+        "unsuccessful_expectations": len(expectations) - n_ok,
+        "success_percent": round(100.0 * n_ok / len(expectations), 2) if expectations else 100.0,
+        "seconds": round(time.perf_counter() - t0, 2),
+    }
+    return ValidationResult(
+        name="assays",
+        source=str(path),
+        success=not failures,
+        expectations=expectations,
+        failures=failures,
+        statistics=stats,
+        accessions=sorted(acc),
+    )
