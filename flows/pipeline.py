@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -70,7 +71,7 @@ def run(cmd: list[str], cwd: str | Path | None = None, what: str | None = None, 
     for line in proc.stdout:  # streamed, so a long stage shows its folds and time left while it runs
         lines.append(line.rstrip("\n"))
         if echo is not None and _is_progress(line):
-            echo(f"{what or cmd[0]}: {line.strip()}")
+            echo(f"{what or Path(cmd[0]).name}: {_LOG_PREFIX.sub('', line.strip())}")
     proc.wait()
     output = "\n".join(lines)
     if proc.returncode != 0:
@@ -79,9 +80,12 @@ def run(cmd: list[str], cwd: str | Path | None = None, what: str | None = None, 
     return output
 
 
+_LOG_PREFIX = re.compile(r"^\S+ \S+ (INFO|WARNING|ERROR) ms2img\.\S+: ")  # "<date> <time> INFO ms2img.x: "
+
+
 def _is_progress(line: str) -> bool:
     """Lines worth showing live: ms2img's own progress and results, not library chatter."""
-    return " ms2img." in line or "AUC" in line or "winner" in line
+    return " ms2img." in line or "AUC" in line or "winner" in line or line.startswith(("Running stage", "ms2img "))
 
 
 def command_args(command: str) -> list[str]:
@@ -123,9 +127,10 @@ def is_up_to_date(names: list[str], cwd: str | Path | None = None, with_deps: bo
     return not stale(names, cwd, with_deps)
 
 
-def repro(*names: str, cwd: str | Path | None = None) -> str:
-    """``dvc repro`` the named stages (and what they depend on)."""
-    return dvc("repro", *names, cwd=cwd)
+def repro(*names: str, cwd: str | Path | None = None, echo=None) -> str:
+    """``dvc repro`` the named stages (and what they depend on); ``echo`` receives progress lines as they come."""
+    exe = shutil.which("dvc", path=_env()["PATH"]) or "dvc"
+    return run([exe, "repro", *names], cwd=cwd, echo=echo)
 
 
 def commit(*names: str, cwd: str | Path | None = None) -> str:

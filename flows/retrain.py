@@ -152,7 +152,7 @@ def upstream_stages(project: Path) -> None:
     models, champions and dvc.lock stay as they were.
     """
     try:
-        pipeline.repro("ingest", "render", "features", cwd=project)
+        pipeline.repro("ingest", "render", "features", cwd=project, echo=run_logger().info)
     except pipeline.StageFailed as exc:
         problem = next((line for line in str(exc).splitlines() if "validation failed" in line), None)
         if problem is None:
@@ -189,7 +189,7 @@ def record_and_promote(assay: str, ran: list[str], project: Path) -> dict:
     attribution of the champion (which compounds drive the assay)."""
     if ran:
         pipeline.commit(*ran, cwd=project)
-    pipeline.repro(f"promote@{assay}", f"explain@{assay}", cwd=project)
+    pipeline.repro(f"promote@{assay}", f"explain@{assay}", cwd=project, echo=run_logger().info)
     return {**_read(project / "metrics" / f"{assay}_promotion.json"),
             **_read(project / "reports" / assay / "promotion.json")}  # fmt: skip
 

@@ -110,8 +110,9 @@ def repeated_folds(
     test fold holds both classes; the labels themselves are refitted per fold)."""
     from sklearn.model_selection import StratifiedKFold
 
-    strata = LabelScaling.fit(values, low, high).labels(values)
-    counts = class_summary(strata)
+    scaling = LabelScaling.fit(values, low, high)
+    counts = class_summary(scaling.labels(values))
+    strata = (scaling.normalize(values) > 0.5).astype(int)  # two strata: the middle joins its nearer side
     if min(counts["low"], counts["high"]) < n_splits:
         raise ConfigError(
             f"{n_splits}-fold cross-validation needs at least {n_splits} accessions per class; class counts are "

@@ -53,6 +53,8 @@ def to_jsonable(obj: Any, nonfinite: NonFinite = "null") -> Any:
         return to_jsonable(obj.tolist(), nonfinite)
     if hasattr(obj, "item"):
         return to_jsonable(obj.item(), nonfinite)
+    if nonfinite == "null":  # metrics hold numbers: anything else is a bug, not a value to stringify
+        raise TypeError(f"cannot write {type(obj).__name__} to a metrics file")
     return str(obj)
 
 

@@ -44,6 +44,15 @@ def set_cli_args(overrides: dict[str, Any]) -> list[str]:
     return args
 
 
+def _represent_float(representer: Any, value: float) -> Any:
+    """Floats as YAML 1.1 floats (``1.0e-06``, not ``1e-06``, which PyYAML would read back as a string)."""
+    text = repr(float(value))
+    mantissa, _, exponent = text.partition("e")
+    if exponent and "." not in mantissa:
+        text = f"{mantissa}.0e{exponent}"
+    return representer.represent_scalar("tag:yaml.org,2002:float", text)
+
+
 def apply_overrides(params_path: str | Path, overrides: dict[str, Any]) -> list[str]:
     """Write dotted ``overrides`` into params.yaml keeping its comments (round-trip YAML, as ``dvc exp run -S``
     does); returns the keys whose value changed. Nothing is written when nothing changes."""
@@ -52,6 +61,7 @@ def apply_overrides(params_path: str | Path, overrides: dict[str, Any]) -> list[
     path = Path(params_path)
     rt = YAML()
     rt.preserve_quotes = True
+    rt.representer.add_representer(float, _represent_float)
     doc = rt.load(path.read_text(encoding="utf-8"))
     changed = []
     for dotted, value in overrides.items():

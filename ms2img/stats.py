@@ -132,5 +132,5 @@ def select_winner(
             f"{winner} (AUC {means[winner]:.3f}) is within one corrected standard error of the best, {best} "
             f"(AUC {means[best]:.3f}, p = {paired[winner]['p_value']:.2f}), and simpler"
         )
-    ranking = sorted(means, key=lambda f: -means[f])
+    ranking = sorted(means, key=lambda f: (-means[f], simplicity.get(f, 99)))
     return {"winner": winner, "best": best, "reason": reason, "ranking": ranking, "paired_with_best": paired}

@@ -21,8 +21,8 @@ from ms2img import plots, tracking
 from ms2img.atomic import atomic_path, write_text
 from ms2img.dataset import MIDDLE, AssayData, class_summary, data_from_params
 from ms2img.evaluate import confusion_matrices, write_metrics_json
-from ms2img.jsonio import to_jsonable
 from ms2img.experiment import CVResult, cross_validate, degenerate_warnings, fit_final
+from ms2img.jsonio import to_jsonable
 from ms2img.models.family import FAMILIES, input_kind
 from ms2img.stats import SCORES
 
@@ -111,7 +111,9 @@ def multivariate(data: AssayData, params: Mapping[str, Any], plot_dir: Path, see
     b = params["baselines"]
     pca = pca_scores(X, y)
     result = oplsda(X, y, cv_folds=int(b["oplsda_cv_folds"]), permutations=int(b["oplsda_permutations"]), seed=seed)
-    summary = {k: v for k, v in result.summary().items() if isinstance(v, int | float)}
+    raw = result.summary()
+    summary = {k: raw[k] for k in ("r2x", "r2y", "q2y", "n_orthogonal") if isinstance(raw.get(k), int | float)}
+    summary.update(p_r2y=raw["permutation_p_r2y"], p_q2y=raw["permutation_p_q2y"], n_permutations=raw["n_permutations"])
     figures = [
         plots.plot_pca(pca, y, plot_dir / "pca_scores.png", assay=data.assay, data_label=f"{method} feature table"),
         plots.plot_oplsda(result, y, plot_dir / "oplsda_scores.png", assay=data.assay),
@@ -217,12 +219,7 @@ def train_assay(
             validation_report=validation_report,
         )
     write_text(report_dir / "run.json", json.dumps(to_jsonable(run), indent=2, sort_keys=True) + "\n")
-    for fam in families:
-        a = summary["families"][fam]["auc"]
-        log.info(
-            "%s %-10s AUC %.3f ± %.3f (95%% CI %.3f-%.3f)", assay, fam, a["mean"], a["sd"], a["ci_low"], a["ci_high"]
-        )
-    log.info("%s: winner %s (%s); %.0f s", assay, selection["winner"], selection["reason"], run["seconds"])
+    log.info("%s: winner %s, %.0f s", assay, selection["winner"], run["seconds"])
     return {"metrics": metrics, "selection": selection, "run": run}
 
 

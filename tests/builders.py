@@ -90,9 +90,7 @@ def tiny_params(**overrides: Any) -> dict[str, Any]:
     return params
 
 
-def train_tiny(
-    cohort: TinyCohort, assay: str, params: dict[str, Any], out: Path, track: bool = True
-) -> dict[str, Any]:
+def train_tiny(cohort: TinyCohort, assay: str, params: dict[str, Any], out: Path, track: bool = True) -> dict[str, Any]:
     """``train_assay`` on the tiny cohort, every output under ``out``; with ``track`` into the current MLflow
     store (one parent run, a child per family)."""
     from ms2img.train import train_assay

@@ -92,11 +92,6 @@ def test_apply_the_paper_profile_to_a_copy_of_params_yaml(tmp_path):
     assert "# ms2img pipeline parameters" in (tmp_path / "params.yaml").read_text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in ms2img/params.py apply_overrides: ruamel writes 1.0e-06 as '1e-06', which load_params "
-    "(PyYAML, YAML 1.1) reads back as the string '1e-06'",
-)
 def test_applied_small_floats_load_back_as_floats(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(PARAMS)

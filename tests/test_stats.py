@@ -171,11 +171,6 @@ def test_equal_means_go_to_the_simpler_family():
     assert sel["winner"] == "rf-entropy"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in ms2img/stats.py select_winner: the ranking breaks equal means by dict order, not by simplicity "
-    "as `best` does, so ranking[0] can differ from best",
-)
 def test_ranking_breaks_ties_like_best():
     auc = {"cnn": [0.8, 0.9, 0.7], "rf-image": [0.8, 0.9, 0.7]}
     sel = select_winner(auc, 0.5, SIMPLICITY)

@@ -79,11 +79,6 @@ def test_metrics_file_holds_numbers_only(trained):
     assert trained["result"]["metrics"]["n_accessions"] == 30
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in ms2img/train.py multivariate(): writes oplsda.permutation_p_r2y/permutation_p_q2y, but "
-    "docs/contracts.md (and ms2img/report/sections.py) use oplsda.p_r2y/p_q2y",
-)
 def test_oplsda_metrics_follow_the_contract(trained):
     metrics = json.loads((trained["root"] / "metrics" / f"{ASSAY}.json").read_text())
     assert {"r2y", "q2y", "p_r2y", "p_q2y"} <= set(metrics["oplsda"])

@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.decomposition import PCA
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from ms2img.errors import ConfigError
-from ms2img.models import baselines
 from ms2img.models.baselines import (
     FlattenImages,
-    make_rf,
     oplsda,
     pca_scores,
-    rf_cross_validate,
-    rf_param_grid,
     venetian_folds,
 )
 from ms2img.plots import plot_oplsda, plot_pca, plot_permutation
@@ -85,96 +77,6 @@ def test_flatten_images_round_trip_and_drop():
 
 
 # ---------------------------------------------------------------------------------------------- RF
-def test_rf_param_grid_reads_params_yaml():
-    from ms2img.params import load_params
-
-    params = load_params(Path(__file__).resolve().parents[2] / "params.yaml")
-    grid = rf_param_grid(params["baselines"])
-    assert grid == {"n_estimators": [200, 500], "max_features": ["sqrt", 0.1]}
-
-
-def test_make_rf_defaults():
-    rf = make_rf(7, n_estimators=10)
-    assert rf.random_state == 7 and rf.class_weight == "balanced" and rf.n_jobs == 1 and rf.n_estimators == 10
-
-
-def test_rf_planted_signal_predicts_every_sample_once():
-    X, y = _planted()
-    folds = _folds(y)
-    res = rf_cross_validate(X, y, folds, seed=0, param_grid=SMALL_GRID)
-    assert len(res.folds) == 5
-    np.testing.assert_array_equal(np.sort(res.test_idx), np.arange(len(y)))
-    np.testing.assert_array_equal(res.y_true, y[res.test_idx])
-    for f, (train, test) in zip(res.folds, folds, strict=True):
-        np.testing.assert_array_equal(f.test_idx, test)
-        np.testing.assert_array_equal(f.train_idx, train)
-        assert f.best_params["max_features"] == "sqrt" and f.best_params["n_estimators"] in (15, 30)
-        assert 0.0 <= f.inner_auc <= 1.0
-    assert np.all((res.y_prob >= 0) & (res.y_prob <= 1))
-    assert roc_auc_score(res.y_true, res.y_prob) > 0.8
-    oof = res.out_of_fold_prob(len(y))
-    assert not np.isnan(oof).any()
-    # the final model uses the most frequently chosen setting and is fit on everything
-    chosen = [f.best_params["n_estimators"] for f in res.folds]
-    assert res.final_params["n_estimators"] == max(set(chosen), key=chosen.count)
-    assert res.final_model.n_estimators == res.final_params["n_estimators"]
-    assert res.final_model.predict_proba(X).shape == (len(y), 2)
-
-
-def test_rf_on_noise_is_near_chance():
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(80, 30))
-    y = np.repeat([0, 1], 40)
-    res = rf_cross_validate(X, y, _folds(y), seed=0, param_grid={"n_estimators": [30], "max_features": ["sqrt"]})
-    assert 0.25 < roc_auc_score(res.y_true, res.y_prob) < 0.75
-
-
-def test_rf_inner_search_never_sees_the_test_fold(monkeypatch):
-    X, y = _planted(n=60, p=8)
-    X = np.column_stack([np.arange(len(y)), X])  # column 0 identifies the row
-    groups = np.arange(len(y)) // 2  # pairs of "replicate injections"
-    seen: list[tuple[np.ndarray, np.ndarray | None]] = []
-
-    class Recording(baselines.GridSearchCV):
-        def fit(self, X, y=None, **kw):
-            seen.append((X[:, 0].astype(int).copy(), kw.get("groups")))
-            assert type(self.cv).__name__ == "StratifiedGroupKFold" and self.cv.n_splits == 3
-            return super().fit(X, y, **kw)
-
-    monkeypatch.setattr(baselines, "GridSearchCV", Recording)
-    folds = _folds(y, k=4)
-    res = rf_cross_validate(X, y, folds, seed=1, param_grid={"n_estimators": [10]}, groups=groups)
-    assert len(seen) == len(folds)
-    for (rows, grp), (train, test) in zip(seen, folds, strict=True):
-        np.testing.assert_array_equal(np.sort(rows), np.sort(train))
-        assert not set(rows) & set(test)
-        np.testing.assert_array_equal(grp, groups[train])
-    assert len(res.folds) == 4
-
-
-def test_rf_on_images_uses_flatten_pipeline():
-    rng = np.random.default_rng(5)
-    y = np.repeat([0, 1], 30)
-    images = rng.random((60, 6, 5)) * 0.5
-    images[:, 0, :] = 0.0  # masked
-    images[y == 1, 3, 2] += 1.0
-    res = rf_cross_validate(images, y, _folds(y, k=3), seed=0, param_grid={"n_estimators": [20]})
-    assert isinstance(res.final_model, Pipeline)
-    assert res.final_params == {"n_estimators": 20}
-    assert res.final_model.named_steps["flatten"].support_.sum() == 25
-    assert res.final_model.predict_proba(images).shape == (60, 2)
-    assert roc_auc_score(res.y_true, res.y_prob) > 0.8
-
-
-def test_rf_rejects_bad_input():
-    X, y = _planted(n=40)
-    folds = _folds(y, k=4)
-    with pytest.raises(ConfigError, match="overlap"):
-        rf_cross_validate(X, y, [(np.arange(30), np.arange(25, 40))], seed=0)
-    with pytest.raises(ConfigError, match="0/1"):
-        rf_cross_validate(X, y + 1, folds, seed=0)
-    with pytest.raises(ConfigError, match="inner_folds"):
-        rf_cross_validate(X, y, folds, seed=0, inner_folds=20)
 
 
 # ---------------------------------------------------------------------------------------------- PCA
