@@ -164,18 +164,27 @@ def upstream_stages(project: Path) -> None:
         ) from None
 
 
+CHAIN = ("train", "promote", "explain")  # per assay, in order; each needs the one before
+
+
 @task
 def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list[tuple[str, str]]]:
-    """Per assay, the (stage, command) pair of train@ when it must run, asked of DVC up front."""
-    names = [f"train@{a}" for a in assays]
-    todo = set(names) if force else pipeline.stale(names, cwd=project)
-    return {a: [(n, pipeline.stage_command(n, cwd=project)) for n in (f"train@{a}",) if n in todo] for a in assays}
+    """Per assay, the (stage, command) pairs to run, asked of DVC up front: from the first stale stage of
+    train@ -> promote@ -> explain@ on (a retrained model must be promoted and explained again)."""
+    names = [f"{kind}@{a}" for a in assays for kind in CHAIN]
+    stale = set(names) if force else pipeline.stale(names, cwd=project)
+    plan = {}
+    for a in assays:
+        chain = [f"{kind}@{a}" for kind in CHAIN]
+        first = next((i for i, n in enumerate(chain) if n in stale), len(chain))
+        plan[a] = [(n, pipeline.stage_command(n, cwd=project)) for n in chain[first:]]
+    return plan
 
 
 @task(retries=1, retry_delay_seconds=10, task_run_name="train-{assay}")
 def train_assay(assay: str, stages: list[tuple[str, str]], project: Path) -> list[str]:
-    """Run one assay's stale stages (commands exactly as dvc.yaml defines them, no shell) in order, showing
-    their progress lines as they come; return what ran."""
+    """Run one assay's stale stages (train, promote, explain: commands exactly as dvc.yaml defines them, no
+    shell) in order, beside the other assays, showing their progress lines as they come; return what ran."""
     logger = run_logger()
     for name, command in stages:
         for args in pipeline.command_args(command):
@@ -183,13 +192,12 @@ def train_assay(assay: str, stages: list[tuple[str, str]], project: Path) -> lis
     return [name for name, _ in stages]
 
 
-@task(task_run_name="promote-{assay}")
-def record_and_promote(assay: str, ran: list[str], project: Path) -> dict:
-    """Record the stages that ran in dvc.lock, then run promotion (keeps or replaces the champion) and the
-    attribution of the champion (which compounds drive the assay)."""
+@task(task_run_name="record-{assay}")
+def record(assay: str, ran: list[str], project: Path) -> dict:
+    """Record the stages that ran in dvc.lock (one assay at a time: DVC locks the repository) and return the
+    promotion decision."""
     if ran:
         pipeline.commit(*ran, cwd=project)
-    pipeline.repro(f"promote@{assay}", f"explain@{assay}", cwd=project, echo=run_logger().info)
     return {**_read(project / "metrics" / f"{assay}_promotion.json"),
             **_read(project / "reports" / assay / "promotion.json")}  # fmt: skip
 
@@ -265,7 +273,7 @@ def retrain(
     call(upstream_stages, project)
     plan = call(plan_stages, todo, force, project)
     ran, failed = run_each(train_assay, {a: (a, plan[a], project) for a in todo})
-    results = {a: call(record_and_promote, a, ran[a], project) for a in ran}
+    results = {a: call(record, a, ran[a], project) for a in ran}
     call(report, project)
     call(push, project)
     summary = summarise(results, time.perf_counter() - started, project)

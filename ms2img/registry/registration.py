@@ -3,6 +3,7 @@ signature, input example, applicability-domain reference and model card."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import tempfile
@@ -50,11 +51,20 @@ def _pip_requirements(family: str) -> list[str]:
 
 
 def _training_requests(accessions: list[str], events_dir: Path | None) -> list[tuple[str, pd.DataFrame]]:
+    """Request rows of each training accession (the families of one assay share them: read once)."""
+    if events_dir is None:
+        return []
+    return list(_cached_requests(tuple(accessions), Path(events_dir).resolve()))
+
+
+DOMAIN_SAMPLE = 80  # training accessions the applicability-domain reference is built from, at most
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_requests(accessions: tuple[str, ...], events_dir: Path) -> tuple[tuple[str, pd.DataFrame], ...]:
     from ms2img.io.schema import read_events
     from ms2img.serving import events_to_request
 
-    if events_dir is None:
-        return []
     out = []
     for acc in accessions:
         path = Path(events_dir) / f"{acc}.parquet"
@@ -62,7 +72,7 @@ def _training_requests(accessions: list[str], events_dir: Path | None) -> list[t
             req = events_to_request(read_events(path))
             if len(req):
                 out.append((acc, req))
-    return out
+    return tuple(out)
 
 
 def _domain_reference(folder: Path, requests: list[tuple[str, pd.DataFrame]]):
@@ -72,6 +82,8 @@ def _domain_reference(folder: Path, requests: list[tuple[str, pd.DataFrame]]):
 
     if len(requests) < 2:
         return None
+    step = max(1, len(requests) // DOMAIN_SAMPLE)  # an even sample bounds the cost (feature matching is per row)
+    requests = requests[::step]
     predictor = FamilyPredictor.from_folder(folder)
     xs, n_prec, mzs = [], [], []
     for _, req in requests:
