@@ -268,6 +268,12 @@ def explain_assay(
         y, folds = lab["label"].to_numpy(), lab["fold"].to_numpy()
         boxes, how = _feature_boxes(model, Path(features_dir), y, folds, lab["accession"].tolist(), cfg)
         mean_image = x_edges = y_edges = None
+        found = sorted(Path(images_dir).glob("*.npz"))  # a fingerprint to draw the drivers on, when rendered
+        if found:
+            ims = ImageSet.load(found[0])
+            keep = [i for i, a in enumerate(ims.ids) if a in set(lab["accession"])]
+            if keep:
+                mean_image, x_edges, y_edges = ims.images[keep].mean(axis=0), ims.x_edges, ims.y_edges
         meta.update(features=str(features_dir), n_features=len(boxes), n_repeats=cfg.n_repeats)
     meta.update(attribution=how, n_accessions=len(lab), n_high=int((y == 1).sum()), n_low=int((y == 0).sum()))
     t_attr = time.perf_counter() - t0
@@ -306,7 +312,8 @@ def explain_assay(
     write_text(paths["csv"], drivers.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
     if mean_image is not None:
         title = f"{assay}: drivers of the {family} champion ({how}, {len(lab)} accessions)"
-        plot_drivers(mean_image, x_edges, y_edges, boxes, drivers, paths["png"], title=title)
+        image_boxes = boxes if input_kind(family) == "image" else boxes.iloc[0:0]  # features have no m/z boxes
+        plot_drivers(mean_image, x_edges, y_edges, image_boxes, drivers, paths["png"], title=title)
     else:
         paths.pop("png")
     top_boxes = boxes.head(50).replace([np.inf, -np.inf], None)
