@@ -42,12 +42,11 @@ def project_dir(path: str | Path | None = None) -> Path:
 
 
 def tracking_uri(cwd: str | Path | None = None) -> str:
-    """$MLFLOW_TRACKING_URI, else the project's embedded store as an absolute URI.
+    """The project's tracking URI (``ms2img.tracking.tracking_uri``): absolute, so the flow process and the stage
+    commands share one store even when the flow was started from another folder."""
+    from ms2img import tracking
 
-    Absolute, so the flow process and the stage commands (run with the project as cwd) share one store even when
-    the flow was started from another folder.
-    """
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{project_dir(cwd) / 'mlflow.db'}"
+    return tracking.tracking_uri(project_dir(cwd))
 
 
 def _env(cwd: Path | None = None) -> dict[str, str]:

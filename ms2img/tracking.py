@@ -33,9 +33,12 @@ DEFAULT_ARTIFACT_DIR = Path("mlartifacts")
 TRACKED_PACKAGES = ("tensorflow", "keras", "keras-tuner", "jax", "scikit-learn", "mlflow", "numpy", "pandas", "dvc")
 
 
-def tracking_uri() -> str:
-    """The tracking URI in force: ``MLFLOW_TRACKING_URI`` if set, else the embedded SQLite store."""
-    return os.environ.get("MLFLOW_TRACKING_URI", DEFAULT_TRACKING_URI)
+def tracking_uri(project: str | Path | None = None) -> str:
+    """The tracking URI in force: ``MLFLOW_TRACKING_URI`` if set, else the embedded SQLite store (``mlflow.db`` in
+    the working directory, or an absolute URI inside ``project``, so processes started elsewhere share it)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path(project).resolve() / 'mlflow.db'}" if project is not None else DEFAULT_TRACKING_URI
 
 
 def _is_local(uri: str) -> bool:

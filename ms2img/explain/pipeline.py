@@ -231,7 +231,7 @@ def explain_assay(
 ) -> ExplainResult:
     """Explain an assay's champion and write ``reports/<assay>/drivers.{csv,png,json}`` (module docstring)."""
     from ms2img.models.family import FamilyModel, input_kind
-    from ms2img.render import ImageSet
+    from ms2img.render import ImageSet, images_path
 
     cfg = config or ExplainConfig()
     t0 = time.perf_counter()
@@ -246,7 +246,7 @@ def explain_assay(
     if input_kind(family) == "image":
         render = model.card.get("render") or {}
         size = f"{render.get('width')}x{render.get('height')}" if render.get("width") else None
-        path = Path(images_dir) / f"{size}.npz" if size else None
+        path = images_path(size, images_dir) if size else None
         if path is None or not path.is_file():
             found = sorted(Path(images_dir).glob("*.npz"))
             if len(found) != 1:

@@ -267,42 +267,6 @@ def predict_proba(model: keras.Model, x: Any, batch_size: int = 256) -> np.ndarr
     return np.concatenate(parts)
 
 
-# -------------------------------------------------------------------------------------------- device
-
-
-def device_summary() -> dict[str, Any]:
-    """Which Keras backend is active and whether it sees a GPU (imports only that backend's package)."""
-    backend = keras.backend.backend()
-    info: dict[str, Any] = {"backend": backend, "keras_version": keras.version(), "gpu": False, "devices": []}
-    try:
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            gpus = tf.config.list_physical_devices("GPU")
-            info.update(backend_version=tf.__version__, gpu=bool(gpus), devices=[d.name for d in gpus] or ["CPU"])
-        elif backend == "jax":
-            import jax
-
-            devices = jax.devices()
-            info.update(
-                backend_version=jax.__version__,
-                gpu=any(d.platform == "gpu" for d in devices),
-                devices=[str(d) for d in devices],
-            )
-        elif backend == "torch":
-            import torch
-
-            n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-            info.update(
-                backend_version=torch.__version__,
-                gpu=n > 0,
-                devices=[torch.cuda.get_device_name(i) for i in range(n)] or ["CPU"],
-            )
-    except Exception as exc:  # noqa: BLE001 - a device query must never break a run; report why
-        info["error"] = f"{type(exc).__name__}: {exc}"
-    return info
-
-
 # ----------------------------------------------------------------------------------------- compact network
 
 

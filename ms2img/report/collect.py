@@ -137,9 +137,11 @@ def _images_file(root: Path, params: dict[str, Any] | None) -> Path | None:
     folder = root / "data" / "images"
     if not folder.is_dir():
         return None
+    from ms2img.render import images_path
+
     size = str(((params or {}).get("render") or {}).get("size") or "")
-    if size and (folder / f"{size}.npz").is_file():
-        return folder / f"{size}.npz"
+    if size and images_path(size, folder).is_file():
+        return images_path(size, folder)
     found = sorted(folder.glob("*.npz"))
     return found[0] if found else None
 

@@ -226,26 +226,6 @@ def test_failing_trial_raises_instead_of_returning(data, tmp_path):
     assert "Traceback" in info.value.details
 
 
-def test_helpers_validate_inputs():
-    assert cnn.as_model_input(np.zeros((4, H, W))).shape == (4, H, W, 1)
-    assert cnn.as_model_input(np.zeros((H, W))).shape == (1, H, W, 1)
-    assert cnn.as_model_input(np.zeros((4, H, W, 1))).dtype == np.float32
-    with pytest.raises(ConfigError):
-        cnn.as_model_input(np.zeros((4, H, W, 3)))
-    assert cnn.class_weights([0, 0, 0, 1]) == {0: pytest.approx(4 / 6), 1: pytest.approx(2.0)}
-    with pytest.raises(ConfigError, match="too small"):
-        cnn.build_paper_cnn((5, 5, 1), conv_layers=3)
-    with pytest.raises(ConfigError, match="only class"):
-        cnn.fit_cnn(np.zeros((4, H, W)), [1, 1, 1, 1], None, epochs=1, batch_size=2, seed=0)
-    with pytest.raises(ConfigError, match="unknown tune.space"):
-        SearchSpace.from_params({"tune": {"space": {"layers": [1, 2]}}})
-    assert SearchSpace.from_params({"tune": {"space": {"dense_layers": [1, 5]}}}).dense_layers == (1, 5)
-    values = cnn.paper_hp_values({"filters": 32, "dense_units": [64, 32]})
-    assert cnn.architecture_from_hp(values)["dense_units"] == (64, 32)
-    summary = cnn.device_summary()
-    assert summary["backend"] == keras.backend.backend() and isinstance(summary["gpu"], bool)
-
-
 def test_as_labels_and_history_dict():
     labels = cnn.as_labels([0, 1, 1], 3)
     assert labels.tolist() == [0, 1, 1] and labels.dtype == np.float32
