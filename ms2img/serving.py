@@ -20,6 +20,7 @@ import pandas as pd
 from ms2img.errors import Ms2ImgError
 from ms2img.io.msms import MsmsFormatError, parse_msms_column
 from ms2img.io.schema import EVENT_COLUMNS, coerce_events
+from ms2img.validation.events import DEFAULT_MAX_INTENSITY
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ RESPONSE_COLUMNS = ["accession", "probability", "class", "assay", "model_version
 NUMERIC_REQUEST_COLUMNS = ["precursor_mz", "precursor_intensity", "rt_min"]
 DEFAULT_MAX_ROWS = 200_000
 DEFAULT_MAX_FRAGMENTS = 5_000_000
+# Largest precursor / fragment intensity served: the limit ``ms2img validate`` applies to training events.
+MAX_INTENSITY = DEFAULT_MAX_INTENSITY
 
 
 class RequestError(Ms2ImgError, ValueError):
@@ -52,7 +55,13 @@ def _parse_msms(msms: pd.Series, max_fragments: int) -> tuple[np.ndarray, np.nda
         if exc.row is None:
             raise RequestError(f"payload too large: {exc.problem} per request") from None
         raise _row_error(exc.row, f"msms: {exc.problem}") from None
-    return parsed.counts(len(msms)), parsed.mz, parsed.intensity
+    counts = parsed.counts(len(msms))
+    too_big = np.flatnonzero(parsed.intensity > MAX_INTENSITY)
+    if len(too_big):
+        k = int(too_big[0])
+        row = int(np.searchsorted(np.cumsum(counts), k, side="right"))
+        raise _row_error(row, f"msms: fragment intensity {parsed.intensity[k]:g} is above {MAX_INTENSITY:g}")
+    return counts, parsed.mz, parsed.intensity
 
 
 def validate_request(df: Any, max_rows: int = DEFAULT_MAX_ROWS) -> pd.DataFrame:
@@ -93,6 +102,9 @@ def validate_request(df: Any, max_rows: int = DEFAULT_MAX_ROWS) -> pd.DataFrame:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise _row_error(row, f"{col} must be a finite number >= 0, got {_short(raw.iloc[row])}")
+        if col == "precursor_intensity" and (values > MAX_INTENSITY).any():
+            row = int(np.flatnonzero(values > MAX_INTENSITY)[0])
+            raise _row_error(row, f"{col} must be at most {MAX_INTENSITY:g}, got {_short(raw.iloc[row])}")
         out[col] = values
     return out
 

@@ -360,3 +360,20 @@ def test_model_failure_is_a_500_without_traceback():
         _pyfunc(infer=failing).predict(None, request_rows())
     assert info.value.get_http_status_code() == 500
     assert "boom" not in info.value.serialize_as_json()
+
+
+@pytest.mark.parametrize("bad", [1.1e12, 1e300])
+def test_absurd_precursor_intensity_names_the_row(bad):
+    df = request_rows()
+    df.loc[1, "precursor_intensity"] = bad
+    with pytest.raises(RequestError, match=r"request row 1: precursor_intensity .*1e\+?12"):
+        validate_request(df)
+    assert serving.MAX_INTENSITY == 1e12
+
+
+@pytest.mark.parametrize("text", ["100:1.1e12", "100:5 120:1e300", "100:1e400"])
+def test_absurd_fragment_intensity_names_the_row(text):
+    df = request_rows()
+    df.loc[2, "msms"] = text
+    with pytest.raises(RequestError, match=r"request row 2: msms: "):
+        request_to_events(df)

@@ -409,3 +409,13 @@ def test_cli_pass_and_fail(cohort, capsys, tmp_path):
 
     assert main([*argv, "--policy", "quarantine"]) == 0
     assert "quarantined 1: ACC3" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["1e13", "-2e12", "1e400"])
+def test_absurd_assay_value_names_accession_and_value(tmp_path, value):
+    path = tmp_path / "assays.csv"
+    path.write_text(f"accession,DPPH\nA,0.5\nB,{value}\nC,1\n", encoding="utf-8")
+    res = validate_assays(path, accessions=["A", "B", "C"], assays=["DPPH"])
+    assert not res.success
+    lines = [f.describe() for f in res.failures]
+    assert len(lines) == 1 and "line 3" in lines[0] and "'B'" in lines[0] and value in lines[0], lines

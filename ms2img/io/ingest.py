@@ -127,7 +127,8 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
 
     MS-DIAL exports found in a folder, or several named explicitly, are one export per accession (accession =
     file stem, replicate = sample column); a single named export makes each sample column an accession. Two
-    exports whose stems are the same accession (``ACC0001.txt`` and ``ACC0001.tsv``) are an error.
+    exports whose stems are the same accession (``ACC0001.txt`` and ``ACC0001.tsv``, or stems differing only in
+    case, ``ACC0001`` and ``acc0001``) are an error.
     """
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
@@ -159,7 +160,7 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
     for job in jobs:
         if job.accession_from != "file":
             continue
-        key = accession_filename(job.path.stem)
+        key = accession_filename(job.path.stem).lower()  # ACC0001 and acc0001 are one file on Windows and macOS
         if key in stems:
             raise InputFileError(
                 job.path,
@@ -220,6 +221,7 @@ def ingest(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir}: exists and is not a folder")
+    _check_out_apart(inputs, out_dir)
     jobs = plan(inputs, mgf)
     if sample_sheet is not None and metadata is not None:
         raise ConfigError("give a sample sheet or a sample metadata table, not both")
@@ -244,6 +246,23 @@ def ingest(
     except OSError as exc:
         raise _os_error(exc, out_dir) from None
     return summary
+
+
+def _check_out_apart(inputs: list[str | Path] | str | Path, out_dir: Path) -> None:
+    """``--out`` must not be an input, hold an input, or lie inside an input folder: the swap would replace (or
+    read while writing) the inputs themselves."""
+    out = out_dir.resolve()
+    for item in [inputs] if isinstance(inputs, (str, Path)) else inputs:
+        p = Path(item).resolve()
+        if out == p:
+            where = "is the input"
+        elif p.is_relative_to(out):
+            where = "contains the input"
+        elif out.is_relative_to(p):
+            where = "lies inside the input folder"
+        else:
+            continue
+        raise ConfigError(f"--out {out_dir}: {where} {item}; write the events to a folder apart from the inputs")
 
 
 def _os_error(exc: OSError, out_dir: Path) -> Ms2ImgError:

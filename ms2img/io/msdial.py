@@ -28,12 +28,16 @@ from ms2img.io.result import (
     strings_to_float,
 )
 from ms2img.io.sample_sheet import index_sheet, normalize_type, resolve
+from ms2img.io.schema import SAMPLE_TYPES
 
 log = logging.getLogger(__name__)
 
 ID, MZ, RT, MSMS = "Alignment ID", "Average Mz", "Average Rt(min)", "MS/MS spectrum"
 ADDUCT_COLUMNS = ("Adduct type", "Adduct ion name")
 TYPE_LABELS = ("file type", "type")
+# File types that are not samples and are skipped without a word: summary columns (NA), standards, empty cells.
+SKIPPED_TYPES = ("na", "standard", "")
+UNKNOWN_TYPE_WARNING = "columns of unknown sample type ignored"
 MAX_METADATA_ROWS = 50
 
 
@@ -79,10 +83,12 @@ def read_msdial(
     for name in (ID, MZ, RT, MSMS):
         if name not in col:
             raise InputFileError(path, f"header lacks the column '{name}'", line=hline)
+    _check_unique_fixed_columns(path, header, hline)
     adduct_col = next((col[c] for c in ADDUCT_COLUMNS if c in col), None)
 
     sheet_index = index_sheet(sample_sheet)
-    samples = _select_samples(path, lines, h, header, sheet_index)
+    warnings: dict[str, int] = {}
+    samples = _select_samples(path, lines, h, header, sheet_index, warnings)
     wanted = [col[ID], col[MZ], col[RT], col[MSMS], *([adduct_col] if adduct_col is not None else [])]
     wanted += [j for j, _ in samples]
     cells = _fast_columns(data, _body_offset(data, h), len(header), wanted) if fast else None
@@ -108,7 +114,6 @@ def read_msdial(
     polarity = _polarity(cells[adduct_col] if adduct_col is not None else None, len(ids))
     spectra = parse_msms_column(cells[col[MSMS]], path=path, lines=line_no, column=MSMS)
 
-    warnings: dict[str, int] = {}
     height_cols = []
     for j, _ in samples:
         values, n_missing = strings_to_float(cells[j], path, line_no, header[j], missing=0.0, minimum=0.0)
@@ -116,8 +121,12 @@ def read_msdial(
         if n_missing:
             warnings[MISSING_HEIGHT_WARNING] = warnings.get(MISSING_HEIGHT_WARNING, 0) + n_missing
     heights = np.column_stack(height_cols) if height_cols else np.zeros((len(ids), 0))
-    if warnings:
-        log.warning("%s: %d sample height cell(s) hold NA/nan/null: read as not detected", path, sum(warnings.values()))
+    if warnings.get(MISSING_HEIGHT_WARNING):
+        log.warning(
+            "%s: %d sample height cell(s) hold NA/nan/null: read as not detected",
+            path,
+            warnings[MISSING_HEIGHT_WARNING],
+        )
 
     manifest = []
     for j, meta in samples:
@@ -235,6 +244,23 @@ def _polarity(adducts: pa.Array | None, n: int) -> np.ndarray:
     return out
 
 
+def _check_unique_fixed_columns(path: Path, header: list[str], hline: int) -> None:
+    """The columns read by name, and every column up to ``MS/MS spectrum``, must be unique: with two
+    ``Average Mz`` columns which one holds the m/z is a guess. Summary columns (right of the samples) may
+    repeat a class name (one Average, one Stdev), and sample columns are checked by ``_select_samples``."""
+    named = {ID, MZ, RT, MSMS, *ADDUCT_COLUMNS}
+    fixed_end = header.index(MSMS) + 1
+    seen: dict[str, int] = {}
+    for j, name in enumerate(header):
+        if not name or (j >= fixed_end and name not in named):
+            continue
+        if name in seen:
+            raise InputFileError(
+                path, f"duplicate header column (columns {seen[name] + 1} and {j + 1})", line=hline, column=name
+            )
+        seen[name] = j
+
+
 def _find_header(path: Path, lines: list[str]) -> int:
     """Index of the ``Alignment ID`` header line; explains a wrong delimiter or a missing header."""
     for i, line in enumerate(lines[: MAX_METADATA_ROWS + 1]):
@@ -255,14 +281,14 @@ def _find_header(path: Path, lines: list[str]) -> int:
 
 
 def _select_samples(
-    path: Path, lines: list[str], h: int, header: list[str], sheet_index: dict
+    path: Path, lines: list[str], h: int, header: list[str], sheet_index: dict, warnings: dict[str, int]
 ) -> list[tuple[int, dict[str, str]]]:
     """``(column index, {"type", "class"})`` for each sample column, chosen by the File type / Type row.
 
     Without a type row the sample sheet decides (columns it lists); without either, the file is rejected
     because summary columns could not be told from samples.
     """
-    label_col, meta = None, {}
+    label_col, meta, meta_line = None, {}, {}
     for i in range(h):
         cells = lines[i].split("\t")
         if not any(c.strip() for c in cells):
@@ -276,16 +302,26 @@ def _select_samples(
             raise InputFileError(path, "metadata label is not in the same column as on the rows above", line=i + 1)
         label_col = first
         meta[cells[first].strip().lower()] = [c.strip() for c in cells]
-    type_row = next((meta[k] for k in TYPE_LABELS if k in meta), None)
+        meta_line[cells[first].strip().lower()] = i + 1
+    type_key = next((k for k in TYPE_LABELS if k in meta), None)
+    type_row = meta[type_key] if type_key is not None else None
     class_row = meta.get("class")
     hline = h + 1
 
     chosen: list[tuple[int, dict[str, str]]] = []
     if type_row is not None:
         ignored = set()
+        type_line = meta_line[type_key]
         for j in range(label_col + 1, len(header)):
             t = normalize_type(type_row[j])
             if t is None:
+                if type_row[j].lower() not in SKIPPED_TYPES:
+                    log.warning(
+                        "%s, line %d, column '%s': unknown sample type '%s' in the %s row (known: %s; NA and "
+                        "Standard columns are skipped); column ignored",
+                        path, type_line, header[j], type_row[j], type_row[label_col], ", ".join(SAMPLE_TYPES),
+                    )  # fmt: skip
+                    warnings[UNKNOWN_TYPE_WARNING] = warnings.get(UNKNOWN_TYPE_WARNING, 0) + 1
                 ignored.add(type_row[j] or "<empty>")
                 continue
             chosen.append((j, {"type": t, "class": class_row[j] if class_row else ""}))

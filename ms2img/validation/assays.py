@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ms2img.errors import InputFileError
 from ms2img.validation import suites
-from ms2img.validation.events import _expectation_entry
+from ms2img.validation.events import DEFAULT_MAX_INTENSITY, _expectation_entry
 from ms2img.validation.report import (
     MAX_LISTED,
     Failure,
@@ -21,6 +22,9 @@ from ms2img.validation.report import (
 )
 
 log = logging.getLogger(__name__)
+
+# Largest assay value in magnitude: a cell like 1e308 (or 1e400, read as inf) is corrupt, not a measurement.
+MAX_ASSAY_VALUE = DEFAULT_MAX_INTENSITY
 
 
 def read_csv_strings(path: str | Path) -> pd.DataFrame:
@@ -63,6 +67,55 @@ def read_csv_strings(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(records, columns=header, index=pd.Index(lines, dtype="int64"), dtype=object)
 
 
+def _magnitude_checks(df: pd.DataFrame, path: Path, assays: Sequence[str] | None):
+    """Per assay column: values that read as numbers must be finite and within +-``MAX_ASSAY_VALUE``.
+
+    Yields ``(failure or None, expectation entry)``; cells not written as numbers (``inf``, ``n/a``) are the regex
+    check's to report, so only overflowing (``1e400``) or absurd (``1e13``) numbers fail here.
+    The failure names line, accession and value."""
+    wanted = list(assays) if assays is not None else [c for c in df.columns if c != "accession"]
+    label = f"within +-{MAX_ASSAY_VALUE:g}"
+    for a in [c for c in wanted if c in df.columns]:
+        cells = df[a]
+        numeric = cells.notna() & cells.astype(str).str.fullmatch(suites.FINITE_NUMBER_REGEX)
+        values = pd.to_numeric(cells.where(numeric), errors="coerce").to_numpy(np.float64)
+        bad = np.flatnonzero(~np.isnan(values) & ~(np.abs(values) <= MAX_ASSAY_VALUE))
+        entry = {
+            "suite": "assays",
+            "check": f"{a} {label}",
+            "expectation": "expect_column_values_to_be_between",
+            "column": a,
+            "kwargs": {"min_value": -MAX_ASSAY_VALUE, "max_value": MAX_ASSAY_VALUE},
+            "success": not len(bad),
+            "element_count": int(cells.notna().sum()),
+            "unexpected_count": len(bad),
+            "files_failed": int(bool(len(bad))),
+            "error": None,
+            "severity": "critical",
+            "per_accession": False,
+        }
+        if not len(bad):
+            yield None, entry
+            continue
+        acc = df["accession"] if "accession" in df.columns else pd.Series([None] * len(df), index=df.index)
+        shown = bad[:MAX_LISTED]
+        accs = [str(acc.iloc[i]) for i in shown]
+        f = Failure(
+            file=str(path),
+            suite="assays",
+            check=f"{a} {label} (accession {', '.join(repr(x) for x in accs[:5])})",
+            expectation="expect_column_values_to_be_between",
+            column=a,
+            unexpected_count=len(bad),
+            row_kind="line",
+            rows=[int(df.index[i]) for i in shown],
+            values=[str(cells.iloc[i]) for i in shown],
+            context=[{"accession": x} for x in accs],
+            accession=accs[0],
+        )
+        yield f, entry
+
+
 def validate_assays(
     assays_csv: str | Path,
     accessions: Sequence[str] | None = None,
@@ -99,6 +152,10 @@ def validate_assays(
             f.rows = [int(i) for i in o.index_list[:MAX_LISTED]]
             f.values = list(o.values[:MAX_LISTED])
         failures.append(f)
+    for f, entry in _magnitude_checks(df, path, assays):
+        expectations.append(entry)
+        if f is not None:
+            failures.append(f)
     n_ok = sum(e["success"] for e in expectations)
     acc = df["accession"].dropna().astype(str).unique().tolist() if "accession" in df.columns else []
     stats = {

@@ -197,3 +197,28 @@ def test_raw_replicates_merged_into_one_accession_by_sheet(mzml_file, tmp_path):
     ev = read_events(out)
     assert ev.groupby("replicate").size().to_dict() == {"r1": 6, "r2": 6}
     assert summary.warnings["sample-sheet rows matching no input"] == 1
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "contains"])
+def test_out_overlapping_an_input_is_rejected(tmp_path, where):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_lines(folder / "ACC1.txt", msdial_lines())
+    inputs, out = {
+        "same": ([folder], folder),
+        "inside": ([folder], folder / "events"),
+        "contains": ([folder / "ACC1.txt"], tmp_path),
+    }[where]
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(ConfigError, match=r"^--out .*: .*input"):
+        ingest(inputs, out)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_stems_differing_only_in_case_are_one_accession(tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    write_lines(folder / "ACC0001.txt", msdial_lines())
+    write_lines(folder / "acc0001.txt", msdial_lines())
+    with pytest.raises(InputFileError, match="acc0001.txt: maps to the same accession .*ACC0001.txt"):
+        plan([folder])

@@ -170,3 +170,33 @@ def test_sample_sheet_path_is_accepted(msdial_file, tmp_path):
     sheet.write_text("sample,accession,replicate\ns1,X,a\ns2,X,b\n")
     result = read_msdial(msdial_file, sample_sheet=sheet)
     assert result.samples["accession"].tolist() == ["X", "X", "qc", "blank"]
+
+
+@pytest.mark.parametrize("name", ["Average Mz", "MS/MS spectrum"])
+def test_duplicated_header_column_is_rejected(tmp_path, name):
+    lines = msdial_lines()
+    h = len(META)
+    header = lines[h].split("\t")
+    at = header.index(name)
+    lines = [
+        "\t".join(f[: at + 1] + f[at : at + 1] + f[at + 1 :]) for f in (ln.split("\t") for ln in lines)
+    ]  # the column twice, metadata rows padded alike
+    path = write_lines(tmp_path / "dup.txt", lines)
+    with pytest.raises(InputFileError, match=rf"dup.txt, line {h + 1}, column '{name}': .*duplicate"):
+        read_msdial(path)
+
+
+def test_duplicate_summary_column_names_are_still_fine(test_data):
+    assert len(read_msdial(test_data / "MSDIAL_Alignment_result_LC-MS.txt").samples) == 5
+
+
+def test_unknown_sample_type_warns_naming_column_and_known_types(tmp_path, caplog):
+    meta = {**META, "File type": ["Sampel", "Sample", "QC", "Blank", "NA"]}
+    path = write_lines(tmp_path / "typo.txt", msdial_lines(meta=meta))
+    with caplog.at_level("WARNING", logger="ms2img.io.msdial"):
+        result = read_msdial(path)
+    assert result.samples["sample"].tolist() == ["s2", "qc", "blank"]
+    msg = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(msg) == 1 and "column 's1'" in msg[0] and "'Sampel'" in msg[0] and "Sample, QC, Blank" in msg[0]
+    assert "typo.txt, line 2" in msg[0]
+    assert any("unknown sample type" in k for k in result.warnings)
