@@ -67,7 +67,10 @@ def fit_rf_image(cohort: Path, work: Path, size: str, assays: list[str], trees: 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cohort", type=Path, required=True, help="folder with raw/ (truth.csv), events/, images/")
+    ap.add_argument("--cohort", type=Path, default=None, help="folder with raw/ (truth.csv), events/, images/")
+    ap.add_argument("--project", type=Path, default=None,
+                    help="score the drivers a pipeline run already wrote (PROJECT/reports/<assay>/drivers.csv, "
+                         "e.g. after `make demo`) against PROJECT/data/raw/truth.csv; nothing is refitted")  # fmt: skip
     ap.add_argument("--work", type=Path, default=None, help="models/ and reports/ go here (default <cohort>/work)")
     ap.add_argument("--models-dir", type=Path, default=None)
     ap.add_argument("--reports-dir", type=Path, default=None)
@@ -81,6 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from ms2img.explain.evaluate import precision_at_k, read_truth
+
+    if args.project is not None:
+        truth = read_truth(args.project / "data" / "raw" / "truth.csv")
+        print(f"{'assay':<9} {'precision@' + str(args.k):>13} {'annotated share':>16}")
+        for assay in args.assay or list(ASSAYS):
+            r = precision_at_k(pd.read_csv(args.project / "reports" / assay / "drivers.csv"), truth, assay, k=args.k)
+            print(f"{assay:<9} {r['precision']:>13.2f} {r['annotated_share']:>16.2f}")
+        return 0
+    if args.cohort is None:
+        ap.error("give --cohort (fit and explain) or --project (score a pipeline run's drivers)")
     from ms2img.explain.pipeline import ExplainConfig, explain_assay
 
     work = args.work or args.cohort / "work"

@@ -124,8 +124,9 @@ def _discover_assays(root: Path, metrics_dir: Path, reports_dir: Path, params: d
         names += [str(a) for a in labels["assays"]]
     if metrics_dir.is_dir():
         for p in sorted(metrics_dir.glob("*.json")):
-            stem = p.stem.removesuffix("_resolution")
-            names.append(stem)
+            if p.stem.endswith(("_resolution", "_promotion")):  # files about an assay, not assays
+                continue
+            names.append(p.stem)
     if reports_dir.is_dir():
         for d in sorted(p for p in reports_dir.iterdir() if p.is_dir()):
             if any((d / f).is_file() for f in ("oof.csv", "folds.csv", "selection.json")):
