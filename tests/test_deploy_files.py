@@ -254,8 +254,8 @@ def test_serve_image_healthcheck_and_serve_command():
     assert re.match(r"PYTHON_IMAGE=python:3\.11[\w.-]*-slim", base)
     entry = (DOCKER / "serve-entrypoint.sh").read_text(encoding="utf-8")
     assert "models:/${MODEL_NAME}@${MODEL_ALIAS}" in entry
-    assert "--env-manager local" in entry
-    assert "-h 0.0.0.0" in entry
+    assert "ms2img.serving_app:app_from_env" in entry  # the guarded app, not bare `mlflow models serve`
+    assert "--host 0.0.0.0" in entry
     assert "MLFLOW_TRACKING_URI" in entry
 
 
