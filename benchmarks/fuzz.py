@@ -42,9 +42,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MS2IMG = ROOT / ".venv" / "bin" / "ms2img"
@@ -100,7 +101,7 @@ def classify(run: Run, sub: str) -> tuple[str, str]:
     lines = [ln for ln in run.err.splitlines() if ln.strip() and not LOG_LINE.match(ln)]
     prefix = f"ms2img {sub}: error:"
     if len(lines) == 1 and lines[0].startswith(prefix):
-        if FILE_TOKEN.search(lines[0][len(prefix):]):
+        if FILE_TOKEN.search(lines[0][len(prefix) :]):
             return "clean error", lines[0][:300]
         return "unclear error", "names no file: " + lines[0][:300]
     return "unclear error", f"rc={run.rc}, {len(lines)} non-log stderr line(s): " + " | ".join(lines)[:300]
@@ -299,51 +300,80 @@ def exports_cases() -> list[Case]:
 
     # -- truncation, garbage, encodings
     add("truncated mid-row (60% of bytes)", "reject", raw(lambda b: b[: int(len(b) * 0.6)]))
-    add("truncated mid-cell inside MS/MS string", "reject",
-        raw(lambda b: b[: b.index(b"\n", int(len(b) * 0.5)) - 400]))
-    add("truncated to header only (no rows)", "reject",
-        raw(lambda b: b[: b.index(b"\n", b.index(b"Alignment ID")) + 1]))
+    add("truncated mid-cell inside MS/MS string", "reject", raw(lambda b: b[: b.index(b"\n", int(len(b) * 0.5)) - 400]))
+    add(
+        "truncated to header only (no rows)", "reject", raw(lambda b: b[: b.index(b"\n", b.index(b"Alignment ID")) + 1])
+    )
     add("truncated inside metadata rows (no header)", "reject", raw(lambda b: b[:300]))
     add("empty file (0 bytes)", "reject", raw(lambda b: b""))
     add("binary garbage (64 KiB random)", "reject", raw(lambda b: random_bytes(65536)))
     add("valid file + 4 KiB NUL bytes appended", "reject", raw(lambda b: b + b"\0" * 4096))
     add("gzip-compressed export named .txt", "reject", raw(lambda b: __import__("gzip").compress(b)))
     add("UTF-16 LE with BOM", "either", raw(lambda b: b.decode().encode("utf-16")))
-    add("Windows-1252 metabolite name (é)", "accept",
-        mutate(lambda e: e.set("Metabolite name", lambda i, r: "Quercétine", rows={2}), encoding="cp1252"))
-    add("invalid UTF-8 bytes inside a height cell", "reject",
-        raw(lambda b: b.replace(b"\t0\t", b"\t\xff\xfe\t", 1) if b"\t0\t" in b else b + b"\xff"))
+    add(
+        "Windows-1252 metabolite name (é)",
+        "accept",
+        mutate(lambda e: e.set("Metabolite name", lambda i, r: "Quercétine", rows={2}), encoding="cp1252"),
+    )
+    add(
+        "invalid UTF-8 bytes inside a height cell",
+        "reject",
+        raw(lambda b: b.replace(b"\t0\t", b"\t\xff\xfe\t", 1) if b"\t0\t" in b else b + b"\xff"),
+    )
     add("UTF-8 BOM", "accept", raw(lambda b: b"\xef\xbb\xbf" + b))
     add("CRLF line endings", "accept", mutate(lambda e: None, eol="\r\n"))
     add("BOM + CRLF", "accept", raw(lambda b: b"\xef\xbb\xbf" + b.replace(b"\n", b"\r\n")))
-    add("mixed CRLF / LF lines", "accept",
-        raw(lambda b: b"\n".join(ln + (b"\r" if i % 2 else b"") for i, ln in enumerate(b.split(b"\n")))))
+    add(
+        "mixed CRLF / LF lines",
+        "accept",
+        raw(lambda b: b"\n".join(ln + (b"\r" if i % 2 else b"") for i, ln in enumerate(b.split(b"\n")))),
+    )
     add("CR-only line endings (old Mac)", "either", raw(lambda b: b.replace(b"\n", b"\r")))
     add("blank lines between rows", "accept", raw(lambda b: b.replace(b"\n", b"\n\n", 30)))
     add("trailing whitespace-only lines", "accept", raw(lambda b: b + b"   \n\t\t\n\n"))
-    add("NUL byte inside a metabolite name", "reject",
-        mutate(lambda e: e.set("Metabolite name", lambda i, r: "Quer\0cetin", rows={2})))
+    add(
+        "NUL byte inside a metabolite name",
+        "reject",
+        mutate(lambda e: e.set("Metabolite name", lambda i, r: "Quer\0cetin", rows={2})),
+    )
     # -- header columns
     add("missing column 'MS/MS spectrum'", "reject", mutate(lambda e: e.drop("MS/MS spectrum")))
     add("missing column 'Average Mz'", "reject", mutate(lambda e: e.drop("Average Mz")))
     add("missing column 'Alignment ID' (header starts elsewhere)", "reject", mutate(lambda e: e.drop("Alignment ID")))
     add("missing column 'Average Rt(min)'", "reject", mutate(lambda e: e.drop("Average Rt(min)")))
     add("renamed 'Average Mz' -> 'Average m/z'", "reject", mutate(rename_header("Average Mz", "Average m/z")))
-    add("header names with trailing spaces", "accept",
-        mutate(lambda e: setattr(e, "header", [h + " " for h in e.header])))
-    add("duplicated 'Average Mz' column (2nd one +100 Da)", "reject",
-        mutate(duplicate_column("Average Mz", lambda i, r: f"{float(r[2]) + 100:.5f}")))
-    add("duplicated 'MS/MS spectrum' column (2nd one different)", "reject",
-        mutate(duplicate_column("MS/MS spectrum", lambda i, r: "500.0:1000")))
-    add("two sample columns with the same name (r2 renamed r1)", "reject",
-        mutate(rename_header("ACC0002_r2", "ACC0002_r1")))
+    add(
+        "header names with trailing spaces",
+        "accept",
+        mutate(lambda e: setattr(e, "header", [h + " " for h in e.header])),
+    )
+    add(
+        "duplicated 'Average Mz' column (2nd one +100 Da)",
+        "reject",
+        mutate(duplicate_column("Average Mz", lambda i, r: f"{float(r[2]) + 100:.5f}")),
+    )
+    add(
+        "duplicated 'MS/MS spectrum' column (2nd one different)",
+        "reject",
+        mutate(duplicate_column("MS/MS spectrum", lambda i, r: "500.0:1000")),
+    )
+    add(
+        "two sample columns with the same name (r2 renamed r1)",
+        "reject",
+        mutate(rename_header("ACC0002_r2", "ACC0002_r1")),
+    )
     add("no metadata rows above header", "either", mutate(lambda e: setattr(e, "meta", [])))
-    add("'File type' row says Blank for every column (no samples)", "reject",
-        mutate(lambda e: e.meta.__setitem__(1, re.sub(r"\t(Sample|QC)\b", "\tBlank", e.meta[1]))))
-    add("unknown sample type 'Sampel'", "reject",
-        mutate(lambda e: e.meta.__setitem__(1, e.meta[1].replace("\tSample", "\tSampel", 1))))
-    add("header only, 200k tab columns", "reject",
-        raw(lambda b: b"Alignment ID" + b"\tX" * 200_000 + b"\n"))
+    add(
+        "'File type' row says Blank for every column (no samples)",
+        "reject",
+        mutate(lambda e: e.meta.__setitem__(1, re.sub(r"\t(Sample|QC)\b", "\tBlank", e.meta[1]))),
+    )
+    add(
+        "unknown sample type 'Sampel'",
+        "reject",
+        mutate(lambda e: e.meta.__setitem__(1, e.meta[1].replace("\tSample", "\tSampel", 1))),
+    )
+    add("header only, 200k tab columns", "reject", raw(lambda b: b"Alignment ID" + b"\tX" * 200_000 + b"\n"))
     # -- ragged rows
     add("one row with 5 cells fewer", "reject", mutate(lambda e: e.rows.__setitem__(4, e.rows[4][:-5])))
     add("one row with 3 extra cells", "reject", mutate(lambda e: e.rows[4].extend(["1", "2", "3"])))
@@ -360,17 +390,22 @@ def exports_cases() -> list[Case]:
     add("height with decimal comma '12,5'", "reject", mutate(first_sample_cell("12,5")))
     add("height with thousands separator '1,234'", "reject", mutate(first_sample_cell("1,234")))
     add("height hex '0x10'", "reject", mutate(first_sample_cell("0x10")))
-    add("all heights of one replicate = 0", "either",
-        mutate(lambda e: e.set(e.samples()[0], lambda i, r: "0")))
-    add("all sample heights of the file = 0 (nothing detected)", "reject",
-        mutate(lambda e: [e.set(s, lambda i, r: "0") for s in e.samples()]))
+    add("all heights of one replicate = 0", "either", mutate(lambda e: e.set(e.samples()[0], lambda i, r: "0")))
+    add(
+        "all sample heights of the file = 0 (nothing detected)",
+        "reject",
+        mutate(lambda e: [e.set(s, lambda i, r: "0") for s in e.samples()]),
+    )
     # -- values: precursor / RT / IDs
     add("precursor m/z negative", "reject", mutate(lambda e: e.set("Average Mz", lambda i, r: "-5", rows={3})))
     add("precursor m/z 0", "reject", mutate(lambda e: e.set("Average Mz", lambda i, r: "0", rows={3})))
     add("precursor m/z 'nan'", "reject", mutate(lambda e: e.set("Average Mz", lambda i, r: "nan", rows={3})))
     add("precursor m/z 1e308", "reject", mutate(lambda e: e.set("Average Mz", lambda i, r: "1e308", rows={3})))
-    add("precursor m/z 50000 (above mz_max 2000)", "reject",
-        mutate(lambda e: e.set("Average Mz", lambda i, r: "50000", rows={3})))
+    add(
+        "precursor m/z 50000 (above mz_max 2000)",
+        "reject",
+        mutate(lambda e: e.set("Average Mz", lambda i, r: "50000", rows={3})),
+    )
     add("precursor m/z empty", "reject", mutate(lambda e: e.set("Average Mz", lambda i, r: "", rows={3})))
     add("RT negative", "reject", mutate(lambda e: e.set("Average Rt(min)", lambda i, r: "-1", rows={3})))
     add("RT 'inf'", "reject", mutate(lambda e: e.set("Average Rt(min)", lambda i, r: "inf", rows={3})))
@@ -395,20 +430,39 @@ def exports_cases() -> list[Case]:
     add("MS/MS triple 'a:b:c'", "reject", mutate(msms_cell(lambda c, p: "60.1:5:9 70.2:6")))
     add("MS/MS duplicate fragment m/z", "either", mutate(msms_cell(lambda c, p: "60.1:5 60.1:7 70.2:6")))
     add("empty MS/MS in every row of one file", "reject", mutate(lambda e: e.set("MS/MS spectrum", lambda i, r: "")))
-    add("empty MS/MS in every row of every file", "reject",
-        mutate(lambda e: e.set("MS/MS spectrum", lambda i, r: ""), target="*"))
-    add("fragments above precursor on every row of every file", "reject",
-        mutate(msms_cell(lambda c, p: f"{p + 10:.4f}:500 {p + 30:.4f}:800 {p + 50:.4f}:300", rows=None), target="*"))
-    add("fragments above precursor on every row of one file", "reject",
-        mutate(msms_cell(lambda c, p: f"{p + 10:.4f}:500 {p + 30:.4f}:800", rows=None)))
-    add("fragment m/z 5000 (above mz_max) on every row", "reject",
-        mutate(msms_cell(lambda c, p: "5000.0:100 5001.0:200", rows=None)))
+    add(
+        "empty MS/MS in every row of every file",
+        "reject",
+        mutate(lambda e: e.set("MS/MS spectrum", lambda i, r: ""), target="*"),
+    )
+    add(
+        "fragments above precursor on every row of every file",
+        "reject",
+        mutate(msms_cell(lambda c, p: f"{p + 10:.4f}:500 {p + 30:.4f}:800 {p + 50:.4f}:300", rows=None), target="*"),
+    )
+    add(
+        "fragments above precursor on every row of one file",
+        "reject",
+        mutate(msms_cell(lambda c, p: f"{p + 10:.4f}:500 {p + 30:.4f}:800", rows=None)),
+    )
+    add(
+        "fragment m/z 5000 (above mz_max) on every row",
+        "reject",
+        mutate(msms_cell(lambda c, p: "5000.0:100 5001.0:200", rows=None)),
+    )
     # -- huge lines
-    add("huge line: 20 MB metabolite name", "either",
-        mutate(lambda e: e.set("Metabolite name", lambda i, r: "X" * 20_000_000, rows={2})))
-    add("huge MS/MS cell: 300k fragments", "either",
-        mutate(msms_cell(lambda c, p: " ".join(f"{50 + k * 1e-3:.4f}:{k % 97 + 1}" for k in range(300_000)))))
+    add(
+        "huge line: 20 MB metabolite name",
+        "either",
+        mutate(lambda e: e.set("Metabolite name", lambda i, r: "X" * 20_000_000, rows={2})),
+    )
+    add(
+        "huge MS/MS cell: 300k fragments",
+        "either",
+        mutate(msms_cell(lambda c, p: " ".join(f"{50 + k * 1e-3:.4f}:{k % 97 + 1}" for k in range(300_000)))),
+    )
     add("5 MB single line, no newline, no header", "reject", raw(lambda b: b"A" * 5_000_000))
+
     # -- folder / naming
     def two_names(case_dir, ex):
         shutil.copy(ex / "ACC0001.txt", ex / "ACC0001.tsv")
@@ -431,15 +485,21 @@ def exports_cases() -> list[Case]:
         shutil.copy(ex / "ACC0001.txt", ex / "ACC0007.txt" / "inner.txt")
 
     add("directory named ACC0007.txt inside the folder", "either", custom(dir_like_file))
-    add("directory named ACC0007.txt given explicitly", "reject",
-        custom(lambda d, ex: (dir_like_file(d, ex), [str(ex / "ACC0001.txt"), str(ex / "ACC0007.txt")])[1]))
+    add(
+        "directory named ACC0007.txt given explicitly",
+        "reject",
+        custom(lambda d, ex: (dir_like_file(d, ex), [str(ex / "ACC0001.txt"), str(ex / "ACC0007.txt")])[1]),
+    )
 
     def dangling(case_dir, ex):
         (ex / "ACC0008.txt").symlink_to(case_dir / "does-not-exist.txt")
 
     add("dangling symlink ACC0008.txt in the folder", "either", custom(dangling))
-    add("explicit input that does not exist", "reject",
-        custom(lambda d, ex: [str(ex / "ACC0001.txt"), str(ex / "nope.txt")]))
+    add(
+        "explicit input that does not exist",
+        "reject",
+        custom(lambda d, ex: [str(ex / "ACC0001.txt"), str(ex / "nope.txt")]),
+    )
 
     def readme(case_dir, ex):
         (ex / "README.txt").write_text("These are the exports of the 2024 run.\nAsk Ana.\n")
@@ -459,8 +519,12 @@ def exports_cases() -> list[Case]:
         (ex / "ACC0001.txt").write_text(e.text())
         return [str(ex / "ACC0001.txt")]
 
-    add("single export, sample columns '../../evil' and '' (column mode)", "reject", custom(single_traversal),
-        post=lambda d: [f"file escaped OUT: {p}" for p in d.parent.rglob("evil*")])
+    add(
+        "single export, sample columns '../../evil' and '' (column mode)",
+        "reject",
+        custom(single_traversal),
+        post=lambda d: [f"file escaped OUT: {p}" for p in d.parent.rglob("evil*")],
+    )
 
     def single_clash(case_dir, ex):
         e = Export(ex / "ACC0001.txt")
@@ -471,16 +535,31 @@ def exports_cases() -> list[Case]:
 
     add("single export, sample columns 'S/1' and 'S_1' (same file name)", "reject", custom(single_clash))
     # -- --out problems and the existing output
-    add("--out is an existing file", "reject", custom(lambda d, ex: [str(ex)]),
-        out_args=lambda d: ["--out", str(_touch(d / "out.file"))], validate=False)
-    add("--out under a file (not a directory)", "reject", custom(lambda d, ex: [str(ex)]),
-        out_args=lambda d: ["--out", str(_touch(d / "plainfile") / "sub")], validate=False)
-    add("--out in /proc (unwritable)", "reject", custom(lambda d, ex: [str(ex)]),
-        out_args=lambda d: ["--out", "/proc/ms2img-fuzz-out"], validate=False)
+    add(
+        "--out is an existing file",
+        "reject",
+        custom(lambda d, ex: [str(ex)]),
+        out_args=lambda d: ["--out", str(_touch(d / "out.file"))],
+        validate=False,
+    )
+    add(
+        "--out under a file (not a directory)",
+        "reject",
+        custom(lambda d, ex: [str(ex)]),
+        out_args=lambda d: ["--out", str(_touch(d / "plainfile") / "sub")],
+        validate=False,
+    )
+    add(
+        "--out in /proc (unwritable)",
+        "reject",
+        custom(lambda d, ex: [str(ex)]),
+        out_args=lambda d: ["--out", "/proc/ms2img-fuzz-out"],
+        validate=False,
+    )
     add("--out = the input folder itself", "reject", custom(lambda d, ex: [str(ex)]),
         out_args=lambda d: ["--out", str(d / "exports")],
         post=lambda d: [] if len(list((d / "exports").glob("*.txt"))) == 6 else
-        [f"input exports lost: {sorted(p.name for p in (d / 'exports').iterdir()) if (d / 'exports').exists() else 'folder gone'}"],
+        [f"input exports lost: {_listing(d / 'exports')}"],
         validate=False)  # fmt: skip
     add("--out = the folder that holds the inputs", "reject", custom(lambda d, ex: [str(ex)]),
         out_args=lambda d: ["--out", str(d)],
@@ -524,8 +603,11 @@ def assays_cases(good_csv: Path) -> list[Case]:
         ("missing accession column (renamed 'id')", "reject", table(["id", *head[1:]], body)),
         ("no accession header at all (data only)", "reject", table(body[0], body[1:])),
         ("duplicate accession row, same values", "reject", table(head, [*body, body[0]])),
-        ("duplicate accession row, conflicting values", "reject",
-         table(head, [*body, [body[0][0], "99", "99", "99", "99"]])),
+        (
+            "duplicate accession row, conflicting values",
+            "reject",
+            table(head, [*body, [body[0][0], "99", "99", "99", "99"]]),
+        ),
         ("text value 'high' in DPPH", "reject", with_cell(0, 1, "high")),
         ("empty cell (NaN) in DPPH", "either", with_cell(0, 1, "")),
         ("'nan' literal in DPPH", "either", with_cell(0, 1, "nan")),
@@ -541,8 +623,7 @@ def assays_cases(good_csv: Path) -> list[Case]:
         ("no assay columns (accession only)", "reject", table(head[:1], [r[:1] for r in body])),
         ("duplicated column name DPPH", "reject", table([*head, "DPPH"], [[*r, "1"] for r in body])),
         ("semicolon-separated", "reject", table(head, body).replace(",", ";")),
-        ("decimal commas, semicolon-separated", "reject",
-         table(head, body).replace(",", ";").replace(".", ",")),
+        ("decimal commas, semicolon-separated", "reject", table(head, body).replace(",", ";").replace(".", ",")),
         ("UTF-8 BOM", "accept", "\ufeff" + table(head, body)),
         ("CRLF", "accept", table(head, body).replace("\n", "\r\n")),
         ("ragged row (one cell short)", "reject", table(head, body).replace(body[2][-1] + "\n", "\n", 1)),
@@ -555,6 +636,7 @@ def assays_cases(good_csv: Path) -> list[Case]:
     ]
     out = []
     for name, expect, content in cases:
+
         def build(case_dir: Path, good: Path, content=content) -> list[str]:
             p = case_dir / "assays.csv"
             if content is None:
@@ -604,7 +686,7 @@ def run_export_case(case: Case, work: Path, good_exports: Path, good_out: Path, 
             extra = set(os.listdir(out_path.parent)) - siblings_before
             if extra:
                 notes.append(f"leftovers beside OUT after the failure: {sorted(extra)}")
-    summary = (r.out.strip().splitlines() or [""])
+    summary = r.out.strip().splitlines() or [""]
     summary_txt = " / ".join(ln.strip() for ln in summary if ln.strip())[:400]
     warned = "warning" in (r.out + r.err).lower()
     secs = r.secs
@@ -644,7 +726,7 @@ class _DummyFamily:
     """Stands in for a fitted FamilyModel: image family, 75x70 render, constant probability."""
 
     family = "rf-image"
-    card = {"render": {"width": 75, "height": 70, "transform": "sqrt"}}
+    card = {"render": {"width": 75, "height": 70, "transform": "sqrt"}}  # noqa: RUF012 - read-only stand-in
     threshold = 0.5
     assay = "DPPH"
 
@@ -725,16 +807,15 @@ async def asgi_call(app, method: str, path: str, headers: list[tuple[str, str]],
     }  # fmt: skip
     try:
         await asyncio.wait_for(app(scope, receive, send), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return resp["status"], resp["body"], "timeout"
-    except Exception as exc:  # an exception out of the app = the server's 500 + traceback
+    except Exception as exc:  # noqa: BLE001 - an exception out of the app = the server's 500 + traceback
         return resp["status"], resp["body"], f"{exc.__class__.__name__}: {exc}"[:300]
     return resp["status"], resp["body"], None
 
 
 def serving_requests(good_rows: list[dict]) -> list[tuple[str, str, dict]]:
     """(name, expect, request spec): spec keys method, path, ctype, body (bytes) or chunks, clen, disconnect."""
-    J = "application/json"
     R = lambda rows: json.dumps({"dataframe_records": rows}).encode()  # noqa: E731
     row = good_rows[0]
 
@@ -742,34 +823,55 @@ def serving_requests(good_rows: list[dict]) -> list[tuple[str, str, dict]]:
         return [{**r, **kw} for r in good_rows]
 
     deep = b"[" * 100_000 + b"]" * 100_000
-    deep_dict = ("{\"a\":" * 40 + "1" + "}" * 40).encode()
+    deep_dict = ('{"a":' * 40 + "1" + "}" * 40).encode()
     big_msms = " ".join(f"{60 + k * 1e-3:.4f}:{k % 97 + 1}" for k in range(300_000))
     return [
         ("good request (control)", "accept", {"body": R(good_rows)}),
         ("no Content-Type", "reject", {"ctype": None, "body": R(good_rows)}),
         ("Content-Type text/plain", "reject", {"ctype": "text/plain", "body": R(good_rows)}),
-        ("application/json; charset=latin-1 (forwarded to MLflow)", "either",
-         {"ctype": "application/json; charset=latin-1", "body": R(good_rows)}),
-        ("application/json; foo=bar (forwarded)", "either", {"ctype": "application/json; foo=bar", "body": R(good_rows)}),
+        (
+            "application/json; charset=latin-1 (forwarded to MLflow)",
+            "either",
+            {"ctype": "application/json; charset=latin-1", "body": R(good_rows)},
+        ),
+        (
+            "application/json; foo=bar (forwarded)",
+            "either",
+            {"ctype": "application/json; foo=bar", "body": R(good_rows)},
+        ),
         ("Content-Length 'abc'", "reject", {"clen": "abc", "body": R(good_rows)}),
         ("Content-Length -1", "reject", {"clen": "-1", "body": R(good_rows)}),
         ("Content-Length 10 GB", "reject", {"clen": str(10 * 2**30), "body": R(good_rows)}),
-        ("streamed 9 MB without Content-Length (limit 8 MB)", "reject",
-         {"clen": None, "chunks": [b"[" + b" " * (1 << 20)] * 9}),
+        (
+            "streamed 9 MB without Content-Length (limit 8 MB)",
+            "reject",
+            {"clen": None, "chunks": [b"[" + b" " * (1 << 20)] * 9},
+        ),
         ("client disconnects mid-body", "reject", {"clen": None, "chunks": [b"{", b"}"], "disconnect": 1}),
         ("empty body", "reject", {"body": b""}),
         ("whitespace body", "reject", {"body": b"  \n "}),
-        ("invalid JSON", "reject", {"body": b"{\"dataframe_records\": [1,"}),
-        ("invalid UTF-8 in JSON", "reject", {"body": b"{\"dataframe_records\": [\"\xff\xfe\"]}"}),
+        ("invalid JSON", "reject", {"body": b'{"dataframe_records": [1,'}),
+        ("invalid UTF-8 in JSON", "reject", {"body": b'{"dataframe_records": ["\xff\xfe"]}'}),
         ("UTF-8 BOM before JSON", "either", {"body": b"\xef\xbb\xbf" + R(good_rows)}),
         ("100k-deep nested list", "reject", {"body": deep}),
         ("40-deep nested object", "reject", {"body": deep_dict}),
         ("top-level JSON array", "reject", {"body": json.dumps(good_rows).encode()}),
-        ("top-level JSON string", "reject", {"body": b"\"hello\""}),
-        ("both dataframe_split and dataframe_records", "reject",
-         {"body": json.dumps({"dataframe_records": good_rows, "dataframe_split": {"columns": [], "data": []}}).encode()}),
+        ("top-level JSON string", "reject", {"body": b'"hello"'}),
+        (
+            "both dataframe_split and dataframe_records",
+            "reject",
+            {
+                "body": json.dumps(
+                    {"dataframe_records": good_rows, "dataframe_split": {"columns": [], "data": []}}
+                ).encode()
+            },
+        ),
         ("dataframe_records is an object", "reject", {"body": json.dumps({"dataframe_records": row}).encode()}),
-        ("dataframe_records row is a list", "reject", {"body": json.dumps({"dataframe_records": [list(row.values())]}).encode()}),
+        (
+            "dataframe_records row is a list",
+            "reject",
+            {"body": json.dumps({"dataframe_records": [list(row.values())]}).encode()},
+        ),
         ("dataframe_records = []", "reject", {"body": R([])}),
         ("dataframe_records = [{}]", "reject", {"body": R([{}])}),
         ("row missing 'msms'", "reject", {"body": R([*good_rows, {k: v for k, v in row.items() if k != "msms"}])}),
@@ -778,8 +880,11 @@ def serving_requests(good_rows: list[dict]) -> list[tuple[str, str, dict]]:
         ("precursor_mz NaN (JSON NaN literal)", "reject", {"body": R(mod(precursor_mz=math.nan))}),
         ("precursor_mz Infinity", "reject", {"body": R(mod(precursor_mz=math.inf))}),
         ("precursor_mz 1e308", "reject", {"body": R(mod(precursor_mz=1e308))}),
-        ("precursor_mz 10**400 (huge integer)", "reject",
-         {"body": json.dumps({"dataframe_records": mod(precursor_mz=10**400)}).encode()}),
+        (
+            "precursor_mz 10**400 (huge integer)",
+            "reject",
+            {"body": json.dumps({"dataframe_records": mod(precursor_mz=10**400)}).encode()},
+        ),
         ("precursor_mz null", "reject", {"body": R(mod(precursor_mz=None))}),
         ("precursor_mz [1,2] (nested)", "reject", {"body": R(mod(precursor_mz=[1, 2]))}),
         ("precursor_mz {} (object)", "reject", {"body": R(mod(precursor_mz={"a": 1}))}),
@@ -792,31 +897,67 @@ def serving_requests(good_rows: list[dict]) -> list[tuple[str, str, dict]]:
         ("msms a number", "reject", {"body": R(mod(msms=123.4))}),
         ("msms fragment intensity 1e308", "reject", {"body": R(mod(msms="100.0:1e308 120.0:5"))}),
         ("msms fragment intensity nan", "reject", {"body": R(mod(msms="100.0:nan 120.0:5"))}),
-        ("msms fragments above precursor only", "reject",
-         {"body": R([{**r, "msms": f"{r['precursor_mz'] + 20:.3f}:100"} for r in good_rows])}),
+        (
+            "msms fragments above precursor only",
+            "reject",
+            {"body": R([{**r, "msms": f"{r['precursor_mz'] + 20:.3f}:100"} for r in good_rows])},
+        ),
         ("msms 300k fragments in one row", "either", {"body": R([*good_rows, {**row, "msms": big_msms}])}),
         ("accession null", "reject", {"body": R(mod(accession=None))}),
         ("accession a number", "either", {"body": R(mod(accession=7))}),
         ("accession 1 MB string", "either", {"body": R(mod(accession="A" * (1 << 20)))}),
         ("accession NaN", "reject", {"body": R(mod(accession=math.nan))}),
         ("rows above max_rows (1001 > 1000)", "reject", {"body": R([row] * 1001)}),
-        ("dataframe_split columns not a list", "reject",
-         {"body": json.dumps({"dataframe_split": {"columns": "x", "data": []}}).encode()}),
-        ("dataframe_split rows of wrong length", "reject",
-         {"body": json.dumps({"dataframe_split": {"columns": list(row), "data": [[1, 2]]}}).encode()}),
-        ("dataframe_split duplicated columns", "reject",
-         {"body": json.dumps({"dataframe_split": {"columns": [*row, "msms"], "data": [[*row.values(), "1:1"]]}}).encode()}),
+        (
+            "dataframe_split columns not a list",
+            "reject",
+            {"body": json.dumps({"dataframe_split": {"columns": "x", "data": []}}).encode()},
+        ),
+        (
+            "dataframe_split rows of wrong length",
+            "reject",
+            {"body": json.dumps({"dataframe_split": {"columns": list(row), "data": [[1, 2]]}}).encode()},
+        ),
+        (
+            "dataframe_split duplicated columns",
+            "reject",
+            {
+                "body": json.dumps(
+                    {"dataframe_split": {"columns": [*row, "msms"], "data": [[*row.values(), "1:1"]]}}
+                ).encode()
+            },
+        ),
         ("'instances' list of rows", "either", {"body": json.dumps({"instances": good_rows}).encode()}),
-        ("'inputs' dict of columns", "either",
-         {"body": json.dumps({"inputs": {k: [r[k] for r in good_rows] for k in row}}).encode()}),
-        ("'params' with junk", "either", {"body": json.dumps({"dataframe_records": good_rows, "params": {"x": [1]}}).encode()}),
-        ("duplicate JSON keys in a row", "either",
-         {"body": R([row]).replace(b"\"msms\":", b"\"msms\": \"1:1\", \"msms\":", 1)}),
+        (
+            "'inputs' dict of columns",
+            "either",
+            {"body": json.dumps({"inputs": {k: [r[k] for r in good_rows] for k in row}}).encode()},
+        ),
+        (
+            "'params' with junk",
+            "either",
+            {"body": json.dumps({"dataframe_records": good_rows, "params": {"x": [1]}}).encode()},
+        ),
+        (
+            "duplicate JSON keys in a row",
+            "either",
+            {"body": R([row]).replace(b'"msms":', b'"msms": "1:1", "msms":', 1)},
+        ),
         ("JSON body with Content-Type text/csv", "reject", {"ctype": "text/csv", "body": R(good_rows)}),
-        ("valid CSV body (text/csv, forwarded)", "either",
-         {"ctype": "text/csv", "body": ("accession,precursor_mz,precursor_intensity,rt_min,msms\n"
-                                        + "".join(f"{r['accession']},{r['precursor_mz']},{r['precursor_intensity']},"
-                                                  f"{r['rt_min']},{r['msms']}\n" for r in good_rows)).encode()}),
+        (
+            "valid CSV body (text/csv, forwarded)",
+            "either",
+            {
+                "ctype": "text/csv",
+                "body": (
+                    "accession,precursor_mz,precursor_intensity,rt_min,msms\n"
+                    + "".join(
+                        f"{r['accession']},{r['precursor_mz']},{r['precursor_intensity']},{r['rt_min']},{r['msms']}\n"
+                        for r in good_rows
+                    )
+                ).encode(),
+            },
+        ),
         ("garbage CSV (text/csv)", "reject", {"ctype": "text/csv", "body": random_bytes(2000, 2)}),
         ("parquet content-type with garbage", "reject", {"ctype": "application/x-parquet", "body": b"PAR1junk"}),
         ("GET /invocations", "reject", {"method": "GET", "body": b""}),
@@ -840,8 +981,12 @@ def run_serving(work: Path, good_out: Path, timeout: float) -> tuple[list[Outcom
     req = events_to_request(ev)
     req = req[req["msms"].astype(str).str.len() > 0].head(40)
     good_rows = json.loads(req.to_json(orient="records"))
-    setup = [f"serving app built in {time.perf_counter() - t0:.1f} s (MLflow scoring app + ms2img FamilyPredictor, "
-             f"dummy estimator; max_bytes 8 MiB, max_rows 1000; {len(good_rows)}-row good request)"]  # fmt: skip
+    setup = [
+        (
+            f"serving app built in {time.perf_counter() - t0:.1f} s (MLflow scoring app + ms2img FamilyPredictor, "
+            f"dummy estimator; max_bytes 8 MiB, max_rows 1000; {len(good_rows)}-row good request)"
+        )
+    ]
     catcher = _LogCatcher()
     logging.getLogger().addHandler(catcher)
     logging.getLogger().setLevel(logging.INFO)
@@ -862,8 +1007,15 @@ def run_serving(work: Path, good_out: Path, timeout: float) -> tuple[list[Outcom
         n_before = len(catcher.records)
         t = time.perf_counter()
         status, resp, err = loop.run_until_complete(
-            asgi_call(app, spec.get("method", "POST"), spec.get("path", "/invocations"), headers, chunks,
-                      spec.get("disconnect"), timeout)  # fmt: skip
+            asgi_call(
+                app,
+                spec.get("method", "POST"),
+                spec.get("path", "/invocations"),
+                headers,
+                chunks,
+                spec.get("disconnect"),
+                timeout,
+            )
         )
         secs = time.perf_counter() - t
         logged_tb = [r for r in catcher.records[n_before:] if r.exc_info or "Traceback" in r.getMessage()]
@@ -953,20 +1105,31 @@ def report(outcomes: list[Outcome], extra: list[str], secs: float) -> None:
         for o in items:
             print(fmt(o))
 
-    line = lambda o: f"  [{o.case.group}/{o.stage}] {o.case.name}: {o.reason}" + (  # noqa: E731
-        f"  (notes: {'; '.join(o.notes)})" if o.notes else "")
+    line = lambda o: (  # noqa: E731
+        f"  [{o.case.group}/{o.stage}] {o.case.name}: {o.reason}"
+        + (f"  (notes: {'; '.join(o.notes)})" if o.notes else "")
+    )
     show("tracebacks", [o for o in outcomes if o.category == "traceback"], line)
     show("crashes", [o for o in outcomes if o.category == "crash"], line)
     show("doubtful accepts / wrong rejects", [o for o in outcomes if doubtful(o)],
          lambda o: f"  [{o.case.group}/{o.stage}] {o.case.name}: {doubtful(o)}; {o.summary or o.reason}"[:600]
          + (f"  (notes: {'; '.join(o.notes)})" if o.notes else ""))  # fmt: skip
     show("unclear errors (not one line naming a file)", [o for o in outcomes if o.category == "unclear error"], line)
-    show("other findings (OUT changed, leftovers, slow, inputs lost)",
-         [o for o in outcomes if o.notes and not doubtful(o) and o.category not in ("traceback", "crash")], line)
-    show("accepted as expected (either/warn/accept)", [o for o in acc if not doubtful(o)],
-         lambda o: f"  [{o.case.group}] {o.case.name} ({o.case.expect}): {(o.summary or o.reason)[:240]}")
-    show("clean errors", [o for o in outcomes if o.category == "clean error"],
-         lambda o: f"  [{o.case.group}/{o.stage}] {o.case.name}: {o.reason[:220]}")
+    show(
+        "other findings (OUT changed, leftovers, slow, inputs lost)",
+        [o for o in outcomes if o.notes and not doubtful(o) and o.category not in ("traceback", "crash")],
+        line,
+    )
+    show(
+        "accepted as expected (either/warn/accept)",
+        [o for o in acc if not doubtful(o)],
+        lambda o: f"  [{o.case.group}] {o.case.name} ({o.case.expect}): {(o.summary or o.reason)[:240]}",
+    )
+    show(
+        "clean errors",
+        [o for o in outcomes if o.category == "clean error"],
+        lambda o: f"  [{o.case.group}/{o.stage}] {o.case.name}: {o.reason[:220]}",
+    )
     print(f"\nfuzz run: {len(outcomes)} inputs in {secs:.0f} s")
 
 
@@ -1008,7 +1171,7 @@ def main(argv: list[str] | None = None) -> int:
                 souts, setup = run_serving(work, good_out, min(args.timeout, 60.0))
                 outcomes += souts
                 extra += setup
-            except Exception as exc:  # (c) is optional: say why it did not run
+            except Exception as exc:  # noqa: BLE001 - (c) is optional: say why it did not run
                 extra.append(f"serving skipped: could not build the app ({exc.__class__.__name__}: {exc})")
         report(outcomes, extra, time.perf_counter() - t0)
     finally:
@@ -1019,3 +1182,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _listing(folder: Path) -> str:
+    return str(sorted(p.name for p in folder.iterdir())) if folder.exists() else "folder gone"
