@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--plots-dir", type=Path, default=Path("plots"))
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="params.yaml shown in the report")
     p.add_argument(
-        "--units", action="append", default=None, metavar="ASSAY=UNITS", help="axis units, e.g. 'DPPH=% scavenging'"
+        "--units", action="append", default=None, metavar="ASSAY=UNITS", help="axis units, e.g. 'DPPH=%% scavenging'"
     )
     p.add_argument("--pdf", action="store_true", help="also write the figures as a PDF next to the HTML")
     p.add_argument("--title", default="ms2img report")
