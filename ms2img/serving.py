@@ -365,8 +365,9 @@ class FamilyPredictor:
         return {"ids": np.asarray(ids, dtype=str), "x": x, "n_precursors": n_prec, "mz_outside": outside, "mz": p_mz,
                 "codes": codes[has]}  # fmt: skip
 
-    def predict(self, df: Any) -> pd.DataFrame:
-        """The served answer (``FAMILY_RESPONSE_COLUMNS``); RequestError on a bad request."""
+    def predict(self, df: Any, explain: bool = False) -> pd.DataFrame:
+        """The served answer (``FAMILY_RESPONSE_COLUMNS``); RequestError on a bad request. With ``explain`` (image
+        families), a ``drivers`` column holds, per accession, the m/z boxes that move its prediction most (JSON)."""
         inp = self.inputs(df)
         try:
             prob = np.asarray(self._infer(inp["x"]), dtype=float).reshape(-1)
@@ -380,7 +381,7 @@ class FamilyPredictor:
                 np.ones(len(prob), bool),
                 ["no applicability-domain reference stored with this model"] * len(prob),
             )
-        return pd.DataFrame(
+        out = pd.DataFrame(
             {
                 "accession": inp["ids"],
                 "probability": prob,
@@ -392,6 +393,21 @@ class FamilyPredictor:
                 "domain_note": notes,
             }
         )[FAMILY_RESPONSE_COLUMNS]
+        if explain:
+            out = out.assign(drivers=self._drivers(inp["x"]))
+        return out
+
+    def _drivers(self, x: np.ndarray) -> list[str]:
+        """Top contributing m/z boxes per accession (``ms2img.explain.explain_one``); image families only."""
+        import json
+
+        if self.kind != "image":
+            raise RequestError(f"explain is available for image families; this model is {self.family}")
+        from ms2img.explain.attribution import explain_one
+        from ms2img.render import image_edges
+
+        x_edges, y_edges = image_edges(self.render)
+        return [json.dumps(explain_one(self.model, img, x_edges, y_edges, top=5)) for img in x]
 
 
 class ModelCallError(RuntimeError):
@@ -423,7 +439,7 @@ class FamilyPyfunc(mlflow.pyfunc.PythonModel):
         from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
         try:
-            return self._predictor.predict(model_input)
+            return self._predictor.predict(model_input, explain=bool((params or {}).get("explain", False)))
         except RequestError as exc:
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
         except ModelCallError as exc:
@@ -456,4 +472,7 @@ def request_signature():
             ColSpec("string", "domain_note"),
         ]
     )
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    from mlflow.types import ParamSchema, ParamSpec
+
+    params = ParamSchema([ParamSpec("explain", "boolean", False)])  # {"params": {"explain": true}} in a request
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)

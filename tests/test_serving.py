@@ -377,3 +377,36 @@ def test_absurd_fragment_intensity_names_the_row(text):
     df.loc[2, "msms"] = text
     with pytest.raises(RequestError, match=r"request row 2: msms: "):
         request_to_events(df)
+
+
+def test_explain_true_returns_the_boxes_that_move_each_prediction(tmp_path):
+    """``{"params": {"explain": true}}``: per accession the top m/z boxes, as JSON; feature families refuse."""
+    import json
+
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    from ms2img.models.baselines import FlattenImages
+    from ms2img.models.family import FamilyModel
+    from ms2img.render import RenderConfig
+
+    config = RenderConfig(width=20, height=18)
+    request = random_request(n_precursors=40, n_fragments=6, seed=1, accession="A1")
+    predictor = serving.FamilyPredictor(
+        FamilyModel("rf-image", {"assay": "DPPH", "render": config.__dict__, "threshold": 0.5}, None)
+    )
+    x = predictor.inputs(request)["x"]
+    rng = np.random.default_rng(0)
+    scale = rng.uniform(0.5, 1.0, (30, 1, 1)).astype(np.float32)
+    labels = np.arange(30) % 2  # high: this accession's fragments; low: an empty fingerprint with faint noise
+    train = np.where(labels[:, None, None] == 1, x * scale, rng.random((30, *x.shape[1:])) * 0.01)
+    train = train.astype(np.float32)
+    rf = Pipeline([("flatten", FlattenImages()), ("rf", RandomForestClassifier(20, random_state=0))]).fit(train, labels)
+    predictor.model.estimator = rf
+    plain = predictor.predict(request)
+    explained = predictor.predict(request, explain=True)
+    assert "drivers" not in plain.columns
+    boxes = json.loads(explained["drivers"].iat[0])
+    assert explained["probability"].iat[0] == plain["probability"].iat[0]
+    assert boxes and all(b["precursor_mz_lo"] < b["precursor_mz_hi"] for b in boxes)
+    assert {b["supports"] for b in boxes} <= {"high", "low"}
