@@ -132,6 +132,11 @@ def build_paper_cnn(
         x = keras.layers.Dropout(float(dropout), name=f"dropout_{i + 1}")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="activity")(x)
     model = keras.Model(inputs, outputs, name="ms2img_cnn")
+    return compiled(model, learning_rate)
+
+
+def compiled(model: keras.Model, learning_rate: float) -> keras.Model:
+    """Adam and binary cross-entropy, with ``accuracy`` and ``auc`` so histories carry ``val_auc``."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(learning_rate)),
         loss="binary_crossentropy",
@@ -315,11 +320,4 @@ def build_compact_cnn(
     x = keras.layers.Dropout(float(dropout), name="dropout_dense")(x)
     outputs = keras.layers.Dense(1, activation="sigmoid", name="activity")(x)
     model = keras.Model(inputs, outputs, name="ms2img_compact_cnn")
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=float(learning_rate)),
-        loss="binary_crossentropy",
-        metrics=["accuracy", keras.metrics.AUC(name="auc")],
-        jit_compile=False,  # XLA costs seconds per new model and runs slower for these small CPU batches (measured)
-        steps_per_execution=8,  # fewer Python round trips per epoch
-    )
-    return model
+    return compiled(model, learning_rate)
