@@ -312,8 +312,11 @@ def resolution_study(
         data = data_from_params(assay, params, path, assays_csv)
         cv = cross_validate(data, ["cnn"], params, seed=seed)
         entry = cv.summary()["families"]["cnn"]
-        results[size] = {"histories": cv.histories.get("cnn", []), "summary": entry}
-        rows.append({"size": size, **score_metrics(entry)})
+        plot_summary = {"roc_auc": entry["auc"], "accuracy": entry["balanced_accuracy"]}  # the figure's keys
+        results[size] = {"histories": cv.histories.get("cnn", []), "summary": plot_summary}
+        scores = score_metrics(entry)
+        rows.append({"size": size, **scores, "accuracy_mean": scores["balanced_accuracy_mean"],
+                     "accuracy_sd": scores["balanced_accuracy_sd"], "fit_seconds": entry["seconds"]})  # fmt: skip
     figure = plots.plot_resolution_study(
         results,
         Path(plots_dir) / assay / "resolution_study.png",
@@ -321,6 +324,6 @@ def resolution_study(
         heldout_prefix="heldout_",
         inner_prefix="inner_val_",
     )
-    write_metrics_json(Path(metrics_dir) / f"{assay}_resolution.json", {"sizes": {r["size"]: r for r in rows}})
+    write_metrics_json(Path(metrics_dir) / f"{assay}_resolution.json", {"assay": assay, "table": rows})
     _write_table(pd.DataFrame(rows), Path(reports_dir) / assay / "resolution.csv")
     return {"assay": assay, "table": rows, "figure": str(figure)}
