@@ -203,7 +203,9 @@ class GuardedApp:
             if not ctype:
                 raise RequestRejected(415, "missing Content-Type: send 'application/json'", "UNSUPPORTED_MEDIA_TYPE")
             length = headers.get("content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            if length is not None and not length.strip().isdigit():
+                raise RequestRejected(400, f"bad Content-Length header {length[:20]!r}", "BAD_REQUEST")
+            if length is not None and int(length) > self.max_bytes:
                 raise RequestRejected(
                     413, f"payload too large: more than {self.max_bytes} bytes per request", "REQUEST_TOO_LARGE"
                 )

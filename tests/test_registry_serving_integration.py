@@ -109,8 +109,9 @@ def test_good_request_names_family_version_and_domain(served, client):
         (b"x" * 2_000_001, None, 413, "payload too large"),
         (b"{not json", None, 400, "not valid JSON"),
         (b"", None, 400, "empty request"),
+        (b"{}", {"Content-Type": "application/json", "Content-Length": "-1"}, 400, "bad Content-Length"),
     ],
-    ids=["no-content-type", "deep-array", "deep-object", "too-many-bytes", "bad-json", "empty"],
+    ids=["no-content-type", "deep-array", "deep-object", "too-many-bytes", "bad-json", "empty", "bad-length"],
 )  # fmt: skip
 def test_guard_answers_4xx_without_echo(client, body, headers, status, words):
     r = client.post(body, headers=headers)
