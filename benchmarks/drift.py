@@ -60,7 +60,7 @@ def perturb(events: pd.DataFrame, level: tuple[float, float, float, float], rng:
 
 def main() -> int:
     from ms2img.dataset import MIDDLE, data_from_params
-    from ms2img.experiment import _fit
+    from ms2img.experiment import fit_family
     from ms2img.feature_match import FeatureMatcher, match_request, matching_rule, training_feature_spectra
     from ms2img.features import FeatureTable
     from ms2img.io.schema import read_events
@@ -103,7 +103,7 @@ def main() -> int:
             scored = y_test != MIDDLE
             test_ids = data.accessions[fold.test]
             clean = pd.concat([read_events(events[a]) for a in test_ids], ignore_index=True)
-            models = {f: _fit(data, f, params, fold.train[keep], y_train[keep], 42 + fold.fold) for f in families}
+            models = {f: fit_family(data, f, params, fold.train[keep], y_train[keep], 42 + fold.fold) for f in families}
             for li, level in enumerate(LEVELS):
                 ev = perturb(clean, level, rng)
                 rendered = render_events(ev, config, progress=False)

@@ -78,7 +78,7 @@ def _per_accession(prob: np.ndarray, owner: np.ndarray, positions: np.ndarray) -
     return s.reindex(positions).to_numpy()
 
 
-def _fit(
+def fit_family(
     data: AssayData,
     family: str,
     params: Mapping[str, Any],
@@ -87,6 +87,8 @@ def _fit(
     seed: int,
     on_trial_end=None,
 ):
+    """``family``'s estimator fitted on the accessions at ``positions`` with their labels ``y_acc`` (one per
+    accession; replicate images inherit it)."""
     x, owner = family_input(data, family, positions)
     y = pd.Series(y_acc, index=positions).reindex(owner).to_numpy()
     return make_estimator(family, params, seed, on_trial_end).fit(x, y)
@@ -119,7 +121,7 @@ def cross_validate(
         for family in families:
             started = time.perf_counter()
             fold_seed = seed + 100 * fold.repeat + fold.fold
-            model = _fit(data, family, params, train_pos, y_pos, fold_seed)
+            model = fit_family(data, family, params, train_pos, y_pos, fold_seed)
             x_test, owner = family_input(data, family, fold.test)
             prob = _per_accession(model.predict_proba(x_test)[:, 1], owner, fold.test)
             took = time.perf_counter() - started
@@ -213,7 +215,7 @@ def fit_final(
     scaling = data.scaling()
     y = scaling.labels(data.values)
     keep = y != MIDDLE
-    model = _fit(data, family, params, np.flatnonzero(keep), y[keep], seed)
+    model = fit_family(data, family, params, np.flatnonzero(keep), y[keep], seed)
     estimator = model.members_ if family == "cnn" else model.model_
     hp = model.best_hp_ if family == "cnn" else model.best_params_
     card = {
