@@ -55,6 +55,15 @@ def fold_scores(y_true: np.ndarray, prob: np.ndarray, threshold: float) -> dict[
     }
 
 
+def corrected_se(values: np.ndarray, test_train_ratio: float) -> float:
+    """Standard error of the mean of ``J`` per-fold scores, corrected for overlapping training sets:
+    ``sqrt((1/J + n_test/n_train) * s^2)`` (Nadeau & Bengio); 0 for fewer than two scores."""
+    v = np.asarray(values, dtype=float)
+    if v.size < 2:
+        return 0.0
+    return math.sqrt((1.0 / v.size + test_train_ratio) * float(v.var(ddof=1)))
+
+
 def corrected_interval(
     values: Sequence[float], test_train_ratio: float, level: float = 0.95, bounds: tuple[float, float] | None = None
 ) -> dict[str, float]:
@@ -69,7 +78,7 @@ def corrected_interval(
     if j < 2:
         return {"mean": mean, "sd": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
     sd = float(v.std(ddof=1))
-    se = math.sqrt((1.0 / j + test_train_ratio) * sd * sd)
+    se = corrected_se(v, test_train_ratio)
     t = float(sps.t.ppf(0.5 + level / 2, j - 1))
     lo, hi = mean - t * se, mean + t * se
     if bounds is not None:
@@ -86,20 +95,20 @@ def corrected_paired_test(
     d = a[ok] - b[ok]
     out = corrected_interval(d, test_train_ratio, level)
     j = d.size
-    if j < 2 or out["sd"] == 0 or not np.isfinite(out["sd"]):
+    se = corrected_se(d, test_train_ratio)
+    if j < 2 or se == 0 or not np.isfinite(se):
         p = 1.0 if j and np.allclose(d, 0) else float("nan")
-        return {"diff": out["mean"], "ci_low": out["ci_low"], "ci_high": out["ci_high"], "p_value": p, "n_folds": j}
-    se = math.sqrt((1.0 / j + test_train_ratio) * out["sd"] ** 2)
-    t = out["mean"] / se
-    p = float(2 * sps.t.sf(abs(t), j - 1))
+    else:
+        p = float(2 * sps.t.sf(abs(out["mean"] / se), j - 1))
     return {"diff": out["mean"], "ci_low": out["ci_low"], "ci_high": out["ci_high"], "p_value": p, "n_folds": j}
 
 
 def spearman(prob: Sequence[float], values: Sequence[float]) -> float:
-    """Rank correlation between predicted probability and the raw assay value (the paper's Fig 3A, all accessions)."""
-    p, v = np.asarray(prob, dtype=float), np.asarray(values, dtype=float)
+    """Rank correlation of the finite pairs (NaN with fewer than 3 or a constant side): out-of-fold probability
+    against the raw assay value over all accessions is the paper's Fig 3A, made honest."""
+    p, v = np.asarray(prob, dtype=float).ravel(), np.asarray(values, dtype=float).ravel()
     ok = np.isfinite(p) & np.isfinite(v)
-    if ok.sum() < 3 or np.ptp(p[ok]) == 0:
+    if ok.sum() < 3 or np.ptp(p[ok]) == 0 or np.ptp(v[ok]) == 0:
         return float("nan")
     return float(sps.spearmanr(p[ok], v[ok]).statistic)
 
@@ -118,9 +127,7 @@ def select_winner(
     ties = [best]
     for f, t in paired.items():
         d = np.asarray(fold_auc[best], float) - np.asarray(fold_auc[f], float)
-        d = d[np.isfinite(d)]
-        se = math.sqrt((1.0 / max(d.size, 1) + test_train_ratio) * (d.var(ddof=1) if d.size > 1 else 0.0))
-        if t["diff"] <= se:
+        if t["diff"] <= corrected_se(d[np.isfinite(d)], test_train_ratio):
             ties.append(f)
     winner = min(ties, key=lambda f: (simplicity.get(f, 99), -means[f]))
     if winner == best:

@@ -95,13 +95,8 @@ def relevant_pixels(estimator: Any, shape: tuple[int, int]) -> np.ndarray | None
     None for anything else (a CNN reads every pixel).
     """
     steps = list(getattr(estimator, "steps", [("model", estimator)]))
-    final = steps[-1][1]
-    trees = getattr(final, "estimators_", None)
-    if trees is None:
-        return None
-    try:
-        used = np.unique(np.concatenate([t.tree_.feature[t.tree_.feature >= 0] for t in np.ravel(trees)]))
-    except AttributeError:
+    used = _split_features(steps[-1][1])
+    if used is None:
         return None
     n_pixels = int(shape[0] * shape[1])
     support = np.ones(n_pixels, dtype=bool)
@@ -329,15 +324,22 @@ def permutation_importance(
     return out.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def _split_features(forest: Any) -> np.ndarray | None:
+    """The input columns any tree of a fitted forest splits on (None for a model without trees)."""
+    trees = getattr(forest, "estimators_", None)
+    if trees is None:
+        return None
+    try:
+        return np.unique(np.concatenate([t.tree_.feature[t.tree_.feature >= 0] for t in np.ravel(trees)]))
+    except AttributeError:
+        return None
+
+
 def _forest_columns(estimator: Any, n_features: int) -> np.ndarray | None:
     steps = list(getattr(estimator, "steps", [("model", estimator)]))
     if len(steps) > 1:
         return None
-    trees = getattr(steps[-1][1], "estimators_", None)
-    if trees is None:
-        return None
-    try:
-        used = np.unique(np.concatenate([t.tree_.feature[t.tree_.feature >= 0] for t in np.ravel(trees)]))
-    except AttributeError:
+    used = _split_features(steps[-1][1])
+    if used is None:
         return None
     return used[used < n_features].astype(np.int64)

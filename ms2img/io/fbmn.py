@@ -12,6 +12,7 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -163,21 +164,7 @@ def _read_quant(path: Path):
     if dups:
         raise InputFileError(path, f"duplicate sample name(s) {dups}", line=1)
 
-    rows, line_no = [], []
-    try:
-        for fields in reader:
-            if not any(f.strip() for f in fields):
-                continue
-            if len(fields) < len(header) or any(f.strip() for f in fields[len(header) :]):
-                raise InputFileError(
-                    path,
-                    f"has {len(fields)} fields, the header has {len(header)} (truncated line or wrong delimiter?)",
-                    line=reader.line_num,
-                )
-            rows.append(fields)
-            line_no.append(reader.line_num)
-    except csv.Error as exc:
-        raise InputFileError(path, f"malformed CSV ({exc})", line=reader.line_num) from None
+    rows, line_no = _body_rows(reader, header, path)
     pos = {h: j for j, h in reversed(list(enumerate(header)))}
     act_rows, act_lines, rows, line_no = _split_activity_rows(rows, line_no, pos[id_col], pos[mz_col], pos[rt_col])
     activity = None
@@ -363,21 +350,7 @@ def read_optimus(
         raise InputFileError(
             path, f"feature column m/z must be > 0: {header[features[int(np.flatnonzero(mz <= 0)[0])][0]]}", line=1
         )
-    rows, line_no = [], []
-    try:
-        for fields in reader:
-            if not any(f.strip() for f in fields):
-                continue
-            if len(fields) < len(header) or any(f.strip() for f in fields[len(header) :]):
-                raise InputFileError(
-                    path,
-                    f"has {len(fields)} fields, the header has {len(header)} (truncated line?)",
-                    line=reader.line_num,
-                )
-            rows.append(fields)
-            line_no.append(reader.line_num)
-    except csv.Error as exc:
-        raise InputFileError(path, f"malformed CSV ({exc})", line=reader.line_num) from None
+    rows, line_no = _body_rows(reader, header, path)
     if not rows:
         raise InputFileError(path, "no sample rows below the header", line=1)
     names = [r[0].strip() for r in rows]
@@ -413,3 +386,24 @@ def read_optimus(
         for k, j in enumerate(act_cols):
             activity[assay_name(header[j])] = values[:, k]
     return assemble(path, mgf, ids, mz, rt, names, heights, sample_sheet, activity)
+
+
+def _body_rows(reader: Any, header: list[str], path: Path) -> tuple[list[list[str]], list[int]]:
+    """The non-blank rows below the header and their line numbers; a row with too few fields (or text past the
+    header's columns) is one line naming file and line."""
+    rows, line_no = [], []
+    try:
+        for fields in reader:
+            if not any(f.strip() for f in fields):
+                continue
+            if len(fields) < len(header) or any(f.strip() for f in fields[len(header) :]):
+                raise InputFileError(
+                    path,
+                    f"has {len(fields)} fields, the header has {len(header)} (truncated line or wrong delimiter?)",
+                    line=reader.line_num,
+                )
+            rows.append(fields)
+            line_no.append(reader.line_num)
+    except csv.Error as exc:
+        raise InputFileError(path, f"malformed CSV ({exc})", line=reader.line_num) from None
+    return rows, line_no

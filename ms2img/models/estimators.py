@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
@@ -206,10 +206,9 @@ def make_estimator(family: str, params: Mapping[str, Any], seed: int, on_trial_e
             on_trial_end=on_trial_end,
         )
     b = params["baselines"]
-    forest = ForestClassifier(
+    return ForestClassifier(
         n_estimators=tuple(b["rf_trees"]),
         max_features=tuple(b["rf_max_features"]),
         flatten=family == "rf-image",
         seed=seed,
     )
-    return clone(forest)

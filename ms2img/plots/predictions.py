@@ -15,20 +15,15 @@ from typing import Any
 import numpy as np
 
 from ms2img.plots._base import HIGH_COLOR, LOW_COLOR, MIDDLE_COLOR, new_figure, save_figure, with_units
+from ms2img.stats import spearman
 
 MIDDLE_NOTE = "mid-range accessions were left out of training but are predicted"
 
 
-def spearman(x: Any, y: Any) -> float:
-    """Spearman's rank correlation of the finite pairs (NaN with fewer than 3 pairs or a constant side)."""
-    from scipy.stats import spearmanr
-
-    x = np.asarray(x, dtype="float64").ravel()
-    y = np.asarray(y, dtype="float64").ravel()
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return float("nan")
-    return float(spearmanr(x[ok], y[ok]).statistic)
+def _corner_note(ax: Any, text: str) -> None:
+    """A small boxed note in the lower right corner (e.g. that mid-range accessions were not trained on)."""
+    ax.text(0.99, 0.02, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color="0.3",
+            bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.85})  # fmt: skip
 
 
 def _cutoff_lines(ax: Any, low_cutoff: float | None, high_cutoff: float | None, horizontal: bool) -> None:
@@ -110,17 +105,7 @@ def plot_predictions(
     ax.set_xlim(-0.6, n - 0.4)
     ax.set_title(title, fontsize=10)
     if note or middle.any():
-        ax.text(
-            0.99,
-            0.02,
-            note or MIDDLE_NOTE,
-            transform=ax.transAxes,
-            ha="right",
-            va="bottom",
-            fontsize=7.5,
-            color="0.3",
-            bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.85},
-        )
+        _corner_note(ax, note or MIDDLE_NOTE)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2, l1 + l2, loc="upper left", fontsize=7.5)
@@ -182,16 +167,6 @@ def plot_oof_predictions(
     rho_text = f"Spearman ρ = {rho:.2f}" if np.isfinite(rho) else "Spearman ρ = n/a"
     ax.legend(loc="upper left", fontsize=7.5, title=rho_text, title_fontsize=8, frameon=True)
     if note or (lab < 0).any():
-        ax.text(
-            0.99,
-            0.02,
-            note or MIDDLE_NOTE,
-            transform=ax.transAxes,
-            ha="right",
-            va="bottom",
-            fontsize=7.5,
-            color="0.3",
-            bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.85},
-        )
+        _corner_note(ax, note or MIDDLE_NOTE)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
