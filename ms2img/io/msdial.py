@@ -23,7 +23,6 @@ from ms2img.io.result import (
     ReadResult,
     aligned_table,
     check_not_binary,
-    make_manifest,
     read_text_lines,
     strings_to_float,
 )
@@ -92,26 +91,30 @@ def read_msdial(
     wanted = [col[ID], col[MZ], col[RT], col[MSMS], *([adduct_col] if adduct_col is not None else [])]
     wanted += [j for j, _ in samples]
     cells = _fast_columns(data, _body_offset(data, h), len(header), wanted) if fast else None
+    if cells is not None:
+        ids_arr = pc.utf8_trim_whitespace(cells[col[ID]])
+        line_no = np.arange(h + 2, h + 2 + len(ids_arr), dtype=np.int64)
+        if len(ids_arr) == 0 or pc.any(pc.equal(pc.binary_length(ids_arr), 0)).as_py():
+            cells = None  # a blank or whitespace-only line (or an empty id): the line-by-line reader decides
     if cells is None:
         if fast:
             lines = read_text_lines(path)
         cells, line_no = _slow_columns(path, lines, h, len(header), wanted)
-    else:
-        line_no = np.arange(h + 2, h + 2 + len(cells[col[ID]]), dtype=np.int64)
+        ids_arr = pc.utf8_trim_whitespace(cells[col[ID]])
     if len(line_no) == 0:
         raise InputFileError(path, "no data rows below the header", line=hline)
 
-    ids_arr = pc.utf8_trim_whitespace(cells[col[ID]])
     empty_id = np.flatnonzero(pc.equal(pc.binary_length(ids_arr), 0).to_numpy(zero_copy_only=False))
     if len(empty_id):
         raise InputFileError(path, "empty Alignment ID", line=int(line_no[empty_id[0]]), column=ID)
-    ids = np.asarray(ids_arr.to_numpy(zero_copy_only=False), dtype=object)
-    if len(pc.unique(ids_arr)) != len(ids_arr):
-        i = int(np.flatnonzero(pd.Index(ids).duplicated())[0])
-        raise InputFileError(path, f"duplicate Alignment ID '{ids[i]}'", line=int(line_no[i]), column=ID)
+    ids = pc.dictionary_encode(ids_arr)  # also the feature_id dictionary of the events
+    if len(ids.dictionary) != len(ids_arr):
+        texts = ids_arr.to_numpy(zero_copy_only=False)
+        i = int(np.flatnonzero(pd.Index(texts).duplicated())[0])
+        raise InputFileError(path, f"duplicate Alignment ID '{texts[i]}'", line=int(line_no[i]), column=ID)
     mz, _ = strings_to_float(cells[col[MZ]], path, line_no, MZ, positive=True)
     rt, _ = strings_to_float(cells[col[RT]], path, line_no, RT, minimum=0.0)
-    polarity = _polarity(cells[adduct_col] if adduct_col is not None else None, len(ids))
+    polarity = _polarity(cells[adduct_col] if adduct_col is not None else None, len(ids_arr))
     spectra = parse_msms_column(cells[col[MSMS]], path=path, lines=line_no, column=MSMS)
 
     height_cols = []
@@ -120,7 +123,7 @@ def read_msdial(
         height_cols.append(values)
         if n_missing:
             warnings[MISSING_HEIGHT_WARNING] = warnings.get(MISSING_HEIGHT_WARNING, 0) + n_missing
-    heights = np.column_stack(height_cols) if height_cols else np.zeros((len(ids), 0))
+    heights = np.column_stack(height_cols) if height_cols else np.zeros((len(ids_arr), 0))
     if warnings.get(MISSING_HEIGHT_WARNING):
         log.warning(
             "%s: %d sample height cell(s) hold NA/nan/null: read as not detected",
@@ -147,10 +150,10 @@ def read_msdial(
         replicates=[m["replicate"] for m in manifest],
         samples=expand,
     )
-    no_msms = int(len(ids) - len(np.unique(spectra.row)))
+    no_msms = int(len(ids_arr) - np.count_nonzero(spectra.counts(len(ids_arr))))
     return ReadResult(
         events=table,
-        samples=make_manifest(manifest),
+        samples=manifest,
         source=path,
         precursors_without_msms=no_msms,
         warnings=warnings,
@@ -162,15 +165,13 @@ MISSING_HEIGHT_WARNING = "sample height cells NA/nan/null read as not detected"
 # Control characters that never occur in a text export (tab, CR, LF and form feed are allowed), as a lookup table.
 _CONTROL_BYTES = np.zeros(256, dtype=bool)
 _CONTROL_BYTES[[*range(0x09), 0x0B, *range(0x0E, 0x20), 0x7F]] = True
-
-
-_BLANKISH = (b"\n\n", b"\n\r\n", b"\n\t", b"\n ")
+_CONTROL_DELETE = bytes(np.flatnonzero(_CONTROL_BYTES).astype(np.uint8))  # bytes.translate: one C pass
 
 
 def _head_lines(data: bytes) -> list[str] | None:
     """The first lines (decoded, ``\\r`` removed) for header sniffing, or None when the file needs the careful
     reader (not UTF-8, control characters)."""
-    if _CONTROL_BYTES[np.frombuffer(data, dtype=np.uint8)].any():
+    if len(data.translate(None, _CONTROL_DELETE)) != len(data):
         return None
     pieces = data.split(b"\n", MAX_METADATA_ROWS + 1)[: MAX_METADATA_ROWS + 1]
     try:
@@ -194,23 +195,24 @@ def _body_offset(data: bytes, h: int) -> int:
 
 def _fast_columns(data: bytes, offset: int, width: int, wanted: list[int]) -> dict[int, pa.Array] | None:
     """The ``wanted`` columns of the body as Arrow strings via pyarrow's CSV reader; None when the body has
-    blank lines between rows (line numbers would shift), ragged rows or bytes that are not UTF-8."""
+    ragged rows or bytes that are not UTF-8. Blank lines are kept as rows (``ignore_empty_lines=False``: an
+    empty row, or a whitespace one that fails the field count), so line numbers never shift; a row with an
+    empty id sends the caller to the line-by-line reader, which skips blank lines or names the line."""
     end = len(data)
     while end > offset and data[end - 1] in b"\r\n":
         end -= 1
     if end <= offset:
         return None
     body = memoryview(data)[offset:end]
-    first = bytes(body[:1])
-    if first in (b"\n", b"\r", b"\t", b" ") or any(data.find(m, offset, end) >= 0 for m in _BLANKISH):
-        return None  # a blank (or whitespace-led) line: the line-by-line reader keeps line numbers right
     names = [str(i) for i in range(width)]
     columns = list(dict.fromkeys(wanted))
     try:
         table = pacsv.read_csv(
             pa.BufferReader(pa.py_buffer(body)),
             read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False, newlines_in_values=False),
+            parse_options=pacsv.ParseOptions(
+                delimiter="\t", quote_char=False, newlines_in_values=False, ignore_empty_lines=False
+            ),
             convert_options=pacsv.ConvertOptions(
                 include_columns=[names[j] for j in columns],
                 column_types={names[j]: pa.string() for j in columns},
@@ -220,7 +222,11 @@ def _fast_columns(data: bytes, offset: int, width: int, wanted: list[int]) -> di
         )
     except pa.ArrowException:
         return None
-    return {j: table.column(names[j]).combine_chunks() for j in columns}
+    out = {}
+    for j in columns:
+        chunked = table.column(names[j])
+        out[j] = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
+    return out
 
 
 def _slow_columns(
@@ -233,15 +239,17 @@ def _slow_columns(
     return out, line_no
 
 
-def _polarity(adducts: pa.Array | None, n: int) -> np.ndarray:
-    """Per feature: positive / negative / unknown from the adduct's trailing sign."""
-    out = np.full(n, "unknown", dtype=object)
-    if adducts is None:
-        return out
-    a = pc.utf8_rtrim_whitespace(adducts)
-    out[pc.ends_with(a, "+").to_numpy(zero_copy_only=False)] = "positive"
-    out[pc.ends_with(a, "-").to_numpy(zero_copy_only=False)] = "negative"
-    return out
+_POLARITIES = pa.array(["unknown", "positive", "negative"], type=pa.string())
+
+
+def _polarity(adducts: pa.Array | None, n: int) -> pa.DictionaryArray:
+    """Per feature: positive / negative / unknown from the adduct's trailing sign (dictionary-encoded)."""
+    codes = np.zeros(n, dtype=np.int32)
+    if adducts is not None:
+        a = pc.utf8_rtrim_whitespace(adducts)
+        codes[pc.ends_with(a, "+").to_numpy(zero_copy_only=False)] = 1
+        codes[pc.ends_with(a, "-").to_numpy(zero_copy_only=False)] = 2
+    return pa.DictionaryArray.from_arrays(pa.array(codes), _POLARITIES)
 
 
 def _check_unique_fixed_columns(path: Path, header: list[str], hline: int) -> None:

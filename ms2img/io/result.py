@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -23,6 +24,8 @@ class ReadResult:
 
     ``events`` is the canonical pandas table; readers may hand over an Arrow table instead (``table``), which
     ingest writes without a pandas round trip, plus ``sample_of_row`` (row -> position in ``samples``).
+    ``samples`` is the manifest as a DataFrame, or its rows as dicts (:func:`manifest_rows`; the DataFrame is
+    then built on first use: ingest reads the rows and builds one manifest for all inputs).
     ``precursors_without_msms`` counts features / MS2 scans that gave no fragments; ``warnings`` counts
     recoverable problems by kind (e.g. a precursor intensity that could not be found, a height cell ``nan``).
     """
@@ -30,7 +33,7 @@ class ReadResult:
     def __init__(
         self,
         events: pd.DataFrame | pa.Table,
-        samples: pd.DataFrame,
+        samples: pd.DataFrame | list[dict],
         source: Path,
         precursors_without_msms: int = 0,
         warnings: dict[str, int] | None = None,
@@ -40,7 +43,8 @@ class ReadResult:
     ):
         self._frame = events if isinstance(events, pd.DataFrame) else None
         self._table = events if isinstance(events, pa.Table) else None
-        self.samples = samples
+        self._samples = samples if isinstance(samples, pd.DataFrame) else None
+        self._sample_rows = None if isinstance(samples, pd.DataFrame) else manifest_rows(samples)
         self.source = Path(source)
         self.precursors_without_msms = int(precursors_without_msms)
         self.warnings = dict(warnings or {})
@@ -51,6 +55,24 @@ class ReadResult:
     def release_events(self) -> None:
         """Drop the events (ingest keeps only the manifest and counts of an input once its parts are written)."""
         self._frame = self._table = self._sample_of_row = None
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        """The sample manifest (``SAMPLE_COLUMNS``, all strings), one row per sample column / raw file."""
+        if self._samples is None:
+            self._samples = make_manifest(self._sample_rows)
+        return self._samples
+
+    @samples.setter
+    def samples(self, value: pd.DataFrame) -> None:
+        self._samples, self._sample_rows = value, None
+
+    @property
+    def sample_rows(self) -> list[dict[str, str]]:
+        """The manifest as a list of ``SAMPLE_COLUMNS`` dicts (no pandas work when the reader gave rows)."""
+        if self._sample_rows is None:
+            self._sample_rows = self._samples.to_dict("records")
+        return self._sample_rows
 
     @property
     def events(self) -> pd.DataFrame:
@@ -80,6 +102,17 @@ def make_manifest(rows: list[dict]) -> pd.DataFrame:
     """A sample manifest with exactly ``SAMPLE_COLUMNS`` (all strings) from a list of row dicts."""
     df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
     return df.fillna("").astype(str).reset_index(drop=True)
+
+
+def manifest_rows(rows: list[dict]) -> list[dict[str, str]]:
+    """The rows :func:`make_manifest` would hold, as dicts of ``SAMPLE_COLUMNS`` strings (missing -> "")."""
+    return [{c: _cell_text(r.get(c)) for c in SAMPLE_COLUMNS} for r in rows]
+
+
+def _cell_text(value: object) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return value if isinstance(value, str) else str(value)
 
 
 def line_of_offset(data: bytes, offset: int) -> int:
@@ -254,12 +287,26 @@ def aligned_table(
     return pa.table([arrays[c] for c in EVENT_COLUMNS], names=EVENT_COLUMNS), samp
 
 
-def dictionary_strings(values: list[str] | np.ndarray, codes: np.ndarray) -> pa.DictionaryArray:
-    """``values[codes]`` as an Arrow dictionary array (int32 codes): cheap to build, write and read."""
-    remap, uniques = pd.factorize(np.array([str(v) for v in values], dtype=object))
+def dictionary_strings(
+    values: list[str] | np.ndarray | pa.Array | pa.DictionaryArray, codes: np.ndarray
+) -> pa.DictionaryArray:
+    """``values[codes]`` as an Arrow dictionary array (int32 codes): cheap to build, write and read.
+
+    ``values`` may be an Arrow string array (encoded in C) or an Arrow dictionary array (used as it is)."""
+    if isinstance(values, pa.Array) and not pa.types.is_dictionary(values.type):
+        values = pc.dictionary_encode(values.cast(pa.string()))
+    if isinstance(values, pa.DictionaryArray):
+        remap = values.indices.to_numpy(zero_copy_only=False)
+        dictionary = values.dictionary
+        if dictionary.type != pa.string():
+            dictionary = dictionary.cast(pa.string())
+    else:  # a Python dict factorizes a short list faster than pandas sets up
+        index: dict[str, int] = {}
+        texts = [v if isinstance(v, str) else str(v) for v in values]
+        remap = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
+        dictionary = pa.array(list(index), type=pa.string())
     codes = remap[np.asarray(codes, dtype=np.int64)] if len(codes) else np.empty(0, dtype=np.int64)
-    dictionary = pa.array(list(uniques), type=pa.string())
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), dictionary)
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32, copy=False)), dictionary)
 
 
 def flatten_spectra(spectra: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -200,3 +200,16 @@ def test_unknown_sample_type_warns_naming_column_and_known_types(tmp_path, caplo
     assert len(msg) == 1 and "column 's1'" in msg[0] and "'Sampel'" in msg[0] and "Sample, QC, Blank" in msg[0]
     assert "typo.txt, line 2" in msg[0]
     assert any("unknown sample type" in k for k in result.warnings)
+
+
+@pytest.mark.parametrize("blank", ["", "\t" * 10, " ", "  \t "])
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_blank_body_lines_are_skipped_and_later_errors_name_the_editor_line(tmp_path, blank, newline):
+    lines = msdial_lines()
+    plain = read_msdial(write_lines(tmp_path / "plain.txt", lines)).events
+    lines.insert(6, blank)  # between features 1 and 2 (line 7 of the file)
+    result = read_msdial(write_lines(tmp_path / "blank.txt", lines, newline=newline))
+    pd.testing.assert_frame_equal(result.events, plain)
+    lines[8] = lines[8].replace("400.3", "4o0.3")  # feature 3, now on line 9
+    with pytest.raises(InputFileError, match=r"line 9.*Average Mz.*4o0\.3"):
+        read_msdial(write_lines(tmp_path / "bad.txt", lines, newline=newline))
