@@ -25,6 +25,7 @@ from ms2img.validation.report import (
     ValidationResult,
     write_reports,
 )
+from ms2img.validation.suites import gx_session
 
 log = logging.getLogger(__name__)
 
@@ -144,18 +145,19 @@ def run_validation(
         raise ConfigError(f"policy must be one of {POLICIES}, got {policy!r}")
     events_dir = Path(events_dir)
     qdir = quarantine_dir_for(events_dir)
-    events = validate_events(
-        events_dir,
-        mz_range=mz_range,
-        fragment_tolerance_da=fragment_tolerance_da,
-        max_intensity=max_intensity,
-        max_above_precursor_share=max_above_precursor_share,
-    )
-    previously = _quarantined_accessions(qdir) if policy == "quarantine" else []
-    assay_res = None
-    if assays_csv is not None:
-        known = sorted(set(events.accessions) | set(previously))
-        assay_res = validate_assays(assays_csv, accessions=known, assays=assays)
+    with gx_session():  # one GX context for the events and assays suites
+        events = validate_events(
+            events_dir,
+            mz_range=mz_range,
+            fragment_tolerance_da=fragment_tolerance_da,
+            max_intensity=max_intensity,
+            max_above_precursor_share=max_above_precursor_share,
+        )
+        previously = _quarantined_accessions(qdir) if policy == "quarantine" else []
+        assay_res = None
+        if assays_csv is not None:
+            known = sorted(set(events.accessions) | set(previously))
+            assay_res = validate_assays(assays_csv, accessions=known, assays=assays)
 
     assays_ok = assay_res is None or assay_res.success
     candidates: list[str] = []

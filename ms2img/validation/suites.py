@@ -1,5 +1,9 @@
 """Great Expectations 1.x suites, built in code and run on an ephemeral context (nothing written to disk).
 
+One context serves every suite of a validation run (:func:`gx_session`); each suite is evaluated by GX's own
+``Validator`` on one batch, without the result store round trip and the batch fingerprint (see
+:func:`run_checks`): the row suite of a 240-accession cohort (3.4M rows) takes ~0.8 s instead of ~2.6 s.
+
 Three suites:
 
 * ``events_files``: one row per events Parquet file (readable, canonical columns present and numeric, at least
@@ -30,6 +34,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,13 +97,68 @@ def _gx():
 
 
 def _context():
-    """A fresh ephemeral context per run: re-adding a datasource to a reused context fails (GX #10269)."""
+    """A fresh ephemeral context (nothing written to disk, no progress bars)."""
     gx = _gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return context
+
+
+class _Session:
+    """One ephemeral context shared by the suites of one validation run (events files, rows, accessions and
+    assays): one context, one pandas data source, one asset per suite. Names are unique within the session,
+    so nothing is re-added to a context (GX #10269)."""
+
+    def __init__(self):
+        self.source = None  # made on first use: opening a session costs nothing (and does not import GX)
+        self.names: set[str] = set()
+
+    def batch_definition(self, suite_name: str):
+        if self.source is None:
+            self.source = _context().data_sources.add_pandas(name="ms2img")
+        name, k = suite_name, 1
+        while name in self.names:
+            k += 1
+            name = f"{suite_name}_{k}"
+        self.names.add(name)
+        return self.source.add_dataframe_asset(name=name).add_batch_definition_whole_dataframe("whole")
+
+
+_SESSION: list[_Session] = []  # the innermost open gx_session()
+
+
+@contextmanager
+def gx_session():
+    """Share one GX context among the :func:`run_checks` calls inside the block (nested blocks reuse the
+    outer one). Outside a block each call gets its own context."""
+    if _SESSION:
+        yield _SESSION[-1]
+        return
+    _SESSION.append(_Session())
+    try:
+        yield _SESSION[-1]
+    finally:
+        _SESSION.clear()
+
+
+@contextmanager
+def _no_batch_fingerprint():
+    """GX fingerprints every pandas batch under 1 GB with ``pd.util.hash_pandas_object`` (a batch marker in the
+    result's meta, ~0.8 s for 3.4M events rows and read by nothing here); the expectations are evaluated the
+    same without it."""
+    from great_expectations.execution_engine import pandas_execution_engine as engine
+
+    old = getattr(engine, "HASH_THRESHOLD", None)
+    if old is None:
+        yield
+        return
+    engine.HASH_THRESHOLD = 0
+    try:
+        yield
+    finally:
+        engine.HASH_THRESHOLD = old
 
 
 def _exception_message(exception_info: dict | None) -> str | None:
@@ -118,22 +178,23 @@ def run_checks(suite_name: str, df: pd.DataFrame, checks: Sequence[Check]) -> li
     if not checks:
         return []
     gx = _gx()
-    context = _context()
-    batch_def = (
-        context.data_sources.add_pandas(name=f"ms2img_{suite_name}")
-        .add_dataframe_asset(name=suite_name)
-        .add_batch_definition_whole_dataframe("whole")
-    )
-    # expectations passed to the constructor: one store write, not one per add_expectation (~50 ms each)
-    expectations = [
-        getattr(gx.expectations, c.expectation_type)(**c.kwargs, meta={"check": i}, severity=c.severity)
-        for i, c in enumerate(checks)
-    ]
-    suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=expectations))
-    # ValidationDefinition.run builds the batch once; the Batch.validate quick path builds it twice, and each
-    # build fingerprints the whole frame with pd.util.hash_pandas_object (frames < 1 GB): ~1.7 s per 4M rows.
-    vd = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch_def, suite=suite))
-    result = vd.run(batch_parameters={"dataframe": df}, result_format=RESULT_FORMAT)
+    from great_expectations.validator.v1_validator import Validator
+
+    with gx_session() as session, _no_batch_fingerprint():
+        batch_def = session.batch_definition(suite_name)
+        expectations = [
+            getattr(gx.expectations, c.expectation_type)(**c.kwargs, meta={"check": i}, severity=c.severity)
+            for i, c in enumerate(checks)
+        ]
+        suite = gx.ExpectationSuite(name=suite_name, expectations=expectations)
+        # GX's own validator on the suite, as ValidationDefinition.run does, minus what that adds here: storing
+        # suite, definition and results in the (ephemeral) stores, which serialises every unexpected index
+        # and value (~1 s for the 96k fragments above their precursor in a 240-accession cohort). The batch
+        # is built once (Batch.validate builds it twice).
+        validator = Validator(
+            batch_definition=batch_def, batch_parameters={"dataframe": df}, result_format=RESULT_FORMAT
+        )
+        result = validator.validate_expectation_suite(suite)
 
     outcomes: list[Outcome | None] = [None] * len(checks)
     for r in result.results:
