@@ -14,13 +14,28 @@ candidate gets
   *discriminative* signal (``|mean_high - mean_low|`` x its strongest consensus fragment in the box's fragment
   range). The model says which box matters; the data say which precursor in the box differs between classes.
 
-Finally in-source ions (formate / sodium adducts, dimers, water losses) that co-elute with a candidate are
+Then in-source ions (formate / sodium adducts, dimers, water losses) that co-elute with a candidate are
 folded into it (their importance added, listed in ``adducts``), so one compound is one driver.
+
+Finally the ranking (``conditional=True``, ``direction_first=True``):
+
+* ``conditional_effect``: the candidate's effect on the class *given all the other candidates*: the coefficient of
+  an L2-penalised logistic regression of the class on every candidate's abundance (its ions summed per accession,
+  ``log1p`` of relative intensity, standardised; class-balanced; the penalty chosen by stratified inner
+  cross-validation on log loss). Compounds that only look active because they co-vary with the real actives (a
+  shared "phenolic richness" of the extracts, say) keep a large marginal difference but lose it here: the actives
+  explain the class better. ``conditional_importance`` = ``importance`` x max(0, effect in the candidate's own
+  direction): the model's evidence, kept in proportion to how much the candidate still separates the classes the
+  way its fold change says once the other candidates are known.
+* ``direction``: ``up`` drivers (more abundant in the high-activity accessions: what one would isolate) rank before
+  ``down`` ones (less abundant in active extracts: suppressors, or compounds diluted by the actives in the
+  base-peak-scaled image), each group by ``conditional_importance`` then ``importance``.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -210,6 +225,9 @@ def find_drivers(
     min_fragment_share: float = 0.3,
     min_accessions: int = 2,
     fold_adducts: bool = True,
+    conditional: bool = True,
+    direction_first: bool = True,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Candidates in the boxes with positive importance, ranked (see the module docstring).
 
@@ -290,6 +308,7 @@ def find_drivers(
                 score[c] += float(b.importance) * s / total
                 in_boxes.setdefault(c, []).append(int(b.box))
     adducts: dict[int, list[str]] = {}
+    members: dict[int, list[int]] = {}  # cluster -> the clusters of its ions folded into it
     if fold_adducts:
         abundance = np.bincount(per["c"], weights=per["rel"], minlength=n_cl) / max(1, len(set(acc)))
 
@@ -302,8 +321,12 @@ def find_drivers(
             target = c_mz[c] if water else c_mz[p]
             return bool(fmz.size) and bool(np.any(np.abs(fmz - target) <= fragment_tol_da + target * mz_ppm * 1e-6))
 
-        _fold_related_ions(score, adducts, in_boxes, c_mz, c_rt, c_pol, n_acc, mz_ppm, abundance, confirm=confirm)
+        _fold_related_ions(
+            score, adducts, in_boxes, c_mz, c_rt, c_pol, n_acc, mz_ppm, abundance, confirm=confirm, members=members
+        )
     cand = np.flatnonzero(score > 0)
+    groups = [[int(c), *members.get(int(c), [])] for c in cand]
+    effect = conditional_effects(per, groups, labels, seed=seed) if conditional else np.full(len(cand), np.nan)
     out = pd.DataFrame(
         {
             "cluster": cand,
@@ -322,14 +345,70 @@ def find_drivers(
     out["fold_change"] = (out["mean_high"] + eps) / (out["mean_low"] + eps)
     out["log2_fold_change"] = np.log2(out["fold_change"])
     out["direction"] = np.where(out["mean_high"] >= out["mean_low"], "up", "down")
+    up = out["direction"].to_numpy() == "up"
+    out["conditional_effect"] = effect
+    agree = np.where(np.isnan(effect), 1.0, np.clip(np.where(up, effect, -effect), 0.0, None))
+    out["conditional_importance"] = out["importance"] * agree
     out["adducts"] = ["; ".join(adducts.get(int(c), [])) for c in cand]
     out["boxes"] = [" ".join(str(b) for b in sorted(set(in_boxes.get(int(c), [])))) for c in cand]
     specs = [spectrum(int(c)) for c in cand]
     out["n_fragments"] = [len(sp[0]) for sp in specs]
     out["consensus_spectrum"] = [format_spectrum(*sp) for sp in specs]
-    out = out.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
+    out["_group"] = np.where(up, 0, 1) if direction_first else 0
+    keys = ["_group", "conditional_importance", "importance"]
+    out = out.sort_values(keys, ascending=[True, False, False], kind="stable").drop(columns="_group")
+    out = out.reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out
+
+
+def conditional_effects(
+    per: pd.DataFrame, groups: Sequence[Sequence[int]], labels: Mapping[str, int], folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Per candidate (a list of clusters: its ions), its coefficient in a class-balanced L2 logistic regression of
+    the labels on all candidates' ``log1p``-scaled, standardised abundances (module docstring); NaN when the
+    labels cannot support one (fewer than 2 accessions of a class).
+
+    ``per``: one row per (cluster ``c``, accession ``a``) with its relative intensity ``rel`` (absent = 0).
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
+    accs = sorted(a for a, v in labels.items() if v in (0, 1))
+    y = np.array([int(labels[a]) for a in accs])
+    n_min = int(min((y == 1).sum(), (y == 0).sum())) if len(y) else 0
+    if not groups or n_min < 2:
+        return np.full(len(groups), np.nan)
+    col_of = {int(c): j for j, g in enumerate(groups) for c in g}
+    row_of = {a: i for i, a in enumerate(accs)}
+    rows = per["a"].map(row_of)
+    cols = per["c"].map(col_of)
+    ok = (rows.notna() & cols.notna()).to_numpy()
+    x = np.zeros((len(accs), len(groups)))
+    np.add.at(x, (rows[ok].astype(int).to_numpy(), cols[ok].astype(int).to_numpy()), per["rel"].to_numpy()[ok])
+    positive = x[x > 0]
+    x = np.log1p(x / (np.median(positive) if positive.size else 1.0))
+    sd = x.std(axis=0)
+    x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    kw = {"class_weight": "balanced", "max_iter": 2000}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if n_min >= 3:
+            cv = StratifiedKFold(min(folds, n_min), shuffle=True, random_state=seed)
+            model = LogisticRegressionCV(
+                Cs=np.logspace(-3, 1, 9),
+                l1_ratios=(0.0,),
+                cv=cv,
+                scoring="neg_log_loss",
+                use_legacy_attributes=False,
+                **kw,
+            ).fit(x, y)
+        else:
+            model = LogisticRegression(C=0.1, **kw).fit(x, y)
+    coef = np.asarray(model.coef_[0], dtype=np.float64)
+    coef[sd == 0] = 0.0
+    return coef
 
 
 def _separation(values: np.ndarray, labels: np.ndarray, n_high: int, n_low: int) -> float:
@@ -359,13 +438,15 @@ def _fold_related_ions(
     abundance: np.ndarray,
     rt_tol: float = 0.05,
     confirm=None,
+    members: dict[int, list[int]] | None = None,
 ) -> None:
     """Fold co-eluting adducts, isotopes, dimers and water losses into their main ion's cluster (in place).
 
     The main ion must be at least as abundant (``abundance``: mean relative intensity over accessions) as the
     related ion, which settles the ambiguous cases (is B the water loss of A, or A a water adduct of B?). A parent
     outside the boxes inherits its ions' importance: the compound, not the adduct, is the driver. ``confirm(c, p,
-    label)`` may demand MS/MS evidence (see :func:`find_drivers`).
+    label)`` may demand MS/MS evidence (see :func:`find_drivers`); ``members`` (when given) records, per main ion,
+    the clusters folded into it.
     """
     order = np.argsort(c_mz, kind="stable")
     smz = c_mz[order]
@@ -398,6 +479,8 @@ def _fold_related_ions(
         adducts.setdefault(p, []).append(f"{label} {c_mz[c]:.4f}")
         adducts[p].extend(adducts.pop(c, []))
         in_boxes.setdefault(p, []).extend(in_boxes.get(c, []))
+        if members is not None:
+            members.setdefault(p, []).extend([c, *members.pop(c, [])])
 
 
 def _parents(mz_c: float, to_mz, smz: np.ndarray, order: np.ndarray, mz_ppm: float) -> list[int]:

@@ -34,10 +34,11 @@ from ms2img.explain.report import plot_drivers
 log = logging.getLogger(__name__)
 
 DRIVER_COLUMNS = [
-    "rank", "precursor_mz", "rt_min", "importance", "direction", "fold_change", "log2_fold_change", "mean_high",
-    "mean_low", "n_accessions", "n_high", "n_low", "library_name", "library_score", "library_precursor_mz",
-    "library_adduct", "matched_peaks", "analogue_name", "analogue_score", "analogue_precursor_mz",
-    "analogue_matched_peaks", "adducts", "boxes", "polarity", "n_fragments", "consensus_spectrum",
+    "rank", "precursor_mz", "rt_min", "importance", "direction", "conditional_effect", "conditional_importance",
+    "fold_change", "log2_fold_change", "mean_high", "mean_low", "n_accessions", "n_high", "n_low", "library_name",
+    "library_score", "library_precursor_mz", "library_adduct", "matched_peaks", "analogue_name", "analogue_score",
+    "analogue_precursor_mz", "analogue_matched_peaks", "adducts", "boxes", "polarity", "n_fragments",
+    "consensus_spectrum",
 ]  # fmt: skip
 FEATURE_METHOD = {"rf-cosine": "cosine", "rf-entropy": "entropy"}
 
@@ -54,6 +55,8 @@ class ExplainConfig:
     rt_tol_min: float = 0.1
     min_accessions: int = 2
     top: int = 50  # rows of drivers.csv (and annotated)
+    conditional: bool = True  # rank by importance x effect given the other candidates (drivers module docstring)
+    direction_first: bool = True  # drivers more abundant in high-activity accessions rank first
     libraries: list[str] | None = None  # MSP/MGF paths; None: the bundled PhenolicsDB
     ms1_tol_da: float = 0.01
     ms2_tol_da: float = 0.02
@@ -287,6 +290,9 @@ def explain_assay(
         mz_ppm=cfg.mz_ppm,
         rt_tol_min=cfg.rt_tol_min,
         min_accessions=cfg.min_accessions,
+        conditional=cfg.conditional,
+        direction_first=cfg.direction_first,
+        seed=cfg.seed,
     ).head(cfg.top)
     library = SpectralLibrary.from_paths(cfg.libraries, ms1_tol_da=cfg.ms1_tol_da, ms2_tol_da=cfg.ms2_tol_da)
     drivers = annotate(drivers, library)
