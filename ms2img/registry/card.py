@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -77,3 +78,121 @@ def registered_model_description(assay: str) -> str:
         "(P(high)), `class`, `family`, `model_version`, and `in_domain` / `domain_note` (false = the accession is "
         "unlike the training data: treat the class as 'cannot say')."
     )
+
+
+# ------------------------------------------------------------------------------------------ drivers on the card
+DRIVERS_HEADING = "#### Drivers (`ms2img explain`)"
+DRIVERS_TAG = "explain.drivers"  # the artifact path of drivers.csv in the version's run
+DRIVERS_URI_TAG = "explain.drivers_uri"  # runs:/<run_id>/explain/drivers.csv
+TOP_DRIVERS_TAG = "explain.top_drivers"  # the top drivers in one line
+
+
+def _text(value: Any) -> str:
+    """A cell as plain text: '' for missing values (NaN, None), markdown table separators escaped."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).strip().replace("|", "/")
+
+
+def _name_of(row: dict) -> str:
+    """The library identity, else ``~analogue`` (open search), else ''."""
+    name = _text(row.get("library_name"))
+    if name:
+        return name
+    analogue = _text(row.get("analogue_name"))
+    return f"~{analogue}" if analogue else ""
+
+
+def _driver_rows(drivers: Any, top: int) -> list[dict]:
+    """The first ``top`` drivers (by ``rank`` when given) as dicts; ``drivers`` is a DataFrame or a list of dicts."""
+    rows = drivers.to_dict(orient="records") if hasattr(drivers, "to_dict") else [dict(r) for r in drivers]
+    if rows and "rank" in rows[0]:
+        rows = sorted(rows, key=lambda r: float(r["rank"]))
+    return rows[: max(0, int(top))]
+
+
+def _num(row: dict, key: str, fmt: str) -> str:
+    try:
+        value = float(row.get(key))
+    except (TypeError, ValueError):
+        return ""
+    return "" if math.isnan(value) else format(value, fmt)
+
+
+def drivers_section(drivers: Any, *, artifact_uri: str, figure_uri: str | None = None, top: int = 5) -> str:
+    """The card's drivers section (markdown): the top ``top`` drivers (m/z, RT, direction, fold change, library
+    name, importance) and where the full table (and the figure) are stored."""
+    rows = _driver_rows(drivers, top)
+    n_total = len(drivers) if hasattr(drivers, "__len__") else len(rows)
+    lines = [
+        DRIVERS_HEADING,
+        "",
+        (
+            f"The {len(rows)} of {n_total} candidate compounds that carry the champion's held-out predictions most "
+            "(occlusion of m/z boxes joined to the training precursors; `up`: more abundant in high-activity "
+            "accessions)."
+        ),
+        "",
+        "| rank | precursor m/z | RT (min) | direction | fold change | library name | importance |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {_num(r, 'rank', '.0f')} | {_num(r, 'precursor_mz', '.4f')} | {_num(r, 'rt_min', '.2f')} | "
+            f"{_text(r.get('direction'))} | {_num(r, 'fold_change', '.2f')} | {_name_of(r) or '-'} | "
+            f"{_num(r, 'importance', '.3g')} |"
+        )
+    lines += ["", f"Full table: `{artifact_uri}`" + (f"; figure: `{figure_uri}`" if figure_uri else "") + "."]
+    return "\n".join(lines)
+
+
+def with_drivers(description: str, section: str) -> str:
+    """``description`` with its drivers section replaced by ``section`` (appended when there is none yet)."""
+    text = description or ""
+    at = text.find(DRIVERS_HEADING)
+    if at >= 0:
+        text = text[:at]
+    return text.rstrip() + "\n\n" + section if text.strip() else section
+
+
+def top_drivers_tag(drivers: Any, top: int = 5, limit: int = 4000) -> str:
+    """The top drivers in one line for a tag: ``m/z 447.0934 RT 3.13 up Quercetin 3-O-rhamnoside; ...``."""
+    parts = []
+    for r in _driver_rows(drivers, top):
+        name = _name_of(r)
+        part = f"m/z {_num(r, 'precursor_mz', '.4f')} RT {_num(r, 'rt_min', '.2f')} {_text(r.get('direction'))}"
+        parts.append(part + (f" {name}" if name else ""))
+    return "; ".join(parts)[:limit]
+
+
+def attach_drivers(
+    name: str,
+    version: str | int,
+    drivers: Any,
+    *,
+    run_id: str,
+    artifact_path: str = "explain/drivers.csv",
+    figure_path: str | None = "explain/drivers.png",
+    top: int = 5,
+    client: Any = None,
+) -> str:
+    """Put the drivers on a registered model version's card: its description gets (or has replaced) the drivers
+    section, tags ``explain.drivers`` (the artifact path in ``run_id``), ``explain.drivers_uri`` and
+    ``explain.top_drivers``. ``drivers`` is the drivers table (a DataFrame, or the path of drivers.csv); the files
+    must already be logged to ``run_id`` (``ms2img explain`` does it). Returns the new description."""
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    if not hasattr(drivers, "to_dict") and not isinstance(drivers, list):
+        drivers = pd.read_csv(drivers, keep_default_na=False)
+    client = client or MlflowClient()
+    version = str(version)
+    uri = f"runs:/{run_id}/{artifact_path}"
+    figure = f"runs:/{run_id}/{figure_path}" if figure_path else None
+    current = client.get_model_version(name, version).description or ""
+    description = with_drivers(current, drivers_section(drivers, artifact_uri=uri, figure_uri=figure, top=top))
+    client.update_model_version(name, version, description=description)
+    client.set_model_version_tag(name, version, DRIVERS_TAG, artifact_path)
+    client.set_model_version_tag(name, version, DRIVERS_URI_TAG, uri)
+    client.set_model_version_tag(name, version, TOP_DRIVERS_TAG, top_drivers_tag(drivers, top))
+    return description
