@@ -403,7 +403,9 @@ def _training_tables(result: ReadResult, types, blank_subtraction: bool, blank_f
     rows = result.sample_rows
     training = np.array([r["type"] in types for r in rows], dtype=bool)
     table, sample_of_row = result.table, result.sample_of_row
-    acc_codes, acc_names = pd.factorize(np.array([r["accession"] for r in rows], dtype=object))
+    index: dict[str, int] = {}
+    acc_codes = np.array([index.setdefault(r["accession"], len(index)) for r in rows], dtype=np.int64)
+    acc_names = list(index)
     row_acc = np.where(training[sample_of_row], acc_codes[sample_of_row], -1) if len(sample_of_row) else sample_of_row
     if len(row_acc) and (np.diff(row_acc) >= 0).all():  # grouped already (one accession, or per sample column)
         order = None

@@ -25,6 +25,7 @@ from ms2img.io.result import (
     check_not_binary,
     read_text_lines,
     strings_to_float,
+    strings_to_float_columns,
 )
 from ms2img.io.sample_sheet import index_sheet, normalize_type, resolve
 from ms2img.io.schema import SAMPLE_TYPES
@@ -117,14 +118,11 @@ def read_msdial(
     polarity = _polarity(cells[adduct_col] if adduct_col is not None else None, len(ids_arr))
     spectra = parse_msms_column(cells[col[MSMS]], path=path, lines=line_no, column=MSMS)
 
-    height_cols = []
-    for j, _ in samples:
-        values, n_missing = strings_to_float(cells[j], path, line_no, header[j], missing=0.0, minimum=0.0)
-        height_cols.append(values)
-        if n_missing:
-            warnings[MISSING_HEIGHT_WARNING] = warnings.get(MISSING_HEIGHT_WARNING, 0) + n_missing
-    heights = np.column_stack(height_cols) if height_cols else np.zeros((len(ids_arr), 0))
-    if warnings.get(MISSING_HEIGHT_WARNING):
+    heights, n_missing = strings_to_float_columns(
+        [cells[j] for j, _ in samples], path, line_no, [header[j] for j, _ in samples], missing=0.0, minimum=0.0
+    )
+    if n_missing:
+        warnings[MISSING_HEIGHT_WARNING] = warnings.get(MISSING_HEIGHT_WARNING, 0) + n_missing
         log.warning(
             "%s: %d sample height cell(s) hold NA/nan/null: read as not detected",
             path,
@@ -249,7 +247,12 @@ def _polarity(adducts: pa.Array | None, n: int) -> pa.DictionaryArray:
         a = pc.utf8_rtrim_whitespace(adducts)
         codes[pc.ends_with(a, "+").to_numpy(zero_copy_only=False)] = 1
         codes[pc.ends_with(a, "-").to_numpy(zero_copy_only=False)] = 2
-    return pa.DictionaryArray.from_arrays(pa.array(codes), _POLARITIES)
+    # dictionary in order of first appearance, as a factorize of the per-feature strings gives
+    values, first = np.unique(codes, return_index=True)
+    seen = values[np.argsort(first)]
+    remap = np.empty(len(_POLARITIES), dtype=np.int32)
+    remap[seen] = np.arange(len(seen), dtype=np.int32)
+    return pa.DictionaryArray.from_arrays(pa.array(remap[codes]), _POLARITIES.take(pa.array(seen)))
 
 
 def _check_unique_fixed_columns(path: Path, header: list[str], hline: int) -> None:

@@ -237,6 +237,38 @@ def strings_to_float(
     return values, int(pc.sum(markers).as_py() or 0)
 
 
+def strings_to_float_columns(
+    columns: list[pa.Array],
+    path: str | Path,
+    lines: np.ndarray,
+    names: list[str],
+    *,
+    missing: float | None = None,
+    minimum: float | None = None,
+) -> tuple[np.ndarray, int]:
+    """Several Arrow string columns (same length) to one float64 matrix (rows x columns) with one C cast; when
+    any cell is unusual each column goes through :func:`strings_to_float` (same rules, same errors). Returns
+    the matrix and the number of explicit missing markers."""
+    n = len(lines)
+    if not columns:
+        return np.zeros((n, 0)), 0
+    try:
+        values = pc.cast(pc.utf8_trim_whitespace(pa.concat_arrays(columns)), pa.float64()).to_numpy(
+            zero_copy_only=False
+        )
+        ok = bool(np.isfinite(values).all()) and (minimum is None or bool((values >= minimum).all()))
+        if ok:
+            return np.ascontiguousarray(values.reshape(len(columns), n).T), 0
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    out, n_missing = [], 0
+    for cells, name in zip(columns, names, strict=True):
+        values, k = strings_to_float(cells, path, lines, name, missing=missing, minimum=minimum)
+        out.append(values)
+        n_missing += k
+    return np.column_stack(out), n_missing
+
+
 def _short(text: str, n: int = 40) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
@@ -264,14 +296,11 @@ def aligned_table(
     """
     heights = np.asarray(heights, dtype=np.float64)
     feature_of_fragment = np.asarray(fragment_feature, dtype=np.int64)
-    cols = range(heights.shape[1]) if samples is None else [int(j) for j in samples]
-    frag_idx, sample_idx = [], []
-    for j in cols:
-        keep = np.flatnonzero(heights[feature_of_fragment, j] > 0)
-        frag_idx.append(keep)
-        sample_idx.append(np.full(len(keep), j, dtype=np.int64))
-    frags = np.concatenate(frag_idx) if frag_idx else np.empty(0, dtype=np.int64)
-    samp = np.concatenate(sample_idx) if sample_idx else np.empty(0, dtype=np.int64)
+    cols = np.arange(heights.shape[1]) if samples is None else np.asarray(samples, dtype=np.int64).reshape(-1)
+    # (sample position, fragment) of every detected pair, sample-major: one boolean matrix, one nonzero
+    detected = heights[:, cols].T[:, feature_of_fragment] > 0 if len(cols) else np.zeros((0, 0), dtype=bool)
+    col_pos, frags = np.nonzero(detected)
+    samp = cols[col_pos].astype(np.int64, copy=False)
     feats = feature_of_fragment[frags]
     arrays = {
         "accession": dictionary_strings(accessions, samp),
