@@ -410,3 +410,102 @@ def test_explain_true_returns_the_boxes_that_move_each_prediction(tmp_path):
     assert explained["probability"].iat[0] == plain["probability"].iat[0]
     assert boxes and all(b["precursor_mz_lo"] < b["precursor_mz_hi"] for b in boxes)
     assert {b["supports"] for b in boxes} <= {"high", "low"}
+
+
+@pytest.mark.parametrize("family", ["rf-image", "rf-cosine"])
+def test_served_forest_gives_the_family_models_numbers(family):
+    """The server sums the trees itself (no per-tree scikit-learn overhead): bit for bit FamilyModel.predict_proba."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    from ms2img.models.baselines import FlattenImages
+    from ms2img.models.family import FamilyModel
+
+    rng = np.random.default_rng(3)
+    x = rng.random((40, 12, 10)).astype(np.float32) * (rng.random((40, 12, 10)) > 0.6)
+    y = np.arange(40) % 2
+    if family == "rf-image":
+        forest = RandomForestClassifier(60, class_weight="balanced_subsample", random_state=0)
+        est = Pipeline([("flatten", FlattenImages(drop_zero_columns=True)), ("rf", forest)]).fit(x, y)
+    else:
+        x = x.reshape(40, -1) * 1e4
+        est = RandomForestClassifier(60, max_features=0.3, random_state=0).fit(np.log1p(x), y)
+    model = FamilyModel(family, {"assay": "DPPH"}, est)
+    served = serving._forest_inference(model)
+    for rows in (slice(0, 1), slice(0, 40)):
+        got, want = served(x[rows]), model.predict_proba(x[rows])
+        assert got.dtype == want.dtype == np.float32 and np.array_equal(got, want)
+
+
+# ------------------------------------------------------------------------------------ JSON guard, every layout
+def _body(payload) -> bytes:
+    import json
+
+    return json.dumps(payload).encode()
+
+
+def test_instances_and_inputs_rows_pass_the_guard_like_records():
+    from ms2img.serving_app import check_json_request
+
+    rows = request_rows().to_dict(orient="records")
+    for key in ("instances", "inputs", "dataframe_records"):
+        assert check_json_request(_body({key: rows}), max_rows=10)[key] == rows
+
+
+def _drop(row: dict, column: str) -> dict:
+    return {k: v for k, v in row.items() if k != column}
+
+
+@pytest.mark.parametrize(
+    ("key", "payload", "words"),
+    [
+        ("instances", lambda rows: rows * 4, "payload too large: 12 rows, at most 10"),
+        ("inputs", lambda rows: rows * 4, "payload too large: 12 rows, at most 10"),
+        ("instances", lambda rows: [*rows, {**rows[0], "msms": [[[[[1]]]]]}], "request row 3: msms must be"),
+        ("instances", lambda rows: [{"a": [[[[[[[[[1]]]]]]]]]}], "nested too deeply"),
+        ("instances", lambda rows: [rows[0], {**rows[1], "precursor_mz": [1.0]}], "request row 1: precursor_mz must"),
+        ("instances", lambda rows: [{**rows[0], "accession": {"a": 1}}], "request row 0: accession must be"),
+        ("inputs", lambda rows: [{**rows[0], "rt_min": True}], "rt_min must be a string, a number or null, got a bool"),
+        ("instances", lambda rows: [list(rows[0].values())], "request row 0: expected an object"),
+        ("instances", lambda rows: [rows[0], _drop(rows[1], "rt_min")], "request row 1: missing columns ['rt_min']"),
+        ("inputs", lambda rows: {k: [r[k] for r in rows] for k in rows[0]}, "'inputs' must be a list of rows"),
+        ("instances", lambda rows: [], "empty request"),
+        ("dataframe_records", lambda rows: [{**rows[0], "msms": {"100": 5}}], "request row 0: msms must be"),
+    ],
+)
+def test_guard_checks_instances_payloads_like_the_others(key, payload, words):
+    """``instances`` / ``inputs`` bodies meet the same size, depth, row-count and cell checks as the DataFrame
+    layouts: a one-line 4xx naming the row, never MLflow's conversion error later."""
+    from ms2img.serving_app import RequestRejected, check_json_request
+
+    rows = request_rows().to_dict(orient="records")
+    with pytest.raises(RequestRejected) as info:
+        check_json_request(_body({key: payload(rows)}), max_rows=10, max_depth=8)
+    assert info.value.status == 400 and words in info.value.message
+    assert "\n" not in info.value.message and len(info.value.message) < 300
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ([[1, 2]], "request row 0: expected a list of 5 values"),
+        ([1, 2], "request row 0: expected a list of 5 values"),
+        ([["A", [200.0], 1.0, 1.0, "100:1"]], "request row 0: precursor_mz must be"),
+    ],
+)
+def test_guard_checks_split_rows_shape_and_cells(data, words):
+    from ms2img.serving_app import RequestRejected, check_json_request
+
+    body = _body({"dataframe_split": {"columns": REQUEST_COLUMNS, "data": data}})
+    with pytest.raises(RequestRejected, match=words.replace("[", r"\[")):
+        check_json_request(body, max_rows=10)
+
+
+def test_forest_sum_equals_scikit_learn_with_missing_values_and_three_classes():
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(4)
+    x = rng.random((60, 8))
+    x[rng.random((60, 8)) < 0.1] = np.nan
+    forest = RandomForestClassifier(40, random_state=0).fit(x, np.arange(60) % 3)
+    assert np.array_equal(serving.forest_predict_proba(forest, x), forest.predict_proba(x))

@@ -9,11 +9,17 @@ same parser on one cell. The rules:
   without fragments;
 * every token has exactly one ``:``; both sides are decimal numbers (``1.7E4`` is fine); m/z is finite and > 0,
   intensity finite and >= 0. Anything else raises, naming the row (and, for files, the file and line).
+
+After :func:`warm_up` (the server calls it when it loads a model) plain columns take a numba-compiled single pass
+over the Arrow bytes instead (~10x faster than the ~20 ms the Arrow kernels take on a 5,000-precursor request), with
+the same results bit for bit; anything it is not sure of goes to the Arrow path, which also makes every error.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -31,6 +37,10 @@ _EMPTY_LIST = pa.array(sorted(EMPTY_MSMS), type=pa.string())
 _EMPTY = np.empty(0, dtype=np.float64)
 # A plain decimal number; used only to point at the offending token once Arrow's cast has failed.
 _NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+_POW10 = np.array([float(10**k) for k in range(23)])  # exact doubles
+_compiled: dict[str, object] = {}
+_compiled_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 class MsmsFormatError(Ms2ImgError, ValueError):
@@ -129,6 +139,11 @@ def _parse(arr: pa.Array, max_fragments: int | None) -> ParsedMsms:
     n = len(arr)
     if n == 0:
         return ParsedMsms(np.empty(0, dtype=np.int64), _EMPTY, _EMPTY)
+    kernel = _compiled.get("plain")
+    if kernel is not None:
+        plain = _parse_plain(kernel, arr, max_fragments)
+        if plain is not None:
+            return plain
     arr = pc.replace_substring(arr.fill_null(""), ";", " ")
     trimmed = pc.utf8_trim_whitespace(arr)
     short = np.flatnonzero(pc.less_equal(pc.binary_length(trimmed), 4).to_numpy(zero_copy_only=False))
@@ -151,13 +166,13 @@ def _parse(arr: pa.Array, max_fragments: int | None) -> ParsedMsms:
     if len(tokens) == 0:
         return ParsedMsms(np.empty(0, dtype=np.int64), _EMPTY, _EMPTY)
 
-    parts = pc.split_pattern(tokens, ":")
-    not_pair = pc.not_equal(pc.list_value_length(parts), 2)
-    if pc.any(not_pair).as_py():
+    flat = _sides(tokens)
+    if flat is None:  # some token has no ':' or several: name the first
+        parts = pc.split_pattern(tokens, ":")
+        not_pair = pc.not_equal(pc.list_value_length(parts), 2)
         k = int(np.flatnonzero(not_pair.to_numpy(zero_copy_only=False))[0])
         tok = tokens[k].as_py()
         raise MsmsFormatError(int(rows[k]), f"MS/MS peak '{_short(tok)}' is not 'mz:intensity'", tok)
-    flat = parts.flatten()
     try:
         values = pc.cast(flat, pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -181,6 +196,163 @@ def _parse(arr: pa.Array, max_fragments: int | None) -> ParsedMsms:
         tok = tokens[k].as_py()
         raise MsmsFormatError(int(rows[k]), f"MS/MS peak '{_short(tok)}' has a negative intensity", tok)
     return ParsedMsms(rows, mz, intensity)
+
+
+def _sides(tokens: pa.Array) -> pa.Array | None:
+    """``[mz0, int0, mz1, int1, ...]``: both sides of every token when each holds exactly one ``:``, else None.
+
+    The same strings as ``pc.split_pattern(tokens, ":").flatten()``, cut from the tokens' own buffers instead of
+    building one list per token (that was half the parse): with one ``:`` per token, deleting the colons shifts
+    token ``i`` left by ``i`` bytes, so every side's offset follows from the token offsets and the colon positions.
+    """
+    n = len(tokens)
+    _, offsets_buf, data_buf = tokens.buffers()
+    wide = pa.types.is_large_string(tokens.type)
+    raw = np.frombuffer(offsets_buf, dtype=np.int64 if wide else np.int32)[tokens.offset : tokens.offset + n + 1]
+    raw = raw.astype(np.int64)
+    data = np.frombuffer(data_buf, dtype=np.uint8)[raw[0] : raw[-1]]
+    off = raw - raw[0]
+    colon = np.flatnonzero(data == ord(":"))
+    # as many ':' as tokens, the i-th inside the i-th token: exactly one in each
+    if len(colon) != n or not ((off[:-1] <= colon) & (colon < off[1:])).all():
+        return None
+    shift = np.arange(n + 1, dtype=np.int64)  # colons deleted before token i
+    offsets = np.empty(2 * n + 1, dtype=np.int64)
+    offsets[0::2] = off - shift
+    offsets[1::2] = colon - shift[:-1]
+    text = data.tobytes().translate(None, b":")
+    return pa.Array.from_buffers(pa.large_string(), 2 * n, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+
+
+def _parse_plain(kernel, arr: pa.Array, max_fragments: int | None) -> ParsedMsms | None:
+    """The compiled single pass (:func:`_plain_loop`) on the column's bytes; None when it declines."""
+    if arr.null_count:
+        arr = arr.fill_null("")
+    _, offsets_buf, data_buf = arr.buffers()
+    wide = pa.types.is_large_string(arr.type)
+    raw = np.frombuffer(offsets_buf, dtype=np.int64 if wide else np.int32)[arr.offset : arr.offset + len(arr) + 1]
+    if data_buf is None or raw[-1] == raw[0]:
+        return None
+    data = np.frombuffer(data_buf, dtype=np.uint8)[raw[0] : raw[-1]]
+    n_colons = int(np.count_nonzero(data == ord(":")))  # a bound on the peaks: each has one
+    if n_colons == 0 or (max_fragments is not None and n_colons > max_fragments):
+        return None
+    rows = np.empty(n_colons, dtype=np.int64)
+    mz, intensity = np.empty(n_colons), np.empty(n_colons)
+    k = kernel(data, np.ascontiguousarray(raw - raw[0], dtype=np.int64), _POW10, rows, mz, intensity)
+    if k < 0:
+        return None
+    return ParsedMsms(rows[:k], mz[:k], intensity[:k]) if k < n_colons else ParsedMsms(rows, mz, intensity)
+
+
+def _plain_loop(data, off, pow10, rows, mz, intensity):  # pragma: no cover - compiled by numba
+    """Parse the cells ``data[off[r]:off[r + 1]]`` as peaks ``mz:intensity`` separated by ASCII whitespace or
+    ``;`` into ``rows``/``mz``/``intensity``; the number of peaks, or -1 to decline (the Arrow path decides).
+
+    It accepts only what the Arrow path accepts with the same value: each side ``[+-]digits[.digits][e[+-]digits]``
+    (at least one digit, at most 18, exponent at most 4 digits), whose value ``w * 10**q`` has an integer
+    ``w <= 2**53`` and ``|q| <= 22``: then ``w`` and ``10**|q|`` are exact doubles and one IEEE multiplication or
+    division rounds the exact decimal correctly, as Arrow's parser (fast_float) does. m/z must be > 0 and
+    intensity >= 0. Anything else (markers such as ``NA``, other bytes, long or huge numbers, broken peaks)
+    declines.
+    """
+    k = 0
+    for r in range(off.shape[0] - 1):
+        i = off[r]
+        end = off[r + 1]
+        while i < end:
+            c = data[i]
+            if c == 32 or c == 59 or (c >= 9 and c <= 13):
+                i += 1
+                continue
+            if k >= rows.shape[0]:
+                return -1
+            for side in range(2):
+                neg = False
+                if i < end and (data[i] == 43 or data[i] == 45):
+                    neg = data[i] == 45
+                    i += 1
+                w = 0
+                digits = 0
+                q = 0
+                while i < end and data[i] >= 48 and data[i] <= 57:
+                    w = w * 10 + (np.int64(data[i]) - 48)
+                    digits += 1
+                    i += 1
+                if i < end and data[i] == 46:
+                    i += 1
+                    while i < end and data[i] >= 48 and data[i] <= 57:
+                        w = w * 10 + (np.int64(data[i]) - 48)
+                        digits += 1
+                        q -= 1
+                        i += 1
+                if digits == 0 or digits > 18:
+                    return -1
+                if i < end and (data[i] == 101 or data[i] == 69):
+                    i += 1
+                    e_neg = False
+                    if i < end and (data[i] == 43 or data[i] == 45):
+                        e_neg = data[i] == 45
+                        i += 1
+                    e = 0
+                    e_digits = 0
+                    while i < end and data[i] >= 48 and data[i] <= 57:
+                        e = e * 10 + (np.int64(data[i]) - 48)
+                        e_digits += 1
+                        i += 1
+                    if e_digits == 0 or e_digits > 4:
+                        return -1
+                    q += -e if e_neg else e
+                if w > 9007199254740992 or q < -22 or q > 22:
+                    return -1
+                v = float(w) * pow10[q] if q >= 0 else float(w) / pow10[-q]
+                if neg:
+                    v = -v
+                if side == 0:
+                    if i >= end or data[i] != 58 or not v > 0.0:
+                        return -1
+                    i += 1
+                    mz[k] = v
+                else:
+                    if i < end:
+                        c = data[i]
+                        if not (c == 32 or c == 59 or (c >= 9 and c <= 13)):
+                            return -1
+                    if not v >= 0.0:
+                        return -1
+                    intensity[k] = v
+            rows[k] = r
+            k += 1
+    return k
+
+
+def _compile_plain():
+    try:
+        import numba
+        from numba import types
+    except ImportError:
+        log.debug("numba is not installed; MS/MS strings are parsed with Arrow")
+        return None
+    i64, f64 = types.Array(types.int64, 1, "C"), types.Array(types.float64, 1, "C")
+    sigs = [
+        types.int64(types.Array(types.uint8, 1, "C", readonly=readonly), i64, f64, i64, f64, f64)
+        for readonly in (True, False)  # Arrow's buffers are read-only
+    ]
+    for cache in (True, False):  # no writable cache folder: compile every process
+        try:
+            return numba.njit(sigs, cache=cache, nogil=True)(_plain_loop)
+        except Exception as exc:  # noqa: BLE001 - numba raises many types; the Arrow path is always there
+            log.warning("numba MS/MS parser unavailable (%s: %s)", exc.__class__.__name__, exc)
+    return None
+
+
+def warm_up() -> bool:
+    """Import numba and compile (or load from its cache) the plain-column parser, and use it from now on in this
+    process; False without numba (the Arrow path stays). A server calls this when it loads its model."""
+    with _compiled_lock:
+        if "plain" not in _compiled:
+            _compiled["plain"] = _compile_plain()
+    return _compiled["plain"] is not None
 
 
 def parse_msms(
