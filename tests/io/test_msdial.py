@@ -213,3 +213,17 @@ def test_blank_body_lines_are_skipped_and_later_errors_name_the_editor_line(tmp_
     lines[8] = lines[8].replace("400.3", "4o0.3")  # feature 3, now on line 9
     with pytest.raises(InputFileError, match=r"line 9.*Average Mz.*4o0\.3"):
         read_msdial(write_lines(tmp_path / "bad.txt", lines, newline=newline))
+
+
+def test_heights_read_in_one_cast_still_name_the_bad_cell_and_count_markers(tmp_path):
+    lines = msdial_lines()
+    lines[6] = lines[6].replace("\t2500\t0\t", "\t25oo\t0\t")  # feature 2, column qc (line 7)
+    with pytest.raises(InputFileError, match=r"line 7.*'qc'.*25oo"):
+        read_msdial(write_lines(tmp_path / "bad.txt", lines))
+    lines = msdial_lines()
+    lines[5] = lines[5].replace("\t0\t800\t", "\tNA\t800\t")  # s2 of feature 1
+    lines[7] = lines[7].replace("\t400\t", "\tnan\t")  # blank of feature 3
+    result = read_msdial(write_lines(tmp_path / "na.txt", lines))
+    assert sum(result.warnings.values()) == 2
+    plain = read_msdial(write_lines(tmp_path / "plain.txt", msdial_lines())).events
+    assert len(result.events) == len(plain) - 3  # the blank's 3 fragments of feature 3 (s2 of feature 1 was 0)
