@@ -4,6 +4,7 @@
     .venv/bin/ms2img ingest /tmp/ex/raw/exports --out /tmp/ex/events
     .venv/bin/ms2img render /tmp/ex/events --sizes 75x70 --out-dir /tmp/ex/images
     .venv/bin/python benchmarks/explain.py --cohort /tmp/ex --work /tmp/ex/work
+    .venv/bin/python benchmarks/explain.py --project . --work /tmp/reexplain   # a pipeline run, explained again
 
 Without trained models under ``<work>/models`` it fits the image RF itself (FlattenImages + 200 trees, the
 project's class-balanced forest) with 5 grouped stratified folds, writes ``oof.csv`` and ``selection.json`` like
@@ -65,13 +66,52 @@ def fit_rf_image(cohort: Path, work: Path, size: str, assays: list[str], trees: 
         (rep / "selection.json").write_text(json.dumps({"winner": "rf-image", "reason": "benchmark", "ranking": []}))
 
 
+def reexplain_project(args: argparse.Namespace) -> int:
+    """``--project P --work W``: explain P's champions again (P/models, P/reports/<assay>/{oof.csv,selection.json},
+    P/data/{images,events,features}) with the code as it is, drivers to W/reports/<assay>/; score against truth.csv.
+
+    An assay without a trained champion in P/models gets the benchmark's own image RF (fitted into W/models)."""
+    import shutil
+
+    from ms2img.explain.evaluate import precision_at_k, read_truth
+    from ms2img.explain.pipeline import ExplainConfig, explain_assay
+
+    data, work = args.project / "data", args.work
+    truth = read_truth(data / "raw" / "truth.csv")
+    cfg = ExplainConfig(block=args.block, refit=not args.no_refit)
+    rows = []
+    for assay in args.assay or list(ASSAYS):
+        models = args.project / "models"
+        if (models / assay).is_dir() and (args.project / "reports" / assay / "selection.json").is_file():
+            shutil.copytree(args.project / "reports" / assay, work / "reports" / assay, dirs_exist_ok=True)
+        else:
+            models = work / "models"
+            if not (models / assay / "rf-image").is_dir():
+                fit_rf_image(data, work, args.size, [assay], args.trees, args.seed)
+        t = time.perf_counter()
+        res = explain_assay(
+            assay, models, work / "reports", data / "images", data / "events", data / "features",
+            assays_csv=data / "raw" / "assays.csv", config=cfg,
+        )  # fmt: skip
+        score = precision_at_k(res.drivers, truth, assay, k=args.k)
+        rows.append({**score, "family": res.family, "seconds": round(time.perf_counter() - t, 1)})
+    df = pd.DataFrame(rows)
+    print(df[["assay", "family", "precision", "hits", "distinct_actives", "annotated_share", "seconds"]].to_string(
+        index=False))  # fmt: skip
+    print(f"mean precision@{args.k}: {np.nanmean(df['precision']):.3f}")
+    (work / "explain_benchmark.json").write_text(json.dumps({"k": args.k, "assays": rows}, indent=2) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cohort", type=Path, default=None, help="folder with raw/ (truth.csv), events/, images/")
     ap.add_argument("--project", type=Path, default=None,
                     help="score the drivers a pipeline run already wrote (PROJECT/reports/<assay>/drivers.csv, "
                          "e.g. after `make demo`) against PROJECT/data/raw/truth.csv; nothing is refitted")  # fmt: skip
-    ap.add_argument("--work", type=Path, default=None, help="models/ and reports/ go here (default <cohort>/work)")
+    ap.add_argument("--work", type=Path, default=None,
+                    help="models/ and reports/ go here (default <cohort>/work); with --project: explain "
+                         "its champions again with this code, into WORK/reports/<assay>/drivers.csv")  # fmt: skip
     ap.add_argument("--models-dir", type=Path, default=None)
     ap.add_argument("--reports-dir", type=Path, default=None)
     ap.add_argument("--size", default="75x70")
@@ -85,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ms2img.explain.evaluate import precision_at_k, read_truth
 
+    if args.project is not None and args.work is not None:
+        return reexplain_project(args)
     if args.project is not None:
         truth = read_truth(args.project / "data" / "raw" / "truth.csv")
         print(f"{'assay':<9} {'precision@' + str(args.k):>13} {'annotated share':>16}")

@@ -106,7 +106,7 @@ def test_attach_drivers_puts_them_on_the_champion_card(store: Path):
     out = attach_drivers(NAME, champion.version, reports / "drivers.csv", run_id=champion.run_id)
     mv = client.get_model_version(NAME, champion.version)
     assert mv.description == out and mv.description.startswith(description)  # the card keeps its metrics
-    assert "| 1 | 447.0934 | 3.13 | up | 1.90 | Quercetin 3-O-rhamnoside |" in mv.description
+    assert "| 1 | 447.0934 | 3.13 | up | 1.90 | Quercetin 3-O-rhamnoside | 0.00199 |" in mv.description
     uri = f"runs:/{champion.run_id}/explain/drivers.csv"
     assert f"`{uri}`" in mv.description and f"runs:/{champion.run_id}/explain/drivers.png" in mv.description
     assert mv.tags["explain.drivers"] == "explain/drivers.csv" and mv.tags["explain.drivers_uri"] == uri
@@ -123,3 +123,9 @@ def test_attach_drivers_puts_them_on_the_champion_card(store: Path):
     text = client.get_model_version(NAME, champion.version).description
     assert text.count(DRIVERS_HEADING) == 1 and text.startswith(description)
     assert "| 1 | 623.1619 |" in text and "| 4 |" not in text
+
+    # nothing is linked that the run does not hold
+    with mlflow.start_run(run_name="empty") as other:
+        pass
+    with pytest.raises(FileNotFoundError, match="explain/drivers.csv"):
+        attach_drivers(NAME, champion.version, newer, run_id=other.info.run_id)

@@ -315,7 +315,7 @@ def explain_assay(
     out_dir = reports_dir / assay
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / "drivers.csv", "png": out_dir / "drivers.png", "json": out_dir / "drivers.json"}
-    write_text(paths["csv"], drivers.to_csv(index=False, float_format="%.6g", lineterminator="\n"))
+    write_text(paths["csv"], drivers.to_csv(index=False, float_format="%.8g", lineterminator="\n"))
     if mean_image is not None:
         title = f"{assay}: drivers of the {family} champion ({how}, {len(lab)} accessions)"
         image_boxes = boxes if input_kind(family) == "image" else boxes.iloc[0:0]  # features have no m/z boxes

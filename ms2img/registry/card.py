@@ -130,17 +130,18 @@ def drivers_section(drivers: Any, *, artifact_uri: str, figure_uri: str | None =
         (
             f"The {len(rows)} of {n_total} candidate compounds that carry the champion's held-out predictions most "
             "(occlusion of m/z boxes joined to the training precursors; `up`: more abundant in high-activity "
-            "accessions)."
+            "accessions; importance: its share of the class-aware change in held-out P(high) when its m/z boxes are "
+            "occluded; conditional: importance x its effect given the other candidates, which orders them)."
         ),
         "",
-        "| rank | precursor m/z | RT (min) | direction | fold change | library name | importance |",
-        "|---|---|---|---|---|---|---|",
+        "| rank | precursor m/z | RT (min) | direction | fold change | library name | importance | conditional |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {_num(r, 'rank', '.0f')} | {_num(r, 'precursor_mz', '.4f')} | {_num(r, 'rt_min', '.2f')} | "
             f"{_text(r.get('direction'))} | {_num(r, 'fold_change', '.2f')} | {_name_of(r) or '-'} | "
-            f"{_num(r, 'importance', '.3g')} |"
+            f"{_num(r, 'importance', '.3g')} | {_num(r, 'conditional_importance', '.3g')} |"
         )
     lines += ["", f"Full table: `{artifact_uri}`" + (f"; figure: `{figure_uri}`" if figure_uri else "") + "."]
     return "\n".join(lines)
@@ -179,7 +180,8 @@ def attach_drivers(
     """Put the drivers on a registered model version's card: its description gets (or has replaced) the drivers
     section, tags ``explain.drivers`` (the artifact path in ``run_id``), ``explain.drivers_uri`` and
     ``explain.top_drivers``. ``drivers`` is the drivers table (a DataFrame, or the path of drivers.csv); the files
-    must already be logged to ``run_id`` (``ms2img explain`` does it). Returns the new description."""
+    must already be logged to ``run_id`` (``ms2img explain`` does it; FileNotFoundError otherwise); the figure is
+    linked when it is logged too. Returns the new description."""
     import pandas as pd
     from mlflow import MlflowClient
 
@@ -189,6 +191,11 @@ def attach_drivers(
     version = str(version)
     uri = f"runs:/{run_id}/{artifact_path}"
     figure = f"runs:/{run_id}/{figure_path}" if figure_path else None
+    folder = artifact_path.rpartition("/")[0]
+    logged = {f.path for f in client.list_artifacts(run_id, folder or None)}
+    if artifact_path not in logged:
+        raise FileNotFoundError(f"run {run_id} has no artifact {artifact_path} (log drivers.csv first)")
+    figure = figure if figure_path in logged else None
     current = client.get_model_version(name, version).description or ""
     description = with_drivers(current, drivers_section(drivers, artifact_uri=uri, figure_uri=figure, top=top))
     client.update_model_version(name, version, description=description)
