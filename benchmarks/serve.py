@@ -134,6 +134,24 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
+def server_cpu(proc: subprocess.Popen) -> float:
+    """CPU seconds (user + system) used so far by the server and its workers; NaN without psutil. Per request,
+    this is what the server costs whatever else runs on the machine."""
+    try:
+        import psutil
+    except ImportError:
+        return float("nan")
+    root = psutil.Process(proc.pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def percentiles(seconds: list[float]) -> str:
     ms = np.asarray(seconds) * 1e3
     return (
@@ -297,13 +315,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server up in {time.perf_counter() - t0:.1f} s on port {port}")
         url = f"http://127.0.0.1:{port}/invocations"
         try:
+            cpu0, own0 = server_cpu(proc), time.process_time()
             seq = sequential(url, body, args.sequential)
+            cpu1, own1 = server_cpu(proc), time.process_time()
+            n_seq = args.sequential + 3  # with the warm-up calls
             print(f"sequential, {args.sequential} requests: {percentiles(seq)}")
+            print(
+                f"  CPU per request: server {(cpu1 - cpu0) / n_seq * 1e3:.1f} ms, "
+                f"client {(own1 - own0) / n_seq * 1e3:.1f} ms"
+            )
             ok, late, errors, lat, elapsed = concurrent(url, body, args.clients, args.duration)
+            cpu2, own2 = server_cpu(proc), time.process_time()
             print(
                 f"concurrent, {args.clients} clients for {args.duration:.0f} s: {ok / args.duration:.1f} requests/s "
                 f"({ok} answered in the window, {late} more while draining, {elapsed:.1f} s in all), "
                 f"{sum(errors.values())} errors {errors or ''}"
+            )
+            n_conc = max(ok + late + sum(errors.values()), 1)
+            print(
+                f"  CPU per request: server {(cpu2 - cpu1) / n_conc * 1e3:.1f} ms, clients "
+                f"{(own2 - own1) / n_conc * 1e3:.1f} ms; load average now {os.getloadavg()[0]:.1f} on "
+                f"{os.cpu_count()} cores (other processes take their share)"
             )
             if lat:
                 print(f"  latency under load: {percentiles(lat)}")
