@@ -93,6 +93,7 @@ def _log_to_champion(assay: str, paths: dict, params: dict) -> None:
     try:
         from mlflow import MlflowClient
 
+        from ms2img.registry.card import attach_drivers
         from ms2img.tracking import setup_tracking
 
         setup_tracking()
@@ -104,7 +105,7 @@ def _log_to_champion(assay: str, paths: dict, params: dict) -> None:
             return
         for p in paths.values():
             client.log_artifact(version.run_id, str(p), artifact_path="explain")
-        client.set_model_version_tag(version.name, version.version, "explain.drivers", "explain/drivers.csv")
-        print(f"  logged to run {version.run_id} (model {version.name} v{version.version}, artifacts explain/)")
+        attach_drivers(version.name, version.version, paths["csv"], run_id=version.run_id, client=client)
+        print(f"  logged to run {version.run_id} (model {version.name} v{version.version}, artifacts explain/; drivers on its card)")
     except Exception as exc:  # noqa: BLE001 - tracking is optional: say why and carry on
         log.warning("drivers not logged to MLflow (%s: %s)", exc.__class__.__name__, exc)
