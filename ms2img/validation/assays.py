@@ -6,6 +6,7 @@ import csv
 import logging
 import time
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +68,69 @@ def read_csv_strings(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(records, columns=header, index=pd.Index(lines, dtype="int64"), dtype=object)
 
 
+def _assay_columns(df: pd.DataFrame, assays: Sequence[str] | None) -> list[str]:
+    """The assay columns present (all but ``accession`` unless ``assays`` names them)."""
+    wanted = list(assays) if assays is not None else [c for c in df.columns if c != "accession"]
+    return [c for c in wanted if c in df.columns]
+
+
+def _numbers(cells: pd.Series) -> np.ndarray:
+    """float64 of the cells written as numbers; NaN for the others (empty, ``n/a``, ``inf``: other checks')."""
+    numeric = cells.notna() & cells.astype(str).str.fullmatch(suites.FINITE_NUMBER_REGEX)
+    return pd.to_numeric(cells.where(numeric), errors="coerce").to_numpy(np.float64)
+
+
+def _constant_checks(df: pd.DataFrame, path: Path, assays: Sequence[str] | None):
+    """Per assay column: at least two different values among its numbers, else no classifier can be trained on it
+    (training would stop at labelling). Yields ``(failure or None, expectation entry)``; the failure names file,
+    column and the value. Cells that are not finite numbers are left to the other checks (empty stays "not
+    empty"'s, ``n/a`` the regex's, ``1e400`` the magnitude check's), and a column with fewer than two numbers is
+    not called constant here."""
+    for a in _assay_columns(df, assays):
+        cells = df[a]
+        values = _numbers(cells)
+        finite = np.flatnonzero(np.isfinite(values))
+        constant = len(finite) >= 2 and bool((values[finite] == values[finite[0]]).all())
+        entry = {
+            "suite": "assays",
+            "check": f"{a} not constant",
+            "expectation": "expect_column_unique_value_count_to_be_between",
+            "column": a,
+            "kwargs": {"min_value": 2},
+            "success": not constant,
+            "element_count": len(finite),
+            "unexpected_count": len(finite) if constant else 0,
+            "files_failed": int(constant),
+            "error": None,
+            "severity": "critical",
+            "per_accession": False,
+        }
+        if not constant:
+            yield None, entry
+            continue
+        value = str(cells.iloc[finite[0]])
+        f = Failure(
+            file=str(path),
+            suite="assays",
+            check=f"{a} not constant (all {len(finite)} accessions have {value}: no classifier can be trained on it)",
+            expectation="expect_column_unique_value_count_to_be_between",
+            column=a,
+            unexpected_count=len(finite),
+            values=[value],
+        )
+        yield f, entry
+
+
 def _magnitude_checks(df: pd.DataFrame, path: Path, assays: Sequence[str] | None):
     """Per assay column: values that read as numbers must be finite and within +-``MAX_ASSAY_VALUE``.
 
     Yields ``(failure or None, expectation entry)``; cells not written as numbers (``inf``, ``n/a``) are the regex
     check's to report, so only overflowing (``1e400``) or absurd (``1e13``) numbers fail here.
     The failure names line, accession and value."""
-    wanted = list(assays) if assays is not None else [c for c in df.columns if c != "accession"]
     label = f"within +-{MAX_ASSAY_VALUE:g}"
-    for a in [c for c in wanted if c in df.columns]:
+    for a in _assay_columns(df, assays):
         cells = df[a]
-        numeric = cells.notna() & cells.astype(str).str.fullmatch(suites.FINITE_NUMBER_REGEX)
-        values = pd.to_numeric(cells.where(numeric), errors="coerce").to_numpy(np.float64)
+        values = _numbers(cells)
         bad = np.flatnonzero(~np.isnan(values) & ~(np.abs(values) <= MAX_ASSAY_VALUE))
         entry = {
             "suite": "assays",
@@ -121,8 +173,9 @@ def validate_assays(
     accessions: Sequence[str] | None = None,
     assays: Sequence[str] | None = None,
 ) -> ValidationResult:
-    """Validate assays.csv: unique non-empty accessions, finite numeric assay values, the requested assay
-    columns present, and (given ``accessions``, the ones with events files) the same accession set."""
+    """Validate assays.csv: unique non-empty accessions, finite numeric assay values, no constant assay column, the
+    requested assay columns present, and (given ``accessions``, the ones with events files) the same accession
+    set."""
     t0 = time.perf_counter()
     path = Path(assays_csv)
     df = read_csv_strings(path)
@@ -152,7 +205,7 @@ def validate_assays(
             f.rows = [int(i) for i in o.index_list[:MAX_LISTED]]
             f.values = list(o.values[:MAX_LISTED])
         failures.append(f)
-    for f, entry in _magnitude_checks(df, path, assays):
+    for f, entry in chain(_magnitude_checks(df, path, assays), _constant_checks(df, path, assays)):
         expectations.append(entry)
         if f is not None:
             failures.append(f)
