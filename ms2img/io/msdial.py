@@ -95,19 +95,18 @@ def read_msdial(
     if cells is not None:
         ids_arr = pc.utf8_trim_whitespace(cells[col[ID]])
         line_no = np.arange(h + 2, h + 2 + len(ids_arr), dtype=np.int64)
-        if len(ids_arr) == 0 or pc.any(pc.equal(pc.binary_length(ids_arr), 0)).as_py():
+        if len(ids_arr) == 0 or pc.min(pc.binary_length(ids_arr)).as_py() == 0:
             cells = None  # a blank or whitespace-only line (or an empty id): the line-by-line reader decides
     if cells is None:
         if fast:
             lines = read_text_lines(path)
         cells, line_no = _slow_columns(path, lines, h, len(header), wanted)
         ids_arr = pc.utf8_trim_whitespace(cells[col[ID]])
-    if len(line_no) == 0:
-        raise InputFileError(path, "no data rows below the header", line=hline)
-
-    empty_id = np.flatnonzero(pc.equal(pc.binary_length(ids_arr), 0).to_numpy(zero_copy_only=False))
-    if len(empty_id):
-        raise InputFileError(path, "empty Alignment ID", line=int(line_no[empty_id[0]]), column=ID)
+        if len(line_no) == 0:
+            raise InputFileError(path, "no data rows below the header", line=hline)
+        empty_id = np.flatnonzero(pc.equal(pc.binary_length(ids_arr), 0).to_numpy(zero_copy_only=False))
+        if len(empty_id):
+            raise InputFileError(path, "empty Alignment ID", line=int(line_no[empty_id[0]]), column=ID)
     ids = pc.dictionary_encode(ids_arr)  # also the feature_id dictionary of the events
     if len(ids.dictionary) != len(ids_arr):
         texts = ids_arr.to_numpy(zero_copy_only=False)
@@ -171,7 +170,12 @@ def _head_lines(data: bytes) -> list[str] | None:
     reader (not UTF-8, control characters)."""
     if len(data.translate(None, _CONTROL_DELETE)) != len(data):
         return None
-    pieces = data.split(b"\n", MAX_METADATA_ROWS + 1)[: MAX_METADATA_ROWS + 1]
+    cut = -1
+    for _ in range(MAX_METADATA_ROWS + 1):  # split only the head, not a copy of the whole file
+        cut = data.find(b"\n", cut + 1)
+        if cut < 0:
+            break
+    pieces = (data if cut < 0 else data[:cut]).split(b"\n")
     try:
         lines = [p.decode("utf-8") for p in pieces]
     except UnicodeDecodeError:
