@@ -23,6 +23,7 @@ other than ``charset=utf-8``) goes to MLflow's app unchanged.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -341,8 +342,14 @@ def app_from_env():
     uri = os.environ.get(ENV_MODEL_URI)
     if not uri:
         raise RuntimeError(f"set {ENV_MODEL_URI} (e.g. models:/ms2img-DPPH@champion)")
-    return create_app(
+    app = create_app(
         uri,
         max_bytes=int(os.environ.get(ENV_MAX_BYTES, DEFAULT_MAX_BYTES)),
         max_rows=int(os.environ.get(ENV_MAX_ROWS, DEFAULT_MAX_ROWS)),
     )
+    # What is loaded now (MLflow, the model, numba: ~400k objects) lives as long as the worker: keep the cyclic
+    # garbage collector from walking it again in every full collection (a 5,000-precursor request allocates
+    # enough containers to trigger one every ~30 requests, ~0.3-0.5 s each: ~10 ms per request on average).
+    gc.collect()
+    gc.freeze()
+    return app
