@@ -246,11 +246,13 @@ _POLARITIES = pa.array(["unknown", "positive", "negative"], type=pa.string())
 
 def _polarity(adducts: pa.Array | None, n: int) -> pa.DictionaryArray:
     """Per feature: positive / negative / unknown from the adduct's trailing sign (dictionary-encoded)."""
-    codes = np.zeros(n, dtype=np.int32)
-    if adducts is not None:
-        a = pc.utf8_rtrim_whitespace(adducts)
-        codes[pc.ends_with(a, "+").to_numpy(zero_copy_only=False)] = 1
-        codes[pc.ends_with(a, "-").to_numpy(zero_copy_only=False)] = 2
+    if adducts is None:
+        codes = np.zeros(n, dtype=np.int32)
+    else:  # a few distinct adducts: judge each once
+        enc = pc.dictionary_encode(adducts)
+        signs = [(a or "").rstrip()[-1:] for a in enc.dictionary.to_pylist()]
+        per_value = np.array([1 if c == "+" else 2 if c == "-" else 0 for c in signs], dtype=np.int32)
+        codes = per_value[enc.indices.to_numpy(zero_copy_only=False)] if len(per_value) else np.zeros(n, np.int32)
     # dictionary in order of first appearance, as a factorize of the per-feature strings gives
     values, first = np.unique(codes, return_index=True)
     seen = values[np.argsort(first)]

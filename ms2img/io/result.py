@@ -298,7 +298,7 @@ def aligned_table(
     feature_of_fragment = np.asarray(fragment_feature, dtype=np.int64)
     cols = np.arange(heights.shape[1]) if samples is None else np.asarray(samples, dtype=np.int64).reshape(-1)
     # (sample position, fragment) of every detected pair, sample-major: one boolean matrix, one nonzero
-    detected = heights[:, cols].T[:, feature_of_fragment] > 0 if len(cols) else np.zeros((0, 0), dtype=bool)
+    detected = (heights[:, cols] > 0).T[:, feature_of_fragment] if len(cols) else np.zeros((0, 0), dtype=bool)
     col_pos, frags = np.nonzero(detected)
     samp = cols[col_pos].astype(np.int64, copy=False)
     feats = feature_of_fragment[frags]
@@ -335,7 +335,8 @@ def dictionary_strings(
         remap = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
         dictionary = pa.array(list(index), type=pa.string())
     codes = remap[np.asarray(codes, dtype=np.int64)] if len(codes) else np.empty(0, dtype=np.int64)
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32, copy=False)), dictionary)
+    # codes index the dictionary by construction: no bounds check (safe=False)
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32, copy=False)), dictionary, safe=False)
 
 
 def flatten_spectra(spectra: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
