@@ -354,7 +354,7 @@ class FamilyPredictor:
         self.max_fragments = int(max_fragments)
         from ms2img.io import msms
 
-        msms.warm_up()  # the compiled MS/MS parser (same results, ~10x faster), ready before the first request
+        msms.warm_up()  # the compiled MS/MS parser (same results, ~3x less CPU), ready before the first request
         if self.kind == "image":
             from ms2img.render import RenderConfig, warm_up
 

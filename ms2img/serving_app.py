@@ -8,7 +8,10 @@ MLflow's app answers a missing Content-Type or deeply nested JSON with HTTP 500,
   ``max_bytes`` (413, before anything is parsed);
 * JSON bodies are parsed once here with a nesting guard (400 "nested too deeply" instead of a RecursionError),
   the number of rows is checked against ``max_rows`` and the columns against the request schema (unknown or
-  missing columns are 400s naming them: MLflow's schema enforcement would drop unknown columns silently);
+  missing columns are 400s naming them: MLflow's schema enforcement would drop unknown columns silently), and
+  every row and cell too (a split row of the wrong length, a nested list or object, a boolean: 400s naming row
+  and column), the same in every layout MLflow reads: ``dataframe_split``, ``dataframe_records`` and the
+  TF-serving ``instances`` / ``inputs`` as a list of rows (``inputs`` as a dict of columns is a 400);
 * the parsed body is handed on: with the model at hand (:func:`create_app`), a JSON request is turned into the
   frame with MLflow's own converter (``infer_and_parse_data``, the model's input schema) and predicted and
   answered as MLflow's ``/invocations`` would (``{"predictions": [...]}``), without MLflow parsing the 2 MB body
