@@ -128,6 +128,9 @@ def check_json_request(body: bytes, max_rows: int, max_depth: int = MAX_DEPTH) -
         if not isinstance(columns, list):
             raise RequestRejected(400, f"'dataframe_split' needs 'columns': {REQUEST_COLUMNS}")
         names = [str(c) for c in columns]
+        if len(set(names)) != len(names):
+            twice = sorted({c for c in names if names.count(c) > 1})
+            raise RequestRejected(400, f"duplicated columns {twice}; expected each of {REQUEST_COLUMNS} once")
     else:
         if not isinstance(data, list):
             raise RequestRejected(400, f"'{keys[0]}' must be a list of rows with columns {REQUEST_COLUMNS}")
@@ -264,6 +267,9 @@ class GuardedApp:
 
         try:
             data = {k: v for k, v in payload.items() if k != SERVING_PARAMS_KEY}
+            for key in ("instances", "inputs"):  # rows, as the guard checked them: handed on as records, so they
+                if key in data:  # become the frame records would (MLflow's TF-serving reader makes a dict instead)
+                    data = {"dataframe_records": data[key]}
             frame = infer_and_parse_data(data, self._input_schema)
             params = payload.get(SERVING_PARAMS_KEY)
             out = self.model.predict(frame, params=params) if params is not None else self.model.predict(frame)

@@ -509,3 +509,35 @@ def test_forest_sum_equals_scikit_learn_with_missing_values_and_three_classes():
     x[rng.random((60, 8)) < 0.1] = np.nan
     forest = RandomForestClassifier(40, random_state=0).fit(x, np.arange(60) % 3)
     assert np.array_equal(serving.forest_predict_proba(forest, x), forest.predict_proba(x))
+
+
+def test_instances_reach_the_model_as_the_frame_records_make():
+    """MLflow reads ``instances`` / ``inputs`` rows as TF-serving tensors (a dict of arrays); the guard hands them on
+    as records, so the model sees the same DataFrame, and answers the same, whichever layout the client used."""
+    import json
+    from types import SimpleNamespace
+
+    from ms2img.serving_app import GuardedApp
+
+    seen = []
+    schema = serving.request_signature().inputs
+    model = SimpleNamespace(
+        metadata=SimpleNamespace(get_input_schema=lambda: schema),
+        predict=lambda frame: seen.append(frame) or pd.DataFrame({"accession": ["ACC1"], "probability": [0.5]}),
+    )
+    app = GuardedApp(None, model=model)
+    rows = request_rows().to_dict(orient="records")
+    answers = [app._invoke({key: rows}) for key in ("dataframe_records", "instances", "inputs")]
+    assert all(status == 200 for status, _ in answers) and len({body for _, body in answers}) == 1
+    assert all(isinstance(f, pd.DataFrame) for f in seen)
+    pd.testing.assert_frame_equal(seen[1], seen[0])
+    pd.testing.assert_frame_equal(seen[2], seen[0])
+    assert json.loads(answers[1][1])["predictions"][0]["accession"] == "ACC1"
+
+
+def test_guard_names_duplicated_split_columns():
+    from ms2img.serving_app import RequestRejected, check_json_request
+
+    body = _body({"dataframe_split": {"columns": [*REQUEST_COLUMNS, "msms"], "data": [["A", 1, 1, 1, "1:1", "1:1"]]}})
+    with pytest.raises(RequestRejected, match=r"duplicated columns \['msms'\]"):
+        check_json_request(body, max_rows=10)
