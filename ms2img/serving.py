@@ -279,9 +279,12 @@ def forest_predict_proba(model: Any, X: Any) -> np.ndarray:
 
 def _forest_inference(model):
     """``model.predict_proba`` of an ``rf-*`` FamilyModel (float32 P(high) per row; feature families take log1p of
-    the clipped heights) with the forest summed by :func:`forest_predict_proba`: the same numbers, faster."""
-    from ms2img.models.family import input_kind
+    the clipped heights) with the forest summed by :func:`forest_predict_proba`: the same numbers, faster. A model
+    whose ``predict_proba`` is not FamilyModel's (a stand-in, a subclass) is called as it is."""
+    from ms2img.models.family import FamilyModel, input_kind
 
+    if getattr(type(model), "predict_proba", None) is not FamilyModel.predict_proba:
+        return model.predict_proba
     features = input_kind(model.family) == "features"
 
     def infer(x: np.ndarray) -> np.ndarray:

@@ -541,3 +541,15 @@ def test_guard_names_duplicated_split_columns():
     body = _body({"dataframe_split": {"columns": [*REQUEST_COLUMNS, "msms"], "data": [["A", 1, 1, 1, "1:1", "1:1"]]}})
     with pytest.raises(RequestRejected, match=r"duplicated columns \['msms'\]"):
         check_json_request(body, max_rows=10)
+
+
+def test_a_stand_in_models_own_predict_proba_is_used():
+    """Only FamilyModel's predict_proba is mirrored by the fast forest sum; any other model is called as it is."""
+
+    class StandIn:
+        family = "rf-image"
+
+        def predict_proba(self, x):
+            return np.full(len(x), 0.25)
+
+    assert serving._forest_inference(StandIn())(np.zeros((2, 3, 3))).tolist() == [0.25, 0.25]
