@@ -170,14 +170,18 @@ CHAIN = ("train", "promote", "explain")  # per assay, in order; each needs the o
 @task
 def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list[tuple[str, str]]]:
     """Per assay, the (stage, command) pairs to run, asked of DVC up front: from the first stale stage of
-    train@ -> promote@ -> explain@ on (a retrained model must be promoted and explained again)."""
+    train@ -> promote@ -> explain@ on (a retrained model must be promoted and explained again), then the
+    resolution study (the paper's Table 1) when the assay is in ``resolution.assays`` and it is stale."""
+    study = (load_params(project / "params.yaml").get("resolution") or {}).get("assays") or []
+    extra = [f"resolution@{a}" for a in assays if a in study]
     names = [f"{kind}@{a}" for a in assays for kind in CHAIN]
-    stale = set(names) if force else pipeline.stale(names, cwd=project)
+    stale = set(names + extra) if force else pipeline.stale(names + extra, cwd=project)
     plan = {}
     for a in assays:
         chain = [f"{kind}@{a}" for kind in CHAIN]
         first = next((i for i, n in enumerate(chain) if n in stale), len(chain))
-        plan[a] = [(n, pipeline.stage_command(n, cwd=project)) for n in chain[first:]]
+        todo = chain[first:] + [n for n in extra if n == f"resolution@{a}" and n in stale]
+        plan[a] = [(n, pipeline.stage_command(n, cwd=project)) for n in todo]
     return plan
 
 

@@ -7,6 +7,7 @@ MLflow parent run per assay with a child run per family (same metric keys on eve
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import time
@@ -295,6 +296,18 @@ def log_training_run(
     return run_id
 
 
+def study_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with the ``resolution`` section's trials / epochs / ensemble in ``tune`` and ``cnn``."""
+    out = copy.deepcopy(dict(params))
+    study = dict(out.get("resolution") or {})
+    if "trials" in study:
+        out["tune"] = {**out["tune"], "trials": int(study["trials"])}
+    for key in ("epochs", "ensemble"):
+        if key in study:
+            out["cnn"] = {**out["cnn"], key: int(study[key])}
+    return out
+
+
 def resolution_study(
     *,
     assay: str,
@@ -302,11 +315,15 @@ def resolution_study(
     assays_csv: str | Path,
     params: Mapping[str, Any],
     metrics_dir: str | Path = "metrics",
-    plots_dir: str | Path = "plots",
     reports_dir: str | Path = "reports",
 ) -> dict[str, Any]:
-    """The paper's Table 1: the CNN on the same folds at each resolution, with its inner learning curves."""
+    """The paper's Table 1: the CNN on the same folds at each resolution, with its inner learning curves.
+
+    params.yaml's ``resolution`` section (trials, epochs, ensemble) overrides ``tune``/``cnn`` here only: the
+    study compares sizes under one protocol, and at 300x280 the full protocol does not fit a CPU budget.
+    """
     seed = int(params["cv"]["seed"])
+    params = study_params(params)
     results, rows = {}, []
     for size, path in image_paths.items():
         data = data_from_params(assay, params, path, assays_csv)
@@ -319,7 +336,7 @@ def resolution_study(
                      "accuracy_sd": scores["balanced_accuracy_sd"], "fit_seconds": entry["seconds"]})  # fmt: skip
     figure = plots.plot_resolution_study(
         results,
-        Path(plots_dir) / assay / "resolution_study.png",
+        Path(reports_dir) / assay / "resolution_study.png",
         title=f"{assay}: input image resolution",
         heldout_prefix="heldout_",
         inner_prefix="inner_val_",

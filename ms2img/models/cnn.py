@@ -275,6 +275,20 @@ def predict_proba(model: keras.Model, x: Any, batch_size: int = 256) -> np.ndarr
 # ----------------------------------------------------------------------------------------- compact network
 
 
+def pixel_statistics(images: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-pixel mean and scale of training images ``(N, H, W[, 1])``, as ``(H, W, 1)`` float32 arrays.
+
+    The scale is the pixel's standard deviation plus the mean standard deviation over all pixels: a pixel that
+    is lit in a few images is standardised like the others instead of being blown up by a tiny deviation.
+    Fitted on the training images only and stored in the network (its ``pixel_standardize`` layer), so a served
+    image is scaled as the training images were.
+    """
+    x = as_model_input(images).astype(np.float64)
+    mean, sd = x.mean(axis=0), x.std(axis=0)
+    scale = sd + (sd.mean() if sd.mean() > 0 else 1.0)
+    return mean.astype(np.float32), scale.astype(np.float32)
+
+
 def build_compact_cnn(
     input_shape: Sequence[int],
     conv_layers: int = 2,
@@ -285,14 +299,17 @@ def build_compact_cnn(
     intensity_noise: float = 0.2,
     l2: float = 1e-4,
     learning_rate: float = 1e-3,
+    pixel_stats: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> keras.Model:
     """A small CNN for a few hundred fingerprints: conv blocks that keep the m/z position, one narrow dense layer.
 
     The paper's network has ~10^8 weights for ~500 images; this one has ~10^4-10^5. The pixel position is the
     m/z, so the head flattens (no global pooling, which would forget which m/z lit up). Two training-only
     layers are the augmentation: ``fragment_dropout`` zeroes pixels (fragments the instrument missed) and
-    ``intensity_noise`` multiplies intensities by ``N(1, sigma)`` (ion-statistics noise); both keep the masked
-    region at zero, and neither is active at prediction time.
+    ``intensity_noise`` multiplies intensities by ``N(1, sigma)`` (ion-statistics noise); neither is active at
+    prediction time. ``pixel_stats`` (:func:`pixel_statistics` of the training images) standardises every
+    pixel after the augmentation: weak but telling fragments then weigh as much as the base peak's, which
+    measured +0.04-0.09 AUC on held-out folds (benchmarks/science.py).
     """
     shape = tuple(int(s) for s in input_shape)
     if len(shape) == 2:
@@ -304,6 +321,9 @@ def build_compact_cnn(
         x = keras.layers.Dropout(float(fragment_dropout), name="fragment_dropout")(x)
     if intensity_noise:
         x = keras.layers.GaussianDropout(float(intensity_noise), name="intensity_noise")(x)
+    if pixel_stats is not None:
+        mean, scale = (np.asarray(a, np.float32).reshape(shape) for a in pixel_stats)
+        x = keras.layers.Normalization(axis=(1, 2, 3), mean=mean, variance=scale**2, name="pixel_standardize")(x)
     for i in range(int(conv_layers)):
         x = keras.layers.Conv2D(
             int(filters) * (2**i),

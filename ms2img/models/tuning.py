@@ -199,8 +199,15 @@ class CompactHyperModel(keras_tuner.HyperModel):
     CHOICES = ("conv_layers", "filters", "units")
     LOG = ("l2", "learning_rate")
 
-    def __init__(self, input_shape: Sequence[int], space: Mapping[str, Any] | None = None, batch_size: int = 16):
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        space: Mapping[str, Any] | None = None,
+        batch_size: int = 16,
+        pixel_stats: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
         super().__init__(name="ms2img_compact_cnn", tunable=True)
+        self.pixel_stats = pixel_stats  # per-pixel standardisation of the training images (cnn.pixel_statistics)
         shape = tuple(int(s) for s in input_shape)
         self.input_shape = shape if len(shape) == 3 else (*shape, 1)
         unknown = sorted(set(space or {}) - set(COMPACT_SPACE))
@@ -225,7 +232,7 @@ class CompactHyperModel(keras_tuner.HyperModel):
         return values
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        return build_compact_cnn(self.input_shape, **self.sample(hp))
+        return build_compact_cnn(self.input_shape, **self.sample(hp), pixel_stats=self.pixel_stats)
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("batch_size", self.batch_size)
