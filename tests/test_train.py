@@ -166,3 +166,15 @@ def test_unknown_assay_fails_before_anything_is_written(trained, tmp_path):
     with pytest.raises(ConfigError, match="unknown assay 'nope'"):
         train_tiny(trained["cohort"], "nope", trained["params"], tmp_path, track=False)
     assert not any(tmp_path.iterdir()), "nothing may be written when the input is rejected"
+
+
+def test_resolution_study_runs_its_own_protocol_and_leaves_training_params_alone():
+    from ms2img.train import study_params
+
+    params = {"tune": {"trials": 2, "objective": "val_loss"}, "cnn": {"epochs": 40, "ensemble": 1, "patience": 8},
+              "resolution": {"assays": ["DPPH"], "trials": 1, "epochs": 20, "ensemble": 0}}  # fmt: skip
+    study = study_params(params)
+    assert study["tune"] == {"trials": 1, "objective": "val_loss"}
+    assert study["cnn"] == {"epochs": 20, "ensemble": 0, "patience": 8}
+    assert params["tune"]["trials"] == 2 and params["cnn"]["epochs"] == 40  # the caller's params are untouched
+    assert study_params({"tune": {"trials": 2}, "cnn": {"epochs": 40}}) == {"tune": {"trials": 2}, "cnn": {"epochs": 40}}

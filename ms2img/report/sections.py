@@ -95,8 +95,9 @@ def overview(inp: ReportInputs) -> str:
 def table1(inp: ReportInputs, figs: Figures) -> str:
     parts = [
         (
-            "<p class='note'>The paper's Table 1: the untuned network at each input resolution, same folds. "
-            "Curves: train, inner validation (when recorded) and the held-out fold.</p>"
+            "<p class='note'>The paper's Table 1: the CNN at each input resolution on the same folds, under the "
+            "study's own protocol (params.yaml <code>resolution</code>: trials, epochs, refits; stage "
+            "<code>resolution@A</code>). Curves: train, inner validation (when recorded) and the held-out fold.</p>"
         )
     ]
     any_run = False
@@ -106,8 +107,8 @@ def table1(inp: ReportInputs, figs: Figures) -> str:
         if not res:
             parts.append(
                 missing(
-                    f"resolution study for {esc(a.name)} (metrics/{esc(a.name)}_resolution.json; run "
-                    f"<code>ms2img train --assay {esc(a.name)} --resolution-study</code>)"
+                    f"resolution study for {esc(a.name)} (metrics/{esc(a.name)}_resolution.json; add it to "
+                    f"<code>resolution.assays</code> in params.yaml and run <code>dvc repro resolution@{esc(a.name)}</code>)"
                 )
             )
             continue
@@ -122,28 +123,11 @@ def table1(inp: ReportInputs, figs: Figures) -> str:
                         stat_cell({"mean": r.get("auc_mean"), "sd": r.get("auc_sd")}),
                         stat_cell({"mean": r.get("accuracy_mean"), "sd": r.get("accuracy_sd")}),
                         stat_cell({"mean": r.get("f1_mean"), "sd": r.get("f1_sd")}),
-                        num(r.get("train_accuracy")),
-                        num(r.get("val_accuracy")),
-                        num(r.get("train_val_gap")),
                         num(r.get("fit_seconds"), 1),
                     ]
                 )
             parts.append(
-                table(
-                    [
-                        "size (W x H)",
-                        "AUC",
-                        "accuracy",
-                        "F1",
-                        "train acc. (last epochs)",
-                        "held-out acc.",
-                        "gap",
-                        "seconds",
-                    ],
-                    rows,
-                    raw=True,
-                    numeric=(4, 5, 6, 7),
-                )
+                table(["size (W x H)", "AUC", "balanced accuracy", "F1", "seconds"], rows, raw=True, numeric=(4,))
             )
         elif isinstance(res, Mapping):
             parts.append(f"<pre>{esc(json.dumps(res, indent=1)[:4000])}</pre>")

@@ -49,6 +49,8 @@ TINY = {
     "cnn.epochs": 1,
     "cnn.ensemble": 1,
     "tune.trials": 1,
+    "resolution.assays": [ASSAY],
+    "resolution.epochs": 1,
     "baselines.rf_trees": [10],
     "baselines.rf_max_features": ["sqrt"],
     "baselines.oplsda_cv_folds": 2,

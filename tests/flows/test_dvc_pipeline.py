@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ASSAY = "elastase"
 MODEL = f"ms2img-{ASSAY}"
-EVERY = {"ingest", "render", "features", f"train@{ASSAY}", f"promote@{ASSAY}", f"explain@{ASSAY}", "report"}
+EVERY = {"ingest", "render", "features", f"train@{ASSAY}", f"promote@{ASSAY}", f"explain@{ASSAY}", f"resolution@{ASSAY}",
+         "report"}  # fmt: skip
 TRAIN_OUTPUTS = ("data/events", "data/images", "data/features", "models", f"metrics/{ASSAY}.json")
 
 
@@ -40,6 +41,8 @@ def test_first_repro_runs_every_stage_and_registers_a_champion(reproduced, proje
     assert project.json("reports/validation.json")  # the validation report is a metrics file of ingest
     assert (project.root / "report" / "index.html").stat().st_size > 1000
     assert (project.root / "reports" / ASSAY / "drivers.csv").exists()
+    table1 = reproduced.metrics[f"{ASSAY}_resolution.json"]["table"]  # the paper's Table 1, one row per size
+    assert [row["size"] for row in table1] == ["75x70"] and 0.0 <= table1[0]["auc_mean"] <= 1.0
 
     champion = reproduced.champion[ASSAY]
     assert champion["tags"]["data.hash"] == reproduced.data_hash  # trained on exactly what data/raw.dvc says
