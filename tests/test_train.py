@@ -177,4 +177,5 @@ def test_resolution_study_runs_its_own_protocol_and_leaves_training_params_alone
     assert study["tune"] == {"trials": 1, "objective": "val_loss"}
     assert study["cnn"] == {"epochs": 20, "ensemble": 0, "patience": 8}
     assert params["tune"]["trials"] == 2 and params["cnn"]["epochs"] == 40  # the caller's params are untouched
-    assert study_params({"tune": {"trials": 2}, "cnn": {"epochs": 40}}) == {"tune": {"trials": 2}, "cnn": {"epochs": 40}}
+    plain = {"tune": {"trials": 2}, "cnn": {"epochs": 40}}
+    assert study_params(plain) == plain

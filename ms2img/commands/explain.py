@@ -106,6 +106,7 @@ def _log_to_champion(assay: str, paths: dict, params: dict) -> None:
         for p in paths.values():
             client.log_artifact(version.run_id, str(p), artifact_path="explain")
         attach_drivers(version.name, version.version, paths["csv"], run_id=version.run_id, client=client)
-        print(f"  logged to run {version.run_id} (model {version.name} v{version.version}, artifacts explain/; drivers on its card)")
+        where = f"model {version.name} v{version.version}, artifacts explain/, drivers on its card"
+        print(f"  logged to run {version.run_id} ({where})")
     except Exception as exc:  # noqa: BLE001 - tracking is optional: say why and carry on
         log.warning("drivers not logged to MLflow (%s: %s)", exc.__class__.__name__, exc)

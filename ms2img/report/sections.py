@@ -108,7 +108,8 @@ def table1(inp: ReportInputs, figs: Figures) -> str:
             parts.append(
                 missing(
                     f"resolution study for {esc(a.name)} (metrics/{esc(a.name)}_resolution.json; add it to "
-                    f"<code>resolution.assays</code> in params.yaml and run <code>dvc repro resolution@{esc(a.name)}</code>)"
+                    f"<code>resolution.assays</code> in params.yaml and run "
+                    f"<code>dvc repro resolution@{esc(a.name)}</code>)"
                 )
             )
             continue

@@ -16,8 +16,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ASSAY = "elastase"
 MODEL = f"ms2img-{ASSAY}"
-EVERY = {"ingest", "render", "features", f"train@{ASSAY}", f"promote@{ASSAY}", f"explain@{ASSAY}", f"resolution@{ASSAY}",
-         "report"}  # fmt: skip
+PER_ASSAY = ("train", "promote", "explain", "resolution")
+EVERY = {"ingest", "render", "features", "report"} | {f"{stage}@{ASSAY}" for stage in PER_ASSAY}
 TRAIN_OUTPUTS = ("data/events", "data/images", "data/features", "models", f"metrics/{ASSAY}.json")
 
 
