@@ -297,9 +297,11 @@ def log_training_run(
 
 
 def study_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` with the ``resolution`` section's trials / epochs / ensemble in ``tune`` and ``cnn``."""
+    """``params`` with the ``resolution`` section's folds / trials / epochs / ensemble in ``cv``, ``tune``, ``cnn``."""
     out = copy.deepcopy(dict(params))
     study = dict(out.get("resolution") or {})
+    if "folds" in study:
+        out["cv"] = {**out["cv"], "folds": int(study["folds"]), "repeats": 1}
     if "trials" in study:
         out["tune"] = {**out["tune"], "trials": int(study["trials"])}
     for key in ("epochs", "ensemble"):
