@@ -15,6 +15,7 @@ PYTEST_ARGS ?= -m "not slow"
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 # a fresh Prefect home migrates its database on the first temporary-server start: allow a slow machine time
