@@ -80,6 +80,26 @@ def _numbers(cells: pd.Series) -> np.ndarray:
     return pd.to_numeric(cells.where(numeric), errors="coerce").to_numpy(np.float64)
 
 
+def _column_entry(
+    check: str, expectation: str, column: str, kwargs: dict, *, element_count: int, unexpected_count: int
+) -> dict:
+    """The validation report's entry of one critical assays.csv column check (passes when nothing is unexpected)."""
+    return {
+        "suite": "assays",
+        "check": check,
+        "expectation": expectation,
+        "column": column,
+        "kwargs": kwargs,
+        "success": not unexpected_count,
+        "element_count": element_count,
+        "unexpected_count": unexpected_count,
+        "files_failed": int(bool(unexpected_count)),
+        "error": None,
+        "severity": "critical",
+        "per_accession": False,
+    }
+
+
 def _constant_checks(df: pd.DataFrame, path: Path, assays: Sequence[str] | None):
     """Per assay column: at least two different values among its numbers, else no classifier can be trained on it
     (training would stop at labelling). Yields ``(failure or None, expectation entry)``; the failure names file,
@@ -91,20 +111,14 @@ def _constant_checks(df: pd.DataFrame, path: Path, assays: Sequence[str] | None)
         values = _numbers(cells)
         finite = np.flatnonzero(np.isfinite(values))
         constant = len(finite) >= 2 and bool((values[finite] == values[finite[0]]).all())
-        entry = {
-            "suite": "assays",
-            "check": f"{a} not constant",
-            "expectation": "expect_column_unique_value_count_to_be_between",
-            "column": a,
-            "kwargs": {"min_value": 2},
-            "success": not constant,
-            "element_count": len(finite),
-            "unexpected_count": len(finite) if constant else 0,
-            "files_failed": int(constant),
-            "error": None,
-            "severity": "critical",
-            "per_accession": False,
-        }
+        entry = _column_entry(
+            f"{a} not constant",
+            "expect_column_unique_value_count_to_be_between",
+            a,
+            {"min_value": 2},
+            element_count=len(finite),
+            unexpected_count=len(finite) if constant else 0,
+        )
         if not constant:
             yield None, entry
             continue
@@ -132,20 +146,14 @@ def _magnitude_checks(df: pd.DataFrame, path: Path, assays: Sequence[str] | None
         cells = df[a]
         values = _numbers(cells)
         bad = np.flatnonzero(~np.isnan(values) & ~(np.abs(values) <= MAX_ASSAY_VALUE))
-        entry = {
-            "suite": "assays",
-            "check": f"{a} {label}",
-            "expectation": "expect_column_values_to_be_between",
-            "column": a,
-            "kwargs": {"min_value": -MAX_ASSAY_VALUE, "max_value": MAX_ASSAY_VALUE},
-            "success": not len(bad),
-            "element_count": int(cells.notna().sum()),
-            "unexpected_count": len(bad),
-            "files_failed": int(bool(len(bad))),
-            "error": None,
-            "severity": "critical",
-            "per_accession": False,
-        }
+        entry = _column_entry(
+            f"{a} {label}",
+            "expect_column_values_to_be_between",
+            a,
+            {"min_value": -MAX_ASSAY_VALUE, "max_value": MAX_ASSAY_VALUE},
+            element_count=int(cells.notna().sum()),
+            unexpected_count=len(bad),
+        )
         if not len(bad):
             yield None, entry
             continue
