@@ -1,4 +1,10 @@
-"""``ms2img explain``: the compounds that drive an assay's champion (reports/<assay>/drivers.{csv,png,json})."""
+"""``ms2img explain``: the compounds behind an assay.
+
+``--method model`` (default): the drivers of the assay's champion (reports/<assay>/drivers.{csv,png,json}).
+``--method correlation``: no model; every feature's abundance correlated with the raw activity across samples, as
+Bioactive Molecular Networking does (reports/<assay>/activity_scores.csv, activity_volcano.png,
+cytoscape_nodes.tsv; :mod:`ms2img.explain.correlation`). It works from 5 samples.
+"""
 
 from __future__ import annotations
 
@@ -7,33 +13,62 @@ import logging
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+# ms2img.explain.correlation.NORMALISATIONS, spelled out: importing it (scipy) would slow every `ms2img` call
+NORMALISATIONS = ("bmn", "raw")
+DEFAULT_NORMALISATION = "bmn"
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "explain",
-        help="attribute the champion's predictions to m/z boxes, precursors and library compounds",
+        help="which compounds drive an assay: the champion's drivers, or activity correlation without a model",
         description=(
-            "Occlusion (image families) or permutation importance (feature families) of the champion named by "
-            "reports/<assay>/selection.json, joined to the precursors of the training exports, annotated by Flash "
-            "entropy search. Writes reports/<assay>/drivers.csv, drivers.png and drivers.json."
+            "--method model (default): occlusion (image families) or permutation importance (feature families) of "
+            "the champion named by reports/<assay>/selection.json, joined to the precursors of the training exports, "
+            "annotated by Flash entropy search; writes reports/<assay>/drivers.csv, drivers.png and drivers.json. "
+            "--method correlation: Pearson and Spearman correlation of every feature's abundance with the raw "
+            "activity across samples (p, Benjamini-Hochberg q, Bonferroni p), no model needed, from 5 samples; "
+            "writes activity_scores.csv, activity_volcano.png and cytoscape_nodes.tsv (+ drivers_vs_correlation.csv "
+            "when the model's drivers.csv exists)."
         ),
     )
+    p.add_argument("--method", choices=("model", "correlation"), default="model", help="default: model")
     p.add_argument("--assay", required=True, action="append", help="assay to explain (repeat for several)")
     p.add_argument("--params", default="params.yaml", help="parameters file (explain.* keys)")
     p.add_argument("--family", default=None, help="explain this family instead of the selection's winner")
     p.add_argument("--models-dir", default="models")
     p.add_argument("--reports-dir", default="reports")
     p.add_argument("--images-dir", default="data/images")
-    p.add_argument("--events-dir", default="data/events")
+    p.add_argument("--events-dir", "--events", default="data/events")
     p.add_argument("--features-dir", default="data/features")
-    p.add_argument("--assays", default="data/raw/assays.csv", help="assay table (labels when oof.csv is absent)")
+    p.add_argument(
+        "--assays",
+        default="data/raw/assays.csv",
+        help="assay table (labels when oof.csv is absent); correlation also reads a FERMO 'sample_name, quant_data' "
+        "file or GNPS metadata with ATTRIBUTE_...activ... columns",
+    )
     p.add_argument("--block", type=int, default=None, help="occlusion window in pixels (explain.block)")
     p.add_argument("--top", type=int, default=None, help="rows of drivers.csv (explain.top)")
     p.add_argument("--library", action="append", default=None, help="MSP/MGF library (replaces explain.libraries)")
     p.add_argument("--no-refit", action="store_true", help="use the final model in-sample, no per-fold refits")
     p.add_argument("--translator-url", default=None, help="de novo translator endpoint (explain.translator_url)")
     p.add_argument("--no-track", action="store_true", help="do not log the files to the champion's MLflow run")
+    corr = p.add_argument_group("--method correlation")
+    corr.add_argument(
+        "--normalisation",
+        choices=NORMALISATIONS,
+        default=DEFAULT_NORMALISATION,
+        help="bmn (default, as BMN's script): add 1 to every abundance and divide by the sample's total; raw: heights",
+    )
+    corr.add_argument(
+        "--absent-as-zero",
+        action="store_true",
+        help="accessions missing from the activity file count as activity 0 (FERMO lists only the actives)",
+    )
+    corr.add_argument("--out-dir", default=None, help="where to write (default: <reports-dir>/<assay>)")
+    corr.add_argument(
+        "--annotate-top", type=int, default=50, help="library identities for the first N features (0: none)"
+    )
     p.set_defaults(func=run)
 
 
@@ -43,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
     params = load_params(args.params) if Path(args.params).is_file() else {}
     cfg = config_from_params(params)
+    if args.method == "correlation":
+        return run_correlation(args, cfg)
     if args.block is not None:
         cfg.block = args.block
     if args.top is not None:
@@ -80,6 +117,42 @@ def run(args: argparse.Namespace) -> int:
             print(f"  #{r.rank} m/z {r.precursor_mz:.4f} RT {r.rt_min:.2f} {r.direction} x{r.fold_change:.2f} {name}")
         if not args.no_track:
             _log_to_champion(assay, res.paths, params)
+    return 0
+
+
+def run_correlation(args: argparse.Namespace, cfg) -> int:
+    """Score every feature against each assay (``--method correlation``); no model, no MLflow."""
+    from ms2img.explain.correlation import read_abundances, score_assay
+
+    abundances = read_abundances(args.events_dir, mz_ppm=cfg.mz_ppm, rt_tol_min=cfg.rt_tol_min)
+    for assay in args.assay:
+        if args.out_dir is None:
+            out_dir = Path(args.reports_dir) / assay
+        else:
+            out_dir = Path(args.out_dir) / assay if len(args.assay) > 1 else Path(args.out_dir)
+        res = score_assay(
+            assay,
+            events_dir=args.events_dir,
+            activity_path=args.assays,
+            out_dir=out_dir,
+            normalisation=args.normalisation,
+            absent_as_zero=args.absent_as_zero,
+            libraries=list(args.library) if args.library else cfg.libraries,
+            annotate=args.annotate_top,
+            drivers_csv=Path(args.reports_dir) / assay / "drivers.csv",
+            abundances=abundances,
+        )
+        m = res.meta
+        print(
+            f"{assay}: {m['n_features']} features x {m['n_samples']} samples ({m['normalisation']} normalisation, "
+            f"{m['seconds_total']:.2f} s); {m['n_q_below_0.05']} with q < 0.05, {m['n_bonferroni_below_0.05']} with "
+            f"Bonferroni p < 0.05; wrote {', '.join(str(p) for p in res.paths.values())}"
+        )
+        for r in res.scores.head(5).itertuples(index=False):
+            name = f" {r.library_match}" if r.library_match else ""
+            print(
+                f"  #{r.rank} {r.feature_id} m/z {r.precursor_mz:.4f} RT {r.rt_min:.2f} r {r.r:+.3f} q {r.q:.2g}{name}"
+            )
     return 0
 
 

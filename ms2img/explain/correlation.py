@@ -1,0 +1,441 @@
+"""Activity scores without a model: how each feature's abundance follows an assay across samples.
+
+Why: bioactivity-guided fractionation gives a handful of extracts or fractions with measured activity, too few to
+train a model on. Bioactive Molecular Networking (Nothias et al., J Nat Prod 2018), FERMO and NP Analyst score
+every feature by correlating its abundance with the raw activity instead; this module does the same, per feature
+as the reader defines it (MS-DIAL alignment ID, MZmine/FBMN row ID, Optimus feature):
+
+* abundance = the feature's height in an accession, averaged over its replicates (0 = not detected);
+* normalisation ``bmn`` (the default, BMN's own script): add 1 to every abundance and divide by the sample's
+  total, so a sample's loading does not masquerade as activity; ``raw``: heights as measured;
+* Pearson r and Spearman rho against the raw activity, two-sided p (t distribution, n - 2 d.f., as
+  ``scipy.stats.pearsonr`` / ``spearmanr``), Benjamini-Hochberg q and Bonferroni p over the features tested.
+
+Everything is one matrix product (features x samples), so 20,000 features x 500 samples take seconds. Events of
+several unaligned exports (one file per accession) are first grouped by m/z and RT as the drivers are.
+Low IC50 means high potency: expect the actives at negative r for such assays.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from ms2img.errors import ConfigError, InputFileError
+
+log = logging.getLogger(__name__)
+
+NORMALISATIONS = ("bmn", "raw")
+DEFAULT_NORMALISATION = "bmn"
+MIN_SAMPLES = 5
+SCORE_COLUMNS = [
+    "rank", "feature_id", "precursor_mz", "rt_min", "polarity", "direction", "r", "p", "q", "p_bonferroni",
+    "spearman_r", "spearman_p", "spearman_q", "spearman_p_bonferroni", "n_samples", "n_detected",
+    "mean_abundance", "library_match", "library_score", "matched_peaks",
+]  # fmt: skip
+NODE_COLUMNS = [
+    "shared name", "precursor_mz", "rt_min", "activity_rank", "r", "p", "q", "p_bonferroni", "neg_log10_q",
+    "spearman_r", "spearman_q", "direction", "library_match",
+]  # fmt: skip
+_EVENT_COLUMNS = ["accession", "replicate", "feature_id", "precursor_mz", "rt_min", "precursor_intensity", "polarity"]
+
+
+@dataclass
+class Abundances:
+    """Features x accessions heights (mean over replicates) and what identifies each feature."""
+
+    features: pd.DataFrame  # feature_id, precursor_mz, rt_min, polarity, n_detected
+    accessions: list[str]
+    values: np.ndarray  # float64, features x accessions
+    best: pd.DataFrame = field(default_factory=pd.DataFrame)  # per feature: accession, replicate, event feature_id
+    events_dir: Path | None = None
+
+
+@dataclass
+class CorrelationResult:
+    assay: str
+    scores: pd.DataFrame
+    paths: dict[str, Path]
+    meta: dict
+
+
+# ----------------------------------------------------------------------------------------------- abundances
+
+
+def _accession_of_files(events_dir: Path, files: list[Path]) -> dict[Path, str]:
+    """Accession of each events file: from the manifest (an empty file holds no accession cell), else its stem."""
+    from ms2img.io.schema import accession_filename
+
+    names: dict[str, str] = {}
+    manifest = events_dir / "samples.csv"
+    if manifest.is_file():
+        for acc in pd.read_csv(manifest, dtype=str, keep_default_na=False).get("accession", []):
+            names.setdefault(accession_filename(acc), acc)
+    return {f: names.get(f.name, f.stem) for f in files}
+
+
+def _n_sources(events_dir: Path, accessions: list[str]) -> int:
+    """How many exports the accessions come from (several: feature ids are not shared, group by m/z and RT)."""
+    manifest = events_dir / "samples.csv"
+    if not manifest.is_file():
+        return 1
+    m = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    if "source" not in m.columns:
+        return 1
+    return max(1, m.loc[m["accession"].isin(accessions), "source"].nunique())
+
+
+def read_abundances(events_dir: str | Path, mz_ppm: float = 10.0, rt_tol_min: float = 0.1) -> Abundances:
+    """The abundance matrix of every accession in ``events_dir`` (``<accession>.parquet``, from ``ms2img ingest``)."""
+    import pyarrow.parquet as pq
+
+    events_dir = Path(events_dir)
+    files = sorted(events_dir.glob("*.parquet")) if events_dir.is_dir() else []
+    if not files:
+        raise InputFileError(events_dir, "no events Parquet files found (run `ms2img ingest` first)")
+    acc_of = _accession_of_files(events_dir, files)
+    frames = []
+    for f in files:
+        try:
+            frames.append(pq.read_table(f, columns=_EVENT_COLUMNS).to_pandas())
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises many types; the user needs the file name
+            raise InputFileError(f, f"not a readable events file ({exc.__class__.__name__}: {exc})") from None
+    accessions = list(dict.fromkeys(acc_of[f] for f in files))
+    ev = pd.concat(frames, ignore_index=True)
+    for c in ("accession", "replicate", "feature_id", "polarity"):
+        ev[c] = ev[c].astype(str)
+    ab = abundances_from_events(ev, accessions, aligned=_n_sources(events_dir, accessions) == 1, mz_ppm=mz_ppm,
+                                rt_tol_min=rt_tol_min)  # fmt: skip
+    ab.events_dir = events_dir
+    return ab
+
+
+def abundances_from_events(
+    events: pd.DataFrame,
+    accessions: list[str] | None = None,
+    *,
+    aligned: bool = True,
+    mz_ppm: float = 10.0,
+    rt_tol_min: float = 0.1,
+) -> Abundances:
+    """One height per (feature, accession) from the events (one row per fragment); absent pairs are 0."""
+    spec = events.drop_duplicates(["accession", "replicate", "feature_id"])[_EVENT_COLUMNS].reset_index(drop=True)
+    accessions = list(dict.fromkeys(spec["accession"])) if accessions is None else list(accessions)
+    if aligned:
+        key = spec["feature_id"].to_numpy()
+    else:
+        from ms2img.explain.drivers import cluster_precursors
+
+        labels = cluster_precursors(spec["precursor_mz"].to_numpy(), spec["rt_min"].to_numpy(), mz_ppm, rt_tol_min)
+        med = spec.groupby(labels).agg(mz=("precursor_mz", "median"), rt=("rt_min", "median"))
+        names = med["mz"].map("{:.4f}".format) + "@" + med["rt"].map("{:.2f}".format)
+        key = names.reindex(labels).to_numpy()
+    codes, uniques = pd.factorize(key)
+    acc_pos = pd.Index(accessions).get_indexer(spec["accession"])  # -1: not asked for, left out
+    n_rep = spec.groupby("accession")["replicate"].nunique()
+    weight = 1.0 / n_rep.reindex(spec["accession"]).to_numpy(dtype=np.float64)
+    height = spec["precursor_intensity"].to_numpy(dtype=np.float64) * weight
+    ok = acc_pos >= 0
+    values = np.zeros((len(uniques), len(accessions)), dtype=np.float64)
+    np.add.at(values, (codes[ok], acc_pos[ok]), height[ok])
+    spec["_key"] = codes
+    feats = spec.groupby("_key", sort=True).agg(
+        precursor_mz=("precursor_mz", "median"),
+        rt_min=("rt_min", "median"),
+        polarity=("polarity", "first"),
+        n_detected=("accession", "nunique"),
+    )
+    feats.insert(0, "feature_id", np.asarray(uniques, dtype=object)[feats.index.to_numpy()])
+    top = spec.sort_values("precursor_intensity", ascending=False, kind="stable").drop_duplicates("_key")
+    best = top.set_index("_key").loc[feats.index, ["accession", "replicate", "feature_id"]].reset_index(drop=True)
+    return Abundances(feats.reset_index(drop=True), accessions, values, best)
+
+
+# ----------------------------------------------------------------------------------------------- statistics
+
+
+def normalise(values: np.ndarray, method: str = DEFAULT_NORMALISATION) -> np.ndarray:
+    """``bmn``: (x + 1) / the sample's total of (x + 1), as BMN's script; ``raw``: unchanged (module docstring)."""
+    if method == "raw":
+        return np.asarray(values, dtype=np.float64)
+    if method == "bmn":
+        shifted = np.asarray(values, dtype=np.float64) + 1.0
+        return shifted / shifted.sum(axis=0, keepdims=True)
+    raise ConfigError(f"unknown normalisation '{method}'; choose one of {', '.join(NORMALISATIONS)}")
+
+
+def pearson_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(r, two-sided p) of every row of ``x`` (features x samples) against ``y``; constant rows give NaN."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n = y.size
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean()
+    x_norm = np.sqrt(np.einsum("ij,ij->i", xc, xc))
+    y_norm = float(np.sqrt(yc @ yc))
+    scale = np.abs(x).max(axis=1) * np.sqrt(n)
+    constant = x_norm <= 1e-12 * np.where(scale > 0, scale, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (xc @ yc) / (x_norm * y_norm)
+    r = np.clip(r, -1.0, 1.0)
+    r[constant] = np.nan
+    return r, p_of_r(r, n)
+
+
+def p_of_r(r: np.ndarray, n: int) -> np.ndarray:
+    """Two-sided p of a correlation r from n pairs: Student t with n - 2 d.f. (= regularised incomplete beta)."""
+    df = n - 2
+    with np.errstate(invalid="ignore"):
+        return special.betainc(df / 2.0, 0.5, np.clip(1.0 - np.square(r), 0.0, 1.0))
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rho, two-sided p): Pearson on average ranks, rows ranked at once."""
+    return pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y))
+
+
+def bh_adjust(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q over the finite p-values (NaN stays NaN)."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.full_like(p, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    if m == 0:
+        return q
+    order = np.argsort(p[ok], kind="stable")
+    scaled = p[ok][order] * m / np.arange(1, m + 1)
+    scaled = np.minimum.accumulate(scaled[::-1])[::-1]
+    q[ok[order]] = np.minimum(scaled, 1.0)
+    return q
+
+
+def bonferroni(p: np.ndarray) -> np.ndarray:
+    """Bonferroni p over the finite p-values (NaN stays NaN)."""
+    p = np.asarray(p, dtype=np.float64)
+    return np.minimum(p * int(np.isfinite(p).sum()), 1.0)
+
+
+def activity_scores(
+    abundances: Abundances, columns: np.ndarray, activity: np.ndarray, normalisation: str = DEFAULT_NORMALISATION
+) -> pd.DataFrame:
+    """The scores table (``SCORE_COLUMNS`` less the library ones) of the accessions at ``columns``, by evidence.
+
+    Normalisation uses the samples correlated only (a sample's total over every feature, as BMN). Sorted by
+    Pearson p (NaN last), then by r (positive first); ``rank`` is the position.
+    """
+    n = len(columns)
+    if n < MIN_SAMPLES:
+        raise ConfigError(f"{n} samples have an activity value; a correlation needs at least {MIN_SAMPLES}")
+    y = np.asarray(activity, dtype=np.float64)
+    if np.ptp(y) == 0:
+        raise ConfigError(f"the activity is the same ({y[0]:g}) in all {n} samples: nothing to correlate with")
+    raw = abundances.values[:, columns]
+    x = normalise(raw, normalisation)
+    r, p = pearson_rows(x, y)
+    rho, p_s = spearman_rows(x, y)
+    out = abundances.features[["feature_id", "precursor_mz", "rt_min", "polarity"]].copy()
+    out["direction"] = np.where(np.isnan(r), "", np.where(r >= 0, "positive", "negative"))
+    out["r"], out["p"], out["q"], out["p_bonferroni"] = r, p, bh_adjust(p), bonferroni(p)
+    out["spearman_r"], out["spearman_p"] = rho, p_s
+    out["spearman_q"], out["spearman_p_bonferroni"] = bh_adjust(p_s), bonferroni(p_s)
+    out["n_samples"] = n
+    out["n_detected"] = (raw > 0).sum(axis=1)
+    out["mean_abundance"] = raw.mean(axis=1)
+    order = np.lexsort((-np.nan_to_num(r, nan=-2.0), np.nan_to_num(p, nan=2.0)))
+    out = out.iloc[order].reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- annotation
+
+
+def annotate_top(
+    scores: pd.DataFrame,
+    abundances: Abundances,
+    library_paths: list[str] | None,
+    top: int = 50,
+    min_score: float = 0.7,
+    min_peaks: int = 3,
+    ms1_tol_da: float = 0.01,
+    ms2_tol_da: float = 0.02,
+) -> pd.DataFrame:
+    """Library identities (precursor within ``ms1_tol_da``) of the first ``top`` rows; weak hits are not shown.
+
+    Analogue (open-search) hits are left out: below a real score they name unrelated compounds.
+    """
+    from ms2img.explain.annotation import SpectralLibrary
+
+    out = scores.assign(library_match="", library_score=np.nan, matched_peaks=0)
+    if top <= 0 or abundances.events_dir is None or len(scores) == 0:
+        return out
+    library = SpectralLibrary.from_paths(library_paths, ms1_tol_da=ms1_tol_da, ms2_tol_da=ms2_tol_da)
+    rows = scores.index[: int(top)]
+    pos = pd.Index(abundances.features["feature_id"]).get_indexer(scores.loc[rows, "feature_id"])
+    want = abundances.best.iloc[pos].assign(row=rows)
+    spectra = _spectra(abundances.events_dir, want)
+    for rec in want.itertuples(index=False):
+        mz, inten = spectra.get((rec.accession, rec.replicate, rec.feature_id), (np.zeros(0), np.zeros(0)))
+        row = scores.loc[rec.row]
+        hit = library.search(float(row["precursor_mz"]), mz, inten, str(row["polarity"]))
+        if hit["library_name"] and hit["library_score"] >= min_score and hit["matched_peaks"] >= min_peaks:
+            out.loc[rec.row, ["library_match", "library_score", "matched_peaks"]] = [
+                hit["library_name"], hit["library_score"], hit["matched_peaks"],
+            ]  # fmt: skip
+    return out
+
+
+def _spectra(events_dir: Path, want: pd.DataFrame) -> dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]]:
+    """Fragments of the wanted (accession, replicate, feature_id) triples, reading only their files and rows."""
+    import pyarrow.parquet as pq
+
+    from ms2img.io.schema import accession_filename
+
+    out = {}
+    for acc, grp in want.groupby("accession"):
+        path = events_dir / accession_filename(str(acc))
+        if not path.is_file():
+            continue
+        ids = sorted(set(grp["feature_id"].astype(str)))
+        cols = ["replicate", "feature_id", "fragment_mz", "fragment_intensity"]
+        ev = pq.read_table(path, columns=cols, filters=[("feature_id", "in", ids)]).to_pandas()
+        for (rep, fid), g in ev.groupby([ev["replicate"].astype(str), ev["feature_id"].astype(str)]):
+            out[(str(acc), rep, fid)] = (g["fragment_mz"].to_numpy(), g["fragment_intensity"].to_numpy())
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- tables out
+
+
+def cytoscape_nodes(scores: pd.DataFrame) -> pd.DataFrame:
+    """A node-attribute table Cytoscape and GNPS import as it is: key ``shared name`` = the network's feature id."""
+    q = scores["q"].to_numpy(dtype=np.float64)
+    floor = np.nanmin(q[q > 0]) if np.any(q > 0) else 1e-300
+    nodes = pd.DataFrame(
+        {
+            "shared name": scores["feature_id"].astype(str),
+            "precursor_mz": scores["precursor_mz"],
+            "rt_min": scores["rt_min"],
+            "activity_rank": scores["rank"],
+            "r": scores["r"],
+            "p": scores["p"],
+            "q": scores["q"],
+            "p_bonferroni": scores["p_bonferroni"],
+            "neg_log10_q": -np.log10(np.maximum(q, floor)),
+            "spearman_r": scores["spearman_r"],
+            "spearman_q": scores["spearman_q"],
+            "direction": scores["direction"],
+            "library_match": scores.get("library_match", pd.Series("", index=scores.index)).fillna(""),
+        }
+    )
+    return nodes[NODE_COLUMNS]
+
+
+def join_drivers(scores: pd.DataFrame, drivers: pd.DataFrame, mz_ppm: float = 10.0, rt_tol_min: float = 0.1):
+    """Model drivers and correlation scores side by side, matched by m/z (ppm) and RT; unmatched rows kept."""
+    cols = ["rank", "feature_id", "precursor_mz", "rt_min", "r", "q", "p_bonferroni", "library_match"]
+    left = scores[[c for c in cols if c in scores.columns]].rename(columns={"rank": "correlation_rank"})
+    left["model_rank"] = np.nan
+    left["model_importance"] = np.nan
+    left["model_direction"] = ""
+    unmatched = []
+    mz = left["precursor_mz"].to_numpy(dtype=np.float64)
+    rt = left["rt_min"].to_numpy(dtype=np.float64)
+    for d in drivers.itertuples(index=False):
+        close = (np.abs(mz - d.precursor_mz) <= d.precursor_mz * mz_ppm * 1e-6) & (np.abs(rt - d.rt_min) <= rt_tol_min)
+        hits = np.flatnonzero(close & left["model_rank"].isna().to_numpy())
+        if hits.size == 0:
+            unmatched.append({"precursor_mz": d.precursor_mz, "rt_min": d.rt_min, "model_rank": d.rank,
+                              "model_importance": getattr(d, "importance", np.nan),
+                              "model_direction": getattr(d, "direction", "")})  # fmt: skip
+            continue
+        i = hits[np.argmin(np.abs(mz[hits] - d.precursor_mz))]
+        left.iloc[i, left.columns.get_indexer(["model_rank", "model_importance", "model_direction"])] = [
+            d.rank, getattr(d, "importance", np.nan), getattr(d, "direction", ""),
+        ]  # fmt: skip
+    both = pd.concat([left, pd.DataFrame(unmatched)], ignore_index=True) if unmatched else left
+    keep = both["model_rank"].notna() | (both["correlation_rank"] <= max(50, len(drivers)))
+    both = both[keep]
+    both = both.assign(_k=np.fmin(both["correlation_rank"].to_numpy(float), both["model_rank"].to_numpy(float)))
+    return both.sort_values(["_k", "correlation_rank"], kind="stable").drop(columns="_k").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------- the command
+
+
+def score_assay(
+    assay: str,
+    *,
+    events_dir: str | Path = "data/events",
+    activity_path: str | Path = "data/raw/assays.csv",
+    out_dir: str | Path,
+    normalisation: str = DEFAULT_NORMALISATION,
+    absent_as_zero: bool = False,
+    libraries: list[str] | None = None,
+    annotate: int = 50,
+    drivers_csv: str | Path | None = None,
+    abundances: Abundances | None = None,
+) -> CorrelationResult:
+    """Score every feature against ``assay`` and write activity_scores.csv, activity_volcano.png,
+    cytoscape_nodes.tsv (and drivers_vs_correlation.csv when the model's drivers exist) to ``out_dir``."""
+    from ms2img.atomic import write_text
+    from ms2img.io.activity import align_activity, read_activity
+    from ms2img.plots.volcano import plot_volcano
+
+    t0 = time.perf_counter()
+    if normalisation not in NORMALISATIONS:
+        raise ConfigError(f"unknown normalisation '{normalisation}'; choose one of {', '.join(NORMALISATIONS)}")
+    ab = abundances if abundances is not None else read_abundances(events_dir)
+    activity = read_activity(activity_path, assay)
+    columns, y = align_activity(activity, ab.accessions, absent_as_zero=absent_as_zero, source=activity_path)
+    if len(columns) < MIN_SAMPLES:
+        hint = "" if absent_as_zero else " (a FERMO file lists the actives only: add --absent-as-zero)"
+        raise ConfigError(
+            f"assay {assay}: {len(columns)} samples of {events_dir} have a value in {activity_path}; a correlation "
+            f"needs at least {MIN_SAMPLES}{hint}"
+        )
+    scores = activity_scores(ab, columns, y, normalisation)
+    scores = annotate_top(scores, ab, libraries, top=annotate)
+    scores = scores[SCORE_COLUMNS]
+    t_scores = time.perf_counter() - t0
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "csv": out_dir / "activity_scores.csv",
+        "png": out_dir / "activity_volcano.png",
+        "nodes": out_dir / "cytoscape_nodes.tsv",
+    }
+    write_text(paths["csv"], scores.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+    nodes = cytoscape_nodes(scores)
+    write_text(paths["nodes"], nodes.to_csv(sep="\t", index=False, float_format="%.10g", lineterminator="\n"))
+    title = f"{assay}: {len(scores)} features x {len(columns)} samples ({normalisation} normalisation)"
+    plot_volcano(scores, paths["png"], title=title, assay=assay)
+    if drivers_csv is not None and Path(drivers_csv).is_file():
+        drivers = pd.read_csv(drivers_csv)
+        if {"rank", "precursor_mz", "rt_min"} <= set(drivers.columns):
+            paths["joined"] = out_dir / "drivers_vs_correlation.csv"
+            joined = join_drivers(scores, drivers)
+            write_text(paths["joined"], joined.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+    meta = {
+        "assay": assay,
+        "normalisation": normalisation,
+        "n_samples": len(columns),
+        "n_features": len(scores),
+        "n_tested": int(scores["p"].notna().sum()),
+        "n_q_below_0.05": int((scores["q"] < 0.05).sum()),
+        "n_bonferroni_below_0.05": int((scores["p_bonferroni"] < 0.05).sum()),
+        "absent_as_zero": absent_as_zero,
+        "activity": str(activity_path),
+        "seconds_scores": round(t_scores, 3),
+        "seconds_total": round(time.perf_counter() - t0, 3),
+    }
+    log.info("%s: %d features x %d samples scored in %.2f s -> %s", assay, len(scores), len(columns),
+             meta["seconds_total"], out_dir)  # fmt: skip
+    return CorrelationResult(assay=assay, scores=scores, paths=paths, meta=meta)

@@ -1,0 +1,242 @@
+"""ms2img explain --method correlation: activity scores without a model (BMN / FERMO style), on real FERMO data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ms2img.cli import main
+from ms2img.errors import ConfigError
+from ms2img.explain.correlation import (
+    MIN_SAMPLES,
+    NODE_COLUMNS,
+    NORMALISATIONS,
+    SCORE_COLUMNS,
+    Abundances,
+    abundances_from_events,
+    activity_scores,
+    bh_adjust,
+    bonferroni,
+    normalise,
+    pearson_rows,
+    spearman_rows,
+)
+from ms2img.io.activity import align_activity, read_activity
+from ms2img.io.ingest import ingest
+
+QUANT = "case_study_peak_table_quant_full.csv"
+MGF = "case_study_MSMS.mgf"
+ACTIVITY = "case_study_bioactivity.csv"  # FERMO: sample_name, quant_data; only the 4 actives listed
+# Siomycins in FERMO's case study (m/z as in its spectral library: siomycin A [M+2H]2+ and [M+H]+, siomycin B
+# [M+2H]2+); MZmine ids 76, 83, 84 (A 2+ at three RTs), 82 (A 1+), 78 (B 2+).
+SIOMYCIN_MZ = (824.7375, 1648.4547, 755.7153)
+
+
+def is_siomycin(mz: pd.Series) -> pd.Series:
+    return mz.apply(lambda m: any(abs(m - s) < 0.005 for s in SIOMYCIN_MZ))
+
+
+@pytest.fixture(scope="module")
+def fermo_events(test_data, tmp_path_factory):
+    """The FERMO case study ingested as a user would: MZmine 3 quant + MGF, groups mark the blank."""
+    out = tmp_path_factory.mktemp("fermo") / "events"
+    ingest([test_data / QUANT], out, mgf=test_data / MGF, metadata=test_data / "case_study_group_metadata.csv")
+    return out
+
+
+def run_cli(args, capsys):
+    rc = main(["explain", "--method", "correlation", *map(str, args)])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+# ------------------------------------------------------------------------------------------------ statistics
+
+
+def test_rows_match_scipy_and_corrections():
+    rng = np.random.default_rng(0)
+    x = rng.lognormal(size=(40, 9))
+    x[3] = 5.0  # constant: no correlation defined
+    x[4, :3] = 0.0  # ties
+    y = rng.normal(size=9)
+    r, p = pearson_rows(x, y)
+    rho, p_s = spearman_rows(x, y)
+    for i in range(40):
+        if i == 3:
+            assert np.isnan(r[i]) and np.isnan(p[i]) and np.isnan(rho[i])
+            continue
+        ref, ref_s = stats.pearsonr(x[i], y), stats.spearmanr(x[i], y)
+        assert r[i] == pytest.approx(ref.statistic, abs=1e-10) and p[i] == pytest.approx(ref.pvalue, rel=1e-7)
+        assert rho[i] == pytest.approx(ref_s.statistic, abs=1e-10) and p_s[i] == pytest.approx(ref_s.pvalue, rel=1e-7)
+    ok = np.isfinite(p)
+    np.testing.assert_allclose(bh_adjust(p)[ok], stats.false_discovery_control(p[ok]), rtol=1e-12)
+    assert np.isnan(bh_adjust(p)[3])
+    np.testing.assert_allclose(bonferroni(p)[ok], np.minimum(p[ok] * ok.sum(), 1.0))
+    assert pearson_rows(np.array([[1.0, 2, 3, 4, 5]]), np.array([2.0, 4, 6, 8, 10]))[1][0] < 1e-20
+
+
+def test_bmn_normalisation_adds_one_and_divides_by_the_sample_total():
+    x = np.array([[0.0, 10.0], [3.0, 0.0], [1.0, 4.0]])
+    np.testing.assert_allclose(normalise(x, "bmn"), (x + 1) / (x + 1).sum(axis=0))
+    np.testing.assert_array_equal(normalise(x, "raw"), x)
+    with pytest.raises(ConfigError, match="unknown normalisation 'tic'"):
+        normalise(x, "tic")
+    assert NORMALISATIONS[0] == "bmn"  # the default, documented in the module and the CLI help
+
+
+def test_replicates_are_averaged_and_absent_pairs_are_zero():
+    ev = pd.DataFrame(
+        {
+            "accession": ["A", "A", "A", "B"],
+            "replicate": ["1", "1", "2", "1"],
+            "feature_id": ["f1", "f1", "f1", "f2"],
+            "precursor_mz": [100.0, 100.0, 100.0, 200.0],
+            "rt_min": [1.0, 1.0, 1.0, 2.0],
+            "precursor_intensity": [10.0, 10.0, 30.0, 5.0],  # f1 twice: two fragments of one replicate
+            "polarity": "positive",
+        }
+    )
+    ab = abundances_from_events(ev, ["A", "B", "C"])
+    assert list(ab.features["feature_id"]) == ["f1", "f2"]
+    np.testing.assert_allclose(ab.values, [[20.0, 0, 0], [0, 5.0, 0]])
+    # one export per accession: ids are not shared, the same m/z and RT is one feature
+    ev2 = ev.assign(feature_id=["1", "1", "1", "1"], precursor_mz=[100.0, 100.0, 100.0, 100.0005], rt_min=1.0)
+    ab2 = abundances_from_events(ev2, ["A", "B"], aligned=False)
+    assert len(ab2.features) == 1 and ab2.features["feature_id"][0] == "100.0000@1.00"
+
+
+def test_too_few_or_constant_samples():
+    ab = Abundances(pd.DataFrame({"feature_id": ["a"], "precursor_mz": [1.0], "rt_min": [1.0], "polarity": ["x"]}),
+                    ["s1", "s2", "s3", "s4"], np.ones((1, 4)))  # fmt: skip
+    with pytest.raises(
+        ConfigError, match=f"4 samples have an activity value; a correlation needs at least {MIN_SAMPLES}"
+    ):
+        activity_scores(ab, np.arange(4), np.arange(4.0))
+    ab.values, ab.accessions = np.ones((1, 6)), [f"s{i}" for i in range(6)]
+    with pytest.raises(ConfigError, match="the same"):
+        activity_scores(ab, np.arange(6), np.full(6, 3.0))
+
+
+# ------------------------------------------------------------------------------------------------ activity layouts
+
+
+def test_fermo_activity_file_and_absent_as_zero(test_data):
+    act = read_activity(test_data / ACTIVITY, "CHIKV")
+    assert act.name == "CHIKV" and act.to_dict() == {
+        "5434_5433_mod": 8.0, "5446_5445_mod": 8.0, "5452_5451_mod": 8.0, "5456_5455_mod": 7.0,
+    }  # fmt: skip
+    accessions = ["5434_5433_mod", "5425_5426_mod", "5456_5455_mod"]
+    cols, y = align_activity(act, accessions)
+    assert list(cols) == [0, 2] and list(y) == [8.0, 7.0]
+    cols, y = align_activity(act, accessions, absent_as_zero=True)
+    assert list(cols) == [0, 1, 2] and list(y) == [8.0, 0.0, 7.0]
+
+
+def test_every_activity_layout_gives_the_same_scores(test_data, tmp_path, capsys):
+    """BMN activity row (MZmine 2), Optimus columns, GNPS metadata and the FERMO file: one table."""
+    mgf = test_data / "bioactivity_msms.mgf"
+    tables = {}
+    for name, quant, extra in (
+        ("mzmine2", "bioactivity_mzmine2_quant.csv", {}),
+        ("optimus", "bioactivity_optimus.csv", {}),
+    ):
+        ev = tmp_path / name
+        ingest([test_data / quant], ev, mgf=mgf, assays_out=tmp_path / f"{name}.csv", **extra)
+        rc, _, err = run_cli(["--assay", "CHIKV", "--events", ev, "--assays", tmp_path / f"{name}.csv",
+                              "--out-dir", tmp_path / f"out_{name}", "--annotate-top", 0], capsys)  # fmt: skip
+        assert rc == 0, err
+        tables[name] = pd.read_csv(tmp_path / f"out_{name}" / "activity_scores.csv")
+    for name, activity in (("fermo", test_data / ACTIVITY), ("gnps", test_data / "bioactivity_gnps_metadata.tsv")):
+        rc, _, err = run_cli(["--assay", "CHIKV", "--events", tmp_path / "mzmine2", "--assays", activity,
+                              "--absent-as-zero", "--out-dir", tmp_path / f"out_{name}", "--annotate-top", 0],
+                             capsys)  # fmt: skip
+        assert rc == 0, err
+        tables[name] = pd.read_csv(tmp_path / f"out_{name}" / "activity_scores.csv")
+    ref = tables.pop("mzmine2")
+    assert len(ref) == 12 and ref["n_samples"].iloc[0] == 11
+    for name, t in tables.items():
+        assert list(t["feature_id"]) == list(ref["feature_id"]), name
+        np.testing.assert_allclose(t["r"], ref["r"], atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(t["q"], ref["q"], rtol=1e-6, err_msg=name)
+
+
+# ------------------------------------------------------------------------------------------------ FERMO case study
+
+
+@pytest.mark.parametrize("normalisation", NORMALISATIONS)
+def test_fermo_case_study_puts_the_siomycins_on_top(fermo_events, test_data, tmp_path, capsys, normalisation):
+    out = tmp_path / "out"
+    rc, stdout, err = run_cli(["--assay", "activity", "--events", fermo_events, "--assays", test_data / ACTIVITY,
+                               "--absent-as-zero", "--normalisation", normalisation, "--out-dir", out,
+                               "--annotate-top", 0], capsys)  # fmt: skip
+    assert rc == 0, err
+    scores = pd.read_csv(out / "activity_scores.csv", dtype={"feature_id": str})
+    assert list(scores.columns) == SCORE_COLUMNS
+    assert scores["n_samples"].iloc[0] == 10  # the blank is not a sample; 6 absent samples counted as 0
+    assert list(scores["rank"]) == list(range(1, len(scores) + 1)) and scores["p"].is_monotonic_increasing
+    sio = is_siomycin(scores["precursor_mz"])
+    assert sio.sum() == 5
+    assert sio.iloc[0] and sio.head(5).sum() >= 4, scores.head(8)
+    assert (scores.loc[sio, "rank"] <= 8).all() and (scores.loc[sio, "r"] > 0.85).all()
+    assert (scores.loc[sio, "q"] < 0.05).all() and (scores.loc[sio, "direction"] == "positive").all()
+    assert "#1" in stdout and (out / "activity_volcano.png").stat().st_size > 10_000
+
+
+def test_fermo_activity_file_alone_is_too_few_samples(fermo_events, test_data, tmp_path, capsys):
+    rc, _, err = run_cli(["--assay", "activity", "--events", fermo_events, "--assays", test_data / ACTIVITY,
+                          "--out-dir", tmp_path], capsys)  # fmt: skip
+    assert rc == 2 and err.count("\n") == 1
+    assert "4 samples" in err and "at least 5" in err and "--absent-as-zero" in err
+
+
+def test_cytoscape_node_table_contract(fermo_events, test_data, tmp_path, capsys):
+    """What Cytoscape's 'Import Table from File' and GNPS need: TSV, key column 'shared name' = feature id."""
+    out = tmp_path / "out"
+    rc, _, err = run_cli(["--assay", "activity", "--events", fermo_events, "--assays", test_data / ACTIVITY,
+                          "--absent-as-zero", "--out-dir", out, "--annotate-top", 0], capsys)  # fmt: skip
+    assert rc == 0, err
+    path = out / "cytoscape_nodes.tsv"
+    header = path.read_text(encoding="utf-8").splitlines()[0]
+    assert header.split("\t") == NODE_COLUMNS and header.startswith("shared name\t") and '"' not in header
+    nodes = pd.read_csv(path, sep="\t", dtype={"shared name": str}, keep_default_na=False, na_values=[""])
+    assert nodes["shared name"].is_unique and (nodes["shared name"] != "").all()
+    quant_ids = set(pd.read_csv(test_data / QUANT, usecols=["id"])["id"].astype(str))
+    assert set(nodes["shared name"]) <= quant_ids  # the MZmine row ID the FBMN network uses, as written ("83")
+    for col in ("r", "spearman_r"):
+        assert nodes[col].between(-1, 1).all()
+    for col in ("p", "q", "p_bonferroni", "spearman_q"):
+        assert nodes[col].between(0, 1).all()
+    assert nodes["neg_log10_q"].ge(0).all() and np.isfinite(nodes["neg_log10_q"]).all()
+    assert set(nodes["direction"]) <= {"positive", "negative"}
+    assert nodes.loc[nodes["shared name"] == "83", "activity_rank"].item() <= 5
+
+
+def test_model_drivers_side_by_side(fermo_events, test_data, tmp_path, capsys):
+    reports = tmp_path / "reports"
+    (reports / "activity").mkdir(parents=True)
+    pd.DataFrame(
+        {"rank": [1, 2], "precursor_mz": [824.73795, 999.0], "rt_min": [15.11, 3.0], "importance": [0.3, 0.1],
+         "direction": ["high", "low"]}
+    ).to_csv(reports / "activity" / "drivers.csv", index=False)  # fmt: skip
+    rc, _, err = run_cli(["--assay", "activity", "--events", fermo_events, "--assays", test_data / ACTIVITY,
+                          "--absent-as-zero", "--reports-dir", reports, "--annotate-top", 0], capsys)  # fmt: skip
+    assert rc == 0, err
+    joined = pd.read_csv(reports / "activity" / "drivers_vs_correlation.csv", dtype={"feature_id": str})
+    row = joined[joined["model_rank"] == 1].iloc[0]
+    assert row["feature_id"] == "83" and row["correlation_rank"] <= 5 and row["model_direction"] == "high"
+    assert joined[joined["model_rank"] == 2]["correlation_rank"].isna().all()  # a driver no feature matches: kept
+
+
+def test_library_match_names_the_siomycin(fermo_events, test_data, shared_data, tmp_path, capsys):
+    library = shared_data / "fermo_case_study" / "case_study_spectral_library.mgf"
+    if not library.is_file():
+        pytest.skip(f"{library} absent")
+    out = tmp_path / "out"
+    rc, _, err = run_cli(["--assay", "activity", "--events", fermo_events, "--assays", test_data / ACTIVITY,
+                          "--absent-as-zero", "--out-dir", out, "--library", library, "--annotate-top", 10],
+                         capsys)  # fmt: skip
+    assert rc == 0, err
+    nodes = pd.read_csv(out / "cytoscape_nodes.tsv", sep="\t", dtype={"shared name": str}, keep_default_na=False)
+    assert nodes.set_index("shared name").loc["83", "library_match"].startswith("Siomycin_A")
