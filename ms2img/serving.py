@@ -3,8 +3,10 @@
 Request rows look like MS-DIAL export rows: ``accession, precursor_mz, precursor_intensity, rt_min, msms`` with
 ``msms`` an ``"mz:int mz:int"`` string. One row per precursor keeps MLflow's JSON parsing cheap (one row per
 fragment costs ~30x more; see ../shared/design.md, "Serving"). Rendering happens inside, so clients never
-build images. Bad requests raise an ``MlflowException`` with ``INVALID_PARAMETER_VALUE``, which the scoring
-server answers with HTTP 400 and the message.
+build images. The answer has one row per accession, in the order the request first names them, probabilities
+rounded to ``PROBABILITY_DECIMALS``, and no class for an accession outside the applicability domain unless the
+request's params ask for one (``class_out_of_domain``). Bad requests raise an ``MlflowException`` with
+``INVALID_PARAMETER_VALUE``, which the scoring server answers with HTTP 400 and the message.
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ DEFAULT_MAX_ROWS = 200_000
 DEFAULT_MAX_FRAGMENTS = 5_000_000
 # Largest precursor / fragment intensity served: the limit ``ms2img validate`` applies to training events.
 MAX_INTENSITY = DEFAULT_MAX_INTENSITY
+# Served probabilities are rounded to this many decimals: float32 model outputs carry ~7 significant digits of noise
+# (0.20999999344348907), and nothing a reader decides on moves in the 5th decimal.
+PROBABILITY_DECIMALS = 4
+# Request params (``{"params": {...}}`` in the body, MLflow's pyfunc params; declared in :func:`request_signature`).
+PARAM_EXPLAIN = "explain"
+PARAM_CLASS_OUT_OF_DOMAIN = "class_out_of_domain"
 
 
 class RequestError(Ms2ImgError, ValueError):
@@ -317,6 +325,7 @@ def random_request(
 
 
 # ------------------------------------------------------------------------------------- every family on raw peaks
+WITHHELD_NOTE = f'no class out of domain (send "params": {{"{PARAM_CLASS_OUT_OF_DOMAIN}": true}} for one)'
 FAMILY_RESPONSE_COLUMNS = [
     "accession",
     "probability",
@@ -387,9 +396,11 @@ class FamilyPredictor:
         return cls(FamilyModel.load(folder), domain=domain, **kwargs)
 
     def inputs(self, df: Any) -> dict[str, Any]:
-        """Validate, parse and turn a request into model inputs: ``ids, x, n_precursors, mz_outside``."""
+        """Validate, parse and turn a request into model inputs: ``ids`` (sorted), ``x``, ``n_precursors``,
+        ``mz_outside``, and ``order``: positions into ``ids`` in the order the request first names each accession."""
         req, counts, mz, intensity = _parse_request(df, self.max_rows, self.max_fragments)
         codes, names = pd.factorize(req["accession"].to_numpy(dtype=object), sort=True)
+        order = np.argsort(np.unique(codes, return_index=True)[1], kind="stable")
         has = counts > 0
         n_prec = np.bincount(codes[has], minlength=len(names))
         if self.kind == "image":
@@ -413,11 +424,20 @@ class FamilyPredictor:
         else:
             outside = np.zeros(len(names))
         return {"ids": np.asarray(ids, dtype=str), "x": x, "n_precursors": n_prec, "mz_outside": outside, "mz": p_mz,
-                "codes": codes[has]}  # fmt: skip
+                "codes": codes[has], "order": order}  # fmt: skip
 
-    def predict(self, df: Any, explain: bool = False) -> pd.DataFrame:
-        """The served answer (``FAMILY_RESPONSE_COLUMNS``); RequestError on a bad request. With ``explain`` (image
-        families), a ``drivers`` column holds, per accession, the m/z boxes that move its prediction most (JSON)."""
+    def predict(
+        self, df: Any, explain: bool = False, class_out_of_domain: bool = False, decimals: int | None = None
+    ) -> pd.DataFrame:
+        """The answer (``FAMILY_RESPONSE_COLUMNS``), one row per accession in the order the request names them;
+        RequestError on a bad request.
+
+        An accession outside the applicability domain gets its probability and ``in_domain`` False but no class
+        (None), unless ``class_out_of_domain``: its "low" would read as a finding when it means "cannot say".
+        ``decimals`` rounds the probabilities (the served answer; None keeps the model's numbers, for comparisons).
+        With ``explain`` (image families), a ``drivers`` column holds, per accession, the m/z boxes that move its
+        prediction most (a list of objects).
+        """
         inp = self.inputs(df)
         try:
             prob = np.asarray(self._infer(inp["x"]), dtype=float).reshape(-1)
@@ -431,11 +451,15 @@ class FamilyPredictor:
                 np.ones(len(prob), bool),
                 ["no applicability-domain reference stored with this model"] * len(prob),
             )
+        classes = np.where(prob >= self.model.threshold, "high", "low").astype(object)
+        if not class_out_of_domain and not flags.all():
+            classes[~flags] = None
+            notes = [n if ok else f"{n}; {WITHHELD_NOTE}" for n, ok in zip(notes, flags, strict=True)]
         out = pd.DataFrame(
             {
                 "accession": inp["ids"],
-                "probability": prob,
-                "class": np.where(prob >= self.model.threshold, "high", "low"),
+                "probability": prob if decimals is None else np.round(prob, decimals),
+                "class": pd.Series(classes, dtype=object),  # object: None stays JSON null (a str column makes NaN)
                 "assay": self.model.assay,
                 "family": self.family,
                 "model_version": self.version,
@@ -444,20 +468,29 @@ class FamilyPredictor:
             }
         )[FAMILY_RESPONSE_COLUMNS]
         if explain:
-            out = out.assign(drivers=self._drivers(inp["x"]))
+            drivers = np.empty(len(out), dtype=object)
+            drivers[:] = self._drivers(inp["x"], decimals)
+            out["drivers"] = drivers
+        order = inp["order"]
+        if len(order) > 1:
+            out = out.iloc[order].reset_index(drop=True)
         return out
 
-    def _drivers(self, x: np.ndarray) -> list[str]:
-        """Top contributing m/z boxes per accession (``ms2img.explain.explain_one``); image families only."""
-        import json
-
+    def _drivers(self, x: np.ndarray, decimals: int | None = None) -> list[list[dict[str, Any]]]:
+        """Top contributing m/z boxes per accession (``ms2img.explain.explain_one``), as objects, not JSON text;
+        image families only."""
         if self.kind != "image":
             raise RequestError(f"explain is available for image families; this model is {self.family}")
         from ms2img.explain.attribution import explain_one
         from ms2img.render import image_edges
 
         x_edges, y_edges = image_edges(self.render)
-        return [json.dumps(explain_one(self.model, img, x_edges, y_edges, top=5)) for img in x]
+        out = [explain_one(self.model, img, x_edges, y_edges, top=5) for img in x]
+        if decimals is not None:
+            for boxes in out:
+                for box in boxes:
+                    box["probability"] = round(float(box["probability"]), decimals)
+        return out
 
 
 class ModelCallError(RuntimeError):
@@ -468,7 +501,7 @@ class FamilyPyfunc(mlflow.pyfunc.PythonModel):
     """The registered pyfunc of every family (logged from code, ``ms2img/pyfunc_model.py``: no pickle).
 
     Artifacts: ``model_dir`` (the FamilyModel folder plus ``domain.npz``). Model config: ``model_version``,
-    ``max_rows``, ``max_fragments``.
+    ``max_rows``, ``max_fragments``. Params (per request): ``explain``, ``class_out_of_domain``.
     """
 
     def load_context(self, context) -> None:
@@ -488,8 +521,14 @@ class FamilyPyfunc(mlflow.pyfunc.PythonModel):
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
+        params = params or {}
         try:
-            return self._predictor.predict(model_input, explain=bool((params or {}).get("explain", False)))
+            return self._predictor.predict(
+                model_input,
+                explain=bool(params.get(PARAM_EXPLAIN, False)),
+                class_out_of_domain=bool(params.get(PARAM_CLASS_OUT_OF_DOMAIN, False)),
+                decimals=PROBABILITY_DECIMALS,
+            )
         except RequestError as exc:
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
         except ModelCallError as exc:
@@ -514,7 +553,7 @@ def request_signature():
         [
             ColSpec("string", "accession"),
             ColSpec("double", "probability"),
-            ColSpec("string", "class"),
+            ColSpec("string", "class", required=False),  # null out of domain unless class_out_of_domain
             ColSpec("string", "assay"),
             ColSpec("string", "family"),
             ColSpec("string", "model_version"),
@@ -524,5 +563,8 @@ def request_signature():
     )
     from mlflow.types import ParamSchema, ParamSpec
 
-    params = ParamSchema([ParamSpec("explain", "boolean", False)])  # {"params": {"explain": true}} in a request
+    # {"params": {"explain": true, "class_out_of_domain": true}} in a request body
+    params = ParamSchema(
+        [ParamSpec(PARAM_EXPLAIN, "boolean", False), ParamSpec(PARAM_CLASS_OUT_OF_DOMAIN, "boolean", False)]
+    )
     return ModelSignature(inputs=inputs, outputs=outputs, params=params)

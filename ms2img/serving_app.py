@@ -16,7 +16,12 @@ MLflow's app answers a missing Content-Type or deeply nested JSON with HTTP 500,
   frame with MLflow's own converter (``infer_and_parse_data``, the model's input schema) and predicted and
   answered as MLflow's ``/invocations`` would (``{"predictions": [...]}``), without MLflow parsing the 2 MB body
   twice more (its handler decodes the JSON two times);
-* every 4xx/5xx body is rewritten to ``{"error_code", "message"}`` with the echoed input and stack trace removed.
+* every 4xx/5xx body is rewritten to ``{"error_code", "message"}`` with the echoed input and stack trace removed,
+  and MLflow's type-conversion errors (text in a numeric column: ``ValueError("could not convert ...")``) become
+  one plain sentence naming the row and column;
+* every request gets one log line (logger ``ms2img.serve``): status, latency, the number of accessions answered and
+  the first few accession ids, rows, model name and version. Never the peaks, never an error message (it may
+  quote a value).
 
 Everything else (``/ping``, ``/health``, ``/version``, CSV / Parquet bodies, JSON with content-type parameters
 other than ``charset=utf-8``) goes to MLflow's app unchanged.
@@ -31,11 +36,14 @@ import json
 import logging
 import os
 import re
+import sys
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from ms2img.serving import DEFAULT_MAX_ROWS, REQUEST_COLUMNS
+from ms2img.serving import DEFAULT_MAX_ROWS, REQUEST_COLUMNS, _short
 
 try:
     import orjson
@@ -56,6 +64,9 @@ def _json_loads(body: bytes) -> Any:
 
 
 log = logging.getLogger(__name__)
+REQUEST_LOG = "ms2img.serve"
+request_log = logging.getLogger(REQUEST_LOG)  # one line per request (configured by app_from_env)
+LOGGED_IDS = 5  # accession ids named per log line; the rest are counted
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 32
@@ -63,6 +74,7 @@ ENV_MODEL_URI = "MS2IMG_MODEL_URI"
 ENV_MAX_BYTES = "MS2IMG_MAX_BYTES"
 ENV_MAX_ROWS = "MS2IMG_MAX_ROWS"
 _ECHO = re.compile(r"^Failed to (?:predict|enforce schema of) data .*?Error: ", re.DOTALL)
+_CONVERSION = re.compile(r"Failed to convert column (.+?) to type '(\w+)'")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -184,6 +196,31 @@ def _check_cells(rows: list, names: list[str], split: bool) -> None:
                 raise RequestRejected(400, f"request row {i}: {column} must be a string, a number or null, got {what}")
 
 
+def plain_conversion_error(message: str, data: dict[str, Any]) -> str | None:
+    """MLflow's schema-conversion error (``Failed to convert column precursor_mz to type 'float64'. Error:
+    'ValueError("could not convert string to float: ...")'``) in plain words, naming the first row whose text is
+    not a number, like :func:`ms2img.serving.validate_request` does; None for any other error."""
+    match = _CONVERSION.search(message)
+    if match is None:
+        return None
+    column, kind = match.group(1), match.group(2)
+    if not kind.startswith(("float", "int")):
+        return f"{column} must be {kind}; a value in it is not"
+    if "dataframe_split" in data:
+        split = data["dataframe_split"]
+        idx = [str(c) for c in split["columns"]].index(column) if column in map(str, split["columns"]) else None
+        values = (row[idx] for row in split["data"]) if idx is not None else iter(())
+    else:
+        values = (row.get(column) for row in data.get("dataframe_records", []))
+    for i, value in enumerate(values):
+        if isinstance(value, str):
+            try:
+                float(value)
+            except ValueError:
+                return f"request row {i}: {column} must be a finite number >= 0, got the text {_short(value)}"
+    return f"{column} must hold numbers; one of its values is not a number"
+
+
 def clean_error_body(body: bytes, status: int) -> bytes:
     """An error body without the echoed request or stack trace: ``{"error_code", "message"}``."""
     try:
@@ -220,6 +257,30 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes = b
     await send({"type": "http.response.body", "body": body})
 
 
+@dataclass
+class Outcome:
+    """What the request log says about one request (filled in as the request is handled)."""
+
+    status: int = 500
+    code: str = ""
+    accessions: list[str] | None = None
+    rows: int | None = None
+
+
+def _model_identity(model: Any) -> tuple[str, str]:
+    """(registered model name, version) from the served model's config, as registration wrote it; "?" if absent."""
+    config = getattr(model, "model_config", None) if model is not None else None
+    config = config if isinstance(config, dict) else {}
+    return str(config.get("registered_model", "?")), str(config.get("model_version", "?"))
+
+
+def _error_code(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("error_code", ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
 class GuardedApp:
     """ASGI middleware: the guards of the module docstring around ``inner`` (MLflow's FastAPI scoring app)."""
 
@@ -227,11 +288,36 @@ class GuardedApp:
         self.inner, self.max_bytes, self.max_rows = inner, int(max_bytes), int(max_rows)
         self.model = model  # the PyFuncModel behind ``inner``: JSON requests are answered here, parsed once
         self._input_schema = model.metadata.get_input_schema() if model is not None else None
+        self.model_name, self.model_version = _model_identity(model)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") != "/invocations" or scope.get("method") != "POST":
             await self.inner(scope, receive, send)
             return
+        start, outcome = time.perf_counter(), Outcome()
+        try:
+            await self._handle(scope, receive, send, outcome)
+        finally:
+            self._log(outcome, time.perf_counter() - start)
+
+    def _log(self, outcome: Outcome, seconds: float) -> None:
+        """One line per request: what an operator needs to follow traffic and failures, never the request."""
+        accs = outcome.accessions
+        if accs is None:
+            named = "accessions=-"
+        else:
+            ids = [_short(a, 40) for a in accs[:LOGGED_IDS]]
+            more = f" +{len(accs) - LOGGED_IDS}" if len(accs) > LOGGED_IDS else ""
+            named = f"accessions={len(accs)} ids=[{', '.join(ids)}{more}]"
+        rows = "-" if outcome.rows is None else str(outcome.rows)
+        code = f" error={outcome.code}" if outcome.code else ""
+        request_log.log(
+            logging.ERROR if outcome.status >= 500 else logging.INFO,
+            "POST /invocations status=%d%s latency_ms=%.1f %s rows=%s model=%s version=%s",
+            outcome.status, code, seconds * 1000.0, named, rows, self.model_name, self.model_version,
+        )  # fmt: skip
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, outcome: Outcome) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         try:
             ctype = headers.get("content-type", "").strip()
@@ -249,45 +335,54 @@ class GuardedApp:
             if ctype.split(";")[0].strip().lower() == "application/json":
                 payload = await asyncio.to_thread(check_json_request, body, self.max_rows)
         except RequestRejected as rej:
+            outcome.status, outcome.code = rej.status, rej.code
             await _respond(send, rej.status, json.dumps({"error_code": rej.code, "message": rej.message}).encode())
             return
         if payload is not None and self.model is not None and _plain_json(ctype):
-            status, answer = await asyncio.to_thread(self._invoke, payload)
+            status, answer, outcome.accessions, outcome.rows = await asyncio.to_thread(self._invoke, payload)
+            outcome.status, outcome.code = status, _error_code(answer) if status >= 400 else ""
             await _respond(send, status, answer)
             return
-        await self._forward(scope, body, send)
+        outcome.status = await self._forward(scope, body, send)
 
-    def _invoke(self, payload: dict[str, Any]) -> tuple[int, bytes]:
+    def _invoke(self, payload: dict[str, Any]) -> tuple[int, bytes, list[str] | None, int | None]:
         """MLflow's ``/invocations`` on an already parsed JSON body: the same frame (MLflow's converter and the
-        model's input schema), the same ``model.predict`` (schema enforcement included), the same answer."""
+        model's input schema), the same ``model.predict`` (schema enforcement included), the same answer.
+        Returns (status, body, accessions answered or None, request rows or None) for the request log."""
         from io import StringIO
 
         from mlflow.exceptions import MlflowException
         from mlflow.pyfunc.scoring_server import SERVING_PARAMS_KEY, infer_and_parse_data, predictions_to_json
 
+        data, rows = payload, None
         try:
             data = {k: v for k, v in payload.items() if k != SERVING_PARAMS_KEY}
             for key in ("instances", "inputs"):  # rows, as the guard checked them: handed on as records, so they
                 if key in data:  # become the frame records would (MLflow's TF-serving reader makes a dict instead)
                     data = {"dataframe_records": data[key]}
             frame = infer_and_parse_data(data, self._input_schema)
+            rows = len(frame) if hasattr(frame, "__len__") else None
             params = payload.get(SERVING_PARAMS_KEY)
             out = self.model.predict(frame, params=params) if params is not None else self.model.predict(frame)
             result = StringIO()
             predictions_to_json(out, result)
-            return 200, result.getvalue().encode()
+            accessions = [str(a) for a in out["accession"]] if "accession" in getattr(out, "columns", ()) else None
+            return 200, result.getvalue().encode(), accessions, rows
         except MlflowException as exc:
             status = exc.get_http_status_code()
             if status >= 500:
                 log.error("model answered %d: %s", status, exc.message[:2000])
-            return status, clean_error_body(exc.serialize_as_json().encode(), status)
+            plain = plain_conversion_error(exc.message, data) if status < 500 else None
+            if plain is not None:
+                return 400, json.dumps({"error_code": "BAD_REQUEST", "message": plain}).encode(), None, rows
+            return status, clean_error_body(exc.serialize_as_json().encode(), status), None, rows
         except Exception:  # MLflow's handler answers these with 400 and the traceback; the log gets the traceback
             log.exception("unexpected error while evaluating the model")
             message = (
                 "Encountered an unexpected error while evaluating the model. Verify that the serialized input "
                 "Dataframe is compatible with the model for inference."
             )
-            return 400, json.dumps({"error_code": "BAD_REQUEST", "message": message}).encode()
+            return 400, json.dumps({"error_code": "BAD_REQUEST", "message": message}).encode(), None, rows
 
     async def _read(self, receive: Receive) -> bytes:
         chunks, size = [], 0
@@ -305,7 +400,8 @@ class GuardedApp:
             if not msg.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _forward(self, scope: Scope, body: bytes, send: Send) -> None:
+    async def _forward(self, scope: Scope, body: bytes, send: Send) -> int:
+        """Hand the request to MLflow's app, cleaning its error bodies; returns the status it answered."""
         sent = False
 
         async def replay() -> dict[str, Any]:
@@ -335,6 +431,19 @@ class GuardedApp:
                 await _respond(send, status, clean_error_body(b"".join(state["chunks"]), status))
 
         await self.inner(scope, replay, capture)
+        return int(state["status"])
+
+
+def configure_request_log(stream: Any = None) -> logging.Logger:
+    """Give the request logger its own stderr handler once: uvicorn configures only its own loggers, so without
+    one the INFO lines would be dropped."""
+    if not request_log.handlers:
+        handler = logging.StreamHandler(stream or sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"))
+        request_log.addHandler(handler)
+        request_log.setLevel(logging.INFO)
+        request_log.propagate = False
+    return request_log
 
 
 def create_app(model_uri: str, max_bytes: int = DEFAULT_MAX_BYTES, max_rows: int = DEFAULT_MAX_ROWS):
@@ -351,6 +460,7 @@ def app_from_env():
     uri = os.environ.get(ENV_MODEL_URI)
     if not uri:
         raise RuntimeError(f"set {ENV_MODEL_URI} (e.g. models:/ms2img-DPPH@champion)")
+    configure_request_log()
     app = create_app(
         uri,
         max_bytes=int(os.environ.get(ENV_MAX_BYTES, DEFAULT_MAX_BYTES)),

@@ -310,11 +310,11 @@ def _pyfunc(max_rows: int = 1000, infer=None) -> serving.FamilyPyfunc:
     return model
 
 
-def test_predict_answers_one_row_per_accession():
+def test_predict_answers_one_row_per_accession_in_request_order():
     df = pd.concat([random_request(100, 5, seed=1, accession="B"), random_request(80, 5, seed=2, accession="A")])
     out = _pyfunc().predict(None, df)
     assert list(out.columns) == FAMILY_RESPONSE_COLUMNS
-    assert out["accession"].tolist() == ["A", "B"]
+    assert out["accession"].tolist() == ["B", "A"]  # as the request names them, not sorted
     assert out["probability"].between(0, 1).all()
     assert set(out["class"]) <= {"high", "low"}
     assert (out["assay"] == "DPPH").all() and (out["model_version"] == "3").all()
@@ -380,9 +380,7 @@ def test_absurd_fragment_intensity_names_the_row(text):
 
 
 def test_explain_true_returns_the_boxes_that_move_each_prediction(tmp_path):
-    """``{"params": {"explain": true}}``: per accession the top m/z boxes, as JSON; feature families refuse."""
-    import json
-
+    """``{"params": {"explain": true}}``: per accession the top m/z boxes, as objects; feature families refuse."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.pipeline import Pipeline
 
@@ -406,7 +404,8 @@ def test_explain_true_returns_the_boxes_that_move_each_prediction(tmp_path):
     plain = predictor.predict(request)
     explained = predictor.predict(request, explain=True)
     assert "drivers" not in plain.columns
-    boxes = json.loads(explained["drivers"].iat[0])
+    boxes = explained["drivers"].iat[0]
+    assert isinstance(boxes, list) and all(isinstance(b, dict) for b in boxes)
     assert explained["probability"].iat[0] == plain["probability"].iat[0]
     assert boxes and all(b["precursor_mz_lo"] < b["precursor_mz_hi"] for b in boxes)
     assert {b["supports"] for b in boxes} <= {"high", "low"}
@@ -528,7 +527,7 @@ def test_instances_reach_the_model_as_the_frame_records_make():
     app = GuardedApp(None, model=model)
     rows = request_rows().to_dict(orient="records")
     answers = [app._invoke({key: rows}) for key in ("dataframe_records", "instances", "inputs")]
-    assert all(status == 200 for status, _ in answers) and len({body for _, body in answers}) == 1
+    assert all(status == 200 for status, *_ in answers) and len({body for _, body, *_ in answers}) == 1
     assert all(isinstance(f, pd.DataFrame) for f in seen)
     pd.testing.assert_frame_equal(seen[1], seen[0])
     pd.testing.assert_frame_equal(seen[2], seen[0])

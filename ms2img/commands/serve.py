@@ -1,5 +1,6 @@
 """``ms2img serve``: an assay's champion over HTTP behind the request guards of :mod:`ms2img.serving_app`
-(uvicorn, several workers on multi-core machines, localhost by default)."""
+(uvicorn, several workers on multi-core machines, localhost by default; uvicorn's access log is off, the app logs
+one line per request without the input)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Runs uvicorn with ms2img.serving_app (MLflow's scoring app for models:/ms2img-<ASSAY>@<alias> plus a "
             "byte limit, a parse-time guard, 4xx for missing Content-Type / deep nesting, error bodies without the "
-            "request). --plain runs `mlflow models serve` instead."
+            "request, one log line per request on stderr). --plain runs `mlflow models serve` instead (no guards, "
+            "no request log)."
         ),
     )
     p.add_argument("--assay", required=True, help="assay, e.g. DPPH")
