@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ms2img {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk, a read-only folder: outputs are swapped in whole, so nothing is half-written
+        if args.verbose:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"ms2img {args.command}: error: {exc.strerror or exc}{where}; nothing was replaced", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

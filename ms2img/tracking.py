@@ -81,11 +81,16 @@ def experiment_name(assay: str) -> str:
 
 
 def ensure_experiment(assay: str) -> str:
-    """Create (or reuse) the assay's experiment; local stores keep artifacts under ``mlartifacts/``."""
+    """Create (or reuse) the assay's experiment ``ms2img-<assay>`` and make it the active one."""
+    return use_experiment(experiment_name(assay))
+
+
+def use_experiment(name: str) -> str:
+    """Create (or reuse) the experiment ``name`` and make it active; on a local store its artifacts go under
+    ``mlartifacts/<name>`` (MLflow's own default would be ``./mlruns``, beside nothing else of the project)."""
     import mlflow
     from mlflow import MlflowClient
 
-    name = experiment_name(assay)
     client = MlflowClient()
     exp = client.get_experiment_by_name(name)
     if exp is None:
@@ -101,14 +106,21 @@ def ensure_experiment(assay: str) -> str:
     return exp_id
 
 
-def git_commit(repo: str | Path = ".") -> str | None:
-    """The commit the code runs from (``-dirty`` appended when the tree has uncommitted changes)."""
+PACKAGE_DIR = Path(__file__).resolve().parent
+CODE_PATHS = ("ms2img", "flows")  # what "the code" is inside a checkout: data and pipeline records are not code
+
+
+def git_commit(repo: str | Path | None = None) -> str | None:
+    """The commit the code runs from, ``-dirty`` appended when the code itself (``CODE_PATHS``) has uncommitted
+    changes; None outside a git checkout. A retrain leaves dvc.lock and data/raw.dvc modified: that is data, not
+    code, so it does not mark a model's code version dirty."""
+    repo = Path(repo) if repo is not None else PACKAGE_DIR.parent
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
             cwd=repo,
             capture_output=True,
             text=True,
@@ -118,6 +130,21 @@ def git_commit(repo: str | Path = ".") -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{sha}-dirty" if dirty else sha
+
+
+def code_version() -> str:
+    """The version of the code that trains: the checkout's commit (see :func:`git_commit`), else the installed
+    package's version (a lab's project runs an installed ms2img, not a checkout)."""
+    return git_commit() or f"ms2img=={__version__}"
+
+
+def code_hash() -> str:
+    """SHA-256 over the package's Python sources: the same code gives the same hash, committed or not."""
+    digest = hashlib.sha256()
+    for f in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(str(f.relative_to(PACKAGE_DIR)).encode())
+        digest.update(f.read_bytes())
+    return f"sha256:{digest.hexdigest()}"
 
 
 def data_hash(path: str | Path) -> str | None:
@@ -182,7 +209,7 @@ def provenance_tags(raw_data: str | Path | None = None) -> dict[str, str]:
     """Tags every run carries: git commit, data hash, package versions, backend, device, host."""
     tags = {
         "ms2img.version": __version__,
-        "git.commit": git_commit() or "unknown",
+        "git.commit": code_version(),
         "python": platform.python_version(),
         **{f"pkg.{k}": v for k, v in package_versions().items()},
         **device_tags(),

@@ -8,8 +8,10 @@ MLflow parent run per assay with a child run per family (same metric keys on eve
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -46,6 +48,30 @@ def families_from_params(params: Mapping[str, Any]) -> list[str]:
 def params_in_effect(params: Mapping[str, Any]) -> dict[str, Any]:
     """Only the sections that decide a model's numbers (MLflow params; serving and schedules are not)."""
     return {k: params[k] for k in PARAM_SECTIONS if k in params}
+
+
+def training_provenance(assay: str, params: Mapping[str, Any], raw_data: str | Path | None) -> dict[str, str]:
+    """What the models of this run were trained on, stored in every card and in run.json: the data version (DVC
+    hash of the raw exports), the code (commit, source hash) and ``training_key`` over assay, data, params and
+    code. The registry registers one model per family and key: a retrain of the same thing is not a new version,
+    and a model folder left by an earlier run (another key) is never registered as this run's."""
+    data_version = (tracking.data_hash(raw_data) if raw_data else None) or "unknown"
+    code = tracking.code_hash()
+    what = {"assay": assay, "data": data_version, "code": code, "params": params_in_effect(params)}
+    key = hashlib.sha256(json.dumps(to_jsonable(what), sort_keys=True, default=str).encode()).hexdigest()
+    return {"data_version": data_version, "code_version": tracking.code_version(), "code_hash": code,
+            "training_key": key}  # fmt: skip
+
+
+def remove_stale_families(folder: Path, families: Sequence[str]) -> None:
+    """Delete family folders under models/<assay>/ that this run does not train (a family dropped from
+    ``train.families``): the stage's output is exactly this run's models."""
+    if not folder.is_dir():
+        return
+    for child in folder.iterdir():
+        if child.is_dir() and child.name not in families:
+            shutil.rmtree(child)
+            log.info("removed %s: %s is not in train.families", child, child.name)
 
 
 def _write_table(df: pd.DataFrame, path: Path) -> Path:
@@ -174,8 +200,8 @@ def train_assay(
         )
     )
 
-    data_version = (tracking.data_hash(raw_data) if raw_data else None) or "unknown"
-    provenance = {"data_version": data_version, "code_version": tracking.git_commit() or "unknown"}
+    provenance = training_provenance(assay, params, raw_data)
+    remove_stale_families(Path(models_dir) / assay, families)
     saved = {}
     for fam in families:
         features, extra = _feature_definitions(fam, Path(features_dir), Path(events_dir) if events_dir else None)

@@ -5,6 +5,7 @@ so the tests do not depend on training."""
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
@@ -323,3 +324,95 @@ def test_paired_auc_difference_se_shrinks_with_more_accessions():
         ses.append(st["auc_diff_se"])
         assert st["challenger_auc_new"] > st["champion_auc_new"] - 0.2
     assert ses[1] < ses[0]
+
+
+# ------------------------------------------------------------------------------ one version per training (issue 21)
+def _run_models(store, assay: str, key: str, seeds=(0,), data: str = "md5:trained-on") -> Path:
+    """models/<assay>/rf-image trained "by a run" with training key ``key`` (the card says so), plus the
+    reports/<assay>/ files that run wrote (selection naming its families, run.json naming its key, oof)."""
+    accs = store.accs[:16]
+    labels = np.tile([0, 1], 8)
+    root = store.root / f"run-{assay}-{key}"
+    folder = root / "models" / assay / "rf-image"
+    rf_image_model(store.images, accs, labels, folder, seed=seeds[0])
+    path = folder / "model.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "assay": assay, "training_key": key,
+                                "data_version": data, "code_version": "abc123"}))  # fmt: skip
+    rep = root / "reports" / assay
+    rep.mkdir(parents=True, exist_ok=True)
+    oof_rows(accs, np.where(labels == 1, 90.0, 10.0), labels * 0.8 + 0.1).to_csv(rep / "oof.csv", index=False)
+    selection = {"winner": "rf-image", "reason": "test", "ranking": [], "paired": {}, "families": ["rf-image"]}
+    (rep / "selection.json").write_text(json.dumps(selection))
+    (rep / "run.json").write_text(json.dumps({"training_key": key}))
+    return root
+
+
+def _promote_run(store, root: Path, assay: str):
+    from ms2img import registry
+
+    return registry.promote_assay(
+        assay,
+        models_dir=root / "models",
+        reports_dir=root / "reports",
+        events_dir=store.cohort.events,
+        data_hash="md5:current-data",
+        code_version="now",
+    )
+
+
+def test_a_retrain_of_the_same_thing_is_registered_once_with_the_models_own_data(store):
+    from ms2img import registry
+
+    name = registry.model_name("ONCE")
+    first = _promote_run(store, _run_models(store, "ONCE", "k1"), "ONCE")
+    # the same training key again, but other bytes (a retrain is not bit-identical): no new version
+    again = _promote_run(store, _run_models(store, "ONCE", "k1", seeds=(7,)), "ONCE")
+    versions = registry._client().search_model_versions(f"name='{name}'")
+    assert [str(v.version) for v in versions] == ["1"] and first.candidate == again.candidate == "1"
+    tags = versions[0].tags
+    assert tags[registry.DATA_TAG] == "md5:trained-on"  # the model's own data, not the data present at promotion
+    assert tags[registry.CODE_TAG] == "abc123" and tags["promotion.status"] == "champion"
+
+
+def test_only_the_models_of_the_run_that_wrote_the_reports_are_registered(store):
+    from ms2img import registry
+
+    root = _run_models(store, "STALE", "new-key")
+    shutil.copytree(root / "models" / "STALE" / "rf-image", root / "models" / "STALE" / "rf-cosine")
+    stale = root / "models" / "STALE" / "rf-cosine" / "model.json"
+    stale.write_text(json.dumps({**json.loads(stale.read_text()), "family": "rf-cosine", "training_key": "old-key"}))
+    selection = root / "reports" / "STALE" / "selection.json"
+    selection.write_text(json.dumps({**json.loads(selection.read_text()), "families": ["rf-image", "rf-cosine"]}))
+    decision = _promote_run(store, root, "STALE")
+    assert decision.registered == {"rf-image": "1"}  # the folder an earlier run left is not this run's model
+    families = {v.tags["family"] for v in registry._client().search_model_versions("name='ms2img-STALE'")}
+    assert families == {"rf-image"}
+
+
+def test_a_version_left_by_a_killed_promote_is_adopted_or_abandoned_with_a_reason(store):
+    from ms2img import registry
+
+    name = registry.model_name("KILLED")
+    # a promote killed right after registering: two versions pending, one of an earlier training
+    old = _run_models(store, "KILLED", "earlier")
+    registry.register_family(old / "models" / "KILLED" / "rf-image", events_dir=store.cohort.events)
+    root = _run_models(store, "KILLED", "this-run", seeds=(3,))
+    registry.register_family(root / "models" / "KILLED" / "rf-image", events_dir=store.cohort.events)
+    client = registry._client()
+    assert {client.get_model_version(name, v).tags["promotion.status"] for v in ("1", "2")} == {"pending"}
+    decision = _promote_run(store, root, "KILLED")
+    assert decision.candidate == "2" and decision.promoted
+    adopted, abandoned = client.get_model_version(name, "2").tags, client.get_model_version(name, "1").tags
+    assert adopted["promotion.status"] == "champion" and "adopted" in adopted["promotion.adopted"]
+    assert abandoned["promotion.status"] == "abandoned" and "did not finish" in abandoned["promotion.abandoned"]
+    assert len(client.search_model_versions(f"name='{name}'")) == 2
+
+
+def test_train_removes_family_folders_it_no_longer_trains(tmp_path):
+    from ms2img.train import remove_stale_families
+
+    for fam in ("cnn", "rf-image", "rf-entropy"):
+        (tmp_path / fam).mkdir()
+        (tmp_path / fam / "model.json").write_text("{}")
+    remove_stale_families(tmp_path, ["rf-image"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rf-image"]

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             reports_dir=args.reports_dir,
             events_dir=args.events_dir,
             data_hash=tracking.data_hash(args.raw_data) or "unknown",
-            code_version=tracking.git_commit() or "unknown",
+            code_version=tracking.code_version(),
             prefix=params["registry"]["model_prefix"],
             z=z,
             max_rows=max_rows,

@@ -94,15 +94,21 @@ class FamilyModel:
             (tmp / CARD).write_text(json.dumps(card, indent=2, sort_keys=True, default=_plain) + "\n", encoding="utf-8")
         return folder
 
+    @staticmethod
+    def read_card(folder: str | Path) -> dict[str, Any]:
+        """The card alone (no estimator loaded): what the registry needs to decide whether to register."""
+        path = Path(folder) / CARD
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputFileError(path, f"unreadable model card ({exc.__class__.__name__}: {exc})") from None
+
     @classmethod
     def load(cls, folder: str | Path) -> FamilyModel:
         """Read a folder written by :meth:`save`; a missing or truncated file is an :class:`InputFileError`."""
         folder = Path(folder)
         card_path = folder / CARD
-        try:
-            card = json.loads(card_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InputFileError(card_path, f"unreadable model card ({exc.__class__.__name__}: {exc})") from None
+        card = cls.read_card(folder)
         family = str(card.get("family"))
         if family not in FAMILIES:
             raise InputFileError(card_path, f"unknown family {family!r}; known: {list(FAMILIES)}")

@@ -76,7 +76,7 @@ def registered_model_description(assay: str) -> str:
         '`{"dataframe_records": [{"accession": "S1", "precursor_mz": 609.1461, "precursor_intensity": 152000, '
         '"rt_min": 6.2, "msms": "300.0274:1200 301.0352:8800"}]}`. The answer per accession: `probability` '
         "(P(high)), `class`, `family`, `model_version`, and `in_domain` / `domain_note` (false = the accession is "
-        "unlike the training data: treat the class as 'cannot say')."
+        "unlike the training data: its class is null unless the request sends class_out_of_domain)."
     )
 
 

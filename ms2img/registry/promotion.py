@@ -15,7 +15,10 @@ from ms2img.registry.store import (
     CHALLENGER,
     CHAMPION,
     FAMILY_TAG,
+    PENDING,
     REJECTED_TAG,
+    STATUS_TAG,
+    TRAINING_TAG,
     _alias_version,
     _client,
     _float,
@@ -69,6 +72,8 @@ def promote_version(
             break
         else:
             raise ConfigError(f"'{name}': the champion kept changing during {max_retries} comparisons; try again")
+        client.set_model_version_tag(name, candidate, STATUS_TAG, CHAMPION if promoted or rule == "already-champion"
+                                     else CHALLENGER)  # fmt: skip
         if promoted:
             _set_alias(name, CHAMPION, candidate, reason)
             if _alias_version(name, CHALLENGER) == candidate:
@@ -100,20 +105,30 @@ def promote_assay(
     max_rows: int | None = None,
 ) -> PromotionDecision:
     """Register every ``models/<assay>/<family>/`` and promote ``reports/<assay>/selection.json``'s winner safely."""
-    from ms2img.models.family import FAMILIES
+    from ms2img.models.family import FAMILIES, FamilyModel
 
     folder = Path(models_dir) / assay
-    found = [f for f in FAMILIES if (folder / f / "model.json").is_file()]
-    if not found:
-        raise InputFileError(folder, f"no family model folders ({', '.join(FAMILIES)}) to register")
     sel_path = Path(reports_dir) / assay / "selection.json"
     try:
         selection = json.loads(sel_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise InputFileError(sel_path, f"unreadable model selection ({exc.__class__.__name__})") from None
+    trained = [f for f in selection.get("families") or FAMILIES if (folder / f / "model.json").is_file()]
+    if not trained:
+        raise InputFileError(folder, f"no family model folders ({', '.join(FAMILIES)}) to register")
+    key = _read_json(Path(reports_dir) / assay / "run.json").get("training_key")
+    found = []
+    for fam in trained:
+        card_key = FamilyModel.read_card(folder / fam).get("training_key")
+        if key and card_key != key:
+            log.warning("%s: not registered, it was not trained by the run of reports/%s/run.json", folder / fam, assay)
+            continue
+        found.append(fam)
     winner = selection.get("winner")
     if winner not in found:
-        raise InputFileError(sel_path, f"winner {winner!r} has no model folder under {folder} (found {found})")
+        raise InputFileError(
+            sel_path, f"winner {winner!r} has no model folder of this run under {folder} (found {found})"
+        )
     oof_path = Path(reports_dir) / assay / "oof.csv"
     oof = None
     if oof_path.is_file():
@@ -124,16 +139,53 @@ def promote_assay(
         need = {"accession", "family", "probability", "value"}
         if missing := sorted(need - set(oof.columns)):
             raise InputFileError(oof_path, f"missing columns {missing}")
+    name = model_name(assay, prefix=prefix)
+    resolve_interrupted(name, {(fam, key) for fam in found} if key else set())
     registered = {}
     for fam in found:
         registered[fam] = register_family(
             folder / fam, run_id=run_id, data_hash=data_hash, code_version=code_version, events_dir=events_dir,
             prefix=prefix, max_rows=max_rows, oof=None if oof is None else oof[oof["family"] == fam],
         )  # fmt: skip
-    name = model_name(assay, prefix=prefix)
     decision = promote_version(name, registered[winner], oof=oof, selection=selection, events_dir=events_dir, z=z)
+    client = _client()
+    for fam, version in registered.items():
+        if fam != winner and _tags(name, version).get(STATUS_TAG) == PENDING:
+            client.set_model_version_tag(name, version, STATUS_TAG, "not-winner")
     decision.registered = registered
     return decision
+
+
+def resolve_interrupted(name: str, this_run: set[tuple[str, str]]) -> list[str]:
+    """Settle versions a killed promote left ``pending`` (registered, never judged): one of this run's models
+    (same family and training key) is adopted, with the reason tagged; any other is marked abandoned. Returns the
+    versions it settled."""
+    client = _client()
+    settled = []
+    for v in _versions(name):
+        tags = v.tags or {}
+        if tags.get(STATUS_TAG) != PENDING:
+            continue
+        version = str(v.version)
+        if (tags.get(FAMILY_TAG), tags.get(TRAINING_TAG)) in this_run:
+            note = (
+                "registered by a promote that did not finish; adopted by the next one (same family, data, params, code)"
+            )
+            client.set_model_version_tag(name, version, "promotion.adopted", note)
+        else:
+            client.set_model_version_tag(name, version, STATUS_TAG, "abandoned")
+            note = "registered by a promote that did not finish; abandoned (not the model of the run now promoting)"
+            client.set_model_version_tag(name, version, "promotion.abandoned", note)
+        log.warning("%s version %s: %s", name, version, note)
+        settled.append(version)
+    return settled
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def champion_auc(name: str) -> float | None:

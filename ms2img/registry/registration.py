@@ -19,7 +19,10 @@ from ms2img.registry.store import (
     CONTENT_TAG,
     DATA_TAG,
     FAMILY_TAG,
+    PENDING,
     SCALING_TAG,
+    STATUS_TAG,
+    TRAINING_TAG,
     _client,
     _next_version,
     _versions,
@@ -106,8 +109,8 @@ def register_family(
     model_dir: str | Path,
     *,
     run_id: str | None = None,
-    data_hash: str,
-    code_version: str,
+    data_hash: str | None = None,
+    code_version: str | None = None,
     events_dir: str | Path | None = None,
     prefix: str = "ms2img",
     max_rows: int | None = None,
@@ -115,7 +118,11 @@ def register_family(
 ) -> str:
     """Register a FamilyModel folder as a version of ``<prefix>-<assay>``; returns the version (as a string).
 
-    The same folder content (SHA-256) is registered once: a re-run returns the existing version. ``events_dir``
+    A model is registered once: a folder with the same content (SHA-256), or of the same family with the same
+    training key (same assay, data, params and code: a retrain of the same thing), returns the existing version.
+    The data and code versions are the model's own (its card, written when it was trained); ``data_hash`` and
+    ``code_version`` only stand in for a card without them. The new version is tagged ``promotion.status:
+    pending`` until a promotion judges it, so a version left by a killed promote is recognised. ``events_dir``
     (canonical events, ``data/events``) gives the input example (a training accession) and the applicability
     domain reference; without it the example is synthetic and answers carry no domain flag. ``oof`` (the rows of
     ``reports/<assay>/oof.csv``) is stored with the version as ``oof.csv`` (its own out-of-fold predictions).
@@ -131,8 +138,12 @@ def register_family(
     fm = FamilyModel.load(model_dir)
     name = model_name(fm.assay, prefix=prefix)
     digest = content_hash(model_dir)
+    key = fm.card.get("training_key")
+    data_hash = fm.card.get("data_version") or data_hash or "unknown"
+    code_version = fm.card.get("code_version") or code_version or "unknown"
     for v in _versions(name):
-        if v.tags.get(CONTENT_TAG) == digest:
+        same_training = key and v.tags.get(TRAINING_TAG) == key and v.tags.get(FAMILY_TAG) == fm.family
+        if v.tags.get(CONTENT_TAG) == digest or same_training:
             log.info("%s: %s already registered as version %s", name, model_dir, v.version)
             return str(v.version)
     requests = _training_requests(fm.accessions, Path(events_dir) if events_dir else None)
@@ -177,8 +188,10 @@ def register_family(
                 FAMILY_TAG: fm.family,
                 "assay": fm.assay,
                 CONTENT_TAG: digest,
-                DATA_TAG: data_hash or "unknown",
-                CODE_TAG: code_version or "unknown",
+                DATA_TAG: data_hash,
+                CODE_TAG: code_version,
+                TRAINING_TAG: key or "unknown",
+                STATUS_TAG: PENDING,
                 SCALING_TAG: json.dumps(scaling, sort_keys=True),
                 "threshold": f"{fm.threshold:.6g}",
                 "n_accessions": str(card.get("n_accessions", len(fm.accessions))),

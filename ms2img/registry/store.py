@@ -24,6 +24,9 @@ FAMILY_TAG = "family"
 CONTENT_TAG = "content.hash"
 SCALING_TAG = "label_scaling"
 REJECTED_TAG = "promotion.rejected"
+TRAINING_TAG = "training.key"  # assay + data + params + code (ms2img.train.training_provenance)
+STATUS_TAG = "promotion.status"  # pending (registered, not yet judged), champion, challenger, not-winner, abandoned
+PENDING = "pending"
 
 
 def model_name(assay: str, kind: str | None = None, prefix: str = "ms2img") -> str:

@@ -184,14 +184,12 @@ def log_report(
     from ms2img import tracking
 
     tracking.setup_tracking(uri)
-    mlflow.set_experiment(experiment)
+    tracking.use_experiment(experiment)
     with mlflow.start_run(run_name="report") as run:
         tags = {"run.kind": "report", "assays": ",".join(result.assays), "families": ",".join(result.families)}
         if data_version:
             tags["data.version"] = data_version
-        commit = tracking.git_commit()
-        if commit:
-            tags["git.commit"] = commit
+        tags["git.commit"] = tracking.code_version()
         mlflow.set_tags(tags)
         mlflow.log_metric("report_figures", result.n_figures)
         mlflow.log_artifact(str(result.path), "report")
