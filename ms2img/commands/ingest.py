@@ -7,11 +7,19 @@ from pathlib import Path
 
 from ms2img.commands import add_params_args
 from ms2img.errors import ConfigError
+from ms2img.io.fbmn import JOIN_MZ_TOL_DA, RT_UNITS
 from ms2img.io.ingest import ingest
 from ms2img.io.schema import SAMPLE_TYPES
 from ms2img.params import DEFAULT_PARAMS_PATH, load_params
 
-DEFAULTS = {"sample_types": ["Sample"], "blank_subtraction": False, "blank_fold": 5.0}
+DEFAULTS = {
+    "sample_types": ["Sample"],
+    "blank_subtraction": False,
+    "blank_fold": 5.0,
+    "join_mz_tol_da": JOIN_MZ_TOL_DA,
+    "rt_unit": "auto",
+    "allow_mixed_polarity": False,
+}
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -57,6 +65,24 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="write accession + one column per assay from the activity rows/columns of bioactivity-guided layouts",
     )
     p.add_argument(
+        "--join-mz-tol-da",
+        type=float,
+        metavar="DA",
+        help=f"quant table m/z vs MGF PEPMASS: larger differences fail (params: ingest.join_mz_tol_da, "
+        f"{JOIN_MZ_TOL_DA:g})",
+    )
+    p.add_argument(
+        "--rt-unit",
+        choices=RT_UNITS,
+        help="quant table RT unit; auto decides from the MGF's RT, else the values (params: ingest.rt_unit)",
+    )
+    p.add_argument(
+        "--allow-mixed-polarity",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ingest positive and negative ions together (refused by default; params: ingest.allow_mixed_polarity)",
+    )
+    p.add_argument(
         "--replace",
         action="store_true",
         help="let ingest remove accessions (and other files) that OUT holds and the inputs no longer do",
@@ -92,10 +118,20 @@ def settings(args: argparse.Namespace) -> dict:
         merged["blank_subtraction"] = args.blank_subtraction
     if args.blank_fold is not None:
         merged["blank_fold"] = args.blank_fold
+    for key in ("join_mz_tol_da", "rt_unit", "allow_mixed_polarity"):
+        if getattr(args, key, None) is not None:
+            merged[key] = getattr(args, key)
     types = merged["sample_types"]
     merged["sample_types"] = parse_types(types if isinstance(types, str) else ",".join(map(str, types)))
     merged["blank_fold"] = float(merged["blank_fold"])
     merged["blank_subtraction"] = bool(merged["blank_subtraction"])
+    try:
+        merged["join_mz_tol_da"] = float(merged["join_mz_tol_da"])
+    except (TypeError, ValueError):
+        raise ConfigError(f"ingest.join_mz_tol_da must be a number of Da, got {merged['join_mz_tol_da']!r}") from None
+    merged["rt_unit"] = str(merged["rt_unit"])
+    if not isinstance(merged["allow_mixed_polarity"], bool):
+        raise ConfigError(f"ingest.allow_mixed_polarity must be true or false, got {merged['allow_mixed_polarity']!r}")
     return merged
 
 

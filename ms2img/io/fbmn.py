@@ -4,6 +4,11 @@ Quant table: MZmine 3 full export (``id``, ``mz``, ``rt``, ``datafile:<file>:hei
 MZmine 2 export (``row ID``, ``row m/z``, ``row retention time``, ``<file> Peak height`` / ``Peak area``).
 MGF: one MS2 spectrum per feature, ``FEATURE_ID`` (or ``SCANS``) equal to the table's id; read by pyteomics.
 Empty heights mean not detected. All samples are type Sample unless a sample sheet says otherwise.
+
+The join checks itself: the table's m/z and the MGF's ``PEPMASS`` must agree for every joined feature (an MGF of
+another processing joins by id to different compounds), and the table's RT unit is read off the MGF's
+``RTINSECONDS`` (or, without it, off the values). Precursor charge comes from the table's ``charge`` column, else
+the MGF's ``CHARGE``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,15 @@ from ms2img.io.result import (
     read_text_lines,
 )
 from ms2img.io.sample_sheet import index_sheet, resolve, strip_raw_extension
-from ms2img.io.schema import polarity_from_adduct
+from ms2img.io.schema import charge_from_text, polarity_from_adduct
+
+# Table m/z and MGF PEPMASS of one feature are written from the same feature list (equal to the 4 decimals
+# written); 0.02 Da also lets through a PEPMASS taken from the MS2 scan's isolation m/z (<= 10 ppm at m/z 2000),
+# while the MGF of another processing disagrees by whole Daltons (a different feature, or its 13C isotope).
+JOIN_MZ_TOL_DA = 0.02
+RT_UNITS = ("auto", "minutes", "seconds")
+# Without an MGF RT to compare with: a table RT above this cannot be minutes of an LC-MS run (2 h).
+RT_SECONDS_ABOVE = 120.0
 
 # (id, m/z, RT in minutes) column names and sample-column patterns, preferred first.
 LAYOUTS = (
@@ -47,55 +60,103 @@ def is_quant_header(line: str) -> bool:
     return bool(first) and first[0].strip().lstrip("\ufeff") in ("id", "row ID")
 
 
+@dataclass
+class _Spectrum:
+    """One MGF spectrum and what the join checks."""
+
+    mz: np.ndarray
+    intensity: np.ndarray
+    polarity: str
+    charge: int  # 0 = unknown
+    pepmass: float | None
+    rt_s: float | None  # RTINSECONDS, or RTINMINUTES x 60
+    line: int  # line of BEGIN IONS
+
+
+@dataclass
+class _Table:
+    """An aligned feature table: what :func:`assemble` joins to the MGF."""
+
+    source: Path
+    ids: np.ndarray
+    mz: np.ndarray
+    rt: np.ndarray  # as written; assemble decides the unit
+    names: list[str]
+    heights: np.ndarray
+    activity: pd.DataFrame | None = None
+    charge: np.ndarray | None = None  # per feature, 0 = unknown
+    lines: np.ndarray | None = None  # line of each feature (for the join error)
+    rt_column: str = "rt"
+    rt_unit: str = "auto"  # what the layout says: auto (decide), minutes or seconds
+
+
 def read_fbmn(
-    quant_csv: str | Path, mgf: str | Path, sample_sheet: pd.DataFrame | str | Path | None = None
+    quant_csv: str | Path,
+    mgf: str | Path,
+    sample_sheet: pd.DataFrame | str | Path | None = None,
+    *,
+    join_mz_tol_da: float = JOIN_MZ_TOL_DA,
+    rt_unit: str = "auto",
 ) -> ReadResult:
     """Read a quant table + MGF pair; features without a spectrum give no rows (counted).
 
     Bioactivity-guided tables (GNPS Bioactive Molecular Networking): data rows at the top whose id cell is a
     name (``BioactivityCHIKV``) with empty m/z and RT are activity rows, one value per sample column; they
     become ``ReadResult.activity`` (``sample`` + one column per assay, the ``Bioactivity`` prefix dropped).
+    ``rt_unit``: ``auto`` (decided from the MGF's RT, else the values), ``minutes`` or ``seconds``.
     """
     quant_csv, mgf = Path(quant_csv), Path(mgf)
-    ids, mz, rt, names, heights, activity = _read_quant(quant_csv)
-    return assemble(quant_csv, mgf, ids, mz, rt, names, heights, sample_sheet, activity)
+    table = _read_quant(quant_csv)
+    if rt_unit != "auto":
+        table.rt_unit = rt_unit
+    return assemble(table, mgf, sample_sheet, join_mz_tol_da=join_mz_tol_da)
 
 
 def assemble(
-    source: Path,
+    quant: _Table,
     mgf: Path,
-    ids: np.ndarray,
-    mz: np.ndarray,
-    rt: np.ndarray,
-    names: list[str],
-    heights: np.ndarray,
     sample_sheet: pd.DataFrame | str | Path | None,
-    activity: pd.DataFrame | None = None,
+    *,
+    join_mz_tol_da: float = JOIN_MZ_TOL_DA,
 ) -> ReadResult:
-    """An aligned feature table (features x samples) + its MGF -> ReadResult."""
+    """An aligned feature table (features x samples) + its MGF -> ReadResult, after checking the join (m/z
+    agreement) and deciding the table's RT unit."""
+    if quant.rt_unit not in RT_UNITS:
+        raise ValueError(f"rt_unit must be one of {RT_UNITS}, got {quant.rt_unit!r}")
+    source, ids = quant.source, quant.ids
     spectra_by_id = _read_mgf(mgf)
+    joined = [spectra_by_id.get(fid) for fid in ids]
+    _check_join_mz(quant, mgf, joined, join_mz_tol_da)
+    rt_min, rt_said = _rt_minutes(quant, joined)
     spectra, polarity = [], []
-    for fid in ids:
-        mz_arr, int_arr, pol = spectra_by_id.get(fid, (_EMPTY, _EMPTY, "unknown"))
-        spectra.append((mz_arr, int_arr))
-        polarity.append(pol)
+    charge = np.zeros(len(ids), dtype=np.int64) if quant.charge is None else quant.charge.astype(np.int64)
+    for k, spec in enumerate(joined):
+        if spec is None:
+            spectra.append((_EMPTY, _EMPTY))
+            polarity.append("unknown")
+            continue
+        spectra.append((spec.mz, spec.intensity))
+        polarity.append(spec.polarity)
+        if charge[k] <= 0:
+            charge[k] = spec.charge
     sheet_index = index_sheet(sample_sheet)
     manifest = [
         {**resolve(sheet_index, name, strip_raw_extension(name), "1", "Sample"), "source": str(source)}
-        for name in names
+        for name in quant.names
     ]
     feat, frag_mz, frag_int = flatten_spectra(spectra)
     table, sample_of_row = aligned_table(
         feature_id=ids,
-        precursor_mz=mz,
-        rt_min=rt,
+        precursor_mz=quant.mz,
+        rt_min=rt_min,
         polarity=np.array(polarity, dtype=object),
         fragment_feature=feat,
         fragment_mz=frag_mz,
         fragment_intensity=frag_int,
-        heights=heights,
+        heights=quant.heights,
         accessions=[m["accession"] for m in manifest],
         replicates=[m["replicate"] for m in manifest],
+        charge=charge,
     )
     unmatched = len(set(spectra_by_id) - set(ids))
     return ReadResult(
@@ -105,8 +166,67 @@ def assemble(
         precursors_without_msms=int(sum(len(s[0]) == 0 for s in spectra)),
         warnings={"MGF spectra without a quant-table row": unmatched} if unmatched else {},
         sample_of_row=sample_of_row,
-        activity=activity,
+        activity=quant.activity,
+        rt_unit=rt_said,
     )
+
+
+def _check_join_mz(quant: _Table, mgf: Path, joined: list[_Spectrum | None], tol: float) -> None:
+    """Every joined feature's table m/z must match its MGF PEPMASS within ``tol`` Da: one line naming the
+    features, both values and the largest difference otherwise."""
+    if not tol >= 0:
+        raise ValueError(f"join m/z tolerance must be >= 0, got {tol}")
+    k = np.array([i for i, s in enumerate(joined) if s is not None and s.pepmass is not None], dtype=np.int64)
+    if not len(k):
+        return
+    pep = np.array([joined[i].pepmass for i in k], dtype=np.float64)
+    diff = np.abs(pep - quant.mz[k])
+    bad = np.flatnonzero(~(diff <= tol))
+    if not len(bad):
+        return
+    shown = ", ".join(
+        f"feature {quant.ids[k[b]]}: {quant.mz[k[b]]:.4f} vs PEPMASS {pep[b]:.4f} (MGF line {joined[k[b]].line})"
+        for b in bad[:3]
+    )
+    first = int(k[bad[0]])
+    line = int(quant.lines[first]) if quant.lines is not None else None
+    raise InputFileError(
+        quant.source,
+        f"precursor m/z disagrees with {mgf} for {len(bad)} of {len(k)} joined features by more than {tol:g} Da "
+        f"(ingest.join_mz_tol_da), up to {float(diff[bad].max()):.4g} Da: {shown}"
+        f"{' ...' if len(bad) > 3 else ''}; is the MGF from another processing? Pair the table with the MGF "
+        "exported with it",
+        line=line,
+    )
+
+
+def _rt_minutes(quant: _Table, joined: list[_Spectrum | None]) -> tuple[np.ndarray, str]:
+    """The table's RT in minutes, and how its unit was decided (for the ingest printout).
+
+    ``auto``: the MGF's RT of the joined spectra says (table RT / MGF seconds near 1/60: minutes, near 1:
+    seconds); without MGF RTs, values above ``RT_SECONDS_ABOVE`` are seconds.
+    """
+    rt, col = quant.rt, quant.rt_column
+    top = float(rt.max()) if len(rt) else 0.0
+    if quant.rt_unit == "minutes":
+        return rt, f"minutes ('{col}', as the layout or ingest.rt_unit says)"
+    if quant.rt_unit == "seconds":
+        return rt / 60.0, f"seconds ('{col}', as the layout or ingest.rt_unit says), converted to minutes"
+    pairs = [(rt[i], s.rt_s) for i, s in enumerate(joined) if s is not None and s.rt_s and s.rt_s > 0 and rt[i] > 0]
+    if len(pairs) >= 3:
+        ratio = float(np.median([a / b for a, b in pairs]))
+        if 1 / 90 < ratio < 1 / 40:
+            return rt, f"minutes ('{col}' = the MGF's RT in seconds / 60 for {len(pairs)} features)"
+        if 0.67 < ratio < 1.5:
+            return rt / 60.0, (
+                f"seconds ('{col}' = the MGF's RT in seconds for {len(pairs)} features), converted to minutes"
+            )
+    if top > RT_SECONDS_ABOVE:
+        return rt / 60.0, (
+            f"seconds ('{col}' up to {top:.4g}: no LC-MS run lasts {RT_SECONDS_ABOVE:g}+ minutes), converted to "
+            "minutes; set ingest.rt_unit if that is wrong"
+        )
+    return rt, f"minutes ('{col}' up to {top:.4g}); set ingest.rt_unit if that is wrong"
 
 
 def assay_name(label: str) -> str:
@@ -132,8 +252,11 @@ def _split_activity_rows(rows: list[list[str]], line_no: list[int], id_j: int, m
     return rows[:k], line_no[:k], rows[k:], line_no[k:]
 
 
-def _read_quant(path: Path):
-    """(ids, m/z, RT, sample names, heights features x samples, activity or None) from the quant CSV."""
+CHARGE_COLUMNS = ("charge", "row charge")
+
+
+def _read_quant(path: Path) -> _Table:
+    """Ids, m/z, RT, charge, sample names, heights (features x samples) and activity rows of the quant CSV."""
     lines = read_text_lines(path)
     reader = csv.reader(lines)
     try:
@@ -200,7 +323,11 @@ def _read_quant(path: Path):
         missing=0.0,
         minimum=0.0,
     ).reshape(len(rows), len(samples))
-    return ids, mz, rt, names, heights, activity
+    charge_col = next((c for c in CHARGE_COLUMNS if c in pos), None)
+    charge = None
+    if charge_col is not None:  # empty = MZmine could not tell (0: unknown)
+        charge = np.array([charge_from_text(r[pos[charge_col]]) for r in rows], dtype=np.int64)
+    return _Table(path, ids, mz, rt, names, heights, activity, charge, lines_arr, rt_col)
 
 
 @dataclass
@@ -253,8 +380,8 @@ def _scan_mgf(path: Path, lines: list[str]) -> list[_Block]:
     return blocks
 
 
-def _read_mgf(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
-    """Feature id -> (m/z, intensity, polarity) for each MS2 spectrum of the MGF."""
+def _read_mgf(path: Path) -> dict[str, _Spectrum]:
+    """Feature id -> spectrum (peaks, polarity, charge, PEPMASS, RT) for each MS2 spectrum of the MGF."""
     blocks = _scan_mgf(path, read_text_lines(path))
     try:
         with pyteomics_mgf.read(str(path), use_index=False, convert_arrays=1, read_charges=False) as reader:
@@ -263,7 +390,7 @@ def _read_mgf(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
         raise InputFileError(path, f"not a readable MGF ({exc.__class__.__name__}: {exc})", line=1) from None
     if len(spectra) != len(blocks):
         raise InputFileError(path, f"pyteomics read {len(spectra)} spectra, the file has {len(blocks)} blocks", line=1)
-    out: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
+    out: dict[str, _Spectrum] = {}
     for block, spec in zip(blocks, spectra, strict=True):
         params = spec["params"]
         if str(params.get("mslevel", "2")).strip() not in ("2", ""):
@@ -275,8 +402,39 @@ def _read_mgf(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
             raise InputFileError(path, f"second spectrum for feature '{fid}'", line=block.begin)
         mz = np.asarray(spec["m/z array"], dtype=np.float64)
         intensity = np.asarray(spec["intensity array"], dtype=np.float64)
-        out[fid] = (mz, intensity, _polarity(params))
+        out[fid] = _Spectrum(
+            mz, intensity, _polarity(params), _mgf_charge(params), _pepmass(params), _rt_seconds(params), block.begin
+        )
     return out
+
+
+def _mgf_charge(params: dict) -> int:
+    """``CHARGE=2+`` -> 2 (pyteomics gives a list of signed charges); 0 when absent or ``0+``."""
+    value = params.get("charge")
+    if isinstance(value, (list, tuple)):
+        return abs(int(value[0])) if len(value) else 0
+    return charge_from_text(value)
+
+
+def _pepmass(params: dict) -> float | None:
+    value = params.get("pepmass")
+    value = value[0] if isinstance(value, (list, tuple)) and value else value
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if np.isfinite(out) and out > 0 else None
+
+
+def _rt_seconds(params: dict) -> float | None:
+    for key, factor in (("rtinseconds", 1.0), ("rtinminutes", 60.0)):
+        try:
+            value = float(params[key]) * factor
+        except (KeyError, TypeError, ValueError):
+            continue
+        if np.isfinite(value):
+            return value
+    return None
 
 
 def _polarity(params: dict) -> str:
@@ -313,7 +471,11 @@ def is_optimus_header(line: str) -> bool:
 
 
 def read_optimus(
-    table_csv: str | Path, mgf: str | Path, sample_sheet: pd.DataFrame | str | Path | None = None
+    table_csv: str | Path,
+    mgf: str | Path,
+    sample_sheet: pd.DataFrame | str | Path | None = None,
+    *,
+    join_mz_tol_da: float = JOIN_MZ_TOL_DA,
 ) -> ReadResult:
     """The "Optimus" transposed layout: one row per sample (``Sample name``, activity columns, then one column per
     feature named ``<m/z> <RT s> <charge> (ID: <id>)`` holding its height/area), joined to an MGF by FEATURE_ID.
@@ -345,7 +507,8 @@ def read_optimus(
     if dup.any():
         raise InputFileError(path, f"two feature columns with ID {ids[int(np.flatnonzero(dup)[0])]}", line=1)
     mz = np.array([float(m.group(1)) for _, m in features])
-    rt = np.array([float(m.group(2)) for _, m in features]) / 60.0
+    rt = np.array([float(m.group(2)) for _, m in features])
+    charge = np.array([abs(int(m.group(3))) for _, m in features], dtype=np.int64)
     if (mz <= 0).any():
         raise InputFileError(
             path, f"feature column m/z must be > 0: {header[features[int(np.flatnonzero(mz <= 0)[0])][0]]}", line=1
@@ -385,7 +548,8 @@ def read_optimus(
         activity = pd.DataFrame({"sample": names})
         for k, j in enumerate(act_cols):
             activity[assay_name(header[j])] = values[:, k]
-    return assemble(path, mgf, ids, mz, rt, names, heights, sample_sheet, activity)
+    quant = _Table(path, ids, mz, rt, names, heights, activity, charge, np.ones(len(ids)), "header RT", "seconds")
+    return assemble(quant, mgf, sample_sheet, join_mz_tol_da=join_mz_tol_da)
 
 
 def _body_rows(reader: Any, header: list[str], path: Path) -> tuple[list[list[str]], list[int]]:

@@ -21,18 +21,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from ms2img.atomic import atomic_dir, atomic_path, clean_leftovers
 from ms2img.errors import ConfigError, InputFileError, Ms2ImgError
-from ms2img.io.fbmn import is_optimus_header, is_quant_header, read_fbmn, read_optimus
+from ms2img.io.fbmn import JOIN_MZ_TOL_DA, RT_UNITS, is_optimus_header, is_quant_header, read_fbmn, read_optimus
 from ms2img.io.metadata import read_sample_metadata
 from ms2img.io.msdial import is_msdial_header, read_msdial
 from ms2img.io.raw import read_raw, sniff_raw
 from ms2img.io.result import ReadResult, check_not_binary, make_manifest
 from ms2img.io.sample_sheet import read_sample_sheet, strip_raw_extension
-from ms2img.io.schema import EVENT_COLUMNS, SAMPLE_COLUMNS, SAMPLE_TYPES, accession_filename
+from ms2img.io.schema import SAMPLE_COLUMNS, SAMPLE_TYPES, WRITTEN_COLUMNS, accession_filename
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ class IngestSummary:
     warnings: dict[str, int] = field(default_factory=dict)
     assays_out: Path | None = None
     assays: list[str] = field(default_factory=list)  # assay columns written to assays_out
+    rt_units: dict[str, list[str]] = field(default_factory=dict)  # how RTs were read -> the files read so
+    polarities: dict[str, int] = field(default_factory=dict)  # fragment events per polarity, all inputs
 
     def format(self) -> str:
         """A few lines for people."""
@@ -80,6 +83,11 @@ class IngestSummary:
             f"  samples: {types}",
             f"  precursors without MS/MS: {self.precursors_without_msms}",
         ]
+        for said, files in self.rt_units.items():
+            named = Path(files[0]).name if len(files) == 1 else f"{len(files)} files"
+            lines.append(f"  retention time: {named}: {said}")
+        if self.polarities:
+            lines.append("  polarity: " + " and ".join(sorted(self.polarities)))
         if self.blank_removed:
             lines.append(f"  removed by blank subtraction: {self.blank_removed} sample features")
         if self.stale_removed:
@@ -216,6 +224,9 @@ def ingest(
     metadata: str | Path | None = None,
     assays_out: str | Path | None = None,
     replace: bool = False,
+    join_mz_tol_da: float = JOIN_MZ_TOL_DA,
+    rt_unit: str = "auto",
+    allow_mixed_polarity: bool = False,
 ) -> IngestSummary:
     """Read ``inputs`` (files or folders) and write ``out_dir/<accession>.parquet`` + ``out_dir/samples.csv``.
 
@@ -225,6 +236,11 @@ def ingest(
     ``ATTRIBUTE_*``) or FERMO (``sample_name``, ``attribute``) sample table, used like a sample sheet.
     ``assays_out`` writes ``accession, <assay>...`` from the activity rows/columns of bioactivity-guided
     layouts. Accessions an existing ``out_dir`` holds that the inputs do not are removed only with ``replace``.
+
+    A quant table and its MGF must agree on each joined feature's precursor m/z within ``join_mz_tol_da``;
+    ``rt_unit`` (auto, minutes, seconds) is the quant table's RT unit (auto: decided per table and printed).
+    Positive and negative ions in one ingest are refused unless ``allow_mixed_polarity``: their images would mix
+    two ionisations of different compounds.
     """
     types = tuple(sample_types)
     bad = [t for t in types if t not in SAMPLE_TYPES or t == "Blank"]
@@ -232,6 +248,11 @@ def ingest(
         raise ConfigError(f"sample types must be among Sample, QC (blanks are never training samples), got {bad}")
     if blank_fold <= 0:
         raise ConfigError(f"blank fold must be > 0, got {blank_fold}")
+    if not join_mz_tol_da >= 0:
+        raise ConfigError(f"ingest.join_mz_tol_da must be >= 0 Da, got {join_mz_tol_da}")
+    if rt_unit not in RT_UNITS:
+        raise ConfigError(f"ingest.rt_unit must be one of {', '.join(RT_UNITS)}, got {rt_unit!r}")
+    opts = {"join_mz_tol_da": float(join_mz_tol_da), "rt_unit": rt_unit}
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir}: exists and is not a folder")
@@ -250,7 +271,9 @@ def ingest(
         with atomic_dir(out_dir) as stage:
             parts_dir = stage / ".parts"
             parts_dir.mkdir()
-            manifest, parts, activity = _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir, summary)
+            manifest, parts, activity = _read_all(
+                jobs, sheet, types, blank_subtraction, blank_fold, parts_dir, summary, opts, allow_mixed_polarity
+            )
             if meta_activity is not None:
                 activity.append(meta_activity)
             _commit(manifest, parts, types, out_dir, stage, summary, replace)
@@ -295,20 +318,23 @@ def _clean_old_staging(out_dir: Path) -> None:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
-def _read(job: _Job, sheet: pd.DataFrame | None, expand: tuple[str, ...] | None) -> ReadResult:
+def _read(job: _Job, sheet: pd.DataFrame | None, expand: tuple[str, ...] | None, opts: dict | None = None):
+    opts = opts or {}
     if job.kind == "msdial":
         return read_msdial(job.path, sample_sheet=sheet, accession_from=job.accession_from, expand_types=expand)
+    tol = opts.get("join_mz_tol_da", JOIN_MZ_TOL_DA)
     if job.kind == "quant":
-        return read_fbmn(job.path, job.mgf, sample_sheet=sheet)
+        return read_fbmn(job.path, job.mgf, sample_sheet=sheet, join_mz_tol_da=tol, rt_unit=opts.get("rt_unit", "auto"))
     if job.kind == "optimus":
-        return read_optimus(job.path, job.mgf, sample_sheet=sheet)
+        return read_optimus(job.path, job.mgf, sample_sheet=sheet, join_mz_tol_da=tol)
     return read_raw(job.path, sample_sheet=sheet)
 
 
-def _process(i: int, job: _Job, sheet, types, blank_subtraction: bool, blank_fold: float, parts_dir: Path):
+def _process(i: int, job: _Job, sheet, types, blank_subtraction: bool, blank_fold: float, parts_dir: Path, opts: dict):
     """Read one input and write its training accessions as parts (runs in a worker thread: pyarrow parsing and
     Parquet writing release the GIL). Returns the result without its events, the parts and the blank count."""
-    result = _read(job, sheet, None if blank_subtraction else types)
+    result = _read(job, sheet, None if blank_subtraction else types, opts)
+    result.polarities = _polarity_counts(result.table)
     removed = [0]
     written = []
     for k, (accession, table) in enumerate(_training_tables(result, types, blank_subtraction, blank_fold, removed)):
@@ -338,7 +364,31 @@ def _in_order(pool: ThreadPoolExecutor, fn, items: list, window: int):
                 f.exception()  # let running ones finish before the staging folder goes
 
 
-def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path, summary):
+def _polarity_counts(table: pa.Table) -> dict[str, int]:
+    """Fragment events per polarity of one input (unknown left out: it mixes with either)."""
+    counts = pc.value_counts(table.column("polarity").combine_chunks().cast(pa.string())).to_pylist()
+    return {c["values"]: int(c["counts"]) for c in counts if c["values"] in ("positive", "negative")}
+
+
+def _check_polarities(by_file: dict[str, dict[str, int]], allowed: bool) -> None:
+    """Positive and negative ions in one ingest: one line naming the files of each, unless allowed."""
+    if allowed:
+        return
+    files = {p: [f for f, c in by_file.items() if c.get(p)] for p in ("positive", "negative")}
+    if not (files["positive"] and files["negative"]):
+        return
+
+    def listed(names: list[str]) -> str:
+        return ", ".join(Path(n).name for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+    raise ConfigError(
+        f"the inputs mix polarities: positive ions in {listed(files['positive'])}; negative ions in "
+        f"{listed(files['negative'])}. Ingest each polarity into its own events folder, or pass "
+        "--allow-mixed-polarity (params: ingest.allow_mixed_polarity: true) to image them together"
+    )
+
+
+def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path, summary, opts, mixed_ok=False):
     """Read each input and write its training events per accession as parts; returns (manifest, accession ->
     parts, activity tables). A few inputs are in memory at a time, whatever their number."""
     manifest_rows: list[dict[str, str]] = []
@@ -346,10 +396,12 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path
     owner: dict[tuple[str, str], str] = {}
     warnings: Counter[str] = Counter()
     activity: list[pd.DataFrame] = []
+    polarities: dict[str, dict[str, int]] = {}
+    rt_units: dict[str, list[str]] = defaultdict(list)
     workers = max(1, min(WORKERS, os.cpu_count() or 1, len(jobs)))
 
     def work(i, job):
-        return _process(i, job, sheet, types, blank_subtraction, blank_fold, parts_dir)
+        return _process(i, job, sheet, types, blank_subtraction, blank_fold, parts_dir, opts)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = _in_order(pool, work, jobs, window=2 * workers)
@@ -370,8 +422,14 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path
                 activity.append(result.activity)
             summary.precursors_without_msms += result.precursors_without_msms
             summary.blank_removed += removed
+            polarities[str(result.source)] = result.polarities
+            if result.rt_unit:
+                rt_units[result.rt_unit].append(str(result.source))
             for accession, part, n in written:
                 parts[accession].append((part, n))
+    _check_polarities(polarities, mixed_ok)
+    summary.rt_units = dict(rt_units)
+    summary.polarities = dict(sum((Counter(c) for c in polarities.values()), Counter()))
     manifest = make_manifest(manifest_rows)[SAMPLE_COLUMNS]
     if sheet is not None:
         unused = sheet.loc[~sheet["sample"].isin(_sample_names(manifest)), "sample"].tolist()
@@ -391,7 +449,8 @@ def _training_tables(result: ReadResult, types, blank_subtraction: bool, blank_f
         events, n = subtract_blanks(result, blank_fold, events)
         removed[0] += n
         for accession, group in events.groupby("accession", sort=False):
-            yield str(accession), pa.Table.from_pandas(group[EVENT_COLUMNS], preserve_index=False)
+            columns = [c for c in WRITTEN_COLUMNS if c in group.columns]
+            yield str(accession), pa.Table.from_pandas(group[columns], preserve_index=False)
         return
     rows = result.sample_rows
     training = np.array([r["type"] in types for r in rows], dtype=bool)

@@ -28,7 +28,7 @@ from ms2img.io.result import (
     strings_to_float_columns,
 )
 from ms2img.io.sample_sheet import index_sheet, normalize_type, resolve
-from ms2img.io.schema import SAMPLE_TYPES
+from ms2img.io.schema import SAMPLE_TYPES, charge_from_adduct
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,7 @@ def read_msdial(
     mz, _ = strings_to_float(cells[col[MZ]], path, line_no, MZ, positive=True)
     rt, _ = strings_to_float(cells[col[RT]], path, line_no, RT, minimum=0.0)
     polarity = _polarity(cells[adduct_col] if adduct_col is not None else None, len(ids_arr))
+    charge = _charge(cells[adduct_col] if adduct_col is not None else None, len(ids_arr))
     spectra = parse_msms_column(cells[col[MSMS]], path=path, lines=line_no, column=MSMS)
 
     heights, n_missing = strings_to_float_columns(
@@ -146,6 +147,7 @@ def read_msdial(
         accessions=[m["accession"] for m in manifest],
         replicates=[m["replicate"] for m in manifest],
         samples=expand,
+        charge=charge,
     )
     no_msms = int(len(ids_arr) - np.count_nonzero(spectra.counts(len(ids_arr))))
     return ReadResult(
@@ -155,6 +157,7 @@ def read_msdial(
         precursors_without_msms=no_msms,
         warnings=warnings,
         sample_of_row=sample_of_row,
+        rt_unit=f"minutes (MS-DIAL column '{RT}')",
     )
 
 
@@ -259,6 +262,15 @@ def _polarity(adducts: pa.Array | None, n: int) -> pa.DictionaryArray:
     remap = np.empty(len(_POLARITIES), dtype=np.int32)
     remap[seen] = np.arange(len(seen), dtype=np.int32)
     return pa.DictionaryArray.from_arrays(pa.array(remap[codes]), _POLARITIES.take(pa.array(seen)))
+
+
+def _charge(adducts: pa.Array | None, n: int) -> np.ndarray:
+    """Per feature: the adduct's charge (``[M+2H]2+`` -> 2), 0 where there is no adduct to say (read as 1)."""
+    if adducts is None:
+        return np.zeros(n, dtype=np.int64)
+    enc = pc.dictionary_encode(adducts)  # a few distinct adducts: judge each once
+    per_value = np.array([charge_from_adduct(a) for a in enc.dictionary.to_pylist()], dtype=np.int64)
+    return per_value[enc.indices.to_numpy(zero_copy_only=False)] if len(per_value) else np.zeros(n, np.int64)
 
 
 def _check_unique_fixed_columns(path: Path, header: list[str], hline: int) -> None:

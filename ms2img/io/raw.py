@@ -88,6 +88,7 @@ def read_raw(
         fragment_mz=np.concatenate([s["mz"] for s in with_peaks]) if with_peaks else np.empty(0),
         fragment_intensity=np.concatenate([s["intensity"] for s in with_peaks]) if with_peaks else np.empty(0),
         polarity=np.repeat(np.array([s["polarity"] for s in with_peaks], dtype=object), counts),
+        charge=np.repeat(np.array([s["charge"] for s in with_peaks], dtype=np.int64), counts),
     )
     if n_missing:
         log.warning("%s: %d MS2 scans without a precursor intensity (set to 0)", path, n_missing)
@@ -98,6 +99,7 @@ def read_raw(
         precursors_without_msms=len(scans) - len(with_peaks),
         warnings={NO_INTENSITY: n_missing} if n_missing else {},
         aligned=False,
+        rt_unit=f"minutes (the {kind} scan times, in the unit the file states)",
     )
 
 
@@ -172,6 +174,7 @@ def _mzml_fields(spec: dict) -> dict:
         "precursor_intensity": _float(ion.get("peak intensity")),
         "rt": _minutes(scan[0].get("scan start time")),
         "polarity": polarity,
+        "charge": _charge(ion.get("charge state")),
     }
 
 
@@ -187,7 +190,16 @@ def _mzxml_fields(spec: dict) -> dict:
         "precursor_intensity": _float(precursor.get("precursorIntensity")),
         "rt": _minutes(spec.get("retentionTime")),
         "polarity": {"+": "positive", "-": "negative"}.get(sign, "unknown"),
+        "charge": _charge(precursor.get("precursorCharge")),
     }
+
+
+def _charge(value) -> int:
+    """The precursor charge state the file gives (0 when absent or not a number: read as 1)."""
+    try:
+        return abs(int(float(value))) if value is not None else 0
+    except (TypeError, ValueError):
+        return 0
 
 
 def _ms1_intensity(ms1: tuple[np.ndarray, np.ndarray] | None, mz: float) -> float:

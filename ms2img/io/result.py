@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ms2img.errors import InputFileError
-from ms2img.io.schema import EVENT_COLUMNS, SAMPLE_COLUMNS, coerce_events
+from ms2img.io.schema import CHARGE, EVENT_COLUMNS, SAMPLE_COLUMNS, WRITTEN_COLUMNS, coerce_events
 
 _GZIP, _ZIP, _BZ2, _XZ = b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ"
 # Control characters that never occur in a text export (tab, CR, LF and form feed are allowed).
@@ -40,6 +40,7 @@ class ReadResult:
         aligned: bool = True,
         sample_of_row: np.ndarray | None = None,
         activity: pd.DataFrame | None = None,
+        rt_unit: str = "",
     ):
         self._frame = events if isinstance(events, pd.DataFrame) else None
         self._table = events if isinstance(events, pa.Table) else None
@@ -51,6 +52,8 @@ class ReadResult:
         self.aligned = aligned  # feature ids are shared across samples (needed for blank subtraction)
         self._sample_of_row = sample_of_row
         self.activity = activity  # sample -> assay values found in the input (bioactivity layouts), or None
+        self.rt_unit = rt_unit  # how the input's retention times were read, for the ingest printout
+        self.polarities: dict[str, int] = {}  # events per polarity, counted by ingest before the events go
 
     def release_events(self) -> None:
         """Drop the events (ingest keeps only the manifest and counts of an input once its parts are written)."""
@@ -77,14 +80,14 @@ class ReadResult:
     @property
     def events(self) -> pd.DataFrame:
         if self._frame is None:
-            self._frame = coerce_events(self._table.to_pandas())
+            self._frame = coerce_events(self._table.to_pandas(), optional=True)
         return self._frame
 
     @property
     def table(self) -> pa.Table:
         """The events as an Arrow table with the canonical columns (strings may be dictionary-encoded)."""
         if self._table is None:
-            self._table = pa.Table.from_pandas(coerce_events(self._frame), preserve_index=False)
+            self._table = pa.Table.from_pandas(coerce_events(self._frame, optional=True), preserve_index=False)
         return self._table
 
     @property
@@ -286,13 +289,14 @@ def aligned_table(
     accessions: list[str],
     replicates: list[str],
     samples: np.ndarray | None = None,
+    charge: np.ndarray | None = None,
 ) -> tuple[pa.Table, np.ndarray]:
     """Events of an aligned feature table as Arrow: every (sample, feature with height > 0) x its fragments.
 
     ``fragment_feature[k]`` is the feature (row of ``heights``, features x samples) of fragment ``k``, ascending.
     Only the sample positions in ``samples`` (default: all) are expanded. Returns the table (string columns
     dictionary-encoded: no per-row Python strings) and each row's sample position. Rows are grouped by sample,
-    in the order of ``samples``.
+    in the order of ``samples``. ``charge`` (per feature; 0 = unknown, stored as 1) adds the optional column.
     """
     heights = np.asarray(heights, dtype=np.float64)
     feature_of_fragment = np.asarray(fragment_feature, dtype=np.int64)
@@ -313,7 +317,12 @@ def aligned_table(
         "fragment_intensity": pa.array(np.asarray(fragment_intensity, dtype=np.float64)[frags]),
         "polarity": dictionary_strings(polarity, feats),
     }
-    return pa.table([arrays[c] for c in EVENT_COLUMNS], names=EVENT_COLUMNS), samp
+    names = EVENT_COLUMNS
+    if charge is not None:
+        z = np.maximum(np.asarray(charge, dtype=np.int64), 1).astype(np.int16)
+        arrays[CHARGE] = pa.array(z[feats])
+        names = WRITTEN_COLUMNS
+    return pa.table([arrays[c] for c in names], names=names), samp
 
 
 def dictionary_strings(
@@ -358,6 +367,7 @@ def aligned_events(
     heights: np.ndarray,
     accessions: list[str],
     replicates: list[str],
+    charge: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """:func:`aligned_table` as a canonical pandas table, from per-feature spectra."""
     feat, mz, it = flatten_spectra(spectra)
@@ -372,8 +382,9 @@ def aligned_events(
         heights=heights,
         accessions=accessions,
         replicates=replicates,
+        charge=charge,
     )
-    return coerce_events(table.to_pandas())
+    return coerce_events(table.to_pandas(), optional=charge is not None)
 
 
 def repeat_strings(values: list[str] | np.ndarray, codes: np.ndarray) -> pd.Series:

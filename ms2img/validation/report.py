@@ -316,11 +316,15 @@ def render_html(data: dict[str, Any]) -> str:
         if physics and physics.get("per_accession"):
             with_above = [r for r in physics["per_accession"] if r["above_precursor"]]
             parts.append(
-                f"<h3>Fragments above the precursor m/z (+{_esc(physics['tolerance_da'])} Da)</h3>"
+                f"<h3>Fragments above the precursor (+{_esc(physics['tolerance_da'])} Da)</h3>"
                 f"<p>{_esc(physics['total_above'])} of {_esc(physics['total_fragments'])} fragments "
-                f"({_esc(round(100 * physics['share'], 3))}%) in {len(with_above)} accession(s): 13C isotopes of "
-                "the precursor and co-isolated ions, masked by the renderer (the region above the diagonal). "
-                "An accession fails only when its share passes the limit.</p>"
+                f"({_esc(round(100 * physics['share'], 3))}%) in {len(with_above)} accession(s), "
+                f"{_esc(physics.get('total_near', 0))} of them within {_esc(physics.get('isotope_window_da', ''))} "
+                "Da (13C isotopes of the precursor, co-isolated ions), the rest weak noise or a wrong export; "
+                "masked by the renderer (the region above the diagonal). A multiply charged precursor is judged "
+                "by its singly charged mass: "
+                f"{_esc(physics.get('total_explained_by_charge', 0))} fragments above its m/z but below that mass "
+                "are not counted. An accession fails only when its share passes the limit.</p>"
             )
             parts.append(
                 _table(

@@ -18,6 +18,7 @@ from ms2img.validation.events import (
     DEFAULT_MAX_ABOVE_PRECURSOR_SHARE,
     DEFAULT_MAX_INTENSITY,
     DEFAULT_MZ_RANGE,
+    ISOTOPE_WINDOW_DA,
     validate_events,
 )
 from ms2img.validation.report import (
@@ -61,7 +62,13 @@ def _physics_note(events: ValidationResult, limit: float) -> str:
             f"; {st['fragments_above_precursor']:,} fragments above their precursor "
             f"({100 * st['above_precursor_share']:.2f}%, in {st['accessions_with_fragments_above_precursor']} "
             f"accession(s), at most {100 * st['max_above_precursor_share']:.2f}% per accession, limit "
-            f"{100 * limit:g}%; masked by the renderer)"
+            f"{100 * limit:g}%; {st.get('fragments_above_precursor_near', 0):,} within "
+            f"{ISOTOPE_WINDOW_DA:g} Da: isotopes, co-isolated ions; masked by the renderer)"
+        )
+    if st.get("fragments_above_precursor_mz_of_multiply_charged"):
+        note += (
+            f"; {st['fragments_above_precursor_mz_of_multiply_charged']:,} fragments above the m/z of a multiply "
+            "charged precursor but below its singly charged mass (physics, not counted)"
         )
     n_warn = sum(w.unexpected_count for w in events.warnings)
     if n_warn:

@@ -21,8 +21,8 @@ GX 1.24 facts these suites rely on (checked on pandas 3.1):
 * ``ExpectColumnPairValuesAToBeGreaterThanB`` has no tolerance and, with its default
   ``ignore_row_if="both_values_are_missing"``, reports rows where only one m/z is NaN as "fragment above
   precursor" (a misleading second report of a null). The fragment check thus uses a derived column
-  ``fragment_excess = fragment_mz - precursor_mz`` with ``max_value=tolerance``: NaN rows are left to the
-  null checks and the unexpected value is the excess in Da.
+  ``fragment_excess = fragment_mz - singly charged precursor m/z`` (the precursor m/z itself for charge 1) with
+  ``max_value=tolerance``: NaN rows are left to the null checks and the unexpected value is the excess in Da.
 * Results do not come back in suite order; each expectation carries ``meta={"check": i}`` to map it back.
 * ``result_format="COMPLETE"`` returns every unexpected index; ``return_unexpected_index_query=False`` stops
   GX from also building a pandas query string of all of them. ``unexpected_index_column_names`` is avoided:
@@ -49,6 +49,7 @@ FLOAT_MAX = float(np.finfo(np.float64).max)
 FINITE_NUMBER_REGEX = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
 # Derived column for the fragment-vs-precursor check (see module docstring).
 FRAGMENT_EXCESS = "fragment_excess"
+MAX_CHARGE = 100  # precursor charges of small molecules are 1-3, of proteins up to ~60
 
 RESULT_FORMAT: dict[str, Any] = {
     "result_format": "COMPLETE",
@@ -288,6 +289,14 @@ def events_row_checks(
                 {"column": c, "min_value": 0.0, "max_value": limit},
             )
         )
+    if "charge" in event_columns:
+        checks.append(
+            Check(
+                f"charge within [1, {MAX_CHARGE}]",
+                "ExpectColumnValuesToBeBetween",
+                {"column": "charge", "min_value": 1, "max_value": MAX_CHARGE},
+            )
+        )
     checks.append(
         Check(
             "rt_min >= 0 and finite",
@@ -313,7 +322,7 @@ def events_row_checks(
     share = float(max_above_precursor_share)
     checks.append(
         Check(
-            f"fragment_mz <= precursor_mz + {float(fragment_tolerance_da):g} Da for at least "
+            f"fragment_mz <= singly charged precursor m/z + {float(fragment_tolerance_da):g} Da for at least "
             f"{100 * (1 - share):g}% of fragments",
             "ExpectColumnValuesToBeBetween",
             {"column": FRAGMENT_EXCESS, "max_value": float(fragment_tolerance_da), "mostly": 1.0 - share},

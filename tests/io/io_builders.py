@@ -57,10 +57,16 @@ MGF_BLOCKS = {
 }
 
 
-def mgf_lines(blocks=MGF_BLOCKS, key="FEATURE_ID", extra=("CHARGE=1-",)) -> list[str]:
+# PEPMASS of each MGF_BLOCKS spectrum: the quant table's m/z of that id (the join checks they agree).
+MGF_PEPMASS = {"1": 200.1, "2": 300.2, "3": 400.3, "99": 600.0}
+
+
+def mgf_lines(blocks=MGF_BLOCKS, key="FEATURE_ID", extra=("CHARGE=1-",), pepmass=None) -> list[str]:
+    pepmass = {**MGF_PEPMASS, **(pepmass or {})}
     lines = []
     for fid, peaks in blocks.items():
-        lines += ["BEGIN IONS", f"{key}={fid}", "PEPMASS=200.1", *extra, "MSLEVEL=2", *peaks, "END IONS", ""]
+        pm = f"PEPMASS={pepmass.get(fid, 200.1)}"
+        lines += ["BEGIN IONS", f"{key}={fid}", pm, *extra, "MSLEVEL=2", *peaks, "END IONS", ""]
     return lines
 
 

@@ -235,5 +235,6 @@ def test_good_partner_files_are_valid(tmp_path):
     (folder / "q.mgf").write_bytes(text(G))
     (folder / "r.mzML").write_bytes(MZML)
     (folder / "r2.mzXML").write_bytes(MZXML)
-    summary = ingest([folder / "x.txt", folder / "q.csv", folder / "r.mzML", folder / "r2.mzXML"], tmp_path / "o")
+    inputs = [folder / "x.txt", folder / "q.csv", folder / "r.mzML", folder / "r2.mzXML"]
+    summary = ingest(inputs, tmp_path / "o", allow_mixed_polarity=True)  # q.mgf is CHARGE=1-, the rest positive
     assert summary.files == 4 and summary.accessions == 6

@@ -12,7 +12,7 @@ from ms2img.cli import main
 from ms2img.errors import ConfigError, InputFileError
 from ms2img.io.ingest import MANIFEST, ingest, plan
 from ms2img.io.msdial import read_msdial
-from ms2img.io.schema import SAMPLE_COLUMNS, read_events
+from ms2img.io.schema import EVENT_COLUMNS, SAMPLE_COLUMNS, read_events
 
 MSDIALR = "MSDIAL_Alignment_result_LC-MS.txt"
 
@@ -27,8 +27,9 @@ def test_round_trip_msdial(test_data, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["1a.parquet", "1b.parquet", "2a.parquet", "2b.parquet", MANIFEST]
     expected = read_msdial(test_data / MSDIALR).events
     expected = expected[expected["accession"] != "blank"]
-    back = read_events(out)
+    back = read_events(out, optional=True)
     pd.testing.assert_frame_equal(sort(back), sort(expected))
+    assert list(read_events(out).columns) == EVENT_COLUMNS  # downstream sees the canonical columns only
     assert summary.accessions == 4 and summary.events == len(expected)
     assert summary.samples == {"Sample": 4, "Blank": 1}
     manifest = pd.read_csv(out / MANIFEST, dtype=str, keep_default_na=False)
