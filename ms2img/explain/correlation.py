@@ -92,7 +92,11 @@ def _n_sources(events_dir: Path, accessions: list[str]) -> int:
 
 
 def read_abundances(events_dir: str | Path, mz_ppm: float = 10.0, rt_tol_min: float = 0.1) -> Abundances:
-    """The abundance matrix of every accession in ``events_dir`` (``<accession>.parquet``, from ``ms2img ingest``)."""
+    """The abundance matrix of every accession in ``events_dir`` (``<accession>.parquet``, from ``ms2img ingest``).
+
+    Each file is cut to one row per (replicate, feature) in Arrow before anything becomes a Python string: the
+    events hold one row per fragment, 20,000 features x 500 samples are tens of millions of rows.
+    """
     import pyarrow.parquet as pq
 
     events_dir = Path(events_dir)
@@ -103,17 +107,39 @@ def read_abundances(events_dir: str | Path, mz_ppm: float = 10.0, rt_tol_min: fl
     frames = []
     for f in files:
         try:
-            frames.append(pq.read_table(f, columns=_EVENT_COLUMNS).to_pandas())
+            table = pq.read_table(f, columns=_EVENT_COLUMNS)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many types; the user needs the file name
             raise InputFileError(f, f"not a readable events file ({exc.__class__.__name__}: {exc})") from None
+        frames.append(_one_row_per_feature(table))
     accessions = list(dict.fromkeys(acc_of[f] for f in files))
     ev = pd.concat(frames, ignore_index=True)
-    for c in ("accession", "replicate", "feature_id", "polarity"):
-        ev[c] = ev[c].astype(str)
-    ab = abundances_from_events(ev, accessions, aligned=_n_sources(events_dir, accessions) == 1, mz_ppm=mz_ppm,
-                                rt_tol_min=rt_tol_min)  # fmt: skip
+    aligned = _n_sources(events_dir, accessions) == 1
+    ab = abundances_from_events(ev, accessions, aligned=aligned, mz_ppm=mz_ppm, rt_tol_min=rt_tol_min)
     ab.events_dir = events_dir
     return ab
+
+
+def _codes(column) -> tuple[np.ndarray, np.ndarray]:
+    """(integer codes, their strings) of an Arrow string column, dictionary-encoded or not."""
+    import pyarrow as pa
+
+    arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    if not pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_encode()
+    values = np.asarray([str(v) for v in arr.dictionary.to_pylist()], dtype=object)
+    return arr.indices.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64), values
+
+
+def _one_row_per_feature(table) -> pd.DataFrame:
+    """The first event row of every (accession, replicate, feature_id) of one events table."""
+    codes = {c: _codes(table[c]) for c in ("accession", "replicate", "feature_id", "polarity")}
+    (acc, _), (rep, rep_v), (fid, fid_v) = codes["accession"], codes["replicate"], codes["feature_id"]
+    key = (acc * max(len(rep_v), 1) + rep) * max(len(fid_v), 1) + fid
+    first = np.flatnonzero(~pd.Series(key).duplicated().to_numpy())
+    out = {c: codes[c][1][codes[c][0][first]] for c in codes}
+    for c in ("precursor_mz", "rt_min", "precursor_intensity"):
+        out[c] = table[c].to_numpy()[first]
+    return pd.DataFrame(out, columns=_EVENT_COLUMNS)
 
 
 def abundances_from_events(
@@ -124,37 +150,48 @@ def abundances_from_events(
     mz_ppm: float = 10.0,
     rt_tol_min: float = 0.1,
 ) -> Abundances:
-    """One height per (feature, accession) from the events (one row per fragment); absent pairs are 0."""
-    spec = events.drop_duplicates(["accession", "replicate", "feature_id"])[_EVENT_COLUMNS].reset_index(drop=True)
-    accessions = list(dict.fromkeys(spec["accession"])) if accessions is None else list(accessions)
+    """One height per (feature, accession) from the events (one row per fragment); absent pairs are 0.
+
+    A feature's height in an accession is the mean over the accession's replicates (not detected = 0).
+    """
+    spec = events[_EVENT_COLUMNS].drop_duplicates(["accession", "replicate", "feature_id"]).reset_index(drop=True)
+    acc_code, acc_names = pd.factorize(spec["accession"].astype(str))
+    accessions = list(acc_names) if accessions is None else list(accessions)
     if aligned:
-        key = spec["feature_id"].to_numpy()
+        key, uniques = pd.factorize(spec["feature_id"].astype(str))
     else:
         from ms2img.explain.drivers import cluster_precursors
 
-        labels = cluster_precursors(spec["precursor_mz"].to_numpy(), spec["rt_min"].to_numpy(), mz_ppm, rt_tol_min)
-        med = spec.groupby(labels).agg(mz=("precursor_mz", "median"), rt=("rt_min", "median"))
-        names = med["mz"].map("{:.4f}".format) + "@" + med["rt"].map("{:.2f}".format)
-        key = names.reindex(labels).to_numpy()
-    codes, uniques = pd.factorize(key)
-    acc_pos = pd.Index(accessions).get_indexer(spec["accession"])  # -1: not asked for, left out
-    n_rep = spec.groupby("accession")["replicate"].nunique()
-    weight = 1.0 / n_rep.reindex(spec["accession"]).to_numpy(dtype=np.float64)
-    height = spec["precursor_intensity"].to_numpy(dtype=np.float64) * weight
+        key = cluster_precursors(spec["precursor_mz"].to_numpy(), spec["rt_min"].to_numpy(), mz_ppm, rt_tol_min)
+        med = spec.groupby(key).agg(mz=("precursor_mz", "median"), rt=("rt_min", "median"))
+        uniques = (med["mz"].map("{:.4f}".format) + "@" + med["rt"].map("{:.2f}".format)).to_numpy()
+    n_feat, n_acc = len(uniques), len(acc_names)
+    acc_pos = pd.Index(accessions).get_indexer(acc_names)[acc_code]  # -1: not asked for, left out
+    rep_code = pd.factorize(spec["replicate"].astype(str))[0]
+    seen = np.zeros((n_acc, rep_code.max() + 1 if rep_code.size else 1), dtype=bool)
+    seen[acc_code, rep_code] = True
+    n_rep = seen.sum(axis=1)
+    height = spec["precursor_intensity"].to_numpy(dtype=np.float64) / n_rep[acc_code]
     ok = acc_pos >= 0
-    values = np.zeros((len(uniques), len(accessions)), dtype=np.float64)
-    np.add.at(values, (codes[ok], acc_pos[ok]), height[ok])
-    spec["_key"] = codes
-    feats = spec.groupby("_key", sort=True).agg(
-        precursor_mz=("precursor_mz", "median"),
-        rt_min=("rt_min", "median"),
-        polarity=("polarity", "first"),
-        n_detected=("accession", "nunique"),
+    values = np.zeros((n_feat, len(accessions)), dtype=np.float64)
+    np.add.at(values, (key[ok], acc_pos[ok]), height[ok])
+
+    grouped = spec.groupby(key, sort=True)
+    detected = np.zeros((n_feat, n_acc), dtype=bool)
+    detected[key, acc_code] = True
+    feats = pd.DataFrame(
+        {
+            "feature_id": np.asarray(uniques, dtype=object),
+            "precursor_mz": grouped["precursor_mz"].median().to_numpy(),
+            "rt_min": grouped["rt_min"].median().to_numpy(),
+            "polarity": grouped["polarity"].first().astype(str).to_numpy(),
+            "n_detected": detected.sum(axis=1),
+        }
     )
-    feats.insert(0, "feature_id", np.asarray(uniques, dtype=object)[feats.index.to_numpy()])
-    top = spec.sort_values("precursor_intensity", ascending=False, kind="stable").drop_duplicates("_key")
-    best = top.set_index("_key").loc[feats.index, ["accession", "replicate", "feature_id"]].reset_index(drop=True)
-    return Abundances(feats.reset_index(drop=True), accessions, values, best)
+    order = np.lexsort((-spec["precursor_intensity"].to_numpy(dtype=np.float64), key))
+    first = order[np.searchsorted(key[order], np.arange(n_feat))]  # the most intense row of each feature
+    best = spec.loc[first, ["accession", "replicate", "feature_id"]].astype(str).reset_index(drop=True)
+    return Abundances(feats, accessions, values, best)
 
 
 # ----------------------------------------------------------------------------------------------- statistics
