@@ -76,7 +76,8 @@ def test_mzmine2_gnps_style_columns_and_scans_key(tmp_path):
         ],
     )
     mgf = write_lines(
-        tmp_path / "mz2.mgf", mgf_lines(
+        tmp_path / "mz2.mgf",
+        mgf_lines(
             {"5": ["60 1", "70 2"], "6": ["80 3"]}, key="SCANS", extra=("ION=[M+H]+",), pepmass={"5": 250.5, "6": 350.5}
         ),
     )
