@@ -9,11 +9,13 @@ the MLflow and Prefect UIs and the report, how to serve a model, and its own wal
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from flows import pipeline
-from flows.retrain import retrain
+from flows.retrain import quiet_known_errors, retrain
+from ms2img.errors import Ms2ImgError
 from ms2img.params import load_params
 
 
@@ -39,10 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    prepare_data(args.accessions, args.seed, project)
-    results = retrain(profile=args.profile, project_dir=str(project))
+    quiet_known_errors()
+    try:
+        prepare_data(args.accessions, args.seed, project)
+        results = retrain(profile=args.profile, project_dir=str(project))
+    except Ms2ImgError as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 1
     minutes = (time.perf_counter() - started) / 60
     assay = next(iter(results), params["labels"]["assays"][0])
+    stale = pipeline.stale([], cwd=project)
+    audit = "nothing to do: every stage is up to date" if not stale else f"would run {', '.join(sorted(stale))}"
     print(
         f"""
 ms2img demo finished in {minutes:.1f} min.
@@ -51,7 +60,7 @@ ms2img demo finished in {minutes:.1f} min.
   Prefect UI:  .venv/bin/prefect server start                                 ->  http://127.0.0.1:4200
   Report:      report/index.html (every assay and family)   Metrics: .venv/bin/dvc metrics show
   Serve:       .venv/bin/ms2img serve --assay {assay}                  ->  POST http://127.0.0.1:5001/invocations
-  Audit:       .venv/bin/dvc repro   (nothing to do: every stage is up to date)
+  Audit:       .venv/bin/dvc repro   (checked now with dvc status: {audit})
 """
     )
     return 0

@@ -8,6 +8,8 @@ afterwards with ``dvc commit``, one assay at a time.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -16,6 +18,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from ms2img.errors import ConfigError, Ms2ImgError
@@ -39,6 +43,41 @@ def project_dir(path: str | Path | None = None) -> Path:
     if not (root / "dvc.yaml").exists():
         raise ConfigError(f"{root}: not an ms2img project (no dvc.yaml); pass project_dir or set {PROJECT_ENV}")
     return root
+
+
+class ProjectBusy(Ms2ImgError):
+    """Another flow holds the project: two flows at once would race on dvc.lock, models/ and the registry."""
+
+
+@contextlib.contextmanager
+def project_lock(project: str | Path) -> Iterator[Path]:
+    """Hold the project for one flow run; a second flow on the same project stops at once with one line.
+
+    A kernel lock (``flock``) on ``.dvc/tmp/ms2img-flow.lock``: released when the process ends, however it ends,
+    so a killed flow never leaves the project locked. The file names the holder (pid, start time) for the message.
+    """
+    root = project_dir(project)
+    path = root / ".dvc" / "tmp" / "ms2img-flow.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise ProjectBusy(
+                f"{root}: another ms2img flow is running on this project ({holder}); wait for it to finish"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        try:
+            yield path
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def tracking_uri(cwd: str | Path | None = None) -> str:
@@ -126,10 +165,11 @@ def is_up_to_date(names: list[str], cwd: str | Path | None = None, with_deps: bo
     return not stale(names, cwd, with_deps)
 
 
-def repro(*names: str, cwd: str | Path | None = None, echo=None) -> str:
-    """``dvc repro`` the named stages (and what they depend on); ``echo`` receives progress lines as they come."""
+def repro(*names: str, cwd: str | Path | None = None, echo=None, single: bool = False) -> str:
+    """``dvc repro`` the named stages (and what they depend on, unless ``single``: then those stages alone, as
+    ``--single-item``); ``echo`` receives progress lines as they come."""
     exe = shutil.which("dvc", path=_env()["PATH"]) or "dvc"
-    return run([exe, "repro", *names], cwd=cwd, echo=echo)
+    return run([exe, "repro", *(["--single-item"] if single else []), *names], cwd=cwd, echo=echo)
 
 
 def commit(*names: str, cwd: str | Path | None = None) -> str:

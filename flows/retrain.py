@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows import pipeline
 from ms2img import registry, tracking
-from ms2img.errors import ConfigError, ValidationFailed
+from ms2img.errors import ConfigError, Ms2ImgError, ValidationFailed
 from ms2img.params import load_params
 
 
@@ -207,9 +208,23 @@ def record(assay: str, ran: list[str], project: Path) -> dict:
 
 
 @task
+def check_recorded(assays: list[str], project: Path) -> list[str]:
+    """After recording: the stages of the asked assays (and those upstream) must be up to date before the report
+    is built; a stale one would make the next ``dvc repro`` train again. Returns what is stale, logged as one line
+    each with DVC's reason (empty: the check passed)."""
+    study = (load_params(project / "params.yaml").get("resolution") or {}).get("assays") or []
+    names = [f"{kind}@{a}" for a in assays for kind in CHAIN] + [f"resolution@{a}" for a in assays if a in study]
+    status = json.loads(pipeline.dvc("status", "--json", "--with-deps", *names, cwd=project) or "{}")
+    for stage, why in status.items():
+        run_logger().warning("still stale after recording: %s (%s)", stage, json.dumps(why)[:300])
+    return sorted(status)
+
+
+@task
 def report(project: Path) -> None:
-    """The one HTML report of every assay and family (reports/index.html of the run, logged to MLflow)."""
-    pipeline.repro("report", cwd=project)
+    """The one HTML report, rebuilt from what exists: the report stage alone (``dvc repro --single-item``), so a
+    run asked for one assay never retrains another whose stages are stale (they wait for a run that asks)."""
+    pipeline.repro("report", cwd=project, echo=run_logger().info, single=True)
 
 
 @task
@@ -218,21 +233,49 @@ def push(project: Path) -> None:
     pipeline.dvc("push", cwd=project)
 
 
-def summarise(results: dict[str, dict], seconds: float, project: Path) -> str:
-    """A markdown table: per assay every family's cross-validated AUC with its interval, the winner, the decision."""
+def registry_state(assays: list[str], prefix: str, project: Path) -> dict[str, dict[str, Any]]:
+    """Per assay, read from the registry after the run: the champion's version and family, and how many versions
+    the registered model holds (the summary reports what is there, not what the run meant to do)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=pipeline.tracking_uri(project))
+    state = {}
+    for assay in assays:
+        name = registry.model_name(assay, prefix=prefix)
+        entry: dict[str, Any] = {"name": name, "version": None, "family": None, "versions": 0}
+        try:
+            entry["versions"] = len(client.search_model_versions(f"name='{name}'"))
+            champion = client.get_model_version_by_alias(name, registry.CHAMPION)
+            entry.update(version=str(champion.version), family=champion.tags.get(registry.FAMILY_TAG))
+        except MlflowException:
+            pass  # no model or no champion yet
+        state[assay] = entry
+    return state
+
+
+def summarise(
+    results: dict[str, dict], state: dict[str, dict], seconds: float, project: Path, checks: list[str] = ()
+) -> str:
+    """A markdown table: per assay every family's cross-validated AUC with its interval, the champion (family and
+    version, read from the registry), the decision and its reason; then what was checked."""
     from ms2img.models.family import FAMILIES
 
-    lines = ["| assay | " + " | ".join(FAMILIES) + " | winner | champion |", "|---" * (len(FAMILIES) + 3) + "|"]
+    head = "| assay | " + " | ".join(FAMILIES) + " | champion | decision |"
+    lines = [head, "|---" * (len(FAMILIES) + 3) + "|"]
     for assay, res in results.items():
         fams = _read(project / "metrics" / f"{assay}.json").get("families", {})
-        winner = _read(project / "reports" / assay / "selection.json").get("winner", "-")
         cells = []
         for fam in FAMILIES:
             a = fams.get(fam, {}).get("auc")
             cells.append(f"{_num(a['mean'])} [{_num(a['ci_low'])}, {_num(a['ci_high'])}]" if a else "-")
-        decision = res.get("reason") or res.get("decision") or "skipped: data unchanged"
-        lines.append(f"| {assay} | " + " | ".join(cells) + f" | {winner} | {decision} |")
-    lines.append("\nAUC: mean over folds [95% corrected resampled t interval].")
+        champ = state.get(assay, {})
+        who = f"{champ['family']} v{champ['version']}" if champ.get("version") else "none"
+        verdict = "promoted" if res.get("promoted") else ("rejected" if res.get("rejected") else "kept")
+        decision = f"{verdict}: {res['reason']}" if res.get("reason") else "skipped: data unchanged"
+        lines.append(f"| {assay} | " + " | ".join(cells) + f" | {who} | {decision} |")
+    lines.append("\nAUC: mean over folds [95% corrected resampled t interval]; champion as the registry holds it now.")
+    lines += [f"\n{c}" for c in checks]
     lines.append(f"\nWall time: {seconds:.0f} s")
     return "\n".join(lines)
 
@@ -254,9 +297,14 @@ def retrain(
 
     Returns the promotion decision per assay that was (re)considered; {} when there was nothing to do.
     """
+    project = pipeline.project_dir(project_dir)
+    with pipeline.project_lock(project):
+        return _retrain(assays, profile, force, project)
+
+
+def _retrain(assays: list[str] | None, profile: str | None, force: bool, project: Path) -> dict[str, dict]:
     logger = run_logger()
     started = time.perf_counter()
-    project = pipeline.project_dir(project_dir)
     where = call(preflight, project, profile, assays)
     assays = where["assays"]
     logger.info("project %s, DVC remote %s, MLflow %s", project, where["dvc_remote"], where["mlflow"])
@@ -278,9 +326,18 @@ def retrain(
     plan = call(plan_stages, todo, force, project)
     ran, failed = run_each(train_assay, {a: (a, plan[a], project) for a in todo})
     results = {a: call(record, a, ran[a], project) for a in ran}
+    stale = call(check_recorded, list(ran), project)
     call(report, project)
     call(push, project)
-    summary = summarise(results, time.perf_counter() - started, project)
+    state = registry_state(list(results), where["prefix"], project)
+    recorded = (
+        f"still stale after recording: {', '.join(stale)}"
+        if stale
+        else (f"dvc status of {', '.join(ran) or 'no assay'} (and upstream) up to date after recording")
+    )
+    versions = ", ".join(f"{entry['name']} {entry['versions']} versions" for entry in state.values())
+    checks = [f"Checked: {recorded}; registry: {versions}; data and pipeline outputs pushed to the DVC remote."]
+    summary = summarise(results, state, time.perf_counter() - started, project, checks)
     if in_flow_run():
         create_markdown_artifact(summary, key="retrain-summary", description="ms2img retrain")
     print(summary)
@@ -290,6 +347,25 @@ def retrain(
             f"training failed for {sorted(failed)} (their previous outputs and champions stay): {details}"
         )
     return results
+
+
+class KnownErrorsInOneLine(logging.Filter):
+    """Prefect logs a failed flow or task with its traceback; for the project's own errors (a stage that failed,
+    an unreachable store, a busy project) the message is the whole story, so the traceback is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, Ms2ImgError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_known_errors() -> None:
+    """Attach :class:`KnownErrorsInOneLine` to Prefect's flow and task run loggers (once)."""
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, KnownErrorsInOneLine) for f in logger.filters):
+            logger.addFilter(KnownErrorsInOneLine())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,12 +379,17 @@ def main(argv: list[str] | None = None) -> int:
         help=f"the DVC project (default: ${pipeline.PROJECT_ENV}, else the cwd if it has dvc.yaml, else this checkout)",
     )
     args = parser.parse_args(argv)
-    retrain(
-        assays=args.assays.split(",") if args.assays else None,
-        profile=args.profile,
-        force=args.force,
-        project_dir=args.project_dir,
-    )
+    quiet_known_errors()
+    try:
+        retrain(
+            assays=args.assays.split(",") if args.assays else None,
+            profile=args.profile,
+            force=args.force,
+            project_dir=args.project_dir,
+        )
+    except Ms2ImgError as exc:
+        print(f"retrain: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -68,7 +68,8 @@ def render_html(
             ("provenance", lambda: S.provenance(inp)),
         ]
         sections = []
-        for name, build in builders:
+        for i, (name, build) in enumerate(builders, 1):
+            log.info("report: section %d/%d %s", i, len(builders), name)  # progress in the terminal and Prefect
             try:
                 sections.append(build())
             except Exception as exc:

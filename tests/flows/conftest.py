@@ -136,8 +136,10 @@ def _set_dotted(params: dict, dotted: str, value) -> None:
     node[leaf] = value
 
 
-def make_project(root: Path, *, remote: bool = True) -> Project:
-    """Build the tiny project in ``root`` (about 10 s): git + DVC + shrunken params + profiles + synthetic data/raw."""
+def make_project(root: Path, *, remote: bool = True, overrides: dict | None = None) -> Project:
+    """Build the tiny project in ``root`` (about 10 s): git + DVC + shrunken params + profiles + synthetic data/raw.
+
+    ``overrides`` (dotted keys) change the tiny params further, e.g. two assays and forests only."""
     root.mkdir(parents=True, exist_ok=True)
     store = root.parent / f"{root.name}-remote" if remote else None
     project = Project(root=root, remote=store, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
@@ -150,7 +152,7 @@ def make_project(root: Path, *, remote: bool = True) -> Project:
     shutil.copytree(REPO_ROOT / "profiles", root / "profiles")
 
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    for dotted, value in TINY.items():
+    for dotted, value in {**TINY, **(overrides or {})}.items():
         _set_dotted(params, dotted, value)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
@@ -187,8 +189,8 @@ def project_env(project: Project) -> Iterator[Project]:
 def tiny_project(tmp_path_factory):
     """Factory: ``tiny_project("name", remote=True)`` builds a fresh tiny project (see the module docstring)."""
 
-    def build(name: str, remote: bool = True) -> Project:
-        return make_project(tmp_path_factory.mktemp(name) / "project", remote=remote)
+    def build(name: str, remote: bool = True, overrides: dict | None = None) -> Project:
+        return make_project(tmp_path_factory.mktemp(name) / "project", remote=remote, overrides=overrides)
 
     return build
 
