@@ -131,6 +131,21 @@ def test_unreachable_mlflow_fails_fast_before_anything_runs(fresh, in_project, m
         assert not (project.root / "data" / "events").exists() and not (project.root / "dvc.lock").exists()
 
 
+def test_a_failed_flow_run_ends_in_one_line_not_tracebacks(fresh):
+    """The real command under a real Prefect run: the project's own error is the last line, with no traceback."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{_closed_port()}"}
+    cmd = [sys.executable, "-m", "flows.retrain", "--project-dir", str(fresh.root)]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=300, cwd=pipeline.ROOT)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("retrain: error:")]
+    assert len(errors) == 1 and "MLflow tracking server" in errors[0], output
+    assert "Traceback" not in output and len(output.splitlines()) < 20  # Prefect's state lines, no stack
+
+
 def test_bad_data_in_a_fresh_project_stops_before_training(fresh, in_project):
     """New local data that fails validation: recorded and validated, then the flow stops; nothing is trained."""
     with in_project(fresh) as project:
