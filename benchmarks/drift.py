@@ -66,7 +66,7 @@ def main() -> int:
     from ms2img.io.schema import read_events
     from ms2img.models.family import input_kind
     from ms2img.render import RenderConfig, images_path, render_events
-    from ms2img.serving import events_to_request
+    from ms2img.request import events_to_request
     from ms2img.stats import fold_scores
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -756,7 +756,8 @@ class _DummyPyFuncModel:
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
-        from ms2img.serving import ModelCallError, RequestError
+        from ms2img.request import RequestError
+        from ms2img.serving import ModelCallError
 
         try:
             return self.predictor.predict(data)
@@ -972,7 +973,7 @@ def run_serving(work: Path, good_out: Path, timeout: float) -> tuple[list[Outcom
     from mlflow.pyfunc import scoring_server
 
     from ms2img.io.schema import read_events
-    from ms2img.serving import events_to_request
+    from ms2img.request import events_to_request
     from ms2img.serving_app import GuardedApp
 
     model = _DummyPyFuncModel()

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ms2img.serving import random_request
+from ms2img.request import random_request
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -228,7 +228,8 @@ def profile_stages(model_uri: str, body: bytes, repeats: int = 20) -> None:
 
     from ms2img.models.cnn import as_model_input, predict_proba
     from ms2img.render import render_arrays
-    from ms2img.serving import _parse_request, render_request
+    from ms2img.request import parse_request
+    from ms2img.serving import render_request
 
     model = mlflow.pyfunc.load_model(model_uri)
     impl = model.unwrap_python_model().predictor  # the FamilyPredictor (image families)
@@ -246,7 +247,7 @@ def profile_stages(model_uri: str, body: bytes, repeats: int = 20) -> None:
         return out, np.median(ts) * 1e3
 
     df, t_json = timed(lambda: _parse_json_data(text, model.metadata, schema).data)
-    parsed, t_parse = timed(lambda: _parse_request(df, impl._max_rows, impl._max_fragments))
+    parsed, t_parse = timed(lambda: parse_request(df, impl._max_rows, impl._max_fragments))
     (_ids, images), t_all = timed(lambda: render_request(df, impl._render, impl._max_rows, impl._max_fragments))
     req, counts, mz, intensity = parsed
     rows = np.repeat(np.arange(len(req)), counts)

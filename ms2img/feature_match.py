@@ -259,10 +259,10 @@ def _prepare(peaks: list[np.ndarray], rule: dict[str, Any]) -> list[np.ndarray]:
 
 def match_request(df: pd.DataFrame, matcher: FeatureMatcher, max_rows: int | None = None) -> dict[str, Any]:
     """Validate and parse a request and match it: ``ids`` (sorted accessions), ``matrix``, ``matched_fraction``,
-    ``n_precursors`` per accession. Raises :class:`ms2img.serving.RequestError` on a bad request."""
-    from ms2img.serving import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_ROWS, _parse_request
+    ``n_precursors`` per accession. Raises :class:`ms2img.request.RequestError` on a bad request."""
+    from ms2img.request import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_ROWS, parse_request
 
-    req, counts, mz, intensity = _parse_request(df, max_rows or DEFAULT_MAX_ROWS, DEFAULT_MAX_FRAGMENTS)
+    req, counts, mz, intensity = parse_request(df, max_rows or DEFAULT_MAX_ROWS, DEFAULT_MAX_FRAGMENTS)
     return match_parsed(req, counts, mz, intensity, matcher)
 
 

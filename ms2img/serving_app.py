@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from ms2img.serving import DEFAULT_MAX_ROWS, REQUEST_COLUMNS, _short
+from ms2img.request import DEFAULT_MAX_ROWS, REQUEST_COLUMNS, short
 
 try:
     import orjson
@@ -199,7 +199,7 @@ def _check_cells(rows: list, names: list[str], split: bool) -> None:
 def plain_conversion_error(message: str, data: dict[str, Any]) -> str | None:
     """MLflow's schema-conversion error (``Failed to convert column precursor_mz to type 'float64'. Error:
     'ValueError("could not convert string to float: ...")'``) in plain words, naming the first row whose text is
-    not a number, like :func:`ms2img.serving.validate_request` does; None for any other error."""
+    not a number, like :func:`ms2img.request.validate_request` does; None for any other error."""
     match = _CONVERSION.search(message)
     if match is None:
         return None
@@ -217,7 +217,7 @@ def plain_conversion_error(message: str, data: dict[str, Any]) -> str | None:
             try:
                 float(value)
             except ValueError:
-                return f"request row {i}: {column} must be a finite number >= 0, got the text {_short(value)}"
+                return f"request row {i}: {column} must be a finite number >= 0, got the text {short(value)}"
     return f"{column} must hold numbers; one of its values is not a number"
 
 
@@ -306,7 +306,7 @@ class GuardedApp:
         if accs is None:
             named = "accessions=-"
         else:
-            ids = [_short(a, 40) for a in accs[:LOGGED_IDS]]
+            ids = [short(a, 40) for a in accs[:LOGGED_IDS]]
             more = f" +{len(accs) - LOGGED_IDS}" if len(accs) > LOGGED_IDS else ""
             named = f"accessions={len(accs)} ids=[{', '.join(ids)}{more}]"
         rows = "-" if outcome.rows is None else str(outcome.rows)

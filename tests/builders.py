@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from ms2img.serving import REQUEST_COLUMNS, random_request  # noqa: F401 - random_request re-exported for the tests
+from ms2img.request import REQUEST_COLUMNS, random_request  # noqa: F401 - random_request re-exported for the tests
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -172,7 +172,7 @@ def test_promotion_rounds(store):
     from ms2img import registry
     from ms2img.errors import ConfigError
     from ms2img.io.schema import read_events
-    from ms2img.serving import events_to_request
+    from ms2img.request import events_to_request
 
     rng = np.random.default_rng(0)
     first = store.accs[:12]
@@ -294,7 +294,7 @@ def test_feature_family_registered_and_served(store):
     assert out["family"].iloc[0] == "rf-cosine" and 0 <= out["probability"].iloc[0] <= 1
     assert bool(out["in_domain"].iloc[0]), out["domain_note"].iloc[0]
     predictor = model.unwrap_python_model().predictor
-    from ms2img.serving import events_to_request
+    from ms2img.request import events_to_request
 
     inp = predictor.inputs(events_to_request(read_events(store.cohort.events / f"{accs[0]}.parquet")))
     served, trained = inp["x"][0], table.values.loc[accs[0]].to_numpy()

@@ -32,7 +32,7 @@ def served(tmp_path_factory):
     from ms2img import registry, tracking
     from ms2img.io.schema import read_events
     from ms2img.render import ImageSet
-    from ms2img.serving import events_to_request
+    from ms2img.request import events_to_request
 
     root = tmp_path_factory.mktemp("serving_store")
     previous = tracking_utils._tracking_uri

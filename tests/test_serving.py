@@ -9,23 +9,22 @@ import pandas as pd
 import pytest
 from builders import random_request, request_rows
 
-from ms2img import serving
+from ms2img import request, serving
 from ms2img.io.schema import coerce_events
 from ms2img.render import RenderConfig, render_events
-from ms2img.serving import (
-    FAMILY_RESPONSE_COLUMNS,
+from ms2img.request import (
     REQUEST_COLUMNS,
     RequestError,
     events_to_request,
-    render_request,
     request_to_events,
     validate_request,
 )
+from ms2img.serving import FAMILY_RESPONSE_COLUMNS, render_request
 
 
-def parse_msms_column(msms: pd.Series, max_fragments: int = serving.DEFAULT_MAX_FRAGMENTS):
+def parse_msms_column(msms: pd.Series, max_fragments: int = request.DEFAULT_MAX_FRAGMENTS):
     """The server's view of the msms column: the one parser of ms2img.io.msms, errors as RequestError."""
-    return serving._parse_msms(msms, max_fragments)
+    return request.parse_msms(msms, max_fragments)
 
 
 SMALL = RenderConfig(width=75, height=70)
@@ -303,7 +302,7 @@ def _pyfunc(max_rows: int = 1000, infer=None) -> serving.FamilyPyfunc:
     predictor = serving.FamilyPredictor.__new__(serving.FamilyPredictor)
     predictor.model = SimpleNamespace(threshold=0.5, assay="DPPH")
     predictor.family, predictor.kind, predictor.version, predictor.domain = "rf-image", "image", "3", None
-    predictor.max_rows, predictor.max_fragments, predictor.render = max_rows, serving.DEFAULT_MAX_FRAGMENTS, SMALL
+    predictor.max_rows, predictor.max_fragments, predictor.render = max_rows, request.DEFAULT_MAX_FRAGMENTS, SMALL
     predictor._infer = infer or (lambda x: np.clip(np.asarray(x).reshape(len(x), -1).sum(axis=1) / 100.0, 0, 1))
     model = serving.FamilyPyfunc()
     model._predictor = predictor
@@ -368,7 +367,7 @@ def test_absurd_precursor_intensity_names_the_row(bad):
     df.loc[1, "precursor_intensity"] = bad
     with pytest.raises(RequestError, match=r"request row 1: precursor_intensity .*1e\+?12"):
         validate_request(df)
-    assert serving.MAX_INTENSITY == 1e12
+    assert request.MAX_INTENSITY == 1e12
 
 
 @pytest.mark.parametrize("text", ["100:1.1e12", "100:5 120:1e300", "100:1e400"])

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from builders import random_request, request_rows
 
-from ms2img import serving
+from ms2img import request, serving
 from ms2img.render import RenderConfig
 from ms2img.serving_app import REQUEST_LOG, GuardedApp, configure_request_log, request_log
 
@@ -28,7 +28,7 @@ def _predictor(prob: dict[str, float], in_domain: dict[str, bool] | None = None)
     predictor = serving.FamilyPredictor.__new__(serving.FamilyPredictor)
     predictor.model = SimpleNamespace(threshold=0.5, assay="DPPH")
     predictor.family, predictor.kind, predictor.version = "rf-image", "image", "3"
-    predictor.max_rows, predictor.max_fragments = 1000, serving.DEFAULT_MAX_FRAGMENTS
+    predictor.max_rows, predictor.max_fragments = 1000, request.DEFAULT_MAX_FRAGMENTS
     predictor.render = RenderConfig(width=75, height=70)
     ids: list[str] = []
 

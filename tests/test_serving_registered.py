@@ -21,7 +21,7 @@ _free_port, _records = base._free_port, base._records
 def _two_accessions(served) -> pd.DataFrame:
     """Two training accessions, the later one (by name) first: sorting would swap them."""
     from ms2img.io.schema import read_events
-    from ms2img.serving import events_to_request
+    from ms2img.request import events_to_request
 
     events = served.root / "data"
     later = events_to_request(read_events(next(events.rglob(f"{served.accs[1]}.parquet"))))

@@ -50,6 +50,9 @@ OPTIONAL_DTYPES: dict[str, str] = {CHARGE: "int16"}
 WRITTEN_COLUMNS: list[str] = [*EVENT_COLUMNS, *OPTIONAL_DTYPES]
 PROTON_MASS = 1.007276  # Da; [M+zH]z+ -> [M+H]+ adds back (z - 1) protons' worth of m/z after multiplying by z
 POLARITIES = ("positive", "negative", "unknown")
+# Largest intensity or height that can be real: no detector reports more; 1e308 is a corrupted cell, not a signal.
+# ``ms2img validate`` fails training events above it and serving refuses requests above it.
+MAX_INTENSITY = 1e12
 
 # The sample manifest written next to the events: one row per sample column / raw file.
 SAMPLE_COLUMNS: list[str] = ["sample", "accession", "replicate", "type", "class", "source"]

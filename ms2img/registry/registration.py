@@ -66,7 +66,7 @@ DOMAIN_SAMPLE = 80  # training accessions the applicability-domain reference is 
 @functools.lru_cache(maxsize=2)
 def _cached_requests(accessions: tuple[str, ...], events_dir: Path) -> tuple[tuple[str, pd.DataFrame], ...]:
     from ms2img.io.schema import read_events
-    from ms2img.serving import events_to_request
+    from ms2img.request import events_to_request
 
     out = []
     for acc in accessions:
@@ -81,7 +81,8 @@ def _cached_requests(accessions: tuple[str, ...], events_dir: Path) -> tuple[tup
 def _domain_reference(folder: Path, requests: list[tuple[str, pd.DataFrame]]):
     """The applicability-domain reference of a model from its training accessions' requests (None without)."""
     from ms2img.domain import DomainReference
-    from ms2img.serving import FamilyPredictor, RequestError
+    from ms2img.request import RequestError
+    from ms2img.serving import FamilyPredictor
 
     if len(requests) < 2:
         return None
@@ -132,7 +133,8 @@ def register_family(
 
     from ms2img import tracking
     from ms2img.models.family import FamilyModel
-    from ms2img.serving import DEFAULT_MAX_ROWS, random_request, request_signature
+    from ms2img.request import DEFAULT_MAX_ROWS, random_request
+    from ms2img.serving import request_signature
 
     model_dir = Path(model_dir)
     fm = FamilyModel.load(model_dir)

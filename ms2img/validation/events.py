@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 # 10000+, and a fragment of a multiply charged precursor can pass the precursor's m/z (FERMO: 2482.87).
 DEFAULT_MZ_RANGE = (0.0, 10000.0)
 DEFAULT_FRAGMENT_TOLERANCE_DA = 0.05
-DEFAULT_MAX_INTENSITY = 1e12  # no detector reports more; 1e308 is a corrupted cell, not a signal
+DEFAULT_MAX_INTENSITY = schema.MAX_INTENSITY  # the events schema's limit (ms2img.io.schema), the default of validate
 # Share of fragments above their (singly charged) precursor an accession may carry. MS-DIAL exports: 0-3%; real
 # MZmine 3 data (the FERMO case study): 4-17% per sample, nearly all weak noise peaks far above; a quant table
 # joined to the wrong spectra (ids shuffled): 24-45%. Wrong joins are also refused at ingest (m/z check).
