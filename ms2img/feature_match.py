@@ -182,7 +182,7 @@ class FeatureMatcher:
 
     def match(self, p_mz: np.ndarray, p_rt: np.ndarray, peaks: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Best training feature per precursor (index, or -1) and its mean score (0 where none)."""
-        from ms2img.feature_merge import _cosine_prepared, _entropy_prepared, _windows
+        from ms2img.feature_merge import candidate_windows, cosine_prepared, entropy_prepared
 
         r = self.rule
         n = len(p_mz)
@@ -190,7 +190,7 @@ class FeatureMatcher:
         best_s = np.zeros(n)
         if n == 0 or len(self) == 0:
             return best, best_s
-        mz_win, rt_win = _windows(r["mz_tol_ppm"], r["mz_sigma_ppm"], r["rt_tol_min"], r["threshold"])
+        mz_win, rt_win = candidate_windows(r["mz_tol_ppm"], r["mz_sigma_ppm"], r["rt_tol_min"], r["threshold"])
         order = np.argsort(self.mz, kind="stable")
         smz = self.mz[order]
         lo = np.searchsorted(smz, p_mz - p_mz * mz_win * 1e-6, side="left")
@@ -211,13 +211,13 @@ class FeatureMatcher:
             prepared = peaks
 
             def score(a, b):
-                return _cosine_prepared(a, b, tol)
+                return cosine_prepared(a, b, tol)
         else:
             tol = r["ms2_tol_da"]
             prepared = _prepare(peaks, r)
 
             def score(a, b):
-                return _entropy_prepared(a, b, tol)
+                return entropy_prepared(a, b, tol)
 
         thr = r["threshold"]
         for qi, fi, part in zip(q.tolist(), f.tolist(), partial.tolist(), strict=True):
@@ -251,9 +251,9 @@ class FeatureMatcher:
 
 def _prepare(peaks: list[np.ndarray], rule: dict[str, Any]) -> list[np.ndarray]:
     if rule["method"] == "entropy":
-        from ms2img.feature_merge import _entropy_clean
+        from ms2img.feature_merge import entropy_clean
 
-        return [_entropy_clean(p, rule["ms2_tol_da"]) if len(p) else p for p in peaks]
+        return [entropy_clean(p, rule["ms2_tol_da"]) if len(p) else p for p in peaks]
     return peaks
 
 

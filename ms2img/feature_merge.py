@@ -82,7 +82,7 @@ def _kernels() -> SimpleNamespace:
     )
 
 
-def _cosine_prepared(spec1: np.ndarray, spec2: np.ndarray, tolerance: float) -> float:
+def cosine_prepared(spec1: np.ndarray, spec2: np.ndarray, tolerance: float) -> float:
     """matchms' greedy cosine (``CosineGreedy.pair`` without the Spectrum wrapper) on m/z-sorted float64 peaks."""
     k = _kernels()
     pairs = k.collect_peak_pairs(spec1, spec2, tolerance, 0.0, 0.0, 1.0)
@@ -95,17 +95,17 @@ def _cosine_prepared(spec1: np.ndarray, spec2: np.ndarray, tolerance: float) -> 
 
 def cosine_similarity(peaks_a: np.ndarray, peaks_b: np.ndarray, tolerance: float = DEFAULT_MS2_TOL_DA) -> float:
     """Greedy cosine similarity of two spectra ((n, 2) arrays of m/z, intensity) via matchms, in [0, 1]."""
-    return _cosine_prepared(_as_peaks(peaks_a), _as_peaks(peaks_b), tolerance)
+    return cosine_prepared(_as_peaks(peaks_a), _as_peaks(peaks_b), tolerance)
 
 
-def _entropy_clean(peaks: np.ndarray, tolerance: float) -> np.ndarray:
+def entropy_clean(peaks: np.ndarray, tolerance: float) -> np.ndarray:
     """ms_entropy's standard cleaning (centroid within 2 x tolerance, 1 % noise floor, sum to 1), done once."""
     return _kernels().clean_spectrum(
         np.asarray(peaks, dtype=np.float32).reshape(-1, 2), min_ms2_difference_in_da=2 * tolerance
     )
 
 
-def _entropy_prepared(clean_a: np.ndarray, clean_b: np.ndarray, tolerance: float) -> float:
+def entropy_prepared(clean_a: np.ndarray, clean_b: np.ndarray, tolerance: float) -> float:
     if clean_a.shape[0] == 0 or clean_b.shape[0] == 0:
         return 0.0
     return float(
@@ -115,15 +115,15 @@ def _entropy_prepared(clean_a: np.ndarray, clean_b: np.ndarray, tolerance: float
 
 def entropy_similarity(peaks_a: np.ndarray, peaks_b: np.ndarray, tolerance: float = DEFAULT_MS2_TOL_DA) -> float:
     """Spectral entropy similarity (Li et al. 2021) of two spectra via ms_entropy, in [0, 1]."""
-    return _entropy_prepared(_entropy_clean(peaks_a, tolerance), _entropy_clean(peaks_b, tolerance), tolerance)
+    return entropy_prepared(entropy_clean(peaks_a, tolerance), entropy_clean(peaks_b, tolerance), tolerance)
 
 
-def _ms2_scorer(method: str, peaks: list[np.ndarray], tolerance: float) -> tuple[list[np.ndarray], Callable]:
+def ms2_scorer(method: str, peaks: list[np.ndarray], tolerance: float) -> tuple[list[np.ndarray], Callable]:
     """Per-method prepared spectra and a scoring function on two of them."""
     if method == "cosine":
-        return peaks, lambda a, b: _cosine_prepared(a, b, tolerance)
+        return peaks, lambda a, b: cosine_prepared(a, b, tolerance)
     if method == "entropy":
-        return [_entropy_clean(p, tolerance) for p in peaks], lambda a, b: _entropy_prepared(a, b, tolerance)
+        return [entropy_clean(p, tolerance) for p in peaks], lambda a, b: entropy_prepared(a, b, tolerance)
     raise ConfigError(f"unknown MS/MS similarity method {method!r} (choose from {', '.join(METHODS)})")
 
 
@@ -131,7 +131,7 @@ def _ms2_scorer(method: str, peaks: list[np.ndarray], tolerance: float) -> tuple
 
 
 @dataclass
-class _Params:
+class MergeParams:
     sigma_ppm: float
     rt_tol_min: float
     threshold: float
@@ -139,7 +139,7 @@ class _Params:
     rt_win_min: float
 
 
-def _windows(mz_tol_ppm: float, sigma_ppm: float, rt_tol_min: float, threshold: float) -> tuple[float, float]:
+def candidate_windows(mz_tol_ppm: float, sigma_ppm: float, rt_tol_min: float, threshold: float) -> tuple[float, float]:
     """The m/z (ppm) and RT (min) windows outside which no pair can reach a mean score above ``threshold``."""
     floor = 3.0 * threshold - 2.0
     if floor <= 0:
@@ -155,7 +155,7 @@ def _leader_cluster(
     weight: np.ndarray,
     peaks: list[np.ndarray],
     score_ms2: Callable[[np.ndarray, np.ndarray], float],
-    p: _Params,
+    p: MergeParams,
     block: Sequence | None = None,
     bar: tqdm | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
@@ -254,7 +254,7 @@ def _leader_cluster(
     return ordered, label, ordered[np.asarray(reps, dtype=np.int64)], candidates, merges
 
 
-def _cluster_groups(
+def cluster_groups(
     group_keys: Sequence[np.ndarray], *args, desc: str, disable: bool | None, **kwargs
 ) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Leader clustering separately within each group (sorted group keys); returns global labels and reps."""
@@ -274,7 +274,7 @@ def _cluster_groups(
     return labels, np.concatenate(reps), candidates, merges
 
 
-def _weighted_means(label: np.ndarray, n: int, weight: np.ndarray, *values: np.ndarray) -> list[np.ndarray]:
+def weighted_means(label: np.ndarray, n: int, weight: np.ndarray, *values: np.ndarray) -> list[np.ndarray]:
     """Per-cluster means of ``values`` weighted by ``weight`` (plain means where a cluster's weights are all 0)."""
     total = np.bincount(label, weight, minlength=n)
     count = np.bincount(label, minlength=n)

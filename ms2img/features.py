@@ -50,17 +50,17 @@ from ms2img.errors import ConfigError, InputFileError
 from ms2img.feature_merge import (  # noqa: F401 - similarities re-exported: ms2img.features.cosine_similarity etc.
     DEFAULT_MS2_TOL_DA,
     METHODS,
-    _cluster_groups,
-    _cosine_prepared,
-    _ms2_scorer,
-    _Params,
-    _weighted_means,
-    _windows,
+    MergeParams,
+    candidate_windows,
+    cluster_groups,
+    cosine_prepared,
     cosine_similarity,
     entropy_similarity,
     gaussian_similarity,
     ms1_similarity,
+    ms2_scorer,
     rt_similarity,
+    weighted_means,
 )
 from ms2img.render.scaling import replicate_mean
 
@@ -177,7 +177,7 @@ def estimate_mz_sigma_ppm(
     keep = (np.abs(spectra.rt[a] - spectra.rt[b]) <= rt_tol_min) & ~same_injection
     ppm = []
     for x, y in zip(a[keep], b[keep], strict=True):
-        if _cosine_prepared(spectra.peaks[x], spectra.peaks[y], ms2_tol_da) >= _SIGMA_MS2_MIN:
+        if cosine_prepared(spectra.peaks[x], spectra.peaks[y], ms2_tol_da) >= _SIGMA_MS2_MIN:
             ppm.append((spectra.mz[y] - spectra.mz[x]) / ((spectra.mz[x] + spectra.mz[y]) / 2.0) * 1e6)
     if len(ppm) < _SIGMA_MIN_PAIRS:
         return None, len(ppm)
@@ -315,14 +315,14 @@ def merge_features(
     mz_sigma_ppm, sigma_info = resolve_mz_sigma(
         spectra, mz_tol_ppm, rt_tol_min, ms2_tol_da, mz_sigma_ppm, mz_sigma_factor
     )
-    mz_win, rt_win = _windows(mz_tol_ppm, mz_sigma_ppm, rt_tol_min, threshold)
-    p = _Params(mz_sigma_ppm, rt_tol_min, threshold, mz_win, rt_win)
-    prepared, score = _ms2_scorer(method, spectra.peaks, ms2_tol_da)
+    mz_win, rt_win = candidate_windows(mz_tol_ppm, mz_sigma_ppm, rt_tol_min, threshold)
+    p = MergeParams(mz_sigma_ppm, rt_tol_min, threshold, mz_win, rt_win)
+    prepared, score = ms2_scorer(method, spectra.peaks, ms2_tol_da)
     n = len(spectra)
     disable = None if progress is None else not progress
 
     # step 1: within each accession (and polarity)
-    within, rep1, cand1, merged1 = _cluster_groups(
+    within, rep1, cand1, merged1 = cluster_groups(
         [spectra.accession, spectra.polarity],
         spectra.mz,
         spectra.rt,
@@ -342,12 +342,12 @@ def merge_features(
     item_acc = spectra.accession[rep1]
     n_rep = np.array([spectra.n_replicates[a] for a in item_acc], dtype=np.float64)
     item_value = replicate_mean(per_rep_max, key // (rep_code.max() + 1), n1, n_rep)
-    item_mz, item_rt = _weighted_means(within, n1, spectra.intensity, spectra.mz, spectra.rt)
+    item_mz, item_rt = weighted_means(within, n1, spectra.intensity, spectra.mz, spectra.rt)
     item_peaks = [prepared[j] for j in rep1.tolist()]
     item_pol = spectra.polarity[rep1]
 
     # step 2: across accessions (per polarity), at most one item per accession in a feature
-    across, rep2, cand2, merged2 = _cluster_groups(
+    across, rep2, cand2, merged2 = cluster_groups(
         [item_pol],
         item_mz,
         item_rt,
@@ -362,7 +362,7 @@ def merge_features(
     nf = len(rep2)
 
     # assemble: features sorted by (m/z, RT, polarity) get ids F000001...
-    f_mz, f_rt = _weighted_means(across, nf, item_value, item_mz, item_rt)
+    f_mz, f_rt = weighted_means(across, nf, item_value, item_mz, item_rt)
     rep_spec = rep1[rep2]
     feats = pd.DataFrame(
         {

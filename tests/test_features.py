@@ -121,12 +121,12 @@ def test_entropy_identical_disjoint():
 
 def test_windows_are_exact_bounds():
     # mean > 0.8 needs each Gaussian term > 0.4, i.e. |d| < sigma * sqrt(-2 ln 0.4)
-    mz_win, rt_win = F._windows(10.0, 3.0, 0.3, 0.8)
+    mz_win, rt_win = F.candidate_windows(10.0, 3.0, 0.3, 0.8)
     k = math.sqrt(-2 * math.log(0.4))
     assert mz_win == pytest.approx(3.0 * k)
     assert rt_win == pytest.approx(0.3 * k)
-    assert F._windows(10.0, 30.0, 0.3, 0.8)[0] == 10.0  # the hard tolerance caps it
-    assert F._windows(10.0, 3.0, 0.3, 0.6) == (10.0, pytest.approx(0.9))  # no bound below 2/3
+    assert F.candidate_windows(10.0, 30.0, 0.3, 0.8)[0] == 10.0  # the hard tolerance caps it
+    assert F.candidate_windows(10.0, 3.0, 0.3, 0.6) == (10.0, pytest.approx(0.9))  # no bound below 2/3
 
 
 # ------------------------------------------------------------------------------------------- merging rules

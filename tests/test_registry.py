@@ -261,16 +261,16 @@ def test_compare_and_set_redoes_the_comparison_when_the_champion_moves(store, mo
 
     name = registry.model_name(ASSAY)
     calls = []
-    real = registry.promotion._decide
+    real = registry.promotion.decide
 
     def racing(n, candidate, champion, **kw):
         calls.append(champion)
         if len(calls) == 1:  # someone else crowns version 3 while we compare against the current champion
-            registry._client().set_registered_model_alias(n, registry.CHAMPION, "3")
+            registry.mlflow_client().set_registered_model_alias(n, registry.CHAMPION, "3")
         return real(n, candidate, champion, **kw)
 
-    monkeypatch.setattr(registry.promotion, "_decide", racing)
-    registry._client().set_registered_model_alias(name, registry.CHAMPION, "1")
+    monkeypatch.setattr(registry.promotion, "decide", racing)
+    registry.mlflow_client().set_registered_model_alias(name, registry.CHAMPION, "1")
     d = registry.promote_version(name, "3", smoke=False)
     assert calls == ["1", "3"], calls
     assert d.champion_before == "3" and d.rule == "already-champion"
@@ -367,7 +367,7 @@ def test_a_retrain_of_the_same_thing_is_registered_once_with_the_models_own_data
     first = _promote_run(store, _run_models(store, "ONCE", "k1"), "ONCE")
     # the same training key again, but other bytes (a retrain is not bit-identical): no new version
     again = _promote_run(store, _run_models(store, "ONCE", "k1", seeds=(7,)), "ONCE")
-    versions = registry._client().search_model_versions(f"name='{name}'")
+    versions = registry.mlflow_client().search_model_versions(f"name='{name}'")
     assert [str(v.version) for v in versions] == ["1"] and first.candidate == again.candidate == "1"
     tags = versions[0].tags
     assert tags[registry.DATA_TAG] == "md5:trained-on"  # the model's own data, not the data present at promotion
@@ -385,7 +385,7 @@ def test_only_the_models_of_the_run_that_wrote_the_reports_are_registered(store)
     selection.write_text(json.dumps({**json.loads(selection.read_text()), "families": ["rf-image", "rf-cosine"]}))
     decision = _promote_run(store, root, "STALE")
     assert decision.registered == {"rf-image": "1"}  # the folder an earlier run left is not this run's model
-    families = {v.tags["family"] for v in registry._client().search_model_versions("name='ms2img-STALE'")}
+    families = {v.tags["family"] for v in registry.mlflow_client().search_model_versions("name='ms2img-STALE'")}
     assert families == {"rf-image"}
 
 
@@ -398,7 +398,7 @@ def test_a_version_left_by_a_killed_promote_is_adopted_or_abandoned_with_a_reaso
     registry.register_family(old / "models" / "KILLED" / "rf-image", events_dir=store.cohort.events)
     root = _run_models(store, "KILLED", "this-run", seeds=(3,))
     registry.register_family(root / "models" / "KILLED" / "rf-image", events_dir=store.cohort.events)
-    client = registry._client()
+    client = registry.mlflow_client()
     assert {client.get_model_version(name, v).tags["promotion.status"] for v in ("1", "2")} == {"pending"}
     decision = _promote_run(store, root, "KILLED")
     assert decision.candidate == "2" and decision.promoted

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 
-def _metric(card: dict, key: str) -> dict[str, float]:
+def card_metric(card: dict, key: str) -> dict[str, float]:
     m = (card.get("metrics") or {}).get(key) or {}
     if isinstance(m, int | float):
         return {"mean": float(m)}
@@ -36,9 +36,9 @@ def model_card(card: dict[str, Any], *, version: str, data_hash: str, code_versi
         "",
         "| | |",
         "|---|---|",
-        f"| AUC (cross-validated) | {_fmt_metric(_metric(card, 'auc'))} |",
-        f"| balanced accuracy | {_fmt_metric(_metric(card, 'balanced_accuracy'))} |",
-        f"| MCC | {_fmt_metric(_metric(card, 'mcc'))} |",
+        f"| AUC (cross-validated) | {_fmt_metric(card_metric(card, 'auc'))} |",
+        f"| balanced accuracy | {_fmt_metric(card_metric(card, 'balanced_accuracy'))} |",
+        f"| MCC | {_fmt_metric(card_metric(card, 'mcc'))} |",
         (
             f"| class counts | {', '.join(f'{k}: {v}' for k, v in counts.items()) or 'n/a'} "
             f"({card.get('n_accessions', 'n/a')} accessions) |"

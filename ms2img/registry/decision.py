@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ms2img.registry.registration import _training_requests
-from ms2img.registry.store import AUC_TAG, FAMILY_TAG, SCALING_TAG, _client, _float, _tags, log
+from ms2img.registry.registration import training_requests
+from ms2img.registry.store import AUC_TAG, FAMILY_TAG, SCALING_TAG, float_tag, log, mlflow_client, version_tags
 
 DEFAULT_Z = 1.645  # one-sided 95 %: better by more than the noise of the comparison
 MIN_PER_CLASS = 3  # fewer new accessions of a class than this: the new-data comparison cannot decide
@@ -136,12 +136,12 @@ def _champion_predictions(name: str, version: str, requests: list[tuple[str, pd.
 def _champion_accessions(name: str, version: str) -> list[str]:
     import mlflow
 
-    uri = _client().get_model_version_download_uri(name, version)
+    uri = mlflow_client().get_model_version_download_uri(name, version)
     path = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri.rstrip('/')}/artifacts/model_dir/accessions.txt")
     return Path(path).read_text(encoding="utf-8").split()
 
 
-def _decide(
+def decide(
     name: str,
     candidate: str,
     champion: str | None,
@@ -153,9 +153,9 @@ def _decide(
     smoke: bool,
 ) -> tuple[bool, str, str, dict[str, Any]]:
     """(promoted, rule, reason, evidence) for ``candidate`` against the current ``champion``."""
-    cand_tags = _tags(name, candidate)
+    cand_tags = version_tags(name, candidate)
     family = cand_tags.get(FAMILY_TAG, "?")
-    cand_auc = _float(cand_tags, AUC_TAG)
+    cand_auc = float_tag(cand_tags, AUC_TAG)
     if champion == candidate:
         return False, "already-champion", f"version {candidate} ({family}) is already champion", {}
     failure = smoke_predict(name, candidate) if smoke else None
@@ -163,9 +163,9 @@ def _decide(
         return False, "smoke-failed", f"kept champion {champion}: challenger {candidate} {failure}", {}
     if champion is None:
         return True, "first", f"first champion: {family} (cv AUC {cand_auc:.3f})", {"challenger_cv_auc": cand_auc}
-    champ_tags = _tags(name, champion)
+    champ_tags = version_tags(name, champion)
     champ_family = champ_tags.get(FAMILY_TAG, "?")
-    champ_auc = _float(champ_tags, AUC_TAG)
+    champ_auc = float_tag(champ_tags, AUC_TAG)
     evidence: dict[str, Any] = {"challenger_cv_auc": cand_auc, "champion_cv_auc": champ_auc}
 
     # 1. new accessions: both models on data neither has seen, labelled with the champion's scaling
@@ -182,7 +182,7 @@ def _decide(
             new = new[y >= 0].assign(label=y[y >= 0])
             n_hi, n_lo = int((new["label"] == 1).sum()), int((new["label"] == 0).sum())
             if min(n_hi, n_lo) >= MIN_PER_CLASS:
-                requests = _training_requests([str(a) for a in new.index], events_dir)
+                requests = training_requests([str(a) for a in new.index], events_dir)
                 got = {a for a, _ in requests}
                 new = new[new.index.astype(str).isin(got)]
                 if min(int((new["label"] == 1).sum()), int((new["label"] == 0).sum())) >= MIN_PER_CLASS:

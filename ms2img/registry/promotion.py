@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ms2img.errors import ConfigError, InputFileError
-from ms2img.registry.decision import DEFAULT_Z, PromotionDecision, _decide
+from ms2img.registry.decision import DEFAULT_Z, PromotionDecision, decide
 from ms2img.registry.registration import register_family
 from ms2img.registry.store import (
     AUC_TAG,
@@ -19,16 +19,16 @@ from ms2img.registry.store import (
     REJECTED_TAG,
     STATUS_TAG,
     TRAINING_TAG,
-    _alias_version,
-    _client,
-    _float,
-    _set_alias,
-    _tags,
-    _versions,
+    alias_version,
+    float_tag,
     log,
+    mlflow_client,
     model_name,
+    model_versions,
     registry_lock,
     require_model,
+    set_alias,
+    version_tags,
 )
 
 
@@ -49,7 +49,7 @@ def promote_version(
     changed meanwhile (another promoter without the lock), the comparison is redone against the new champion.
     """
     require_model(name)
-    versions = _versions(name)
+    versions = model_versions(name)
     if not versions:
         raise ConfigError(f"registered model '{name}' has no versions")
     known = {str(v.version) for v in versions}
@@ -58,15 +58,15 @@ def promote_version(
     elif str(candidate) not in known:
         raise ConfigError(f"'{name}' has no version {candidate}; versions: {sorted(int(v) for v in known)}")
     candidate = str(candidate)
-    client = _client()
+    client = mlflow_client()
     with registry_lock(name):
         for _ in range(max_retries):
-            champion = _alias_version(name, CHAMPION)
-            promoted, rule, reason, evidence = _decide(
+            champion = alias_version(name, CHAMPION)
+            promoted, rule, reason, evidence = decide(
                 name, candidate, champion, oof=oof, selection=selection,
                 events_dir=Path(events_dir) if events_dir else None, z=z, smoke=smoke,
             )  # fmt: skip
-            if _alias_version(name, CHAMPION) != champion:
+            if alias_version(name, CHAMPION) != champion:
                 log.warning("%s: champion changed during the comparison; comparing again", name)
                 continue
             break
@@ -75,17 +75,17 @@ def promote_version(
         client.set_model_version_tag(name, candidate, STATUS_TAG, CHAMPION if promoted or rule == "already-champion"
                                      else CHALLENGER)  # fmt: skip
         if promoted:
-            _set_alias(name, CHAMPION, candidate, reason)
-            if _alias_version(name, CHALLENGER) == candidate:
+            set_alias(name, CHAMPION, candidate, reason)
+            if alias_version(name, CHALLENGER) == candidate:
                 client.delete_registered_model_alias(name, CHALLENGER)
-            if REJECTED_TAG in _tags(name, candidate):
+            if REJECTED_TAG in version_tags(name, candidate):
                 client.delete_model_version_tag(name, candidate, REJECTED_TAG)
         elif rule != "already-champion":
-            _set_alias(name, CHALLENGER, candidate, reason)
+            set_alias(name, CHALLENGER, candidate, reason)
             client.set_model_version_tag(name, candidate, REJECTED_TAG, reason[:4900])
             log.warning("%s: %s", name, reason)
-    tags = _tags(name, candidate)
-    champ_family = _tags(name, champion).get(FAMILY_TAG) if champion else None
+    tags = version_tags(name, candidate)
+    champ_family = version_tags(name, champion).get(FAMILY_TAG) if champion else None
     return PromotionDecision(
         name, candidate, champion, promoted, reason, rule, tags.get(FAMILY_TAG), champ_family, evidence
     )
@@ -148,9 +148,9 @@ def promote_assay(
             prefix=prefix, max_rows=max_rows, oof=None if oof is None else oof[oof["family"] == fam],
         )  # fmt: skip
     decision = promote_version(name, registered[winner], oof=oof, selection=selection, events_dir=events_dir, z=z)
-    client = _client()
+    client = mlflow_client()
     for fam, version in registered.items():
-        if fam != winner and _tags(name, version).get(STATUS_TAG) == PENDING:
+        if fam != winner and version_tags(name, version).get(STATUS_TAG) == PENDING:
             client.set_model_version_tag(name, version, STATUS_TAG, "not-winner")
     decision.registered = registered
     return decision
@@ -160,9 +160,9 @@ def resolve_interrupted(name: str, this_run: set[tuple[str, str]]) -> list[str]:
     """Settle versions a killed promote left ``pending`` (registered, never judged): one of this run's models
     (same family and training key) is adopted, with the reason tagged; any other is marked abandoned. Returns the
     versions it settled."""
-    client = _client()
+    client = mlflow_client()
     settled = []
-    for v in _versions(name):
+    for v in model_versions(name):
         tags = v.tags or {}
         if tags.get(STATUS_TAG) != PENDING:
             continue
@@ -190,5 +190,5 @@ def _read_json(path: Path) -> dict:
 
 def champion_auc(name: str) -> float | None:
     """The champion's cross-validated AUC (tag), None without a champion."""
-    version = _alias_version(name, CHAMPION)
-    return None if version is None else _float(_tags(name, version), AUC_TAG)
+    version = alias_version(name, CHAMPION)
+    return None if version is None else float_tag(version_tags(name, version), AUC_TAG)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ms2img.registry.card import _metric, model_card, registered_model_description
+from ms2img.registry.card import card_metric, model_card, registered_model_description
 from ms2img.registry.store import (
     CODE_TAG,
     CONTENT_TAG,
@@ -23,12 +23,12 @@ from ms2img.registry.store import (
     SCALING_TAG,
     STATUS_TAG,
     TRAINING_TAG,
-    _client,
-    _next_version,
-    _versions,
     content_hash,
     log,
+    mlflow_client,
     model_name,
+    model_versions,
+    next_version,
     registry_lock,
 )
 
@@ -53,7 +53,7 @@ def _pip_requirements(family: str) -> list[str]:
     return pins
 
 
-def _training_requests(accessions: list[str], events_dir: Path | None) -> list[tuple[str, pd.DataFrame]]:
+def training_requests(accessions: list[str], events_dir: Path | None) -> list[tuple[str, pd.DataFrame]]:
     """Request rows of each training accession (the families of one assay share them: read once)."""
     if events_dir is None:
         return []
@@ -143,19 +143,19 @@ def register_family(
     key = fm.card.get("training_key")
     data_hash = fm.card.get("data_version") or data_hash or "unknown"
     code_version = fm.card.get("code_version") or code_version or "unknown"
-    for v in _versions(name):
+    for v in model_versions(name):
         same_training = key and v.tags.get(TRAINING_TAG) == key and v.tags.get(FAMILY_TAG) == fm.family
         if v.tags.get(CONTENT_TAG) == digest or same_training:
             log.info("%s: %s already registered as version %s", name, model_dir, v.version)
             return str(v.version)
-    requests = _training_requests(fm.accessions, Path(events_dir) if events_dir else None)
+    requests = training_requests(fm.accessions, Path(events_dir) if events_dir else None)
     if requests:
         example = requests[0][1].head(EXAMPLE_ROWS).reset_index(drop=True)
     else:
         example = random_request(n_precursors=50, n_fragments=10, seed=0, accession="EXAMPLE")
     trained_at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime((model_dir / "model.json").stat().st_mtime))
     card = fm.card
-    auc = _metric(card, "auc")
+    auc = card_metric(card, "auc")
     with tempfile.TemporaryDirectory(prefix="ms2img-register-") as tmp:
         staged = Path(tmp) / "model_dir"
         shutil.copytree(model_dir, staged)
@@ -167,7 +167,7 @@ def register_family(
         if oof is not None and len(oof):
             oof.to_csv(staged / "oof.csv", index=False)
         with registry_lock(name):
-            version = _next_version(name)
+            version = next_version(name)
             config = {"model_version": version, "max_rows": int(max_rows or DEFAULT_MAX_ROWS), "registered_model": name}
             tracking.ensure_experiment(fm.assay)
             run_ctx = mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(
@@ -205,9 +205,9 @@ def register_family(
             }
             mv = mlflow.register_model(info.model_uri, name, tags=tags)
             if str(mv.version) != version:  # someone registered in between without the lock
-                _client().set_model_version_tag(name, mv.version, "note", f"served model_version says {version}")
+                mlflow_client().set_model_version_tag(name, mv.version, "note", f"served model_version says {version}")
             version = str(mv.version)
-            client = _client()
+            client = mlflow_client()
             client.update_model_version(
                 name,
                 version,

@@ -34,45 +34,45 @@ def model_name(assay: str, kind: str | None = None, prefix: str = "ms2img") -> s
     return f"{prefix}-{assay}"
 
 
-def _client():
+def mlflow_client():
     from mlflow import MlflowClient
 
     return MlflowClient()
 
 
-def _alias_version(name: str, alias: str) -> str | None:
+def alias_version(name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return str(_client().get_model_version_by_alias(name, alias).version)
+        return str(mlflow_client().get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 
 
-def _set_alias(name: str, alias: str, version: str, reason: str) -> None:
-    client = _client()
+def set_alias(name: str, alias: str, version: str, reason: str) -> None:
+    client = mlflow_client()
     client.set_registered_model_alias(name, alias, version)
     client.set_model_version_tag(name, version, f"alias.{alias}.reason", reason[:4900])
     client.set_model_version_tag(name, version, f"alias.{alias}.at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     log.info("%s: alias %s -> version %s (%s)", name, alias, version, reason)
 
 
-def _next_version(name: str) -> str:
+def next_version(name: str) -> str:
     """The version number the registry will give the next registration of ``name``."""
     from mlflow.exceptions import MlflowException
 
     try:
-        versions = _client().search_model_versions(f"name='{name}'")
+        versions = mlflow_client().search_model_versions(f"name='{name}'")
     except MlflowException:
         return "1"
     return str(max((int(v.version) for v in versions), default=0) + 1)
 
 
-def _versions(name: str) -> list:
+def model_versions(name: str) -> list:
     from mlflow.exceptions import MlflowException
 
     try:
-        return list(_client().search_model_versions(f"name='{name}'"))
+        return list(mlflow_client().search_model_versions(f"name='{name}'"))
     except MlflowException:
         return []
 
@@ -82,7 +82,7 @@ def require_model(name: str) -> None:
     from mlflow.exceptions import MlflowException
 
     try:
-        _client().get_registered_model(name)
+        mlflow_client().get_registered_model(name)
     except MlflowException:
         raise ConfigError(
             f"no registered model '{name}' (train the assay and run `ms2img promote --assay ...`)"
@@ -92,7 +92,7 @@ def require_model(name: str) -> None:
 def require_alias(name: str, alias: str) -> str:
     """The version ``alias`` points at; a clear ConfigError when the model or the alias does not exist."""
     require_model(name)
-    version = _alias_version(name, alias)
+    version = alias_version(name, alias)
     if version is None:
         raise ConfigError(f"'{name}' has no '{alias}' alias yet (promote a version: `ms2img promote --assay ...`)")
     return version
@@ -110,11 +110,11 @@ def content_hash(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _tags(name: str, version: str) -> dict[str, str]:
-    return dict(_client().get_model_version(name, version).tags)
+def version_tags(name: str, version: str) -> dict[str, str]:
+    return dict(mlflow_client().get_model_version(name, version).tags)
 
 
-def _float(tags: dict[str, str], key: str) -> float:
+def float_tag(tags: dict[str, str], key: str) -> float:
     try:
         return float(tags[key])
     except (KeyError, ValueError):

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ms2img.errors import InputFileError
 from ms2img.validation import suites
-from ms2img.validation.events import DEFAULT_MAX_INTENSITY, _expectation_entry
+from ms2img.validation.events import DEFAULT_MAX_INTENSITY, expectation_entry
 from ms2img.validation.report import (
     MAX_LISTED,
     Failure,
@@ -191,7 +191,7 @@ def validate_assays(
     failures: list[Failure] = []
     expectations: list[dict[str, Any]] = []
     for o in suites.run_checks("assays", df, checks):
-        expectations.append(_expectation_entry("assays", o, 0 if o.success else 1))
+        expectations.append(expectation_entry("assays", o, 0 if o.success else 1))
         if o.success:
             continue
         f = Failure(

@@ -171,7 +171,7 @@ def _stack(frames: list) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
 
 
-def _expectation_entry(suite: str, o: suites.Outcome, files_failed: int) -> dict[str, Any]:
+def expectation_entry(suite: str, o: suites.Outcome, files_failed: int) -> dict[str, Any]:
     return {
         "suite": suite,
         "check": o.check.label,
@@ -246,7 +246,7 @@ def _validate_events(
     ).astype({"rows": "float64", "accessions_in_file": "int64"})
     for o in suites.run_checks("events_files", inventory, suites.events_file_checks(not df_mode)):
         bad = [int(i) for i in o.index_list]
-        expectations.append(_expectation_entry("events_files", o, len(set(bad))))
+        expectations.append(expectation_entry("events_files", o, len(set(bad))))
         if o.success:
             continue
         if o.error and not bad:
@@ -294,7 +294,7 @@ def _validate_events(
         idx = np.asarray(o.index_list, dtype=np.int64)
         pos = np.searchsorted(starts, idx, side="right") - 1 if len(idx) else idx
         n_files = len(np.unique(pos))
-        expectations.append(_expectation_entry("events_rows", o, n_files))
+        expectations.append(expectation_entry("events_rows", o, n_files))
         if o.success or not o.check.per_row:
             continue  # the mostly-check is judged per accession below
         critical = o.check.severity != "warning"
@@ -342,7 +342,7 @@ def _validate_events(
         )
         for o in suites.run_checks("events_accessions", acc_table, suites.accession_checks(max_above_precursor_share)):
             bad = [int(i) for i in o.index_list]
-            expectations.append(_expectation_entry("events_accessions", o, len(set(bad))))
+            expectations.append(expectation_entry("events_accessions", o, len(set(bad))))
             for i, value in zip(bad, o.values, strict=False):
                 rec = physics["per_accession"][i]
                 unit_i = rec.pop("_unit")
