@@ -55,32 +55,6 @@ def test_fingerprint_has_mz_axes_colorbar_and_title(tmp_path, monkeypatch):
         plots.plot_fingerprint(img, xe[:-1], ye, tmp_path / "bad.png")
 
 
-def test_learning_curves_say_held_out_fold_not_validation(tmp_path, monkeypatch):
-    hist = [
-        {
-            "loss": [0.7, 0.5, 0.4],
-            "accuracy": [0.5, 0.7, 0.8],
-            "val_loss": [0.7, 0.6, 0.6],
-            "val_accuracy": [0.5, 0.6, 0.6],
-        }
-        for _ in range(3)
-    ]
-    text = _texts(lambda: plots.plot_learning_curves(hist, tmp_path / "lc.png", title="DPPH"), monkeypatch)
-    assert "Held-out fold" in text and "Inner validation" not in text and "Validation" not in text
-    for h in hist:
-        h["inner_val_loss"], h["inner_val_accuracy"] = [0.6, 0.5, 0.5], [0.6, 0.7, 0.7]
-    text = _texts(lambda: plots.plot_learning_curves(hist, tmp_path / "lc2.png"), monkeypatch)
-    assert "Held-out fold" in text and "Inner validation" in text
-    _png(tmp_path / "lc2.png")
-    # a history recording the inner split as val_ and the outer fold as test_
-    alt = [{"loss": [1, 0.5], "val_loss": [1, 0.8], "test_loss": [1, 0.9]}]
-    text = _texts(
-        lambda: plots.plot_learning_curves(alt, tmp_path / "lc3.png", heldout_prefix="test_", inner_prefix="val_"),
-        monkeypatch,
-    )
-    assert "Held-out fold" in text and "Inner validation" in text
-
-
 def test_resolution_study_keeps_its_call(tmp_path):
     hist = [{"loss": [0.7, 0.5], "accuracy": [0.5, 0.7], "val_loss": [0.7, 0.6], "val_accuracy": [0.5, 0.6]}]
     res = {"150x140": {"histories": hist}, "75x70": {"histories": hist, "fold_metrics": [{"accuracy": 0.7}]}}
@@ -194,14 +168,3 @@ def test_pca_oplsda_permutation_labels(tmp_path, monkeypatch):
     icpt = plots.permutation_intercepts(res)
     assert np.isfinite(icpt["r2y"]) and np.isfinite(icpt["q2y"])
     _png(tmp_path / "perm.png", min_w=1000)
-
-
-def test_plot_names_still_importable_from_models():
-    from ms2img.models import baselines
-    from ms2img.models import oplsda as oplsda_module
-
-    assert baselines.plot_pca is plots.plot_pca
-    assert baselines.plot_oplsda is plots.plot_oplsda
-    assert oplsda_module.plot_permutation is plots.plot_permutation
-    with pytest.raises(AttributeError):
-        baselines.plot_nothing  # noqa: B018

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-
-from ms2img.atomic import write_bytes
 
 MSDIAL_HEADER = [
     "Alignment ID",
@@ -173,13 +170,6 @@ def format_alignment(ex: AlignmentExport) -> str:
         ]  # fmt: skip
         lines.append("\t".join(cells))
     return EOL.join(lines) + EOL
-
-
-def write_alignment(path: str | Path, ex: AlignmentExport) -> int:
-    """Write the export atomically; returns the number of bytes written."""
-    data = format_alignment(ex).encode("utf-8")
-    write_bytes(Path(path), data)
-    return len(data)
 
 
 def isotope_cells(mz: Sequence[float], height: Sequence[float], ion_mz: Sequence[float]) -> list[str]:

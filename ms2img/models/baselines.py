@@ -139,21 +139,3 @@ def pca_scores(X: np.ndarray, y: np.ndarray | None = None, n_components: int = 2
     signs = np.sign(scores[np.abs(scores).argmax(axis=0), np.arange(n_components)])
     signs[signs == 0] = 1
     return PCAResult(scores=scores * signs, explained_variance_ratio=pca.explained_variance_ratio_.copy())
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The figures moved to ms2img.plots (models hold computation only)
-# --------------------------------------------------------------------------------------------------------------
-_MOVED_TO_PLOTS = ("plot_pca", "plot_oplsda", "plot_permutation", "HIGH_COLOR", "LOW_COLOR")
-
-
-def __getattr__(name: str):
-    """Transitional: the baseline figures now live in :mod:`ms2img.plots`; import them there.
-
-    No import cycle: :mod:`ms2img.plots` never imports the models at run time.
-    """
-    if name in _MOVED_TO_PLOTS:
-        from ms2img import plots
-
-        return getattr(plots, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -434,21 +434,3 @@ def oplsda(
         n_features_used=int(keep.sum()),
         n_features_dropped=int((~keep).sum()),
     )
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The figures moved to ms2img.plots (models hold computation only)
-# --------------------------------------------------------------------------------------------------------------
-_MOVED_TO_PLOTS = ("plot_oplsda", "plot_permutation")
-
-
-def __getattr__(name: str):
-    """Transitional: ``plot_oplsda`` / ``plot_permutation`` now live in :mod:`ms2img.plots`; import them there.
-
-    No import cycle: :mod:`ms2img.plots` never imports the models at run time.
-    """
-    if name in _MOVED_TO_PLOTS:
-        from ms2img import plots
-
-        return getattr(plots, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ms2img.evaluate import METRIC_LABELS, METRICS, fold_rocs, pooled_roc, size_sort_key, summarize
+from ms2img.evaluate import fold_rocs, pooled_roc, size_sort_key, summarize
 from ms2img.plots._base import (
     HELDOUT_COLOR,
     INNER_COLOR,
@@ -236,31 +236,6 @@ def _series(heldout_prefix: str, inner_prefix: str | None) -> list[tuple[str, st
     return out
 
 
-def plot_learning_curves(
-    histories: Any,
-    path: str | Path,
-    title: str = "Learning curves",
-    *,
-    heldout_prefix: str = "val_",
-    inner_prefix: str | None = "inner_val_",
-) -> Path:
-    """Loss and accuracy per epoch as mean ± SD bands across folds: train, inner validation, held-out fold.
-
-    ``histories``: Keras ``History.history`` dicts (or History objects), one per outer fold. Keys
-    ``<heldout_prefix>loss`` / ``...accuracy`` are the outer test fold scored after each epoch (today's
-    ``fit_cnn(validation_data=test fold)`` records them as ``val_``); ``<inner_prefix>...`` are the inner
-    validation split, drawn when present. A history that records the inner split as ``val_`` and the
-    held-out fold as ``test_`` is drawn with ``heldout_prefix="test_", inner_prefix="val_"``.
-    """
-    fig = new_figure(9.0, 3.8)
-    axes = fig.subplots(1, 2)
-    series = _series(heldout_prefix, inner_prefix)
-    _curve_panel(axes[0], histories, "loss", series, legend=True)
-    _curve_panel(axes[1], histories, "accuracy", series, legend=False)
-    fig.suptitle(title)
-    return save_figure(fig, path)
-
-
 def plot_resolution_study(
     results_by_size: Mapping[Any, Mapping[str, Any]],
     path: str | Path,
@@ -309,51 +284,6 @@ def plot_resolution_study(
 # --------------------------------------------------------------------------------------------------------------
 # Fig. 5: model comparison
 # --------------------------------------------------------------------------------------------------------------
-def plot_metric_comparison(
-    results_by_model: Mapping[str, Any],
-    path: str | Path,
-    metrics: Sequence[str] = METRICS,
-    title: str = "Cross-validated performance",
-) -> Path:
-    """Grouped bars of mean ± SD per metric and model (e.g. CNN vs RF), fold values as dots.
-
-    Each value is a list of per-fold metric dicts (dots are drawn) or a :func:`summarize` result.
-    """
-    if not results_by_model:
-        raise ValueError("no models to compare")
-    models = list(results_by_model)
-    summaries, points = {}, {}
-    for name, res in results_by_model.items():
-        if isinstance(res, Mapping) and all(isinstance(v, Mapping) for v in res.values()):
-            summaries[name], points[name] = dict(res), None
-        else:
-            summaries[name], points[name] = summarize(list(res)), list(res)
-    fig = new_figure(max(6.0, 1.0 * len(metrics) + 0.5 * len(metrics) * len(models) ** 0.5 + 1.5), 4.2)
-    ax = fig.add_subplot()
-    x = np.arange(len(metrics))
-    width = 0.8 / len(models)
-    rng = np.random.default_rng(0)
-    for k, name in enumerate(models):
-        means = np.array([summaries[name].get(m, {}).get("mean", np.nan) for m in metrics], dtype="float64")
-        sds = np.array([summaries[name].get(m, {}).get("sd", np.nan) for m in metrics], dtype="float64")
-        pos = x - 0.4 + width * (k + 0.5)
-        ax.bar(pos, np.nan_to_num(means), width * 0.92, yerr=np.nan_to_num(sds), capsize=3, label=name, alpha=0.85)
-        for p, mval, sval in zip(pos, means, np.nan_to_num(sds), strict=True):
-            if np.isfinite(mval):
-                ax.text(p, min(mval + sval, 1.06) + 0.01, f"{mval:.2f}", ha="center", va="bottom", fontsize=7)
-        if points[name]:
-            for j, m in enumerate(metrics):
-                vals = np.array([f.get(m, np.nan) for f in points[name]], dtype="float64")
-                vals = vals[np.isfinite(vals)]
-                jitter = rng.uniform(-width * 0.2, width * 0.2, vals.size)
-                ax.scatter(pos[j] + jitter, vals, s=9, color="black", alpha=0.6, zorder=3, edgecolors="none")
-    ax.set_xticks(x, [METRIC_LABELS.get(m, m) for m in metrics])
-    ax.set_ylim(0, 1.12)
-    ax.set_ylabel("Score (mean ± SD over folds)")
-    ax.set_title(title)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    ax.grid(axis="y", alpha=0.3)
-    return save_figure(fig, path)
 
 
 def plot_metric_boxplots(
