@@ -2,7 +2,7 @@
 
 Request rows look like MS-DIAL export rows: ``accession, precursor_mz, precursor_intensity, rt_min, msms`` with
 ``msms`` an ``"mz:int mz:int"`` string. One row per precursor keeps MLflow's JSON parsing cheap (one row per
-fragment costs ~30x more; see ../shared/design.md, "Serving"). Rendering happens inside, so clients never
+fragment costs ~30x more to parse). Rendering happens inside, so clients never
 build images. The answer has one row per accession, in the order the request first names them, probabilities
 rounded to ``PROBABILITY_DECIMALS``, and no class for an accession outside the applicability domain unless the
 request's params ask for one (``class_out_of_domain``). Bad requests raise an ``MlflowException`` with

@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="cross-validate every model family for one assay, choose the winner, save the final models",
         description=(
             "Repeated grouped stratified CV (cv.folds x cv.repeats) with label scaling fitted inside each "
-            "training fold; the tuned CNN (Keras Tuner, inner AUC, early stopping), RF on the image pixels and "
+            "training fold; the tuned CNN (Keras Tuner, inner loss, early stopping), RF on the image pixels and "
             "RF on each merged feature table, all on the same folds; intervals and paired tests; PCA and "
             "OPLS-DA. Writes metrics/<ASSAY>.json, reports/<ASSAY>/, models/<ASSAY>/<family>/ and plots/<ASSAY>/. "
             "With --resolution-study, runs the paper's Table 1 (the CNN at every render.sizes) instead."

@@ -1,6 +1,6 @@
 """The canonical events table: one row per MS/MS fragment, the only thing downstream code reads.
 
-Columns (see ../shared/design.md, "Data model"):
+Columns (the events table every reader writes and every stage reads):
 
 =====================  =======  ==========================================================
 accession              str      the biological sample (extract) an image is made for

@@ -4,9 +4,9 @@ Everything takes ``X`` (n_samples, n_features) -- or images (n_samples, H, W), w
 :class:`FlattenImages` -- 0/1 labels ``y`` (1 = high activity) and, for the RF, the *same* precomputed outer
 folds ``[(train_idx, test_idx), ...]`` the CNN uses, so both are scored on identical splits.
 
-The RF gets a tuning budget too: inside every outer training part a grid search with ``inner_folds``-fold
-stratified (grouped, when ``groups`` is given) CV picks ``n_estimators`` / ``max_features`` by ROC AUC.
-The test fold is never seen by the search. Only predictions are returned here; metrics live in
+The RF gets a tuning budget too: inside every outer training part its grid point (``n_estimators`` /
+``max_features``) and decision threshold are chosen by out-of-bag AUC (:class:`ms2img.models.estimators`), so no
+inner folds are needed and the test fold is never seen. Only predictions are returned here; metrics live in
 :mod:`ms2img.evaluate`.
 
 OPLS-DA lives in :mod:`ms2img.models.oplsda` and is re-exported here; the figures live in :mod:`ms2img.plots`.

@@ -1,9 +1,9 @@
 """Every model family as a scikit-learn classifier with its own decision threshold, so one CV loop serves all.
 
 ``fit(X, y)`` does all selection inside the data it is given (nested): the CNN tunes on an inner stratified
-validation split with early stopping on inner AUC; the forests choose their grid point and threshold by
-out-of-bag predictions. ``predict_proba`` and ``threshold_`` are what the outer loop scores. Nothing here sees a
-test fold.
+validation split, trials ranked and stopped early on the inner loss (``tune.objective``); the forests choose
+their grid point and threshold by out-of-bag predictions. ``predict_proba`` and ``threshold_`` are what the outer
+loop scores. Nothing here sees a test fold.
 """
 
 from __future__ import annotations
