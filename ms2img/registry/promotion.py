@@ -116,7 +116,9 @@ def promote_assay(
     trained = [f for f in selection.get("families") or FAMILIES if (folder / f / "model.json").is_file()]
     if not trained:
         raise InputFileError(folder, f"no family model folders ({', '.join(FAMILIES)}) to register")
-    key = _read_json(Path(reports_dir) / assay / "run.json").get("training_key")
+    run = _read_json(Path(reports_dir) / assay / "run.json")
+    key = run.get("training_key")
+    family_runs = run.get("mlflow_family_runs") or {}  # each model is logged in its own family's run
     found = []
     for fam in trained:
         card_key = FamilyModel.read_card(folder / fam).get("training_key")
@@ -144,8 +146,9 @@ def promote_assay(
     registered = {}
     for fam in found:
         registered[fam] = register_family(
-            folder / fam, run_id=run_id, data_hash=data_hash, code_version=code_version, events_dir=events_dir,
-            prefix=prefix, max_rows=max_rows, oof=None if oof is None else oof[oof["family"] == fam],
+            folder / fam, run_id=family_runs.get(fam, run_id), data_hash=data_hash, code_version=code_version,
+            events_dir=events_dir, prefix=prefix, max_rows=max_rows,
+            oof=None if oof is None else oof[oof["family"] == fam],
         )  # fmt: skip
     decision = promote_version(name, registered[winner], oof=oof, selection=selection, events_dir=events_dir, z=z)
     client = mlflow_client()
