@@ -209,3 +209,142 @@ def test_raw_cutoffs_undo_each_folds_scaling():
     lo, hi = raw_cutoffs(oof, 0.4, 0.6)
     assert lo == pytest.approx(26.0) and hi == pytest.approx(34.0)
     assert raw_cutoffs(pd.DataFrame({"x": [1]}), 0.4, 0.6) == (None, None)
+
+
+# ------------------------------------------------------------------------- reading like the paper (issue 26)
+DRIVER_ROW = {
+    "rank": 1, "precursor_mz": 577.13417, "rt_min": 2.1125, "importance": 0.0213, "direction": "up",
+    "conditional_effect": 0.113, "conditional_importance": 0.0024, "fold_change": 2.656, "log2_fold_change": 1.41,
+    "mean_high": 0.35, "mean_low": 0.13, "n_accessions": 31, "n_high": 15, "n_low": 16,
+    "library_name": "Procyanidin B2", "library_score": 0.8793, "library_precursor_mz": 577.135,
+    "library_adduct": "[M-H]-", "matched_peaks": 15, "analogue_name": "", "analogue_score": None,
+    "analogue_precursor_mz": None, "analogue_matched_peaks": 0, "adducts": "", "boxes": "13 16 31 41",
+    "polarity": "negative", "n_fragments": 21, "consensus_spectrum": "125.0241:100.0 289.0714:88.5",
+}  # fmt: skip
+
+
+def write_paper_project(root, families=("cnn", "rf-image", "rf-cosine", "rf-entropy"), drift=False):
+    """Stage outputs plus what `make demo` adds: model cards, drivers (csv, json, a wide figure), validation."""
+    write_stage_outputs(root, assays=("DPPH",), families=families)
+    folds = pd.read_csv(root / "reports" / "DPPH" / "folds.csv")
+    folds["threshold"] = np.linspace(0.3, 0.6, len(folds))
+    folds.to_csv(root / "reports" / "DPPH" / "folds.csv", index=False)
+    card = root / "models" / "DPPH" / "cnn" / "model.json"
+    card.parent.mkdir(parents=True)
+    card.write_text(json.dumps({"threshold": 0.611, "n_accessions": 24, "class_counts": {"low": 12, "high": 12}}))
+    rows = [{**DRIVER_ROW, "rank": i + 1, "precursor_mz": 300.0 + i} for i in range(30)]
+    rows[1].update(library_name="", analogue_name="Procyanidin A2", analogue_score=0.70, analogue_precursor_mz=575.12)
+    pd.DataFrame(rows).to_csv(root / "reports" / "DPPH" / "drivers.csv", index=False)
+    meta = {"family": "cnn", "n_accessions": 25, "n_high": 12, "n_low": 13, "attribution": "held-out refits"}
+    meta["labels_from"] = "reports/DPPH/oof.csv"
+    (root / "reports" / "DPPH" / "drivers.json").write_text(json.dumps(meta))
+    from ms2img.plots import new_figure, save_figure
+
+    fig = new_figure(12.5, 5.4)  # as wide as ms2img explain draws it: wider than a laptop's page
+    fig.add_subplot().set_title("drivers")
+    save_figure(fig, root / "reports" / "DPPH" / "drivers.png")
+    (root / "reports" / "validation.json").write_text(json.dumps({"success": True, "summary": {"files": 3}}))
+    (root / "reports" / "validation.html").write_text("<html>validation</html>")
+    if drift:
+        levels = [{"mz_ppm": 0, "rt_min": 0, "dropout": 0, "noise": 0}, {"mz_ppm": 5, "rt_min": 0.2, "dropout": 0.1}]
+        levels[1]["noise"] = 0.1
+        results = [
+            {"assay": "DPPH", "family": f, "level": lv, "mean": 0.8, "sd": 0.05}
+            for f in ("rf-image", "rf-cosine")
+            for lv in (0, 1)
+        ]
+        (root / "reports" / "drift.json").write_text(json.dumps({"levels": levels, "results": results}))
+    return root
+
+
+def _local_links(html):
+    return [h for h in re.findall(r"href=['\"]([^'\"]+)['\"]", html) if not h.startswith(("http:", "https:"))]
+
+
+def test_report_sections_follow_the_paper_and_every_local_link_resolves(tmp_path):
+    write_paper_project(tmp_path)
+    result = build_report(tmp_path, "report/index.html")
+    html = result.path.read_text(encoding="utf-8")
+    order = ["overview", "table1", "table2", "fig3", "fig4", "fig5", "drivers", "drift", "provenance"]
+    positions = [html.index(f'<section id="{s}"') for s in order]
+    assert positions == sorted(positions)
+    links = _local_links(html)
+    assert "../reports/validation.html" in links and "../reports/DPPH/drivers.csv" in links
+    for href in links:
+        if href.startswith("#"):
+            assert f"id='{href[1:]}'" in html or f'id="{href[1:]}"' in html, href
+        else:
+            assert (result.path.parent / href).is_file(), href
+
+
+def test_drivers_are_a_top_table_a_chemist_reads_with_the_csv_linked(tmp_path):
+    write_paper_project(tmp_path)
+    html = build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8")
+    drivers = html[html.index('<section id="drivers"') : html.index('<section id="drift"')]
+    for column in ("rank", "precursor m/z", "RT (min)", "direction", "fold change", "evidence", "library match"):
+        assert f"<th>{column}" in drivers
+    assert drivers.count("<tr>") == 1 + 10  # header + top 10 of 30
+    assert "Procyanidin B2 [M-H]-" in drivers and "analogue of" in drivers and "577.1342" not in drivers
+    assert "consensus_spectrum" not in drivers and "125.0241:100.0" not in drivers  # the CSV keeps those
+    assert "Top 10 of 30 drivers" in drivers and "the 25 accessions the attribution ran on" in drivers
+
+
+def test_counts_say_which_protocol_they_come_from(tmp_path):
+    write_paper_project(tmp_path)
+    html = build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8")
+    for start, end in (("overview", "table1"), ("fig3", "fig4"), ("drivers", "drift")):
+        part = html[html.index(f'<section id="{start}"') : html.index(f'<section id="{end}"')]
+        assert part.count("class=counts") == 1, start  # one line per place, naming its protocol
+    assert "threshold 0.611; trained on 24 (12 low + 12 high)" in html  # the served model's card, in the overview
+
+
+def test_thresholds_are_the_ones_the_models_use(tmp_path):
+    from ms2img.report.collect import collect
+    from ms2img.report.sections import thresholds
+
+    write_paper_project(tmp_path)
+    a = collect(tmp_path).assays[0]
+    t, label, band = thresholds(a, "cnn")  # the saved model's own threshold, the folds' range beside it
+    assert t == pytest.approx(0.611) and "saved model" in label and band[0] < band[1]
+    t, label, _ = thresholds(a, "rf-image")  # no card: the folds' median, said so
+    per_fold = a.folds.loc[a.folds["family"] == "rf-image", "threshold"]
+    assert t == pytest.approx(float(per_fold.median())) and "median fold threshold" in label
+    a.folds = None
+    assert thresholds(a, "rf-image") == (None, None, None)  # nothing recorded: no line, never a made-up 0.5
+
+
+def test_fig4_panels_have_one_letter_each(tmp_path):
+    write_paper_project(tmp_path)
+    html = build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8")
+    fig4 = html[html.index('<section id="fig4"') : html.index('<section id="fig5"')]
+    letters = re.findall(r"<figcaption>([A-Z])\. DPPH", fig4)
+    assert letters == ["A", "B"]  # the rf-cosine and rf-entropy ROCs (no PCA/OPLS-DA plots here): no two "C."
+    assert "A. DPPH: rf-cosine" in fig4 and "B. DPPH: rf-entropy" in fig4
+
+
+def test_drift_embedded_when_run_else_one_line(tmp_path):
+    write_paper_project(tmp_path)
+    html = build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8")
+    drift = html[html.index('<section id="drift"') : html.index('<section id="provenance"')]
+    assert "benchmarks/drift.py" in drift and "Not run:" in drift and "<table" not in drift
+    assert drift.count("<p") == 1
+    write_paper_project(tmp_path / "ran", drift=True)
+    html = build_report(tmp_path / "ran", "report/index.html").path.read_text(encoding="utf-8")
+    drift = html[html.index('<section id="drift"') : html.index('<section id="provenance"')]
+    assert "L1 (5 ppm, 0.2 min, 10% dropout, noise 0.1)" in drift and "0.800 ± 0.050" in drift
+
+
+def test_figures_are_compressed_and_shown_at_the_size_drawn(tmp_path):
+    import io
+
+    from PIL import Image
+
+    write_paper_project(tmp_path)
+    html = build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8")
+    tags = re.findall(r'<img alt="[^"]*" width="(\d+)" height="(\d+)"[^>]*base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(tags) == len(_images(html)) >= 7  # Fig. 3 A-C, two Fig. 4 ROCs, Fig. 5, the drivers figure
+    for width, _height, b64 in tags:
+        im = Image.open(io.BytesIO(base64.b64decode(b64)))
+        assert im.mode == "P"  # a 256-colour palette, a third of matplotlib's RGBA PNG
+        assert int(width) == round(im.width * 96 / im.info["dpi"][0])  # drawn at W inches: W x 96 CSS px
+    assert len(html) < 3_000_000

@@ -39,6 +39,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
     p.add_argument("--reports-dir", type=Path, default=Path("reports"))
     p.add_argument("--plots-dir", type=Path, default=Path("plots"))
+    p.add_argument(
+        "--models-dir", type=Path, default=Path("models"), help="saved models (their cards give thresholds and counts)"
+    )
     p.add_argument("--params", type=Path, default=Path("params.yaml"), help="params.yaml shown in the report")
     p.add_argument(
         "--units", action="append", default=None, metavar="ASSAY=UNITS", help="axis units, e.g. 'DPPH=%% scavenging'"
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         metrics_dir=args.metrics_dir,
         reports_dir=args.reports_dir,
         plots_dir=args.plots_dir,
+        models_dir=args.models_dir,
         params_path=args.params,
         units=_units(args.units),
         pdf=args.pdf,

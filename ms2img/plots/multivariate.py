@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from ms2img.plots._base import new_figure, save_figure, scatter_classes
 
@@ -121,10 +122,11 @@ def _null_histogram(ax: Any, null: np.ndarray, observed: float, p_value: float, 
             label=f"permuted (n={null.size}), median {np.median(null):.3f}",
         )
     ax.set_xlim(bins[0], bins[-1])
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=4))  # a null piled up near 1 has long tick labels that collide
     ax.set_xlabel(name)
     ax.set_ylabel("permutations")
     ax.set_title(f"{name} null: p = {p_value:.3g}", fontsize=9)
-    ax.legend(frameon=False, fontsize=7.5, loc="upper left")
+    ax.legend(frameon=False, fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: bars stay clear
 
 
 def plot_permutation(
@@ -134,7 +136,7 @@ def plot_permutation(
     the share of labels it kept, the observed model at 1, regression lines and their intercepts) and the
     null histograms of R2Y and Q2Y each on its own axis, with the observed value marked."""
     perm = result.permuted
-    fig = new_figure(13.5, 4.3)
+    fig = new_figure(11.4, 4.6)  # fits a report page at the size it is drawn (11.4 in = 1,094 CSS px)
     ax_sim, ax_r2, ax_q2 = fig.subplots(1, 3, width_ratios=[1.25, 1, 1])
     icpt = permutation_intercepts(result)
     sim = np.asarray(perm.similarity, dtype="float64")
@@ -152,7 +154,8 @@ def plot_permutation(
     ax_sim.set_xlim(-0.02, 1.05)
     ax_sim.set_xlabel("similarity of permuted labels to the true labels")
     ax_sim.set_ylabel("R²Y, Q²Y")
-    ax_sim.legend(frameon=False, fontsize=7, loc="lower right")
+    # below the axes, never over the observed markers at similarity 1 (a low observed Q2Y sat under it)
+    ax_sim.legend(frameon=False, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     ax_sim.set_title("permutation plot (ropls)", fontsize=9)
     _null_histogram(ax_r2, perm.r2y, result.r2y, result.permutation_p_r2y, R2Y_COLOR, "R²Y")
     _null_histogram(ax_q2, perm.q2y, result.q2y, result.permutation_p_q2y, Q2Y_COLOR, "Q²Y")

@@ -8,6 +8,7 @@ shows whether the probability rises with activity, summarised by Spearman's rho)
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,13 @@ from ms2img.stats import spearman
 MIDDLE_NOTE = "mid-range accessions were left out of training but are predicted"
 
 
-def _corner_note(ax: Any, text: str) -> None:
-    """A small boxed note in the lower right corner (e.g. that mid-range accessions were not trained on)."""
+def _corner_note(ax: Any, text: str, outside: bool = False) -> None:
+    """A small boxed note in the lower right corner (e.g. that mid-range accessions were not trained on);
+    ``outside``: right of the axes, under a legend placed there, so it hides no point."""
+    if outside:
+        ax.text(1.02, 0.0, textwrap.fill(text, 26), transform=ax.transAxes, ha="left", va="bottom", fontsize=7.5,
+                color="0.3")  # fmt: skip
+        return
     ax.text(0.99, 0.02, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=7.5, color="0.3",
             bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.85})  # fmt: skip
 
@@ -122,15 +128,19 @@ def plot_oof_predictions(
     units: str | None = None,
     low_cutoff: float | None = None,
     high_cutoff: float | None = None,
-    threshold: float = 0.5,
+    threshold: float | None = 0.5,
     title: str = "Out-of-fold predictions vs measured activity",
     note: str | None = None,
+    threshold_label: str | None = None,
+    threshold_band: tuple[float, float] | None = None,
 ) -> Path:
     """Out-of-fold P(high) (y) against the raw assay value (x), one dot per accession and repeat.
 
     ``labels``: 1 high, 0 low, -1 mid-range (left out of training, predicted by the fold that held the
-    accession out). Cut-offs (raw units) are vertical dashed lines, the decision threshold a horizontal one;
-    Spearman's rho over all accessions (mid-range included) is in the legend title.
+    accession out). Cut-offs (raw units) are vertical dashed lines, the decision threshold a horizontal one
+    (``threshold_label`` says whose: a model's own threshold, not 0.5, is what its classes come from; None draws
+    none), ``threshold_band`` shades a range (e.g. the folds' own thresholds); Spearman's rho over all accessions
+    (mid-range included) is in the legend title.
     """
     vals = np.asarray(values, dtype="float64").ravel()
     prob = np.asarray(probabilities, dtype="float64").ravel()
@@ -159,14 +169,18 @@ def plot_oof_predictions(
                 label=f"{name}, n={int(sel.sum())}",
             )
     _cutoff_lines(ax, low_cutoff, high_cutoff, horizontal=False)
-    ax.axhline(threshold, color="0.4", lw=0.9, ls=":", label=f"threshold {threshold:g}")
+    if threshold_band is not None and all(np.isfinite(threshold_band)):
+        ax.axhspan(*threshold_band, color="0.5", alpha=0.12, lw=0, label="folds' thresholds")
+    if threshold is not None and np.isfinite(threshold):
+        ax.axhline(threshold, color="0.3", lw=1.0, ls=":", label=threshold_label or f"threshold {threshold:.3g}")
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("Measured " + with_units(value_label, units))
     ax.set_ylabel("Out-of-fold P(high)")
     ax.set_title(title, fontsize=10)
     rho_text = f"Spearman ρ = {rho:.2f}" if np.isfinite(rho) else "Spearman ρ = n/a"
-    ax.legend(loc="upper left", fontsize=7.5, title=rho_text, title_fontsize=8, frameon=True)
+    # beside the axes: inside, it hid the corner where a mispredicted accession (low value, high P) would sit
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7.5, title=rho_text, title_fontsize=8)
     if note or (lab < 0).any():
-        _corner_note(ax, note or MIDDLE_NOTE)
+        _corner_note(ax, note or MIDDLE_NOTE, outside=True)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)

@@ -1,15 +1,19 @@
 """``ms2img report``: the paper's evidence regenerated on your cohort, as one self-contained HTML file.
 
 :func:`build_report` reads what the stages wrote (docs/contracts.md: ``metrics/<A>.json``,
-``reports/<A>/{oof,folds}.csv``, ``selection.json``, ``drivers.csv``, ``plots/<A>/*.png``, ``reports/drift.json``,
-``reports/validation.json``, ``params.yaml``, the DVC hash of ``data/raw``), draws the figures it can from the
-tables, embeds every figure as base64 PNG and writes ``reports/index.html`` atomically. A piece that is absent
-shows a "not run" note; nothing here raises for a missing or malformed input.
+``reports/<A>/{oof,folds}.csv``, ``selection.json``, ``drivers.{csv,json}``, ``plots/<A>/*.png``,
+``models/<A>/<family>/model.json``, ``reports/drift.json``, ``reports/validation.json``, ``params.yaml``, the DVC
+hash of ``data/raw``), draws the figures it can from the tables, embeds every figure as a 256-colour PNG shown at
+the size it was drawn (the page stays a few MB) and writes the page atomically. A piece that is absent shows a
+"not run" note; nothing here raises for a missing or malformed input. Links to files beside the stage outputs
+(``drivers.csv``, ``validation.html``) are relative to the page's folder, so they resolve where it is written.
 
-Sections follow the paper: Table 1 (resolution study), Table 2 (every assay and family, mean ± SD, 95% interval,
-paired tests), Fig. 3 per assay (out-of-fold predictions vs assay values with cut-offs, ROC, confusion), Fig. 4
-(PCA, OPLS-DA scores and permutation test, feature-table RF ROC), Fig. 5 (per-fold score box plots), then
-example fingerprints, drivers, drift, data version, validation summary and the parameters in effect.
+Sections follow the paper: an overview, Table 1 (resolution study), Table 2 (every assay and family, mean ± SD,
+95% interval, paired tests), Fig. 3 per assay (out-of-fold predictions vs assay values with cut-offs and the
+threshold the model is used at, ROC, confusion), Fig. 4 (PCA, OPLS-DA scores and permutation test,
+feature-table RF ROC), Fig. 5 (per-fold score box plots), then example fingerprints, the top drivers, drift, data
+version, validation summary and the parameters in effect. Where class counts come from different protocols
+(whole cohort, per fold, the attribution's accessions), each place says which in one line.
 """
 
 from __future__ import annotations
@@ -48,24 +52,29 @@ def render_html(
     units: Mapping[str, str] | None = None,
     title: str = "ms2img report",
     scratch: Path | None = None,
+    base: Path | None = None,
 ) -> tuple[str, list[tuple[str, bytes]]]:
-    """The whole report as one HTML string, plus the embedded figures (caption, PNG bytes) in page order."""
+    """The whole report as one HTML string, plus the embedded figures (caption, PNG bytes) in page order.
+
+    ``base`` is the folder the page will be written to: links to stage outputs (drivers.csv, validation.html)
+    are made relative to it, and left out without it.
+    """
     figs = S.Figures()
     own = scratch is None
     tmp = tempfile.TemporaryDirectory(prefix="ms2img-report-") if own else None
     scratch = Path(tmp.name) if tmp else Path(scratch)
     try:
-        builders = [
+        builders = [  # the paper's order: Table 1, Table 2, Figures 3-5, then drivers and drift
             ("overview", lambda: S.overview(inp)),
+            ("table1", lambda: S.table1(inp, figs)),
             ("table2", lambda: S.table2(inp)),
             ("fig3", lambda: S.fig3(inp, figs, scratch, units)),
             ("fig4", lambda: S.fig4(inp, figs, scratch)),
             ("fig5", lambda: S.fig5(inp, figs, scratch)),
-            ("table1", lambda: S.table1(inp, figs)),
             ("fingerprints", lambda: S.fingerprints(inp, figs, scratch, units)),
-            ("drivers", lambda: S.drivers(inp, figs)),
+            ("drivers", lambda: S.drivers(inp, figs, base)),
             ("drift", lambda: S.drift(inp, figs)),
-            ("provenance", lambda: S.provenance(inp)),
+            ("provenance", lambda: S.provenance(inp, base)),
         ]
         sections = []
         for i, (name, build) in enumerate(builders, 1):
@@ -91,11 +100,11 @@ def render_html(
         f"<a href='#{k}'>{t}</a>"
         for k, t in (
             ("overview", "Overview"),
+            ("table1", "Table 1"),
             ("table2", "Table 2"),
             ("fig3", "Figure 3"),
             ("fig4", "Figure 4"),
             ("fig5", "Figure 5"),
-            ("table1", "Table 1"),
             ("fingerprints", "Fingerprints"),
             ("drivers", "Drivers"),
             ("drift", "Drift"),
@@ -138,6 +147,7 @@ def build_report(
     metrics_dir: str | Path = "metrics",
     reports_dir: str | Path = "reports",
     plots_dir: str | Path = "plots",
+    models_dir: str | Path = "models",
     params_path: str | Path | None = "params.yaml",
     params: Mapping[str, Any] | None = None,
     units: Mapping[str, str] | None = None,
@@ -155,12 +165,13 @@ def build_report(
         metrics_dir=metrics_dir,
         reports_dir=reports_dir,
         plots_dir=plots_dir,
+        models_dir=models_dir,
         params_path=params_path,
         params=dict(params) if params is not None else None,
     )
-    page, pngs = render_html(inp, units=units, title=title)
     out = Path(out)
     out = out if out.is_absolute() else Path(root) / out
+    page, pngs = render_html(inp, units=units, title=title, base=out.parent)
     write_text(out, page)
     pdf_path = _write_pdf(pngs, out.with_suffix(".pdf")) if pdf else None
     return ReportResult(

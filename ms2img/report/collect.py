@@ -31,6 +31,9 @@ class AssayInputs:
     folds: pd.DataFrame | None = None  # reports/<A>/folds.csv
     selection: dict[str, Any] | None = None  # reports/<A>/selection.json
     drivers: pd.DataFrame | None = None  # reports/<A>/drivers.csv
+    drivers_csv: Path | None = None  # linked from the report (the table shows the top rows only)
+    drivers_meta: dict[str, Any] | None = None  # reports/<A>/drivers.json: on which accessions, how attributed
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)  # models/<A>/<family>/model.json by family
     plots: dict[str, Path] = field(default_factory=dict)  # plots/<A>/*.png (then reports/<A>/*.png) by stem
 
     @property
@@ -59,6 +62,7 @@ class ReportInputs:
     params: dict[str, Any] | None = None
     params_text: str | None = None
     validation: dict[str, Any] | None = None
+    validation_html: Path | None = None  # reports/validation.html, linked from the report
     drift: Any = None
     drift_plots: list[Path] = field(default_factory=list)
     data_version: str | None = None
@@ -147,6 +151,22 @@ def _images_file(root: Path, params: dict[str, Any] | None) -> Path | None:
     return found[0] if found else None
 
 
+def _model_cards(folder: Path) -> dict[str, dict[str, Any]]:
+    """The saved models' cards (threshold, class counts): the numbers the served model was trained with."""
+    cards: dict[str, dict[str, Any]] = {}
+    if not folder.is_dir():
+        return cards
+    for card in sorted(folder.glob("*/model.json")):
+        try:
+            data = json.loads(card.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            log.warning("report: cannot read %s: %s", card, exc)
+            continue
+        if isinstance(data, dict):
+            cards[card.parent.name] = data
+    return cards
+
+
 def collect(
     root: str | Path = ".",
     *,
@@ -154,12 +174,15 @@ def collect(
     metrics_dir: str | Path = "metrics",
     reports_dir: str | Path = "reports",
     plots_dir: str | Path = "plots",
+    models_dir: str | Path = "models",
     params_path: str | Path | None = "params.yaml",
     params: dict[str, Any] | None = None,
 ) -> ReportInputs:
     """Gather every stage output under ``root`` (relative directories are taken from ``root``)."""
     root = Path(root)
-    metrics_dir, reports_dir, plots_dir = (root / Path(d) for d in (metrics_dir, reports_dir, plots_dir))
+    metrics_dir, reports_dir, plots_dir, models_dir = (
+        root / Path(d) for d in (metrics_dir, reports_dir, plots_dir, models_dir)
+    )
     missing: list[str] = []
     params_text = None
     if params is None and params_path is not None:
@@ -185,6 +208,10 @@ def collect(
         a.folds = read_csv(rdir / "folds.csv", missing)
         a.selection = read_json(rdir / "selection.json", missing)
         a.drivers = read_csv(rdir / "drivers.csv", missing)
+        a.drivers_csv = rdir / "drivers.csv" if a.drivers is not None else None
+        if a.drivers is not None:
+            a.drivers_meta = read_json(rdir / "drivers.json", missing)
+        a.cards = _model_cards(models_dir / name)
         pdir = plots_dir / name
         if pdir.is_dir():
             a.plots = {p.stem: p for p in sorted(pdir.glob("*.png"))}
@@ -200,6 +227,7 @@ def collect(
         params=params,
         params_text=params_text,
         validation=read_json(reports_dir / "validation.json", missing),
+        validation_html=reports_dir / "validation.html" if (reports_dir / "validation.html").is_file() else None,
         drift=read_json(reports_dir / "drift.json", missing),
         drift_plots=drift_plots,
         data_version=version,

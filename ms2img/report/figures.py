@@ -55,9 +55,20 @@ def _png(path: Path) -> bytes:
 
 
 def oof_scatter(
-    oof: pd.DataFrame, family: str, assay: str, scratch: Path, *, low: float, high: float, units: str | None
+    oof: pd.DataFrame,
+    family: str,
+    assay: str,
+    scratch: Path,
+    *,
+    low: float,
+    high: float,
+    units: str | None,
+    threshold: float | None = None,
+    threshold_label: str | None = None,
+    threshold_band: tuple[float, float] | None = None,
 ) -> bytes:
-    """Fig. 3A: out-of-fold P(high) of ``family`` against the raw assay value (mean over repeats per accession)."""
+    """Fig. 3A: out-of-fold P(high) of ``family`` against the raw assay value (mean over repeats per accession),
+    with the threshold the model is used at (none drawn when none was recorded: never a made-up 0.5)."""
     d = oof[oof["family"].astype(str) == family]
     if d.empty:
         raise ValueError(f"no out-of-fold rows for {family}")
@@ -75,6 +86,9 @@ def oof_scatter(
         units=units,
         low_cutoff=lo,
         high_cutoff=hi,
+        threshold=threshold,
+        threshold_label=threshold_label,
+        threshold_band=threshold_band,
         title=f"{assay}: {family} out-of-fold P(high) vs measured value"
         + (f" (mean of {repeats} repeats)" if repeats > 1 else ""),
     )

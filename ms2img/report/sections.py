@@ -6,13 +6,26 @@ Each returns a ``<section>``; a piece whose input is absent shows a "not run" no
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ms2img.report import figures as F
 from ms2img.report.collect import ReportInputs
-from ms2img.report.html import esc, missing, num, png, pvalue, records_table, section, stat_cell, table
+from ms2img.report.html import (
+    compress,
+    esc,
+    link,
+    missing,
+    num,
+    png,
+    pvalue,
+    records_table,
+    section,
+    stat_cell,
+    table,
+)
 
 SCORE_COLUMNS = (("auc", "ROC AUC"), ("balanced_accuracy", "Balanced accuracy"), ("mcc", "MCC"), ("f1", "F1"))
 RF_FEATURE_FAMILIES = ("rf-cosine", "rf-entropy")
@@ -24,16 +37,18 @@ class Figures:
     def __init__(self) -> None:
         self.pngs: list[tuple[str, bytes]] = []
 
-    def add(self, data: bytes | None, caption: str, width: int = 2, error: str | None = None) -> str:
+    def add(self, data: bytes | None, caption: str, error: str | None = None) -> str:
+        """The figure compressed (the whole report stays a few MB) and embedded at the size it was drawn."""
         if data is None:
             return missing(f"{esc(caption)} could not be drawn ({esc(error)})") if error else ""
+        data = compress(data)
         self.pngs.append((caption, data))
-        return png(data, esc(caption), width=width)
+        return png(data, esc(caption), alt=caption)
 
-    def file(self, path: Path | None, caption: str, width: int = 2) -> str:
+    def file(self, path: Path | None, caption: str) -> str:
         if path is None or not Path(path).is_file():
             return ""
-        return self.add(Path(path).read_bytes(), caption, width)
+        return self.add(Path(path).read_bytes(), caption)
 
 
 def _units(params: Mapping[str, Any] | None, units: Mapping[str, str] | None, assay: str) -> str | None:
@@ -49,8 +64,23 @@ def _cut(params: Mapping[str, Any] | None) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------------------------------- sections
+def _served_model(a: Any) -> str:
+    """The winner's card in one cell: its threshold and the accessions it was trained on (low + high)."""
+    card = a.cards.get(a.winner or "") if a.winner else None
+    if not card:
+        return "<span class='note'>no model card</span>"
+    counts = card.get("class_counts") or {}
+    trained = card.get("n_accessions")
+    text = f"threshold {num(card.get('threshold'))}"
+    if trained is not None:
+        text += f"; trained on {num(trained)}"
+        if counts:
+            text += f" ({num(counts.get('low'))} low + {num(counts.get('high'))} high)"
+    return text
+
+
 def overview(inp: ReportInputs) -> str:
-    rows, classes = [], []
+    rows = []
     for a in inp.assays:
         m = a.metrics or {}
         sel = a.selection or {}
@@ -61,11 +91,11 @@ def overview(inp: ReportInputs) -> str:
                 f"<b>{esc(a.winner)}</b>" if a.winner else "<span class='note'>not selected (no selection.json)</span>",
                 stat_cell(fam.get("auc")) if fam else "–",
                 esc(sel.get("reason", "")),
+                _served_model(a),
                 " / ".join(num(m.get(k)) for k in ("n_accessions", "n_low", "n_high", "n_middle")) if m else "–",
                 f"{num(m.get('folds'))} x {num(m.get('repeats'))}" if m else "–",
             ]
         )
-        classes.append("")
     body = [
         (
             "<p>Each assay's accessions are split into low (normalised value below the low cut-off) and high "
@@ -79,7 +109,8 @@ def overview(inp: ReportInputs) -> str:
                 "winner (served)",
                 "winner AUC mean ± SD [95% interval]",
                 "why",
-                "accessions / low / high / middle",
+                "served model",
+                "accessions / low / high / mid-range",
                 "folds x repeats",
             ],
             rows,
@@ -87,6 +118,11 @@ def overview(inp: ReportInputs) -> str:
         )
         if rows
         else missing("no assay outputs found"),
+        (
+            "<p class=counts>Counts here: the whole cohort labelled once (min-max of all values, "
+            "<code>labels.low/high</code>; metrics/&lt;assay&gt;.json), as the served model was trained: its card "
+            "(models/&lt;assay&gt;/&lt;family&gt;/model.json) counts low + high only.</p>"
+        ),
         f"<p>Families: {', '.join(f'<span class=badge>{esc(f)}</span>' for f in inp.families) or '–'}</p>",
     ]
     return section("overview", "Overview: the winner per assay", "".join(body))
@@ -100,20 +136,13 @@ def table1(inp: ReportInputs, figs: Figures) -> str:
             "<code>resolution@A</code>). Curves: train, inner validation (when recorded) and the held-out fold.</p>"
         )
     ]
-    any_run = False
+    not_run = []
     for a in inp.assays:
         res = a.resolution
-        parts.append(f"<h3>{esc(a.name)}</h3>")
         if not res:
-            parts.append(
-                missing(
-                    f"resolution study for {esc(a.name)} (metrics/{esc(a.name)}_resolution.json; add it to "
-                    f"<code>resolution.assays</code> in params.yaml and run "
-                    f"<code>dvc repro resolution@{esc(a.name)}</code>)"
-                )
-            )
+            not_run.append(a.name)
             continue
-        any_run = True
+        parts.append(f"<h3>{esc(a.name)}</h3>")
         records = res.get("table") if isinstance(res, Mapping) else None
         if isinstance(records, list) and records and "size" in records[0]:
             rows = []
@@ -132,9 +161,15 @@ def table1(inp: ReportInputs, figs: Figures) -> str:
             )
         elif isinstance(res, Mapping):
             parts.append(f"<pre>{esc(json.dumps(res, indent=1)[:4000])}</pre>")
-        parts.append(figs.file(a.plots.get("resolution_study"), f"{a.name}: learning curves per resolution", 3))
-    if not any_run:
-        parts.insert(1, "<p>No resolution study has been run.</p>")
+        parts.append(figs.file(a.plots.get("resolution_study"), f"{a.name}: learning curves per resolution"))
+    if not_run:  # one line for every assay without a study, not a box each
+        names = ", ".join(esc(n) for n in not_run)
+        first = esc(not_run[0])
+        parts.append(
+            f"<p class='note'>No resolution study for {names}: add {'it' if len(not_run) == 1 else 'them'} to "
+            f"<code>resolution.assays</code> in params.yaml and run <code>dvc repro resolution@{first}</code>"
+            f"{' (and the others)' if len(not_run) > 1 else ''}.</p>"
+        )
     return section("table1", "Table 1: input image resolution", "".join(parts))
 
 
@@ -221,6 +256,29 @@ def table2(inp: ReportInputs) -> str:
     return section("table2", "Table 2: every assay, every family", "".join(body))
 
 
+def thresholds(a: Any, family: str) -> tuple[float | None, str | None, tuple[float, float] | None]:
+    """The decision threshold ``family`` is used at: the saved model's own (its card) or, without a card, the
+    median of the folds' thresholds (folds.csv); plus the range of the folds' thresholds, each fold having
+    picked its own on its training part. ``(None, None, None)`` when nothing recorded one."""
+    per_fold: list[float] = []
+    if a.folds is not None and {"family", "threshold"} <= set(a.folds.columns):
+        f = a.folds[a.folds["family"].astype(str) == family]
+        per_fold = [float(t) for t in f["threshold"] if isinstance(t, int | float) and math.isfinite(t)]
+    band = (min(per_fold), max(per_fold)) if len(per_fold) > 1 and min(per_fold) < max(per_fold) else None
+    card = (a.cards or {}).get(family) or {}
+    t = card.get("threshold")
+    if isinstance(t, int | float) and math.isfinite(t):
+        return float(t), f"saved model's threshold {t:.3g}", band
+    if per_fold:
+        med = (
+            float(sorted(per_fold)[len(per_fold) // 2])
+            if len(per_fold) % 2
+            else float((sorted(per_fold)[len(per_fold) // 2 - 1] + sorted(per_fold)[len(per_fold) // 2]) / 2)
+        )
+        return med, f"median fold threshold {med:.3g}", band
+    return None, None, band
+
+
 def fig3(inp: ReportInputs, figs: Figures, scratch: Path, units: Mapping[str, str] | None) -> str:
     low, high = _cut(inp.params)
     parts = []
@@ -242,25 +300,41 @@ def fig3(inp: ReportInputs, figs: Figures, scratch: Path, units: Mapping[str, st
         featured = list(dict.fromkeys(featured)) or a.families[:1]
         for fam in featured:
             cells = []
-            data, err = F.safe(F.oof_scatter, a.oof, fam, a.name, scratch, low=low, high=high, units=u)
+            t, t_label, band = thresholds(a, fam)
+            data, err = F.safe(
+                F.oof_scatter,
+                a.oof,
+                fam,
+                a.name,
+                scratch,
+                low=low,
+                high=high,
+                units=u,
+                threshold=t,
+                threshold_label=t_label,
+                threshold_band=band,
+            )
+            where = (
+                f"models/{a.name}/{fam}/model.json" if fam in a.cards else f"the median of reports/{a.name}/folds.csv"
+            )
+            line = f"; dotted line: the threshold the model is used at ({where})" if t is not None else ""
+            line += "; grey band: the range of the folds' own thresholds (folds.csv)" if band else ""
             cells.append(
                 figs.add(
                     data,
                     f"A. {a.name}, {fam}: out-of-fold P(high) against the measured value"
                     f"{' (' + u + ')' if u else ''}; dashed lines: the low/high cut-offs in raw "
-                    "units (median over folds of each fold's training-part scaling)",
-                    2,
+                    f"units (median over folds of each fold's training-part scaling){line}",
                     err,
                 )
             )
             data, err = F.safe(F.roc, a.oof, fam, a.name, scratch)
-            cells.append(figs.add(data, f"B. {a.name}, {fam}: ROC per fold, mean ± SD and pooled", 1, err))
+            cells.append(figs.add(data, f"B. {a.name}, {fam}: ROC per fold, mean ± SD and pooled", err))
             data, err = F.safe(F.confusion, a.oof, a.folds, fam, a.name, scratch)
             cells.append(
                 figs.add(
                     data,
                     f"C. {a.name}, {fam}: confusion matrix, mean ± SD over folds (each fold at its own threshold)",
-                    1,
                     err,
                 )
             )
@@ -268,7 +342,10 @@ def fig3(inp: ReportInputs, figs: Figures, scratch: Path, units: Mapping[str, st
             parts.append(f"<p><b>{esc(fam)}</b>{tag}</p><div class=figs>{''.join(cells)}</div>")
     body = (
         "<p class='note'>The paper's Fig. 3 per assay: (A) predictions against assay values, (B) ROC, "
-        "(C) confusion matrix. Shown for the CNN and for the served family.</p>" + "".join(parts)
+        "(C) confusion matrix. Shown for the CNN and for the served family.</p>"
+        "<p class=counts>Counts in A: each accession as labelled by the fold that held it out (every fold scales "
+        "the values on its own training part; reports/&lt;assay&gt;/oof.csv), so a few accessions near the "
+        "cut-offs can change class against the overview's whole-cohort counts.</p>" + "".join(parts)
     )
     return section("fig3", "Figure 3: predictions, ROC and confusion per assay", body)
 
@@ -297,27 +374,33 @@ def fig4(inp: ReportInputs, figs: Figures, scratch: Path) -> str:
                     numeric=(0, 1, 2, 3, 4, 5),
                 )
             )
-        cells = [
-            figs.file(a.plots.get("pca_scores"), f"A. {a.name}: PCA scores (feature table)", 1),
-            figs.file(a.plots.get("oplsda_scores"), f"B. {a.name}: OPLS-DA scores with R²Y / Q²Y", 1),
+        panels: list[tuple[str, bytes | Path | None, str | None]] = [
+            ("PCA scores (feature table)", a.plots.get("pca_scores"), None),
+            ("OPLS-DA scores with R²Y / Q²Y", a.plots.get("oplsda_scores"), None),
         ]
         rf = [f for f in RF_FEATURE_FAMILIES if a.oof is not None and f in set(a.oof["family"].astype(str))]
         for fam in rf:
             data, err = F.safe(F.roc, a.oof, fam, a.name, scratch)
-            cells.append(figs.add(data, f"C. {a.name}: {fam} (feature-table RF) ROC", 1, err))
+            panels.append((f"{fam} (feature-table RF) ROC", data, err))
         if not rf:
-            cells += [
-                figs.file(path, f"C. {a.name}: {stem}", 1)
-                for stem, path in a.plots.items()
-                if stem.startswith("roc_rf")
-            ]
-        cells = [c for c in cells if c]
-        perm = figs.file(
-            a.plots.get("oplsda_permutation"),
-            f"{a.name}: OPLS-DA permutation test (R²Y, Q²Y against label similarity with intercepts; null histograms)",
-            3,
+            panels += [(stem, path, None) for stem, path in a.plots.items() if stem.startswith("roc_rf")]
+        panels.append(
+            (
+                "OPLS-DA permutation test (R²Y, Q²Y against label similarity with intercepts; null histograms)",
+                a.plots.get("oplsda_permutation"),
+                None,
+            )
         )
-        if not cells and not perm and not (o or p):
+        cells, letter = [], 0
+        for what, src, err in panels:  # letters in the order shown: no two panels share one
+            if src is None and err is None:
+                continue
+            caption = f"{chr(ord('A') + letter)}. {a.name}: {what}"
+            cell = figs.file(src, caption) if isinstance(src, Path) else figs.add(src, caption, err)
+            if cell:
+                cells.append(cell)
+                letter += 1
+        if not cells and not (o or p):
             parts.append(
                 missing(
                     f"PCA / OPLS-DA / feature-table RF for {esc(a.name)} (plots/{esc(a.name)}/"
@@ -325,7 +408,7 @@ def fig4(inp: ReportInputs, figs: Figures, scratch: Path) -> str:
                 )
             )
             continue
-        parts.append(f"<div class=figs>{''.join(cells)}</div>{perm}")
+        parts.append(f"<div class=figs>{''.join(cells)}</div>")
     body = (
         "<p class='note'>The paper's Fig. 4: PCA (unsupervised), OPLS-DA (supervised; a high R²Y with a low Q²Y "
         "is overfitting, the permutation test says whether either beats shuffled labels) and the feature-table "
@@ -341,7 +424,7 @@ def fig5(inp: ReportInputs, figs: Figures, scratch: Path) -> str:
             cells.append(missing(f"per-fold scores of {esc(a.name)} (reports/{esc(a.name)}/folds.csv)"))
             continue
         data, err = F.safe(F.boxplots, a.folds, a.name, scratch, a.families)
-        cells.append(figs.add(data, f"{a.name}: per-fold ROC AUC, balanced accuracy, MCC and F1 by family", 3, err))
+        cells.append(figs.add(data, f"{a.name}: per-fold ROC AUC, balanced accuracy, MCC and F1 by family", err))
     return section("fig5", "Figure 5: per-fold scores by family", "".join(cells))
 
 
@@ -366,7 +449,7 @@ def fingerprints(inp: ReportInputs, figs: Figures, scratch: Path, units: Mapping
     )
     if data is None:
         return section("fingerprints", "Example fingerprints", missing(f"fingerprints could not be drawn ({esc(err)})"))
-    cells = "".join(figs.add(b, t, 1) for t, b in data)
+    cells = "".join(figs.add(b, t) for t, b in data)
     return section(
         "fingerprints",
         "Example fingerprints",
@@ -375,36 +458,183 @@ def fingerprints(inp: ReportInputs, figs: Figures, scratch: Path, units: Mapping
     )
 
 
-def drivers(inp: ReportInputs, figs: Figures) -> str:
-    parts = []
+DRIVERS_TOP = 10
+
+
+def _float(value: Any) -> float | None:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _text(value: Any) -> str:
+    return "" if value is None or (isinstance(value, float) and not math.isfinite(value)) else str(value).strip()
+
+
+def _evidence(r: Mapping[str, Any]) -> str:
+    """What says this compound matters: the model's importance, its effect given the other candidates, where seen."""
+    bits = []
+    if _float(r.get("importance")) is not None:
+        bits.append(f"importance {_float(r.get('importance')):.3g}")
+    effect = _float(r.get("conditional_effect"))
+    if effect is not None:
+        bits.append(f"effect given the others {effect:+.2f}")
+    n_high, n_low = _float(r.get("n_high")), _float(r.get("n_low"))
+    if n_high is not None and n_low is not None:
+        bits.append(f"seen in {int(n_high)} high / {int(n_low)} low accessions")
+    elif _float(r.get("n_accessions")) is not None:
+        bits.append(f"in {int(_float(r.get('n_accessions')))} accessions")
+    return "; ".join(bits) or "–"
+
+
+def _library(r: Mapping[str, Any]) -> str:
+    """The library hit as a chemist reads it: identity match first, else an analogue (shared fragments)."""
+    name = _text(r.get("library_name"))
+    if name:
+        adduct = _text(r.get("library_adduct"))
+        score, peaks = _float(r.get("library_score")), _float(r.get("matched_peaks"))
+        detail = ", ".join(
+            x for x in (f"score {score:.2f}" if score is not None else "", f"{int(peaks)} peaks" if peaks else "") if x
+        )
+        return f"{esc(name)}{' ' + esc(adduct) if adduct else ''}{f' ({detail})' if detail else ''}"
+    name = _text(r.get("analogue_name"))
+    if name:
+        score, mz = _float(r.get("analogue_score")), _float(r.get("analogue_precursor_mz"))
+        detail = ", ".join(
+            x for x in (f"score {score:.2f}" if score is not None else "", f"m/z {mz:.4f}" if mz else "") if x
+        )
+        return f"<span class='note'>analogue of</span> {esc(name)}{f' ({detail})' if detail else ''}"
+    return "<span class='note'>no match</span>"
+
+
+def drivers_table(df: Any, top: int = DRIVERS_TOP) -> str:
+    """The top ``top`` drivers with the columns a chemist reads; the CSV keeps every column (spectra, boxes)."""
+    rows = []
+    for i, r in enumerate(df.head(top).to_dict(orient="records"), 1):
+        direction = _text(r.get("direction"))
+        fc = _float(r.get("fold_change"))
+        rows.append(
+            [
+                num(r.get("rank")) if _float(r.get("rank")) is not None else str(i),
+                num(r.get("precursor_mz"), 4),
+                num(r.get("rt_min"), 2),
+                {
+                    "up": "<span class=nowrap>up in active</span>",
+                    "down": "<span class=nowrap>down in active</span>",
+                }.get(direction, esc(direction) or "–"),
+                f"{fc:.2f}" if fc is not None else "–",
+                esc(_evidence(r)),
+                _library(r),
+            ]
+        )
+    return table(
+        ["rank", "precursor m/z", "RT (min)", "direction", "fold change (high / low)", "evidence", "library match"],
+        rows,
+        raw=True,
+        numeric=(0, 1, 2, 4),
+    )
+
+
+def drivers(inp: ReportInputs, figs: Figures, base: Path | None = None) -> str:
+    parts = [
+        (
+            "<p class='note'>The compounds behind each assay's served model: precursors in the image regions (or "
+            "features) the model relies on, grouped across accessions, ranked up-in-active first; fold change is "
+            "the mean relative intensity in high over low accessions (<code>ms2img explain</code>).</p>"
+        )
+    ]
     for a in inp.assays:
-        pngs = [figs.file(p, f"{a.name}: {stem}", 2) for stem, p in a.plots.items() if stem.startswith("driver")]
-        if a.drivers is None and not any(pngs):
-            parts.append(f"<h3>{esc(a.name)}</h3>" + missing(f"drivers (reports/{esc(a.name)}/drivers.csv)"))
-            continue
+        pngs = [figs.file(p, f"{a.name}: {stem}") for stem, p in a.plots.items() if stem.startswith("driver")]
         parts.append(f"<h3>{esc(a.name)}</h3>")
+        if a.drivers is None and not any(pngs):
+            parts.append(missing(f"drivers (reports/{esc(a.name)}/drivers.csv; run <code>ms2img explain</code>)"))
+            continue
         if a.drivers is not None:
-            parts.append(f"<p class='note'>Top {min(15, len(a.drivers))} of {len(a.drivers)} rows.</p>")
-            parts.append(records_table(a.drivers.head(15).to_dict(orient="records")))
+            meta = a.drivers_meta or {}
+            csv = link(a.drivers_csv, base, f"reports/{a.name}/drivers.csv")
+            parts.append(
+                f"<p class='note'>Top {min(DRIVERS_TOP, len(a.drivers))} of {len(a.drivers)} drivers"
+                f"{' of ' + esc(meta['family']) if meta.get('family') else ''}; every column (consensus spectra, "
+                f"adducts, image boxes) in {csv}.</p>"
+            )
+            if meta.get("n_accessions") is not None:
+                parts.append(
+                    f"<p class=counts>Counts here: the {num(meta.get('n_accessions'))} accessions the attribution "
+                    f"ran on ({num(meta.get('n_high'))} high, {num(meta.get('n_low'))} low; "
+                    f"{esc(meta.get('attribution', 'attribution'))}), labelled as in "
+                    f"{esc(meta.get('labels_from', 'oof.csv'))} (each fold's own scaling), which is why they can "
+                    "differ by a few from the served model's card.</p>"
+                )
+            if "precursor_mz" in a.drivers.columns:
+                parts.append(drivers_table(a.drivers))
+            else:  # not ms2img explain's table: its first columns as they are
+                cols = list(a.drivers.columns[:8])
+                parts.append(records_table(a.drivers.head(DRIVERS_TOP).to_dict(orient="records"), cols))
         parts.append("".join(pngs))
     return section("drivers", "Drivers of each assay", "".join(parts))
 
 
+def _drift_table(d: Mapping[str, Any]) -> str | None:
+    """benchmarks/drift.py's ``{levels, results}``: one row per assay and family, AUC mean ± SD per level."""
+    levels, results = d.get("levels"), d.get("results")
+    if not (isinstance(levels, list) and isinstance(results, list) and results):
+        return None
+    if not all(isinstance(r, Mapping) and {"family", "level", "mean"} <= set(r) for r in results):
+        return None
+    heads = []
+    for i, lv in enumerate(levels):
+        if isinstance(lv, Mapping) and any(lv.values()):
+            drop = _float(lv.get("dropout"))
+            heads.append(
+                f"L{i} ({num(lv.get('mz_ppm'), 0)} ppm, {num(lv.get('rt_min'), 1)} min, "
+                f"{num(drop * 100 if drop is not None else None, 0)}% dropout, noise {num(lv.get('noise'), 1)})"
+            )
+        else:
+            heads.append(f"L{i} (none)")
+    rows: dict[tuple[str, str], list[str]] = {}
+    for r in results:
+        key = (str(r.get("assay", "")), str(r["family"]))
+        cells = rows.setdefault(key, ["–"] * len(heads))
+        i = int(r["level"])
+        if 0 <= i < len(cells):
+            cells[i] = stat_cell({"mean": r.get("mean"), "sd": r.get("sd")})
+    return table(
+        ["assay", "family", *heads],
+        [[esc(k[0]), f"<span class=nowrap>{esc(k[1])}</span>", *v] for k, v in rows.items()],
+        raw=True,
+    )
+
+
 def drift(inp: ReportInputs, figs: Figures) -> str:
     d = inp.drift
-    pngs = "".join(figs.file(p, p.stem, 3) for p in inp.drift_plots)
+    pngs = "".join(figs.file(p, f"Drift: {p.stem}") for p in inp.drift_plots)
     if d is None:
         return section(
             "drift",
             "Drift stress test",
-            missing("drift benchmark (reports/drift.json; run <code>benchmarks/drift.py</code>)") + pngs,
+            "<p class='note'>Not run: <code>.venv/bin/python benchmarks/drift.py --project . --assays DPPH</code> "
+            "writes reports/drift.json and plots/drift.png, which the next <code>ms2img report</code> shows here.</p>"
+            + pngs,
         )
     parts = []
     if isinstance(d, Mapping):
         for key in ("note", "summary", "conclusion"):
             if isinstance(d.get(key), str):
                 parts.append(f"<p>{esc(d[key])}</p>")
-        tables = {k: v for k, v in d.items() if isinstance(v, list) and v and isinstance(v[0], Mapping)}
+        known = _drift_table(d)
+        if known:
+            parts.append(
+                "<p class='note'>Held-out AUC (mean ± SD over folds) of every family trained on clean folds and "
+                "scored on test folds perturbed like a second instrument batch (m/z offset, RT shift, fragment "
+                "dropout, intensity noise), from reports/drift.json.</p>" + known
+            )
+        tables = {
+            k: v
+            for k, v in d.items()
+            if isinstance(v, list) and v and isinstance(v[0], Mapping) and not (known and k in ("levels", "results"))
+        }
         for k, v in tables.items():
             parts.append(f"<h3>{esc(k)}</h3>" + records_table(v, limit=200))
         scalars = {
@@ -414,7 +644,14 @@ def drift(inp: ReportInputs, figs: Figures) -> str:
         }
         if scalars:
             parts.append(table(["key", "value"], [[k, v] for k, v in scalars.items()]))
-        rest = {k: v for k, v in d.items() if k not in tables and k not in scalars and not isinstance(v, str)}
+        rest = {
+            k: v
+            for k, v in d.items()
+            if k not in tables
+            and k not in scalars
+            and not isinstance(v, str)
+            and not (known and k in ("levels", "results"))
+        }
         if rest:
             parts.append(
                 f"<details><summary>other fields</summary><pre>{esc(json.dumps(rest, indent=1))}</pre></details>"
@@ -426,7 +663,7 @@ def drift(inp: ReportInputs, figs: Figures) -> str:
     return section("drift", "Drift stress test", "".join(parts) + pngs)
 
 
-def provenance(inp: ReportInputs) -> str:
+def provenance(inp: ReportInputs, base: Path | None = None) -> str:
     v = inp.validation
     parts = ["<h3>Data version</h3>"]
     if inp.data_version:
@@ -454,8 +691,8 @@ def provenance(inp: ReportInputs) -> str:
             parts.append(
                 table(["check", "value"], [[k, num(x) if not isinstance(x, bool) else x] for k, x in s.items()])
             )
-        if (inp.root / "reports" / "validation.html").is_file():
-            parts.append("<p class='note'>Full report: <a href='validation.html'>validation.html</a></p>")
+        if inp.validation_html is not None and base is not None:
+            parts.append(f"<p class='note'>Full report: {link(inp.validation_html, base, 'validation.html')}</p>")
     else:
         parts.append(missing("validation (reports/validation.json; run <code>ms2img validate</code>)"))
     parts.append("<h3>Parameters in effect</h3>")

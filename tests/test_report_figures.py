@@ -1,0 +1,91 @@
+"""The report's figures as drawn (issue 26): legends clear of the data they explain, thresholds as used."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from ms2img import plots
+from ms2img.models.oplsda import oplsda
+
+
+def _capture(monkeypatch) -> list[Figure]:
+    """Figures at the moment they are saved (the plot functions close nothing but return only the path)."""
+    seen: list[Figure] = []
+    original = Figure.savefig
+
+    def spy(self, *a, **k):
+        seen.append(self)
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    return seen
+
+
+def test_permutation_legend_leaves_the_observed_markers_visible(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 30))
+    y = np.repeat([0, 1], 20)
+    x[:, :3] += 0.3 * y[:, None]  # a weak effect: a low observed Q2Y, where the old legend sat
+    res = oplsda(x, y, permutations=20, seed=1)
+    seen = _capture(monkeypatch)
+    plots.plot_permutation(res, tmp_path / "perm.png", assay="DPPH")
+    fig = seen[-1]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent(renderer)
+    observed = ax.transData.transform([[1.0, res.r2y], [1.0, res.q2y]])
+    for px, py in observed:
+        assert not legend.contains(px, py)
+    assert legend.y1 < ax.get_window_extent(renderer).y0  # below the axes
+    width_in = fig.get_size_inches()[0]
+    assert width_in * 96 <= 1100  # fits a report page at the size it is drawn
+
+
+def test_oof_plot_draws_the_threshold_it_is_given_and_none_without(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    vals = rng.uniform(10, 90, 40)
+    lab = np.where(vals < 40, 0, np.where(vals > 60, 1, -1))
+    prob = np.clip((vals - 10) / 80 + rng.normal(0, 0.1, 40), 0, 1)
+    seen = _capture(monkeypatch)
+    plots.plot_oof_predictions(
+        vals, prob, lab, tmp_path / "a.png", threshold=0.611, threshold_label="saved model's threshold 0.611",
+        threshold_band=(0.3, 0.6),
+    )  # fmt: skip
+    labels = [t.get_text() for t in seen[-1].axes[0].get_legend().get_texts()]
+    assert "saved model's threshold 0.611" in labels and "folds' thresholds" in labels
+    assert not any(t.startswith("threshold 0.5") for t in labels)
+    plots.plot_oof_predictions(vals, prob, lab, tmp_path / "b.png", threshold=None)
+    labels = [t.get_text() for t in seen[-1].axes[0].get_legend().get_texts()]
+    assert not any("threshold" in t for t in labels)
+    ax = seen[-1].axes[0]
+    assert ax.get_legend().get_window_extent().x0 >= ax.get_window_extent().x1  # beside the points, not on them
+
+
+@pytest.mark.parametrize("kind", ["plot", "heatmap"])
+def test_compress_keeps_the_figure_and_makes_it_smaller(tmp_path, kind):
+    import io
+
+    from PIL import Image
+
+    from ms2img.report.html import compress, drawn_size
+
+    fig = plots.new_figure(6, 4)
+    ax = fig.add_subplot()
+    if kind == "plot":
+        ax.plot(np.arange(50), np.random.default_rng(0).normal(size=50), label="a line")
+        ax.legend()
+    else:
+        ax.imshow(np.random.default_rng(0).random((70, 75)) ** 3, cmap="magma")
+    path = plots.save_figure(fig, tmp_path / "f.png")
+    raw = path.read_bytes()
+    small = compress(raw)
+    assert len(small) < 0.7 * len(raw)
+    a, b = Image.open(io.BytesIO(raw)), Image.open(io.BytesIO(small))
+    assert a.size == b.size and b.mode == "P"
+    diff = np.abs(np.asarray(a.convert("RGB"), dtype=int) - np.asarray(b.convert("RGB"), dtype=int))
+    assert diff.mean() < 3  # no visible loss
+    assert drawn_size(small) == (576, 384)  # 6 x 4 in at 96 CSS px per inch
+    assert compress(b"not an image") == b"not an image"
