@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ms2img.atomic import write_bytes, write_text
+from ms2img.report import findings
 from ms2img.report import sections as S
 from ms2img.report.collect import AssayInputs, ReportInputs, collect
 from ms2img.report.html import CSS, esc, missing, section
@@ -72,9 +73,9 @@ def render_html(
             ("fig4", lambda: S.fig4(inp, figs, scratch)),
             ("fig5", lambda: S.fig5(inp, figs, scratch)),
             ("fingerprints", lambda: S.fingerprints(inp, figs, scratch, units)),
-            ("drivers", lambda: S.drivers(inp, figs, base)),
-            ("drift", lambda: S.drift(inp, figs)),
-            ("provenance", lambda: S.provenance(inp, base)),
+            ("drivers", lambda: findings.drivers(inp, figs, base)),
+            ("drift", lambda: findings.drift(inp, figs)),
+            ("provenance", lambda: findings.provenance(inp, base)),
         ]
         sections = []
         for i, (name, build) in enumerate(builders, 1):
