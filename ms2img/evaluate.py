@@ -33,9 +33,6 @@ from ms2img.jsonio import write_json
 
 logger = logging.getLogger(__name__)
 
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
-METRIC_LABELS = {"accuracy": "Accuracy", "precision": "Precision", "recall": "Recall", "f1": "F1", "roc_auc": "AUC"}
-_ACCURACY_KEYS = ("accuracy", "binary_accuracy", "acc")
 
 
 # --------------------------------------------------------------------------------------------------------------
