@@ -14,6 +14,7 @@ from ms2img import __version__
 from ms2img.errors import Ms2ImgError
 
 COMMANDS = [
+    "init",
     "synth",
     "ingest",
     "validate",
@@ -26,6 +27,7 @@ COMMANDS = [
     "profile",
     "report",
     "explain",
+    "retrain",
 ]
 
 

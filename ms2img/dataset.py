@@ -1,9 +1,11 @@
 """What one assay's models learn from: accessions, raw assay values, images and feature tables, and the folds.
 
-Every family is scored on the same repeated grouped stratified folds over accessions. Labels are not fixed
-up front: each fold's min-max scaling is fitted on its training accessions only (:class:`LabelScaling`) and
-applied to its test accessions, so nothing about a test accession leaks into its own label, and the scaling
-that was fitted on all accessions travels with the final model.
+Every family is scored on the same repeated grouped stratified folds over accessions. The folds and repeats
+(``cv.folds`` / ``cv.repeats``, numbers or ``auto``) are checked against the class counts before any training;
+below :data:`SMALL_COHORT_PER_CLASS` labelled accessions per class the run is a "small cohort" and says so.
+Labels are not fixed up front: each fold's min-max scaling is fitted on its training accessions only
+(:class:`LabelScaling`) and applied to its test accessions, so nothing about a test accession leaks into its own
+label, and the scaling that was fitted on all accessions travels with the final model.
 """
 
 from __future__ import annotations
@@ -23,6 +25,69 @@ from ms2img.render import ImageSet
 
 log = logging.getLogger(__name__)
 MIDDLE = -1  # label of an accession between the thresholds: predicted and rank-scored, never trained on
+SMALL_COHORT_PER_CLASS = 20  # fewer labelled accessions in a class: a "small cohort" (said in every record)
+SMALL_COHORT_MIN_FOLDS = 10  # cv.repeats auto on a small cohort: enough repeats for this many held-out folds
+AUTO_FOLDS = 5  # cv.folds auto: this many, or the smallest class when it has fewer accessions
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """The cross-validation that runs on one assay, decided from its class counts before any training."""
+
+    folds: int
+    repeats: int
+    low: int  # labelled accessions per class (all-data scaling)
+    high: int
+    small_cohort: bool
+
+    def describe(self) -> str:
+        """One line for the train printout, metrics and model card."""
+        text = f"{self.folds}-fold CV x {self.repeats} repeat{'s' if self.repeats != 1 else ''}"
+        if self.small_cohort:
+            text = (
+                f"small cohort: {self.low} low / {self.high} high labelled accessions (below "
+                f"{SMALL_COHORT_PER_CLASS} per class): {text}; intervals are wide, scores vary from run to run"
+            )
+        return text
+
+
+def _setting_int(value: Any, name: str, minimum: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a whole number or auto, got {value!r}") from None
+    if number != value and not (isinstance(value, str) and value.strip().isdigit()):
+        raise ConfigError(f"{name} must be a whole number or auto, got {value!r}")
+    if number < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {number}")
+    return number
+
+
+def cohort_protocol(assay: str, counts: Mapping[str, int], folds: Any = AUTO_FOLDS, repeats: Any = 1) -> Protocol:
+    """``cv.folds`` / ``cv.repeats`` (numbers or ``auto``) checked against the class counts, naming the setting.
+
+    ``auto`` folds: :data:`AUTO_FOLDS`, or the smallest class when smaller (every test fold then holds each class);
+    ``auto`` repeats: 1, or on a small cohort enough repeats for :data:`SMALL_COHORT_MIN_FOLDS` held-out folds.
+    """
+    low, high = int(counts["low"]), int(counts["high"])
+    smallest = min(low, high)
+    if smallest < 2:
+        raise ConfigError(
+            f"assay {assay}: {low} low and {high} high labelled accessions; cross-validation needs at least 2 per "
+            "class (labels.low / labels.high decide the classes)"
+        )
+    k = min(AUTO_FOLDS, smallest) if str(folds).strip().lower() == "auto" else _setting_int(folds, "cv.folds", 2)
+    if k > smallest:
+        raise ConfigError(
+            f"cv.folds {k}: assay {assay} has {low} low and {high} high labelled accessions, so {k} folds cannot "
+            f"each hold both classes; set cv.folds: {smallest} (or auto)"
+        )
+    small = smallest < SMALL_COHORT_PER_CLASS
+    if str(repeats).strip().lower() == "auto":
+        r = -(-SMALL_COHORT_MIN_FOLDS // k) if small else 1
+    else:
+        r = _setting_int(repeats, "cv.repeats", 1)
+    return Protocol(folds=k, repeats=r, low=low, high=high, small_cohort=small)
 
 
 @dataclass(frozen=True)
@@ -79,6 +144,7 @@ class AssayData:
     folds: list[Fold] = field(default_factory=list)
     low: float = 0.4
     high: float = 0.6
+    protocol: Protocol | None = None  # folds x repeats that made ``folds``; says "small cohort" when it is one
 
     @property
     def size(self) -> str:
@@ -135,8 +201,8 @@ def load_assay_data(
     methods: Sequence[str] = (),
     low: float = 0.4,
     high: float = 0.6,
-    n_splits: int = 5,
-    repeats: int = 1,
+    n_splits: int | str = 5,
+    repeats: int | str = 1,
     seed: int = 42,
 ) -> AssayData:
     """Everything one assay's models need, checked before any training: clear errors name the assay and counts."""
@@ -179,9 +245,13 @@ def load_assay_data(
         for method in methods:
             t = FeatureTable.load(features_dir, method)
             data.features[method] = t.values.reindex(index=accessions, fill_value=0.0).astype(np.float32)
-    data.folds = repeated_folds(vals, n_splits, repeats, seed, low, high)
     counts = class_summary(data.scaling().labels(vals))
-    log.info("%s: %d accessions (%s) at %s, %d folds", assay, len(vals), counts, data.size, len(data.folds))
+    data.protocol = cohort_protocol(assay, counts, n_splits, repeats)
+    data.folds = repeated_folds(vals, data.protocol.folds, data.protocol.repeats, seed, low, high)
+    p = data.protocol
+    log.info(
+        "%s: %d accessions (%s) at %s, %d folds x %d repeats", assay, len(vals), counts, data.size, p.folds, p.repeats
+    )
     return data
 
 
@@ -202,7 +272,7 @@ def data_from_params(
         methods=list(params["features"]["similarity"]) if features_dir is not None else (),
         low=float(params["labels"]["low"]),
         high=float(params["labels"]["high"]),
-        n_splits=int(cv["folds"]),
-        repeats=int(cv.get("repeats", 1)),
+        n_splits=cv["folds"],
+        repeats=cv.get("repeats", 1),
         seed=int(cv["seed"]),
     )

@@ -5,6 +5,11 @@ overlap), so a plain t interval is too narrow. We use the corrected resampled t 
 (2003, Machine Learning 52:239), as recommended by Bouckaert & Frank (2004) for repeated CV: the variance of
 the mean is ``(1/J + n_test/n_train) * s^2`` instead of ``s^2 / J``, with ``J - 1`` degrees of freedom. The same
 correction gives the interval of one model's mean and the paired test of two models on the same folds.
+
+On a small cohort those intervals mean little: two test accessions per fold give AUC 0 or 1, and folds that all
+say 1 give "1.000-1.000". :func:`small_cohort_interval` is the floor a few accessions allow whatever the folds
+say: Newcombe's score interval for an AUC from ``n_low`` x ``n_high`` pairs (2006, Stat Med 25:559, method 5),
+a Wilson score interval for the other scores as proportions of the labelled accessions.
 """
 
 from __future__ import annotations
@@ -86,6 +91,58 @@ def corrected_interval(
     return {"mean": mean, "sd": sd, "ci_low": lo, "ci_high": hi}
 
 
+def proportion_interval(p: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``p`` observed on ``n`` units (never zero width for n > 0)."""
+    if not np.isfinite(p) or n < 1:
+        return float("nan"), float("nan")
+    p = min(max(float(p), 0.0), 1.0)
+    z = float(sps.norm.ppf(0.5 + level / 2))
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def auc_interval(auc: float, n_low: int, n_high: int, level: float = 0.95) -> tuple[float, float]:
+    """Newcombe's score interval for an AUC from ``n_low`` negatives and ``n_high`` positives (method 5: the
+    Hanley-McNeil variance with both counts set to their mean, inverted as a score test, so an AUC of 1.000 from
+    3 + 3 accessions gives 0.50-1.00, not 1.00-1.00)."""
+    if not np.isfinite(auc) or n_low < 1 or n_high < 1:
+        return float("nan"), float("nan")
+    z2 = float(sps.norm.ppf(0.5 + level / 2)) ** 2
+    half_n = (n_low + n_high) / 2.0
+    theta = np.linspace(0.0, 1.0, 20001)
+    var = theta * (1 - theta) / (n_low * n_high) * (2 * half_n - 1 - 3 * (half_n - 1) / ((2 - theta) * (1 + theta)))
+    inside = (auc - theta) ** 2 <= z2 * np.maximum(var, 0.0) + 1e-12
+    accepted = theta[inside]
+    lo = float(min(accepted.min(), auc)) if accepted.size else float(auc)
+    hi = float(max(accepted.max(), auc)) if accepted.size else float(auc)
+    return lo, hi
+
+
+def small_cohort_interval(score: str, mean: float, n_low: int, n_high: int, level: float = 0.95) -> tuple[float, float]:
+    """The narrowest interval ``n_low`` + ``n_high`` labelled accessions allow for ``score`` at ``mean``: AUC by
+    :func:`auc_interval`, balanced accuracy and F1 as proportions of the accessions (Wilson), MCC on
+    ``(MCC + 1) / 2``. An approximate floor, joined with the fold-based interval by :func:`widen`."""
+    if score == "auc":
+        return auc_interval(mean, n_low, n_high, level)
+    if score == "mcc":
+        lo, hi = proportion_interval((mean + 1) / 2, n_low + n_high, level)
+        return 2 * lo - 1, 2 * hi - 1
+    return proportion_interval(mean, n_low + n_high, level)
+
+
+def widen(entry: Mapping[str, float], floor: tuple[float, float]) -> dict[str, float]:
+    """``entry`` (mean, sd, ci_low, ci_high) with its interval at least as wide as ``floor``."""
+    out = dict(entry)
+    lo, hi = floor
+    if np.isfinite(lo):
+        out["ci_low"] = lo if not np.isfinite(out.get("ci_low", np.nan)) else min(out["ci_low"], lo)
+    if np.isfinite(hi):
+        out["ci_high"] = hi if not np.isfinite(out.get("ci_high", np.nan)) else max(out["ci_high"], hi)
+    return out
+
+
 def corrected_paired_test(
     a: Sequence[float], b: Sequence[float], test_train_ratio: float, level: float = 0.95
 ) -> dict[str, float]:
@@ -114,13 +171,28 @@ def spearman(prob: Sequence[float], values: Sequence[float]) -> float:
 
 
 def select_winner(
-    fold_auc: Mapping[str, Sequence[float]], test_train_ratio: float, simplicity: Mapping[str, int]
+    fold_auc: Mapping[str, Sequence[float]],
+    test_train_ratio: float,
+    simplicity: Mapping[str, int],
+    exclude: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The family to serve: the best mean AUC, unless a simpler family is within one corrected standard error.
 
     Ties go to the simpler, faster model (``simplicity``: lower is simpler); every paired comparison with the
-    best is returned so the choice can be audited.
+    best is returned so the choice can be audited. Families in ``exclude`` (degenerate: they predict one class)
+    never win, whatever their AUC; when every family is excluded there is no winner (``winner`` None).
     """
+    excluded = [f for f in fold_auc if f in set(exclude)]
+    fold_auc = {f: v for f, v in fold_auc.items() if f not in set(exclude)}
+    if not fold_auc:
+        return {
+            "winner": None,
+            "best": None,
+            "reason": f"every family is degenerate (predicts a single class): {', '.join(excluded)}",
+            "ranking": [],
+            "paired_with_best": {},
+            "excluded": excluded,
+        }
     means = {f: float(np.nanmean(v)) for f, v in fold_auc.items()}
     best = max(means, key=lambda f: (means[f], -simplicity.get(f, 99)))
     paired = {f: corrected_paired_test(fold_auc[best], fold_auc[f], test_train_ratio) for f in fold_auc if f != best}
@@ -140,4 +212,7 @@ def select_winner(
             f"(AUC {means[best]:.3f}, p = {paired[winner]['p_value']:.2f}), and simpler"
         )
     ranking = sorted(means, key=lambda f: (-means[f], simplicity.get(f, 99)))
-    return {"winner": winner, "best": best, "reason": reason, "ranking": ranking, "paired_with_best": paired}
+    if excluded:
+        reason += f"; degenerate, never chosen: {', '.join(excluded)}"
+    return {"winner": winner, "best": best, "reason": reason, "ranking": ranking, "paired_with_best": paired,
+            "excluded": excluded}  # fmt: skip

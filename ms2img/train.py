@@ -23,8 +23,9 @@ import pandas as pd
 from ms2img import plots, tracking
 from ms2img.atomic import atomic_path, write_text
 from ms2img.dataset import MIDDLE, AssayData, class_summary, data_from_params
+from ms2img.errors import Ms2ImgError
 from ms2img.evaluate import confusion_matrices, write_metrics_json
-from ms2img.experiment import CVResult, cross_validate, degenerate_warnings, fit_final
+from ms2img.experiment import CVResult, cross_validate, degenerate_families, fit_final, resolve_cohort_settings
 from ms2img.jsonio import to_jsonable
 from ms2img.models.family import FAMILIES, input_kind
 from ms2img.stats import SCORES
@@ -184,12 +185,18 @@ def train_assay(
     families = families_from_params(params)
     data = data_from_params(assay, params, images_path, assays_csv, features_dir=features_dir)
     counts = class_summary(data.scaling().labels(data.values))
+    protocol = data.protocol
+    fitting = resolve_cohort_settings(data, params, families)  # cohort-size settings checked before any fit
+    (log.warning if protocol.small_cohort else log.info)("%s: %s", assay, protocol.describe())
     report_dir, plot_dir = Path(reports_dir) / assay, Path(plots_dir) / assay
-    cv = cross_validate(data, families, params, seed=seed)
+    cv = cross_validate(data, families, fitting, seed=seed)
     summary = cv.summary()
-    selection = cv.selection()
-    notes = degenerate_warnings(cv)
-    extras, figures = multivariate(data, params, plot_dir, seed)
+    degenerate = degenerate_families(cv)
+    notes = list(degenerate.values())
+    selection = cv.selection(degenerate=list(degenerate))
+    if selection["winner"] is None:
+        raise Ms2ImgError(f"assay {assay}: {selection['reason']}; nothing to serve ({protocol.describe()})")
+    extras, figures = multivariate(data, fitting, plot_dir, seed)
     for fam in families:
         figures += _family_plots(data, cv, fam, plot_dir, units)
     figures.append(
@@ -208,7 +215,7 @@ def train_assay(
         model = fit_final(
             data,
             fam,
-            params,
+            fitting,
             seed=seed,
             summary=summary,
             features=features,
@@ -221,14 +228,16 @@ def train_assay(
         "n_low": counts["low"],
         "n_high": counts["high"],
         "n_middle": counts["middle"],
-        "folds": int(params["cv"]["folds"]),
-        "repeats": int(params["cv"].get("repeats", 1)),
+        "folds": protocol.folds,
+        "repeats": protocol.repeats,
+        "small_cohort": int(protocol.small_cohort),  # 1: below 20 labelled accessions per class (numbers only)
         **summary,
         **extras,
     }
     _write_table(cv.oof, report_dir / "oof.csv")
     _write_table(cv.folds, report_dir / "folds.csv")
-    selection = {**selection, "degenerate": notes, "families": families}
+    selection = {**selection, "degenerate": notes, "families": families, "small_cohort": protocol.small_cohort,
+                 "protocol": protocol.describe()}  # fmt: skip
     write_text(report_dir / "selection.json", json.dumps(to_jsonable(selection), indent=2, sort_keys=True) + "\n")
     write_metrics_json(Path(metrics_dir) / f"{assay}.json", metrics)
     run = {"seconds": round(time.perf_counter() - started, 1), **provenance}
@@ -355,7 +364,7 @@ def resolution_study(
     results, rows = {}, []
     for size, path in image_paths.items():
         data = data_from_params(assay, params, path, assays_csv)
-        cv = cross_validate(data, ["cnn"], params, seed=seed)
+        cv = cross_validate(data, ["cnn"], resolve_cohort_settings(data, params, ["cnn"]), seed=seed)
         entry = cv.summary()["families"]["cnn"]
         plot_summary = {"roc_auc": entry["auc"], "accuracy": entry["balanced_accuracy"]}  # the figure's keys
         results[size] = {"histories": cv.histories.get("cnn", []), "summary": plot_summary}

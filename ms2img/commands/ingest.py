@@ -1,4 +1,10 @@
-"""``ms2img ingest INPUT... --out DIR``: raw exports -> one events Parquet per accession + samples.csv."""
+"""``ms2img ingest INPUT... --out DIR``: raw exports -> one events Parquet per accession + samples.csv.
+
+What a lab has is taken as it comes: a ``sample_sheet.csv`` beside an input folder (``data/raw/sample_sheet.csv``
+for ``data/raw/exports``) is used without a flag, and a folder holding a single MS-DIAL alignment export is split
+into its sample columns (one export per accession only when the folder holds several). The printout says how
+each file became accessions and hints when sample columns look like replicate injections of one extract.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ from pathlib import Path
 from ms2img.commands import add_params_args
 from ms2img.errors import ConfigError
 from ms2img.io.fbmn import JOIN_MZ_TOL_DA, RT_UNITS
-from ms2img.io.ingest import ingest
+from ms2img.io.ingest import MANIFEST, RAW_EXTENSIONS, TEXT_EXTENSIONS, ingest, sniff
+from ms2img.io.sample_sheet import SHEET_NAME, describe_sources, replicate_hint, sheet_has_rows
 from ms2img.io.schema import SAMPLE_TYPES
 from ms2img.params import DEFAULT_PARAMS_PATH, load_params
 
@@ -29,9 +36,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="read MS-DIAL exports, MZmine quant CSV + MGF, or mzML/mzXML into the canonical events table",
         description=(
             "Read inputs (files or folders) and write OUT/<accession>.parquet for every training sample and "
-            "OUT/samples.csv listing all samples (incl. blanks and QC). A folder of MS-DIAL exports (or several "
-            "named exports) is one export per accession; a single export makes each sample column an accession "
-            "unless a sample sheet maps it. OUT is built aside and swapped in as one step: nothing in it changes "
+            "OUT/samples.csv listing all samples (incl. blanks and QC). Several MS-DIAL exports (in a folder or "
+            "named) are one export per accession; a single export (named, or alone in its folder) makes each sample "
+            "column an accession unless a sample sheet maps it. A sample_sheet.csv beside an input folder is used "
+            "unless --sample-sheet or --no-sample-sheet says otherwise. Blanks and QCs never train. OUT is built "
+            "aside and swapped in as one step: nothing in it changes "
             "when an "
             "input is bad or the run is killed, and accessions it holds that the inputs do not are removed only "
             "with --replace."
@@ -39,7 +48,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="MS-DIAL .txt, quant .csv, .mzML, .mzXML, or a folder")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder for the events Parquet files")
-    p.add_argument("--sample-sheet", metavar="CSV", help="CSV with sample, accession[, replicate, type, class]")
+    p.add_argument(
+        "--sample-sheet",
+        metavar="CSV",
+        help=f"CSV with sample, accession[, replicate, type, class] (default: {SHEET_NAME} beside an input folder, "
+        "e.g. data/raw/sample_sheet.csv for data/raw/exports, when it lists samples)",
+    )
+    p.add_argument(
+        "--no-sample-sheet", action="store_true", help=f"do not pick up a {SHEET_NAME} beside the input folder"
+    )
     p.add_argument("--mgf", metavar="MGF", help="MGF for the quant table (default: same stem as the table)")
     p.add_argument(
         "--sample-types",
@@ -135,17 +152,66 @@ def settings(args: argparse.Namespace) -> dict:
     return merged
 
 
+def found_sample_sheet(inputs: list[str]) -> Path | None:
+    """``sample_sheet.csv`` beside the first input folder that has one (``data/raw`` for ``data/raw/exports``)."""
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir() and (p.resolve().parent / SHEET_NAME).is_file():
+            return p.parent / SHEET_NAME if p.parent != Path() or p.is_absolute() else Path(SHEET_NAME)
+    return None
+
+
+def split_lone_exports(inputs: list[str]) -> list[str]:
+    """Folders holding exactly one MS-DIAL export are listed file by file, so that export's sample columns become
+    accessions (a folder of several exports stays one export per accession)."""
+    out: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if not p.is_dir():
+            out.append(item)
+            continue
+        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in TEXT_EXTENSIONS | RAW_EXTENSIONS)
+        kinds = {f: sniff(f) for f in files}
+        if sum(k == "msdial" for k in kinds.values()) == 1:
+            out += [str(f) for f in files]
+        else:
+            out.append(item)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
-    """Ingest and print a short summary."""
+    """Ingest and print a short summary: how files became accessions, and a replicate hint when one applies."""
+    sheet = args.sample_sheet
+    notes = []
+    if sheet is None and args.metadata is None and not args.no_sample_sheet:
+        found = found_sample_sheet(args.inputs)
+        if found is not None and sheet_has_rows(found):
+            sheet = str(found)
+            notes.append(f"  sample sheet: {found}")
+        elif found is not None:
+            notes.append(f"  sample sheet: {found} lists no samples (header only); each sample column is an accession")
+    options = settings(args)
     summary = ingest(
-        args.inputs,
+        split_lone_exports(args.inputs),
         args.out,
-        sample_sheet=args.sample_sheet,
+        sample_sheet=sheet,
         mgf=args.mgf,
         metadata=args.metadata,
         assays_out=args.assays_out,
         replace=args.replace,
-        **settings(args),
+        **options,
     )
     print(summary.format())
+    for line in notes:
+        print(line)
+    manifest_path = Path(args.out) / MANIFEST
+    if manifest_path.is_file():
+        import pandas as pd
+
+        manifest = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
+        for line in describe_sources(manifest, options["sample_types"]):
+            print(f"  {line}")
+        hint = replicate_hint(manifest, options["sample_types"])
+        if hint:
+            print(f"  hint: {hint}")
     return 0

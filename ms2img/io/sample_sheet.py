@@ -7,6 +7,7 @@ CSV with a header; ``sample`` and ``accession`` are required, ``replicate`` (def
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -133,3 +134,81 @@ def resolve(
         "type": rec["type"],
         "class": rec["class"] or sample_class,
     }
+
+
+# ------------------------------------------------------------------------------ how inputs became accessions
+SHEET_NAME = "sample_sheet.csv"  # data/raw/sample_sheet.csv beside data/raw/exports: picked up by ``ms2img ingest``
+_STEM_TAIL = re.compile(r"[_.\- ]+(?:\d+|[A-Za-z]|(?:r|rep|inj|run|injection|replicate)\d+)$", re.IGNORECASE)
+
+
+def sheet_has_rows(path: str | Path) -> bool:
+    """True when a sample sheet lists at least one sample below its header (a template holds the header only)."""
+    lines = [ln for ln in read_text_lines(Path(path)) if ln.strip()]
+    return len(lines) > 1
+
+
+def name_stem(name: str) -> str:
+    """A sample name without its injection suffix: ``Hi01_neg_PASEF_2_1_2457`` -> ``Hi01_neg_PASEF_2_1``,
+    ``QC_03`` -> ``QC``, ``A_r2`` -> ``A``; names without such a suffix are returned unchanged."""
+    name = strip_raw_extension(str(name))
+    stem = _STEM_TAIL.sub("", name)
+    return stem or name
+
+
+def replicate_groups(names: list[str]) -> dict[str, list[str]]:
+    """Names that differ only in their injection suffix, by stem (only stems shared by two or more names):
+    likely replicate injections of one extract, each now an accession of its own."""
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(name_stem(n), []).append(n)
+    return {s: g for s, g in groups.items() if len(g) > 1}
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def describe_sources(manifest: pd.DataFrame, training_types: tuple[str, ...] | list[str]) -> list[str]:
+    """One line per input saying how its sample columns became accessions, e.g. ``GnpsTable.txt: 29 columns ->
+    6 accessions x 4 replicates, 5 blanks skipped``; many one-accession files are summed up in one line.
+    ``manifest`` is ingest's samples.csv (sample, accession, replicate, type, source)."""
+    lines, singles = [], []
+    for source, rows in manifest.groupby("source", sort=False):
+        train = rows[rows["type"].isin(training_types)]
+        per_acc = train.groupby("accession", sort=False).size()
+        skipped = rows.loc[~rows["type"].isin(training_types), "type"].value_counts()
+        skip = ", ".join(f"{_count(int(n), t.lower() if t != 'QC' else 'QC')} skipped" for t, n in skipped.items())
+        if len(per_acc) == 1 and len(manifest["source"].unique()) > 5:
+            singles.append(int(per_acc.iloc[0]))
+            continue
+        reps = sorted(set(per_acc.tolist()))
+        shape = f" x {_count(reps[0], 'replicate')}" if len(reps) == 1 else f" x {reps[0]}-{reps[-1]} replicates"
+        what = "column" if len(rows) > 1 or rows["sample"].iat[0] != Path(str(source)).name else "file"
+        text = f"{Path(str(source)).name}: {_count(len(rows), what)} -> {_count(len(per_acc), 'accession')}"
+        text += (shape if len(per_acc) else "") + (f", {skip}" if skip else "")
+        lines.append(text)
+    if singles:
+        reps = sorted(set(singles))
+        each = _count(reps[0], "replicate") if len(reps) == 1 else f"{reps[0]}-{reps[-1]} replicates"
+        lines.append(f"{len(singles)} files: one accession each (file name), {each} each")
+    return lines
+
+
+def replicate_hint(manifest: pd.DataFrame, training_types: tuple[str, ...] | list[str], limit: int = 3) -> str | None:
+    """A hint when training accessions named after their own sample column share a name stem (replicate
+    injections of one extract, or of a QC pool, each trained as a separate extract); None otherwise."""
+    train = manifest[manifest["type"].isin(training_types)]
+    own = train[train["accession"] == train["sample"]]  # not mapped by a sheet
+    names = list(dict.fromkeys(own["accession"]))
+    groups = replicate_groups(names)
+    if not groups or (len(groups) == 1 and len(next(iter(groups.values()))) == len(names) > 5):
+        return None  # nothing shared, or one numbered series (Extract_01 ... Extract_40): not a replicate pattern
+    sizes = sorted({len(g) for g in groups.values()})
+    times = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    shown = ", ".join(f"{s}*" for s in list(groups)[:limit])
+    n = sum(len(g) for g in groups.values())
+    return (
+        f"{n} accessions look like {_count(len(groups), 'extract')} injected {times} times each ({shown}"
+        f"{', ...' if len(groups) > limit else ''}): if they are replicates, give each group one "
+        f"accession in a sample sheet (sample, accession, replicate, type; data/raw/{SHEET_NAME} in a project)"
+    )

@@ -43,6 +43,7 @@ def model_card(card: dict[str, Any], *, version: str, data_hash: str, code_versi
             f"| class counts | {', '.join(f'{k}: {v}' for k, v in counts.items()) or 'n/a'} "
             f"({card.get('n_accessions', 'n/a')} accessions) |"
         ),
+        *([f"| cohort | {card.get('protocol') or 'small cohort'} |"] if card.get("small_cohort") else []),
         (
             f"| label scaling | normalised = (value - {scaling.get('min', '?')}) / ({scaling.get('max', '?')} - "
             f"{scaling.get('min', '?')}); low < {scaling.get('low', 0.4)}, high > {scaling.get('high', 0.6)} |"

@@ -1,0 +1,111 @@
+"""The ingest stage takes what a lab has (issue 25, point 3): data/raw/sample_sheet.csv picked up beside the
+exports, a lone multi-sample export split into its samples, blanks and QCs never trained, a printout of how
+files became accessions, and a hint when sample columns look like replicate injections of one extract."""
+
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from ms2img.cli import main
+from ms2img.io.sample_sheet import describe_sources, name_stem, replicate_groups, replicate_hint
+
+GNPS = "gnps_msdial_pasef_arabidopsis/GnpsTable_1_20198191357_PASEF.txt"
+MSDIALR = "MSDIAL_Alignment_result_LC-MS.txt"  # samples 1a, 1b, 2a, 2b and a blank
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [
+        ("Hi01_neg_timsON_PASEF_2_1_2457", "Hi01_neg_timsON_PASEF_2_1"),
+        ("QC_03", "QC"),
+        ("A_r2.mzML", "A"),
+        ("pool-inj12", "pool"),
+        ("ACC0001", "ACC0001"),
+        ("1a", "1a"),
+    ],
+)
+def test_name_stem_drops_the_injection_suffix(name, stem):
+    assert name_stem(name) == stem
+
+
+def manifest(rows: list[tuple[str, str, str, str]], source: str = "x/table.txt") -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"sample": s, "accession": a, "replicate": r, "type": t, "source": source} for s, a, r, t in rows]
+    )
+
+
+def test_describe_sources_and_the_replicate_hint():
+    qc = [(f"QC_{i}", f"QC_{i}", "1", "QC") for i in range(1, 6)]
+    samples = [(f"S{i}", f"S{i}", "1", "Sample") for i in range(1, 4)]
+    m = manifest(qc + samples + [("blank_1", "blank_1", "1", "Blank")])
+    assert describe_sources(m, ("Sample",)) == [
+        "table.txt: 9 columns -> 3 accessions x 1 replicate, 5 QCs skipped, 1 blank skipped"
+    ]
+    assert replicate_hint(m, ("Sample",)) is None  # the QC pool does not train
+    hint = replicate_hint(m, ("Sample", "QC"))  # it does here: five injections of one pool, five "extracts"
+    assert hint and hint.startswith("5 accessions look like 1 extract injected 5 times each (QC*)")
+    numbered = manifest([(f"Extract_{i:02d}", f"Extract_{i:02d}", "1", "Sample") for i in range(1, 41)])
+    assert replicate_hint(numbered, ("Sample",)) is None  # one numbered series is not a replicate pattern
+    assert replicate_groups(["A_1", "A_2", "B_1"]) == {"A": ["A_1", "A_2"]}
+    files = pd.concat([manifest([(f"ACC{i}_r{j}", f"ACC{i}", str(j), "Sample") for j in (1, 2, 3)],
+                                source=f"exports/ACC{i}.txt") for i in range(8)])  # fmt: skip
+    assert describe_sources(files, ("Sample",)) == ["8 files: one accession each (file name), 3 replicates each"]
+
+
+def project(tmp_path, export):
+    exports = tmp_path / "data" / "raw" / "exports"
+    exports.mkdir(parents=True)
+    shutil.copy(export, exports)
+    return tmp_path / "data" / "raw"
+
+
+def test_a_lone_export_in_the_exports_folder_is_split_into_its_samples(test_data, tmp_path, capsys, monkeypatch):
+    raw = project(tmp_path, test_data / MSDIALR)
+    monkeypatch.chdir(tmp_path)
+    assert main(["ingest", "data/raw/exports", "--out", "events"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "accessions written: 4" in out and f"{MSDIALR}: 5 columns -> 4 accessions x 1 replicate, 1 blank skipped" in out
+    )
+    (raw / "sample_sheet.csv").write_text("sample,accession,replicate,type\n")  # the template of `ms2img init`
+    assert main(["ingest", "data/raw/exports", "--out", "events"]) == 0
+    assert "sample_sheet.csv lists no samples (header only)" in capsys.readouterr().out
+    (raw / "sample_sheet.csv").write_text(
+        "sample,accession,replicate,type\n1a,one,1,Sample\n1b,one,2,Sample\n2a,two,1,Sample\n2b,two,2,QC\n"
+        "blank,blank,1,Blank\n"
+    )
+    assert main(["ingest", "data/raw/exports", "--out", "events", "--replace"]) == 0
+    out = capsys.readouterr().out
+    assert "sample sheet: data/raw/sample_sheet.csv" in out
+    assert f"{MSDIALR}: 5 columns -> 2 accessions x 1-2 replicates, 1 QC skipped, 1 blank skipped" in out
+    assert sorted(p.stem for p in (tmp_path / "events").glob("*.parquet")) == ["one", "two"]
+    assert main(["ingest", "data/raw/exports", "--out", "events2", "--no-sample-sheet"]) == 0
+    assert "accessions written: 4" in capsys.readouterr().out
+
+
+def test_gnps_export_of_29_injections(shared_data, tmp_path, capsys, monkeypatch):
+    """6 plants x 4 injections + 5 blanks: 24 accessions and a replicate hint alone, 6 with the sample sheet."""
+    export = shared_data / GNPS
+    if not export.is_file():
+        pytest.skip(f"{export} not available")
+    raw = project(tmp_path, export)
+    monkeypatch.chdir(tmp_path)
+    assert main(["ingest", "data/raw/exports", "--out", "events"]) == 0
+    out = capsys.readouterr().out
+    assert "GnpsTable_1_20198191357_PASEF.txt: 29 columns -> 24 accessions x 1 replicate, 5 blanks skipped" in out
+    assert "hint: 24 accessions look like 6 extracts injected 4 times each (Hi01_neg_timsON_PASEF_2_1*" in out
+    names = export.read_text().splitlines()[3].split("\t")[24:]
+    rows = ["sample,accession,replicate,type"]
+    seen: dict[str, int] = {}
+    for n in names:
+        acc = "blank" if n.startswith("EtOH") else n.split("_")[0]
+        seen[acc] = seen.get(acc, 0) + 1
+        rows.append(f"{n},{acc},{seen[acc]},{'Blank' if acc == 'blank' else 'Sample'}")
+    (raw / "sample_sheet.csv").write_text("\n".join(rows) + "\n")
+    assert main(["ingest", "data/raw/exports", "--out", "events", "--replace"]) == 0
+    out = capsys.readouterr().out
+    assert "accessions written: 6" in out and "hint:" not in out
+    assert "GnpsTable_1_20198191357_PASEF.txt: 29 columns -> 6 accessions x 4 replicates, 5 blanks skipped" in out
