@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from flows import pipeline
+from flows import dask_runner, pipeline
 from flows.retrain import quiet_known_errors, retrain
 from ms2img.errors import Ms2ImgError
 from ms2img.params import load_params
@@ -38,13 +38,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accessions", type=int, default=int(params["synth"]["accessions"]))
     parser.add_argument("--seed", type=int, default=int(params["synth"]["seed"]))
     parser.add_argument("--profile", default=None, help="apply profiles/<NAME>.yaml first (e.g. paper: a GPU)")
+    parser.add_argument(
+        "--dask-address", default=None, help="a Dask scheduler, tcp://host:8786 (default: $MS2IMG_DASK_ADDRESS)"
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     quiet_known_errors()
     try:
         prepare_data(args.accessions, args.seed, project)
-        results = retrain(profile=args.profile, project_dir=str(project))
+        results = dask_runner.on_cluster(retrain, args.dask_address)(profile=args.profile, project_dir=str(project))
     except Ms2ImgError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1

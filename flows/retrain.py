@@ -22,9 +22,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows import pipeline
+from flows import dask_runner, pipeline
 from ms2img import registry, tracking
 from ms2img.errors import ConfigError, Ms2ImgError, ValidationFailed
 from ms2img.params import load_params
@@ -289,7 +288,8 @@ def _read(path: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------- flow
-@flow(name="retrain", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=2))
+# per-assay work: two threads here, or the Dask cluster at $MS2IMG_DASK_ADDRESS (flows/dask_runner.py)
+@flow(name="retrain", log_prints=True, task_runner=dask_runner.task_runner())
 def retrain(
     assays: list[str] | None = None, profile: str | None = None, force: bool = False, project_dir: str | None = None
 ) -> dict[str, dict]:
@@ -378,10 +378,15 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help=f"the DVC project (default: ${pipeline.PROJECT_ENV}, else the cwd if it has dvc.yaml, else this checkout)",
     )
+    parser.add_argument(
+        "--dask-address",
+        default=None,
+        help=f"run the per-assay work on a Dask scheduler, tcp://host:8786 (default: ${dask_runner.ADDRESS_ENV})",
+    )
     args = parser.parse_args(argv)
     quiet_known_errors()
     try:
-        retrain(
+        dask_runner.on_cluster(retrain, args.dask_address)(
             assays=args.assays.split(",") if args.assays else None,
             profile=args.profile,
             force=args.force,

@@ -446,6 +446,22 @@ def tune_cnn(
     if hypermodel is None:
         hypermodel = Ms2ImgHyperModel(x.shape[1:], space=space, batch_size=batch_size)
     space_dict = hypermodel.space.to_dict() if isinstance(hypermodel, Ms2ImgHyperModel) else {}
+    from ms2img.models import distributed_tuning  # trials on a Dask cluster when asked ($MS2IMG_TUNER_WORKERS)
+
+    if workers := distributed_tuning.workers_requested(trials):
+        tuner = distributed_tuning.search(
+            hypermodel=hypermodel, objective=keras_tuner.Objective(objective, OBJECTIVES[objective]), trials=trials,
+            seed=seed, epochs=epochs, executions_per_trial=executions_per_trial, directory=str(directory),
+            project_name=project_name, data=(x_fit, y_fit, x_val, y_val), workers=workers, on_trial_end=on_trial_end,
+            class_weight=class_weights(y_fit) if balance_classes else None, callbacks=callbacks, progress=progress,
+        )  # fmt: skip
+        best = tuner.oracle.get_best_trials(1)[0]
+        return TuneResult(
+            best_hp=_plain(best.hyperparameters.values), objective=objective, space=space_dict, tuner=tuner,
+            trials=[{**_trial_info(t), "tuner": tuner.ran_by.get(t.trial_id)} for t in tuner.oracle.trials.values()],
+            best_score=None if best.score is None else float(best.score), best_model=tuner.best_model,
+            best_epoch=tuner.best_epoch, validation_index=val_idx,
+        )  # fmt: skip
     try:
         tuner = Ms2ImgRandomSearch(
             hypermodel=hypermodel,

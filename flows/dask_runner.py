@@ -1,0 +1,133 @@
+"""Which task runner the retrain flow's per-assay work runs on: this machine's threads, or a Dask cluster.
+
+Default (no address): Prefect's ``ThreadPoolTaskRunner`` of 2, exactly as before. With ``--dask-address`` or
+``$MS2IMG_DASK_ADDRESS`` (``tcp://host:8786``) the flow joins an existing Dask cluster through
+``prefect_dask.DaskTaskRunner``: each assay's stage commands (train, promote, explain) run on a Dask worker, and
+the flow process alone records them in dvc.lock (DVC's repository lock stays single-writer). The workers must run
+the same environment, see the project folder at the same path (shared filesystem) and import ``flows`` (start
+them from the checkout with ``PYTHONPATH=$PWD``); see the README.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+
+from ms2img.errors import ConfigError
+
+ADDRESS_ENV = "MS2IMG_DASK_ADDRESS"
+LOCAL_THREADS = 2  # the embedded default: two assays side by side on this machine
+
+
+def dask_address(address: str | None = None) -> str | None:
+    """The Dask scheduler to join: ``address``, else $MS2IMG_DASK_ADDRESS, else None (run locally)."""
+    address = (address or os.environ.get(ADDRESS_ENV) or "").strip()
+    if not address:
+        return None
+    if "://" not in address:
+        address = f"tcp://{address}"
+    return address
+
+
+def task_runner(address: str | None = None) -> TaskRunner:
+    """A ``DaskTaskRunner`` joined to the cluster at ``address`` (or $MS2IMG_DASK_ADDRESS); else the local
+    ``ThreadPoolTaskRunner`` the flow always had, so the default path neither imports nor needs Dask."""
+    address = dask_address(address)
+    if address is None:
+        return ThreadPoolTaskRunner(max_workers=LOCAL_THREADS)
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:  # pragma: no cover - part of the runtime install
+        raise ConfigError(f"{ADDRESS_ENV}/--dask-address needs prefect-dask (pip install prefect-dask)") from None
+    # a short connect time-out: an unreachable scheduler fails the run in seconds with one line, not after 30 s
+    return DaskTaskRunner(address=address, client_kwargs={"timeout": "20s"})
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds with one line when the scheduler does not answer, before any work starts."""
+    parts = urlsplit(address)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 8786), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"Dask scheduler {address} not reachable ({exc}); start one with `dask scheduler` or unset {ADDRESS_ENV}"
+        ) from None
+
+
+def on_cluster(flow: Any, address: str | None = None) -> Any:
+    """``flow`` with the task runner for ``address`` (or $MS2IMG_DASK_ADDRESS): a reachable Dask cluster, else the
+    local threads; the flow object itself is returned unchanged when no address is set."""
+    address = dask_address(address)
+    if address is None:
+        return flow
+    check_reachable(address)
+    return flow.with_options(task_runner=task_runner(address))
+
+
+@contextlib.contextmanager
+def local_cluster(
+    workers: int = 2, threads: int = 1, env: dict[str, str] | None = None, timeout: float = 120.0
+) -> Iterator[str]:
+    """A Dask scheduler and ``workers`` worker processes on 127.0.0.1, started with the ``dask`` command of this
+    environment exactly as the README starts them by hand (tests and benchmarks/scale.py); yields the address.
+
+    Workers import ``flows`` from this checkout (PYTHONPATH) and run without a nanny, so the worker process itself
+    (and the stage commands it starts) is what a test measures. Everything is stopped on exit."""
+    from distributed import Client
+
+    dask = shutil.which("dask", path=str(Path(sys.executable).parent)) or "dask"
+    root = Path(__file__).resolve().parents[1]
+    run_env = {**os.environ, **(env or {})}
+    run_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), run_env.get("PYTHONPATH", "")) if p)
+    procs: list[subprocess.Popen] = []
+    with tempfile.TemporaryDirectory(prefix="ms2img-dask-") as tmp:
+        scheduler_file = Path(tmp) / "scheduler.json"
+        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": run_env, "cwd": root}
+        try:
+            procs.append(
+                subprocess.Popen(
+                    [dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                     "--scheduler-file", str(scheduler_file)],
+                    **quiet,
+                )
+            )  # fmt: skip
+            deadline = time.monotonic() + timeout
+            while not scheduler_file.exists():
+                if time.monotonic() > deadline or procs[0].poll() is not None:
+                    raise ConfigError("the local Dask scheduler did not start")
+                time.sleep(0.2)
+            address = json.loads(scheduler_file.read_text())["address"]
+            for i in range(workers):
+                procs.append(
+                    subprocess.Popen(
+                        [dask, "worker", address, "--nthreads", str(threads), "--nworkers", "1", "--no-nanny",
+                         "--no-dashboard", "--name", f"worker-{i}", "--host", "127.0.0.1",
+                         "--local-directory", str(Path(tmp) / f"worker-{i}")],
+                        **quiet,
+                    )
+                )  # fmt: skip
+            with Client(address, timeout="30s") as client:
+                client.wait_for_workers(workers, timeout=timeout)
+            yield address
+        finally:
+            for proc in reversed(procs):
+                proc.terminate()
+            for proc in reversed(procs):
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
