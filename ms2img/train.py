@@ -242,7 +242,7 @@ def train_assay(
     write_metrics_json(Path(metrics_dir) / f"{assay}.json", metrics)
     run = {"seconds": round(time.perf_counter() - started, 1), **provenance}
     if track:
-        run["mlflow_run_id"] = log_training_run(
+        run["mlflow_run_id"], run["mlflow_family_runs"] = log_training_run(
             assay,
             params,
             data,
@@ -287,8 +287,10 @@ def log_training_run(
     *,
     raw_data=None,
     validation_report=None,
-) -> str:
-    """One parent run per assay (headline = the winner), one child per family, metrics logged in batches."""
+) -> tuple[str, dict[str, str]]:
+    """One parent run per assay (headline = the winner), one child per family (its metrics, dataset, plots; the
+    registry logs the family's model there too), metrics logged in batches. Returns the parent's run id and each
+    family's."""
     import mlflow
 
     n = int(sum(v for k, v in class_summary(data.scaling().labels(data.values)).items() if k != "middle"))
@@ -308,9 +310,12 @@ def log_training_run(
         )
         logger.log_metrics({**score_metrics(summary["families"][winner]), "n_labelled": n})
         logger.log_metrics({f"p_{k.replace(' ', '_')}": v["p_value"] for k, v in summary["paired"].items()})
+        family_runs = {}
         for fam in cv.families:
             entry = summary["families"][fam]
             with logger.child(f"{assay.lower()} {fam}") as child:
+                family_runs[fam] = mlflow.active_run().info.run_id
+                tracking.log_dataset(raw_data, name=f"{assay} raw exports", context="training")
                 child.set_tags(
                     {"run.kind": "family", "family": fam, "mlflow.note.content": _headline(assay, fam, entry, n)}
                 )
@@ -328,7 +333,7 @@ def log_training_run(
                 logger.log_artifact(path, "plots")
         if validation_report and Path(validation_report).exists():
             logger.log_artifact(validation_report, "validation")
-    return run_id
+    return run_id, family_runs
 
 
 def study_params(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -160,6 +160,8 @@ def test_mlflow_parent_and_one_child_per_family(trained):
         assert parent_keys <= set(child.data.metrics) | {"spearman"}, fam  # the same keys on every level
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"plots", "model_card"} <= artifacts
+        assert trained["result"]["run"]["mlflow_family_runs"][fam] == child.info.run_id  # promote logs models here
+        assert child.inputs.dataset_inputs, fam  # the UI's "Datasets" column of a family run
 
 
 def test_unknown_assay_fails_before_anything_is_written(trained, tmp_path):
