@@ -157,7 +157,7 @@ def found_sample_sheet(inputs: list[str]) -> Path | None:
     for item in inputs:
         p = Path(item)
         if p.is_dir() and (p.resolve().parent / SHEET_NAME).is_file():
-            return p.parent / SHEET_NAME if p.parent != Path() or p.is_absolute() else Path(SHEET_NAME)
+            return p.parent / SHEET_NAME
     return None
 
 
