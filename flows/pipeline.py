@@ -178,16 +178,20 @@ def commit(*names: str, cwd: str | Path | None = None) -> str:
 
 
 def remote_url(cwd: str | Path | None = None) -> str | None:
-    """URL of the default DVC remote, or None when no default remote is configured."""
+    """URL of the default DVC remote, or None when no default remote is configured.
+
+    Read with ``dvc config`` (one value per call), not from ``dvc remote list``, whose table DVC wraps to the
+    terminal's width: a long remote path would be cut across lines."""
     try:
         default = dvc("remote", "default", cwd=cwd).strip()
     except StageFailed:  # "No default remote set"
         return None
-    for line in dvc("remote", "list", cwd=cwd).splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == default:
-            return parts[1]
-    return None
+    if not default:
+        return None
+    try:
+        return dvc("config", f"remote.{default}.url", cwd=cwd).strip() or None
+    except StageFailed:
+        return None
 
 
 def check_remote(cwd: str | Path | None = None) -> str:

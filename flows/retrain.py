@@ -274,6 +274,10 @@ def summarise(
         decision = f"{verdict}: {res['reason']}" if res.get("reason") else "skipped: data unchanged"
         lines.append(f"| {assay} | " + " | ".join(cells) + f" | {who} | {decision} |")
     lines.append("\nAUC: mean over folds [95% corrected resampled t interval]; champion as the registry holds it now.")
+    for assay in results:
+        selection = _read(project / "reports" / assay / "selection.json")
+        if selection.get("small_cohort"):
+            lines.append(f"\n{assay}: small cohort: {selection.get('protocol', 'few labelled accessions')}")
     lines += [f"\n{c}" for c in checks]
     lines.append(f"\nWall time: {seconds:.0f} s")
     return "\n".join(lines)

@@ -8,7 +8,6 @@ upgrade (or edited code) makes every stage stale, as a code dep does in the chec
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from ms2img.errors import ConfigError
@@ -53,9 +52,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{project}: not an ms2img project (no dvc.yaml); run `ms2img init DIR --assays ...` first")
     if (project / VERSION_FILE).is_file() and write_version_file(project):
         print(f"{VERSION_FILE}: ms2img changed since the last run; every stage reruns")
-    # DVC wraps `dvc remote list` to the terminal's width, and flows.pipeline.remote_url reads it line by line: a
-    # project under a long path (a remote URL past ~60 characters) would look like it has no default remote.
-    os.environ.setdefault("COLUMNS", "10000")
     try:
         from flows.retrain import main
     except ModuleNotFoundError as exc:
