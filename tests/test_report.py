@@ -348,3 +348,15 @@ def test_figures_are_compressed_and_shown_at_the_size_drawn(tmp_path):
         assert im.mode == "P"  # a 256-colour palette, a third of matplotlib's RGBA PNG
         assert int(width) == round(im.width * 96 / im.info["dpi"][0])  # drawn at W inches: W x 96 CSS px
     assert len(html) < 3_000_000
+
+
+def test_a_small_cohort_is_named_in_the_overview(tmp_path):
+    write_paper_project(tmp_path)
+    html = build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8")
+    assert "small cohort" not in html
+    sel = tmp_path / "reports" / "DPPH" / "selection.json"
+    protocol = "3 low / 3 high labelled accessions (below 20 per class): 3-fold CV x 4 repeats"
+    sel.write_text(json.dumps({**json.loads(sel.read_text()), "small_cohort": True, "protocol": protocol}))
+    html = build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8")
+    overview = html[html.index('<section id="overview"') : html.index('<section id="table1"')]
+    assert "DPPH</b>: small cohort: 3 low / 3 high" in overview

@@ -79,6 +79,7 @@ def _served_model(a: Any) -> str:
 
 def overview(inp: ReportInputs) -> str:
     rows = []
+    small = []
     for a in inp.assays:
         m = a.metrics or {}
         sel = a.selection or {}
@@ -94,6 +95,8 @@ def overview(inp: ReportInputs) -> str:
                 f"{num(m.get('folds'))} x {num(m.get('repeats'))}" if m else "–",
             ]
         )
+        if m.get("small_cohort") or sel.get("small_cohort"):  # intervals wide, scores vary from run to run
+            small.append(f"<b>{esc(a.name)}</b>: small cohort: {esc(sel.get('protocol', 'few labelled accessions'))}")
     body = [
         (
             "<p>Each assay's accessions are split into low (normalised value below the low cut-off) and high "
@@ -122,6 +125,7 @@ def overview(inp: ReportInputs) -> str:
             "(models/&lt;assay&gt;/&lt;family&gt;/model.json) counts low + high only.</p>"
         ),
         f"<p>Families: {', '.join(f'<span class=badge>{esc(f)}</span>' for f in inp.families) or '–'}</p>",
+        *(f"<p class='note'>{line}</p>" for line in small),
     ]
     return section("overview", "Overview: the winner per assay", "".join(body))
 
