@@ -20,11 +20,10 @@ import numpy as np
 import pandas as pd
 
 from ms2img.errors import ConfigError
-from ms2img.labels import check_thresholds, read_assays
+from ms2img.labels import DEFAULT_HIGH, DEFAULT_LOW, MIDDLE, LabelScaling, read_assays
 from ms2img.render import ImageSet
 
 log = logging.getLogger(__name__)
-MIDDLE = -1  # label of an accession between the thresholds: predicted and rank-scored, never trained on
 SMALL_COHORT_PER_CLASS = 20  # fewer labelled accessions in a class: a "small cohort" (said in every record)
 SMALL_COHORT_MIN_FOLDS = 10  # cv.repeats auto on a small cohort: enough repeats for this many held-out folds
 AUTO_FOLDS = 5  # cv.folds auto: this many, or the smallest class when it has fewer accessions
@@ -90,37 +89,6 @@ def cohort_protocol(assay: str, counts: Mapping[str, int], folds: Any = AUTO_FOL
     return Protocol(folds=k, repeats=r, low=low, high=high, small_cohort=small)
 
 
-@dataclass(frozen=True)
-class LabelScaling:
-    """Min-max scaling of an assay fitted on some accessions, and the paper's low/high cut-offs."""
-
-    min: float
-    max: float
-    low: float = 0.4
-    high: float = 0.6
-
-    @classmethod
-    def fit(cls, values: Sequence[float] | np.ndarray, low: float = 0.4, high: float = 0.6) -> LabelScaling:
-        v = np.asarray(values, dtype=float)
-        v = v[np.isfinite(v)]
-        if v.size < 2 or v.max() == v.min():
-            raise ConfigError(f"cannot scale {v.size} assay value(s) with range {np.ptp(v) if v.size else 0:g}")
-        check_thresholds(low, high)
-        return cls(float(v.min()), float(v.max()), float(low), float(high))
-
-    def normalize(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
-        return (np.asarray(values, dtype=float) - self.min) / (self.max - self.min)
-
-    def labels(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
-        """0 below ``low``, 1 above ``high``, :data:`MIDDLE` in between (values outside the fitted range
-        simply fall on one side)."""
-        z = self.normalize(values)
-        return np.where(z < self.low, 0, np.where(z > self.high, 1, MIDDLE)).astype(int)
-
-    def to_dict(self) -> dict[str, float]:
-        return {"min": self.min, "max": self.max, "low": self.low, "high": self.high}
-
-
 @dataclass
 class Fold:
     """One split of one repeat, as accession positions."""
@@ -142,8 +110,8 @@ class AssayData:
     image_rows: list[np.ndarray]  # image rows of each accession
     features: dict[str, pd.DataFrame] = field(default_factory=dict)  # method -> accessions x features (raw)
     folds: list[Fold] = field(default_factory=list)
-    low: float = 0.4
-    high: float = 0.6
+    low: float = DEFAULT_LOW
+    high: float = DEFAULT_HIGH
     protocol: Protocol | None = None  # folds x repeats that made ``folds``; says "small cohort" when it is one
 
     @property
@@ -170,7 +138,7 @@ def class_summary(labels: np.ndarray) -> dict[str, int]:
 
 
 def repeated_folds(
-    values: np.ndarray, n_splits: int, repeats: int, seed: int, low: float = 0.4, high: float = 0.6
+    values: np.ndarray, n_splits: int, repeats: int, seed: int, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH
 ) -> list[Fold]:
     """``repeats`` x ``n_splits`` stratified folds over accessions (stratified by the all-data class, so every
     test fold holds both classes; the labels themselves are refitted per fold)."""
@@ -199,8 +167,8 @@ def load_assay_data(
     *,
     features_dir: str | Path | None = None,
     methods: Sequence[str] = (),
-    low: float = 0.4,
-    high: float = 0.6,
+    low: float = DEFAULT_LOW,
+    high: float = DEFAULT_HIGH,
     n_splits: int | str = 5,
     repeats: int | str = 1,
     seed: int = 42,

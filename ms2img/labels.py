@@ -15,8 +15,10 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -139,6 +141,48 @@ def _assay_frame(assays: pd.DataFrame) -> pd.DataFrame:
     return assays
 
 
+DEFAULT_LOW, DEFAULT_HIGH = 0.4, 0.6  # the paper's cut-offs; params.yaml labels.low / labels.high decide what runs
+MIDDLE = -1  # label of an accession between the thresholds: predicted and rank-scored, never trained on
+
+
+@dataclass(frozen=True)
+class LabelScaling:
+    """Min-max scaling of an assay fitted on some accessions, and the paper's low/high cut-offs."""
+
+    min: float
+    max: float
+    low: float = DEFAULT_LOW
+    high: float = DEFAULT_HIGH
+
+    @classmethod
+    def fit(
+        cls, values: Sequence[float] | np.ndarray, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH
+    ) -> LabelScaling:
+        v = np.asarray(values, dtype=float)
+        v = v[np.isfinite(v)]
+        if v.size < 2 or v.max() == v.min():
+            raise ConfigError(f"cannot scale {v.size} assay value(s) with range {np.ptp(v) if v.size else 0:g}")
+        check_thresholds(low, high)
+        return cls(float(v.min()), float(v.max()), float(low), float(high))
+
+    def normalize(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        return (np.asarray(values, dtype=float) - self.min) / (self.max - self.min)
+
+    def labels(self, values: Sequence[float] | np.ndarray) -> np.ndarray:
+        """0 below ``low``, 1 above ``high``, :data:`MIDDLE` in between (values outside the fitted range
+        simply fall on one side)."""
+        z = self.normalize(values)
+        return np.where(z < self.low, 0, np.where(z > self.high, 1, MIDDLE)).astype(int)
+
+    def to_dict(self) -> dict[str, float]:
+        return {"min": self.min, "max": self.max, "low": self.low, "high": self.high}
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> LabelScaling:
+        """The scaling a model card or registry tag stored (``to_dict``), so a served class means what it meant."""
+        return cls(float(stored["min"]), float(stored["max"]), float(stored["low"]), float(stored["high"]))
+
+
 def check_thresholds(low: float, high: float) -> None:
     """Raise ConfigError unless ``0 <= low < high <= 1``."""
     for name, v in (("low", low), ("high", high)):
@@ -151,7 +195,7 @@ def check_thresholds(low: float, high: float) -> None:
 
 
 def make_labels(
-    assays: pd.DataFrame, assay: str, low: float = 0.4, high: float = 0.6, n_splits: int | None = None
+    assays: pd.DataFrame, assay: str, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH, n_splits: int | None = None
 ) -> pd.DataFrame:
     """Binary activity labels for one assay: DataFrame[accession, value, normalized, label].
 
@@ -198,17 +242,16 @@ def make_labels(
     if vmax == vmin:
         raise ConfigError(f"assay '{assay}' is constant ({vmin:g} for all {len(values)} accessions); cannot label it")
 
-    normalized = (values - vmin) / (vmax - vmin)
-    label = pd.Series(np.nan, index=values.index)
-    label[normalized < low] = 0
-    label[normalized > high] = 1
-    keep = label.notna().to_numpy()
+    scaling = LabelScaling(vmin, vmax, float(low), float(high))  # the one label rule (training, registry, report)
+    normalized = scaling.normalize(values.to_numpy())
+    label = scaling.labels(values.to_numpy())
+    keep = label != MIDDLE
     out = pd.DataFrame(
         {
             "accession": values.index[keep].astype(str),
             "value": values.to_numpy()[keep],
-            "normalized": normalized.to_numpy()[keep],
-            "label": label.to_numpy()[keep].astype("int64"),
+            "normalized": normalized[keep],
+            "label": label[keep].astype("int64"),
         }
     )
     counts = class_counts(out)

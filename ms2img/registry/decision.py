@@ -83,10 +83,9 @@ def smoke_predict(name: str, version: str) -> str | None:
 
 def _labels_with(scaling: dict[str, Any], values: np.ndarray) -> np.ndarray:
     """1 high / 0 low / -1 middle with a version's stored label scaling (the class it meant at training)."""
-    lo_v, hi_v = float(scaling["min"]), float(scaling["max"])
-    norm = (values - lo_v) / (hi_v - lo_v) if hi_v > lo_v else np.full(len(values), np.nan)
-    low, high = float(scaling.get("low", 0.4)), float(scaling.get("high", 0.6))
-    return np.where(norm > high, 1, np.where(norm < low, 0, -1))
+    from ms2img.labels import LabelScaling
+
+    return LabelScaling.from_dict(scaling).labels(values)
 
 
 def _auc_matrix(prob: np.ndarray, y: np.ndarray) -> np.ndarray:
