@@ -30,9 +30,10 @@ ASSAYS = ("DPPH", "elastase", "TFC", "TPC")
 def fit_rf_image(cohort: Path, work: Path, size: str, assays: list[str], trees: int, seed: int) -> None:
     """The training stage's outputs for an rf-image champion, on a laptop budget."""
     from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import Pipeline
 
-    from ms2img.labels import grouped_stratified_folds, make_labels, read_assays
+    from ms2img.labels import make_labels, read_assays
     from ms2img.models.baselines import FlattenImages
     from ms2img.models.family import FamilyModel
     from ms2img.render import ImageSet
@@ -51,7 +52,8 @@ def fit_rf_image(cohort: Path, work: Path, size: str, assays: list[str], trees: 
         x = ims.images[[idx[a] for a in lab["accession"]]]
         y = lab["label"].to_numpy()
         rows = []
-        for k, (train, test) in enumerate(grouped_stratified_folds(y, lab["accession"].to_numpy(), 5, seed)):
+        folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed).split(x.reshape(len(y), -1), y)
+        for k, (train, test) in enumerate(folds):
             p = rf().fit(x[train], y[train]).predict_proba(x[test])[:, 1]
             rows += [
                 {"accession": lab["accession"][i], "repeat": 0, "fold": k, "family": "rf-image", "probability": pi,

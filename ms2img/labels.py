@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedGroupKFold
 
 from ms2img.errors import ConfigError, InputFileError
 
@@ -317,104 +316,6 @@ def check_cv_feasible(labels: pd.DataFrame | Sequence[int] | np.ndarray, n_split
 # --------------------------------------------------------------------------------------------------------------
 
 
-def align_images_to_labels(
-    image_ids: Sequence[str] | np.ndarray,
-    labels: pd.DataFrame,
-    image_groups: Sequence[str] | np.ndarray | None = None,
-    allow_missing: bool = False,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Match images to labels: returns ``(index_into_images, y, groups)`` for the labelled images.
-
-    ``image_ids`` holds each image's accession (repeated when there is one image per replicate);
-    ``image_groups`` defaults to the accession, so replicates form one CV group. Images whose accession has
-    no label (middle band, no assay value) are simply not used. Raises ConfigError when no image matches any
-    labelled accession, or when labelled accessions have no image (``allow_missing=True`` only warns).
-    """
-    ids = np.asarray([str(i).strip() for i in np.asarray(image_ids, dtype=object).ravel()], dtype=object)
-    if image_groups is None:
-        groups_all = ids
-    else:
-        groups_all = np.asarray([str(g) for g in np.asarray(image_groups, dtype=object).ravel()], dtype=object)
-        if len(groups_all) != len(ids):
-            raise ValueError(f"image_groups has {len(groups_all)} entries for {len(ids)} images")
-    lab = labels if isinstance(labels, pd.DataFrame) else pd.DataFrame(labels)
-    lab_acc = lab["accession"].astype(str).str.strip().to_numpy()
-    lab_y = dict(zip(lab_acc, lab["label"].astype("int64").to_numpy(), strict=True))
-    if len(lab_y) != len(lab_acc):
-        raise ConfigError("labels list an accession more than once")
-    if len(ids) == 0:
-        raise ConfigError("no images to train on")
-
-    has_label = np.fromiter((i in lab_y for i in ids), dtype=bool, count=len(ids))
-    if not has_label.any():
-        raise ConfigError(
-            f"none of the {len(set(ids))} image accessions match the {len(lab_y)} labelled assay accessions; "
-            f"images have e.g. {_few(sorted(set(ids)), 3)}, the assay table has e.g. {_few(sorted(lab_y), 3)} "
-            "(check the accession column of the assay table and the sample sheet)"
-        )
-    image_set = set(ids)
-    missing = [a for a in lab_acc if a not in image_set]
-    if missing:
-        msg = (
-            f"{len(missing)} of {len(lab_acc)} labelled accessions have no image: {_few(missing)} "
-            "(render them, or remove them from the assay table)"
-        )
-        if not allow_missing:
-            raise ConfigError(msg)
-        logger.warning("%s; training without them", msg)
-    n_unused = int((~has_label).sum())
-    if n_unused:
-        logger.info(
-            "%d image(s) of %d accession(s) have no label (middle band or no assay value) and are not used",
-            n_unused,
-            len(set(ids[~has_label])),
-        )
-    index = np.flatnonzero(has_label)
-    y = np.array([lab_y[i] for i in ids[index]], dtype="int64")
-    groups = groups_all[index]
-    return index, y, groups
-
-
 # --------------------------------------------------------------------------------------------------------------
 # Folds
 # --------------------------------------------------------------------------------------------------------------
-
-
-def grouped_stratified_folds(
-    y: Sequence[int] | np.ndarray, groups: Sequence | np.ndarray | None = None, n_splits: int = 5, seed: int = 42
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Stratified K folds that keep each group (accession) on one side: ``[(train_idx, test_idx), ...]``.
-
-    Uses ``StratifiedGroupKFold(shuffle=True, random_state=seed)``, so the same inputs and seed give the same
-    folds. ``groups=None`` means every sample is its own group. Every sample is tested exactly once; a group on
-    both sides of a split would be a bug and raises RuntimeError.
-    """
-    y = np.asarray(y).astype("int64").ravel()
-    n = len(y)
-    groups = np.arange(n) if groups is None else np.asarray(groups, dtype=object).ravel()
-    if len(groups) != n:
-        raise ValueError(f"groups has {len(groups)} entries for {n} labels")
-    if not set(np.unique(y).tolist()) <= {0, 1}:
-        raise ValueError(f"labels must be 0/1, got {sorted(set(np.unique(y).tolist()))}")
-    # feasibility counts groups (accessions), not images
-    group_label = pd.DataFrame({"g": groups, "y": y}).groupby("g", sort=False)["y"]
-    mixed = group_label.nunique()
-    if (mixed > 1).any():
-        raise ConfigError(f"group(s) with both labels: {_few(mixed.index[mixed > 1].tolist())}")
-    check_cv_feasible(group_label.first().to_numpy(), n_splits)
-
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    folds: list[tuple[np.ndarray, np.ndarray]] = []
-    tested = np.zeros(n, dtype=int)
-    for train, test in splitter.split(np.zeros((n, 1)), y, groups):
-        train, test = np.sort(train), np.sort(test)
-        straddle = set(groups[train].tolist()) & set(groups[test].tolist())
-        if straddle:
-            raise RuntimeError(f"group(s) {_few(sorted(map(str, straddle)))} are on both sides of a fold")
-        if len(np.unique(y[test])) < 2:
-            logger.warning("fold %d tests a single class; its ROC AUC will be undefined", len(folds))
-        tested[test] += 1
-        folds.append((train, test))
-    if not (tested == 1).all():
-        raise RuntimeError("folds do not test every sample exactly once")
-    return folds

@@ -10,10 +10,8 @@ import pytest
 
 from ms2img.errors import ConfigError, InputFileError
 from ms2img.labels import (
-    align_images_to_labels,
     check_cv_feasible,
     class_counts,
-    grouped_stratified_folds,
     make_labels,
     read_assays,
 )
@@ -196,111 +194,3 @@ def test_cv_feasibility():
     with pytest.raises(ConfigError, match=r"cv.folds = 1 must be an integer >= 2"):
         check_cv_feasible(lab, 1)
     assert class_counts(np.array([1, 1, 0])) == {"low": 1, "high": 2}
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# align_images_to_labels
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _labels(acc, y):
-    return pd.DataFrame({"accession": acc, "value": np.arange(len(acc)), "normalized": 0.0, "label": y})
-
-
-def test_align_per_replicate(caplog):
-    labels = _labels(["a", "b", "c"], [0, 1, 0])
-    ids = ["a", "a", "b", "x", "b", "c", "c", "mid"]
-    with caplog.at_level(logging.INFO, logger="ms2img.labels"):
-        idx, y, groups = align_images_to_labels(ids, labels)
-    assert idx.tolist() == [0, 1, 2, 4, 5, 6]
-    assert y.tolist() == [0, 0, 1, 1, 0, 0]
-    assert groups.tolist() == ["a", "a", "b", "b", "c", "c"]
-    assert "2 image(s) of 2 accession(s) have no label" in caplog.text
-
-
-def test_align_custom_groups_and_types():
-    labels = _labels(["1", "2"], [0, 1])
-    idx, y, groups = align_images_to_labels(np.array([2, 1]), labels, image_groups=["g1", "g2"])
-    assert idx.tolist() == [0, 1] and y.tolist() == [1, 0] and groups.tolist() == ["g1", "g2"]
-
-
-def test_align_no_overlap():
-    labels = _labels(["S1", "S2", "S3"], [0, 1, 0])
-    with pytest.raises(ConfigError) as exc:
-        align_images_to_labels(["sample_1", "sample_2"], labels)
-    msg = str(exc.value)
-    assert "none of the 2 image accessions match the 3 labelled assay accessions" in msg
-    assert "'sample_1'" in msg and "'S1'" in msg
-
-
-def test_align_missing_images_named(caplog):
-    acc = [f"S{i}" for i in range(12)]
-    labels = _labels(acc, [i % 2 for i in range(12)])
-    with pytest.raises(ConfigError) as exc:
-        align_images_to_labels(["S0", "S1"], labels)
-    msg = str(exc.value)
-    assert "10 of 12 labelled accessions have no image" in msg
-    assert "'S2', 'S3', 'S4', 'S5', 'S6' and 5 more" in msg
-    with caplog.at_level(logging.WARNING, logger="ms2img.labels"):
-        idx, y, _ = align_images_to_labels(["S0", "S1"], labels, allow_missing=True)
-    assert idx.tolist() == [0, 1] and y.tolist() == [0, 1]
-    assert "have no image" in caplog.text
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# grouped_stratified_folds
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def _design(rng, n_acc, max_rep, p_high):
-    acc_y = (rng.random(n_acc) < p_high).astype(int)
-    acc_y[:5], acc_y[5:10] = 0, 1  # feasible for 5 folds
-    reps = rng.integers(1, max_rep + 1, n_acc)
-    groups = np.repeat([f"acc{i}" for i in range(n_acc)], reps)
-    y = np.repeat(acc_y, reps)
-    perm = rng.permutation(len(y))  # images arrive in any order
-    return y[perm], groups[perm]
-
-
-@pytest.mark.parametrize("design_seed", range(6))
-def test_folds_grouped_and_complete(design_seed):
-    rng = np.random.default_rng(design_seed)
-    n_acc = int(rng.integers(20, 120))
-    y, groups = _design(rng, n_acc, max_rep=int(rng.integers(1, 4)), p_high=float(rng.uniform(0.25, 0.6)))
-    folds = grouped_stratified_folds(y, groups, n_splits=5, seed=7)
-    assert len(folds) == 5
-    tested = np.zeros(len(y), int)
-    for train, test in folds:
-        assert set(groups[train]).isdisjoint(groups[test])
-        assert len(np.intersect1d(train, test)) == 0
-        assert len(train) + len(test) == len(y)
-        tested[test] += 1
-        # roughly stratified: each test fold's positive rate near the overall one
-        assert abs(y[test].mean() - y.mean()) < 0.2
-        assert set(np.unique(y[test])) == {0, 1}
-    assert (tested == 1).all()
-
-
-def test_folds_deterministic_and_seed_dependent():
-    rng = np.random.default_rng(1)
-    y, groups = _design(rng, 60, 3, 0.4)
-    a = grouped_stratified_folds(y, groups, n_splits=5, seed=42)
-    b = grouped_stratified_folds(y, groups, n_splits=5, seed=42)
-    c = grouped_stratified_folds(y, groups, n_splits=5, seed=3)
-    assert all(np.array_equal(t1, t2) and np.array_equal(s1, s2) for (t1, s1), (t2, s2) in zip(a, b, strict=True))
-    assert any(not np.array_equal(s1, s2) for (_, s1), (_, s2) in zip(a, c, strict=True))
-
-
-def test_folds_without_groups_and_errors():
-    y = np.array([0] * 6 + [1] * 4)
-    folds = grouped_stratified_folds(y, None, n_splits=4, seed=0)
-    assert sorted(np.concatenate([t for _, t in folds]).tolist()) == list(range(10))
-    # feasibility counts accessions, not images: 3 high accessions x 3 replicates is not enough for 5 folds
-    y = np.array([0] * 15 + [1] * 9)
-    groups = np.array([f"l{i}" for i in range(15)] + [f"h{i // 3}" for i in range(9)])
-    with pytest.raises(ConfigError, match="'high': 3"):
-        grouped_stratified_folds(y, groups, n_splits=5)
-    with pytest.raises(ConfigError, match="both labels: 'g'"):
-        grouped_stratified_folds([0, 1, 0, 1], ["g", "g", "a", "b"], n_splits=2)
-    with pytest.raises(ValueError, match="groups has 2 entries for 3 labels"):
-        grouped_stratified_folds([0, 1, 0], ["a", "b"], n_splits=2)
