@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ms2img.errors import InputFileError
+from ms2img.io.schema import polarity_of
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,9 @@ class LibrarySpectrum:
 
 
 def _polarity(value: str | None) -> str | None:
-    v = (value or "").strip().lower()
-    if v.startswith(("neg", "-")) or v.endswith("-"):
-        return "negative"
-    if v.startswith(("pos", "+")) or v.endswith("+"):
-        return "positive"
-    return None
+    """The readers' polarity rule (:func:`ms2img.io.schema.polarity_of`), None when it cannot tell."""
+    pol = polarity_of(value)
+    return None if pol == "unknown" else pol
 
 
 def read_msp(path: str | Path) -> list[LibrarySpectrum]:

@@ -33,7 +33,7 @@ from ms2img.io.result import (
     read_text_lines,
 )
 from ms2img.io.sample_sheet import index_sheet, resolve, strip_raw_extension
-from ms2img.io.schema import charge_from_text, polarity_from_adduct
+from ms2img.io.schema import charge_from_text, polarity_of
 
 # Table m/z and MGF PEPMASS of one feature are written from the same feature list (equal to the 4 decimals
 # written); 0.02 Da also lets through a PEPMASS taken from the MS2 scan's isolation m/z (<= 10 ppm at m/z 2000),
@@ -439,16 +439,11 @@ def _rt_seconds(params: dict) -> float | None:
 
 def _polarity(params: dict) -> str:
     """From ``ION`` (adduct), ``IONMODE`` or the sign of a non-zero ``CHARGE``; else unknown."""
-    pol = polarity_from_adduct(params.get("ion"))
-    if pol != "unknown":
-        return pol
-    mode = str(params.get("ionmode", "")).strip().lower()
-    if mode in ("positive", "negative"):
-        return mode
+    for value in (params.get("ion"), params.get("ionmode")):
+        if (pol := polarity_of(value)) != "unknown":
+            return pol
     charge = str(params.get("charge", "")).strip()
-    if re.fullmatch(r"[1-9]\d*[+-]|[+-][1-9]\d*", charge):
-        return "positive" if "+" in charge else "negative"
-    return "unknown"
+    return polarity_of(charge) if re.fullmatch(r"[1-9]\d*[+-]|[+-][1-9]\d*", charge) else "unknown"
 
 
 # ------------------------------------------------------------------------------------------- Optimus layout

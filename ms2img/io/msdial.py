@@ -28,7 +28,7 @@ from ms2img.io.result import (
     strings_to_float_columns,
 )
 from ms2img.io.sample_sheet import index_sheet, normalize_type, resolve
-from ms2img.io.schema import SAMPLE_TYPES, charge_from_adduct
+from ms2img.io.schema import SAMPLE_TYPES, charge_from_adduct, polarity_of
 
 log = logging.getLogger(__name__)
 
@@ -248,13 +248,13 @@ _POLARITIES = pa.array(["unknown", "positive", "negative"], type=pa.string())
 
 
 def _polarity(adducts: pa.Array | None, n: int) -> pa.DictionaryArray:
-    """Per feature: positive / negative / unknown from the adduct's trailing sign (dictionary-encoded)."""
+    """Per feature: positive / negative / unknown from the adduct (:func:`polarity_of`, dictionary-encoded)."""
     if adducts is None:
         codes = np.zeros(n, dtype=np.int32)
     else:  # a few distinct adducts: judge each once
         enc = pc.dictionary_encode(adducts)
-        signs = [(a or "").rstrip()[-1:] for a in enc.dictionary.to_pylist()]
-        per_value = np.array([1 if c == "+" else 2 if c == "-" else 0 for c in signs], dtype=np.int32)
+        code = {"unknown": 0, "positive": 1, "negative": 2}  # the order of _POLARITIES
+        per_value = np.array([code[polarity_of(a)] for a in enc.dictionary.to_pylist()], dtype=np.int32)
         codes = per_value[enc.indices.to_numpy(zero_copy_only=False)] if len(per_value) else np.zeros(n, np.int32)
     # dictionary in order of first appearance, as a factorize of the per-feature strings gives
     values, first = np.unique(codes, return_index=True)

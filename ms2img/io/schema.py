@@ -154,15 +154,16 @@ def read_events(path: str | Path, optional: bool = False) -> pd.DataFrame:
         raise InputFileError(path, str(exc)) from None
 
 
-def polarity_from_adduct(adduct: str | float | None) -> str:
-    """Infer ion polarity from an adduct string like ``[M+H]+`` or ``[M-H]-``."""
-    if not isinstance(adduct, str):
+def polarity_of(text: object) -> str:
+    """The one polarity rule, for every reader: "positive", "negative" or "unknown" from an adduct (``[M+H]+``,
+    ``[M-H]-``, ``[M+2H]2+``), an ion mode (``Positive``, ``neg``) or a signed charge (``1+``, ``-1``)."""
+    if not isinstance(text, str):
         return "unknown"
-    a = adduct.strip()
-    if a.endswith("+"):
-        return "positive"
-    if a.endswith("-"):
+    v = text.strip().lower()
+    if v.startswith(("neg", "-")) or v.endswith("-"):
         return "negative"
+    if v.startswith(("pos", "+")) or v.endswith("+"):
+        return "positive"
     return "unknown"
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ms2img.io.schema import polarity_of
+
 log = logging.getLogger(__name__)
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -54,15 +56,6 @@ class RefSpectrum:
     source: str = ""
 
 
-def _polarity_of(value: object) -> str:
-    value = str(value or "").strip().lower()
-    if value.startswith("neg") or value.endswith("-"):
-        return "negative"
-    if value.startswith("pos") or value.endswith("+"):
-        return "positive"
-    return "unknown"
-
-
 def _float(value: object) -> float | None:
     if isinstance(value, tuple | list):
         value = value[0] if value else None
@@ -78,7 +71,7 @@ def _charge_polarity(value: object) -> str:
     try:
         c = int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return _polarity_of(value)
+        return polarity_of(str(value or ""))
     return "negative" if c < 0 else "positive" if c > 0 else "unknown"
 
 
@@ -101,7 +94,7 @@ def read_spectra(path: Path) -> list[RefSpectrum]:
         name = md.get("compound_name") or md.get("name")
         if prec is None or mz.size == 0 or not name:
             continue
-        pol = _polarity_of(md.get("ionmode") or md.get("adduct") or md.get("precursortype"))
+        pol = polarity_of(str(md.get("ionmode") or md.get("adduct") or md.get("precursortype") or ""))
         if pol == "unknown":
             pol = _charge_polarity(md.get("charge"))
         out.append(
