@@ -1,6 +1,6 @@
 """The retrain flow on a real Dask cluster (a scheduler and two worker processes on 127.0.0.1): each worker trains an
 assay, the flow process records them, and the metrics and champions equal those of a local run on the same cohort.
-Two assays, forests only (the CNN adds minutes, not cases)."""
+Two assays, forests only (the CNN adds minutes, not cases). Without an address the flow keeps its two local threads."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ import pytest
 
 from flows import dask_runner, pipeline
 from flows.retrain import retrain
-
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ASSAYS = ["elastase", "TPC"]
 OVERRIDES = {"labels.assays": ASSAYS, "train.families": ["rf-image", "rf-cosine"], "resolution.assays": []}
@@ -41,6 +39,8 @@ def _outcome(project) -> dict:
     return out
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_the_flow_on_two_dask_workers_equals_a_local_run(tiny_project, in_project):
     import cloudpickle
     from distributed import Client
@@ -74,6 +74,8 @@ def test_the_flow_on_two_dask_workers_equals_a_local_run(tiny_project, in_projec
         assert remote.status("--with-deps", *stages) == {}  # the flow process recorded what the workers ran
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_an_unreachable_scheduler_stops_the_flow_with_one_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != dask_runner.ADDRESS_ENV}
     cmd = [sys.executable, "-m", "flows.retrain", "--dask-address", "tcp://127.0.0.1:9", "--project-dir"]
@@ -82,3 +84,17 @@ def test_an_unreachable_scheduler_stops_the_flow_with_one_line(tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "not reachable" in proc.stderr
+
+
+def test_the_default_stays_two_local_threads_and_an_address_selects_dask(monkeypatch):
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    monkeypatch.delenv(dask_runner.ADDRESS_ENV, raising=False)
+    local = dask_runner.task_runner()
+    assert isinstance(local, ThreadPoolTaskRunner) and local._max_workers == 2
+    assert dask_runner.on_cluster(retrain) is retrain  # no address: the flow object itself, unchanged
+    monkeypatch.setenv(dask_runner.ADDRESS_ENV, "10.0.0.5:8786")
+    assert dask_runner.dask_address() == "tcp://10.0.0.5:8786"
+    assert isinstance(dask_runner.task_runner(), DaskTaskRunner)
+    assert dask_runner.dask_address("tcp://127.0.0.1:1") == "tcp://127.0.0.1:1"  # the option wins over the variable
