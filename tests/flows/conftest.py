@@ -157,6 +157,7 @@ def make_project(root: Path, *, remote: bool = True, overrides: dict | None = No
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
     project.dvc("init", "-q")
+    shutil.copy(REPO_ROOT / ".dvcignore", root / ".dvcignore")  # after init, which writes its own
     project.dvc("config", "core.analytics", "false")
     project.dvc("config", "core.autostage", "true")
     if store is not None:

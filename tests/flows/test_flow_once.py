@@ -49,6 +49,19 @@ def test_one_flow_run_trains_every_stage_once_and_leaves_nothing_stale(two_assay
     assert project.ran_stages(project.dvc("repro", "--dry")) == set()  # an audit right after runs nothing
 
 
+def test_caches_written_beside_the_code_leave_recorded_stages_up_to_date(two_assays):
+    """Serving and promotion compile the MS/MS parser and render kernels with numba, which caches beside the code
+    (ms2img/io/__pycache__, ms2img/render/__pycache__): stages whose code deps are those folders stay recorded."""
+    project = two_assays
+    for folder in ("ms2img/io", "ms2img/render"):
+        cache = project.root / folder / "__pycache__"
+        cache.mkdir(exist_ok=True)
+        (cache / "msms._plain_loop-249.py311.nbi").write_bytes(b"numba index")
+        (cache / "msms._plain_loop-249.py311.1.nbc").write_bytes(b"numba code")
+        (project.root / folder / "stray.pyc").write_bytes(b"bytecode")
+    assert project.status() == {}
+
+
 def test_a_second_run_with_no_new_data_does_nothing_in_seconds(two_assays):
     project = two_assays
     before = project.mtimes("dvc.lock", "metrics", "models", "report")
