@@ -169,9 +169,10 @@ CHAIN = ("train", "promote", "explain")  # per assay, in order; each needs the o
 
 @task
 def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list[tuple[str, str]]]:
-    """Per assay, the (stage, command) pairs to run, asked of DVC up front: from the first stale stage of
-    train@ -> promote@ -> explain@ on (a retrained model must be promoted and explained again), then the
-    resolution study (the paper's Table 1) when the assay is in ``resolution.assays`` and it is stale."""
+    """The (stage, command) pairs to run, asked of DVC up front. Per assay (key: the assay): from the first stale
+    stage of train@ -> promote@ -> explain@ on (a retrained model must be promoted and explained again). The
+    resolution study (the paper's Table 1; key ``resolution@<assay>``) when the assay is in ``resolution.assays``
+    and it is stale: it needs only the images, so it runs as a job of its own beside the assays' chains."""
     study = (load_params(project / "params.yaml").get("resolution") or {}).get("assays") or []
     extra = [f"resolution@{a}" for a in assays if a in study]
     names = [f"{kind}@{a}" for a in assays for kind in CHAIN]
@@ -180,8 +181,10 @@ def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list
     for a in assays:
         chain = [f"{kind}@{a}" for kind in CHAIN]
         first = next((i for i, n in enumerate(chain) if n in stale), len(chain))
-        todo = chain[first:] + [n for n in extra if n == f"resolution@{a}" and n in stale]
-        plan[a] = [(n, pipeline.stage_command(n, cwd=project)) for n in todo]
+        plan[a] = [(n, pipeline.stage_command(n, cwd=project)) for n in chain[first:]]
+    for name in extra:
+        if name in stale:
+            plan[name] = [(name, pipeline.stage_command(name, cwd=project))]
     return plan
 
 
@@ -271,13 +274,14 @@ def summarise(
         champ = state.get(assay, {})
         who = f"{champ['family']} v{champ['version']}" if champ.get("version") else "none"
         verdict = "promoted" if res.get("promoted") else ("rejected" if res.get("rejected") else "kept")
-        decision = f"{verdict}: {res['reason']}" if res.get("reason") else "skipped: data unchanged"
+        reason = str(res.get("reason") or "")
+        decision = reason if reason.startswith(verdict) else f"{verdict}: {reason}" if reason else "skipped: unchanged"
         lines.append(f"| {assay} | " + " | ".join(cells) + f" | {who} | {decision} |")
     lines.append("\nAUC: mean over folds [95% corrected resampled t interval]; champion as the registry holds it now.")
     for assay in results:
         selection = _read(project / "reports" / assay / "selection.json")
         if selection.get("small_cohort"):
-            lines.append(f"\n{assay}: small cohort: {selection.get('protocol', 'few labelled accessions')}")
+            lines.append(f"\n{assay}: {selection.get('protocol') or 'small cohort'}")
     lines += [f"\n{c}" for c in checks]
     lines.append(f"\nWall time: {seconds:.0f} s")
     return "\n".join(lines)
@@ -328,8 +332,11 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
     logger.info("retraining %s (new data: %s, forced: %s)", todo, [a for a in todo if changed[a]], force)
     call(upstream_stages, project)
     plan = call(plan_stages, todo, force, project)
-    ran, failed = run_each(train_assay, {a: (a, plan[a], project) for a in todo})
-    results = {a: call(record, a, ran[a], project) for a in ran}
+    ran, failed = run_each(train_assay, {key: (key, stages, project) for key, stages in plan.items()})
+    study = {key.split("@", 1)[1]: ran.pop(key) for key in list(ran) if key.startswith("resolution@")}
+    results = {a: call(record, a, ran[a] + study.pop(a, []), project) for a in ran}
+    for a, stages in study.items():  # a study whose assay's chain failed is still recorded
+        call(record, a, stages, project)
     stale = call(check_recorded, list(ran), project)
     call(report, project)
     call(push, project)

@@ -355,7 +355,7 @@ def test_a_small_cohort_is_named_in_the_overview(tmp_path):
     html = build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8")
     assert "small cohort" not in html
     sel = tmp_path / "reports" / "DPPH" / "selection.json"
-    protocol = "3 low / 3 high labelled accessions (below 20 per class): 3-fold CV x 4 repeats"
+    protocol = "small cohort: 3 low / 3 high labelled accessions (below 20 per class): 3-fold CV x 4 repeats"
     sel.write_text(json.dumps({**json.loads(sel.read_text()), "small_cohort": True, "protocol": protocol}))
     html = build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8")
     overview = html[html.index('<section id="overview"') : html.index('<section id="table1"')]
