@@ -14,7 +14,8 @@ from pathlib import Path
 from ms2img.commands import add_params_args
 from ms2img.errors import ConfigError
 from ms2img.io.fbmn import JOIN_MZ_TOL_DA, RT_UNITS
-from ms2img.io.ingest import MANIFEST, RAW_EXTENSIONS, TEXT_EXTENSIONS, ingest, sniff
+from ms2img.io.ingest import MANIFEST, ingest
+from ms2img.io.inputs import RAW_EXTENSIONS, TEXT_EXTENSIONS, sniff
 from ms2img.io.sample_sheet import SHEET_NAME, describe_sources, replicate_hint, sheet_has_rows
 from ms2img.io.schema import SAMPLE_TYPES
 from ms2img.params import DEFAULT_PARAMS_PATH, load_params

@@ -27,21 +27,18 @@ from tqdm import tqdm
 
 from ms2img.atomic import atomic_dir, atomic_path, clean_leftovers
 from ms2img.errors import ConfigError, InputFileError, Ms2ImgError
-from ms2img.io.fbmn import JOIN_MZ_TOL_DA, RT_UNITS, is_optimus_header, is_quant_header, read_fbmn, read_optimus
+from ms2img.io.fbmn import JOIN_MZ_TOL_DA, RT_UNITS, read_fbmn, read_optimus
+from ms2img.io.inputs import InputJob, plan
 from ms2img.io.metadata import read_sample_metadata
-from ms2img.io.msdial import is_msdial_header, read_msdial
-from ms2img.io.raw import read_raw, sniff_raw
-from ms2img.io.result import ReadResult, check_not_binary, make_manifest
+from ms2img.io.msdial import read_msdial
+from ms2img.io.raw import read_raw
+from ms2img.io.result import ReadResult, make_manifest
 from ms2img.io.sample_sheet import read_sample_sheet, strip_raw_extension
 from ms2img.io.schema import SAMPLE_COLUMNS, SAMPLE_TYPES, WRITTEN_COLUMNS, accession_filename
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "samples.csv"
-TEXT_EXTENSIONS = {".txt", ".tsv", ".csv", ".mgf"}
-RAW_EXTENSIONS = {".mzml", ".mzxml"}
-SNIFF_LINES = 60  # lines of a file's head that decide its format
-FORMATS = ("msdial", "quant", "optimus", "mgf", "raw")
 # What ingest itself writes into the events folder; anything else there is someone else's file.
 OWN_SUFFIXES = (".parquet",)
 PARQUET_COMPRESSION = "snappy"
@@ -96,120 +93,6 @@ class IngestSummary:
             lines.append(f"  assays: {', '.join(self.assays)} -> {self.assays_out}")
         lines += [f"  warning: {kind}: {n}" for kind, n in sorted(self.warnings.items())]
         return "\n".join(lines)
-
-
-@dataclass
-class _Job:
-    kind: str  # msdial | quant | raw
-    path: Path
-    mgf: Path | None = None
-    accession_from: str = "column"
-
-
-def sniff(path: str | Path) -> str:
-    """The format of ``path`` from its content (extension only as a tie-breaker): one of ``FORMATS``."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "file not found")
-    with open(path, "rb") as fh:
-        head = fh.read(65536)
-    check_not_binary(path, head)
-    raw = sniff_raw(head)
-    if raw:
-        return "raw"
-    cut = -1
-    for _ in range(SNIFF_LINES):  # decode and split only the lines looked at
-        cut = head.find(b"\n", cut + 1)
-        if cut < 0:
-            break
-    text = (head if cut < 0 else head[: cut + 1]).decode("utf-8", errors="replace")
-    lines = text.splitlines()[:SNIFF_LINES]
-    if any(ln.strip().upper() == "BEGIN IONS" for ln in lines):
-        return "mgf"
-    if any(is_msdial_header(ln) or ln.lstrip("\ufeff").startswith("Alignment ID") for ln in lines):
-        return "msdial"
-    if lines and is_quant_header(lines[0]):
-        return "quant"
-    if lines and is_optimus_header(lines[0]):
-        return "optimus"
-    ext = path.suffix.lower()
-    if ext in (".txt", ".tsv"):
-        return "msdial"  # let the reader say what is wrong with it
-    if ext == ".csv":
-        return "quant"
-    if ext in RAW_EXTENSIONS:
-        return "raw"
-    if ext == ".mgf":
-        return "mgf"
-    raise InputFileError(path, "unrecognised format (expected an MS-DIAL export, quant CSV + MGF, mzML or mzXML)", 1)
-
-
-def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -> list[_Job]:
-    """Expand folders, sniff formats, pair quant tables with MGFs and pick the MS-DIAL accession mode.
-
-    MS-DIAL exports found in a folder, or several named explicitly, are one export per accession (accession =
-    file stem, replicate = sample column); a single named export makes each sample column an accession. Two
-    exports whose stems are the same accession (``ACC0001.txt`` and ``ACC0001.tsv``, or stems differing only in
-    case, ``ACC0001`` and ``acc0001``) are an error.
-    """
-    if isinstance(inputs, (str, Path)):
-        inputs = [inputs]
-    if not inputs:
-        raise ConfigError("no inputs given")
-    found: list[tuple[Path, str, bool]] = []  # (path, format, from a folder)
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            files = sorted(
-                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in TEXT_EXTENSIONS | RAW_EXTENSIONS
-            )
-            if not files:
-                raise InputFileError(p, "folder holds no .txt/.tsv/.csv/.mgf/.mzML/.mzXML files")
-            found += [(f, sniff(f), True) for f in files]
-        else:
-            found.append((p, sniff(p), False))
-    mgfs = [p for p, kind, _ in found if kind == "mgf"]
-    if mgf is not None:
-        mgf = Path(mgf)
-        if sniff(mgf) != "mgf":
-            raise InputFileError(mgf, "not an MGF file (no BEGIN IONS)", line=1)
-    quants = [(p, kind) for p, kind, _ in found if kind in ("quant", "optimus")]
-    msdial = [(p, from_dir) for p, kind, from_dir in found if kind == "msdial"]
-    several = len([p for p, d in msdial if not d]) > 1
-
-    jobs = [_Job("msdial", p, accession_from="file" if from_dir or several else "column") for p, from_dir in msdial]
-    stems: dict[str, Path] = {}
-    for job in jobs:
-        if job.accession_from != "file":
-            continue
-        key = accession_filename(job.path.stem).lower()  # ACC0001 and acc0001 are one file on Windows and macOS
-        if key in stems:
-            raise InputFileError(
-                job.path,
-                f"maps to the same accession '{job.path.stem}' as {stems[key]} (accession = file stem); "
-                "remove one or rename it",
-            )
-        stems[key] = job.path
-    for q, kind in quants:
-        jobs.append(_Job(kind, q, mgf=_pair_mgf(q, mgf, mgfs, len(quants))))
-    jobs += [_Job("raw", p) for p, kind, _ in found if kind == "raw"]
-    if not jobs:
-        raise ConfigError("no readable inputs (an MGF needs its quant table)")
-    return jobs
-
-
-def _pair_mgf(quant: Path, explicit: Path | None, mgfs: list[Path], n_quants: int) -> Path:
-    if explicit is not None:
-        if n_quants > 1:
-            raise ConfigError("--mgf pairs with exactly one quant table; give MGFs the same stem as their tables")
-        return explicit
-    same = quant.with_suffix(".mgf")
-    for candidate in [m for m in mgfs if m.stem == quant.stem] + [same, quant.with_suffix(".MGF")]:
-        if candidate.is_file():
-            return candidate
-    if len(mgfs) == 1 and n_quants == 1:
-        return mgfs[0]
-    raise InputFileError(quant, "no MGF found for this quant table (name it like the table or pass --mgf)")
 
 
 def ingest(
@@ -318,7 +201,7 @@ def _clean_old_staging(out_dir: Path) -> None:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
-def _read(job: _Job, sheet: pd.DataFrame | None, expand: tuple[str, ...] | None, opts: dict | None = None):
+def _read(job: InputJob, sheet: pd.DataFrame | None, expand: tuple[str, ...] | None, opts: dict | None = None):
     opts = opts or {}
     if job.kind == "msdial":
         return read_msdial(job.path, sample_sheet=sheet, accession_from=job.accession_from, expand_types=expand)
@@ -330,7 +213,9 @@ def _read(job: _Job, sheet: pd.DataFrame | None, expand: tuple[str, ...] | None,
     return read_raw(job.path, sample_sheet=sheet)
 
 
-def _process(i: int, job: _Job, sheet, types, blank_subtraction: bool, blank_fold: float, parts_dir: Path, opts: dict):
+def _process(
+    i: int, job: InputJob, sheet, types, blank_subtraction: bool, blank_fold: float, parts_dir: Path, opts: dict
+):
     """Read one input and write its training accessions as parts (runs in a worker thread: pyarrow parsing and
     Parquet writing release the GIL). Returns the result without its events, the parts and the blank count."""
     result = _read(job, sheet, None if blank_subtraction else types, opts)

@@ -10,7 +10,8 @@ from io_builders import msdial_lines, write_lines
 
 from ms2img.cli import main
 from ms2img.errors import ConfigError, InputFileError
-from ms2img.io.ingest import MANIFEST, ingest, plan
+from ms2img.io.ingest import MANIFEST, ingest
+from ms2img.io.inputs import plan
 from ms2img.io.msdial import read_msdial
 from ms2img.io.schema import EVENT_COLUMNS, SAMPLE_COLUMNS, read_events
 
