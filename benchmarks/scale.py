@@ -16,6 +16,7 @@ the local path on one thread. Speed-up needs free cores: run it on an otherwise 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import shutil
@@ -105,6 +106,8 @@ def main() -> int:
     print(f"project {project}: {len(assays)} assays {assays}, {args.accessions} accessions, load {os.getloadavg()}")
 
     seconds = {}
+    stack = contextlib.ExitStack()
+    stack.enter_context(dask_runner.shared_api())  # one Prefect API for the flow and its workers, as the flow does
     if not args.dask_only:
         seconds["local, 1 thread"] = timed_training(project, assays, ThreadPoolTaskRunner(max_workers=1))
         seconds["local, 2 threads (default)"] = timed_training(project, assays, ThreadPoolTaskRunner(max_workers=2))
@@ -115,6 +118,9 @@ def main() -> int:
             seconds[f"dask, {n} worker{'s' * (n > 1)}"] = timed_training(
                 project, assays, dask_runner.task_runner(address)
             )
+            with Client(address) as client:  # did every worker get work?
+                done = client.run(lambda dask_worker: dask_worker.state.executed_count - 1)  # less the warm-up
+            print(f"dask, {n} worker(s): tasks per worker {sorted(done.values())}")
     for what, s in seconds.items():
         print(f"{what:28s} {s:8.1f} s")
     one, two = seconds["dask, 1 worker"], seconds["dask, 2 workers"]

@@ -69,13 +69,38 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
 
 
 def on_cluster(flow: Any, address: str | None = None) -> Any:
-    """``flow`` with the task runner for ``address`` (or $MS2IMG_DASK_ADDRESS): a reachable Dask cluster, else the
-    local threads; the flow object itself is returned unchanged when no address is set."""
+    """``flow`` with the task runner for ``address`` (or $MS2IMG_DASK_ADDRESS) and one Prefect API for the flow
+    and its workers (:func:`shared_api`); the flow object itself, unchanged, when no address is set."""
     address = dask_address(address)
     if address is None:
         return flow
     check_reachable(address)
-    return flow.with_options(task_runner=task_runner(address))
+    on_dask = flow.with_options(task_runner=task_runner(address))
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with shared_api():
+            return on_dask(*args, **kwargs)
+
+    return run
+
+
+@contextlib.contextmanager
+def shared_api() -> Iterator[str | None]:
+    """Dask workers report their task runs to the flow's Prefect API. Without $PREFECT_API_URL a flow starts a
+    temporary server that only its own process knows, and every worker would start another (seconds of CPU each,
+    task runs missing from the flow's UI): start the temporary server here and hand its URL to flow and workers.
+    It listens on 127.0.0.1, so workers on other machines need a real server ($PREFECT_API_URL)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield PREFECT_API_URL.value()
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield server.api_url
 
 
 @contextlib.contextmanager

@@ -22,8 +22,11 @@ OVERRIDES = {"labels.assays": ASSAYS, "train.families": ["rf-image", "rf-cosine"
 def _worker_cpu_seconds(dask_worker) -> dict:  # runs inside each worker process (Client.run)
     import psutil
 
-    t = psutil.Process().cpu_times()
-    return {"children": t.children_user + t.children_system, "tasks": dask_worker.state.executed_count}
+    me = psutil.Process()
+    t = me.cpu_times()
+    servers = [c for c in me.children(recursive=True) if "uvicorn" in " ".join(c.cmdline())]
+    return {"children": t.children_user + t.children_system, "tasks": dask_worker.state.executed_count,
+            "servers": len(servers)}  # fmt: skip
 
 
 def _outcome(project) -> dict:
@@ -68,6 +71,7 @@ def test_the_flow_on_two_dask_workers_equals_a_local_run(tiny_project, in_projec
     for worker, seen in after.items():  # each worker process ran an assay's task and its stage commands
         assert seen["tasks"] > before[worker]["tasks"], after
         assert seen["children"] - before[worker]["children"] > 1.0, after
+        assert seen["servers"] == 0, after  # task runs went to the flow's Prefect API, no server of its own
     with in_project(remote):
         assert _outcome(remote) == expected
         stages = [f"{kind}@{a}" for kind in ("train", "promote", "explain") for a in ASSAYS]
