@@ -51,21 +51,18 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 
 def _import_nodes(tree: ast.Module, module_level_only: bool) -> Iterator[ast.Import | ast.ImportFrom]:
-    """Import statements of a module; with ``module_level_only`` those that run on import (not inside functions,
-    not under ``if TYPE_CHECKING:``)."""
-    if not module_level_only:
-        yield from (n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom))
-        return
+    """Import statements of a module that can run: never those under ``if TYPE_CHECKING:``; with
+    ``module_level_only`` only those that run on import (not inside functions)."""
     stack: list[ast.AST] = list(tree.body)
     while stack:
         node = stack.pop()
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) and module_level_only:
             continue
         elif isinstance(node, ast.If) and _is_type_checking(node.test):
             stack.extend(node.orelse)
-        elif isinstance(node, ast.stmt):
+        else:
             stack.extend(ast.iter_child_nodes(node))
 
 
@@ -133,8 +130,9 @@ def runtime_closure(roots: Iterable[str], modules: dict[str, Path]) -> set[str]:
     return seen
 
 
-def import_cycles(modules: dict[str, Path]) -> list[list[str]]:
-    """Strongly connected components (size > 1, or a self-import) of the module-level import graph.
+def import_cycles(modules: dict[str, Path], module_level_only: bool = False) -> list[list[str]]:
+    """Strongly connected components (size > 1, or a self-import) of the import graph: every import, those inside
+    functions included (they run too, just later), unless ``module_level_only``.
 
     An edge goes to each module imported by name and to the parent packages of that module that the importer does
     not itself belong to (a submodule importing a sibling does not re-run its own package's ``__init__``).
@@ -142,7 +140,7 @@ def import_cycles(modules: dict[str, Path]) -> list[list[str]]:
     graph: dict[str, set[str]] = {}
     for name in modules:
         own = {".".join(name.split(".")[:i]) for i in range(1, len(name.split(".")) + 1)}
-        direct = imported_modules(name, modules, module_level_only=True)
+        direct = imported_modules(name, modules, module_level_only=module_level_only)
         graph[name] = (with_parents(direct, modules) - own) | (direct - {name})
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -180,11 +178,9 @@ def import_cycles(modules: dict[str, Path]) -> list[list[str]]:
 
 
 def cycle_edges(cycle: list[str], modules: dict[str, Path]) -> list[str]:
-    """The module-level imports inside one cycle, ``a -> b``, for the failure message."""
+    """The imports inside one cycle, ``a -> b``, for the failure message."""
     members = set(cycle)
-    return [
-        f"{a} -> {b}" for a in cycle for b in sorted(imported_modules(a, modules, module_level_only=True) & members)
-    ]
+    return [f"{a} -> {b}" for a in cycle for b in sorted(imported_modules(a, modules) & members)]
 
 
 # ------------------------------------------------------------------------------------------ dvc.yaml
@@ -399,6 +395,10 @@ def test_the_import_graph_reader_follows_every_import_form(tmp_path):
     assert import_cycles(module_files(tmp_path)) == []
     (pkg / "sub" / "b.py").write_text("from ms2img.sub import thing\n")  # through its own package's __init__
     assert import_cycles(module_files(tmp_path)) == [["ms2img.sub", "ms2img.sub.b", "ms2img.sub.c"]]
+    (pkg / "sub" / "b.py").write_text("")
+    (pkg / "sub" / "c.py").write_text("def f():\n    import ms2img.a\nthing = 1\n")  # runs later: still a cycle
+    assert import_cycles(module_files(tmp_path)) == [["ms2img.a", "ms2img.sub", "ms2img.sub.c"]]
+    assert import_cycles(module_files(tmp_path), module_level_only=True) == []
 
 
 def test_dvc_templating_and_commands_are_read(tmp_path):
@@ -457,7 +457,7 @@ def test_no_module_is_part_of_an_import_cycle():
     cycles = import_cycles(modules)
     if cycles:
         pytest.fail(
-            "module-level import cycles (move the shared code down a layer, or import it where it is used):\n"
+            "import cycles, imports inside functions included (move the shared code down a layer):\n"
             + "\n".join(f"  {' <-> '.join(c)}: {'; '.join(cycle_edges(c, modules))}" for c in cycles),
             pytrace=False,
         )

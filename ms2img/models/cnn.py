@@ -19,7 +19,8 @@ labels with the "balanced" rule ``n_samples / (2 * n_class)`` (scikit-learn's ``
 so each class contributes the same total weight to the loss. Validation metrics are unweighted.
 
 The tuner API (``Ms2ImgHyperModel``, ``CompactHyperModel``, ``tune_cnn``, ``TuneResult``, ``SearchSpace``,
-``TuningFailed``) lives in :mod:`ms2img.models.tuning`; this module never imports keras-tuner (serving loads it).
+``TuningFailed``) lives in :mod:`ms2img.models.tuning` and :mod:`ms2img.models.search`; this module never
+imports keras-tuner (serving loads it).
 """
 
 from __future__ import annotations

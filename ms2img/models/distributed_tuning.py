@@ -159,7 +159,7 @@ def search(
     from distributed import Client
     from keras_tuner.src import protos
 
-    from ms2img.models.tuning import COMPLETED, Ms2ImgRandomSearch, TuningFailed, _last_line
+    from ms2img.models.search import COMPLETED, Ms2ImgRandomSearch, TuningFailed, last_line
 
     address = address or dask_address()
     start_timeout = _seconds(START_TIMEOUT_ENV, 300)
@@ -195,7 +195,7 @@ def search(
             while not all(f.done() for f in futures):
                 failed = next((f for f in futures if f.status == "error"), None)
                 if failed is not None:
-                    raise TuningFailed(f"distributed tuning: {_last_line(str(failed.exception()))}")
+                    raise TuningFailed(f"distributed tuning: {last_line(str(failed.exception()))}")
                 now = time.monotonic()
                 if not servicer.arrived and now - started > start_timeout:
                     raise TuningFailed(
@@ -208,7 +208,7 @@ def search(
                 time.sleep(0.2)
             for f in futures:
                 if f.status == "error":
-                    raise TuningFailed(f"distributed tuning: {_last_line(str(f.exception()))}")
+                    raise TuningFailed(f"distributed tuning: {last_line(str(f.exception()))}")
             results = [f.result() for f in futures]
             for f in futures:
                 f.cancel()
@@ -281,7 +281,7 @@ def run_worker(spec: WorkerSpec, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np
     import keras_tuner
     from keras_tuner.src.distribute import oracle_client
 
-    from ms2img.models.tuning import Ms2ImgRandomSearch, TuningFailed, _last_line
+    from ms2img.models.search import Ms2ImgRandomSearch, TuningFailed, last_line
 
     who = f"tuner worker {spec.tuner_id} on {socket.gethostname()}"
     channel = grpc.insecure_channel(spec.oracle)
@@ -314,9 +314,9 @@ def run_worker(spec: WorkerSpec, x_fit: np.ndarray, y_fit: np.ndarray, x_val: np
     except grpc.RpcError as exc:
         raise TuningFailed(f"{who}: lost the chief oracle {spec.oracle}: {exc.code().name}") from None
     except TuningFailed as exc:
-        raise TuningFailed(f"{who}: {_last_line(str(exc))}") from None
+        raise TuningFailed(f"{who}: {last_line(str(exc))}") from None
     except Exception as exc:  # noqa: BLE001 - one line to the chief, whatever broke
-        raise TuningFailed(f"{who}: {type(exc).__name__}: {_last_line(str(exc))}") from None
+        raise TuningFailed(f"{who}: {type(exc).__name__}: {last_line(str(exc))}") from None
     best = None
     if tuner.best_model is not None:
         best = next(

@@ -44,22 +44,17 @@ from ms2img.models.cnn import (
     build_cnn_from_hp,
     build_compact_cnn,
     class_weights,
-    history_dict,
+)
+from ms2img.models.search import (
+    COMPLETED,
+    Ms2ImgRandomSearch,
+    TuningFailed,
+    last_line,
+    plain_values,
+    trial_info,
 )
 
 OBJECTIVES = {"val_accuracy": "max", "val_auc": "max", "val_loss": "min"}
-COMPLETED = "COMPLETED"  # keras_tuner TrialStatus values are plain strings
-
-
-class TuningFailed(Ms2ImgError, RuntimeError):
-    """A tuning trial (or the hypermodel itself) failed; ``details`` holds the full traceback."""
-
-    def __init__(self, message: str, details: str = "", trials: list[dict[str, Any]] | None = None):
-        super().__init__(message)
-        self.details = details
-        self.trials = trials or []
-
-
 # -------------------------------------------------------------------------------------------- space
 
 
@@ -243,123 +238,6 @@ class CompactHyperModel(keras_tuner.HyperModel):
 # ------------------------------------------------------------------------------------------- tuner
 
 
-def _trial_info(trial: Any) -> dict[str, Any]:
-    score = trial.score
-    return {
-        "trial_id": trial.trial_id,
-        "status": str(trial.status),
-        "hyperparameters": _plain(trial.hyperparameters.values),
-        "score": None if score is None or not np.isfinite(score) else float(score),
-        "message": trial.message,
-    }
-
-
-def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON/MLflow-friendly copy (numpy scalars to Python numbers)."""
-    out = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in values.items()}
-    # 12 significant digits: 0.30000000000000004 (float step arithmetic) logs as 0.3
-    return {k: (float(f"{v:.12g}") if isinstance(v, float) else v) for k, v in out.items()}
-
-
-def _best_of(history: Mapping[str, Sequence[float]], objective: Any) -> float | None:
-    """The trial's best epoch value of the objective, as a number to maximise."""
-    values = [v for v in history.get(objective.name, []) if np.isfinite(v)]
-    if not values:
-        return None
-    return max(values) if objective.direction == "max" else -min(values)
-
-
-def _best_epoch(history: Mapping[str, Sequence[float]], objective: Any) -> int:
-    values = np.asarray(history.get(objective.name, [np.nan]), dtype=float)
-    return int(np.nanargmax(values) if objective.direction == "max" else np.nanargmin(values)) + 1
-
-
-def _last_line(message: str | None) -> str:
-    lines = [ln for ln in (message or "").strip().splitlines() if ln.strip()]
-    return lines[-1].strip() if lines else "unknown error"
-
-
-class _EpochProgress(keras.callbacks.Callback):
-    """One tqdm bar per trial (epochs); tqdm hides itself when stderr is not a terminal unless forced."""
-
-    def __init__(self, desc: str, disable: bool | None):
-        super().__init__()
-        self.desc, self.disable, self.bar = desc, disable, None
-
-    def on_train_begin(self, logs: Any = None) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(
-            total=self.params.get("epochs"), desc=self.desc, unit="epoch", leave=False, disable=self.disable
-        )
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        if self.bar is not None:
-            keys = ("loss", "val_loss", "val_accuracy", "val_auc")
-            shown = {k: f"{float(v):.3f}" for k, v in (logs or {}).items() if k in keys}
-            self.bar.set_postfix(shown, refresh=False)
-            self.bar.update(1)
-
-    def on_train_end(self, logs: Any = None) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-class Ms2ImgRandomSearch(keras_tuner.RandomSearch):
-    """RandomSearch that reseeds each trial, skips per-trial checkpoints, reports each trial, fails fast."""
-
-    def __init__(
-        self,
-        *args: Any,
-        trial_seed: int = 0,
-        on_trial_end: Callable[[dict[str, Any]], None] | None = None,
-        progress: bool | None = None,
-        **kwargs: Any,
-    ):
-        self._trial_seed = int(trial_seed)
-        self._trial_callback = on_trial_end
-        self._progress_disable = None if progress is None else not progress
-        self._histories: dict[str, list[dict[str, list[float]]]] = {}
-        self.best_model, self.best_model_score, self.best_epoch, self.best_history = None, None, None, {}
-        super().__init__(*args, **kwargs)
-
-    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> list[Any]:
-        original_callbacks = kwargs.pop("callbacks", [])
-        histories = []
-        for execution in range(self.executions_per_trial):
-            # Each trial's weights/shuffling depend only on (seed, trial, execution), not on earlier trials.
-            keras.utils.set_random_seed(self._trial_seed + 1000 * int(trial.trial_id) + execution)
-            run_kwargs = copy.copy(kwargs)
-            callbacks = self._deepcopy_callbacks(original_callbacks)
-            n = self.oracle.max_trials
-            callbacks.append(_EpochProgress(f"trial {int(trial.trial_id) + 1}/{n}", self._progress_disable))
-            run_kwargs["callbacks"] = callbacks
-            histories.append(self._build_and_fit_model(trial, *args, **run_kwargs))
-        self._histories[trial.trial_id] = [history_dict(h) for h in histories]
-        model = getattr(self.hypermodel, "last_model", None)
-        score = _best_of(self._histories[trial.trial_id][0], self.oracle.objective)
-        if model is not None and score is not None and (self.best_model_score is None or score > self.best_model_score):
-            self.best_model, self.best_model_score = model, score
-            self.best_epoch = _best_epoch(self._histories[trial.trial_id][0], self.oracle.objective)
-            self.best_history = self._histories[trial.trial_id][0]
-        return histories
-
-    def on_trial_end(self, trial: Any) -> None:
-        super().on_trial_end(trial)  # oracle.end_trial: final status and score
-        ended = self.oracle.get_trial(trial.trial_id)
-        info = _trial_info(ended)
-        if self._trial_callback is not None:
-            self._trial_callback({**info, "histories": self._histories.get(trial.trial_id, [])})
-        if ended.status != COMPLETED:
-            raise TuningFailed(
-                f"tuning trial {ended.trial_id} ended {ended.status}: {_last_line(ended.message)} "
-                f"(hyperparameters {info['hyperparameters']})",
-                details=ended.message or "",
-                trials=[_trial_info(t) for t in self.oracle.trials.values()],
-            )
-
-
 @dataclass
 class TuneResult:
     """Best hyperparameter values (feed to :func:`ms2img.models.cnn.fit_cnn`) and every trial's record."""
@@ -457,8 +335,8 @@ def tune_cnn(
         )  # fmt: skip
         best = tuner.oracle.get_best_trials(1)[0]
         return TuneResult(
-            best_hp=_plain(best.hyperparameters.values), objective=objective, space=space_dict, tuner=tuner,
-            trials=[{**_trial_info(t), "tuner": tuner.ran_by.get(t.trial_id)} for t in tuner.oracle.trials.values()],
+            best_hp=plain_values(best.hyperparameters.values), objective=objective, space=space_dict, tuner=tuner,
+            trials=[{**trial_info(t), "tuner": tuner.ran_by.get(t.trial_id)} for t in tuner.oracle.trials.values()],
             best_score=None if best.score is None else float(best.score), best_model=tuner.best_model,
             best_epoch=tuner.best_epoch, validation_index=val_idx,
         )  # fmt: skip
@@ -498,18 +376,18 @@ def tune_cnn(
         verbose=0,
     )
 
-    records = [_trial_info(t) for t in tuner.oracle.trials.values()]
+    records = [trial_info(t) for t in tuner.oracle.trials.values()]
     bad = [r for r in records if r["status"] != str(COMPLETED)]
     if bad or not records:  # belt and braces: on_trial_end raises first
         first = bad[0] if bad else {"trial_id": "-", "status": "none ran", "message": "no trial ran"}
         raise TuningFailed(
-            f"tuning trial {first['trial_id']} ended {first['status']}: {_last_line(first['message'])}",
+            f"tuning trial {first['trial_id']} ended {first['status']}: {last_line(first['message'])}",
             details=first.get("message") or "",
             trials=records,
         )
     best = tuner.oracle.get_best_trials(1)[0]
     return TuneResult(
-        best_hp=_plain(best.hyperparameters.values),
+        best_hp=plain_values(best.hyperparameters.values),
         trials=records,
         objective=objective,
         best_score=None if best.score is None else float(best.score),
