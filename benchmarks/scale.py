@@ -119,7 +119,7 @@ def main() -> int:
                 project, assays, dask_runner.task_runner(address)
             )
             with Client(address) as client:  # did every worker get work?
-                done = client.run(lambda dask_worker: dask_worker.state.executed_count - 1)  # less the warm-up
+                done = client.run(lambda dask_worker: dask_worker.state.executed_count)
             print(f"dask, {n} worker(s): tasks per worker {sorted(done.values())}")
     for what, s in seconds.items():
         print(f"{what:28s} {s:8.1f} s")
