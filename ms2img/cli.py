@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"ms2img {args.command}: error: {exc.strerror or exc}{where}; nothing was replaced", file=sys.stderr)
+        print(f"ms2img {args.command}: error: {exc.strerror or exc}{where}; no output is half-written", file=sys.stderr)
         return 2
 
 

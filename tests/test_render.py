@@ -829,7 +829,7 @@ def test_cli_single_size_png_folder_replaced_and_leftovers_of_killed_runs_cleane
     assert list(tmp_path.glob(".*")) == []
 
 
-def test_a_failing_png_write_leaves_the_png_folder_as_it_was(tmp_path, monkeypatch):
+def test_a_failing_png_write_leaves_the_png_folder_as_it_was(tmp_path, monkeypatch, capsys):
     import ms2img.render.files as render_files_module
 
     ev = cohort_dir(tmp_path / "events", n_accessions=3)
@@ -845,8 +845,10 @@ def test_a_failing_png_write_leaves_the_png_folder_as_it_was(tmp_path, monkeypat
         return save_pngs(*args, **kwargs)
 
     monkeypatch.setattr(render_files_module, "save_pngs", failing)
-    with pytest.raises(OSError, match="No space"):
-        main(render_args(ev, images, pngs, "new"))
+    capsys.readouterr()
+    assert main(render_args(ev, images, pngs, "new")) == 2  # a full disk is one line, not a traceback
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0] and "no output is half-written" in err[0], err
     assert folder_state(pngs) == before  # the first size's new PNGs never became visible
     assert folder_state(images) != folder_state(tmp_path / "missing")  # the image folder was swapped already
     assert hidden_entries(tmp_path / "images", pngs) == [] and list(tmp_path.glob(".pngs.*")) == []

@@ -174,6 +174,9 @@ def register_family(
                 run_name=f"{fm.assay.lower()} register {fm.family}"
             )  # fmt: skip
             with run_ctx as run:
+                if not run_id:  # a run of its own: give it the model's scores, which MLflow links to the model
+                    mlflow.log_metrics({f"{score}_{stat}": v for score in ("auc", "balanced_accuracy", "mcc", "f1")
+                                        for stat, v in card_metric(card, score).items()})  # fmt: skip
                 info = mlflow.pyfunc.log_model(
                     name=fm.family,
                     python_model=str(PYFUNC_CODE),
@@ -185,12 +188,6 @@ def register_family(
                     pip_requirements=_pip_requirements(fm.family),
                 )
                 run_id = run.info.run_id
-                # the model's own cross-validated scores on the logged model (MLflow would otherwise show the
-                # run's, and a parent run's are the winner's), rounded as people read them
-                own = {f"{score}_{stat}": round(v, 4) for score in ("auc", "balanced_accuracy", "mcc", "f1")
-                       for stat, v in card_metric(card, score).items()}  # fmt: skip
-                if own:
-                    mlflow.log_metrics(own, model_id=info.model_id)
             scaling = card.get("label_scaling") or {}
             tags = {
                 FAMILY_TAG: fm.family,
