@@ -110,7 +110,7 @@ def main() -> int:
     stack.enter_context(dask_runner.shared_api())  # one Prefect API for the flow and its workers, as the flow does
     if not args.dask_only:
         seconds["local, 1 thread"] = timed_training(project, assays, ThreadPoolTaskRunner(max_workers=1))
-        seconds["local, 2 threads (default)"] = timed_training(project, assays, ThreadPoolTaskRunner(max_workers=2))
+        seconds["local, 2 threads"] = timed_training(project, assays, ThreadPoolTaskRunner(max_workers=2))
     for n in (1, 2):
         with dask_runner.local_cluster(workers=n, threads=1) as address:
             with Client(address) as client:  # a running cluster has imported the flow's code already

@@ -1,6 +1,6 @@
 """Which task runner the retrain flow's per-assay work runs on: this machine's threads, or a Dask cluster.
 
-Default (no address): Prefect's ``ThreadPoolTaskRunner`` of 2, exactly as before. With ``--dask-address`` or
+Default (no address): Prefect's ``ThreadPoolTaskRunner`` of ``LOCAL_THREADS``. With ``--dask-address`` or
 ``$MS2IMG_DASK_ADDRESS`` (``tcp://host:8786``) the flow joins an existing Dask cluster through
 ``prefect_dask.DaskTaskRunner``: each assay's stage commands (train, promote, explain) run on a Dask worker, and
 the flow process alone records them in dvc.lock (DVC's repository lock stays single-writer). The workers must run
@@ -29,7 +29,8 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from ms2img.errors import ConfigError
 
 ADDRESS_ENV = "MS2IMG_DASK_ADDRESS"
-LOCAL_THREADS = 2  # the embedded default: two assays side by side on this machine
+LOCAL_THREADS = 3  # the embedded default: three stage chains side by side (registration, attribution and the
+# report leave a core idle with two on a 2-core machine: make demo used 150% CPU)
 
 
 def dask_address(address: str | None = None) -> str | None:

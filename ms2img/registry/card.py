@@ -28,10 +28,12 @@ def model_card(card: dict[str, Any], *, version: str, data_hash: str, code_versi
     """The version description shown in the registry (markdown)."""
     counts = card.get("class_counts") or {}
     scaling = card.get("label_scaling") or {}
+    auc = card_metric(card, "auc")
+    headline = f", cross-validated AUC {auc['mean']:.3f}" if "mean" in auc else ""
     lines = [
-        (
-            f"**{card.get('assay')} · {card.get('family')}** (version {version}): P(high activity) per accession "
-            "from raw LC-MS/MS peaks."
+        (  # plain text first: the registry's versions list shows this line, cut, without rendering markdown
+            f"{card.get('assay')} {card.get('family')} v{version}{headline}: P(high activity) per accession from "
+            "raw LC-MS/MS peaks."
         ),
         "",
         "| | |",

@@ -1,6 +1,6 @@
 """The retrain flow on a real Dask cluster (a scheduler and two worker processes on 127.0.0.1): each worker trains an
 assay, the flow process records them, and the metrics and champions equal those of a local run on the same cohort.
-Two assays, forests only (the CNN adds minutes, not cases). Without an address the flow keeps its two local threads."""
+Two assays, forests only (the CNN adds minutes, not cases). Without an address the flow keeps its local threads."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_the_default_stays_two_local_threads_and_an_address_selects_dask(monkeyp
 
     monkeypatch.delenv(dask_runner.ADDRESS_ENV, raising=False)
     local = dask_runner.task_runner()
-    assert isinstance(local, ThreadPoolTaskRunner) and local._max_workers == 2
+    assert isinstance(local, ThreadPoolTaskRunner) and local._max_workers == dask_runner.LOCAL_THREADS
     assert dask_runner.on_cluster(retrain) is retrain  # no address: the flow object itself, unchanged
     monkeypatch.setenv(dask_runner.ADDRESS_ENV, "10.0.0.5:8786")
     assert dask_runner.dask_address() == "tcp://10.0.0.5:8786"
