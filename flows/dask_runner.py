@@ -29,8 +29,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from ms2img.errors import ConfigError
 
 ADDRESS_ENV = "MS2IMG_DASK_ADDRESS"
-LOCAL_THREADS = 3  # the embedded default: three stage chains side by side (registration, attribution and the
-# report leave a core idle with two on a 2-core machine: make demo used 150% CPU)
+LOCAL_THREADS = 2  # the embedded default: two stage chains side by side on this machine (three measured slower)
 
 
 def dask_address(address: str | None = None) -> str | None:

@@ -177,11 +177,14 @@ def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list
     extra = [f"resolution@{a}" for a in assays if a in study]
     names = [f"{kind}@{a}" for a in assays for kind in CHAIN]
     stale = set(names + extra) if force else pipeline.stale(names + extra, cwd=project)
-    plan = {name: [(name, pipeline.stage_command(name, cwd=project))] for name in extra if name in stale}  # first:
-    for a in assays:  # the study starts beside the first chains instead of running alone at the end
+    plan = {}
+    for a in assays:
         chain = [f"{kind}@{a}" for kind in CHAIN]
         first = next((i for i, n in enumerate(chain) if n in stale), len(chain))
         plan[a] = [(n, pipeline.stage_command(n, cwd=project)) for n in chain[first:]]
+    for name in extra:
+        if name in stale:
+            plan[name] = [(name, pipeline.stage_command(name, cwd=project))]
     return plan
 
 
