@@ -24,6 +24,22 @@ from test_registry import ASSAY, make_cohort, rf_image_model
 pytestmark = pytest.mark.integration
 
 
+def wait_until_serving(proc: subprocess.Popen, base: str, log_path, seconds: float = 120) -> None:
+    """Poll ``base``/ping until the server answers; fail with the server's log when it exits or times out."""
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while True:
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        try:
+            if requests.get(f"{base}/ping", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     import mlflow
@@ -160,16 +176,7 @@ def test_ms2img_serve_real_server(served):
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                if requests.get(f"{base}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-            time.sleep(0.5)
+        wait_until_serving(proc, base, log_path)
         r = requests.post(f"{base}/invocations", data=_records(served.request),
                           headers={"Content-Type": "application/json"}, timeout=60)  # fmt: skip
         assert r.status_code == 200 and r.json()["predictions"][0]["family"] == "rf-image", r.text

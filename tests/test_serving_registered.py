@@ -12,6 +12,7 @@ import time
 import pandas as pd
 import pytest
 import test_registry_serving_integration as base
+from test_registry_serving_integration import wait_until_serving
 
 pytestmark = pytest.mark.integration
 served, client = base.served, base.client  # the registered rf-image model and an in-process client (fixtures)
@@ -81,16 +82,7 @@ def test_real_server_logs_one_line_per_request(served):
                                 start_new_session=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                if requests.get(f"{base}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-            time.sleep(0.5)
+        wait_until_serving(proc, base, log_path)
         headers = {"Content-Type": "application/json"}
         ok = requests.post(f"{base}/invocations", data=_records(served.request), headers=headers, timeout=60)
         bad = requests.post(f"{base}/invocations", data=b"{not json", headers=headers, timeout=60)
