@@ -167,15 +167,20 @@ def upstream_stages(project: Path) -> None:
 CHAIN = ("train", "promote", "explain")  # per assay, in order; each needs the one before
 
 
+def assay_stages(assays: list[str], project: Path) -> tuple[list[str], list[str]]:
+    """The per-assay stages of ``assays``: their train/promote/explain chains, and the resolution studies of those
+    in ``resolution.assays``."""
+    study = (load_params(project / "params.yaml").get("resolution") or {}).get("assays") or []
+    return [f"{kind}@{a}" for a in assays for kind in CHAIN], [f"resolution@{a}" for a in assays if a in study]
+
+
 @task
 def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list[tuple[str, str]]]:
     """The (stage, command) pairs to run, asked of DVC up front. Per assay (key: the assay): from the first stale
     stage of train@ -> promote@ -> explain@ on (a retrained model must be promoted and explained again). The
     resolution study (the paper's Table 1; key ``resolution@<assay>``) when the assay is in ``resolution.assays``
     and it is stale: it needs only the images, so it runs as a job of its own beside the assays' chains."""
-    study = (load_params(project / "params.yaml").get("resolution") or {}).get("assays") or []
-    extra = [f"resolution@{a}" for a in assays if a in study]
-    names = [f"{kind}@{a}" for a in assays for kind in CHAIN]
+    names, extra = assay_stages(assays, project)
     stale = set(names + extra) if force else pipeline.stale(names + extra, cwd=project)
     plan = {}
     for a in assays:
@@ -214,9 +219,8 @@ def check_recorded(assays: list[str], project: Path) -> list[str]:
     """After recording: the stages of the asked assays (and those upstream) must be up to date before the report
     is built; a stale one would make the next ``dvc repro`` train again. Returns what is stale, logged as one line
     each with DVC's reason (empty: the check passed)."""
-    study = (load_params(project / "params.yaml").get("resolution") or {}).get("assays") or []
-    names = [f"{kind}@{a}" for a in assays for kind in CHAIN] + [f"resolution@{a}" for a in assays if a in study]
-    status = json.loads(pipeline.dvc("status", "--json", "--with-deps", *names, cwd=project) or "{}")
+    chains, studies = assay_stages(assays, project)
+    status = json.loads(pipeline.dvc("status", "--json", "--with-deps", *chains, *studies, cwd=project) or "{}")
     for stage, why in status.items():
         run_logger().warning("still stale after recording: %s (%s)", stage, json.dumps(why)[:300])
     return sorted(status)

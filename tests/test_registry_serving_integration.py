@@ -24,6 +24,15 @@ from test_registry import ASSAY, make_cohort, rf_image_model
 pytestmark = pytest.mark.integration
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop a server started in its own session: SIGTERM to its process group, SIGKILL after 20 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def wait_until_serving(proc: subprocess.Popen, base: str, log_path, seconds: float = 120) -> None:
     """Poll ``base``/ping until the server answers; fail with the server's log when it exits or times out."""
     import requests
@@ -183,8 +192,4 @@ def test_ms2img_serve_real_server(served):
         r = requests.post(f"{base}/invocations", data=b"{}", timeout=60)  # requests sets no content type for bytes
         assert r.status_code == 415, r.text
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_server(proc)

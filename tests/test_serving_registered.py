@@ -4,15 +4,13 @@ request log of a real ``ms2img serve``."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import time
 
 import pandas as pd
 import pytest
 import test_registry_serving_integration as base
-from test_registry_serving_integration import wait_until_serving
+from test_registry_serving_integration import stop_server, wait_until_serving
 
 pytestmark = pytest.mark.integration
 served, client = base.served, base.client  # the registered rf-image model and an in-process client (fixtures)
@@ -95,8 +93,4 @@ def test_real_server_logs_one_line_per_request(served):
         assert "status=400" in lines[1]
         assert served.request["msms"].iat[0][:20] not in log_path.read_text()
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_server(proc)
