@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ms2img.explain.annotation import BUNDLED_LIBRARIES, DATA_DIR, SpectralLibrary, annotate, read_library
+from ms2img.explain.annotation import BUNDLED_LIBRARIES, SpectralLibrary, annotate
 from ms2img.explain.translator import TranslatorClient, TranslatorError, translate_drivers
+from ms2img.io.library import DATA_DIR, read_library
 
 
 @pytest.fixture(scope="module")

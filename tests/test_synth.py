@@ -324,7 +324,7 @@ def test_reference_libraries_parse():
     assert gallic.precursor_mz == pytest.approx(169.0142, abs=0.01) and gallic.mz.max() < 170
     bg = synth.background_library("negative")
     assert len(bg) > 150 and all(s.mz.max() < s.precursor_mz + 0.5 for s in bg)
-    mgf = synth.read_spectra(synth.DATA_DIR / "pesticides.mgf")
+    mgf = synth.relative_spectra(synth.DATA_DIR / "pesticides.mgf")
     assert len(mgf) > 50 and {s.polarity for s in mgf} <= {"negative", "positive", "unknown"}
 
 

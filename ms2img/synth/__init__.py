@@ -83,19 +83,18 @@ from ms2img.synth.cohort import (
 from ms2img.synth.library import (
     DATA_DIR,
     MAX_FRAGMENTS,
-    RefSpectrum,
     background_library,
     family_of,
     phenolics_library,
-    read_spectra,
+    relative_spectra,
 )
 from ms2img.synth.world import POLARITIES, World, build_world
 
 __all__ = [
     "ADDUCTS", "ASSAYS", "BATCH_SIZE", "CHEMOTYPES", "DATA_DIR", "DETECTION_LIMIT", "FAMILIES", "FAMILY_NAMES",
     "GENERATOR_VERSION", "HEIGHT_PER_MG", "MAX_FRAGMENTS", "MINOR_ACTIVES", "MSDIAL_HEADER", "PHENOLIC_FAMILIES",
-    "POLARITIES", "TRUTH_COLUMNS", "Accession", "Batch", "CohortSummary", "Latent", "RefSpectrum", "World",
+    "POLARITIES", "TRUTH_COLUMNS", "Accession", "Batch", "CohortSummary", "Latent", "World",
     "accession_name", "accession_rng", "active_sum", "assays_from_latent", "background_library", "batch_of",
     "build_world", "cohort_assays", "cohort_class_counts", "draw_latent", "family_of", "make_cohort",
-    "phenolics_library", "planted_actives", "read_spectra", "simulate_accession",
+    "phenolics_library", "planted_actives", "relative_spectra", "simulate_accession",
 ]  # fmt: skip
