@@ -1,5 +1,10 @@
 """How two spectra are called one feature, and the leader clustering that merges them (used by :mod:`ms2img.features`).
 
+This is training's definition of "the same compound across accessions": MS1, RT *and* MS/MS, at most one feature
+per accession, because a feature-table column holds one value per accession and must not mix isomers. Explaining
+has a second, looser one by name, :func:`ms2img.explain.drivers.group_by_precursor` (precursor m/z then RT, no
+MS/MS), whose docstring says why it differs.
+
 Similarities: the paper's Gaussian MS1 / RT terms and the MS/MS cosine (matchms' greedy cosine) or spectral entropy
 similarity (ms_entropy), on m/z-sorted float64 peaks.
 

@@ -22,7 +22,7 @@ from ms2img.explain.attribution import (
     relevant_pixels,
     window_boxes,
 )
-from ms2img.explain.drivers import cluster_precursors, collect_precursors, consensus_spectrum, find_drivers
+from ms2img.explain.drivers import collect_precursors, consensus_spectrum, find_drivers, group_by_precursor
 from ms2img.explain.evaluate import match_actives, precision_at_k
 from ms2img.io.schema import write_events
 from ms2img.models.baselines import FlattenImages
@@ -120,7 +120,7 @@ def test_permutation_importance_ranks_the_informative_feature():
 def test_clusters_and_consensus():
     mz = np.array([500.0, 500.002, 500.0, 600.0, 500.001])
     rt = np.array([2.0, 2.03, 5.0, 2.0, 2.05])
-    lab = cluster_precursors(mz, rt, mz_ppm=10, rt_tol_min=0.1)
+    lab = group_by_precursor(mz, rt, mz_ppm=10, rt_tol_min=0.1)
     assert lab[0] == lab[1] == lab[4] and len(set(lab)) == 3
     cmz, cint = consensus_spectrum(
         [np.array([100.0, 200.0]), np.array([100.004, 300.0]), np.array([100.002])],

@@ -160,9 +160,9 @@ def abundances_from_events(
     if aligned:
         key, uniques = pd.factorize(spec["feature_id"].astype(str))
     else:
-        from ms2img.explain.drivers import cluster_precursors
+        from ms2img.explain.drivers import group_by_precursor
 
-        key = cluster_precursors(spec["precursor_mz"].to_numpy(), spec["rt_min"].to_numpy(), mz_ppm, rt_tol_min)
+        key = group_by_precursor(spec["precursor_mz"].to_numpy(), spec["rt_min"].to_numpy(), mz_ppm, rt_tol_min)
         med = spec.groupby(key).agg(mz=("precursor_mz", "median"), rt=("rt_min", "median"))
         uniques = (med["mz"].map("{:.4f}".format) + "@" + med["rt"].map("{:.2f}".format)).to_numpy()
     n_feat, n_acc = len(uniques), len(acc_names)

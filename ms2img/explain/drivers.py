@@ -1,7 +1,8 @@
 """From important m/z boxes to candidate compounds ("drivers") in the training exports.
 
 MS2toImg has no cross-run alignment, so the precursors of every accession that fall in a box are first grouped
-across accessions by precursor m/z (``mz_ppm``) and retention time (``rt_tol_min``) into *candidates*. Each
+across accessions by precursor m/z (``mz_ppm``) and retention time (``rt_tol_min``) into *candidates*
+(:func:`group_by_precursor`, which says why this is not :mod:`ms2img.feature_merge`'s definition). Each
 candidate gets
 
 * ``precursor_mz`` / ``rt_min`` (medians over the accessions that have it), ``n_accessions``;
@@ -159,10 +160,18 @@ def collect_precursors(events: pd.DataFrame) -> Precursors:
     return Precursors(table=table, frag_off=off, frag_mz=fmz, frag_rel=rel)
 
 
-def cluster_precursors(mz: np.ndarray, rt: np.ndarray, mz_ppm: float = 10.0, rt_tol_min: float = 0.1) -> np.ndarray:
-    """Group precursors across accessions: chains in m/z (gaps <= ``mz_ppm``), then in RT (gaps <= ``rt_tol_min``).
+def group_by_precursor(mz: np.ndarray, rt: np.ndarray, mz_ppm: float = 10.0, rt_tol_min: float = 0.1) -> np.ndarray:
+    """Explaining's "same compound across accessions": chains in precursor m/z (gaps <= ``mz_ppm``), then in RT
+    (gaps <= ``rt_tol_min``); the MS/MS is not consulted.
 
-    Returns a cluster label per precursor (0..k-1, ordered by m/z then RT).
+    Training's definition is :mod:`ms2img.feature_merge` (MS1, RT and MS/MS similarity, leader clustering, at most
+    one feature per accession), and the two differ on purpose. A feature-table cell holds one value per accession
+    and a column must not mix isomers, so training needs the spectra and the block rule. Here the question is which
+    accessions hold a precursor inside a box the model already chose: the candidate's spectrum is the consensus
+    of its members, so it exists only after grouping; a compound split into two precursors in one accession is
+    summed rather than dropped; and it runs on the events behind image models, which never had a feature table.
+
+    Returns a group label per precursor (0..k-1, ordered by m/z then RT).
     """
     mz = np.asarray(mz, dtype=np.float64)
     rt = np.asarray(rt, dtype=np.float64)
@@ -237,7 +246,7 @@ def find_drivers(
     """
     tab = precursors.table
     acc = tab["accession"].to_numpy(dtype=str)
-    cl = cluster_precursors(tab["precursor_mz"].to_numpy(), tab["rt_min"].to_numpy(), mz_ppm, rt_tol_min)
+    cl = group_by_precursor(tab["precursor_mz"].to_numpy(), tab["rt_min"].to_numpy(), mz_ppm, rt_tol_min)
     n_cl = int(cl.max()) + 1 if cl.size else 0
     lab = np.array([labels.get(a, -1) for a in acc])
     n_high = max(1, sum(1 for v in labels.values() if v == 1))
