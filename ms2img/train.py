@@ -371,11 +371,9 @@ def resolution_study(
         data = data_from_params(assay, params, path, assays_csv)
         cv = cross_validate(data, ["cnn"], resolve_cohort_settings(data, params, ["cnn"]), seed=seed)
         entry = cv.summary()["families"]["cnn"]
-        plot_summary = {"roc_auc": entry["auc"], "accuracy": entry["balanced_accuracy"]}  # the figure's keys
-        results[size] = {"histories": cv.histories.get("cnn", []), "summary": plot_summary}
-        scores = score_metrics(entry)
-        rows.append({"size": size, **scores, "accuracy_mean": scores["balanced_accuracy_mean"],
-                     "accuracy_sd": scores["balanced_accuracy_sd"], "fit_seconds": entry["seconds"]})  # fmt: skip
+        summary = {s: entry[s] for s in ("auc", "balanced_accuracy")}  # stats.SCORES names, as in every file
+        results[size] = {"histories": cv.histories.get("cnn", []), "summary": summary}
+        rows.append({"size": size, **score_metrics(entry), "fit_seconds": entry["seconds"]})
     figure = plots.plot_resolution_study(
         results,
         Path(reports_dir) / assay / "resolution_study.png",

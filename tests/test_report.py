@@ -159,8 +159,20 @@ def test_report_survives_broken_and_partial_inputs(tmp_path):
             {
                 "assay": "DPPH",
                 "table": [
-                    {"size": "75x70", "auc_mean": 0.7, "auc_sd": 0.1, "accuracy_mean": 0.6, "accuracy_sd": 0.1},
-                    {"size": "150x140", "auc_mean": 0.8, "auc_sd": 0.1, "accuracy_mean": 0.7, "accuracy_sd": 0.1},
+                    {
+                        "size": "75x70",
+                        "auc_mean": 0.7,
+                        "auc_sd": 0.1,
+                        "balanced_accuracy_mean": 0.6,
+                        "balanced_accuracy_sd": 0.1,
+                    },
+                    {
+                        "size": "150x140",
+                        "auc_mean": 0.8,
+                        "auc_sd": 0.1,
+                        "balanced_accuracy_mean": 0.65,
+                        "balanced_accuracy_sd": 0.1,
+                    },
                 ],
             }
         )
@@ -173,6 +185,7 @@ def test_report_survives_broken_and_partial_inputs(tmp_path):
     assert "images hold up" in html and "all good" in html and "mz 301.1" in html
     assert "DPPH: drivers" in html  # reports/DPPH/drivers.png embedded
     assert "150x140" in html and "md5:abc123.dir" in html
+    assert "0.650 ± 0.100" in html  # Table 1's balanced accuracy, read by its stats.SCORES name
     assert any("TPC.json (unreadable" in m for m in result.missing)
 
 

@@ -246,8 +246,9 @@ def plot_resolution_study(
 ) -> Path:
     """The paper's Table 1: one row per resolution (smallest first), loss (left) and accuracy (right) curves.
 
-    Each result is a dict with ``"histories"`` (fold histories) and optionally ``"fold_metrics"`` or
-    ``"summary"``, whose held-out AUC/accuracy are added to the row label.
+    The curves are Keras' per-epoch loss and accuracy on the training and inner-validation data. Each result is a
+    dict with ``"histories"`` (fold histories) and optionally ``"fold_metrics"`` or ``"summary"``, whose held-out
+    ``auc`` and ``balanced_accuracy`` (:data:`ms2img.stats.SCORES` names) are added to the row label.
     """
     if not results_by_size:
         raise ValueError("no resolutions to plot")
@@ -271,9 +272,9 @@ def plot_resolution_study(
         summary = result.get("summary") or (summarize(result["fold_metrics"]) if result.get("fold_metrics") else {})
         note = ""
         if summary:
-            acc, auc = summary.get("accuracy", {}), summary.get("roc_auc", {})
+            bacc, auc = summary.get("balanced_accuracy", {}), summary.get("auc", {})
             note = (
-                f"\nacc {fmt(acc.get('mean', np.nan), acc.get('sd', np.nan))}"
+                f"\nbal. acc {fmt(bacc.get('mean', np.nan), bacc.get('sd', np.nan))}"
                 f"\nAUC {fmt(auc.get('mean', np.nan), auc.get('sd', np.nan))}"
             )
         axes[row, 0].set_ylabel(f"{size}{note}\n\nLoss", fontsize=9)

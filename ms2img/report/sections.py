@@ -153,7 +153,7 @@ def table1(inp: ReportInputs, figs: Figures) -> str:
                     [
                         esc(r.get("size")),
                         stat_cell({"mean": r.get("auc_mean"), "sd": r.get("auc_sd")}),
-                        stat_cell({"mean": r.get("accuracy_mean"), "sd": r.get("accuracy_sd")}),
+                        stat_cell({"mean": r.get("balanced_accuracy_mean"), "sd": r.get("balanced_accuracy_sd")}),
                         stat_cell({"mean": r.get("f1_mean"), "sd": r.get("f1_sd")}),
                         num(r.get("fit_seconds"), 1),
                     ]
