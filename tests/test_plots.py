@@ -57,7 +57,8 @@ def test_fingerprint_has_mz_axes_colorbar_and_title(tmp_path, monkeypatch):
 
 def test_resolution_study_keeps_its_call(tmp_path):
     hist = [{"loss": [0.7, 0.5], "accuracy": [0.5, 0.7], "val_loss": [0.7, 0.6], "val_accuracy": [0.5, 0.6]}]
-    res = {"150x140": {"histories": hist}, "75x70": {"histories": hist, "fold_metrics": [{"accuracy": 0.7}]}}
+    folds = [{"auc": 0.8, "balanced_accuracy": 0.7}]  # stats.SCORES names
+    res = {"150x140": {"histories": hist}, "75x70": {"histories": hist, "fold_metrics": folds}}
     _png(plots.plot_resolution_study(res, tmp_path / "res.png", title="DPPH"), min_h=500)
 
 
