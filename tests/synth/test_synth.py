@@ -20,7 +20,7 @@ from ms2img.io.msdial_writer import AlignmentExport, Annotation, format_alignmen
 from ms2img.synth import ASSAYS, MSDIAL_HEADER, TRUTH_COLUMNS, cohort_assays, make_cohort
 
 REAL_EXPORT = "MSDIAL_Alignment_result_LC-MS.txt"
-SHARED_DATA = Path(os.environ.get("MS2IMG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("MS2IMG_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 PAIR = re.compile(r"^\d+(\.\d+)?:\d+$")
 SEED = 7
 

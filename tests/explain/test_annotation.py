@@ -1,0 +1,46 @@
+"""ms2img.explain.annotation: Flash entropy annotation against the bundled PhenolicsDB / MGF libraries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ms2img.explain.annotation import BUNDLED_LIBRARIES, SpectralLibrary, annotate
+from ms2img.io.library import DATA_DIR, read_library
+
+
+@pytest.fixture(scope="module")
+def library() -> SpectralLibrary:
+    return SpectralLibrary.from_paths()
+
+
+def test_bundled_libraries_read(library):
+    neg = read_library(BUNDLED_LIBRARIES[0])
+    assert len(neg) == 168 and all(s.polarity == "negative" for s in neg)
+    assert len(library) == 320
+    mgf = read_library(DATA_DIR / "pesticides.mgf")
+    assert len(mgf) == 76 and mgf[0].precursor_mz > 100 and mgf[0].peaks.shape[1] == 2
+
+
+def test_identity_and_analogue_search(library):
+    ref = next(s for s in read_library(BUNDLED_LIBRARIES[0]) if s.name == "Catechin")
+    rng = np.random.default_rng(0)
+    mz = ref.peaks[:, 0] * (1 + rng.normal(0, 3e-6, len(ref.peaks)))
+    inten = ref.peaks[:, 1] * rng.lognormal(0, 0.2, len(ref.peaks))
+    hit = library.search(ref.precursor_mz + 0.002, mz, inten, "negative")
+    assert hit["library_name"] in ("Catechin", "Epicatechin") and hit["library_score"] > 0.7
+    assert hit["matched_peaks"] >= 3 and abs(hit["library_precursor_mz"] - 289.07) < 0.01
+    # a hexoside: +162.05 on the precursor, same fragments -> no identity, but the open search finds the aglycone
+    glyco = library.search(ref.precursor_mz + 162.0528, mz, inten, "negative")
+    assert glyco["library_name"] == "" and glyco["analogue_name"] in ("Catechin", "Epicatechin")
+    assert glyco["analogue_score"] > 0.7 and glyco["analogue_matched_peaks"] >= 3
+    assert library.search(500.0, np.array([]), np.array([]), "negative")["library_name"] == ""
+
+
+def test_annotate_table(library):
+    drivers = pd.DataFrame({"rank": [1, 2], "precursor_mz": [289.0712, 1234.5], "polarity": "negative",
+                            "consensus_spectrum": ["109.0290:100 123.0445:80 245.0814:40", "300.0:100"]})  # fmt: skip
+    out = annotate(drivers, library, min_score=0.5)
+    assert out["library_name"][0] in ("Catechin", "Epicatechin") and out["library_name"][1] == ""
+    assert {"library_score", "library_precursor_mz", "matched_peaks", "analogue_name"} <= set(out.columns)
