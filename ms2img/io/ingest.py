@@ -10,10 +10,12 @@ Accessions that an existing output holds and the inputs no longer do are removed
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
 import os
 import shutil
 from collections import Counter, defaultdict, deque
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,13 @@ PARQUET_COMPRESSION = "snappy"
 PARQUET_DICTIONARY = ["accession", "replicate", "feature_id", "polarity"]
 PARQUET_BYTE_STREAM_SPLIT = ["fragment_mz", "fragment_intensity"]
 PARQUET_STATISTICS = ["precursor_mz", "rt_min", "precursor_intensity", "fragment_mz", "fragment_intensity"]
+PARQUET_OPTIONS = {
+    "compression": PARQUET_COMPRESSION,
+    "use_dictionary": PARQUET_DICTIONARY,
+    "use_byte_stream_split": PARQUET_BYTE_STREAM_SPLIT,
+    "write_statistics": PARQUET_STATISTICS,
+}
+ROW_GROUP_ROWS = 1024 * 1024  # pyarrow's default largest row group: streamed files are cut as write_table cuts
 WORKERS = 4  # reader threads (capped by the CPU count): parsing and Parquet writing release the GIL
 
 
@@ -219,15 +228,38 @@ def _process(
     """Read one input and write its training accessions as parts (runs in a worker thread: pyarrow parsing and
     Parquet writing release the GIL). Returns the result without its events, the parts and the blank count."""
     result = _read(job, sheet, None if blank_subtraction else types, opts)
-    result.polarities = _polarity_counts(result.table)
     removed = [0]
     written = []
+    if result.features is not None and not blank_subtraction:  # an aligned table: events streamed per sample
+        result.polarities = result.features.polarity_counts()
+        for k, (accession, pieces) in enumerate(_training_pieces(result, types)):
+            part = parts_dir / f"part-{i}-{k}.parquet"
+            written.append((accession, part, write_parquet_pieces(pieces, part)))
+        result.release_events()
+        return result, written, 0
+    result.polarities = _polarity_counts(result.table)
     for k, (accession, table) in enumerate(_training_tables(result, types, blank_subtraction, blank_fold, removed)):
         part = parts_dir / f"part-{i}-{k}.parquet"
         write_parquet(table, part)
         written.append((accession, part, table.num_rows))
     result.release_events()
     return result, written, removed[0]
+
+
+def _training_pieces(result: ReadResult, types):
+    """``(accession, its events as a stream of tables)`` for each training accession of an aligned input: the
+    rows, in the order, that :func:`_training_tables` gives, built a sample and a block of features at a time."""
+    rows = result.sample_rows
+    index: dict[str, int] = {}
+    acc_codes = [index.setdefault(r["accession"], len(index)) for r in rows]
+    names = list(index)
+    features = result.features
+    samples_of: dict[int, list[int]] = defaultdict(list)
+    for s, n in features.event_counts().items():
+        if n and rows[s]["type"] in types:
+            samples_of[acc_codes[s]].append(s)
+    for code in sorted(samples_of):
+        yield names[code], features.row_groups(samples_of[code], ROW_GROUP_ROWS)
 
 
 def _in_order(pool: ThreadPoolExecutor, fn, items: list, window: int):
@@ -482,14 +514,37 @@ def _commit(manifest, parts, types, out_dir: Path, stage: Path, summary: IngestS
 
 def write_parquet(table: pa.Table, path: Path) -> None:
     """One events table as Parquet (snappy pages; encodings per column: see ``PARQUET_DICTIONARY``)."""
-    pq.write_table(
-        table,
-        path,
-        compression=PARQUET_COMPRESSION,
-        use_dictionary=PARQUET_DICTIONARY,
-        use_byte_stream_split=PARQUET_BYTE_STREAM_SPLIT,
-        write_statistics=PARQUET_STATISTICS,
-    )
+    pq.write_table(table, path, **PARQUET_OPTIONS)
+
+
+def write_parquet_pieces(pieces: Iterable[pa.Table], path: Path) -> int:
+    """Tables of one schema written as one Parquet file, as :func:`write_parquet` writes their concatenation (the
+    same row groups, byte for byte), holding about one row group in memory. Returns the rows written."""
+    buffered: list[pa.Table] = []
+    n_buffered = total = 0
+    writer = None
+    try:
+        for piece in itertools.chain(pieces, [None]):
+            last = piece is None
+            if not last:
+                buffered.append(piece)
+                n_buffered += piece.num_rows
+            del piece  # written pieces go while the next one is built
+            while n_buffered >= ROW_GROUP_ROWS or (last and n_buffered):
+                whole, buffered = pa.concat_tables(buffered), []
+                group = whole.slice(0, ROW_GROUP_ROWS).combine_chunks()
+                if writer is None:
+                    writer = pq.ParquetWriter(path, group.schema, **PARQUET_OPTIONS)
+                writer.write_table(group)
+                total += group.num_rows
+                n_buffered -= group.num_rows
+                if n_buffered:
+                    buffered = [whole.slice(group.num_rows)]
+                del whole, group
+    finally:
+        if writer is not None:
+            writer.close()
+    return total
 
 
 def _empty_table() -> pa.Table:

@@ -9,7 +9,9 @@ Layout: optional metadata rows above the header (``Class``, ``File type`` or ``T
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -18,11 +20,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ms2img.errors import InputFileError
-from ms2img.io.msms import parse_msms_column
+from ms2img.io.msms import MsmsFormatError, parse_msms_column
 from ms2img.io.result import (
+    BINARY_MAGIC,
+    AlignedFeatures,
+    FragmentBlock,
     ReadResult,
-    aligned_table,
     check_not_binary,
+    plain_float_columns,
+    plain_floats,
     read_text_lines,
     strings_to_float,
     strings_to_float_columns,
@@ -39,6 +45,7 @@ TYPE_LABELS = ("file type", "type")
 SKIPPED_TYPES = ("na", "standard", "")
 UNKNOWN_TYPE_WARNING = "columns of unknown sample type ignored"
 MAX_METADATA_ROWS = 50
+STREAM_BLOCK_BYTES = 16 << 20  # lines read and parsed at a time: the parsing's working memory is a few blocks
 
 
 def is_msdial_header(line: str) -> bool:
@@ -51,6 +58,8 @@ def read_msdial(
     sample_sheet: pd.DataFrame | str | Path | None = None,
     accession_from: str = "column",
     expand_types: tuple[str, ...] | None = None,
+    *,
+    block_bytes: int | None = None,
 ) -> ReadResult:
     """Read one MS-DIAL alignment export.
 
@@ -60,21 +69,71 @@ def read_msdial(
     ``expand_types`` (e.g. ``("Sample",)``) builds events only for samples of those types (the manifest still
     lists every sample): ingest uses it to skip blank and QC rows it would drop anyway.
 
-    The body is parsed by pyarrow's C CSV reader and converted column by column; a file it cannot take as it
-    is (ragged rows, blank lines, Windows-1252 bytes) goes through a line-by-line reader that applies the same
-    rules, so every error still names the line an editor shows.
+    The file is read ``block_bytes`` (default ``STREAM_BLOCK_BYTES``) at a time, in whole lines, each block parsed
+    by pyarrow's C CSV reader and converted column by column; the result holds the parsed features
+    (:class:`AlignedFeatures`: events built on first use, or streamed by ingest), so memory follows the file, not
+    its events (a 300 MB export holds 22 M). A file that is not plain throughout (ragged rows, blank lines,
+    Windows-1252 bytes, any cell the C casts refuse) is read whole by a line-by-line reader that applies the same
+    rules, so every error still names the line an editor shows and is the first error the whole file gives.
     """
     if accession_from not in ("column", "file"):
         raise ValueError(f"accession_from must be 'column' or 'file', not {accession_from!r}")
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "file not found")
-    data = path.read_bytes()
-    check_not_binary(path, data)
-    lines = _head_lines(data)
-    fast = lines is not None
-    if not fast:  # not UTF-8 (Windows-1252) or control characters: the careful reader explains or copes
-        lines = read_text_lines(path)
+    sheet_index = index_sheet(sample_sheet)
+    layout, parsed = _read_blocks(path, sheet_index, max(1, int(block_bytes or STREAM_BLOCK_BYTES)))
+    if parsed is None:
+        layout, parsed = _read_whole(path, sheet_index, layout)
+    header, warnings = layout.header, layout.warnings
+    n_missing = parsed.pop("n_missing")
+    if n_missing:
+        warnings[MISSING_HEIGHT_WARNING] = warnings.get(MISSING_HEIGHT_WARNING, 0) + n_missing
+        log.warning(
+            "%s: %d sample height cell(s) hold NA/nan/null: read as not detected",
+            path,
+            warnings[MISSING_HEIGHT_WARNING],
+        )
+
+    manifest = []
+    for j, meta in layout.samples:
+        name = header[j]
+        acc, rep = (name, "1") if accession_from == "column" else (path.stem, name)
+        manifest.append({**resolve(sheet_index, name, acc, rep, meta["type"], meta["class"]), "source": str(path)})
+    expand = None if expand_types is None else [k for k, m in enumerate(manifest) if m["type"] in expand_types]
+    features = AlignedFeatures(
+        **parsed,
+        accessions=[m["accession"] for m in manifest],
+        replicates=[m["replicate"] for m in manifest],
+        expand=expand,
+    )
+    no_msms = int(np.count_nonzero(features.fragment_counts() == 0))
+    return ReadResult(
+        events=None,
+        samples=manifest,
+        source=path,
+        precursors_without_msms=no_msms,
+        warnings=warnings,
+        rt_unit=f"minutes (MS-DIAL column '{RT}')",
+        features=features,
+    )
+
+
+class _Layout(NamedTuple):
+    """What the lines above the body say: the header line (0-based), its cells, where the named columns are,
+    the sample columns and the columns to read."""
+
+    h: int
+    header: list[str]
+    col: dict[str, int]
+    adduct_col: int | None
+    samples: list[tuple[int, dict[str, str]]]
+    wanted: list[int]
+    warnings: dict[str, int]
+
+
+def _layout(path: Path, lines: list[str], sheet_index: dict) -> _Layout:
+    """Header, named columns and sample columns from the head lines (errors name the line)."""
     h = _find_header(path, lines)
     header = [c.strip() for c in lines[h].split("\t")]
     header[0] = header[0].lstrip("\ufeff")
@@ -85,13 +144,104 @@ def read_msdial(
             raise InputFileError(path, f"header lacks the column '{name}'", line=hline)
     _check_unique_fixed_columns(path, header, hline)
     adduct_col = next((col[c] for c in ADDUCT_COLUMNS if c in col), None)
-
-    sheet_index = index_sheet(sample_sheet)
     warnings: dict[str, int] = {}
     samples = _select_samples(path, lines, h, header, sheet_index, warnings)
     wanted = [col[ID], col[MZ], col[RT], col[MSMS], *([adduct_col] if adduct_col is not None else [])]
     wanted += [j for j, _ in samples]
+    return _Layout(h, header, col, adduct_col, samples, wanted, warnings)
+
+
+def _read_blocks(path: Path, sheet_index: dict, block_bytes: int) -> tuple[_Layout | None, dict | None]:
+    """The export read a block of lines at a time: ``(layout, parsed)`` with ``parsed`` the keyword arguments of
+    :class:`AlignedFeatures` (plus ``n_missing``), or ``parsed=None`` when a block is not plain (anything the
+    whole-file reader would explain, warn about or read line by line): that reader then decides."""
+    with path.open("rb") as fh:
+        head = _read_head(fh)
+        if not head or head.isspace() or head.startswith(BINARY_MAGIC):
+            return None, None
+        lines = _head_lines(head)
+        if lines is None:
+            return None, None
+        try:
+            layout = _layout(path, lines, sheet_index)
+        except InputFileError:  # the whole-file reader says it (a NUL byte further down comes first there)
+            return None, None
+        col, width = layout.col, len(layout.header)
+        sample_cols = [j for j, _ in layout.samples]
+        adduct_codes: dict[str, tuple[int, int]] = {}
+        ids, mz, rt, pol, charge, heights, blocks = [], [], [], [], [], [], []
+        start = 0
+        for block, final in _line_blocks(fh, head[_body_offset(head, layout.h) :], block_bytes):
+            if final and not block.strip(b"\r\n"):
+                break  # blank lines at the end of the file
+            if b"\x00" in block or len(block.translate(None, _CONTROL_DELETE)) != len(block):
+                return layout, None
+            cells = _fast_columns(block, 0, width, layout.wanted, strip_end=final)
+            if cells is None:
+                return layout, None
+            block_ids = pc.utf8_trim_whitespace(cells[col[ID]])
+            n = len(block_ids)
+            if n == 0 or pc.min(pc.binary_length(block_ids)).as_py() == 0:
+                return layout, None
+            block_mz = plain_floats(cells[col[MZ]], positive=True)
+            block_rt = plain_floats(cells[col[RT]], minimum=0.0)
+            block_h = plain_float_columns([cells[j] for j in sample_cols], n, minimum=0.0)
+            try:
+                spectra = parse_msms_column(cells[col[MSMS]], path=None)
+            except MsmsFormatError:
+                spectra = None
+            if block_mz is None or block_rt is None or block_h is None or spectra is None:
+                return layout, None
+            adducts = cells[layout.adduct_col] if layout.adduct_col is not None else None
+            block_pol, block_charge = _adduct_codes(adducts, n, adduct_codes)
+            offsets = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(spectra.counts(n), out=offsets[1:])
+            blocks.append(FragmentBlock(start, offsets, spectra.mz, spectra.intensity))
+            ids.append(block_ids)
+            mz.append(block_mz)
+            rt.append(block_rt)
+            pol.append(block_pol)
+            charge.append(block_charge)
+            heights.append(block_h)
+            start += n
+            del cells, spectra
+    if not ids:
+        return layout, None
+    feature_id = pc.dictionary_encode(pa.concat_arrays(ids))
+    # the blocks' parsing buffers stay with Arrow's allocator otherwise (~100 MB for a 300 MB export): hand them
+    # back before the caller builds the events
+    pa.default_memory_pool().release_unused()
+    if len(feature_id.dictionary) != start:  # a duplicate id: the whole-file reader names its line
+        return layout, None
+    parsed = {
+        "feature_id": feature_id,
+        "precursor_mz": np.concatenate(mz),
+        "rt_min": np.concatenate(rt),
+        "polarity": _polarity_array(np.concatenate(pol)),
+        "charge": np.concatenate(charge),
+        "heights": np.concatenate(heights),
+        "blocks": blocks,
+        "n_missing": 0,
+    }
+    return layout, parsed
+
+
+def _read_whole(path: Path, sheet_index: dict, layout: _Layout | None) -> tuple[_Layout, dict]:
+    """The whole file at once: pyarrow over the body when it can, else line by line with exact line numbers and
+    every rule's error. ``layout``, from the same head lines, saves re-reading the head (and re-warning)."""
+    data = path.read_bytes()
+    check_not_binary(path, data)
+    lines = _head_lines(data)
+    fast = lines is not None
+    if not fast:  # not UTF-8 (Windows-1252) or control characters: the careful reader explains or copes
+        lines = read_text_lines(path)
+        layout = None
+    if layout is None:
+        layout = _layout(path, lines, sheet_index)
+    h, header, col, adduct_col, samples, wanted, _ = layout
+    hline = h + 1
     cells = _fast_columns(data, _body_offset(data, h), len(header), wanted) if fast else None
+    del data
     if cells is not None:
         ids_arr = pc.utf8_trim_whitespace(cells[col[ID]])
         line_no = np.arange(h + 2, h + 2 + len(ids_arr), dtype=np.int64)
@@ -114,51 +264,25 @@ def read_msdial(
         raise InputFileError(path, f"duplicate Alignment ID '{texts[i]}'", line=int(line_no[i]), column=ID)
     mz, _ = strings_to_float(cells[col[MZ]], path, line_no, MZ, positive=True)
     rt, _ = strings_to_float(cells[col[RT]], path, line_no, RT, minimum=0.0)
-    polarity = _polarity(cells[adduct_col] if adduct_col is not None else None, len(ids_arr))
-    charge = _charge(cells[adduct_col] if adduct_col is not None else None, len(ids_arr))
+    pol, charge = _adduct_codes(cells[adduct_col] if adduct_col is not None else None, len(ids_arr), {})
     spectra = parse_msms_column(cells[col[MSMS]], path=path, lines=line_no, column=MSMS)
-
     heights, n_missing = strings_to_float_columns(
         [cells[j] for j, _ in samples], path, line_no, [header[j] for j, _ in samples], missing=0.0, minimum=0.0
     )
-    if n_missing:
-        warnings[MISSING_HEIGHT_WARNING] = warnings.get(MISSING_HEIGHT_WARNING, 0) + n_missing
-        log.warning(
-            "%s: %d sample height cell(s) hold NA/nan/null: read as not detected",
-            path,
-            warnings[MISSING_HEIGHT_WARNING],
-        )
-
-    manifest = []
-    for j, meta in samples:
-        name = header[j]
-        acc, rep = (name, "1") if accession_from == "column" else (path.stem, name)
-        manifest.append({**resolve(sheet_index, name, acc, rep, meta["type"], meta["class"]), "source": str(path)})
-    expand = None if expand_types is None else [k for k, m in enumerate(manifest) if m["type"] in expand_types]
-    table, sample_of_row = aligned_table(
-        feature_id=ids,
-        precursor_mz=mz,
-        rt_min=rt,
-        polarity=polarity,
-        fragment_feature=spectra.row,
-        fragment_mz=spectra.mz,
-        fragment_intensity=spectra.intensity,
-        heights=heights,
-        accessions=[m["accession"] for m in manifest],
-        replicates=[m["replicate"] for m in manifest],
-        samples=expand,
-        charge=charge,
-    )
-    no_msms = int(len(ids_arr) - np.count_nonzero(spectra.counts(len(ids_arr))))
-    return ReadResult(
-        events=table,
-        samples=manifest,
-        source=path,
-        precursors_without_msms=no_msms,
-        warnings=warnings,
-        sample_of_row=sample_of_row,
-        rt_unit=f"minutes (MS-DIAL column '{RT}')",
-    )
+    n = len(ids_arr)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(spectra.counts(n), out=offsets[1:])
+    parsed = {
+        "feature_id": ids,
+        "precursor_mz": mz,
+        "rt_min": rt,
+        "polarity": _polarity_array(pol),
+        "charge": charge,
+        "heights": heights,
+        "blocks": [FragmentBlock(0, offsets, spectra.mz, spectra.intensity)],
+        "n_missing": n_missing,
+    }
+    return layout, parsed
 
 
 MISSING_HEIGHT_WARNING = "sample height cells NA/nan/null read as not detected"
@@ -198,13 +322,54 @@ def _body_offset(data: bytes, h: int) -> int:
     return pos + 1
 
 
-def _fast_columns(data: bytes, offset: int, width: int, wanted: list[int]) -> dict[int, pa.Array] | None:
+def _read_head(fh) -> bytes:
+    """The first bytes of an open file, enough to hold the lines :func:`_head_lines` looks at (or all of it)."""
+    head = b""
+    while head.count(b"\n") <= MAX_METADATA_ROWS:
+        more = fh.read(1 << 16)
+        if not more:
+            break
+        head += more
+    return head
+
+
+def _line_blocks(fh, buf: bytes, size: int) -> Iterator[tuple[bytes, bool]]:
+    """``(block, is_last)``: the rest of an open file (``buf`` already read) in blocks of whole lines of about
+    ``size`` bytes. A run of blank lines is never cut at its start, so blank lines at the end of the file all
+    fall in the last block (dropped there as the whole-file reader drops them)."""
+    eof = False
+    while True:
+        cut = -1
+        while True:
+            nl = buf.find(b"\n", size - 1) if len(buf) >= size else -1
+            if nl >= 0:  # cut after a line end that content follows, not inside a run of line ends
+                j = nl + 1
+                while j < len(buf) and buf[j] in b"\r\n":
+                    j += 1
+                cut = nl + 1 if j < len(buf) else -1
+            if cut >= 0 or eof:
+                break
+            more = fh.read(max(size, 1 << 16))
+            eof = not more
+            buf += more
+        if cut < 0:
+            if buf:
+                yield buf, True
+            return
+        yield buf[:cut], False
+        buf = buf[cut:]
+
+
+def _fast_columns(
+    data: bytes, offset: int, width: int, wanted: list[int], strip_end: bool = True
+) -> dict[int, pa.Array] | None:
     """The ``wanted`` columns of the body as Arrow strings via pyarrow's CSV reader; None when the body has
     ragged rows or bytes that are not UTF-8. Blank lines are kept as rows (``ignore_empty_lines=False``: an
     empty row, or a whitespace one that fails the field count), so line numbers never shift; a row with an
-    empty id sends the caller to the line-by-line reader, which skips blank lines or names the line."""
+    empty id sends the caller to the line-by-line reader, which skips blank lines or names the line. Blank lines
+    at the end are dropped when ``strip_end`` (the end of the file, not of a block)."""
     end = len(data)
-    while end > offset and data[end - 1] in b"\r\n":
+    while strip_end and end > offset and data[end - 1] in b"\r\n":
         end -= 1
     if end <= offset:
         return None
@@ -245,32 +410,35 @@ def _slow_columns(
 
 
 _POLARITIES = pa.array(["unknown", "positive", "negative"], type=pa.string())
+_POLARITY_CODE = {"unknown": 0, "positive": 1, "negative": 2}  # the order of _POLARITIES
 
 
-def _polarity(adducts: pa.Array | None, n: int) -> pa.DictionaryArray:
-    """Per feature: positive / negative / unknown from the adduct (:func:`polarity_of`, dictionary-encoded)."""
+def _adduct_codes(adducts: pa.Array | None, n: int, known: dict[str, tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature: the polarity code (index in ``_POLARITIES``, :func:`polarity_of`) and the adduct's charge
+    (``[M+2H]2+`` -> 2; 0 where there is no adduct to say, read as 1). A few distinct adducts: each is judged once
+    (``known`` keeps the judgements across blocks)."""
     if adducts is None:
-        codes = np.zeros(n, dtype=np.int32)
-    else:  # a few distinct adducts: judge each once
-        enc = pc.dictionary_encode(adducts)
-        code = {"unknown": 0, "positive": 1, "negative": 2}  # the order of _POLARITIES
-        per_value = np.array([code[polarity_of(a)] for a in enc.dictionary.to_pylist()], dtype=np.int32)
-        codes = per_value[enc.indices.to_numpy(zero_copy_only=False)] if len(per_value) else np.zeros(n, np.int32)
-    # dictionary in order of first appearance, as a factorize of the per-feature strings gives
+        return np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int64)
+    enc = pc.dictionary_encode(adducts)
+    values = enc.dictionary.to_pylist()
+    if not values:
+        return np.zeros(n, dtype=np.int32), np.zeros(n, dtype=np.int64)
+    for a in values:
+        if a not in known:
+            known[a] = (_POLARITY_CODE[polarity_of(a)], charge_from_adduct(a))
+    per_value = np.array([known[a] for a in values], dtype=np.int64).reshape(-1, 2)
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    return per_value[idx, 0].astype(np.int32), per_value[idx, 1]
+
+
+def _polarity_array(codes: np.ndarray) -> pa.DictionaryArray:
+    """The per-feature polarity codes as a dictionary array whose dictionary is in order of first appearance (as
+    a factorize of the per-feature strings gives)."""
     values, first = np.unique(codes, return_index=True)
     seen = values[np.argsort(first)]
     remap = np.empty(len(_POLARITIES), dtype=np.int32)
     remap[seen] = np.arange(len(seen), dtype=np.int32)
     return pa.DictionaryArray.from_arrays(pa.array(remap[codes]), _POLARITIES.take(pa.array(seen)))
-
-
-def _charge(adducts: pa.Array | None, n: int) -> np.ndarray:
-    """Per feature: the adduct's charge (``[M+2H]2+`` -> 2), 0 where there is no adduct to say (read as 1)."""
-    if adducts is None:
-        return np.zeros(n, dtype=np.int64)
-    enc = pc.dictionary_encode(adducts)  # a few distinct adducts: judge each once
-    per_value = np.array([charge_from_adduct(a) for a in enc.dictionary.to_pylist()], dtype=np.int64)
-    return per_value[enc.indices.to_numpy(zero_copy_only=False)] if len(per_value) else np.zeros(n, np.int64)
 
 
 def _check_unique_fixed_columns(path: Path, header: list[str], hline: int) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -15,6 +18,7 @@ from ms2img.errors import InputFileError
 from ms2img.io.schema import CHARGE, EVENT_COLUMNS, SAMPLE_COLUMNS, WRITTEN_COLUMNS, coerce_events
 
 _GZIP, _ZIP, _BZ2, _XZ = b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ"
+BINARY_MAGIC = (_GZIP, _ZIP, _BZ2, _XZ)  # how compressed files start
 # Control characters that never occur in a text export (tab, CR, LF and form feed are allowed).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
@@ -41,6 +45,7 @@ class ReadResult:
         sample_of_row: np.ndarray | None = None,
         activity: pd.DataFrame | None = None,
         rt_unit: str = "",
+        features: AlignedFeatures | None = None,
     ):
         self._frame = events if isinstance(events, pd.DataFrame) else None
         self._table = events if isinstance(events, pa.Table) else None
@@ -54,10 +59,13 @@ class ReadResult:
         self.activity = activity  # sample -> assay values found in the input (bioactivity layouts), or None
         self.rt_unit = rt_unit  # how the input's retention times were read, for the ingest printout
         self.polarities: dict[str, int] = {}  # events per polarity, counted by ingest before the events go
+        # an aligned table kept parsed but not expanded (``events`` may then be None): the events are built on
+        # first use, or streamed sample by sample (:meth:`AlignedFeatures.sample_events`) without the whole table
+        self.features = features
 
     def release_events(self) -> None:
         """Drop the events (ingest keeps only the manifest and counts of an input once its parts are written)."""
-        self._frame = self._table = self._sample_of_row = None
+        self._frame = self._table = self._sample_of_row = self.features = None
 
     @property
     def samples(self) -> pd.DataFrame:
@@ -80,12 +88,14 @@ class ReadResult:
     @property
     def events(self) -> pd.DataFrame:
         if self._frame is None:
-            self._frame = coerce_events(self._table.to_pandas(), optional=True)
+            self._frame = coerce_events(self.table.to_pandas(), optional=True)
         return self._frame
 
     @property
     def table(self) -> pa.Table:
         """The events as an Arrow table with the canonical columns (strings may be dictionary-encoded)."""
+        if self._table is None and self._frame is None and self.features is not None:
+            self._table, self._sample_of_row = self.features.table()
         if self._table is None:
             self._table = pa.Table.from_pandas(coerce_events(self._frame, optional=True), preserve_index=False)
         return self._table
@@ -93,6 +103,8 @@ class ReadResult:
     @property
     def sample_of_row(self) -> np.ndarray:
         """Position in ``samples`` of each events row (matched on accession + replicate when not given)."""
+        if self._sample_of_row is None and self._table is None and self._frame is None and self.features is not None:
+            self._table, self._sample_of_row = self.features.table()
         if self._sample_of_row is None:
             ev = self.events
             keys = pd.MultiIndex.from_frame(self.samples[["accession", "replicate"]].astype(str))
@@ -208,6 +220,37 @@ def column_to_float(
     return arr
 
 
+def plain_floats(cells: pa.Array, *, minimum: float | None = None, positive: bool = False) -> np.ndarray | None:
+    """The C path of :func:`strings_to_float` alone: float64 values when every cell is a finite number within the
+    bounds, else None (the caller decides: the full rules, or a reader that streams falling back to one that
+    does not)."""
+    try:
+        values = pc.cast(pc.utf8_trim_whitespace(cells), pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    ok = bool(np.isfinite(values).all())
+    if ok and positive:
+        ok = bool((values > 0).all())
+    if ok and minimum is not None:
+        ok = bool((values >= minimum).all())
+    return np.ascontiguousarray(values, dtype=np.float64) if ok else None
+
+
+def plain_float_columns(columns: list[pa.Array], n: int, *, minimum: float | None = None) -> np.ndarray | None:
+    """The C path of :func:`strings_to_float_columns` alone: the rows x columns float64 matrix of ``n`` rows, or
+    None when any cell is not a finite number >= ``minimum``."""
+    if not columns:
+        return np.zeros((n, 0))
+    try:
+        values = pc.cast(pc.utf8_trim_whitespace(pa.concat_arrays(columns)), pa.float64()).to_numpy(
+            zero_copy_only=False
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    ok = bool(np.isfinite(values).all()) and (minimum is None or bool((values >= minimum).all()))
+    return np.ascontiguousarray(values.reshape(len(columns), n).T) if ok else None
+
+
 def strings_to_float(
     cells: pa.Array,
     path: str | Path,
@@ -221,18 +264,10 @@ def strings_to_float(
     """An Arrow string column to float64 with one C cast; on anything unusual :func:`column_to_float` decides
     (same rules, exact file / line / column in the error). Returns the values and the number of cells that
     held an explicit missing marker (``NA``, ``nan``, ``null``, ...; empty cells are not counted)."""
+    values = plain_floats(cells, minimum=minimum, positive=positive)
+    if values is not None:
+        return values, 0
     trimmed = pc.utf8_trim_whitespace(cells)
-    try:
-        values = pc.cast(trimmed, pa.float64()).to_numpy(zero_copy_only=False)
-        ok = bool(np.isfinite(values).all())
-        if ok and positive:
-            ok = bool((values > 0).all())
-        if ok and minimum is not None:
-            ok = bool((values >= minimum).all())
-        if ok:
-            return np.ascontiguousarray(values, dtype=np.float64), 0
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
     texts = np.asarray(trimmed.to_numpy(zero_copy_only=False), dtype=object)
     values = column_to_float(texts, path, lines, column, missing=missing, minimum=minimum, positive=positive)
     lowered = pc.utf8_lower(trimmed)
@@ -252,18 +287,9 @@ def strings_to_float_columns(
     """Several Arrow string columns (same length) to one float64 matrix (rows x columns) with one C cast; when
     any cell is unusual each column goes through :func:`strings_to_float` (same rules, same errors). Returns
     the matrix and the number of explicit missing markers."""
-    n = len(lines)
-    if not columns:
-        return np.zeros((n, 0)), 0
-    try:
-        values = pc.cast(pc.utf8_trim_whitespace(pa.concat_arrays(columns)), pa.float64()).to_numpy(
-            zero_copy_only=False
-        )
-        ok = bool(np.isfinite(values).all()) and (minimum is None or bool((values >= minimum).all()))
-        if ok:
-            return np.ascontiguousarray(values.reshape(len(columns), n).T), 0
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
+    values = plain_float_columns(columns, len(lines), minimum=minimum)
+    if values is not None:
+        return values, 0
     out, n_missing = [], 0
     for cells, name in zip(columns, names, strict=True):
         values, k = strings_to_float(cells, path, lines, name, missing=missing, minimum=minimum)
@@ -305,16 +331,51 @@ def aligned_table(
     detected = (heights[:, cols] > 0).T[:, feature_of_fragment] if len(cols) else np.zeros((0, 0), dtype=bool)
     col_pos, frags = np.nonzero(detected)
     samp = cols[col_pos].astype(np.int64, copy=False)
-    feats = feature_of_fragment[frags]
+    table = event_table(
+        feature_id=feature_id,
+        precursor_mz=precursor_mz,
+        rt_min=rt_min,
+        polarity=polarity,
+        heights=heights,
+        accessions=accessions,
+        replicates=replicates,
+        charge=charge,
+        sample=samp,
+        feature=feature_of_fragment[frags],
+        fragment_mz=np.asarray(fragment_mz, dtype=np.float64)[frags],
+        fragment_intensity=np.asarray(fragment_intensity, dtype=np.float64)[frags],
+    )
+    return table, samp
+
+
+def event_table(
+    *,
+    feature_id: np.ndarray | list[str] | pa.Array,
+    precursor_mz: np.ndarray,
+    rt_min: np.ndarray,
+    polarity: np.ndarray | list[str] | pa.Array,
+    heights: np.ndarray,
+    accessions: list[str],
+    replicates: list[str],
+    charge: np.ndarray | None,
+    sample: np.ndarray,
+    feature: np.ndarray,
+    fragment_mz: np.ndarray,
+    fragment_intensity: np.ndarray,
+) -> pa.Table:
+    """The events table of chosen rows: row ``i`` is fragment ``fragment_mz[i]`` of feature ``feature[i]`` in
+    sample position ``sample[i]`` (the per-feature and per-sample arguments as :func:`aligned_table` takes them).
+    The one recipe for event columns, whether the rows come at once or a row group at a time."""
+    feats = np.asarray(feature, dtype=np.int64)
     arrays = {
-        "accession": dictionary_strings(accessions, samp),
-        "replicate": dictionary_strings(replicates, samp),
+        "accession": dictionary_strings(accessions, sample),
+        "replicate": dictionary_strings(replicates, sample),
         "feature_id": dictionary_strings(feature_id, feats),
         "precursor_mz": pa.array(np.asarray(precursor_mz, dtype=np.float64)[feats]),
         "rt_min": pa.array(np.asarray(rt_min, dtype=np.float64)[feats]),
-        "precursor_intensity": pa.array(heights[feats, samp]),
-        "fragment_mz": pa.array(np.asarray(fragment_mz, dtype=np.float64)[frags]),
-        "fragment_intensity": pa.array(np.asarray(fragment_intensity, dtype=np.float64)[frags]),
+        "precursor_intensity": pa.array(heights[feats, sample]),
+        "fragment_mz": pa.array(fragment_mz),
+        "fragment_intensity": pa.array(fragment_intensity),
         "polarity": dictionary_strings(polarity, feats),
     }
     names = EVENT_COLUMNS
@@ -322,7 +383,140 @@ def aligned_table(
         z = np.maximum(np.asarray(charge, dtype=np.int64), 1).astype(np.int16)
         arrays[CHARGE] = pa.array(z[feats])
         names = WRITTEN_COLUMNS
-    return pa.table([arrays[c] for c in names], names=names), samp
+    return pa.table([arrays[c] for c in names], names=names)
+
+
+class FragmentBlock(NamedTuple):
+    """The fragments of the consecutive features ``start, start + 1, ...``: feature ``start + i`` owns
+    ``mz[offsets[i]:offsets[i + 1]]`` (and the same ``intensity``)."""
+
+    start: int
+    offsets: np.ndarray  # int64, one more than the block's features
+    mz: np.ndarray
+    intensity: np.ndarray
+
+    def feature_of_fragment(self) -> np.ndarray:
+        """The (global) feature of each fragment, int64."""
+        n = len(self.offsets) - 1
+        return np.repeat(np.arange(self.start, self.start + n, dtype=np.int64), np.diff(self.offsets))
+
+
+@dataclass
+class AlignedFeatures:
+    """An aligned feature table as parsed, before it is expanded into events: per-feature columns, the heights
+    (features x samples) and the fragments in blocks of consecutive features.
+
+    It is much smaller than its events (one fragment is repeated for every sample that detected its feature), so
+    a reader can hand it over whole and ingest can write each accession's events block by block
+    (:meth:`sample_events`): peak memory then follows the file, not the number of events. :meth:`table` builds
+    all events at once, the same rows :func:`aligned_table` gives for the whole file.
+    """
+
+    feature_id: pa.DictionaryArray
+    precursor_mz: np.ndarray
+    rt_min: np.ndarray
+    polarity: pa.DictionaryArray
+    charge: np.ndarray | None
+    heights: np.ndarray
+    blocks: list[FragmentBlock]
+    accessions: list[str]  # per sample (heights column)
+    replicates: list[str]
+    expand: list[int] | None = None  # sample positions expanded into events (None: all)
+
+    def _columns(self) -> list[int]:
+        return list(range(self.heights.shape[1])) if self.expand is None else list(self.expand)
+
+    def fragment_counts(self) -> np.ndarray:
+        """Fragments per feature (int64)."""
+        if not self.blocks:
+            return np.zeros(len(self.precursor_mz), dtype=np.int64)
+        return np.concatenate([np.diff(b.offsets) for b in self.blocks])
+
+    def event_counts(self) -> dict[int, int]:
+        """Events per expanded sample position: the fragments of the features it detected (height > 0)."""
+        counts = self.fragment_counts()
+        return {s: int(counts[self.heights[:, s] > 0].sum()) for s in self._columns()}
+
+    def polarity_counts(self) -> dict[str, int]:
+        """Events per polarity (positive / negative; unknown left out) over the expanded samples."""
+        cols = self._columns()
+        detected = (self.heights[:, cols] > 0).sum(axis=1) if cols else np.zeros(len(self.heights), np.int64)
+        per_feature = detected.astype(np.int64) * self.fragment_counts()
+        names = self.polarity.dictionary.to_pylist()
+        codes = self.polarity.indices.to_numpy(zero_copy_only=False)
+        totals = np.bincount(codes, weights=per_feature, minlength=len(names))
+        return {p: int(n) for p, n in zip(names, totals, strict=True) if p in ("positive", "negative") and n > 0}
+
+    def table(self) -> tuple[pa.Table, np.ndarray]:
+        """All events at once (:func:`aligned_table` over the whole file) and each row's sample position."""
+        blocks = self.blocks
+        if len(blocks) == 1:  # the whole-file reader's one block: no copies
+            return self._aligned(blocks[0].feature_of_fragment(), blocks[0].mz, blocks[0].intensity, self.expand)
+        empty = np.empty(0, dtype=np.float64)
+        return self._aligned(
+            np.concatenate([b.feature_of_fragment() for b in blocks]) if blocks else np.empty(0, dtype=np.int64),
+            np.concatenate([b.mz for b in blocks]) if blocks else empty,
+            np.concatenate([b.intensity for b in blocks]) if blocks else empty,
+            self.expand,
+        )
+
+    def row_groups(self, samples: list[int], rows: int) -> Iterator[pa.Table]:
+        """The events of the sample positions ``samples`` (in that order) as tables of ``rows`` rows (the last one
+        shorter): concatenated, the rows (and dictionaries) :meth:`table` holds for those samples, in the same
+        order. Only about one table's worth of events is in memory at a time."""
+        pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # (sample, features, m/z, intensity)
+        n = 0
+        for s in samples:
+            detected = self.heights[:, s] > 0
+            for block in self.blocks:
+                feature_of_fragment = block.feature_of_fragment()
+                frags = np.flatnonzero(detected[feature_of_fragment])
+                while len(frags):
+                    take, frags = frags[: rows - n], frags[rows - n :]
+                    pending.append((s, feature_of_fragment[take], block.mz[take], block.intensity[take]))
+                    n += len(take)
+                    if n == rows:
+                        yield self._rows(pending)
+                        pending, n = [], 0
+        if n:
+            yield self._rows(pending)
+
+    def _rows(self, pending: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> pa.Table:
+        sample = np.concatenate([np.full(len(f), s, dtype=np.int64) for s, f, _, _ in pending])
+        feature = np.concatenate([f for _, f, _, _ in pending])
+        mz = np.concatenate([m for _, _, m, _ in pending])
+        intensity = np.concatenate([i for _, _, _, i in pending])
+        pending.clear()
+        return event_table(
+            feature_id=self.feature_id,
+            precursor_mz=self.precursor_mz,
+            rt_min=self.rt_min,
+            polarity=self.polarity,
+            heights=self.heights,
+            accessions=self.accessions,
+            replicates=self.replicates,
+            charge=self.charge,
+            sample=sample,
+            feature=feature,
+            fragment_mz=mz,
+            fragment_intensity=intensity,
+        )
+
+    def _aligned(self, feature_of_fragment, mz, intensity, samples) -> tuple[pa.Table, np.ndarray]:
+        return aligned_table(
+            feature_id=self.feature_id,
+            precursor_mz=self.precursor_mz,
+            rt_min=self.rt_min,
+            polarity=self.polarity,
+            fragment_feature=feature_of_fragment,
+            fragment_mz=mz,
+            fragment_intensity=intensity,
+            heights=self.heights,
+            accessions=self.accessions,
+            replicates=self.replicates,
+            samples=samples,
+            charge=self.charge,
+        )
 
 
 def dictionary_strings(

@@ -201,7 +201,11 @@ def test_disk_full_is_one_line_and_leaves_output(msdial_file, tmp_path, monkeypa
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(args[1]))
 
+    def full_writer(where, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(where))
+
     monkeypatch.setattr(ingest_mod.pq, "write_table", full)
+    monkeypatch.setattr(ingest_mod.pq, "ParquetWriter", full_writer)  # aligned exports: row group by row group
     with pytest.raises(InputFileError, match="no space left on device"):
         ingest([msdial_file], out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
