@@ -480,9 +480,7 @@ def _commit(manifest, parts, types, out_dir: Path, stage: Path, summary: IngestS
         if len(acc_parts) == 1:
             os.replace(acc_parts[0][0], target)
         else:
-            tables = [pq.read_table(p) for p, _ in acc_parts]
-            merged = pa.concat_tables(tables, promote_options="permissive") if tables else _empty_table()
-            write_parquet(merged, target)
+            _merge_parts([p for p, _ in acc_parts], target)
             for p, _ in acc_parts:
                 p.unlink()
         summary.events += sum(n for _, n in acc_parts)
@@ -515,6 +513,21 @@ def _commit(manifest, parts, types, out_dir: Path, stage: Path, summary: IngestS
 def write_parquet(table: pa.Table, path: Path) -> None:
     """One events table as Parquet (snappy pages; encodings per column: see ``PARQUET_DICTIONARY``)."""
     pq.write_table(table, path, **PARQUET_OPTIONS)
+
+
+def _merge_parts(paths: list[Path], target: Path) -> None:
+    """One accession's parts (from several inputs) as one file. Parts of one schema are copied a row group at a
+    time, so memory stays at about one row group however large the accession; others are promoted in memory."""
+    files = [pq.ParquetFile(p) for p in paths]
+    try:
+        if files and all(f.schema_arrow.equals(files[0].schema_arrow) for f in files):
+            write_parquet_pieces((f.read_row_group(i) for f in files for i in range(f.num_row_groups)), target)
+            return
+        tables = [f.read() for f in files]
+        write_parquet(pa.concat_tables(tables, promote_options="permissive") if tables else _empty_table(), target)
+    finally:
+        for f in files:
+            f.close()
 
 
 def write_parquet_pieces(pieces: Iterable[pa.Table], path: Path) -> int:

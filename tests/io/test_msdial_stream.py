@@ -228,3 +228,28 @@ def test_ingest_streams_events_without_the_whole_table(test_data, tmp_path, monk
         written = tmp_path / "events" / f"{acc}.parquet"
         assert written.read_bytes() == path.read_bytes(), acc
     assert sum(pq.ParquetFile(p).metadata.num_rows for p in expected.values()) == summary.events
+
+
+def test_parts_of_one_accession_from_two_exports_merge_a_row_group_at_a_time(test_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest_mod, "ROW_GROUP_ROWS", 50)
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    (exports / "demo.txt").write_bytes((test_data / MSDIALR).read_bytes())
+    write_lines(exports / "built.txt", msdial_lines())
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("sample,accession,replicate,type\n1a,P,1,Sample\ns1,P,2,Sample\n")
+    expected = []
+    for path in sorted(exports.iterdir()):  # the order ingest reads a folder in
+        table = read_msdial(path, sample_sheet=sheet, accession_from="file").table
+        expected.append(table.filter(pc.equal(table.column("accession").cast(pa.string()), "P")))
+
+    def whole_part(*args, **kwargs):
+        raise AssertionError("a part was read whole")
+
+    monkeypatch.setattr(ingest_mod.pq, "read_table", whole_part)
+    ingest([exports], tmp_path / "events", sample_sheet=sheet, allow_mixed_polarity=True)
+    written = pq.ParquetFile(tmp_path / "events" / "P.parquet")
+    assert {written.metadata.row_group(i).num_rows for i in range(written.num_row_groups - 1)} == {50}
+    got = written.read().to_pandas()
+    want = pa.concat_tables(expected).to_pandas()
+    assert got.astype(str).equals(want.astype(str)) and got.equals(want)
