@@ -6,6 +6,10 @@ below :data:`SMALL_COHORT_PER_CLASS` labelled accessions per class the run is a 
 Labels are not fixed up front: each fold's min-max scaling is fitted on its training accessions only
 (:class:`LabelScaling`) and applied to its test accessions, so nothing about a test accession leaks into its own
 label, and the scaling that was fitted on all accessions travels with the final model.
+
+With ``labels.mode: regression`` the target is the raw assay value itself (no scaling, no cut-offs, no middle band
+left out: every accession with a value trains) and the same fold builder stratifies by value-quantile bins instead
+of by class, so every test fold spans the range of activity.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ import numpy as np
 import pandas as pd
 
 from ms2img.errors import ConfigError
-from ms2img.labels import DEFAULT_HIGH, DEFAULT_LOW, MIDDLE, LabelScaling, read_assays
+from ms2img.labels import DEFAULT_HIGH, DEFAULT_LOW, MIDDLE, MODES, LabelScaling, label_mode, read_assays
 from ms2img.render import ImageSet
 
 log = logging.getLogger(__name__)
 SMALL_COHORT_PER_CLASS = 20  # fewer labelled accessions in a class: a "small cohort" (said in every record)
 SMALL_COHORT_MIN_FOLDS = 10  # cv.repeats auto on a small cohort: enough repeats for this many held-out folds
 AUTO_FOLDS = 5  # cv.folds auto: this many, or the smallest class when it has fewer accessions
+MIN_TEST = 3  # regression: accessions per test fold at least (a rank correlation of fewer says nothing)
+VALUE_BINS = 5  # regression: value-quantile strata of the folds, at most
 
 
 @dataclass(frozen=True)
@@ -35,14 +41,20 @@ class Protocol:
 
     folds: int
     repeats: int
-    low: int  # labelled accessions per class (all-data scaling)
+    low: int  # labelled accessions per class (all-data scaling); regression: below / above the median value
     high: int
     small_cohort: bool
+    regression: bool = False
 
     def describe(self) -> str:
         """One line for the train printout, metrics and model card."""
         text = f"{self.folds}-fold CV x {self.repeats} repeat{'s' if self.repeats != 1 else ''}"
-        if self.small_cohort:
+        if self.small_cohort and self.regression:
+            text = (
+                f"small cohort: {self.low + self.high} accessions with a value (below {2 * SMALL_COHORT_PER_CLASS}): "
+                f"{text}; intervals are wide, scores vary from run to run"
+            )
+        elif self.small_cohort:
             text = (
                 f"small cohort: {self.low} low / {self.high} high labelled accessions (below "
                 f"{SMALL_COHORT_PER_CLASS} per class): {text}; intervals are wide, scores vary from run to run"
@@ -89,6 +101,28 @@ def cohort_protocol(assay: str, counts: Mapping[str, int], folds: Any = AUTO_FOL
     return Protocol(folds=k, repeats=r, low=low, high=high, small_cohort=small)
 
 
+def regression_protocol(assay: str, n: int, folds: Any = AUTO_FOLDS, repeats: Any = 1) -> Protocol:
+    """:func:`cohort_protocol` for ``labels.mode: regression``: ``n`` accessions with a value, every test fold
+    holding at least :data:`MIN_TEST` of them; a small cohort below ``2 x`` :data:`SMALL_COHORT_PER_CLASS`."""
+    most = n // MIN_TEST
+    if most < 2:
+        raise ConfigError(
+            f"assay {assay}: {n} accessions with a value; regression cross-validation needs at least {2 * MIN_TEST}"
+        )
+    k = min(AUTO_FOLDS, most) if str(folds).strip().lower() == "auto" else _setting_int(folds, "cv.folds", 2)
+    if k > most:
+        raise ConfigError(
+            f"cv.folds {k}: assay {assay} has {n} accessions with a value, so {k} folds cannot each test "
+            f"{MIN_TEST}; set cv.folds: {most} (or auto)"
+        )
+    small = n < 2 * SMALL_COHORT_PER_CLASS
+    if str(repeats).strip().lower() == "auto":
+        r = -(-SMALL_COHORT_MIN_FOLDS // k) if small else 1
+    else:
+        r = _setting_int(repeats, "cv.repeats", 1)
+    return Protocol(folds=k, repeats=r, low=n // 2, high=n - n // 2, small_cohort=small, regression=True)
+
+
 @dataclass
 class Fold:
     """One split of one repeat, as accession positions."""
@@ -113,10 +147,15 @@ class AssayData:
     low: float = DEFAULT_LOW
     high: float = DEFAULT_HIGH
     protocol: Protocol | None = None  # folds x repeats that made ``folds``; says "small cohort" when it is one
+    mode: str = MODES[0]  # labels.mode: classification (low/high from cut-offs) or regression (the raw value)
 
     @property
     def size(self) -> str:
         return self.images.size
+
+    @property
+    def regression(self) -> bool:
+        return self.mode == "regression"
 
     def scaling(self, positions: np.ndarray | None = None) -> LabelScaling:
         v = self.values if positions is None else self.values[positions]
@@ -137,17 +176,36 @@ def class_summary(labels: np.ndarray) -> dict[str, int]:
     return {"low": int((labels == 0).sum()), "high": int((labels == 1).sum()), "middle": int((labels == MIDDLE).sum())}
 
 
+def value_strata(values: np.ndarray, n_splits: int) -> np.ndarray:
+    """Equal-count value-quantile bins (at most :data:`VALUE_BINS`, each with at least ``n_splits`` accessions, ties
+    broken by position): the regression folds' strata, so every test fold spans the range of activity."""
+    n = len(values)
+    bins = max(1, min(VALUE_BINS, n // max(int(n_splits), 1)))
+    ranks = np.argsort(np.argsort(np.asarray(values, dtype=float), kind="stable"), kind="stable")
+    return (ranks * bins // n).astype(int)
+
+
 def repeated_folds(
-    values: np.ndarray, n_splits: int, repeats: int, seed: int, low: float = DEFAULT_LOW, high: float = DEFAULT_HIGH
+    values: np.ndarray,
+    n_splits: int,
+    repeats: int,
+    seed: int,
+    low: float = DEFAULT_LOW,
+    high: float = DEFAULT_HIGH,
+    mode: str = MODES[0],
 ) -> list[Fold]:
     """``repeats`` x ``n_splits`` stratified folds over accessions (stratified by the all-data class, so every
-    test fold holds both classes; the labels themselves are refitted per fold)."""
+    test fold holds both classes; the labels themselves are refitted per fold). Regression: stratified by
+    :func:`value_strata` instead."""
     from sklearn.model_selection import StratifiedKFold
 
-    scaling = LabelScaling.fit(values, low, high)
-    counts = class_summary(scaling.labels(values))
-    strata = (scaling.normalize(values) > 0.5).astype(int)  # two strata: the middle joins its nearer side
-    if min(counts["low"], counts["high"]) < n_splits:
+    if mode == "regression":
+        strata = value_strata(values, n_splits)
+    else:
+        scaling = LabelScaling.fit(values, low, high)
+        counts = class_summary(scaling.labels(values))
+        strata = (scaling.normalize(values) > 0.5).astype(int)  # two strata: the middle joins its nearer side
+    if mode != "regression" and min(counts["low"], counts["high"]) < n_splits:
         raise ConfigError(
             f"{n_splits}-fold cross-validation needs at least {n_splits} accessions per class; class counts are "
             f"{counts}; lower cv.folds or widen labels.low/labels.high"
@@ -172,6 +230,7 @@ def load_assay_data(
     n_splits: int | str = 5,
     repeats: int | str = 1,
     seed: int = 42,
+    mode: str = MODES[0],
 ) -> AssayData:
     """Everything one assay's models need, checked before any training: clear errors name the assay and counts."""
     assays = read_assays(assays_csv)
@@ -206,6 +265,7 @@ def load_assay_data(
         image_rows=[np.asarray(rows[a]) for a in accessions],
         low=float(low),
         high=float(high),
+        mode=mode,
     )
     if features_dir is not None:
         from ms2img.features import FeatureTable
@@ -213,9 +273,13 @@ def load_assay_data(
         for method in methods:
             t = FeatureTable.load(features_dir, method)
             data.features[method] = t.values.reindex(index=accessions, fill_value=0.0).astype(np.float32)
-    counts = class_summary(data.scaling().labels(vals))
-    data.protocol = cohort_protocol(assay, counts, n_splits, repeats)
-    data.folds = repeated_folds(vals, data.protocol.folds, data.protocol.repeats, seed, low, high)
+    if data.regression:
+        counts = {"regression": f"{vals.min():g}..{vals.max():g}"}
+        data.protocol = regression_protocol(assay, len(vals), n_splits, repeats)
+    else:
+        counts = class_summary(data.scaling().labels(vals))
+        data.protocol = cohort_protocol(assay, counts, n_splits, repeats)
+    data.folds = repeated_folds(vals, data.protocol.folds, data.protocol.repeats, seed, low, high, mode)
     p = data.protocol
     log.info(
         "%s: %d accessions (%s) at %s, %d folds x %d repeats", assay, len(vals), counts, data.size, p.folds, p.repeats
@@ -243,4 +307,5 @@ def data_from_params(
         n_splits=cv["folds"],
         repeats=cv.get("repeats", 1),
         seed=int(cv["seed"]),
+        mode=label_mode(params["labels"]),
     )

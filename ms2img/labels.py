@@ -6,6 +6,9 @@ ambiguous middle out. Every way this can go wrong (unknown assay, bad thresholds
 folds, images that do not match the assay table) raises :class:`~ms2img.errors.ConfigError` here, before any
 model is trained, with a message that says what to change.
 
+With ``labels.mode: regression`` (:func:`label_mode`) there are no labels: the raw assay value is the target and
+every accession with a value trains (:mod:`ms2img.dataset`); classification stays the default.
+
 Folds are grouped by accession: with one image per replicate several images share an accession, and putting
 replicates of one extract on both sides of a split would leak near-duplicates into the test fold.
 """
@@ -142,6 +145,15 @@ def _assay_frame(assays: pd.DataFrame) -> pd.DataFrame:
 
 DEFAULT_LOW, DEFAULT_HIGH = 0.4, 0.6  # the paper's cut-offs; params.yaml labels.low / labels.high decide what runs
 MIDDLE = -1  # label of an accession between the thresholds: predicted and rank-scored, never trained on
+MODES = ("classification", "regression")  # labels.mode: low/high classes (the paper's) or the raw assay value
+
+
+def label_mode(labels: Mapping[str, Any] | None) -> str:
+    """``labels.mode`` of params.yaml (``classification`` when absent): a ConfigError names the choices."""
+    mode = str((labels or {}).get("mode", MODES[0]) or MODES[0]).strip().lower()
+    if mode not in MODES:
+        raise ConfigError(f"labels.mode = {mode!r}; choose one of {', '.join(MODES)}")
+    return mode
 
 
 @dataclass(frozen=True)

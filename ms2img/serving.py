@@ -7,6 +7,10 @@ build images. The answer has one row per accession, in the order the request fir
 rounded to ``PROBABILITY_DECIMALS``, and no class for an accession outside the applicability domain unless the
 request's params ask for one (``class_out_of_domain``). Bad requests raise an ``MlflowException`` with
 ``INVALID_PARAMETER_VALUE``, which the scoring server answers with HTTP 400 and the message.
+
+A regression model (``labels.mode: regression``, card ``mode``) answers ``REGRESSION_RESPONSE_COLUMNS`` instead: the
+predicted value in the assay's units (``prediction``, ``units``) and ``mode: regression``, no probability or class;
+outside the applicability domain the value is withheld the same way. Classification answers are unchanged.
 """
 
 from __future__ import annotations
@@ -135,6 +139,8 @@ def _forest_inference(model):
     whose ``predict_proba`` is not FamilyModel's (a stand-in, a subclass) is called as it is."""
     from ms2img.models.family import FamilyModel, input_kind
 
+    if getattr(model, "mode", "classification") == "regression":  # the value in the assay's units
+        return model.predict_value
     if getattr(type(model), "predict_proba", None) is not FamilyModel.predict_proba:
         return model.predict_proba
     features = input_kind(model.family) == "features"
@@ -160,6 +166,18 @@ FAMILY_RESPONSE_COLUMNS = [
     "in_domain",
     "domain_note",
 ]
+REGRESSION_RESPONSE_COLUMNS = [
+    "accession",
+    "prediction",
+    "units",
+    "mode",
+    "assay",
+    "family",
+    "model_version",
+    "in_domain",
+    "domain_note",
+]
+REGRESSION_WITHHELD_NOTE = f'no value out of domain (send "params": {{"{PARAM_CLASS_OUT_OF_DOMAIN}": true}} for one)'
 
 
 class FamilyPredictor:
@@ -169,6 +187,8 @@ class FamilyPredictor:
     the training features (:mod:`ms2img.feature_match`). Each answer names the family and version and carries an
     applicability-domain flag (:mod:`ms2img.domain`) when a reference is available.
     """
+
+    mode = "classification"  # the model's labels.mode (set from its card); regression answers a value
 
     def __init__(
         self,
@@ -184,6 +204,7 @@ class FamilyPredictor:
         self.model = model
         self.family = model.family
         self.kind = input_kind(model.family)
+        self.mode = str(getattr(model, "mode", "classification"))  # regression: answers a value, no class
         self.version = str(version)
         self.domain = domain
         self.max_rows = int(max_rows)
@@ -275,6 +296,10 @@ class FamilyPredictor:
                 np.ones(len(prob), bool),
                 ["no applicability-domain reference stored with this model"] * len(prob),
             )
+        if self.mode == "regression":
+            if explain:
+                raise RequestError("explain is available for classification models; this one predicts a value")
+            return self._value_answer(inp, prob, flags, notes, class_out_of_domain, decimals)
         classes = np.where(prob >= self.model.threshold, "high", "low").astype(object)
         if not class_out_of_domain and not flags.all():
             classes[~flags] = None
@@ -299,6 +324,32 @@ class FamilyPredictor:
         if len(order) > 1:
             out = out.iloc[order].reset_index(drop=True)
         return out
+
+    def _value_answer(
+        self, inp: dict[str, Any], value: np.ndarray, flags: np.ndarray, notes: list[str], out_of_domain: bool,
+        decimals: int | None,
+    ) -> pd.DataFrame:  # fmt: skip
+        """The regression answer (``REGRESSION_RESPONSE_COLUMNS``) in request order: the value in the assay's units,
+        withheld (None) outside the applicability domain unless asked for, like a class."""
+        shown = pd.Series(value if decimals is None else np.round(value, decimals), dtype=object)
+        if not out_of_domain and not flags.all():
+            shown[~flags] = None
+            notes = [n if ok else f"{n}; {REGRESSION_WITHHELD_NOTE}" for n, ok in zip(notes, flags, strict=True)]
+        out = pd.DataFrame(
+            {
+                "accession": inp["ids"],
+                "prediction": shown,
+                "units": self.model.card.get("units") or "",
+                "mode": "regression",
+                "assay": self.model.assay,
+                "family": self.family,
+                "model_version": self.version,
+                "in_domain": flags,
+                "domain_note": notes,
+            }
+        )[REGRESSION_RESPONSE_COLUMNS]
+        order = inp["order"]
+        return out.iloc[order].reset_index(drop=True) if len(order) > 1 else out
 
     def _drivers(self, x: np.ndarray, decimals: int | None = None) -> list[list[dict[str, Any]]]:
         """Top contributing m/z boxes per accession (``ms2img.explain.explain_one``), as objects, not JSON text;
@@ -359,8 +410,9 @@ class FamilyPyfunc(mlflow.pyfunc.PythonModel):
             raise MlflowException(str(exc), error_code=INTERNAL_ERROR) from None
 
 
-def request_signature():
-    """The input (one row per precursor) and output schema of every registered family model."""
+def request_signature(mode: str = "classification"):
+    """The input (one row per precursor) and output schema of every registered family model (``mode``: the
+    model's labels.mode; a regression model answers a value instead of a probability and a class)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
 
@@ -373,6 +425,19 @@ def request_signature():
             ColSpec("string", "msms"),
         ]
     )
+    if mode == "regression":
+        outputs = Schema(
+            [
+                ColSpec("string", "accession"),
+                ColSpec("double", "prediction", required=False),  # null out of domain unless class_out_of_domain
+                ColSpec("string", "units"),
+                ColSpec("string", "mode"),
+                *(ColSpec(t, n) for t, n in (("string", "assay"), ("string", "family"), ("string", "model_version"))),
+                ColSpec("boolean", "in_domain"),
+                ColSpec("string", "domain_note"),
+            ]
+        )
+        return ModelSignature(inputs=inputs, outputs=outputs, params=_request_params())
     outputs = Schema(
         [
             ColSpec("string", "accession"),
@@ -385,10 +450,13 @@ def request_signature():
             ColSpec("string", "domain_note"),
         ]
     )
+    return ModelSignature(inputs=inputs, outputs=outputs, params=_request_params())
+
+
+def _request_params():
+    """``{"params": {"explain": true, "class_out_of_domain": true}}`` in a request body."""
     from mlflow.types import ParamSchema, ParamSpec
 
-    # {"params": {"explain": true, "class_out_of_domain": true}} in a request body
-    params = ParamSchema(
+    return ParamSchema(
         [ParamSpec(PARAM_EXPLAIN, "boolean", False), ParamSpec(PARAM_CLASS_OUT_OF_DOMAIN, "boolean", False)]
     )
-    return ModelSignature(inputs=inputs, outputs=outputs, params=params)

@@ -15,15 +15,31 @@ a Wilson score interval for the other scores as proportions of the labelled acce
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy import stats as sps
 from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
 
-SCORES = ("auc", "balanced_accuracy", "mcc", "f1")
-BOUNDS = {"auc": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "mcc": (-1.0, 1.0), "f1": (0.0, 1.0)}
+SCORES = ("auc", "balanced_accuracy", "mcc", "f1")  # classification (labels.mode: classification)
+REGRESSION_SCORES = ("spearman", "rmse", "r2")  # regression (labels.mode: regression), in the assay's units
+BOUNDS = {
+    "auc": (0.0, 1.0),
+    "balanced_accuracy": (0.0, 1.0),
+    "mcc": (-1.0, 1.0),
+    "f1": (0.0, 1.0),
+    "spearman": (-1.0, 1.0),
+    "rmse": (0.0, math.inf),
+    "r2": (-math.inf, 1.0),
+}
+PRIMARY = {"classification": "auc", "regression": "spearman"}  # the score that selects and promotes a family
+LABELS = {"auc": "AUC", "spearman": "Spearman rho", "rmse": "RMSE", "r2": "R2"}
+
+
+def scores_of(mode: str) -> tuple[str, ...]:
+    """The per-fold scores of a ``labels.mode``: one vocabulary for metrics files, MLflow, cards and the report."""
+    return REGRESSION_SCORES if mode == "regression" else SCORES
 
 
 def choose_threshold(y_true: np.ndarray, prob: np.ndarray) -> float:
@@ -57,6 +73,25 @@ def fold_scores(y_true: np.ndarray, prob: np.ndarray, threshold: float) -> dict[
         "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
         "mcc": float(matthews_corrcoef(y, pred)),
         "f1": float(f1_score(y, pred, zero_division=0)),
+    }
+
+
+def regression_scores(y_true: Sequence[float], y_pred: Sequence[float]) -> dict[str, float]:
+    """Spearman rho, RMSE and R2 of predicted against measured values (one test fold, or pooled predictions).
+
+    R2 is ``1 - SS_res / SS_tot`` about the fold's own mean (negative: worse than predicting that mean); NaN with
+    fewer than two values or constant measured values, and rho NaN as :func:`spearman` says."""
+    y, p = np.asarray(y_true, dtype=float).ravel(), np.asarray(y_pred, dtype=float).ravel()
+    ok = np.isfinite(y) & np.isfinite(p)
+    y, p = y[ok], p[ok]
+    if y.size == 0:
+        return {"spearman": float("nan"), "rmse": float("nan"), "r2": float("nan")}
+    ss_res = float(((y - p) ** 2).sum())
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return {
+        "spearman": spearman(p, y),
+        "rmse": math.sqrt(ss_res / y.size),
+        "r2": 1.0 - ss_res / ss_tot if y.size >= 2 and ss_tot > 0 else float("nan"),
     }
 
 
@@ -123,9 +158,15 @@ def auc_interval(auc: float, n_low: int, n_high: int, level: float = 0.95) -> tu
 def small_cohort_interval(score: str, mean: float, n_low: int, n_high: int, level: float = 0.95) -> tuple[float, float]:
     """The narrowest interval ``n_low`` + ``n_high`` labelled accessions allow for ``score`` at ``mean``: AUC by
     :func:`auc_interval`, balanced accuracy and F1 as proportions of the accessions (Wilson), MCC on
-    ``(MCC + 1) / 2``. An approximate floor, joined with the fold-based interval by :func:`widen`."""
+    ``(MCC + 1) / 2``, Spearman's rho by :func:`spearman_interval` over all accessions (regression; RMSE and R2 get
+    no floor). An approximate floor, joined with the fold-based interval by :func:`widen`."""
     if score == "auc":
         return auc_interval(mean, n_low, n_high, level)
+    if score == "spearman":
+        out = spearman_interval(mean, n_low + n_high, level)
+        return out["ci_low"], out["ci_high"]
+    if score in ("rmse", "r2"):  # no floor from the count alone: the fold-based interval stands
+        return float("nan"), float("nan")
     if score == "mcc":
         lo, hi = proportion_interval((mean + 1) / 2, n_low + n_high, level)
         return 2 * lo - 1, 2 * hi - 1
@@ -170,49 +211,111 @@ def spearman(prob: Sequence[float], values: Sequence[float]) -> float:
     return float(sps.spearmanr(p[ok], v[ok]).statistic)
 
 
+def spearman_interval(rho: float, n: int, level: float = 0.95) -> dict[str, float]:
+    """Rho with its Fisher-z interval over ``n`` pairs, ``tanh(atanh(rho) -+ z * sqrt(1.06 / (n - 3)))`` (Fieller,
+    Hartley & Pearson 1957: the 1.06 is Spearman's larger variance than Pearson's); NaN bounds below 4 pairs."""
+    out = {"mean": float(rho), "ci_low": float("nan"), "ci_high": float("nan"), "n": int(n)}
+    if not np.isfinite(rho) or n < 4:
+        return out
+    z = float(sps.norm.ppf(0.5 + level / 2))
+    half = z * math.sqrt(1.06 / (n - 3))
+    centre = math.atanh(float(np.clip(rho, -1 + 1e-12, 1 - 1e-12)))  # |rho| = 1: the interval closes on it
+    out["ci_low"], out["ci_high"] = math.tanh(centre - half), math.tanh(centre + half)
+    return out
+
+
+def bootstrap_interval(
+    statistic: Callable[[np.ndarray, np.ndarray], float],
+    a: Sequence[float],
+    b: Sequence[float],
+    n_boot: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile interval of ``statistic(a, b)`` over paired resamples of the units (seeded: same numbers every
+    run); resamples where the statistic is undefined (NaN) are dropped."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    n = a.size
+    if n < 2:
+        return float("nan"), float("nan")
+    idx = np.random.default_rng(seed).integers(0, n, (int(n_boot), n))
+    boots = np.array([statistic(a[i], b[i]) for i in idx], dtype=float)
+    boots = boots[np.isfinite(boots)]
+    if boots.size < 2:
+        return float("nan"), float("nan")
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(boots, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def pooled_regression(
+    y_true: Sequence[float], y_pred: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """Spearman, RMSE and R2 of all out-of-fold predictions pooled (one per accession), each with an interval:
+    rho by :func:`spearman_interval`, RMSE and R2 by :func:`bootstrap_interval` over the accessions."""
+    y, p = np.asarray(y_true, dtype=float).ravel(), np.asarray(y_pred, dtype=float).ravel()
+    ok = np.isfinite(y) & np.isfinite(p)
+    y, p = y[ok], p[ok]
+    point = regression_scores(y, p)
+    rho = spearman_interval(point["spearman"], y.size, level)
+    out = {"spearman": {"value": rho["mean"], "ci_low": rho["ci_low"], "ci_high": rho["ci_high"]}}
+    for score in ("rmse", "r2"):
+        lo, hi = bootstrap_interval(lambda t, q, s=score: regression_scores(t, q)[s], y, p, n_boot, seed, level)
+        out[score] = {"value": point[score], "ci_low": lo, "ci_high": hi}
+    return out
+
+
 def select_winner(
-    fold_auc: Mapping[str, Sequence[float]],
+    fold_scores: Mapping[str, Sequence[float]],
     test_train_ratio: float,
     simplicity: Mapping[str, int],
     exclude: Sequence[str] = (),
+    metric: str = "auc",
 ) -> dict[str, Any]:
-    """The family to serve: the best mean AUC, unless a simpler family is within one corrected standard error.
+    """The family to serve: the best mean per-fold ``metric`` (AUC; Spearman's rho in regression), unless a simpler
+    family is within one corrected standard error.
 
     Ties go to the simpler, faster model (``simplicity``: lower is simpler); every paired comparison with the
-    best is returned so the choice can be audited. Families in ``exclude`` (degenerate: they predict one class)
-    never win, whatever their AUC; when every family is excluded there is no winner (``winner`` None).
+    best is returned so the choice can be audited. Families in ``exclude`` (degenerate: one class, or constant
+    predictions) never win, whatever their score; when every family is excluded there is no winner (``winner``
+    None). One rule for every metric: higher is better.
     """
-    excluded = [f for f in fold_auc if f in set(exclude)]
-    fold_auc = {f: v for f, v in fold_auc.items() if f not in set(exclude)}
-    if not fold_auc:
+    name = LABELS.get(metric, metric)
+    excluded = [f for f in fold_scores if f in set(exclude)]
+    fold_scores = {f: v for f, v in fold_scores.items() if f not in set(exclude)}
+    if not fold_scores:
         return {
             "winner": None,
             "best": None,
-            "reason": f"every family is degenerate (predicts a single class): {', '.join(excluded)}",
+            "metric": metric,
+            "reason": f"every family is degenerate (a single class or constant predictions): {', '.join(excluded)}",
             "ranking": [],
             "paired_with_best": {},
             "excluded": excluded,
         }
-    means = {f: float(np.nanmean(v)) for f, v in fold_auc.items()}
+    means = {f: float(np.nanmean(v)) if np.isfinite(v).any() else -math.inf for f, v in
+             ((f, np.asarray(v, float)) for f, v in fold_scores.items())}  # fmt: skip
     best = max(means, key=lambda f: (means[f], -simplicity.get(f, 99)))
-    paired = {f: corrected_paired_test(fold_auc[best], fold_auc[f], test_train_ratio) for f in fold_auc if f != best}
+    paired = {
+        f: corrected_paired_test(fold_scores[best], fold_scores[f], test_train_ratio) for f in fold_scores if f != best
+    }
     ties = [best]
     for f, t in paired.items():
-        d = np.asarray(fold_auc[best], float) - np.asarray(fold_auc[f], float)
+        d = np.asarray(fold_scores[best], float) - np.asarray(fold_scores[f], float)
         if t["diff"] <= corrected_se(d[np.isfinite(d)], test_train_ratio):
             ties.append(f)
     winner = min(ties, key=lambda f: (simplicity.get(f, 99), -means[f]))
     if winner == best:
-        reason = f"{best} has the best mean AUC ({means[best]:.3f})"
+        reason = f"{best} has the best mean {name} ({means[best]:.3f})"
         if len(ties) > 1:
             reason += f"; within one standard error: {', '.join(f for f in ties if f != best)} (not simpler)"
     else:
         reason = (
-            f"{winner} (AUC {means[winner]:.3f}) is within one corrected standard error of the best, {best} "
-            f"(AUC {means[best]:.3f}, p = {paired[winner]['p_value']:.2f}), and simpler"
+            f"{winner} ({name} {means[winner]:.3f}) is within one corrected standard error of the best, {best} "
+            f"({name} {means[best]:.3f}, p = {paired[winner]['p_value']:.2f}), and simpler"
         )
     ranking = sorted(means, key=lambda f: (-means[f], simplicity.get(f, 99)))
     if excluded:
         reason += f"; degenerate, never chosen: {', '.join(excluded)}"
-    return {"winner": winner, "best": best, "reason": reason, "ranking": ranking, "paired_with_best": paired,
-            "excluded": excluded}  # fmt: skip
+    return {"winner": winner, "best": best, "metric": metric, "reason": reason, "ranking": ranking,
+            "paired_with_best": paired, "excluded": excluded}  # fmt: skip

@@ -3,6 +3,10 @@
 Writes (see docs/contracts.md) ``metrics/<assay>.json`` (numbers only), ``reports/<assay>/{oof.csv, folds.csv,
 selection.json, run.json}``, ``models/<assay>/<family>/`` and ``plots/<assay>/*.png``, and with tracking on one
 MLflow parent run per assay with a child run per family (same metric keys on every level).
+
+``labels.mode: regression`` trains every family's regressor on the raw values on the same folds: the metrics hold
+Spearman rho, RMSE and R2 per fold (mean, SD, interval) and pooled (value, interval), the winner is chosen by
+Spearman, each family's figure is predicted against measured, and the descriptive PCA / OPLS-DA are skipped.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from ms2img.evaluate import confusion_matrices, write_metrics_json
 from ms2img.experiment import CVResult, cross_validate, degenerate_families, fit_final, resolve_cohort_settings
 from ms2img.jsonio import to_jsonable
 from ms2img.models.family import FAMILIES, input_kind
-from ms2img.stats import SCORES
+from ms2img.stats import LABELS, PRIMARY, REGRESSION_SCORES, SCORES, scores_of
 
 log = logging.getLogger(__name__)
 PARAM_SECTIONS = ("base", "labels", "cv", "render", "cnn", "tune", "baselines", "features")
@@ -86,6 +90,17 @@ def _family_plots(data: AssayData, cv: CVResult, family: str, plot_dir: Path, un
     folds = cv.folds[cv.folds["family"] == family]
     oof = cv.oof[cv.oof["family"] == family]
     y_true, y_prob, y_pred = [], [], []
+    if cv.mode == "regression":
+        return [
+            plots.plot_regression_oof(
+                oof["value"].to_numpy(),
+                oof["prediction"].to_numpy(),
+                plot_dir / f"regression_{family.replace('-', '_')}.png",
+                value_label=data.assay,
+                units=units,
+                title=f"{data.assay} {family}: out-of-fold predicted vs measured value",
+            )
+        ]
     for (_, _), g in oof.groupby(["repeat", "fold"], sort=True):
         scored = g[g["label"] != MIDDLE]
         thr = float(
@@ -182,9 +197,10 @@ def train_assay(
     """Cross-validate every family, choose the winner, fit and save the final models; see the module docstring."""
     started = time.perf_counter()
     seed = int(params["cv"]["seed"])
+    units = units or (params["labels"].get("units") or {}).get(assay)  # labels.units: axes, cards, served values
     families = families_from_params(params)
     data = data_from_params(assay, params, images_path, assays_csv, features_dir=features_dir)
-    counts = class_summary(data.scaling().labels(data.values))
+    counts = {} if data.regression else class_summary(data.scaling().labels(data.values))
     protocol = data.protocol
     fitting = resolve_cohort_settings(data, params, families)  # cohort-size settings checked before any fit
     (log.warning if protocol.small_cohort else log.info)("%s: %s", assay, protocol.describe())
@@ -196,13 +212,18 @@ def train_assay(
     selection = cv.selection(degenerate=list(degenerate))
     if selection["winner"] is None:
         raise Ms2ImgError(f"assay {assay}: {selection['reason']}; nothing to serve ({protocol.describe()})")
-    extras, figures = multivariate(data, fitting, plot_dir, seed)
+    if data.regression:
+        extras, figures = {}, []
+        log.info("%s: PCA / OPLS-DA skipped in regression mode (they describe the low/high classes)", assay)
+    else:
+        extras, figures = multivariate(data, fitting, plot_dir, seed)
     for fam in families:
         figures += _family_plots(data, cv, fam, plot_dir, units)
     figures.append(
         plots.plot_metric_boxplots(
             cv.folds,
             plot_dir / "model_comparison.png",
+            metrics=scores_of(data.mode),
             title=f"{assay}: per-fold scores, every family on the same folds",
         )
     )
@@ -219,15 +240,14 @@ def train_assay(
             seed=seed,
             summary=summary,
             features=features,
-            extra={**extra, **provenance, "images": str(images_path)},
+            extra={**extra, **provenance, "images": str(images_path), **({"units": units} if data.regression else {})},
         )
         saved[fam] = model.save(Path(models_dir) / assay / fam)
 
+    classes = {f"n_{k}": counts[k] for k in ("low", "high", "middle")} if counts else {}
     metrics = {
         "n_accessions": len(data.values),
-        "n_low": counts["low"],
-        "n_high": counts["high"],
-        "n_middle": counts["middle"],
+        **classes,
         "folds": protocol.folds,
         "repeats": protocol.repeats,
         "small_cohort": int(protocol.small_cohort),  # 1: below 20 labelled accessions per class (numbers only)
@@ -237,7 +257,7 @@ def train_assay(
     _write_table(cv.oof, report_dir / "oof.csv")
     _write_table(cv.folds, report_dir / "folds.csv")
     selection = {**selection, "degenerate": notes, "families": families, "small_cohort": protocol.small_cohort,
-                 "protocol": protocol.describe()}  # fmt: skip
+                 "protocol": protocol.describe(), "mode": data.mode}  # fmt: skip
     write_text(report_dir / "selection.json", json.dumps(to_jsonable(selection), indent=2, sort_keys=True) + "\n")
     write_metrics_json(Path(metrics_dir) / f"{assay}.json", metrics)
     run = {"seconds": round(time.perf_counter() - started, 1), **provenance}
@@ -259,19 +279,25 @@ def train_assay(
     return {"metrics": metrics, "selection": selection, "run": run}
 
 
-def _headline(assay: str, fam: str, entry: Mapping[str, Any], n: int) -> str:
-    a = entry["auc"]
+def _headline(assay: str, fam: str, entry: Mapping[str, Any], n: int, metric: str = "auc") -> str:
+    a = entry[metric]
+    what = "labelled accessions" if metric == "auc" else "accessions"
     return (
-        f"{assay} {fam}: cross-validated AUC {a['mean']:.3f} ± {a['sd']:.3f} "
-        f"(95% CI {a['ci_low']:.3f}-{a['ci_high']:.3f}) on {n} labelled accessions"
+        f"{assay} {fam}: cross-validated {LABELS[metric]} {a['mean']:.3f} ± {a['sd']:.3f} "
+        f"(95% CI {a['ci_low']:.3f}-{a['ci_high']:.3f}) on {n} {what}"
     )
 
 
 def score_metrics(entry: Mapping[str, Any]) -> dict[str, float]:
-    """``auc_mean, auc_sd, auc_ci_low, ...``: the same keys on every run level."""
-    out = {f"{s}_{k}": entry[s][k] for s in SCORES for k in ("mean", "sd", "ci_low", "ci_high") if s in entry}
-    if "spearman" in entry:
+    """``auc_mean, auc_sd, auc_ci_low, ...`` (regression: ``spearman_mean, ..., rmse_..., r2_...`` and the pooled
+    ``pooled_spearman, pooled_spearman_ci_low, ...``): the same keys on every run level."""
+    stats = ("mean", "sd", "ci_low", "ci_high")
+    out = {f"{s}_{k}": entry[s][k] for s in (*SCORES, *REGRESSION_SCORES) if isinstance(entry.get(s), Mapping)
+           for k in stats if k in entry[s]}  # fmt: skip
+    if isinstance(entry.get("spearman"), int | float):  # classification: pooled P(high) against the raw value
         out["spearman"] = entry["spearman"]
+    for s, e in (entry.get("pooled") or {}).items():
+        out.update({f"pooled_{s}": e["value"], f"pooled_{s}_ci_low": e["ci_low"], f"pooled_{s}_ci_high": e["ci_high"]})
     return out
 
 
@@ -293,8 +319,11 @@ def log_training_run(
     family's."""
     import mlflow
 
-    n = int(sum(v for k, v in class_summary(data.scaling().labels(data.values)).items() if k != "middle"))
-    winner = selection["winner"]
+    if data.regression:
+        n = len(data.values)
+    else:
+        n = int(sum(v for k, v in class_summary(data.scaling().labels(data.values)).items() if k != "middle"))
+    winner, metric = selection["winner"], PRIMARY[data.mode]
     with tracking.parent_run(
         assay,
         f"{assay.lower()} train {data.size}",
@@ -306,7 +335,8 @@ def log_training_run(
         tracking.log_dataset(raw_data, name=f"{assay} raw exports", context="training")
         mlflow.set_tag(
             "mlflow.note.content",
-            _headline(assay, winner, summary["families"][winner], n) + f". Winner: {winner} ({selection['reason']}).",
+            _headline(assay, winner, summary["families"][winner], n, metric)
+            + f". Winner: {winner} ({selection['reason']}).",
         )
         logger.log_metrics({**score_metrics(summary["families"][winner]), "n_labelled": n})
         logger.log_metrics({f"p_{k.replace(' ', '_')}": v["p_value"] for k, v in summary["paired"].items()})
@@ -317,11 +347,15 @@ def log_training_run(
                 family_runs[fam] = mlflow.active_run().info.run_id
                 tracking.log_dataset(raw_data, name=f"{assay} raw exports", context="training")
                 child.set_tags(
-                    {"run.kind": "family", "family": fam, "mlflow.note.content": _headline(assay, fam, entry, n)}
+                    {
+                        "run.kind": "family",
+                        "family": fam,
+                        "mlflow.note.content": _headline(assay, fam, entry, n, metric),
+                    }
                 )
                 child.log_metrics(score_metrics(entry))
                 folds = cv.folds[cv.folds["family"] == fam].reset_index(drop=True)
-                tracking.log_series({f"fold_{s}": folds[s].tolist() for s in SCORES})
+                tracking.log_series({f"fold_{s}": folds[s].tolist() for s in scores_of(data.mode)})
                 card = json.loads((saved[fam] / "model.json").read_text())
                 child.log_params({f"hp.{k}": v for k, v in (card.get("hyperparameters") or {}).items()})
                 for path in figures:
@@ -337,8 +371,11 @@ def log_training_run(
 
 
 def study_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` with the ``resolution`` section's folds / trials / epochs / ensemble in ``cv``, ``tune``, ``cnn``."""
+    """``params`` with the ``resolution`` section's folds / trials / epochs / ensemble in ``cv``, ``tune``, ``cnn``
+    (and ``labels.mode: classification``: the study is the paper's AUC table)."""
     out = copy.deepcopy(dict(params))
+    if "labels" in out:  # the paper's Table 1 compares AUC, in either labels.mode
+        out["labels"] = {**out["labels"], "mode": "classification"}
     study = dict(out.get("resolution") or {})
     if "folds" in study:
         out["cv"] = {**out["cv"], "folds": int(study["folds"]), "repeats": 1}

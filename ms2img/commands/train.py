@@ -37,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ms2img import tracking
     from ms2img.render import images_path
+    from ms2img.stats import LABELS
     from ms2img.train import resolution_study, train_assay
 
     params = params_from_args(args)
@@ -70,10 +71,12 @@ def run(args: argparse.Namespace) -> int:
         units=units,
     )
     fams = out["metrics"]["families"]
+    metric = out["selection"].get("metric", "auc")
     for fam, entry in fams.items():
-        a = entry["auc"]
+        a = entry[metric]
         print(
-            f"{args.assay} {fam:<10} AUC {a['mean']:.3f} ± {a['sd']:.3f} (95% CI {a['ci_low']:.3f}-{a['ci_high']:.3f})"
+            f"{args.assay} {fam:<10} {LABELS[metric]} {a['mean']:.3f} ± {a['sd']:.3f} "
+            f"(95% CI {a['ci_low']:.3f}-{a['ci_high']:.3f})"
         )
     print(
         f"{args.assay}: winner {out['selection']['winner']}: {out['selection']['reason']} ({out['run']['seconds']} s)"

@@ -241,6 +241,13 @@ def explain_assay(
     models_dir, reports_dir = Path(models_dir), Path(reports_dir)
     family = family or read_selection(reports_dir, assay)
     model = FamilyModel.load(models_dir / assay / family)
+    if model.mode == "regression":
+        from ms2img.errors import ConfigError
+
+        raise ConfigError(
+            f"{assay}: the {family} champion predicts the value (labels.mode: regression); model attribution explains "
+            f"the low/high classes. Use `ms2img explain --assay {assay} --method correlation` (no model needed)"
+        )
     lab, label_source = labels_and_folds(
         reports_dir, assay, family, Path(assays_csv) if assays_csv else None, low, high
     )

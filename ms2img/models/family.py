@@ -10,6 +10,9 @@ A family model is a folder ``models/<assay>/<family>/``:
   ``hyperparameters``, ``seconds``, ``matching`` (feature families: the merge rule) and anything else.
 * the estimator: ``cnn`` -> one ``.keras`` file per ensemble member (probability = their mean);
   ``rf-*`` -> ``model.skops`` (a scikit-learn estimator, loaded with skops' trusted types, no pickle).
+* regression models (``labels.mode: regression``): ``mode: regression``, ``value_range`` (training values) and
+  ``metrics`` of ``spearman`` / ``rmse`` / ``r2`` (``pooled`` too) instead of a threshold, scaling and class counts;
+  :meth:`FamilyModel.predict_value` answers in the assay's units.
 * ``accessions.txt``: the accessions the final model was fitted on (one per line), so a later comparison can
   tell which accessions a model has never seen.
 * feature families: ``features.parquet``, the training features (column order of the model's input).
@@ -59,6 +62,23 @@ class FamilyModel:
     @property
     def threshold(self) -> float:
         return float(self.card.get("threshold", 0.5))
+
+    @property
+    def mode(self) -> str:
+        """``regression`` for a model of the raw assay value (card ``mode``; labels.mode), else ``classification``."""
+        return str(self.card.get("mode", "classification"))
+
+    def predict_value(self, x: np.ndarray) -> np.ndarray:
+        """The predicted assay value per row, in the assay's units (a regression model; same inputs as
+        :meth:`predict_proba`)."""
+        if isinstance(self.estimator, list):  # keras networks answering in the assay's units
+            from ms2img.models.cnn import predict_proba
+
+            return np.mean([predict_proba(m, x) for m in self.estimator], axis=0).astype(np.float64)
+        arr = np.asarray(x, dtype=np.float32)
+        if input_kind(self.family) == "features":
+            arr = np.log1p(np.clip(arr, 0, None))
+        return np.asarray(self.estimator.predict(arr), dtype=np.float64)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """P(high activity) per row: images for image families, raw feature heights for feature families."""

@@ -298,6 +298,7 @@ def tune_cnn(
     hypermodel: keras_tuner.HyperModel | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     validation: tuple[np.ndarray, np.ndarray] | None = None,
+    continuous: bool = False,
 ) -> TuneResult:
     """Random search (``trials`` trials, ``epochs`` each) on the outer-training images of one fold.
 
@@ -307,13 +308,15 @@ def tune_cnn(
     ``score``, ``message`` and ``histories`` (per-epoch metrics of each execution), e.g. to log an MLflow
     nested run. ``directory/project_name`` holds keras-tuner's trial records (overwritten each call).
     Raises :class:`TuningFailed` with the trial's error when a trial fails (no silent "best" of failures).
+    ``continuous``: ``y_train`` holds values, not 0/1 labels (regression; pass ``validation`` and
+    ``balance_classes=False``, see :mod:`ms2img.models.cnn_regression`).
     """
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {sorted(OBJECTIVES)}; got '{objective}'")
     if int(trials) < 1 or int(epochs) < 1:
         raise ConfigError(f"trials and epochs must be >= 1; got {trials}, {epochs}")
     x = as_model_input(x_train)
-    y = as_labels(y_train, x.shape[0])
+    y = np.asarray(y_train, dtype=np.float32).reshape(-1) if continuous else as_labels(y_train, x.shape[0])
     if validation is not None:  # the caller's own (e.g. grouped) split
         train_idx, val_idx = (np.asarray(i) for i in validation)
     else:

@@ -34,7 +34,7 @@ from ms2img.plots.cv import (
 )
 from ms2img.plots.fingerprint import fingerprint_title, plot_fingerprint
 from ms2img.plots.multivariate import permutation_intercepts, plot_oplsda, plot_pca, plot_permutation
-from ms2img.plots.predictions import plot_oof_predictions, plot_predictions, spearman
+from ms2img.plots.predictions import plot_oof_predictions, plot_predictions, plot_regression_oof, spearman
 
 __all__ = [
     "DPI",
@@ -61,6 +61,7 @@ __all__ = [
     "plot_pca",
     "plot_permutation",
     "plot_predictions",
+    "plot_regression_oof",
     "plot_resolution_study",
     "plot_roc",
     "save_figure",

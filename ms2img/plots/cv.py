@@ -34,6 +34,9 @@ FOLD_METRIC_LABELS = {
     "precision": "Precision",
     "recall": "Recall",
     "roc_auc": "ROC AUC",
+    "spearman": "Spearman ρ",
+    "rmse": "RMSE",
+    "r2": "R²",
 }
 _ACCURACY_KEYS = ("accuracy", "binary_accuracy", "acc")
 
@@ -299,7 +302,8 @@ def plot_metric_boxplots(
 
     ``folds`` is that table (a DataFrame or a path to the CSV): columns ``family`` and the metric columns
     (``auc, balanced_accuracy, mcc, f1`` by default). Every fold of every repeat is a dot over its box.
-    Metrics absent from the table are skipped; MCC is drawn on [-1, 1], the others on [0, 1].
+    Metrics absent from the table are skipped; MCC and Spearman are drawn on [-1, 1], RMSE and R2 on their own
+    range, the others on [0, 1].
     """
     import pandas as pd
 
@@ -346,7 +350,10 @@ def plot_metric_boxplots(
                 zorder=3,
             )
         ax.set_xticks(positions, fams, rotation=30, ha="right", fontsize=8)
-        ax.set_ylim((-1.05, 1.05) if metric == "mcc" else (-0.02, 1.02))
+        if metric in ("mcc", "spearman"):
+            ax.set_ylim(-1.05, 1.05)
+        elif metric not in ("rmse", "r2"):  # regression's RMSE (assay units) and R2 (unbounded below): as they fall
+            ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"{letters[j % 8]}   {FOLD_METRIC_LABELS.get(metric, metric)}", loc="left", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(title)

@@ -184,3 +184,37 @@ def plot_oof_predictions(
         _corner_note(ax, note or MIDDLE_NOTE, outside=True)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
+
+
+def plot_regression_oof(
+    values: Sequence[float],
+    predictions: Sequence[float],
+    path: str | Path,
+    *,
+    value_label: str = "Assay value",
+    units: str | None = None,
+    title: str = "Out-of-fold predicted vs measured activity",
+) -> Path:
+    """``labels.mode: regression``: out-of-fold predicted value (y) against the measured one (x), one dot per
+    accession and repeat, the identity line dashed; Spearman's rho, RMSE and R2 of the dots in the legend title."""
+    from ms2img.stats import regression_scores
+
+    vals = np.asarray(values, dtype="float64").ravel()
+    pred = np.asarray(predictions, dtype="float64").ravel()
+    if vals.size != pred.size or vals.size == 0:
+        raise ValueError(f"need equal, non-zero numbers of values ({vals.size}) and predictions ({pred.size})")
+    s = regression_scores(vals, pred)
+    fig = new_figure(6.4, 4.8)
+    ax = fig.add_subplot()
+    ax.scatter(vals, pred, s=20, color=HIGH_COLOR, alpha=0.7, edgecolors="none", label=f"accessions, n={vals.size}")
+    finite = np.concatenate([vals[np.isfinite(vals)], pred[np.isfinite(pred)]])
+    if finite.size:
+        lo, hi = float(finite.min()), float(finite.max())
+        ax.plot([lo, hi], [lo, hi], color="0.4", ls="--", lw=1.0, label="predicted = measured")
+    ax.set_xlabel("Measured " + with_units(value_label, units))
+    ax.set_ylabel("Out-of-fold predicted " + with_units(value_label, units))
+    ax.set_title(title, fontsize=10)
+    head = f"Spearman ρ = {s['spearman']:.2f}, RMSE = {s['rmse']:.3g}, R² = {s['r2']:.2f}"
+    ax.legend(loc="upper left", fontsize=7.5, title=head, title_fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)

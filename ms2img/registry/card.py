@@ -24,8 +24,52 @@ def _fmt_metric(m: dict[str, float]) -> str:
     return text
 
 
+def _fmt_pooled(card: dict, key: str) -> str:
+    m = (card.get("pooled") or {}).get(key) or {}
+    if not isinstance(m.get("value"), int | float):
+        return "n/a"
+    text = f"{m['value']:.3f}"
+    if isinstance(m.get("ci_low"), int | float) and isinstance(m.get("ci_high"), int | float):
+        text += f", 95 % CI {m['ci_low']:.3f}-{m['ci_high']:.3f}"
+    return text
+
+
+def regression_card(card: dict[str, Any], *, version: str, data_hash: str, code_version: str, trained_at: str) -> str:
+    """The version description of a regression model (``labels.mode: regression``): value, units, Spearman first."""
+    rho = card_metric(card, "spearman")
+    headline = f", cross-validated Spearman rho {rho['mean']:.3f}" if "mean" in rho else ""
+    units = card.get("units") or "the assay's units"
+    span = card.get("value_range") or {}
+    lines = [
+        (
+            f"{card.get('assay')} {card.get('family')} v{version}{headline}: the {card.get('assay')} value ({units}) "
+            "per accession from raw LC-MS/MS peaks (regression)."
+        ),
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Spearman rho (per fold) | {_fmt_metric(rho)} |",
+        f"| RMSE (per fold, {units}) | {_fmt_metric(card_metric(card, 'rmse'))} |",
+        f"| R2 (per fold) | {_fmt_metric(card_metric(card, 'r2'))} |",
+        f"| Spearman rho (pooled out-of-fold) | {_fmt_pooled(card, 'spearman')} |",
+        (
+            f"| training values | {span.get('min', '?')} to {span.get('max', '?')} "
+            f"({card.get('n_accessions', 'n/a')} accessions) |"
+        ),
+        *([f"| cohort | {card.get('protocol') or 'small cohort'} |"] if card.get("small_cohort") else []),
+        f"| input | {card.get('input')} ({_input_detail(card)}) |",
+        f"| data version (DVC) | `{data_hash}` |",
+        f"| code version | `{code_version}` |",
+        f"| trained | {trained_at} ({float(card.get('seconds', 0) or 0):.0f} s) |",
+    ]
+    return "\n".join(lines)
+
+
 def model_card(card: dict[str, Any], *, version: str, data_hash: str, code_version: str, trained_at: str) -> str:
     """The version description shown in the registry (markdown)."""
+    if card.get("mode") == "regression":
+        return regression_card(card, version=version, data_hash=data_hash, code_version=code_version,
+                               trained_at=trained_at)  # fmt: skip
     counts = card.get("class_counts") or {}
     scaling = card.get("label_scaling") or {}
     auc = card_metric(card, "auc")
@@ -67,8 +111,19 @@ def _input_detail(card: dict) -> str:
     return f"training features matched by MS1/RT/{m.get('method', 'MS2')} mean similarity > {m.get('threshold', 0.8)}"
 
 
-def registered_model_description(assay: str) -> str:
+def registered_model_description(assay: str, mode: str = "classification") -> str:
     """The registered model's description: what it predicts and how to call it."""
+    if mode == "regression":
+        return (
+            f"Predicts the **{assay} value** of a natural-product extract (regression, `labels.mode: regression`) "
+            "from its untargeted LC-MS/MS peaks. One version per model family (tag `family`); `@champion` is the "
+            "safely promoted best one by Spearman rho.\n\n"
+            f"Call: `ms2img serve --assay {assay}` (or `mlflow models serve -m models:/ms2img-{assay}@champion`), "
+            "then POST `/invocations` with one row per precursor (`accession, precursor_mz, precursor_intensity, "
+            "rt_min, msms`). The answer per accession: `prediction` (in `units`), `mode` (regression), `family`, "
+            "`model_version`, `in_domain` / `domain_note` (out of domain the value is null unless the request sends "
+            "class_out_of_domain)."
+        )
     return (
         f"Predicts whether a natural-product extract is **high or low in {assay} activity** from its untargeted "
         "LC-MS/MS peaks (no compound identification). One version per model family (tag `family`: cnn, rf-image, "

@@ -12,10 +12,21 @@ import numpy as np
 import pandas as pd
 
 from ms2img.registry.registration import training_requests
-from ms2img.registry.store import AUC_TAG, FAMILY_TAG, SCALING_TAG, float_tag, log, mlflow_client, version_tags
+from ms2img.registry.store import (
+    FAMILY_TAG,
+    MODE_TAG,
+    SCALING_TAG,
+    float_tag,
+    log,
+    mlflow_client,
+    score_tag,
+    version_tags,
+)
+from ms2img.stats import LABELS, PRIMARY, spearman
 
 DEFAULT_Z = 1.645  # one-sided 95 %: better by more than the noise of the comparison
 MIN_PER_CLASS = 3  # fewer new accessions of a class than this: the new-data comparison cannot decide
+MIN_NEW_VALUES = 2 * MIN_PER_CLASS  # regression: fewer new accessions than this cannot decide
 
 
 @dataclass
@@ -72,6 +83,12 @@ def smoke_predict(name: str, version: str) -> str | None:
         if example is None:
             return "model has no input example to smoke-test"
         out = model.predict(example)
+        if "prediction" in out.columns:  # a regression model: a finite value (null only out of domain)
+            value = pd.to_numeric(out["prediction"], errors="coerce").to_numpy(dtype=float)
+            inside = out["in_domain"].to_numpy(bool) if "in_domain" in out.columns else np.ones(len(value), bool)
+            if len(value) == 0 or not np.isfinite(value[inside]).all():
+                return f"smoke prediction returned invalid values {value[:5]}"
+            return None
         prob = out["probability"].to_numpy(dtype=float)
         if len(prob) == 0 or not ((prob >= 0) & (prob <= 1)).all():
             return f"smoke prediction returned invalid probabilities {prob[:5]}"
@@ -116,8 +133,32 @@ def paired_auc_difference(
     }
 
 
-def _champion_predictions(name: str, version: str, requests: list[tuple[str, pd.DataFrame]]) -> pd.Series:
-    """The champion's served probabilities for accessions it never saw (through its registered pyfunc)."""
+def paired_spearman_difference(
+    values: np.ndarray, champion: np.ndarray, challenger: np.ndarray, n_boot: int = 2000, seed: int = 0
+) -> dict[str, float]:
+    """Spearman rho of both models' predictions with the measured values on the same accessions and the SE of the
+    difference (paired bootstrap over the accessions): the regression counterpart of :func:`paired_auc_difference`,
+    with the same keys (``spearman`` for ``auc``)."""
+    v, a, b = (np.asarray(x, dtype=float) for x in (values, champion, challenger))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(v), (n_boot, len(v)))
+    boots = np.array([spearman(b[i], v[i]) - spearman(a[i], v[i]) for i in idx])
+    boots = boots[np.isfinite(boots)]
+    rho_a, rho_b = spearman(a, v), spearman(b, v)
+    return {
+        "champion_spearman_new": rho_a,
+        "challenger_spearman_new": rho_b,
+        "spearman_diff": float(rho_b - rho_a),
+        "spearman_diff_se": float(boots.std(ddof=1)) if boots.size > 1 else float("nan"),
+        "n_new": len(v),
+    }
+
+
+def _champion_predictions(
+    name: str, version: str, requests: list[tuple[str, pd.DataFrame]], column: str = "probability"
+) -> pd.Series:
+    """The champion's served answers (``column``: probability, or a regression model's prediction) for accessions
+    it never saw (through its registered pyfunc)."""
     import mlflow
 
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
@@ -125,10 +166,11 @@ def _champion_predictions(name: str, version: str, requests: list[tuple[str, pd.
     out = {}
     for acc, req in requests:
         try:
-            out[acc] = float(predictor.predict(req)["probability"].iloc[0])
-        except Exception as exc:  # noqa: BLE001 - an accession the champion cannot answer counts as p = 0.5
-            log.warning("champion %s cannot predict %s (%s); scored as 0.5", version, acc, exc)
-            out[acc] = 0.5
+            out[acc] = float(predictor.predict(req, class_out_of_domain=True)[column].iloc[0])
+        except Exception as exc:  # noqa: BLE001 - an accession the champion cannot answer: p = 0.5 / no value
+            fallback = 0.5 if column == "probability" else math.nan
+            log.warning("champion %s cannot predict %s (%s); scored as %s", version, acc, exc, fallback)
+            out[acc] = fallback
     return pd.Series(out, dtype=float)
 
 
@@ -138,6 +180,59 @@ def _champion_accessions(name: str, version: str) -> list[str]:
     uri = mlflow_client().get_model_version_download_uri(name, version)
     path = mlflow.artifacts.download_artifacts(artifact_uri=f"{uri.rstrip('/')}/artifacts/model_dir/accessions.txt")
     return Path(path).read_text(encoding="utf-8").split()
+
+
+def _new_accessions(
+    name: str, champion: str, champ_tags: dict[str, str], family: str, oof: pd.DataFrame, events_dir: Path | None,
+    mode: str,
+) -> tuple[dict[str, Any] | None, dict[str, Any], str]:  # fmt: skip
+    """Both models on the accessions in the challenger's ``oof`` that the champion never saw: ``(stats, evidence,
+    note)``; ``stats`` (from :func:`paired_auc_difference` or, in regression, :func:`paired_spearman_difference`)
+    is None when too few new accessions can be scored, and ``note`` says why."""
+    evidence: dict[str, Any] = {}
+    seen = set(_champion_accessions(name, champion))
+    mine = oof[oof["family"] == family]
+    answer = "prediction" if mode == "regression" else "probability"
+    per_acc = mine.groupby("accession").agg(answer=(answer, "mean"), value=("value", "first"))
+    new = per_acc[~per_acc.index.astype(str).isin(seen)]
+    evidence["n_new_accessions"] = len(new)
+    if not len(new):
+        return None, evidence, ""
+    if mode == "regression":
+        if len(new) < MIN_NEW_VALUES:
+            return None, evidence, f"; too few new accessions to compare ({len(new)} < {MIN_NEW_VALUES})"
+        requests = training_requests([str(a) for a in new.index], events_dir)
+        new = new[new.index.astype(str).isin({a for a, _ in requests})]
+        champ = _champion_predictions(name, champion, requests, "prediction").reindex(new.index.astype(str))
+        ok = np.isfinite(champ.to_numpy())
+        if ok.sum() < MIN_NEW_VALUES:
+            return None, evidence, "; new accessions without events to score the champion on"
+        stats = paired_spearman_difference(
+            new["value"].to_numpy()[ok], champ.to_numpy()[ok], new["answer"].to_numpy()[ok]
+        )
+        head = f"on {int(ok.sum())} new accessions"
+        return {**stats, "head": head}, evidence, ""
+    scaling = json.loads(champ_tags[SCALING_TAG])
+    y = _labels_with(scaling, new["value"].to_numpy(float))
+    new = new[y >= 0].assign(label=y[y >= 0])
+    n_hi, n_lo = int((new["label"] == 1).sum()), int((new["label"] == 0).sum())
+    if min(n_hi, n_lo) < MIN_PER_CLASS:
+        return (
+            None,
+            evidence,
+            f"; too few new labelled accessions to compare ({n_hi} high / {n_lo} low < {MIN_PER_CLASS})",
+        )
+    requests = training_requests([str(a) for a in new.index], events_dir)
+    new = new[new.index.astype(str).isin({a for a, _ in requests})]
+    if min(int((new["label"] == 1).sum()), int((new["label"] == 0).sum())) < MIN_PER_CLASS:
+        return None, evidence, "; new accessions without events to score the champion on"
+    p_champ = _champion_predictions(name, champion, requests).reindex(new.index.astype(str))
+    stats = paired_auc_difference(new["label"].to_numpy(), p_champ.to_numpy(), new["answer"].to_numpy())
+    head = (
+        f"on {len(new)} new accessions ({stats['n_new_high']} high / {stats['n_new_low']} low, champion's label "
+        "scaling)"
+    )
+    return {**stats, "head": head}, evidence, ""
 
 
 def decide(
@@ -151,74 +246,66 @@ def decide(
     z: float,
     smoke: bool,
 ) -> tuple[bool, str, str, dict[str, Any]]:
-    """(promoted, rule, reason, evidence) for ``candidate`` against the current ``champion``."""
+    """(promoted, rule, reason, evidence) for ``candidate`` against the current ``champion``.
+
+    One rule for every ``labels.mode``; the metric is the mode's (AUC, or Spearman's rho for regression models):
+    on new accessions the challenger must beat the champion by ``z`` standard errors of the paired difference,
+    otherwise the selection's paired comparison on the same folds decides."""
     cand_tags = version_tags(name, candidate)
     family = cand_tags.get(FAMILY_TAG, "?")
-    cand_auc = float_tag(cand_tags, AUC_TAG)
+    mode = cand_tags.get(MODE_TAG, "classification")
+    metric = PRIMARY.get(mode, "auc")
+    label = LABELS[metric]
+    cand_score = float_tag(cand_tags, score_tag(mode))
     if champion == candidate:
         return False, "already-champion", f"version {candidate} ({family}) is already champion", {}
     failure = smoke_predict(name, candidate) if smoke else None
     if failure:
         return False, "smoke-failed", f"kept champion {champion}: challenger {candidate} {failure}", {}
     if champion is None:
-        return True, "first", f"first champion: {family} (cv AUC {cand_auc:.3f})", {"challenger_cv_auc": cand_auc}
+        return True, "first", f"first champion: {family} (cv {label} {cand_score:.3f})", {
+            f"challenger_cv_{metric}": cand_score
+        }  # fmt: skip
     champ_tags = version_tags(name, champion)
     champ_family = champ_tags.get(FAMILY_TAG, "?")
-    champ_auc = float_tag(champ_tags, AUC_TAG)
-    evidence: dict[str, Any] = {"challenger_cv_auc": cand_auc, "champion_cv_auc": champ_auc}
+    if champ_tags.get(MODE_TAG, "classification") != mode:
+        return True, "mode-changed", (
+            f"promoted: labels.mode is now {mode} (champion {champion} was {champ_tags.get(MODE_TAG, 'classification')}"
+            f"); {family} (cv {label} {cand_score:.3f}) answers the new question"
+        ), {f"challenger_cv_{metric}": cand_score}  # fmt: skip
+    champ_score = float_tag(champ_tags, score_tag(mode))
+    evidence: dict[str, Any] = {f"challenger_cv_{metric}": cand_score, f"champion_cv_{metric}": champ_score}
 
-    # 1. new accessions: both models on data neither has seen, labelled with the champion's scaling
+    # 1. new accessions: both models on data neither has seen (classification: labelled with the champion's scaling)
     new_note = ""
-    if oof is not None and len(oof) and SCALING_TAG in champ_tags:
-        seen = set(_champion_accessions(name, champion))
-        mine = oof[oof["family"] == family]
-        per_acc = mine.groupby("accession").agg(probability=("probability", "mean"), value=("value", "first"))
-        new = per_acc[~per_acc.index.astype(str).isin(seen)]
-        evidence["n_new_accessions"] = len(new)
-        if len(new):
-            scaling = json.loads(champ_tags[SCALING_TAG])
-            y = _labels_with(scaling, new["value"].to_numpy(float))
-            new = new[y >= 0].assign(label=y[y >= 0])
-            n_hi, n_lo = int((new["label"] == 1).sum()), int((new["label"] == 0).sum())
-            if min(n_hi, n_lo) >= MIN_PER_CLASS:
-                requests = training_requests([str(a) for a in new.index], events_dir)
-                got = {a for a, _ in requests}
-                new = new[new.index.astype(str).isin(got)]
-                if min(int((new["label"] == 1).sum()), int((new["label"] == 0).sum())) >= MIN_PER_CLASS:
-                    p_champ = _champion_predictions(name, champion, requests).reindex(new.index.astype(str))
-                    stats = paired_auc_difference(
-                        new["label"].to_numpy(), p_champ.to_numpy(), new["probability"].to_numpy()
-                    )
-                    margin = z * stats["auc_diff_se"]
-                    evidence.update(stats, margin=margin, z=z)
-                    head = (
-                        f"on {len(new)} new accessions ({stats['n_new_high']} high / {stats['n_new_low']} low, "
-                        f"champion's label scaling) challenger {candidate} ({family}, out-of-fold) AUC "
-                        f"{stats['challenger_auc_new']:.3f} vs champion {champion} ({champ_family}, unseen) "
-                        f"{stats['champion_auc_new']:.3f}: difference {stats['auc_diff']:+.3f}, margin {margin:.3f} "
-                        f"({z:g} x SE {stats['auc_diff_se']:.3f})"
-                    )
-                    if stats["auc_diff"] > margin:
-                        return True, "new-accessions", f"promoted: {head}", evidence
-                    return (
-                        False,
-                        "new-accessions",
-                        f"kept champion {champion}: {head}: not better by the margin",
-                        evidence,
-                    )
-                new_note = "; new accessions without events to score the champion on"
-            else:
-                new_note = f"; too few new labelled accessions to compare ({n_hi} high / {n_lo} low < {MIN_PER_CLASS})"
+    if oof is not None and len(oof) and (mode == "regression" or SCALING_TAG in champ_tags):
+        stats, more, new_note = _new_accessions(name, champion, champ_tags, family, oof, events_dir, mode)
+        evidence.update(more)
+        if stats is not None:
+            head = stats.pop("head")
+            diff, se = stats[f"{metric}_diff"], stats[f"{metric}_diff_se"]
+            margin = z * se
+            evidence.update(stats, margin=margin, z=z)
+            head = (
+                f"{head} challenger {candidate} ({family}, out-of-fold) {label} "
+                f"{stats[f'challenger_{metric}_new']:.3f} vs champion {champion} ({champ_family}, unseen) "
+                f"{stats[f'champion_{metric}_new']:.3f}: difference {diff:+.3f}, margin {margin:.3f} "
+                f"({z:g} x SE {se:.3f})"
+            )
+            if diff > margin:
+                return True, "new-accessions", f"promoted: {head}", evidence
+            return False, "new-accessions", f"kept champion {champion}: {head}: not better by the margin", evidence
     # 2. no (usable) new accessions: the selection's paired comparison on the same folds
     winner = (selection or {}).get("winner")
     if family == champ_family:
-        if math.isnan(cand_auc) or (not math.isnan(champ_auc) and cand_auc < champ_auc):
+        if math.isnan(cand_score) or (not math.isnan(champ_score) and cand_score < champ_score):
             return False, "same-family", (
-                f"kept champion {champion}: refit {candidate} of {family} has cv AUC {cand_auc:.3f} < {champ_auc:.3f}"
-                f"{new_note}"
+                f"kept champion {champion}: refit {candidate} of {family} has cv {label} {cand_score:.3f} < "
+                f"{champ_score:.3f}{new_note}"
             ), evidence  # fmt: skip
         return True, "same-family", (
-            f"promoted: refit of {family} on the same accessions, cv AUC {cand_auc:.3f} vs {champ_auc:.3f}{new_note}"
+            f"promoted: refit of {family} on the same accessions, cv {label} {cand_score:.3f} vs {champ_score:.3f}"
+            f"{new_note}"
         ), evidence  # fmt: skip
     if winner is None:
         return (
@@ -236,7 +323,7 @@ def decide(
         d = sign * float(entry.get("diff", math.nan))
         lo, hi = sorted((sign * float(entry.get("ci_low", math.nan)), sign * float(entry.get("ci_high", math.nan))))
         evidence.update(paired_diff=d, paired_ci_low=lo, paired_ci_high=hi)
-        detail = f" (paired AUC difference {family} - {champ_family} {d:+.3f}, CI {lo:+.3f} to {hi:+.3f})"
+        detail = f" (paired {label} difference {family} - {champ_family} {d:+.3f}, CI {lo:+.3f} to {hi:+.3f})"
     if winner == family:
         return (
             True,

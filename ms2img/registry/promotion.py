@@ -138,7 +138,8 @@ def promote_assay(
             oof = pd.read_csv(oof_path, dtype={"accession": str})
         except (OSError, ValueError, pd.errors.ParserError) as exc:
             raise InputFileError(oof_path, f"unreadable out-of-fold predictions ({exc.__class__.__name__})") from None
-        need = {"accession", "family", "probability", "value"}
+        answer = "prediction" if selection.get("mode") == "regression" else "probability"
+        need = {"accession", "family", answer, "value"}
         if missing := sorted(need - set(oof.columns)):
             raise InputFileError(oof_path, f"missing columns {missing}")
     name = model_name(assay, prefix=prefix)

@@ -19,6 +19,7 @@ from ms2img.registry.store import (
     CONTENT_TAG,
     DATA_TAG,
     FAMILY_TAG,
+    MODE_TAG,
     PENDING,
     SCALING_TAG,
     STATUS_TAG,
@@ -31,6 +32,7 @@ from ms2img.registry.store import (
     next_version,
     registry_lock,
 )
+from ms2img.stats import PRIMARY, scores_of
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PYFUNC_CODE = PACKAGE_DIR / "pyfunc_model.py"
@@ -155,7 +157,8 @@ def register_family(
         example = random_request(n_precursors=50, n_fragments=10, seed=0, accession="EXAMPLE")
     trained_at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime((model_dir / "model.json").stat().st_mtime))
     card = fm.card
-    auc = card_metric(card, "auc")
+    primary = PRIMARY[fm.mode]  # auc, or spearman for a regression model
+    headline = card_metric(card, primary)
     with tempfile.TemporaryDirectory(prefix="ms2img-register-") as tmp:
         staged = Path(tmp) / "model_dir"
         shutil.copytree(model_dir, staged)
@@ -175,7 +178,7 @@ def register_family(
             )  # fmt: skip
             with run_ctx as run:
                 if not run_id:  # a run of its own: give it the model's scores, which MLflow links to the model
-                    mlflow.log_metrics({f"{score}_{stat}": v for score in ("auc", "balanced_accuracy", "mcc", "f1")
+                    mlflow.log_metrics({f"{score}_{stat}": v for score in scores_of(fm.mode)
                                         for stat, v in card_metric(card, score).items()})  # fmt: skip
                 info = mlflow.pyfunc.log_model(
                     name=fm.family,
@@ -183,7 +186,7 @@ def register_family(
                     artifacts={"model_dir": str(staged)},
                     model_config=config,
                     code_paths=[str(PACKAGE_DIR)],
-                    signature=request_signature(),
+                    signature=request_signature(fm.mode),
                     input_example=example,
                     pip_requirements=_pip_requirements(fm.family),
                 )
@@ -198,13 +201,15 @@ def register_family(
                 TRAINING_TAG: key or "unknown",
                 STATUS_TAG: PENDING,
                 SCALING_TAG: json.dumps(scaling, sort_keys=True),
-                "threshold": f"{fm.threshold:.6g}",
+                MODE_TAG: fm.mode,
+                **({"threshold": f"{fm.threshold:.6g}"} if fm.mode == "classification" else {}),
+                **({"units": str(card.get("units") or "")} if fm.mode == "regression" else {}),
                 "n_accessions": str(card.get("n_accessions", len(fm.accessions))),
                 "class_counts": json.dumps(card.get("class_counts") or {}, sort_keys=True),
                 "run_id": run_id,
                 "trained_at": trained_at,
                 "domain": "stored" if domain is not None else "none",
-                **{f"auc_{k}": f"{v:.6f}" for k, v in auc.items()},
+                **{f"{primary}_{k}": f"{v:.6f}" for k, v in headline.items()},
             }
             mv = mlflow.register_model(info.model_uri, name, tags=tags)
             if str(mv.version) != version:  # someone registered in between without the lock
@@ -218,6 +223,6 @@ def register_family(
                     card, version=version, data_hash=data_hash, code_version=code_version, trained_at=trained_at
                 ),
             )
-            client.update_registered_model(name, description=registered_model_description(fm.assay))
+            client.update_registered_model(name, description=registered_model_description(fm.assay, fm.mode))
     log.info("%s: registered %s as version %s", name, model_dir, version)
     return version

@@ -23,6 +23,7 @@ CODE_TAG = "code.version"
 FAMILY_TAG = "family"
 CONTENT_TAG = "content.hash"
 SCALING_TAG = "label_scaling"
+MODE_TAG = "mode"  # labels.mode of the version: classification or regression (absent: classification)
 REJECTED_TAG = "promotion.rejected"
 TRAINING_TAG = "training.key"  # assay + data + params + code (ms2img.train.training_provenance)
 STATUS_TAG = "promotion.status"  # pending (registered, not yet judged), champion, challenger, not-winner, abandoned
@@ -112,6 +113,14 @@ def content_hash(folder: str | Path) -> str:
 
 def version_tags(name: str, version: str) -> dict[str, str]:
     return dict(mlflow_client().get_model_version(name, version).tags)
+
+
+def score_tag(mode: str) -> str:
+    """The version tag holding the cross-validated mean of the score that promotes (``auc_mean``; regression:
+    ``spearman_mean``)."""
+    from ms2img.stats import PRIMARY
+
+    return f"{PRIMARY.get(mode, 'auc')}_mean"
 
 
 def float_tag(tags: dict[str, str], key: str) -> float:

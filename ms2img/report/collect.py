@@ -54,6 +54,14 @@ class AssayInputs:
     def winner(self) -> str | None:
         return (self.selection or {}).get("winner")
 
+    @property
+    def regression(self) -> bool:
+        """Trained with ``labels.mode: regression`` (selection.json says so; else folds.csv has no AUC but rho)."""
+        if self.selection and self.selection.get("mode"):
+            return self.selection["mode"] == "regression"
+        cols = set(self.folds.columns) if self.folds is not None else set()
+        return "spearman" in cols and "auc" not in cols
+
 
 @dataclass
 class ReportInputs:

@@ -134,12 +134,15 @@ def confusion(oof: pd.DataFrame, folds: pd.DataFrame | None, family: str, assay:
     )
 
 
-def boxplots(folds: pd.DataFrame, assay: str, scratch: Path, families: Sequence[str]) -> bytes:
-    """Fig. 5: per-fold metrics per family."""
+def boxplots(
+    folds: pd.DataFrame, assay: str, scratch: Path, families: Sequence[str], metrics: Sequence[str] = plots.FOLD_METRICS
+) -> bytes:
+    """Fig. 5: per-fold metrics per family (``metrics``: the mode's scores)."""
     return _png(
         plots.plot_metric_boxplots(
             folds,
             scratch / f"{assay}_box.png",
+            metrics=metrics,
             families=list(families),
             title=f"{assay}: per-fold scores by model family ({len(folds)} fold results)",
         )

@@ -26,6 +26,7 @@ from ms2img.report.html import (
 )
 
 SCORE_COLUMNS = (("auc", "ROC AUC"), ("balanced_accuracy", "Balanced accuracy"), ("mcc", "MCC"), ("f1", "F1"))
+REGRESSION_COLUMNS = (("spearman", "Spearman ρ"), ("rmse", "RMSE"), ("r2", "R²"))  # labels.mode: regression
 RF_FEATURE_FAMILIES = ("rf-cosine", "rf-entropy")
 
 
@@ -67,6 +68,10 @@ def _served_model(a: Any) -> str:
     card = a.cards.get(a.winner or "") if a.winner else None
     if not card:
         return "<span class='note'>no model card</span>"
+    if card.get("mode") == "regression":
+        span = card.get("value_range") or {}
+        return f"predicts the value; trained on {num(card.get('n_accessions'))} ({num(span.get('min'))} to " \
+               f"{num(span.get('max'))}{' ' + esc(card['units']) if card.get('units') else ''})"  # fmt: skip
     counts = card.get("class_counts") or {}
     trained = card.get("n_accessions")
     text = f"threshold {num(card.get('threshold'))}"
@@ -84,11 +89,12 @@ def overview(inp: ReportInputs) -> str:
         m = a.metrics or {}
         sel = a.selection or {}
         fam = (m.get("families") or {}).get(a.winner or "", {}) if a.winner else {}
+        score = stat_cell(fam.get("spearman")) + " (Spearman ρ)" if a.regression else stat_cell(fam.get("auc"))
         rows.append(
             [
                 f"<a href='#fig3-{esc(a.name)}'>{esc(a.name)}</a>",
                 f"<b>{esc(a.winner)}</b>" if a.winner else "<span class='note'>not selected (no selection.json)</span>",
-                stat_cell(fam.get("auc")) if fam else "–",
+                score if fam else "–",
                 esc(sel.get("reason", "")),
                 _served_model(a),
                 " / ".join(num(m.get(k)) for k in ("n_accessions", "n_low", "n_high", "n_middle")) if m else "–",
@@ -108,7 +114,8 @@ def overview(inp: ReportInputs) -> str:
             [
                 "assay",
                 "winner (served)",
-                "winner AUC mean ± SD [95% interval]",
+                "winner AUC mean ± SD [95% interval]"
+                + ("; regression: Spearman ρ" if any(a.regression for a in inp.assays) else ""),
                 "why",
                 "served model",
                 "accessions / low / high / mid-range",
@@ -191,8 +198,44 @@ def _summary_from_folds(folds: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _paired_rows(a: Any, suffix: str = "") -> list[list[str]]:
+    """The paired comparisons of one assay's families on the same folds (its selecting metric)."""
+    out = []
+    paired = (a.metrics or {}).get("paired") or (a.selection or {}).get("paired") or {}
+    for name, t in paired.items():
+        if isinstance(t, Mapping):
+            sig = isinstance(t.get("p_value"), int | float) and t["p_value"] < 0.05
+            out.append(
+                [
+                    esc(a.name),
+                    esc(name) + suffix,
+                    num(t.get("diff")),
+                    f"[{num(t.get('ci_low'))}, {num(t.get('ci_high'))}]",
+                    ("<b>" + pvalue(t.get("p_value")) + "</b>") if sig else pvalue(t.get("p_value")),
+                ]
+            )
+    return out
+
+
+def _regression_rows(a: Any, fams: Mapping[str, Any]) -> list[list[str]]:
+    """Table 2 rows of a regression assay: per-fold Spearman, RMSE, R2 and the pooled Spearman with its interval."""
+    rows = []
+    for fam in [f for f in a.families if f in fams] + [f for f in fams if f not in a.families]:
+        e = fams[fam] or {}
+        pooled = (e.get("pooled") or {}).get("spearman") or {}
+        rows.append(
+            [esc(a.name), esc(fam) + (" <span class=badge>winner</span>" if fam == a.winner else "")]
+            + [stat_cell(e.get(k)) for k, _ in REGRESSION_COLUMNS]
+            + [
+                f"{num(pooled.get('value'))} [{num(pooled.get('ci_low'))}, {num(pooled.get('ci_high'))}]",
+                num(e.get("seconds"), 1),
+            ]
+        )
+    return rows
+
+
 def table2(inp: ReportInputs) -> str:
-    rows, classes, paired_rows = [], [], []
+    rows, classes, paired_rows, regression_rows = [], [], [], []
     notes = []
     for a in inp.assays:
         fams = (a.metrics or {}).get("families") if a.metrics else None
@@ -203,6 +246,10 @@ def table2(inp: ReportInputs) -> str:
             rows.append([esc(a.name), "<span class='note'>not run</span>"] + ["–"] * (len(SCORE_COLUMNS) + 2))
             classes.append("")
             continue
+        if a.regression:
+            regression_rows += _regression_rows(a, fams)
+            paired_rows += _paired_rows(a, " (Spearman ρ)")
+            continue
         for fam in [f for f in a.families if f in fams] + [f for f in fams if f not in a.families]:
             e = fams[fam] or {}
             rows.append(
@@ -211,19 +258,7 @@ def table2(inp: ReportInputs) -> str:
                 + [num(e.get("spearman")), num(e.get("seconds"), 1)]
             )
             classes.append("winner" if fam == a.winner else "")
-        paired = (a.metrics or {}).get("paired") or (a.selection or {}).get("paired") or {}
-        for name, t in paired.items():
-            if isinstance(t, Mapping):
-                sig = isinstance(t.get("p_value"), int | float) and t["p_value"] < 0.05
-                paired_rows.append(
-                    [
-                        esc(a.name),
-                        esc(name),
-                        num(t.get("diff")),
-                        f"[{num(t.get('ci_low'))}, {num(t.get('ci_high'))}]",
-                        ("<b>" + pvalue(t.get("p_value")) + "</b>") if sig else pvalue(t.get("p_value")),
-                    ]
-                )
+        paired_rows += _paired_rows(a)
     body = [
         (
             "<p class='note'>Mean ± SD over every fold of every repeat, the 95% interval in brackets (corrected for "
@@ -239,6 +274,20 @@ def table2(inp: ReportInputs) -> str:
         if rows
         else missing("no assay metrics"),
     ]
+    if regression_rows:  # labels.mode: regression: the value's scores, per fold and pooled
+        body = body if rows else body[:1]
+        body += [
+            (
+                "<h3>Regression assays (labels.mode: regression)</h3><p class='note'>Per fold: mean ± SD [95% "
+                "interval] as above; pooled: every accession's out-of-fold prediction against its measured value "
+                "(Spearman's ρ with a Fisher-z interval).</p>"
+            ),
+            table(
+                ["assay", "family"] + [label for _, label in REGRESSION_COLUMNS] + ["pooled Spearman ρ", "seconds"],
+                regression_rows,
+                raw=True,
+            ),
+        ]
     body += [f"<p class='note'>{n}</p>" for n in notes]
     body.append("<h3>Paired tests on per-fold AUC</h3>")
     paired_table = table(
@@ -300,6 +349,12 @@ def fig3(inp: ReportInputs, figs: Figures, scratch: Path, units: Mapping[str, st
             continue
         featured = [f for f in ("cnn", a.winner) if f and f in set(a.oof["family"].astype(str))]
         featured = list(dict.fromkeys(featured)) or a.families[:1]
+        if a.regression:  # no classes, ROC or confusion: the training stage's predicted-vs-measured figures
+            caption = "{}, {}: out-of-fold predicted against measured value"
+            cells = [figs.file(a.plots.get(f"regression_{f.replace('-', '_')}"), caption.format(a.name, f))
+                     for f in featured]  # fmt: skip
+            parts.append("<div class=figs>" + "".join(cells) + "</div>")
+            continue
         for fam in featured:
             cells = []
             t, t_label, band = thresholds(a, fam)
@@ -424,6 +479,10 @@ def fig5(inp: ReportInputs, figs: Figures, scratch: Path) -> str:
     for a in inp.assays:
         if a.folds is None or "family" not in a.folds.columns:
             cells.append(missing(f"per-fold scores of {esc(a.name)} (reports/{esc(a.name)}/folds.csv)"))
+            continue
+        if a.regression:
+            data, err = F.safe(F.boxplots, a.folds, a.name, scratch, a.families, [k for k, _ in REGRESSION_COLUMNS])
+            cells.append(figs.add(data, f"{a.name}: per-fold Spearman ρ, RMSE and R² by family (regression)", err))
             continue
         data, err = F.safe(F.boxplots, a.folds, a.name, scratch, a.families)
         cells.append(figs.add(data, f"{a.name}: per-fold ROC AUC, balanced accuracy, MCC and F1 by family", err))

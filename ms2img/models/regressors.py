@@ -1,0 +1,161 @@
+"""Every model family as a regressor of the raw assay value (``labels.mode: regression``), on the same inputs.
+
+:func:`make_regressor` takes the family's classifier exactly as :func:`ms2img.models.estimators.make_estimator`
+configures it from params.yaml and builds its regression twin with the same settings, so the two modes never drift:
+
+* forests (``rf-image``, ``rf-cosine``, ``rf-entropy``) -> :class:`ForestRegressor`: a random forest regressor on
+  the same inputs, its grid point chosen by the out-of-bag Spearman rho (no inner folds; the test fold unseen);
+* ``cnn`` -> :class:`CNNRegressor`: the same tuned network with a linear output and a Huber loss
+  (:mod:`ms2img.models.cnn_regression`), trials ranked and stopped early on the inner loss, the inner split
+  stratified by value-quantile bins.
+
+Every family has a regressor; the descriptive PCA / OPLS-DA (discriminant analysis) are skipped in regression with
+one logged line by the train stage. ``predict`` returns values in the assay's units.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.pipeline import Pipeline
+
+from ms2img.models.baselines import FlattenImages
+from ms2img.models.estimators import CNNClassifier, ForestClassifier, _fixed_hp, make_estimator
+from ms2img.stats import spearman
+
+log = logging.getLogger(__name__)
+
+
+class ForestRegressor(RegressorMixin, BaseEstimator):
+    """Random forest regressor whose grid point is chosen by out-of-bag Spearman rho (as the classifier by OOB AUC)."""
+
+    def __init__(
+        self,
+        n_estimators: Sequence[int] = (300,),
+        max_features: Sequence[Any] = ("sqrt",),
+        flatten: bool = False,
+        seed: int = 0,
+        n_jobs: int = 1,
+    ):
+        self.n_estimators = n_estimators
+        self.max_features = max_features
+        self.flatten = flatten
+        self.seed = seed
+        self.n_jobs = n_jobs
+
+    def _make(self, n_trees: int, max_features: Any) -> Any:
+        rf = RandomForestRegressor(
+            n_estimators=int(n_trees),
+            max_features=max_features,
+            oob_score=True,
+            random_state=int(self.seed),
+            n_jobs=int(self.n_jobs),
+        )
+        return Pipeline([("flatten", FlattenImages(drop_zero_columns=True)), ("rf", rf)]) if self.flatten else rf
+
+    def fit(self, X: Any, y: Any) -> ForestRegressor:
+        y = np.asarray(y, dtype=float)
+        best = None
+        for n in self.n_estimators:
+            for mf in self.max_features:
+                model = self._make(n, mf).fit(X, y)
+                rf = model[-1] if self.flatten else model
+                rho = spearman(rf.oob_prediction_, y)
+                score = rho if np.isfinite(rho) else -np.inf
+                if best is None or score > best[0]:
+                    best = (score, model, {"n_estimators": int(n), "max_features": mf})
+        self.oob_spearman_, self.model_, self.best_params_ = best
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self.model_.predict(X), dtype=float)
+
+
+class CNNRegressor(RegressorMixin, CNNClassifier):
+    """The tuned CNN of :class:`~ms2img.models.estimators.CNNClassifier` (same settings) predicting the value.
+
+    The targets are standardised with the training part's mean and SD; trials run on an inner split stratified by
+    value-quantile bins, ranked and early-stopped on the inner Huber loss (``val_loss``, whatever ``tune.objective``
+    says: AUC and accuracy mean nothing here); ``ensemble`` members are refitted on all of ``X`` for the best
+    epoch count, and every member answers in the assay's units (:func:`~ms2img.models.cnn_regression.in_units`).
+    """
+
+    def fit(self, X: Any, y: Any) -> CNNRegressor:
+        import tempfile
+
+        import keras
+        from sklearn.model_selection import train_test_split
+
+        from ms2img.dataset import value_strata
+        from ms2img.models.cnn import as_model_input
+        from ms2img.models.cnn_regression import RegressionHyperModel, in_units, standardise
+        from ms2img.models.tuning import tune_cnn
+
+        x = as_model_input(X)
+        z, self.target_mean_, self.target_scale_ = standardise(y)
+        fraction = float(self.validation_split)
+        strata = value_strata(z, max(2, round(1 / fraction)))
+        train_idx, val_idx = train_test_split(
+            np.arange(len(z)), test_size=fraction, stratify=strata, random_state=int(self.seed)
+        )
+        stop = keras.callbacks.EarlyStopping(
+            monitor="val_loss",
+            mode="min",
+            patience=int(self.patience),
+            restore_best_weights=True,
+            start_from_epoch=int(self.min_epochs),
+        )
+        hypermodel = RegressionHyperModel(self._hypermodel(x))
+        with tempfile.TemporaryDirectory(prefix="ms2img-kt-") as tmp:
+            result = tune_cnn(
+                x,
+                z,
+                trials=int(self.trials),
+                epochs=int(self.max_epochs),
+                seed=int(self.seed),
+                directory=tmp,
+                batch_size=int(self.batch_size),
+                objective="val_loss",
+                hypermodel=hypermodel,
+                callbacks=[stop, *self.callbacks],
+                on_trial_end=self.on_trial_end,
+                validation=(np.sort(train_idx), np.sort(val_idx)),
+                balance_classes=False,
+                continuous=True,
+            )
+        self.best_hp_, self.inner_score_ = result.best_hp, result.best_score
+        self.best_epoch_ = max(int(result.best_epoch), min(int(self.min_epochs), int(self.max_epochs)))
+        self.history_ = result.tuner.best_history
+        members = [] if int(self.ensemble) > 0 else [result.best_model]
+        for k in range(int(self.ensemble)):
+            keras.utils.set_random_seed(int(self.seed) + 7919 * (k + 1))
+            model = hypermodel.build(_fixed_hp(result.tuner, result.best_hp))
+            model.fit(x, z, epochs=self.best_epoch_, batch_size=int(self.batch_size), callbacks=list(self.callbacks),
+                      shuffle=True, verbose=0)  # fmt: skip
+            members.append(model)
+        self.members_ = [in_units(m, self.target_mean_, self.target_scale_) for m in members]
+        self.threshold_ = float("nan")  # no decision threshold: the answer is the value
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        from ms2img.models.cnn import predict_proba  # the network's output as it is: here the value, not P(high)
+
+        return np.mean([predict_proba(m, X) for m in self.members_], axis=0).astype(float)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        raise AttributeError("a CNNRegressor predicts values (predict), not probabilities")
+
+
+def make_regressor(family: str, params: Mapping[str, Any], seed: int, on_trial_end=None) -> BaseEstimator:
+    """The regression twin of ``family``'s classifier, with every setting the classifier gets from params.yaml."""
+    classifier = make_estimator(family, params, seed, on_trial_end)
+    if isinstance(classifier, CNNClassifier):
+        return CNNRegressor(**classifier.get_params(deep=False))
+    if isinstance(classifier, ForestClassifier):
+        return ForestRegressor(**classifier.get_params(deep=False))
+    raise TypeError(f"no regressor for family {family!r} ({type(classifier).__name__})")
