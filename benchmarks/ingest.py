@@ -132,8 +132,9 @@ try:
     peak = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")) / 1024
 except OSError:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+ru = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"events": s.events, "accessions": s.accessions, "import_s": t1 - t0, "ingest_s": t2 - t1,
-                  "peak_mib": peak}))
+                  "peak_mib": peak, "cpu_s": ru.ru_utime + ru.ru_stime}))
 """
 
 
@@ -200,7 +201,8 @@ def memory_benchmark(mb: float, seed: int, keep: bool) -> int:
         print(f"baseline (ingest of {small.name}, {small.stat().st_size / 2**20:.2f} MiB): peak RSS {base_rss:.0f} MiB")
         print(
             f"ingest  {report['ingest_s']:7.2f} s  {file_mb / report['ingest_s']:6.1f} MiB/s  "
-            f"(process {wall:.2f} s incl. {report['import_s']:.2f} s imports); wrote {out_mb:.1f} MiB Parquet"
+            f"(process {wall:.2f} s incl. {report['import_s']:.2f} s imports, {report['cpu_s']:.1f} CPU s); "
+            f"wrote {out_mb:.1f} MiB Parquet"
         )
         print(f"peak RSS {peak:.0f} MiB; peak RSS / file size: {peak / file_mb:.2f} (goal <= 3); "
               f"above the baseline: {(peak - base_rss) / file_mb:.2f} x the file")  # fmt: skip

@@ -81,11 +81,10 @@ def read_msdial(
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "file not found")
-    sheet_index = index_sheet(sample_sheet)
-    layout, parsed = _read_blocks(path, sheet_index, max(1, int(block_bytes or STREAM_BLOCK_BYTES)))
+    layout, parsed = _read_blocks(path, sample_sheet, max(1, int(block_bytes or STREAM_BLOCK_BYTES)))
     if parsed is None:
-        layout, parsed = _read_whole(path, sheet_index, layout)
-    header, warnings = layout.header, layout.warnings
+        layout, parsed = _read_whole(path, sample_sheet, layout)
+    header, warnings, sheet_index = layout.header, layout.warnings, layout.sheet_index
     n_missing = parsed.pop("n_missing")
     if n_missing:
         warnings[MISSING_HEIGHT_WARNING] = warnings.get(MISSING_HEIGHT_WARNING, 0) + n_missing
@@ -119,6 +118,9 @@ def read_msdial(
     )
 
 
+_Sheet = pd.DataFrame | str | Path | None  # a sample sheet as read_msdial takes it
+
+
 class _Layout(NamedTuple):
     """What the lines above the body say: the header line (0-based), its cells, where the named columns are,
     the sample columns and the columns to read."""
@@ -130,9 +132,10 @@ class _Layout(NamedTuple):
     samples: list[tuple[int, dict[str, str]]]
     wanted: list[int]
     warnings: dict[str, int]
+    sheet_index: dict[str, dict[str, str]]
 
 
-def _layout(path: Path, lines: list[str], sheet_index: dict) -> _Layout:
+def _layout(path: Path, lines: list[str], sample_sheet: _Sheet) -> _Layout:
     """Header, named columns and sample columns from the head lines (errors name the line)."""
     h = _find_header(path, lines)
     header = [c.strip() for c in lines[h].split("\t")]
@@ -145,13 +148,14 @@ def _layout(path: Path, lines: list[str], sheet_index: dict) -> _Layout:
     _check_unique_fixed_columns(path, header, hline)
     adduct_col = next((col[c] for c in ADDUCT_COLUMNS if c in col), None)
     warnings: dict[str, int] = {}
+    sheet_index = index_sheet(sample_sheet)
     samples = _select_samples(path, lines, h, header, sheet_index, warnings)
     wanted = [col[ID], col[MZ], col[RT], col[MSMS], *([adduct_col] if adduct_col is not None else [])]
     wanted += [j for j, _ in samples]
-    return _Layout(h, header, col, adduct_col, samples, wanted, warnings)
+    return _Layout(h, header, col, adduct_col, samples, wanted, warnings, sheet_index)
 
 
-def _read_blocks(path: Path, sheet_index: dict, block_bytes: int) -> tuple[_Layout | None, dict | None]:
+def _read_blocks(path: Path, sample_sheet: _Sheet, block_bytes: int) -> tuple[_Layout | None, dict | None]:
     """The export read a block of lines at a time: ``(layout, parsed)`` with ``parsed`` the keyword arguments of
     :class:`AlignedFeatures` (plus ``n_missing``), or ``parsed=None`` when a block is not plain (anything the
     whole-file reader would explain, warn about or read line by line): that reader then decides."""
@@ -163,7 +167,7 @@ def _read_blocks(path: Path, sheet_index: dict, block_bytes: int) -> tuple[_Layo
         if lines is None:
             return None, None
         try:
-            layout = _layout(path, lines, sheet_index)
+            layout = _layout(path, lines, sample_sheet)
         except InputFileError:  # the whole-file reader says it (a NUL byte further down comes first there)
             return None, None
         col, width = layout.col, len(layout.header)
@@ -226,7 +230,7 @@ def _read_blocks(path: Path, sheet_index: dict, block_bytes: int) -> tuple[_Layo
     return layout, parsed
 
 
-def _read_whole(path: Path, sheet_index: dict, layout: _Layout | None) -> tuple[_Layout, dict]:
+def _read_whole(path: Path, sample_sheet: _Sheet, layout: _Layout | None) -> tuple[_Layout, dict]:
     """The whole file at once: pyarrow over the body when it can, else line by line with exact line numbers and
     every rule's error. ``layout``, from the same head lines, saves re-reading the head (and re-warning)."""
     data = path.read_bytes()
@@ -237,8 +241,8 @@ def _read_whole(path: Path, sheet_index: dict, layout: _Layout | None) -> tuple[
         lines = read_text_lines(path)
         layout = None
     if layout is None:
-        layout = _layout(path, lines, sheet_index)
-    h, header, col, adduct_col, samples, wanted, _ = layout
+        layout = _layout(path, lines, sample_sheet)
+    h, header, col, adduct_col, samples, wanted = layout[:6]
     hline = h + 1
     cells = _fast_columns(data, _body_offset(data, h), len(header), wanted) if fast else None
     del data
