@@ -269,3 +269,12 @@ def test_classification_answers_are_unchanged(tmp_path):
     assert FAMILY_RESPONSE_COLUMNS == before and list(out.columns) == before
     assert out["class"].iloc[0] in ("high", "low") and 0 <= out["probability"].iloc[0] <= 1
     assert request_signature().outputs.input_names() == before
+
+
+def test_report_shows_the_regression_scores(regression_run, tmp_path):
+    from ms2img.report import build_report
+
+    out = build_report(regression_run["root"], tmp_path / "index.html", assays=[ASSAY], params_path=None)
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "Regression assays (labels.mode: regression)" in html and "pooled Spearman ρ" in html
+    assert "could not be drawn" not in html and out.n_figures >= 2  # predicted-vs-measured and the box plots

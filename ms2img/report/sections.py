@@ -289,9 +289,16 @@ def table2(inp: ReportInputs) -> str:
             ),
         ]
     body += [f"<p class='note'>{n}</p>" for n in notes]
-    body.append("<h3>Paired tests on per-fold AUC</h3>")
+    mixed = " (Spearman ρ for regression assays)" if regression_rows else ""
+    body.append(f"<h3>Paired tests on per-fold AUC{mixed}</h3>")
     paired_table = table(
-        ["assay", "comparison", "AUC difference", "95% interval", "p (corrected resampled t-test)"],
+        [
+            "assay",
+            "comparison",
+            "difference" if mixed else "AUC difference",
+            "95% interval",
+            "p (corrected resampled t-test)",
+        ],
         paired_rows,
         raw=True,
         numeric=(2,),
@@ -435,6 +442,9 @@ def fig4(inp: ReportInputs, figs: Figures, scratch: Path) -> str:
             ("PCA scores (feature table)", a.plots.get("pca_scores"), None),
             ("OPLS-DA scores with R²Y / Q²Y", a.plots.get("oplsda_scores"), None),
         ]
+        if a.regression:
+            parts.append(missing("PCA / OPLS-DA and ROC: not run in regression mode (they describe low/high classes)"))
+            continue
         rf = [f for f in RF_FEATURE_FAMILIES if a.oof is not None and f in set(a.oof["family"].astype(str))]
         for fam in rf:
             data, err = F.safe(F.roc, a.oof, fam, a.name, scratch)
