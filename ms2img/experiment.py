@@ -40,6 +40,7 @@ from ms2img.stats import (
     corrected_interval,
     corrected_paired_test,
     fold_scores,
+    pooled_classification,
     pooled_regression,
     regression_scores,
     scores_of,
@@ -95,7 +96,7 @@ class CVResult:
         scores with intervals); paired tests on the selecting metric."""
         fams: dict[str, Any] = {}
         for fam, g in self.folds.groupby("family", sort=False):
-            scores = scores_of(self.mode)
+            scores = [s for s in scores_of(self.mode) if s in g.columns]  # a table from before a score existed
             entry = {s: corrected_interval(g[s].to_numpy(), self.test_train_ratio, bounds=BOUNDS[s]) for s in scores}
             if self.small_cohort:
                 p = self.protocol
@@ -104,8 +105,10 @@ class CVResult:
                 o = self.oof[self.oof["family"] == fam].groupby("accession")[["prediction", "value"]].mean()
                 entry["pooled"] = pooled_regression(o["value"], o["prediction"])
             else:
-                o = self.oof[self.oof["family"] == fam].groupby("accession")[["probability", "value"]].mean()
+                rows = self.oof[self.oof["family"] == fam].groupby("accession")
+                o = rows[["probability", "value"]].mean().assign(label=rows["label"].first())
                 entry["spearman"] = spearman(o["probability"], o["value"])
+                entry["pooled"] = pooled_classification(o["label"], o["probability"], o["value"])
             entry["seconds"] = round(float(self.seconds.get(fam, 0.0)), 2)
             fams[fam] = entry
         per_fold = self.fold_metric()
@@ -439,6 +442,7 @@ def fit_final(
         "protocol": data.protocol.describe() if data.protocol else None,
         "metrics": {s: summary["families"][family][s] for s in scores_of(data.mode)},
         "spearman": summary["families"][family]["spearman"],
+        "pooled": summary["families"][family].get("pooled"),
         "hyperparameters": hp,
         "seconds": round(time.perf_counter() - started, 2),
         **dict(extra or {}),

@@ -22,19 +22,27 @@ import numpy as np
 from scipy import stats as sps
 from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
 
-SCORES = ("auc", "balanced_accuracy", "mcc", "f1")  # classification (labels.mode: classification)
+SCORES = ("auc", "balanced_accuracy", "mcc", "f1", "precision_top10")  # classification (labels.mode: classification)
+TOP_SHARE = 0.10  # precision_top10: the share of accessions a lab follows up, ranked by P(high)
 REGRESSION_SCORES = ("spearman", "rmse", "r2")  # regression (labels.mode: regression), in the assay's units
 BOUNDS = {
     "auc": (0.0, 1.0),
     "balanced_accuracy": (0.0, 1.0),
     "mcc": (-1.0, 1.0),
     "f1": (0.0, 1.0),
+    "precision_top10": (0.0, 1.0),
     "spearman": (-1.0, 1.0),
     "rmse": (0.0, math.inf),
     "r2": (-math.inf, 1.0),
 }
 PRIMARY = {"classification": "auc", "regression": "spearman"}  # the score that selects and promotes a family
-LABELS = {"auc": "AUC", "spearman": "Spearman rho", "rmse": "RMSE", "r2": "R2"}
+LABELS = {
+    "auc": "AUC",
+    "spearman": "Spearman rho",
+    "rmse": "RMSE",
+    "r2": "R2",
+    "precision_top10": "precision in top 10%",
+}
 
 
 def scores_of(mode: str) -> tuple[str, ...]:
@@ -62,8 +70,20 @@ def choose_threshold(y_true: np.ndarray, prob: np.ndarray) -> float:
     return float(mids[best[len(best) // 2]])  # the middle of the best plateau
 
 
+def precision_at_top(y_true: Sequence[int], prob: Sequence[float], share: float = TOP_SHARE) -> tuple[float, int]:
+    """``(precision, k)``: the share of truly high (1) among the ``k = ceil(share x n)`` accessions with the highest
+    P(high) (ties in the given order): what a lab that follows up the top of the ranking finds. NaN for none."""
+    y, p = np.asarray(y_true).astype(int).ravel(), np.asarray(prob, dtype=float).ravel()
+    if y.size == 0:
+        return float("nan"), 0
+    k = max(1, math.ceil(share * y.size))
+    top = np.argsort(-p, kind="stable")[:k]
+    return float(y[top].mean()), k
+
+
 def fold_scores(y_true: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, float]:
-    """AUC (threshold-free) and balanced accuracy, MCC, F1 at the model's own threshold for one test fold."""
+    """AUC (threshold-free) and balanced accuracy, MCC, F1 at the model's own threshold for one test fold, and the
+    precision among its top 10% by P(high) (threshold-free, :func:`precision_at_top`)."""
     y = np.asarray(y_true).astype(int)
     p = np.asarray(prob, dtype=float)
     pred = (p > threshold).astype(int)
@@ -73,6 +93,7 @@ def fold_scores(y_true: np.ndarray, prob: np.ndarray, threshold: float) -> dict[
         "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
         "mcc": float(matthews_corrcoef(y, pred)),
         "f1": float(f1_score(y, pred, zero_division=0)),
+        "precision_top10": precision_at_top(y, p)[0],
     }
 
 
@@ -167,6 +188,8 @@ def small_cohort_interval(score: str, mean: float, n_low: int, n_high: int, leve
         return out["ci_low"], out["ci_high"]
     if score in ("rmse", "r2"):  # no floor from the count alone: the fold-based interval stands
         return float("nan"), float("nan")
+    if score == "precision_top10":  # a proportion of the top 10% of the accessions
+        return proportion_interval(mean, max(1, math.ceil(TOP_SHARE * (n_low + n_high))), level)
     if score == "mcc":
         lo, hi = proportion_interval((mean + 1) / 2, n_low + n_high, level)
         return 2 * lo - 1, 2 * hi - 1
@@ -263,6 +286,23 @@ def pooled_regression(
         lo, hi = bootstrap_interval(lambda t, q, s=score: regression_scores(t, q)[s], y, p, n_boot, seed, level)
         out[score] = {"value": point[score], "ci_low": lo, "ci_high": hi}
     return out
+
+
+def pooled_classification(
+    labels: Sequence[int], prob: Sequence[float], values: Sequence[float], level: float = 0.95
+) -> dict[str, dict[str, float]]:
+    """Scores a lab acts on, over every accession's out-of-fold P(high) pooled: Spearman's rho with the raw assay
+    value (all accessions, middle band included; :func:`spearman_interval`) and the precision among the top 10%
+    of the labelled accessions (``labels`` 0/1; -1 left out) with its Wilson interval over those ``k``."""
+    y, p, v = (np.asarray(a, dtype=float).ravel() for a in (labels, prob, values))
+    rho = spearman_interval(spearman(p, v), int((np.isfinite(p) & np.isfinite(v)).sum()), level)
+    scored = (y == 0) | (y == 1)
+    precision, k = precision_at_top(y[scored], p[scored])
+    lo, hi = proportion_interval(precision, k, level)
+    return {
+        "spearman": {"value": rho["mean"], "ci_low": rho["ci_low"], "ci_high": rho["ci_high"]},
+        "precision_top10": {"value": precision, "ci_low": lo, "ci_high": hi, "k": k},
+    }
 
 
 def select_winner(

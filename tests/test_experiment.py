@@ -142,7 +142,7 @@ def test_summary_and_selection_shapes(cv):
     assert set(summary) == {"families", "paired"}
     assert list(summary["families"]) == FAMILIES
     for fam, entry in summary["families"].items():
-        assert set(entry) == {*SCORES, "spearman", "seconds"}
+        assert set(entry) == {*SCORES, "spearman", "pooled", "seconds"}
         for s in SCORES:
             assert set(entry[s]) == {"mean", "sd", "ci_low", "ci_high"}
             assert entry[s]["ci_low"] <= entry[s]["mean"] <= entry[s]["ci_high"]

@@ -175,3 +175,24 @@ def test_ranking_breaks_ties_like_best():
     auc = {"cnn": [0.8, 0.9, 0.7], "rf-image": [0.8, 0.9, 0.7]}
     sel = select_winner(auc, 0.5, SIMPLICITY)
     assert sel["ranking"][0] == sel["best"] == "rf-image"
+
+
+def test_precision_among_the_top_tenth_hand_computed():
+    from ms2img.stats import pooled_classification, precision_at_top
+
+    # 20 accessions: k = ceil(0.1 x 20) = 2; the two highest P(high) are a high (0.95) and a low (0.9): 0.5
+    prob = np.linspace(0.0, 0.8, 20)
+    prob[[3, 7]] = [0.95, 0.9]
+    y = np.zeros(20, int)
+    y[[3, 10, 19]] = 1
+    assert precision_at_top(y, prob) == (0.5, 2)
+    assert precision_at_top(np.r_[y, 0, 0, 0, 0, 0], np.r_[prob, np.zeros(5)])[1] == 3  # ceil(2.5)
+    # pooled: rho over every accession (middle -1 included), precision over the labelled ones only
+    labels = np.array([1, 1, 0, 0, -1, 0, 0, 1, 0, 0])
+    p = np.array([0.9, 0.8, 0.1, 0.2, 0.99, 0.3, 0.4, 0.35, 0.05, 0.15])
+    values = np.array([90, 80, 10, 20, 50, 30, 40, 70, 5, 15])
+    pooled = pooled_classification(labels, p, values)
+    assert pooled["precision_top10"]["value"] == 1.0 and pooled["precision_top10"]["k"] == 1  # 0.99 is middle
+    assert pooled["precision_top10"]["ci_low"] == pytest.approx(0.206549, abs=1e-5)  # Wilson, 1 of 1
+    assert pooled["spearman"]["value"] == pytest.approx(spearman(p, values))
+    assert pooled["spearman"]["ci_low"] < pooled["spearman"]["value"] < pooled["spearman"]["ci_high"]

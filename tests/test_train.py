@@ -64,7 +64,7 @@ def test_metrics_file_holds_numbers_only(trained):
     assert (metrics["folds"], metrics["repeats"]) == (2, 1)
     assert set(metrics["families"]) == set(FAMILIES)
     for fam, entry in metrics["families"].items():
-        assert set(entry) == {*SCORES, "spearman", "seconds"}, fam
+        assert set(entry) == {*SCORES, "spearman", "pooled", "seconds"}, fam
         for s in SCORES:
             assert set(entry[s]) == INTERVAL, (fam, s)
         auc = entry["auc"]["mean"]

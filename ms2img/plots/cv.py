@@ -34,6 +34,7 @@ FOLD_METRIC_LABELS = {
     "precision": "Precision",
     "recall": "Recall",
     "roc_auc": "ROC AUC",
+    "precision_top10": "Precision, top 10%",
     "spearman": "Spearman ρ",
     "rmse": "RMSE",
     "r2": "R²",

@@ -65,6 +65,23 @@ def regression_card(card: dict[str, Any], *, version: str, data_hash: str, code_
     return "\n".join(lines)
 
 
+def _acted_on(card: dict[str, Any]) -> list[str]:
+    """Rows of the scores a lab acts on (cards written before them have none): precision among the top 10% ranked
+    by P(high), per fold and pooled, and Spearman's rho of the pooled P(high) with the raw assay value."""
+    rows = []
+    if card_metric(card, "precision_top10"):
+        rows.append(
+            f"| precision in top 10% by P(high) (per fold) | {_fmt_metric(card_metric(card, 'precision_top10'))} |"
+        )
+    pooled = card.get("pooled") or {}
+    if "precision_top10" in pooled:
+        k = pooled["precision_top10"].get("k")
+        rows.append(f"| precision in top 10% (pooled, {k} accessions) | {_fmt_pooled(card, 'precision_top10')} |")
+    if "spearman" in pooled:
+        rows.append(f"| Spearman rho of P(high) with the value (pooled) | {_fmt_pooled(card, 'spearman')} |")
+    return rows
+
+
 def model_card(card: dict[str, Any], *, version: str, data_hash: str, code_version: str, trained_at: str) -> str:
     """The version description shown in the registry (markdown)."""
     if card.get("mode") == "regression":
@@ -85,6 +102,7 @@ def model_card(card: dict[str, Any], *, version: str, data_hash: str, code_versi
         f"| AUC (cross-validated) | {_fmt_metric(card_metric(card, 'auc'))} |",
         f"| balanced accuracy | {_fmt_metric(card_metric(card, 'balanced_accuracy'))} |",
         f"| MCC | {_fmt_metric(card_metric(card, 'mcc'))} |",
+        *_acted_on(card),
         (
             f"| class counts | {', '.join(f'{k}: {v}' for k, v in counts.items()) or 'n/a'} "
             f"({card.get('n_accessions', 'n/a')} accessions) |"

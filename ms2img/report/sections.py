@@ -25,7 +25,13 @@ from ms2img.report.html import (
     table,
 )
 
-SCORE_COLUMNS = (("auc", "ROC AUC"), ("balanced_accuracy", "Balanced accuracy"), ("mcc", "MCC"), ("f1", "F1"))
+SCORE_COLUMNS = (
+    ("auc", "ROC AUC"),
+    ("balanced_accuracy", "Balanced accuracy"),
+    ("mcc", "MCC"),
+    ("f1", "F1"),
+    ("precision_top10", "Precision, top 10%"),
+)
 REGRESSION_COLUMNS = (("spearman", "Spearman ρ"), ("rmse", "RMSE"), ("r2", "R²"))  # labels.mode: regression
 RF_FEATURE_FAMILIES = ("rf-cosine", "rf-entropy")
 
@@ -217,6 +223,14 @@ def _paired_rows(a: Any, suffix: str = "") -> list[list[str]]:
     return out
 
 
+def _pooled_cell(entry: Mapping[str, Any], key: str) -> str:
+    """A pooled score with its interval (``families.<f>.pooled.<key>``), else the bare number stored under ``key``."""
+    pooled = (entry.get("pooled") or {}).get(key) or {}
+    if not pooled:
+        return num(entry.get(key))
+    return f"{num(pooled.get('value'))} [{num(pooled.get('ci_low'))}, {num(pooled.get('ci_high'))}]"
+
+
 def _regression_rows(a: Any, fams: Mapping[str, Any]) -> list[list[str]]:
     """Table 2 rows of a regression assay: per-fold Spearman, RMSE, R2 and the pooled Spearman with its interval."""
     rows = []
@@ -255,15 +269,17 @@ def table2(inp: ReportInputs) -> str:
             rows.append(
                 [esc(a.name), esc(fam) + (" <span class=badge>winner</span>" if fam == a.winner else "")]
                 + [stat_cell(e.get(k)) for k, _ in SCORE_COLUMNS]
-                + [num(e.get("spearman")), num(e.get("seconds"), 1)]
+                + [_pooled_cell(e, "spearman"), num(e.get("seconds"), 1)]
             )
             classes.append("winner" if fam == a.winner else "")
         paired_rows += _paired_rows(a)
     body = [
         (
             "<p class='note'>Mean ± SD over every fold of every repeat, the 95% interval in brackets (corrected for "
-            "overlapping training sets). Spearman: out-of-fold probability against the raw assay value over all "
-            "accessions, mid-range included. The served family is highlighted.</p>"
+            "overlapping training sets). Precision, top 10%: the share of truly high accessions among the 10% of a "
+            "test fold's labelled accessions with the highest P(high), what a lab following up the top of the "
+            "ranking finds. Spearman: out-of-fold probability against the raw assay value over all accessions, "
+            "mid-range included, with its Fisher-z interval. The served family is highlighted.</p>"
         ),
         table(
             ["assay", "family"] + [label for _, label in SCORE_COLUMNS] + ["Spearman ρ", "seconds"],
