@@ -48,14 +48,15 @@ POOL_SIZE = 2
 def as_model_input(images: Any) -> np.ndarray:
     """Images ``(N, H, W)`` (or one ``(H, W)`` image) as a float32 ``(N, H, W, 1)`` array for the CNN.
 
-    An array that already has a trailing channel axis of size 1 is passed through (as float32).
+    An array that already has a channel axis (images ``(N, H, W, 1)``, the column network's pixel channels
+    ``(N, H, W, 2)``) is passed through (as float32).
     """
     x = np.asarray(images, dtype=np.float32)
     if x.ndim == 2:
         x = x[None, :, :]
     if x.ndim == 3:
         return x[..., None]
-    if x.ndim == 4 and x.shape[-1] == 1:
+    if x.ndim == 4:
         return x
     raise ConfigError(f"images must have shape (N, H, W) or (N, H, W, 1); got {x.shape}")
 
@@ -136,14 +137,18 @@ def build_paper_cnn(
     return compiled(model, learning_rate)
 
 
-def compiled(model: keras.Model, learning_rate: float) -> keras.Model:
-    """Adam and binary cross-entropy, with ``accuracy`` and ``auc`` so histories carry ``val_auc``."""
+def compiled(model: keras.Model, learning_rate: float, steps_per_execution: int = 8) -> keras.Model:
+    """Adam and binary cross-entropy, with ``accuracy`` and ``auc`` so histories carry ``val_auc``.
+
+    ``steps_per_execution`` > 1 runs that many steps per graph call (fewer Python round trips) at the price of
+    tracing a loop once per network (~1 s on CPU): worth it for big networks, not for tiny ones.
+    """
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=float(learning_rate)),
         loss="binary_crossentropy",
         metrics=["accuracy", keras.metrics.AUC(name="auc")],
         jit_compile=False,  # XLA costs seconds per new model and runs slower for these small CPU batches (measured)
-        steps_per_execution=8,  # fewer Python round trips per epoch
+        steps_per_execution=int(steps_per_execution),
     )
     return model
 

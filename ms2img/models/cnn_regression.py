@@ -56,6 +56,12 @@ class RegressionHyperModel(keras_tuner.HyperModel):
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         return linear_head(self.inner.build(hp))
 
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        return self.inner.prepare(x)
+
+    def served(self, model: keras.Model) -> keras.Model:
+        return self.inner.served(model)
+
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
         kwargs.pop("class_weight", None)
         history = self.inner.fit(hp, model, *args, **kwargs)

@@ -18,6 +18,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
+from ms2img.errors import ConfigError
 from ms2img.models.baselines import FlattenImages
 from ms2img.stats import choose_threshold
 
@@ -76,20 +77,23 @@ class ForestClassifier(ClassifierMixin, BaseEstimator):
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
-    """The tuned CNN: Keras Tuner random search on an inner validation split, then refits on all of ``X``.
+    """The tuned CNN: Keras Tuner random search on inner splits of ``X``; the probability is its members' mean.
 
-    ``architecture`` "compact" (default; :class:`ms2img.models.tuning.CompactHyperModel`, pixels standardised
-    with statistics of ``X``) or "paper" (the paper's network and search space). The inner split ranks the
-    trials by ``objective`` and picks the epoch count (early stopping on it, not before ``min_epochs``, best
-    weights restored); its predictions give the decision threshold. The fitted members are ``ensemble``
-    networks of the best trial's hyperparameters refitted on all of ``X`` for that many epochs with their own
-    seeds (the inner split's quarter of the images is not lost: measured +0.04-0.06 AUC on held-out folds);
-    the probability is their mean. ``ensemble=0`` keeps the best trial's own network instead.
+    ``architecture``: "column" (:class:`ms2img.models.tuning.ColumnHyperModel`, pixel ECDF and intensity channels
+    fitted on ``X``), "compact" (:class:`~ms2img.models.tuning.CompactHyperModel`, pixels standardised with
+    statistics of ``X``) or "paper" (the paper's network and search space). Each inner split ranks the trials by
+    ``objective`` and stops early on it (not before ``min_epochs``, best weights restored).
+
+    ``cross_fit`` (the default in params.yaml): ``ensemble`` members, each tuned and trained on its own fold of an
+    inner stratified ``max(2, ensemble)``-fold split of ``X``; the decision threshold comes from the members' own
+    held-out predictions, so the threshold and the probability come from the same networks. Otherwise: one inner
+    split (``validation_split``) tunes and sets the threshold, then ``ensemble`` networks of the best trial's
+    values are refitted on all of ``X`` for its epoch count (``ensemble=0`` keeps the inner network itself).
     """
 
     def __init__(
         self,
-        architecture: str = "compact",
+        architecture: str = "column",
         space: Mapping[str, Any] | None = None,
         trials: int = 1,
         max_epochs: int = 40,
@@ -97,6 +101,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         batch_size: int = 32,
         validation_split: float = 0.25,
         ensemble: int = 1,
+        cross_fit: bool = False,
+        passes_per_epoch: int = 1,
         objective: str = "val_loss",
         min_epochs: int = 20,
         seed: int = 0,
@@ -111,6 +117,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.validation_split = validation_split
         self.ensemble = ensemble
+        self.cross_fit = cross_fit
+        self.passes_per_epoch = passes_per_epoch
         self.objective = objective
         self.min_epochs = min_epochs
         self.seed = seed
@@ -119,23 +127,28 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     def _hypermodel(self, x: np.ndarray):
         from ms2img.models.cnn import pixel_statistics
-        from ms2img.models.tuning import CompactHyperModel, Ms2ImgHyperModel, SearchSpace
+        from ms2img.models.column_cnn import ecdf_knots, pixel_scale
+        from ms2img.models.tuning import ColumnHyperModel, CompactHyperModel, Ms2ImgHyperModel, SearchSpace
 
         shape = x.shape[1:]
         if self.architecture == "paper":
             return Ms2ImgHyperModel(shape, space=SearchSpace.from_mapping(self.space), batch_size=self.batch_size)
-        return CompactHyperModel(shape, space=self.space, batch_size=self.batch_size, pixel_stats=pixel_statistics(x))
+        if self.architecture == "compact":
+            return CompactHyperModel(shape, self.space, self.batch_size, pixel_stats=pixel_statistics(x))
+        if self.architecture == "column":
+            return ColumnHyperModel(
+                shape, self.space, self.batch_size, ecdf_knots(x), pixel_scale(x), int(self.passes_per_epoch)
+            )
+        raise ConfigError(f"cnn.architecture must be column, compact or paper; got {self.architecture!r}")
 
-    def fit(self, X: Any, y: Any) -> CNNClassifier:
+    def _tune(self, x: np.ndarray, y: np.ndarray, hypermodel: Any, seed: int, validation: Any = None) -> Any:
+        """One Keras Tuner search on ``x`` (inner split ``validation``, or a stratified ``validation_split``)."""
         import tempfile
 
         import keras
 
-        from ms2img.models.cnn import as_model_input, class_weights, predict_proba
         from ms2img.models.tuning import OBJECTIVES, tune_cnn
 
-        x = as_model_input(X)
-        y = np.asarray(y).astype(int)
         stop = keras.callbacks.EarlyStopping(
             monitor=self.objective,
             mode=OBJECTIVES.get(self.objective, "max"),
@@ -143,14 +156,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             restore_best_weights=True,
             start_from_epoch=int(self.min_epochs),
         )
-        hypermodel = self._hypermodel(x)
         with tempfile.TemporaryDirectory(prefix="ms2img-kt-") as tmp:
-            result = tune_cnn(
+            return tune_cnn(
                 x,
                 y,
                 trials=int(self.trials),
                 epochs=int(self.max_epochs),
-                seed=int(self.seed),
+                seed=int(seed),
                 directory=tmp,
                 validation_split=float(self.validation_split),
                 batch_size=int(self.batch_size),
@@ -158,30 +170,71 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 hypermodel=hypermodel,
                 callbacks=[stop, *self.callbacks],
                 on_trial_end=self.on_trial_end,
+                validation=validation,
             )
+
+    def _fit_cross(self, x: np.ndarray, y: np.ndarray, hypermodel: Any) -> None:
+        """Members on the folds of an inner split; the threshold from their own held-out predictions."""
+        from sklearn.model_selection import StratifiedKFold
+
+        from ms2img.models.cnn import predict_proba
+
+        n_members = max(1, int(self.ensemble))
+        splits = StratifiedKFold(n_splits=max(2, n_members), shuffle=True, random_state=int(self.seed)).split(x, y)
+        held_out = np.full(len(y), np.nan)
+        members, results = [], []
+        inputs = hypermodel.prepare(x)
+        for k, (train, val) in enumerate(splits):
+            if k == n_members:
+                break
+            result = self._tune(inputs, y, hypermodel, int(self.seed) + 7919 * k, validation=(train, val))
+            held_out[val] = predict_proba(result.best_model, inputs[val])
+            members.append(hypermodel.served(result.best_model))
+            results.append(result)
+        seen = np.isfinite(held_out)
+        self.threshold_ = choose_threshold(y[seen], held_out[seen])
+        self.best_hp_ = results[0].best_hp
+        self.inner_score_ = float(np.mean([r.best_score for r in results]))
+        self.best_epoch_ = int(np.median([r.best_epoch for r in results]))
+        self.history_ = results[0].tuner.best_history  # the first member's curves (its inner fold)
+        self.members_ = members
+
+    def fit(self, X: Any, y: Any) -> CNNClassifier:
+        import keras
+
+        from ms2img.models.cnn import as_model_input, class_weights, predict_proba
+
+        x = as_model_input(X)
+        y = np.asarray(y).astype(int)
+        hypermodel = self._hypermodel(x)
+        self.classes_ = np.array([0, 1])
+        if self.cross_fit:
+            self._fit_cross(x, y, hypermodel)
+            return self
+        inputs = hypermodel.prepare(x)
+        result = self._tune(inputs, y, hypermodel, int(self.seed))
         self.best_hp_, self.inner_score_ = result.best_hp, result.best_score
         self.best_epoch_ = max(int(result.best_epoch), min(int(self.min_epochs), int(self.max_epochs)))
         self.history_ = result.tuner.best_history  # per-epoch curves of the chosen network (inner split)
         val = result.validation_index
-        self.threshold_ = choose_threshold(y[val], predict_proba(result.best_model, x[val]))
-        members = [] if int(self.ensemble) > 0 else [result.best_model]
+        self.threshold_ = choose_threshold(y[val], predict_proba(result.best_model, inputs[val]))
+        members = [] if int(self.ensemble) > 0 else [hypermodel.served(result.best_model)]
         for k in range(int(self.ensemble)):
             keras.utils.set_random_seed(int(self.seed) + 7919 * (k + 1))
             hp = _fixed_hp(result.tuner, result.best_hp)
             model = hypermodel.build(hp)
             model.fit(
-                x,
+                inputs,
                 y,
-                epochs=self.best_epoch_,
+                epochs=self.best_epoch_ * int(getattr(hypermodel, "passes_per_epoch", 1)),
                 batch_size=int(self.batch_size),
                 class_weight=class_weights(y),
                 callbacks=list(self.callbacks),
                 shuffle=True,
                 verbose=0,
             )
-            members.append(model)
+            members.append(hypermodel.served(model))
         self.members_ = members
-        self.classes_ = np.array([0, 1])
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -216,6 +269,8 @@ def make_estimator(family: str, params: Mapping[str, Any], seed: int, on_trial_e
             batch_size=int(c["batch_size"]),
             validation_split=float(t["validation_split"]),
             ensemble=int(c["ensemble"]),
+            cross_fit=bool(c["cross_fit"]),
+            passes_per_epoch=int(c["passes_per_epoch"]),
             objective=str(t["objective"]),
             min_epochs=int(c["min_epochs"]),
             seed=seed,

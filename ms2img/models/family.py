@@ -136,6 +136,8 @@ class FamilyModel:
             if family == "cnn":
                 import keras
 
+                from ms2img.models import column_cnn  # noqa: F401 - registers PixelECDF for load_model
+
                 estimator = [
                     keras.saving.load_model(folder / f, compile=False) for f in card["files"] if f.endswith(".keras")
                 ]

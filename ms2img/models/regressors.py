@@ -111,6 +111,7 @@ class CNNRegressor(RegressorMixin, CNNClassifier):
             start_from_epoch=int(self.min_epochs),
         )
         hypermodel = RegressionHyperModel(self._hypermodel(x))
+        x = hypermodel.prepare(x)  # what the networks read (the column network: pixel channels)
         with tempfile.TemporaryDirectory(prefix="ms2img-kt-") as tmp:
             result = tune_cnn(
                 x,
@@ -138,7 +139,7 @@ class CNNRegressor(RegressorMixin, CNNClassifier):
             model.fit(x, z, epochs=self.best_epoch_, batch_size=int(self.batch_size), callbacks=list(self.callbacks),
                       shuffle=True, verbose=0)  # fmt: skip
             members.append(model)
-        self.members_ = [in_units(m, self.target_mean_, self.target_scale_) for m in members]
+        self.members_ = [in_units(hypermodel.served(m), self.target_mean_, self.target_scale_) for m in members]
         self.threshold_ = float("nan")  # no decision threshold: the answer is the value
         return self
 

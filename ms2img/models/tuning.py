@@ -31,7 +31,7 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import keras_tuner
@@ -45,6 +45,7 @@ from ms2img.models.cnn import (
     build_compact_cnn,
     class_weights,
 )
+from ms2img.models.column_cnn import build_column_cnn, pixel_channels, with_pixel_ecdf
 from ms2img.models.search import (
     COMPLETED,
     Ms2ImgRandomSearch,
@@ -128,7 +129,19 @@ def _float_hp(hp: keras_tuner.HyperParameters, name: str, bounds: Sequence[float
     return hp.Float(name, lo, hi, step=step)
 
 
-class Ms2ImgHyperModel(keras_tuner.HyperModel):
+class ImageHyperModel(keras_tuner.HyperModel):
+    """A hypermodel whose networks read the images themselves; the column network overrides both hooks."""
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """What the built networks train on, from images ``(N, H, W, 1)``."""
+        return x
+
+    def served(self, model: keras.Model) -> keras.Model:
+        """A trained network as it answers images ``(N, H, W, 1)``."""
+        return model
+
+
+class Ms2ImgHyperModel(ImageHyperModel):
     """The paper's search space over :func:`ms2img.models.cnn.build_cnn_from_hp`."""
 
     def __init__(
@@ -182,33 +195,31 @@ COMPACT_SPACE: dict[str, Any] = {
     "l2": [1e-5, 1e-3],
     "learning_rate": [3e-4, 3e-3],
 }
+COLUMN_SPACE: dict[str, Any] = {
+    "filters": [0, 4],
+    "kernel": [3, 5],
+    "dropout": [0.0, 0.5],
+    "l2": [1e-4, 1e-2],
+    "learning_rate": [3e-3, 3e-2],
+}
 
 
-class CompactHyperModel(keras_tuner.HyperModel):
-    """Search space over :func:`ms2img.models.cnn.build_compact_cnn`: lists are choices, pairs of floats ranges.
+class ListSpaceHyperModel(ImageHyperModel):
+    """The ``tune.space`` grammar of the compact and column networks: lists of whole numbers are choices, pairs of
+    floats ranges (log-uniform for ``LOG`` keys), a one-element list fixes the value. ``SPACE`` lists the keys."""
 
-    ``space`` keys: conv_layers, filters, units (choices); dropout, fragment_dropout, intensity_noise (uniform
-    ranges); l2, learning_rate (log ranges). A one-element list fixes the value.
-    """
+    SPACE: ClassVar[dict[str, Any]] = {}
+    CHOICES: tuple[str, ...] = ()
+    LOG: tuple[str, ...] = ("l2", "learning_rate")
 
-    CHOICES = ("conv_layers", "filters", "units")
-    LOG = ("l2", "learning_rate")
-
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        space: Mapping[str, Any] | None = None,
-        batch_size: int = 16,
-        pixel_stats: tuple[np.ndarray, np.ndarray] | None = None,
-    ):
-        super().__init__(name="ms2img_compact_cnn", tunable=True)
-        self.pixel_stats = pixel_stats  # per-pixel standardisation of the training images (cnn.pixel_statistics)
+    def __init__(self, input_shape: Sequence[int], space: Mapping[str, Any] | None, batch_size: int, name: str):
+        super().__init__(name=name, tunable=True)
         shape = tuple(int(s) for s in input_shape)
         self.input_shape = shape if len(shape) == 3 else (*shape, 1)
-        unknown = sorted(set(space or {}) - set(COMPACT_SPACE))
+        unknown = sorted(set(space or {}) - set(self.SPACE))
         if unknown:
-            raise ConfigError(f"unknown tune.space keys {unknown} for the compact CNN; known: {sorted(COMPACT_SPACE)}")
-        self.space = {**COMPACT_SPACE, **dict(space or {})}
+            raise ConfigError(f"unknown tune.space keys {unknown} for the {name} network; known: {sorted(self.SPACE)}")
+        self.space = {**self.SPACE, **dict(space or {})}
         self.batch_size = int(batch_size)
 
     def sample(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
@@ -226,13 +237,68 @@ class CompactHyperModel(keras_tuner.HyperModel):
                 values[name] = hp.Float(name, float(bounds[0]), float(bounds[1]), sampling="log" if log else "linear")
         return values
 
-    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        return build_compact_cnn(self.input_shape, **self.sample(hp), pixel_stats=self.pixel_stats)
-
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("batch_size", self.batch_size)
         self.last_model = model
         return model.fit(*args, **kwargs)
+
+class CompactHyperModel(ListSpaceHyperModel):
+    """Search space over :func:`ms2img.models.cnn.build_compact_cnn` (keys of :data:`COMPACT_SPACE`)."""
+
+    SPACE = COMPACT_SPACE
+    CHOICES = ("conv_layers", "filters", "units")
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        space: Mapping[str, Any] | None = None,
+        batch_size: int = 16,
+        pixel_stats: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
+        super().__init__(input_shape, space, batch_size, name="ms2img_compact_cnn")
+        self.pixel_stats = pixel_stats  # per-pixel standardisation of the training images (cnn.pixel_statistics)
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        return build_compact_cnn(self.input_shape, **self.sample(hp), pixel_stats=self.pixel_stats)
+
+
+class ColumnHyperModel(ListSpaceHyperModel):
+    """Search space over :func:`ms2img.models.column_cnn.build_column_cnn` (keys of :data:`COLUMN_SPACE`). The
+    pixel ECDF's knots and scale come from the training images and are not tuned; networks train on
+    :meth:`prepare`'s pixel channels (computed once) and answer images through :meth:`served`."""
+
+    SPACE = COLUMN_SPACE
+    CHOICES = ("filters", "kernel")
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        space: Mapping[str, Any] | None,
+        batch_size: int,
+        knots: Any,
+        scale: float,
+        passes_per_epoch: int = 1,
+    ):
+        super().__init__(input_shape, space, batch_size, name="ms2img_column_cnn")
+        self.knots, self.scale = knots, float(scale)
+        self.passes_per_epoch = int(passes_per_epoch)
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
+        """One Keras epoch = ``passes_per_epoch`` shuffled passes over the training images: Keras' fixed cost per
+        epoch (~0.1-0.3 s on CPU, validation included) would otherwise dominate a network this small."""
+        if self.passes_per_epoch > 1 and len(args) >= 2:
+            x, y, *rest = args
+            args = (np.concatenate([x] * self.passes_per_epoch), np.concatenate([y] * self.passes_per_epoch), *rest)
+        return super().fit(hp, model, *args, **kwargs)
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        return build_column_cnn((*self.input_shape[:2], 2), **self.sample(hp))
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        return pixel_channels(x, self.knots, self.scale)
+
+    def served(self, model: keras.Model) -> keras.Model:
+        return with_pixel_ecdf(model, self.knots, self.scale)
 
 
 # ------------------------------------------------------------------------------------------- tuner
