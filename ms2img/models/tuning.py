@@ -242,6 +242,7 @@ class ListSpaceHyperModel(ImageHyperModel):
         self.last_model = model
         return model.fit(*args, **kwargs)
 
+
 class CompactHyperModel(ListSpaceHyperModel):
     """Search space over :func:`ms2img.models.cnn.build_compact_cnn` (keys of :data:`COMPACT_SPACE`)."""
 

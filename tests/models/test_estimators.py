@@ -52,8 +52,16 @@ def test_forest_grid_point_is_the_best_oob_auc_and_reproducible():
 def test_make_estimator_reads_params():
     params = {
         "baselines": {"rf_trees": [11, 22], "rf_max_features": ["sqrt"]},
-        "cnn": {"epochs": 3, "batch_size": 8, "patience": 2, "ensemble": 2, "architecture": "compact", "min_epochs": 1,
-                "cross_fit": False, "passes_per_epoch": 1},
+        "cnn": {
+            "epochs": 3,
+            "batch_size": 8,
+            "patience": 2,
+            "ensemble": 2,
+            "architecture": "compact",
+            "min_epochs": 1,
+            "cross_fit": False,
+            "passes_per_epoch": 1,
+        },
         "tune": {"trials": 2, "validation_split": 0.3, "space": {"filters": [8]}, "objective": "val_loss"},
     }
     rf = make_estimator("rf-image", params, seed=4)
