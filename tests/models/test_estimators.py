@@ -81,6 +81,8 @@ def test_cnn_classifier_fits_tiny_data():
     seen = []
     model = CNNClassifier(
         architecture="compact",
+        cross_fit=False,
+        passes_per_epoch=1,
         space=SMALL_SPACE,
         trials=2,
         max_epochs=3,
