@@ -25,8 +25,9 @@ from ms2img.stats import choose_threshold
 log = logging.getLogger(__name__)
 
 
-class ForestClassifier(ClassifierMixin, BaseEstimator):
-    """Random forest whose grid point and decision threshold are chosen by out-of-bag AUC (no inner folds)."""
+class ForestGrid(BaseEstimator):
+    """What both forests share (:class:`ForestClassifier`, :class:`ms2img.models.regressors.ForestRegressor`): the
+    grid of tree counts x ``max_features``, the seed, and flattening images first (zero columns dropped)."""
 
     def __init__(
         self,
@@ -42,16 +43,23 @@ class ForestClassifier(ClassifierMixin, BaseEstimator):
         self.seed = seed
         self.n_jobs = n_jobs
 
-    def _make(self, n_trees: int, max_features: Any) -> Any:
-        rf = RandomForestClassifier(
+    def _forest(self, forest_class: type, n_trees: int, max_features: Any, **kwargs: Any) -> Any:
+        rf = forest_class(
             n_estimators=int(n_trees),
             max_features=max_features,
             oob_score=True,
-            class_weight="balanced_subsample",
             random_state=int(self.seed),
             n_jobs=int(self.n_jobs),
+            **kwargs,
         )
         return Pipeline([("flatten", FlattenImages(drop_zero_columns=True)), ("rf", rf)]) if self.flatten else rf
+
+
+class ForestClassifier(ClassifierMixin, ForestGrid):
+    """Random forest whose grid point and decision threshold are chosen by out-of-bag AUC (no inner folds)."""
+
+    def _make(self, n_trees: int, max_features: Any) -> Any:
+        return self._forest(RandomForestClassifier, n_trees, max_features, class_weight="balanced_subsample")
 
     def fit(self, X: Any, y: Any) -> ForestClassifier:
         y = np.asarray(y).astype(int)
@@ -221,7 +229,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         members = [] if int(self.ensemble) > 0 else [hypermodel.served(result.best_model)]
         for k in range(int(self.ensemble)):
             keras.utils.set_random_seed(int(self.seed) + 7919 * (k + 1))
-            hp = _fixed_hp(result.tuner, result.best_hp)
+            hp = fixed_hp(result.tuner, result.best_hp)
             model = hypermodel.build(hp)
             model.fit(
                 inputs,
@@ -247,7 +255,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X)[:, 1] > self.threshold_).astype(int)
 
 
-def _fixed_hp(tuner: Any, values: Mapping[str, Any]):
+def fixed_hp(tuner: Any, values: Mapping[str, Any]):
     """A HyperParameters object holding exactly ``values`` (to rebuild the best trial's network)."""
     hp = tuner.oracle.get_space()
     for k, v in values.items():

@@ -16,47 +16,24 @@ one logged line by the train stage. ``predict`` returns values in the assay's un
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import RandomForestRegressor
-from sklearn.pipeline import Pipeline
 
-from ms2img.models.baselines import FlattenImages
-from ms2img.models.estimators import CNNClassifier, ForestClassifier, _fixed_hp, make_estimator
+from ms2img.models.estimators import CNNClassifier, ForestClassifier, ForestGrid, fixed_hp, make_estimator
 from ms2img.stats import spearman
 
 log = logging.getLogger(__name__)
 
 
-class ForestRegressor(RegressorMixin, BaseEstimator):
+class ForestRegressor(RegressorMixin, ForestGrid):
     """Random forest regressor whose grid point is chosen by out-of-bag Spearman rho (as the classifier by OOB AUC)."""
 
-    def __init__(
-        self,
-        n_estimators: Sequence[int] = (300,),
-        max_features: Sequence[Any] = ("sqrt",),
-        flatten: bool = False,
-        seed: int = 0,
-        n_jobs: int = 1,
-    ):
-        self.n_estimators = n_estimators
-        self.max_features = max_features
-        self.flatten = flatten
-        self.seed = seed
-        self.n_jobs = n_jobs
-
     def _make(self, n_trees: int, max_features: Any) -> Any:
-        rf = RandomForestRegressor(
-            n_estimators=int(n_trees),
-            max_features=max_features,
-            oob_score=True,
-            random_state=int(self.seed),
-            n_jobs=int(self.n_jobs),
-        )
-        return Pipeline([("flatten", FlattenImages(drop_zero_columns=True)), ("rf", rf)]) if self.flatten else rf
+        return self._forest(RandomForestRegressor, n_trees, max_features)
 
     def fit(self, X: Any, y: Any) -> ForestRegressor:
         y = np.asarray(y, dtype=float)
@@ -135,7 +112,7 @@ class CNNRegressor(RegressorMixin, CNNClassifier):
         members = [] if int(self.ensemble) > 0 else [result.best_model]
         for k in range(int(self.ensemble)):
             keras.utils.set_random_seed(int(self.seed) + 7919 * (k + 1))
-            model = hypermodel.build(_fixed_hp(result.tuner, result.best_hp))
+            model = hypermodel.build(fixed_hp(result.tuner, result.best_hp))
             model.fit(x, z, epochs=self.best_epoch_, batch_size=int(self.batch_size), callbacks=list(self.callbacks),
                       shuffle=True, verbose=0)  # fmt: skip
             members.append(model)
