@@ -149,17 +149,22 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             )
         raise ConfigError(f"cnn.architecture must be column, compact or paper; got {self.architecture!r}")
 
-    def _tune(self, x: np.ndarray, y: np.ndarray, hypermodel: Any, seed: int, validation: Any = None) -> Any:
-        """One Keras Tuner search on ``x`` (inner split ``validation``, or a stratified ``validation_split``)."""
+    def _tune(
+        self, x: np.ndarray, y: np.ndarray, hypermodel: Any, seed: int, validation: Any = None, continuous: bool = False
+    ) -> Any:
+        """One Keras Tuner search on ``x`` (inner split ``validation``, or a stratified ``validation_split``), trials
+        ranked and stopped early on ``objective``; ``continuous``: regression targets, always ranked by the inner
+        loss (AUC and accuracy mean nothing there) and without class weights."""
         import tempfile
 
         import keras
 
         from ms2img.models.tuning import OBJECTIVES, tune_cnn
 
+        objective = "val_loss" if continuous else self.objective
         stop = keras.callbacks.EarlyStopping(
-            monitor=self.objective,
-            mode=OBJECTIVES.get(self.objective, "max"),
+            monitor=objective,
+            mode=OBJECTIVES.get(objective, "max"),
             patience=int(self.patience),
             restore_best_weights=True,
             start_from_epoch=int(self.min_epochs),
@@ -174,11 +179,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 directory=tmp,
                 validation_split=float(self.validation_split),
                 batch_size=int(self.batch_size),
-                objective=self.objective,
+                objective=objective,
                 hypermodel=hypermodel,
                 callbacks=[stop, *self.callbacks],
                 on_trial_end=self.on_trial_end,
                 validation=validation,
+                balance_classes=not continuous,
+                continuous=continuous,
             )
 
     def _fit_cross(self, x: np.ndarray, y: np.ndarray, hypermodel: Any) -> None:

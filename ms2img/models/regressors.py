@@ -63,7 +63,6 @@ class CNNRegressor(RegressorMixin, CNNClassifier):
     """
 
     def fit(self, X: Any, y: Any) -> CNNRegressor:
-        import tempfile
 
         import keras
         from sklearn.model_selection import train_test_split
@@ -71,7 +70,6 @@ class CNNRegressor(RegressorMixin, CNNClassifier):
         from ms2img.dataset import value_strata
         from ms2img.models.cnn import as_model_input
         from ms2img.models.cnn_regression import RegressionHyperModel, in_units, standardise
-        from ms2img.models.tuning import tune_cnn
 
         x = as_model_input(X)
         z, self.target_mean_, self.target_scale_ = standardise(y)
@@ -80,32 +78,9 @@ class CNNRegressor(RegressorMixin, CNNClassifier):
         train_idx, val_idx = train_test_split(
             np.arange(len(z)), test_size=fraction, stratify=strata, random_state=int(self.seed)
         )
-        stop = keras.callbacks.EarlyStopping(
-            monitor="val_loss",
-            mode="min",
-            patience=int(self.patience),
-            restore_best_weights=True,
-            start_from_epoch=int(self.min_epochs),
-        )
         hypermodel = RegressionHyperModel(self._hypermodel(x))
         x = hypermodel.prepare(x)  # what the networks read (the column network: pixel channels)
-        with tempfile.TemporaryDirectory(prefix="ms2img-kt-") as tmp:
-            result = tune_cnn(
-                x,
-                z,
-                trials=int(self.trials),
-                epochs=int(self.max_epochs),
-                seed=int(self.seed),
-                directory=tmp,
-                batch_size=int(self.batch_size),
-                objective="val_loss",
-                hypermodel=hypermodel,
-                callbacks=[stop, *self.callbacks],
-                on_trial_end=self.on_trial_end,
-                validation=(np.sort(train_idx), np.sort(val_idx)),
-                balance_classes=False,
-                continuous=True,
-            )
+        result = self._tune(x, z, hypermodel, int(self.seed), (np.sort(train_idx), np.sort(val_idx)), continuous=True)
         self.best_hp_, self.inner_score_ = result.best_hp, result.best_score
         self.best_epoch_ = max(int(result.best_epoch), min(int(self.min_epochs), int(self.max_epochs)))
         self.history_ = result.tuner.best_history
@@ -113,7 +88,8 @@ class CNNRegressor(RegressorMixin, CNNClassifier):
         for k in range(int(self.ensemble)):
             keras.utils.set_random_seed(int(self.seed) + 7919 * (k + 1))
             model = hypermodel.build(fixed_hp(result.tuner, result.best_hp))
-            model.fit(x, z, epochs=self.best_epoch_, batch_size=int(self.batch_size), callbacks=list(self.callbacks),
+            epochs = self.best_epoch_ * int(getattr(hypermodel.inner, "passes_per_epoch", 1))  # as the tuner's epochs
+            model.fit(x, z, epochs=epochs, batch_size=int(self.batch_size), callbacks=list(self.callbacks),
                       shuffle=True, verbose=0)  # fmt: skip
             members.append(model)
         self.members_ = [in_units(hypermodel.served(m), self.target_mean_, self.target_scale_) for m in members]
