@@ -5,7 +5,7 @@ as if they came from a second instrument batch, at increasing perturbation level
 a shared mass-calibration offset plus per-sample m/z jitter, a shared RT shift plus per-sample jitter, fragment
 dropout and intensity noise. Image families see the perturbed events rendered with their own render settings;
 feature-table families re-match the perturbed precursors to their training features with their own MS1/RT/MS2
-rule (``ms2img.feature_match``, as the server does), so level 0 is the serving path on clean data.
+rule (``ms2img.features.match``, as the server does), so level 0 is the serving path on clean data.
 
     .venv/bin/python benchmarks/drift.py --project /tmp/sci1 --assays DPPH,TPC
 
@@ -59,15 +59,15 @@ def perturb(events: pd.DataFrame, level: tuple[float, float, float, float], rng:
 
 
 def main() -> int:
-    from ms2img.dataset import MIDDLE, data_from_params
-    from ms2img.experiment import fit_family
-    from ms2img.feature_match import FeatureMatcher, match_request, matching_rule, training_feature_spectra
-    from ms2img.features import FeatureTable
+    from ms2img.features.match import FeatureMatcher, match_parsed, matching_rule, training_feature_spectra
+    from ms2img.features.table import FeatureTable
     from ms2img.io.schema import read_events
     from ms2img.models.family import input_kind
     from ms2img.render import RenderConfig, images_path, render_events
-    from ms2img.request import events_to_request
-    from ms2img.stats import fold_scores
+    from ms2img.serving.request import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_ROWS, events_to_request, parse_request
+    from ms2img.training.dataset import MIDDLE, data_from_params
+    from ms2img.training.experiment import fit_family
+    from ms2img.training.scores import fold_scores
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--project", type=Path, required=True)
@@ -113,7 +113,8 @@ def main() -> int:
                     if input_kind(fam) == "image":
                         x = rendered.images[order]
                     else:
-                        m = match_request(request, matchers[fam])
+                        parsed = parse_request(request, DEFAULT_MAX_ROWS, DEFAULT_MAX_FRAGMENTS)
+                        m = match_parsed(*parsed, matchers[fam])
                         x = np.log1p(m["matrix"][pd.Index(np.asarray(m["ids"]).astype(str)).get_indexer(test_ids)])
                     prob = model.predict_proba(x)[:, 1]
                     auc = fold_scores(y_test[scored], prob[scored], model.threshold_)["auc"]

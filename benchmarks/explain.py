@@ -33,10 +33,10 @@ def fit_rf_image(cohort: Path, work: Path, size: str, assays: list[str], trees: 
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import Pipeline
 
-    from ms2img.labels import make_labels, read_assays
     from ms2img.models.baselines import FlattenImages
     from ms2img.models.family import FamilyModel
     from ms2img.render import ImageSet
+    from ms2img.training.labels import make_labels, read_assays
 
     ims = ImageSet.load(cohort / "images" / f"{size}.npz")
     table = read_assays(cohort / "raw" / "assays.csv")
@@ -75,7 +75,8 @@ def reexplain_project(args: argparse.Namespace) -> int:
     An assay without a trained champion in P/models gets the benchmark's own image RF (fitted into W/models)."""
     import shutil
 
-    from ms2img.explain.evaluate import precision_at_k, read_truth
+    from explain_truth import precision_at_k, read_truth
+
     from ms2img.explain.pipeline import ExplainConfig, explain_assay
 
     data, work = args.project / "data", args.work
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-refit", action="store_true", help="in-sample final model instead of per-fold refits")
     args = ap.parse_args(argv)
 
-    from ms2img.explain.evaluate import precision_at_k, read_truth
+    from explain_truth import precision_at_k, read_truth
 
     if args.project is not None and args.work is not None:
         return reexplain_project(args)

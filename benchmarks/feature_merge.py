@@ -3,7 +3,7 @@
 Generates events directly with numpy (no other ms2img module involved): a shared pool of "compounds" (precursor
 m/z, RT, a fragment pattern, a typical abundance; some isomers share an m/z), from which each accession samples
 300-1000 (common compounds more often), with ppm / RT / fragment-intensity noise, dropped fragments and a few
-within-sample duplicate features. Then times ``ms2img.features.merge_features`` (collapse into spectra, m/z sigma
+within-sample duplicate features. Then times ``ms2img.features.table.merge_features`` (collapse into spectra, m/z sigma
 estimate, within- and across-sample merging) and fits the log-log slope of seconds against spectra. "in main" is
 the mean share of a true compound's spectra that ended up in its main merged feature (1 = no splits).
 
@@ -25,7 +25,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ms2img.features import cosine_similarity, entropy_similarity, merge_features
+from ms2img.features.table import cosine_similarity, entropy_similarity, merge_features
 
 
 def make_pool(n_compounds: int, rng: np.random.Generator) -> dict:

@@ -8,10 +8,10 @@
     succeeds. A failed ingest must leave OUT byte-identical (hash of the folder before/after) and no staging
     leftovers beside it.
 (b) bad assays.csv tables, validated against the good events folder.
-(c) requests to :class:`ms2img.serving_app.GuardedApp`, called in-process as a raw ASGI app (no server): the
+(c) requests to :class:`ms2img.serving.app.GuardedApp`, called in-process as a raw ASGI app (no server): the
     inner app is MLflow's real scoring app (``scoring_server.init``) around a duck-typed pyfunc whose predict is
-    ms2img's own :class:`~ms2img.serving.FamilyPredictor` (request parsing, rendering) over a dummy estimator
-    (constant probability), wrapped like :class:`~ms2img.serving.FamilyPyfunc` (RequestError -> 400).
+    ms2img's own :class:`~ms2img.serving.predictor.FamilyPredictor` (request parsing, rendering) over a dummy estimator
+    (constant probability), wrapped like :class:`~ms2img.serving.predictor.FamilyPyfunc` (RequestError -> 400).
 
 Outcomes: ``clean error`` (non-zero exit, stderr holds exactly one non-log line, ``ms2img <cmd>: error: ...``,
 naming a file), ``unclear error`` (non-zero exit without traceback, but not that one line or no file named),
@@ -738,12 +738,12 @@ class _DummyFamily:
 
 class _DummyPyFuncModel:
     """Duck-typed ``PyFuncModel`` (``metadata.get_input_schema``, ``predict``) around ms2img's FamilyPredictor,
-    raising like :class:`ms2img.serving.FamilyPyfunc`."""
+    raising like :class:`ms2img.serving.predictor.FamilyPyfunc`."""
 
     def __init__(self):
         from types import SimpleNamespace
 
-        from ms2img.serving import FamilyPredictor, request_signature
+        from ms2img.serving.predictor import FamilyPredictor, request_signature
 
         sig = request_signature()
         self.metadata = SimpleNamespace(
@@ -756,8 +756,8 @@ class _DummyPyFuncModel:
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 
-        from ms2img.request import RequestError
-        from ms2img.serving import ModelCallError
+        from ms2img.serving.predictor import ModelCallError
+        from ms2img.serving.request import RequestError
 
         try:
             return self.predictor.predict(data)
@@ -973,8 +973,8 @@ def run_serving(work: Path, good_out: Path, timeout: float) -> tuple[list[Outcom
     from mlflow.pyfunc import scoring_server
 
     from ms2img.io.schema import read_events
-    from ms2img.request import events_to_request
-    from ms2img.serving_app import GuardedApp
+    from ms2img.serving.app import GuardedApp
+    from ms2img.serving.request import events_to_request
 
     model = _DummyPyFuncModel()
     app = GuardedApp(scoring_server.init(model), max_bytes=8 * 2**20, max_rows=1000, model=model)

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ms2img.request import random_request
+from ms2img.serving.request import random_request
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -228,8 +228,8 @@ def profile_stages(model_uri: str, body: bytes, repeats: int = 20) -> None:
 
     from ms2img.models.cnn import as_model_input, predict_proba
     from ms2img.render import render_arrays
-    from ms2img.request import parse_request
-    from ms2img.serving import render_request
+    from ms2img.serving.predictor import render_request
+    from ms2img.serving.request import parse_request
 
     model = mlflow.pyfunc.load_model(model_uri)
     impl = model.unwrap_python_model().predictor  # the FamilyPredictor (image families)
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=None, help="keep the store and logs here (default: temp)")
     args = p.parse_args(argv)
     if args.workers is None:
-        from ms2img.serving_app import default_workers
+        from ms2img.serving.app import default_workers
 
         args.workers = default_workers()
 

@@ -57,11 +57,11 @@ def cohort(project: Path, size: str) -> None:
 
 
 def main() -> int:
-    from ms2img.dataset import MIDDLE, data_from_params
-    from ms2img.experiment import family_input
     from ms2img.models.estimators import make_estimator
     from ms2img.render import images_path
-    from ms2img.stats import fold_scores
+    from ms2img.training.dataset import MIDDLE, data_from_params
+    from ms2img.training.experiment import family_input
+    from ms2img.training.scores import fold_scores
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--project", type=Path, default=Path("/tmp/ms2img-bench-train"))

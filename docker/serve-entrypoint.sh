@@ -17,7 +17,7 @@ MS2IMG_MAX_ROWS="${MS2IMG_MAX_ROWS:-200000}"
 export MS2IMG_MODEL_URI="models:/${MODEL_NAME}@${MODEL_ALIAS}" MS2IMG_MAX_BYTES MS2IMG_MAX_ROWS
 
 echo "serving ${MS2IMG_MODEL_URI} from ${MLFLOW_TRACKING_URI} on port ${SERVE_PORT} with ${SERVE_WORKERS} workers"
-exec python -m uvicorn --factory ms2img.serving_app:app_from_env \
+exec python -m uvicorn --factory ms2img.serving.app:app_from_env \
     --host 0.0.0.0 \
     --port "${SERVE_PORT}" \
     --workers "${SERVE_WORKERS}" \

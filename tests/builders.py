@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from ms2img.request import REQUEST_COLUMNS, random_request  # noqa: F401 - random_request re-exported for the tests
+from ms2img.serving.request import REQUEST_COLUMNS, random_request  # noqa: F401 - random_request re-exported for the tests
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` (benchmarks/ is a folder of scripts, not a package), once per session."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
 
 
 def request_rows(rows: list[tuple[Any, ...]] | None = None, **overrides: list[Any]) -> pd.DataFrame:
@@ -60,7 +78,7 @@ def tiny_cohort(
     imageset.save(images)
     features = None
     if methods:
-        from ms2img.features import build_feature_tables
+        from ms2img.features.table import build_feature_tables
 
         features = root / "features"
         build_feature_tables(events, features, methods=list(methods), progress=False)
@@ -93,7 +111,7 @@ def tiny_params(**overrides: Any) -> dict[str, Any]:
 def train_tiny(cohort: TinyCohort, assay: str, params: dict[str, Any], out: Path, track: bool = True) -> dict[str, Any]:
     """``train_assay`` on the tiny cohort, every output under ``out``; with ``track`` into the current MLflow
     store (one parent run, a child per family)."""
-    from ms2img.train import train_assay
+    from ms2img.training.stage import train_assay
 
     return train_assay(
         assay=assay,
@@ -109,3 +127,67 @@ def train_tiny(cohort: TinyCohort, assay: str, params: dict[str, Any], out: Path
         plots_dir=out / "plots",
         track=track,
     )
+
+
+# ------------------------------------------------------------------------------------------------ registry
+ASSAY = "DPPH"
+SCALING = {"min": 0.0, "max": 100.0, "low": 0.4, "high": 0.6}
+
+
+def card(family: str, accessions: list[str], render: dict | None = None, auc: float = 0.8, **extra) -> dict:
+    return {
+        "assay": ASSAY,
+        "render": render or {},
+        "threshold": 0.5,
+        "label_scaling": SCALING,
+        "metrics": {
+            "auc": {"mean": auc, "sd": 0.1, "ci_low": auc - 0.1, "ci_high": min(auc + 0.1, 1.0)},
+            "balanced_accuracy": {"mean": 0.7, "sd": 0.1, "ci_low": 0.6, "ci_high": 0.8},
+            "mcc": {"mean": 0.4, "sd": 0.2, "ci_low": 0.2, "ci_high": 0.6},
+        },
+        "class_counts": {"low": len(accessions) // 2, "high": len(accessions) - len(accessions) // 2},
+        "n_accessions": len(accessions),
+        "seconds": 1.5,
+        **extra,
+    }
+
+
+def rf_image_model(images, accessions: list[str], labels: np.ndarray, folder: Path, seed: int = 0, auc: float = 0.8):
+    """A tiny RF on the flattened images of ``accessions``, saved as a FamilyModel folder."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    from ms2img.models.baselines import FlattenImages
+    from ms2img.models.family import FamilyModel
+
+    idx = pd.Index(images.ids.astype(str)).get_indexer(accessions)
+    est = Pipeline([("flatten", FlattenImages()), ("rf", RandomForestClassifier(n_estimators=15, random_state=seed))])
+    est.fit(images.images[idx], labels)
+    fm = FamilyModel("rf-image", card("rf-image", accessions, images.config, auc=auc), est, list(accessions))
+    return fm.save(folder)
+
+
+# ------------------------------------------------------------------------------------------------ servers
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop a server started in its own session: SIGTERM to its process group, SIGKILL after 20 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wait_until_serving(proc: subprocess.Popen, base: str, log_path, seconds: float = 120) -> None:
+    """Poll ``base``/ping until the server answers; fail with the server's log when it exits or times out."""
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while True:
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        try:
+            if requests.get(f"{base}/ping", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+        time.sleep(0.5)

@@ -254,7 +254,7 @@ def test_serve_image_healthcheck_and_serve_command():
     assert re.match(r"PYTHON_IMAGE=python:3\.11[\w.-]*-slim", base)
     entry = (DOCKER / "serve-entrypoint.sh").read_text(encoding="utf-8")
     assert "models:/${MODEL_NAME}@${MODEL_ALIAS}" in entry
-    assert "ms2img.serving_app:app_from_env" in entry  # the guarded app, not bare `mlflow models serve`
+    assert "ms2img.serving.app:app_from_env" in entry  # the guarded app, not bare `mlflow models serve`
     assert "--host 0.0.0.0" in entry
     assert "MLFLOW_TRACKING_URI" in entry
 

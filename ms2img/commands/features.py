@@ -64,7 +64,7 @@ def _pick(flag: Any, params: dict[str, Any], key: str, default: Any) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Build and save the tables, and print one line per method."""
-    from ms2img import features as F
+    from ms2img.features import table as F
 
     fp = _params(args)
     if args.methods is not None:

@@ -1,4 +1,4 @@
-"""``ms2img serve``: an assay's champion over HTTP behind the request guards of :mod:`ms2img.serving_app`
+"""``ms2img serve``: an assay's champion over HTTP behind the request guards of :mod:`ms2img.serving.app`
 (uvicorn, several workers on multi-core machines, localhost by default; uvicorn's access log is off, the app logs
 one line per request without the input)."""
 
@@ -18,7 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve the champion model of an assay over HTTP (MLflow scoring app behind ms2img's guards)",
         description=(
-            "Runs uvicorn with ms2img.serving_app (MLflow's scoring app for models:/ms2img-<ASSAY>@<alias> plus a "
+            "Runs uvicorn with ms2img.serving.app (MLflow's scoring app for models:/ms2img-<ASSAY>@<alias> plus a "
             "byte limit, a parse-time guard, 4xx for missing Content-Type / deep nesting, error bodies without the "
             "request, one log line per request on stderr). --plain runs `mlflow models serve` instead (no guards, "
             "no request log)."
@@ -42,13 +42,13 @@ def serve_command(model_uri: str, host: str, port: int, workers: int, plain: boo
         mlflow_bin = shutil.which("mlflow", path=str(bindir)) or shutil.which("mlflow") or str(bindir / "mlflow")
         return [mlflow_bin, "models", "serve", "-m", model_uri, "--env-manager", "local", "-h", host, "-p", str(port),
                 "-w", str(workers)]  # fmt: skip
-    return [sys.executable, "-m", "uvicorn", "--factory", "ms2img.serving_app:app_from_env", "--host", host,
+    return [sys.executable, "-m", "uvicorn", "--factory", "ms2img.serving.app:app_from_env", "--host", host,
             "--port", str(port), "--workers", str(workers), "--timeout-keep-alive", "30",
             "--no-access-log"]  # fmt: skip
 
 
 def serve_env(model_uri: str, tracking_uri: str, max_bytes: int, max_rows: int) -> dict[str, str]:
-    from ms2img.serving_app import ENV_MAX_BYTES, ENV_MAX_ROWS, ENV_MODEL_URI
+    from ms2img.serving.app import ENV_MAX_BYTES, ENV_MAX_ROWS, ENV_MODEL_URI
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, ENV_MODEL_URI: model_uri,
            ENV_MAX_BYTES: str(max_bytes), ENV_MAX_ROWS: str(max_rows)}  # fmt: skip
@@ -61,7 +61,7 @@ def serve_env(model_uri: str, tracking_uri: str, max_bytes: int, max_rows: int) 
 def run(args: argparse.Namespace) -> int:
     from ms2img import registry, tracking
     from ms2img.commands.promote import assay_model_name
-    from ms2img.serving_app import DEFAULT_MAX_BYTES, default_workers
+    from ms2img.serving.app import DEFAULT_MAX_BYTES, default_workers
 
     params = params_from_args(args)
     name = assay_model_name(args.assay, params)

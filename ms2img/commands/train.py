@@ -37,8 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ms2img import tracking
     from ms2img.render import images_path
-    from ms2img.stats import LABELS
-    from ms2img.train import resolution_study, train_assay
+    from ms2img.training.scores import LABELS
+    from ms2img.training.stage import resolution_study, train_assay
 
     params = params_from_args(args)
     if not args.assays.exists():

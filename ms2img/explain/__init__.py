@@ -6,7 +6,6 @@
 * :mod:`~ms2img.explain.annotation`: Flash entropy search against PhenolicsDB or any MSP/MGF library.
 * :mod:`~ms2img.explain.translator`: an optional HTTP client for a de novo structure translator.
 * :mod:`~ms2img.explain.pipeline`: :func:`explain_assay`, what ``ms2img explain`` runs.
-* :mod:`~ms2img.explain.evaluate`: precision@k of drivers against a synthetic cohort's planted actives.
 """
 
 from ms2img.explain.attribution import (

@@ -2,7 +2,7 @@
 
 MS2toImg has no cross-run alignment, so the precursors of every accession that fall in a box are first grouped
 across accessions by precursor m/z (``mz_ppm``) and retention time (``rt_tol_min``) into *candidates*
-(:func:`group_by_precursor`, which says why this is not :mod:`ms2img.feature_merge`'s definition). Each
+(:func:`group_by_precursor`, which says why this is not :mod:`ms2img.features.merge`'s definition). Each
 candidate gets
 
 * ``precursor_mz`` / ``rt_min`` (medians over the accessions that have it), ``n_accessions``;
@@ -164,7 +164,7 @@ def group_by_precursor(mz: np.ndarray, rt: np.ndarray, mz_ppm: float = 10.0, rt_
     """Explaining's "same compound across accessions": chains in precursor m/z (gaps <= ``mz_ppm``), then in RT
     (gaps <= ``rt_tol_min``); the MS/MS is not consulted.
 
-    Training's definition is :mod:`ms2img.feature_merge` (MS1, RT and MS/MS similarity, leader clustering, at most
+    Training's definition is :mod:`ms2img.features.merge` (MS1, RT and MS/MS similarity, leader clustering, at most
     one feature per accession), and the two differ on purpose. A feature-table cell holds one value per accession
     and a column must not mix isomers, so training needs the spectra and the block rule. Here the question is which
     accessions hold a precursor inside a box the model already chose: the candidate's spectrum is the consensus

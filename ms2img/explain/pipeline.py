@@ -117,7 +117,7 @@ def labels_and_folds(
             return out.astype({"label": int, "fold": int}).reset_index(drop=True), str(oof_path)
     if assays_csv is None:
         raise InputFileError(oof_path, "no out-of-fold table and no assay table to take labels from")
-    from ms2img.labels import make_labels, read_assays
+    from ms2img.training.labels import make_labels, read_assays
 
     lab = make_labels(read_assays(assays_csv), assay, low=low, high=high)
     return lab.assign(fold=-1)[["accession", "label", "fold"]].reset_index(drop=True), str(assays_csv)
@@ -162,7 +162,7 @@ def _feature_boxes(model, features_dir: Path, y, folds, accessions, cfg: Explain
     """Permutation importance of a feature-family model as m/z x RT boxes (one per training feature)."""
     from sklearn.base import clone
 
-    from ms2img.features import FeatureTable
+    from ms2img.features.table import FeatureTable
 
     feats = model.features
     if feats is None or "feature_id" not in feats.columns:

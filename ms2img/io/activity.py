@@ -5,7 +5,7 @@ bioactivity-guided exports (the BMN ``Bioactivity...`` row, Optimus activity col
 metadata) into ``assays.csv``, but FERMO keeps its activities in a separate ``sample_name, quant_data`` file that
 lists the active samples only. The correlation route reads all of these directly, so no file is rewritten by hand:
 
-* ``assays.csv``: ``accession`` plus one column per assay (:func:`ms2img.labels.read_assays`);
+* ``assays.csv``: ``accession`` plus one column per assay (:func:`ms2img.training.labels.read_assays`);
 * FERMO: ``sample_name, quant_data`` (one activity; samples not listed were inactive);
 * GNPS / FBMN metadata: ``filename`` plus numeric ``ATTRIBUTE_*activ*`` columns (:mod:`ms2img.io.metadata`).
 
@@ -79,7 +79,7 @@ def read_activity(path: str | Path, assay: str) -> pd.Series:
     if all(c in header for c in FERMO_COLUMNS):
         return read_fermo_activity(path).rename(assay)
     if "accession" in header:
-        from ms2img.labels import read_assays
+        from ms2img.training.labels import read_assays
 
         table = read_assays(path).set_index("accession")
     else:

@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from ms2img.errors import ConfigError
 from ms2img.models.baselines import FlattenImages
-from ms2img.stats import choose_threshold
+from ms2img.training.scores import choose_threshold
 
 log = logging.getLogger(__name__)
 

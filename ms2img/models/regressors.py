@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import RandomForestRegressor
 
 from ms2img.models.estimators import CNNClassifier, ForestClassifier, ForestGrid, fixed_hp, make_estimator
-from ms2img.stats import spearman
+from ms2img.training.scores import spearman
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,9 @@ class CNNRegressor(RegressorMixin, CNNClassifier):
         import keras
         from sklearn.model_selection import train_test_split
 
-        from ms2img.dataset import value_strata
         from ms2img.models.cnn import as_model_input
         from ms2img.models.cnn_regression import RegressionHyperModel, in_units, standardise
+        from ms2img.training.dataset import value_strata
 
         x = as_model_input(X)
         z, self.target_mean_, self.target_scale_ = standardise(y)

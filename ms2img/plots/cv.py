@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from ms2img.evaluate import fold_rocs, pooled_roc, size_sort_key, summarize
 from ms2img.plots._base import (
     HELDOUT_COLOR,
     INNER_COLOR,
@@ -22,6 +21,7 @@ from ms2img.plots._base import (
     new_figure,
     save_figure,
 )
+from ms2img.training.fold_metrics import fold_rocs, pooled_roc, size_sort_key, summarize
 
 # Metric columns of reports/<assay>/folds.csv (docs/contracts.md) and their labels.
 FOLD_METRICS = ("auc", "balanced_accuracy", "mcc", "f1")
@@ -252,7 +252,7 @@ def plot_resolution_study(
 
     The curves are Keras' per-epoch loss and accuracy on the training and inner-validation data. Each result is a
     dict with ``"histories"`` (fold histories) and optionally ``"fold_metrics"`` or ``"summary"``, whose held-out
-    ``auc`` and ``balanced_accuracy`` (:data:`ms2img.stats.SCORES` names) are added to the row label.
+    ``auc`` and ``balanced_accuracy`` (:data:`ms2img.training.scores.SCORES` names) are added to the row label.
     """
     if not results_by_size:
         raise ValueError("no resolutions to plot")

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ms2img.plots._base import HIGH_COLOR, LOW_COLOR, MIDDLE_COLOR, new_figure, save_figure, with_units
-from ms2img.stats import spearman
+from ms2img.training.scores import spearman
 
 MIDDLE_NOTE = "mid-range accessions were left out of training but are predicted"
 
@@ -197,7 +197,7 @@ def plot_regression_oof(
 ) -> Path:
     """``labels.mode: regression``: out-of-fold predicted value (y) against the measured one (x), one dot per
     accession and repeat, the identity line dashed; Spearman's rho, RMSE and R2 of the dots in the legend title."""
-    from ms2img.stats import regression_scores
+    from ms2img.training.scores import regression_scores
 
     vals = np.asarray(values, dtype="float64").ravel()
     pred = np.asarray(predictions, dtype="float64").ravel()

@@ -1,7 +1,8 @@
 """Model registry: one registered model ``ms2img-<assay>`` per assay, one version per trained family model.
 
 Every ``models/<assay>/<family>/`` folder (``FamilyModel``) is registered as a version of ``ms2img-<assay>``
-(tag ``family``), logged from code (``ms2img/pyfunc_model.py``) with the ``ms2img`` package in ``code_paths``, its
+(tag ``family``), logged from code (``ms2img/serving/pyfunc_model.py``) with the ``ms2img`` package in
+``code_paths``, its
 files as artifacts (``.keras`` / ``.skops``, no pickle), a real input signature, an input example, an
 applicability-domain reference and a model card as the version's description.
 

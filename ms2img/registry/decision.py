@@ -22,7 +22,7 @@ from ms2img.registry.store import (
     score_tag,
     version_tags,
 )
-from ms2img.stats import LABELS, PRIMARY, spearman
+from ms2img.training.scores import LABELS, PRIMARY, spearman
 
 DEFAULT_Z = 1.645  # one-sided 95 %: better by more than the noise of the comparison
 MIN_PER_CLASS = 3  # fewer new accessions of a class than this: the new-data comparison cannot decide
@@ -100,7 +100,7 @@ def smoke_predict(name: str, version: str) -> str | None:
 
 def _labels_with(scaling: dict[str, Any], values: np.ndarray) -> np.ndarray:
     """1 high / 0 low / -1 middle with a version's stored label scaling (the class it meant at training)."""
-    from ms2img.labels import LabelScaling
+    from ms2img.training.labels import LabelScaling
 
     return LabelScaling.from_dict(scaling).labels(values)
 

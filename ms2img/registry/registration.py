@@ -32,10 +32,10 @@ from ms2img.registry.store import (
     next_version,
     registry_lock,
 )
-from ms2img.stats import PRIMARY, scores_of
+from ms2img.training.scores import PRIMARY, scores_of
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-PYFUNC_CODE = PACKAGE_DIR / "pyfunc_model.py"
+PYFUNC_CODE = PACKAGE_DIR / "serving" / "pyfunc_model.py"
 EXAMPLE_ROWS = 2000
 
 
@@ -68,7 +68,7 @@ DOMAIN_SAMPLE = 80  # training accessions the applicability-domain reference is 
 @functools.lru_cache(maxsize=2)
 def _cached_requests(accessions: tuple[str, ...], events_dir: Path) -> tuple[tuple[str, pd.DataFrame], ...]:
     from ms2img.io.schema import read_events
-    from ms2img.request import events_to_request
+    from ms2img.serving.request import events_to_request
 
     out = []
     for acc in accessions:
@@ -82,9 +82,9 @@ def _cached_requests(accessions: tuple[str, ...], events_dir: Path) -> tuple[tup
 
 def _domain_reference(folder: Path, requests: list[tuple[str, pd.DataFrame]]):
     """The applicability-domain reference of a model from its training accessions' requests (None without)."""
-    from ms2img.domain import DomainReference
-    from ms2img.request import RequestError
-    from ms2img.serving import FamilyPredictor
+    from ms2img.serving.domain import DomainReference
+    from ms2img.serving.predictor import FamilyPredictor
+    from ms2img.serving.request import RequestError
 
     if len(requests) < 2:
         return None
@@ -135,8 +135,8 @@ def register_family(
 
     from ms2img import tracking
     from ms2img.models.family import FamilyModel
-    from ms2img.request import DEFAULT_MAX_ROWS, random_request
-    from ms2img.serving import request_signature
+    from ms2img.serving.predictor import request_signature
+    from ms2img.serving.request import DEFAULT_MAX_ROWS, random_request
 
     model_dir = Path(model_dir)
     fm = FamilyModel.load(model_dir)
@@ -164,7 +164,7 @@ def register_family(
         shutil.copytree(model_dir, staged)
         domain = _domain_reference(staged, requests)
         if domain is not None:
-            from ms2img.domain import FILE
+            from ms2img.serving.domain import FILE
 
             domain.save(staged / FILE)
         if oof is not None and len(oof):

@@ -25,7 +25,7 @@ CONTENT_TAG = "content.hash"
 SCALING_TAG = "label_scaling"
 MODE_TAG = "mode"  # labels.mode of the version: classification or regression (absent: classification)
 REJECTED_TAG = "promotion.rejected"
-TRAINING_TAG = "training.key"  # assay + data + params + code (ms2img.train.training_provenance)
+TRAINING_TAG = "training.key"  # assay + data + params + code (ms2img.training.stage.training_provenance)
 STATUS_TAG = "promotion.status"  # pending (registered, not yet judged), champion, challenger, not-winner, abandoned
 PENDING = "pending"
 
@@ -118,7 +118,7 @@ def version_tags(name: str, version: str) -> dict[str, str]:
 def score_tag(mode: str) -> str:
     """The version tag holding the cross-validated mean of the score that promotes (``auc_mean``; regression:
     ``spearman_mean``)."""
-    from ms2img.stats import PRIMARY
+    from ms2img.training.scores import PRIMARY
 
     return f"{PRIMARY.get(mode, 'auc')}_mean"
 

@@ -50,7 +50,7 @@ class CohortSummary:
     n_total: int  # accessions in the cohort after this call
     files: list[Path]
     precursors: list[int]  # rows per export written by this call
-    class_counts: dict[str, dict[str, int]]  # whole cohort, thresholds 0.4 / 0.6 (ms2img.labels.make_labels)
+    class_counts: dict[str, dict[str, int]]  # whole cohort, thresholds 0.4 / 0.6 (ms2img.training.labels.make_labels)
     latent: pd.DataFrame  # this call's accessions: family abundances (mg/g), total_phenolics, chemotype, minors
     assays: pd.DataFrame  # this call's accessions
     seconds: float = 0.0
@@ -88,8 +88,8 @@ class CohortSummary:
 
 def cohort_class_counts(assays: pd.DataFrame, low: float = 0.4, high: float = 0.6) -> dict[str, dict[str, int]]:
     """Per assay ``{low, high, dropped}`` with the project's labelling rule (empty dict when it cannot label)."""
-    from ms2img.labels import class_counts, make_labels
-    from ms2img.labels import logger as labels_log
+    from ms2img.training.labels import class_counts, make_labels
+    from ms2img.training.labels import logger as labels_log
 
     out: dict[str, dict[str, int]] = {}
     level = labels_log.level

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from builders import load_benchmark
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -23,7 +24,6 @@ from ms2img.explain.attribution import (
     window_boxes,
 )
 from ms2img.explain.drivers import collect_precursors, consensus_spectrum, find_drivers, group_by_precursor
-from ms2img.explain.evaluate import match_actives, precision_at_k
 from ms2img.io.schema import write_events
 from ms2img.models.baselines import FlattenImages
 from ms2img.models.family import FamilyModel
@@ -226,7 +226,7 @@ def test_explain_assay_writes_the_report(project):
     meta = json.loads(res.paths["json"].read_text())
     assert meta["attribution"] == "held-out refits" and meta["family"] == "rf-image" and meta["boxes"]
     truth = pd.read_csv(project / "truth.csv", keep_default_na=False)
-    score = precision_at_k(df, truth, "A", k=2)
+    score = load_benchmark("explain_truth").precision_at_k(df, truth, "A", k=2)
     assert score["precision"] == 1.0 and score["distinct_actives"] == 2 and score["recall_weight"] == 1.0
     res2 = explain_assay("A", project / "models", project / "reports", project / "images", project / "events",
                          assays_csv=None, config=ExplainConfig(block=2, top=10, refit=False))  # fmt: skip
@@ -245,14 +245,3 @@ def test_cli_explain(project, monkeypatch, capsys):
     rc = main(["explain", "--assay", "B", *dirs])
     err = capsys.readouterr().err
     assert rc == 2 and "selection.json" in err and "\n" == err[-1] and err.count("\n") == 1
-
-
-def test_match_actives_tolerances():
-    truth = pd.DataFrame({"assay": ["A", "A", "B"], "compound": ["x", "y", "z"],
-                          "precursor_mz": [300.0, 900.0, 500.0], "rt_min": [2.0, 3.0, 4.0], "weight": [0.5, 0.5, 1.0],
-                          "library_name": ["", "Y", ""]})  # fmt: skip
-    drivers = pd.DataFrame({"rank": [1, 2, 3, 4], "precursor_mz": [300.009, 900.008, 900.0, 500.0],
-                            "rt_min": [2.25, 3.0, 3.5, 4.0], "library_name": ["", "y", "", ""]})  # fmt: skip
-    assert list(match_actives(drivers, truth, "A")) == ["x", "y", "", ""]  # 0.01 Da or 10 ppm, RT 0.3 min
-    s = precision_at_k(drivers, truth, "A", k=4)
-    assert s["precision"] == 0.5 and s["annotated_share"] == 0.25 and s["n_actives"] == 2

@@ -225,11 +225,11 @@ def test_stage_commands_run_as_argument_lists_without_a_shell(tmp_path):
         ["ms2img", "ingest", "a", "--out", "b c"],
         ["ms2img", "validate", "x"],
     ]
-    script = "import sys; print('x ms2img.train fold 1 AUC 0.9'); print('chatter'); print('$HOME;', sys.argv[1])"
+    script = "import sys; print('x stage fold 1 AUC 0.9'); print('chatter'); print('$HOME;', sys.argv[1])"
     seen = []
     out = pipeline.run([sys.executable, "-c", script, "a && b"], cwd=tmp_path, what="train@X", echo=seen.append)
-    assert out.splitlines() == ["x ms2img.train fold 1 AUC 0.9", "chatter", "$HOME; a && b"]  # no shell expansion
-    assert seen == ["train@X: x ms2img.train fold 1 AUC 0.9"]  # progress lines only, as they come
+    assert out.splitlines() == ["x stage fold 1 AUC 0.9", "chatter", "$HOME; a && b"]  # no shell expansion
+    assert seen == ["train@X: x stage fold 1 AUC 0.9"]  # progress lines only, as they come
     fail = "import sys; print('\\n'.join(f'line {i}' for i in range(40))); sys.exit(3)"
     with pytest.raises(pipeline.StageFailed, match="train@X failed with exit code 3") as info:
         pipeline.run([sys.executable, "-c", fail], cwd=tmp_path, what="train@X")

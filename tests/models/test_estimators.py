@@ -7,7 +7,7 @@ import pytest
 from sklearn.base import clone
 
 from ms2img.models.estimators import CNNClassifier, ForestClassifier, make_estimator
-from ms2img.stats import choose_threshold
+from ms2img.training.scores import choose_threshold
 
 
 def planted(n: int = 40, size: int = 16, seed: int = 0, strength: float = 1.0):

@@ -1,0 +1,197 @@
+"""The one request check: what a prediction request is (raw peaks, one row per precursor), how it is validated
+and parsed, and how it maps to and from the canonical events table.
+
+The served model (:mod:`ms2img.serving.predictor`), the HTTP guard (:mod:`ms2img.serving.app`) and registration's
+input examples all use it; training never does (feature families match already parsed arrays with
+:func:`ms2img.features.match.match_parsed`), so editing the request check never makes a trained model stale.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ms2img.errors import Ms2ImgError
+from ms2img.io.msms import MsmsFormatError, parse_msms_column
+from ms2img.io.schema import EVENT_COLUMNS, MAX_INTENSITY, coerce_events
+
+REQUEST_COLUMNS = ["accession", "precursor_mz", "precursor_intensity", "rt_min", "msms"]
+NUMERIC_REQUEST_COLUMNS = ["precursor_mz", "precursor_intensity", "rt_min"]
+DEFAULT_MAX_ROWS = 200_000
+DEFAULT_MAX_FRAGMENTS = 5_000_000
+
+
+class RequestError(Ms2ImgError, ValueError):
+    """A prediction request that cannot be served; the message says which column or row is wrong."""
+
+
+def row_error(row: int, problem: str) -> RequestError:
+    """A RequestError naming the request row (0-based, as the client sent it)."""
+    return RequestError(f"request row {row}: {problem}")
+
+
+def short(text: object, n: int = 80) -> str:
+    """A value quoted for an error message, cut to ``n`` characters."""
+    text = repr(text.item() if isinstance(text, np.generic) else text)
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def parse_msms(msms: pd.Series, max_fragments: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The msms column through the one MS/MS parser (:func:`ms2img.io.msms.parse_msms_column`, the rules
+    ``ms2img ingest`` applies): (fragments per row, fragment m/z, fragment intensity); errors name the row."""
+    try:
+        parsed = parse_msms_column(msms, column=None, max_fragments=max_fragments)
+    except MsmsFormatError as exc:
+        if exc.row is None:
+            raise RequestError(f"payload too large: {exc.problem} per request") from None
+        raise row_error(exc.row, f"msms: {exc.problem}") from None
+    counts = parsed.counts(len(msms))
+    too_big = np.flatnonzero(parsed.intensity > MAX_INTENSITY)
+    if len(too_big):
+        k = int(too_big[0])
+        row = int(np.searchsorted(np.cumsum(counts), k, side="right"))
+        raise row_error(row, f"msms: fragment intensity {parsed.intensity[k]:g} is above {MAX_INTENSITY:g}")
+    return counts, parsed.mz, parsed.intensity
+
+
+def validate_request(df: Any, max_rows: int = DEFAULT_MAX_ROWS) -> pd.DataFrame:
+    """Check a request frame column by column and return it with clean dtypes; raise RequestError otherwise."""
+    if not isinstance(df, pd.DataFrame):
+        raise RequestError(f"expected a table with columns {REQUEST_COLUMNS}, got {type(df).__name__}")
+    if df.empty:
+        raise RequestError(f"empty request: send at least one row with columns {REQUEST_COLUMNS}")
+    missing = [c for c in REQUEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise RequestError(f"missing columns {missing}; expected exactly {REQUEST_COLUMNS}")
+    extra = [str(c) for c in df.columns if c not in REQUEST_COLUMNS]
+    if extra:
+        raise RequestError(f"unknown columns {extra}; expected exactly {REQUEST_COLUMNS}")
+    if df.columns.duplicated().any():
+        raise RequestError(f"duplicated columns {sorted(set(df.columns[df.columns.duplicated()]))}")
+    if len(df) > max_rows:
+        raise RequestError(f"payload too large: {len(df)} rows, at most {max_rows} precursors per request")
+    out = df[REQUEST_COLUMNS].reset_index(drop=True)
+    acc = out["accession"]
+    blank = acc.isna().to_numpy()
+    if not blank.any() and acc.dtype == object:
+        blank = np.fromiter((not isinstance(a, str | int | float) or isinstance(a, bool) for a in acc), bool, len(acc))
+    if blank.any():
+        row = int(np.flatnonzero(blank)[0])
+        raise row_error(row, f"accession must be a non-empty string, got {short(acc.iloc[row])}")
+    out["accession"] = acc.astype(str).str.strip()
+    empty = (out["accession"] == "").to_numpy()
+    if empty.any():
+        raise row_error(int(np.flatnonzero(empty)[0]), "accession must be a non-empty string, got ''")
+    for col in NUMERIC_REQUEST_COLUMNS:
+        raw = out[col]
+        if raw.dtype == bool or (raw.dtype == object and any(isinstance(v, bool) for v in raw)):
+            row = int(np.flatnonzero([isinstance(v, bool | np.bool_) for v in raw])[0])
+            raise row_error(row, f"{col} must be a finite number >= 0, got a boolean ({short(raw.iloc[row])})")
+        values = pd.to_numeric(raw, errors="coerce").astype(np.float64).to_numpy()
+        bad = ~np.isfinite(values) | (values < 0)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise row_error(row, f"{col} must be a finite number >= 0, got {short(raw.iloc[row])}")
+        if col == "precursor_intensity" and (values > MAX_INTENSITY).any():
+            row = int(np.flatnonzero(values > MAX_INTENSITY)[0])
+            raise row_error(row, f"{col} must be at most {MAX_INTENSITY:g}, got {short(raw.iloc[row])}")
+        out[col] = values
+    return out
+
+
+def parse_request(
+    df: Any, max_rows: int, max_fragments: int
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate and parse; fail when an accession has no fragment at all (it would silently get no answer)."""
+    req = validate_request(df, max_rows)
+    counts, mz, intensity = parse_msms(req["msms"], max_fragments)
+    has = pd.Series(counts > 0).groupby(req["accession"].to_numpy(), sort=True).any()
+    if not has.all():
+        names = has.index[~has.to_numpy()].tolist()
+        raise RequestError(
+            f"accession(s) {names[:5]} have no MS/MS fragments (msms is empty in every row); nothing to classify"
+        )
+    return req, counts, mz, intensity
+
+
+def request_to_events(
+    df: pd.DataFrame, max_rows: int = DEFAULT_MAX_ROWS, max_fragments: int = DEFAULT_MAX_FRAGMENTS
+) -> pd.DataFrame:
+    """Turn a validated request (one row per precursor) into the canonical events table (one row per fragment)."""
+    req, counts, mz, intensity = parse_request(df, max_rows, max_fragments)
+    rows = np.repeat(np.arange(len(req)), counts)
+    events = pd.DataFrame(
+        {
+            "accession": req["accession"].to_numpy()[rows],
+            "replicate": "1",
+            "feature_id": rows.astype(str),
+            "precursor_mz": req["precursor_mz"].to_numpy()[rows],
+            "rt_min": req["rt_min"].to_numpy()[rows],
+            "precursor_intensity": req["precursor_intensity"].to_numpy()[rows],
+            "fragment_mz": mz,
+            "fragment_intensity": intensity,
+            "polarity": "unknown",
+        }
+    )
+    return coerce_events(events[EVENT_COLUMNS])
+
+
+def events_to_request(events: pd.DataFrame) -> pd.DataFrame:
+    """The inverse view: canonical events to request rows, one per precursor, replicates averaged.
+
+    Mirrors the renderer's averaging, so a request built from an accession's events renders the same image as
+    training did: precursors are merged across replicates by (accession, feature_id, m/z to 4 decimals), their
+    intensity is the sum over replicates divided by the accession's number of replicates (absence counts as zero),
+    and the spectrum is that of the first replicate holding the precursor (aligned exports repeat one spectrum).
+    """
+    if events.empty:
+        return pd.DataFrame(columns=REQUEST_COLUMNS)
+    from ms2img.render.scaling import MERGE_MZ_DECIMALS, replicate_mean
+
+    ev = events.assign(_pmz=events["precursor_mz"].round(MERGE_MZ_DECIMALS), _order=np.arange(len(events)))
+    merged = ["accession", "feature_id", "_pmz"]
+    n_reps = ev.groupby("accession")["replicate"].transform("nunique").to_numpy(np.float64)
+    first_row = ~ev.duplicated(merged + ["replicate"]).to_numpy()  # one value per (precursor, replicate)
+    per_rep = ev[first_row]
+    by_item = per_rep.groupby(merged, sort=False)
+    item = by_item.ngroup().to_numpy()
+    n_items = by_item.ngroups
+    item_reps = np.ones(n_items)
+    item_reps[item] = n_reps[first_row]
+    values = per_rep["precursor_intensity"].to_numpy(np.float64)
+    values = np.where(np.isnan(values), 0.0, values)  # a missing height counts as absent, as the sum always did
+    intensity = pd.Series(replicate_mean(values, item, n_items, item_reps), index=by_item.size().index)
+    first_rep = ev.groupby(merged, sort=False)["replicate"].transform("min")
+    ev = ev[ev["replicate"] == first_rep]
+    ev = ev.assign(pair=ev["fragment_mz"].map("{:.5f}".format) + ":" + ev["fragment_intensity"].map("{:.6g}".format))
+    grouped = ev.groupby(merged, sort=False).agg(
+        precursor_mz=("precursor_mz", "first"),
+        rt_min=("rt_min", "first"),
+        msms=("pair", " ".join),
+        _order=("_order", "min"),
+    )
+    grouped["precursor_intensity"] = intensity.reindex(grouped.index).to_numpy()
+    out = grouped.reset_index().sort_values("_order", kind="stable")
+    return out[REQUEST_COLUMNS].reset_index(drop=True)
+
+
+def random_request(
+    n_precursors: int = 5000, n_fragments: int = 30, seed: int = 0, accession: str = "BENCH"
+) -> pd.DataFrame:
+    """Request rows for one synthetic accession (m/z 100-1500, fragments below their precursor), for tests."""
+    rng = np.random.default_rng(seed)
+    pmz = rng.uniform(100, 1500, n_precursors)
+    fmz = rng.uniform(0.05, 1.0, (n_precursors, n_fragments)) * pmz[:, None]
+    fint = np.rint(rng.lognormal(5, 1, (n_precursors, n_fragments))).astype(np.int64)
+    pairs = np.char.add(np.char.add(np.char.mod("%.4f", fmz), ":"), np.char.mod("%d", fint))
+    return pd.DataFrame(
+        {
+            "accession": accession,
+            "precursor_mz": np.round(pmz, 5),
+            "precursor_intensity": np.round(rng.lognormal(10, 2, n_precursors), 1),
+            "rt_min": np.round(rng.uniform(0.5, 30, n_precursors), 3),
+            "msms": [" ".join(r) for r in pairs],
+        }
+    )

@@ -1,0 +1,554 @@
+"""The serving model's request contract: every bad request is a RequestError naming the column or row."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from builders import random_request, request_rows
+
+from ms2img.io.schema import coerce_events
+from ms2img.render import RenderConfig, render_events
+from ms2img.serving import predictor as serving
+from ms2img.serving import request
+from ms2img.serving.predictor import FAMILY_RESPONSE_COLUMNS, render_request
+from ms2img.serving.request import (
+    REQUEST_COLUMNS,
+    RequestError,
+    events_to_request,
+    request_to_events,
+    validate_request,
+)
+
+
+def parse_msms_column(msms: pd.Series, max_fragments: int = request.DEFAULT_MAX_FRAGMENTS):
+    """The server's view of the msms column: the one parser of ms2img.io.msms, errors as RequestError."""
+    return request.parse_msms(msms, max_fragments)
+
+
+SMALL = RenderConfig(width=75, height=70)
+
+
+# ------------------------------------------------------------------------------------------------ columns
+def test_good_request_passes_with_clean_dtypes():
+    out = validate_request(request_rows())
+    assert list(out.columns) == REQUEST_COLUMNS
+    for col in ("precursor_mz", "precursor_intensity", "rt_min"):
+        assert out[col].dtype == np.float64
+
+
+@pytest.mark.parametrize("column", REQUEST_COLUMNS)
+def test_missing_column_is_named(column):
+    with pytest.raises(RequestError, match=rf"missing columns \['{column}'\]"):
+        validate_request(request_rows().drop(columns=[column]))
+
+
+def test_unknown_extra_column_is_named_not_dropped():
+    df = request_rows().assign(polarity="negative")
+    with pytest.raises(RequestError, match=r"unknown columns \['polarity'\]"):
+        validate_request(df)
+
+
+def test_duplicated_column():
+    df = pd.concat([request_rows(), request_rows()[["msms"]]], axis=1)
+    with pytest.raises(RequestError, match="duplicated columns"):
+        validate_request(df)
+
+
+@pytest.mark.parametrize("body", [pd.DataFrame(), pd.DataFrame(columns=REQUEST_COLUMNS)])
+def test_empty_body(body):
+    with pytest.raises(RequestError, match="empty request"):
+        validate_request(body)
+
+
+@pytest.mark.parametrize("body", [None, np.zeros((2, 5)), {"accession": ["A"]}, [1, 2, 3]])
+def test_not_a_table(body):
+    with pytest.raises(RequestError, match="expected a table with columns"):
+        validate_request(body)
+
+
+# -------------------------------------------------------------------------------------------- value types
+@pytest.mark.parametrize("column", ["precursor_mz", "precursor_intensity", "rt_min"])
+@pytest.mark.parametrize("bad", [math.nan, None, "abc", "", -1.0, math.inf, True, [200.0]], ids=repr)
+def test_bad_number_names_column_and_row(column, bad):
+    df = request_rows()
+    df[column] = pd.Series([df[column].iloc[0], bad, df[column].iloc[2]], dtype=object)
+    with pytest.raises(RequestError, match=rf"request row 1: {column} must be a finite number >= 0"):
+        validate_request(df)
+
+
+def test_numeric_strings_are_accepted():
+    out = validate_request(request_rows(precursor_mz=["300.1", "450.2", "800.3"]))
+    assert out["precursor_mz"].tolist() == [300.1, 450.2, 800.3]
+
+
+@pytest.mark.parametrize("bad", [None, math.nan, "", "   ", True, [1]], ids=repr)
+def test_bad_accession_names_row(bad):
+    df = request_rows()
+    df["accession"] = pd.Series(["ACC1", "ACC1", bad], dtype=object)
+    with pytest.raises(RequestError, match="request row 2: accession must be a non-empty string"):
+        validate_request(df)
+
+
+def test_numeric_accession_becomes_a_string():
+    assert validate_request(request_rows(accession=[17, 17, 17]))["accession"].tolist() == ["17", "17", "17"]
+
+
+def test_oversize_request_rejected_by_rows():
+    df = random_request(n_precursors=50, n_fragments=2)
+    with pytest.raises(RequestError, match="payload too large: 50 rows, at most 49"):
+        validate_request(df, max_rows=49)
+    validate_request(df, max_rows=50)
+
+
+def test_oversize_request_rejected_by_fragments():
+    df = random_request(n_precursors=10, n_fragments=30)
+    with pytest.raises(RequestError, match="payload too large: 300 MS/MS fragments, at most 299"):
+        parse_msms_column(df["msms"], max_fragments=299)
+
+
+# ----------------------------------------------------------------------------------------------- msms
+def test_msms_parsed_in_row_order():
+    counts, mz, intensity = parse_msms_column(pd.Series(["100:1 200:2", "", "300.5:3.5", "  50:0\t60:1e3  "]))
+    assert counts.tolist() == [2, 0, 1, 2]
+    assert mz.tolist() == [100, 200, 300.5, 50, 60]
+    assert intensity.tolist() == [1, 2, 3.5, 0, 1000]
+
+
+def test_msms_object_column_parses_like_arrow_strings():
+    texts = ["100:1 200:2", "300:3"]
+    a = parse_msms_column(pd.Series(texts, dtype=object))
+    b = parse_msms_column(pd.Series(texts, dtype="str"))
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("garbage", "is not 'mz:intensity'"),
+        ("100;5", "is not 'mz:intensity'"),
+        ("100:5:3", "is not 'mz:intensity'"),
+        ("100:5 200", "is not 'mz:intensity'"),
+        ("100: 5", "is not 'mz:intensity'"),
+        ("100,5:3", "is not 'mz:intensity'"),
+        ("abc:def", "is not 'mz:intensity'"),
+        ("1_000:5", "is not 'mz:intensity'"),
+        ("100:", "is not 'mz:intensity'"),
+        ("100:inf", "not a finite number"),
+        ("nan:5", "not a finite number"),
+        ("0:5", "m/z <= 0"),
+        ("100:-1", "negative intensity"),
+        (123.0, "must be a string"),
+    ],
+    ids=repr,
+)
+def test_garbage_msms_names_the_row(text, problem):
+    msms = pd.Series(["100:1", "200:2 150:3", text, "300:3"], dtype=object)
+    with pytest.raises(RequestError, match=rf"request row 2: msms: .*{problem}"):
+        parse_msms_column(msms)
+
+
+@pytest.mark.parametrize("text", [None, math.nan, "null", "NA", "", " ; ", "None"], ids=repr)
+def test_missing_msms_is_a_precursor_without_fragments(text):
+    counts, mz, _ = parse_msms_column(pd.Series(["100:1", text, "300:3"], dtype=object))
+    assert counts.tolist() == [1, 0, 1] and mz.tolist() == [100, 300]
+
+
+def test_semicolon_separated_msms_parses_like_spaces():
+    a = parse_msms_column(pd.Series(["50.4:6;96.8:6", "1.7E4:5; 20:1"]))
+    b = parse_msms_column(pd.Series(["50.4:6 96.8:6", "1.7E4:5 20:1"]))
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+# The same MS-DIAL-style MS/MS cells through `ms2img ingest` and through the server: accepted or rejected alike,
+# and when accepted, the same fragments.
+SAME_RULES = [
+    "50.1:6 96.8:6", "50.1:6;96.8:6", "50.1:6; 96.8:6", "  50.1:6   96.8:6 ", "1.7E4:5", "null", "NULL", "NA", "nan",
+    "", ";", "50.1:6 garbage", "100;5", "100:5:3", "0:5", "100:-1", "nan:5", "100:inf", "abc:def", "100: 5",
+    "50.1:6,96.8:6",
+]  # fmt: skip
+
+
+def _msdial_export(path, msms: str):
+    """A two-feature MS-DIAL alignment export (one sample ``s1``) whose second feature holds ``msms``."""
+    meta = {"Class": ["A"], "File type": ["Sample"], "Injection order": ["1"], "Batch ID": ["1"]}
+    fixed = ["Alignment ID", "Average Rt(min)", "Average Mz", "Metabolite name", "Adduct type", "MS/MS spectrum"]
+    lines = ["\t".join([""] * 5 + [k] + v) for k, v in meta.items()]
+    lines.append("\t".join([*fixed, "s1"]))
+    lines.append("1\t1.5\t400.1\tUnknown\t[M+H]+\t50.1:100\t1000")
+    lines.append(f"2\t2.5\t500.2\tUnknown\t[M+H]+\t{msms}\t2000")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("text", SAME_RULES, ids=repr)
+def test_ingest_and_server_apply_the_same_msms_rules(tmp_path, text):
+    from ms2img.errors import Ms2ImgError
+    from ms2img.io.ingest import ingest
+    from ms2img.io.schema import read_events
+
+    export = _msdial_export(tmp_path / "export.txt", text)
+    try:
+        ingest([export], tmp_path / "events")
+    except Ms2ImgError as exc:
+        ingested = exc
+    else:
+        ev = read_events(next((tmp_path / "events").glob("*.parquet")))
+        ingested = np.sort(ev.loc[ev["feature_id"].astype(str) == "2", "fragment_mz"].to_numpy())
+    request = request_rows([("s1", 400.1, 1000.0, 1.5, "50.1:100"), ("s1", 500.2, 2000.0, 2.5, text)])
+    try:
+        events = request_to_events(request)
+    except RequestError as exc:
+        served = exc
+    else:
+        served = np.sort(events.loc[events["feature_id"] == "1", "fragment_mz"].to_numpy())
+    if isinstance(ingested, Exception) or isinstance(served, Exception):
+        assert isinstance(ingested, Exception) and isinstance(served, Exception), (ingested, served)
+        assert "request row 1" in str(served)  # the server names the request row, ingest the file and line
+    else:
+        np.testing.assert_array_equal(ingested, served)
+
+
+def test_server_reads_json_null_msms_as_no_fragments():
+    request = request_rows([("s1", 400.1, 1000.0, 1.5, "50.1:100"), ("s1", 500.2, 2000.0, 2.5, None)])
+    assert len(request_to_events(request)) == 1
+
+
+def test_malformed_rows_cannot_shift_values_into_neighbours():
+    # "100:5 200" + ":7" holds two colons and four numbers: a count-based parser would accept it.
+    with pytest.raises(RequestError, match="request row 0"):
+        parse_msms_column(pd.Series(["100:5 200", ":7"]))
+
+
+def test_accession_without_any_fragment_is_rejected_not_dropped():
+    df = request_rows([("A", 300.0, 10.0, 1.0, "100:5"), ("B", 300.0, 10.0, 1.0, ""), ("B", 400.0, 10.0, 1.0, " ")])
+    with pytest.raises(RequestError, match=r"accession\(s\) \['B'\] have no MS/MS fragments"):
+        request_to_events(df)
+
+
+# ------------------------------------------------------------------------------------ events and images
+def test_request_to_events_is_canonical():
+    events = request_to_events(request_rows())
+    assert len(events) == 6
+    pd.testing.assert_frame_equal(events, coerce_events(events))
+    assert events["feature_id"].nunique() == 3
+
+
+def test_render_request_renders_like_events():
+    df = pd.concat([random_request(200, 10, seed=1, accession="B"), random_request(150, 5, seed=2, accession="A")])
+    df.loc[df.index[5], "msms"] = ""  # a precursor without fragments in the middle
+    ids, images = render_request(df, SMALL)
+    expected = render_events(request_to_events(df), SMALL, progress=False)
+    assert ids.tolist() == expected.ids.tolist() == ["A", "B"]
+    np.testing.assert_array_equal(images, expected.images)
+
+
+def _replicated_events() -> pd.DataFrame:
+    """Two replicates of an aligned export: shared features repeat their spectrum; one feature in r1 only."""
+    rows = []
+    for rep, scale in (("r1", 1.0), ("r2", 3.0)):
+        for fid, pmz, frags in (("1", 300.0, [(100.0, 10.0), (250.0, 40.0)]), ("2", 700.0, [(400.0, 5.0)])):
+            for fmz, fint in frags:
+                rows.append(("X", rep, fid, pmz, 2.0, 1000.0 * scale, fmz, fint, "negative"))
+    rows.append(("X", "r1", "3", 900.0, 3.0, 50000.0, 600.0, 8.0, "negative"))
+    cols = ["accession", "replicate", "feature_id", "precursor_mz", "rt_min", "precursor_intensity",
+            "fragment_mz", "fragment_intensity", "polarity"]  # fmt: skip
+    return coerce_events(pd.DataFrame(rows, columns=cols))
+
+
+@pytest.mark.parametrize("aggregation", ["max", "sum"])
+def test_events_to_request_renders_the_training_image(aggregation):
+    events = _replicated_events()
+    config = RenderConfig(width=75, height=70, aggregation=aggregation)
+    req = events_to_request(events)
+    assert len(req) == 3  # one row per merged precursor, replicates averaged
+    assert req["precursor_intensity"].tolist() == [2000.0, 2000.0, 25000.0]  # (1000 + 3000) / 2, 50000 / 2
+    trained = render_events(events, config, progress=False).images
+    served = render_request(req, config)[1]
+    np.testing.assert_allclose(served, trained, rtol=1e-6, atol=1e-7)
+
+
+def test_events_to_request_averages_replicates_like_replicate_mean():
+    """The shared definition (ms2img.render.replicate_mean) gives the values the old per-replicate division did."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for acc, reps in (("X", ["r1", "r2", "r3"]), ("Y", ["1"])):
+        for rep in reps:
+            for fid in range(6):
+                if rng.random() < 0.3:
+                    continue  # absent from this replicate: counts as zero
+                pmz, height = 200.0 + 50 * fid, float(rng.lognormal(8, 1))
+                for k in range(3):
+                    rows.append((acc, rep, str(fid), pmz, 1.0 + fid, height, 50.0 + k, 10.0 + k, "negative"))
+    cols = ["accession", "replicate", "feature_id", "precursor_mz", "rt_min", "precursor_intensity",
+            "fragment_mz", "fragment_intensity", "polarity"]  # fmt: skip
+    events = coerce_events(pd.DataFrame(rows, columns=cols))
+    req = events_to_request(events)
+    per = events.drop_duplicates(["accession", "feature_id", "replicate"])
+    n_reps = per["accession"].map(events.groupby("accession")["replicate"].nunique())
+    old = (per["precursor_intensity"] / n_reps).groupby([per["accession"], per["feature_id"]], sort=False).sum()
+    assert len(req) == len(old)
+    np.testing.assert_allclose(np.sort(req["precursor_intensity"].to_numpy()), np.sort(old.to_numpy()), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------- pyfunc
+def _pyfunc(max_rows: int = 1000, infer=None) -> serving.FamilyPyfunc:
+    """A FamilyPyfunc over an image predictor whose "model" scores the image's total intensity."""
+    from types import SimpleNamespace
+
+    predictor = serving.FamilyPredictor.__new__(serving.FamilyPredictor)
+    predictor.model = SimpleNamespace(threshold=0.5, assay="DPPH")
+    predictor.family, predictor.kind, predictor.version, predictor.domain = "rf-image", "image", "3", None
+    predictor.max_rows, predictor.max_fragments, predictor.render = max_rows, request.DEFAULT_MAX_FRAGMENTS, SMALL
+    predictor._infer = infer or (lambda x: np.clip(np.asarray(x).reshape(len(x), -1).sum(axis=1) / 100.0, 0, 1))
+    model = serving.FamilyPyfunc()
+    model._predictor = predictor
+    return model
+
+
+def test_predict_answers_one_row_per_accession_in_request_order():
+    df = pd.concat([random_request(100, 5, seed=1, accession="B"), random_request(80, 5, seed=2, accession="A")])
+    out = _pyfunc().predict(None, df)
+    assert list(out.columns) == FAMILY_RESPONSE_COLUMNS
+    assert out["accession"].tolist() == ["B", "A"]  # as the request names them, not sorted
+    assert out["probability"].between(0, 1).all()
+    assert set(out["class"]) <= {"high", "low"}
+    assert (out["assay"] == "DPPH").all() and (out["model_version"] == "3").all()
+
+
+@pytest.mark.parametrize(
+    ("df", "message"),
+    [
+        (request_rows().drop(columns=["msms"]), "missing columns"),
+        (request_rows().assign(extra=1), "unknown columns"),
+        (request_rows(precursor_mz=[1.0, math.nan, 2.0]), "request row 1: precursor_mz"),
+        (request_rows(msms=["100:1", "x", "100:1"]), "request row 1: msms"),
+        (random_request(20, 1), "payload too large"),
+        (request_rows([("A", 5000.0, 10.0, 1.0, "3000:5")]), "no fragment inside the model's image"),
+    ],
+)
+def test_predict_turns_request_errors_into_http_400(df, message):
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises(MlflowException, match=message) as info:
+        _pyfunc(max_rows=10).predict(None, df)
+    assert info.value.error_code == "INVALID_PARAMETER_VALUE"
+    assert info.value.get_http_status_code() == 400
+
+
+def test_compiled_keras_inference_matches_eager_predict_proba():
+    from ms2img.models.cnn import as_model_input, build_paper_cnn, predict_proba
+
+    model = build_paper_cnn((70, 75, 1), conv_layers=1, filters=2, dense_units=[4])
+    images = np.random.default_rng(0).random((3, 70, 75), dtype=np.float32)
+    infer = serving._keras_inference(model, batch_size=2)  # two batches
+    np.testing.assert_allclose(infer(images), predict_proba(model, as_model_input(images)), rtol=1e-5, atol=1e-6)
+    assert infer(images[:0]).shape == (0,)
+
+
+def test_model_failure_is_a_500_without_traceback():
+    from mlflow.exceptions import MlflowException
+
+    def failing(x):
+        raise RuntimeError("boom")
+
+    with pytest.raises(MlflowException, match="internal error in the model") as info:
+        _pyfunc(infer=failing).predict(None, request_rows())
+    assert info.value.get_http_status_code() == 500
+    assert "boom" not in info.value.serialize_as_json()
+
+
+@pytest.mark.parametrize("bad", [1.1e12, 1e300])
+def test_absurd_precursor_intensity_names_the_row(bad):
+    df = request_rows()
+    df.loc[1, "precursor_intensity"] = bad
+    with pytest.raises(RequestError, match=r"request row 1: precursor_intensity .*1e\+?12"):
+        validate_request(df)
+    assert request.MAX_INTENSITY == 1e12
+
+
+@pytest.mark.parametrize("text", ["100:1.1e12", "100:5 120:1e300", "100:1e400"])
+def test_absurd_fragment_intensity_names_the_row(text):
+    df = request_rows()
+    df.loc[2, "msms"] = text
+    with pytest.raises(RequestError, match=r"request row 2: msms: "):
+        request_to_events(df)
+
+
+def test_explain_true_returns_the_boxes_that_move_each_prediction(tmp_path):
+    """``{"params": {"explain": true}}``: per accession the top m/z boxes, as objects; feature families refuse."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    from ms2img.models.baselines import FlattenImages
+    from ms2img.models.family import FamilyModel
+    from ms2img.render import RenderConfig
+
+    config = RenderConfig(width=20, height=18)
+    request = random_request(n_precursors=40, n_fragments=6, seed=1, accession="A1")
+    predictor = serving.FamilyPredictor(
+        FamilyModel("rf-image", {"assay": "DPPH", "render": config.__dict__, "threshold": 0.5}, None)
+    )
+    x = predictor.inputs(request)["x"]
+    rng = np.random.default_rng(0)
+    scale = rng.uniform(0.5, 1.0, (30, 1, 1)).astype(np.float32)
+    labels = np.arange(30) % 2  # high: this accession's fragments; low: an empty fingerprint with faint noise
+    train = np.where(labels[:, None, None] == 1, x * scale, rng.random((30, *x.shape[1:])) * 0.01)
+    train = train.astype(np.float32)
+    rf = Pipeline([("flatten", FlattenImages()), ("rf", RandomForestClassifier(20, random_state=0))]).fit(train, labels)
+    predictor.model.estimator = rf
+    plain = predictor.predict(request)
+    explained = predictor.predict(request, explain=True)
+    assert "drivers" not in plain.columns
+    boxes = explained["drivers"].iat[0]
+    assert isinstance(boxes, list) and all(isinstance(b, dict) for b in boxes)
+    assert explained["probability"].iat[0] == plain["probability"].iat[0]
+    assert boxes and all(b["precursor_mz_lo"] < b["precursor_mz_hi"] for b in boxes)
+    assert {b["supports"] for b in boxes} <= {"high", "low"}
+
+
+@pytest.mark.parametrize("family", ["rf-image", "rf-cosine"])
+def test_served_forest_gives_the_family_models_numbers(family):
+    """The server sums the trees itself (no per-tree scikit-learn overhead): bit for bit FamilyModel.predict_proba."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    from ms2img.models.baselines import FlattenImages
+    from ms2img.models.family import FamilyModel
+
+    rng = np.random.default_rng(3)
+    x = rng.random((40, 12, 10)).astype(np.float32) * (rng.random((40, 12, 10)) > 0.6)
+    y = np.arange(40) % 2
+    if family == "rf-image":
+        forest = RandomForestClassifier(60, class_weight="balanced_subsample", random_state=0)
+        est = Pipeline([("flatten", FlattenImages(drop_zero_columns=True)), ("rf", forest)]).fit(x, y)
+    else:
+        x = x.reshape(40, -1) * 1e4
+        est = RandomForestClassifier(60, max_features=0.3, random_state=0).fit(np.log1p(x), y)
+    model = FamilyModel(family, {"assay": "DPPH"}, est)
+    served = serving._forest_inference(model)
+    for rows in (slice(0, 1), slice(0, 40)):
+        got, want = served(x[rows]), model.predict_proba(x[rows])
+        assert got.dtype == want.dtype == np.float32 and np.array_equal(got, want)
+
+
+# ------------------------------------------------------------------------------------ JSON guard, every layout
+def _body(payload) -> bytes:
+    import json
+
+    return json.dumps(payload).encode()
+
+
+def test_instances_and_inputs_rows_pass_the_guard_like_records():
+    from ms2img.serving.app import check_json_request
+
+    rows = request_rows().to_dict(orient="records")
+    for key in ("instances", "inputs", "dataframe_records"):
+        assert check_json_request(_body({key: rows}), max_rows=10)[key] == rows
+
+
+def _drop(row: dict, column: str) -> dict:
+    return {k: v for k, v in row.items() if k != column}
+
+
+@pytest.mark.parametrize(
+    ("key", "payload", "words"),
+    [
+        ("instances", lambda rows: rows * 4, "payload too large: 12 rows, at most 10"),
+        ("inputs", lambda rows: rows * 4, "payload too large: 12 rows, at most 10"),
+        ("instances", lambda rows: [*rows, {**rows[0], "msms": [[[[[1]]]]]}], "request row 3: msms must be"),
+        ("instances", lambda rows: [{"a": [[[[[[[[[1]]]]]]]]]}], "nested too deeply"),
+        ("instances", lambda rows: [rows[0], {**rows[1], "precursor_mz": [1.0]}], "request row 1: precursor_mz must"),
+        ("instances", lambda rows: [{**rows[0], "accession": {"a": 1}}], "request row 0: accession must be"),
+        ("inputs", lambda rows: [{**rows[0], "rt_min": True}], "rt_min must be a string, a number or null, got a bool"),
+        ("instances", lambda rows: [list(rows[0].values())], "request row 0: expected an object"),
+        ("instances", lambda rows: [rows[0], _drop(rows[1], "rt_min")], "request row 1: missing columns ['rt_min']"),
+        ("inputs", lambda rows: {k: [r[k] for r in rows] for k in rows[0]}, "'inputs' must be a list of rows"),
+        ("instances", lambda rows: [], "empty request"),
+        ("dataframe_records", lambda rows: [{**rows[0], "msms": {"100": 5}}], "request row 0: msms must be"),
+    ],
+)
+def test_guard_checks_instances_payloads_like_the_others(key, payload, words):
+    """``instances`` / ``inputs`` bodies meet the same size, depth, row-count and cell checks as the DataFrame
+    layouts: a one-line 4xx naming the row, never MLflow's conversion error later."""
+    from ms2img.serving.app import RequestRejected, check_json_request
+
+    rows = request_rows().to_dict(orient="records")
+    with pytest.raises(RequestRejected) as info:
+        check_json_request(_body({key: payload(rows)}), max_rows=10, max_depth=8)
+    assert info.value.status == 400 and words in info.value.message
+    assert "\n" not in info.value.message and len(info.value.message) < 300
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ([[1, 2]], "request row 0: expected a list of 5 values"),
+        ([1, 2], "request row 0: expected a list of 5 values"),
+        ([["A", [200.0], 1.0, 1.0, "100:1"]], "request row 0: precursor_mz must be"),
+    ],
+)
+def test_guard_checks_split_rows_shape_and_cells(data, words):
+    from ms2img.serving.app import RequestRejected, check_json_request
+
+    body = _body({"dataframe_split": {"columns": REQUEST_COLUMNS, "data": data}})
+    with pytest.raises(RequestRejected, match=words.replace("[", r"\[")):
+        check_json_request(body, max_rows=10)
+
+
+def test_forest_sum_equals_scikit_learn_with_missing_values_and_three_classes():
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(4)
+    x = rng.random((60, 8))
+    x[rng.random((60, 8)) < 0.1] = np.nan
+    forest = RandomForestClassifier(40, random_state=0).fit(x, np.arange(60) % 3)
+    assert np.array_equal(serving.forest_predict_proba(forest, x), forest.predict_proba(x))
+
+
+def test_instances_reach_the_model_as_the_frame_records_make():
+    """MLflow reads ``instances`` / ``inputs`` rows as TF-serving tensors (a dict of arrays); the guard hands them on
+    as records, so the model sees the same DataFrame, and answers the same, whichever layout the client used."""
+    import json
+    from types import SimpleNamespace
+
+    from ms2img.serving.app import GuardedApp
+
+    seen = []
+    schema = serving.request_signature().inputs
+    model = SimpleNamespace(
+        metadata=SimpleNamespace(get_input_schema=lambda: schema),
+        predict=lambda frame: seen.append(frame) or pd.DataFrame({"accession": ["ACC1"], "probability": [0.5]}),
+    )
+    app = GuardedApp(None, model=model)
+    rows = request_rows().to_dict(orient="records")
+    answers = [app._invoke({key: rows}) for key in ("dataframe_records", "instances", "inputs")]
+    assert all(status == 200 for status, *_ in answers) and len({body for _, body, *_ in answers}) == 1
+    assert all(isinstance(f, pd.DataFrame) for f in seen)
+    pd.testing.assert_frame_equal(seen[1], seen[0])
+    pd.testing.assert_frame_equal(seen[2], seen[0])
+    assert json.loads(answers[1][1])["predictions"][0]["accession"] == "ACC1"
+
+
+def test_guard_names_duplicated_split_columns():
+    from ms2img.serving.app import RequestRejected, check_json_request
+
+    body = _body({"dataframe_split": {"columns": [*REQUEST_COLUMNS, "msms"], "data": [["A", 1, 1, 1, "1:1", "1:1"]]}})
+    with pytest.raises(RequestRejected, match=r"duplicated columns \['msms'\]"):
+        check_json_request(body, max_rows=10)
+
+
+def test_a_stand_in_models_own_predict_proba_is_used():
+    """Only FamilyModel's predict_proba is mirrored by the fast forest sum; any other model is called as it is."""
+
+    class StandIn:
+        family = "rf-image"
+
+        def predict_proba(self, x):
+            return np.full(len(x), 0.25)
+
+    assert serving._forest_inference(StandIn())(np.zeros((2, 3, 3))).tolist() == [0.25, 0.25]

@@ -1,0 +1,192 @@
+"""The one CV loop (training.experiment) on a tiny synthetic assay with a planted signal: labels scaled inside each
+fold, every family on the same folds, middle accessions predicted but not scored, and the final FamilyModel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from ms2img.models.family import FamilyModel
+from ms2img.render import ImageSet, RenderConfig, image_edges
+from ms2img.training.dataset import MIDDLE, AssayData, LabelScaling, repeated_folds
+from ms2img.training.experiment import cross_validate, degenerate_warnings, fit_final
+from ms2img.training.scores import SCORES
+
+N = 40  # accessions
+REPLICATES = 2  # images per accession (the loop averages their probabilities)
+FAMILIES = ["rf-image", "rf-cosine"]
+FOLDS, REPEATS = 3, 2
+PARAMS = {"baselines": {"rf_trees": [25], "rf_max_features": ["sqrt"]}}
+
+
+def make_data(seed: int = 0) -> AssayData:
+    """Noise images whose patch brightness follows the assay value; a feature table whose first column does too."""
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(0, 100, N)
+    z = (values - values.min()) / np.ptp(values)
+    config = RenderConfig().with_size("16x16")
+    x_edges, y_edges = image_edges(config)
+    images = rng.random((N * REPLICATES, 16, 16), dtype=np.float32) * 0.2
+    owner = np.repeat(np.arange(N), REPLICATES)
+    images[:, 4:8, 6:10] += (z[owner] + rng.normal(0, 0.3, owner.size))[:, None, None].astype(np.float32)
+    accessions = np.array([f"ACC{i:03d}" for i in range(N)])
+    imageset = ImageSet(images, accessions[owner], x_edges, y_edges, config.to_dict())
+    features = pd.DataFrame(
+        {
+            "f0": 1000 * z + rng.uniform(0, 500, N),
+            "f1": rng.uniform(0, 1000, N),
+            "f2": np.where(rng.random(N) < 0.5, 0.0, rng.uniform(0, 500, N)),
+        },
+        index=accessions,
+    ).astype(np.float32)
+    data = AssayData(
+        assay="DPPH",
+        accessions=accessions,
+        values=values,
+        images=imageset,
+        image_rows=[np.flatnonzero(owner == i) for i in range(N)],
+        features={"cosine": features},
+    )
+    data.folds = repeated_folds(values, FOLDS, REPEATS, seed=5)
+    return data
+
+
+@pytest.fixture(scope="module")
+def data() -> AssayData:
+    return make_data()
+
+
+@pytest.fixture(scope="module")
+def cv(data):
+    seen = []
+    result = cross_validate(data, FAMILIES, PARAMS, seed=3, on_fold=lambda fam, fold, s: seen.append((fam, fold)))
+    result.seen = seen
+    return result
+
+
+def test_every_fit_is_reported_and_the_signal_is_found(cv):
+    assert len(cv.seen) == FOLDS * REPEATS * len(FAMILIES)
+    assert cv.families == FAMILIES
+    assert len(cv.folds) == FOLDS * REPEATS * len(FAMILIES)
+    for fam in FAMILIES:
+        assert cv.folds.loc[cv.folds["family"] == fam, "auc"].mean() > 0.8, fam
+    assert set(cv.seconds) == set(FAMILIES) and all(s > 0 for s in cv.seconds.values())
+    assert cv.test_train_ratio == pytest.approx(0.5, abs=0.05)  # 3 folds: a third tested, two thirds trained
+    assert degenerate_warnings(cv) == []
+
+
+def test_oof_has_one_row_per_accession_per_repeat_per_family(cv, data):
+    oof = cv.oof
+    assert list(oof.columns) == ["accession", "repeat", "fold", "family", "probability", "value", "normalized", "label"]
+    assert len(oof) == N * REPEATS * len(FAMILIES)
+    counts = oof.groupby(["family", "repeat", "accession"]).size()
+    assert (counts == 1).all() and len(counts) == N * REPEATS * len(FAMILIES)
+    assert oof["probability"].between(0, 1).all()
+    by_acc = dict(zip(data.accessions, data.values, strict=True))
+    assert np.allclose(oof["value"], oof["accession"].map(by_acc))
+
+
+def test_labels_and_normalisation_use_the_folds_training_part_only(cv, data):
+    oof = cv.oof
+    position = {a: i for i, a in enumerate(data.accessions)}
+    global_z = LabelScaling.fit(data.values).normalize(data.values)
+    differs = 0
+    for fold in data.folds:
+        train = data.values[fold.train]
+        lo, hi = train.min(), train.max()
+        rows = oof[(oof["repeat"] == fold.repeat) & (oof["fold"] == fold.fold)]
+        for fam in FAMILIES:
+            part = rows[rows["family"] == fam]
+            assert sorted(part["accession"].map(position)) == sorted(fold.test.tolist())
+            expected = (part["value"].to_numpy() - lo) / (hi - lo)  # the manual computation
+            np.testing.assert_allclose(part["normalized"], expected, rtol=1e-12)
+            z = expected
+            manual = np.where(z < 0.4, 0, np.where(z > 0.6, 1, MIDDLE))
+            assert part["label"].tolist() == manual.tolist()
+        pos = rows[rows["family"] == FAMILIES[0]]["accession"].map(position).to_numpy()
+        differs += int(not np.allclose(rows[rows["family"] == FAMILIES[0]]["normalized"], global_z[pos]))
+    assert differs > 0, "some fold's training range must differ from the all-data range (else this test is vacuous)"
+
+
+def test_middle_accessions_are_predicted_but_not_scored(cv):
+    oof, folds = cv.oof, cv.folds
+    middle = oof[oof["label"] == MIDDLE]
+    assert len(middle) > 0 and middle["probability"].notna().all()
+    for (fam, r, k), part in oof.groupby(["family", "repeat", "fold"]):
+        row = folds[(folds["family"] == fam) & (folds["repeat"] == r) & (folds["fold"] == k)].iloc[0]
+        scored = part[part["label"] != MIDDLE]
+        assert row["n_test"] == len(scored)
+        assert row["auc"] == pytest.approx(roc_auc_score(scored["label"], scored["probability"]))
+        pred = (scored["probability"] > row["threshold"]).astype(int)
+        tpr = (pred[scored["label"] == 1] == 1).mean()
+        tnr = (pred[scored["label"] == 0] == 0).mean()
+        assert row["balanced_accuracy"] == pytest.approx((tpr + tnr) / 2)
+
+
+def test_folds_are_identical_across_families(cv):
+    oof = cv.oof
+    sets = {
+        fam: {(r, k): frozenset(g["accession"]) for (r, k), g in oof[oof["family"] == fam].groupby(["repeat", "fold"])}
+        for fam in FAMILIES
+    }
+    assert sets["rf-image"] == sets["rf-cosine"]
+    assert len(sets["rf-image"]) == FOLDS * REPEATS
+    order = cv.folds.groupby("family")[["repeat", "fold"]].apply(lambda g: [tuple(x) for x in g.to_numpy()])
+    assert order["rf-image"] == order["rf-cosine"]
+
+
+def test_summary_and_selection_shapes(cv):
+    summary = cv.summary()
+    assert set(summary) == {"families", "paired"}
+    assert list(summary["families"]) == FAMILIES
+    for fam, entry in summary["families"].items():
+        assert set(entry) == {*SCORES, "spearman", "pooled", "seconds"}
+        for s in SCORES:
+            assert set(entry[s]) == {"mean", "sd", "ci_low", "ci_high"}
+            assert entry[s]["ci_low"] <= entry[s]["mean"] <= entry[s]["ci_high"]
+        assert entry["auc"]["mean"] == pytest.approx(cv.folds.loc[cv.folds["family"] == fam, "auc"].mean())
+        assert entry["auc"]["ci_high"] <= 1.0
+        assert entry["spearman"] > 0.5  # P(high) rises with the planted value
+    assert list(summary["paired"]) == ["rf-image vs rf-cosine"]
+    assert set(summary["paired"]["rf-image vs rf-cosine"]) == {"diff", "ci_low", "ci_high", "p_value", "n_folds"}
+    assert summary["paired"]["rf-image vs rf-cosine"]["n_folds"] == FOLDS * REPEATS
+    sel = cv.selection()
+    assert sel["winner"] in FAMILIES and sel["best"] in FAMILIES
+    means = {f: summary["families"][f]["auc"]["mean"] for f in FAMILIES}
+    assert sorted(sel["ranking"]) == sorted(FAMILIES)
+    assert [means[f] for f in sel["ranking"]] == sorted(means.values(), reverse=True)
+    assert means[sel["best"]] == max(means.values())
+    assert isinstance(sel["reason"], str) and sel["winner"] in sel["reason"]
+    assert set(sel["paired_with_best"]) == set(FAMILIES) - {sel["best"]}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fit_final_round_trips_through_family_model(cv, data, family, tmp_path):
+    summary = cv.summary()
+    definitions = pd.DataFrame({"feature": ["f0", "f1", "f2"], "mz": [100.0, 200.0, 300.0]})
+    features = definitions if family == "rf-cosine" else None
+    model = fit_final(data, family, PARAMS, seed=1, summary=summary, features=features, extra={"note": "x"})
+    labelled = data.scaling().labels(data.values) != MIDDLE
+    card = model.card
+    assert card["assay"] == "DPPH" and card["size"] == "16x16" and card["note"] == "x"
+    assert card["label_scaling"] == data.scaling().to_dict()
+    assert card["n_accessions"] == int(labelled.sum()) and 0 < card["threshold"] < 1
+    assert card["metrics"]["auc"] == summary["families"][family]["auc"]
+    assert model.accessions == data.accessions[labelled].tolist()
+
+    loaded = FamilyModel.load(model.save(tmp_path / family))
+    assert loaded.family == family and loaded.threshold == pytest.approx(model.threshold)
+    assert loaded.card["input"] == ("image" if family == "rf-image" else "features")
+    assert loaded.accessions == model.accessions
+    if family == "rf-image":
+        x = data.images.images
+    else:
+        x = data.features["cosine"].to_numpy()
+        pd.testing.assert_frame_equal(loaded.features, definitions)
+    p = model.predict_proba(x)
+    assert p.shape == (len(x),)
+    np.testing.assert_array_equal(loaded.predict_proba(x), p)
+    if family == "rf-cosine":  # raw heights in, log1p inside: the same as the CV loop's input
+        np.testing.assert_allclose(p, model.estimator.predict_proba(np.log1p(x))[:, 1], rtol=1e-6)

@@ -1,0 +1,151 @@
+"""Honest small cohorts (issue 25, point 6): settings checked before training, naming them; "small cohort" said;
+intervals a few accessions allow; a degenerate family never wins."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ms2img.errors import ConfigError
+from ms2img.models.family import SIMPLICITY
+from ms2img.training.dataset import AssayData, Protocol, cohort_protocol, repeated_folds
+from ms2img.training.experiment import CVResult, degenerate_families, resolve_cohort_settings
+from ms2img.training.scores import auc_interval, proportion_interval, select_winner, small_cohort_interval, widen
+
+VALUES = np.array([12.5, 18.0, 15.2, 88.4, 81.9, 93.1])  # 3 low, 3 high after min-max scaling
+
+
+def test_protocol_auto_fits_the_smallest_class_and_repeats_small_cohorts():
+    p = cohort_protocol("heat", {"low": 3, "high": 3}, "auto", "auto")
+    assert (p.folds, p.repeats, p.small_cohort) == (3, 4, True)
+    assert "small cohort: 3 low / 3 high" in p.describe() and "3-fold CV x 4 repeats" in p.describe()
+    big = cohort_protocol("heat", {"low": 25, "high": 30}, "auto", "auto")
+    assert (big.folds, big.repeats, big.small_cohort) == (5, 1, False) and "small" not in big.describe()
+    assert cohort_protocol("heat", {"low": 10, "high": 12}, 2, 1) == Protocol(2, 1, 10, 12, True)
+
+
+@pytest.mark.parametrize(
+    ("folds", "repeats", "said"),
+    [
+        (5, 1, r"cv.folds 5: assay heat has 3 low and 3 high .* set cv.folds: 3 \(or auto\)"),
+        ("five", 1, "cv.folds must be a whole number or auto, got 'five'"),
+        (1, 1, "cv.folds must be >= 2"),
+        (3, 0, "cv.repeats must be >= 1"),
+        (2.5, 1, "cv.folds must be a whole number"),
+    ],
+)
+def test_protocol_settings_fail_naming_the_setting(folds, repeats, said):
+    with pytest.raises(ConfigError, match=said):
+        cohort_protocol("heat", {"low": 3, "high": 3}, folds, repeats)
+
+
+def test_one_accession_in_a_class_cannot_be_cross_validated():
+    with pytest.raises(ConfigError, match="1 low and 5 high labelled accessions; cross-validation needs at least 2"):
+        cohort_protocol("heat", {"low": 1, "high": 5}, "auto", "auto")
+
+
+def test_auc_interval_is_never_a_point_on_a_few_accessions():
+    lo, hi = auc_interval(1.0, 3, 3)
+    assert 0.45 < lo < 0.55 and hi == 1.0  # Newcombe method 5: 0.50-1.00 from 3 + 3
+    assert auc_interval(1.0, 50, 50)[0] > 0.9  # shrinks with the cohort
+    lo, hi = auc_interval(0.5, 3, 3)
+    assert lo < 0.2 and hi > 0.8
+    assert proportion_interval(1.0, 6)[0] == pytest.approx(6 / (6 + 1.959964**2), rel=1e-4)  # Wilson at p = 1
+    mcc = small_cohort_interval("mcc", 1.0, 3, 3)
+    assert -1 <= mcc[0] < 0.5 and mcc[1] == 1.0
+    entry = widen({"mean": 1.0, "sd": 0.0, "ci_low": 1.0, "ci_high": 1.0}, (0.5, 1.0))
+    assert entry == {"mean": 1.0, "sd": 0.0, "ci_low": 0.5, "ci_high": 1.0}
+    assert (
+        widen({"mean": 1.0, "sd": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}, (0.5, 1.0))["ci_low"]
+        == 0.5
+    )
+
+
+def test_a_degenerate_family_never_wins():
+    auc = {"rf-image": [1.0, 1.0, 1.0], "cnn": [0.9, 1.0, 0.8]}
+    sel = select_winner(auc, 0.5, SIMPLICITY, exclude=["rf-image"])
+    assert sel["winner"] == "cnn" and "degenerate, never chosen: rf-image" in sel["reason"]
+    assert select_winner(auc, 0.5, SIMPLICITY)["winner"] == "rf-image"  # what happened before
+    none = select_winner(auc, 0.5, SIMPLICITY, exclude=["rf-image", "cnn"])
+    assert none["winner"] is None and "every family is degenerate" in none["reason"]
+
+
+def assay_data(images_per_accession: int = 1, features: bool = True) -> AssayData:
+    n = len(VALUES)
+    rows, k = [], 0
+    for _ in range(n):
+        rows.append(np.arange(k, k + images_per_accession))
+        k += images_per_accession
+    data = AssayData(
+        assay="heat",
+        accessions=np.array([f"Hi{i:02d}" for i in range(n)]),
+        values=VALUES,
+        images=None,  # not needed to check settings
+        image_rows=rows,
+        features={"cosine": pd.DataFrame(np.ones((n, 4)))} if features else {},
+    )
+    data.protocol = cohort_protocol("heat", {"low": 3, "high": 3}, "auto", "auto")
+    data.folds = repeated_folds(VALUES, data.protocol.folds, data.protocol.repeats, seed=1)
+    return data
+
+
+def params(split, oplsda) -> dict:
+    return {"tune": {"validation_split": split}, "baselines": {"oplsda_cv_folds": oplsda, "rf_trees": [10]}}
+
+
+def test_auto_settings_are_decided_from_the_cohort_before_training():
+    out = resolve_cohort_settings(assay_data(), params("auto", "auto"), ["cnn", "rf-image"])
+    assert out["tune"]["validation_split"] == 0.5  # 2 + 2 training images: one per class on each side
+    assert out["baselines"]["oplsda_cv_folds"] == 6 and out["baselines"]["rf_trees"] == [10]
+    out = resolve_cohort_settings(assay_data(images_per_accession=4), params("auto", 3), ["cnn"])
+    assert out["tune"]["validation_split"] == 0.25 and out["baselines"]["oplsda_cv_folds"] == 3
+    untouched = params(0.25, 7)
+    resolve_cohort_settings(assay_data(features=False), untouched, ["rf-image"])  # no CNN, no OPLS-DA: unused
+    assert untouched == params(0.25, 7)
+
+
+@pytest.mark.parametrize(
+    ("split", "oplsda", "said"),
+    [
+        (0.25, "auto", (r"tune.validation_split 0.25: the smallest training part of assay heat has 4 images .* "
+                        r"set tune.validation_split: 0.5 \(or auto\)")),
+        ("half", "auto", "tune.validation_split must be a fraction in \\(0, 1\\) or auto, got 'half'"),
+        ("auto", 7, (r"baselines.oplsda_cv_folds 7: OPLS-DA of assay heat runs on 6 labelled accessions; set "
+                     r"it between 2 and 6 \(or auto\)")),
+    ],
+)  # fmt: skip
+def test_settings_that_cannot_work_fail_naming_the_setting(split, oplsda, said):
+    with pytest.raises(ConfigError, match=said):
+        resolve_cohort_settings(assay_data(), params(split, oplsda), ["cnn"])
+
+
+def cv_result(probabilities: dict[str, list[float]], repeats: int = 2) -> CVResult:
+    """A small-cohort CV result: 6 accessions (3 low, 3 high), 3 folds of 2 per repeat, threshold 0.5."""
+    labels = [0, 0, 0, 1, 1, 1]
+    oof, folds = [], []
+    for fam, prob in probabilities.items():
+        for r in range(repeats):
+            for k in range(3):
+                test = [k, k + 3]
+                oof.append(pd.DataFrame({"accession": [f"A{i}" for i in test], "repeat": r, "fold": k + 1,
+                                         "family": fam, "probability": [prob[i] for i in test],
+                                         "value": VALUES[test], "normalized": 0.0,
+                                         "label": [labels[i] for i in test]}))  # fmt: skip
+                pred = [prob[i] > 0.5 for i in test]
+                ba = 1.0 if pred == [False, True] else (0.0 if pred == [True, False] else 0.5)
+                auc = 1.0 if prob[k + 3] > prob[k] else 0.0
+                folds.append({"family": fam, "repeat": r, "fold": k + 1, "auc": auc, "balanced_accuracy": ba,
+                              "mcc": 0.0, "f1": 0.5, "threshold": 0.5, "n_test": 2})  # fmt: skip
+    return CVResult("heat", pd.concat(oof, ignore_index=True), pd.DataFrame(folds), 0.5,
+                    protocol=Protocol(3, repeats, 3, 3, True))  # fmt: skip
+
+
+def test_small_cohort_degeneracy_is_judged_on_pooled_predictions_and_excluded():
+    cv = cv_result({"rf-image": [0.6, 0.7, 0.8, 0.9, 0.95, 0.99], "cnn": [0.1, 0.2, 0.6, 0.7, 0.8, 0.9]})
+    notes = degenerate_families(cv)
+    assert list(notes) == ["rf-image"] and "single class in 100% of repeats" in notes["rf-image"]
+    sel = cv.selection(degenerate=list(notes))
+    assert sel["winner"] == "cnn"  # rf-image's AUC is 1.000 in every fold, but it calls everything high
+    summary = cv.summary()["families"]["rf-image"]["auc"]
+    assert summary["mean"] == 1.0 and summary["ci_low"] < 0.55  # not 1.000-1.000
