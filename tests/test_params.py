@@ -86,7 +86,7 @@ def test_apply_the_paper_profile_to_a_copy_of_params_yaml(tmp_path):
     flat_before, flat_after = flatten(original), flatten(after)
     assert after["cnn"]["architecture"] == "paper" and after["tune"]["trials"] == 120
     assert set(after["tune"]["space"]) == set(overrides["tune.space"])
-    assert after["tune"]["space"]["filters"] == [16, 64, 16]
+    assert after["tune"]["space"]["filters"] == [16, 32, 48, 64]
     untouched = [k for k in flat_before if not any(k == o or k.startswith(f"{o}.") for o in overrides)]
     assert untouched and all(flat_after[k] == flat_before[k] for k in untouched)
     assert "# ms2img pipeline parameters" in (tmp_path / "params.yaml").read_text()

@@ -9,16 +9,15 @@ convolutions with 48 filters and ReLU, one 2x2 max-pool, flatten, five ReLU dens
 cross-entropy. Convolutions use Keras' default ``valid`` padding and the one max-pool follows the last
 convolution, also when the tuner picks one or three convolutions.
 
-One builder serves everything: :func:`build_cnn_from_hp` turns a dict of hyperparameter values (what
-the tuner's search space produces, see :mod:`ms2img.models.tuning`) into :func:`build_paper_cnn`
-arguments, and :func:`fit_cnn` uses it, so the best trial's values rebuild exactly the tuned network.
-:func:`paper_hp_values` writes the paper's network (or ``params.yaml``'s ``cnn`` section) in that form.
+One builder: :func:`build_cnn_from_hp` turns a dict of hyperparameter values (what the tuner's search space
+produces, see :mod:`ms2img.models.tuning`) into :func:`build_paper_cnn` arguments, so the best trial's values
+rebuild exactly the tuned network.
 
-Class imbalance: :func:`fit_cnn` (and the tuner) pass Keras ``class_weight`` computed from the training
+Class imbalance: the tuner and the refits pass Keras ``class_weight`` computed from the training
 labels with the "balanced" rule ``n_samples / (2 * n_class)`` (scikit-learn's ``compute_class_weight``),
 so each class contributes the same total weight to the loss. Validation metrics are unweighted.
 
-The tuner API (``Ms2ImgHyperModel``, ``CompactHyperModel``, ``tune_cnn``, ``TuneResult``, ``SearchSpace``,
+The tuner API (``Ms2ImgHyperModel``, ``CompactHyperModel``, ``tune_cnn``, ``TuneResult``,
 ``TuningFailed``) lives in :mod:`ms2img.models.tuning` and :mod:`ms2img.models.search`; this module never
 imports keras-tuner (serving loads it).
 """
@@ -156,23 +155,8 @@ def compiled(model: keras.Model, learning_rate: float, steps_per_execution: int 
 HP_KEYS = ("conv_layers", "filters", "dense_layers", "dropout", "learning_rate")  # plus units_0 .. units_{k-1}
 
 
-def paper_hp_values(cnn_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The paper's network as hyperparameter values; ``cnn_params`` (params.yaml ``cnn``) overrides."""
-    p = dict(cnn_params or {})
-    units = [int(u) for u in p.get("dense_units", PAPER_DENSE_UNITS)]
-    values: dict[str, Any] = {
-        "conv_layers": int(p.get("conv_layers", PAPER_CONV_LAYERS)),
-        "filters": int(p.get("filters", PAPER_FILTERS)),
-        "dense_layers": len(units),
-        "dropout": float(p.get("dropout", PAPER_DROPOUT)),
-        "learning_rate": float(p.get("learning_rate", PAPER_LEARNING_RATE)),
-    }
-    values.update({f"units_{i}": u for i, u in enumerate(units)})
-    return values
-
-
 def architecture_from_hp(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``build_paper_cnn`` keyword arguments from hyperparameter values (tuner or :func:`paper_hp_values`)."""
+    """``build_paper_cnn`` keyword arguments from the tuner's hyperparameter values."""
     missing = [k for k in HP_KEYS if k not in values]
     n_dense = int(values["dense_layers"]) if "dense_layers" in values else 0
     missing += [f"units_{i}" for i in range(n_dense) if f"units_{i}" not in values]
@@ -188,7 +172,7 @@ def architecture_from_hp(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_cnn_from_hp(values: Mapping[str, Any], input_shape: Sequence[int]) -> keras.Model:
-    """The one builder behind the hypermodel and :func:`fit_cnn`: same values, same network."""
+    """The paper hypermodel's builder: the best trial's values rebuild exactly the tuned network."""
     return build_paper_cnn(input_shape, **architecture_from_hp(values))
 
 
@@ -197,58 +181,6 @@ def build_cnn_from_hp(values: Mapping[str, Any], input_shape: Sequence[int]) -> 
 
 def history_dict(history: Any) -> dict[str, list[float]]:
     return {k: [float(v) for v in vals] for k, vals in (getattr(history, "history", None) or {}).items()}
-
-
-def fit_cnn(
-    x_train: Any,
-    y_train: Any,
-    hp_values: Mapping[str, Any] | None = None,
-    *,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    validation_data: tuple[Any, Any] | None = None,
-    balance_classes: bool = True,
-    callbacks: Sequence[keras.callbacks.Callback] | None = None,
-    verbose: int = 0,
-) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Train a CNN from ``hp_values`` (the tuner's best, or :func:`paper_hp_values`); ``None`` = the paper's.
-
-    ``x_train`` is ``(N, H, W)`` float32 images; ``y_train`` 0/1 labels. A ``batch_size`` entry in
-    ``hp_values`` (when the search space tuned it) wins over ``batch_size``. Seeds Python, NumPy and the
-    backend with ``seed`` first (``keras.utils.set_random_seed``), so equal seeds give equal models on CPU.
-    Returns the model and its history (``{"loss": [...], "accuracy": [...], "auc": [...], "val_...": ...}``).
-    """
-    x = as_model_input(x_train)
-    y = as_labels(y_train, x.shape[0])
-    if x.shape[0] == 0:
-        raise ConfigError("no training images")
-    if len(np.unique(y)) < 2:
-        raise ConfigError(f"training labels hold only class {int(y[0])}; need both low (0) and high (1) activity")
-    values = dict(hp_values) if hp_values is not None else paper_hp_values()
-    if "batch_size" in values:
-        batch_size = int(values["batch_size"])
-    if int(epochs) < 1 or int(batch_size) < 1:
-        raise ConfigError(f"epochs and batch_size must be >= 1; got {epochs}, {batch_size}")
-    val = None
-    if validation_data is not None:
-        x_val = as_model_input(validation_data[0])
-        val = (x_val, as_labels(validation_data[1], x_val.shape[0]))
-
-    keras.utils.set_random_seed(int(seed))
-    model = build_cnn_from_hp(values, x.shape[1:])
-    history = model.fit(
-        x,
-        y,
-        epochs=int(epochs),
-        batch_size=int(batch_size),
-        validation_data=val,
-        class_weight=class_weights(y) if balance_classes else None,
-        callbacks=list(callbacks or []),
-        shuffle=True,
-        verbose=verbose,
-    )
-    return model, history_dict(history)
 
 
 # ---------------------------------------------------------------------------------------- prediction

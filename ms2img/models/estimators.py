@@ -136,11 +136,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     def _hypermodel(self, x: np.ndarray):
         from ms2img.models.cnn import pixel_statistics
         from ms2img.models.column_cnn import ecdf_knots, pixel_scale
-        from ms2img.models.tuning import ColumnHyperModel, CompactHyperModel, Ms2ImgHyperModel, SearchSpace
+        from ms2img.models.tuning import ColumnHyperModel, CompactHyperModel, Ms2ImgHyperModel
 
         shape = x.shape[1:]
         if self.architecture == "paper":
-            return Ms2ImgHyperModel(shape, space=SearchSpace.from_mapping(self.space), batch_size=self.batch_size)
+            return Ms2ImgHyperModel(shape, self.space, self.batch_size)
         if self.architecture == "compact":
             return CompactHyperModel(shape, self.space, self.batch_size, pixel_stats=pixel_statistics(x))
         if self.architecture == "column":

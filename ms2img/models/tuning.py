@@ -1,11 +1,11 @@
-"""Keras Tuner random search over the paper's CNN search space (nested inside each outer CV fold).
+"""Keras Tuner random search (nested inside each outer CV fold) over the hypermodels of every network.
 
-The paper: Keras Tuner random search, 120 trials, 1-3 conv layers, 16-64 filters, 1-3 dense layers,
-32-512 units per dense layer, dropout 0.1-0.5, learning rate log-uniform 1e-6..1e-4, best model by
-validation accuracy. (The paper's final network has five dense layers, outside its own stated 1-3 range;
-widen ``dense_layers`` in ``params.yaml`` ``tune.space`` to include it.) One ``filters`` value is shared by
-all conv layers; each dense layer ``i`` has its own ``units_i``. All ``units_i`` up to the largest layer
-count are declared in every trial so every trial (and ``best_hp``) has the same keys.
+One ``tune.space`` grammar for all three networks (:class:`ListSpaceHyperModel`): the column network's
+(:data:`COLUMN_SPACE`, the default), the compact one's (:data:`COMPACT_SPACE`) and the paper's
+(:data:`PAPER_SPACE`): Keras Tuner random search, 120 trials, 1-3 conv layers, 16-64 filters, 1-3 dense layers,
+32-512 units per dense layer, dropout 0.1-0.5, learning rate log-uniform 1e-6..1e-4, best model by validation
+accuracy. (The paper's final network has five dense layers, outside its own stated 1-3 range; profiles/paper.yaml
+widens ``dense_layers`` to include it.)
 
 Nested tuning: :func:`tune_cnn` receives only the outer-training part of a fold and carves its own
 stratified validation split out of it, so the outer test fold never influences the chosen architecture.
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -59,76 +59,6 @@ OBJECTIVES = {"val_accuracy": "max", "val_auc": "max", "val_loss": "min"}
 # -------------------------------------------------------------------------------------------- space
 
 
-@dataclass(frozen=True)
-class SearchSpace:
-    """Bounds of the random search; ``(min, max)`` or ``(min, max, step)``. Defaults: the paper's."""
-
-    conv_layers: tuple[int, ...] = (1, 3)
-    filters: tuple[int, ...] = (16, 64, 16)
-    dense_layers: tuple[int, ...] = (1, 3)
-    units: tuple[int, ...] = (32, 512, 32)
-    dropout: tuple[float, ...] = (0.1, 0.5, 0.1)
-    learning_rate: tuple[float, ...] = (1e-6, 1e-4)  # sampled log-uniformly
-    batch_sizes: tuple[int, ...] | None = None  # e.g. (8, 16, 32) to tune the batch size too
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            try:
-                value = tuple(value)
-            except TypeError:
-                raise ConfigError(f"tune.space.{f.name} must be a list, got {value!r}") from None
-            object.__setattr__(self, f.name, value)
-            if f.name == "batch_sizes":
-                if not value or any(int(v) < 1 for v in value):
-                    raise ConfigError(f"tune.space.batch_sizes must list positive sizes, got {list(value)}")
-                continue
-            if len(value) not in (2, 3) or value[0] > value[1]:
-                raise ConfigError(f"tune.space.{f.name} must be [min, max] or [min, max, step] with min <= max")
-            if f.name == "learning_rate" and (len(value) != 2 or value[0] <= 0):
-                raise ConfigError("tune.space.learning_rate must be [min, max] with min > 0 (log sampling)")
-            if f.name == "dropout" and not (0.0 <= value[0] and value[1] < 1.0):
-                raise ConfigError("tune.space.dropout must lie in [0, 1)")
-            if f.name in ("conv_layers", "filters", "dense_layers", "units") and value[0] < 1:
-                raise ConfigError(f"tune.space.{f.name} must start at >= 1")
-
-    @classmethod
-    def from_mapping(cls, space: Mapping[str, Any] | None) -> SearchSpace:
-        space = dict(space or {})
-        unknown = sorted(set(space) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ConfigError(f"unknown tune.space keys {unknown}; known: {[f.name for f in fields(cls)]}")
-        return cls(**space)
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> SearchSpace:
-        """From ``params.yaml``: optional ``tune.space`` overrides of the paper's bounds."""
-        return cls.from_mapping((params.get("tune") or {}).get("space"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: (list(v) if v is not None else None) for k, v in asdict(self).items()}
-
-
-def _int_hp(hp: keras_tuner.HyperParameters, name: str, bounds: Sequence[int]) -> int:
-    lo, hi = int(bounds[0]), int(bounds[1])
-    if lo == hi:
-        return hp.Fixed(name, lo)
-    step = int(bounds[2]) if len(bounds) > 2 else 1
-    return hp.Int(name, lo, hi, step=step)
-
-
-def _float_hp(hp: keras_tuner.HyperParameters, name: str, bounds: Sequence[float], log: bool = False) -> float:
-    lo, hi = float(bounds[0]), float(bounds[1])
-    if lo == hi:
-        return hp.Fixed(name, lo)
-    if log:
-        return hp.Float(name, lo, hi, sampling="log")
-    step = float(bounds[2]) if len(bounds) > 2 else None
-    return hp.Float(name, lo, hi, step=step)
-
-
 class ImageHyperModel(keras_tuner.HyperModel):
     """A hypermodel whose networks read the images themselves; the column network overrides both hooks."""
 
@@ -139,50 +69,6 @@ class ImageHyperModel(keras_tuner.HyperModel):
     def served(self, model: keras.Model) -> keras.Model:
         """A trained network as it answers images ``(N, H, W, 1)``."""
         return model
-
-
-class Ms2ImgHyperModel(ImageHyperModel):
-    """The paper's search space over :func:`ms2img.models.cnn.build_cnn_from_hp`."""
-
-    def __init__(
-        self,
-        input_shape: Sequence[int],
-        space: SearchSpace | Mapping[str, Any] | None = None,
-        batch_size: int = 16,
-        name: str = "ms2img_cnn",
-    ):
-        super().__init__(name=name, tunable=True)
-        shape = tuple(int(s) for s in input_shape)
-        self.input_shape = shape if len(shape) == 3 else (*shape, 1)
-        self.space = space if isinstance(space, SearchSpace) else SearchSpace.from_mapping(space)
-        self.batch_size = int(batch_size)
-
-    def sample(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
-        """Declare (first call) and read the hyperparameters; returns the values dict the builder takes."""
-        s = self.space
-        values: dict[str, Any] = {
-            "conv_layers": _int_hp(hp, "conv_layers", s.conv_layers),
-            "filters": _int_hp(hp, "filters", s.filters),
-            "dense_layers": _int_hp(hp, "dense_layers", s.dense_layers),
-        }
-        for i in range(int(s.dense_layers[1])):  # declare all so every trial has the same keys
-            values[f"units_{i}"] = _int_hp(hp, f"units_{i}", s.units)
-        values["dropout"] = _float_hp(hp, "dropout", s.dropout)
-        values["learning_rate"] = _float_hp(hp, "learning_rate", s.learning_rate, log=True)
-        if s.batch_sizes:
-            values["batch_size"] = hp.Choice("batch_size", [int(b) for b in s.batch_sizes])
-        return values
-
-    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        return build_cnn_from_hp(self.sample(hp), self.input_shape)
-
-    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
-        if self.space.batch_sizes:
-            kwargs["batch_size"] = int(hp.get("batch_size"))
-        else:
-            kwargs.setdefault("batch_size", self.batch_size)
-        self.last_model = model  # the tuner keeps the best trial's model in memory (no checkpoint files)
-        return model.fit(*args, **kwargs)
 
 
 COMPACT_SPACE: dict[str, Any] = {
@@ -205,8 +91,9 @@ COLUMN_SPACE: dict[str, Any] = {
 
 
 class ListSpaceHyperModel(ImageHyperModel):
-    """The ``tune.space`` grammar of the compact and column networks: lists of whole numbers are choices, pairs of
-    floats ranges (log-uniform for ``LOG`` keys), a one-element list fixes the value. ``SPACE`` lists the keys."""
+    """The one ``tune.space`` grammar (paper, compact and column networks): a one-element list fixes the value;
+    lists of whole numbers (``CHOICES`` keys) and any list of three or more values are choices; a pair of floats
+    is a range (log-uniform for ``LOG`` keys). ``SPACE`` lists the keys and their defaults."""
 
     SPACE: ClassVar[dict[str, Any]] = {}
     CHOICES: tuple[str, ...] = ()
@@ -223,24 +110,58 @@ class ListSpaceHyperModel(ImageHyperModel):
         self.batch_size = int(batch_size)
 
     def sample(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for name, bounds in self.space.items():
-            bounds = list(bounds)
-            if len(bounds) == 1:
-                values[name] = hp.Fixed(name, bounds[0])
-            elif name in self.CHOICES:
-                values[name] = hp.Choice(name, [int(b) for b in bounds])
-            elif float(bounds[0]) == float(bounds[1]):
-                values[name] = hp.Fixed(name, float(bounds[0]))
-            else:
-                log = name in self.LOG and float(bounds[0]) > 0
-                values[name] = hp.Float(name, float(bounds[0]), float(bounds[1]), sampling="log" if log else "linear")
-        return values
+        """Declare (first call) and read every key of the space; returns the values the builder takes."""
+        return {name: self.draw(hp, name, bounds) for name, bounds in self.space.items()}
+
+    def draw(self, hp: keras_tuner.HyperParameters, name: str, bounds: Sequence[Any], key: str | None = None) -> Any:
+        """One hyperparameter ``name`` from ``bounds``, read by the grammar of space key ``key`` (default: name)."""
+        bounds, key = list(bounds), key or name
+        if len(bounds) == 1:
+            return hp.Fixed(name, bounds[0])
+        if key in self.CHOICES:
+            return hp.Choice(name, [int(b) for b in bounds])
+        if len(bounds) > 2:
+            return hp.Choice(name, [float(b) for b in bounds])
+        if float(bounds[0]) == float(bounds[1]):
+            return hp.Fixed(name, float(bounds[0]))
+        log = key in self.LOG and float(bounds[0]) > 0
+        return hp.Float(name, float(bounds[0]), float(bounds[1]), sampling="log" if log else "linear")
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("batch_size", self.batch_size)
         self.last_model = model
         return model.fit(*args, **kwargs)
+
+
+PAPER_SPACE: dict[str, Any] = {  # the paper's stated space (its final network has 5 dense layers: widen dense_layers)
+    "conv_layers": [1, 2, 3],
+    "filters": [16, 32, 48, 64],
+    "dense_layers": [1, 2, 3],
+    "units": list(range(32, 513, 32)),
+    "dropout": [0.1, 0.2, 0.3, 0.4, 0.5],
+    "learning_rate": [1e-6, 1e-4],
+}
+
+
+class Ms2ImgHyperModel(ListSpaceHyperModel):
+    """The paper's search space (keys of :data:`PAPER_SPACE`) over :func:`ms2img.models.cnn.build_cnn_from_hp`.
+    One ``filters`` value is shared by all conv layers; each dense layer ``i`` draws its own ``units_i`` from
+    ``units``, and all ``units_i`` up to the largest layer count are declared in every trial (same keys always)."""
+
+    SPACE = PAPER_SPACE
+    CHOICES = ("conv_layers", "filters", "dense_layers", "units")
+
+    def __init__(self, input_shape: Sequence[int], space: Mapping[str, Any] | None = None, batch_size: int = 16):
+        super().__init__(input_shape, space, batch_size, name="ms2img_cnn")
+
+    def sample(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
+        values = {name: self.draw(hp, name, bounds) for name, bounds in self.space.items() if name != "units"}
+        for i in range(max(int(n) for n in self.space["dense_layers"])):
+            values[f"units_{i}"] = self.draw(hp, f"units_{i}", self.space["units"], key="units")
+        return values
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        return build_cnn_from_hp(self.sample(hp), self.input_shape)
 
 
 class CompactHyperModel(ListSpaceHyperModel):
@@ -307,7 +228,7 @@ class ColumnHyperModel(ListSpaceHyperModel):
 
 @dataclass
 class TuneResult:
-    """Best hyperparameter values (feed to :func:`ms2img.models.cnn.fit_cnn`) and every trial's record."""
+    """Best hyperparameter values (rebuild with the hypermodel's builder) and every trial's record."""
 
     best_hp: dict[str, Any]
     trials: list[dict[str, Any]]
@@ -357,7 +278,7 @@ def tune_cnn(
     batch_size: int = 16,
     objective: str = "val_accuracy",
     on_trial_end: Callable[[dict[str, Any]], None] | None = None,
-    space: SearchSpace | Mapping[str, Any] | None = None,
+    space: Mapping[str, Any] | None = None,
     executions_per_trial: int = 1,
     balance_classes: bool = True,
     project_name: str = "cnn",
@@ -393,7 +314,7 @@ def tune_cnn(
     keras.utils.set_random_seed(int(seed))
     if hypermodel is None:
         hypermodel = Ms2ImgHyperModel(x.shape[1:], space=space, batch_size=batch_size)
-    space_dict = hypermodel.space.to_dict() if isinstance(hypermodel, Ms2ImgHyperModel) else {}
+    space_dict = {k: list(v) for k, v in getattr(hypermodel, "space", {}).items()}
     from ms2img.models import distributed_tuning  # trials on a Dask cluster when asked ($MS2IMG_TUNER_WORKERS)
 
     if workers := distributed_tuning.workers_requested(trials):

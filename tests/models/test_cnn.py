@@ -18,9 +18,9 @@ from ms2img.errors import ConfigError
 from ms2img.models import cnn
 from ms2img.models.tuning import (
     COMPACT_SPACE,
+    PAPER_SPACE,
     CompactHyperModel,
     Ms2ImgHyperModel,
-    SearchSpace,
     TuningFailed,
     stratified_split,
     tune_cnn,
@@ -43,11 +43,20 @@ def data() -> tuple[np.ndarray, np.ndarray]:
     return make_images()
 
 
+def fit_paper_cnn(x, y, validation_data=None):
+    """The paper's network, 2 epochs, seeded, class-weighted: what a refit does."""
+    keras.utils.set_random_seed(7)
+    model = cnn.build_paper_cnn((H, W, 1))
+    val = None if validation_data is None else (cnn.as_model_input(validation_data[0]), validation_data[1])
+    fitted = model.fit(cnn.as_model_input(x), y, epochs=2, batch_size=8, validation_data=val,
+                       class_weight=cnn.class_weights(y), verbose=0)  # fmt: skip
+    return model, cnn.history_dict(fitted)
+
+
 @pytest.fixture(scope="module")
 def trained(data):
     x, y = data
-    model, history = cnn.fit_cnn(x, y, None, epochs=2, batch_size=8, seed=7, validation_data=(x, y))
-    return model, history
+    return fit_paper_cnn(x, y, validation_data=(x, y))
 
 
 def layer_summary(model: keras.Model) -> list[tuple]:
@@ -115,7 +124,7 @@ imported_tf = "tensorflow" in sys.modules
 x, y = make_images()
 model = cnn.build_paper_cnn((30, 28, 1))
 ok = json.loads(json.dumps(layer_summary(model))) == json.loads(sys.argv[1])
-model, history = cnn.fit_cnn(x, y, None, epochs=2, batch_size=8, seed=7)
+model, history = fit_paper_cnn(x, y)
 p = cnn.predict_proba(model, x[:5])
 print(json.dumps({{"backend": keras.backend.backend(), "structure": ok, "loss": history["loss"],
                   "proba_ok": bool(np.isfinite(p).all() and p.shape == (5,)), "tf_imported": imported_tf}}))
@@ -126,7 +135,7 @@ def test_paper_cnn_trains_on_jax():
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed (pip install 'jax[cpu]' or the 'jax' extra)")
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    helpers = "H, W = 30, 28\n" + inspect.getsource(make_images) + inspect.getsource(layer_summary)
+    helpers = "H, W = 30, 28\n" + "".join(inspect.getsource(f) for f in (make_images, layer_summary, fit_paper_cnn))
     script = JAX_SCRIPT.format(helpers=helpers)
     expected = json.dumps(PAPER_LAYERS)
     proc = subprocess.run(
@@ -156,7 +165,7 @@ def test_predict_proba_matches_predict(trained, data):
 def test_fit_is_deterministic_given_seed(trained, data):
     model, history = trained
     x, y = data
-    again, history_again = cnn.fit_cnn(x, y, None, epochs=2, batch_size=8, seed=7, validation_data=(x, y))
+    again, history_again = fit_paper_cnn(x, y, validation_data=(x, y))
     np.testing.assert_allclose(cnn.predict_proba(again, x), cnn.predict_proba(model, x), atol=1e-6)
     np.testing.assert_allclose(history_again["loss"], history["loss"], rtol=1e-6)
 
@@ -170,14 +179,13 @@ def test_tuner_runs_every_trial_to_completion(data, tmp_path):
     assert [t["status"] for t in result.trials] == ["COMPLETED", "COMPLETED"]
     assert [s["trial_id"] for s in seen] == [t["trial_id"] for t in result.trials]
     assert all(len(s["histories"][0]["val_accuracy"]) == 1 for s in seen)
-    space = SearchSpace()
     assert set(result.best_hp) == {
         "conv_layers", "filters", "dense_layers", "units_0", "units_1", "units_2", "dropout", "learning_rate"
     }  # fmt: skip
     hp = result.best_hp
-    assert space.conv_layers[0] <= hp["conv_layers"] <= space.conv_layers[1]
-    assert hp["filters"] in (16, 32, 48, 64)
-    assert 1e-6 <= hp["learning_rate"] <= 1e-4 and 0.1 <= hp["dropout"] <= 0.5
+    assert hp["conv_layers"] in PAPER_SPACE["conv_layers"] and hp["filters"] in (16, 32, 48, 64)
+    assert hp["units_0"] in range(32, 513, 32) and hp["dropout"] in (0.1, 0.2, 0.3, 0.4, 0.5)
+    assert 1e-6 <= hp["learning_rate"] <= 1e-4
     assert result.best_score == max(t["score"] for t in result.trials)
     json.dumps(result.to_dict())  # loggable
     # the best values rebuild the tuned network through the same builder
@@ -309,7 +317,7 @@ def test_tune_compact_with_callbacks_and_own_validation_split(data, tmp_path):
     assert 1 <= result.best_epoch <= len(history["val_auc"]) <= 4
     assert history["val_auc"][result.best_epoch - 1] == pytest.approx(max(history["val_auc"]))
     assert result.best_score == pytest.approx(max(t["score"] for t in result.trials))
-    assert result.space == {}  # only the paper's space is a SearchSpace
+    assert result.space == {**COMPACT_SPACE, **space}  # the space searched, defaults filled in
     p = cnn.predict_proba(result.best_model, x[val[1]])
     assert p.shape == (len(val[1]),) and np.isfinite(p).all()
     json.dumps(result.to_dict())
