@@ -52,24 +52,32 @@ def call(step: Callable, *args: Any, **kwargs: Any) -> Any:
     return step(*args, **kwargs) if in_flow_run() else step.fn(*args, **kwargs)
 
 
-def run_each(step: Callable, jobs: dict[str, tuple]) -> tuple[dict[str, Any], dict[str, BaseException]]:
-    """Run ``step(*args)`` per key, side by side on the flow's task runner in a flow run, one after another
-    under ``flow.fn()``; return (results, failures) so one failing key does not hide the others."""
+def submit_each(step: Callable, jobs: dict[str, tuple]) -> dict[str, Any]:
+    """Start ``step(*args)`` per key on the flow's task runner (side by side) in a flow run; under ``flow.fn()`` run
+    each now, one after another. Pass what this returns to :func:`collect`."""
+    if in_flow_run():
+        return {key: step.submit(*args) for key, args in jobs.items()}
+    done: dict[str, Any] = {}
+    for key, args in jobs.items():
+        try:
+            done[key] = ("result", step.fn(*args))
+        except Exception as exc:  # noqa: BLE001 - collect, report after the others are recorded
+            done[key] = ("failed", exc)
+    return done
+
+
+def collect(started: dict[str, Any]) -> tuple[dict[str, Any], dict[str, BaseException]]:
+    """Wait for every job of :func:`submit_each`; (results, failures), so one failing key does not hide others."""
     results: dict[str, Any] = {}
     failed: dict[str, BaseException] = {}
-    if in_flow_run():
-        futures = {key: step.submit(*args) for key, args in jobs.items()}
-        for key, fut in futures.items():
-            try:
-                results[key] = fut.result()  # a stage failure surfaces here, after its retries
-            except Exception as exc:  # noqa: BLE001 - collect, report after the others are recorded
-                failed[key] = exc
-    else:
-        for key, args in jobs.items():
-            try:
-                results[key] = step.fn(*args)
-            except Exception as exc:  # noqa: BLE001
-                failed[key] = exc
+    for key, job in started.items():
+        if isinstance(job, tuple):
+            (results if job[0] == "result" else failed)[key] = job[1]
+            continue
+        try:
+            results[key] = job.result()  # a stage failure surfaces here, after its retries
+        except Exception as exc:  # noqa: BLE001
+            failed[key] = exc
     return results, failed
 
 
@@ -144,15 +152,18 @@ def detect_new_data(assays: list[str], prefix: str, project: str | Path | None =
     return changed
 
 
-@task
-def upstream_stages(project: Path) -> None:
+IMAGES = ("ingest", "render")  # what the resolution studies need; features follows beside them
+
+
+@task(task_run_name="upstream-{stages}")
+def upstream_stages(project: Path, stages: tuple[str, ...] = (*IMAGES, "features")) -> None:
     """Ingest + validate, render and features: shared by all assays, run by DVC itself.
 
     A validation failure stops here, before any training, with the validator's message and the report's path;
     models, champions and dvc.lock stay as they were.
     """
     try:
-        pipeline.repro("ingest", "render", "features", cwd=project, echo=run_logger().info)
+        pipeline.repro(*stages, cwd=project, echo=run_logger().info)
     except pipeline.StageFailed as exc:
         problem = next((line for line in str(exc).splitlines() if "validation failed" in line), None)
         if problem is None:
@@ -174,22 +185,24 @@ def assay_stages(assays: list[str], project: Path) -> tuple[list[str], list[str]
     return [f"{kind}@{a}" for a in assays for kind in CHAIN], [f"resolution@{a}" for a in assays if a in study]
 
 
-@task
-def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list[tuple[str, str]]]:
-    """The (stage, command) pairs to run, asked of DVC up front. Per assay (key: the assay): from the first stale
-    stage of train@ -> promote@ -> explain@ on (a retrained model must be promoted and explained again). The
-    resolution study (the paper's Table 1; key ``resolution@<assay>``) when the assay is in ``resolution.assays``
-    and it is stale: it needs only the images, so it runs as a job of its own beside the assays' chains."""
+@task(task_run_name="plan-{what}")
+def plan_stages(
+    assays: list[str], force: bool, project: Path, what: str = "chains"
+) -> dict[str, list[tuple[str, str]]]:
+    """The (stage, command) pairs to run, asked of DVC up front. ``chains``, per assay (key: the assay): from the
+    first stale stage of train@ -> promote@ -> explain@ on (a retrained model must be promoted and explained
+    again). ``studies``: the resolution study (the paper's Table 1; key ``resolution@<assay>``) of each assay in
+    ``resolution.assays`` whose study is stale; it needs only the images, so it runs beside the features stage."""
     names, extra = assay_stages(assays, project)
-    stale = set(names + extra) if force else pipeline.stale(names + extra, cwd=project)
+    asked = names if what == "chains" else extra
+    stale = set(asked) if force else pipeline.stale(asked, cwd=project)
+    if what != "chains":
+        return {name: [(name, pipeline.stage_command(name, cwd=project))] for name in extra if name in stale}
     plan = {}
     for a in assays:
         chain = [f"{kind}@{a}" for kind in CHAIN]
         first = next((i for i, n in enumerate(chain) if n in stale), len(chain))
         plan[a] = [(n, pipeline.stage_command(n, cwd=project)) for n in chain[first:]]
-    for name in extra:
-        if name in stale:
-            plan[name] = [(name, pipeline.stage_command(name, cwd=project))]
     return plan
 
 
@@ -204,12 +217,16 @@ def train_assay(assay: str, stages: list[tuple[str, str]], project: Path) -> lis
     return [name for name, _ in stages]
 
 
-@task(task_run_name="record-{assay}")
-def record(assay: str, ran: list[str], project: Path) -> dict:
-    """Record the stages that ran in dvc.lock (one assay at a time: DVC locks the repository) and return the
-    promotion decision."""
+@task
+def record(ran: list[str], project: Path) -> None:
+    """Record the stages that ran outside ``dvc repro`` in dvc.lock: one ``dvc commit`` for all (DVC locks the
+    repository, so the flow process alone writes it)."""
     if ran:
         pipeline.commit(*ran, cwd=project)
+
+
+def decision(assay: str, project: Path) -> dict:
+    """The promotion decision of ``assay`` as its promote stage wrote it."""
     return {**_read(project / "metrics" / f"{assay}_promotion.json"),
             **_read(project / "reports" / assay / "promotion.json")}  # fmt: skip
 
@@ -334,21 +351,25 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
         logger.info("nothing to do: every champion was trained on the current data and the pipeline is up to date")
         return {}
     logger.info("retraining %s (new data: %s, forced: %s)", todo, [a for a in todo if changed[a]], force)
-    call(upstream_stages, project)
-    plan = call(plan_stages, todo, force, project)
-    ran, failed = run_each(train_assay, {key: (key, stages, project) for key, stages in plan.items()})
-    study = {key.split("@", 1)[1]: ran.pop(key) for key in list(ran) if key.startswith("resolution@")}
-    results = {a: call(record, a, ran[a] + study.pop(a, []), project) for a in ran}
-    for a, stages in study.items():  # a study whose assay's chain failed is still recorded
-        call(record, a, stages, project)
-    stale = call(check_recorded, list(ran), project)
+    call(upstream_stages, project, IMAGES)
+    studies = call(plan_stages, todo, force, project, "studies")
+    jobs = submit_each(train_assay, {key: (key, stages, project) for key, stages in studies.items()})
+    try:
+        call(upstream_stages, project, ("features",))  # beside the studies, which need only the images
+        plan = call(plan_stages, todo, force, project)
+        jobs |= submit_each(train_assay, {key: (key, stages, project) for key, stages in plan.items()})
+    finally:
+        ran, failed = collect(jobs)  # a failed features stage still waits for the studies it runs beside
+    call(record, [stage for stages in ran.values() for stage in stages], project)  # a failed chain's study too
+    results = {a: decision(a, project) for a in todo if a in ran}
+    stale = call(check_recorded, list(results), project)
     call(report, project)
     call(push, project)
     state = registry_state(list(results), where["prefix"], project)
     recorded = (
         f"still stale after recording: {', '.join(stale)}"
         if stale
-        else (f"dvc status of {', '.join(ran) or 'no assay'} (and upstream) up to date after recording")
+        else (f"dvc status of {', '.join(results) or 'no assay'} (and upstream) up to date after recording")
     )
     versions = ", ".join(f"{entry['name']} {entry['versions']} versions" for entry in state.values())
     checks = [f"Checked: {recorded}; registry: {versions}; data and pipeline outputs pushed to the DVC remote."]

@@ -111,6 +111,22 @@ def test_cosine_identical_disjoint_and_hand_value():
     assert cosine_similarity(SPEC_A[::-1], SPEC_A) == pytest.approx(1.0)
 
 
+def test_cosine_is_matchms_cosine_greedy_on_random_spectra():
+    """cosine_similarity runs matchms' own kernels (recompiled with numba's cache): same scores as CosineGreedy."""
+    from matchms import Spectrum
+    from matchms.similarity import CosineGreedy
+
+    rng = np.random.default_rng(3)
+    greedy = CosineGreedy(tolerance=0.02)
+    for _ in range(25):
+        a = np.sort(rng.uniform(50, 500, rng.integers(1, 30)))
+        b = np.sort(np.concatenate([a[: rng.integers(0, len(a) + 1)] + rng.normal(0, 0.01), rng.uniform(50, 500, 5)]))
+        ia, ib = rng.random(len(a)), rng.random(len(b))
+        expected = greedy.pair(Spectrum(mz=a, intensities=ia), Spectrum(mz=b, intensities=ib))["score"]
+        got = cosine_similarity(np.c_[a, ia], np.c_[b, ib], tolerance=0.02)
+        assert got == pytest.approx(float(expected), abs=1e-12)
+
+
 def test_entropy_identical_disjoint():
     assert entropy_similarity(SPEC_A, SPEC_A) == pytest.approx(1.0, abs=1e-5)
     assert entropy_similarity(SPEC_A, SPEC_B) == pytest.approx(0.0, abs=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -92,6 +93,16 @@ def test_clean_cohort_passes_and_writes_reports(cohort):
         "expect_column_values_to_be_in_set",
     }
     assert rep.html_path.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_the_same_events_give_the_same_json_report(cohort):
+    """validation.json is a dependency of every train stage: validating the same events again (a re-run ingest)
+    must leave it byte-identical, or every assay retrains; the clock time goes to the HTML only."""
+    first = run(cohort).json_path.read_bytes()
+    time.sleep(1.1)  # a clock time in the JSON (seconds) would differ now
+    second = run(cohort)
+    assert second.json_path.read_bytes() == first
+    assert "created" in second.html_path.read_text()
 
 
 def test_fragment_within_tolerance_passes(cohort):
