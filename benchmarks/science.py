@@ -38,7 +38,7 @@ BIN = Path(sys.executable).parent
 SEED = 2718  # never used by the demo (42) or the tests
 REPEATS = 3  # cv.repeats unless --repeats / --set cv.repeats says otherwise
 GENERATORS = ("synth", "cohort_b")
-PAIR = ("cnn", "rf-image")  # the paired difference reported per assay: the method's network minus its forest
+PAIRS = (("cnn", "rf-image"), ("image-ensemble", "rf-image"))  # per assay: each family with a network - the forest
 
 
 def sh(args: list[str], cwd: Path) -> float:
@@ -101,7 +101,7 @@ def summary_lines(
 ) -> tuple[list[str], list[str]]:
     """The report of a run from each assay's ``metrics/<assay>.json`` and ``selection.json``: the table with the
     paired differences, and the closing lines ``<F> folds x <R> repeats`` and ``<assay> <family> auc= sd=``."""
-    table = [f"{'assay':<9} {'family':<11} {'AUC mean ± SD':<15} {'95% CI':<15} {'p vs cnn':<9} {'fit s':>6}"]
+    table = [f"{'assay':<9} {'family':<14} {'AUC mean ± SD':<15} {'95% CI':<15} {'p vs cnn':<9} {'fit s':>6}"]
     tail: list[str] = []
     for assay, m in metrics.items():
         for fam, entry in m["families"].items():
@@ -110,21 +110,21 @@ def summary_lines(
             p_text = "-" if t is None or t.get("p_value") is None else f"{t['p_value']:.3f}"
             ci = f"[{a['ci_low']:.2f}, {a['ci_high']:.2f}]"
             table.append(
-                f"{assay:<9} {fam:<11} {a['mean']:.3f} ± {a['sd']:.3f}  {ci}   {p_text:<9} {entry['seconds']:>6.0f}"
+                f"{assay:<9} {fam:<14} {a['mean']:.3f} ± {a['sd']:.3f}  {ci}   {p_text:<9} {entry['seconds']:>6.0f}"
             )
             tail.append(f"{assay} {fam} auc={a['mean']:.4f} sd={a['sd']:.4f}")
         q2 = m.get("oplsda", {}).get("q2y")
         winner = selections.get(assay, {}).get("winner")
-        table.append(f"{assay:<9} {'opls-da':<11} Q2Y {q2 if q2 is None else round(q2, 3)}; winner {winner}")
-    a, b = PAIR
-    table.append(f"\npaired difference {a} - {b} in AUC on the same folds (corrected resampled t, 95% interval):")
-    for assay, m in metrics.items():
-        t = paired(m, a, b)
-        if t is None:
-            table.append(f"{assay:<9} -  ({a} or {b} not trained)")
-            continue
-        table.append(f"{assay:<9} {t['diff']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}] p={t['p_value']:.3f}"
-                     f" ({t.get('n_folds', '?')} folds): {verdict(t, a, b)}")  # fmt: skip
+        table.append(f"{assay:<9} {'opls-da':<14} Q2Y {q2 if q2 is None else round(q2, 3)}; winner {winner}")
+    for a, b in PAIRS:
+        table.append(f"\npaired difference {a} - {b} in AUC on the same folds (corrected resampled t, 95% interval):")
+        for assay, m in metrics.items():
+            t = paired(m, a, b)
+            if t is None:
+                table.append(f"{assay:<9} -  ({a} or {b} not trained)")
+                continue
+            table.append(f"{assay:<9} {t['diff']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}] p={t['p_value']:.3f}"
+                         f" ({t.get('n_folds', '?')} folds): {verdict(t, a, b)}")  # fmt: skip
     cv = params.get("cv", {})
     protocols: dict[tuple[Any, Any], list[str]] = {}
     for assay, m in metrics.items():  # what train ran (numbers), else what params asked for

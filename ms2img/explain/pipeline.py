@@ -30,6 +30,7 @@ from ms2img.explain.annotation import SpectralLibrary, annotate
 from ms2img.explain.attribution import explain_images, permutation_importance, window_boxes
 from ms2img.explain.drivers import collect_precursors, find_drivers, read_events_dir
 from ms2img.explain.report import plot_drivers
+from ms2img.models.family import has_network
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def _fold_splits(folds: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
 def _attribute_images(model, images, y, folds, cfg: ExplainConfig, ids) -> tuple[Any, str]:
     from sklearn.base import clone
 
-    if cfg.refit and model.family != "cnn" and (folds >= 0).all() and len(np.unique(folds)) > 1:
+    if cfg.refit and not has_network(model.family) and (folds >= 0).all() and len(np.unique(folds)) > 1:
         results = []
         for train, test in _fold_splits(folds):
             if len(np.unique(y[train])) < 2:

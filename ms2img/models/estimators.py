@@ -20,6 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from ms2img.errors import ConfigError
 from ms2img.models.baselines import FlattenImages
+from ms2img.models.family import ENSEMBLE
 from ms2img.training.scores import choose_threshold
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class ForestClassifier(ClassifierMixin, ForestGrid):
                     best = (auc, model, oob, {"n_estimators": int(n), "max_features": mf})
         self.oob_auc_, self.model_, oob, self.best_params_ = best
         self.threshold_ = choose_threshold(y, oob)
+        self.inner_proba_ = oob  # held-out (out-of-bag) P(high) per training row
         self.classes_ = np.array([0, 1])
         return self
 
@@ -208,6 +210,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             results.append(result)
         seen = np.isfinite(held_out)
         self.threshold_ = choose_threshold(y[seen], held_out[seen])
+        self.inner_proba_ = held_out  # held-out P(high) per training row (NaN: in no member's inner fold)
         self.best_hp_ = results[0].best_hp
         self.inner_score_ = float(np.mean([r.best_score for r in results]))
         self.best_epoch_ = int(np.median([r.best_epoch for r in results]))
@@ -232,7 +235,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.best_epoch_ = max(int(result.best_epoch), min(int(self.min_epochs), int(self.max_epochs)))
         self.history_ = result.tuner.best_history  # per-epoch curves of the chosen network (inner split)
         val = result.validation_index
-        self.threshold_ = choose_threshold(y[val], predict_proba(result.best_model, inputs[val]))
+        self.inner_proba_ = np.full(len(y), np.nan)  # held-out P(high) of the inner split's rows
+        self.inner_proba_[val] = predict_proba(result.best_model, inputs[val])
+        self.threshold_ = choose_threshold(y[val], self.inner_proba_[val])
         members = [] if int(self.ensemble) > 0 else [hypermodel.served(result.best_model)]
         for k in range(int(self.ensemble)):
             keras.utils.set_random_seed(int(self.seed) + 7919 * (k + 1))
@@ -273,6 +278,12 @@ def fixed_hp(tuner: Any, values: Mapping[str, Any]):
 
 def make_estimator(family: str, params: Mapping[str, Any], seed: int, on_trial_end=None) -> BaseEstimator:
     """The estimator of ``family`` configured from params.yaml (``cnn``/``tune`` or ``baselines``)."""
+    if family == ENSEMBLE:
+        from ms2img.models.ensemble import ImageEnsembleClassifier
+
+        return ImageEnsembleClassifier(
+            make_estimator("cnn", params, seed, on_trial_end), make_estimator("rf-image", params, seed)
+        )
     if family == "cnn":
         c, t = params["cnn"], params["tune"]
         return CNNClassifier(  # every value from params.yaml: defaults live there, not here

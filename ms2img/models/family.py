@@ -9,7 +9,9 @@ A family model is a folder ``models/<assay>/<family>/``:
   ``mcc`` / ``f1``, each ``mean, sd, ci_low, ci_high``), ``class_counts``, ``n_accessions``, ``files``,
   ``hyperparameters``, ``seconds``, ``matching`` (feature families: the merge rule) and anything else.
 * the estimator: ``cnn`` -> one ``.keras`` file per ensemble member (probability = their mean);
-  ``rf-*`` -> ``model.skops`` (a scikit-learn estimator, loaded with skops' trusted types, no pickle).
+  ``rf-*`` -> ``model.skops`` (a scikit-learn estimator, loaded with skops' trusted types, no pickle);
+  ``image-ensemble`` -> both and ``references.json`` (``{"networks", "forest", "references"}``; score = the mean of
+  each member's quantile among its held-out training predictions, :mod:`ms2img.models.ensemble`).
 * regression models (``labels.mode: regression``): ``mode: regression``, ``value_range`` (training values) and
   ``metrics`` of ``spearman`` / ``rmse`` / ``r2`` (``pooled`` too) instead of a threshold, scaling and class counts;
   :meth:`FamilyModel.predict_value` answers in the assay's units.
@@ -34,15 +36,22 @@ import pandas as pd
 from ms2img.atomic import atomic_dir
 from ms2img.errors import InputFileError
 
-FAMILIES = ("cnn", "rf-image", "rf-cosine", "rf-entropy")
-SIMPLICITY = {"rf-image": 0, "rf-cosine": 1, "rf-entropy": 2, "cnn": 3}  # ties go to the simpler, faster model
+ENSEMBLE = "image-ensemble"  # the cnn and rf-image probabilities averaged (ms2img.models.ensemble)
+FAMILIES = ("cnn", "rf-image", "rf-cosine", "rf-entropy", ENSEMBLE)
+SIMPLICITY = {"rf-image": 0, "rf-cosine": 1, "rf-entropy": 2, "cnn": 3, ENSEMBLE: 4}  # ties: the simpler, faster
 SKOPS_TRUSTED = ["sklearn.tree._tree.Tree", "ms2img.models.baselines.FlattenImages"]
 CARD = "model.json"
+REFERENCES = "references.json"  # image-ensemble: each member's sorted held-out predictions (its quantile scale)
 
 
 def input_kind(family: str) -> str:
     """'image' for families that read fingerprints, 'features' for those on a merged feature table."""
-    return "image" if family in ("cnn", "rf-image") else "features"
+    return "image" if family in ("cnn", "rf-image", ENSEMBLE) else "features"
+
+
+def has_network(family: str) -> bool:
+    """Whether the family's model holds Keras networks (needs Keras to load; too costly to refit for attribution)."""
+    return family in ("cnn", ENSEMBLE)
 
 
 @dataclass
@@ -51,7 +60,7 @@ class FamilyModel:
 
     family: str
     card: dict[str, Any]
-    estimator: Any  # list of keras models (cnn) or a scikit-learn estimator
+    estimator: Any  # list of keras models (cnn), a scikit-learn estimator, or both in a dict (image-ensemble)
     accessions: list[str] = field(default_factory=list)
     features: pd.DataFrame | None = None
 
@@ -82,10 +91,19 @@ class FamilyModel:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """P(high activity) per row: images for image families, raw feature heights for feature families."""
-        if self.family == "cnn":
+        if has_network(self.family):  # Keras only for the families that hold networks
             from ms2img.models.cnn import predict_proba
 
-            return np.mean([predict_proba(m, x) for m in self.estimator], axis=0).astype(np.float32)
+            networks = self.estimator if self.family == "cnn" else self.estimator["networks"]
+            p_networks = np.mean([predict_proba(m, x) for m in networks], axis=0)
+        if self.family == "cnn":
+            return p_networks.astype(np.float32)
+        if self.family == ENSEMBLE:
+            from ms2img.models.ensemble import mean_quantile
+
+            forest = self.estimator["forest"].predict_proba(np.asarray(x, dtype=np.float32))[:, 1]
+            members = {"cnn": p_networks, "rf-image": forest}
+            return mean_quantile(self.estimator["references"], members).astype(np.float32)
         arr = np.asarray(x, dtype=np.float32)
         if input_kind(self.family) == "features":
             arr = np.log1p(np.clip(arr, 0, None))
@@ -96,16 +114,23 @@ class FamilyModel:
         folder = Path(folder)
         with atomic_dir(folder) as tmp:
             files = []
-            if self.family == "cnn":
-                for i, model in enumerate(self.estimator):
-                    name = f"member_{i}.keras"
-                    model.save(tmp / name)
-                    files.append(name)
-            else:
+            networks = self.estimator if self.family == "cnn" else []
+            forest = None if self.family == "cnn" else self.estimator
+            if self.family == ENSEMBLE:
+                networks, forest = self.estimator["networks"], self.estimator["forest"]
+            for i, model in enumerate(networks):
+                name = f"member_{i}.keras"
+                model.save(tmp / name)
+                files.append(name)
+            if forest is not None:
                 import skops.io as sio
 
-                sio.dump(self.estimator, tmp / "model.skops")
+                sio.dump(forest, tmp / "model.skops")
                 files.append("model.skops")
+            if self.family == ENSEMBLE:  # the members' held-out predictions that rank new ones
+                refs = {m: np.asarray(r).tolist() for m, r in self.estimator["references"].items()}
+                (tmp / REFERENCES).write_text(json.dumps(refs) + "\n", encoding="utf-8")
+                files.append(REFERENCES)
             if self.features is not None:
                 self.features.to_parquet(tmp / "features.parquet", index=False)
                 files.append("features.parquet")
@@ -133,18 +158,24 @@ class FamilyModel:
         if family not in FAMILIES:
             raise InputFileError(card_path, f"unknown family {family!r}; known: {list(FAMILIES)}")
         try:
-            if family == "cnn":
+            networks, forest = [], None
+            if has_network(family):
                 import keras
 
                 from ms2img.models import column_cnn  # noqa: F401 - registers PixelECDF for load_model
 
-                estimator = [
+                networks = [
                     keras.saving.load_model(folder / f, compile=False) for f in card["files"] if f.endswith(".keras")
                 ]
-            else:
+            if family != "cnn":
                 import skops.io as sio
 
-                estimator = sio.load(folder / "model.skops", trusted=SKOPS_TRUSTED)
+                forest = sio.load(folder / "model.skops", trusted=SKOPS_TRUSTED)
+            estimator = {"cnn": networks}.get(family, forest)
+            if family == ENSEMBLE:
+                refs = json.loads((folder / REFERENCES).read_text(encoding="utf-8"))
+                references = {m: np.asarray(r, dtype=np.float64) for m, r in refs.items()}
+                estimator = {"networks": networks, "forest": forest, "references": references}
             features = pd.read_parquet(folder / "features.parquet") if "features.parquet" in card["files"] else None
             accessions = (folder / "accessions.txt").read_text(encoding="utf-8").split()
         except InputFileError:

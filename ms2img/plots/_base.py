@@ -24,6 +24,7 @@ FAMILY_COLORS = {
     "rf-image": "#2ca02c",
     "rf-cosine": "#ff7f0e",
     "rf-entropy": "#9467bd",
+    "image-ensemble": "#17becf",
 }
 _CYCLE = ("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ms2img.models.family import has_network
 from ms2img.registry.card import card_metric, model_card, registered_model_description
 from ms2img.registry.store import (
     CODE_TAG,
@@ -44,7 +45,7 @@ def _pip_requirements(family: str) -> list[str]:
     import importlib.metadata as md
 
     pkgs = ["mlflow", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "skops", "numba", "tqdm", "pyyaml"]
-    pkgs += ["keras", "tensorflow", "h5py"] if family == "cnn" else []
+    pkgs += ["keras", "tensorflow", "h5py"] if has_network(family) else []
     pkgs += ["matchms", "ms_entropy"] if family in ("rf-cosine", "rf-entropy") else []
     pins = []
     for pkg in pkgs:

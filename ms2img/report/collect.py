@@ -17,7 +17,7 @@ import yaml
 
 log = logging.getLogger(__name__)
 
-FAMILY_ORDER = ("cnn", "rf-image", "rf-cosine", "rf-entropy")  # ms2img.models.family.FAMILIES
+FAMILY_ORDER = ("cnn", "rf-image", "rf-cosine", "rf-entropy", "image-ensemble")  # ms2img.models.family.FAMILIES
 
 
 @dataclass

@@ -23,6 +23,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from ms2img.models.family import ENSEMBLE
 from ms2img.serving.request import (
     DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_ROWS,
@@ -220,6 +221,18 @@ class FamilyPredictor:
             if self.family == "cnn":
                 infers = [_keras_inference(m) for m in model.estimator]
                 self._infer = lambda x: np.mean([f(x) for f in infers], axis=0)
+            elif self.family == ENSEMBLE:  # the members' quantiles averaged (FamilyModel.predict_proba's rule)
+                from ms2img.models.ensemble import mean_quantile
+
+                infers = [_keras_inference(m) for m in model.estimator["networks"]]
+                forest, references = model.estimator["forest"], model.estimator["references"]
+                self._infer = lambda x: mean_quantile(
+                    references,
+                    {
+                        "cnn": np.mean([f(x) for f in infers], axis=0),
+                        "rf-image": forest_predict_proba(forest, np.asarray(x, dtype=np.float32))[:, 1],
+                    },
+                ).astype(np.float32)
             else:
                 self._infer = _forest_inference(model)
         else:

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ms2img.errors import ConfigError
 from ms2img.models.estimators import make_estimator
-from ms2img.models.family import SIMPLICITY, FamilyModel, input_kind
+from ms2img.models.family import ENSEMBLE, SIMPLICITY, FamilyModel, has_network, input_kind
 from ms2img.training.dataset import MIDDLE, AssayData, Fold, Protocol, class_summary
 from ms2img.training.scores import (
     BOUNDS,
@@ -147,16 +147,31 @@ def fit_family(
     y_acc: np.ndarray,
     seed: int,
     on_trial_end=None,
+    fitted: dict[str, Any] | None = None,
 ):
     """``family``'s estimator fitted on the accessions at ``positions`` with their labels ``y_acc`` (one per
-    accession; replicate images inherit it); in regression its regressor, ``y_acc`` the raw values."""
+    accession; replicate images inherit it); in regression its regressor, ``y_acc`` the raw values.
+
+    ``fitted``: the estimators already fitted on these same rows, by family; the image ensemble is built from its
+    members there (fitting and adding any that is missing), and a member asked for later is taken from it."""
     x, owner = family_input(data, family, positions)
     y = pd.Series(y_acc, index=positions).reindex(owner).to_numpy()
     if data.regression:
         from ms2img.models.regressors import make_regressor
 
+        if family == ENSEMBLE:
+            raise ConfigError(f"{ENSEMBLE} is a classifier; drop it from train.families with labels.mode: regression")
         return make_regressor(family, params, seed, on_trial_end).fit(x, y)
-    return make_estimator(family, params, seed, on_trial_end).fit(x, y)
+    if fitted is None:
+        return make_estimator(family, params, seed, on_trial_end).fit(x, y)
+    if family == ENSEMBLE:
+        from ms2img.models.ensemble import MEMBERS, ImageEnsembleClassifier
+
+        cnn, forest = (fit_family(data, m, params, positions, y_acc, seed, on_trial_end, fitted) for m in MEMBERS)
+        return ImageEnsembleClassifier.from_members(cnn, forest, y)
+    if family not in fitted:
+        fitted[family] = make_estimator(family, params, seed, on_trial_end).fit(x, y)
+    return fitted[family]
 
 
 def fold_targets(data: AssayData, fold: Fold) -> dict[str, np.ndarray]:
@@ -211,12 +226,16 @@ def cross_validate(
     metric = PRIMARY[data.mode]
     for fold in data.folds:
         t = fold_targets(data, fold)
+        fitted: dict[str, Any] = {}  # this fold's estimators: the ensemble reuses its members' fits
+        fit_seconds: dict[str, float] = {}
         for family in families:
             started = time.perf_counter()
             fold_seed = seed + 100 * fold.repeat + fold.fold
-            model = fit_family(data, family, params, t["train"], t["y_train"], fold_seed)
+            reused = [m for m in _members(family) if m in fitted]
+            model = fit_family(data, family, params, t["train"], t["y_train"], fold_seed, fitted=fitted)
             scores, extra, predicted = score_fold(data, model, family, fold, t)
-            took = time.perf_counter() - started
+            took = time.perf_counter() - started + sum(fit_seconds.get(m, 0.0) for m in reused)
+            fit_seconds.setdefault(family, took)
             seconds[family] += took
             if getattr(model, "history_", None):  # inner-split curves: call them inner, never "validation"
                 histories.setdefault(family, []).append(
@@ -259,7 +278,8 @@ def cross_validate(
             if on_fold is not None:
                 on_fold(family, fold, scores)
             del model
-            _free_backend(family)
+        fitted.clear()
+        _free_backend(next((f for f in families if has_network(f)), ""))
     bar.close()
     return CVResult(
         assay=data.assay,
@@ -329,7 +349,7 @@ def resolve_cohort_settings(data: AssayData, params: Mapping[str, Any], families
     out = copy.deepcopy(dict(params))
     if data.regression:
         return _resolve_regression_settings(data, out, families)
-    if "cnn" in families:
+    if any(has_network(f) for f in families):
         tune = dict(out.get("tune") or {})
         parts = []  # (low images, high images) of each outer training part and of the final fit
         for fold in [*data.folds, Fold(-1, 0, np.arange(len(data.values)), np.empty(0, int))]:
@@ -387,7 +407,7 @@ def resolve_cohort_settings(data: AssayData, params: Mapping[str, Any], families
 def _resolve_regression_settings(data: AssayData, out: dict[str, Any], families: Sequence[str]) -> dict[str, Any]:
     """:func:`resolve_cohort_settings` in regression: the CNN's inner split holds at least 2 images on each side of
     the smallest training part (value-stratified, no classes); OPLS-DA does not run (discriminant analysis)."""
-    if "cnn" not in families:
+    if not any(has_network(f) for f in families):
         return out
     tune = dict(out.get("tune") or {})
     n = min(int(sum(len(data.image_rows[p]) for p in fold.train)) for fold in data.folds)
@@ -418,18 +438,19 @@ def fit_final(
     summary: Mapping[str, Any],
     features: pd.DataFrame | None = None,
     extra: Mapping[str, Any] | None = None,
+    fitted: dict[str, Any] | None = None,
 ) -> FamilyModel:
     """The served model of ``family``: fitted on every labelled accession, with the scaling fitted on all (regression:
-    on every accession's raw value; the card says ``mode: regression`` and the training values' range)."""
+    on every accession's raw value; the card says ``mode: regression`` and the training values' range). ``fitted``:
+    as in :func:`fit_family`, shared by the final fits of one assay (the ensemble reuses its members')."""
     started = time.perf_counter()
     if data.regression:
         return _fit_final_regressor(data, family, params, seed=seed, summary=summary, features=features, extra=extra)
     scaling = data.scaling()
     y = scaling.labels(data.values)
     keep = y != MIDDLE
-    model = fit_family(data, family, params, np.flatnonzero(keep), y[keep], seed)
-    estimator = model.members_ if family == "cnn" else model.model_
-    hp = model.best_hp_ if family == "cnn" else model.best_params_
+    model = fit_family(data, family, params, np.flatnonzero(keep), y[keep], seed, fitted=fitted)
+    estimator, hp = _saved_form(family, model)
     card = {
         "assay": data.assay,
         "render": data.images.config,
@@ -477,19 +498,37 @@ def _fit_final_regressor(
         "protocol": data.protocol.describe() if data.protocol else None,
         "metrics": {s: entry[s] for s in scores_of(data.mode)},
         "pooled": entry.get("pooled"),
-        "hyperparameters": model.best_hp_ if family == "cnn" else model.best_params_,
+        "hyperparameters": _saved_form(family, model)[1],
         "seconds": round(time.perf_counter() - started, 2),
         **dict(extra or {}),
     }
-    estimator = model.members_ if family == "cnn" else model.model_
-    out = FamilyModel(family, card, estimator, accessions=data.accessions.tolist(), features=features)
+    out = FamilyModel(
+        family, card, _saved_form(family, model)[0], accessions=data.accessions.tolist(), features=features
+    )
     _free_backend(family, keep_models=True)
     return out
 
 
+def _members(family: str) -> tuple[str, ...]:
+    """The families an ensemble family is built from (none for the others)."""
+    from ms2img.models.ensemble import MEMBERS
+
+    return MEMBERS if family == ENSEMBLE else ()
+
+
+def _saved_form(family: str, model: Any) -> tuple[Any, Any]:
+    """(what :class:`FamilyModel` stores, the card's hyperparameters) of a fitted estimator of ``family``."""
+    if family == ENSEMBLE:
+        saved = {"networks": model.cnn_.members_, "forest": model.forest_.model_, "references": model.references_}
+        return saved, model.best_params_
+    if family == "cnn":
+        return model.members_, model.best_hp_
+    return model.model_, model.best_params_
+
+
 def _free_backend(family: str, keep_models: bool = False) -> None:
     """Release Keras' global graph state between folds (memory grows fold after fold otherwise)."""
-    if family != "cnn" or keep_models:
+    if not has_network(family) or keep_models:
         return
     import gc
 

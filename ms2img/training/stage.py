@@ -28,7 +28,7 @@ from ms2img import plots, tracking
 from ms2img.atomic import atomic_path, write_text
 from ms2img.errors import Ms2ImgError
 from ms2img.jsonio import to_jsonable
-from ms2img.models.family import FAMILIES, input_kind
+from ms2img.models.family import ENSEMBLE, FAMILIES, input_kind
 from ms2img.training.dataset import MIDDLE, AssayData, class_summary, data_from_params
 from ms2img.training.experiment import CVResult, cross_validate, degenerate_families, fit_final, resolve_cohort_settings
 from ms2img.training.fold_metrics import confusion_matrices, write_metrics_json
@@ -47,7 +47,8 @@ def families_from_params(params: Mapping[str, Any]) -> list[str]:
         from ms2img.errors import ConfigError
 
         raise ConfigError(f"unknown families {unknown} in train.families; known: {list(FAMILIES)}")
-    return [f for f in wanted if input_kind(f) == "image" or f.split("-", 1)[1] in methods]
+    kept = [f for f in wanted if input_kind(f) == "image" or f.split("-", 1)[1] in methods]
+    return sorted(kept, key=lambda f: f == ENSEMBLE)  # last: it is built from the members' fits of the same fold
 
 
 def params_in_effect(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -230,7 +231,7 @@ def train_assay(
 
     provenance = training_provenance(assay, params, raw_data)
     remove_stale_families(Path(models_dir) / assay, families)
-    saved = {}
+    saved, fitted = {}, {}
     for fam in families:
         features, extra = _feature_definitions(fam, Path(features_dir), Path(events_dir) if events_dir else None)
         model = fit_final(
@@ -241,6 +242,7 @@ def train_assay(
             summary=summary,
             features=features,
             extra={**extra, **provenance, "images": str(images_path), **({"units": units} if data.regression else {})},
+            fitted=fitted,
         )
         saved[fam] = model.save(Path(models_dir) / assay / fam)
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
+from ms2img.models.ensemble import quantile
 from ms2img.models.family import FamilyModel
 from ms2img.render import ImageSet, RenderConfig, image_edges
 from ms2img.training.dataset import MIDDLE, AssayData, LabelScaling, repeated_folds
@@ -190,3 +192,50 @@ def test_fit_final_round_trips_through_family_model(cv, data, family, tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(x), p)
     if family == "rf-cosine":  # raw heights in, log1p inside: the same as the CV loop's input
         np.testing.assert_allclose(p, model.estimator.predict_proba(np.log1p(x))[:, 1], rtol=1e-6)
+
+
+def tiny_network_params() -> dict:
+    """params.yaml's cnn/tune sections shrunk to seconds (2 cross-fitted members, 3 epochs)."""
+    import yaml
+    from builders import REPO_ROOT
+
+    full = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    cnn = {**full["cnn"], "epochs": 3, "min_epochs": 1, "patience": 1, "passes_per_epoch": 1, "ensemble": 2}
+    return {**PARAMS, "cnn": cnn, "tune": {**full["tune"], "trials": 1}}
+
+
+def test_image_ensemble_averages_the_folds_own_cnn_and_forest(data, tmp_path):
+    """The ensemble is built from the cnn and rf-image fits of the same fold (no second fit): its out-of-fold
+    probability is their mean, its cost their sum; the final model is saved and served as the same mean."""
+    params = tiny_network_params()
+    families = ["cnn", "rf-image", "image-ensemble"]
+    one = make_data(1)
+    one.folds = repeated_folds(one.values, FOLDS, 1, seed=5)
+    cv = cross_validate(one, families, params, seed=3)
+    oof = cv.oof.pivot_table(index="accession", columns="family", values="probability")
+    for fold in one.folds:  # within a fold the ensemble orders accessions by the mean of the members' ranks
+        test = one.accessions[fold.test]
+        members = oof.loc[test, ["cnn", "rf-image"]].rank().mean(axis=1)
+        assert spearmanr(members, oof.loc[test, "image-ensemble"])[0] > 0.9
+    assert cv.seconds["image-ensemble"] >= max(cv.seconds["cnn"], cv.seconds["rf-image"])
+    assert cv.folds.loc[cv.folds["family"] == "image-ensemble", "threshold"].between(0, 1).all()
+
+    summary, fitted = cv.summary(), {}
+    models = {f: fit_final(one, f, params, seed=1, summary=summary, fitted=fitted) for f in families}
+    x = one.images.images[:6]
+    refs = models["image-ensemble"].estimator["references"]
+    members = {m: models[m].predict_proba(x) for m in ("cnn", "rf-image")}
+    expected = np.mean([quantile(refs[m], members[m]) for m in members], axis=0)
+    np.testing.assert_allclose(models["image-ensemble"].predict_proba(x), expected, atol=1e-6)
+    saved = FamilyModel.load(models["image-ensemble"].save(tmp_path / "image-ensemble"))
+    assert sorted(saved.card["files"]) == ["member_0.keras", "member_1.keras", "model.skops", "references.json"]
+    assert set(saved.card["hyperparameters"]) == {"cnn", "rf-image"} and saved.card["input"] == "image"
+    np.testing.assert_allclose(saved.predict_proba(x), expected, atol=1e-5)
+    from ms2img.serving.predictor import FamilyPredictor  # the served path applies the same rule
+
+    np.testing.assert_allclose(FamilyPredictor(saved)._infer(x), expected, atol=1e-5)
+
+
+def test_quantile_is_the_mid_rank_cdf():
+    reference = np.array([0.1, 0.2, 0.2, 0.9])
+    np.testing.assert_allclose(quantile(reference, [0.0, 0.1, 0.2, 0.5, 1.0]), [0.0, 0.125, 0.5, 0.75, 1.0])

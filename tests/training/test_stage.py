@@ -98,7 +98,8 @@ def test_reports(trained):
     assert folds.set_index(["family", "fold"])["n_test"].sort_index().tolist() == scored.sort_index().tolist()
     selection = json.loads((reports / "selection.json").read_text())
     assert selection["winner"] in FAMILIES and isinstance(selection["reason"], str) and selection["reason"]
-    assert sorted(selection["ranking"]) == sorted(FAMILIES) and selection["families"] == list(FAMILIES)
+    assert sorted(selection["ranking"] + selection["excluded"]) == sorted(FAMILIES)  # excluded: degenerate
+    assert selection["families"] == list(FAMILIES)
     assert selection["winner"] == trained["result"]["selection"]["winner"]
     run = json.loads((reports / "run.json").read_text())
     assert run["seconds"] > 0 and run["data_version"] and run["code_version"]
