@@ -185,19 +185,21 @@ def assay_stages(assays: list[str], project: Path) -> tuple[list[str], list[str]
     return [f"{kind}@{a}" for a in assays for kind in CHAIN], [f"resolution@{a}" for a in assays if a in study]
 
 
-@task(task_run_name="plan-{what}")
-def plan_stages(
-    assays: list[str], force: bool, project: Path, what: str = "chains"
-) -> dict[str, list[tuple[str, str]]]:
-    """The (stage, command) pairs to run, asked of DVC up front. ``chains``, per assay (key: the assay): from the
-    first stale stage of train@ -> promote@ -> explain@ on (a retrained model must be promoted and explained
-    again). ``studies``: the resolution study (the paper's Table 1; key ``resolution@<assay>``) of each assay in
-    ``resolution.assays`` whose study is stale; it needs only the images, so it runs beside the features stage."""
-    names, extra = assay_stages(assays, project)
-    asked = names if what == "chains" else extra
-    stale = set(asked) if force else pipeline.stale(asked, cwd=project)
-    if what != "chains":
-        return {name: [(name, pipeline.stage_command(name, cwd=project))] for name in extra if name in stale}
+@task
+def plan_studies(assays: list[str], force: bool, project: Path) -> dict[str, list[tuple[str, str]]]:
+    """The stale resolution studies (the paper's Table 1; key ``resolution@<assay>``) of the assays in
+    ``resolution.assays``, with their commands: they need only the images, so they run beside the features stage."""
+    _, studies = assay_stages(assays, project)
+    stale = set(studies) if force else pipeline.stale(studies, cwd=project)
+    return {name: [(name, pipeline.stage_command(name, cwd=project))] for name in studies if name in stale}
+
+
+@task
+def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list[tuple[str, str]]]:
+    """The (stage, command) pairs to run, asked of DVC up front. Per assay (key: the assay): from the first stale
+    stage of train@ -> promote@ -> explain@ on (a retrained model must be promoted and explained again)."""
+    names, _ = assay_stages(assays, project)
+    stale = set(names) if force else pipeline.stale(names, cwd=project)
     plan = {}
     for a in assays:
         chain = [f"{kind}@{a}" for kind in CHAIN]
@@ -352,7 +354,7 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
         return {}
     logger.info("retraining %s (new data: %s, forced: %s)", todo, [a for a in todo if changed[a]], force)
     call(upstream_stages, project, IMAGES)
-    studies = call(plan_stages, todo, force, project, "studies")
+    studies = call(plan_studies, todo, force, project)
     jobs = submit_each(train_assay, {key: (key, stages, project) for key, stages in studies.items()})
     try:
         call(upstream_stages, project, ("features",))  # beside the studies, which need only the images
