@@ -16,10 +16,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Validate every events Parquet file in EVENTS_DIR and, with --assays, assays.csv. Failures name the "
             "file, the row (Parquet, 0-based) or line (CSV) and the expectation. Policy 'fail' exits non-zero on "
-            "any failure; 'quarantine' moves failing accessions to EVENTS_DIR/../quarantine/ and goes on."
+            "any failure; 'quarantine' moves failing accessions to EVENTS_DIR/../quarantine/ and goes on. A lab export "
+            "(an MS-DIAL / MZmine / FBMN file or a folder of them) is read with `ms2img ingest`'s defaults into a "
+            "temporary events folder first, so it can be checked before it enters a project."
         ),
     )
-    p.add_argument("events_dir", metavar="EVENTS_DIR", type=Path, help="folder of <accession>.parquet files")
+    p.add_argument(
+        "events_dir", metavar="EVENTS_DIR", type=Path, help="folder of <accession>.parquet files, or a lab export"
+    )
     p.add_argument("--assays", type=Path, default=None, help="assays.csv (accession + one column per assay)")
     p.add_argument("--report-dir", type=Path, default=Path("reports"), help="where validation.{json,html} go")
     p.add_argument("--policy", choices=["fail", "quarantine"], default=None, help="overrides validate.policy")
@@ -42,7 +46,10 @@ def run(args: argparse.Namespace) -> int:
     opts = options_from_params(params)
     if args.policy:
         opts["policy"] = args.policy
-    report = run_validation(args.events_dir, args.assays, args.report_dir, **opts)  # raises ValidationFailed
+    if _is_events_folder(args.events_dir):
+        report = run_validation(args.events_dir, args.assays, args.report_dir, **opts)  # raises ValidationFailed
+    else:
+        report = _validate_export(args.events_dir, args.assays, args.report_dir, opts)
     s = report.summary()
     print(report.message)
     print(
@@ -52,3 +59,25 @@ def run(args: argparse.Namespace) -> int:
     print(f"  report: {report.html_path}")
     print(f"  json:   {report.json_path}")
     return 0
+
+
+def _is_events_folder(path: Path) -> bool:
+    """A folder holding events Parquet files (what ``ms2img ingest`` writes), as opposed to a lab's raw export."""
+    return path.is_dir() and any(path.glob("*.parquet"))
+
+
+def _validate_export(export: Path, assays: Path | None, report_dir: Path, opts: dict):
+    """Ingest ``export`` (a file or folder of lab exports) into a temporary events folder and validate that."""
+    import tempfile
+
+    from ms2img.errors import ConfigError
+    from ms2img.io.ingest import ingest
+    from ms2img.validation import run_validation
+
+    if opts.get("policy") == "quarantine":
+        raise ConfigError(f"{export}: --policy quarantine moves files of an events folder; ingest the export first")
+    with tempfile.TemporaryDirectory(prefix="ms2img-validate-") as tmp:
+        summary = ingest(export, Path(tmp) / "events")
+        print(f"{export}: a lab export, read as `ms2img ingest` would ({summary.files} file(s), "
+              f"{summary.accessions} accession(s), {summary.events:,} events); validating those events")  # fmt: skip
+        return run_validation(Path(tmp) / "events", assays, report_dir, **opts)

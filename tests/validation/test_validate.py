@@ -489,3 +489,16 @@ def test_missing_and_unreadable_cells_keep_their_own_checks(cohort, csv_text, co
 
 def test_a_varied_cohort_still_passes(cohort):
     assert run(cohort).success
+
+
+def test_cli_validates_a_lab_export_as_ingest_would_read_it(test_data, capsys, tmp_path, monkeypatch):
+    """`ms2img validate` on the real MS-DIAL alignment export a lab has (not an events folder): it is read with
+    ingest's defaults into a temporary folder and validated; quarantine, which moves files, is refused."""
+    monkeypatch.chdir(tmp_path)
+    export = test_data / "MSDIAL_Alignment_result_LC-MS.txt"
+    assert main(["validate", str(export), "--report-dir", str(tmp_path / "reports")]) == 0
+    out = capsys.readouterr().out
+    assert "a lab export, read as `ms2img ingest` would" in out and "validation passed" in out
+    assert (tmp_path / "reports" / "validation.json").exists() and not list(tmp_path.glob("*.parquet"))
+    assert main(["validate", str(export), "--policy", "quarantine"]) == 2
+    assert "ingest the export first" in capsys.readouterr().err
