@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -130,6 +132,26 @@ def train_tiny(cohort: TinyCohort, assay: str, params: dict[str, Any], out: Path
 
 
 # ------------------------------------------------------------------------------------------------ registry
+@contextlib.contextmanager
+def temporary_store(root: Path) -> Iterator[str]:
+    """``root`` as cwd with its own SQLite MLflow store (``MLFLOW_TRACKING_URI``) set up; yields the URI and
+    restores MLflow's global tracking URI after, so nothing leaks to other tests."""
+    import mlflow
+    import pytest
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from ms2img import tracking
+
+    previous = tracking_utils._tracking_uri
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+        mp.chdir(root)
+        try:
+            yield tracking.setup_tracking()
+        finally:
+            mlflow.set_tracking_uri(previous)
+
+
 ASSAY = "DPPH"
 SCALING = {"min": 0.0, "max": 100.0, "low": 0.4, "high": 0.6}
 

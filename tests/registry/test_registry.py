@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from builders import ASSAY, card, rf_image_model, tiny_cohort
+from builders import ASSAY, card, rf_image_model, temporary_store, tiny_cohort
 
 pytestmark = pytest.mark.integration
 
@@ -65,24 +65,13 @@ def oof_rows(accessions, values, probability, family="rf-image") -> pd.DataFrame
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """A temporary MLflow store (SQLite) and a 36-accession rendered synthetic cohort."""
-    import mlflow
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    from ms2img import tracking
     from ms2img.render import ImageSet
 
     root = tmp_path_factory.mktemp("registry_store")
-    previous = tracking_utils._tracking_uri
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
-        mp.chdir(root)
-        try:
-            tracking.setup_tracking()
-            cohort = tiny_cohort(root / "data", accessions=36, seed=11)
-            images = ImageSet.load(cohort.images)
-            yield SimpleNamespace(root=root, cohort=cohort, images=images, accs=sorted(images.ids.astype(str)))
-        finally:
-            mlflow.set_tracking_uri(previous)
+    with temporary_store(root):
+        cohort = tiny_cohort(root / "data", accessions=36, seed=11)
+        images = ImageSet.load(cohort.images)
+        yield SimpleNamespace(root=root, cohort=cohort, images=images, accs=sorted(images.ids.astype(str)))
 
 
 def _promote(store, **kw):

@@ -16,39 +16,29 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from builders import ASSAY, rf_image_model, stop_server, tiny_cohort, wait_until_serving
+from builders import ASSAY, rf_image_model, stop_server, temporary_store, tiny_cohort, wait_until_serving
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    import mlflow
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    from ms2img import registry, tracking
+    from ms2img import registry
     from ms2img.io.schema import read_events
     from ms2img.render import ImageSet
     from ms2img.serving.request import events_to_request
 
     root = tmp_path_factory.mktemp("serving_store")
-    previous = tracking_utils._tracking_uri
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
-        mp.chdir(root)
-        try:
-            uri = tracking.setup_tracking()
-            cohort = tiny_cohort(root / "data", accessions=10, seed=5)
-            images = ImageSet.load(cohort.images)
-            accs = sorted(images.ids.astype(str))
-            folder = rf_image_model(images, accs, np.tile([0, 1], 5), root / "models" / ASSAY / "rf-image")
-            version = registry.register_family(folder, data_hash="md5:t", code_version="t", events_dir=cohort.events)
-            name = registry.model_name(ASSAY)
-            registry.promote_version(name, version)
-            request = events_to_request(read_events(cohort.events / f"{accs[0]}.parquet"))
-            yield SimpleNamespace(root=root, uri=uri, name=name, version=version, request=request, accs=accs)
-        finally:
-            mlflow.set_tracking_uri(previous)
+    with temporary_store(root) as uri:
+        cohort = tiny_cohort(root / "data", accessions=10, seed=5)
+        images = ImageSet.load(cohort.images)
+        accs = sorted(images.ids.astype(str))
+        folder = rf_image_model(images, accs, np.tile([0, 1], 5), root / "models" / ASSAY / "rf-image")
+        version = registry.register_family(folder, data_hash="md5:t", code_version="t", events_dir=cohort.events)
+        name = registry.model_name(ASSAY)
+        registry.promote_version(name, version)
+        request = events_to_request(read_events(cohort.events / f"{accs[0]}.parquet"))
+        yield SimpleNamespace(root=root, uri=uri, name=name, version=version, request=request, accs=accs)
 
 
 @pytest.fixture(scope="module")
