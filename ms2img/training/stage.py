@@ -48,6 +48,9 @@ def families_from_params(params: Mapping[str, Any]) -> list[str]:
 
         raise ConfigError(f"unknown families {unknown} in train.families; known: {list(FAMILIES)}")
     kept = [f for f in wanted if input_kind(f) == "image" or f.split("-", 1)[1] in methods]
+    if ENSEMBLE in kept and params.get("labels", {}).get("mode") == "regression":
+        log.info("%s is a classifier (its threshold and quantiles): not trained with labels.mode: regression", ENSEMBLE)
+        kept.remove(ENSEMBLE)
     return sorted(kept, key=lambda f: f == ENSEMBLE)  # last: it is built from the members' fits of the same fold
 
 

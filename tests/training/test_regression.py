@@ -278,3 +278,11 @@ def test_report_shows_the_regression_scores(regression_run, tmp_path):
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "Regression assays (labels.mode: regression)" in html and "pooled Spearman ρ" in html
     assert "could not be drawn" not in html and out.n_figures >= 2  # predicted-vs-measured and the box plots
+
+
+def test_the_image_ensemble_is_left_out_of_regression():
+    from ms2img.training.stage import families_from_params
+
+    params = {"train": {"families": ["cnn", "rf-image", "image-ensemble"]}, "features": {"similarity": ["cosine"]}}
+    assert families_from_params(params) == ["cnn", "rf-image", "image-ensemble"]
+    assert families_from_params({**params, "labels": {"mode": "regression"}}) == ["cnn", "rf-image"]
