@@ -95,7 +95,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     ``objective`` and stops early on it (not before ``min_epochs``, best weights restored).
 
     ``cross_fit`` (the default in params.yaml): ``ensemble`` members, each tuned and trained on its own fold of an
-    inner stratified ``max(2, ensemble)``-fold split of ``X``; the decision threshold comes from the members' own
+    inner stratified ``max(2, ensemble)``-fold split of ``X`` (fewer folds and members when the rarer class has
+    fewer images than that); the decision threshold comes from the members' own
     held-out predictions, so the threshold and the probability come from the same networks. Otherwise: one inner
     split (``validation_split``) tunes and sets the threshold, then ``ensemble`` networks of the best trial's
     values are refitted on all of ``X`` for its epoch count (``ensemble=0`` keeps the inner network itself).
@@ -197,7 +198,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         from ms2img.models.cnn import predict_proba
 
         n_members = max(1, int(self.ensemble))
-        splits = StratifiedKFold(n_splits=max(2, n_members), shuffle=True, random_state=int(self.seed)).split(x, y)
+        fewest = int(np.bincount(y, minlength=2).min())  # a small cohort: as many inner folds as its rarer class allows
+        if fewest < 2:
+            raise ConfigError(
+                f"cnn.cross_fit: a training part holds {fewest} image(s) of one class; cross-fitting needs 2 "
+                "(render.per_replicate: true gives one image per replicate, or set cnn.cross_fit: false)"
+            )
+        n_splits = min(max(2, n_members), fewest)
+        splits = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=int(self.seed)).split(x, y)
         held_out = np.full(len(y), np.nan)
         members, results = [], []
         inputs = hypermodel.prepare(x)

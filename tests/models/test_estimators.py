@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+from ms2img.errors import ConfigError
 from ms2img.models.estimators import CNNClassifier, ForestClassifier, make_estimator
 from ms2img.training.scores import choose_threshold
 
@@ -105,3 +106,17 @@ def test_cnn_classifier_fits_tiny_data():
     assert p.shape == (len(x), 2) and np.isfinite(p).all()
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-6)
     np.testing.assert_array_equal(model.predict(x), (p[:, 1] > model.threshold_).astype(int))
+
+
+def test_cross_fit_on_a_small_cohort_uses_the_folds_its_rarer_class_allows():
+    """6 images, 2 per class in the rarer one: 3 members asked, a 2-fold inner split and 2 members (no sklearn
+    error); one image of a class cannot be cross-fitted and says so in one line."""
+    x, y = planted(n=6, size=16, seed=3)
+    y = np.array([0, 0, 1, 1, 1, 1])
+    space = {"filters": [2], "kernel": [3], "dropout": [0.0], "l2": [1e-3], "learning_rate": [1e-2]}
+    kw = {"architecture": "column", "passes_per_epoch": 1, "max_epochs": 2, "patience": 1, "batch_size": 4,
+          "ensemble": 3, "min_epochs": 1, "space": space}  # fmt: skip
+    model = CNNClassifier(**kw).fit(x, y)
+    assert len(model.members_) == 2 and np.isfinite(model.inner_proba_).all()
+    with pytest.raises(ConfigError, match="holds 1 image"):
+        CNNClassifier(**kw).fit(x[1:], y[1:])
