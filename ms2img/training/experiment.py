@@ -279,7 +279,8 @@ def cross_validate(
                 on_fold(family, fold, scores)
             del model
         fitted.clear()
-        _free_backend(next((f for f in families if has_network(f)), ""))
+        if any(has_network(f) for f in families):
+            _free_backend()
     bar.close()
     return CVResult(
         assay=data.assay,
@@ -469,7 +470,6 @@ def fit_final(
         **dict(extra or {}),
     }
     out = FamilyModel(family, card, estimator, accessions=data.accessions[keep].tolist(), features=features)
-    _free_backend(family, keep_models=True)
     return out
 
 
@@ -505,7 +505,6 @@ def _fit_final_regressor(
     out = FamilyModel(
         family, card, _saved_form(family, model)[0], accessions=data.accessions.tolist(), features=features
     )
-    _free_backend(family, keep_models=True)
     return out
 
 
@@ -526,10 +525,8 @@ def _saved_form(family: str, model: Any) -> tuple[Any, Any]:
     return model.model_, model.best_params_
 
 
-def _free_backend(family: str, keep_models: bool = False) -> None:
+def _free_backend() -> None:
     """Release Keras' global graph state between folds (memory grows fold after fold otherwise)."""
-    if not has_network(family) or keep_models:
-        return
     import gc
 
     import keras
