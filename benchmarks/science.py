@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=REPEATS, help=f"cv.repeats (default {REPEATS})")
     ap.add_argument("--assays", default=None, help="comma-separated (default: labels.assays)")
     ap.add_argument("--set", action="append", default=[], help="override a params.yaml value, e.g. cnn.epochs=30")
+    ap.add_argument("--jobs", type=int, default=2, help="assays trained side by side (default 2, as the flow)")
     ap.add_argument("--keep", type=Path, default=None, help="scratch project folder to keep (default: temporary)")
     args = ap.parse_args()
 
@@ -177,8 +179,9 @@ def main() -> int:
     times["render"] = sh(["ms2img", "render", "data/events", "--sizes", params["render"]["size"],
                           "--out-dir", "data/images"], work)  # fmt: skip
     times["features"] = sh(["ms2img", "features", "data/events", "--out", "data/features"], work)
-    for assay in assays:
-        times[f"train {assay}"] = sh(["ms2img", "train", "--assay", assay, "--no-track"], work)
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:  # assays side by side, as the flow runs them
+        took = pool.map(lambda a: sh(["ms2img", "train", "--assay", a, "--no-track"], work), assays)
+        times.update({f"train {a}": t for a, t in zip(assays, took, strict=True)})
     total = time.perf_counter() - started
 
     metrics = {a: json.loads((work / "metrics" / f"{a}.json").read_text()) for a in assays}

@@ -116,6 +116,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         passes_per_epoch: int = 4,
         objective: str = "val_loss",
         min_epochs: int = 5,
+        intensity_weight: float = 0.1,
         seed: int = 0,
         on_trial_end: Callable[[dict], None] | None = None,
         callbacks: Sequence[Any] = (),
@@ -132,6 +133,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.passes_per_epoch = passes_per_epoch
         self.objective = objective
         self.min_epochs = min_epochs
+        self.intensity_weight = intensity_weight
         self.seed = seed
         self.on_trial_end = on_trial_end
         self.callbacks = callbacks
@@ -148,7 +150,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             return CompactHyperModel(shape, self.space, self.batch_size, pixel_stats=pixel_statistics(x))
         if self.architecture == "column":
             return ColumnHyperModel(
-                shape, self.space, self.batch_size, ecdf_knots(x), pixel_scale(x), int(self.passes_per_epoch)
+                shape,
+                self.space,
+                self.batch_size,
+                ecdf_knots(x),
+                pixel_scale(x, float(self.intensity_weight)),
+                int(self.passes_per_epoch),
             )
         raise ConfigError(f"cnn.architecture must be column, compact or paper; got {self.architecture!r}")
 
@@ -307,6 +314,7 @@ def make_estimator(family: str, params: Mapping[str, Any], seed: int, on_trial_e
             passes_per_epoch=int(c["passes_per_epoch"]),
             objective=str(t["objective"]),
             min_epochs=int(c["min_epochs"]),
+            intensity_weight=float(c["intensity_weight"]),
             seed=seed,
             on_trial_end=on_trial_end,
         )

@@ -45,6 +45,19 @@ def test_ecdf_is_the_mid_rank_among_training_values_centred():
     assert out[0, 0, 1, 1] == pytest.approx(2.5)  # the intensity channel: value / training pixel SD
 
 
+def test_the_intensity_weight_divides_the_unit_and_the_served_scale_keeps_it():
+    x, y = planted(30, seed=5)
+    assert pixel_scale(x, 0.1) == pytest.approx(10 * pixel_scale(x))
+    with pytest.raises(ConfigError, match="cnn.intensity_weight must be > 0"):
+        pixel_scale(x, 0.0)
+    model = CNNClassifier(
+        architecture="column", space={"filters": [0], "kernel": [1], "dropout": [0.0], "l2": [1e-3],
+        "learning_rate": [1e-2]}, max_epochs=2, min_epochs=1, patience=1, ensemble=2, intensity_weight=0.25, seed=0,
+    ).fit(x, y)  # fmt: skip
+    served_scale = [float(keras.ops.convert_to_numpy(m.get_layer("pixel_ecdf").scale)) for m in model.members_]
+    assert served_scale[0] == pytest.approx(4 * pixel_scale(x), rel=1e-5)  # fitted on the training images, x4
+
+
 def test_the_layer_computes_what_training_saw():
     x, _ = planted(20, seed=1)
     knots, scale = ecdf_knots(x[:14]), pixel_scale(x[:14])
