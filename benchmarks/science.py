@@ -5,7 +5,7 @@ default) or with ``benchmarks/cohort_b.py`` (``--generator cohort_b``: real spec
 default chosen on one generator is confirmed on the other), or takes ``--cohort DIR`` holding ``exports/`` and
 ``assays.csv``. It runs ingest + validate, render, features and ``ms2img train`` per assay in a scratch project
 with ``cv.repeats`` 3 (``--repeats``; with one repeat a paired test has ``folds - 1`` degrees of freedom and
-decides nothing), and prints one table: per assay and family the cross-validated AUC (mean ± SD and the
+decides nothing), two assays side by side (``--jobs``, as the flow runs them), and prints one table: per assay and family the cross-validated AUC (mean ± SD and the
 corrected 95% interval), OPLS-DA Q2Y, the paired p-values of the CNN against every baseline, and wall times;
 then per assay the paired difference ``cnn - rf-image`` in AUC on the same folds with its corrected 95% interval
 (Nadeau & Bengio, the ``paired`` block ``ms2img train`` writes to ``metrics/<assay>.json``) and what it decides.
