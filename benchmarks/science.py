@@ -3,12 +3,13 @@
 Generates a cohort under a seed the demo and tests never use, with ``ms2img synth`` (``--generator synth``, the
 default) or with ``benchmarks/cohort_b.py`` (``--generator cohort_b``: real spectra, another activity model; a
 default chosen on one generator is confirmed on the other), or takes ``--cohort DIR`` holding ``exports/`` and
-``assays.csv``. It runs ingest + validate, render, features and ``ms2img train`` per assay in a scratch project
-with ``cv.repeats`` 3 (``--repeats``; with one repeat a paired test has ``folds - 1`` degrees of freedom and
-decides nothing), two assays side by side (``--jobs``, as the flow runs them), and prints one table: per assay and family the cross-validated AUC (mean ± SD and the
-corrected 95% interval), OPLS-DA Q2Y, the paired p-values of the CNN against every baseline, and wall times;
-then per assay the paired difference ``cnn - rf-image`` in AUC on the same folds with its corrected 95% interval
-(Nadeau & Bengio, the ``paired`` block ``ms2img train`` writes to ``metrics/<assay>.json``) and what it decides.
+``assays.csv``. It runs ingest + validate, render, features and ``ms2img train`` per assay in a scratch project with
+``cv.repeats`` 3 (``--repeats``; with one repeat a paired test has ``folds - 1`` degrees of freedom and decides
+nothing), two assays side by side (``--jobs``, as the flow runs them), and prints one table: per assay and family
+the cross-validated AUC (mean ± SD and the corrected 95% interval), OPLS-DA Q2Y, the paired p-values of the CNN
+against every baseline, and wall times; then per assay the paired difference ``cnn - rf-image`` in AUC on the same
+folds with its corrected 95% interval (Nadeau & Bengio, the ``paired`` block ``ms2img train`` writes to
+``metrics/<assay>.json``) and what it decides.
 The last lines are ``<F> folds x <R> repeats`` and ``<assay> <family> auc=<mean> sd=<sd>``, for scripts.
 
     .venv/bin/python benchmarks/science.py                       # 240 accessions, seed 2718, 5 folds x 3 repeats

@@ -314,7 +314,7 @@ def make_estimator(family: str, params: Mapping[str, Any], seed: int, on_trial_e
             passes_per_epoch=int(c["passes_per_epoch"]),
             objective=str(t["objective"]),
             min_epochs=int(c["min_epochs"]),
-            intensity_weight=float(c["intensity_weight"]),
+            intensity_weight=float(c.get("intensity_weight", 1.0)),  # absent: a project from before the key, as it ran
             seed=seed,
             on_trial_end=on_trial_end,
         )

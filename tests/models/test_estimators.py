@@ -72,6 +72,9 @@ def test_make_estimator_reads_params():
     assert isinstance(cnn, CNNClassifier)
     assert (cnn.trials, cnn.max_epochs, cnn.patience, cnn.batch_size, cnn.ensemble) == (2, 3, 2, 8, 2)
     assert cnn.validation_split == 0.3 and cnn.space == {"filters": [8]} and cnn.seed == 5
+    assert cnn.intensity_weight == 1.0  # a params.yaml from before cnn.intensity_weight trains as it did
+    params["cnn"]["intensity_weight"] = 0.25
+    assert make_estimator("cnn", params, seed=5).intensity_weight == 0.25
 
 
 SMALL_SPACE = {"conv_layers": [1], "filters": [4], "units": [8], "learning_rate": [3e-3, 1e-2]}
