@@ -91,33 +91,37 @@ class FamilyModel:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """P(high activity) per row: images for image families, raw feature heights for feature families."""
-        if has_network(self.family):  # Keras only for the families that hold networks
+        networks, forest, references = self._parts()
+        if networks:  # Keras only for the families that hold networks
             from ms2img.models.cnn import predict_proba
 
-            networks = self.estimator if self.family == "cnn" else self.estimator["networks"]
             p_networks = np.mean([predict_proba(m, x) for m in networks], axis=0)
-        if self.family == "cnn":
-            return p_networks.astype(np.float32)
-        if self.family == ENSEMBLE:
+            if forest is None:
+                return p_networks.astype(np.float32)
+        if references is not None:
             from ms2img.models.ensemble import mean_quantile
 
-            forest = self.estimator["forest"].predict_proba(np.asarray(x, dtype=np.float32))[:, 1]
-            members = {"cnn": p_networks, "rf-image": forest}
-            return mean_quantile(self.estimator["references"], members).astype(np.float32)
+            members = {"cnn": p_networks, "rf-image": forest.predict_proba(np.asarray(x, dtype=np.float32))[:, 1]}
+            return mean_quantile(references, members).astype(np.float32)
         arr = np.asarray(x, dtype=np.float32)
         if input_kind(self.family) == "features":
             arr = np.log1p(np.clip(arr, 0, None))
-        return self.estimator.predict_proba(arr)[:, 1].astype(np.float32)
+        return forest.predict_proba(arr)[:, 1].astype(np.float32)
+
+    def _parts(self) -> tuple[list[Any], Any, dict[str, np.ndarray] | None]:
+        """``(networks, forest or scikit-learn estimator, references)`` of :attr:`estimator`, whatever the family."""
+        if self.family == "cnn":
+            return list(self.estimator), None, None
+        if self.family == ENSEMBLE:
+            return list(self.estimator["networks"]), self.estimator["forest"], self.estimator["references"]
+        return [], self.estimator, None
 
     def save(self, folder: str | Path) -> Path:
         """Write the folder as one swap (a reader never sees half a model)."""
         folder = Path(folder)
         with atomic_dir(folder) as tmp:
             files = []
-            networks = self.estimator if self.family == "cnn" else []
-            forest = None if self.family == "cnn" else self.estimator
-            if self.family == ENSEMBLE:
-                networks, forest = self.estimator["networks"], self.estimator["forest"]
+            networks, forest, references = self._parts()
             for i, model in enumerate(networks):
                 name = f"member_{i}.keras"
                 model.save(tmp / name)
@@ -127,8 +131,8 @@ class FamilyModel:
 
                 sio.dump(forest, tmp / "model.skops")
                 files.append("model.skops")
-            if self.family == ENSEMBLE:  # the members' held-out predictions that rank new ones
-                refs = {m: np.asarray(r).tolist() for m, r in self.estimator["references"].items()}
+            if references is not None:  # the members' held-out predictions that rank new ones
+                refs = {m: np.asarray(r).tolist() for m, r in references.items()}
                 (tmp / REFERENCES).write_text(json.dumps(refs) + "\n", encoding="utf-8")
                 files.append(REFERENCES)
             if self.features is not None:

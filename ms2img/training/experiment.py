@@ -452,25 +452,15 @@ def fit_final(
     keep = y != MIDDLE
     model = fit_family(data, family, params, np.flatnonzero(keep), y[keep], seed, fitted=fitted)
     estimator, hp = _saved_form(family, model)
-    card = {
-        "assay": data.assay,
-        "render": data.images.config,
-        "size": data.size,
-        "threshold": float(model.threshold_),
-        "label_scaling": scaling.to_dict(),
-        "class_counts": class_summary(y),
-        "n_accessions": int(keep.sum()),
-        "small_cohort": bool(data.protocol and data.protocol.small_cohort),
-        "protocol": data.protocol.describe() if data.protocol else None,
-        "metrics": {s: summary["families"][family][s] for s in scores_of(data.mode)},
-        "spearman": summary["families"][family]["spearman"],
-        "pooled": summary["families"][family].get("pooled"),
-        "hyperparameters": hp,
-        "seconds": round(time.perf_counter() - started, 2),
-        **dict(extra or {}),
-    }
-    out = FamilyModel(family, card, estimator, accessions=data.accessions[keep].tolist(), features=features)
-    return out
+    card = _card(
+        data, summary["families"][family], hp, started, extra,
+        threshold=float(model.threshold_),
+        label_scaling=scaling.to_dict(),
+        class_counts=class_summary(y),
+        n_accessions=int(keep.sum()),
+        spearman=summary["families"][family]["spearman"],
+    )  # fmt: skip
+    return FamilyModel(family, card, estimator, accessions=data.accessions[keep].tolist(), features=features)
 
 
 def _fit_final_regressor(
@@ -486,26 +476,39 @@ def _fit_final_regressor(
     started = time.perf_counter()
     everyone = np.arange(len(data.values))
     model = fit_family(data, family, params, everyone, data.values, seed)
-    entry = summary["families"][family]
+    estimator, hp = _saved_form(family, model)
+    card = _card(
+        data, summary["families"][family], hp, started, extra,
+        mode="regression",
+        value_range={"min": float(data.values.min()), "max": float(data.values.max())},
+        n_accessions=len(everyone),
+    )  # fmt: skip
+    return FamilyModel(family, card, estimator, accessions=data.accessions.tolist(), features=features)
+
+
+def _card(
+    data: AssayData,
+    entry: Mapping[str, Any],
+    hp: Any,
+    started: float,
+    extra: Mapping[str, Any] | None,
+    **specific: Any,
+) -> dict[str, Any]:
+    """What every final model's card holds, classes or values: the data, its protocol, the CV scores of ``entry``
+    (the family's summary), the hyperparameters and the fit's seconds; then the mode's ``specific`` keys and
+    ``extra``."""
     card = {
         "assay": data.assay,
-        "mode": "regression",
         "render": data.images.config,
         "size": data.size,
-        "value_range": {"min": float(data.values.min()), "max": float(data.values.max())},
-        "n_accessions": len(everyone),
         "small_cohort": bool(data.protocol and data.protocol.small_cohort),
         "protocol": data.protocol.describe() if data.protocol else None,
         "metrics": {s: entry[s] for s in scores_of(data.mode)},
         "pooled": entry.get("pooled"),
-        "hyperparameters": _saved_form(family, model)[1],
+        "hyperparameters": hp,
         "seconds": round(time.perf_counter() - started, 2),
-        **dict(extra or {}),
     }
-    out = FamilyModel(
-        family, card, _saved_form(family, model)[0], accessions=data.accessions.tolist(), features=features
-    )
-    return out
+    return {**card, **specific, **dict(extra or {})}
 
 
 def _members(family: str) -> tuple[str, ...]:
