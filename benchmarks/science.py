@@ -40,7 +40,7 @@ BIN = Path(sys.executable).parent
 SEED = 2718  # never used by the demo (42) or the tests
 REPEATS = 3  # cv.repeats unless --repeats / --set cv.repeats says otherwise
 GENERATORS = ("synth", "cohort_b")
-PAIRS = (("cnn", "rf-image"), ("image-ensemble", "rf-image"))  # per assay: each family with a network - the forest
+PAIRS = (("cnn", "rf-image"), ("cnn-mt", "rf-image"), ("image-ensemble", "rf-image"))  # network family - the forest
 
 
 def sh(args: list[str], cwd: Path) -> float:

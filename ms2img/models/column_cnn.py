@@ -130,12 +130,17 @@ def build_column_cnn(
     dropout: float = 0.2,
     l2: float = 1e-3,
     learning_rate: float = 1e-2,
+    tasks: int = 1,
 ) -> keras.Model:
     """The trainable column network, compiled, on :func:`pixel_channels` ``(H, W, 2)``: ``filters`` ReLU
     ``(kernel, 1)`` convolutions down each precursor column (one encoder shared by all columns, fragment
     positions kept) -> dropout -> one L2-regularised weight per encoded pixel -> sigmoid. ``filters: 0`` drops
     the encoder: a linear model of the two pixel channels. Dropout is standard (Bernoulli) dropout of the
     encoded pixels, active in training only.
+
+    ``tasks`` > 1: one head per assay over the shared encoder (the ``cnn-mt`` family), trained with
+    :func:`masked_binary_crossentropy` on :func:`packed_targets`; :func:`task_network` cuts one assay's network
+    out of it.
     """
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or shape[-1] != 2:
@@ -151,8 +156,65 @@ def build_column_cnn(
     if dropout:
         x = keras.layers.Dropout(float(dropout), name="dropout")(x)
     reg = keras.regularizers.L2(float(l2)) if l2 else None
-    outputs = keras.layers.Dense(1, activation="sigmoid", kernel_regularizer=reg, name="activity")(x)
-    return compiled(keras.Model(inputs, outputs, name="column_network"), learning_rate, steps_per_execution=1)
+    outputs = keras.layers.Dense(int(tasks), activation="sigmoid", kernel_regularizer=reg, name="activity")(x)
+    network = keras.Model(inputs, outputs, name="column_network")
+    if int(tasks) == 1:
+        return compiled(network, learning_rate, steps_per_execution=1)
+    network.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=float(learning_rate)),
+        loss=masked_binary_crossentropy,
+        jit_compile=False,
+    )
+    return network
+
+
+def packed_targets(y: np.ndarray, balanced: bool) -> np.ndarray:
+    """``(N, T)`` labels (NaN: unknown) -> ``(N, 2T)`` ``[labels, weights]`` for :func:`masked_binary_crossentropy`.
+
+    ``balanced``: each assay's known labels weighted ``n / (2 n_class)`` (the single-assay network's class
+    weights, per head); otherwise 1 for a known label. Unknown labels weigh 0: their head learns nothing there.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    known = np.isfinite(y)
+    weights = known.astype(np.float32)
+    if balanced:
+        for t in range(y.shape[1]):
+            for c in (0.0, 1.0):
+                is_c = known[:, t] & (y[:, t] == c)
+                if is_c.any():
+                    weights[is_c, t] = known[:, t].sum() / (2.0 * is_c.sum())
+    return np.concatenate([np.where(known, y, 0.0), weights], axis=1)
+
+
+@keras.saving.register_keras_serializable(package="ms2img")
+def masked_binary_crossentropy(packed: Any, p: Any) -> Any:
+    """Binary cross-entropy of each head on :func:`packed_targets`, weighted, summed, over the weights' sum."""
+    tasks = keras.ops.shape(p)[-1]
+    y, w = packed[:, :tasks], packed[:, tasks:]
+    p = keras.ops.clip(p, 1e-7, 1.0 - 1e-7)
+    loss = -(y * keras.ops.log(p) + (1.0 - y) * keras.ops.log(1.0 - p)) * w
+    return keras.ops.sum(loss) / keras.ops.maximum(keras.ops.sum(w), 1.0)
+
+
+def task_network(network: keras.Model, task: int = 0) -> keras.Model:
+    """One assay's network cut out of a multi-task one: the shared encoder and that assay's head, one output, the
+    same layers and names as a single-assay :func:`build_column_cnn` (so saving, loading and serving are unchanged).
+    """
+    inputs = keras.Input(shape=network.input_shape[1:], name="pixel_channels")
+    x, copies = inputs, []
+    if "column" in [layer.name for layer in network.layers]:
+        encoder = network.get_layer("column")
+        conv = keras.layers.Conv2D.from_config(encoder.get_config())
+        x = conv(x)
+        copies.append((conv, encoder.get_weights()))
+    x = keras.layers.Flatten(name="pixel_features")(x)
+    kernel, bias = network.get_layer("activity").get_weights()
+    head = keras.layers.Dense(1, activation="sigmoid", name="activity")
+    outputs = head(x)
+    copies.append((head, [kernel[:, task : task + 1], bias[task : task + 1]]))
+    for layer, weights in copies:
+        layer.set_weights(weights)
+    return keras.Model(inputs, outputs, name="column_network")
 
 
 def with_pixel_ecdf(network: keras.Model, knots: np.ndarray, scale: float) -> keras.Model:

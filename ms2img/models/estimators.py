@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 
 from ms2img.errors import ConfigError
 from ms2img.models.baselines import FlattenImages
-from ms2img.models.family import ENSEMBLE
+from ms2img.models.family import ENSEMBLE, NETWORKS
 from ms2img.training.scores import choose_threshold
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     held-out predictions, so the threshold and the probability come from the same networks. Otherwise: one inner
     split (``validation_split``) tunes and sets the threshold, then ``ensemble`` networks of the best trial's
     values are refitted on all of ``X`` for its epoch count (``ensemble=0`` keeps the inner network itself).
+
+    Multi-task (the ``cnn-mt`` family; column network, cross-fitted): ``y`` of shape ``(N, T)``, column 0 this
+    assay's 0/1 labels and the others companion assays' labels (NaN: unknown or middle band). The encoder is shared,
+    each assay has its own head, the inner loss that stops training counts column 0 only, and the members keep
+    column 0's head: a companion assay shapes the encoder, never this assay's score directly.
     """
 
     def __init__(
@@ -138,12 +143,17 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.on_trial_end = on_trial_end
         self.callbacks = callbacks
 
-    def _hypermodel(self, x: np.ndarray):
+    def _hypermodel(self, x: np.ndarray, tasks: int = 1):
         from ms2img.models.cnn import pixel_statistics
         from ms2img.models.column_cnn import ecdf_knots, pixel_scale
         from ms2img.models.tuning import ColumnHyperModel, CompactHyperModel, Ms2ImgHyperModel
 
         shape = x.shape[1:]
+        if tasks > 1 and (self.architecture != "column" or not self.cross_fit or self.objective != "val_loss"):
+            raise ConfigError(
+                "multi-task training (cnn-mt) needs cnn.architecture: column, cnn.cross_fit: true and "
+                f"tune.objective: val_loss; got {self.architecture}, {self.cross_fit}, {self.objective}"
+            )
         if self.architecture == "paper":
             return Ms2ImgHyperModel(shape, self.space, self.batch_size)
         if self.architecture == "compact":
@@ -156,6 +166,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 ecdf_knots(x),
                 pixel_scale(x, float(self.intensity_weight)),
                 int(self.passes_per_epoch),
+                tasks,
             )
         raise ConfigError(f"cnn.architecture must be column, compact or paper; got {self.architecture!r}")
 
@@ -194,7 +205,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 callbacks=[stop, *self.callbacks],
                 on_trial_end=self.on_trial_end,
                 validation=validation,
-                balance_classes=not continuous,
+                balance_classes=not continuous and y.ndim == 1,
                 continuous=continuous,
             )
 
@@ -205,14 +216,15 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         from ms2img.models.cnn import predict_proba
 
         n_members = max(1, int(self.ensemble))
-        fewest = int(np.bincount(y, minlength=2).min())  # a small cohort: as many inner folds as its rarer class allows
+        labels = (y if y.ndim == 1 else y[:, 0]).astype(int)  # this assay's classes (column 0 when multi-task)
+        fewest = int(np.bincount(labels, minlength=2).min())  # a small cohort: inner folds as its rarer class allows
         if fewest < 2:
             raise ConfigError(
                 f"cnn.cross_fit: a training part holds {fewest} image(s) of one class; cross-fitting needs 2 "
                 "(render.per_replicate: true gives one image per replicate, or set cnn.cross_fit: false)"
             )
         n_splits = min(max(2, n_members), fewest)
-        splits = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=int(self.seed)).split(x, y)
+        splits = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=int(self.seed)).split(x, labels)
         held_out = np.full(len(y), np.nan)
         members, results = [], []
         inputs = hypermodel.prepare(x)
@@ -220,11 +232,11 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             if k == n_members:
                 break
             result = self._tune(inputs, y, hypermodel, int(self.seed) + 7919 * k, validation=(train, val))
-            held_out[val] = predict_proba(result.best_model, inputs[val])
             members.append(hypermodel.served(result.best_model))
+            held_out[val] = predict_proba(members[-1], x[val])
             results.append(result)
         seen = np.isfinite(held_out)
-        self.threshold_ = choose_threshold(y[seen], held_out[seen])
+        self.threshold_ = choose_threshold(labels[seen], held_out[seen])
         self.inner_proba_ = held_out  # held-out P(high) per training row (NaN: in no member's inner fold)
         self.best_hp_ = results[0].best_hp
         self.inner_score_ = float(np.mean([r.best_score for r in results]))
@@ -238,8 +250,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         from ms2img.models.cnn import as_model_input, class_weights, predict_proba
 
         x = as_model_input(X)
-        y = np.asarray(y).astype(int)
-        hypermodel = self._hypermodel(x)
+        y = np.asarray(y, dtype=float)
+        if y.ndim == 1:
+            y = y.astype(int)
+        elif not np.isin(y[:, 0], (0, 1)).all():
+            raise ConfigError("multi-task targets: column 0 (the assay being modelled) must be 0 or 1 on every row")
+        hypermodel = self._hypermodel(x, tasks=1 if y.ndim == 1 else y.shape[1])
         self.classes_ = np.array([0, 1])
         if self.cross_fit:
             self._fit_cross(x, y, hypermodel)
@@ -299,7 +315,7 @@ def make_estimator(family: str, params: Mapping[str, Any], seed: int, on_trial_e
         return ImageEnsembleClassifier(
             make_estimator("cnn", params, seed, on_trial_end), make_estimator("rf-image", params, seed)
         )
-    if family == "cnn":
+    if family in NETWORKS:  # cnn-mt: the same network settings; fit_family gives it the companion assays' labels
         c, t = params["cnn"], params["tune"]
         return CNNClassifier(  # every value from params.yaml: defaults live there, not here
             architecture=str(c["architecture"]),

@@ -8,7 +8,8 @@ A family model is a folder ``models/<assay>/<family>/``:
   means what it meant at training time), ``metrics`` (cross-validated ``auc`` / ``balanced_accuracy`` /
   ``mcc`` / ``f1``, each ``mean, sd, ci_low, ci_high``), ``class_counts``, ``n_accessions``, ``files``,
   ``hyperparameters``, ``seconds``, ``matching`` (feature families: the merge rule) and anything else.
-* the estimator: ``cnn`` -> one ``.keras`` file per ensemble member (probability = their mean);
+* the estimator: ``cnn`` and ``cnn-mt`` -> one ``.keras`` file per ensemble member (probability = their mean;
+  a ``cnn-mt`` member holds the shared encoder and this assay's head only);
   ``rf-*`` -> ``model.skops`` (a scikit-learn estimator, loaded with skops' trusted types, no pickle);
   ``image-ensemble`` -> both and ``references.json`` (``{"networks", "forest", "references"}``; score = the mean of
   each member's quantile among its held-out training predictions, :mod:`ms2img.models.ensemble`).
@@ -37,8 +38,10 @@ from ms2img.atomic import atomic_dir
 from ms2img.errors import InputFileError
 
 ENSEMBLE = "image-ensemble"  # the cnn and rf-image probabilities averaged (ms2img.models.ensemble)
-FAMILIES = ("cnn", "rf-image", "rf-cosine", "rf-entropy", ENSEMBLE)
-SIMPLICITY = {"rf-image": 0, "rf-cosine": 1, "rf-entropy": 2, "cnn": 3, ENSEMBLE: 4}  # ties: the simpler, faster
+MULTITASK = "cnn-mt"  # the column network trained on every assay of the cohort at once, this assay's head served
+NETWORKS = ("cnn", MULTITASK)  # families whose model is a list of Keras networks alone
+FAMILIES = ("cnn", MULTITASK, "rf-image", "rf-cosine", "rf-entropy", ENSEMBLE)
+SIMPLICITY = {"rf-image": 0, "rf-cosine": 1, "rf-entropy": 2, "cnn": 3, MULTITASK: 4, ENSEMBLE: 5}  # ties: simpler
 SKOPS_TRUSTED = ["sklearn.tree._tree.Tree", "ms2img.models.baselines.FlattenImages"]
 CARD = "model.json"
 REFERENCES = "references.json"  # image-ensemble: each member's sorted held-out predictions (its quantile scale)
@@ -46,12 +49,12 @@ REFERENCES = "references.json"  # image-ensemble: each member's sorted held-out 
 
 def input_kind(family: str) -> str:
     """'image' for families that read fingerprints, 'features' for those on a merged feature table."""
-    return "image" if family in ("cnn", "rf-image", ENSEMBLE) else "features"
+    return "image" if family in (*NETWORKS, "rf-image", ENSEMBLE) else "features"
 
 
 def has_network(family: str) -> bool:
     """Whether the family's model holds Keras networks (needs Keras to load; too costly to refit for attribution)."""
-    return family in ("cnn", ENSEMBLE)
+    return family in (*NETWORKS, ENSEMBLE)
 
 
 @dataclass
@@ -110,7 +113,7 @@ class FamilyModel:
 
     def _parts(self) -> tuple[list[Any], Any, dict[str, np.ndarray] | None]:
         """``(networks, forest or scikit-learn estimator, references)`` of :attr:`estimator`, whatever the family."""
-        if self.family == "cnn":
+        if self.family in NETWORKS:
             return list(self.estimator), None, None
         if self.family == ENSEMBLE:
             return list(self.estimator["networks"]), self.estimator["forest"], self.estimator["references"]
@@ -171,11 +174,11 @@ class FamilyModel:
                 networks = [
                     keras.saving.load_model(folder / f, compile=False) for f in card["files"] if f.endswith(".keras")
                 ]
-            if family != "cnn":
+            if family not in NETWORKS:
                 import skops.io as sio
 
                 forest = sio.load(folder / "model.skops", trusted=SKOPS_TRUSTED)
-            estimator = {"cnn": networks}.get(family, forest)
+            estimator = networks if family in NETWORKS else forest
             if family == ENSEMBLE:
                 refs = json.loads((folder / REFERENCES).read_text(encoding="utf-8"))
                 references = {m: np.asarray(r, dtype=np.float64) for m, r in refs.items()}

@@ -45,7 +45,7 @@ from ms2img.models.cnn import (
     build_compact_cnn,
     class_weights,
 )
-from ms2img.models.column_cnn import build_column_cnn, pixel_channels, with_pixel_ecdf
+from ms2img.models.column_cnn import build_column_cnn, packed_targets, pixel_channels, task_network, with_pixel_ecdf
 from ms2img.models.search import (
     COMPLETED,
     Ms2ImgRandomSearch,
@@ -187,7 +187,12 @@ class CompactHyperModel(ListSpaceHyperModel):
 class ColumnHyperModel(ListSpaceHyperModel):
     """Search space over :func:`ms2img.models.column_cnn.build_column_cnn` (keys of :data:`COLUMN_SPACE`). The
     pixel ECDF's knots and scale come from the training images and are not tuned; networks train on
-    :meth:`prepare`'s pixel channels (computed once) and answer images through :meth:`served`."""
+    :meth:`prepare`'s pixel channels (computed once) and answer images through :meth:`served`.
+
+    ``tasks`` > 1 (the ``cnn-mt`` family): one head per assay; targets are ``(N, tasks)`` labels (NaN: unknown),
+    column 0 the assay being modelled. Training weighs each head's known labels class-balanced; the inner
+    validation loss (early stopping, the trial's score) counts column 0 only; :meth:`served` keeps column 0's head.
+    """
 
     SPACE = COLUMN_SPACE
     CHOICES = ("filters", "kernel")
@@ -200,27 +205,36 @@ class ColumnHyperModel(ListSpaceHyperModel):
         knots: Any,
         scale: float,
         passes_per_epoch: int = 1,
+        tasks: int = 1,
     ):
         super().__init__(input_shape, space, batch_size, name="ms2img_column_cnn")
         self.knots, self.scale = knots, float(scale)
         self.passes_per_epoch = int(passes_per_epoch)
+        self.tasks = int(tasks)
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
         """One Keras epoch = ``passes_per_epoch`` shuffled passes over the training images: Keras' fixed cost per
         epoch (~0.1-0.3 s on CPU, validation included) would otherwise dominate a network this small."""
+        if self.tasks > 1 and len(args) >= 2:
+            x, y, *rest = args
+            args = (x, packed_targets(y, balanced=True), *rest)
+            x_val, y_val = kwargs["validation_data"]
+            focal = np.full_like(np.asarray(y_val, dtype=np.float32), np.nan)
+            focal[:, 0] = np.asarray(y_val, dtype=np.float32)[:, 0]
+            kwargs["validation_data"] = (x_val, packed_targets(focal, balanced=False))
         if self.passes_per_epoch > 1 and len(args) >= 2:
             x, y, *rest = args
             args = (np.concatenate([x] * self.passes_per_epoch), np.concatenate([y] * self.passes_per_epoch), *rest)
         return super().fit(hp, model, *args, **kwargs)
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        return build_column_cnn((*self.input_shape[:2], 2), **self.sample(hp))
+        return build_column_cnn((*self.input_shape[:2], 2), **self.sample(hp), tasks=self.tasks)
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
         return pixel_channels(x, self.knots, self.scale)
 
     def served(self, model: keras.Model) -> keras.Model:
-        return with_pixel_ecdf(model, self.knots, self.scale)
+        return with_pixel_ecdf(task_network(model) if self.tasks > 1 else model, self.knots, self.scale)
 
 
 # ------------------------------------------------------------------------------------------- tuner
@@ -297,18 +311,25 @@ def tune_cnn(
     nested run. ``directory/project_name`` holds keras-tuner's trial records (overwritten each call).
     Raises :class:`TuningFailed` with the trial's error when a trial fails (no silent "best" of failures).
     ``continuous``: ``y_train`` holds values, not 0/1 labels (regression; pass ``validation`` and
-    ``balance_classes=False``, see :mod:`ms2img.models.cnn_regression`).
+    ``balance_classes=False``, see :mod:`ms2img.models.cnn_regression`). A 2-D ``y_train`` is a multi-task
+    target (see :class:`ColumnHyperModel`; its hypermodel weighs the classes, so pass ``balance_classes=False``).
     """
     if objective not in OBJECTIVES:
         raise ConfigError(f"objective must be one of {sorted(OBJECTIVES)}; got '{objective}'")
     if int(trials) < 1 or int(epochs) < 1:
         raise ConfigError(f"trials and epochs must be >= 1; got {trials}, {epochs}")
     x = as_model_input(x_train)
-    y = np.asarray(y_train, dtype=np.float32).reshape(-1) if continuous else as_labels(y_train, x.shape[0])
+    if np.ndim(y_train) == 2:
+        y = np.asarray(y_train, dtype=np.float32)
+        as_labels(y[:, 0], x.shape[0])  # the assay being modelled: a 0/1 label on every row
+    elif continuous:
+        y = np.asarray(y_train, dtype=np.float32).reshape(-1)
+    else:
+        y = as_labels(y_train, x.shape[0])
     if validation is not None:  # the caller's own (e.g. grouped) split
         train_idx, val_idx = (np.asarray(i) for i in validation)
     else:
-        train_idx, val_idx = stratified_split(y, validation_split, seed)
+        train_idx, val_idx = stratified_split(y if y.ndim == 1 else y[:, 0], validation_split, seed)
     x_fit, y_fit, x_val, y_val = x[train_idx], y[train_idx], x[val_idx], y[val_idx]
 
     keras.utils.set_random_seed(int(seed))

@@ -15,9 +15,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
-log = logging.getLogger(__name__)
+from ms2img.models.family import FAMILIES
 
-FAMILY_ORDER = ("cnn", "rf-image", "rf-cosine", "rf-entropy", "image-ensemble")  # ms2img.models.family.FAMILIES
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,7 +48,7 @@ class AssayInputs:
         if self.selection:
             seen += [r["family"] if isinstance(r, dict) else str(r) for r in self.selection.get("ranking") or []]
         unique = list(dict.fromkeys(seen))
-        return [f for f in FAMILY_ORDER if f in unique] + [f for f in unique if f not in FAMILY_ORDER]
+        return [f for f in FAMILIES if f in unique] + [f for f in unique if f not in FAMILIES]
 
     @property
     def winner(self) -> str | None:
@@ -82,7 +82,7 @@ class ReportInputs:
     @property
     def families(self) -> list[str]:
         unique = list(dict.fromkeys(f for a in self.assays for f in a.families))
-        return [f for f in FAMILY_ORDER if f in unique] + [f for f in unique if f not in FAMILY_ORDER]
+        return [f for f in FAMILIES if f in unique] + [f for f in unique if f not in FAMILIES]
 
 
 def read_json(path: Path, missing: list[str]) -> Any:

@@ -23,7 +23,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from ms2img.models.family import ENSEMBLE
+from ms2img.models.family import ENSEMBLE, NETWORKS
 from ms2img.serving.request import (
     DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_ROWS,
@@ -218,7 +218,7 @@ class FamilyPredictor:
 
             self.render = RenderConfig(**model.card["render"])
             warm_up()
-            if self.family == "cnn":
+            if self.family in NETWORKS:
                 infers = [_keras_inference(m) for m in model.estimator]
                 self._infer = lambda x: np.mean([f(x) for f in infers], axis=0)
             elif self.family == ENSEMBLE:  # the members' quantiles averaged (FamilyModel.predict_proba's rule)

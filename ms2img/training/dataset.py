@@ -148,6 +148,7 @@ class AssayData:
     high: float = DEFAULT_HIGH
     protocol: Protocol | None = None  # folds x repeats that made ``folds``; says "small cohort" when it is one
     mode: str = MODES[0]  # labels.mode: classification (low/high from cut-offs) or regression (the raw value)
+    companions: pd.DataFrame | None = None  # accessions x the cohort's other assays, raw values (NaN: not measured)
 
     @property
     def size(self) -> str:
@@ -169,6 +170,22 @@ class AssayData:
 
     def feature_input(self, method: str, positions: np.ndarray) -> np.ndarray:
         return self.features[method].to_numpy(dtype=np.float32)[positions]
+
+    def companion_labels(self, positions: np.ndarray) -> np.ndarray:
+        """The other assays' labels of the accessions at ``positions``, ``(n, assays)``: each assay min-max scaled on
+        these accessions' own values with this assay's cut-offs, as its own training would; NaN where an assay was
+        not measured, in its middle band, or cannot be scaled here (fewer than 2 distinct values)."""
+        if self.companions is None or self.companions.shape[1] == 0:
+            return np.zeros((len(positions), 0))
+        out = np.full((len(positions), self.companions.shape[1]), np.nan)
+        for j, values in enumerate(self.companions.to_numpy(dtype=float)[positions].T):
+            known = np.isfinite(values)
+            if len(np.unique(values[known])) < 2:
+                continue
+            labels = LabelScaling.fit(values[known], self.low, self.high).labels(values[known]).astype(float)
+            labels[labels == MIDDLE] = np.nan
+            out[np.flatnonzero(known), j] = labels
+        return out
 
 
 def class_summary(labels: np.ndarray) -> dict[str, int]:
@@ -266,6 +283,9 @@ def load_assay_data(
         low=float(low),
         high=float(high),
         mode=mode,
+        companions=assays.set_index(assays["accession"].astype(str).str.strip())
+        .drop(columns=["accession", assay])
+        .reindex(accessions),
     )
     if features_dir is not None:
         from ms2img.features.table import FeatureTable

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from ms2img.errors import ConfigError
 from ms2img.models.estimators import make_estimator
-from ms2img.models.family import ENSEMBLE, SIMPLICITY, FamilyModel, has_network, input_kind
+from ms2img.models.family import ENSEMBLE, MULTITASK, NETWORKS, SIMPLICITY, FamilyModel, has_network, input_kind
 from ms2img.training.dataset import MIDDLE, AssayData, Fold, Protocol, class_summary
 from ms2img.training.scores import (
     BOUNDS,
@@ -153,14 +153,20 @@ def fit_family(
     accession; replicate images inherit it); in regression its regressor, ``y_acc`` the raw values.
 
     ``fitted``: the estimators already fitted on these same rows, by family; the image ensemble is built from its
-    members there (fitting and adding any that is missing), and a member asked for later is taken from it."""
+    members there (fitting and adding any that is missing), and a member asked for later is taken from it.
+
+    ``cnn-mt`` learns the companion assays' labels of the same accessions beside ``y_acc``
+    (:meth:`AssayData.companion_labels`)."""
     x, owner = family_input(data, family, positions)
-    y = pd.Series(y_acc, index=positions).reindex(owner).to_numpy()
+    if family == MULTITASK and not data.regression:
+        y_acc = np.column_stack([y_acc, data.companion_labels(positions)])
+    y = pd.DataFrame(np.asarray(y_acc, dtype=float).reshape(len(positions), -1), index=positions).reindex(owner)
+    y = y.to_numpy()[:, 0] if y.shape[1] == 1 else y.to_numpy()
     if data.regression:
         from ms2img.models.regressors import make_regressor
 
-        if family == ENSEMBLE:
-            raise ConfigError(f"{ENSEMBLE} is a classifier; drop it from train.families with labels.mode: regression")
+        if family in (ENSEMBLE, MULTITASK):
+            raise ConfigError(f"{family} is a classifier; drop it from train.families with labels.mode: regression")
         return make_regressor(family, params, seed, on_trial_end).fit(x, y)
     if fitted is None:
         return make_estimator(family, params, seed, on_trial_end).fit(x, y)
@@ -523,7 +529,7 @@ def _saved_form(family: str, model: Any) -> tuple[Any, Any]:
     if family == ENSEMBLE:
         saved = {"networks": model.cnn_.members_, "forest": model.forest_.model_, "references": model.references_}
         return saved, model.best_params_
-    if family == "cnn":
+    if family in NETWORKS:
         return model.members_, model.best_hp_
     return model.model_, model.best_params_
 

@@ -28,7 +28,7 @@ from ms2img import plots, tracking
 from ms2img.atomic import atomic_path, write_text
 from ms2img.errors import Ms2ImgError
 from ms2img.jsonio import to_jsonable
-from ms2img.models.family import ENSEMBLE, FAMILIES, input_kind
+from ms2img.models.family import ENSEMBLE, FAMILIES, MULTITASK, input_kind
 from ms2img.training.dataset import MIDDLE, AssayData, class_summary, data_from_params
 from ms2img.training.experiment import CVResult, cross_validate, degenerate_families, fit_final, resolve_cohort_settings
 from ms2img.training.fold_metrics import confusion_matrices, write_metrics_json
@@ -48,9 +48,10 @@ def families_from_params(params: Mapping[str, Any]) -> list[str]:
 
         raise ConfigError(f"unknown families {unknown} in train.families; known: {list(FAMILIES)}")
     kept = [f for f in wanted if input_kind(f) == "image" or f.split("-", 1)[1] in methods]
-    if ENSEMBLE in kept and params.get("labels", {}).get("mode") == "regression":
-        log.info("%s is a classifier (its threshold and quantiles): not trained with labels.mode: regression", ENSEMBLE)
-        kept.remove(ENSEMBLE)
+    for family in (ENSEMBLE, MULTITASK):
+        if family in kept and params.get("labels", {}).get("mode") == "regression":
+            log.info("%s is a classifier: not trained with labels.mode: regression", family)
+            kept.remove(family)
     return sorted(kept, key=lambda f: f == ENSEMBLE)  # last: it is built from the members' fits of the same fold
 
 

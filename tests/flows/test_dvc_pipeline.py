@@ -9,8 +9,8 @@ cores: every family is trained, then promoted, explained and reported), so these
 from __future__ import annotations
 
 import pytest
-
-from ms2img.models.family import FAMILIES
+import yaml
+from builders import REPO_ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -18,6 +18,7 @@ ASSAY = "elastase"
 MODEL = f"ms2img-{ASSAY}"
 PER_ASSAY = ("train", "promote", "explain", "resolution")
 EVERY = {"ingest", "render", "features", "report"} | {f"{stage}@{ASSAY}" for stage in PER_ASSAY}
+FAMILIES = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["train"]["families"]  # the project's candidates
 TRAIN_OUTPUTS = ("data/events", "data/images", "data/features", "models", f"metrics/{ASSAY}.json")
 
 

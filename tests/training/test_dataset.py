@@ -158,3 +158,15 @@ def test_feature_input_follows_the_accession_positions(files):
     data.features["cosine"] = table.reindex(index=data.accessions, fill_value=0.0)
     x = data.feature_input("cosine", np.array([0, 5, 1]))
     assert x.dtype == np.float32 and x.tolist() == [[2.0, 4.0], [1.0, 3.0], [0.0, 0.0]]
+
+
+def test_companion_labels_are_the_other_assays_scaled_on_the_same_accessions(files):
+    root, _, _ = files
+    data = load_assay_data("DPPH", root / "images.npz", root / "assays.csv", n_splits=2)
+    assert data.companions.columns.tolist() == ["flat", "TPC"]
+    every = data.companion_labels(np.arange(12))
+    assert np.isnan(every[:, 0]).all()  # flat: one value, no classes
+    nan = np.nan  # TPC 1, -, 2, 3, -, 0..6 -> min 0, max 6: low < 2.4, high > 3.6, not measured: NaN
+    np.testing.assert_array_equal(every[:, 1], [0, nan, 0, nan, nan, 0, 0, 0, nan, 1, 1, 1])
+    some = data.companion_labels(np.array([0, 2, 3]))  # TPC 1, 2, 3: scaled on these three alone
+    np.testing.assert_array_equal(some[:, 1], [0, nan, 1])

@@ -239,3 +239,26 @@ def test_image_ensemble_averages_the_folds_own_cnn_and_forest(data, tmp_path):
 def test_quantile_is_the_mid_rank_cdf():
     reference = np.array([0.1, 0.2, 0.2, 0.9])
     np.testing.assert_allclose(quantile(reference, [0.0, 0.1, 0.2, 0.5, 1.0]), [0.0, 0.125, 0.5, 0.75, 1.0])
+
+
+def test_the_multi_task_family_learns_the_companion_assays_and_serves_this_one(tmp_path):
+    """cnn-mt trains on the companion assays' labels of the fold's training accessions beside this assay's (a
+    companion measured on half the accessions), is scored on this assay, and saves networks with one output."""
+    params = tiny_network_params()
+    one = make_data(2)
+    one.folds = repeated_folds(one.values, FOLDS, 1, seed=5)
+    rng = np.random.default_rng(0)
+    related = np.where(rng.random(N) < 0.5, one.values + rng.normal(0, 10, N), np.nan)
+    one.companions = pd.DataFrame({"TPC": related, "unmeasured": np.nan}, index=one.accessions)
+    seen = []
+    original = one.companion_labels
+    one.companion_labels = lambda positions: seen.append(np.asarray(positions)) or original(positions)
+    cv = cross_validate(one, ["cnn-mt"], params, seed=3)
+    assert len(seen) == FOLDS and all(np.isin(p, f.train).all() for p, f in zip(seen, one.folds, strict=True))
+    assert cv.summary()["families"]["cnn-mt"]["auc"]["mean"] > 0.7
+    model = fit_final(one, "cnn-mt", params, seed=1, summary=cv.summary())
+    saved = FamilyModel.load(model.save(tmp_path / "cnn-mt"))
+    assert saved.family == "cnn-mt" and saved.card["input"] == "image"
+    assert sorted(saved.card["files"]) == ["member_0.keras", "member_1.keras"]
+    assert all(m.output_shape == (None, 1) for m in saved.estimator)
+    np.testing.assert_allclose(saved.predict_proba(one.images.images[:4]), model.predict_proba(one.images.images[:4]))

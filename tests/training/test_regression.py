@@ -280,9 +280,10 @@ def test_report_shows_the_regression_scores(regression_run, tmp_path):
     assert "could not be drawn" not in html and out.n_figures >= 2  # predicted-vs-measured and the box plots
 
 
-def test_the_image_ensemble_is_left_out_of_regression():
+def test_the_classifier_only_families_are_left_out_of_regression():
     from ms2img.training.stage import families_from_params
 
-    params = {"train": {"families": ["cnn", "rf-image", "image-ensemble"]}, "features": {"similarity": ["cosine"]}}
-    assert families_from_params(params) == ["cnn", "rf-image", "image-ensemble"]
+    families = ["cnn", "cnn-mt", "rf-image", "image-ensemble"]
+    params = {"train": {"families": families}, "features": {"similarity": ["cosine"]}}
+    assert families_from_params(params) == families
     assert families_from_params({**params, "labels": {"mode": "regression"}}) == ["cnn", "rf-image"]

@@ -32,7 +32,7 @@ def trained(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("train")
     cohort = tiny_cohort(root / "cohort", accessions=30, seed=7)
-    params = tiny_params()
+    params = tiny_params(train__families=list(FAMILIES))  # every family, cnn-mt too
     previous = tracking_utils._tracking_uri
     uri = f"sqlite:///{root}/mlflow.db"
     with pytest.MonkeyPatch.context() as mp:
