@@ -158,10 +158,10 @@ def fit_family(
     ``cnn-mt`` learns the companion assays' labels of the same accessions beside ``y_acc``
     (:meth:`AssayData.companion_labels`)."""
     x, owner = family_input(data, family, positions)
-    if family == MULTITASK and not data.regression:
-        y_acc = np.column_stack([y_acc, data.companion_labels(positions)])
-    y = pd.DataFrame(np.asarray(y_acc, dtype=float).reshape(len(positions), -1), index=positions).reindex(owner)
-    y = y.to_numpy()[:, 0] if y.shape[1] == 1 else y.to_numpy()
+    if family == MULTITASK and not data.regression and (companions := data.companion_labels(positions)).shape[1]:
+        y_acc = np.column_stack([y_acc, companions])  # no companion assay: the single-assay network
+    rows = pd.DataFrame(np.asarray(y_acc), index=positions).reindex(owner).to_numpy()  # replicate images inherit
+    y = rows if np.ndim(y_acc) == 2 else rows[:, 0]
     if data.regression:
         from ms2img.models.regressors import make_regressor
 

@@ -262,3 +262,11 @@ def test_the_multi_task_family_learns_the_companion_assays_and_serves_this_one(t
     assert sorted(saved.card["files"]) == ["member_0.keras", "member_1.keras"]
     assert all(m.output_shape == (None, 1) for m in saved.estimator)
     np.testing.assert_allclose(saved.predict_proba(one.images.images[:4]), model.predict_proba(one.images.images[:4]))
+
+
+def test_without_a_companion_assay_the_multi_task_family_is_the_single_assay_network():
+    one = make_data(3)  # no other assay in the cohort
+    one.folds = repeated_folds(one.values, 2, 1, seed=5)
+    oof = cross_validate(one, ["cnn", "cnn-mt"], tiny_network_params(), seed=3).oof
+    wide = oof.pivot_table(index="accession", columns="family", values="probability")
+    np.testing.assert_allclose(wide["cnn-mt"], wide["cnn"], atol=1e-6)
