@@ -186,9 +186,9 @@ def packed_targets(y: np.ndarray, balanced: bool) -> np.ndarray:
     return np.concatenate([np.where(known, y, 0.0), weights], axis=1)
 
 
-@keras.saving.register_keras_serializable(package="ms2img")
 def masked_binary_crossentropy(packed: Any, p: Any) -> Any:
-    """Binary cross-entropy of each head on :func:`packed_targets`, weighted, summed, over the weights' sum."""
+    """Binary cross-entropy of each head on :func:`packed_targets`, weighted, summed, over the weights' sum (training
+    only: the served :func:`task_network` is never compiled with it, so it needs no Keras registration)."""
     tasks = keras.ops.shape(p)[-1]
     y, w = packed[:, :tasks], packed[:, tasks:]
     p = keras.ops.clip(p, 1e-7, 1.0 - 1e-7)
