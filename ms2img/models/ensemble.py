@@ -48,11 +48,11 @@ class ImageEnsembleClassifier(ClassifierMixin, BaseEstimator):
         self.cnn = cnn
         self.forest = forest
 
-    def fit(self, X: Any, y: Any) -> ImageEnsembleClassifier:
+    def fit(self, X: Any, y: Any, groups: Any = None) -> ImageEnsembleClassifier:
         if self.cnn is None or self.forest is None:
             raise ConfigError("the image ensemble needs a cnn and a forest estimator")
-        self.cnn_ = self.cnn.fit(X, y)
-        self.forest_ = self.forest.fit(X, y)
+        self.cnn_ = self.cnn.fit(X, y, groups=groups)
+        self.forest_ = self.forest.fit(X, y, groups=groups)
         return self._calibrate(y)
 
     @classmethod

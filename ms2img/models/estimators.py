@@ -56,20 +56,42 @@ class ForestGrid(BaseEstimator):
         return Pipeline([("flatten", FlattenImages(drop_zero_columns=True)), ("rf", rf)]) if self.flatten else rf
 
 
+def group_out_of_bag(forest: Any, X: Any, groups: Any) -> np.ndarray:
+    """P(high) per row from the trees that drew no row of its group (NaN where every tree drew one).
+
+    A forest's own out-of-bag prediction of a replicate image comes from trees that trained on its sibling
+    replicates, near-copies of it: optimistic. ``forest`` is a fitted pipeline or bare forest (bootstrapped)."""
+    if isinstance(forest, Pipeline):
+        X, forest = forest[:-1].transform(X), forest[-1]
+    X = np.asarray(X, dtype=np.float32)
+    codes = np.unique(np.asarray(groups), return_inverse=True)[1]
+    total, count = np.zeros(len(codes)), np.zeros(len(codes))
+    for tree, drawn in zip(forest.estimators_, forest.estimators_samples_, strict=True):
+        held = ~np.isin(codes, codes[drawn])
+        if held.any():
+            total[held] += tree.predict_proba(X[held])[:, 1]
+            count[held] += 1
+    with np.errstate(invalid="ignore"):
+        return total / count
+
+
 class ForestClassifier(ClassifierMixin, ForestGrid):
     """Random forest whose grid point and decision threshold are chosen by out-of-bag AUC (no inner folds)."""
 
     def _make(self, n_trees: int, max_features: Any) -> Any:
         return self._forest(RandomForestClassifier, n_trees, max_features, class_weight="balanced_subsample")
 
-    def fit(self, X: Any, y: Any) -> ForestClassifier:
+    def fit(self, X: Any, y: Any, groups: Any = None) -> ForestClassifier:
+        """``groups``: the accession of each row when an accession has several images; out-of-bag then means out
+        of bag with all of its accession's images (:func:`group_out_of_bag`)."""
         y = np.asarray(y).astype(int)
         best = None
         for n in self.n_estimators:
             for mf in self.max_features:
                 model = self._make(n, mf).fit(X, y)
                 rf = model[-1] if self.flatten else model
-                oob = np.nan_to_num(rf.oob_decision_function_[:, 1], nan=0.5)
+                oob = rf.oob_decision_function_[:, 1] if groups is None else group_out_of_bag(model, X, groups)
+                oob = np.nan_to_num(oob, nan=0.5)
                 auc = roc_auc_score(y, oob) if len(np.unique(y)) == 2 else 0.5
                 if best is None or auc > best[0]:
                     best = (auc, model, oob, {"n_estimators": int(n), "max_features": mf})
@@ -84,6 +106,26 @@ class ForestClassifier(ClassifierMixin, ForestGrid):
 
     def predict(self, X: Any) -> np.ndarray:
         return (self.predict_proba(X)[:, 1] > self.threshold_).astype(int)
+
+
+def cross_fit_folds(
+    labels: np.ndarray, groups: np.ndarray | None, members: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The cross-fitted members' inner folds ``(train, held out)``: a stratified ``max(2, members)``-fold split
+    (fewer when the rarer class has fewer rows, or accessions when ``groups``: an accession's replicate images never
+    sit on both sides), the first ``members`` of its folds."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    units = labels if groups is None else labels[np.unique(groups, return_index=True)[1]]  # one per accession
+    fewest = int(np.bincount(units, minlength=2).min())  # a small cohort: inner folds as its rarer class allows
+    if fewest < 2:
+        raise ConfigError(
+            f"cnn.cross_fit: a training part holds {fewest} {'image' if groups is None else 'accession'}(s) of "
+            "one class; cross-fitting needs 2 (set cnn.cross_fit: false, or drop cnn from train.families)"
+        )
+    n_splits = min(max(2, int(members)), fewest)
+    splitter = (StratifiedKFold if groups is None else StratifiedGroupKFold)(n_splits, shuffle=True, random_state=seed)
+    return list(splitter.split(labels, labels, groups))[: int(members)]
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
@@ -209,28 +251,18 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 continuous=continuous,
             )
 
-    def _fit_cross(self, x: np.ndarray, y: np.ndarray, hypermodel: Any) -> None:
-        """Members on the folds of an inner split; the threshold from their own held-out predictions."""
-        from sklearn.model_selection import StratifiedKFold
-
+    def _fit_cross(self, x: np.ndarray, y: np.ndarray, hypermodel: Any, groups: np.ndarray | None) -> None:
+        """Members on the folds of an inner split (grouped when ``groups``); the threshold from their own held-out
+        predictions."""
         from ms2img.models.cnn import predict_proba
 
         n_members = max(1, int(self.ensemble))
         labels = (y if y.ndim == 1 else y[:, 0]).astype(int)  # this assay's classes (column 0 when multi-task)
-        fewest = int(np.bincount(labels, minlength=2).min())  # a small cohort: inner folds as its rarer class allows
-        if fewest < 2:
-            raise ConfigError(
-                f"cnn.cross_fit: a training part holds {fewest} image(s) of one class; cross-fitting needs 2 "
-                "(render.per_replicate: true gives one image per replicate, or set cnn.cross_fit: false)"
-            )
-        n_splits = min(max(2, n_members), fewest)
-        splits = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=int(self.seed)).split(x, labels)
+        splits = cross_fit_folds(labels, groups, n_members, int(self.seed))
         held_out = np.full(len(y), np.nan)
         members, results = [], []
         inputs = hypermodel.prepare(x)
         for k, (train, val) in enumerate(splits):
-            if k == n_members:
-                break
             result = self._tune(inputs, y, hypermodel, int(self.seed) + 7919 * k, validation=(train, val))
             members.append(hypermodel.served(result.best_model))
             held_out[val] = predict_proba(members[-1], x[val])
@@ -244,10 +276,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.history_ = results[0].tuner.best_history  # the first member's curves (its inner fold)
         self.members_ = members
 
-    def fit(self, X: Any, y: Any) -> CNNClassifier:
+    def fit(self, X: Any, y: Any, groups: Any = None) -> CNNClassifier:
+        """``groups``: the accession of each row when an accession has several images (``render.per_replicate``);
+        the inner splits then keep an accession's replicate images on one side."""
         import keras
 
         from ms2img.models.cnn import as_model_input, class_weights, predict_proba
+        from ms2img.models.tuning import stratified_split
 
         x = as_model_input(X)
         y = np.asarray(y, dtype=float)
@@ -257,11 +292,15 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             raise ConfigError("multi-task targets: column 0 (the assay being modelled) must be 0 or 1 on every row")
         hypermodel = self._hypermodel(x, tasks=1 if y.ndim == 1 else y.shape[1])
         self.classes_ = np.array([0, 1])
+        groups = None if groups is None else np.asarray(groups)
         if self.cross_fit:
-            self._fit_cross(x, y, hypermodel)
+            self._fit_cross(x, y, hypermodel, groups)
             return self
         inputs = hypermodel.prepare(x)
-        result = self._tune(inputs, y, hypermodel, int(self.seed))
+        validation = None
+        if groups is not None:
+            validation = stratified_split(y, float(self.validation_split), int(self.seed), groups)
+        result = self._tune(inputs, y, hypermodel, int(self.seed), validation=validation)
         self.best_hp_, self.inner_score_ = result.best_hp, result.best_score
         self.best_epoch_ = max(int(result.best_epoch), min(int(self.min_epochs), int(self.max_epochs)))
         self.history_ = result.tuner.best_history  # per-epoch curves of the chosen network (inner split)

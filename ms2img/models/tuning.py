@@ -260,18 +260,27 @@ class TuneResult:
         return {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
 
 
-def stratified_split(y: Any, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices ``(train, validation)``, stratified by label, ``fraction`` of the samples for validation."""
-    from sklearn.model_selection import train_test_split
+def stratified_split(y: Any, fraction: float, seed: int, groups: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(train, validation)``, stratified by label, ``fraction`` of the samples for validation.
+
+    ``groups`` (e.g. the accession of each replicate image): a group never sits on both sides, so the validation
+    rows are not near-copies of training rows (the split is the first fold of a stratified group K-fold with
+    ``K = round(1 / fraction)``)."""
+    from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
     labels = np.asarray(y).reshape(-1)
     if not 0.0 < float(fraction) < 1.0:
         raise ConfigError(f"validation_split must be in (0, 1); got {fraction}")
     counts = {int(c): int((labels == c).sum()) for c in np.unique(labels)}
     try:
-        train_idx, val_idx = train_test_split(
-            np.arange(labels.size), test_size=float(fraction), stratify=labels, random_state=int(seed)
-        )
+        if groups is None:
+            train_idx, val_idx = train_test_split(
+                np.arange(labels.size), test_size=float(fraction), stratify=labels, random_state=int(seed)
+            )
+        else:
+            splitter = StratifiedGroupKFold(n_splits=max(2, round(1 / float(fraction))), shuffle=True,
+                                            random_state=int(seed))  # fmt: skip
+            train_idx, val_idx = next(splitter.split(labels, labels, np.asarray(groups)))
     except ValueError as exc:
         raise ConfigError(
             f"cannot carve a stratified {fraction:.0%} validation split out of {labels.size} training samples "

@@ -156,7 +156,8 @@ def fit_family(
     members there (fitting and adding any that is missing), and a member asked for later is taken from it.
 
     ``cnn-mt`` learns the companion assays' labels of the same accessions beside ``y_acc``
-    (:meth:`AssayData.companion_labels`)."""
+    (:meth:`AssayData.companion_labels`). With several images per accession (``render.per_replicate``) a
+    classifier's inner splits and out-of-bag predictions keep each accession's images together (``groups``)."""
     x, owner = family_input(data, family, positions)
     if family == MULTITASK and not data.regression and (companions := data.companion_labels(positions)).shape[1]:
         y_acc = np.column_stack([y_acc, companions])  # no companion assay: the single-assay network
@@ -168,15 +169,17 @@ def fit_family(
         if family in (ENSEMBLE, MULTITASK):
             raise ConfigError(f"{family} is a classifier; drop it from train.families with labels.mode: regression")
         return make_regressor(family, params, seed, on_trial_end).fit(x, y)
+    groups = owner if input_kind(family) == "image" and len(np.unique(owner)) < len(owner) else None  # replicates
+    fit = {} if groups is None else {"groups": groups}
     if fitted is None:
-        return make_estimator(family, params, seed, on_trial_end).fit(x, y)
+        return make_estimator(family, params, seed, on_trial_end).fit(x, y, **fit)
     if family == ENSEMBLE:
         from ms2img.models.ensemble import MEMBERS, ImageEnsembleClassifier
 
         cnn, forest = (fit_family(data, m, params, positions, y_acc, seed, on_trial_end, fitted) for m in MEMBERS)
         return ImageEnsembleClassifier.from_members(cnn, forest, y)
     if family not in fitted:
-        fitted[family] = make_estimator(family, params, seed, on_trial_end).fit(x, y)
+        fitted[family] = make_estimator(family, params, seed, on_trial_end).fit(x, y, **fit)
     return fitted[family]
 
 
@@ -358,18 +361,17 @@ def resolve_cohort_settings(data: AssayData, params: Mapping[str, Any], families
         return _resolve_regression_settings(data, out, families)
     if any(has_network(f) for f in families):
         tune = dict(out.get("tune") or {})
-        parts = []  # (low images, high images) of each outer training part and of the final fit
-        for fold in [*data.folds, Fold(-1, 0, np.arange(len(data.values)), np.empty(0, int))]:
+        parts = []  # (low, high) accessions of each outer training part and of the final fit (an accession's
+        for fold in [*data.folds, Fold(-1, 0, np.arange(len(data.values)), np.empty(0, int))]:  # images stay together)
             y = data.scaling(fold.train).labels(data.values[fold.train])
-            images = np.array([len(data.image_rows[p]) for p in fold.train])
-            parts.append((int(images[y == 0].sum()), int(images[y == 1].sum())))
+            parts.append((int((y == 0).sum()), int((y == 1).sum())))
         low, high = min(parts, key=lambda c: c[0] + c[1])
         fewest = min(min(c) for c in parts)
         if fewest < 2:
             raise ConfigError(
-                f"tune.validation_split: a training part of assay {data.assay} holds {fewest} image of one class; the "
-                "CNN's inner split needs 2 per class: render.per_replicate: true (one image per replicate) gives more, "
-                "or drop cnn from train.families"
+                f"tune.validation_split: a training part of assay {data.assay} holds {fewest} accession of one class; "
+                "the CNN's inner split needs 2 per class (an accession's replicate images stay on one side): drop cnn "
+                "from train.families"
             )
         value = tune.get("validation_split", INNER_SPLIT)
         if str(value).strip().lower() == "auto":
@@ -386,8 +388,8 @@ def resolve_cohort_settings(data: AssayData, params: Mapping[str, Any], families
             a, b = bad[0] if bad else (low, high)
             need = math.ceil(200 / (a + b)) / 100
             raise ConfigError(
-                f"tune.validation_split {value:g}: the smallest training part of assay {data.assay} has {a + b} images "
-                f"({a} low, {b} high), and the CNN's inner split needs both classes on each side; set "
+                f"tune.validation_split {value:g}: the smallest training part of assay {data.assay} has {a + b} "
+                f"accessions ({a} low, {b} high), and the CNN's inner split needs both classes on each side; set "
                 f"tune.validation_split: {need:g} (or auto)"
             )
         tune["validation_split"] = value

@@ -7,7 +7,8 @@ import pytest
 from sklearn.base import clone
 
 from ms2img.errors import ConfigError
-from ms2img.models.estimators import CNNClassifier, ForestClassifier, make_estimator
+from ms2img.models.estimators import CNNClassifier, ForestClassifier, cross_fit_folds, make_estimator
+from ms2img.models.tuning import stratified_split
 from ms2img.training.scores import choose_threshold
 
 
@@ -123,3 +124,42 @@ def test_cross_fit_on_a_small_cohort_uses_the_folds_its_rarer_class_allows():
     assert len(model.members_) == 2 and np.isfinite(model.inner_proba_).all()
     with pytest.raises(ConfigError, match="holds 1 image"):
         CNNClassifier(**kw).fit(x[1:], y[1:])
+
+
+def replicated(accessions: int = 60, replicates: int = 3, seed: int = 0):
+    """Noise images with random labels, each accession ``replicates`` near-copies: nothing to learn, so an honest
+    held-out AUC is near 0.5 and a leaky one (siblings on both sides) is near 1."""
+    rng = np.random.default_rng(seed)
+    base = rng.random((accessions, 8, 8)).astype(np.float32)
+    x = np.repeat(base, replicates, axis=0) + rng.normal(0, 0.01, (accessions * replicates, 8, 8)).astype(np.float32)
+    y = np.repeat(rng.permutation(np.arange(accessions) % 2), replicates)
+    return x, y, np.repeat(np.arange(accessions), replicates)
+
+
+def test_forest_out_of_bag_keeps_an_accessions_replicates_together():
+    x, y, groups = replicated()
+    leaky = ForestClassifier(n_estimators=(200,), flatten=True, seed=0).fit(x, y)
+    honest = ForestClassifier(n_estimators=(200,), flatten=True, seed=0).fit(x, y, groups=groups)
+    assert leaky.oob_auc_ > 0.9  # trees that trained on a sibling replicate "predict" it
+    assert 0.3 < honest.oob_auc_ < 0.7
+    assert np.isfinite(honest.inner_proba_).all() and 0 < honest.threshold_ < 1
+
+
+def test_cross_fit_folds_never_split_an_accession_and_count_accessions():
+    _, y, groups = replicated(accessions=12)
+    folds = cross_fit_folds(y, groups, members=3, seed=0)
+    assert len(folds) == 3
+    for train, held in folds:
+        assert not set(groups[train]) & set(groups[held]) and set(y[held]) == {0, 1}
+    assert np.array_equal(np.sort(np.concatenate([h for _, h in folds])), np.arange(len(y)))
+    one_high = np.where(groups < 11, 0, 1)  # 3 images but one accession of class 1
+    with pytest.raises(ConfigError, match="holds 1 accession"):
+        cross_fit_folds(one_high, groups, members=3, seed=0)
+    assert len(cross_fit_folds(one_high, None, members=3, seed=0)) == 3  # ungrouped: 3 images suffice
+
+
+def test_grouped_validation_split_keeps_accessions_on_one_side():
+    _, y, groups = replicated(accessions=40)
+    train, val = stratified_split(y, 0.25, seed=1, groups=groups)
+    assert not set(groups[train]) & set(groups[val]) and set(y[val]) == {0, 1}
+    assert len(np.unique(groups[val])) == 10

@@ -274,3 +274,18 @@ def test_without_a_companion_assay_the_multi_task_family_is_the_single_assay_net
     oof = cross_validate(one, ["cnn", "cnn-mt"], tiny_network_params(), seed=3).oof
     wide = oof.pivot_table(index="accession", columns="family", values="probability")
     np.testing.assert_allclose(wide["cnn-mt"], wide["cnn"], atol=1e-6)
+
+
+def test_an_accessions_replicate_images_are_held_out_together(data):
+    """fit_family gives an image family each row's accession: the forest's held-out predictions (threshold,
+    ensemble references) come from trees that drew none of that accession's images."""
+    from ms2img.models.estimators import group_out_of_bag
+    from ms2img.training.experiment import fit_family
+
+    positions = np.arange(N)
+    y = (data.values > np.median(data.values)).astype(int)
+    forest = fit_family(data, "rf-image", PARAMS, positions, y, seed=3)
+    x, owner = data.image_input(positions)
+    expected = np.nan_to_num(group_out_of_bag(forest.model_, x, owner), nan=0.5)
+    np.testing.assert_allclose(forest.inner_proba_, expected)
+    assert not np.allclose(forest.inner_proba_, np.nan_to_num(forest.model_[-1].oob_decision_function_[:, 1], nan=0.5))

@@ -99,7 +99,8 @@ def test_auto_settings_are_decided_from_the_cohort_before_training():
     assert out["tune"]["validation_split"] == 0.5  # 2 + 2 training images: one per class on each side
     assert out["baselines"]["oplsda_cv_folds"] == 6 and out["baselines"]["rf_trees"] == [10]
     out = resolve_cohort_settings(assay_data(images_per_accession=4), params("auto", 3), ["cnn"])
-    assert out["tune"]["validation_split"] == 0.25 and out["baselines"]["oplsda_cv_folds"] == 3
+    assert out["tune"]["validation_split"] == 0.5  # replicate images stay together: accessions count, not images
+    assert out["baselines"]["oplsda_cv_folds"] == 3
     untouched = params(0.25, 7)
     resolve_cohort_settings(assay_data(features=False), untouched, ["rf-image"])  # no CNN, no OPLS-DA: unused
     assert untouched == params(0.25, 7)
@@ -108,7 +109,7 @@ def test_auto_settings_are_decided_from_the_cohort_before_training():
 @pytest.mark.parametrize(
     ("split", "oplsda", "said"),
     [
-        (0.25, "auto", (r"tune.validation_split 0.25: the smallest training part of assay heat has 4 images .* "
+        (0.25, "auto", (r"tune.validation_split 0.25: the smallest training part of assay heat has 4 accessions .* "
                         r"set tune.validation_split: 0.5 \(or auto\)")),
         ("half", "auto", "tune.validation_split must be a fraction in \\(0, 1\\) or auto, got 'half'"),
         ("auto", 7, (r"baselines.oplsda_cv_folds 7: OPLS-DA of assay heat runs on 6 labelled accessions; set "
