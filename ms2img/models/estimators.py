@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, is_classifier
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
@@ -57,7 +57,8 @@ class ForestGrid(BaseEstimator):
 
 
 def group_out_of_bag(forest: Any, X: Any, groups: Any) -> np.ndarray:
-    """P(high) per row from the trees that drew no row of its group (NaN where every tree drew one).
+    """P(high) (a regressor: the value) per row from the trees that drew no row of its group (NaN where every
+    tree drew one).
 
     A forest's own out-of-bag prediction of a replicate image comes from trees that trained on its sibling
     replicates, near-copies of it: optimistic. ``forest`` is a fitted pipeline or bare forest (bootstrapped)."""
@@ -69,7 +70,7 @@ def group_out_of_bag(forest: Any, X: Any, groups: Any) -> np.ndarray:
     for tree, drawn in zip(forest.estimators_, forest.estimators_samples_, strict=True):
         held = ~np.isin(codes, codes[drawn])
         if held.any():
-            total[held] += tree.predict_proba(X[held])[:, 1]
+            total[held] += tree.predict_proba(X[held])[:, 1] if is_classifier(forest) else tree.predict(X[held])
             count[held] += 1
     with np.errstate(invalid="ignore"):
         return total / count

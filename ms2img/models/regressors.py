@@ -23,7 +23,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.ensemble import RandomForestRegressor
 
-from ms2img.models.estimators import CNNClassifier, ForestClassifier, ForestGrid, fixed_hp, make_estimator
+from ms2img.models.estimators import (
+    CNNClassifier,
+    ForestClassifier,
+    ForestGrid,
+    fixed_hp,
+    group_out_of_bag,
+    make_estimator,
+)
 from ms2img.training.scores import spearman
 
 log = logging.getLogger(__name__)
@@ -35,14 +42,17 @@ class ForestRegressor(RegressorMixin, ForestGrid):
     def _make(self, n_trees: int, max_features: Any) -> Any:
         return self._forest(RandomForestRegressor, n_trees, max_features)
 
-    def fit(self, X: Any, y: Any) -> ForestRegressor:
+    def fit(self, X: Any, y: Any, groups: Any = None) -> ForestRegressor:
+        """``groups``: the accession of each row (replicate images): out of bag with all of its images."""
         y = np.asarray(y, dtype=float)
         best = None
         for n in self.n_estimators:
             for mf in self.max_features:
                 model = self._make(n, mf).fit(X, y)
                 rf = model[-1] if self.flatten else model
-                rho = spearman(rf.oob_prediction_, y)
+                oob = rf.oob_prediction_ if groups is None else group_out_of_bag(model, X, groups)
+                seen = np.isfinite(oob)
+                rho = spearman(oob[seen], y[seen])
                 score = rho if np.isfinite(rho) else -np.inf
                 if best is None or score > best[0]:
                     best = (score, model, {"n_estimators": int(n), "max_features": mf})
@@ -62,10 +72,10 @@ class CNNRegressor(RegressorMixin, CNNClassifier):
     epoch count, and every member answers in the assay's units (:func:`~ms2img.models.cnn_regression.in_units`).
     """
 
-    def fit(self, X: Any, y: Any) -> CNNRegressor:
-
+    def fit(self, X: Any, y: Any, groups: Any = None) -> CNNRegressor:
+        """``groups``: the accession of each row (replicate images): the inner split keeps them on one side."""
         import keras
-        from sklearn.model_selection import train_test_split
+        from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
         from ms2img.models.cnn import as_model_input
         from ms2img.models.cnn_regression import RegressionHyperModel, in_units, standardise
@@ -75,9 +85,13 @@ class CNNRegressor(RegressorMixin, CNNClassifier):
         z, self.target_mean_, self.target_scale_ = standardise(y)
         fraction = float(self.validation_split)
         strata = value_strata(z, max(2, round(1 / fraction)))
-        train_idx, val_idx = train_test_split(
-            np.arange(len(z)), test_size=fraction, stratify=strata, random_state=int(self.seed)
-        )
+        if groups is None:
+            train_idx, val_idx = train_test_split(
+                np.arange(len(z)), test_size=fraction, stratify=strata, random_state=int(self.seed)
+            )
+        else:
+            splitter = StratifiedGroupKFold(max(2, round(1 / fraction)), shuffle=True, random_state=int(self.seed))
+            train_idx, val_idx = next(splitter.split(z, strata, np.asarray(groups)))
         hypermodel = RegressionHyperModel(self._hypermodel(x))
         x = hypermodel.prepare(x)  # what the networks read (the column network: pixel channels)
         result = self._tune(x, z, hypermodel, int(self.seed), (np.sort(train_idx), np.sort(val_idx)), continuous=True)

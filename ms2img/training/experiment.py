@@ -156,21 +156,21 @@ def fit_family(
     members there (fitting and adding any that is missing), and a member asked for later is taken from it.
 
     ``cnn-mt`` learns the companion assays' labels of the same accessions beside ``y_acc``
-    (:meth:`AssayData.companion_labels`). With several images per accession (``render.per_replicate``) a
-    classifier's inner splits and out-of-bag predictions keep each accession's images together (``groups``)."""
+    (:meth:`AssayData.companion_labels`). With several images per accession (``render.per_replicate``) the inner
+    splits and out-of-bag predictions keep each accession's images together (``groups``)."""
     x, owner = family_input(data, family, positions)
     if family == MULTITASK and not data.regression and (companions := data.companion_labels(positions)).shape[1]:
         y_acc = np.column_stack([y_acc, companions])  # no companion assay: the single-assay network
     rows = pd.DataFrame(np.asarray(y_acc), index=positions).reindex(owner).to_numpy()  # replicate images inherit
     y = rows if np.ndim(y_acc) == 2 else rows[:, 0]
+    groups = owner if input_kind(family) == "image" and len(np.unique(owner)) < len(owner) else None  # replicates
+    fit = {} if groups is None else {"groups": groups}
     if data.regression:
         from ms2img.models.regressors import make_regressor
 
         if family in (ENSEMBLE, MULTITASK):
             raise ConfigError(f"{family} is a classifier; drop it from train.families with labels.mode: regression")
-        return make_regressor(family, params, seed, on_trial_end).fit(x, y)
-    groups = owner if input_kind(family) == "image" and len(np.unique(owner)) < len(owner) else None  # replicates
-    fit = {} if groups is None else {"groups": groups}
+        return make_regressor(family, params, seed, on_trial_end).fit(x, y, **fit)
     if fitted is None:
         return make_estimator(family, params, seed, on_trial_end).fit(x, y, **fit)
     if family == ENSEMBLE:

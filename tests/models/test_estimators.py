@@ -163,3 +163,13 @@ def test_grouped_validation_split_keeps_accessions_on_one_side():
     train, val = stratified_split(y, 0.25, seed=1, groups=groups)
     assert not set(groups[train]) & set(groups[val]) and set(y[val]) == {0, 1}
     assert len(np.unique(groups[val])) == 10
+
+
+def test_forest_regressor_out_of_bag_keeps_an_accessions_replicates_together():
+    from ms2img.models.regressors import ForestRegressor
+
+    x, _, groups = replicated(seed=1)
+    values = np.repeat(np.random.default_rng(2).random(60), 3)  # unrelated to the images
+    leaky = ForestRegressor(n_estimators=(200,), flatten=True, seed=0).fit(x, values)
+    honest = ForestRegressor(n_estimators=(200,), flatten=True, seed=0).fit(x, values, groups=groups)
+    assert leaky.oob_spearman_ > 0.8 and abs(honest.oob_spearman_) < 0.35
