@@ -75,26 +75,20 @@ class CNNRegressor(RegressorMixin, CNNClassifier):
     def fit(self, X: Any, y: Any, groups: Any = None) -> CNNRegressor:
         """``groups``: the accession of each row (replicate images): the inner split keeps them on one side."""
         import keras
-        from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
         from ms2img.models.cnn import as_model_input
         from ms2img.models.cnn_regression import RegressionHyperModel, in_units, standardise
+        from ms2img.models.tuning import stratified_split
         from ms2img.training.dataset import value_strata
 
         x = as_model_input(X)
         z, self.target_mean_, self.target_scale_ = standardise(y)
         fraction = float(self.validation_split)
         strata = value_strata(z, max(2, round(1 / fraction)))
-        if groups is None:
-            train_idx, val_idx = train_test_split(
-                np.arange(len(z)), test_size=fraction, stratify=strata, random_state=int(self.seed)
-            )
-        else:
-            splitter = StratifiedGroupKFold(max(2, round(1 / fraction)), shuffle=True, random_state=int(self.seed))
-            train_idx, val_idx = next(splitter.split(z, strata, np.asarray(groups)))
+        train_idx, val_idx = stratified_split(strata, fraction, int(self.seed), groups)  # value bins as classes
         hypermodel = RegressionHyperModel(self._hypermodel(x))
         x = hypermodel.prepare(x)  # what the networks read (the column network: pixel channels)
-        result = self._tune(x, z, hypermodel, int(self.seed), (np.sort(train_idx), np.sort(val_idx)), continuous=True)
+        result = self._tune(x, z, hypermodel, int(self.seed), (train_idx, val_idx), continuous=True)
         self.best_hp_, self.inner_score_ = result.best_hp, result.best_score
         self.best_epoch_ = max(int(result.best_epoch), min(int(self.min_epochs), int(self.max_epochs)))
         self.history_ = result.tuner.best_history

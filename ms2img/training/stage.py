@@ -35,6 +35,12 @@ from ms2img.training.fold_metrics import confusion_matrices, write_metrics_json
 from ms2img.training.scores import LABELS, PRIMARY, REGRESSION_SCORES, SCORES, scores_of
 
 log = logging.getLogger(__name__)
+SERVED_REPLICATES_WARNING = (
+    "%s: render.per_replicate is true: cross-validation scores an accession by the mean over its injection images, "
+    "while a served request renders one image per accession (replicates averaged), which the models never trained "
+    "on; benchmarks/replicates.py measures the gap (rf-image on two development cohorts: served 0.002-0.012 AUC "
+    "below cross-validated)"
+)
 PARAM_SECTIONS = ("base", "labels", "cv", "render", "cnn", "tune", "baselines", "features")
 
 
@@ -209,6 +215,12 @@ def train_assay(
     protocol = data.protocol
     fitting = resolve_cohort_settings(data, params, families)  # cohort-size settings checked before any fit
     (log.warning if protocol.small_cohort else log.info)("%s: %s", assay, protocol.describe())
+    if (
+        data.images is not None
+        and data.images.render_config().per_replicate
+        and any(input_kind(f) == "image" for f in families)
+    ):
+        log.warning(SERVED_REPLICATES_WARNING, assay)
     report_dir, plot_dir = Path(reports_dir) / assay, Path(plots_dir) / assay
     cv = cross_validate(data, families, fitting, seed=seed)
     summary = cv.summary()

@@ -182,3 +182,21 @@ def test_resolution_study_runs_its_own_protocol_and_leaves_training_params_alone
     assert params["tune"]["trials"] == 2 and params["cnn"]["epochs"] == 40  # the caller's params are untouched
     plain = {"tune": {"trials": 2}, "cnn": {"epochs": 40}}
     assert study_params(plain) == plain
+
+
+def test_per_replicate_images_train_held_out_together_and_warn_about_serving(trained, tmp_path, caplog):
+    """render.per_replicate: one image per injection trains (the forest's out-of-bag rows held out with their
+    accession's other images), and the stage says that served requests (replicates averaged) differ."""
+    import dataclasses
+
+    from ms2img.render import RenderConfig, render_files
+
+    cohort = trained["cohort"]
+    [images] = render_files(cohort.events, [RenderConfig(width=75, height=70, per_replicate=True)], progress=False)
+    images.save(tmp_path / "replicates.npz")
+    params = tiny_params(train__families=["rf-image"])
+    with caplog.at_level("WARNING", logger="ms2img.training.stage"):
+        out = train_tiny(dataclasses.replace(cohort, images=tmp_path / "replicates.npz"), ASSAY, params, tmp_path,
+                         track=False)  # fmt: skip
+    assert "render.per_replicate is true" in caplog.text and "replicates averaged" in caplog.text
+    assert out["selection"]["winner"] in (None, "rf-image")
