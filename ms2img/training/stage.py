@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 SERVED_REPLICATES_WARNING = (
     "%s: render.per_replicate is true: cross-validation scores an accession by the mean over its injection images, "
     "while a served request renders one image per accession (replicates averaged), which the models never trained "
-    "on; benchmarks/replicates.py measures the gap (rf-image on two development cohorts: served 0.002-0.012 AUC "
-    "below cross-validated)"
+    "on; benchmarks/replicates.py measures the difference (development cohorts, rf-image and cnn: served -0.012 "
+    "to +0.004 AUC from cross-validated)"
 )
 PARAM_SECTIONS = ("base", "labels", "cv", "render", "cnn", "tune", "baselines", "features")
 
