@@ -71,6 +71,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _params(args: argparse.Namespace) -> dict[str, Any]:
     """params.yaml when there is one; built-in defaults when the default path is absent."""
     if args.params == DEFAULT_PARAMS_PATH and not Path(args.params).exists():
+        print(f"no {DEFAULT_PARAMS_PATH} here: the renderer's built-in defaults (and the flags) apply")
         return {}
     return params_from_args(args)
 
@@ -137,7 +138,10 @@ def run(args: argparse.Namespace) -> int:
         outs = [sets[0].save(out)]
     for cfg, images, path in zip(configs, sets, outs, strict=True):
         unit = "replicate" if cfg.per_replicate else "accession"
-        print(f"wrote {path}: {len(images)} images ({unit}s), {cfg.size} (W x H), aggregation={cfg.aggregation}")
+        print(
+            f"wrote {path}: {len(images)} images ({unit}s), {cfg.size} (W x H), aggregation={cfg.aggregation}, "
+            f"transform={cfg.transform}"
+        )
     if args.png_dir is not None:
         written = write_png_folder(sets, args.png_dir, limit=args.png_limit, gamma=args.png_gamma)
         for folder, n in written.values():

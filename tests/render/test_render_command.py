@@ -53,3 +53,13 @@ def test_cli_rejects_a_bad_png_gamma(tmp_path, capsys):
     assert main(["render", str(ev), "--out", str(tmp_path / "o.npz"), "--png-gamma", "0"]) == 2
     assert "--png-gamma" in capsys.readouterr().err
     assert not (tmp_path / "o.npz").exists()
+
+
+def test_cli_render_says_which_settings_apply(tmp_path, monkeypatch, capsys):
+    """Outside a project there is no params.yaml: the run says so, and every "wrote" line names the transform."""
+    ev = write_events_dir(tmp_path / "events", {"A": ALIGNED})
+    monkeypatch.chdir(tmp_path)
+    assert main(["render", str(ev), "--out", str(tmp_path / "o.npz"), "--size", "75x70"]) == 0
+    out = capsys.readouterr().out
+    assert "no params.yaml here: the renderer's built-in defaults" in out
+    assert "transform=none" in out  # RenderConfig's own default (the paper's linear scale), not params' sqrt
