@@ -361,8 +361,8 @@ def resolve_cohort_settings(data: AssayData, params: Mapping[str, Any], families
         return _resolve_regression_settings(data, out, families)
     if any(has_network(f) for f in families):
         tune = dict(out.get("tune") or {})
-        parts = []  # (low, high) accessions of each outer training part and of the final fit (an accession's
-        for fold in [*data.folds, Fold(-1, 0, np.arange(len(data.values)), np.empty(0, int))]:  # images stay together)
+        parts = []  # (low, high) accessions (inner splits are grouped) of each training part and the final fit
+        for fold in [*data.folds, Fold(-1, 0, np.arange(len(data.values)), np.empty(0, int))]:
             y = data.scaling(fold.train).labels(data.values[fold.train])
             parts.append((int((y == 0).sum()), int((y == 1).sum())))
         low, high = min(parts, key=lambda c: c[0] + c[1])
