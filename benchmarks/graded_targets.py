@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -37,8 +36,9 @@ from sklearn.model_selection import StratifiedKFold  # noqa: E402
 from ms2img.models.baselines import FlattenImages  # noqa: E402
 from ms2img.models.cnn import as_model_input  # noqa: E402
 from ms2img.models.estimators import CNNClassifier, make_estimator  # noqa: E402
+from ms2img.params import load_params  # noqa: E402
 from ms2img.training.dataset import data_from_params  # noqa: E402
-from ms2img.training.experiment import fold_targets  # noqa: E402
+from ms2img.training.experiment import fold_seed, fold_targets  # noqa: E402
 from ms2img.training.labels import MIDDLE  # noqa: E402
 from ms2img.training.scores import corrected_paired_test  # noqa: E402
 
@@ -79,7 +79,7 @@ def assay_aucs(project: Path, assay: str, params: dict) -> tuple[dict[str, list[
     ratios = []
     for fold in data.folds:
         t = fold_targets(data, fold)
-        seed = int(params["cv"]["seed"]) + 100 * fold.repeat + fold.fold  # as cross_validate seeds a fold
+        seed = fold_seed(int(params["cv"]["seed"]), fold)
         scaling = data.scaling(fold.train)
         z = scaling.normalize(data.values[fold.train])
         x_all, _ = data.image_input(fold.train)
@@ -112,7 +112,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=1, help="cv.repeats (default 1)")
     args = ap.parse_args()
     own = args.project / "params.yaml"
-    params = yaml.safe_load((own if own.exists() else REPO / "params.yaml").read_text())
+    params = load_params(own if own.exists() else REPO / "params.yaml")
     params["cv"]["repeats"] = args.repeats
     assays = args.assays.split(",") if args.assays else list(params["labels"]["assays"])
     started = time.perf_counter()

@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -37,9 +36,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
+from ms2img.params import load_params  # noqa: E402
 from ms2img.render import RenderConfig, render_files  # noqa: E402
 from ms2img.training.dataset import data_from_params  # noqa: E402
-from ms2img.training.experiment import fit_family, fold_targets  # noqa: E402
+from ms2img.training.experiment import fit_family, fold_seed, fold_targets  # noqa: E402
 from ms2img.training.labels import MIDDLE  # noqa: E402
 from ms2img.training.scores import corrected_paired_test  # noqa: E402
 
@@ -71,7 +71,7 @@ def assay_aucs(project: Path, assay: str, params: dict, families: list[str]) -> 
     ratios = []
     for fold in acc.folds:  # the same values, accessions and seed: the same folds for both
         t = fold_targets(acc, fold)
-        seed = int(params["cv"]["seed"]) + 100 * fold.repeat + fold.fold  # as cross_validate seeds a fold
+        seed = fold_seed(int(params["cv"]["seed"]), fold)
         scored = t["label"] != MIDDLE
         test = fold.test[scored]
         x_avg, _ = acc.image_input(test)
@@ -99,7 +99,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=1, help="cv.repeats (default 1)")
     args = ap.parse_args()
     own = args.project / "params.yaml"
-    params = yaml.safe_load((own if own.exists() else REPO / "params.yaml").read_text())
+    params = load_params(own if own.exists() else REPO / "params.yaml")
     params["cv"]["repeats"] = args.repeats
     families = args.families.split(",")
     assays = args.assays.split(",") if args.assays else list(params["labels"]["assays"])

@@ -66,11 +66,12 @@ def group_out_of_bag(forest: Any, X: Any, groups: Any) -> np.ndarray:
         X, forest = forest[:-1].transform(X), forest[-1]
     X = np.asarray(X, dtype=np.float32)
     codes = np.unique(np.asarray(groups), return_inverse=True)[1]
+    classifier = is_classifier(forest)
     total, count = np.zeros(len(codes)), np.zeros(len(codes))
     for tree, drawn in zip(forest.estimators_, forest.estimators_samples_, strict=True):
         held = ~np.isin(codes, codes[drawn])
         if held.any():
-            total[held] += tree.predict_proba(X[held])[:, 1] if is_classifier(forest) else tree.predict(X[held])
+            total[held] += tree.predict_proba(X[held])[:, 1] if classifier else tree.predict(X[held])
             count[held] += 1
     with np.errstate(invalid="ignore"):
         return total / count
@@ -298,9 +299,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             self._fit_cross(x, y, hypermodel, groups)
             return self
         inputs = hypermodel.prepare(x)
-        validation = None
-        if groups is not None:
-            validation = stratified_split(y, float(self.validation_split), int(self.seed), groups)
+        validation = stratified_split(y, float(self.validation_split), int(self.seed), groups)  # grouped if given
         result = self._tune(inputs, y, hypermodel, int(self.seed), validation=validation)
         self.best_hp_, self.inner_score_ = result.best_hp, result.best_score
         self.best_epoch_ = max(int(result.best_epoch), min(int(self.min_epochs), int(self.max_epochs)))

@@ -139,6 +139,11 @@ def _per_accession(prob: np.ndarray, owner: np.ndarray, positions: np.ndarray) -
     return s.reindex(positions).to_numpy()
 
 
+def fold_seed(seed: int, fold: Fold) -> int:
+    """The seed every family's fit on ``fold`` gets (benchmarks that refit a fold use it to match the CV)."""
+    return int(seed) + 100 * fold.repeat + fold.fold
+
+
 def fit_family(
     data: AssayData,
     family: str,
@@ -239,9 +244,8 @@ def cross_validate(
         fit_seconds: dict[str, float] = {}
         for family in families:
             started = time.perf_counter()
-            fold_seed = seed + 100 * fold.repeat + fold.fold
             reused = [m for m in _members(family) if m in fitted]
-            model = fit_family(data, family, params, t["train"], t["y_train"], fold_seed, fitted=fitted)
+            model = fit_family(data, family, params, t["train"], t["y_train"], fold_seed(seed, fold), fitted=fitted)
             scores, extra, predicted = score_fold(data, model, family, fold, t)
             took = time.perf_counter() - started + sum(fit_seconds.get(m, 0.0) for m in reused)
             fit_seconds.setdefault(family, took)
