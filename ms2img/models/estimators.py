@@ -166,6 +166,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         objective: str = "val_loss",
         min_epochs: int = 5,
         intensity_weight: float = 0.1,
+        relevance_power: float = 1.0,
         seed: int = 0,
         on_trial_end: Callable[[dict], None] | None = None,
         callbacks: Sequence[Any] = (),
@@ -183,6 +184,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.objective = objective
         self.min_epochs = min_epochs
         self.intensity_weight = intensity_weight
+        self.relevance_power = relevance_power
         self.seed = seed
         self.on_trial_end = on_trial_end
         self.callbacks = callbacks
@@ -211,6 +213,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 pixel_scale(x, float(self.intensity_weight)),
                 int(self.passes_per_epoch),
                 tasks,
+                float(self.relevance_power),
             )
         raise ConfigError(f"cnn.architecture must be column, compact or paper; got {self.architecture!r}")
 
@@ -313,6 +316,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             keras.utils.set_random_seed(int(self.seed) + 7919 * (k + 1))
             hp = fixed_hp(result.tuner, result.best_hp)
             model = hypermodel.build(hp)
+            hypermodel.adapt(model, inputs, y)
             model.fit(
                 inputs,
                 y,
@@ -370,6 +374,7 @@ def make_estimator(family: str, params: Mapping[str, Any], seed: int, on_trial_e
             objective=str(t["objective"]),
             min_epochs=int(c["min_epochs"]),
             intensity_weight=float(c.get("intensity_weight", 1.0)),  # absent: a project from before the key, as it ran
+            relevance_power=float(c.get("relevance_power", 0.0)),  # absent: as above
             seed=seed,
             on_trial_end=on_trial_end,
         )

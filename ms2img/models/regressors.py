@@ -96,6 +96,7 @@ class CNNRegressor(RegressorMixin, CNNClassifier):
         for k in range(int(self.ensemble)):
             keras.utils.set_random_seed(int(self.seed) + 7919 * (k + 1))
             model = hypermodel.build(fixed_hp(result.tuner, result.best_hp))
+            hypermodel.adapt(model, x, z)
             epochs = self.best_epoch_ * int(getattr(hypermodel.inner, "passes_per_epoch", 1))  # as the tuner's epochs
             model.fit(x, z, epochs=epochs, batch_size=int(self.batch_size), callbacks=list(self.callbacks),
                       shuffle=True, verbose=0)  # fmt: skip

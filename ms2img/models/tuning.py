@@ -45,7 +45,14 @@ from ms2img.models.cnn import (
     build_compact_cnn,
     class_weights,
 )
-from ms2img.models.column_cnn import build_column_cnn, packed_targets, pixel_channels, task_network, with_pixel_ecdf
+from ms2img.models.column_cnn import (
+    build_column_cnn,
+    packed_targets,
+    pixel_channels,
+    set_pixel_weights,
+    task_network,
+    with_pixel_ecdf,
+)
 from ms2img.models.search import (
     COMPLETED,
     Ms2ImgRandomSearch,
@@ -69,6 +76,9 @@ class ImageHyperModel(keras_tuner.HyperModel):
     def served(self, model: keras.Model) -> keras.Model:
         """A trained network as it answers images ``(N, H, W, 1)``."""
         return model
+
+    def adapt(self, model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
+        """Fit a built network's fixed, data-derived weights on the rows it is about to train on (none here)."""
 
 
 COMPACT_SPACE: dict[str, Any] = {
@@ -206,15 +216,20 @@ class ColumnHyperModel(ListSpaceHyperModel):
         scale: float,
         passes_per_epoch: int = 1,
         tasks: int = 1,
+        relevance_power: float = 0.0,
     ):
         super().__init__(input_shape, space, batch_size, name="ms2img_column_cnn")
         self.knots, self.scale = knots, float(scale)
         self.passes_per_epoch = int(passes_per_epoch)
         self.tasks = int(tasks)
+        self.relevance_power = float(relevance_power)
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
         """One Keras epoch = ``passes_per_epoch`` shuffled passes over the training images: Keras' fixed cost per
-        epoch (~0.1-0.3 s on CPU, validation included) would otherwise dominate a network this small."""
+        epoch (~0.1-0.3 s on CPU, validation included) would otherwise dominate a network this small. The pixel
+        weights (``cnn.relevance_power``) are fitted on these training rows first."""
+        if len(args) >= 2:
+            self.adapt(model, args[0], args[1])
         if self.tasks > 1 and len(args) >= 2:
             x, y, *rest = args
             args = (x, packed_targets(y, balanced=True), *rest)
@@ -228,7 +243,15 @@ class ColumnHyperModel(ListSpaceHyperModel):
         return super().fit(hp, model, *args, **kwargs)
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
-        return build_column_cnn((*self.input_shape[:2], 2), **self.sample(hp), tasks=self.tasks)
+        return build_column_cnn(
+            (*self.input_shape[:2], 2), **self.sample(hp), tasks=self.tasks, relevance=self.relevance_power > 0
+        )
+
+    def adapt(self, model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
+        """:func:`~ms2img.models.column_cnn.set_pixel_weights` on this assay's targets (column 0 when multi-task)."""
+        if self.relevance_power > 0:
+            targets = np.asarray(y, dtype=float)
+            set_pixel_weights(model, x, targets if targets.ndim == 1 else targets[:, 0], self.relevance_power)
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
         return pixel_channels(x, self.knots, self.scale)

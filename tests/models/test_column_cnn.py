@@ -13,6 +13,7 @@ from ms2img.models.column_cnn import (
     build_column_cnn,
     ecdf_knots,
     pixel_channels,
+    pixel_relevance,
     pixel_scale,
     with_pixel_ecdf,
 )
@@ -102,3 +103,59 @@ def test_served_model_answers_images_with_the_training_transform():
     served = with_pixel_ecdf(net, knots, scale)
     direct = keras.ops.convert_to_numpy(net(pixel_channels(x, knots, scale)))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(served(x[:, :, :, None])), direct, atol=1e-6)
+
+
+def test_pixel_relevance_is_the_class_separation_of_each_pixel_at_unit_rms():
+    x, y = planted(40, seed=6)
+    channels = pixel_channels(x, ecdf_knots(x), pixel_scale(x))
+    w = pixel_relevance(channels, y, power=1.0)
+    assert w.shape == (12, 10, 1)
+    flat = w[..., 0]
+    assert np.unravel_index(np.argmax(flat), flat.shape) == (6, 3)  # the planted pixel separates the classes best
+    live = x.reshape(40, -1).std(axis=0) > 0
+    assert np.sqrt(np.mean(flat.reshape(-1)[live] ** 2)) == pytest.approx(1.0, rel=1e-5)
+    assert np.all(flat.reshape(-1)[~live] == 0.0)  # dark in every training image: weight 0
+    sharper = pixel_relevance(channels, y, power=2.0)[..., 0]
+    assert sharper[6, 3] > flat[6, 3]  # a higher power concentrates the weight on the best pixels
+    with pytest.raises(ConfigError, match="both classes"):
+        pixel_relevance(channels, np.zeros(40), power=1.0)
+    graded = y * 0.5 + np.linspace(0.0, 0.4, 40)  # continuous targets: |Spearman rho| instead of the AUC
+    rho = pixel_relevance(channels, graded, power=1.0)[..., 0]
+    assert np.unravel_index(np.argmax(rho), rho.shape) == (6, 3)
+
+
+def test_relevance_weights_are_fitted_per_member_and_saved_with_it(tmp_path):
+    x, y = planted(60, seed=7)
+    model = CNNClassifier(
+        architecture="column",
+        space={"filters": [2], "kernel": [3], "dropout": [0.0], "l2": [1e-3], "learning_rate": [3e-2]},
+        max_epochs=6, min_epochs=2, patience=2, batch_size=16, ensemble=3, cross_fit=True, relevance_power=1.0, seed=0,
+    ).fit(x, y)  # fmt: skip
+    weights = [m.get_layer("column_network").get_layer("relevance").get_weights()[0] for m in model.members_]
+    assert all(np.unravel_index(np.argmax(w[..., 0]), (12, 10)) == (6, 3) for w in weights)
+    assert not np.allclose(weights[0], weights[1])  # each member's own training rows
+    x_new, y_new = planted(40, seed=8)
+    p = model.predict_proba(x_new)[:, 1]
+    assert roc_auc_score(y_new, p) > 0.75
+    FamilyModel("cnn", {"assay": "A"}, model.members_).save(tmp_path / "cnn")
+    np.testing.assert_allclose(FamilyModel.load(tmp_path / "cnn").predict_proba(x_new), p, atol=1e-6)
+    refit = CNNClassifier(  # cross_fit false: members refitted on all the rows get weights from all the rows
+        architecture="column", space={"filters": [2], "kernel": [3], "dropout": [0.0], "l2": [1e-3],
+        "learning_rate": [3e-2]}, max_epochs=3, min_epochs=1, patience=1, ensemble=1, cross_fit=False,
+        relevance_power=1.0, seed=0,
+    ).fit(x, y)  # fmt: skip
+    got = refit.members_[0].get_layer("column_network").get_layer("relevance").get_weights()[0]
+    np.testing.assert_allclose(got, pixel_relevance(pixel_channels(x, ecdf_knots(x), pixel_scale(x, 0.1)), y, 1.0))
+
+
+def test_the_regressor_fits_relevance_on_its_values():
+    from ms2img.models.regressors import CNNRegressor
+
+    x, y = planted(60, seed=9)
+    values = 10.0 * y + np.random.default_rng(9).normal(0, 1, 60)
+    model = CNNRegressor(
+        architecture="column", space={"filters": [2], "kernel": [3], "dropout": [0.0], "l2": [1e-3],
+        "learning_rate": [3e-2]}, max_epochs=3, min_epochs=1, patience=1, ensemble=1, relevance_power=1.0, seed=0,
+    ).fit(x, values)  # fmt: skip
+    weights = model.members_[0].get_layer("column_network_regression").get_layer("relevance").get_weights()[0][..., 0]
+    assert np.unravel_index(np.argmax(weights), weights.shape) == (6, 3)  # |Spearman rho| of the planted pixel

@@ -62,9 +62,11 @@ def test_multi_task_members_serve_this_assay_alone_and_survive_a_save(tmp_path):
     x, y = planted(80, seed=2)
     model = CNNClassifier(
         architecture="column", space=SPACE, max_epochs=15, min_epochs=5, patience=5, batch_size=16, ensemble=3,
-        passes_per_epoch=4, seed=0,
+        passes_per_epoch=4, relevance_power=1.0, seed=0,
     ).fit(x, y)  # fmt: skip
     assert len(model.members_) == 3 and all(m.output_shape == (None, 1) for m in model.members_)
+    relevance = model.members_[0].get_layer("column_network").get_layer("relevance").get_weights()[0][..., 0]
+    assert relevance.max() > 1.0  # fitted on this assay's labels (column 0), carried into the served network
     assert 0.0 < model.threshold_ < 1.0
     x_new, y_new = planted(60, seed=3)
     p = model.predict_proba(x_new)[:, 1]
