@@ -62,9 +62,6 @@ class RegressionHyperModel(keras_tuner.HyperModel):
     def served(self, model: keras.Model) -> keras.Model:
         return self.inner.served(model)
 
-    def adapt(self, model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
-        self.inner.adapt(model, x, y)
-
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any) -> Any:
         kwargs.pop("class_weight", None)
         history = self.inner.fit(hp, model, *args, **kwargs)

@@ -130,9 +130,9 @@ def pixel_channels(images: Any, knots: np.ndarray, scale: float) -> np.ndarray:
 
 
 def pixel_relevance(channels: Any, targets: Any, power: float) -> np.ndarray:
-    """Per-pixel input weights ``(H, W, 1)`` from the training rows: ``|2 AUC - 1| ** power``, the AUC of the pixel
-    between the two classes (targets 0/1), or ``|Spearman rho| ** power`` with graded or continuous targets (its
-    ECDF channel, ties mid-ranked: a pixel dark in every image scores 0), scaled to root-mean-square 1 over the
+    """Per-pixel input weights ``(H, W, 1)`` from the training rows: ``|2 AUC - 1| ** power``, the AUC of the pixel's
+    ECDF channel between the two classes (targets 0/1), or ``|Spearman rho| ** power`` with graded targets (soft
+    labels); ties are mid-ranked, so a pixel dark in every image scores 0. Scaled to root-mean-square 1 over the
     pixels that vary (so ``cnn`` L2 means the same with or without them).
 
     Why. Only a few compounds drive an assay, and an L2-penalised head spreads its weight over every lit pixel; a

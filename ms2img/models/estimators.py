@@ -189,7 +189,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.on_trial_end = on_trial_end
         self.callbacks = callbacks
 
-    def _hypermodel(self, x: np.ndarray, tasks: int = 1):
+    def _hypermodel(self, x: np.ndarray, tasks: int = 1, relevance_power: float | None = None):
+        """The architecture's hypermodel on training images ``x`` (``relevance_power``: overrides the estimator's)."""
         from ms2img.models.cnn import pixel_statistics
         from ms2img.models.column_cnn import ecdf_knots, pixel_scale
         from ms2img.models.tuning import ColumnHyperModel, CompactHyperModel, Ms2ImgHyperModel
@@ -213,7 +214,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 pixel_scale(x, float(self.intensity_weight)),
                 int(self.passes_per_epoch),
                 tasks,
-                float(self.relevance_power),
+                float(self.relevance_power if relevance_power is None else relevance_power),
             )
         raise ConfigError(f"cnn.architecture must be column, compact or paper; got {self.architecture!r}")
 

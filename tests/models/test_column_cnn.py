@@ -148,7 +148,7 @@ def test_relevance_weights_are_fitted_per_member_and_saved_with_it(tmp_path):
     np.testing.assert_allclose(got, pixel_relevance(pixel_channels(x, ecdf_knots(x), pixel_scale(x, 0.1)), y, 1.0))
 
 
-def test_the_regressor_fits_relevance_on_its_values():
+def test_the_regressor_trains_without_pixel_weights():
     from ms2img.models.regressors import CNNRegressor
 
     x, y = planted(60, seed=9)
@@ -157,5 +157,5 @@ def test_the_regressor_fits_relevance_on_its_values():
         architecture="column", space={"filters": [2], "kernel": [3], "dropout": [0.0], "l2": [1e-3],
         "learning_rate": [3e-2]}, max_epochs=3, min_epochs=1, patience=1, ensemble=1, relevance_power=1.0, seed=0,
     ).fit(x, values)  # fmt: skip
-    weights = model.members_[0].get_layer("column_network_regression").get_layer("relevance").get_weights()[0][..., 0]
-    assert np.unravel_index(np.argmax(weights), weights.shape) == (6, 3)  # |Spearman rho| of the planted pixel
+    layers = [layer.name for layer in model.members_[0].get_layer("column_network_regression").layers]
+    assert "relevance" not in layers  # chosen on classes; measured worse on values (CNNRegressor's docstring)
