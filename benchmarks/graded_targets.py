@@ -16,7 +16,6 @@ graded - classes with its corrected 95% interval, and which target wins; last li
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -25,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # project_study, ms2img
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from project_study import print_fold, print_footer, project_params, study_arguments  # noqa: E402
 from sklearn.ensemble import RandomForestRegressor  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 from sklearn.model_selection import StratifiedKFold  # noqa: E402
@@ -36,7 +35,6 @@ from sklearn.model_selection import StratifiedKFold  # noqa: E402
 from ms2img.models.baselines import FlattenImages  # noqa: E402
 from ms2img.models.cnn import as_model_input  # noqa: E402
 from ms2img.models.estimators import CNNClassifier, make_estimator  # noqa: E402
-from ms2img.params import load_params  # noqa: E402
 from ms2img.training.dataset import data_from_params  # noqa: E402
 from ms2img.training.experiment import fold_seed, fold_targets  # noqa: E402
 from ms2img.training.labels import MIDDLE  # noqa: E402
@@ -100,23 +98,15 @@ def assay_aucs(project: Path, assay: str, params: dict) -> tuple[dict[str, list[
         for m, p in predictions.items():
             aucs[m].append(float(roc_auc_score(t["label"][scored], p[scored])))
         ratios.append(scored.sum() / len(t["train"]))
-        print(f"{assay} repeat {fold.repeat + 1} fold {fold.fold}: "
-              + ", ".join(f"{m} {v[-1]:.3f}" for m, v in aucs.items()), flush=True)  # fmt: skip
+        print_fold(assay, fold, aucs)
     return aucs, float(np.mean(ratios))
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--project", type=Path, required=True)
-    ap.add_argument("--assays", default=None, help="comma-separated (default: labels.assays)")
-    ap.add_argument("--repeats", type=int, default=1, help="cv.repeats (default 1)")
-    args = ap.parse_args()
-    own = args.project / "params.yaml"
-    params = load_params(own if own.exists() else REPO / "params.yaml")
-    params["cv"]["repeats"] = args.repeats
-    assays = args.assays.split(",") if args.assays else list(params["labels"]["assays"])
+    args = study_arguments(__doc__.splitlines()[0])
+    params, assays = project_params(args)
     started = time.perf_counter()
-    table, tail = [], []
+    table, per_assay = [], {}
     for assay in assays:
         aucs, ratio = assay_aucs(args.project, assay, params)
         for base in ("cnn", "rf-image"):
@@ -127,11 +117,8 @@ def main() -> int:
                 f"  graded - classes {t['diff']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}] p={t['p_value']:.2f}"
                 f" ({t['n_folds']} folds): {wins}"
             )
-        tail += [f"{assay} {m} auc={np.mean(v):.4f}" for m, v in aucs.items()]
-    print("\nAUC on the labelled test accessions, same folds; paired corrected resampled t, 95% interval:")
-    print("\n".join(table))
-    print(f"wall time {time.perf_counter() - started:.0f} s; {params['cv']['folds']} folds x {args.repeats} repeats")
-    print("\n".join(tail))
+        per_assay[assay] = aucs
+    print_footer(table, per_assay, started, params)
     return 0
 
 

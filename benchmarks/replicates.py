@@ -30,13 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]  # project_study, ms2img
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from project_study import print_fold, print_footer, project_params, study_arguments  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from ms2img.params import load_params  # noqa: E402
 from ms2img.render import RenderConfig, render_files  # noqa: E402
 from ms2img.training.dataset import data_from_params  # noqa: E402
 from ms2img.training.experiment import fit_family, fold_seed, fold_targets  # noqa: E402
@@ -86,25 +85,18 @@ def assay_aucs(project: Path, assay: str, params: dict, families: list[str]) -> 
             for variant, prob in p.items():
                 aucs[f"{family}/{variant}"].append(float(roc_auc_score(t["label"][scored], prob)))
         ratios.append(scored.sum() / len(t["train"]))
-        print(f"{assay} repeat {fold.repeat + 1} fold {fold.fold}: "
-              + ", ".join(f"{k} {v[-1]:.3f}" for k, v in aucs.items()), flush=True)  # fmt: skip
+        print_fold(assay, fold, aucs)
     return aucs, float(np.mean(ratios))
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--project", type=Path, required=True)
-    ap.add_argument("--families", default="rf-image,cnn", help="comma-separated image families (default rf-image,cnn)")
-    ap.add_argument("--assays", default=None, help="comma-separated (default: labels.assays)")
-    ap.add_argument("--repeats", type=int, default=1, help="cv.repeats (default 1)")
-    args = ap.parse_args()
-    own = args.project / "params.yaml"
-    params = load_params(own if own.exists() else REPO / "params.yaml")
-    params["cv"]["repeats"] = args.repeats
+    families_arg = argparse.ArgumentParser(add_help=False)
+    families_arg.add_argument("--families", default="rf-image,cnn", help="comma-separated image families")
+    args = study_arguments(__doc__.splitlines()[0], families_arg)
+    params, assays = project_params(args)
     families = args.families.split(",")
-    assays = args.assays.split(",") if args.assays else list(params["labels"]["assays"])
     started = time.perf_counter()
-    table, tail = [], []
+    table, per_assay = [], {}
     for assay in assays:
         aucs, ratio = assay_aucs(args.project, assay, params, families)
         for f in families:
@@ -114,11 +106,8 @@ def main() -> int:
                 t = corrected_paired_test(aucs[f"{f}/{a}"], aucs[f"{f}/{b}"], ratio)
                 line += f"  | {a} - {b} {t['diff']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}] p={t['p_value']:.2f}"
             table.append(line)
-        tail += [f"{assay} {k} auc={np.mean(v):.4f}" for k, v in aucs.items()]
-    print("\nAUC on the labelled test accessions, same folds; paired corrected resampled t, 95% interval:")
-    print("\n".join(table))
-    print(f"wall time {time.perf_counter() - started:.0f} s; {params['cv']['folds']} folds x {args.repeats} repeats")
-    print("\n".join(tail))
+        per_assay[assay] = aucs
+    print_footer(table, per_assay, started, params)
     return 0
 
 

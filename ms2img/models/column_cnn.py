@@ -171,7 +171,7 @@ def pixel_relevance(channels: Any, targets: Any, power: float) -> np.ndarray:
 @keras.saving.register_keras_serializable(package="ms2img")
 class PixelWeights(keras.layers.Layer):
     """Multiplies every channel of a pixel by that pixel's fixed weight (:func:`pixel_relevance`): a non-trainable
-    ``(H, W, 1)`` weight, set before training (:func:`set_pixel_weights`), saved with the network (1 when built)."""
+    ``(H, W, 1)`` weight, set before training (``ColumnHyperModel.adapt``), saved with the network (1 when built)."""
 
     def build(self, input_shape: Sequence[int | None]) -> None:
         shape = (*[int(s) for s in input_shape[1:-1]], 1)
@@ -183,12 +183,6 @@ class PixelWeights(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
         return tuple(input_shape)
-
-
-def set_pixel_weights(network: keras.Model, channels: Any, targets: Any, power: float) -> None:
-    """Fit a column network's :class:`PixelWeights` (if it has the layer) on the rows it is about to train on."""
-    if "relevance" in [layer.name for layer in network.layers]:
-        network.get_layer("relevance").set_weights([pixel_relevance(channels, targets, power)])
 
 
 def build_column_cnn(
@@ -206,7 +200,7 @@ def build_column_cnn(
     positions kept) -> dropout -> one L2-regularised weight per encoded pixel -> sigmoid. ``filters: 0`` drops
     the encoder: a linear model of the two pixel channels. Dropout is standard (Bernoulli) dropout of the
     encoded pixels, active in training only. ``relevance``: a :class:`PixelWeights` layer first (weights 1 until
-    :func:`set_pixel_weights` fits them on the training rows).
+    :func:`pixel_relevance` is set on the training rows).
 
     ``tasks`` > 1: one head per assay over the shared encoder (the ``cnn-mt`` family), trained with
     :func:`masked_binary_crossentropy` on :func:`packed_targets`; :func:`task_network` cuts one assay's network

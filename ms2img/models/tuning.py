@@ -49,7 +49,7 @@ from ms2img.models.column_cnn import (
     build_column_cnn,
     packed_targets,
     pixel_channels,
-    set_pixel_weights,
+    pixel_relevance,
     task_network,
     with_pixel_ecdf,
 )
@@ -248,10 +248,12 @@ class ColumnHyperModel(ListSpaceHyperModel):
         )
 
     def adapt(self, model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
-        """:func:`~ms2img.models.column_cnn.set_pixel_weights` on this assay's targets (column 0 when multi-task)."""
+        """The network's pixel weights (:func:`~ms2img.models.column_cnn.pixel_relevance`) from these rows and this
+        assay's targets (column 0 when multi-task); :meth:`build` gave it the layer when ``relevance_power`` > 0."""
         if self.relevance_power > 0:
             targets = np.asarray(y, dtype=float)
-            set_pixel_weights(model, x, targets if targets.ndim == 1 else targets[:, 0], self.relevance_power)
+            weights = pixel_relevance(x, targets if targets.ndim == 1 else targets[:, 0], self.relevance_power)
+            model.get_layer("relevance").set_weights([weights])
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
         return pixel_channels(x, self.knots, self.scale)

@@ -19,7 +19,15 @@ from ms2img.models.column_cnn import (
 )
 from ms2img.models.estimators import CNNClassifier
 from ms2img.models.family import FamilyModel
+from ms2img.models.regressors import CNNRegressor
 from ms2img.models.tuning import ColumnHyperModel
+
+SPACE = {"filters": [2], "kernel": [3], "dropout": [0.0], "l2": [1e-3], "learning_rate": [3e-2]}
+
+
+def column(estimator: type = CNNClassifier, **settings):
+    """A small column network estimator (``SPACE``, seed 0) with ``settings``."""
+    return estimator(architecture="column", space=SPACE, seed=0, **settings)
 
 
 def planted(n: int, seed: int, h: int = 12, w: int = 10):
@@ -81,11 +89,9 @@ def test_few_weights_and_clear_shape_errors():
 
 def test_cross_fitted_members_learn_and_survive_a_save(tmp_path):
     x, y = planted(60, seed=2)
-    model = CNNClassifier(
-        architecture="column",
-        space={"filters": [2], "kernel": [3], "dropout": [0.0], "l2": [1e-3], "learning_rate": [3e-2]},
-        max_epochs=15, min_epochs=5, patience=5, batch_size=16, ensemble=3, cross_fit=True, passes_per_epoch=4, seed=0,
-    ).fit(x, y)  # fmt: skip
+    model = column(
+        max_epochs=15, min_epochs=5, patience=5, batch_size=16, ensemble=3, cross_fit=True, passes_per_epoch=4
+    ).fit(x, y)
     assert len(model.members_) == 3 and 0.0 < model.threshold_ < 1.0
     assert all(m.get_layer("pixel_ecdf") is not None and m.input_shape == (None, 12, 10, 1) for m in model.members_)
     x_new, y_new = planted(40, seed=3)
@@ -126,11 +132,9 @@ def test_pixel_relevance_is_the_class_separation_of_each_pixel_at_unit_rms():
 
 def test_relevance_weights_are_fitted_per_member_and_saved_with_it(tmp_path):
     x, y = planted(60, seed=7)
-    model = CNNClassifier(
-        architecture="column",
-        space={"filters": [2], "kernel": [3], "dropout": [0.0], "l2": [1e-3], "learning_rate": [3e-2]},
-        max_epochs=6, min_epochs=2, patience=2, batch_size=16, ensemble=3, cross_fit=True, relevance_power=1.0, seed=0,
-    ).fit(x, y)  # fmt: skip
+    model = column(
+        max_epochs=6, min_epochs=2, patience=2, batch_size=16, ensemble=3, cross_fit=True, relevance_power=1.0
+    ).fit(x, y)
     weights = [m.get_layer("column_network").get_layer("relevance").get_weights()[0] for m in model.members_]
     assert all(np.unravel_index(np.argmax(w[..., 0]), (12, 10)) == (6, 3) for w in weights)
     assert not np.allclose(weights[0], weights[1])  # each member's own training rows
@@ -139,23 +143,16 @@ def test_relevance_weights_are_fitted_per_member_and_saved_with_it(tmp_path):
     assert roc_auc_score(y_new, p) > 0.75
     FamilyModel("cnn", {"assay": "A"}, model.members_).save(tmp_path / "cnn")
     np.testing.assert_allclose(FamilyModel.load(tmp_path / "cnn").predict_proba(x_new), p, atol=1e-6)
-    refit = CNNClassifier(  # cross_fit false: members refitted on all the rows get weights from all the rows
-        architecture="column", space={"filters": [2], "kernel": [3], "dropout": [0.0], "l2": [1e-3],
-        "learning_rate": [3e-2]}, max_epochs=3, min_epochs=1, patience=1, ensemble=1, cross_fit=False,
-        relevance_power=1.0, seed=0,
-    ).fit(x, y)  # fmt: skip
+    # cross_fit false: members refitted on all the rows get weights from all the rows
+    refit = column(max_epochs=3, min_epochs=1, patience=1, ensemble=1, cross_fit=False, relevance_power=1.0).fit(x, y)
     got = refit.members_[0].get_layer("column_network").get_layer("relevance").get_weights()[0]
     np.testing.assert_allclose(got, pixel_relevance(pixel_channels(x, ecdf_knots(x), pixel_scale(x, 0.1)), y, 1.0))
 
 
 def test_the_regressor_trains_without_pixel_weights():
-    from ms2img.models.regressors import CNNRegressor
-
     x, y = planted(60, seed=9)
     values = 10.0 * y + np.random.default_rng(9).normal(0, 1, 60)
-    model = CNNRegressor(
-        architecture="column", space={"filters": [2], "kernel": [3], "dropout": [0.0], "l2": [1e-3],
-        "learning_rate": [3e-2]}, max_epochs=3, min_epochs=1, patience=1, ensemble=1, relevance_power=1.0, seed=0,
-    ).fit(x, values)  # fmt: skip
+    model = column(CNNRegressor, max_epochs=3, min_epochs=1, patience=1, ensemble=1, relevance_power=1.0)
+    model = model.fit(x, values)
     layers = [layer.name for layer in model.members_[0].get_layer("column_network_regression").layers]
     assert "relevance" not in layers  # chosen on classes; measured worse on values (CNNRegressor's docstring)
