@@ -21,6 +21,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ms2img.errors import ConfigError
+from ms2img.training.fold_metrics import predict_labels
 from ms2img.training.scores import choose_threshold
 
 MEMBERS = ("cnn", "rf-image")  # the families whose ranks the ensemble averages
@@ -83,4 +84,4 @@ class ImageEnsembleClassifier(ClassifierMixin, BaseEstimator):
         return np.column_stack([1 - p, p])
 
     def predict(self, X: Any) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] > self.threshold_).astype(int)
+        return predict_labels(self.predict_proba(X)[:, 1], self.threshold_)

@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from ms2img.errors import ConfigError
 from ms2img.models.baselines import FlattenImages
 from ms2img.models.family import ENSEMBLE, NETWORKS
+from ms2img.training.fold_metrics import predict_labels
 from ms2img.training.scores import choose_threshold
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class ForestClassifier(ClassifierMixin, ForestGrid):
         return self.model_.predict_proba(X)
 
     def predict(self, X: Any) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] > self.threshold_).astype(int)
+        return predict_labels(self.predict_proba(X)[:, 1], self.threshold_)
 
 
 def cross_fit_folds(
@@ -339,7 +340,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return np.column_stack([1 - p, p])
 
     def predict(self, X: Any) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] > self.threshold_).astype(int)
+        return predict_labels(self.predict_proba(X)[:, 1], self.threshold_)
 
 
 def fixed_hp(tuner: Any, values: Mapping[str, Any]):

@@ -47,17 +47,33 @@ def plain_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (float(f"{v:.12g}") if isinstance(v, float) else v) for k, v in out.items()}
 
 
-def best_of(history: Mapping[str, Sequence[float]], objective: Any) -> float | None:
-    """The trial's best epoch value of the objective, as a number to maximise."""
-    values = [v for v in history.get(objective.name, []) if np.isfinite(v)]
-    if not values:
+def kept_epoch(history: Mapping[str, Sequence[float]], objective: Any, callbacks: Sequence[Any] = ()) -> int | None:
+    """0-based index of the epoch whose weights the fit kept: with an ``EarlyStopping(restore_best_weights=True)``
+    among ``callbacks``, the best finite objective value from its ``start_from_epoch`` on (Keras ignores the epochs
+    before it, and keeps the last weights when training never got there); otherwise the last epoch. None: no finite
+    value at that epoch."""
+    values = np.asarray(history.get(objective.name, []), dtype=float)
+    stop = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping) and c.restore_best_weights), None)
+    start = int(stop.start_from_epoch) if stop is not None else len(values)
+    watched = np.where(np.isfinite(values[start:]), values[start:], np.nan)
+    if np.isnan(watched).all():
+        return len(values) - 1 if len(values) and np.isfinite(values[-1]) else None
+    return start + int(np.nanargmax(watched) if objective.direction == "max" else np.nanargmin(watched))
+
+
+def best_of(history: Mapping[str, Sequence[float]], objective: Any, callbacks: Sequence[Any] = ()) -> float | None:
+    """The trial's objective at the kept epoch (:func:`kept_epoch`), as a number to maximise."""
+    epoch = kept_epoch(history, objective, callbacks)
+    if epoch is None:
         return None
-    return max(values) if objective.direction == "max" else -min(values)
+    value = float(history[objective.name][epoch])
+    return value if objective.direction == "max" else -value
 
 
-def best_epoch(history: Mapping[str, Sequence[float]], objective: Any) -> int:
-    values = np.asarray(history.get(objective.name, [np.nan]), dtype=float)
-    return int(np.nanargmax(values) if objective.direction == "max" else np.nanargmin(values)) + 1
+def best_epoch(history: Mapping[str, Sequence[float]], objective: Any, callbacks: Sequence[Any] = ()) -> int:
+    """1-based number of the kept epoch (:func:`kept_epoch`; the last when none is finite)."""
+    epoch = kept_epoch(history, objective, callbacks)
+    return (len(history.get(objective.name, [])) - 1 if epoch is None else epoch) + 1
 
 
 def last_line(message: str | None) -> str:
@@ -123,13 +139,17 @@ class Ms2ImgRandomSearch(keras_tuner.RandomSearch):
             run_kwargs["callbacks"] = callbacks
             histories.append(self._build_and_fit_model(trial, *args, **run_kwargs))
         self._histories[trial.trial_id] = [history_dict(h) for h in histories]
+        objective = self.oracle.objective
         model = getattr(self.hypermodel, "last_model", None)
-        score = best_of(self._histories[trial.trial_id][0], self.oracle.objective)
+        score = best_of(self._histories[trial.trial_id][0], objective, original_callbacks)
         if model is not None and score is not None and (self.best_model_score is None or score > self.best_model_score):
             self.best_model, self.best_model_score = model, score
-            self.best_epoch = best_epoch(self._histories[trial.trial_id][0], self.oracle.objective)
+            self.best_epoch = best_epoch(self._histories[trial.trial_id][0], objective, original_callbacks)
             self.best_history = self._histories[trial.trial_id][0]
-        return histories
+        # the oracle ranks trials on the same kept-epoch value (Keras Tuner's own reading takes the best of every
+        # epoch, including those early stopping ignores and whose weights are gone)
+        kept = [best_of(h, objective, original_callbacks) for h in self._histories[trial.trial_id]]
+        return [{objective.name: float("nan") if v is None else (v if objective.direction == "max" else -v)} for v in kept]
 
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)  # oracle.end_trial: final status and score

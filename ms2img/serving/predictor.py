@@ -30,6 +30,7 @@ from ms2img.serving.request import (
     RequestError,
     parse_request,
 )
+from ms2img.training.fold_metrics import predict_labels
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,9 @@ class FamilyPredictor:
         if self.kind == "image":
             from ms2img.render import RenderConfig, warm_up
 
-            self.render = RenderConfig(**model.card["render"])
+            # the training images' settings, less the m/z jitter: an augmentation, never applied to a request (one
+            # request answered twice gets the same probability)
+            self.render = RenderConfig(**{**model.card["render"], "ppm_jitter": 0.0})
             warm_up()
             if self.family in NETWORKS:
                 infers = [_keras_inference(m) for m in model.estimator]
@@ -313,7 +316,7 @@ class FamilyPredictor:
             if explain:
                 raise RequestError("explain is available for classification models; this one predicts a value")
             return self._value_answer(inp, prob, flags, notes, class_out_of_domain, decimals)
-        classes = np.where(prob >= self.model.threshold, "high", "low").astype(object)
+        classes = np.where(predict_labels(prob, self.model.threshold) == 1, "high", "low").astype(object)
         if not class_out_of_domain and not flags.all():
             classes[~flags] = None
             notes = [n if ok else f"{n}; {WITHHELD_NOTE}" for n, ok in zip(notes, flags, strict=True)]

@@ -22,6 +22,8 @@ import numpy as np
 from scipy import stats as sps
 from sklearn.metrics import balanced_accuracy_score, f1_score, matthews_corrcoef, roc_auc_score
 
+from ms2img.training.fold_metrics import predict_labels
+
 SCORES = ("auc", "balanced_accuracy", "mcc", "f1", "precision_top10")  # classification (labels.mode: classification)
 TOP_SHARE = 0.10  # precision_top10: the share of accessions a lab follows up, ranked by P(high)
 REGRESSION_SCORES = ("spearman", "rmse", "r2")  # regression (labels.mode: regression), in the assay's units
@@ -86,7 +88,7 @@ def fold_scores(y_true: np.ndarray, prob: np.ndarray, threshold: float) -> dict[
     precision among its top 10% by P(high) (threshold-free, :func:`precision_at_top`)."""
     y = np.asarray(y_true).astype(int)
     p = np.asarray(prob, dtype=float)
-    pred = (p > threshold).astype(int)
+    pred = predict_labels(p, threshold)
     auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
     return {
         "auc": auc,

@@ -321,3 +321,36 @@ def test_tune_compact_with_callbacks_and_own_validation_split(data, tmp_path):
     p = cnn.predict_proba(result.best_model, x[val[1]])
     assert p.shape == (len(val[1]),) and np.isfinite(p).all()
     json.dumps(result.to_dict())
+
+
+def test_the_reported_epoch_is_the_one_early_stopping_kept():
+    """Keras' EarlyStopping ignores the epochs before ``start_from_epoch``: a lower loss there is not the network kept,
+    so it must not be the trial's score or its best epoch (nor, without restoring, anything but the last epoch)."""
+    from types import SimpleNamespace
+
+    from ms2img.models.search import best_epoch, best_of, kept_epoch
+
+    loss = SimpleNamespace(name="val_loss", direction="min")
+    history = {"val_loss": [0.10, 0.50, 0.40, 0.45]}
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True, start_from_epoch=1)
+    assert kept_epoch(history, loss, [stop]) == 2
+    assert best_of(history, loss, [stop]) == pytest.approx(-0.40) and best_epoch(history, loss, [stop]) == 3
+    assert kept_epoch(history, loss) == 3  # nothing restores: the last weights are the ones kept
+    late = keras.callbacks.EarlyStopping(monitor="val_loss", restore_best_weights=True, start_from_epoch=9)
+    assert kept_epoch(history, loss, [late]) == 3  # training ended before it watched anything
+    assert kept_epoch({"val_loss": [float("nan")]}, loss, [stop]) is None and best_of({}, loss) is None
+
+
+def test_tuned_score_is_the_restored_networks_own(data, tmp_path):
+    x, y = data
+    val = stratified_split(y, 0.25, seed=2)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True, start_from_epoch=2)
+    result = tune_cnn(
+        x, y, trials=1, epochs=5, seed=0, directory=tmp_path, batch_size=8, objective="val_loss",
+        hypermodel=CompactHyperModel((H, W), space={"conv_layers": [1], "filters": [4], "units": [8]}, batch_size=8),
+        callbacks=[stop], validation=val,
+    )  # fmt: skip
+    history = result.tuner.best_history["val_loss"]
+    assert result.best_epoch >= 3  # epochs 1-2 are not watched
+    assert result.best_score == pytest.approx(history[result.best_epoch - 1])  # the oracle's score of the trial
+    assert result.best_score == pytest.approx(min(history[2:]))

@@ -411,6 +411,21 @@ def test_explain_true_returns_the_boxes_that_move_each_prediction(tmp_path):
     assert {b["supports"] for b in boxes} <= {"high", "low"}
 
 
+def test_a_model_trained_on_jittered_images_serves_the_same_answer_twice():
+    """``render --ppm-jitter`` is training augmentation, kept in the card's render settings; a request is rendered
+    without it, so the same request gets the same image (and probability) every time."""
+    from ms2img.models.family import FamilyModel
+    from ms2img.render import RenderConfig
+
+    config = RenderConfig(width=20, height=18, ppm_jitter=50000.0)  # 5%: would move peaks across pixels
+    predictor = serving.FamilyPredictor(
+        FamilyModel("rf-image", {"assay": "DPPH", "render": config.__dict__, "threshold": 0.5}, None)
+    )
+    request = random_request(n_precursors=40, n_fragments=6, seed=1, accession="A1")
+    assert predictor.render.ppm_jitter == 0.0
+    np.testing.assert_array_equal(predictor.inputs(request)["x"], predictor.inputs(request)["x"])
+
+
 @pytest.mark.parametrize("family", ["rf-image", "rf-cosine"])
 def test_served_forest_gives_the_family_models_numbers(family):
     """The server sums the trees itself (no per-tree scikit-learn overhead): bit for bit FamilyModel.predict_proba."""

@@ -93,6 +93,18 @@ def test_probabilities_are_rounded_without_float32_noise():
     assert exact["probability"].iat[0] == float(NOISY)
 
 
+def test_served_class_uses_the_cross_validation_rule_at_the_threshold():
+    """A probability exactly at the threshold is "low" when served, as it was when the model was scored
+    (``fold_metrics.predict_labels``: high only strictly above; image-ensemble scores sit on a grid of midpoints)."""
+    from ms2img.training.fold_metrics import predict_labels
+
+    prob = {"AT": 0.5, "ABOVE": float(np.nextafter(np.float32(0.5), np.float32(1))), "BELOW": 0.25}
+    out = _pyfunc(_predictor(prob)).predict(None, _request(*prob)).set_index("accession")
+    assert out["class"].to_dict() == {"AT": "low", "ABOVE": "high", "BELOW": "low"}
+    scored = predict_labels(np.array(list(prob.values()), dtype=np.float32), 0.5)
+    assert [["low", "high"][k] for k in scored] == [out.loc[a, "class"] for a in prob]
+
+
 def test_out_of_domain_accession_gets_probability_but_no_class_unless_asked():
     prob, domain = {"IN": 0.8, "OUT": 0.1}, {"IN": True, "OUT": False}
     model = _pyfunc(_predictor(prob, domain))

@@ -204,6 +204,16 @@ def tiny_network_params() -> dict:
     return {**PARAMS, "cnn": cnn, "tune": {**full["tune"], "trials": 1}}
 
 
+def test_a_member_listed_after_the_ensemble_is_charged_its_own_fit():
+    """The ensemble fits its members; a member family listed after it reuses that fit and still reports its cost
+    (not just its scoring time), and the ensemble reports the sum of its members."""
+    one = make_data(1)
+    one.folds = repeated_folds(one.values, FOLDS, 1, seed=5)
+    cv = cross_validate(one, ["image-ensemble", "cnn", "rf-image"], tiny_network_params(), seed=3)
+    assert cv.seconds["cnn"] > 4 * cv.seconds["rf-image"]  # 2 networks x 3 epochs against 25 trees
+    assert cv.seconds["image-ensemble"] >= cv.seconds["cnn"]
+
+
 def test_image_ensemble_averages_the_folds_own_cnn_and_forest(data, tmp_path):
     """The ensemble is built from the cnn and rf-image fits of the same fold (no second fit): its out-of-fold
     probability is their mean, its cost their sum; the final model is saved and served as the same mean."""

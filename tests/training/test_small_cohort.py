@@ -9,7 +9,7 @@ import pytest
 
 from ms2img.errors import ConfigError
 from ms2img.models.family import SIMPLICITY
-from ms2img.training.dataset import AssayData, Protocol, cohort_protocol, repeated_folds
+from ms2img.training.dataset import MIDDLE, AssayData, Protocol, cohort_protocol, repeated_folds
 from ms2img.training.experiment import CVResult, degenerate_families, resolve_cohort_settings
 from ms2img.training.scores import auc_interval, proportion_interval, select_winner, small_cohort_interval, widen
 
@@ -90,8 +90,12 @@ def assay_data(images_per_accession: int = 1, features: bool = True) -> AssayDat
     return data
 
 
-def params(split, oplsda) -> dict:
-    return {"tune": {"validation_split": split}, "baselines": {"oplsda_cv_folds": oplsda, "rf_trees": [10]}}
+def params(split, oplsda, cross_fit: bool = False) -> dict:
+    return {
+        "cnn": {"cross_fit": cross_fit},
+        "tune": {"validation_split": split},
+        "baselines": {"oplsda_cv_folds": oplsda, "rf_trees": [10]},
+    }
 
 
 def test_auto_settings_are_decided_from_the_cohort_before_training():
@@ -119,6 +123,13 @@ def test_auto_settings_are_decided_from_the_cohort_before_training():
 def test_settings_that_cannot_work_fail_naming_the_setting(split, oplsda, said):
     with pytest.raises(ConfigError, match=said):
         resolve_cohort_settings(assay_data(), params(split, oplsda), ["cnn"])
+
+
+def test_cross_fitted_cnn_is_not_refused_for_a_split_it_does_not_use():
+    """cnn.cross_fit: true trains its members on inner folds; 2 + 2 training accessions are enough for them, so a
+    tune.validation_split that a single inner split could not use is no reason to refuse the cohort."""
+    out = resolve_cohort_settings(assay_data(), params(0.25, "auto", cross_fit=True), ["cnn"])
+    assert out["tune"]["validation_split"] == 0.25
 
 
 def cv_result(probabilities: dict[str, list[float]], repeats: int = 2) -> CVResult:
@@ -150,3 +161,16 @@ def test_small_cohort_degeneracy_is_judged_on_pooled_predictions_and_excluded():
     assert sel["winner"] == "cnn"  # rf-image's AUC is 1.000 in every fold, but it calls everything high
     summary = cv.summary()["families"]["rf-image"]["auc"]
     assert summary["mean"] == 1.0 and summary["ci_low"] < 0.55  # not 1.000-1.000
+
+
+def test_pooled_precision_counts_an_accession_only_with_the_label_every_repeat_gave_it():
+    """Per-fold scaling can call an accession near a cut-off high in one repeat and middle in the other; the pooled
+    top-10% precision then leaves it out instead of taking whichever repeat came first."""
+    cv = cv_result({"cnn": [0.1, 0.2, 0.3, 0.7, 0.8, 0.99]})
+    top = cv.oof["accession"] == "A5"  # the highest P(high): the one accession in the top 10% of six
+    assert cv.summary()["families"]["cnn"]["pooled"]["precision_top10"]["value"] == 1.0
+    cv.oof.loc[top & (cv.oof["repeat"] == 1), "label"] = MIDDLE
+    pooled = cv.summary()["families"]["cnn"]["pooled"]["precision_top10"]
+    assert pooled["value"] == 1.0 and pooled["k"] == 1  # A4 (high in both repeats) is now the top one
+    cv.oof.loc[cv.oof["accession"] == "A4", "label"] = 0  # ... and low in both: a miss
+    assert cv.summary()["families"]["cnn"]["pooled"]["precision_top10"]["value"] == 0.0
