@@ -9,14 +9,22 @@ each file became accessions and hints when sample columns look like replicate in
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ms2img.commands import add_params_args
 from ms2img.errors import ConfigError
 from ms2img.io.fbmn import JOIN_MZ_TOL_DA, RT_UNITS
 from ms2img.io.ingest import MANIFEST, ingest
 from ms2img.io.inputs import RAW_EXTENSIONS, TEXT_EXTENSIONS, sniff
-from ms2img.io.sample_sheet import SHEET_NAME, describe_sources, replicate_hint, sheet_has_rows
+from ms2img.io.sample_sheet import (
+    SHEET_NAME,
+    describe_sources,
+    mixed_class_warnings,
+    replicate_hint,
+    sheet_has_rows,
+)
 from ms2img.io.schema import SAMPLE_TYPES
 from ms2img.params import DEFAULT_PARAMS_PATH, load_params
 
@@ -129,16 +137,15 @@ def settings(args: argparse.Namespace) -> dict:
     section = {}
     if params_path.exists() or params_path != DEFAULT_PARAMS_PATH:
         section = load_params(params_path).get("ingest") or {}
-    merged = {**DEFAULTS, **{k: v for k, v in section.items() if k in DEFAULTS}}
-    if args.sample_types is not None:
-        merged["sample_types"] = args.sample_types
-    if args.blank_subtraction is not None:
-        merged["blank_subtraction"] = args.blank_subtraction
-    if args.blank_fold is not None:
-        merged["blank_fold"] = args.blank_fold
-    for key in ("join_mz_tol_da", "rt_unit", "allow_mixed_polarity"):
-        if getattr(args, key, None) is not None:
-            merged[key] = getattr(args, key)
+    flags = ("sample_types", "blank_subtraction", "blank_fold", "join_mz_tol_da", "rt_unit", "allow_mixed_polarity")
+    return ingest_options(section, **{k: getattr(args, k, None) for k in flags})
+
+
+def ingest_options(section: Mapping[str, Any] | None, **flags: Any) -> dict:
+    """``flags`` that are not None over params.yaml's ``ingest`` ``section`` over built-in defaults, checked: the
+    options ``ms2img ingest`` (and ``ms2img validate`` on a lab export) reads with."""
+    merged = {**DEFAULTS, **{k: v for k, v in (section or {}).items() if k in DEFAULTS}}
+    merged.update({k: v for k, v in flags.items() if v is not None and k in DEFAULTS})
     types = merged["sample_types"]
     merged["sample_types"] = parse_types(types if isinstance(types, str) else ",".join(map(str, types)))
     merged["blank_fold"] = float(merged["blank_fold"])
@@ -180,20 +187,43 @@ def split_lone_exports(inputs: list[str]) -> list[str]:
     return out
 
 
-def run(args: argparse.Namespace) -> int:
-    """Ingest and print a short summary: how files became accessions, and a replicate hint when one applies."""
-    sheet = args.sample_sheet
+def ingest_plan(
+    inputs: list[str], sample_sheet: str | None = None, metadata: str | None = None, no_sample_sheet: bool = False
+) -> tuple[list[str], str | None, list[str]]:
+    """What ``ms2img ingest`` reads: ``(inputs, sample sheet, notes)``, lone MS-DIAL exports split into their sample
+    columns (:func:`split_lone_exports`) and the sample sheet given, or found beside an input folder; ``notes`` are
+    lines to print. ``ms2img validate`` on a lab export reads it the same way."""
     notes = []
-    if sheet is None and args.metadata is None and not args.no_sample_sheet:
-        found = found_sample_sheet(args.inputs)
+    if sample_sheet is None and metadata is None and not no_sample_sheet:
+        found = found_sample_sheet(inputs)
         if found is not None and sheet_has_rows(found):
-            sheet = str(found)
+            sample_sheet = str(found)
             notes.append(f"  sample sheet: {found}")
         elif found is not None:
             notes.append(f"  sample sheet: {found} lists no samples (header only); each sample column is an accession")
+    return split_lone_exports(inputs), sample_sheet, notes
+
+
+def source_lines(out_dir: str | Path, sample_types: tuple[str, ...]) -> list[str]:
+    """How each input became accessions, a replicate hint and mixed-class warnings, read from OUT's manifest."""
+    manifest_path = Path(out_dir) / MANIFEST
+    if not manifest_path.is_file():
+        return []
+    import pandas as pd
+
+    manifest = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
+    lines = [f"  {line}" for line in describe_sources(manifest, sample_types)]
+    hint = replicate_hint(manifest, sample_types)
+    lines += [f"  hint: {hint}"] if hint else []
+    return lines + [f"  warning: {w}" for w in mixed_class_warnings(manifest, sample_types)]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Ingest and print a short summary: how files became accessions, and a replicate hint when one applies."""
+    inputs, sheet, notes = ingest_plan(args.inputs, args.sample_sheet, args.metadata, args.no_sample_sheet)
     options = settings(args)
     summary = ingest(
-        split_lone_exports(args.inputs),
+        inputs,
         args.out,
         sample_sheet=sheet,
         mgf=args.mgf,
@@ -203,16 +233,6 @@ def run(args: argparse.Namespace) -> int:
         **options,
     )
     print(summary.format())
-    for line in notes:
+    for line in notes + source_lines(args.out, options["sample_types"]):
         print(line)
-    manifest_path = Path(args.out) / MANIFEST
-    if manifest_path.is_file():
-        import pandas as pd
-
-        manifest = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
-        for line in describe_sources(manifest, options["sample_types"]):
-            print(f"  {line}")
-        hint = replicate_hint(manifest, options["sample_types"])
-        if hint:
-            print(f"  hint: {hint}")
     return 0

@@ -25,6 +25,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "events_dir", metavar="EVENTS_DIR", type=Path, help="folder of <accession>.parquet files, or a lab export"
     )
     p.add_argument("--assays", type=Path, default=None, help="assays.csv (accession + one column per assay)")
+    p.add_argument(
+        "--sample-sheet", default=None, metavar="CSV",
+        help="lab export only: as `ms2img ingest --sample-sheet` (default: sample_sheet.csv beside an export folder)",
+    )  # fmt: skip
+    p.add_argument("--mgf", default=None, metavar="MGF", help="lab export only: the quant table's MGF, as ingest's")
     p.add_argument("--report-dir", type=Path, default=Path("reports"), help="where validation.{json,html} go")
     p.add_argument("--policy", choices=["fail", "quarantine"], default=None, help="overrides validate.policy")
     p.add_argument(
@@ -49,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if _is_events_folder(args.events_dir):
         report = run_validation(args.events_dir, args.assays, args.report_dir, **opts)  # raises ValidationFailed
     else:
-        report = _validate_export(args.events_dir, args.assays, args.report_dir, opts)
+        report = _validate_export(args, params, opts)
     s = report.summary()
     print(report.message)
     print(
@@ -66,18 +71,27 @@ def _is_events_folder(path: Path) -> bool:
     return path.is_dir() and any(path.glob("*.parquet"))
 
 
-def _validate_export(export: Path, assays: Path | None, report_dir: Path, opts: dict):
-    """Ingest ``export`` (a file or folder of lab exports) into a temporary events folder and validate that."""
+def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
+    """Ingest the lab export ``args.events_dir`` (a file or folder) exactly as ``ms2img ingest`` would (the same sample
+    sheet discovery, lone-export splitting and params.yaml ``ingest`` options) into a temporary events folder, and
+    validate that."""
     import tempfile
 
+    from ms2img.commands.ingest import ingest_options, ingest_plan, source_lines
     from ms2img.errors import ConfigError
     from ms2img.io.ingest import ingest
     from ms2img.validation import run_validation
 
+    export = args.events_dir
     if opts.get("policy") == "quarantine":
         raise ConfigError(f"{export}: --policy quarantine moves files of an events folder; ingest the export first")
+    inputs, sheet, notes = ingest_plan([str(export)], args.sample_sheet)
+    options = ingest_options(params.get("ingest"))
     with tempfile.TemporaryDirectory(prefix="ms2img-validate-") as tmp:
-        summary = ingest(export, Path(tmp) / "events")
+        events = Path(tmp) / "events"
+        summary = ingest(inputs, events, sample_sheet=sheet, mgf=args.mgf, **options)
         print(f"{export}: a lab export, read as `ms2img ingest` would ({summary.files} file(s), "
               f"{summary.accessions} accession(s), {summary.events:,} events); validating those events")  # fmt: skip
-        return run_validation(Path(tmp) / "events", assays, report_dir, **opts)
+        for line in notes + source_lines(events, options["sample_types"]):
+            print(line)
+        return run_validation(events, args.assays, args.report_dir, **opts)

@@ -9,7 +9,8 @@ as the reader defines it (MS-DIAL alignment ID, MZmine/FBMN row ID, Optimus feat
 * normalisation ``bmn`` (the default, BMN's own script): add 1 to every abundance and divide by the sample's
   total, so a sample's loading does not masquerade as activity; ``raw``: heights as measured;
 * Pearson r and Spearman rho against the raw activity, two-sided p (t distribution, n - 2 d.f., as
-  ``scipy.stats.pearsonr`` / ``spearmanr``), Benjamini-Hochberg q and Bonferroni p over the features tested.
+  ``scipy.stats.pearsonr`` / ``spearmanr``; Spearman's exact with at most 8 samples), Benjamini-Hochberg q and
+  Bonferroni p over the features tested.
 
 Everything is one matrix product (features x samples), so 20,000 features x 500 samples take seconds. Events of
 several unaligned exports (one file per accession) are first grouped by m/z and RT as the drivers are.
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 NORMALISATIONS = ("bmn", "raw")
 DEFAULT_NORMALISATION = "bmn"
 MIN_SAMPLES = 5
+EXACT_SPEARMAN_MAX_N = 8  # Spearman p by full enumeration up to 8! = 40,320 orderings of the activity values
 SCORE_COLUMNS = [
     "rank", "feature_id", "precursor_mz", "rt_min", "polarity", "direction", "r", "p", "q", "p_bonferroni",
     "spearman_r", "spearman_p", "spearman_q", "spearman_p_bonferroni", "n_samples", "n_detected",
@@ -233,8 +235,34 @@ def p_of_r(r: np.ndarray, n: int) -> np.ndarray:
 
 
 def spearman_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rho, two-sided p): Pearson on average ranks, rows ranked at once."""
-    return pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y))
+    """(rho, two-sided p): Pearson on average ranks, rows ranked at once. p from the t distribution (n - 2 d.f., as
+    ``scipy.stats.spearmanr``), except with at most ``EXACT_SPEARMAN_MAX_N`` samples: there the t approximation is
+    far off (p = 0 at rho = 1, where six samples allow no p below 2/720), so p is exact, the share of every
+    reordering of the activity values whose |rho| reaches the observed one (ties in a feature kept as they are)."""
+    xr, yr = stats.rankdata(x, axis=1), stats.rankdata(y)
+    rho, p = pearson_rows(xr, yr)
+    if yr.size <= EXACT_SPEARMAN_MAX_N:
+        p = exact_spearman_p(xr, yr, rho)
+    return rho, p
+
+
+def exact_spearman_p(x_ranks: np.ndarray, y_ranks: np.ndarray, rho: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """Two-sided permutation p of each row's ``rho`` over all ``n!`` orderings of ``y_ranks`` (NaN rho: NaN)."""
+    import itertools
+
+    orders = np.array(list(itertools.permutations(y_ranks)), dtype=np.float64)
+    oc = orders - orders.mean(axis=1, keepdims=True)
+    oc /= np.sqrt(np.einsum("ij,ij->i", oc, oc))[:, None]  # every ordering has the same norm
+    xc = x_ranks - x_ranks.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xc = xc / np.sqrt(np.einsum("ij,ij->i", xc, xc))[:, None]
+    p = np.full(len(rho), np.nan)
+    for start in range(0, len(rho), chunk):
+        part = slice(start, start + chunk)
+        null = np.abs(xc[part] @ oc.T)
+        p[part] = (null >= np.abs(rho[part])[:, None] - 1e-9).mean(axis=1)
+    p[np.isnan(rho)] = np.nan
+    return p
 
 
 def bh_adjust(p: np.ndarray) -> np.ndarray:

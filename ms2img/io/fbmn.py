@@ -38,6 +38,7 @@ from ms2img.io.schema import charge_from_text, polarity_of
 # Table m/z and MGF PEPMASS of one feature are written from the same feature list (equal to the 4 decimals
 # written); 0.02 Da also lets through a PEPMASS taken from the MS2 scan's isolation m/z (<= 10 ppm at m/z 2000),
 # while the MGF of another processing disagrees by whole Daltons (a different feature, or its 13C isotope).
+MISSING_SPECTRA_SHARE = 0.1  # quant rows without an MGF spectrum beyond this share are reported
 JOIN_MZ_TOL_DA = 0.02
 RT_UNITS = ("auto", "minutes", "seconds")
 # Without an MGF RT to compare with: a table RT above this cannot be minutes of an LC-MS run (2 h).
@@ -159,12 +160,17 @@ def assemble(
         charge=charge,
     )
     unmatched = len(set(spectra_by_id) - set(ids))
+    warnings = {"MGF spectra without a quant-table row": unmatched} if unmatched else {}
+    missing = sum(spec is None for spec in joined)
+    if missing >= 10 and missing > MISSING_SPECTRA_SHARE * len(ids):  # a few without MS/MS are normal, many are not
+        warnings[f"quant-table features with no spectrum in {mgf.name} (over {MISSING_SPECTRA_SHARE:.0%}: is it this "
+                 "table's whole MGF?)"] = missing  # fmt: skip
     return ReadResult(
         events=table,
         samples=make_manifest(manifest),
         source=source,
         precursors_without_msms=int(sum(len(s[0]) == 0 for s in spectra)),
-        warnings={"MGF spectra without a quant-table row": unmatched} if unmatched else {},
+        warnings=warnings,
         sample_of_row=sample_of_row,
         activity=quant.activity,
         rt_unit=rt_said,

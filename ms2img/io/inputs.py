@@ -56,6 +56,9 @@ def sniff(path: str | Path) -> str:
         return "quant"
     if lines and is_optimus_header(lines[0]):
         return "optimus"
+    side = side_table(lines[0]) if lines else None
+    if side:
+        raise InputFileError(path, side, 1)
     ext = path.suffix.lower()
     if ext in (".txt", ".tsv"):
         return "msdial"  # let the reader say what is wrong with it
@@ -66,6 +69,21 @@ def sniff(path: str | Path) -> str:
     if ext == ".mgf":
         return "mgf"
     raise InputFileError(path, "unrecognised format (expected an MS-DIAL export, quant CSV + MGF, mzML or mzXML)", 1)
+
+
+def side_table(header: str) -> str | None:
+    """What a table that goes beside the LC-MS/MS data is, and where it goes, from its header line; None when the
+    header is not one of them. These sit next to quant tables in a lab's folder and read as a quant CSV otherwise."""
+    cells = [c.strip().strip('"').lower() for c in header.lstrip("\ufeff").replace("\t", ",").split(",")]
+    if cells[:2] == ["sample_name", "quant_data"]:
+        return ("a FERMO activity table (sample_name, quant_data), not LC-MS/MS data: keep it out of the exports "
+                "folder and give it to `ms2img explain --method correlation --assays FILE`")  # fmt: skip
+    if cells[:2] == ["sample_name", "attribute"] or (
+        "filename" in cells and any(c.startswith("attribute_") for c in cells)
+    ):
+        return ("a sample metadata table (FERMO groups or GNPS/FBMN ATTRIBUTE_ columns), not LC-MS/MS data: keep it "
+                "out of the exports folder and give it to `ms2img ingest --metadata FILE`")  # fmt: skip
+    return None
 
 
 def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -> list[InputJob]:
@@ -133,4 +151,11 @@ def _pair_mgf(quant: Path, explicit: Path | None, mgfs: list[Path], n_quants: in
             return candidate
     if len(mgfs) == 1 and n_quants == 1:
         return mgfs[0]
-    raise InputFileError(quant, "no MGF found for this quant table (name it like the table or pass --mgf)")
+    found = (
+        f"{len(mgfs)} MGFs given or found ({', '.join(m.name for m in mgfs[:4])}), none named like it"
+        if mgfs
+        else "none found"
+    )
+    raise InputFileError(
+        quant, f"which MGF holds this quant table's spectra? {found}; name it like the table or pass --mgf"
+    )

@@ -212,3 +212,25 @@ def replicate_hint(manifest: pd.DataFrame, training_types: tuple[str, ...] | lis
         f"{', ...' if len(groups) > limit else ''}): if they are replicates, give each group one "
         f"accession in a sample sheet (sample, accession, replicate, type; data/raw/{SHEET_NAME} in a project)"
     )
+
+
+def mixed_class_warnings(
+    manifest: pd.DataFrame, training_types: tuple[str, ...] | list[str], limit: int = 3
+) -> list[str]:
+    """Training accessions whose sample columns carry different classes (the export's Class row, or the sheet's
+    ``class``): their images average different extracts, as happens when a folder of several alignment exports is
+    read one export per accession. One line per accession (at most ``limit``, then a count); [] when none."""
+    if "class" not in manifest.columns:
+        return []
+    train = manifest[manifest["type"].isin(training_types) & manifest["class"].str.strip().ne("")]
+    out = []
+    for accession, rows in train.groupby("accession", sort=False):
+        counts = rows["class"].value_counts(sort=False)
+        if len(counts) > 1:
+            classes = ", ".join(f"{c} x{n}" for c, n in counts.items())
+            out.append(
+                f"accession '{accession}' ({rows['source'].iat[0]}) averages {len(rows)} sample columns of "
+                f"{len(counts)} classes ({classes}); if they are different extracts, map them to accessions in a "
+                f"sample sheet ({SHEET_NAME}), or ingest that export alone (each column an accession)"
+            )
+    return out[:limit] + ([f"... and {len(out) - limit} more accessions like these"] if len(out) > limit else [])

@@ -255,7 +255,11 @@ def cross_validate(
             model = fit_family(data, family, params, t["train"], t["y_train"], fold_seed(seed, fold), fitted=fitted)
             scores, extra, predicted = score_fold(data, model, family, fold, t)
             # the ensemble costs its members' fits; a family fitted earlier as a member costs that fit
-            took = time.perf_counter() - started + sum(fit_seconds[m] for m in (*_members(family), family) if m in fit_seconds)
+            took = (
+                time.perf_counter()
+                - started
+                + sum(fit_seconds[m] for m in (*_members(family), family) if m in fit_seconds)
+            )
             fit_seconds.setdefault(family, took)
             seconds[family] += took
             if getattr(model, "history_", None):  # inner-split curves: call them inner, never "validation"

@@ -240,3 +240,19 @@ def test_library_match_names_the_siomycin(fermo_events, test_data, shared_data, 
     assert rc == 0, err
     nodes = pd.read_csv(out / "cytoscape_nodes.tsv", sep="\t", dtype={"shared name": str}, keep_default_na=False)
     assert nodes.set_index("shared name").loc["83", "library_match"].startswith("Siomycin_A")
+
+
+def test_spearman_p_is_exact_for_a_handful_of_samples():
+    """Six fractions: the t approximation says p = 0 at rho = 1; over the 720 orderings it is 2/720 (rho = +-1), and
+    with tied (undetected) abundances it matches scipy's exact permutation test."""
+    y = np.array([3.0, 10, 25, 40, 70, 90])
+    x = np.array([[1.0, 2, 3, 4, 5, 6], [0, 0, 0, 2, 5, 4], [6, 1, 4, 2, 5, 3], [5.0] * 6])
+    rho, p = spearman_rows(x, y)
+    assert rho[0] == 1.0 and p[0] == pytest.approx(2 / 720)
+    assert np.isnan(rho[3]) and np.isnan(p[3])
+    for i in (1, 2):
+        ref = stats.permutation_test(
+            (x[i],), lambda a: stats.spearmanr(a, y).statistic, permutation_type="pairings", alternative="two-sided"
+        )
+        assert p[i] == pytest.approx(ref.pvalue, abs=1e-9)
+    assert bonferroni(p)[0] == pytest.approx(3 * 2 / 720)

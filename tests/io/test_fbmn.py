@@ -43,6 +43,18 @@ def test_fermo_join(test_data):
     assert row["precursor_intensity"] == pytest.approx(6800)  # datafile:5440_5439_mod.mzXML:height
 
 
+def test_an_mgf_cut_short_is_reported_with_its_count(test_data, tmp_path):
+    """Half of FERMO's MGF (its first 70 spectra): 73 of 143 features lose their MS/MS, far more than the 2 an
+    intact export lacks, and ingest says so, naming the MGF (the whole MGF gives no warning: test above)."""
+    lines = (test_data / MGF).read_text().splitlines()
+    ends = [i for i, line in enumerate(lines) if line.strip() == "END IONS"]
+    half = write_lines(tmp_path / "half.mgf", lines[: ends[69] + 1])
+    result = read_fbmn(test_data / QUANT, half)
+    assert result.precursors_without_msms == 73
+    [(said, n)] = result.warnings.items()
+    assert n == 73 and "no spectrum in half.mgf" in said
+
+
 def test_fermo_with_group_sheet_has_10_samples_and_1_blank(test_data, fermo_sheet):
     from ms2img.io.sample_sheet import read_sample_sheet
 

@@ -152,7 +152,7 @@ def test_bad_arguments(msdial_file, tmp_path):
         if (tmp_path / "lone").mkdir() is None
         else None
     )
-    with pytest.raises(InputFileError, match="no MGF"):
+    with pytest.raises(InputFileError, match=r"which MGF holds this quant table.s spectra\? none found"):
         ingest([lone], tmp_path / "o")
     assert not (tmp_path / "o").exists()
 

@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 from ms2img.cli import main
-from ms2img.io.sample_sheet import describe_sources, name_stem, replicate_groups, replicate_hint
+from ms2img.io.sample_sheet import (
+    describe_sources,
+    mixed_class_warnings,
+    name_stem,
+    replicate_groups,
+    replicate_hint,
+)
 
 GNPS = "gnps_msdial_pasef_arabidopsis/GnpsTable_1_20198191357_PASEF.txt"
 MSDIALR = "MSDIAL_Alignment_result_LC-MS.txt"  # samples 1a, 1b, 2a, 2b and a blank
@@ -109,3 +115,56 @@ def test_gnps_export_of_29_injections(shared_data, tmp_path, capsys, monkeypatch
     out = capsys.readouterr().out
     assert "accessions written: 6" in out and "hint:" not in out
     assert "GnpsTable_1_20198191357_PASEF.txt: 29 columns -> 6 accessions x 4 replicates, 5 blanks skipped" in out
+
+
+def test_validate_reads_an_exports_folder_as_ingest_does(test_data, tmp_path, capsys, monkeypatch):
+    """`ms2img validate data/raw/exports` checks the accessions `ms2img ingest` would write: the lone export split
+    into its sample columns, the sample sheet beside the folder applied (not one accession named after the file)."""
+    raw = project(tmp_path, test_data / MSDIALR)
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "data/raw/exports", "--report-dir", "r"]) == 0
+    assert "(1 file(s), 4 accession(s)," in capsys.readouterr().out
+    (raw / "sample_sheet.csv").write_text(
+        "sample,accession,replicate,type\n1a,one,1,Sample\n1b,one,2,Sample\n2a,two,1,Sample\n2b,two,2,Sample\n"
+        "blank,blank,1,Blank\n"
+    )
+    assert main(["validate", "data/raw/exports", "--report-dir", "r"]) == 0
+    out = capsys.readouterr().out
+    assert "(1 file(s), 2 accession(s)," in out and "sample sheet: data/raw/sample_sheet.csv" in out
+    assert f"{MSDIALR}: 5 columns -> 2 accessions x 2 replicates, 1 blank skipped" in out
+
+
+def test_exports_read_one_per_accession_warn_when_their_columns_are_different_classes(test_data, tmp_path, capsys):
+    """Two alignment exports in one folder are one accession each; the msdialr export's Class row says its four
+    sample columns are two classes (1, 1, 2, 2), so averaging them into one image is flagged, naming the file."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    for name in ("batch1.txt", "batch2.txt"):
+        shutil.copy(test_data / MSDIALR, exports / name)
+    assert main(["ingest", str(exports), "--out", str(tmp_path / "events")]) == 0
+    out = capsys.readouterr().out
+    assert "batch1.txt: 5 columns -> 1 accession x 4 replicates" in out
+    assert "warning: accession 'batch1'" in out and "averages 4 sample columns of 2 classes (1 x2, 2 x2)" in out
+    assert out.count("warning: accession") == 2
+    same = manifest([("1a", "one", "1", "Sample"), ("1b", "one", "2", "Sample")]).assign(**{"class": ["1", "1"]})
+    assert mixed_class_warnings(same, ("Sample",)) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("case_study_bioactivity.csv", "a FERMO activity table (sample_name, quant_data), not LC-MS/MS data"),
+        ("case_study_group_metadata.csv", "a sample metadata table (FERMO groups or GNPS/FBMN ATTRIBUTE_ columns)"),
+        ("bioactivity_gnps_metadata.tsv", "a sample metadata table (FERMO groups or GNPS/FBMN ATTRIBUTE_ columns)"),
+    ],
+)
+def test_side_tables_in_the_exports_folder_are_named_for_what_they_are(test_data, tmp_path, capsys, name, said):
+    """A lab copies everything FERMO or GNPS gave it into exports/: the activity and metadata tables are not read as
+    quant tables (which failed with 'no MGF found'); the error names the file and where it goes instead."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    for f in ("case_study_peak_table_quant_full.csv", "case_study_MSMS.mgf", name):
+        shutil.copy(test_data / f, exports)
+    assert main(["ingest", str(exports), "--out", str(tmp_path / "events")]) == 2
+    err = capsys.readouterr().err
+    assert f"{name}, line 1: {said}" in err and not (tmp_path / "events").exists()
