@@ -73,6 +73,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ms2img.explain.annotation import shown_name
     from ms2img.explain.pipeline import config_from_params, explain_assay
     from ms2img.params import load_params
 
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             f"identity; wrote {', '.join(str(p) for p in res.paths.values())}"
         )
         for r in d.head(5).itertuples(index=False):
-            name = r.library_name or (f"~{r.analogue_name}" if r.analogue_name else "")
+            name = shown_name(r)
             print(f"  #{r.rank} m/z {r.precursor_mz:.4f} RT {r.rt_min:.2f} {r.direction} x{r.fold_change:.2f} {name}")
         if not args.no_track:
             _log_to_champion(assay, res.paths, params)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,30 @@ from ms2img.io.library import DATA_DIR, LibrarySpectrum, read_library
 log = logging.getLogger(__name__)
 
 BUNDLED_LIBRARIES = (DATA_DIR / "PhenolicsDB_neg.msp", DATA_DIR / "PhenolicsDB_pos.msp")
+# a hit names a feature only from this entropy similarity and number of matched peaks on (GNPS-like bars): an
+# open-search best hit always exists, and at scores near 0.01 with one shared peak it names an unrelated compound
+NAME_MIN_SCORE = 0.7
+NAME_MIN_PEAKS = 3
+
+
+def shown_name(row: Any) -> str:
+    """The label of a driver (a dict or a row of the drivers table): its library identity, else ``~analogue`` when
+    the open-search hit reaches ``NAME_MIN_SCORE`` with ``NAME_MIN_PEAKS`` matched peaks, else ''."""
+    get = row.get if isinstance(row, dict) else lambda key, default=None: getattr(row, key, default)
+    identity = _plain(get("library_name", ""))
+    if identity:
+        return identity
+    analogue = _plain(get("analogue_name", ""))
+    score, peaks = get("analogue_score", np.nan), get("analogue_matched_peaks", 0)
+    strong = analogue and float(score if score is not None else np.nan) >= NAME_MIN_SCORE
+    return f"~{analogue}" if strong and int(peaks or 0) >= NAME_MIN_PEAKS else ""
+
+
+def _plain(value: Any) -> str:
+    """A name cell as text: '' for missing values (NaN, None)."""
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip()
+
+
 POLARITIES = ("negative", "positive")
 
 

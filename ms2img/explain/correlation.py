@@ -326,8 +326,8 @@ def annotate_top(
     abundances: Abundances,
     library_paths: list[str] | None,
     top: int = 50,
-    min_score: float = 0.7,
-    min_peaks: int = 3,
+    min_score: float | None = None,
+    min_peaks: int | None = None,
     ms1_tol_da: float = 0.01,
     ms2_tol_da: float = 0.02,
 ) -> pd.DataFrame:
@@ -335,8 +335,10 @@ def annotate_top(
 
     Analogue (open-search) hits are left out: below a real score they name unrelated compounds.
     """
-    from ms2img.explain.annotation import SpectralLibrary
+    from ms2img.explain.annotation import NAME_MIN_PEAKS, NAME_MIN_SCORE, SpectralLibrary
 
+    min_score = NAME_MIN_SCORE if min_score is None else min_score
+    min_peaks = NAME_MIN_PEAKS if min_peaks is None else min_peaks
     out = scores.assign(library_match="", library_score=np.nan, matched_peaks=0)
     if top <= 0 or abundances.events_dir is None or len(scores) == 0:
         return out

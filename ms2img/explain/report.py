@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ms2img.atomic import atomic_path
+from ms2img.explain.annotation import shown_name
 
 UP_COLOR = "#d62728"  # supports high activity (red, as the project's high class)
 DOWN_COLOR = "#1f77b4"
@@ -74,9 +75,7 @@ def plot_drivers(
 
     labels = []
     for r in top.itertuples(index=False):
-        name = str(getattr(r, "library_name", "") or "")
-        if not name and str(getattr(r, "analogue_name", "") or ""):
-            name = f"~{r.analogue_name}"
+        name = shown_name(r)
         labels.append(f"#{r.rank} m/z {r.precursor_mz:.4f} @ {r.rt_min:.2f} min" + (f"  {name[:28]}" if name else ""))
     y = np.arange(len(top))[::-1]
     colors = [UP_COLOR if d == "up" else DOWN_COLOR for d in top.get("direction", [])]

@@ -363,6 +363,12 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path
         if unused:
             log.warning("sample sheet rows matching no input: %s", unused[:10])
             warnings["sample-sheet rows matching no input"] = len(unused)
+        listed = _sample_names(sheet)
+        unlisted = [n for n in manifest["sample"] if n not in listed and strip_raw_extension(n) not in listed]
+        if unlisted:  # a partial sheet (or an activity file given as metadata) leaves these on the export's defaults
+            log.warning("input samples the sample sheet does not list: %s", unlisted[:10])
+            said = "input samples the sample sheet does not list (kept as the input says: own accession, type)"
+            warnings[said] = len(unlisted)
     summary.warnings = dict(warnings)
     return manifest, parts, activity
 

@@ -57,6 +57,12 @@ def read_sample_metadata(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame |
         raise InputFileError(
             path, f"no sample column: expected one of {list(NAME_COLUMNS)} (GNPS 'filename' or FERMO)", line=header_line
         )
+    if lower[:2] == ["sample_name", "quant_data"]:
+        raise InputFileError(
+            path, "a FERMO activity table (sample_name, quant_data), not sample metadata: give it to `ms2img explain "
+            "--method correlation --assays FILE`, and FERMO's group table (sample_name, attribute) to --metadata",
+            line=header_line,
+        )  # fmt: skip
     attrs = {j: _attribute(h) for j, h in enumerate(header) if j != name_j and h}
     records, line_no = [], []
     for k, fields in enumerate(rows[1:], start=1):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ms2img.explain.annotation import shown_name
+
 
 def card_metric(card: dict, key: str) -> dict[str, float]:
     m = (card.get("metrics") or {}).get(key) or {}
@@ -170,15 +172,6 @@ def _text(value: Any) -> str:
     return str(value).strip().replace("|", "/")
 
 
-def _name_of(row: dict) -> str:
-    """The library identity, else ``~analogue`` (open search), else ''."""
-    name = _text(row.get("library_name"))
-    if name:
-        return name
-    analogue = _text(row.get("analogue_name"))
-    return f"~{analogue}" if analogue else ""
-
-
 def _driver_rows(drivers: Any, top: int) -> list[dict]:
     """The first ``top`` drivers (by ``rank`` when given) as dicts; ``drivers`` is a DataFrame or a list of dicts."""
     rows = drivers.to_dict(orient="records") if hasattr(drivers, "to_dict") else [dict(r) for r in drivers]
@@ -216,7 +209,7 @@ def drivers_section(drivers: Any, *, artifact_uri: str, figure_uri: str | None =
     for r in rows:
         lines.append(
             f"| {_num(r, 'rank', '.0f')} | {_num(r, 'precursor_mz', '.4f')} | {_num(r, 'rt_min', '.2f')} | "
-            f"{_text(r.get('direction'))} | {_num(r, 'fold_change', '.2f')} | {_name_of(r) or '-'} | "
+            f"{_text(r.get('direction'))} | {_num(r, 'fold_change', '.2f')} | {_text(shown_name(r)) or '-'} | "
             f"{_num(r, 'importance', '.3g')} | {_num(r, 'conditional_importance', '.3g')} |"
         )
     lines += ["", f"Full table: `{artifact_uri}`" + (f"; figure: `{figure_uri}`" if figure_uri else "") + "."]
@@ -236,7 +229,7 @@ def top_drivers_tag(drivers: Any, top: int = 5, limit: int = 4000) -> str:
     """The top drivers in one line for a tag: ``m/z 447.0934 RT 3.13 up Quercetin 3-O-rhamnoside; ...``."""
     parts = []
     for r in _driver_rows(drivers, top):
-        name = _name_of(r)
+        name = shown_name(r)
         part = f"m/z {_num(r, 'precursor_mz', '.4f')} RT {_num(r, 'rt_min', '.2f')} {_text(r.get('direction'))}"
         parts.append(part + (f" {name}" if name else ""))
     return "; ".join(parts)[:limit]

@@ -245,3 +245,11 @@ def test_cli_explain(project, monkeypatch, capsys):
     rc = main(["explain", "--assay", "B", *dirs])
     err = capsys.readouterr().err
     assert rc == 2 and "selection.json" in err and "\n" == err[-1] and err.count("\n") == 1
+
+
+def test_a_missing_model_card_says_to_train_first(tmp_path):
+    """Not a FileNotFoundError dressed as an 'unreadable model card': nothing was trained there yet."""
+    from ms2img.errors import InputFileError
+
+    with pytest.raises(InputFileError, match="no trained model here: run `ms2img train` for this assay"):
+        FamilyModel.read_card(tmp_path / "models" / "A" / "rf-image")

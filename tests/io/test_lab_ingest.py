@@ -168,3 +168,19 @@ def test_side_tables_in_the_exports_folder_are_named_for_what_they_are(test_data
     assert main(["ingest", str(exports), "--out", str(tmp_path / "events")]) == 2
     err = capsys.readouterr().err
     assert f"{name}, line 1: {said}" in err and not (tmp_path / "events").exists()
+
+
+def test_metadata_that_leaves_samples_out_is_reported_and_an_activity_file_is_refused(test_data, tmp_path, capsys):
+    """FERMO's group table minus its blank row: the blank would train as a sample, and ingest says how many input
+    samples the table does not list; FERMO's activity file given as --metadata is named for what it is."""
+    quant, mgf = test_data / "case_study_peak_table_quant_full.csv", test_data / "case_study_MSMS.mgf"
+    groups = (test_data / "case_study_group_metadata.csv").read_text().splitlines()
+    partial = tmp_path / "groups.csv"
+    partial.write_text("\n".join(line for line in groups if "BLANK" not in line) + "\n")
+    args = ["ingest", str(quant), "--mgf", str(mgf), "--out", str(tmp_path / "events")]
+    assert main([*args, "--metadata", str(partial)]) == 0
+    assert "warning: input samples the sample sheet does not list (kept as the input says: own accession, type): 1" in (
+        capsys.readouterr().out
+    )
+    assert main([*args, "--metadata", str(test_data / "case_study_bioactivity.csv")]) == 2
+    assert "case_study_bioactivity.csv, line 1: a FERMO activity table" in capsys.readouterr().err

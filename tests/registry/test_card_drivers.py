@@ -30,7 +30,9 @@ def _drivers() -> pd.DataFrame:
             "direction": ["up", "up", "up", "up", "down", "up"],
             "fold_change": [1.98, 1.90, 1.51, 1.95, 0.43, 1.74],
             "library_name": ["Isorhamnetin 3-O-rutinoside", "Quercetin 3-O-rhamnoside", "", "", "", "Saponaretin"],
-            "analogue_name": ["", "", "Gallocatechin", "", "", ""],
+            "analogue_name": ["", "", "Gallocatechin", "Catechin", "", ""],
+            "analogue_score": [None, None, 0.82, 0.02, None, None],  # rank 4's open-search best is 0.02: no name
+            "analogue_matched_peaks": [0, 0, 5, 1, 0, 0],
         }
     )
 
@@ -42,6 +44,7 @@ def test_drivers_section_lists_the_top_drivers_and_the_artifact():
     rows = [line for line in lines if line.startswith("| ") and line[2].isdigit()]
     assert len(rows) == 5 and rows[0].startswith("| 1 | 447.0934 | 3.13 | up | 1.90 | Quercetin 3-O-rhamnoside |")
     assert "| 3 | 369.0283 | 1.99 | up | 1.51 | ~Gallocatechin |" in rows[2]  # an analogue match is marked
+    assert "| 4 | 505.0994 | 3.60 | up | 1.95 | - |" in rows[3] and "Catechin |" not in section  # too weak to name
     assert "| down |" in rows[4] and "Saponaretin" not in section  # rank 6 is not in the top 5
     assert "`runs:/abc/explain/drivers.csv`" in section and "5 of 6" in section
     tag = top_drivers_tag(_drivers(), top=2)
