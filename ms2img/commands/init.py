@@ -87,9 +87,11 @@ def parse_assays(text: str) -> list[str]:
     bad = [a for a in names if not ASSAY_NAME.match(a)]
     if bad:
         raise ConfigError(f"--assays: '{bad[0]}' is not a usable name (letters, digits, '_', '.', '-')")
-    dup = sorted({a for a in names if names.count(a) > 1})
+    folded = [a.lower() for a in names]  # reports/DPPH and reports/dpph are one folder on macOS and Windows
+    dup = [a for a, f in zip(names, folded, strict=True) if folded.count(f) > 1]
     if dup:
-        raise ConfigError(f"--assays: '{dup[0]}' is given twice")
+        said = f"'{dup[0]}' is given twice" if len(set(dup)) == 1 else f"{' and '.join(dup[:2])} differ only in case"
+        raise ConfigError(f"--assays: {said}")
     return names
 
 

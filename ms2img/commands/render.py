@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else (params.get("base", {}) or {}).get("seed", 42)
     rng = np.random.default_rng(seed) if config.ppm_jitter > 0 else None
 
-    sets = render_files(args.events_dir, configs, rng=rng)
+    outside: dict[str, int] = {}
+    sets = render_files(args.events_dir, configs, rng=rng, outside=outside)
     if out_dir is not None:
         outs = list(write_image_folder(sets, out_dir).values())
     else:
@@ -142,6 +143,11 @@ def run(args: argparse.Namespace) -> int:
             f"wrote {path}: {len(images)} images ({unit}s), {cfg.size} (W x H), aggregation={cfg.aggregation}, "
             f"transform={cfg.transform}"
         )
+    (x_lo, x_hi), (y_lo, y_hi) = config.x_range, config.y_range
+    if outside.get("precursor"):
+        print(f"  left out: {outside['precursor']:,} fragment events of precursors outside m/z {x_lo:g}-{x_hi:g}")
+    if outside.get("fragment"):
+        print(f"  left out: {outside['fragment']:,} fragments outside m/z {y_lo:g}-{y_hi:g}")
     if args.png_dir is not None:
         written = write_png_folder(sets, args.png_dir, limit=args.png_limit, gamma=args.png_gamma)
         for folder, n in written.values():

@@ -151,7 +151,9 @@ class FamilyModel:
         """The card alone (no estimator loaded): what the registry needs to decide whether to register."""
         path = Path(folder) / CARD
         if not path.is_file():
-            raise InputFileError(path, "no trained model here: run `ms2img train` for this assay (or `dvc repro`) first")
+            raise InputFileError(
+                path, "no trained model here: run `ms2img train` for this assay (or `dvc repro`) first"
+            )
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:

@@ -55,13 +55,24 @@ def render_files(
     configs: Sequence[RenderConfig],
     rng: np.random.Generator | None = None,
     progress: bool = True,
+    outside: dict[str, int] | None = None,
 ) -> list[ImageSet]:
-    """Render every ``*.parquet`` in ``events_dir`` (read one at a time) at each config; one ImageSet per config."""
+    """Render every ``*.parquet`` in ``events_dir`` (read one at a time) at each config; one ImageSet per config.
+
+    ``outside``: filled with the fragment events the images leave out (every config shares the m/z ranges):
+    ``precursor``, those whose precursor m/z is outside ``x_range``; ``fragment``, the others whose fragment m/z is
+    outside ``y_range``."""
     files = event_files(events_dir)
     parts: list[list[ImageSet]] = [[] for _ in configs]
     sources: dict[tuple[str, str], Path] = {}
     for f in tqdm(files, desc="render", unit="file", disable=None if progress else True):
         df = read_render_columns(f)
+        if outside is not None and configs:
+            (x_lo, x_hi), (y_lo, y_hi) = configs[0].x_range, configs[0].y_range
+            x, y = df["precursor_mz"].to_numpy(), df["fragment_mz"].to_numpy()
+            off_x = ~((x >= x_lo) & (x < x_hi))
+            outside["precursor"] = outside.get("precursor", 0) + int(off_x.sum())
+            outside["fragment"] = outside.get("fragment", 0) + int((~off_x & ~((y >= y_lo) & (y < y_hi))).sum())
         for k, cfg in enumerate(configs):
             s = render_events(df, cfg, rng=rng, progress=False)
             parts[k].append(s)

@@ -235,3 +235,20 @@ def test_kill_9_at_random_points_leaves_each_folder_entirely_old_or_entirely_new
     assert start("new").wait(timeout=120) == 0
     assert (folder_state(images), folder_state(pngs)) == ref["new"]
     assert hidden_entries(out) == [], "a killed run's leftovers survived the next successful run"
+
+
+def test_cli_counts_the_events_the_image_leaves_out(tmp_path, capsys):
+    """A real export has precursors below m/z 100 (msdialr: 301 fragment events) and fragments past 1500: the image's
+    axes leave them out, and render says how many."""
+    rows = [
+        ("A", "r1", "in", 300.0, 5.0, 150.0, 1.0),
+        ("A", "r1", "low", 80.0, 5.0, 50.0, 1.0),  # precursor below 100: both of its fragments
+        ("A", "r1", "low", 80.0, 5.0, 60.0, 1.0),
+        ("A", "r1", "big", 1490.0, 5.0, 1499.0, 1.0),
+        ("A", "r1", "big", 1490.0, 5.0, 1600.0, 1.0),  # fragment past 1500 (an isotope above the precursor)
+    ]
+    ev = write_events_dir(tmp_path / "events", {"A": rows})
+    assert main(["render", str(ev), "--out", str(tmp_path / "img.npz"), "--size", "75x70"]) == 0
+    out = capsys.readouterr().out
+    assert "left out: 2 fragment events of precursors outside m/z 100-1500" in out
+    assert "left out: 1 fragments outside m/z 0-1500" in out
