@@ -69,7 +69,8 @@ def test_project_params_hold_the_assays_and_nothing_of_the_demo():
 def test_assay_names_are_checked():
     assert parse_assays(" DPPH, TPC ") == ["DPPH", "TPC"]
     for bad, said in [("", "at least one"), ("a b", "not a usable name"), ("x,x", "given twice"),
-                      ("DPPH,dpph", "DPPH and dpph differ only in case")]:  # fmt: skip
+                      ("DPPH,dpph", "DPPH and dpph differ only in case"), ("x,x,X", "'x' is given twice"),
+                      ("a,b,A", "A and a differ only in case")]:  # fmt: skip
         with pytest.raises(ConfigError, match=said):
             parse_assays(bad)
 

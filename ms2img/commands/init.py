@@ -87,10 +87,13 @@ def parse_assays(text: str) -> list[str]:
     bad = [a for a in names if not ASSAY_NAME.match(a)]
     if bad:
         raise ConfigError(f"--assays: '{bad[0]}' is not a usable name (letters, digits, '_', '.', '-')")
-    folded = [a.lower() for a in names]  # reports/DPPH and reports/dpph are one folder on macOS and Windows
-    dup = [a for a, f in zip(names, folded, strict=True) if folded.count(f) > 1]
-    if dup:
-        said = f"'{dup[0]}' is given twice" if len(set(dup)) == 1 else f"{' and '.join(dup[:2])} differ only in case"
+    groups: dict[str, list[str]] = {}  # reports/DPPH and reports/dpph are one folder on macOS and Windows
+    for name in names:
+        groups.setdefault(name.lower(), []).append(name)
+    clash = next((g for g in groups.values() if len(g) > 1), None)
+    if clash:
+        same = len(set(clash)) == 1
+        said = f"'{clash[0]}' is given twice" if same else f"{' and '.join(sorted(set(clash)))} differ only in case"
         raise ConfigError(f"--assays: {said}")
     return names
 

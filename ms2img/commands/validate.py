@@ -17,7 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Validate every events Parquet file in EVENTS_DIR and, with --assays, assays.csv. Failures name the "
             "file, the row (Parquet, 0-based) or line (CSV) and the expectation. Policy 'fail' exits non-zero on "
             "any failure; 'quarantine' moves failing accessions to EVENTS_DIR/../quarantine/ and goes on. A lab export "
-            "(an MS-DIAL / MZmine / FBMN file or a folder of them) is read with `ms2img ingest`'s defaults into a "
+            "(an MS-DIAL / MZmine / FBMN file or a folder of them) is read as `ms2img ingest` reads it (a "
+            "sample_sheet.csv beside the folder, --sample-sheet, --mgf, params.yaml's ingest options) into a "
             "temporary events folder first, so it can be checked before it enters a project."
         ),
     )

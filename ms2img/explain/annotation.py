@@ -43,14 +43,24 @@ def shown_name(row: Any) -> str:
     if identity:
         return identity
     analogue = _plain(get("analogue_name", ""))
-    score, peaks = get("analogue_score", np.nan), get("analogue_matched_peaks", 0)
-    strong = analogue and float(score if score is not None else np.nan) >= NAME_MIN_SCORE
-    return f"~{analogue}" if strong and int(peaks or 0) >= NAME_MIN_PEAKS else ""
+    score, peaks = _number(get("analogue_score", None)), _number(get("analogue_matched_peaks", None))
+    return f"~{analogue}" if analogue and score >= NAME_MIN_SCORE and peaks >= NAME_MIN_PEAKS else ""
 
 
 def _plain(value: Any) -> str:
-    """A name cell as text: '' for missing values (NaN, None)."""
-    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value).strip()
+    """A name cell as text: '' for missing values (NaN, None, pd.NA)."""
+    import pandas as pd
+
+    return "" if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)) else str(value).strip()
+
+
+def _number(value: Any) -> float:
+    """A score or count cell as a float; -inf when missing or not a number (below any bar)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return -np.inf
+    return x if np.isfinite(x) else -np.inf
 
 
 POLARITIES = ("negative", "positive")

@@ -35,10 +35,11 @@ from ms2img.io.metadata import read_sample_metadata
 from ms2img.io.msdial import read_msdial
 from ms2img.io.raw import read_raw
 from ms2img.io.result import ReadResult, make_manifest
-from ms2img.io.sample_sheet import read_sample_sheet, strip_raw_extension
+from ms2img.io.sample_sheet import index_sheet, read_sample_sheet, sheet_row, strip_raw_extension
 from ms2img.io.schema import SAMPLE_COLUMNS, SAMPLE_TYPES, WRITTEN_COLUMNS, accession_filename
 
 log = logging.getLogger(__name__)
+UNLISTED = "input samples the sample sheet or metadata does not list"
 
 MANIFEST = "samples.csv"
 # What ingest itself writes into the events folder; anything else there is someone else's file.
@@ -363,12 +364,11 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path
         if unused:
             log.warning("sample sheet rows matching no input: %s", unused[:10])
             warnings["sample-sheet rows matching no input"] = len(unused)
-        listed = _sample_names(sheet)
-        unlisted = [n for n in manifest["sample"] if n not in listed and strip_raw_extension(n) not in listed]
-        if unlisted:  # a partial sheet (or an activity file given as metadata) leaves these on the export's defaults
+        index = index_sheet(sheet)
+        unlisted = [n for n in manifest["sample"] if sheet_row(index, n) is None]  # left on the input's defaults
+        if unlisted:
             log.warning("input samples the sample sheet does not list: %s", unlisted[:10])
-            said = "input samples the sample sheet does not list (kept as the input says: own accession, type)"
-            warnings[said] = len(unlisted)
+            warnings[f"{UNLISTED} (kept as the input says: own accession, type)"] = len(unlisted)
     summary.warnings = dict(warnings)
     return manifest, parts, activity
 

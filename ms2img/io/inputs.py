@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ms2img.errors import ConfigError, InputFileError
 from ms2img.io.fbmn import is_optimus_header, is_quant_header
+from ms2img.io.metadata import side_table
 from ms2img.io.msdial import is_msdial_header
 from ms2img.io.raw import sniff_raw
 from ms2img.io.result import check_not_binary
@@ -56,9 +57,10 @@ def sniff(path: str | Path) -> str:
         return "quant"
     if lines and is_optimus_header(lines[0]):
         return "optimus"
-    side = side_table(lines[0]) if lines else None
+    first = next((k for k, line in enumerate(lines) if line.strip()), None)
+    side = side_table(lines[first]) if first is not None else None
     if side:
-        raise InputFileError(path, side, 1)
+        raise InputFileError(path, f"{side[1]}; it is not LC-MS/MS data: keep it out of the exports folder", first + 1)
     ext = path.suffix.lower()
     if ext in (".txt", ".tsv"):
         return "msdial"  # let the reader say what is wrong with it
@@ -69,21 +71,6 @@ def sniff(path: str | Path) -> str:
     if ext == ".mgf":
         return "mgf"
     raise InputFileError(path, "unrecognised format (expected an MS-DIAL export, quant CSV + MGF, mzML or mzXML)", 1)
-
-
-def side_table(header: str) -> str | None:
-    """What a table that goes beside the LC-MS/MS data is, and where it goes, from its header line; None when the
-    header is not one of them. These sit next to quant tables in a lab's folder and read as a quant CSV otherwise."""
-    cells = [c.strip().strip('"').lower() for c in header.lstrip("\ufeff").replace("\t", ",").split(",")]
-    if cells[:2] == ["sample_name", "quant_data"]:
-        return ("a FERMO activity table (sample_name, quant_data), not LC-MS/MS data: keep it out of the exports "
-                "folder and give it to `ms2img explain --method correlation --assays FILE`")  # fmt: skip
-    if cells[:2] == ["sample_name", "attribute"] or (
-        "filename" in cells and any(c.startswith("attribute_") for c in cells)
-    ):
-        return ("a sample metadata table (FERMO groups or GNPS/FBMN ATTRIBUTE_ columns), not LC-MS/MS data: keep it "
-                "out of the exports folder and give it to `ms2img ingest --metadata FILE`")  # fmt: skip
-    return None
 
 
 def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -> list[InputJob]:

@@ -40,6 +40,26 @@ def _type_of(value: str) -> str:
     return "Sample"
 
 
+def side_table(header: str) -> tuple[str, str] | None:
+    """``(kind, what it is and where it goes)`` of a table that sits beside LC-MS/MS data in a lab's folder, from
+    its header line: kind ``activity`` (FERMO's ``sample_name, quant_data``) or ``metadata`` (FERMO groups, GNPS/FBMN
+    ``filename`` + ``ATTRIBUTE_*``); None for any other header. Such tables would otherwise read as a quant CSV."""
+    cells = [c.strip().strip('"').lower() for c in header.lstrip("\ufeff").replace("\t", ",").split(",")]
+    if cells[:2] == ["sample_name", "quant_data"]:
+        return "activity", (
+            "a FERMO activity table (sample_name, quant_data): it goes to "
+            "`ms2img explain --method correlation --assays FILE`"
+        )
+    if cells[:2] == ["sample_name", "attribute"] or (
+        "filename" in cells and any(c.startswith("attribute_") for c in cells)
+    ):
+        return "metadata", (
+            "a sample metadata table (FERMO groups or GNPS/FBMN ATTRIBUTE_ columns): it goes to "
+            "`ms2img ingest --metadata FILE`"
+        )
+    return None
+
+
 def read_sample_metadata(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """``(sample sheet with SHEET_COLUMNS, activity or None)``; errors name the file and line."""
     path = Path(path)
@@ -57,12 +77,11 @@ def read_sample_metadata(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame |
         raise InputFileError(
             path, f"no sample column: expected one of {list(NAME_COLUMNS)} (GNPS 'filename' or FERMO)", line=header_line
         )
-    if lower[:2] == ["sample_name", "quant_data"]:
+    side = side_table(lines[first])
+    if side and side[0] == "activity":
         raise InputFileError(
-            path, "a FERMO activity table (sample_name, quant_data), not sample metadata: give it to `ms2img explain "
-            "--method correlation --assays FILE`, and FERMO's group table (sample_name, attribute) to --metadata",
-            line=header_line,
-        )  # fmt: skip
+            path, f"{side[1]}; it is not sample metadata (FERMO's is sample_name, attribute)", line=header_line
+        )
     attrs = {j: _attribute(h) for j, h in enumerate(header) if j != name_j and h}
     records, line_no = [], []
     for k, fields in enumerate(rows[1:], start=1):

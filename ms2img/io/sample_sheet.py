@@ -109,6 +109,11 @@ def index_sheet(sheet: pd.DataFrame | str | Path | None) -> dict[str, dict[str, 
     return index
 
 
+def sheet_row(index: dict[str, dict[str, str]], name: str) -> dict[str, str] | None:
+    """The sheet row of sample ``name`` (by name, or without its raw-file extension); None when not listed."""
+    return index.get(name) or index.get(strip_raw_extension(name))
+
+
 def resolve(
     index: dict[str, dict[str, str]],
     name: str,
@@ -118,7 +123,7 @@ def resolve(
     sample_class: str = "",
 ) -> dict[str, str]:
     """Manifest fields for sample ``name``: the sheet's values where it lists the sample, else the defaults."""
-    rec = index.get(name) or index.get(strip_raw_extension(name))
+    rec = sheet_row(index, name)
     if rec is None:
         return {
             "sample": name,
@@ -229,8 +234,8 @@ def mixed_class_warnings(
         if len(counts) > 1:
             classes = ", ".join(f"{c} x{n}" for c, n in counts.items())
             out.append(
-                f"accession '{accession}' ({rows['source'].iat[0]}) averages {len(rows)} sample columns of "
-                f"{len(counts)} classes ({classes}); if they are different extracts, map them to accessions in a "
-                f"sample sheet ({SHEET_NAME}), or ingest that export alone (each column an accession)"
+                f"accession '{accession}' ({Path(str(rows['source'].iat[0])).name}) averages {len(rows)} sample "
+                f"columns of {len(counts)} classes ({classes}); if they are different extracts, give them their own "
+                f"accessions (a {SHEET_NAME}, or that export ingested alone: each column an accession)"
             )
     return out[:limit] + ([f"... and {len(out) - limit} more accessions like these"] if len(out) > limit else [])

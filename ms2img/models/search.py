@@ -149,9 +149,8 @@ class Ms2ImgRandomSearch(keras_tuner.RandomSearch):
         # the oracle ranks trials on the same kept-epoch value (Keras Tuner's own reading takes the best of every
         # epoch, including those early stopping ignores and whose weights are gone)
         kept = [best_of(h, objective, original_callbacks) for h in self._histories[trial.trial_id]]
-        return [
-            {objective.name: float("nan") if v is None else (v if objective.direction == "max" else -v)} for v in kept
-        ]
+        worst = -np.inf if objective.direction == "max" else np.inf  # a diverged trial ranks last, never arbitrarily
+        return [{objective.name: worst if v is None else (v if objective.direction == "max" else -v)} for v in kept]
 
     def on_trial_end(self, trial: Any) -> None:
         super().on_trial_end(trial)  # oracle.end_trial: final status and score

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ms2img import plots
+from ms2img.training.fold_metrics import predict_labels
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ def confusion(oof: pd.DataFrame, folds: pd.DataFrame | None, family: str, assay:
     for y, p, key in family_folds(oof, family):
         t = thresholds.get(tuple(key), 0.5)
         t = 0.5 if not np.isfinite(t) else t
-        pred = (p > t).astype(int)
+        pred = predict_labels(p, t)
         m = np.zeros((2, 2))
         for yt, yp in zip(y, pred, strict=True):
             m[int(yt), int(yp)] += 1

@@ -33,6 +33,7 @@ from ms2img.errors import ConfigError
 from ms2img.models.estimators import make_estimator
 from ms2img.models.family import ENSEMBLE, MULTITASK, NETWORKS, SIMPLICITY, FamilyModel, has_network, input_kind
 from ms2img.training.dataset import MIDDLE, AssayData, Fold, Protocol, class_summary
+from ms2img.training.fold_metrics import predict_labels
 from ms2img.training.scores import (
     BOUNDS,
     LABELS,
@@ -337,7 +338,7 @@ def degenerate_families(result: CVResult) -> dict[str, str]:
             for _, r in g.groupby("repeat"):
                 thr = thresholds.reindex(pd.MultiIndex.from_arrays([[fam] * len(r), r["repeat"], r["fold"]]))
                 scores = fold_scores(r["label"].to_numpy(), r["probability"].to_numpy(), thr.to_numpy())
-                pred = r["probability"].to_numpy() > thr.to_numpy()
+                pred = predict_labels(r["probability"].to_numpy(), thr.to_numpy()) == 1
                 one_class.append(pred.all() or not pred.any() or scores["balanced_accuracy"] == 0.5)
             share = float(np.mean(one_class))
             if share > 0.5:

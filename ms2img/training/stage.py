@@ -31,7 +31,7 @@ from ms2img.jsonio import to_jsonable
 from ms2img.models.family import ENSEMBLE, FAMILIES, MULTITASK, input_kind
 from ms2img.training.dataset import MIDDLE, AssayData, class_summary, data_from_params
 from ms2img.training.experiment import CVResult, cross_validate, degenerate_families, fit_final, resolve_cohort_settings
-from ms2img.training.fold_metrics import confusion_matrices, write_metrics_json
+from ms2img.training.fold_metrics import confusion_matrices, predict_labels, write_metrics_json
 from ms2img.training.scores import LABELS, PRIMARY, REGRESSION_SCORES, SCORES, scores_of
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def _family_plots(data: AssayData, cv: CVResult, family: str, plot_dir: Path, un
         )
         y_true.append(scored["label"].to_numpy())
         y_prob.append(scored["probability"].to_numpy())
-        y_pred.append((scored["probability"].to_numpy() > thr).astype(int))
+        y_pred.append(predict_labels(scored["probability"].to_numpy(), thr))
     name = family.replace("-", "_")
     mean, sd = confusion_matrices(y_true, y_pred)
     s = data.scaling()

@@ -144,7 +144,7 @@ def test_exports_read_one_per_accession_warn_when_their_columns_are_different_cl
     assert main(["ingest", str(exports), "--out", str(tmp_path / "events")]) == 0
     out = capsys.readouterr().out
     assert "batch1.txt: 5 columns -> 1 accession x 4 replicates" in out
-    assert "warning: accession 'batch1'" in out and "averages 4 sample columns of 2 classes (1 x2, 2 x2)" in out
+    assert "warning: accession 'batch1' (batch1.txt) averages 4 sample columns of 2 classes (1 x2, 2 x2)" in out
     assert out.count("warning: accession") == 2
     same = manifest([("1a", "one", "1", "Sample"), ("1b", "one", "2", "Sample")]).assign(**{"class": ["1", "1"]})
     assert mixed_class_warnings(same, ("Sample",)) == []
@@ -153,7 +153,7 @@ def test_exports_read_one_per_accession_warn_when_their_columns_are_different_cl
 @pytest.mark.parametrize(
     ("name", "said"),
     [
-        ("case_study_bioactivity.csv", "a FERMO activity table (sample_name, quant_data), not LC-MS/MS data"),
+        ("case_study_bioactivity.csv", "a FERMO activity table (sample_name, quant_data): it goes to `ms2img explain"),
         ("case_study_group_metadata.csv", "a sample metadata table (FERMO groups or GNPS/FBMN ATTRIBUTE_ columns)"),
         ("bioactivity_gnps_metadata.tsv", "a sample metadata table (FERMO groups or GNPS/FBMN ATTRIBUTE_ columns)"),
     ],
@@ -167,7 +167,7 @@ def test_side_tables_in_the_exports_folder_are_named_for_what_they_are(test_data
         shutil.copy(test_data / f, exports)
     assert main(["ingest", str(exports), "--out", str(tmp_path / "events")]) == 2
     err = capsys.readouterr().err
-    assert f"{name}, line 1: {said}" in err and not (tmp_path / "events").exists()
+    assert f"{name}, line 1: {said}" in err and "not LC-MS/MS data" in err and not (tmp_path / "events").exists()
 
 
 def test_metadata_that_leaves_samples_out_is_reported_and_an_activity_file_is_refused(test_data, tmp_path, capsys):
@@ -179,8 +179,7 @@ def test_metadata_that_leaves_samples_out_is_reported_and_an_activity_file_is_re
     partial.write_text("\n".join(line for line in groups if "BLANK" not in line) + "\n")
     args = ["ingest", str(quant), "--mgf", str(mgf), "--out", str(tmp_path / "events")]
     assert main([*args, "--metadata", str(partial)]) == 0
-    assert "warning: input samples the sample sheet does not list (kept as the input says: own accession, type): 1" in (
-        capsys.readouterr().out
-    )
+    said = "warning: input samples the sample sheet or metadata does not list (kept as the input says: own accession"
+    assert f"{said}, type): 1" in capsys.readouterr().out
     assert main([*args, "--metadata", str(test_data / "case_study_bioactivity.csv")]) == 2
     assert "case_study_bioactivity.csv, line 1: a FERMO activity table" in capsys.readouterr().err

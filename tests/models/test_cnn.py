@@ -341,6 +341,15 @@ def test_the_reported_epoch_is_the_one_early_stopping_kept():
     assert kept_epoch({"val_loss": [float("nan")]}, loss, [stop]) is None and best_of({}, loss) is None
 
 
+class UnwatchedLowLoss(keras.callbacks.Callback):
+    """Reports a loss of 0 for the first epoch, one that early stopping (from epoch 3) never watches: a score or best
+    epoch read off every epoch would take it, though no kept network has it."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            logs["val_loss"] = 0.0
+
+
 def test_tuned_score_is_the_restored_networks_own(data, tmp_path):
     x, y = data
     val = stratified_split(y, 0.25, seed=2)
@@ -348,9 +357,10 @@ def test_tuned_score_is_the_restored_networks_own(data, tmp_path):
     result = tune_cnn(
         x, y, trials=1, epochs=5, seed=0, directory=tmp_path, batch_size=8, objective="val_loss",
         hypermodel=CompactHyperModel((H, W), space={"conv_layers": [1], "filters": [4], "units": [8]}, batch_size=8),
-        callbacks=[stop], validation=val,
+        callbacks=[UnwatchedLowLoss(), stop], validation=val,
     )  # fmt: skip
     history = result.tuner.best_history["val_loss"]
-    assert result.best_epoch >= 3  # epochs 1-2 are not watched
+    assert history[0] == 0.0  # the history holds the unwatched epoch ...
+    assert result.best_epoch >= 3  # ... but epochs 1-2 are not watched
     assert result.best_score == pytest.approx(history[result.best_epoch - 1])  # the oracle's score of the trial
     assert result.best_score == pytest.approx(min(history[2:]))

@@ -247,6 +247,8 @@ def write_paper_project(root, families=("cnn", "rf-image", "rf-cosine", "rf-entr
     card.write_text(json.dumps({"threshold": 0.611, "n_accessions": 24, "class_counts": {"low": 12, "high": 12}}))
     rows = [{**DRIVER_ROW, "rank": i + 1, "precursor_mz": 300.0 + i} for i in range(30)]
     rows[1].update(library_name="", analogue_name="Procyanidin A2", analogue_score=0.70, analogue_precursor_mz=575.12)
+    rows[1].update(analogue_matched_peaks=6)
+    rows[2].update(library_name="", analogue_name="Catechin", analogue_score=0.02, analogue_matched_peaks=1)  # too weak
     pd.DataFrame(rows).to_csv(root / "reports" / "DPPH" / "drivers.csv", index=False)
     meta = {"family": "cnn", "n_accessions": 25, "n_high": 12, "n_low": 13, "attribution": "held-out refits"}
     meta["labels_from"] = "reports/DPPH/oof.csv"
@@ -298,6 +300,9 @@ def test_drivers_are_a_top_table_a_chemist_reads_with_the_csv_linked(tmp_path):
         assert f"<th>{column}" in drivers
     assert drivers.count("<tr>") == 1 + 10  # header + top 10 of 30
     assert "Procyanidin B2 [M-H]-" in drivers and "analogue of" in drivers and "577.1342" not in drivers
+    assert (
+        "Catechin" not in drivers and drivers.count("analogue of") == 1
+    )  # an open-search best hit at 0.02 names nothing
     assert "consensus_spectrum" not in drivers and "125.0241:100.0" not in drivers  # the CSV keeps those
     assert "Top 10 of 30 drivers" in drivers and "the 25 accessions the attribution ran on" in drivers
 
