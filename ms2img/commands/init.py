@@ -87,14 +87,15 @@ def parse_assays(text: str) -> list[str]:
     bad = [a for a in names if not ASSAY_NAME.match(a)]
     if bad:
         raise ConfigError(f"--assays: '{bad[0]}' is not a usable name (letters, digits, '_', '.', '-')")
+    twice = next((a for a in names if names.count(a) > 1), None)
+    if twice:
+        raise ConfigError(f"--assays: '{twice}' is given twice")
     groups: dict[str, list[str]] = {}  # reports/DPPH and reports/dpph are one folder on macOS and Windows
     for name in names:
         groups.setdefault(name.lower(), []).append(name)
     clash = next((g for g in groups.values() if len(g) > 1), None)
     if clash:
-        same = len(set(clash)) == 1
-        said = f"'{clash[0]}' is given twice" if same else f"{' and '.join(sorted(set(clash)))} differ only in case"
-        raise ConfigError(f"--assays: {said}")
+        raise ConfigError(f"--assays: {' and '.join(sorted(clash))} differ only in case")
     return names
 
 
