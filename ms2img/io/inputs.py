@@ -73,6 +73,19 @@ def sniff(path: str | Path) -> str:
     raise InputFileError(path, "unrecognised format (expected an MS-DIAL export, quant CSV + MGF, mzML or mzXML)", 1)
 
 
+def library_mgf(path: Path) -> bool:
+    """Is ``path`` a spectral library (GNPS, PhenolicsDB: its first spectrum has ``NAME=``, ``SMILES=`` or
+    ``INCHI=`` and no ``FEATURE_ID=``) rather than the spectra of a feature table? A lab's folder often holds one
+    beside its quant table and MGF (FERMO's case study does); it goes to ``ms2img explain --library``."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536).decode("utf-8", errors="replace")
+    end = head.find("END IONS")
+    keys = {
+        line.split("=", 1)[0].strip().upper() for line in head[: end if end >= 0 else None].splitlines() if "=" in line
+    }
+    return "FEATURE_ID" not in keys and bool(keys & {"NAME", "SMILES", "INCHI"})
+
+
 def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -> list[InputJob]:
     """Expand folders, sniff formats, pair quant tables with MGFs and pick the MS-DIAL accession mode.
 
@@ -97,7 +110,7 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
             found += [(f, sniff(f), True) for f in files]
         else:
             found.append((p, sniff(p), False))
-    mgfs = [p for p, kind, _ in found if kind == "mgf"]
+    mgfs = [p for p, kind, _ in found if kind == "mgf" and not library_mgf(p)]  # a library is not a table's spectra
     if mgf is not None:
         mgf = Path(mgf)
         if sniff(mgf) != "mgf":

@@ -183,3 +183,21 @@ def test_metadata_that_leaves_samples_out_is_reported_and_an_activity_file_is_re
     assert f"{said}, type): 1" in capsys.readouterr().out
     assert main([*args, "--metadata", str(test_data / "case_study_bioactivity.csv")]) == 2
     assert "case_study_bioactivity.csv, line 1: a FERMO activity table" in capsys.readouterr().err
+
+
+def test_a_spectral_library_beside_the_quant_table_is_not_taken_for_its_spectra(test_data, tmp_path, capsys):
+    """FERMO's download holds the quant table, its MGF and a GNPS library MGF (reference spectra with NAME and SMILES):
+    the library is not a candidate for the table's spectra, so the pair is found without --mgf."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    for f in ("case_study_peak_table_quant_full.csv", "case_study_MSMS.mgf"):
+        shutil.copy(test_data / f, exports)
+    (exports / "case_study_spectral_library.mgf").write_text(  # its first spectrum's header, abridged
+        "BEGIN IONS\nPEPMASS=1649.45\nCHARGE=1\nMSLEVEL=2\nIONMODE=Positive\nORGANISM=GNPS-LIBRARY\n"
+        "NAME=Siomycin_A/Sporangiomycin M+H\nSMILES=O=C(C)N\nSCANS=1\n1500.2 100\n825.1 40\nEND IONS\n"
+    )
+    assert main(["ingest", str(exports), "--out", str(tmp_path / "events")]) == 0
+    assert "accessions written: 11" in capsys.readouterr().out
+    (exports / "second.mgf").write_text((test_data / "case_study_MSMS.mgf").read_text())
+    assert main(["ingest", str(exports), "--out", str(tmp_path / "events2")]) == 2  # two feature MGFs: which one?
+    assert "2 MGFs given or found (case_study_MSMS.mgf, second.mgf), none named like it" in capsys.readouterr().err
