@@ -116,6 +116,11 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
         if sniff(mgf) != "mgf":
             raise InputFileError(mgf, "not an MGF file (no BEGIN IONS)", line=1)
     quants = [(p, kind) for p, kind, _ in found if kind in ("quant", "optimus")]
+    if mgf is not None and not quants:
+        raise ConfigError(
+            f"--mgf {mgf}: an MGF pairs with a quant table (MZmine / FBMN CSV) and the inputs hold none; MS-DIAL "
+            "exports and mzML/mzXML files carry their own MS/MS"
+        )
     msdial = [(p, from_dir) for p, kind, from_dir in found if kind == "msdial"]
     several = len([p for p, d in msdial if not d]) > 1
 

@@ -201,3 +201,10 @@ def test_a_spectral_library_beside_the_quant_table_is_not_taken_for_its_spectra(
     (exports / "second.mgf").write_text((test_data / "case_study_MSMS.mgf").read_text())
     assert main(["ingest", str(exports), "--out", str(tmp_path / "events2")]) == 2  # two feature MGFs: which one?
     assert "2 MGFs given or found (case_study_MSMS.mgf, second.mgf), none named like it" in capsys.readouterr().err
+
+
+def test_an_mgf_with_inputs_that_carry_their_own_spectra_is_refused(test_data, tmp_path, capsys):
+    """--mgf beside an MS-DIAL export was ignored without a word; it pairs only with a quant table."""
+    args = ["ingest", str(test_data / MSDIALR), "--mgf", str(test_data / "case_study_MSMS.mgf")]
+    assert main([*args, "--out", str(tmp_path / "events")]) == 2
+    assert "an MGF pairs with a quant table (MZmine / FBMN CSV) and the inputs hold none" in capsys.readouterr().err
