@@ -73,7 +73,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ms2img.explain.annotation import shown_name
+    from ms2img.explain.labels import fold_text, shown_name
     from ms2img.explain.pipeline import config_from_params, explain_assay
     from ms2img.params import load_params
 
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         )
         for r in d.head(5).itertuples(index=False):
             name = shown_name(r)
-            print(f"  #{r.rank} m/z {r.precursor_mz:.4f} RT {r.rt_min:.2f} {r.direction} x{r.fold_change:.2f} {name}")
+            print(f"  #{r.rank} m/z {r.precursor_mz:.4f} RT {r.rt_min:.2f} {r.direction} x{fold_text(r)} {name}")
         if not args.no_track:
             _log_to_champion(assay, res.paths, params)
     return 0

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -29,40 +28,6 @@ from ms2img.io.library import DATA_DIR, LibrarySpectrum, read_library
 log = logging.getLogger(__name__)
 
 BUNDLED_LIBRARIES = (DATA_DIR / "PhenolicsDB_neg.msp", DATA_DIR / "PhenolicsDB_pos.msp")
-# a hit names a feature only from this entropy similarity and number of matched peaks on (GNPS-like bars): an
-# open-search best hit always exists, and at scores near 0.01 with one shared peak it names an unrelated compound
-NAME_MIN_SCORE = 0.7
-NAME_MIN_PEAKS = 3
-
-
-def shown_name(row: Any) -> str:
-    """The label of a driver (a dict or a row of the drivers table): its library identity, else ``~analogue`` when
-    the open-search hit reaches ``NAME_MIN_SCORE`` with ``NAME_MIN_PEAKS`` matched peaks, else ''."""
-    get = row.get if isinstance(row, dict) else lambda key, default=None: getattr(row, key, default)
-    identity = _plain(get("library_name", ""))
-    if identity:
-        return identity
-    analogue = _plain(get("analogue_name", ""))
-    score, peaks = _number(get("analogue_score", None)), _number(get("analogue_matched_peaks", None))
-    return f"~{analogue}" if analogue and score >= NAME_MIN_SCORE and peaks >= NAME_MIN_PEAKS else ""
-
-
-def _plain(value: Any) -> str:
-    """A name cell as text: '' for missing values (NaN, None, pd.NA)."""
-    import pandas as pd
-
-    return "" if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)) else str(value).strip()
-
-
-def _number(value: Any) -> float:
-    """A score or count cell as a float; -inf when missing or not a number (below any bar)."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return -np.inf
-    return x if np.isfinite(x) else -np.inf
-
-
 POLARITIES = ("negative", "positive")
 
 

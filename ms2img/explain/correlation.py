@@ -335,7 +335,8 @@ def annotate_top(
 
     Analogue (open-search) hits are left out: below a real score they name unrelated compounds.
     """
-    from ms2img.explain.annotation import NAME_MIN_PEAKS, NAME_MIN_SCORE, SpectralLibrary
+    from ms2img.explain.annotation import SpectralLibrary
+    from ms2img.explain.labels import NAME_MIN_PEAKS, NAME_MIN_SCORE
 
     min_score = NAME_MIN_SCORE if min_score is None else min_score
     min_peaks = NAME_MIN_PEAKS if min_peaks is None else min_peaks

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ms2img.atomic import atomic_path
-from ms2img.explain.annotation import shown_name
+from ms2img.explain.labels import shown_name
 
 UP_COLOR = "#d62728"  # supports high activity (red, as the project's high class)
 DOWN_COLOR = "#1f77b4"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ms2img.explain.annotation import shown_name
+from ms2img.explain.labels import fold_text, shown_name
 
 
 def card_metric(card: dict, key: str) -> dict[str, float]:
@@ -209,7 +209,7 @@ def drivers_section(drivers: Any, *, artifact_uri: str, figure_uri: str | None =
     for r in rows:
         lines.append(
             f"| {_num(r, 'rank', '.0f')} | {_num(r, 'precursor_mz', '.4f')} | {_num(r, 'rt_min', '.2f')} | "
-            f"{_text(r.get('direction'))} | {_num(r, 'fold_change', '.2f')} | {_text(shown_name(r)) or '-'} | "
+            f"{_text(r.get('direction'))} | {fold_text(r)} | {_text(shown_name(r)) or '-'} | "
             f"{_num(r, 'importance', '.3g')} | {_num(r, 'conditional_importance', '.3g')} |"
         )
     lines += ["", f"Full table: `{artifact_uri}`" + (f"; figure: `{figure_uri}`" if figure_uri else "") + "."]

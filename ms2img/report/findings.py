@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ms2img.explain.annotation import shown_name
+from ms2img.explain.labels import fold_text, shown_name
 from ms2img.report.collect import ReportInputs
 from ms2img.report.html import (
     esc,
@@ -67,7 +67,7 @@ def _library(r: Mapping[str, Any]) -> str:
         )
         return f"{esc(name)}{' ' + esc(adduct) if adduct else ''}{f' ({detail})' if detail else ''}"
     name = _text(r.get("analogue_name"))
-    if name and shown_name(r):  # an open-search hit strong enough to name (annotation.NAME_MIN_SCORE / _PEAKS)
+    if name and shown_name(r):  # an open-search hit strong enough to name (labels.NAME_MIN_SCORE / _PEAKS)
         score, mz = _float(r.get("analogue_score")), _float(r.get("analogue_precursor_mz"))
         detail = ", ".join(
             x for x in (f"score {score:.2f}" if score is not None else "", f"m/z {mz:.4f}" if mz else "") if x
@@ -91,7 +91,7 @@ def drivers_table(df: Any, top: int = DRIVERS_TOP) -> str:
                     "up": "<span class=nowrap>up in active</span>",
                     "down": "<span class=nowrap>down in active</span>",
                 }.get(direction, esc(direction) or "–"),
-                f"{fc:.2f}" if fc is not None else "–",
+                fold_text(r) if fc is not None else "–",
                 esc(_evidence(r)),
                 _library(r),
             ]

@@ -132,3 +132,15 @@ def test_attach_drivers_puts_them_on_the_champion_card(store: Path):
         pass
     with pytest.raises(FileNotFoundError, match="explain/drivers.csv"):
         attach_drivers(NAME, champion.version, newer, run_id=other.info.run_id)
+
+
+def test_a_compound_absent_from_one_group_is_said_so_not_given_a_ratio_of_the_floor():
+    """FERMO's drivers: a compound never seen in the low group had fold change 771239 (the 1e-6 floor)."""
+    from ms2img.explain.labels import fold_text
+
+    assert fold_text({"mean_high": 0.77, "mean_low": 0.0, "fold_change": 771239.0}) == "high only"
+    assert fold_text({"mean_high": 0.0, "mean_low": 0.2, "fold_change": 5e-6}) == "low only"
+    assert fold_text({"mean_high": 0.4, "mean_low": 0.2, "fold_change": 2.0}) == "2.00"
+    assert fold_text({}) == "-"
+    row = {**_drivers().iloc[1].to_dict(), "mean_high": 0.5, "mean_low": 0.0}
+    assert "| up | high only | Quercetin 3-O-rhamnoside |" in drivers_section(pd.DataFrame([row]), artifact_uri="x")

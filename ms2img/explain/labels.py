@@ -1,0 +1,55 @@
+"""How a driver is shown to people (CLI, drivers figure, HTML report, model card): its name and its fold change.
+
+One home, so the four places never disagree; the drivers CSV keeps every raw column.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+# a hit names a feature only from this entropy similarity and number of matched peaks on (GNPS-like bars): an
+# open-search best hit always exists, and at scores near 0.01 with one shared peak it names an unrelated compound
+NAME_MIN_SCORE = 0.7
+NAME_MIN_PEAKS = 3
+
+
+def shown_name(row: Any) -> str:
+    """The label of a driver (a dict or a row of the drivers table): its library identity, else ``~analogue`` when
+    the open-search hit reaches ``NAME_MIN_SCORE`` with ``NAME_MIN_PEAKS`` matched peaks, else ''."""
+    get = row.get if isinstance(row, dict) else lambda key, default=None: getattr(row, key, default)
+    identity = _plain(get("library_name", ""))
+    if identity:
+        return identity
+    analogue = _plain(get("analogue_name", ""))
+    score, peaks = _number(get("analogue_score", None)), _number(get("analogue_matched_peaks", None))
+    return f"~{analogue}" if analogue and score >= NAME_MIN_SCORE and peaks >= NAME_MIN_PEAKS else ""
+
+
+def _plain(value: Any) -> str:
+    """A name cell as text: '' for missing values (NaN, None, pd.NA)."""
+    import pandas as pd
+
+    return "" if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)) else str(value).strip()
+
+
+def _number(value: Any) -> float:
+    """A score or count cell as a float; -inf when missing or not a number (below any bar)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return -np.inf
+    return x if np.isfinite(x) else -np.inf
+
+
+def fold_text(row: Any) -> str:
+    """The fold change high / low as text: ``1.90``, or ``high only`` / ``low only`` when the other group never
+    shows the compound (the ratio there is a division by the 1e-6 floor, e.g. 771239)."""
+    get = row.get if isinstance(row, dict) else lambda key, default=None: getattr(row, key, default)
+    high, low, fold = _number(get("mean_high", None)), _number(get("mean_low", None)), _number(get("fold_change", None))
+    if low == 0 and high > 0:
+        return "high only"
+    if high == 0 and low > 0:
+        return "low only"
+    return f"{fold:.2f}" if np.isfinite(fold) else "-"
