@@ -115,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
         )
         for r in d.head(5).itertuples(index=False):
             name = shown_name(r)
-            print(f"  #{r.rank} m/z {r.precursor_mz:.4f} RT {r.rt_min:.2f} {r.direction} x{fold_text(r)} {name}")
+            fold = fold_text(r)
+            fold = f"x{fold}" if fold[:1].isdigit() else fold  # x1.90, or "high only"
+            print(f"  #{r.rank} m/z {r.precursor_mz:.4f} RT {r.rt_min:.2f} {r.direction} {fold} {name}")
         if not args.no_track:
             _log_to_champion(assay, res.paths, params)
     return 0
