@@ -41,6 +41,13 @@ def test_summary_prints_the_interval_then_folds_x_repeats_then_the_auc_lines() -
     assert "DPPH      -0.070 [-0.150, +0.010] p=0.080 (15 folds): undecided" in text
     assert "TPC       -  (cnn or rf-image not trained)" in text
     assert re.search(r"^DPPH\s+rf-image\s+0\.810 ± 0\.050\s+\[0\.71, 0\.91\]\s+0\.080\s+3$", text, re.MULTILINE)
+    assert "DPPH      cnn -0.070 (OUTSIDE); best network family cnn -0.070 (not ahead)" in text
+    assert "cnn within 0.02 on 0/1 assays; a family with a network ahead on 0/1" in text
+    near = {"cnn vs rf-image": {**pair, "diff": -0.015}, "image-ensemble vs rf-image": {**pair, "diff": 0.01}}
+    lines = sci.bar_lines({"DPPH": _metrics(near), "TPC": _metrics({"rf-image vs cnn": {**pair, "diff": -0.03}})})
+    assert "DPPH      cnn -0.015 (within); best network family image-ensemble +0.010 (ahead)" in lines
+    assert "TPC       cnn +0.030 (within); best network family cnn +0.030 (ahead)" in lines
+    assert lines[-1] == "cnn within 0.02 on 2/2 assays; a family with a network ahead on 2/2"
     assert closing[0] == "5 folds x 3 repeats"
     assert closing[1:] == [
         "DPPH rf-image auc=0.8100 sd=0.0500",
