@@ -17,7 +17,6 @@ import shutil
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ from ms2img.io.inputs import InputJob, plan
 from ms2img.io.metadata import read_sample_metadata
 from ms2img.io.msdial import read_msdial
 from ms2img.io.raw import read_raw
-from ms2img.io.result import ReadResult, make_manifest
+from ms2img.io.result import IngestSummary, ReadResult, make_manifest
 from ms2img.io.sample_sheet import index_sheet, read_sample_sheet, sheet_row, strip_raw_extension
 from ms2img.io.schema import SAMPLE_COLUMNS, SAMPLE_TYPES, WRITTEN_COLUMNS, accession_filename
 
@@ -61,48 +60,6 @@ PARQUET_OPTIONS = {
 }
 ROW_GROUP_ROWS = 1024 * 1024  # pyarrow's default largest row group: streamed files are cut as write_table cuts
 WORKERS = 4  # reader threads (capped by the CPU count): parsing and Parquet writing release the GIL
-
-
-@dataclass
-class IngestSummary:
-    """What an ingest run wrote and found."""
-
-    out_dir: Path
-    files: int = 0
-    accessions: int = 0
-    samples: dict[str, int] = field(default_factory=dict)  # by type, incl. blanks and QC
-    events: int = 0
-    precursors_without_msms: int = 0
-    blank_removed: int = 0  # (sample, feature) pairs dropped by blank subtraction
-    stale_removed: list[str] = field(default_factory=list)
-    warnings: dict[str, int] = field(default_factory=dict)
-    assays_out: Path | None = None
-    assays: list[str] = field(default_factory=list)  # assay columns written to assays_out
-    rt_units: dict[str, list[str]] = field(default_factory=dict)  # how RTs were read -> the files read so
-    polarities: dict[str, int] = field(default_factory=dict)  # fragment events per polarity, all inputs
-
-    def format(self) -> str:
-        """A few lines for people."""
-        types = ", ".join(f"{n} {t}" for t, n in sorted(self.samples.items())) or "none"
-        lines = [
-            f"ingested {self.files} file(s) into {self.out_dir}",
-            f"  accessions written: {self.accessions} ({self.events:,} fragment events)",
-            f"  samples: {types}",
-            f"  precursors without MS/MS: {self.precursors_without_msms}",
-        ]
-        for said, files in self.rt_units.items():
-            named = Path(files[0]).name if len(files) == 1 else f"{len(files)} files"
-            lines.append(f"  retention time: {named}: {said}")
-        if self.polarities:
-            lines.append("  polarity: " + " and ".join(sorted(self.polarities)))
-        if self.blank_removed:
-            lines.append(f"  removed by blank subtraction: {self.blank_removed} sample features")
-        if self.stale_removed:
-            lines.append(f"  removed stale files: {', '.join(self.stale_removed)}")
-        if self.assays_out is not None:
-            lines.append(f"  assays: {', '.join(self.assays)} -> {self.assays_out}")
-        lines += [f"  warning: {kind}: {n}" for kind, n in sorted(self.warnings.items())]
-        return "\n".join(lines)
 
 
 def ingest(
@@ -151,6 +108,8 @@ def ingest(
         raise ConfigError(f"--out {out_dir}: exists and is not a folder")
     _check_out_apart(inputs, out_dir)
     jobs = plan(inputs, mgf)
+    skipped = [f"{j.path.name} ({j.note})" for j in jobs if j.kind == "side"]  # tables found beside the data
+    jobs = [j for j in jobs if j.kind != "side"]
     if sample_sheet is not None and metadata is not None:
         raise ConfigError("give a sample sheet or a sample metadata table, not both")
     sheet = read_sample_sheet(sample_sheet) if sample_sheet is not None else None
@@ -159,7 +118,7 @@ def ingest(
         sheet, meta_activity = read_sample_metadata(metadata)
     clean_leftovers(out_dir)
     _clean_old_staging(out_dir)
-    summary = IngestSummary(out_dir=out_dir, files=len(jobs))
+    summary = IngestSummary(out_dir=out_dir, files=len(jobs), skipped=skipped)
     try:
         with atomic_dir(out_dir) as stage:
             parts_dir = stage / ".parts"

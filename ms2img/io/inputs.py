@@ -17,7 +17,7 @@ from ms2img.io.schema import accession_filename
 TEXT_EXTENSIONS = {".txt", ".tsv", ".csv", ".mgf"}
 RAW_EXTENSIONS = {".mzml", ".mzxml"}
 SNIFF_LINES = 60  # lines of a file's head that decide its format
-FORMATS = ("msdial", "quant", "optimus", "mgf", "raw")
+FORMATS = ("msdial", "quant", "optimus", "mgf", "raw", "side")  # side: an activity or metadata table (skipped)
 
 
 @dataclass
@@ -25,10 +25,11 @@ class InputJob:
     """One input file and how to read it (its format, the MGF paired with a quant table, where accessions come
     from)."""
 
-    kind: str  # msdial | quant | raw
+    kind: str  # msdial | quant | optimus | raw | side (a table found beside the data in a folder: skipped)
     path: Path
     mgf: Path | None = None
     accession_from: str = "column"
+    note: str = ""  # side: what the table is and where it goes
 
 
 def sniff(path: str | Path) -> str:
@@ -57,10 +58,8 @@ def sniff(path: str | Path) -> str:
         return "quant"
     if lines and is_optimus_header(lines[0]):
         return "optimus"
-    first = next((k for k, line in enumerate(lines) if line.strip()), None)
-    side = side_table(lines[first]) if first is not None else None
-    if side:
-        raise InputFileError(path, f"{side[1]}; it is not LC-MS/MS data: keep it out of the exports folder", first + 1)
+    if side_note(lines):
+        return "side"
     ext = path.suffix.lower()
     if ext in (".txt", ".tsv"):
         return "msdial"  # let the reader say what is wrong with it
@@ -71,6 +70,20 @@ def sniff(path: str | Path) -> str:
     if ext == ".mgf":
         return "mgf"
     raise InputFileError(path, "unrecognised format (expected an MS-DIAL export, quant CSV + MGF, mzML or mzXML)", 1)
+
+
+def side_note(lines: list[str]) -> str:
+    """What a table that goes beside the LC-MS/MS data is and where it goes (FERMO activity, FERMO/GNPS metadata),
+    from its first non-blank line; '' for anything else."""
+    first = next((line for line in lines if line.strip()), None)
+    side = side_table(first) if first is not None else None
+    return side[1] if side else ""
+
+
+def side_note_of(path: Path) -> str:
+    """:func:`side_note` of a file's first lines."""
+    with open(path, "rb") as fh:
+        return side_note(fh.read(65536).decode("utf-8", errors="replace").splitlines()[:SNIFF_LINES])
 
 
 def library_mgf(path: Path) -> bool:
@@ -110,7 +123,11 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
             found += [(f, sniff(f), True) for f in files]
         else:
             found.append((p, sniff(p), False))
-    mgfs = [p for p, kind, _ in found if kind == "mgf" and not library_mgf(p)]  # a library is not a table's spectra
+    named_side = next((p for p, kind, from_dir in found if kind == "side" and not from_dir), None)
+    if named_side is not None:
+        raise InputFileError(named_side, f"{side_note_of(named_side)}; it is not LC-MS/MS data", 1)
+    libraries = [p for p, kind, _ in found if kind == "mgf" and library_mgf(p)]  # not any table's spectra
+    mgfs = [p for p, kind, _ in found if kind == "mgf" and p not in libraries]
     if mgf is not None:
         mgf = Path(mgf)
         if sniff(mgf) != "mgf":
@@ -142,7 +159,9 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
     jobs += [InputJob("raw", p) for p, kind, _ in found if kind == "raw"]
     if not jobs:
         raise ConfigError("no readable inputs (an MGF needs its quant table)")
-    return jobs
+    sides = [InputJob("side", p, note=side_note_of(p)) for p, kind, _ in found if kind == "side"]
+    note = "a spectral library (reference spectra): it goes to `ms2img explain --library FILE`"
+    return jobs + sides + [InputJob("side", p, note=note) for p in libraries]
 
 
 def _pair_mgf(quant: Path, explicit: Path | None, mgfs: list[Path], n_quants: int) -> Path:

@@ -1,11 +1,12 @@
-"""What every reader returns, plus the plumbing readers share (safe text loading, the sample manifest)."""
+"""What every reader returns (``ReadResult``) and what an ingest run reports (``IngestSummary``), plus the plumbing
+readers share (safe text loading, the sample manifest)."""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -549,3 +550,47 @@ def flatten_spectra(spectra: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.nd
     mz = np.concatenate([m for m, _ in spectra]) if len(spectra) else empty
     it = np.concatenate([i for _, i in spectra]) if len(spectra) else empty
     return np.repeat(np.arange(len(spectra)), counts), mz, it
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest run wrote and found."""
+
+    out_dir: Path
+    files: int = 0
+    accessions: int = 0
+    samples: dict[str, int] = field(default_factory=dict)  # by type, incl. blanks and QC
+    events: int = 0
+    precursors_without_msms: int = 0
+    blank_removed: int = 0  # (sample, feature) pairs dropped by blank subtraction
+    stale_removed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # tables in an input folder that are not LC-MS/MS data
+    warnings: dict[str, int] = field(default_factory=dict)
+    assays_out: Path | None = None
+    assays: list[str] = field(default_factory=list)  # assay columns written to assays_out
+    rt_units: dict[str, list[str]] = field(default_factory=dict)  # how RTs were read -> the files read so
+    polarities: dict[str, int] = field(default_factory=dict)  # fragment events per polarity, all inputs
+
+    def format(self) -> str:
+        """A few lines for people."""
+        types = ", ".join(f"{n} {t}" for t, n in sorted(self.samples.items())) or "none"
+        lines = [
+            f"ingested {self.files} file(s) into {self.out_dir}",
+            f"  accessions written: {self.accessions} ({self.events:,} fragment events)",
+            f"  samples: {types}",
+            f"  precursors without MS/MS: {self.precursors_without_msms}",
+        ]
+        for said, files in self.rt_units.items():
+            named = Path(files[0]).name if len(files) == 1 else f"{len(files)} files"
+            lines.append(f"  retention time: {named}: {said}")
+        if self.polarities:
+            lines.append("  polarity: " + " and ".join(sorted(self.polarities)))
+        if self.blank_removed:
+            lines.append(f"  removed by blank subtraction: {self.blank_removed} sample features")
+        if self.stale_removed:
+            lines.append(f"  removed stale files: {', '.join(self.stale_removed)}")
+        lines += [f"  skipped: {what}" for what in self.skipped]
+        if self.assays_out is not None:
+            lines.append(f"  assays: {', '.join(self.assays)} -> {self.assays_out}")
+        lines += [f"  warning: {kind}: {n}" for kind, n in sorted(self.warnings.items())]
+        return "\n".join(lines)

@@ -160,14 +160,18 @@ def test_exports_read_one_per_accession_warn_when_their_columns_are_different_cl
 )
 def test_side_tables_in_the_exports_folder_are_named_for_what_they_are(test_data, tmp_path, capsys, name, said):
     """A lab copies everything FERMO or GNPS gave it into exports/: the activity and metadata tables are not read as
-    quant tables (which failed with 'no MGF found'); the error names the file and where it goes instead."""
+    quant tables (which failed with 'no MGF found'); in a folder they are skipped, each named with what it is and
+    where it goes; named as an input, one is refused with the same words."""
     exports = tmp_path / "exports"
     exports.mkdir()
     for f in ("case_study_peak_table_quant_full.csv", "case_study_MSMS.mgf", name):
         shutil.copy(test_data / f, exports)
-    assert main(["ingest", str(exports), "--out", str(tmp_path / "events")]) == 2
+    assert main(["ingest", str(exports), "--out", str(tmp_path / "events")]) == 0
+    out = capsys.readouterr().out
+    assert f"skipped: {name} ({said}" in out and "accessions written: 11" in out
+    assert main(["ingest", str(exports / name), "--out", str(tmp_path / "events2")]) == 2
     err = capsys.readouterr().err
-    assert f"{name}, line 1: {said}" in err and "not LC-MS/MS data" in err and not (tmp_path / "events").exists()
+    assert f"{name}, line 1: {said}" in err and "not LC-MS/MS data" in err and not (tmp_path / "events2").exists()
 
 
 def test_metadata_that_leaves_samples_out_is_reported_and_an_activity_file_is_refused(test_data, tmp_path, capsys):
@@ -197,7 +201,9 @@ def test_a_spectral_library_beside_the_quant_table_is_not_taken_for_its_spectra(
         "NAME=Siomycin_A/Sporangiomycin M+H\nSMILES=O=C(C)N\nSCANS=1\n1500.2 100\n825.1 40\nEND IONS\n"
     )
     assert main(["ingest", str(exports), "--out", str(tmp_path / "events")]) == 0
-    assert "accessions written: 11" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "accessions written: 11" in out
+    assert "skipped: case_study_spectral_library.mgf (a spectral library (reference spectra): it goes to" in out
     (exports / "second.mgf").write_text((test_data / "case_study_MSMS.mgf").read_text())
     assert main(["ingest", str(exports), "--out", str(tmp_path / "events2")]) == 2  # two feature MGFs: which one?
     assert "2 MGFs given or found (case_study_MSMS.mgf, second.mgf), none named like it" in capsys.readouterr().err
