@@ -93,8 +93,7 @@ def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
         summary = ingest(inputs, events, sample_sheet=sheet, mgf=args.mgf, **options)
         print(f"{export}: a lab export, read as `ms2img ingest` would ({summary.files} file(s), "
               f"{summary.accessions} accession(s), {summary.events:,} events); validating those events")  # fmt: skip
-        for line in (
-            notes + [f"  skipped: {what}" for what in summary.skipped] + source_lines(events, options["sample_types"])
-        ):
+        skipped = [f"  skipped: {what}" for what in summary.skipped]
+        for line in notes + skipped + source_lines(events, options["sample_types"]):
             print(line)
         return run_validation(events, args.assays, args.report_dir, **opts)

@@ -18,13 +18,18 @@ NAME_MIN_PEAKS = 3
 def shown_name(row: Any) -> str:
     """The label of a driver (a dict or a row of the drivers table): its library identity, else ``~analogue`` when
     the open-search hit reaches ``NAME_MIN_SCORE`` with ``NAME_MIN_PEAKS`` matched peaks, else ''."""
-    get = row.get if isinstance(row, dict) else lambda key, default=None: getattr(row, key, default)
+    get = _getter(row)
     identity = _plain(get("library_name", ""))
     if identity:
         return identity
     analogue = _plain(get("analogue_name", ""))
     score, peaks = _number(get("analogue_score", None)), _number(get("analogue_matched_peaks", None))
     return f"~{analogue}" if analogue and score >= NAME_MIN_SCORE and peaks >= NAME_MIN_PEAKS else ""
+
+
+def _getter(row: Any) -> Any:
+    """``get(key, default)`` on a dict or on a row of ``DataFrame.itertuples``."""
+    return row.get if isinstance(row, dict) else lambda key, default=None: getattr(row, key, default)
 
 
 def _plain(value: Any) -> str:
@@ -46,7 +51,7 @@ def _number(value: Any) -> float:
 def fold_text(row: Any) -> str:
     """The fold change high / low as text: ``1.90``, or ``high only`` / ``low only`` when the other group never
     shows the compound (the ratio there is a division by the 1e-6 floor, e.g. 771239)."""
-    get = row.get if isinstance(row, dict) else lambda key, default=None: getattr(row, key, default)
+    get = _getter(row)
     high, low, fold = _number(get("mean_high", None)), _number(get("mean_low", None)), _number(get("fold_change", None))
     if low == 0 and high > 0:
         return "high only"

@@ -140,15 +140,14 @@ class Ms2ImgRandomSearch(keras_tuner.RandomSearch):
             histories.append(self._build_and_fit_model(trial, *args, **run_kwargs))
         self._histories[trial.trial_id] = [history_dict(h) for h in histories]
         objective = self.oracle.objective
-        model = getattr(self.hypermodel, "last_model", None)
-        score = best_of(self._histories[trial.trial_id][0], objective, original_callbacks)
+        # each execution's objective at the epoch whose weights were kept; the oracle ranks trials on it too (Keras
+        # Tuner's own reading takes the best of every epoch, including those early stopping ignores)
+        kept = [best_of(h, objective, original_callbacks) for h in self._histories[trial.trial_id]]
+        model, score = getattr(self.hypermodel, "last_model", None), kept[0]
         if model is not None and score is not None and (self.best_model_score is None or score > self.best_model_score):
             self.best_model, self.best_model_score = model, score
             self.best_epoch = best_epoch(self._histories[trial.trial_id][0], objective, original_callbacks)
             self.best_history = self._histories[trial.trial_id][0]
-        # the oracle ranks trials on the same kept-epoch value (Keras Tuner's own reading takes the best of every
-        # epoch, including those early stopping ignores and whose weights are gone)
-        kept = [best_of(h, objective, original_callbacks) for h in self._histories[trial.trial_id]]
         worst = -np.inf if objective.direction == "max" else np.inf  # a diverged trial ranks last, never arbitrarily
         return [{objective.name: worst if v is None else (v if objective.direction == "max" else -v)} for v in kept]
 

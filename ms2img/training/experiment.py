@@ -252,15 +252,12 @@ def cross_validate(
                     started = time.perf_counter()
                     fit_family(data, member, params, t["train"], t["y_train"], fold_seed(seed, fold), fitted=fitted)
                     fit_seconds[member] = time.perf_counter() - started
+            # fits done before this one that it reuses: the ensemble's members, or this family fitted as a member
+            earlier = sum(fit_seconds.get(m, 0.0) for m in (*_members(family), family))
             started = time.perf_counter()
             model = fit_family(data, family, params, t["train"], t["y_train"], fold_seed(seed, fold), fitted=fitted)
             scores, extra, predicted = score_fold(data, model, family, fold, t)
-            # the ensemble costs its members' fits; a family fitted earlier as a member costs that fit
-            took = (
-                time.perf_counter()
-                - started
-                + sum(fit_seconds[m] for m in (*_members(family), family) if m in fit_seconds)
-            )
+            took = time.perf_counter() - started + earlier
             fit_seconds.setdefault(family, took)
             seconds[family] += took
             if getattr(model, "history_", None):  # inner-split curves: call them inner, never "validation"
