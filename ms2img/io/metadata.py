@@ -120,7 +120,7 @@ def read_sample_metadata(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame |
             "type": [
                 _type_of(r[type_j])
                 if type_j is not None
-                else ("Blank" if class_j is not None and r[class_j].lower() == "blank" else "Sample")
+                else ("Blank" if class_j is not None and r[class_j].lower() == "blank" else "")  # "": input's own
                 for r in records
             ],
             "class": [r[class_j] if class_j is not None else "" for r in records],

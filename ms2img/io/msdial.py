@@ -33,7 +33,7 @@ from ms2img.io.result import (
     strings_to_float,
     strings_to_float_columns,
 )
-from ms2img.io.sample_sheet import index_sheet, normalize_type, resolve
+from ms2img.io.sample_sheet import SHEET_TYPE_WARNING, index_sheet, normalize_type, resolve, type_changes
 from ms2img.io.schema import SAMPLE_TYPES, charge_from_adduct, polarity_of
 
 log = logging.getLogger(__name__)
@@ -89,16 +89,21 @@ def read_msdial(
     if n_missing:
         warnings[MISSING_HEIGHT_WARNING] = warnings.get(MISSING_HEIGHT_WARNING, 0) + n_missing
         log.warning(
-            "%s: %d sample height cell(s) hold NA/nan/null: read as not detected",
+            "%s: %d sample height cell(s) empty or NA/nan/null: read as not detected",
             path,
             warnings[MISSING_HEIGHT_WARNING],
         )
 
+    own_types = {header[j]: meta["type"] for j, meta in layout.samples if meta["type"]}
+    changed = type_changes(sheet_index, own_types)
+    if changed:
+        warnings[SHEET_TYPE_WARNING] = len(changed)
+        log.warning("%s: the sample sheet changes the File type of %s", path, ", ".join(changed[:5]))
     manifest = []
     for j, meta in layout.samples:
         name = header[j]
         acc, rep = (name, "1") if accession_from == "column" else (path.stem, name)
-        manifest.append({**resolve(sheet_index, name, acc, rep, meta["type"], meta["class"]), "source": str(path)})
+        manifest.append({**resolve(sheet_index, name, acc, rep, meta["type"] or "Sample", meta["class"]), "source": str(path)})
     expand = None if expand_types is None else [k for k, m in enumerate(manifest) if m["type"] in expand_types]
     features = AlignedFeatures(
         **parsed,
@@ -289,7 +294,7 @@ def _read_whole(path: Path, sample_sheet: _Sheet, layout: _Layout | None) -> tup
     return layout, parsed
 
 
-MISSING_HEIGHT_WARNING = "sample height cells NA/nan/null read as not detected"
+MISSING_HEIGHT_WARNING = "sample height cells empty or NA/nan/null read as not detected"
 # Control characters that never occur in a text export (tab, CR, LF and form feed are allowed), as a lookup table.
 _CONTROL_BYTES = np.zeros(256, dtype=bool)
 _CONTROL_BYTES[[*range(0x09), 0x0B, *range(0x0E, 0x20), 0x7F]] = True
@@ -530,7 +535,7 @@ def _select_samples(
             log.debug("%s: ignoring columns of type %s (summaries / standards)", path, sorted(ignored))
     elif sheet_index:
         start = header.index(MSMS) + 1
-        chosen = [(j, {"type": "Sample", "class": ""}) for j in range(start, len(header)) if header[j] in sheet_index]
+        chosen = [(j, {"type": "", "class": ""}) for j in range(start, len(header)) if header[j] in sheet_index]
     else:
         raise InputFileError(
             path,

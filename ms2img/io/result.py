@@ -261,10 +261,11 @@ def strings_to_float(
     missing: float | None = None,
     minimum: float | None = None,
     positive: bool = False,
+    count_empty: bool = False,
 ) -> tuple[np.ndarray, int]:
     """An Arrow string column to float64 with one C cast; on anything unusual :func:`column_to_float` decides
     (same rules, exact file / line / column in the error). Returns the values and the number of cells that
-    held an explicit missing marker (``NA``, ``nan``, ``null``, ...; empty cells are not counted)."""
+    held an explicit missing marker (``NA``, ``nan``, ``null``, ...; empty cells too when ``count_empty``)."""
     values = plain_floats(cells, minimum=minimum, positive=positive)
     if values is not None:
         return values, 0
@@ -272,7 +273,8 @@ def strings_to_float(
     texts = np.asarray(trimmed.to_numpy(zero_copy_only=False), dtype=object)
     values = column_to_float(texts, path, lines, column, missing=missing, minimum=minimum, positive=positive)
     lowered = pc.utf8_lower(trimmed)
-    markers = pc.and_(pc.is_in(lowered, value_set=pa.array(sorted(_MISSING - {""}))), pc.invert(pc.is_null(lowered)))
+    counted = _MISSING if count_empty else _MISSING - {""}
+    markers = pc.and_(pc.is_in(lowered, value_set=pa.array(sorted(counted))), pc.invert(pc.is_null(lowered)))
     return values, int(pc.sum(markers).as_py() or 0)
 
 
@@ -287,13 +289,13 @@ def strings_to_float_columns(
 ) -> tuple[np.ndarray, int]:
     """Several Arrow string columns (same length) to one float64 matrix (rows x columns) with one C cast; when
     any cell is unusual each column goes through :func:`strings_to_float` (same rules, same errors). Returns
-    the matrix and the number of explicit missing markers."""
+    the matrix and the number of missing cells (markers and empty cells: a table of heights has no optional cell)."""
     values = plain_float_columns(columns, len(lines), minimum=minimum)
     if values is not None:
         return values, 0
     out, n_missing = [], 0
     for cells, name in zip(columns, names, strict=True):
-        values, k = strings_to_float(cells, path, lines, name, missing=missing, minimum=minimum)
+        values, k = strings_to_float(cells, path, lines, name, missing=missing, minimum=minimum, count_empty=True)
         out.append(values)
         n_missing += k
     return np.column_stack(out), n_missing

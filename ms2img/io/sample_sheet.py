@@ -1,7 +1,9 @@
 """Optional sample sheet: maps sample columns / raw files to accessions, replicates, types and classes.
 
 CSV with a header; ``sample`` and ``accession`` are required, ``replicate`` (default: the sample name),
-``type`` (Sample | QC | Blank, default Sample, any case) and ``class`` (default empty) are optional.
+``type`` (Sample | QC | Blank, any case; default: what the input says, an MS-DIAL export's File type row, else
+Sample) and ``class`` (default empty) are optional. A sheet type that changes an export's own File type is kept and
+counted in a warning (:func:`type_changes`): a blank trained as a sample must never happen silently.
 """
 
 from __future__ import annotations
@@ -69,8 +71,8 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
                 raise InputFileError(path, f"empty {c}", line=line, column=c)
         rec.setdefault("replicate", "")
         rec["replicate"] = rec["replicate"] or rec["sample"]
-        raw_type = rec.get("type", "") or "Sample"
-        rec["type"] = normalize_type(raw_type)
+        raw_type = rec.get("type", "")
+        rec["type"] = normalize_type(raw_type) if raw_type else ""  # "": the input's own type decides
         if rec["type"] is None:
             raise InputFileError(
                 path, f"unknown type '{raw_type}' (expected one of {list(SAMPLE_TYPES)})", line=line, column="type"
@@ -136,9 +138,23 @@ def resolve(
         "sample": name,
         "accession": rec["accession"],
         "replicate": rec["replicate"],
-        "type": rec["type"],
+        "type": rec["type"] or sample_type,
         "class": rec["class"] or sample_class,
     }
+
+
+SHEET_TYPE_WARNING = "sample columns whose File type the sample sheet changes (the sheet's type is used)"
+
+
+def type_changes(index: dict[str, dict[str, str]], own_types: dict[str, str]) -> list[str]:
+    """``"name: Blank -> Sample"`` for each sample whose sheet type differs from the input's own type
+    (``own_types``: sample name -> the export's File type; inputs without one have nothing to compare)."""
+    changed = []
+    for name, own in own_types.items():
+        rec = sheet_row(index, name)
+        if rec is not None and rec["type"] and rec["type"] != own:
+            changed.append(f"{name}: {own} -> {rec['type']}")
+    return changed
 
 
 # ------------------------------------------------------------------------------ how inputs became accessions

@@ -11,6 +11,7 @@ from io_builders import META, MSDIAL_ROWS, SAMPLES, msdial_lines, write_lines
 
 from ms2img.errors import InputFileError
 from ms2img.io.msdial import read_msdial
+from ms2img.io.sample_sheet import SHEET_TYPE_WARNING
 from ms2img.io.schema import EVENT_COLUMNS
 
 MSDIALR = "MSDIAL_Alignment_result_LC-MS.txt"
@@ -170,6 +171,20 @@ def test_sample_sheet_path_is_accepted(msdial_file, tmp_path):
     sheet.write_text("sample,accession,replicate\ns1,X,a\ns2,X,b\n")
     result = read_msdial(msdial_file, sample_sheet=sheet)
     assert result.samples["accession"].tolist() == ["X", "X", "qc", "blank"]
+
+
+def test_sheet_without_types_keeps_the_export_file_types_and_a_changed_type_is_counted(tmp_path):
+    path = write_lines(tmp_path / "export.txt", msdial_lines())
+    untyped = tmp_path / "untyped.csv"
+    untyped.write_text("sample,accession\ns1,X\ns2,Y\nblank,B\n")
+    result = read_msdial(path, sample_sheet=untyped)
+    assert result.samples["type"].tolist() == ["Sample", "Sample", "QC", "Blank"]  # the blank stays a blank
+    assert result.warnings == {}
+    typed = tmp_path / "typed.csv"
+    typed.write_text("sample,accession,type\ns1,X,Sample\nblank,B,Sample\n")
+    result = read_msdial(path, sample_sheet=typed)
+    assert result.samples["type"].tolist() == ["Sample", "Sample", "QC", "Sample"]  # the sheet decides
+    assert result.warnings == {SHEET_TYPE_WARNING: 1}
 
 
 @pytest.mark.parametrize("name", ["Average Mz", "MS/MS spectrum"])

@@ -173,6 +173,13 @@ def test_nan_height_is_missing_with_a_warning(tmp_path):
     assert "1" not in set(ev.loc[ev.accession == "s1", "feature_id"])  # read as not detected
 
 
+def test_empty_height_cells_are_counted_as_missing(tmp_path):
+    rows = [(*MSDIAL_ROWS[0][:5], "", *MSDIAL_ROWS[0][6:]), (*MSDIAL_ROWS[1][:5], " NA ", *MSDIAL_ROWS[1][6:])]
+    path = write_lines(tmp_path / "empty.txt", msdial_lines(rows=[*rows, *MSDIAL_ROWS[2:]]))
+    summary = ingest([path], tmp_path / "out")
+    assert summary.warnings == {MISSING_HEIGHT_WARNING: 2}
+
+
 @pytest.mark.parametrize("cell", ["inf", "1e400", "-5", "abc"])
 def test_bad_height_names_file_line_and_value(tmp_path, cell):
     rows = [MSDIAL_ROWS[0], (*MSDIAL_ROWS[1][:6], cell, *MSDIAL_ROWS[1][7:]), MSDIAL_ROWS[2]]

@@ -7,7 +7,14 @@ import gzip
 import pytest
 
 from ms2img.errors import InputFileError
-from ms2img.io.sample_sheet import SHEET_COLUMNS, index_sheet, read_sample_sheet, resolve, strip_raw_extension
+from ms2img.io.sample_sheet import (
+    SHEET_COLUMNS,
+    index_sheet,
+    read_sample_sheet,
+    resolve,
+    strip_raw_extension,
+    type_changes,
+)
 
 
 def write(tmp_path, text, name="sheet.csv"):
@@ -21,8 +28,12 @@ def test_reads_and_fills_defaults(tmp_path):
     sheet = read_sample_sheet(path)
     assert list(sheet.columns) == SHEET_COLUMNS
     assert sheet["replicate"].tolist() == ["Hi01_a", "Hi01_b", "EtOH"]  # defaults to the sample name
-    assert sheet["type"].tolist() == ["Sample", "Sample", "Blank"]
+    assert sheet["type"].tolist() == ["Sample", "", "Blank"]  # "": the input's own type decides
     assert sheet["class"].tolist() == ["", "", ""]
+    index = index_sheet(sheet)
+    assert resolve(index, "Hi01_b", "d", "1", "Blank")["type"] == "Blank"  # an export's own File type is kept
+    assert resolve(index, "Hi01_b", "d", "1", "Sample")["type"] == "Sample"  # an input without one: Sample
+    assert type_changes(index, {"Hi01_a": "Blank", "Hi01_b": "Blank", "EtOH": "Blank"}) == ["Hi01_a: Blank -> Sample"]
 
 
 def test_column_order_and_case_do_not_matter(tmp_path):
