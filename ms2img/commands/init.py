@@ -34,8 +34,9 @@ Bioactivity of extracts from LC-MS/MS data for the assays {assays} (made by `ms2
 1. Put the exports in `data/raw/exports/`: MS-DIAL alignment exports (.txt), MZmine/FBMN quant tables (.csv) with
    their MGF, or mzML/mzXML. One export holding several sample columns is split into its samples.
 2. Say which sample column or file is which extract in `data/raw/sample_sheet.csv` (`sample, accession,
-   replicate, type`; type is Sample, QC or Blank: blanks and QCs never train; injections of one extract share
-   its accession). Without rows, each sample column is its own accession.
+   replicate, type`; type is Sample, QC or Blank: blanks and QCs never train; empty keeps an MS-DIAL export's
+   File type, else Sample; injections of one extract share its accession). Without rows, each sample column is
+   its own accession.
 3. Put the measured activities in `data/raw/assays.csv`: `accession` and one column per assay ({assays}).
 4. Check what ingest makes of it: `ms2img ingest data/raw/exports --out /tmp/events` (prints how files became
    accessions; nothing in the project changes).

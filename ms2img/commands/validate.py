@@ -94,6 +94,7 @@ def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
         print(f"{export}: a lab export, read as `ms2img ingest` would ({summary.files} file(s), "
               f"{summary.accessions} accession(s), {summary.events:,} events); validating those events")  # fmt: skip
         skipped = [f"  skipped: {what}" for what in summary.skipped]
-        for line in notes + skipped + source_lines(events, options["sample_types"]):
+        warned = [f"  warning: {kind}: {n}" for kind, n in sorted(summary.warnings.items())]
+        for line in notes + skipped + source_lines(events, options["sample_types"]) + warned:
             print(line)
         return run_validation(events, args.assays, args.report_dir, **opts)

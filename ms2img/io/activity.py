@@ -14,14 +14,13 @@ Sample names become accessions as ingest makes them (the raw-file extension drop
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ms2img.errors import ConfigError, InputFileError
-from ms2img.io.result import column_to_float, read_text_lines
+from ms2img.io.result import column_to_float, csv_rows, read_text_lines
 from ms2img.io.sample_sheet import strip_raw_extension
 
 FERMO_COLUMNS = ("sample_name", "quant_data")
@@ -34,7 +33,7 @@ def _header(path: Path) -> tuple[list[str], int, list[str]]:
     if first is None:
         raise InputFileError(path, "file is empty", line=1)
     delimiter = "\t" if "\t" in lines[first] else ","
-    header = next(csv.reader([lines[first]], delimiter=delimiter))
+    header = csv_rows(path, [lines[first]], first + 1, delimiter)[0]
     return [h.strip().lstrip("\ufeff").lower() for h in header], first + 1, lines
 
 
@@ -45,7 +44,7 @@ def read_fermo_activity(path: str | Path) -> pd.Series:
     delimiter = "\t" if "\t" in lines[header_line - 1] else ","
     name_j, value_j = header.index(FERMO_COLUMNS[0]), header.index(FERMO_COLUMNS[1])
     names, cells, line_no = [], [], []
-    for k, fields in enumerate(csv.reader(lines[header_line:], delimiter=delimiter), start=header_line + 1):
+    for k, fields in enumerate(csv_rows(path, lines[header_line:], header_line + 1, delimiter), start=header_line + 1):
         if not any(f.strip() for f in fields):
             continue
         fields = [f.strip() for f in fields] + [""] * (len(header) - len(fields))

@@ -319,7 +319,8 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path
     summary.polarities = dict(sum((Counter(c) for c in polarities.values()), Counter()))
     manifest = make_manifest(manifest_rows)[SAMPLE_COLUMNS]
     if sheet is not None:
-        unused = sheet.loc[~sheet["sample"].isin(_sample_names(manifest)), "sample"].tolist()
+        names = _sample_names(manifest)
+        unused = [s for s in sheet["sample"] if s not in names and strip_raw_extension(s) not in names]
         if unused:
             log.warning("sample sheet rows matching no input: %s", unused[:10])
             warnings["sample-sheet rows matching no input"] = len(unused)

@@ -11,7 +11,6 @@ first text attribute). Numeric attributes whose name contains ``activ`` are assa
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ms2img.errors import InputFileError
-from ms2img.io.result import column_to_float, read_text_lines
+from ms2img.io.result import column_to_float, csv_rows, read_text_lines
 from ms2img.io.sample_sheet import SHEET_COLUMNS, strip_raw_extension
 
 NAME_COLUMNS = ("filename", "sample_name", "sample name", "sample")
@@ -32,7 +31,10 @@ def _attribute(name: str) -> str:
 
 
 def _type_of(value: str) -> str:
+    """A metadata type cell as a sample type; "" for an empty cell (the input's own type decides)."""
     v = value.strip().lower()
+    if not v:
+        return ""
     if "blank" in v:
         return "Blank"
     if v == "qc" or "qc" in re.split(r"[^a-z0-9]+", v) or "pool" in v:
@@ -68,7 +70,7 @@ def read_sample_metadata(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame |
     if first is None:
         raise InputFileError(path, "file is empty", line=1)
     delimiter = "\t" if "\t" in lines[first] else ","
-    rows = list(csv.reader(lines[first:], delimiter=delimiter))
+    rows = csv_rows(path, lines[first:], first + 1, delimiter)
     header = [h.strip().lstrip("\ufeff") for h in rows[0]]
     header_line = first + 1
     lower = [h.lower() for h in header]

@@ -98,12 +98,17 @@ def read_msdial(
     changed = type_changes(sheet_index, own_types)
     if changed:
         warnings[SHEET_TYPE_WARNING] = len(changed)
-        log.warning("%s: the sample sheet changes the File type of %s", path, ", ".join(changed[:5]))
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        log.warning(
+            "%s: the sample sheet or metadata changes the File type of %s%s", path, ", ".join(changed[:5]), more
+        )
     manifest = []
     for j, meta in layout.samples:
         name = header[j]
         acc, rep = (name, "1") if accession_from == "column" else (path.stem, name)
-        manifest.append({**resolve(sheet_index, name, acc, rep, meta["type"] or "Sample", meta["class"]), "source": str(path)})
+        manifest.append(
+            {**resolve(sheet_index, name, acc, rep, meta["type"] or "Sample", meta["class"]), "source": str(path)}
+        )
     expand = None if expand_types is None else [k for k, m in enumerate(manifest) if m["type"] in expand_types]
     features = AlignedFeatures(
         **parsed,

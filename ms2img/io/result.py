@@ -3,6 +3,7 @@ readers share (safe text loading, the sample manifest)."""
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 from collections.abc import Iterator
@@ -176,6 +177,19 @@ def read_text_lines(path: str | Path) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [ln.removesuffix("\r") for ln in lines]
+
+
+def csv_rows(path: str | Path, lines: list[str], first_line: int, delimiter: str = ",") -> list[list[str]]:
+    """The fields of each of ``lines`` (file line ``first_line`` onwards, one row per line). A line the csv module
+    refuses (a carriage return inside it: old Excel's "CSV (Macintosh)" ends lines with one) is an InputFileError
+    naming that line, not a traceback."""
+    reader = csv.reader(lines, delimiter=delimiter)
+    try:
+        return list(reader)
+    except csv.Error as exc:
+        line = first_line + reader.line_num - 1
+        hint = " (lines ending in a lone carriage return? save it as CSV UTF-8)" if "new-line" in str(exc) else ""
+        raise InputFileError(path, f"not readable as CSV: {exc}{hint}", line=line) from None
 
 
 _MISSING = frozenset({"", "na", "nan", "null", "none", "n/a"})

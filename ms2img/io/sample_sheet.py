@@ -8,14 +8,13 @@ counted in a warning (:func:`type_changes`): a blank trained as a sample must ne
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 
 import pandas as pd
 
 from ms2img.errors import InputFileError
-from ms2img.io.result import read_text_lines
+from ms2img.io.result import csv_rows, read_text_lines
 from ms2img.io.schema import SAMPLE_TYPES
 
 SHEET_COLUMNS = ["sample", "accession", "replicate", "type", "class"]
@@ -43,7 +42,7 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if first is None:
         raise InputFileError(path, "file is empty", line=1)
-    rows = list(csv.reader(lines[first:]))
+    rows = csv_rows(path, lines[first:], first + 1)
     header = [h.strip().lower() for h in rows[0]]
     header_line = first + 1
     if len(header) == 1 and any(d in lines[first] for d in ";\t|"):
@@ -143,7 +142,7 @@ def resolve(
     }
 
 
-SHEET_TYPE_WARNING = "sample columns whose File type the sample sheet changes (the sheet's type is used)"
+SHEET_TYPE_WARNING = "sample columns whose File type the sample sheet or metadata changes (its type is used)"
 
 
 def type_changes(index: dict[str, dict[str, str]], own_types: dict[str, str]) -> list[str]:
@@ -203,10 +202,15 @@ def describe_sources(manifest: pd.DataFrame, training_types: tuple[str, ...] | l
             singles.append(int(per_acc.iloc[0]))
             continue
         reps = sorted(set(per_acc.tolist()))
-        shape = f" x {_count(reps[0], 'replicate')}" if len(reps) == 1 else f" x {reps[0]}-{reps[-1]} replicates"
+        if not reps:  # every sample of this input a blank or QC: no accession
+            shape = ""
+        elif len(reps) == 1:
+            shape = f" x {_count(reps[0], 'replicate')}"
+        else:
+            shape = f" x {reps[0]}-{reps[-1]} replicates"
         what = "column" if len(rows) > 1 or rows["sample"].iat[0] != Path(str(source)).name else "file"
         text = f"{Path(str(source)).name}: {_count(len(rows), what)} -> {_count(len(per_acc), 'accession')}"
-        text += (shape if len(per_acc) else "") + (f", {skip}" if skip else "")
+        text += shape + (f", {skip}" if skip else "")
         lines.append(text)
     if singles:
         reps = sorted(set(singles))

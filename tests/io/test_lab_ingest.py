@@ -214,3 +214,48 @@ def test_an_mgf_with_inputs_that_carry_their_own_spectra_is_refused(test_data, t
     args = ["ingest", str(test_data / MSDIALR), "--mgf", str(test_data / "case_study_MSMS.mgf")]
     assert main([*args, "--out", str(tmp_path / "events")]) == 2
     assert "an MGF pairs with a quant table (MZmine / FBMN CSV) and the inputs hold none" in capsys.readouterr().err
+
+
+def test_an_input_whose_every_sample_is_a_blank_is_described_not_a_traceback(test_data, tmp_path, capsys):
+    """A blank mzML run beside a sample run: the blank file becomes no accession, and the printout says so."""
+    blank, sample = test_data / "171103_PMA_TK_QC_04-4to5min.mzML", test_data / "testdata.mzml"
+    assert describe_sources(manifest([("b", "b", "1", "Blank")]), ("Sample",)) == [
+        "table.txt: 1 column -> 0 accessions, 1 blank skipped"
+    ]
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(f"sample,accession,type\n{blank.name},B,blank\n{sample.name},S,\n")
+    assert main(["ingest", str(blank), str(sample), "--out", str(tmp_path / "ev"), "--sample-sheet", str(sheet)]) == 0
+    assert f"{blank.name}: 1 file -> 0 accessions, 1 blank skipped" in capsys.readouterr().out
+
+
+def test_gnps_metadata_names_with_mzml_extensions_match_and_an_empty_type_keeps_the_export_blanks(
+    test_data, tmp_path, capsys
+):
+    """GNPS metadata lists `X.mzML` for the export's column `X`: every row matches (no "rows matching no input"),
+    and an empty SampleType cell keeps the export's own File type (the blank is not trained)."""
+    meta = tmp_path / "meta.tsv"
+    meta.write_text(
+        "filename\tATTRIBUTE_SampleType\n1a.mzML\tsample\n1b.mzML\t\n2a.mzML\t\n2b.mzML\t\nblank.mzML\t\n"
+    )
+    assert main(["ingest", str(test_data / MSDIALR), "--out", str(tmp_path / "ev"), "--metadata", str(meta)]) == 0
+    out = capsys.readouterr().out
+    assert "matching no input" not in out
+    assert f"{MSDIALR}: 5 columns -> 4 accessions x 1 replicate, 1 blank skipped" in out
+
+
+def test_a_sample_sheet_with_old_mac_line_ends_names_the_file_and_line(test_data, tmp_path, capsys):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_bytes(b"sample,accession\r1a,A\r1b,A\r")
+    assert main(["ingest", str(test_data / MSDIALR), "--out", str(tmp_path / "ev"), "--sample-sheet", str(sheet)]) == 2
+    err = capsys.readouterr().err
+    assert "sheet.csv, line 1: not readable as CSV" in err and "lone carriage return" in err
+
+
+def test_validate_prints_what_ingest_counted(test_data, tmp_path, capsys, monkeypatch):
+    """A sheet that makes the export's blank a sample: validate of the export says so, as ingest does."""
+    raw = project(tmp_path, test_data / MSDIALR)
+    monkeypatch.chdir(tmp_path)
+    (raw / "sample_sheet.csv").write_text("sample,accession,type\nblank,blank,Sample\n")
+    assert main(["validate", "data/raw/exports", "--report-dir", "r"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: sample columns whose File type the sample sheet or metadata changes (its type is used): 1" in out
