@@ -22,7 +22,7 @@ script writes the same files ``ms2img synth`` writes (MS-DIAL v4 alignment expor
   MS-invisible family-level contributions, multiplicative and additive assay noise.
 
 It is for development and benchmarks only: nothing in ``ms2img/`` imports it, and it imports only the project's
-MS-DIAL writer (and the label rule for the summary). Deterministic for a seed.
+MS-DIAL writer. Deterministic for a seed.
 
     .venv/bin/python benchmarks/cohort_b.py --out DIR [--accessions 240] [--seed 7]
 

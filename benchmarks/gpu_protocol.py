@@ -86,19 +86,18 @@ def prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def protocol_params(profile: str, trials: int | None, overrides: list[str], repeats: int = REPEATS) -> dict:
-    """params.yaml with ``cv.repeats`` = ``repeats`` (the issue's 5 folds x 3 repeats), ``profiles/<profile>.yaml``'s
-    dotted keys unless ``default``, then ``--trials`` and ``--set``."""
+def protocol_params(profile: str, trials: int | None, overrides: list[str], repeats: int | None = None) -> dict:
+    """params.yaml with ``cv.repeats`` 3 (the issue's 5 folds x 3 repeats), then ``profiles/<profile>.yaml``'s dotted
+    keys unless ``default``, then ``--repeats``, ``--trials`` and ``--set``, each winning over the ones before."""
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["cv"]["repeats"] = int(repeats)
+    params["cv"]["repeats"] = REPEATS
     if profile != "default":
         from ms2img.params import profile_overrides
 
         set_values(params, [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in
                             profile_overrides(profile, REPO).items()])  # fmt: skip
-    if trials is not None:
-        overrides = [f"tune.trials={trials}", *overrides]
-    set_values(params, overrides)
+    given = {"cv.repeats": repeats, "tune.trials": trials}
+    set_values(params, [f"{k}={v}" for k, v in given.items() if v is not None] + list(overrides))
     return params
 
 
@@ -172,7 +171,7 @@ def main() -> int:
     r.add_argument(
         "--full-trials", type=int, default=None, help="extrapolate to this many trials (default: the profile's)"
     )
-    r.add_argument("--repeats", type=int, default=REPEATS, help=f"cv.repeats (default {REPEATS}; --set wins)")
+    r.add_argument("--repeats", type=int, default=None, help=f"cv.repeats (default {REPEATS}, as the profile's)")
     r.add_argument("--folds", type=int, default=None, help="run only the first N of the folds x repeats")
     r.add_argument("--set", action="append", default=[], help="override a params value, e.g. cnn.epochs=30")
     r.set_defaults(func=run)

@@ -1,6 +1,6 @@
 """Rendering speed: ms2img's direct binning against the paper's recipe (matplotlib scatter at 600 dpi + resize).
 
-Quality bar (docs/architecture.md): at least 1000x faster than the paper's recipe on the same sample, measured in
+Quality bar (the design notes): at least 1000x faster than the paper's recipe on the same sample, measured in
 one run, and cost linear in the number of fragments. Run: ``python benchmarks/render.py`` (prints numbers).
 
 Headline: ``render_events`` on the canonical events frame as the pipeline and the server hand it over (ids as

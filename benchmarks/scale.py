@@ -64,14 +64,14 @@ def timed_training(project: Path, assays: list[str], runner) -> float:
     from prefect import flow
 
     from flows import pipeline
-    from flows.retrain import run_each, train_assay
+    from flows.retrain import collect, submit_each, train_assay
 
     jobs = {a: (a, [(f"train@{a}", pipeline.stage_command(f"train@{a}", cwd=project))], project) for a in assays}
 
     @flow(name="scale-benchmark", task_runner=runner)
     def train_all() -> float:
         started = time.perf_counter()
-        _, failed = run_each(train_assay, jobs)
+        _, failed = collect(submit_each(train_assay, jobs))
         if failed:
             raise RuntimeError(f"training failed: {failed}")
         return time.perf_counter() - started

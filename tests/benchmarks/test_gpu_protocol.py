@@ -13,5 +13,6 @@ def test_profiles_and_slices_are_the_params_that_run():
     assert paper["render"]["size"] == "150x140" and paper["cnn"]["architecture"] == "paper"
     assert paper["tune"]["trials"] == 2 and paper["cnn"]["epochs"] == 3  # the measured slice
     assert gpu.protocol_params("paper", None, [])["tune"]["trials"] == 120  # what the slice is extrapolated to
+    assert gpu.protocol_params("paper", None, [], repeats=1)["cv"]["repeats"] == 1  # --repeats wins over the profile
     pins = gpu.locked_versions(gpu.WHEEL_PACKAGES)
     assert set(pins) == set(gpu.WHEEL_PACKAGES) and all(v[0].isdigit() for v in pins.values())
