@@ -170,8 +170,9 @@ def found_sample_sheet(inputs: list[str]) -> Path | None:
 
 
 def split_lone_exports(inputs: list[str]) -> list[str]:
-    """Folders holding exactly one MS-DIAL export are listed file by file, so that export's sample columns become
-    accessions (a folder of several exports stays one export per accession)."""
+    """A folder holding exactly one MS-DIAL export: that export named on its own, so its sample columns become
+    accessions (a folder of several exports stays one export per accession), then the folder, whose other files
+    are read or skipped as a folder's are (a side table beside the export is skipped, not refused)."""
     out: list[str] = []
     for item in inputs:
         p = Path(item)
@@ -180,8 +181,9 @@ def split_lone_exports(inputs: list[str]) -> list[str]:
             continue
         files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in TEXT_EXTENSIONS | RAW_EXTENSIONS)
         kinds = {f: sniff(f) for f in files}
-        if sum(k == "msdial" for k in kinds.values()) == 1:
-            out += [str(f) for f in files]
+        exports = [f for f, kind in kinds.items() if kind == "msdial"]
+        if len(exports) == 1:
+            out += [str(exports[0]), item]
         else:
             out.append(item)
     return out

@@ -72,10 +72,20 @@ def sniff(path: str | Path) -> str:
     raise InputFileError(path, "unrecognised format (expected an MS-DIAL export, quant CSV + MGF, mzML or mzXML)", 1)
 
 
+LIBRARY_NOTE = "a spectral library (reference spectra): it goes to `ms2img explain --library FILE`"
+UNPAIRED_MGF_NOTE = (
+    "an MGF that no quant table among the inputs pairs with (name it like its table or pass --mgf; MS-DIAL exports "
+    "and mzML/mzXML carry their own MS/MS)"
+)
+
+
 def side_note(lines: list[str]) -> str:
-    """What a table that goes beside the LC-MS/MS data is and where it goes (FERMO activity, FERMO/GNPS metadata),
-    from its first non-blank line; '' for anything else."""
+    """What a file that goes beside the LC-MS/MS data is and where it goes (FERMO activity, FERMO/GNPS metadata, an
+    MSP spectral library), from its first lines; '' for anything else."""
     first = next((line for line in lines if line.strip()), None)
+    msp = first is not None and first.strip().upper().startswith("NAME:")
+    if msp and any(line.strip().lower().startswith("num peaks:") for line in lines):
+        return LIBRARY_NOTE.replace("spectral library", "spectral library (MSP)")
     side = side_table(first) if first is not None else None
     return side[1] if side else ""
 
@@ -123,10 +133,13 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
             found += [(f, sniff(f), True) for f in files]
         else:
             found.append((p, sniff(p), False))
-    named_side = next((p for p, kind, from_dir in found if kind == "side" and not from_dir), None)
-    if named_side is not None:
-        raise InputFileError(named_side, f"{side_note_of(named_side)}; it is not LC-MS/MS data", 1)
+    named = {p.resolve() for p, _, from_dir in found if not from_dir}
+    found = [f for f in found if not f[2] or f[0].resolve() not in named]  # a file named and in a named folder: named
     libraries = [p for p, kind, _ in found if kind == "mgf" and library_mgf(p)]  # not any table's spectra
+    named_side = next((p for p, kind, from_dir in found if not from_dir and (kind == "side" or p in libraries)), None)
+    if named_side is not None:
+        note = LIBRARY_NOTE if named_side in libraries else side_note_of(named_side)
+        raise InputFileError(named_side, f"{note}; it is not LC-MS/MS data", 1)
     mgfs = [p for p, kind, _ in found if kind == "mgf" and p not in libraries]
     if mgf is not None:
         mgf = Path(mgf)
@@ -157,11 +170,21 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
     for q, kind in quants:
         jobs.append(InputJob(kind, q, mgf=_pair_mgf(q, mgf, mgfs, len(quants))))
     jobs += [InputJob("raw", p) for p, kind, _ in found if kind == "raw"]
-    if not jobs:
-        raise ConfigError("no readable inputs (an MGF needs its quant table)")
+    paired = {j.mgf for j in jobs}
+    unpaired = [(p, from_dir) for p, kind, from_dir in found if p in mgfs and p not in paired]
+    named_mgf = next((p for p, from_dir in unpaired if not from_dir), None)
+    if named_mgf is not None or (unpaired and not jobs):
+        raise InputFileError(named_mgf or unpaired[0][0], f"{UNPAIRED_MGF_NOTE}; nothing to read it with", 1)
     sides = [InputJob("side", p, note=side_note_of(p)) for p, kind, _ in found if kind == "side"]
-    note = "a spectral library (reference spectra): it goes to `ms2img explain --library FILE`"
-    return jobs + sides + [InputJob("side", p, note=note) for p in libraries]
+    sides += [InputJob("side", p, note=UNPAIRED_MGF_NOTE) for p, _ in unpaired]
+    sides += [InputJob("side", p, note=LIBRARY_NOTE) for p in libraries]
+    if not jobs:
+        beside = "; ".join(f"{s.path.name}: {s.note}" for s in sides[:3]) + ("; ..." if len(sides) > 3 else "")
+        raise ConfigError(
+            "no LC-MS/MS data among the inputs (an MS-DIAL export, a quant CSV with its MGF, mzML or mzXML)"
+            + (f"; found only files that go beside it: {beside}" if sides else "")
+        )
+    return jobs + sides
 
 
 def _pair_mgf(quant: Path, explicit: Path | None, mgfs: list[Path], n_quants: int) -> Path:

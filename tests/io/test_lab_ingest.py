@@ -5,6 +5,7 @@ files became accessions, and a hint when sample columns look like replicate inje
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -259,3 +260,26 @@ def test_validate_prints_what_ingest_counted(test_data, tmp_path, capsys, monkey
     assert main(["validate", "data/raw/exports", "--report-dir", "r"]) == 0
     out = capsys.readouterr().out
     assert "warning: sample columns whose File type the sample sheet or metadata changes (its type is used): 1" in out
+
+
+def test_a_lone_export_folder_skips_the_files_beside_it_and_names_what_it_cannot_read(test_data, tmp_path, capsys):
+    """A lab's folder: one MS-DIAL export (split into its samples), its GNPS-style MGF (the export carries its own
+    MS/MS) and a metadata table are read or skipped, each named; a folder of libraries only says what it holds; a
+    named MSP library or a lone MGF is refused naming the file."""
+    folder = tmp_path / "lab"
+    folder.mkdir()
+    for name in (MSDIALR, "bioactivity_msms.mgf", "case_study_group_metadata.csv"):
+        shutil.copy(test_data / name, folder / name)
+    assert main(["ingest", str(folder), "--out", str(tmp_path / "ev")]) == 0
+    out = capsys.readouterr().out
+    assert f"{MSDIALR}: 5 columns -> 4 accessions x 1 replicate, 1 blank skipped" in out
+    assert "skipped: bioactivity_msms.mgf (an MGF that no quant table among the inputs pairs with" in out
+    assert "skipped: case_study_group_metadata.csv (a sample metadata table" in out
+    libraries = tmp_path / "libs"
+    libraries.mkdir()
+    shutil.copy(test_data / "case_study_MSMS.mgf", libraries / "x.mgf")
+    assert main(["ingest", str(libraries), "--out", str(tmp_path / "ev2")]) == 2
+    assert "x.mgf, line 1: an MGF that no quant table among the inputs pairs with" in capsys.readouterr().err
+    msp = Path(__file__).resolve().parents[2] / "ms2img" / "data" / "PhenolicsDB_pos.msp"
+    assert main(["validate", str(msp), "--report-dir", str(tmp_path / "r")]) == 2
+    assert "PhenolicsDB_pos.msp, line 1: a spectral library (MSP)" in capsys.readouterr().err
