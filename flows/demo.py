@@ -82,7 +82,7 @@ ms2img demo finished in {minutes:.1f} min.
   Prefect UI:  .venv/bin/prefect server start                                 ->  http://127.0.0.1:4200
   Report:      report/index.html (every assay and family)   Metrics: .venv/bin/dvc metrics show
   Serve:       .venv/bin/ms2img serve --assay {assay}                  ->  POST http://127.0.0.1:5001/invocations
-  Audit:       .venv/bin/dvc repro   (checked now with dvc status: {audit})
+  Audit:       source .venv/bin/activate && dvc repro   (checked now with dvc status: {audit})
 """
     )
     return 0

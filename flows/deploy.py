@@ -18,16 +18,19 @@ from prefect import serve
 from flows import pipeline
 from flows.retrain import retrain
 from flows.watch import watch_new_data
-from ms2img.params import load_params
+from ms2img.params import load_params, profile_overrides
 
 
-def deployments(cron: str, profile: str, watch_minutes: int, project_dir: str | None = None):
+def deployments(cron: str, profile: str | None, watch_minutes: int, project_dir: str | None = None):
     """The two deployments: nightly retraining and a watcher that retrains as soon as new data lands.
 
     ``project_dir`` (default: resolved now, see :func:`flows.pipeline.project_dir`) is baked into both, so a
-    scheduled run works on the same project whatever folder the serving process was started from.
+    scheduled run works on the same project whatever folder the serving process was started from. ``profile``: None
+    runs params.yaml as it is; a name (``profiles/<name>.yaml``) is checked now, not at 2 a.m.
     """
     project = str(pipeline.project_dir(project_dir))
+    if profile is not None:
+        profile_overrides(profile, project)  # ConfigError naming the profiles there
     nightly = retrain.to_deployment(
         name="nightly-retrain",
         cron=cron,
@@ -55,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         "--project-dir", default=None, help="the DVC project (default: the cwd if it has dvc.yaml, else this checkout)"
     )
     parser.add_argument("--cron", default=params["schedule"]["cron"], help="retrain schedule (default: schedule.cron)")
-    parser.add_argument("--profile", default="quick", choices=["quick", "full"])
+    parser.add_argument(
+        "--profile", default=None, help="apply profiles/<NAME>.yaml before each run (default: params.yaml as it is)"
+    )
     parser.add_argument("--watch-minutes", type=int, default=int(params["schedule"].get("watch_minutes", 10)))
     args = parser.parse_args(argv)
     serve(*deployments(args.cron, args.profile, args.watch_minutes, str(project)), pause_on_shutdown=False)

@@ -11,7 +11,7 @@ from ms2img.params import load_params
 
 
 @flow(name="watch-new-data", log_prints=True)
-def watch_new_data(profile: str = "quick", project_dir: str | None = None) -> bool:
+def watch_new_data(profile: str | None = None, project_dir: str | None = None) -> bool:
     """Compare the raw-data hash with each champion's; run ``retrain`` (as a subflow) when any differs.
 
     Only data/raw is looked at: a new data/raw.dvc from git counts once ``retrain`` pulled it, and code or

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from ms2img.params import DEFAULT_PARAMS_PATH, load_params
 
+EXPORT_REPORTS = Path("validation")  # reports of lab exports checked before ingest: outside the pipeline's reports/
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -31,7 +33,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="lab export only: as `ms2img ingest --sample-sheet` (default: sample_sheet.csv beside an export folder)",
     )  # fmt: skip
     p.add_argument("--mgf", default=None, metavar="MGF", help="lab export only: the quant table's MGF, as ingest's")
-    p.add_argument("--report-dir", type=Path, default=Path("reports"), help="where validation.{json,html} go")
+    p.add_argument(
+        "--report-dir", type=Path, default=None,
+        help="where validation.{json,html} go (default: reports/ for an events folder, the pipeline's; "
+        f"{EXPORT_REPORTS}/<export name>/ for a lab export, so checking one never overwrites a project's report)",
+    )  # fmt: skip
     p.add_argument("--policy", choices=["fail", "quarantine"], default=None, help="overrides validate.policy")
     p.add_argument(
         "--params", type=Path, default=None, help="params.yaml (default: ./params.yaml when present, else defaults)"
@@ -53,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if args.policy:
         opts["policy"] = args.policy
     if _is_events_folder(args.events_dir):
-        report = run_validation(args.events_dir, args.assays, args.report_dir, **opts)  # raises ValidationFailed
+        report_dir = args.report_dir or Path("reports")
+        report = run_validation(args.events_dir, args.assays, report_dir, **opts)  # raises ValidationFailed
     else:
         report = _validate_export(args, params, opts)
     s = report.summary()
@@ -97,4 +104,5 @@ def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
         warned = [f"  warning: {kind}: {n}" for kind, n in sorted(summary.warnings.items())]
         for line in notes + skipped + source_lines(events, options["sample_types"]) + warned:
             print(line)
-        return run_validation(events, args.assays, args.report_dir, **opts)
+        report_dir = args.report_dir or EXPORT_REPORTS / Path(str(export).rstrip("/")).stem
+        return run_validation(events, args.assays, report_dir, **opts)

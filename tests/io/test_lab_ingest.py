@@ -283,3 +283,13 @@ def test_a_lone_export_folder_skips_the_files_beside_it_and_names_what_it_cannot
     msp = Path(__file__).resolve().parents[2] / "ms2img" / "data" / "PhenolicsDB_pos.msp"
     assert main(["validate", str(msp), "--report-dir", str(tmp_path / "r")]) == 2
     assert "PhenolicsDB_pos.msp, line 1: a spectral library (MSP)" in capsys.readouterr().err
+
+
+def test_validating_a_lab_export_in_a_project_leaves_the_pipeline_report_alone(test_data, tmp_path, monkeypatch):
+    project(tmp_path, test_data / MSDIALR)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "validation.json").write_text("{}")  # the pipeline's, a dependency of every train stage
+    assert main(["validate", "data/raw/exports"]) == 0
+    assert (tmp_path / "reports" / "validation.json").read_text() == "{}"
+    assert (tmp_path / "validation" / "exports" / "validation.html").is_file()
