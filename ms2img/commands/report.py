@@ -33,7 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "the tracking store is reachable (--no-track to skip)."
         ),
     )
-    p.add_argument("--out", type=Path, default=Path("reports/index.html"), help="the HTML file to write")
+    p.add_argument(
+        "--out", type=Path, default=Path("report/index.html"),
+        help="the HTML file to write (default: the pipeline's; not under reports/, which the report reads)",
+    )  # fmt: skip
     p.add_argument("--root", type=Path, default=Path("."), help="project folder the stage outputs are under")
     p.add_argument("--assay", action="append", default=None, help="only these assays (repeatable; default: all)")
     p.add_argument("--metrics-dir", type=Path, default=Path("metrics"))
@@ -78,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     if result.pdf_path:
         print(f"pdf:    {result.pdf_path}")
     if result.missing:
-        print(f"  {len(result.missing)} input file(s) not found; the report marks those pieces 'not run'")
+        shown = ", ".join(str(m) for m in result.missing[:4]) + (", ..." if len(result.missing) > 4 else "")
+        print(f"  {len(result.missing)} input(s) absent or unreadable, marked 'not run' in the report: {shown}")
     if not args.no_track:
         try:
             run_id = log_report(result, experiment=args.experiment, data_version=data_version(args.root)[0])
