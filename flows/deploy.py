@@ -12,12 +12,14 @@ Trigger a run by hand with ``prefect deployment run 'retrain/nightly-retrain'``.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from prefect import serve
 
 from flows import pipeline
 from flows.retrain import retrain
 from flows.watch import watch_new_data
+from ms2img.errors import ConfigError
 from ms2img.params import load_params, profile_overrides
 
 
@@ -63,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--watch-minutes", type=int, default=int(params["schedule"].get("watch_minutes", 10)))
     args = parser.parse_args(argv)
-    serve(*deployments(args.cron, args.profile, args.watch_minutes, str(project)), pause_on_shutdown=False)
+    try:
+        served = deployments(args.cron, args.profile, args.watch_minutes, str(project))
+    except ConfigError as exc:
+        print(f"flows.deploy: error: {exc}", file=sys.stderr)
+        return 2
+    serve(*served, pause_on_shutdown=False)
     return 0
 
 

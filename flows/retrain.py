@@ -352,7 +352,10 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
     if not todo:
         logger.info("nothing to do: every champion was trained on the current data and the pipeline is up to date")
         return {}
-    logger.info("retraining %s (new data: %s, forced: %s)", todo, [a for a in todo if changed[a]], force)
+    logger.info(
+        "bringing %s up to date (new data: %s, forced: %s): stale stages run, up-to-date ones are skipped",
+        todo, [a for a in todo if changed[a]], force,
+    )  # fmt: skip
     call(upstream_stages, project, IMAGES)
     studies = call(plan_studies, todo, force, project)
     jobs = submit_each(train_assay, {key: (key, stages, project) for key, stages in studies.items()})

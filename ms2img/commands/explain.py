@@ -144,12 +144,13 @@ def run_correlation(args: argparse.Namespace, cfg) -> int:
             annotate=args.annotate_top,
             drivers_csv=Path(args.reports_dir) / assay / "drivers.csv",
             abundances=abundances,
+            seed=cfg.seed,
         )
         m = res.meta
         print(
             f"{assay}: {m['n_features']} features x {m['n_samples']} samples ({m['normalisation']} normalisation, "
             f"{m['seconds_total']:.2f} s); {m['n_q_below_0.05']} with q < 0.05, {m['n_bonferroni_below_0.05']} with "
-            f"Bonferroni p < 0.05; wrote {', '.join(str(p) for p in res.paths.values())}"
+            f"Bonferroni p < 0.05; p by {m['p_method']}; wrote {', '.join(str(p) for p in res.paths.values())}"
         )
         for r in res.scores.head(5).itertuples(index=False):
             name = f" {r.library_match}" if r.library_match else ""

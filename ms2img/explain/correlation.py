@@ -8,9 +8,16 @@ as the reader defines it (MS-DIAL alignment ID, MZmine/FBMN row ID, Optimus feat
 * abundance = the feature's height in an accession, averaged over its replicates (0 = not detected);
 * normalisation ``bmn`` (the default, BMN's own script): add 1 to every abundance and divide by the sample's
   total, so a sample's loading does not masquerade as activity; ``raw``: heights as measured;
-* Pearson r and Spearman rho against the raw activity, two-sided p (t distribution, n - 2 d.f., as
-  ``scipy.stats.pearsonr`` / ``spearmanr``; Spearman's exact with at most 8 samples), Benjamini-Hochberg q and
-  Bonferroni p over the features tested.
+* Pearson r and Spearman rho against the raw activity; two-sided p by permutation of the activity values over the
+  samples with at most ``PERMUTATION_MAX_N`` samples (every distinct ordering when there are at most
+  ``EXACT_MAX_ORDERINGS``, else ``PERMUTATIONS`` seeded ones), the t distribution (n - 2 d.f., as
+  ``scipy.stats.pearsonr`` / ``spearmanr``) above; Benjamini-Hochberg q and Bonferroni p over the features tested.
+
+Why permutation. A handful of fractions with an activity that is near yes/no (FERMO lists the actives only: six
+zeros and four values) allows few orderings: 10 such samples have 840, so no p can be below 1/840, while the t
+distribution (which assumes normal data) said 5e-6 for the top feature and let Bonferroni over 114 features pass
+six of them. Permutation p is what the data can show; above 30 samples the t distribution is close enough and the
+permutations would cost minutes on 20,000 features.
 
 Everything is one matrix product (features x samples), so 20,000 features x 500 samples take seconds. Events of
 several unaligned exports (one file per accession) are first grouped by m/z and RT as the drivers are.
@@ -35,7 +42,9 @@ log = logging.getLogger(__name__)
 NORMALISATIONS = ("bmn", "raw")
 DEFAULT_NORMALISATION = "bmn"
 MIN_SAMPLES = 5
-EXACT_SPEARMAN_MAX_N = 8  # Spearman p by full enumeration up to 8! = 40,320 orderings of the activity values
+PERMUTATION_MAX_N = 30  # up to this many samples p comes from permutations of the activity values (module docstring)
+EXACT_MAX_ORDERINGS = 40_320  # every distinct ordering up to 8! of them (8 samples, or more with tied activities)
+PERMUTATIONS = 9_999  # seeded random orderings (plus the observed one) beyond that: p >= 1 / 10,000
 SCORE_COLUMNS = [
     "rank", "feature_id", "precursor_mz", "rt_min", "polarity", "direction", "r", "p", "q", "p_bonferroni",
     "spearman_r", "spearman_p", "spearman_q", "spearman_p_bonferroni", "n_samples", "n_detected",
@@ -235,34 +244,60 @@ def p_of_r(r: np.ndarray, n: int) -> np.ndarray:
 
 
 def spearman_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rho, two-sided p): Pearson on average ranks, rows ranked at once. p from the t distribution (n - 2 d.f., as
-    ``scipy.stats.spearmanr``), except with at most ``EXACT_SPEARMAN_MAX_N`` samples: there the t approximation is
-    far off (p = 0 at rho = 1, where six samples allow no p below 2/720), so p is exact, the share of every
-    reordering of the activity values whose |rho| reaches the observed one (ties in a feature kept as they are)."""
-    xr, yr = stats.rankdata(x, axis=1), stats.rankdata(y)
-    rho, p = pearson_rows(xr, yr)
-    if yr.size <= EXACT_SPEARMAN_MAX_N:
-        p = exact_spearman_p(xr, yr, rho)
-    return rho, p
+    """(rho, two-sided p): Pearson on average ranks, rows ranked at once; p from the t distribution (n - 2 d.f., as
+    ``scipy.stats.spearmanr``)."""
+    return pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y))
 
 
-def exact_spearman_p(x_ranks: np.ndarray, y_ranks: np.ndarray, rho: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """Two-sided permutation p of each row's ``rho`` over all ``n!`` orderings of ``y_ranks`` (NaN rho: NaN)."""
+def distinct_orderings(y: np.ndarray, limit: int = EXACT_MAX_ORDERINGS) -> np.ndarray | None:
+    """Every distinct ordering of the values of ``y`` (tied values swapped count once), ``(N, n)``; None when there
+    are more than ``limit``. Built value by value from the positions left, never through all ``n!``."""
     import itertools
+    import math
 
-    orders = np.array(list(itertools.permutations(y_ranks)), dtype=np.float64)
+    values, counts = np.unique(np.asarray(y, dtype=np.float64), return_counts=True)
+    total = math.factorial(int(counts.sum()))
+    for c in counts:
+        total //= math.factorial(int(c))
+    if total > limit:
+        return None
+    layouts: list[tuple[np.ndarray, tuple[int, ...]]] = [(np.empty(len(y), dtype=np.int64), tuple(range(len(y))))]
+    for v, c in enumerate(counts):
+        grown = []
+        for layout, free in layouts:
+            for chosen in itertools.combinations(free, int(c)):
+                placed = layout.copy()
+                placed[list(chosen)] = v
+                grown.append((placed, tuple(i for i in free if i not in chosen)))
+        layouts = grown
+    return values[np.array([layout for layout, _ in layouts])]
+
+
+def permutation_p(
+    x: np.ndarray, y: np.ndarray, r: np.ndarray, seed: int = 0, chunk: int = 1024
+) -> tuple[np.ndarray, int, bool]:
+    """Two-sided permutation p of each row's correlation ``r`` with ``y``: the share of orderings of ``y`` over the
+    samples whose |r| reaches the row's (ties in a row kept as they are). Every distinct ordering when there are at
+    most ``EXACT_MAX_ORDERINGS`` (exact), else ``PERMUTATIONS`` seeded ones plus the observed. Returns
+    ``(p, orderings used, exact)``; NaN r gives NaN p."""
+    y = np.asarray(y, dtype=np.float64)
+    orders = distinct_orderings(y)
+    exact = orders is not None
+    if orders is None:
+        rng = np.random.default_rng(seed)
+        orders = np.vstack([y, np.array([rng.permutation(y) for _ in range(PERMUTATIONS)])])
     oc = orders - orders.mean(axis=1, keepdims=True)
     oc /= np.sqrt(np.einsum("ij,ij->i", oc, oc))[:, None]  # every ordering has the same norm
-    xc = x_ranks - x_ranks.mean(axis=1, keepdims=True)
+    xc = np.asarray(x, dtype=np.float64) - np.asarray(x, dtype=np.float64).mean(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         xc = xc / np.sqrt(np.einsum("ij,ij->i", xc, xc))[:, None]
-    p = np.full(len(rho), np.nan)
-    for start in range(0, len(rho), chunk):
+    p = np.full(len(r), np.nan)
+    for start in range(0, len(r), chunk):
         part = slice(start, start + chunk)
         null = np.abs(xc[part] @ oc.T)
-        p[part] = (null >= np.abs(rho[part])[:, None] - 1e-9).mean(axis=1)
-    p[np.isnan(rho)] = np.nan
-    return p
+        p[part] = (null >= np.abs(r[part])[:, None] - 1e-9).mean(axis=1)
+    p[np.isnan(r)] = np.nan
+    return p, len(orders), exact
 
 
 def bh_adjust(p: np.ndarray) -> np.ndarray:
@@ -287,9 +322,14 @@ def bonferroni(p: np.ndarray) -> np.ndarray:
 
 
 def activity_scores(
-    abundances: Abundances, columns: np.ndarray, activity: np.ndarray, normalisation: str = DEFAULT_NORMALISATION
+    abundances: Abundances,
+    columns: np.ndarray,
+    activity: np.ndarray,
+    normalisation: str = DEFAULT_NORMALISATION,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """The scores table (``SCORE_COLUMNS`` less the library ones) of the accessions at ``columns``, by evidence.
+    """The scores table (``SCORE_COLUMNS`` less the library ones) of the accessions at ``columns``, by evidence;
+    ``attrs["p_method"]`` says how p was computed (module docstring; ``seed`` for random orderings).
 
     Normalisation uses the samples correlated only (a sample's total over every feature, as BMN). Sorted by
     Pearson p (NaN last), then by r (positive first); ``rank`` is the position.
@@ -304,6 +344,14 @@ def activity_scores(
     x = normalise(raw, normalisation)
     r, p = pearson_rows(x, y)
     rho, p_s = spearman_rows(x, y)
+    p_method = "t distribution (n - 2 d.f.)"
+    if n <= PERMUTATION_MAX_N:
+        p, n_orders, exact = permutation_p(x, y, r, seed)
+        p_s = permutation_p(stats.rankdata(x, axis=1), stats.rankdata(y), rho, seed)[0]
+        p_method = (
+            f"permutation, {'all' if exact else 'seeded'} {n_orders:,} {'distinct ' if exact else ''}orderings of "
+            f"the activity values (no p below {1 / n_orders:.2g})"
+        )
     out = abundances.features[["feature_id", "precursor_mz", "rt_min", "polarity"]].copy()
     out["direction"] = np.where(np.isnan(r), "", np.where(r >= 0, "positive", "negative"))
     out["r"], out["p"], out["q"], out["p_bonferroni"] = r, p, bh_adjust(p), bonferroni(p)
@@ -315,6 +363,7 @@ def activity_scores(
     order = np.lexsort((-np.nan_to_num(r, nan=-2.0), np.nan_to_num(p, nan=2.0)))
     out = out.iloc[order].reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
+    out.attrs["p_method"] = p_method
     return out
 
 
@@ -449,6 +498,7 @@ def score_assay(
     annotate: int = 50,
     drivers_csv: str | Path | None = None,
     abundances: Abundances | None = None,
+    seed: int = 0,
 ) -> CorrelationResult:
     """Score every feature against ``assay`` and write activity_scores.csv, activity_volcano.png,
     cytoscape_nodes.tsv (and drivers_vs_correlation.csv when the model's drivers exist) to ``out_dir``."""
@@ -468,7 +518,8 @@ def score_assay(
             f"assay {assay}: {len(columns)} samples of {events_dir} have a value in {activity_path}; a correlation "
             f"needs at least {MIN_SAMPLES}{hint}"
         )
-    scores = activity_scores(ab, columns, y, normalisation)
+    scores = activity_scores(ab, columns, y, normalisation, seed)
+    p_method = scores.attrs["p_method"]
     scores = annotate_top(scores, ab, libraries, top=annotate)
     scores = scores[SCORE_COLUMNS]
     t_scores = time.perf_counter() - t0
@@ -497,6 +548,7 @@ def score_assay(
         "n_samples": len(columns),
         "n_features": len(scores),
         "n_tested": int(scores["p"].notna().sum()),
+        "p_method": p_method,
         "n_q_below_0.05": int((scores["q"] < 0.05).sum()),
         "n_bonferroni_below_0.05": int((scores["p_bonferroni"] < 0.05).sum()),
         "absent_as_zero": absent_as_zero,

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ms2img.errors import ConfigError, InputFileError
-from ms2img.io.result import column_to_float, csv_rows, read_text_lines
 from ms2img.io.sample_sheet import strip_raw_extension
+from ms2img.io.text import column_to_float, csv_rows, read_text_lines
 
 FERMO_COLUMNS = ("sample_name", "quant_data")
 

@@ -24,16 +24,10 @@ import pandas as pd
 from pyteomics import mgf as pyteomics_mgf
 
 from ms2img.errors import InputFileError
-from ms2img.io.result import (
-    ReadResult,
-    aligned_table,
-    column_to_float,
-    flatten_spectra,
-    make_manifest,
-    read_text_lines,
-)
+from ms2img.io.result import ReadResult, aligned_table, flatten_spectra, make_manifest
 from ms2img.io.sample_sheet import index_sheet, resolve, strip_raw_extension
 from ms2img.io.schema import charge_from_text, polarity_of
+from ms2img.io.text import column_to_float, read_text_lines
 
 # Table m/z and MGF PEPMASS of one feature are written from the same feature list (equal to the 4 decimals
 # written); 0.02 Da also lets through a PEPMASS taken from the MS2 scan's isolation m/z (<= 10 ppm at m/z 2000),

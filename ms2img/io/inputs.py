@@ -11,8 +11,8 @@ from ms2img.io.fbmn import is_optimus_header, is_quant_header
 from ms2img.io.metadata import side_table
 from ms2img.io.msdial import is_msdial_header
 from ms2img.io.raw import sniff_raw
-from ms2img.io.result import check_not_binary
 from ms2img.io.schema import accession_filename
+from ms2img.io.text import check_not_binary
 
 TEXT_EXTENSIONS = {".txt", ".tsv", ".csv", ".mgf"}
 RAW_EXTENSIONS = {".mzml", ".mzxml"}

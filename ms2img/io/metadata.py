@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ms2img.errors import InputFileError
-from ms2img.io.result import column_to_float, csv_rows, read_text_lines
 from ms2img.io.sample_sheet import SHEET_COLUMNS, strip_raw_extension
+from ms2img.io.text import column_to_float, csv_rows, read_text_lines
 
 NAME_COLUMNS = ("filename", "sample_name", "sample name", "sample")
 TYPE_ATTRIBUTES = ("sampletype", "sample_type", "type")

@@ -21,11 +21,11 @@ import pyarrow.csv as pacsv
 
 from ms2img.errors import InputFileError
 from ms2img.io.msms import MsmsFormatError, parse_msms_column
-from ms2img.io.result import (
+from ms2img.io.result import AlignedFeatures, FragmentBlock, ReadResult
+from ms2img.io.sample_sheet import SHEET_TYPE_WARNING, index_sheet, normalize_type, resolve, type_changes
+from ms2img.io.schema import SAMPLE_TYPES, charge_from_adduct, polarity_of
+from ms2img.io.text import (
     BINARY_MAGIC,
-    AlignedFeatures,
-    FragmentBlock,
-    ReadResult,
     check_not_binary,
     plain_float_columns,
     plain_floats,
@@ -33,8 +33,6 @@ from ms2img.io.result import (
     strings_to_float,
     strings_to_float_columns,
 )
-from ms2img.io.sample_sheet import SHEET_TYPE_WARNING, index_sheet, normalize_type, resolve, type_changes
-from ms2img.io.schema import SAMPLE_TYPES, charge_from_adduct, polarity_of
 
 log = logging.getLogger(__name__)
 

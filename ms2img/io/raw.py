@@ -20,9 +20,10 @@ with warnings.catch_warnings():  # pyteomics imports psims, which warns about an
     from pyteomics import mzml, mzxml
 
 from ms2img.errors import InputFileError
-from ms2img.io.result import ReadResult, check_not_binary, line_of_offset, make_manifest
+from ms2img.io.result import ReadResult, make_manifest
 from ms2img.io.sample_sheet import index_sheet, resolve
 from ms2img.io.schema import events_from_arrays
+from ms2img.io.text import check_not_binary, line_of_offset
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from ms2img.errors import InputFileError
-from ms2img.io.result import csv_rows, read_text_lines
 from ms2img.io.schema import SAMPLE_TYPES
+from ms2img.io.text import csv_rows, read_text_lines
 
 SHEET_COLUMNS = ["sample", "accession", "replicate", "type", "class"]
 REQUIRED = ("sample", "accession")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,8 +21,10 @@ from ms2img.explain.correlation import (
     activity_scores,
     bh_adjust,
     bonferroni,
+    distinct_orderings,
     normalise,
     pearson_rows,
+    permutation_p,
     spearman_rows,
 )
 from ms2img.io.activity import align_activity, read_activity
@@ -180,7 +184,11 @@ def test_fermo_case_study_puts_the_siomycins_on_top(fermo_events, test_data, tmp
     assert sio.sum() == 5
     assert sio.iloc[0] and sio.head(5).sum() >= 4, scores.head(8)
     assert (scores.loc[sio, "rank"] <= 8).all() and (scores.loc[sio, "r"] > 0.85).all()
-    assert (scores.loc[sio, "q"] < 0.05).all() and (scores.loc[sio, "direction"] == "positive").all()
+    assert (scores.loc[sio, "direction"] == "positive").all()
+    # 6 inactive samples (0) and activities 8, 8, 8, 7: 840 orderings, p by permutation never below 1/840 (the t
+    # distribution said ~1e-6); the siomycins sit at the few smallest p the data allow, no FDR claim beyond that
+    assert scores["p"].min() >= 1 / 840 - 1e-12 and (scores.loc[sio, "p"] <= 3 / 840 + 1e-12).all()
+    assert "all 840 distinct orderings" in stdout
     assert "#1" in stdout and (out / "activity_volcano.png").stat().st_size > 10_000
 
 
@@ -242,12 +250,14 @@ def test_library_match_names_the_siomycin(fermo_events, test_data, shared_data, 
     assert nodes.set_index("shared name").loc["83", "library_match"].startswith("Siomycin_A")
 
 
-def test_spearman_p_is_exact_for_a_handful_of_samples():
+def test_p_is_by_permutation_for_a_handful_of_samples():
     """Six fractions: the t approximation says p = 0 at rho = 1; over the 720 orderings it is 2/720 (rho = +-1), and
     with tied (undetected) abundances it matches scipy's exact permutation test."""
     y = np.array([3.0, 10, 25, 40, 70, 90])
     x = np.array([[1.0, 2, 3, 4, 5, 6], [0, 0, 0, 2, 5, 4], [6, 1, 4, 2, 5, 3], [5.0] * 6])
-    rho, p = spearman_rows(x, y)
+    rho = spearman_rows(x, y)[0]
+    p, n_orders, exact = permutation_p(stats.rankdata(x, axis=1), stats.rankdata(y), rho)
+    assert exact and n_orders == 720
     assert rho[0] == 1.0 and p[0] == pytest.approx(2 / 720)
     assert np.isnan(rho[3]) and np.isnan(p[3])
     for i in (1, 2):
@@ -256,3 +266,30 @@ def test_spearman_p_is_exact_for_a_handful_of_samples():
         )
         assert p[i] == pytest.approx(ref.pvalue, abs=1e-9)
     assert bonferroni(p)[0] == pytest.approx(3 * 2 / 720)
+
+
+def test_a_yes_no_activity_over_ten_samples_allows_no_p_below_one_in_840():
+    """FERMO's shape: six inactive (0) and four active samples. 840 distinct orderings, so no p below 1/840 (the t
+    distribution said ~1e-6 for a feature present in the actives only); with distinct values and 10 samples the
+    orderings are drawn (seeded), close to scipy's own permutation test."""
+    y = np.array([0.0, 0, 0, 0, 0, 0, 7.5, 7.5, 7.5, 8.1])
+    x = np.array([[1.0, 2, 1, 0, 1, 2, 90, 95, 99, 97], np.arange(10.0)])
+    r = pearson_rows(x, y)[0]
+    p, n_orders, exact = permutation_p(x, y, r)
+    assert exact and n_orders == 840 and len(distinct_orderings(y)) == 840
+    assert 1 / 840 <= p[0] <= 2 / 840 + 1e-12 and pearson_rows(x, y)[1][0] < 1e-6
+    y8, x8 = y[2:], np.array([[3.0, 1, 4, 1, 5, 9, 2, 6]])  # 8 samples: every one of the 8! orderings, by brute force
+    every = np.array(list(itertools.permutations(y8)))
+    brute = np.mean(np.abs([np.corrcoef(x8[0], o)[0, 1] for o in every]) >= abs(np.corrcoef(x8[0], y8)[0, 1]) - 1e-9)
+    p8, n8, _ = permutation_p(x8, y8, pearson_rows(x8, y8)[0])
+    assert n8 == 280 and p8[0] == pytest.approx(brute, abs=1e-12)
+    y_distinct = np.array([0.1, 0.4, 0.2, 0.0, 0.3, 0.5, 7.2, 7.9, 8.1, 7.5])
+    r = pearson_rows(x, y_distinct)[0]
+    p, n_orders, exact = permutation_p(x, y_distinct, r, seed=3)
+    assert not exact and n_orders == 10_000 and p[0] >= 1 / 10_000
+    assert np.array_equal(p, permutation_p(x, y_distinct, r, seed=3)[0])  # seeded: the same p every run
+    ref = stats.permutation_test(
+        (x[1],), lambda a: stats.pearsonr(a, y_distinct).statistic, permutation_type="pairings", n_resamples=20_000,
+        rng=0,
+    )  # fmt: skip
+    assert p[1] == pytest.approx(ref.pvalue, abs=0.02)

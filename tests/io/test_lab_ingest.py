@@ -235,9 +235,7 @@ def test_gnps_metadata_names_with_mzml_extensions_match_and_an_empty_type_keeps_
     """GNPS metadata lists `X.mzML` for the export's column `X`: every row matches (no "rows matching no input"),
     and an empty SampleType cell keeps the export's own File type (the blank is not trained)."""
     meta = tmp_path / "meta.tsv"
-    meta.write_text(
-        "filename\tATTRIBUTE_SampleType\n1a.mzML\tsample\n1b.mzML\t\n2a.mzML\t\n2b.mzML\t\nblank.mzML\t\n"
-    )
+    meta.write_text("filename\tATTRIBUTE_SampleType\n1a.mzML\tsample\n1b.mzML\t\n2a.mzML\t\n2b.mzML\t\nblank.mzML\t\n")
     assert main(["ingest", str(test_data / MSDIALR), "--out", str(tmp_path / "ev"), "--metadata", str(meta)]) == 0
     out = capsys.readouterr().out
     assert "matching no input" not in out

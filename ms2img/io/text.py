@@ -1,0 +1,208 @@
+"""A lab's text files read safely: binary and compressed files refused, UTF-8 or Windows-1252 decoded, lines
+numbered as an editor shows them, CSV rows, and cells turned into numbers with one C cast where the file is plain.
+Every error names the file, the line and the column (:class:`ms2img.errors.InputFileError`)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ms2img.errors import InputFileError
+
+_GZIP, _ZIP, _BZ2, _XZ = b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ"
+BINARY_MAGIC = (_GZIP, _ZIP, _BZ2, _XZ)  # how compressed files start
+# Control characters that never occur in a text export (tab, CR, LF and form feed are allowed).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+
+
+def line_of_offset(data: bytes, offset: int) -> int:
+    """1-based line number of byte ``offset`` in ``data``."""
+    return data.count(b"\n", 0, offset) + 1
+
+
+def check_not_binary(path: Path, data: bytes) -> None:
+    """Reject empty and compressed/binary files with a message naming the file and line."""
+    if not data or data.isspace():  # data.strip() without copying the file
+        raise InputFileError(path, "file is empty", line=1)
+    for magic, kind in ((_GZIP, "gzip"), (_ZIP, "zip"), (_BZ2, "bzip2"), (_XZ, "xz")):
+        if data.startswith(magic):
+            raise InputFileError(path, f"file is {kind}-compressed; decompress it first", line=1)
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise InputFileError(path, "binary data (NUL byte), not a text file", line=line_of_offset(data, nul))
+
+
+def read_text_lines(path: str | Path) -> list[str]:
+    """The lines of a text file (line ``i`` of the editor is ``lines[i - 1]``), rejecting binary content.
+
+    UTF-8 (with or without BOM) first, then Windows-1252 (MS-DIAL on Windows). Lines are split on ``\\n`` only
+    and a trailing ``\\r`` is removed, so line numbers match what an editor shows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "file not found")
+    data = path.read_bytes()
+    check_not_binary(path, data)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            raise InputFileError(
+                path, "not a text file (undecodable bytes)", line=line_of_offset(data, exc.start)
+            ) from None
+    bad = _CONTROL.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise InputFileError(path, "binary data (control characters), not a text file", line=line)
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [ln.removesuffix("\r") for ln in lines]
+
+
+def csv_rows(path: str | Path, lines: list[str], first_line: int, delimiter: str = ",") -> list[list[str]]:
+    """The fields of each of ``lines`` (file line ``first_line`` onwards, one row per line). A line the csv module
+    refuses (a carriage return inside it: old Excel's "CSV (Macintosh)" ends lines with one) is an InputFileError
+    naming that line, not a traceback."""
+    reader = csv.reader(lines, delimiter=delimiter)
+    try:
+        return list(reader)
+    except csv.Error as exc:
+        line = first_line + reader.line_num - 1
+        hint = " (lines ending in a lone carriage return? save it as CSV UTF-8)" if "new-line" in str(exc) else ""
+        raise InputFileError(path, f"not readable as CSV: {exc}{hint}", line=line) from None
+
+
+_MISSING = frozenset({"", "na", "nan", "null", "none", "n/a"})
+
+
+def column_to_float(
+    values: list[str] | np.ndarray,
+    path: str | Path,
+    lines: np.ndarray,
+    columns: str | np.ndarray,
+    *,
+    missing: float | None = None,
+    minimum: float | None = None,
+    positive: bool = False,
+) -> np.ndarray:
+    """Convert text cells to float64 at once, reporting the first bad cell's file, line and column.
+
+    ``lines`` (and ``columns`` when it is an array) give each cell's 1-based line / column name. Missing cells
+    (empty, NA, null) become ``missing``, or are an error when it is None. ``minimum`` / ``positive`` bound values.
+    """
+    cells = pd.Series(np.asarray(values, dtype=object).ravel(), dtype=object)
+    arr = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+
+    def fail(mask: np.ndarray, problem: str) -> None:
+        i = int(np.flatnonzero(mask)[0])
+        col = columns if isinstance(columns, str) else str(np.asarray(columns).ravel()[i])
+        raise InputFileError(path, problem.format(value=_short(str(cells.iat[i]))), line=int(lines[i]), column=col)
+
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        is_missing = np.zeros(len(arr), dtype=bool)
+        idx = np.flatnonzero(bad)
+        is_missing[idx] = [str(cells.iat[i]).strip().lower() in _MISSING for i in idx]
+        if missing is None and is_missing.any():
+            fail(is_missing, "missing value")
+        if (bad & ~is_missing).any():
+            fail(bad & ~is_missing, "'{value}' is not a number")
+        arr[is_missing] = missing
+    if positive and (arr <= 0).any():
+        fail(arr <= 0, "{value} must be > 0")
+    if minimum is not None and (arr < minimum).any():
+        fail(arr < minimum, f"{{value}} is negative (must be >= {minimum:g})")
+    return arr
+
+
+def plain_floats(cells: pa.Array, *, minimum: float | None = None, positive: bool = False) -> np.ndarray | None:
+    """The C path of :func:`strings_to_float` alone: float64 values when every cell is a finite number within the
+    bounds, else None (the caller decides: the full rules, or a reader that streams falling back to one that
+    does not)."""
+    try:
+        values = pc.cast(pc.utf8_trim_whitespace(cells), pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    ok = bool(np.isfinite(values).all())
+    if ok and positive:
+        ok = bool((values > 0).all())
+    if ok and minimum is not None:
+        ok = bool((values >= minimum).all())
+    return np.ascontiguousarray(values, dtype=np.float64) if ok else None
+
+
+def plain_float_columns(columns: list[pa.Array], n: int, *, minimum: float | None = None) -> np.ndarray | None:
+    """The C path of :func:`strings_to_float_columns` alone: the rows x columns float64 matrix of ``n`` rows, or
+    None when any cell is not a finite number >= ``minimum``."""
+    if not columns:
+        return np.zeros((n, 0))
+    try:
+        values = pc.cast(pc.utf8_trim_whitespace(pa.concat_arrays(columns)), pa.float64()).to_numpy(
+            zero_copy_only=False
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    ok = bool(np.isfinite(values).all()) and (minimum is None or bool((values >= minimum).all()))
+    return np.ascontiguousarray(values.reshape(len(columns), n).T) if ok else None
+
+
+def strings_to_float(
+    cells: pa.Array,
+    path: str | Path,
+    lines: np.ndarray,
+    column: str,
+    *,
+    missing: float | None = None,
+    minimum: float | None = None,
+    positive: bool = False,
+    count_empty: bool = False,
+) -> tuple[np.ndarray, int]:
+    """An Arrow string column to float64 with one C cast; on anything unusual :func:`column_to_float` decides
+    (same rules, exact file / line / column in the error). Returns the values and the number of cells that
+    held an explicit missing marker (``NA``, ``nan``, ``null``, ...; empty cells too when ``count_empty``)."""
+    values = plain_floats(cells, minimum=minimum, positive=positive)
+    if values is not None:
+        return values, 0
+    trimmed = pc.utf8_trim_whitespace(cells)
+    texts = np.asarray(trimmed.to_numpy(zero_copy_only=False), dtype=object)
+    values = column_to_float(texts, path, lines, column, missing=missing, minimum=minimum, positive=positive)
+    lowered = pc.utf8_lower(trimmed)
+    counted = _MISSING if count_empty else _MISSING - {""}
+    markers = pc.and_(pc.is_in(lowered, value_set=pa.array(sorted(counted))), pc.invert(pc.is_null(lowered)))
+    return values, int(pc.sum(markers).as_py() or 0)
+
+
+def strings_to_float_columns(
+    columns: list[pa.Array],
+    path: str | Path,
+    lines: np.ndarray,
+    names: list[str],
+    *,
+    missing: float | None = None,
+    minimum: float | None = None,
+) -> tuple[np.ndarray, int]:
+    """Several Arrow string columns (same length) to one float64 matrix (rows x columns) with one C cast; when
+    any cell is unusual each column goes through :func:`strings_to_float` (same rules, same errors). Returns
+    the matrix and the number of missing cells (markers and empty cells: a table of heights has no optional cell)."""
+    values = plain_float_columns(columns, len(lines), minimum=minimum)
+    if values is not None:
+        return values, 0
+    out, n_missing = [], 0
+    for cells, name in zip(columns, names, strict=True):
+        values, k = strings_to_float(cells, path, lines, name, missing=missing, minimum=minimum, count_empty=True)
+        out.append(values)
+        n_missing += k
+    return np.column_stack(out), n_missing
+
+
+def _short(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
