@@ -108,7 +108,11 @@ def ingest(
         raise ConfigError(f"--out {out_dir}: exists and is not a folder")
     _check_out_apart(inputs, out_dir)
     jobs = plan(inputs, mgf)
-    skipped = [f"{j.path.name} ({j.note})" for j in jobs if j.kind == "side"]  # tables found beside the data
+    found_metadata = [j.path for j in jobs if j.side == "metadata"]
+    used_metadata = sample_sheet is None and metadata is None and len(found_metadata) == 1
+    if used_metadata:  # FERMO's download folder: its group table says which sample is the blank
+        metadata = found_metadata[0]
+    skipped = [f"{j.path.name} ({j.note})" for j in jobs if j.kind == "side" and j.path != metadata]
     jobs = [j for j in jobs if j.kind != "side"]
     if sample_sheet is not None and metadata is not None:
         raise ConfigError("give a sample sheet or a sample metadata table, not both")
@@ -119,6 +123,8 @@ def ingest(
     clean_leftovers(out_dir)
     _clean_old_staging(out_dir)
     summary = IngestSummary(out_dir=out_dir, files=len(jobs), skipped=skipped)
+    if used_metadata:
+        summary.metadata_found = str(metadata)
     try:
         with atomic_dir(out_dir) as stage:
             parts_dir = stage / ".parts"

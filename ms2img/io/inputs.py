@@ -30,6 +30,7 @@ class InputJob:
     mgf: Path | None = None
     accession_from: str = "column"
     note: str = ""  # side: what the table is and where it goes
+    side: str = ""  # side: activity | metadata (FERMO/GNPS sample metadata) | library | mgf (no quant table's)
 
 
 def sniff(path: str | Path) -> str:
@@ -94,6 +95,15 @@ def side_note_of(path: Path) -> str:
     """:func:`side_note` of a file's first lines."""
     with open(path, "rb") as fh:
         return side_note(fh.read(65536).decode("utf-8", errors="replace").splitlines()[:SNIFF_LINES])
+
+
+def side_job(path: Path) -> InputJob:
+    """The skipped job of a side file (activity or metadata table, MSP library), its kind from the header."""
+    with open(path, "rb") as fh:
+        lines = fh.read(65536).decode("utf-8", errors="replace").splitlines()[:SNIFF_LINES]
+    first = next((line for line in lines if line.strip()), "")
+    side = side_table(first)
+    return InputJob("side", path, note=side_note(lines), side=side[0] if side else "library")
 
 
 def library_mgf(path: Path) -> bool:
@@ -175,9 +185,9 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
     named_mgf = next((p for p, from_dir in unpaired if not from_dir), None)
     if named_mgf is not None or (unpaired and not jobs):
         raise InputFileError(named_mgf or unpaired[0][0], f"{UNPAIRED_MGF_NOTE}; nothing to read it with", 1)
-    sides = [InputJob("side", p, note=side_note_of(p)) for p, kind, _ in found if kind == "side"]
-    sides += [InputJob("side", p, note=UNPAIRED_MGF_NOTE) for p, _ in unpaired]
-    sides += [InputJob("side", p, note=LIBRARY_NOTE) for p in libraries]
+    sides = [side_job(p) for p, kind, _ in found if kind == "side"]
+    sides += [InputJob("side", p, note=UNPAIRED_MGF_NOTE, side="mgf") for p, _ in unpaired]
+    sides += [InputJob("side", p, note=LIBRARY_NOTE, side="library") for p in libraries]
     if not jobs:
         beside = "; ".join(f"{s.path.name}: {s.note}" for s in sides[:3]) + ("; ..." if len(sides) > 3 else "")
         raise ConfigError(

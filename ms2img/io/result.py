@@ -387,6 +387,7 @@ class IngestSummary:
     blank_removed: int = 0  # (sample, feature) pairs dropped by blank subtraction
     stale_removed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # tables in an input folder that are not LC-MS/MS data
+    metadata_found: str = ""  # the sample metadata table found among the inputs and used (no sheet, no --metadata)
     warnings: dict[str, int] = field(default_factory=dict)
     assays_out: Path | None = None
     assays: list[str] = field(default_factory=list)  # assay columns written to assays_out
@@ -411,6 +412,10 @@ class IngestSummary:
             lines.append(f"  removed by blank subtraction: {self.blank_removed} sample features")
         if self.stale_removed:
             lines.append(f"  removed stale files: {', '.join(self.stale_removed)}")
+        if self.metadata_found:
+            lines.append(
+                f"  metadata: {self.metadata_found} (found among the inputs: sample types and classes from it)"
+            )
         lines += [f"  skipped: {what}" for what in self.skipped]
         if self.assays_out is not None:
             lines.append(f"  assays: {', '.join(self.assays)} -> {self.assays_out}")

@@ -161,14 +161,23 @@ def test_exports_read_one_per_accession_warn_when_their_columns_are_different_cl
 )
 def test_side_tables_in_the_exports_folder_are_named_for_what_they_are(test_data, tmp_path, capsys, name, said):
     """A lab copies everything FERMO or GNPS gave it into exports/: the activity and metadata tables are not read as
-    quant tables (which failed with 'no MGF found'); in a folder they are skipped, each named with what it is and
-    where it goes; named as an input, one is refused with the same words."""
+    quant tables (which failed with 'no MGF found'). In a folder an activity table is skipped, named with what it is
+    and where it goes; a lone sample metadata table is used as --metadata would be (FERMO's marks its blank), unless
+    a sample sheet decides; named as an input, either is refused with the same words."""
     exports = tmp_path / "exports"
     exports.mkdir()
     for f in ("case_study_peak_table_quant_full.csv", "case_study_MSMS.mgf", name):
         shutil.copy(test_data / f, exports)
     assert main(["ingest", str(exports), "--out", str(tmp_path / "events")]) == 0
     out = capsys.readouterr().out
+    if "metadata" in said:
+        assert f"metadata: {exports / name} (found among the inputs" in out
+        if name.startswith("case_study"):
+            assert "samples: 1 Blank, 10 Sample" in out and "accessions written: 10" in out
+        sheet = tmp_path / "sheet.csv"
+        sheet.write_text("sample,accession\n5434_5433_mod.mzXML,A\n")
+        assert main(["ingest", str(exports), "--out", str(tmp_path / "ev3"), "--sample-sheet", str(sheet)]) == 0
+        out = capsys.readouterr().out
     assert f"skipped: {name} ({said}" in out and "accessions written: 11" in out
     assert main(["ingest", str(exports / name), "--out", str(tmp_path / "events2")]) == 2
     err = capsys.readouterr().err
@@ -262,17 +271,17 @@ def test_validate_prints_what_ingest_counted(test_data, tmp_path, capsys, monkey
 
 def test_a_lone_export_folder_skips_the_files_beside_it_and_names_what_it_cannot_read(test_data, tmp_path, capsys):
     """A lab's folder: one MS-DIAL export (split into its samples), its GNPS-style MGF (the export carries its own
-    MS/MS) and a metadata table are read or skipped, each named; a folder of libraries only says what it holds; a
+    MS/MS) and an activity table are read or skipped, each named; a folder of libraries only says what it holds; a
     named MSP library or a lone MGF is refused naming the file."""
     folder = tmp_path / "lab"
     folder.mkdir()
-    for name in (MSDIALR, "bioactivity_msms.mgf", "case_study_group_metadata.csv"):
+    for name in (MSDIALR, "bioactivity_msms.mgf", "case_study_bioactivity.csv"):
         shutil.copy(test_data / name, folder / name)
     assert main(["ingest", str(folder), "--out", str(tmp_path / "ev")]) == 0
     out = capsys.readouterr().out
     assert f"{MSDIALR}: 5 columns -> 4 accessions x 1 replicate, 1 blank skipped" in out
     assert "skipped: bioactivity_msms.mgf (an MGF that no quant table among the inputs pairs with" in out
-    assert "skipped: case_study_group_metadata.csv (a sample metadata table" in out
+    assert "skipped: case_study_bioactivity.csv (a FERMO activity table" in out
     libraries = tmp_path / "libs"
     libraries.mkdir()
     shutil.copy(test_data / "case_study_MSMS.mgf", libraries / "x.mgf")
