@@ -81,4 +81,9 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{args.assay}: winner {out['selection']['winner']}: {out['selection']['reason']} ({out['run']['seconds']} s)"
     )
+    if out["selection"].get("small_cohort"):  # said again where the numbers are read, not only in the log above
+        print(
+            f"{args.assay}: {out['selection'].get('protocol') or 'small cohort'}; each interval is at least as wide "
+            "as Newcombe's score interval for an AUC from this many accessions"
+        )
     return 0
