@@ -109,6 +109,7 @@ def ingest(
     _check_out_apart(inputs, out_dir)
     jobs = plan(inputs, mgf)
     found_metadata = [j.path for j in jobs if j.side == "metadata"]
+    fermo_activity = [j.path for j in jobs if j.side == "activity"]
     used_metadata = sample_sheet is None and metadata is None and len(found_metadata) == 1
     if used_metadata:  # FERMO's download folder: its group table says which sample is the blank
         metadata = found_metadata[0]
@@ -137,7 +138,7 @@ def ingest(
             _commit(manifest, parts, types, out_dir, stage, summary, replace)
             parts_dir.rmdir()
             if assays_out is not None:
-                _write_assays(activity, manifest, types, Path(assays_out), summary)
+                _write_assays(activity, manifest, types, Path(assays_out), summary, fermo_activity)
     except OSError as exc:
         raise _os_error(exc, out_dir) from None
     return summary
@@ -538,13 +539,24 @@ def _empty_table() -> pa.Table:
     return pa.Table.from_pandas(empty_events(), preserve_index=False)
 
 
-def _write_assays(activity: list[pd.DataFrame], manifest: pd.DataFrame, types, path: Path, summary) -> None:
+def _write_assays(
+    activity: list[pd.DataFrame], manifest: pd.DataFrame, types, path: Path, summary, fermo: list[Path] = ()
+) -> None:
     """``accession, <assay>...`` from the activity tables (``sample`` + one column per assay), averaged over an
-    accession's replicates, for the training accessions only."""
+    accession's replicates, for the training accessions only. ``fermo``: FERMO activity tables among the inputs
+    (they list the active samples only, so they are not turned into a table of every accession's value)."""
     if not activity:
+        fermo_hint = (
+            f"; {fermo[0].name} is FERMO's activity table, which lists the active samples only: score features with "
+            f"`ms2img explain --method correlation --assays {fermo[0]} --absent-as-zero`, or write assays.csv "
+            "(accession, one column per assay) with a value for every accession to train"
+            if fermo
+            else ""
+        )
         raise ConfigError(
             f"--assays-out {path}: the inputs hold no activity rows or columns (an MZmine table whose first row is "
-            "'Bioactivity...', an Optimus table with activity columns, or numeric activity columns in --metadata)"
+            f"'Bioactivity...', an Optimus table with activity columns, or numeric activity columns in --metadata)"
+            f"{fermo_hint}"
         )
     values = pd.concat(activity, ignore_index=True).groupby("sample", sort=False).first()
     training = manifest[manifest["type"].isin(types)]

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ms2img.errors import InputFileError
+from ms2img.io.metadata import side_table
 from ms2img.validation import suites
 from ms2img.validation.events import DEFAULT_MAX_INTENSITY, expectation_entry
 from ms2img.validation.report import (
@@ -187,6 +188,9 @@ def validate_assays(
     t0 = time.perf_counter()
     path = Path(assays_csv)
     df = read_csv_strings(path)
+    side = side_table(",".join(map(str, df.columns)))
+    if side is not None and "accession" not in df.columns:  # FERMO's activity or a metadata table given as assays
+        raise InputFileError(path, f"{side[1]}; assays.csv is accession and one column per assay", line=1)
     checks = suites.assays_checks(list(df.columns), assays, accessions)
     failures: list[Failure] = []
     expectations: list[dict[str, Any]] = []

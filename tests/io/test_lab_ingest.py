@@ -300,3 +300,20 @@ def test_validating_a_lab_export_in_a_project_leaves_the_pipeline_report_alone(t
     assert main(["validate", "data/raw/exports"]) == 0
     assert (tmp_path / "reports" / "validation.json").read_text() == "{}"
     assert (tmp_path / "validation" / "exports" / "validation.html").is_file()
+
+
+def test_fermo_activity_is_pointed_to_where_it_goes_from_assays_out_and_validate(test_data, tmp_path, capsys):
+    exports = tmp_path / "fermo"
+    exports.mkdir()
+    for f in ("case_study_peak_table_quant_full.csv", "case_study_MSMS.mgf", "case_study_bioactivity.csv"):
+        shutil.copy(test_data / f, exports)
+    args = ["ingest", str(exports), "--out", str(tmp_path / "ev"), "--assays-out", str(tmp_path / "a.csv")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "case_study_bioactivity.csv is FERMO's activity table, which lists the active samples only" in err
+    assert main(["ingest", str(exports), "--out", str(tmp_path / "ev")]) == 0
+    capsys.readouterr()
+    activity = exports / "case_study_bioactivity.csv"
+    assert main(["validate", str(tmp_path / "ev"), "--assays", str(activity), "--report-dir", str(tmp_path / "r")]) == 2
+    said = "case_study_bioactivity.csv, line 1: a FERMO activity table (sample_name, quant_data)"
+    assert said in capsys.readouterr().err
