@@ -329,8 +329,8 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path
         names = _sample_names(manifest)
         unused = [s for s in sheet["sample"] if s not in names and strip_raw_extension(s) not in names]
         if unused:
-            log.warning("sample sheet rows matching no input: %s", unused[:10])
-            warnings["sample-sheet rows matching no input"] = len(unused)
+            log.warning("sample sheet or metadata rows matching no input: %s", unused[:10])
+            warnings["sample sheet or metadata rows matching no input"] = len(unused)
         index = index_sheet(sheet)
         unlisted = [n for n in manifest["sample"] if sheet_row(index, n) is None]  # left on the input's defaults
         if unlisted:

@@ -198,7 +198,7 @@ def test_raw_replicates_merged_into_one_accession_by_sheet(mzml_file, tmp_path):
     assert sorted(p.name for p in out.glob("*.parquet")) == ["ACC.parquet"]
     ev = read_events(out)
     assert ev.groupby("replicate").size().to_dict() == {"r1": 6, "r2": 6}
-    assert summary.warnings["sample-sheet rows matching no input"] == 1
+    assert summary.warnings["sample sheet or metadata rows matching no input"] == 1
 
 
 @pytest.mark.parametrize("where", ["same", "inside", "contains"])
