@@ -17,7 +17,7 @@ from ms2img.commands import add_params_args
 from ms2img.errors import ConfigError
 from ms2img.io.fbmn import JOIN_MZ_TOL_DA, RT_UNITS
 from ms2img.io.ingest import MANIFEST, ingest
-from ms2img.io.inputs import RAW_EXTENSIONS, TEXT_EXTENSIONS, sniff
+from ms2img.io.inputs import folder_files, sniff
 from ms2img.io.sample_sheet import (
     SHEET_NAME,
     describe_sources,
@@ -64,7 +64,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "e.g. data/raw/sample_sheet.csv for data/raw/exports, when it lists samples)",
     )
     p.add_argument(
-        "--no-sample-sheet", action="store_true", help=f"do not pick up a {SHEET_NAME} beside the input folder"
+        "--no-sample-sheet",
+        action="store_true",
+        help=f"do not pick up a {SHEET_NAME} beside the input folder, nor a sample metadata table among the inputs",
     )
     p.add_argument("--mgf", metavar="MGF", help="MGF for the quant table (default: same stem as the table)")
     p.add_argument(
@@ -170,18 +172,17 @@ def found_sample_sheet(inputs: list[str]) -> Path | None:
 
 
 def split_lone_exports(inputs: list[str]) -> list[str]:
-    """A folder holding exactly one MS-DIAL export: that export named on its own, so its sample columns become
-    accessions (a folder of several exports stays one export per accession), then the folder, whose other files
-    are read or skipped as a folder's are (a side table beside the export is skipped, not refused)."""
+    """A folder holding exactly one MS-DIAL export: that export named on its own, then the folder, whose other files
+    are read or skipped as a folder's are (a side table beside the export is skipped, not refused). A lone named
+    export's sample columns become accessions; several named exports (two such folders too) are one export per
+    accession, as :func:`ms2img.io.inputs.plan` reads named exports; a folder of several stays one per accession."""
     out: list[str] = []
     for item in inputs:
         p = Path(item)
         if not p.is_dir():
             out.append(item)
             continue
-        files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in TEXT_EXTENSIONS | RAW_EXTENSIONS)
-        kinds = {f: sniff(f) for f in files}
-        exports = [f for f, kind in kinds.items() if kind == "msdial"]
+        exports = [f for f in folder_files(p) if sniff(f) == "msdial"]
         if len(exports) == 1:
             out += [str(exports[0]), item]
         else:
@@ -232,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
         metadata=args.metadata,
         assays_out=args.assays_out,
         replace=args.replace,
+        find_metadata=not args.no_sample_sheet,
         **options,
     )
     print(summary.format())

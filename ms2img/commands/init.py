@@ -61,6 +61,8 @@ GITIGNORE = """# local stores (a team points at servers instead)
 # train@ runs outside `dvc repro`, so DVC writes no models/.gitignore
 /models/
 /.ms2img-*.promote.lock
+# reports of lab exports checked with `ms2img validate EXPORT` before they enter the project
+/validation/
 """
 
 

@@ -34,8 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument(
-        "--out", type=Path, default=Path("report/index.html"),
-        help="the HTML file to write (default: the pipeline's; not under reports/, which the report reads)",
+        "--out", type=Path, default=None,
+        help="the HTML file to write (default: report/index.html, the pipeline's; not under reports/, which the "
+        "report reads)",
     )  # fmt: skip
     p.add_argument("--root", type=Path, default=Path("."), help="project folder the stage outputs are under")
     p.add_argument("--assay", action="append", default=None, help="only these assays (repeatable; default: all)")
@@ -58,12 +59,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ms2img.errors import ConfigError
-    from ms2img.report import build_report, log_report
+    from ms2img.report import REPORT_PATH, build_report, log_report
     from ms2img.report.collect import data_version
 
     result = build_report(
         args.root,
-        args.out,
+        args.out or REPORT_PATH,
         assays=args.assay,
         metrics_dir=args.metrics_dir,
         reports_dir=args.reports_dir,

@@ -100,9 +100,8 @@ def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
         summary = ingest(inputs, events, sample_sheet=sheet, mgf=args.mgf, **options)
         print(f"{export}: a lab export, read as `ms2img ingest` would ({summary.files} file(s), "
               f"{summary.accessions} accession(s), {summary.events:,} events); validating those events")  # fmt: skip
-        skipped = [f"  skipped: {what}" for what in summary.skipped]
-        warned = [f"  warning: {kind}: {n}" for kind, n in sorted(summary.warnings.items())]
-        for line in notes + skipped + source_lines(events, options["sample_types"]) + warned:
+        lines = notes + summary.found_lines() + source_lines(events, options["sample_types"]) + summary.warning_lines()
+        for line in lines:
             print(line)
-        report_dir = args.report_dir or EXPORT_REPORTS / Path(str(export).rstrip("/")).stem
+        report_dir = args.report_dir or EXPORT_REPORTS / (Path(export).resolve().name or "export")
         return run_validation(events, args.assays, report_dir, **opts)

@@ -14,10 +14,10 @@ as the reader defines it (MS-DIAL alignment ID, MZmine/FBMN row ID, Optimus feat
   ``scipy.stats.pearsonr`` / ``spearmanr``) above; Benjamini-Hochberg q and Bonferroni p over the features tested.
 
 Why permutation. A handful of fractions with an activity that is near yes/no (FERMO lists the actives only: six
-zeros and four values) allows few orderings: 10 such samples have 840, so no p can be below 1/840, while the t
-distribution (which assumes normal data) said 5e-6 for the top feature and let Bonferroni over 114 features pass
-six of them. Permutation p is what the data can show; above 30 samples the t distribution is close enough and the
-permutations would cost minutes on 20,000 features.
+zeros and activities 8, 8, 8, 7) allows few orderings: those 10 samples have 840, so no p can be below 1/840,
+while the t distribution (which assumes normal data) said 5e-6 for the top feature and let Bonferroni over 114
+features pass six of them. Permutation p is what the data can show; above 30 samples the t distribution is close
+enough and the permutations would cost minutes on 20,000 features.
 
 Everything is one matrix product (features x samples), so 20,000 features x 500 samples take seconds. Events of
 several unaligned exports (one file per accession) are first grouped by m/z and RT as the drivers are.
@@ -249,18 +249,39 @@ def spearman_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y))
 
 
+def orderings_count(y: np.ndarray) -> int:
+    """How many distinct orderings the values of ``y`` have: ``n!`` over the factorial of each value's count."""
+    import math
+
+    counts = np.unique(np.asarray(y, dtype=np.float64), return_counts=True)[1]
+    total = math.factorial(int(counts.sum()))
+    for c in counts:
+        total //= math.factorial(int(c))
+    return total
+
+
+def p_method(y: np.ndarray) -> str:
+    """How :func:`activity_scores` computes p for the activity values ``y``, and the smallest p it can give."""
+    n = len(y)
+    if n > PERMUTATION_MAX_N:
+        return "the t distribution (n - 2 d.f.)"
+    total = orderings_count(y)
+    if total <= EXACT_MAX_ORDERINGS:
+        return f"permutation, all {total:,} distinct orderings of the activity values (no p below {1 / total:.2g})"
+    return (
+        f"permutation, {PERMUTATIONS:,} seeded orderings of the activity values and the observed one (no p below "
+        f"{1 / (PERMUTATIONS + 1):.2g})"
+    )
+
+
 def distinct_orderings(y: np.ndarray, limit: int = EXACT_MAX_ORDERINGS) -> np.ndarray | None:
     """Every distinct ordering of the values of ``y`` (tied values swapped count once), ``(N, n)``; None when there
     are more than ``limit``. Built value by value from the positions left, never through all ``n!``."""
     import itertools
-    import math
 
-    values, counts = np.unique(np.asarray(y, dtype=np.float64), return_counts=True)
-    total = math.factorial(int(counts.sum()))
-    for c in counts:
-        total //= math.factorial(int(c))
-    if total > limit:
+    if orderings_count(y) > limit:
         return None
+    values, counts = np.unique(np.asarray(y, dtype=np.float64), return_counts=True)
     layouts: list[tuple[np.ndarray, tuple[int, ...]]] = [(np.empty(len(y), dtype=np.int64), tuple(range(len(y))))]
     for v, c in enumerate(counts):
         grown = []
@@ -273,9 +294,7 @@ def distinct_orderings(y: np.ndarray, limit: int = EXACT_MAX_ORDERINGS) -> np.nd
     return values[np.array([layout for layout, _ in layouts])]
 
 
-def permutation_p(
-    x: np.ndarray, y: np.ndarray, r: np.ndarray, seed: int = 0, chunk: int = 1024
-) -> tuple[np.ndarray, int, bool]:
+def permutation_p(x: np.ndarray, y: np.ndarray, r: np.ndarray, seed: int = 0) -> tuple[np.ndarray, int, bool]:
     """Two-sided permutation p of each row's correlation ``r`` with ``y``: the share of orderings of ``y`` over the
     samples whose |r| reaches the row's (ties in a row kept as they are). Every distinct ordering when there are at
     most ``EXACT_MAX_ORDERINGS`` (exact), else ``PERMUTATIONS`` seeded ones plus the observed. Returns
@@ -292,9 +311,11 @@ def permutation_p(
     with np.errstate(invalid="ignore", divide="ignore"):
         xc = xc / np.sqrt(np.einsum("ij,ij->i", xc, xc))[:, None]
     p = np.full(len(r), np.nan)
+    chunk = max(1, 2**22 // len(orders))  # features per block: ~32 MB of null correlations at a time
     for start in range(0, len(r), chunk):
         part = slice(start, start + chunk)
-        null = np.abs(xc[part] @ oc.T)
+        null = xc[part] @ oc.T
+        np.abs(null, out=null)
         p[part] = (null >= np.abs(r[part])[:, None] - 1e-9).mean(axis=1)
     p[np.isnan(r)] = np.nan
     return p, len(orders), exact
@@ -328,8 +349,8 @@ def activity_scores(
     normalisation: str = DEFAULT_NORMALISATION,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """The scores table (``SCORE_COLUMNS`` less the library ones) of the accessions at ``columns``, by evidence;
-    ``attrs["p_method"]`` says how p was computed (module docstring; ``seed`` for random orderings).
+    """The scores table (``SCORE_COLUMNS`` less the library ones) of the accessions at ``columns``, by evidence; p as
+    :func:`p_method` says (``seed`` for random orderings).
 
     Normalisation uses the samples correlated only (a sample's total over every feature, as BMN). Sorted by
     Pearson p (NaN last), then by r (positive first); ``rank`` is the position.
@@ -344,14 +365,9 @@ def activity_scores(
     x = normalise(raw, normalisation)
     r, p = pearson_rows(x, y)
     rho, p_s = spearman_rows(x, y)
-    p_method = "t distribution (n - 2 d.f.)"
-    if n <= PERMUTATION_MAX_N:
-        p, n_orders, exact = permutation_p(x, y, r, seed)
+    if n <= PERMUTATION_MAX_N:  # see p_method
+        p = permutation_p(x, y, r, seed)[0]
         p_s = permutation_p(stats.rankdata(x, axis=1), stats.rankdata(y), rho, seed)[0]
-        p_method = (
-            f"permutation, {'all' if exact else 'seeded'} {n_orders:,} {'distinct ' if exact else ''}orderings of "
-            f"the activity values (no p below {1 / n_orders:.2g})"
-        )
     out = abundances.features[["feature_id", "precursor_mz", "rt_min", "polarity"]].copy()
     out["direction"] = np.where(np.isnan(r), "", np.where(r >= 0, "positive", "negative"))
     out["r"], out["p"], out["q"], out["p_bonferroni"] = r, p, bh_adjust(p), bonferroni(p)
@@ -363,7 +379,6 @@ def activity_scores(
     order = np.lexsort((-np.nan_to_num(r, nan=-2.0), np.nan_to_num(p, nan=2.0)))
     out = out.iloc[order].reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
-    out.attrs["p_method"] = p_method
     return out
 
 
@@ -519,7 +534,6 @@ def score_assay(
             f"needs at least {MIN_SAMPLES}{hint}"
         )
     scores = activity_scores(ab, columns, y, normalisation, seed)
-    p_method = scores.attrs["p_method"]
     scores = annotate_top(scores, ab, libraries, top=annotate)
     scores = scores[SCORE_COLUMNS]
     t_scores = time.perf_counter() - t0
@@ -548,7 +562,7 @@ def score_assay(
         "n_samples": len(columns),
         "n_features": len(scores),
         "n_tested": int(scores["p"].notna().sum()),
-        "p_method": p_method,
+        "p_method": p_method(y),
         "n_q_below_0.05": int((scores["q"] < 0.05).sum()),
         "n_bonferroni_below_0.05": int((scores["p_bonferroni"] < 0.05).sum()),
         "absent_as_zero": absent_as_zero,

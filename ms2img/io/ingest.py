@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 from collections import Counter, defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -77,13 +77,16 @@ def ingest(
     join_mz_tol_da: float = JOIN_MZ_TOL_DA,
     rt_unit: str = "auto",
     allow_mixed_polarity: bool = False,
+    find_metadata: bool = True,
 ) -> IngestSummary:
     """Read ``inputs`` (files or folders) and write ``out_dir/<accession>.parquet`` + ``out_dir/samples.csv``.
 
     Only samples whose type is in ``sample_types`` become training accessions; blanks never do. With
     ``blank_subtraction`` a feature is dropped from a sample when its height < ``blank_fold`` x the highest
     blank height of that feature in the same aligned input. ``metadata`` is a GNPS/FBMN (``filename``,
-    ``ATTRIBUTE_*``) or FERMO (``sample_name``, ``attribute``) sample table, used like a sample sheet.
+    ``ATTRIBUTE_*``) or FERMO (``sample_name``, ``attribute``) sample table, used like a sample sheet; without a
+    sheet or ``metadata``, one such table among the inputs is used (``find_metadata``: FERMO's download folder
+    marks its blank there).
     ``assays_out`` writes ``accession, <assay>...`` from the activity rows/columns of bioactivity-guided
     layouts. Accessions an existing ``out_dir`` holds that the inputs do not are removed only with ``replace``.
 
@@ -110,10 +113,11 @@ def ingest(
     jobs = plan(inputs, mgf)
     found_metadata = [j.path for j in jobs if j.side == "metadata"]
     fermo_activity = [j.path for j in jobs if j.side == "activity"]
-    used_metadata = sample_sheet is None and metadata is None and len(found_metadata) == 1
+    used_metadata = find_metadata and sample_sheet is None and metadata is None and len(found_metadata) == 1
     if used_metadata:  # FERMO's download folder: its group table says which sample is the blank
         metadata = found_metadata[0]
-    skipped = [f"{j.path.name} ({j.note})" for j in jobs if j.kind == "side" and j.path != metadata]
+    in_use = Path(metadata).resolve() if metadata is not None else None
+    skipped = [f"{j.path.name} ({j.note})" for j in jobs if j.kind == "side" and j.path.resolve() != in_use]
     jobs = [j for j in jobs if j.kind != "side"]
     if sample_sheet is not None and metadata is not None:
         raise ConfigError("give a sample sheet or a sample metadata table, not both")
@@ -540,7 +544,12 @@ def _empty_table() -> pa.Table:
 
 
 def _write_assays(
-    activity: list[pd.DataFrame], manifest: pd.DataFrame, types, path: Path, summary, fermo: list[Path] = ()
+    activity: list[pd.DataFrame],
+    manifest: pd.DataFrame,
+    types: tuple[str, ...],
+    path: Path,
+    summary: IngestSummary,
+    fermo: Sequence[Path] = (),
 ) -> None:
     """``accession, <assay>...`` from the activity tables (``sample`` + one column per assay), averaged over an
     accession's replicates, for the training accessions only. ``fermo``: FERMO activity tables among the inputs
@@ -548,8 +557,8 @@ def _write_assays(
     if not activity:
         fermo_hint = (
             f"; {fermo[0].name} is FERMO's activity table, which lists the active samples only: score features with "
-            f"`ms2img explain --method correlation --assays {fermo[0]} --absent-as-zero`, or write assays.csv "
-            "(accession, one column per assay) with a value for every accession to train"
+            f"`ms2img explain --assay NAME --method correlation --assays {fermo[0]} --absent-as-zero`, or write "
+            "assays.csv (accession, one column per assay) with a value for every accession to train"
             if fermo
             else ""
         )

@@ -59,7 +59,7 @@ def sniff(path: str | Path) -> str:
         return "quant"
     if lines and is_optimus_header(lines[0]):
         return "optimus"
-    if side_note(lines):
+    if side_of(lines):
         return "side"
     ext = path.suffix.lower()
     if ext in (".txt", ".tsv"):
@@ -80,30 +80,31 @@ UNPAIRED_MGF_NOTE = (
 )
 
 
-def side_note(lines: list[str]) -> str:
-    """What a file that goes beside the LC-MS/MS data is and where it goes (FERMO activity, FERMO/GNPS metadata, an
-    MSP spectral library), from its first lines; '' for anything else."""
+MSP_NOTE = "a spectral library (MSP, reference spectra): it goes to `ms2img explain --library FILE`"
+
+
+def side_of(lines: list[str]) -> tuple[str, str] | None:
+    """``(kind, what it is and where it goes)`` of a file that goes beside the LC-MS/MS data, from its first lines:
+    ``activity`` or ``metadata`` (:func:`ms2img.io.metadata.side_table`), ``library`` (MSP); None otherwise."""
     first = next((line for line in lines if line.strip()), None)
-    msp = first is not None and first.strip().upper().startswith("NAME:")
-    if msp and any(line.strip().lower().startswith("num peaks:") for line in lines):
-        return LIBRARY_NOTE.replace("spectral library", "spectral library (MSP)")
-    side = side_table(first) if first is not None else None
-    return side[1] if side else ""
-
-
-def side_note_of(path: Path) -> str:
-    """:func:`side_note` of a file's first lines."""
-    with open(path, "rb") as fh:
-        return side_note(fh.read(65536).decode("utf-8", errors="replace").splitlines()[:SNIFF_LINES])
+    if first is None:
+        return None
+    if first.strip().upper().startswith("NAME:") and any(ln.strip().lower().startswith("num peaks:") for ln in lines):
+        return "library", MSP_NOTE
+    return side_table(first)
 
 
 def side_job(path: Path) -> InputJob:
-    """The skipped job of a side file (activity or metadata table, MSP library), its kind from the header."""
+    """The skipped job of a side file (:func:`side_of` of its first lines)."""
     with open(path, "rb") as fh:
-        lines = fh.read(65536).decode("utf-8", errors="replace").splitlines()[:SNIFF_LINES]
-    first = next((line for line in lines if line.strip()), "")
-    side = side_table(first)
-    return InputJob("side", path, note=side_note(lines), side=side[0] if side else "library")
+        kind, note = side_of(fh.read(65536).decode("utf-8", errors="replace").splitlines()[:SNIFF_LINES]) or ("", "")
+    return InputJob("side", path, note=note, side=kind)
+
+
+def folder_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` an input can be (text and raw-file extensions), sorted."""
+    exts = TEXT_EXTENSIONS | RAW_EXTENSIONS
+    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in exts)
 
 
 def library_mgf(path: Path) -> bool:
@@ -135,20 +136,22 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files = sorted(
-                f for f in p.iterdir() if f.is_file() and f.suffix.lower() in TEXT_EXTENSIONS | RAW_EXTENSIONS
-            )
+            files = folder_files(p)
             if not files:
                 raise InputFileError(p, "folder holds no .txt/.tsv/.csv/.mgf/.mzML/.mzXML files")
             found += [(f, sniff(f), True) for f in files]
         else:
             found.append((p, sniff(p), False))
-    named = {p.resolve() for p, _, from_dir in found if not from_dir}
-    found = [f for f in found if not f[2] or f[0].resolve() not in named]  # a file named and in a named folder: named
+    unique: dict[Path, tuple[Path, str, bool]] = {}
+    for f in found:  # a file named twice, or named and in a named folder: once, as named
+        key = f[0].resolve()
+        if key not in unique or (unique[key][2] and not f[2]):
+            unique[key] = f
+    found = list(unique.values())
     libraries = [p for p, kind, _ in found if kind == "mgf" and library_mgf(p)]  # not any table's spectra
     named_side = next((p for p, kind, from_dir in found if not from_dir and (kind == "side" or p in libraries)), None)
     if named_side is not None:
-        note = LIBRARY_NOTE if named_side in libraries else side_note_of(named_side)
+        note = LIBRARY_NOTE if named_side in libraries else side_job(named_side).note
         raise InputFileError(named_side, f"{note}; it is not LC-MS/MS data", 1)
     mgfs = [p for p, kind, _ in found if kind == "mgf" and p not in libraries]
     if mgf is not None:
@@ -180,8 +183,8 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
     for q, kind in quants:
         jobs.append(InputJob(kind, q, mgf=_pair_mgf(q, mgf, mgfs, len(quants))))
     jobs += [InputJob("raw", p) for p, kind, _ in found if kind == "raw"]
-    paired = {j.mgf for j in jobs}
-    unpaired = [(p, from_dir) for p, kind, from_dir in found if p in mgfs and p not in paired]
+    paired = {j.mgf.resolve() for j in jobs if j.mgf is not None}
+    unpaired = [(p, from_dir) for p, kind, from_dir in found if p in mgfs and p.resolve() not in paired]
     named_mgf = next((p for p, from_dir in unpaired if not from_dir), None)
     if named_mgf is not None or (unpaired and not jobs):
         raise InputFileError(named_mgf or unpaired[0][0], f"{UNPAIRED_MGF_NOTE}; nothing to read it with", 1)

@@ -50,7 +50,7 @@ def side_table(header: str) -> tuple[str, str] | None:
     if cells[:2] == ["sample_name", "quant_data"]:
         return "activity", (
             "a FERMO activity table (sample_name, quant_data): it goes to "
-            "`ms2img explain --method correlation --assays FILE`"
+            "`ms2img explain --assay NAME --method correlation --assays FILE`"
         )
     if cells[:2] == ["sample_name", "attribute"] or (
         "filename" in cells and any(c.startswith("attribute_") for c in cells)

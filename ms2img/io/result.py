@@ -412,12 +412,19 @@ class IngestSummary:
             lines.append(f"  removed by blank subtraction: {self.blank_removed} sample features")
         if self.stale_removed:
             lines.append(f"  removed stale files: {', '.join(self.stale_removed)}")
-        if self.metadata_found:
-            lines.append(
-                f"  metadata: {self.metadata_found} (found among the inputs: sample types and classes from it)"
-            )
-        lines += [f"  skipped: {what}" for what in self.skipped]
+        lines += self.found_lines()
         if self.assays_out is not None:
             lines.append(f"  assays: {', '.join(self.assays)} -> {self.assays_out}")
-        lines += [f"  warning: {kind}: {n}" for kind, n in sorted(self.warnings.items())]
+        lines += self.warning_lines()
         return "\n".join(lines)
+
+    def found_lines(self) -> list[str]:
+        """The sample metadata table used and the files skipped among the inputs (``ms2img validate`` prints them
+        too)."""
+        used = "(found among the inputs: sample types and classes from it)"
+        lines = [f"  metadata: {self.metadata_found} {used}"] if self.metadata_found else []
+        return lines + [f"  skipped: {what}" for what in self.skipped]
+
+    def warning_lines(self) -> list[str]:
+        """What the readers counted (missing heights, sheet type changes, unlisted samples...), one line each."""
+        return [f"  warning: {kind}: {n}" for kind, n in sorted(self.warnings.items())]

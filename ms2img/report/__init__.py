@@ -140,9 +140,12 @@ def _write_pdf(pngs: Sequence[tuple[str, bytes]], path: Path) -> Path | None:
     return write_bytes(path, buf.getvalue())
 
 
+REPORT_PATH = Path("report") / "index.html"  # the pipeline's report stage; not under reports/, which it reads
+
+
 def build_report(
     root: str | Path = ".",
-    out: str | Path = "reports/index.html",
+    out: str | Path = REPORT_PATH,
     *,
     assays: list[str] | None = None,
     metrics_dir: str | Path = "metrics",

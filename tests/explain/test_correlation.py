@@ -23,6 +23,7 @@ from ms2img.explain.correlation import (
     bonferroni,
     distinct_orderings,
     normalise,
+    p_method,
     pearson_rows,
     permutation_p,
     spearman_rows,
@@ -269,7 +270,7 @@ def test_p_is_by_permutation_for_a_handful_of_samples():
 
 
 def test_a_yes_no_activity_over_ten_samples_allows_no_p_below_one_in_840():
-    """FERMO's shape: six inactive (0) and four active samples. 840 distinct orderings, so no p below 1/840 (the t
+    """FERMO's shape: six inactive (0) samples, activities 7.5, 7.5, 7.5, 8.1: 840 orderings, no p below 1/840 (the t
     distribution said ~1e-6 for a feature present in the actives only); with distinct values and 10 samples the
     orderings are drawn (seeded), close to scipy's own permutation test."""
     y = np.array([0.0, 0, 0, 0, 0, 0, 7.5, 7.5, 7.5, 8.1])
@@ -293,3 +294,6 @@ def test_a_yes_no_activity_over_ten_samples_allows_no_p_below_one_in_840():
         rng=0,
     )  # fmt: skip
     assert p[1] == pytest.approx(ref.pvalue, abs=0.02)
+    assert p_method(y).startswith("permutation, all 840 distinct orderings") and "(no p below 0.0012)" in p_method(y)
+    assert p_method(y_distinct).startswith("permutation, 9,999 seeded orderings")
+    assert p_method(np.arange(31.0)) == "the t distribution (n - 2 d.f.)"

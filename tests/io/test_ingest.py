@@ -135,9 +135,15 @@ def test_stale_parquet_removed_only_with_replace(msdial_file, tmp_path):
 
 
 def test_same_accession_and_replicate_twice_is_an_error(msdial_file, tmp_path):
+    copies = []
+    for folder in ("a", "b"):  # two exports of one name: one accession from two files
+        (tmp_path / folder).mkdir()
+        copies.append(shutil.copy(msdial_file, tmp_path / folder))
     with pytest.raises(InputFileError, match="already used|same accession"):
-        ingest([msdial_file, msdial_file], tmp_path / "out")
+        ingest(copies, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    summary = ingest([msdial_file, msdial_file], tmp_path / "once")  # one file named twice is read once
+    assert summary.files == 1
 
 
 def test_bad_arguments(msdial_file, tmp_path):

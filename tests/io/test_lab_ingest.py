@@ -289,7 +289,7 @@ def test_a_lone_export_folder_skips_the_files_beside_it_and_names_what_it_cannot
     assert "x.mgf, line 1: an MGF that no quant table among the inputs pairs with" in capsys.readouterr().err
     msp = Path(__file__).resolve().parents[2] / "ms2img" / "data" / "PhenolicsDB_pos.msp"
     assert main(["validate", str(msp), "--report-dir", str(tmp_path / "r")]) == 2
-    assert "PhenolicsDB_pos.msp, line 1: a spectral library (MSP)" in capsys.readouterr().err
+    assert "PhenolicsDB_pos.msp, line 1: a spectral library (MSP, reference spectra)" in capsys.readouterr().err
 
 
 def test_validating_a_lab_export_in_a_project_leaves_the_pipeline_report_alone(test_data, tmp_path, monkeypatch):
@@ -317,3 +317,25 @@ def test_fermo_activity_is_pointed_to_where_it_goes_from_assays_out_and_validate
     assert main(["validate", str(tmp_path / "ev"), "--assays", str(activity), "--report-dir", str(tmp_path / "r")]) == 2
     said = "case_study_bioactivity.csv, line 1: a FERMO activity table (sample_name, quant_data)"
     assert said in capsys.readouterr().err
+
+
+def test_files_named_and_found_in_a_named_folder_are_read_once(test_data, tmp_path, capsys):
+    """A lab names a folder and a file in it (or the MGF and metadata table it holds): each is read once, and what is
+    used is never also listed as skipped; --no-sample-sheet keeps a metadata table in the folder unused."""
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(test_data / MSDIALR, lone)
+    assert main(["ingest", str(lone), str(lone / MSDIALR), "--out", str(tmp_path / "e1")]) == 0
+    assert f"{MSDIALR}: 5 columns -> 4 accessions x 1 replicate" in capsys.readouterr().out
+    fermo = tmp_path / "fermo"
+    fermo.mkdir()
+    for f in ("case_study_peak_table_quant_full.csv", "case_study_MSMS.mgf", "case_study_group_metadata.csv"):
+        shutil.copy(test_data / f, fermo)
+    mgf, meta = (fermo / "case_study_MSMS.mgf").resolve(), fermo / "case_study_group_metadata.csv"
+    args = ["ingest", str(fermo), "--out", str(tmp_path / "e2"), "--mgf", str(mgf), "--metadata", str(meta)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "skipped:" not in out and "samples: 1 Blank, 10 Sample" in out
+    assert main(["ingest", str(fermo), "--out", str(tmp_path / "e3"), "--no-sample-sheet"]) == 0
+    out = capsys.readouterr().out
+    assert "samples: 11 Sample" in out and "skipped: case_study_group_metadata.csv" in out
