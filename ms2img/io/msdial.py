@@ -22,7 +22,14 @@ import pyarrow.csv as pacsv
 from ms2img.errors import InputFileError
 from ms2img.io.msms import MsmsFormatError, parse_msms_column
 from ms2img.io.result import AlignedFeatures, FragmentBlock, ReadResult
-from ms2img.io.sample_sheet import SHEET_TYPE_WARNING, index_sheet, normalize_type, resolve, type_changes
+from ms2img.io.sample_sheet import (
+    SHEET_TYPE_WARNING,
+    index_sheet,
+    normalize_type,
+    resolve,
+    sheet_row,
+    type_changes,
+)
 from ms2img.io.schema import SAMPLE_TYPES, charge_from_adduct, polarity_of
 from ms2img.io.text import (
     BINARY_MAGIC,
@@ -39,9 +46,9 @@ log = logging.getLogger(__name__)
 ID, MZ, RT, MSMS = "Alignment ID", "Average Mz", "Average Rt(min)", "MS/MS spectrum"
 ADDUCT_COLUMNS = ("Adduct type", "Adduct ion name")
 TYPE_LABELS = ("file type", "type")
-# File types that are not samples and are skipped without a word: summary columns (NA), standards, empty cells.
+# File types that are not samples and are skipped without a word: summary columns (NA), standards, empty cells;
+# any other value is refused (a misspelt "Sampel" would silently drop a sample) unless a sample sheet types it.
 SKIPPED_TYPES = ("na", "standard", "")
-UNKNOWN_TYPE_WARNING = "columns of unknown sample type ignored"
 MAX_METADATA_ROWS = 50
 STREAM_BLOCK_BYTES = 16 << 20  # lines read and parsed at a time: the parsing's working memory is a few blocks
 
@@ -523,14 +530,19 @@ def _select_samples(
         type_line = meta_line[type_key]
         for j in range(label_col + 1, len(header)):
             t = normalize_type(type_row[j])
+            if t is None and type_row[j].lower() not in SKIPPED_TYPES:
+                listed = sheet_row(sheet_index, header[j])
+                if listed is None or not listed["type"]:  # a typo would drop a sample: the sheet may say what it is
+                    raise InputFileError(
+                        path,
+                        f"unknown sample type '{type_row[j]}' in the {type_row[label_col]} row (MS-DIAL writes "
+                        f"{', '.join(SAMPLE_TYPES)} or Standard; NA columns are summaries): correct the cell, or give "
+                        "this column a type in a sample sheet",
+                        line=type_line,
+                        column=header[j],
+                    )
+                t = ""  # the sheet's type decides (resolve)
             if t is None:
-                if type_row[j].lower() not in SKIPPED_TYPES:
-                    log.warning(
-                        "%s, line %d, column '%s': unknown sample type '%s' in the %s row (known: %s; NA and "
-                        "Standard columns are skipped); column ignored",
-                        path, type_line, header[j], type_row[j], type_row[label_col], ", ".join(SAMPLE_TYPES),
-                    )  # fmt: skip
-                    warnings[UNKNOWN_TYPE_WARNING] = warnings.get(UNKNOWN_TYPE_WARNING, 0) + 1
                 ignored.add(type_row[j] or "<empty>")
                 continue
             chosen.append((j, {"type": t, "class": class_row[j] if class_row else ""}))

@@ -205,16 +205,18 @@ def test_duplicate_summary_column_names_are_still_fine(test_data):
     assert len(read_msdial(test_data / "MSDIAL_Alignment_result_LC-MS.txt").samples) == 5
 
 
-def test_unknown_sample_type_warns_naming_column_and_known_types(tmp_path, caplog):
+def test_unknown_sample_type_is_refused_naming_cell_unless_a_sample_sheet_types_the_column(tmp_path):
+    """A misspelt File type would silently drop a sample column: refused with file, line, column and value; a sample
+    sheet that gives the column a type decides instead."""
     meta = {**META, "File type": ["Sampel", "Sample", "QC", "Blank", "NA"]}
     path = write_lines(tmp_path / "typo.txt", msdial_lines(meta=meta))
-    with caplog.at_level("WARNING", logger="ms2img.io.msdial"):
-        result = read_msdial(path)
-    assert result.samples["sample"].tolist() == ["s2", "qc", "blank"]
-    msg = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(msg) == 1 and "column 's1'" in msg[0] and "'Sampel'" in msg[0] and "Sample, QC, Blank" in msg[0]
-    assert "typo.txt, line 2" in msg[0]
-    assert any("unknown sample type" in k for k in result.warnings)
+    with pytest.raises(InputFileError, match=r"typo.txt, line 2, column 's1': unknown sample type 'Sampel'"):
+        read_msdial(path)
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("sample,accession,type\ns1,s1,Sample\n")
+    result = read_msdial(path, sample_sheet=sheet)
+    assert result.samples["sample"].tolist() == ["s1", "s2", "qc", "blank"]
+    assert result.samples.set_index("sample").loc["s1", "type"] == "Sample" and result.warnings == {}
 
 
 @pytest.mark.parametrize("blank", ["", "\t" * 10, " ", "  \t "])
