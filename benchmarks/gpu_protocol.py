@@ -42,7 +42,7 @@ WHEEL_PYTHON = "3.12"  # the GPU machine's python3
 WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from science import REPEATS, SEED, generate, set_values, sh  # noqa: E402 - the benchmark's own helpers, one home
+from science import REPEATS, SEED, generate, set_value, set_values, sh  # noqa: E402 - the benchmark's own helpers, one home
 
 
 def locked_versions(names: tuple[str, ...]) -> dict[str, str]:
@@ -94,10 +94,12 @@ def protocol_params(profile: str, trials: int | None, overrides: list[str], repe
     if profile != "default":
         from ms2img.params import profile_overrides
 
-        set_values(params, [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in
-                            profile_overrides(profile, REPO).items()])  # fmt: skip
-    given = {"cv.repeats": repeats, "tune.trials": trials}
-    set_values(params, [f"{k}={v}" for k, v in given.items() if v is not None] + list(overrides))
+        for dotted, value in profile_overrides(profile, REPO).items():
+            set_value(params, dotted, value)
+    for dotted, value in {"cv.repeats": repeats, "tune.trials": trials}.items():
+        if value is not None:
+            set_value(params, dotted, value)
+    set_values(params, list(overrides))
     return params
 
 

@@ -56,15 +56,20 @@ def sh(args: list[str], cwd: Path) -> float:
     return time.perf_counter() - started
 
 
+def set_value(params: dict, dotted: str, value: Any) -> None:
+    """Set the params value at dotted key ``dotted`` (``cnn.epochs``), making sections as needed."""
+    node = params
+    *parents, leaf = dotted.split(".")
+    for k in parents:
+        node = node.setdefault(k, {})
+    node[leaf] = value
+
+
 def set_values(params: dict, items: list[str]) -> None:
     """Apply ``key.sub=value`` overrides (values parsed as YAML, e.g. ``train.families='[cnn, rf-image]'``)."""
     for item in items:
         key, _, value = item.partition("=")
-        node = params
-        *parents, leaf = key.split(".")
-        for k in parents:
-            node = node.setdefault(k, {})
-        node[leaf] = yaml.safe_load(value)
+        set_value(params, key, yaml.safe_load(value))
 
 
 def generate(generator: str, raw: Path, accessions: int, seed: int, work: Path) -> float:

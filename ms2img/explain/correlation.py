@@ -294,14 +294,13 @@ def distinct_orderings(y: np.ndarray, limit: int = EXACT_MAX_ORDERINGS) -> np.nd
     return values[np.array([layout for layout, _ in layouts])]
 
 
-def permutation_p(x: np.ndarray, y: np.ndarray, r: np.ndarray, seed: int = 0) -> tuple[np.ndarray, int, bool]:
+def permutation_p(x: np.ndarray, y: np.ndarray, r: np.ndarray, seed: int = 0) -> np.ndarray:
     """Two-sided permutation p of each row's correlation ``r`` with ``y``: the share of orderings of ``y`` over the
     samples whose |r| reaches the row's (ties in a row kept as they are). Every distinct ordering when there are at
-    most ``EXACT_MAX_ORDERINGS`` (exact), else ``PERMUTATIONS`` seeded ones plus the observed. Returns
-    ``(p, orderings used, exact)``; NaN r gives NaN p."""
+    most ``EXACT_MAX_ORDERINGS`` (exact), else ``PERMUTATIONS`` seeded ones plus the observed (:func:`p_method`
+    says which). NaN r gives NaN p."""
     y = np.asarray(y, dtype=np.float64)
     orders = distinct_orderings(y)
-    exact = orders is not None
     if orders is None:
         rng = np.random.default_rng(seed)
         orders = np.vstack([y, np.array([rng.permutation(y) for _ in range(PERMUTATIONS)])])
@@ -318,7 +317,7 @@ def permutation_p(x: np.ndarray, y: np.ndarray, r: np.ndarray, seed: int = 0) ->
         np.abs(null, out=null)
         p[part] = (null >= np.abs(r[part])[:, None] - 1e-9).mean(axis=1)
     p[np.isnan(r)] = np.nan
-    return p, len(orders), exact
+    return p
 
 
 def bh_adjust(p: np.ndarray) -> np.ndarray:
@@ -366,8 +365,8 @@ def activity_scores(
     r, p = pearson_rows(x, y)
     rho, p_s = spearman_rows(x, y)
     if n <= PERMUTATION_MAX_N:  # see p_method
-        p = permutation_p(x, y, r, seed)[0]
-        p_s = permutation_p(stats.rankdata(x, axis=1), stats.rankdata(y), rho, seed)[0]
+        p = permutation_p(x, y, r, seed)
+        p_s = permutation_p(stats.rankdata(x, axis=1), stats.rankdata(y), rho, seed)
     out = abundances.features[["feature_id", "precursor_mz", "rt_min", "polarity"]].copy()
     out["direction"] = np.where(np.isnan(r), "", np.where(r >= 0, "positive", "negative"))
     out["r"], out["p"], out["q"], out["p_bonferroni"] = r, p, bh_adjust(p), bonferroni(p)

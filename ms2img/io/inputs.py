@@ -78,8 +78,6 @@ UNPAIRED_MGF_NOTE = (
     "an MGF that no quant table among the inputs pairs with (name it like its table or pass --mgf; MS-DIAL exports "
     "and mzML/mzXML carry their own MS/MS)"
 )
-
-
 MSP_NOTE = "a spectral library (MSP, reference spectra): it goes to `ms2img explain --library FILE`"
 
 
