@@ -24,6 +24,7 @@ COMMANDS = [
     "promote",
     "rollback",
     "serve",
+    "request",
     "profile",
     "report",
     "explain",

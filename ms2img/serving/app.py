@@ -11,7 +11,8 @@ MLflow's app answers a missing Content-Type or deeply nested JSON with HTTP 500,
   missing columns are 400s naming them: MLflow's schema enforcement would drop unknown columns silently), and
   every row and cell too (a split row of the wrong length, a nested list or object, a boolean: 400s naming row
   and column), the same in every layout MLflow reads: ``dataframe_split``, ``dataframe_records`` and the
-  TF-serving ``instances`` / ``inputs`` as a list of rows (``inputs`` as a dict of columns is a 400);
+  TF-serving ``instances`` / ``inputs`` as a list of rows (``inputs`` as a dict of columns is a 400); a request
+  param MLflow would drop with a log line (a misspelt name, a non-boolean value) is a 400 naming it;
 * the parsed body is handed on: with the model at hand (:func:`create_app`), a JSON request is turned into the
   frame with MLflow's own converter (``infer_and_parse_data``, the model's input schema) and predicted and
   answered as MLflow's ``/invocations`` would (``{"predictions": [...]}``), without MLflow parsing the 2 MB body
@@ -23,8 +24,10 @@ MLflow's app answers a missing Content-Type or deeply nested JSON with HTTP 500,
   the first few accession ids, rows, model name and version. Never the peaks, never an error message (it may
   quote a value).
 
-Everything else (``/ping``, ``/health``, ``/version``, CSV / Parquet bodies, JSON with content-type parameters
-other than ``charset=utf-8``) goes to MLflow's app unchanged.
+A ``text/csv`` body (a header of the request columns, one row per precursor) is read here too, every cell as text
+(an accession named ``NA`` stays ``NA``), and then checked and answered as JSON records are. Everything else
+(``/ping``, ``/health``, ``/version``, Parquet bodies, content-type parameters other than ``charset=utf-8``) goes to
+MLflow's app unchanged.
 ``ms2img serve`` runs this app under uvicorn with several workers (:func:`default_workers`).
 """
 
@@ -43,7 +46,14 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from ms2img.serving.request import DEFAULT_MAX_ROWS, REQUEST_COLUMNS, short
+from ms2img.serving.request import (
+    DEFAULT_MAX_ROWS,
+    NUMERIC_REQUEST_COLUMNS,
+    REQUEST_COLUMNS,
+    RequestError,
+    check_params,
+    short,
+)
 
 try:
     import orjson
@@ -125,6 +135,47 @@ def check_json_request(body: bytes, max_rows: int, max_depth: int = MAX_DEPTH) -
                               f"{getattr(exc, 'pos', '?')})") from None  # fmt: skip
     if not _depth_ok(payload, max_depth):
         raise RequestRejected(400, f"JSON nested too deeply (more than {max_depth} levels)")
+    return check_payload(payload, max_rows)
+
+
+def check_csv_request(body: bytes, max_rows: int) -> dict[str, Any]:
+    """A CSV body (header + one row per precursor) as the JSON layout ``dataframe_records``, checked the same way.
+
+    MLflow's own CSV reader takes an accession named ``NA`` or ``null`` for a missing value and answers text in a
+    numeric column with a parser error naming no row; here every cell is read as text, numeric columns become
+    numbers cell by cell (an empty cell: null), and the rows meet the JSON path's checks and messages.
+    """
+    import io
+
+    import pandas as pd
+
+    if not body.strip():
+        raise RequestRejected(400, f"empty request: send a CSV header {','.join(REQUEST_COLUMNS)} and one row per "
+                              "precursor")  # fmt: skip
+    try:
+        frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, encoding="utf-8")
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise RequestRejected(400, f"body is not valid CSV ({short(first, 120)})") from None
+    rows = frame.to_dict(orient="records")
+    for column in set(NUMERIC_REQUEST_COLUMNS) & set(frame.columns):
+        for row in rows:
+            row[column] = _csv_number(row[column])
+    return check_payload({"dataframe_records": rows}, max_rows)
+
+
+def _csv_number(text: str) -> float | str | None:
+    """A CSV cell of a numeric column: a number, None when empty, else the text (the checks name it)."""
+    if not text.strip():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def check_payload(payload: Any, max_rows: int) -> dict[str, Any]:
+    """The checks of a decoded body (layout, params, rows, columns, cells); the payload or :class:`RequestRejected`."""
     if not isinstance(payload, dict):
         raise RequestRejected(400, "expected a JSON object with 'dataframe_split' or 'dataframe_records'")
     keys = [k for k in ("dataframe_split", "dataframe_records", "instances", "inputs") if k in payload]
@@ -132,6 +183,10 @@ def check_json_request(body: bytes, max_rows: int, max_depth: int = MAX_DEPTH) -
         raise RequestRejected(
             400, "expected exactly one of 'dataframe_split' or 'dataframe_records' (one row per precursor)"
         )
+    try:
+        check_params(payload.get("params"))
+    except RequestError as exc:
+        raise RequestRejected(400, str(exc)) from None
     data = payload[keys[0]]
     if keys[0] == "dataframe_split":
         if not isinstance(data, dict) or not isinstance(data.get("data"), list):
@@ -239,9 +294,9 @@ def clean_error_body(body: bytes, status: int) -> bytes:
     return json.dumps({"error_code": code, "message": message}).encode()
 
 
-def _plain_json(ctype: str) -> bool:
-    """``application/json`` with no parameter but ``charset=utf-8``, read as MLflow reads it (anything else goes to
-    MLflow's handler, which answers 415)."""
+def _utf8_only(ctype: str) -> bool:
+    """A media type with no parameter but ``charset=utf-8``, read as MLflow reads it (anything else goes to MLflow's
+    handler, which answers 415)."""
     for pair in map(str.strip, ctype.split(";")[1:]):
         key, _, value = pair.partition("=")
         if key != "charset" or value.lower() != "utf-8":
@@ -331,14 +386,16 @@ class GuardedApp:
                     413, f"payload too large: more than {self.max_bytes} bytes per request", "REQUEST_TOO_LARGE"
                 )
             body = await self._read(receive)
-            payload = None
-            if ctype.split(";")[0].strip().lower() == "application/json":
+            payload, media = None, ctype.split(";")[0].strip().lower()
+            if media == "application/json":
                 payload = await asyncio.to_thread(check_json_request, body, self.max_rows)
+            elif media == "text/csv" and _utf8_only(ctype):
+                payload = await asyncio.to_thread(check_csv_request, body, self.max_rows)
         except RequestRejected as rej:
             outcome.status, outcome.code = rej.status, rej.code
             await _respond(send, rej.status, json.dumps({"error_code": rej.code, "message": rej.message}).encode())
             return
-        if payload is not None and self.model is not None and _plain_json(ctype):
+        if payload is not None and self.model is not None and _utf8_only(ctype):
             status, answer, outcome.accessions, outcome.rows = await asyncio.to_thread(self._invoke, payload)
             outcome.status, outcome.code = status, _error_code(answer) if status >= 400 else ""
             await _respond(send, status, answer)

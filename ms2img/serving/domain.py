@@ -9,7 +9,8 @@ m/z. A served accession is out of domain when any of these fails:
 * fewer precursors with MS/MS than the 1st percentile of the training accessions (``too few precursors``),
 * more than 20 % of its precursors outside the training m/z range (``m/z range``),
 * its cosine similarity to the nearest training vector is below the 1st percentile of training-to-training
-  nearest-neighbour similarity (``far from every training accession``).
+  nearest-neighbour similarity (``far from every training accession``), or, for a feature family, none of its
+  precursors matched a training feature (its vector is all zeros: the forest answers its prior).
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ class DomainReference:
                     f"m/z range: {mz_outside[k]:.0%} of precursors outside the training range "
                     f"{self.mz_low:.1f}-{self.mz_high:.1f}"
                 )
-            if nearest[k] < self.sim_p01:
+            if not np.any(x[k]):
+                why.append("none of its precursors matched a training feature (the feature table's MS1/RT/MS2 rule)")
+            elif nearest[k] < self.sim_p01:
                 why.append(
                     f"far from every training accession (nearest similarity {nearest[k]:.3f} < {self.sim_p01:.3f}, "
                     "the 1st percentile of training-to-training similarity)"

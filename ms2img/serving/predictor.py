@@ -27,6 +27,8 @@ from ms2img.models.family import ENSEMBLE, NETWORKS
 from ms2img.serving.request import (
     DEFAULT_MAX_FRAGMENTS,
     DEFAULT_MAX_ROWS,
+    PARAM_CLASS_OUT_OF_DOMAIN,
+    PARAM_EXPLAIN,
     RequestError,
     parse_request,
 )
@@ -38,9 +40,6 @@ RESPONSE_COLUMNS = ["accession", "probability", "class", "assay", "model_version
 # Served probabilities are rounded to this many decimals: float32 model outputs carry ~7 significant digits of noise
 # (0.20999999344348907), and nothing a reader decides on moves in the 5th decimal.
 PROBABILITY_DECIMALS = 4
-# Request params (``{"params": {...}}`` in the body, MLflow's pyfunc params; declared in :func:`request_signature`).
-PARAM_EXPLAIN = "explain"
-PARAM_CLASS_OUT_OF_DOMAIN = "class_out_of_domain"
 
 
 def render_request(
@@ -262,18 +261,15 @@ class FamilyPredictor:
         req, counts, mz, intensity = parse_request(df, self.max_rows, self.max_fragments)
         codes, names = pd.factorize(req["accession"].to_numpy(dtype=object), sort=True)
         order = np.argsort(np.unique(codes, return_index=True)[1], kind="stable")
-        has = counts > 0
+        # a precursor counts when it has MS/MS and a height: a row of an undetected feature (height 0, as an export
+        # writes it) adds nothing to the image and must not lift the accession over the domain's precursor count
+        has = (counts > 0) & (req["precursor_intensity"].to_numpy(np.float64) > 0)
         n_prec = np.bincount(codes[has], minlength=len(names))
         if self.kind == "image":
             ids, x = _render_parsed(req, counts, mz, intensity, self.render)
             blank = x.reshape(len(x), -1).max(axis=1) <= 0
             if blank.any():
-                (x0, x1), (y0, y1) = self.render.x_range, self.render.y_range
-                raise RequestError(
-                    f"accession(s) {ids[blank][:5].tolist()} have no fragment inside the model's image "
-                    f"(precursor m/z {x0:g}-{x1:g}, fragment m/z {y0:g}-{y1:g}, fragment <= precursor, "
-                    "intensity > 0); nothing to classify"
-                )
+                raise RequestError(self._blank_reason(req, codes, names, has, np.flatnonzero(blank)))
         else:
             from ms2img.features.match import match_parsed
 
@@ -286,6 +282,24 @@ class FamilyPredictor:
             outside = np.zeros(len(names))
         return {"ids": np.asarray(ids, dtype=str), "x": x, "n_precursors": n_prec, "mz_outside": outside, "mz": p_mz,
                 "codes": codes[has], "order": order}  # fmt: skip
+
+    def _blank_reason(
+        self, req: pd.DataFrame, codes: np.ndarray, names: np.ndarray, has: np.ndarray, blank: np.ndarray
+    ) -> str:
+        """Why the first blank accessions render to an empty image, in the terms of the request's columns."""
+        (x0, x1), (y0, y1) = self.render.x_range, self.render.y_range
+        p_mz = req["precursor_mz"].to_numpy(np.float64)
+        lines = []
+        for k in blank[:5]:
+            mine = codes == k
+            if not has[mine].any():
+                why = "every precursor_intensity is 0 (undetected) in the rows that carry MS/MS"
+            elif not ((p_mz[mine & has] >= x0) & (p_mz[mine & has] <= x1)).any():
+                why = f"every precursor_mz is outside the image's {x0:g}-{x1:g}"
+            else:
+                why = f"no fragment at m/z {y0:g}-{y1:g} with intensity > 0 at or below its precursor"
+            lines.append(f"{names[k]!s}: {why}")
+        return f"nothing to classify for {len(blank)} accession(s): " + "; ".join(lines)
 
     def predict(
         self, df: Any, explain: bool = False, class_out_of_domain: bool = False, decimals: int | None = None

@@ -20,6 +20,12 @@ from ms2img.io.schema import EVENT_COLUMNS, MAX_INTENSITY, coerce_events
 REQUEST_COLUMNS = ["accession", "precursor_mz", "precursor_intensity", "rt_min", "msms"]
 NUMERIC_REQUEST_COLUMNS = ["precursor_mz", "precursor_intensity", "rt_min"]
 DEFAULT_MAX_ROWS = 200_000
+# Request params (``{"params": {...}}`` beside the rows, MLflow's pyfunc params, declared in the model signature):
+# booleans, false when left out. MLflow drops a param its signature lacks with a log line only, so the guard
+# (:func:`check_params`) refuses one: a misspelt ``class_out_of_domian`` silently answered without a class.
+PARAM_EXPLAIN = "explain"
+PARAM_CLASS_OUT_OF_DOMAIN = "class_out_of_domain"
+REQUEST_PARAMS = (PARAM_EXPLAIN, PARAM_CLASS_OUT_OF_DOMAIN)
 DEFAULT_MAX_FRAGMENTS = 5_000_000
 
 
@@ -36,6 +42,20 @@ def short(text: object, n: int = 80) -> str:
     """A value quoted for an error message, cut to ``n`` characters."""
     text = repr(text.item() if isinstance(text, np.generic) else text)
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def check_params(params: Any) -> None:
+    """RequestError unless ``params`` (the body's ``"params"``) is an object of known names with boolean values."""
+    if params is None:
+        return
+    if not isinstance(params, dict):
+        raise RequestError(f"'params' must be an object such as {{\"{PARAM_EXPLAIN}\": true}}, got {short(params)}")
+    unknown = [str(k) for k in params if k not in REQUEST_PARAMS]
+    if unknown:
+        raise RequestError(f"unknown params {unknown[:5]}; known: {list(REQUEST_PARAMS)}")
+    wrong = [k for k, v in params.items() if not isinstance(v, bool)]
+    if wrong:
+        raise RequestError(f"param {wrong[0]!r} must be true or false, got {short(params[wrong[0]])}")
 
 
 def parse_msms(msms: pd.Series, max_fragments: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

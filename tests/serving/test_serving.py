@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -295,6 +296,29 @@ def test_events_to_request_averages_replicates_like_replicate_mean():
     np.testing.assert_allclose(np.sort(req["precursor_intensity"].to_numpy()), np.sort(old.to_numpy()), rtol=1e-12)
 
 
+@pytest.mark.parametrize("suffix", [".json", ".csv"])
+def test_request_command_writes_the_body_training_would_have_rendered(tmp_path, capsys, suffix):
+    """``ms2img request`` is how a team turns its ingested exports into a body: replicates averaged as training did."""
+    from ms2img.cli import main
+    from ms2img.io.schema import write_events
+
+    events = _replicated_events()
+    write_events(events, tmp_path / "events" / "X.parquet")
+    out = tmp_path / f"body{suffix}"
+    assert main(["request", str(tmp_path / "events"), "--out", str(out)]) == 0
+    assert "3 rows (precursors) for 1 accession(s), replicates averaged in 1" in capsys.readouterr().out
+    if suffix == ".json":
+        sent = pd.DataFrame(json.loads(out.read_text())["dataframe_records"])
+    else:
+        sent = pd.read_csv(out, dtype={"accession": str})
+    expected = events_to_request(events)
+    pd.testing.assert_frame_equal(sent[REQUEST_COLUMNS], expected, check_dtype=False)
+    np.testing.assert_allclose(render_request(sent, SMALL)[1], render_events(events, SMALL, progress=False).images,
+                               rtol=1e-6, atol=1e-7)  # fmt: skip
+    assert main(["request", str(tmp_path / "events"), "--out", str(out), "--accessions", "Y"]) == 2
+    assert "--accessions: ['Y'] not in" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------------- pyfunc
 def _pyfunc(max_rows: int = 1000, infer=None) -> serving.FamilyPyfunc:
     """A FamilyPyfunc over an image predictor whose "model" scores the image's total intensity."""
@@ -328,7 +352,9 @@ def test_predict_answers_one_row_per_accession_in_request_order():
         (request_rows(precursor_mz=[1.0, math.nan, 2.0]), "request row 1: precursor_mz"),
         (request_rows(msms=["100:1", "x", "100:1"]), "request row 1: msms"),
         (random_request(20, 1), "payload too large"),
-        (request_rows([("A", 5000.0, 10.0, 1.0, "3000:5")]), "no fragment inside the model's image"),
+        (request_rows([("A", 5000.0, 10.0, 1.0, "3000:5")]), "A: every precursor_mz is outside the image's 100-1500"),
+        (request_rows(precursor_intensity=[0.0, 0.0, 0.0]), "ACC1: every precursor_intensity is 0"),
+        (request_rows([("A", 300.0, 10.0, 1.0, "400:5")]), "A: no fragment at m/z 0-1500 with intensity > 0 at or"),
     ],
 )
 def test_predict_turns_request_errors_into_http_400(df, message):
@@ -500,6 +526,26 @@ def test_guard_checks_instances_payloads_like_the_others(key, payload, words):
 
 
 @pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"class_out_of_domian": True}, "unknown params ['class_out_of_domian']; known: ['explain', 'class_out_of"),
+        ({"explain": "yes"}, "param 'explain' must be true or false, got 'yes'"),
+        ([True], "'params' must be an object"),
+    ],
+)
+def test_guard_refuses_params_mlflow_would_drop(params, words):
+    """MLflow drops a param its signature lacks with a log line: a misspelt name answered without what it asked."""
+    from ms2img.serving.app import RequestRejected, check_json_request
+
+    rows = request_rows().to_dict(orient="records")
+    with pytest.raises(RequestRejected) as info:
+        check_json_request(_body({"dataframe_records": rows, "params": params}), max_rows=10)
+    assert info.value.status == 400 and words in info.value.message
+    ok = {"dataframe_records": rows, "params": {"explain": False, "class_out_of_domain": True}}
+    assert check_json_request(_body(ok), max_rows=10)["params"] == ok["params"]
+
+
+@pytest.mark.parametrize(
     ("data", "words"),
     [
         ([[1, 2]], "request row 0: expected a list of 5 values"),
@@ -567,3 +613,28 @@ def test_a_stand_in_models_own_predict_proba_is_used():
             return np.full(len(x), 0.25)
 
     assert serving._forest_inference(StandIn())(np.zeros((2, 3, 3))).tolist() == [0.25, 0.25]
+
+
+def test_undetected_rows_do_not_count_as_precursors_for_the_domain():
+    """An export's height-0 rows (a feature not detected in this sample) render nothing, so they must not lift the
+    accession over the domain's precursor count (they turned "too few precursors" into a class)."""
+    from ms2img.serving.domain import DomainReference
+
+    predictor = _pyfunc().predictor
+    detected = random_request(50, 5, seed=3, accession="S")
+    undetected = random_request(30, 5, seed=4, accession="S").assign(precursor_intensity=0.0)
+    inputs = predictor.inputs(pd.concat([detected, undetected]))
+    assert inputs["n_precursors"].tolist() == [50]
+    np.testing.assert_array_equal(inputs["x"], predictor.inputs(detected)["x"])
+    reference = DomainReference(inputs["x"].reshape(1, -1).astype(np.float16), False, 0.0, 60.0, 0.0, 2000.0)
+    flags, notes, _ = reference.check(inputs["x"], inputs["n_precursors"], np.zeros(1))
+    assert not flags[0] and "too few precursors (50 < 60" in notes[0]
+
+
+def test_a_feature_vector_that_matched_nothing_is_named_out_of_domain():
+    from ms2img.serving.domain import DomainReference
+
+    reference = DomainReference.build(np.eye(3), np.array([5, 5, 5]), np.array([200.0, 300.0]), log=True)
+    flags, notes, _ = reference.check(np.zeros((1, 3)), np.array([10]), np.zeros(1))
+    assert not flags[0] and "none of its precursors matched a training feature" in notes[0]
+    assert "nearest similarity" not in notes[0]

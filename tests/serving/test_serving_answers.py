@@ -177,6 +177,28 @@ def test_numeric_text_still_reaches_the_model():
     assert seen[0]["rt_min"].tolist() == [1.5, 2.5, 3.5]
 
 
+def test_csv_body_is_read_as_text_and_checked_like_json():
+    """MLflow's CSV reader made an accession named NA a missing value and named no row for text in a number column."""
+    from ms2img.serving.app import RequestRejected, check_csv_request
+
+    rows = request_rows(accession=["NA", "NA", "null"])
+    seen: list = []
+    payload = check_csv_request(rows.to_csv(index=False).encode(), max_rows=10)
+    status, _, accessions, n_rows = _schema_app(seen)._invoke(payload)
+    assert status == 200 and n_rows == 3
+    assert seen[0]["accession"].tolist() == ["NA", "NA", "null"]
+    assert seen[0]["precursor_mz"].tolist() == [300.1, 450.2, 800.3]
+    bad = rows.astype({"precursor_mz": object})
+    bad.loc[2, "precursor_mz"] = "abc"
+    status, body, _, _ = _schema_app()._invoke(check_csv_request(bad.to_csv(index=False).encode(), max_rows=10))
+    assert status == 400
+    assert json.loads(body)["message"] == "request row 2: precursor_mz must be a finite number >= 0, got the text 'abc'"
+    with pytest.raises(RequestRejected, match=r"unknown columns \['polarity'\]"):
+        check_csv_request(rows.assign(polarity="-").to_csv(index=False).encode(), max_rows=10)
+    assert _call(_schema_app(), rows.to_csv(index=False).encode(), b"text/csv") == 200
+    assert _call(_schema_app(), b"", b"text/csv") == 400
+
+
 # ----------------------------------------------------------------------------------------------- request log
 def _call(app: GuardedApp, body: bytes, content_type: bytes = b"application/json") -> int:
     """One POST /invocations through the ASGI app; the status it answered."""

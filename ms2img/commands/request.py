@@ -1,0 +1,75 @@
+"""``ms2img request EVENTS --out request.json``: the body a served model takes, built from ingested exports.
+
+A downstream team has exports, not request rows. ``ms2img ingest`` reads them (every format, the sample sheet,
+replicate injections of one extract under one accession, undetected heights dropped); this command turns that
+events folder into request rows with :func:`ms2img.serving.request.events_to_request`, which averages replicates
+the way training images were rendered, so the served image is the one a trained model would have seen. Sending
+each injection as its own rows under one accession, or an export's height-0 rows, does not give that image.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ms2img.errors import ConfigError
+
+FORMATS = ("json", "csv")
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the ``request`` subcommand."""
+    p = subparsers.add_parser(
+        "request",
+        help="write the request body a served model takes (JSON or CSV) from an ingested events folder",
+        description=(
+            "Turn `ms2img ingest` output (EVENTS/<accession>.parquet) into prediction request rows, one per "
+            "precursor, replicates averaged as training averaged them, and write them as an /invocations body: "
+            "JSON {\"dataframe_records\": [...]} or CSV (Content-Type text/csv). Example: ms2img ingest export.txt "
+            "--out new_events && ms2img request new_events --out request.json && curl -s "
+            "http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' --data-binary @request.json"
+        ),
+    )
+    p.add_argument("events", metavar="EVENTS", help="events folder written by `ms2img ingest` (or one .parquet)")
+    p.add_argument("--out", required=True, metavar="FILE", help="request body to write (.json or .csv)")
+    p.add_argument("--accessions", metavar="A,B", help="comma-separated accessions to include (default: all)")
+    p.add_argument("--format", choices=FORMATS, help="json or csv (default: from --out's extension, else json)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the body and say what it holds and how to send it."""
+    import pandas as pd
+
+    from ms2img import atomic
+    from ms2img.io.schema import read_events
+    from ms2img.render.files import event_files
+    from ms2img.serving.request import DEFAULT_MAX_ROWS, events_to_request
+
+    files = event_files(args.events)
+    events = pd.concat([read_events(f) for f in files], ignore_index=True)
+    if args.accessions:
+        wanted = [a.strip() for a in args.accessions.split(",") if a.strip()]
+        unknown = sorted(set(wanted) - set(events["accession"].astype(str)))
+        if unknown:
+            raise ConfigError(f"--accessions: {unknown[:5]} not in {args.events} (it holds "
+                              f"{events['accession'].nunique()} accessions)")  # fmt: skip
+        events = events[events["accession"].astype(str).isin(wanted)]
+    rows = events_to_request(events)
+    out = Path(args.out)
+    fmt = args.format or ("csv" if out.suffix.lower() == ".csv" else "json")
+    if fmt == "csv":
+        atomic.write_text(out, rows.to_csv(index=False))
+        ctype = "text/csv"
+    else:
+        atomic.write_text(out, '{"dataframe_records": ' + rows.to_json(orient="records", double_precision=10) + "}")
+        ctype = "application/json"
+    n_acc = rows["accession"].nunique()
+    replicated = int((events.groupby("accession")["replicate"].nunique() > 1).sum())
+    averaged = f", replicates averaged in {replicated} (as training images were)" if replicated else ""
+    print(f"wrote {out}: {len(rows)} rows (precursors) for {n_acc} accession(s){averaged}")
+    if len(rows) > DEFAULT_MAX_ROWS:
+        print(f"  warning: more than {DEFAULT_MAX_ROWS} rows, the server's default limit per request "
+              "(serve.max_rows); split it with --accessions")  # fmt: skip
+    print(f"  send: curl -s http://127.0.0.1:5001/invocations -H 'Content-Type: {ctype}' --data-binary @{out}")
+    return 0
