@@ -184,7 +184,7 @@ def test_csv_body_is_read_as_text_and_checked_like_json():
     rows = request_rows(accession=["NA", "NA", "null"])
     seen: list = []
     payload = check_csv_request(rows.to_csv(index=False).encode(), max_rows=10)
-    status, _, accessions, n_rows = _schema_app(seen)._invoke(payload)
+    status, _, _, n_rows = _schema_app(seen)._invoke(payload)
     assert status == 200 and n_rows == 3
     assert seen[0]["accession"].tolist() == ["NA", "NA", "null"]
     assert seen[0]["precursor_mz"].tolist() == [300.1, 450.2, 800.3]
