@@ -25,7 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Turn `ms2img ingest` output (EVENTS/<accession>.parquet) into prediction request rows, one per "
             "precursor, replicates averaged as training averaged them, and write them as an /invocations body: "
-            "JSON {\"dataframe_records\": [...]} or CSV (Content-Type text/csv). Example: ms2img ingest export.txt "
+            'JSON {"dataframe_records": [...]} or CSV (Content-Type text/csv). Example: ms2img ingest export.txt '
             "--out new_events && ms2img request new_events --out request.json && curl -s "
             "http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' --data-binary @request.json"
         ),
