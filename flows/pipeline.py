@@ -123,7 +123,13 @@ _LOG_PREFIX = re.compile(r"^\S+ \S+ (INFO|WARNING|ERROR) ms2img\.\S+: ")  # "<da
 
 def _is_progress(line: str) -> bool:
     """Lines worth showing live: ms2img's own progress and results, not library chatter."""
-    return " ms2img." in line or "AUC" in line or "winner" in line or line.startswith(("Running stage", "ms2img "))
+    return (
+        " ms2img." in line
+        or "AUC" in line
+        or "winner" in line
+        or line.startswith(("Running stage", "ms2img "))
+        or line.lstrip().startswith(("hint: ", "warning: "))  # ingest's summary: replicates, skipped files, classes
+    )
 
 
 def command_args(command: str) -> list[str]:

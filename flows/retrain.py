@@ -308,6 +308,7 @@ def summarise(
         selection = _read(project / "reports" / assay / "selection.json")
         if selection.get("small_cohort"):
             lines.append(f"\n{assay}: {selection.get('protocol') or 'small cohort'}")
+        lines += [f"\n{assay}: warning: {w}" for w in selection.get("warnings", [])]
     lines += [f"\n{c}" for c in checks]
     lines.append(f"\nWall time: {seconds:.0f} s")
     return "\n".join(lines)

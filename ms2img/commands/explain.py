@@ -65,7 +65,12 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="accessions missing from the activity file count as activity 0 (FERMO lists only the actives)",
     )
-    corr.add_argument("--out-dir", default=None, help="where to write (default: <reports-dir>/<assay>)")
+    p.add_argument(
+        "--out-dir",
+        default=None,
+        help="where to write (default: <reports-dir>/<assay>, the DVC stage's outputs; one folder per assay inside it "
+        "when several are named); the model's drivers written there are not logged to MLflow",
+    )
     corr.add_argument(
         "--annotate-top", type=int, default=50, help="library identities for the first N features (0: none)"
     )
@@ -105,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             family=args.family,
             low=float(labels.get("low", 0.4)),
             high=float(labels.get("high", 0.6)),
+            out_dir=_out_dir(args, assay),
         )
         d = res.drivers
         named = int((d["library_name"].astype(str) != "").sum()) if len(d) else 0
@@ -118,9 +124,16 @@ def run(args: argparse.Namespace) -> int:
             fold = fold_text(r)
             fold = f"x{fold}" if fold[:1].isdigit() else fold  # x1.90, or "high only"
             print(f"  #{r.rank} m/z {r.precursor_mz:.4f} RT {r.rt_min:.2f} {r.direction} {fold} {name}")
-        if not args.no_track:
+        if not args.no_track and args.out_dir is None:  # a side folder's files never replace the stage's in the run
             _log_to_champion(assay, res.paths, params)
     return 0
+
+
+def _out_dir(args: argparse.Namespace, assay: str) -> Path | None:
+    """``--out-dir`` for one assay (a folder per assay inside it when several are named); None when not given."""
+    if args.out_dir is None:
+        return None
+    return Path(args.out_dir) / assay if len(args.assay) > 1 else Path(args.out_dir)
 
 
 def run_correlation(args: argparse.Namespace, cfg) -> int:
@@ -129,10 +142,7 @@ def run_correlation(args: argparse.Namespace, cfg) -> int:
 
     abundances = read_abundances(args.events_dir, mz_ppm=cfg.mz_ppm, rt_tol_min=cfg.rt_tol_min)
     for assay in args.assay:
-        if args.out_dir is None:
-            out_dir = Path(args.reports_dir) / assay
-        else:
-            out_dir = Path(args.out_dir) / assay if len(args.assay) > 1 else Path(args.out_dir)
+        out_dir = _out_dir(args, assay) or Path(args.reports_dir) / assay
         res = score_assay(
             assay,
             events_dir=args.events_dir,

@@ -16,7 +16,7 @@ from typing import Any
 from ms2img.commands import add_params_args
 from ms2img.errors import ConfigError
 from ms2img.io.fbmn import JOIN_MZ_TOL_DA, RT_UNITS
-from ms2img.io.ingest import MANIFEST, ingest
+from ms2img.io.ingest import ingest, read_manifest
 from ms2img.io.inputs import folder_files, sniff
 from ms2img.io.sample_sheet import (
     SHEET_NAME,
@@ -209,12 +209,9 @@ def ingest_plan(
 
 def source_lines(out_dir: str | Path, sample_types: tuple[str, ...]) -> list[str]:
     """How each input became accessions, a replicate hint and mixed-class warnings, read from OUT's manifest."""
-    manifest_path = Path(out_dir) / MANIFEST
-    if not manifest_path.is_file():
+    manifest = read_manifest(out_dir)
+    if manifest is None:
         return []
-    import pandas as pd
-
-    manifest = pd.read_csv(manifest_path, dtype=str, keep_default_na=False)
     lines = [f"  {line}" for line in describe_sources(manifest, sample_types)]
     hint = replicate_hint(manifest, sample_types)
     lines += [f"  hint: {hint}"] if hint else []

@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{args.assay}: winner {out['selection']['winner']}: {out['selection']['reason']} ({out['run']['seconds']} s)"
     )
+    for warning in out["selection"].get("warnings", []):  # said again where the numbers are read
+        print(f"{args.assay}: warning: {warning}")
     if out["selection"].get("small_cohort"):  # said again where the numbers are read, not only in the log above
         print(
             f"{args.assay}: {out['selection'].get('protocol') or 'small cohort'}; each interval is at least as wide "

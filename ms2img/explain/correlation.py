@@ -260,6 +260,14 @@ def orderings_count(y: np.ndarray) -> int:
     return total
 
 
+def mirrored(y: np.ndarray) -> bool:
+    """Whether the activity values are symmetric about their mean (3 inactive and 3 active at one value): then every
+    ordering has a mirror, ``max + min - y``, with the same |r| against any feature, so an exact two-sided p is at
+    least 2 over the orderings, not 1."""
+    v = np.sort(np.asarray(y, dtype=np.float64))
+    return bool(v[-1] > v[0]) and bool(np.allclose(v + v[::-1], v[0] + v[-1], rtol=0, atol=1e-9 * (v[-1] - v[0])))
+
+
 def p_method(y: np.ndarray) -> str:
     """How :func:`activity_scores` computes p for the activity values ``y``, and the smallest p it can give."""
     n = len(y)
@@ -267,7 +275,8 @@ def p_method(y: np.ndarray) -> str:
         return "the t distribution (n - 2 d.f.)"
     total = orderings_count(y)
     if total <= EXACT_MAX_ORDERINGS:
-        return f"permutation, all {total:,} distinct orderings of the activity values (no p below {1 / total:.2g})"
+        floor = (2 if mirrored(y) else 1) / total
+        return f"permutation, all {total:,} distinct orderings of the activity values (no p below {floor:.2g})"
     return (
         f"permutation, {PERMUTATIONS:,} seeded orderings of the activity values and the observed one (no p below "
         f"{1 / (PERMUTATIONS + 1):.2g})"

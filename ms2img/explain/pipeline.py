@@ -232,8 +232,10 @@ def explain_assay(
     family: str | None = None,
     low: float = 0.4,
     high: float = 0.6,
+    out_dir: str | Path | None = None,
 ) -> ExplainResult:
-    """Explain an assay's champion and write ``reports/<assay>/drivers.{csv,png,json}`` (module docstring)."""
+    """Explain an assay's champion and write ``reports/<assay>/drivers.{csv,png,json}`` (module docstring), or into
+    ``out_dir`` (the stage's outputs and the champion's selection stay where they are)."""
     from ms2img.models.family import FamilyModel, input_kind
     from ms2img.render import ImageSet, images_path
 
@@ -320,7 +322,7 @@ def explain_assay(
         n_drivers=len(drivers),
     )
 
-    out_dir = reports_dir / assay
+    out_dir = Path(out_dir) if out_dir is not None else reports_dir / assay
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / "drivers.csv", "png": out_dir / "drivers.png", "json": out_dir / "drivers.json"}
     write_text(paths["csv"], drivers.to_csv(index=False, float_format="%.8g", lineterminator="\n"))

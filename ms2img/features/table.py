@@ -205,8 +205,11 @@ def resolve_mz_sigma(
         sigma = mz_tol_ppm / 2.0
         log.warning("only %d same-ion pairs to estimate the m/z sigma; using mz_tol_ppm / 2 = %g ppm", n_pairs, sigma)
         return sigma, {**info, "mz_sigma_source": "fallback"}
-    sigma = float(np.clip(mz_sigma_factor * sd, mz_tol_ppm / 20.0, mz_tol_ppm))
-    log.info("m/z sigma %.3g ppm = %g x SD %.3g ppm from %d same-ion pairs", sigma, mz_sigma_factor, sd, n_pairs)
+    raw = mz_sigma_factor * sd
+    sigma = float(np.clip(raw, mz_tol_ppm / 20.0, mz_tol_ppm))
+    bound = "" if sigma == raw else f", held to {'mz_tol_ppm / 20' if sigma > raw else 'mz_tol_ppm'}"
+    log.info("m/z sigma %.3g ppm (%g x SD %.3g ppm from %d same-ion pairs%s)", sigma, mz_sigma_factor, sd, n_pairs,
+             bound)  # fmt: skip
     return sigma, {**info, "mz_sigma_source": "estimated"}
 
 

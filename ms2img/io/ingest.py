@@ -585,3 +585,10 @@ def _write_assays(
         table.to_csv(tmp, index=False, float_format="%.10g")
     summary.assays_out = path
     summary.assays = [c for c in table.columns if c != "accession"]
+
+
+def read_manifest(events_dir: str | Path) -> pd.DataFrame | None:
+    """The ``samples.csv`` ingest wrote into ``events_dir`` (every input sample: accession, replicate, type,
+    source ...), as text; None when the folder has none (events from elsewhere)."""
+    path = Path(events_dir) / MANIFEST
+    return pd.read_csv(path, dtype=str, keep_default_na=False) if path.is_file() else None

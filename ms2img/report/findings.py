@@ -178,12 +178,14 @@ def drift(inp: ReportInputs, figs: Figures) -> str:
     d = inp.drift
     pngs = "".join(figs.file(p, f"Drift: {p.stem}") for p in inp.drift_plots)
     if d is None:
+        assays = ",".join(a.name for a in inp.assays) or "ASSAY"
         return section(
             "drift",
             "Drift stress test",
-            "<p class='note'>Not run: <code>.venv/bin/python benchmarks/drift.py --project . --assays DPPH</code> "
-            "writes reports/drift.json and plots/drift.png, which the next <code>ms2img report</code> shows here.</p>"
-            + pngs,
+            "<p class='note'>Not run: the drift stress test is a benchmark of the ms2img source tree; from a clone of "
+            f"it, <code>python benchmarks/drift.py --project PROJECT --assays {esc(assays)}</code> writes this "
+            "project's reports/drift.json and plots/drift.png, which the next <code>ms2img report</code> shows here."
+            "</p>" + pngs,
         )
     parts = []
     if isinstance(d, Mapping):
@@ -251,8 +253,8 @@ def provenance(inp: ReportInputs, base: Path | None = None) -> str:
         ok = v.get("success")
         parts.append(
             f"<p>{'<span class=ok>passed</span>' if ok else '<span class=bad>FAILED</span>'} "
-            f"{esc(v.get('message', ''))} <span class='note'>(policy {esc(v.get('policy'))}, "
-            f"{esc(v.get('created'))})</span></p>"
+            f"{esc(v.get('message', ''))} <span class='note'>(policy {esc(v.get('policy'))}"
+            f"{', ' + esc(v['created']) if v.get('created') else ''})</span></p>"
         )
         if s:
             parts.append(

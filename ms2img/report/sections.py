@@ -109,6 +109,7 @@ def overview(inp: ReportInputs) -> str:
         )
         if m.get("small_cohort") or sel.get("small_cohort"):  # intervals wide, scores vary from run to run
             small.append(f"<b>{esc(a.name)}</b>: {esc(sel.get('protocol') or 'small cohort')}")
+        small += [f"<b>{esc(a.name)}</b>: warning: {esc(w)}" for w in sel.get("warnings", [])]
     body = [
         (
             "<p>Each assay's accessions are split into low (normalised value below the low cut-off) and high "

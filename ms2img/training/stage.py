@@ -96,8 +96,11 @@ def _write_table(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def _family_plots(data: AssayData, cv: CVResult, family: str, plot_dir: Path, units: str | None) -> list[Path]:
-    """ROC, confusion (mean ± SD at the family's own thresholds) and out-of-fold predictions of one family."""
+def _family_plots(
+    data: AssayData, cv: CVResult, family: str, plot_dir: Path, units: str | None, threshold: float | None = None
+) -> list[Path]:
+    """ROC, confusion (mean ± SD at the family's own thresholds) and out-of-fold predictions of one family: one dot
+    per accession (mean over repeats), ``threshold`` the saved model's (:func:`ms2img.plots.decision_threshold`)."""
     folds = cv.folds[cv.folds["family"] == family]
     oof = cv.oof[cv.oof["family"] == family]
     y_true, y_prob, y_pred = [], [], []
@@ -123,6 +126,7 @@ def _family_plots(data: AssayData, cv: CVResult, family: str, plot_dir: Path, un
     name = family.replace("-", "_")
     mean, sd = confusion_matrices(y_true, y_pred)
     s = data.scaling()
+    t, t_label, band = plots.decision_threshold(threshold, folds["threshold"].tolist())
     return [
         plots.plot_roc(
             list(zip(y_true, y_prob, strict=True)),
@@ -135,16 +139,16 @@ def _family_plots(data: AssayData, cv: CVResult, family: str, plot_dir: Path, un
             plot_dir / f"confusion_{name}.png",
             title=f"{data.assay} {family}: confusion (mean ± SD over folds)",
         ),
-        plots.plot_oof_predictions(
-            oof["value"].to_numpy(),
-            oof["probability"].to_numpy(),
-            oof["label"].to_numpy(),
+        plots.plot_family_oof(
+            oof,
             plot_dir / f"predictions_{name}.png",
             value_label=data.assay,
             units=units,
             low_cutoff=s.min + s.low * (s.max - s.min),
             high_cutoff=s.min + s.high * (s.max - s.min),
-            threshold=float(folds["threshold"].median()),
+            threshold=t,
+            threshold_label=t_label,
+            threshold_band=band,
             title=f"{data.assay} {family}: out-of-fold P(high) vs measured value",
         ),
     ]
@@ -188,6 +192,23 @@ def _feature_definitions(family: str, features_dir: Path, events_dir: Path | Non
     return training_feature_spectra(table, events_dir), {"matching": matching_rule(table)}
 
 
+def replicate_warning(events_dir: str | Path | None, params: Mapping[str, Any]) -> str | None:
+    """Ingest's replicate hint, said again where the scores are made: training accessions that look like injections
+    of one extract are split across folds like different extracts, so every family scores a near-copy of what it
+    trained on. A lab that skips the sample sheet sees the hint once in ingest's output, which a flow run hides."""
+    from ms2img.io.ingest import read_manifest
+    from ms2img.io.sample_sheet import replicate_hint
+
+    manifest = read_manifest(events_dir) if events_dir else None
+    if manifest is None or not {"accession", "sample", "type"} <= set(manifest.columns):
+        return None
+    hint = replicate_hint(manifest, tuple((params.get("ingest") or {}).get("sample_types") or ["Sample"]))
+    if hint is None:
+        return None
+    return (f"{hint}. Until then the folds can hold injections of one extract on both sides, and every score here "
+            "is optimistic")  # fmt: skip
+
+
 def train_assay(
     *,
     assay: str,
@@ -215,6 +236,9 @@ def train_assay(
     protocol = data.protocol
     fitting = resolve_cohort_settings(data, params, families)  # cohort-size settings checked before any fit
     (log.warning if protocol.small_cohort else log.info)("%s: %s", assay, protocol.describe())
+    replicates = replicate_warning(events_dir, params)
+    if replicates:
+        log.warning("%s: %s", assay, replicates)
     if (
         data.images is not None
         and data.images.render_config().per_replicate
@@ -234,8 +258,6 @@ def train_assay(
         log.info("%s: PCA / OPLS-DA skipped in regression mode (they describe the low/high classes)", assay)
     else:
         extras, figures = multivariate(data, fitting, plot_dir, seed)
-    for fam in families:
-        figures += _family_plots(data, cv, fam, plot_dir, units)
     figures.append(
         plots.plot_metric_boxplots(
             cv.folds,
@@ -261,6 +283,8 @@ def train_assay(
             fitted=fitted,
         )
         saved[fam] = model.save(Path(models_dir) / assay / fam)
+        # after the final fit: Fig. 3A draws the threshold the saved model is served at, not one fold's
+        figures += _family_plots(data, cv, fam, plot_dir, units, None if data.regression else model.threshold)
 
     classes = {f"n_{k}": counts[k] for k in ("low", "high", "middle")} if counts else {}
     metrics = {
@@ -275,7 +299,8 @@ def train_assay(
     _write_table(cv.oof, report_dir / "oof.csv")
     _write_table(cv.folds, report_dir / "folds.csv")
     selection = {**selection, "degenerate": notes, "families": families, "small_cohort": protocol.small_cohort,
-                 "protocol": protocol.describe(), "mode": data.mode}  # fmt: skip
+                 "protocol": protocol.describe(), "mode": data.mode,
+                 "warnings": [replicates] if replicates else []}  # fmt: skip
     write_text(report_dir / "selection.json", json.dumps(to_jsonable(selection), indent=2, sort_keys=True) + "\n")
     write_metrics_json(Path(metrics_dir) / f"{assay}.json", metrics)
     run = {"seconds": round(time.perf_counter() - started, 1), **provenance}

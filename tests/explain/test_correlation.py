@@ -299,3 +299,18 @@ def test_a_yes_no_activity_over_ten_samples_allows_no_p_below_one_in_840():
     assert p_method(y).startswith("permutation, all 840 distinct orderings") and "(no p below 0.0012)" in p_method(y)
     assert p_method(y_distinct).startswith("permutation, 9,999 seeded orderings")
     assert p_method(np.arange(31.0)) == "the t distribution (n - 2 d.f.)"
+
+
+def test_the_stated_p_floor_counts_the_mirror_of_a_symmetric_design():
+    """Three inactive and three active plants (real GNPS trial): 20 orderings, but each has a mirror with the same |r|,
+    so no p is below 0.1; the command said 0.05 while 200 features sat at exactly 0.1."""
+    y = np.array([0.0, 0, 0, 1, 1, 1])
+    assert "all 20 distinct orderings" in p_method(y) and "(no p below 0.1)" in p_method(y)
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 6))
+    r = pearson_rows(x, y)[0]
+    assert permutation_p(x, y, r).min() >= 0.1 - 1e-12
+    x[0] = y + rng.normal(0, 0.01, 6)  # a perfect separator reaches the floor
+    assert permutation_p(x[:1], y, pearson_rows(x[:1], y)[0])[0] == pytest.approx(0.1)
+    assert "all 60 distinct orderings" in p_method(np.array([0.0, 0, 0, 1, 1, 2]))  # not symmetric: 1/60
+    assert "(no p below 0.017)" in p_method(np.array([0.0, 0, 0, 1, 1, 2]))

@@ -245,6 +245,11 @@ def test_cli_explain(project, monkeypatch, capsys):
     rc = main(["explain", "--assay", "B", *dirs])
     err = capsys.readouterr().err
     assert rc == 2 and "selection.json" in err and "\n" == err[-1] and err.count("\n") == 1
+    stage_csv = project / "reports" / "A" / "drivers.csv"
+    before = stage_csv.read_bytes()
+    assert main(["explain", "--assay", "A", "--block", "2", "--top", "3", "--out-dir", "side", *dirs]) == 0
+    assert len(pd.read_csv(project / "side" / "drivers.csv")) == 3  # --out-dir was ignored: the stage's file changed
+    assert stage_csv.read_bytes() == before
 
 
 def test_a_missing_model_card_says_to_train_first(tmp_path):

@@ -339,3 +339,22 @@ def test_files_named_and_found_in_a_named_folder_are_read_once(test_data, tmp_pa
     assert main(["ingest", str(fermo), "--out", str(tmp_path / "e3"), "--no-sample-sheet"]) == 0
     out = capsys.readouterr().out
     assert "samples: 11 Sample" in out and "skipped: case_study_group_metadata.csv" in out
+
+
+def test_training_repeats_the_replicate_hint_where_the_scores_are_made(tmp_path):
+    """Without a sample sheet, six extracts injected four times train as 24 "extracts"; a flow run hid ingest's hint
+    and every family scored AUC 1.000 on near-copies (real GNPS export): training says it again."""
+    from flows.pipeline import _is_progress
+    from ms2img.training.stage import replicate_warning
+
+    rows = [(f"Hi{e:02d}_neg_{i}", f"Hi{e:02d}_neg_{i}", "1", "Sample") for e in (1, 5, 9, 16) for i in (1, 2, 3, 4)]
+    manifest(rows).to_csv(tmp_path / "samples.csv", index=False)
+    warning = replicate_warning(tmp_path, {"ingest": {"sample_types": ["Sample"]}})
+    assert warning and warning.startswith("16 accessions look like 4 extracts injected 4 times each")
+    assert "every score here is optimistic" in warning
+    grouped = [(f"Hi{e:02d}_neg_{i}", f"Hi{e:02d}", str(i), "Sample") for e in (1, 5, 9, 16) for i in (1, 2, 3, 4)]
+    manifest(grouped).to_csv(tmp_path / "samples.csv", index=False)  # a sample sheet grouped them
+    assert replicate_warning(tmp_path, {}) is None
+    assert replicate_warning(tmp_path / "none", {}) is None and replicate_warning(None, {}) is None
+    assert _is_progress("  hint: 24 accessions look like 6 extracts injected 4 times each (...)")
+    assert _is_progress("  warning: accession 'A' averages 2 sample columns of 2 classes")

@@ -130,6 +130,9 @@ def test_report_names_every_assay_and_family_and_embeds_images(tmp_path):
     assert "[0." in html  # 95% intervals
     assert "<img" in html and 'src="http' not in html and "src='http" not in html  # self-contained
     assert "Not run:" in html  # no resolution study, drivers, drift, validation in this fixture
+    # the drift note is a command of the source tree for this project's own assays, not the demo's DPPH in `.`
+    assert f"benchmarks/drift.py --project PROJECT --assays {','.join(ASSAYS)}" in html
+    assert ".venv/bin/python benchmarks/drift.py" not in html
 
 
 def test_report_on_an_empty_project_says_not_run(tmp_path):
