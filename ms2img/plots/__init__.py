@@ -34,7 +34,14 @@ from ms2img.plots.cv import (
 )
 from ms2img.plots.fingerprint import fingerprint_title, plot_fingerprint
 from ms2img.plots.multivariate import permutation_intercepts, plot_oplsda, plot_pca, plot_permutation
-from ms2img.plots.predictions import plot_oof_predictions, plot_predictions, plot_regression_oof, spearman
+from ms2img.plots.predictions import (
+    decision_threshold,
+    plot_family_oof,
+    plot_oof_predictions,
+    plot_predictions,
+    plot_regression_oof,
+    spearman,
+)
 
 __all__ = [
     "DPI",
@@ -48,11 +55,13 @@ __all__ = [
     "TRAIN_COLOR",
     "VAL_COLOR",
     "curve_stats",
+    "decision_threshold",
     "family_color",
     "fingerprint_title",
     "mean_roc",
     "new_figure",
     "permutation_intercepts",
+    "plot_family_oof",
     "plot_confusion",
     "plot_fingerprint",
     "plot_metric_boxplots",

@@ -3,7 +3,9 @@
 Two views: :func:`plot_predictions` (the paper's bars-and-dots: predicted class as gray bars, assay value as
 red dots) and :func:`plot_oof_predictions` (out-of-fold P(high) against the raw assay value for every
 accession, mid-range ones included: they were left out of training but are still predicted, so the plot
-shows whether the probability rises with activity, summarised by Spearman's rho).
+shows whether the probability rises with activity, summarised by Spearman's rho). :func:`plot_family_oof` draws
+the latter from one family's oof.csv rows and :func:`decision_threshold` picks its threshold line: the one home of
+Fig. 3A for the training stage and the report.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ms2img.plots._base import HIGH_COLOR, LOW_COLOR, MIDDLE_COLOR, new_figure, save_figure, with_units
 from ms2img.training.scores import spearman
@@ -218,3 +221,53 @@ def plot_regression_oof(
     ax.legend(loc="upper left", fontsize=7.5, title=head, title_fontsize=8)
     ax.grid(alpha=0.3)
     return save_figure(fig, path)
+
+
+def decision_threshold(
+    saved: float | None, fold_thresholds: Sequence[float] = ()
+) -> tuple[float | None, str | None, tuple[float, float] | None]:
+    """``(threshold, label, band)`` of a family's Fig. 3A: the saved model's own threshold (the one it is served at)
+    or, without a saved model, the median of the folds' thresholds; and the range of the folds' thresholds (each
+    fold picked its own on its training part: one fold's value is not the model's). ``(None, None, band)`` when
+    nothing recorded one."""
+    per_fold = sorted(float(t) for t in fold_thresholds if t is not None and np.isfinite(t))
+    band = (per_fold[0], per_fold[-1]) if len(per_fold) > 1 and per_fold[0] < per_fold[-1] else None
+    if saved is not None and np.isfinite(saved):
+        return float(saved), f"saved model's threshold {float(saved):.3g}", band
+    if per_fold:
+        med = float(np.median(per_fold))
+        return med, f"median fold threshold {med:.3g}", band
+    return None, None, band
+
+
+def plot_family_oof(
+    oof: pd.DataFrame,
+    path: str | Path,
+    *,
+    title: str,
+    threshold: float | None = None,
+    threshold_label: str | None = None,
+    threshold_band: tuple[float, float] | None = None,
+    **kwargs: Any,
+) -> Path:
+    """:func:`plot_oof_predictions` of one family's out-of-fold rows (oof.csv: ``accession``, ``repeat``,
+    ``probability``, ``value``, ``label``): one dot per accession at its mean P(high) over the repeats, so the
+    legend's ``n`` counts accessions, not repeats x accessions; the title says how many repeats were averaged.
+    ``kwargs``: value_label, units, cut-offs, note."""
+    if oof.empty:
+        raise ValueError("no out-of-fold rows")
+    per = oof.groupby("accession").agg(
+        probability=("probability", "mean"), value=("value", "first"), label=("label", "first")
+    )
+    repeats = int(oof["repeat"].nunique()) if "repeat" in oof.columns else 1
+    return plot_oof_predictions(
+        per["value"],
+        per["probability"],
+        per["label"],
+        path,
+        threshold=threshold,
+        threshold_label=threshold_label,
+        threshold_band=threshold_band,
+        title=title + (f" (mean of {repeats} repeats)" if repeats > 1 else ""),
+        **kwargs,
+    )

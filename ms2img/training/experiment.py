@@ -113,20 +113,32 @@ class CVResult:
                 o = rows[["probability", "value"]].mean().assign(label=agreed)
                 entry["spearman"] = spearman(o["probability"], o["value"])
                 entry["pooled"] = pooled_classification(o["label"], o["probability"], o["value"])
+                if "precision_top10" in entry and not np.isfinite(entry["pooled"]["precision_top10"]["value"]):
+                    # fewer than TOP_MIN_K accessions in the top 10%: the per-fold mean rests on as few (the pooled k)
+                    entry["precision_top10"] = dict.fromkeys(("mean", "sd", "ci_low", "ci_high"), float("nan"))
             entry["seconds"] = round(float(self.seconds.get(fam, 0.0)), 2)
             fams[fam] = entry
         per_fold = self.fold_metric()
         paired = {}
         for i, a in enumerate(self.families):
             for b in self.families[i + 1 :]:
-                paired[f"{a} vs {b}"] = corrected_paired_test(per_fold[a], per_fold[b], self.test_train_ratio)
+                paired[f"{a} vs {b}"] = corrected_paired_test(
+                    per_fold[a], per_fold[b], self.test_train_ratio, cohort=self.cohort, score=self.metric
+                )
         return {"families": fams, "paired": paired}
+
+    @property
+    def cohort(self) -> tuple[int, int] | None:
+        """``(low, high)`` accessions on a small cohort: paired differences get the floor their scores' floors allow
+        (:func:`ms2img.training.scores.paired_floor`); None otherwise."""
+        return (self.protocol.low, self.protocol.high) if self.small_cohort else None
 
     def selection(self, degenerate: Sequence[str] = ()) -> dict[str, Any]:
         """The winner among the families not in ``degenerate`` (see :func:`degenerate_families`)."""
         return select_winner(
-            self.fold_metric(), self.test_train_ratio, SIMPLICITY, exclude=degenerate, metric=self.metric
-        )
+            self.fold_metric(), self.test_train_ratio, SIMPLICITY, exclude=degenerate, metric=self.metric,
+            cohort=self.cohort,
+        )  # fmt: skip
 
 
 def family_input(data: AssayData, family: str, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

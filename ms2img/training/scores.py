@@ -9,7 +9,10 @@ correction gives the interval of one model's mean and the paired test of two mod
 On a small cohort those intervals mean little: two test accessions per fold give AUC 0 or 1, and folds that all
 say 1 give "1.000-1.000". :func:`small_cohort_interval` is the floor a few accessions allow whatever the folds
 say: Newcombe's score interval for an AUC from ``n_low`` x ``n_high`` pairs (2006, Stat Med 25:559, method 5),
-a Wilson score interval for the other scores as proportions of the labelled accessions.
+a Wilson score interval for the other scores as proportions of the labelled accessions. The paired difference of
+two families gets the floor their two floors allow (:func:`paired_floor`). Spearman's rho gets no Fisher-z interval
+below :data:`SPEARMAN_MIN_PAIRS` pairs (an exact permutation p instead, :func:`spearman_p`), and the precision among
+the top 10% none below :data:`TOP_MIN_K` accessions there.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from ms2img.training.fold_metrics import predict_labels
 
 SCORES = ("auc", "balanced_accuracy", "mcc", "f1", "precision_top10")  # classification (labels.mode: classification)
 TOP_SHARE = 0.10  # precision_top10: the share of accessions a lab follows up, ranked by P(high)
+TOP_MIN_K = 5  # precision_top10 is reported only when the pooled top 10% holds this many labelled accessions
+SPEARMAN_MIN_PAIRS = 10  # no Fisher-z interval for Spearman's rho below this many pairs (Bonett & Wright 2000)
 REGRESSION_SCORES = ("spearman", "rmse", "r2")  # regression (labels.mode: regression), in the assay's units
 BOUNDS = {
     "auc": (0.0, 1.0),
@@ -181,13 +186,16 @@ def auc_interval(auc: float, n_low: int, n_high: int, level: float = 0.95) -> tu
 def small_cohort_interval(score: str, mean: float, n_low: int, n_high: int, level: float = 0.95) -> tuple[float, float]:
     """The narrowest interval ``n_low`` + ``n_high`` labelled accessions allow for ``score`` at ``mean``: AUC by
     :func:`auc_interval`, balanced accuracy and F1 as proportions of the accessions (Wilson), MCC on
-    ``(MCC + 1) / 2``, Spearman's rho by :func:`spearman_interval` over all accessions (regression; RMSE and R2 get
+    ``(MCC + 1) / 2``, Spearman's rho by :func:`spearman_interval` over all accessions (regression; below
+    :data:`SPEARMAN_MIN_PAIRS` its whole range, -1 to 1: no interval the count supports is narrower; RMSE and R2 get
     no floor). An approximate floor, joined with the fold-based interval by :func:`widen`."""
     if score == "auc":
         return auc_interval(mean, n_low, n_high, level)
     if score == "spearman":
+        if not np.isfinite(mean):
+            return float("nan"), float("nan")
         out = spearman_interval(mean, n_low + n_high, level)
-        return out["ci_low"], out["ci_high"]
+        return (out["ci_low"], out["ci_high"]) if np.isfinite(out["ci_low"]) else BOUNDS["spearman"]
     if score in ("rmse", "r2"):  # no floor from the count alone: the fold-based interval stands
         return float("nan"), float("nan")
     if score == "precision_top10":  # a proportion of the top 10% of the accessions
@@ -209,16 +217,49 @@ def widen(entry: Mapping[str, float], floor: tuple[float, float]) -> dict[str, f
     return out
 
 
+def paired_floor(
+    score: str, mean_a: float, mean_b: float, n_low: int, n_high: int, level: float = 0.95
+) -> tuple[float, float]:
+    """The narrowest interval of the difference ``a - b`` of two families that their floors allow
+    (:func:`small_cohort_interval` of each mean), combined by MOVER (Zou & Donner 2008, Stat Med 27:1693; Newcombe
+    1998's method 10 for proportions): ``d - sqrt((a - lo_a)^2 + (hi_b - b)^2)`` to ``d + sqrt((hi_a - a)^2 +
+    (b - lo_b)^2)``, clipped to the difference's range. Two families at AUC 1.000 on 3 + 3 accessions: -0.50 to
+    +0.50, not 0.000 to 0.000. NaN when either floor is (no floor for the score)."""
+    lo_a, hi_a = small_cohort_interval(score, mean_a, n_low, n_high, level)
+    lo_b, hi_b = small_cohort_interval(score, mean_b, n_low, n_high, level)
+    if not np.isfinite([lo_a, hi_a, lo_b, hi_b]).all():
+        return float("nan"), float("nan")
+    d, span = mean_a - mean_b, BOUNDS[score][1] - BOUNDS[score][0]
+    return max(d - math.hypot(mean_a - lo_a, hi_b - mean_b), -span), min(d + math.hypot(hi_a - mean_a, mean_b - lo_b), span)
+
+
 def corrected_paired_test(
-    a: Sequence[float], b: Sequence[float], test_train_ratio: float, level: float = 0.95
+    a: Sequence[float],
+    b: Sequence[float],
+    test_train_ratio: float,
+    level: float = 0.95,
+    *,
+    cohort: tuple[int, int] | None = None,
+    score: str = "auc",
 ) -> dict[str, float]:
-    """Paired corrected resampled t-test of ``a - b`` on the same folds: mean difference, interval, two-sided p."""
+    """Paired corrected resampled t-test of ``a - b`` on the same folds: mean difference, interval, two-sided p.
+
+    ``cohort`` (``n_low, n_high``, a small cohort): the interval is at least as wide as :func:`paired_floor` of the
+    two means of ``score`` (folds that all agree would give a zero-width interval: 0.000 [0.000, 0.000] for two
+    families at AUC 1.000 in every fold), and p uses the standard error that interval implies when it is larger
+    (its half-width over the same t quantile), so p < 1 - ``level`` only where the interval excludes 0; no
+    observed difference gives p = 1."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     ok = np.isfinite(a) & np.isfinite(b)
     d = a[ok] - b[ok]
     out = corrected_interval(d, test_train_ratio, level)
     j = d.size
     se = corrected_se(d, test_train_ratio)
+    if cohort is not None and j:
+        out = widen(out, paired_floor(score, float(a[ok].mean()), float(b[ok].mean()), *cohort, level))
+        if j >= 2 and np.isfinite(out["ci_low"]) and np.isfinite(out["ci_high"]):
+            t = float(sps.t.ppf(0.5 + level / 2, j - 1))
+            se = max(se, (out["ci_high"] - out["ci_low"]) / (2 * t))
     if j < 2 or se == 0 or not np.isfinite(se):
         p = 1.0 if j and np.allclose(d, 0) else float("nan")
     else:
@@ -238,15 +279,44 @@ def spearman(prob: Sequence[float], values: Sequence[float]) -> float:
 
 def spearman_interval(rho: float, n: int, level: float = 0.95) -> dict[str, float]:
     """Rho with its Fisher-z interval over ``n`` pairs, ``tanh(atanh(rho) -+ z * sqrt(1.06 / (n - 3)))`` (Fieller,
-    Hartley & Pearson 1957: the 1.06 is Spearman's larger variance than Pearson's); NaN bounds below 4 pairs."""
+    Hartley & Pearson 1957: the 1.06 is Spearman's larger variance than Pearson's); NaN bounds below
+    :data:`SPEARMAN_MIN_PAIRS` pairs, where the normal approximation is not recommended (Bonett & Wright 2000,
+    Psychometrika 65:23) and overclaims: rho 0.878 over 6 accessions with a yes/no activity gave 0.20 to 0.99,
+    while an exact permutation test of it gives p = 0.1 (:func:`spearman_p`). ``n`` says why when printed."""
     out = {"mean": float(rho), "ci_low": float("nan"), "ci_high": float("nan"), "n": int(n)}
-    if not np.isfinite(rho) or n < 4:
+    if not np.isfinite(rho) or n < SPEARMAN_MIN_PAIRS:
         return out
     z = float(sps.norm.ppf(0.5 + level / 2))
     half = z * math.sqrt(1.06 / (n - 3))
     centre = math.atanh(float(np.clip(rho, -1 + 1e-12, 1 - 1e-12)))  # |rho| = 1: the interval closes on it
     out["ci_low"], out["ci_high"] = math.tanh(centre - half), math.tanh(centre + half)
     return out
+
+
+def spearman_p(prob: Sequence[float], values: Sequence[float], seed: int = 0) -> float:
+    """Two-sided p of :func:`spearman` over the finite pairs, as ``ms2img explain --method correlation`` computes
+    it (:func:`ms2img.explain.correlation.permutation_p` on the ranks): up to its ``PERMUTATION_MAX_N`` pairs by
+    permutation of the values (every distinct ordering up to 40,320, else seeded ones), above by the t
+    distribution. NaN where rho is."""
+    from ms2img.explain.correlation import PERMUTATION_MAX_N, permutation_p
+
+    p, v = np.asarray(prob, dtype=float).ravel(), np.asarray(values, dtype=float).ravel()
+    ok = np.isfinite(p) & np.isfinite(v)
+    rho = spearman(p[ok], v[ok])
+    if not np.isfinite(rho):
+        return float("nan")
+    if ok.sum() > PERMUTATION_MAX_N:
+        return float(sps.spearmanr(p[ok], v[ok]).pvalue)
+    ranks = sps.rankdata(p[ok])[None, :]
+    return float(permutation_p(ranks, sps.rankdata(v[ok]), np.array([rho]), seed=seed)[0])
+
+
+def _spearman_entry(prob: Sequence[float], values: Sequence[float], level: float) -> dict[str, float]:
+    """The pooled rho entry: value, interval (NaN bounds on few pairs), ``n`` pairs and the permutation ``p_value``."""
+    p, v = np.asarray(prob, dtype=float).ravel(), np.asarray(values, dtype=float).ravel()
+    rho = spearman_interval(spearman(p, v), int((np.isfinite(p) & np.isfinite(v)).sum()), level)
+    return {"value": rho["mean"], "ci_low": rho["ci_low"], "ci_high": rho["ci_high"], "n": rho["n"],
+            "p_value": spearman_p(p, v)}  # fmt: skip
 
 
 def bootstrap_interval(
@@ -277,13 +347,13 @@ def pooled_regression(
     y_true: Sequence[float], y_pred: Sequence[float], level: float = 0.95, n_boot: int = 2000, seed: int = 0
 ) -> dict[str, dict[str, float]]:
     """Spearman, RMSE and R2 of all out-of-fold predictions pooled (one per accession), each with an interval:
-    rho by :func:`spearman_interval`, RMSE and R2 by :func:`bootstrap_interval` over the accessions."""
+    rho by :func:`spearman_interval` (with ``n`` and its permutation ``p_value``), RMSE and R2 by
+    :func:`bootstrap_interval` over the accessions."""
     y, p = np.asarray(y_true, dtype=float).ravel(), np.asarray(y_pred, dtype=float).ravel()
     ok = np.isfinite(y) & np.isfinite(p)
     y, p = y[ok], p[ok]
     point = regression_scores(y, p)
-    rho = spearman_interval(point["spearman"], y.size, level)
-    out = {"spearman": {"value": rho["mean"], "ci_low": rho["ci_low"], "ci_high": rho["ci_high"]}}
+    out = {"spearman": _spearman_entry(p, y, level)}
     for score in ("rmse", "r2"):
         lo, hi = bootstrap_interval(lambda t, q, s=score: regression_scores(t, q)[s], y, p, n_boot, seed, level)
         out[score] = {"value": point[score], "ci_low": lo, "ci_high": hi}
@@ -294,15 +364,17 @@ def pooled_classification(
     labels: Sequence[int], prob: Sequence[float], values: Sequence[float], level: float = 0.95
 ) -> dict[str, dict[str, float]]:
     """Scores a lab acts on, over every accession's out-of-fold P(high) pooled: Spearman's rho with the raw assay
-    value (all accessions, middle band included; :func:`spearman_interval`) and the precision among the top 10%
-    of the labelled accessions (``labels`` 0/1; -1 left out) with its Wilson interval over those ``k``."""
+    value (all accessions, middle band included; :func:`spearman_interval`, ``n`` pairs, permutation ``p_value``)
+    and the precision among the top 10% of the labelled accessions (``labels`` 0/1; -1 left out) with its Wilson
+    interval over those ``k``: NaN below :data:`TOP_MIN_K` (2 test accessions per fold and 6 in all make "the top
+    10%" one accession, whose 1.000 says nothing), ``k`` saying why."""
     y, p, v = (np.asarray(a, dtype=float).ravel() for a in (labels, prob, values))
-    rho = spearman_interval(spearman(p, v), int((np.isfinite(p) & np.isfinite(v)).sum()), level)
     scored = (y == 0) | (y == 1)
     precision, k = precision_at_top(y[scored], p[scored])
+    precision = precision if k >= TOP_MIN_K else float("nan")
     lo, hi = proportion_interval(precision, k, level)
     return {
-        "spearman": {"value": rho["mean"], "ci_low": rho["ci_low"], "ci_high": rho["ci_high"]},
+        "spearman": _spearman_entry(p, v, level),
         "precision_top10": {"value": precision, "ci_low": lo, "ci_high": hi, "k": k},
     }
 
@@ -313,6 +385,7 @@ def select_winner(
     simplicity: Mapping[str, int],
     exclude: Sequence[str] = (),
     metric: str = "auc",
+    cohort: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """The family to serve: the best mean per-fold ``metric`` (AUC; Spearman's rho in regression), unless a simpler
     family is within one corrected standard error.
@@ -320,7 +393,8 @@ def select_winner(
     Ties go to the simpler, faster model (``simplicity``: lower is simpler); every paired comparison with the
     best is returned so the choice can be audited. Families in ``exclude`` (degenerate: one class, or constant
     predictions) never win, whatever their score; when every family is excluded there is no winner (``winner``
-    None). One rule for every metric: higher is better.
+    None). One rule for every metric: higher is better. ``cohort``: as in :func:`corrected_paired_test` (the
+    comparisons' intervals floored on a small cohort; the tie rule keeps the folds' own standard error).
     """
     name = LABELS.get(metric, metric)
     excluded = [f for f in fold_scores if f in set(exclude)]
@@ -339,7 +413,9 @@ def select_winner(
              ((f, np.asarray(v, float)) for f, v in fold_scores.items())}  # fmt: skip
     best = max(means, key=lambda f: (means[f], -simplicity.get(f, 99)))
     paired = {
-        f: corrected_paired_test(fold_scores[best], fold_scores[f], test_train_ratio) for f in fold_scores if f != best
+        f: corrected_paired_test(fold_scores[best], fold_scores[f], test_train_ratio, cohort=cohort, score=metric)
+        for f in fold_scores
+        if f != best
     }
     ties = [best]
     for f, t in paired.items():
