@@ -12,7 +12,7 @@ def card_metric(card: dict, key: str) -> dict[str, float]:
     m = (card.get("metrics") or {}).get(key) or {}
     if isinstance(m, int | float):
         return {"mean": float(m)}
-    return {k: float(v) for k, v in m.items() if isinstance(v, int | float)}
+    return {k: float(v) for k, v in m.items() if isinstance(v, int | float) and math.isfinite(v)}  # NaN: not shown
 
 
 def _fmt_metric(m: dict[str, float]) -> str:
@@ -26,13 +26,23 @@ def _fmt_metric(m: dict[str, float]) -> str:
     return text
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 def _fmt_pooled(card: dict, key: str) -> str:
+    """A pooled score with its interval; on too few accessions "n/a" with the count (and rho's permutation p)."""
     m = (card.get("pooled") or {}).get(key) or {}
-    if not isinstance(m.get("value"), int | float):
-        return "n/a"
+    if not _finite(m.get("value")):
+        k = m.get("k")
+        return f"n/a (top 10% is {k} accession{'s' if k != 1 else ''}; reported from 5)" if _finite(k) else "n/a"
     text = f"{m['value']:.3f}"
-    if isinstance(m.get("ci_low"), int | float) and isinstance(m.get("ci_high"), int | float):
+    if _finite(m.get("ci_low")) and _finite(m.get("ci_high")):
         text += f", 95 % CI {m['ci_low']:.3f}-{m['ci_high']:.3f}"
+    elif _finite(m.get("n")):
+        text += f", 95 % CI n/a ({m['n']} accessions)"
+    if _finite(m.get("p_value")):
+        text += f", p {m['p_value']:.2g}"  # rho: by permutation up to 30 accessions (scores.spearman_p)
     return text
 
 
@@ -78,7 +88,7 @@ def _acted_on(card: dict[str, Any]) -> list[str]:
     pooled = card.get("pooled") or {}
     if "precision_top10" in pooled:
         k = pooled["precision_top10"].get("k")
-        rows.append(f"| precision in top 10% (pooled, {k} accessions) | {_fmt_pooled(card, 'precision_top10')} |")
+        rows.append(f"| precision in top 10% (pooled, top {k}) | {_fmt_pooled(card, 'precision_top10')} |")
     if "spearman" in pooled:
         rows.append(f"| Spearman rho of P(high) with the value (pooled) | {_fmt_pooled(card, 'spearman')} |")
     return rows

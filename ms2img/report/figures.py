@@ -73,15 +73,9 @@ def oof_scatter(
     d = oof[oof["family"].astype(str) == family]
     if d.empty:
         raise ValueError(f"no out-of-fold rows for {family}")
-    per = d.groupby("accession").agg(
-        probability=("probability", "mean"), value=("value", "first"), label=("label", "first")
-    )
     lo, hi = raw_cutoffs(d, low, high)
-    repeats = int(d["repeat"].nunique()) if "repeat" in d.columns else 1
-    path = plots.plot_oof_predictions(
-        per["value"],
-        per["probability"],
-        per["label"],
+    path = plots.plot_family_oof(  # one dot per accession, as the training stage draws it
+        d,
         scratch / f"{assay}_{family}_oof.png",
         value_label=assay,
         units=units,
@@ -90,8 +84,7 @@ def oof_scatter(
         threshold=threshold,
         threshold_label=threshold_label,
         threshold_band=threshold_band,
-        title=f"{assay}: {family} out-of-fold P(high) vs measured value"
-        + (f" (mean of {repeats} repeats)" if repeats > 1 else ""),
+        title=f"{assay}: {family} out-of-fold P(high) vs measured value",
     )
     return _png(path)
 

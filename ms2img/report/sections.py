@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ms2img import plots
 from ms2img.report import figures as F
 from ms2img.report.collect import ReportInputs
 from ms2img.report.html import (
@@ -225,11 +226,18 @@ def _paired_rows(a: Any, suffix: str = "") -> list[list[str]]:
 
 
 def _pooled_cell(entry: Mapping[str, Any], key: str) -> str:
-    """A pooled score with its interval (``families.<f>.pooled.<key>``), else the bare number stored under ``key``."""
+    """A pooled score with its interval (``families.<f>.pooled.<key>``), else the bare number stored under ``key``;
+    an interval too few accessions cannot give reads "n/a (6 accessions)", with rho's permutation p."""
     pooled = (entry.get("pooled") or {}).get(key) or {}
     if not pooled:
         return num(entry.get(key))
-    return f"{num(pooled.get('value'))} [{num(pooled.get('ci_low'))}, {num(pooled.get('ci_high'))}]"
+    lo, hi = num(pooled.get("ci_low")), num(pooled.get("ci_high"))
+    if lo != "–" and hi != "–":
+        return f"{num(pooled.get('value'))} [{lo}, {hi}]"
+    n = pooled.get("n")
+    text = num(pooled.get("value")) + (f" <span class='note'>[n/a ({n} accessions)]</span>" if n is not None else "")
+    p = pooled.get("p_value")
+    return text + (f" <span class='note'>p {pvalue(p)}</span>" if pvalue(p) != "–" else "")
 
 
 def _regression_rows(a: Any, fams: Mapping[str, Any]) -> list[list[str]]:
@@ -237,14 +245,10 @@ def _regression_rows(a: Any, fams: Mapping[str, Any]) -> list[list[str]]:
     rows = []
     for fam in [f for f in a.families if f in fams] + [f for f in fams if f not in a.families]:
         e = fams[fam] or {}
-        pooled = (e.get("pooled") or {}).get("spearman") or {}
         rows.append(
             [esc(a.name), esc(fam) + (" <span class=badge>winner</span>" if fam == a.winner else "")]
             + [stat_cell(e.get(k)) for k, _ in REGRESSION_COLUMNS]
-            + [
-                f"{num(pooled.get('value'))} [{num(pooled.get('ci_low'))}, {num(pooled.get('ci_high'))}]",
-                num(e.get("seconds"), 1),
-            ]
+            + [_pooled_cell(e, "spearman"), num(e.get("seconds"), 1)]
         )
     return rows
 
@@ -280,7 +284,10 @@ def table2(inp: ReportInputs) -> str:
             "overlapping training sets). Precision, top 10%: the share of truly high accessions among the 10% of a "
             "test fold's labelled accessions with the highest P(high), what a lab following up the top of the "
             "ranking finds. Spearman: out-of-fold probability against the raw assay value over all accessions, "
-            "mid-range included, with its Fisher-z interval. The served family is highlighted.</p>"
+            "mid-range included, with its Fisher-z interval from 10 accessions (below: n/a, and its exact "
+            "permutation p). Precision in the top 10% is shown only when that top holds 5 labelled accessions. With "
+            "few accessions a paired difference's interval is at least as wide as the two families' floors allow. "
+            "The served family is highlighted.</p>"
         ),
         table(
             ["assay", "family"] + [label for _, label in SCORE_COLUMNS] + ["Spearman ρ", "seconds"],
@@ -297,7 +304,7 @@ def table2(inp: ReportInputs) -> str:
             (
                 "<h3>Regression assays (labels.mode: regression)</h3><p class='note'>Per fold: mean ± SD [95% "
                 "interval] as above; pooled: every accession's out-of-fold prediction against its measured value "
-                "(Spearman's ρ with a Fisher-z interval).</p>"
+                "(Spearman's ρ with a Fisher-z interval from 10 accessions, below that n/a and its permutation p).</p>"
             ),
             table(
                 ["assay", "family"] + [label for _, label in REGRESSION_COLUMNS] + ["pooled Spearman ρ", "seconds"],
@@ -332,26 +339,14 @@ def table2(inp: ReportInputs) -> str:
 
 
 def thresholds(a: Any, family: str) -> tuple[float | None, str | None, tuple[float, float] | None]:
-    """The decision threshold ``family`` is used at: the saved model's own (its card) or, without a card, the
-    median of the folds' thresholds (folds.csv); plus the range of the folds' thresholds, each fold having
-    picked its own on its training part. ``(None, None, None)`` when nothing recorded one."""
+    """The decision threshold ``family`` is used at and the folds' range (:func:`ms2img.plots.decision_threshold`,
+    shared with the training stage's figure): the saved model's own (its card), else the folds' median."""
     per_fold: list[float] = []
     if a.folds is not None and {"family", "threshold"} <= set(a.folds.columns):
         f = a.folds[a.folds["family"].astype(str) == family]
         per_fold = [float(t) for t in f["threshold"] if isinstance(t, int | float) and math.isfinite(t)]
-    band = (min(per_fold), max(per_fold)) if len(per_fold) > 1 and min(per_fold) < max(per_fold) else None
-    card = (a.cards or {}).get(family) or {}
-    t = card.get("threshold")
-    if isinstance(t, int | float) and math.isfinite(t):
-        return float(t), f"saved model's threshold {t:.3g}", band
-    if per_fold:
-        med = (
-            float(sorted(per_fold)[len(per_fold) // 2])
-            if len(per_fold) % 2
-            else float((sorted(per_fold)[len(per_fold) // 2 - 1] + sorted(per_fold)[len(per_fold) // 2]) / 2)
-        )
-        return med, f"median fold threshold {med:.3g}", band
-    return None, None, band
+    t = ((a.cards or {}).get(family) or {}).get("threshold")
+    return plots.decision_threshold(float(t) if isinstance(t, int | float) else None, per_fold)
 
 
 def fig3(inp: ReportInputs, figs: Figures, scratch: Path, units: Mapping[str, str] | None) -> str:

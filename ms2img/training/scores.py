@@ -230,7 +230,8 @@ def paired_floor(
     if not np.isfinite([lo_a, hi_a, lo_b, hi_b]).all():
         return float("nan"), float("nan")
     d, span = mean_a - mean_b, BOUNDS[score][1] - BOUNDS[score][0]
-    return max(d - math.hypot(mean_a - lo_a, hi_b - mean_b), -span), min(d + math.hypot(hi_a - mean_a, mean_b - lo_b), span)
+    lo, hi = d - math.hypot(mean_a - lo_a, hi_b - mean_b), d + math.hypot(hi_a - mean_a, mean_b - lo_b)
+    return max(lo, -span), min(hi, span)
 
 
 def corrected_paired_test(

@@ -191,7 +191,7 @@ def test_regression_run_reports_spearman_with_an_interval(regression_run):
             assert set(entry[score]) == {"mean", "sd", "ci_low", "ci_high"}, (fam, score)
         rho = entry["spearman"]
         assert -1 <= rho["ci_low"] <= rho["mean"] <= rho["ci_high"] <= 1
-        assert set(entry["pooled"]["spearman"]) == {"value", "ci_low", "ci_high"}
+        assert set(entry["pooled"]["spearman"]) == {"value", "ci_low", "ci_high", "n", "p_value"}  # n: why no interval
     assert set(metrics["paired"]) == {"cnn vs rf-image", "cnn vs rf-cosine", "rf-image vs rf-cosine"}
     selection = json.loads((regression_run["root"] / "reports" / ASSAY / "selection.json").read_text())
     assert selection["mode"] == "regression" and selection["metric"] == "spearman"

@@ -192,7 +192,8 @@ def test_precision_among_the_top_tenth_hand_computed():
     p = np.array([0.9, 0.8, 0.1, 0.2, 0.99, 0.3, 0.4, 0.35, 0.05, 0.15])
     values = np.array([90, 80, 10, 20, 50, 30, 40, 70, 5, 15])
     pooled = pooled_classification(labels, p, values)
-    assert pooled["precision_top10"]["value"] == 1.0 and pooled["precision_top10"]["k"] == 1  # 0.99 is middle
-    assert pooled["precision_top10"]["ci_low"] == pytest.approx(0.206549, abs=1e-5)  # Wilson, 1 of 1
+    assert pooled["precision_top10"]["k"] == 1  # 0.99 is middle
+    assert math.isnan(pooled["precision_top10"]["value"])  # 1 of 1 says nothing: below TOP_MIN_K, not 1.000
+    assert math.isnan(pooled["precision_top10"]["ci_low"])
     assert pooled["spearman"]["value"] == pytest.approx(spearman(p, values))
     assert pooled["spearman"]["ci_low"] < pooled["spearman"]["value"] < pooled["spearman"]["ci_high"]

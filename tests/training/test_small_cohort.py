@@ -11,7 +11,21 @@ from ms2img.errors import ConfigError
 from ms2img.models.family import SIMPLICITY
 from ms2img.training.dataset import MIDDLE, AssayData, Protocol, cohort_protocol, repeated_folds
 from ms2img.training.experiment import CVResult, degenerate_families, resolve_cohort_settings
-from ms2img.training.scores import auc_interval, proportion_interval, select_winner, small_cohort_interval, widen
+from ms2img.training.scores import (
+    SPEARMAN_MIN_PAIRS,
+    TOP_MIN_K,
+    auc_interval,
+    corrected_paired_test,
+    paired_floor,
+    pooled_classification,
+    pooled_regression,
+    proportion_interval,
+    select_winner,
+    small_cohort_interval,
+    spearman_interval,
+    spearman_p,
+    widen,
+)
 
 VALUES = np.array([12.5, 18.0, 15.2, 88.4, 81.9, 93.1])  # 3 low, 3 high after min-max scaling
 
@@ -163,9 +177,12 @@ def test_small_cohort_degeneracy_is_judged_on_pooled_predictions_and_excluded():
     assert summary["mean"] == 1.0 and summary["ci_low"] < 0.55  # not 1.000-1.000
 
 
-def test_pooled_precision_counts_an_accession_only_with_the_label_every_repeat_gave_it():
+def test_pooled_precision_counts_an_accession_only_with_the_label_every_repeat_gave_it(monkeypatch):
     """Per-fold scaling can call an accession near a cut-off high in one repeat and middle in the other; the pooled
     top-10% precision then leaves it out instead of taking whichever repeat came first."""
+    from ms2img.training import scores
+
+    monkeypatch.setattr(scores, "TOP_MIN_K", 1)  # six accessions: the top 10% is one, reported here to follow it
     cv = cv_result({"cnn": [0.1, 0.2, 0.3, 0.7, 0.8, 0.99]})
     top = cv.oof["accession"] == "A5"  # the highest P(high): the one accession in the top 10% of six
     assert cv.summary()["families"]["cnn"]["pooled"]["precision_top10"]["value"] == 1.0
@@ -174,3 +191,72 @@ def test_pooled_precision_counts_an_accession_only_with_the_label_every_repeat_g
     assert pooled["value"] == 1.0 and pooled["k"] == 1  # A4 (high in both repeats) is now the top one
     cv.oof.loc[cv.oof["accession"] == "A4", "label"] = 0  # ... and low in both: a miss
     assert cv.summary()["families"]["cnn"]["pooled"]["precision_top10"]["value"] == 0.0
+
+
+def test_spearman_of_six_accessions_has_no_fisher_interval_but_the_exact_p_explain_gives():
+    """Rho 0.878 of P(high) with a 3-vs-3 yes/no activity: Fisher z gave 0.20 to 0.99 (excluding 0), while every
+    ordering of the activity gives p = 0.1, as ``ms2img explain --method correlation`` says."""
+    prob, activity = [0.1, 0.3, 0.2, 0.7, 0.9, 0.8], [0, 0, 0, 1, 1, 1]
+    rho = pooled_classification(activity, prob, activity)["spearman"]
+    assert rho["value"] == pytest.approx(0.87831, abs=1e-5)
+    assert np.isnan(rho["ci_low"]) and np.isnan(rho["ci_high"]) and rho["n"] == 6  # n says why when printed
+    assert rho["p_value"] == pytest.approx(0.1)  # 2 of the 20 distinct orderings reach |rho| 0.878
+    assert spearman_p(sorted(prob), [1, 2, 3, 4, 5, 6]) == pytest.approx(2 / 720)  # distinct values: 720 orderings
+    assert np.isnan(spearman_interval(0.878, SPEARMAN_MIN_PAIRS - 1)["ci_low"])
+    assert spearman_interval(0.878, SPEARMAN_MIN_PAIRS)["ci_low"] > 0  # the Fisher-z interval from 10 pairs
+    assert small_cohort_interval("spearman", 0.9, 3, 3) == (-1.0, 1.0)  # regression floor: nothing narrower
+    assert 0 < pooled_regression(np.arange(12.0), np.arange(12.0) ** 2)["spearman"]["p_value"] < 0.001
+
+
+def test_paired_difference_of_two_families_at_auc_one_is_not_a_point():
+    """Two families at AUC 1.000 in every fold of 3 + 3 accessions: the difference is 0.000, but the AUC floors
+    allow -0.50 to +0.50 (MOVER on Newcombe's intervals), not 0.000 [0.000, 0.000]."""
+    perfect = [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]
+    cv = cv_result({"rf-image": perfect, "cnn": perfect})
+    lo, hi = auc_interval(1.0, 3, 3)
+    for t in (cv.summary()["paired"]["rf-image vs cnn"], cv.selection()["paired_with_best"]["cnn"]):
+        assert t["diff"] == 0.0 and t["p_value"] == 1.0
+        assert t["ci_low"] == pytest.approx(lo - hi) and t["ci_high"] == pytest.approx(hi - lo) and hi - lo > 0.45
+    assert paired_floor("auc", 1.0, 1.0, 3, 3) == pytest.approx((lo - hi, hi - lo))
+    # one family misses a fold: the floored interval still spans 0, and p agrees with it
+    t = corrected_paired_test([1.0] * 5 + [0.0], [1.0] * 6, 0.5, cohort=(3, 3))
+    assert t["ci_low"] < 0 < t["ci_high"] and t["p_value"] > 0.05
+    assert corrected_paired_test([1.0] * 6, [1.0] * 6, 0.5)["ci_low"] == 0.0  # a large cohort: the folds decide
+
+
+def test_precision_in_the_top_tenth_is_not_reported_on_one_accession():
+    """Six accessions make "the top 10%" one accession: no 1.000 ± 0.000, NaN with k = 1 (per fold and pooled);
+    from TOP_MIN_K accessions in the top 10% it is reported with its Wilson interval over them."""
+    perfect = [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]
+    cv = cv_result({"cnn": perfect})
+    cv.folds["precision_top10"] = 1.0  # each fold's top accession (of 2) is high
+    entry = cv.summary()["families"]["cnn"]
+    assert entry["pooled"]["precision_top10"]["k"] == 1 and np.isnan(entry["pooled"]["precision_top10"]["value"])
+    assert all(np.isnan(v) for v in entry["precision_top10"].values())
+    y = np.r_[np.ones(5, int), np.zeros(45, int)]
+    pooled = pooled_classification(y, np.linspace(1, 0, 50), y)["precision_top10"]
+    assert pooled["k"] == TOP_MIN_K == 5 and pooled["value"] == 1.0
+    assert (pooled["ci_low"], pooled["ci_high"]) == pytest.approx(proportion_interval(1.0, 5))
+
+
+def test_training_predictions_plot_counts_accessions_and_draws_the_saved_threshold(tmp_path, monkeypatch):
+    """plots/<assay>/predictions_<family>.png: 3 low and 3 high accessions over 4 repeats are n=3 each, not n=12,
+    and the threshold line is the saved model's (0.531), not one fold's."""
+    from matplotlib.figure import Figure
+
+    from ms2img.training.stage import _family_plots
+
+    texts, original = [], Figure.savefig
+
+    def spy(self, *a, **k):
+        texts.extend(t.get_text() for t in self.findobj(lambda o: hasattr(o, "get_text")))
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    cv = cv_result({"cnn": [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]}, repeats=4)
+    cv.folds["threshold"] = np.linspace(0.45, 0.6, len(cv.folds))  # each fold picked its own
+    paths = _family_plots(assay_data(), cv, "cnn", tmp_path, None, 0.531)
+    assert tmp_path / "predictions_cnn.png" in paths
+    text = "\n".join(texts)
+    assert "low (trained), n=3" in text and "high (trained), n=3" in text and "n=12" not in text
+    assert "saved model's threshold 0.531" in text and "mean of 4 repeats" in text
