@@ -16,12 +16,13 @@ from typing import Any
 from ms2img.commands import add_params_args
 from ms2img.errors import ConfigError
 from ms2img.io.fbmn import JOIN_MZ_TOL_DA, RT_UNITS
-from ms2img.io.ingest import ingest, read_manifest
+from ms2img.io.ingest import ingest
 from ms2img.io.inputs import folder_files, sniff
 from ms2img.io.sample_sheet import (
     SHEET_NAME,
     describe_sources,
     mixed_class_warnings,
+    read_manifest,
     replicate_hint,
     sheet_has_rows,
 )

@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
                               f"{events['accession'].nunique()} accessions)")  # fmt: skip
         events = events[events["accession"].astype(str).isin(wanted)]
     rows = events_to_request(events)
+    undetected = ~(rows["precursor_intensity"] > 0)  # a reader that kept a height-0 row: it would render nothing
+    rows = rows[~undetected].reset_index(drop=True)
     out = Path(args.out)
     fmt = args.format or ("csv" if out.suffix.lower() == ".csv" else "json")
     if fmt == "csv":
@@ -67,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     n_acc = rows["accession"].nunique()
     replicated = int((events.groupby("accession")["replicate"].nunique() > 1).sum())
     averaged = f", replicates averaged in {replicated} (as training images were)" if replicated else ""
-    print(f"wrote {out}: {len(rows)} rows (precursors) for {n_acc} accession(s){averaged}")
+    dropped = f"; {int(undetected.sum())} undetected (height 0) left out" if undetected.any() else ""
+    print(f"wrote {out}: {len(rows)} rows (precursors) for {n_acc} accession(s){averaged}{dropped}")
     if len(rows) > DEFAULT_MAX_ROWS:
         print(f"  warning: more than {DEFAULT_MAX_ROWS} rows, the server's default limit per request "
               "(serve.max_rows); split it with --accessions")  # fmt: skip

@@ -8,16 +8,11 @@ as the reader defines it (MS-DIAL alignment ID, MZmine/FBMN row ID, Optimus feat
 * abundance = the feature's height in an accession, averaged over its replicates (0 = not detected);
 * normalisation ``bmn`` (the default, BMN's own script): add 1 to every abundance and divide by the sample's
   total, so a sample's loading does not masquerade as activity; ``raw``: heights as measured;
-* Pearson r and Spearman rho against the raw activity; two-sided p by permutation of the activity values over the
-  samples with at most ``PERMUTATION_MAX_N`` samples (every distinct ordering when there are at most
-  ``EXACT_MAX_ORDERINGS``, else ``PERMUTATIONS`` seeded ones), the t distribution (n - 2 d.f., as
-  ``scipy.stats.pearsonr`` / ``spearmanr``) above; Benjamini-Hochberg q and Bonferroni p over the features tested.
-
-Why permutation. A handful of fractions with an activity that is near yes/no (FERMO lists the actives only: six
-zeros and activities 8, 8, 8, 7) allows few orderings: those 10 samples have 840, so no p can be below 1/840,
-while the t distribution (which assumes normal data) said 5e-6 for the top feature and let Bonferroni over 114
-features pass six of them. Permutation p is what the data can show; above 30 samples the t distribution is close
-enough and the permutations would cost minutes on 20,000 features.
+* Pearson r and Spearman rho against the raw activity; two-sided p by :mod:`ms2img.permutation`'s rule
+  (permutations of the activity values with up to 30 samples, the t distribution above); Benjamini-Hochberg q and
+  Bonferroni p over the features tested. On FERMO's ten samples (six zeros and activities 8, 8, 8, 7: 840
+  orderings) the t distribution said 5e-6 for the top feature and let Bonferroni over 114 features pass six of
+  them; no p can be below 1/840.
 
 Everything is one matrix product (features x samples), so 20,000 features x 500 samples take seconds. Events of
 several unaligned exports (one file per accession) are first grouped by m/z and RT as the drivers are.
@@ -33,18 +28,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
 
 from ms2img.errors import ConfigError, InputFileError
+from ms2img.permutation import correlation_p, p_method
 
 log = logging.getLogger(__name__)
 
 NORMALISATIONS = ("bmn", "raw")
 DEFAULT_NORMALISATION = "bmn"
 MIN_SAMPLES = 5
-PERMUTATION_MAX_N = 30  # up to this many samples p comes from permutations of the activity values (module docstring)
-EXACT_MAX_ORDERINGS = 40_320  # every distinct ordering up to 8! of them (8 samples, or more with tied activities)
-PERMUTATIONS = 9_999  # seeded random orderings (plus the observed one) beyond that: p >= 1 / 10,000
 SCORE_COLUMNS = [
     "rank", "feature_id", "precursor_mz", "rt_min", "polarity", "direction", "r", "p", "q", "p_bonferroni",
     "spearman_r", "spearman_p", "spearman_q", "spearman_p_bonferroni", "n_samples", "n_detected",
@@ -218,117 +210,6 @@ def normalise(values: np.ndarray, method: str = DEFAULT_NORMALISATION) -> np.nda
     raise ConfigError(f"unknown normalisation '{method}'; choose one of {', '.join(NORMALISATIONS)}")
 
 
-def pearson_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(r, two-sided p) of every row of ``x`` (features x samples) against ``y``; constant rows give NaN."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    n = y.size
-    xc = x - x.mean(axis=1, keepdims=True)
-    yc = y - y.mean()
-    x_norm = np.sqrt(np.einsum("ij,ij->i", xc, xc))
-    y_norm = float(np.sqrt(yc @ yc))
-    scale = np.abs(x).max(axis=1) * np.sqrt(n)
-    constant = x_norm <= 1e-12 * np.where(scale > 0, scale, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = (xc @ yc) / (x_norm * y_norm)
-    r = np.clip(r, -1.0, 1.0)
-    r[constant] = np.nan
-    return r, p_of_r(r, n)
-
-
-def p_of_r(r: np.ndarray, n: int) -> np.ndarray:
-    """Two-sided p of a correlation r from n pairs: Student t with n - 2 d.f. (= regularised incomplete beta)."""
-    df = n - 2
-    with np.errstate(invalid="ignore"):
-        return special.betainc(df / 2.0, 0.5, np.clip(1.0 - np.square(r), 0.0, 1.0))
-
-
-def spearman_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rho, two-sided p): Pearson on average ranks, rows ranked at once; p from the t distribution (n - 2 d.f., as
-    ``scipy.stats.spearmanr``)."""
-    return pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y))
-
-
-def orderings_count(y: np.ndarray) -> int:
-    """How many distinct orderings the values of ``y`` have: ``n!`` over the factorial of each value's count."""
-    import math
-
-    counts = np.unique(np.asarray(y, dtype=np.float64), return_counts=True)[1]
-    total = math.factorial(int(counts.sum()))
-    for c in counts:
-        total //= math.factorial(int(c))
-    return total
-
-
-def mirrored(y: np.ndarray) -> bool:
-    """Whether the activity values are symmetric about their mean (3 inactive and 3 active at one value): then every
-    ordering has a mirror, ``max + min - y``, with the same |r| against any feature, so an exact two-sided p is at
-    least 2 over the orderings, not 1."""
-    v = np.sort(np.asarray(y, dtype=np.float64))
-    return bool(v[-1] > v[0]) and bool(np.allclose(v + v[::-1], v[0] + v[-1], rtol=0, atol=1e-9 * (v[-1] - v[0])))
-
-
-def p_method(y: np.ndarray) -> str:
-    """How :func:`activity_scores` computes p for the activity values ``y``, and the smallest p it can give."""
-    n = len(y)
-    if n > PERMUTATION_MAX_N:
-        return "the t distribution (n - 2 d.f.)"
-    total = orderings_count(y)
-    if total <= EXACT_MAX_ORDERINGS:
-        floor = (2 if mirrored(y) else 1) / total
-        return f"permutation, all {total:,} distinct orderings of the activity values (no p below {floor:.2g})"
-    return (
-        f"permutation, {PERMUTATIONS:,} seeded orderings of the activity values and the observed one (no p below "
-        f"{1 / (PERMUTATIONS + 1):.2g})"
-    )
-
-
-def distinct_orderings(y: np.ndarray, limit: int = EXACT_MAX_ORDERINGS) -> np.ndarray | None:
-    """Every distinct ordering of the values of ``y`` (tied values swapped count once), ``(N, n)``; None when there
-    are more than ``limit``. Built value by value from the positions left, never through all ``n!``."""
-    import itertools
-
-    if orderings_count(y) > limit:
-        return None
-    values, counts = np.unique(np.asarray(y, dtype=np.float64), return_counts=True)
-    layouts: list[tuple[np.ndarray, tuple[int, ...]]] = [(np.empty(len(y), dtype=np.int64), tuple(range(len(y))))]
-    for v, c in enumerate(counts):
-        grown = []
-        for layout, free in layouts:
-            for chosen in itertools.combinations(free, int(c)):
-                placed = layout.copy()
-                placed[list(chosen)] = v
-                grown.append((placed, tuple(i for i in free if i not in chosen)))
-        layouts = grown
-    return values[np.array([layout for layout, _ in layouts])]
-
-
-def permutation_p(x: np.ndarray, y: np.ndarray, r: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Two-sided permutation p of each row's correlation ``r`` with ``y``: the share of orderings of ``y`` over the
-    samples whose |r| reaches the row's (ties in a row kept as they are). Every distinct ordering when there are at
-    most ``EXACT_MAX_ORDERINGS`` (exact), else ``PERMUTATIONS`` seeded ones plus the observed (:func:`p_method`
-    says which). NaN r gives NaN p."""
-    y = np.asarray(y, dtype=np.float64)
-    orders = distinct_orderings(y)
-    if orders is None:
-        rng = np.random.default_rng(seed)
-        orders = np.vstack([y, np.array([rng.permutation(y) for _ in range(PERMUTATIONS)])])
-    oc = orders - orders.mean(axis=1, keepdims=True)
-    oc /= np.sqrt(np.einsum("ij,ij->i", oc, oc))[:, None]  # every ordering has the same norm
-    xc = np.asarray(x, dtype=np.float64) - np.asarray(x, dtype=np.float64).mean(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        xc = xc / np.sqrt(np.einsum("ij,ij->i", xc, xc))[:, None]
-    p = np.full(len(r), np.nan)
-    chunk = max(1, 2**22 // len(orders))  # features per block: ~32 MB of null correlations at a time
-    for start in range(0, len(r), chunk):
-        part = slice(start, start + chunk)
-        null = xc[part] @ oc.T
-        np.abs(null, out=null)
-        p[part] = (null >= np.abs(r[part])[:, None] - 1e-9).mean(axis=1)
-    p[np.isnan(r)] = np.nan
-    return p
-
-
 def bh_adjust(p: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg q over the finite p-values (NaN stays NaN)."""
     p = np.asarray(p, dtype=np.float64)
@@ -371,11 +252,8 @@ def activity_scores(
         raise ConfigError(f"the activity is the same ({y[0]:g}) in all {n} samples: nothing to correlate with")
     raw = abundances.values[:, columns]
     x = normalise(raw, normalisation)
-    r, p = pearson_rows(x, y)
-    rho, p_s = spearman_rows(x, y)
-    if n <= PERMUTATION_MAX_N:  # see p_method
-        p = permutation_p(x, y, r, seed)
-        p_s = permutation_p(stats.rankdata(x, axis=1), stats.rankdata(y), rho, seed)
+    r, p = correlation_p(x, y, seed=seed)
+    rho, p_s = correlation_p(x, y, seed=seed, ranks=True)
     out = abundances.features[["feature_id", "precursor_mz", "rt_min", "polarity"]].copy()
     out["direction"] = np.where(np.isnan(r), "", np.where(r >= 0, "positive", "negative"))
     out["r"], out["p"], out["q"], out["p_bonferroni"] = r, p, bh_adjust(p), bonferroni(p)

@@ -34,13 +34,12 @@ from ms2img.io.metadata import read_sample_metadata
 from ms2img.io.msdial import read_msdial
 from ms2img.io.raw import read_raw
 from ms2img.io.result import IngestSummary, ReadResult, make_manifest
-from ms2img.io.sample_sheet import index_sheet, read_sample_sheet, sheet_row, strip_raw_extension
+from ms2img.io.sample_sheet import MANIFEST, index_sheet, read_sample_sheet, sheet_row, strip_raw_extension
 from ms2img.io.schema import SAMPLE_COLUMNS, SAMPLE_TYPES, WRITTEN_COLUMNS, accession_filename
 
 log = logging.getLogger(__name__)
 UNLISTED = "input samples the sample sheet or metadata does not list"
 
-MANIFEST = "samples.csv"
 # What ingest itself writes into the events folder; anything else there is someone else's file.
 OWN_SUFFIXES = (".parquet",)
 PARQUET_COMPRESSION = "snappy"
@@ -585,10 +584,3 @@ def _write_assays(
         table.to_csv(tmp, index=False, float_format="%.10g")
     summary.assays_out = path
     summary.assays = [c for c in table.columns if c != "accession"]
-
-
-def read_manifest(events_dir: str | Path) -> pd.DataFrame | None:
-    """The ``samples.csv`` ingest wrote into ``events_dir`` (every input sample: accession, replicate, type,
-    source ...), as text; None when the folder has none (events from elsewhere)."""
-    path = Path(events_dir) / MANIFEST
-    return pd.read_csv(path, dtype=str, keep_default_na=False) if path.is_file() else None

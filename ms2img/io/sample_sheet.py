@@ -17,6 +17,8 @@ from ms2img.errors import InputFileError
 from ms2img.io.schema import SAMPLE_TYPES
 from ms2img.io.text import csv_rows, read_text_lines
 
+MANIFEST = "samples.csv"  # what ingest writes beside the events: every input sample, its accession and type
+
 SHEET_COLUMNS = ["sample", "accession", "replicate", "type", "class"]
 REQUIRED = ("sample", "accession")
 _TYPES = {t.lower(): t for t in SAMPLE_TYPES}
@@ -259,3 +261,10 @@ def mixed_class_warnings(
                 f"accessions (a {SHEET_NAME}, or that export ingested alone: each column an accession)"
             )
     return out[:limit] + ([f"... and {len(out) - limit} more accessions like these"] if len(out) > limit else [])
+
+
+def read_manifest(events_dir: str | Path) -> pd.DataFrame | None:
+    """The ``samples.csv`` ingest wrote into ``events_dir`` (every input sample: accession, replicate, type,
+    source ...), as text; None when the folder has none (events from elsewhere)."""
+    path = Path(events_dir) / MANIFEST
+    return pd.read_csv(path, dtype=str, keep_default_na=False) if path.is_file() else None

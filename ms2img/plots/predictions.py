@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ms2img.plots._base import HIGH_COLOR, LOW_COLOR, MIDDLE_COLOR, new_figure, save_figure, with_units
+from ms2img.training.labels import per_accession_oof
 from ms2img.training.scores import spearman
 
 MIDDLE_NOTE = "mid-range accessions were left out of training but are predicted"
@@ -256,9 +257,7 @@ def plot_family_oof(
     ``kwargs``: value_label, units, cut-offs, note."""
     if oof.empty:
         raise ValueError("no out-of-fold rows")
-    per = oof.groupby("accession").agg(
-        probability=("probability", "mean"), value=("value", "first"), label=("label", "first")
-    )
+    per = per_accession_oof(oof)
     repeats = int(oof["repeat"].nunique()) if "repeat" in oof.columns else 1
     return plot_oof_predictions(
         per["value"],

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from ms2img.explain.labels import fold_text, shown_name
+from ms2img.training.scores import SPEARMAN_MIN_PAIRS, TOP_MIN_K
 
 
 def card_metric(card: dict, key: str) -> dict[str, float]:
@@ -35,11 +36,13 @@ def _fmt_pooled(card: dict, key: str) -> str:
     m = (card.get("pooled") or {}).get(key) or {}
     if not _finite(m.get("value")):
         k = m.get("k")
-        return f"n/a (top 10% is {k} accession{'s' if k != 1 else ''}; reported from 5)" if _finite(k) else "n/a"
+        if not _finite(k):
+            return "n/a"
+        return f"n/a (top 10% is {k} accession{'s' if k != 1 else ''}; reported from {TOP_MIN_K})"
     text = f"{m['value']:.3f}"
     if _finite(m.get("ci_low")) and _finite(m.get("ci_high")):
         text += f", 95 % CI {m['ci_low']:.3f}-{m['ci_high']:.3f}"
-    elif _finite(m.get("n")):
+    elif _finite(m.get("n")) and m["n"] < SPEARMAN_MIN_PAIRS:
         text += f", 95 % CI n/a ({m['n']} accessions)"
     if _finite(m.get("p_value")):
         text += f", p {m['p_value']:.2g}"  # rho: by permutation up to 30 accessions (scores.spearman_p)

@@ -25,6 +25,7 @@ from ms2img.report.html import (
     stat_cell,
     table,
 )
+from ms2img.training.scores import SPEARMAN_MIN_PAIRS
 
 SCORE_COLUMNS = (
     ("auc", "ROC AUC"),
@@ -235,7 +236,8 @@ def _pooled_cell(entry: Mapping[str, Any], key: str) -> str:
     if lo != "–" and hi != "–":
         return f"{num(pooled.get('value'))} [{lo}, {hi}]"
     n = pooled.get("n")
-    text = num(pooled.get("value")) + (f" <span class='note'>[n/a ({n} accessions)]</span>" if n is not None else "")
+    few = n is not None and n < SPEARMAN_MIN_PAIRS  # the count is the reason only below the Fisher-z minimum
+    text = num(pooled.get("value")) + (f" <span class='note'>[n/a ({n} accessions)]</span>" if few else "")
     p = pooled.get("p_value")
     return text + (f" <span class='note'>p {pvalue(p)}</span>" if pvalue(p) != "–" else "")
 

@@ -145,33 +145,40 @@ def check_csv_request(body: bytes, max_rows: int) -> dict[str, Any]:
     numeric column with a parser error naming no row; here every cell is read as text, numeric columns become
     numbers cell by cell (an empty cell: null), and the rows meet the JSON path's checks and messages.
     """
+    import csv
     import io
-
-    import pandas as pd
 
     if not body.strip():
         raise RequestRejected(400, f"empty request: send a CSV header {','.join(REQUEST_COLUMNS)} and one row per "
                               "precursor")  # fmt: skip
     try:
-        frame = pd.read_csv(io.BytesIO(body), dtype=str, keep_default_na=False, encoding="utf-8")
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise RequestRejected(400, f"body is not valid CSV ({short(first, 120)})") from None
-    rows = frame.to_dict(orient="records")
-    for column in set(NUMERIC_REQUEST_COLUMNS) & set(frame.columns):
-        for row in rows:
-            row[column] = _csv_number(row[column])
-    return check_payload({"dataframe_records": rows}, max_rows)
+        table = [r for r in csv.reader(io.StringIO(body.decode("utf-8-sig"), newline="")) if r]
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise RequestRejected(400, f"body is not valid UTF-8 CSV ({short(str(exc), 120)})") from None
+    header, rows = [c.strip() for c in table[0]], table[1:]
+    if len(set(header)) != len(header):
+        twice = sorted({c for c in header if header.count(c) > 1})
+        raise RequestRejected(400, f"duplicated columns {twice}; expected each of {REQUEST_COLUMNS} once")
+    short_row = next((i for i, r in enumerate(rows) if len(r) != len(header)), None)
+    if short_row is not None:
+        raise RequestRejected(400, f"request row {short_row}: {len(rows[short_row])} values under a header of "
+                              f"{len(header)} ({header})")  # fmt: skip
+    numeric = {i for i, c in enumerate(header) if c in NUMERIC_REQUEST_COLUMNS}
+    records = [{c: _csv_number(v) if i in numeric else v for i, (c, v) in enumerate(zip(header, r, strict=True))}
+               for r in rows]  # fmt: skip
+    return check_payload({"dataframe_records": records}, max_rows)
+
+
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 def _csv_number(text: str) -> float | str | None:
-    """A CSV cell of a numeric column: a number, None when empty, else the text (the checks name it)."""
-    if not text.strip():
+    """A CSV cell of a numeric column: a plain decimal number, None when empty, else the text (the checks name it;
+    ``float`` alone would also take ``1_000`` or ``nan``)."""
+    text = text.strip()
+    if not text:
         return None
-    try:
-        return float(text)
-    except ValueError:
-        return text
+    return float(text) if _PLAIN_NUMBER.fullmatch(text) else text
 
 
 def check_payload(payload: Any, max_rows: int) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from ms2img.models.estimators import make_estimator
 from ms2img.models.family import ENSEMBLE, MULTITASK, NETWORKS, SIMPLICITY, FamilyModel, has_network, input_kind
 from ms2img.training.dataset import MIDDLE, AssayData, Fold, Protocol, class_summary
 from ms2img.training.fold_metrics import predict_labels
+from ms2img.training.labels import per_accession_oof
 from ms2img.training.scores import (
     BOUNDS,
     LABELS,
@@ -106,15 +107,11 @@ class CVResult:
                 o = self.oof[self.oof["family"] == fam].groupby("accession")[["prediction", "value"]].mean()
                 entry["pooled"] = pooled_regression(o["value"], o["prediction"])
             else:
-                rows = self.oof[self.oof["family"] == fam].groupby("accession")
-                # each fold scales the assay on its own training accessions, so an accession near a cut-off can be
-                # high in one repeat and middle in another: it counts in the pooled precision only with one label
-                agreed = rows["label"].agg(lambda s: s.iat[0] if s.nunique() == 1 else MIDDLE)
-                o = rows[["probability", "value"]].mean().assign(label=agreed)
+                o = per_accession_oof(self.oof[self.oof["family"] == fam])
                 entry["spearman"] = spearman(o["probability"], o["value"])
                 entry["pooled"] = pooled_classification(o["label"], o["probability"], o["value"])
                 if "precision_top10" in entry and not np.isfinite(entry["pooled"]["precision_top10"]["value"]):
-                    # fewer than TOP_MIN_K accessions in the top 10%: the per-fold mean rests on as few (the pooled k)
+                    # fewer than TOP_MIN_K accessions in the pooled top 10%: each fold's top is smaller still
                     entry["precision_top10"] = dict.fromkeys(("mean", "sd", "ci_low", "ci_high"), float("nan"))
             entry["seconds"] = round(float(self.seconds.get(fam, 0.0)), 2)
             fams[fam] = entry

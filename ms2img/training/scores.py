@@ -248,8 +248,8 @@ def corrected_paired_test(
     ``cohort`` (``n_low, n_high``, a small cohort): the interval is at least as wide as :func:`paired_floor` of the
     two means of ``score`` (folds that all agree would give a zero-width interval: 0.000 [0.000, 0.000] for two
     families at AUC 1.000 in every fold), and p uses the standard error that interval implies when it is larger
-    (its half-width over the same t quantile), so p < 1 - ``level`` only where the interval excludes 0; no
-    observed difference gives p = 1."""
+    (its half-width on the side facing 0 over the same t quantile: the floor is asymmetric near AUC 1), so p < 1 -
+    ``level`` exactly where the interval excludes 0; no observed difference gives p = 1."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     ok = np.isfinite(a) & np.isfinite(b)
     d = a[ok] - b[ok]
@@ -260,7 +260,8 @@ def corrected_paired_test(
         out = widen(out, paired_floor(score, float(a[ok].mean()), float(b[ok].mean()), *cohort, level))
         if j >= 2 and np.isfinite(out["ci_low"]) and np.isfinite(out["ci_high"]):
             t = float(sps.t.ppf(0.5 + level / 2, j - 1))
-            se = max(se, (out["ci_high"] - out["ci_low"]) / (2 * t))
+            toward_zero = out["mean"] - out["ci_low"] if out["mean"] >= 0 else out["ci_high"] - out["mean"]
+            se = max(se, toward_zero / t)  # the floor is asymmetric: the side facing 0 decides, as the interval does
     if j < 2 or se == 0 or not np.isfinite(se):
         p = 1.0 if j and np.allclose(d, 0) else float("nan")
     else:
@@ -295,21 +296,16 @@ def spearman_interval(rho: float, n: int, level: float = 0.95) -> dict[str, floa
 
 
 def spearman_p(prob: Sequence[float], values: Sequence[float], seed: int = 0) -> float:
-    """Two-sided p of :func:`spearman` over the finite pairs, as ``ms2img explain --method correlation`` computes
-    it (:func:`ms2img.explain.correlation.permutation_p` on the ranks): up to its ``PERMUTATION_MAX_N`` pairs by
-    permutation of the values (every distinct ordering up to 40,320, else seeded ones), above by the t
-    distribution. NaN where rho is."""
-    from ms2img.explain.correlation import PERMUTATION_MAX_N, permutation_p
+    """Two-sided p of :func:`spearman` over the finite pairs by the rule ``ms2img explain --method correlation``
+    uses (:func:`ms2img.permutation.correlation_p`: permutations of the values up to 30 pairs, the t distribution
+    above). NaN where rho is."""
+    from ms2img.permutation import correlation_p
 
     p, v = np.asarray(prob, dtype=float).ravel(), np.asarray(values, dtype=float).ravel()
     ok = np.isfinite(p) & np.isfinite(v)
-    rho = spearman(p[ok], v[ok])
-    if not np.isfinite(rho):
+    if not np.isfinite(spearman(p[ok], v[ok])):
         return float("nan")
-    if ok.sum() > PERMUTATION_MAX_N:
-        return float(sps.spearmanr(p[ok], v[ok]).pvalue)
-    ranks = sps.rankdata(p[ok])[None, :]
-    return float(permutation_p(ranks, sps.rankdata(v[ok]), np.array([rho]), seed=seed)[0])
+    return float(correlation_p(p[ok], v[ok], seed=seed, ranks=True)[1][0])
 
 
 def _spearman_entry(prob: Sequence[float], values: Sequence[float], level: float) -> dict[str, float]:

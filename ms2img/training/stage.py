@@ -192,17 +192,18 @@ def _feature_definitions(family: str, features_dir: Path, events_dir: Path | Non
     return training_feature_spectra(table, events_dir), {"matching": matching_rule(table)}
 
 
-def replicate_warning(events_dir: str | Path | None, params: Mapping[str, Any]) -> str | None:
-    """Ingest's replicate hint, said again where the scores are made: training accessions that look like injections
-    of one extract are split across folds like different extracts, so every family scores a near-copy of what it
-    trained on. A lab that skips the sample sheet sees the hint once in ingest's output, which a flow run hides."""
-    from ms2img.io.ingest import read_manifest
-    from ms2img.io.sample_sheet import replicate_hint
+def replicate_warning(events_dir: str | Path | None, accessions: Sequence[str]) -> str | None:
+    """Ingest's replicate hint over the ``accessions`` trained on, said again where the scores are made: training
+    accessions that look like injections of one extract are split across folds like different extracts, so every
+    family scores a near-copy of what it trained on. A lab that skips the sample sheet sees the hint once in
+    ingest's output, which a flow run hides."""
+    from ms2img.io.sample_sheet import read_manifest, replicate_hint
 
     manifest = read_manifest(events_dir) if events_dir else None
     if manifest is None or not {"accession", "sample", "type"} <= set(manifest.columns):
         return None
-    hint = replicate_hint(manifest, tuple((params.get("ingest") or {}).get("sample_types") or ["Sample"]))
+    trained = manifest[manifest["accession"].isin({str(a) for a in accessions})]
+    hint = replicate_hint(trained, tuple(trained["type"].unique()))
     if hint is None:
         return None
     return (f"{hint}. Until then the folds can hold injections of one extract on both sides, and every score here "
@@ -236,7 +237,7 @@ def train_assay(
     protocol = data.protocol
     fitting = resolve_cohort_settings(data, params, families)  # cohort-size settings checked before any fit
     (log.warning if protocol.small_cohort else log.info)("%s: %s", assay, protocol.describe())
-    replicates = replicate_warning(events_dir, params)
+    replicates = replicate_warning(events_dir, data.accessions)
     if replicates:
         log.warning("%s: %s", assay, replicates)
     if (

@@ -12,7 +12,6 @@ from scipy import stats
 from ms2img.cli import main
 from ms2img.errors import ConfigError
 from ms2img.explain.correlation import (
-    EXACT_MAX_ORDERINGS,
     MIN_SAMPLES,
     NODE_COLUMNS,
     NORMALISATIONS,
@@ -22,16 +21,19 @@ from ms2img.explain.correlation import (
     activity_scores,
     bh_adjust,
     bonferroni,
-    distinct_orderings,
     normalise,
+)
+from ms2img.io.activity import align_activity, read_activity
+from ms2img.io.ingest import ingest
+from ms2img.permutation import (
+    EXACT_MAX_ORDERINGS,
+    distinct_orderings,
     orderings_count,
     p_method,
     pearson_rows,
     permutation_p,
     spearman_rows,
 )
-from ms2img.io.activity import align_activity, read_activity
-from ms2img.io.ingest import ingest
 
 QUANT = "case_study_peak_table_quant_full.csv"
 MGF = "case_study_MSMS.mgf"

@@ -349,12 +349,14 @@ def test_training_repeats_the_replicate_hint_where_the_scores_are_made(tmp_path)
 
     rows = [(f"Hi{e:02d}_neg_{i}", f"Hi{e:02d}_neg_{i}", "1", "Sample") for e in (1, 5, 9, 16) for i in (1, 2, 3, 4)]
     manifest(rows).to_csv(tmp_path / "samples.csv", index=False)
-    warning = replicate_warning(tmp_path, {"ingest": {"sample_types": ["Sample"]}})
+    trained = [r[1] for r in rows]
+    warning = replicate_warning(tmp_path, trained)
     assert warning and warning.startswith("16 accessions look like 4 extracts injected 4 times each")
     assert "every score here is optimistic" in warning
+    assert replicate_warning(tmp_path, trained[::4]) is None  # only the accessions trained on count: one per extract
     grouped = [(f"Hi{e:02d}_neg_{i}", f"Hi{e:02d}", str(i), "Sample") for e in (1, 5, 9, 16) for i in (1, 2, 3, 4)]
     manifest(grouped).to_csv(tmp_path / "samples.csv", index=False)  # a sample sheet grouped them
-    assert replicate_warning(tmp_path, {}) is None
-    assert replicate_warning(tmp_path / "none", {}) is None and replicate_warning(None, {}) is None
+    assert replicate_warning(tmp_path, ["Hi01", "Hi05", "Hi09", "Hi16"]) is None
+    assert replicate_warning(tmp_path / "none", trained) is None and replicate_warning(None, trained) is None
     assert _is_progress("  hint: 24 accessions look like 6 extracts injected 4 times each (...)")
     assert _is_progress("  warning: accession 'A' averages 2 sample columns of 2 classes")

@@ -317,6 +317,11 @@ def test_request_command_writes_the_body_training_would_have_rendered(tmp_path, 
                                rtol=1e-6, atol=1e-7)  # fmt: skip
     assert main(["request", str(tmp_path / "events"), "--out", str(out), "--accessions", "Y"]) == 2
     assert "--accessions: ['Y'] not in" in capsys.readouterr().err
+    undetected = events.assign(precursor_intensity=np.where(events["feature_id"] == "3", 0.0, 1000.0))
+    write_events(undetected, tmp_path / "events" / "X.parquet")
+    assert main(["request", str(tmp_path / "events"), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "2 rows (precursors) for 1 accession(s)" in said and "; 1 undetected (height 0) left out" in said
 
 
 # ---------------------------------------------------------------------------------------------- pyfunc

@@ -195,6 +195,13 @@ def test_csv_body_is_read_as_text_and_checked_like_json():
     assert json.loads(body)["message"] == "request row 2: precursor_mz must be a finite number >= 0, got the text 'abc'"
     with pytest.raises(RequestRejected, match=r"unknown columns \['polarity'\]"):
         check_csv_request(rows.assign(polarity="-").to_csv(index=False).encode(), max_rows=10)
+    header, first, *_ = rows.to_csv(index=False).splitlines()
+    with pytest.raises(RequestRejected, match=r"request row 1: 2 values under a header of 5"):
+        check_csv_request(f"{header}\n{first}\nA,100.0\n".encode(), max_rows=10)
+    with pytest.raises(RequestRejected, match=r"duplicated columns \['msms'\]"):
+        check_csv_request(rows.assign(dup=rows["msms"]).to_csv(index=False).replace(",dup", ",msms").encode(), 10)
+    underscored = rows.astype({"rt_min": object}).assign(rt_min=["1_5", 2.5, 3.5]).to_csv(index=False).encode()
+    assert check_csv_request(underscored, 10)["dataframe_records"][0]["rt_min"] == "1_5"  # text: the checks name it
     assert _call(_schema_app(), rows.to_csv(index=False).encode(), b"text/csv") == 200
     assert _call(_schema_app(), b"", b"text/csv") == 400
 

@@ -224,6 +224,18 @@ def test_paired_difference_of_two_families_at_auc_one_is_not_a_point():
     assert corrected_paired_test([1.0] * 6, [1.0] * 6, 0.5)["ci_low"] == 0.0  # a large cohort: the folds decide
 
 
+@pytest.mark.parametrize("seed", range(20))
+def test_paired_p_agrees_with_its_asymmetric_floored_interval(seed):
+    """Near AUC 1 the floor is lopsided; p from its mean half-width said 0.038 beside [-0.104, 0.85]: p < 0.05
+    must mean the interval excludes 0, and the reverse."""
+    rng = np.random.default_rng(seed)
+    a = np.clip(1.0 - rng.exponential(0.02, 6), 0, 1)
+    b = np.clip(rng.uniform(0.35, 0.75) + rng.normal(0, 0.15, 6), 0, 1)
+    for cohort in ((3, 3), (6, 6), (12, 12)):
+        t = corrected_paired_test(a, b, 0.5, cohort=cohort)
+        assert (t["p_value"] < 0.05) == (t["ci_low"] > 0 or t["ci_high"] < 0)
+
+
 def test_precision_in_the_top_tenth_is_not_reported_on_one_accession():
     """Six accessions make "the top 10%" one accession: no 1.000 ± 0.000, NaN with k = 1 (per fold and pooled);
     from TOP_MIN_K accessions in the top 10% it is reported with its Wilson interval over them."""
