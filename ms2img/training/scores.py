@@ -220,10 +220,12 @@ def widen(entry: Mapping[str, float], floor: tuple[float, float]) -> dict[str, f
 def paired_floor(
     score: str, mean_a: float, mean_b: float, n_low: int, n_high: int, level: float = 0.95
 ) -> tuple[float, float]:
-    """The narrowest interval of the difference ``a - b`` of two families that their floors allow
-    (:func:`small_cohort_interval` of each mean), combined by MOVER (Zou & Donner 2008, Stat Med 27:1693; Newcombe
-    1998's method 10 for proportions): ``d - sqrt((a - lo_a)^2 + (hi_b - b)^2)`` to ``d + sqrt((hi_a - a)^2 +
-    (b - lo_b)^2)``, clipped to the difference's range. Two families at AUC 1.000 on 3 + 3 accessions: -0.50 to
+    """A floor for the interval of the difference ``a - b`` of two families from their own floors
+    (:func:`small_cohort_interval` of each mean), combined by MOVER (Zou & Donner 2008, Stat Med 27:1693) as for
+    independent estimates: conservative, as two families scored on the same accessions are positively correlated
+    (the paired form needs that correlation, which a handful of accessions cannot estimate):
+    ``d - sqrt((a - lo_a)^2 + (hi_b - b)^2)`` to ``d + sqrt((hi_a - a)^2 + (b - lo_b)^2)``, clipped to the
+    difference's range. Two families at AUC 1.000 on 3 + 3 accessions: -0.50 to
     +0.50, not 0.000 to 0.000. NaN when either floor is (no floor for the score)."""
     lo_a, hi_a = small_cohort_interval(score, mean_a, n_low, n_high, level)
     lo_b, hi_b = small_cohort_interval(score, mean_b, n_low, n_high, level)
