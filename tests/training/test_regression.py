@@ -36,13 +36,14 @@ def test_regression_scores_hand_computed():
     assert math.isnan(regression_scores([2, 2, 2], [1, 2, 3])["r2"])  # constant measured values: no R2
 
 
-def test_spearman_interval_is_fisher_z_with_fiellers_variance():
-    # n = 28: half width 1.959964 * sqrt(1.06 / 25) = 0.403581 on atanh(0.8) = 1.098612
+def test_spearman_interval_is_fisher_z_with_bonett_wrights_variance():
+    # n = 28: half width 1.959964 * sqrt((1 + 0.8^2 / 2) / 25) = 0.450365 on atanh(0.8) = 1.098612 (Fieller's
+    # constant 1.06 gave 0.403581: 0.601-0.906, too narrow at rho 0.8)
     out = spearman_interval(0.8, 28)
     assert out["mean"] == 0.8 and out["n"] == 28
-    assert out["ci_low"] == pytest.approx(0.601204, abs=1e-6)
-    assert out["ci_high"] == pytest.approx(0.905544, abs=1e-6)
-    assert math.isnan(spearman_interval(0.5, 3)["ci_low"])  # fewer than 4 pairs: no interval
+    assert out["ci_low"] == pytest.approx(0.570489, abs=1e-6)
+    assert out["ci_high"] == pytest.approx(0.913617, abs=1e-6)
+    assert math.isnan(spearman_interval(0.5, 3)["ci_low"])  # too few pairs: no interval
     perfect = spearman_interval(1.0, 10)
     assert perfect["ci_low"] <= perfect["ci_high"] <= 1.0
 
