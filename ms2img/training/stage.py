@@ -104,15 +104,18 @@ def _family_plots(
     folds = cv.folds[cv.folds["family"] == family]
     oof = cv.oof[cv.oof["family"] == family]
     y_true, y_prob, y_pred = [], [], []
-    if cv.mode == "regression":
+    if cv.mode == "regression":  # one dot per accession, as the pooled scores count them (metrics' "pooled")
+        per = oof.groupby("accession")[["value", "prediction"]].mean()
+        repeats = int(oof["repeat"].nunique())
         return [
             plots.plot_regression_oof(
-                oof["value"].to_numpy(),
-                oof["prediction"].to_numpy(),
+                per["value"].to_numpy(),
+                per["prediction"].to_numpy(),
                 plot_dir / f"regression_{family.replace('-', '_')}.png",
                 value_label=data.assay,
                 units=units,
-                title=f"{data.assay} {family}: out-of-fold predicted vs measured value",
+                title=f"{data.assay} {family}: out-of-fold predicted vs measured value"
+                + (f" (mean of {repeats} repeats)" if repeats > 1 else ""),
             )
         ]
     for (_, _), g in oof.groupby(["repeat", "fold"], sort=True):

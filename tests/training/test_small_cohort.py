@@ -272,3 +272,24 @@ def test_training_predictions_plot_counts_accessions_and_draws_the_saved_thresho
     text = "\n".join(texts)
     assert "low (trained), n=3" in text and "high (trained), n=3" in text and "n=12" not in text
     assert "saved model's threshold 0.531" in text and "mean of 4 repeats" in text
+
+
+def test_regression_predictions_plot_has_one_dot_per_accession(tmp_path, monkeypatch):
+    """plots/<assay>/regression_<family>.png: six accessions over four repeats are n=6, not 24 (as the pooled rho)."""
+    from matplotlib.figure import Figure
+
+    from ms2img.training.stage import _family_plots
+
+    texts, original = [], Figure.savefig
+
+    def spy(self, *a, **k):
+        texts.extend(t.get_text() for t in self.findobj(lambda o: hasattr(o, "get_text")))
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(Figure, "savefig", spy)
+    cv = cv_result({"cnn": [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]}, repeats=4)
+    cv.oof["prediction"] = cv.oof["probability"] * 10 + cv.oof["repeat"]  # repeats disagree: the mean is plotted
+    cv.mode = "regression"
+    [path] = _family_plots(assay_data(), cv, "cnn", tmp_path, None)
+    text = "\n".join(texts)
+    assert path.name == "regression_cnn.png" and "accessions, n=6" in text and "mean of 4 repeats" in text
