@@ -200,7 +200,8 @@ def plot_regression_oof(
     title: str = "Out-of-fold predicted vs measured activity",
 ) -> Path:
     """``labels.mode: regression``: out-of-fold predicted value (y) against the measured one (x), one dot per
-    accession (the train stage passes the mean over repeats), the identity line dashed; Spearman's rho, RMSE and R2 of the dots in the legend title."""
+    accession (the train stage passes the mean over repeats), the identity line dashed; Spearman's rho, RMSE and R2
+    of the dots in the legend title."""
     from ms2img.training.scores import regression_scores
 
     vals = np.asarray(values, dtype="float64").ravel()
