@@ -23,7 +23,7 @@ def _fmt_metric(m: dict[str, float]) -> str:
     if "sd" in m:
         text += f" ± {m['sd']:.3f} (SD)"
     if "ci_low" in m and "ci_high" in m:
-        text += f", 95 % CI {m['ci_low']:.3f}-{m['ci_high']:.3f}"
+        text += f", 95 % CI {m['ci_low']:.3f} to {m['ci_high']:.3f}"
     return text
 
 
@@ -41,7 +41,7 @@ def _fmt_pooled(card: dict, key: str) -> str:
         return f"n/a (top 10% is {k} accession{'s' if k != 1 else ''}; reported from {TOP_MIN_K})"
     text = f"{m['value']:.3f}"
     if _finite(m.get("ci_low")) and _finite(m.get("ci_high")):
-        text += f", 95 % CI {m['ci_low']:.3f}-{m['ci_high']:.3f}"
+        text += f", 95 % CI {m['ci_low']:.3f} to {m['ci_high']:.3f}"
     elif _finite(m.get("n")) and m["n"] < SPEARMAN_MIN_PAIRS:
         text += f", 95 % CI n/a ({m['n']} accessions)"
     if _finite(m.get("p_value")):

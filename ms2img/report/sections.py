@@ -25,7 +25,7 @@ from ms2img.report.html import (
     stat_cell,
     table,
 )
-from ms2img.training.scores import SPEARMAN_MIN_PAIRS
+from ms2img.training.scores import SPEARMAN_MIN_PAIRS, TOP_MIN_K
 
 SCORE_COLUMNS = (
     ("auc", "ROC AUC"),
@@ -226,6 +226,15 @@ def _paired_rows(a: Any, suffix: str = "") -> list[list[str]]:
     return out
 
 
+def _score_cell(entry: Mapping[str, Any], key: str) -> str:
+    """A per-fold score cell; precision in the top 10% withheld on too few accessions says so, with the count."""
+    cell = stat_cell(entry.get(key))
+    k = ((entry.get("pooled") or {}).get(key) or {}).get("k")
+    if cell == "–" and key == "precision_top10" and isinstance(k, int) and k < TOP_MIN_K:
+        return f"<span class='note'>n/a (top 10% is {k} accession{'s' if k != 1 else ''})</span>"
+    return cell
+
+
 def _pooled_cell(entry: Mapping[str, Any], key: str) -> str:
     """A pooled score with its interval (``families.<f>.pooled.<key>``), else the bare number stored under ``key``;
     an interval too few accessions cannot give reads "n/a (6 accessions)", with rho's permutation p."""
@@ -275,7 +284,7 @@ def table2(inp: ReportInputs) -> str:
             e = fams[fam] or {}
             rows.append(
                 [esc(a.name), esc(fam) + (" <span class=badge>winner</span>" if fam == a.winner else "")]
-                + [stat_cell(e.get(k)) for k, _ in SCORE_COLUMNS]
+                + [_score_cell(e, k) for k, _ in SCORE_COLUMNS]
                 + [_pooled_cell(e, "spearman"), num(e.get("seconds"), 1)]
             )
             classes.append("winner" if fam == a.winner else "")

@@ -381,3 +381,17 @@ def test_a_small_cohort_is_named_in_the_overview(tmp_path):
     html = build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8")
     overview = html[html.index('<section id="overview"') : html.index('<section id="table1"')]
     assert "DPPH</b>: small cohort: 3 low / 3 high" in overview
+
+
+def test_table2_says_why_precision_in_the_top_tenth_is_withheld():
+    """Six accessions make the top 10% one accession: the cell says n/a with the count, not a bare dash."""
+    from ms2img.report.sections import _score_cell
+
+    nan = float("nan")
+    withheld = {"precision_top10": {"mean": nan, "sd": nan, "ci_low": nan, "ci_high": nan},
+                "pooled": {"precision_top10": {"value": None, "k": 1}}}  # fmt: skip
+    assert "n/a (top 10% is 1 accession)" in _score_cell(withheld, "precision_top10")
+    shown = {"precision_top10": {"mean": 0.9, "sd": 0.1, "ci_low": 0.8, "ci_high": 1.0},
+             "pooled": {"precision_top10": {"value": 0.9, "k": 16}}}  # fmt: skip
+    assert _score_cell(shown, "precision_top10").startswith("<span class=nowrap>0.900 ± 0.100")
+    assert _score_cell({}, "auc") == "–"
