@@ -251,12 +251,9 @@ def test_precision_in_the_top_tenth_is_not_reported_on_one_accession():
     assert (pooled["ci_low"], pooled["ci_high"]) == pytest.approx(proportion_interval(1.0, 5))
 
 
-def test_training_predictions_plot_counts_accessions_and_draws_the_saved_threshold(tmp_path, monkeypatch):
-    """plots/<assay>/predictions_<family>.png: 3 low and 3 high accessions over 4 repeats are n=3 each, not n=12,
-    and the threshold line is the saved model's (0.531), not one fold's."""
+def figure_texts(monkeypatch) -> list[str]:
+    """Every text of every figure saved from now on (titles, legends, labels), collected as they are saved."""
     from matplotlib.figure import Figure
-
-    from ms2img.training.stage import _family_plots
 
     texts, original = [], Figure.savefig
 
@@ -265,6 +262,15 @@ def test_training_predictions_plot_counts_accessions_and_draws_the_saved_thresho
         return original(self, *a, **k)
 
     monkeypatch.setattr(Figure, "savefig", spy)
+    return texts
+
+
+def test_training_predictions_plot_counts_accessions_and_draws_the_saved_threshold(tmp_path, monkeypatch):
+    """plots/<assay>/predictions_<family>.png: 3 low and 3 high accessions over 4 repeats are n=3 each, not n=12,
+    and the threshold line is the saved model's (0.531), not one fold's."""
+    from ms2img.training.stage import _family_plots
+
+    texts = figure_texts(monkeypatch)
     cv = cv_result({"cnn": [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]}, repeats=4)
     cv.folds["threshold"] = np.linspace(0.45, 0.6, len(cv.folds))  # each fold picked its own
     paths = _family_plots(assay_data(), cv, "cnn", tmp_path, None, 0.531)
@@ -276,17 +282,9 @@ def test_training_predictions_plot_counts_accessions_and_draws_the_saved_thresho
 
 def test_regression_predictions_plot_has_one_dot_per_accession(tmp_path, monkeypatch):
     """plots/<assay>/regression_<family>.png: six accessions over four repeats are n=6, not 24 (as the pooled rho)."""
-    from matplotlib.figure import Figure
-
     from ms2img.training.stage import _family_plots
 
-    texts, original = [], Figure.savefig
-
-    def spy(self, *a, **k):
-        texts.extend(t.get_text() for t in self.findobj(lambda o: hasattr(o, "get_text")))
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(Figure, "savefig", spy)
+    texts = figure_texts(monkeypatch)
     cv = cv_result({"cnn": [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]}, repeats=4)
     cv.oof["prediction"] = cv.oof["probability"] * 10 + cv.oof["repeat"]  # repeats disagree: the mean is plotted
     cv.mode = "regression"
