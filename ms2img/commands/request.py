@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
     rows = events_to_request(events)
     undetected = ~(rows["precursor_intensity"] > 0)  # a reader that kept a height-0 row: it would render nothing
     rows = rows[~undetected].reset_index(drop=True)
+    if rows.empty:
+        raise ConfigError(f"{args.events}: no precursor with MS/MS and a height to send")
     out = Path(args.out)
     fmt = args.format or ("csv" if out.suffix.lower() == ".csv" else "json")
     if fmt == "csv":
