@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from ms2img.explain.labels import fold_text, shown_name
-from ms2img.training.scores import SPEARMAN_MIN_PAIRS, TOP_MIN_K
+from ms2img.training.scores import SPEARMAN_MIN_PAIRS, TOP_MIN_K, withheld_top
 
 
 def card_metric(card: dict, key: str) -> dict[str, float]:
@@ -38,7 +38,7 @@ def _fmt_pooled(card: dict, key: str) -> str:
         k = m.get("k")
         if not _finite(k):
             return "n/a"
-        return f"n/a (top 10% is {k} accession{'s' if k != 1 else ''}; reported from {TOP_MIN_K})"
+        return f"{withheld_top(int(k))[:-1]}; reported from {TOP_MIN_K})"
     text = f"{m['value']:.3f}"
     if _finite(m.get("ci_low")) and _finite(m.get("ci_high")):
         text += f", 95 % CI {m['ci_low']:.3f} to {m['ci_high']:.3f}"

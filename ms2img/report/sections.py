@@ -25,7 +25,7 @@ from ms2img.report.html import (
     stat_cell,
     table,
 )
-from ms2img.training.scores import SPEARMAN_MIN_PAIRS, TOP_MIN_K
+from ms2img.training.scores import SPEARMAN_MIN_PAIRS, TOP_MIN_K, withheld_top
 
 SCORE_COLUMNS = (
     ("auc", "ROC AUC"),
@@ -231,7 +231,7 @@ def _score_cell(entry: Mapping[str, Any], key: str) -> str:
     cell = stat_cell(entry.get(key))
     k = ((entry.get("pooled") or {}).get(key) or {}).get("k")
     if cell == "–" and key == "precision_top10" and isinstance(k, int) and k < TOP_MIN_K:
-        return f"<span class='note'>n/a (top 10% is {k} accession{'s' if k != 1 else ''})</span>"
+        return f"<span class='note'>{withheld_top(k)}</span>"
     return cell
 
 
@@ -295,10 +295,10 @@ def table2(inp: ReportInputs) -> str:
             "overlapping training sets). Precision, top 10%: the share of truly high accessions among the 10% of a "
             "test fold's labelled accessions with the highest P(high), what a lab following up the top of the "
             "ranking finds. Spearman: out-of-fold probability against the raw assay value over all accessions, "
-            "mid-range included, with its Fisher-z interval from 10 accessions (below: n/a, and its exact "
-            "permutation p). Precision in the top 10% is shown only when that top holds 5 labelled accessions. With "
-            "few accessions a paired difference's interval is at least as wide as the two families' floors allow. "
-            "The served family is highlighted.</p>"
+            f"mid-range included, with its Fisher-z interval from {SPEARMAN_MIN_PAIRS} accessions (below: n/a, and "
+            f"its permutation p). Precision in the top 10% is shown only when that top holds {TOP_MIN_K} labelled "
+            "accessions. With few accessions a paired difference's interval is at least as wide as the two "
+            "families' floors allow. The served family is highlighted.</p>"
         ),
         table(
             ["assay", "family"] + [label for _, label in SCORE_COLUMNS] + ["Spearman ρ", "seconds"],

@@ -104,7 +104,7 @@ class CVResult:
                 p = self.protocol
                 entry = {s: widen(e, small_cohort_interval(s, e["mean"], p.low, p.high)) for s, e in entry.items()}
             if self.mode == "regression":
-                o = self.oof[self.oof["family"] == fam].groupby("accession")[["prediction", "value"]].mean()
+                o = per_accession_oof(self.oof[self.oof["family"] == fam])
                 entry["pooled"] = pooled_regression(o["value"], o["prediction"])
             else:
                 o = per_accession_oof(self.oof[self.oof["family"] == fam])

@@ -323,6 +323,19 @@ def check_cv_feasible(labels: pd.DataFrame | Sequence[int] | np.ndarray, n_split
         )
 
 
+def per_accession_oof(oof: pd.DataFrame) -> pd.DataFrame:
+    """One family's out-of-fold rows (per repeat: ``accession``, ``value`` and ``probability`` + ``label``, or
+    ``prediction`` in regression) as one row per accession: the means over the repeats and, with labels, one label.
+    Each fold scales the assay on its own training accessions, so an accession near a cut-off can be high in one
+    repeat and middle in another: it keeps a class only when every repeat agrees, else :data:`MIDDLE` (the pooled
+    scores and the training and report figures count accessions this way)."""
+    rows = oof.groupby("accession")
+    out = rows[[c for c in ("probability", "prediction", "value") if c in oof.columns]].mean()
+    if "label" in oof.columns:
+        out["label"] = rows["label"].agg(lambda s: s.iat[0] if s.nunique() == 1 else MIDDLE)
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Images <-> labels
 # --------------------------------------------------------------------------------------------------------------
@@ -331,13 +344,3 @@ def check_cv_feasible(labels: pd.DataFrame | Sequence[int] | np.ndarray, n_split
 # --------------------------------------------------------------------------------------------------------------
 # Folds
 # --------------------------------------------------------------------------------------------------------------
-
-
-def per_accession_oof(oof: pd.DataFrame) -> pd.DataFrame:
-    """One family's out-of-fold rows (``accession``, ``probability``, ``value``, ``label`` per repeat) as one row per
-    accession: the mean P(high) over the repeats and one label. Each fold scales the assay on its own training
-    accessions, so an accession near a cut-off can be high in one repeat and middle in another: it keeps a class
-    only when every repeat agrees, else :data:`MIDDLE` (the pooled scores and Fig. 3A count it the same way)."""
-    rows = oof.groupby("accession")
-    agreed = rows["label"].agg(lambda s: s.iat[0] if s.nunique() == 1 else MIDDLE)
-    return rows[["probability", "value"]].mean().assign(label=agreed)

@@ -77,6 +77,11 @@ def choose_threshold(y_true: np.ndarray, prob: np.ndarray) -> float:
     return float(mids[best[len(best) // 2]])  # the middle of the best plateau
 
 
+def withheld_top(k: int) -> str:
+    """How a withheld precision in the top 10% reads (card, report): why, with the count."""
+    return f"n/a (top 10% is {k} accession{'s' if k != 1 else ''})"
+
+
 def precision_at_top(y_true: Sequence[int], prob: Sequence[float], share: float = TOP_SHARE) -> tuple[float, int]:
     """``(precision, k)``: the share of truly high (1) among the ``k = ceil(share x n)`` accessions with the highest
     P(high) (ties in the given order): what a lab that follows up the top of the ranking finds. NaN for none."""

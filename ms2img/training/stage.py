@@ -32,6 +32,7 @@ from ms2img.models.family import ENSEMBLE, FAMILIES, MULTITASK, input_kind
 from ms2img.training.dataset import MIDDLE, AssayData, class_summary, data_from_params
 from ms2img.training.experiment import CVResult, cross_validate, degenerate_families, fit_final, resolve_cohort_settings
 from ms2img.training.fold_metrics import confusion_matrices, predict_labels, write_metrics_json
+from ms2img.training.labels import per_accession_oof
 from ms2img.training.scores import LABELS, PRIMARY, REGRESSION_SCORES, SCORES, scores_of
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def _family_plots(
     oof = cv.oof[cv.oof["family"] == family]
     y_true, y_prob, y_pred = [], [], []
     if cv.mode == "regression":  # one dot per accession, as the pooled scores count them (metrics' "pooled")
-        per = oof.groupby("accession")[["value", "prediction"]].mean()
+        per = per_accession_oof(oof)
         repeats = int(oof["repeat"].nunique())
         return [
             plots.plot_regression_oof(
