@@ -128,7 +128,15 @@ def _is_progress(line: str) -> bool:
         or "AUC" in line
         or "winner" in line
         or line.startswith(("Running stage", "ms2img "))
-        or line.lstrip().startswith(("hint: ", "warning: "))  # ingest's summary: replicates, skipped files, classes
+        or _is_ingest_summary(line.strip())
+    )
+
+
+def _is_ingest_summary(line: str) -> bool:
+    """Ingest's lines a lab must see before trusting the scores: how inputs became accessions (a sample sheet merges
+    injections), which sheet or metadata decided, replicate hints and warnings."""
+    return line.startswith(("hint: ", "warning: ", "sample sheet: ", "metadata: ", "accessions written: ")) or (
+        " -> " in line and "accession" in line
     )
 
 

@@ -2,8 +2,9 @@
 
 ``--method model`` (default): the drivers of the assay's champion (reports/<assay>/drivers.{csv,png,json}).
 ``--method correlation``: no model; every feature's abundance correlated with the raw activity across samples, as
-Bioactive Molecular Networking does (reports/<assay>/activity_scores.csv, activity_volcano.png,
-cytoscape_nodes.tsv; :mod:`ms2img.explain.correlation`). It works from 5 samples.
+Bioactive Molecular Networking does (activity/<assay>/activity_scores.csv, activity_volcano.png,
+cytoscape_nodes.tsv; :mod:`ms2img.explain.correlation`). It works from 5 samples. Its folder is outside reports/,
+which the pipeline's report stage reads: a lab's own scoring run leaves the audited pipeline as it was.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ log = logging.getLogger(__name__)
 # ms2img.explain.correlation.NORMALISATIONS, spelled out: importing it (scipy) would slow every `ms2img` call
 NORMALISATIONS = ("bmn", "raw")
 DEFAULT_NORMALISATION = "bmn"
+ACTIVITY_DIR = "activity"  # --method correlation's default folder: not under reports/, a dependency of the report stage
 
 
 def add_parser(subparsers) -> None:
@@ -28,8 +30,8 @@ def add_parser(subparsers) -> None:
             "annotated by Flash entropy search; writes reports/<assay>/drivers.csv, drivers.png and drivers.json. "
             "--method correlation: Pearson and Spearman correlation of every feature's abundance with the raw "
             "activity across samples (p, Benjamini-Hochberg q, Bonferroni p), no model needed, from 5 samples; "
-            "writes activity_scores.csv, activity_volcano.png and cytoscape_nodes.tsv (+ drivers_vs_correlation.csv "
-            "when the model's drivers.csv exists)."
+            "writes activity/<assay>/activity_scores.csv, activity_volcano.png and cytoscape_nodes.tsv "
+            "(+ drivers_vs_correlation.csv when the model's reports/<assay>/drivers.csv exists)."
         ),
     )
     p.add_argument("--method", choices=("model", "correlation"), default="model", help="default: model")
@@ -68,8 +70,9 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--out-dir",
         default=None,
-        help="where to write (default: <reports-dir>/<assay>, the DVC stage's outputs; one folder per assay inside it "
-        "when several are named); the model's drivers written there are not logged to MLflow",
+        help="where to write (default: model, <reports-dir>/<assay>, the DVC stage's outputs; correlation, "
+        f"{ACTIVITY_DIR}/<assay>; one folder per assay inside it when several are named); the model's drivers "
+        "written there are not logged to MLflow",
     )
     corr.add_argument(
         "--annotate-top", type=int, default=50, help="library identities for the first N features (0: none)"
@@ -142,7 +145,7 @@ def run_correlation(args: argparse.Namespace, cfg) -> int:
 
     abundances = read_abundances(args.events_dir, mz_ppm=cfg.mz_ppm, rt_tol_min=cfg.rt_tol_min)
     for assay in args.assay:
-        out_dir = _out_dir(args, assay) or Path(args.reports_dir) / assay
+        out_dir = _out_dir(args, assay) or Path(ACTIVITY_DIR) / assay
         res = score_assay(
             assay,
             events_dir=args.events_dir,

@@ -204,6 +204,17 @@ def test_fermo_activity_file_alone_is_too_few_samples(fermo_events, test_data, t
     assert "4 samples" in err and "at least 5" in err and "--absent-as-zero" in err
 
 
+def test_default_folder_is_outside_the_report_stages_inputs(fermo_events, test_data, tmp_path, capsys, monkeypatch):
+    """Scoring by hand in a project must not change reports/, a dependency of the report stage (dvc status)."""
+    monkeypatch.chdir(tmp_path)
+    rc, stdout, err = run_cli(["--assay", "activity", "--events", fermo_events, "--assays", test_data / ACTIVITY,
+                               "--absent-as-zero", "--annotate-top", 0], capsys)  # fmt: skip
+    assert rc == 0, err
+    assert (tmp_path / "activity" / "activity" / "activity_scores.csv").is_file()
+    assert not (tmp_path / "reports").exists()
+    assert "activity/activity/activity_scores.csv" in stdout
+
+
 def test_cytoscape_node_table_contract(fermo_events, test_data, tmp_path, capsys):
     """What Cytoscape's 'Import Table from File' and GNPS need: TSV, key column 'shared name' = feature id."""
     out = tmp_path / "out"
@@ -226,7 +237,8 @@ def test_cytoscape_node_table_contract(fermo_events, test_data, tmp_path, capsys
     assert nodes.loc[nodes["shared name"] == "83", "activity_rank"].item() <= 5
 
 
-def test_model_drivers_side_by_side(fermo_events, test_data, tmp_path, capsys):
+def test_model_drivers_side_by_side(fermo_events, test_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     reports = tmp_path / "reports"
     (reports / "activity").mkdir(parents=True)
     pd.DataFrame(
@@ -236,7 +248,7 @@ def test_model_drivers_side_by_side(fermo_events, test_data, tmp_path, capsys):
     rc, _, err = run_cli(["--assay", "activity", "--events", fermo_events, "--assays", test_data / ACTIVITY,
                           "--absent-as-zero", "--reports-dir", reports, "--annotate-top", 0], capsys)  # fmt: skip
     assert rc == 0, err
-    joined = pd.read_csv(reports / "activity" / "drivers_vs_correlation.csv", dtype={"feature_id": str})
+    joined = pd.read_csv(tmp_path / "activity" / "activity" / "drivers_vs_correlation.csv", dtype={"feature_id": str})
     row = joined[joined["model_rank"] == 1].iloc[0]
     assert row["feature_id"] == "83" and row["correlation_rank"] <= 5 and row["model_direction"] == "high"
     assert joined[joined["model_rank"] == 2]["correlation_rank"].isna().all()  # a driver no feature matches: kept

@@ -360,3 +360,7 @@ def test_training_repeats_the_replicate_hint_where_the_scores_are_made(tmp_path)
     assert replicate_warning(tmp_path / "none", trained) is None and replicate_warning(None, trained) is None
     assert _is_progress("  hint: 24 accessions look like 6 extracts injected 4 times each (...)")
     assert _is_progress("  warning: accession 'A' averages 2 sample columns of 2 classes")
+    # with a sheet, how injections became accessions is the line that says the merge happened
+    assert _is_progress("  gnps_quant.csv: 24 columns -> 6 accessions x 4 replicates")
+    assert _is_progress("  sample sheet: data/raw/exports/sample_sheet.csv")
+    assert not _is_progress("  precursors without MS/MS: 12")

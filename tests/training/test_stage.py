@@ -159,6 +159,9 @@ def test_mlflow_parent_and_one_child_per_family(trained):
         for k, v in expected.items():
             assert child.data.metrics[k] == pytest.approx(v, abs=1e-6), (fam, k)
         assert not math.isnan(child.data.metrics["auc_mean"])
+        assert "fold_auc" in child.data.metrics and "fold_precision_top10" not in child.data.metrics, fam  # withheld
+        rho_p = metrics["families"][fam]["pooled"]["spearman"]["p_value"]
+        assert rho_p is None or child.data.metrics["pooled_spearman_p"] == pytest.approx(rho_p), fam
         parent_keys = {k for k in parent.data.metrics if k != "n_labelled" and not k.startswith("p_")}
         assert parent_keys <= set(child.data.metrics) | {"spearman"}, fam  # the same keys on every level
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
