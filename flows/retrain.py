@@ -301,8 +301,8 @@ def summarise(
         decision = reason if reason.startswith(verdict) else f"{verdict}: {reason}" if reason else "skipped: unchanged"
         lines.append(f"| {assay} | " + " | ".join(cells) + f" | {who} | {decision} |")
     lines.append(
-        "\nAUC: mean over folds [95% corrected resampled t interval; on a small cohort at least as wide as Newcombe's "
-        "score interval]; champion as the registry holds it now."
+        "\nAUC: mean over folds [95% corrected resampled t interval, at least as wide as Newcombe's score interval "
+        "for the labelled accessions]; champion as the registry holds it now."
     )
     for assay in results:
         selection = _read(project / "reports" / assay / "selection.json")

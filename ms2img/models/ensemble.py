@@ -38,8 +38,12 @@ def quantile(reference: np.ndarray, p: Any) -> np.ndarray:
 
 
 def mean_quantile(references: dict[str, np.ndarray], probabilities: dict[str, Any]) -> np.ndarray:
-    """The ensemble's score: the mean over members of each member's quantile (one rule for fit, CV and serving)."""
-    return np.mean([quantile(references[m], probabilities[m]) for m in MEMBERS], axis=0)
+    """The ensemble's score: the mean over members of each member's quantile (one rule for fit, CV and serving).
+
+    Rounded to 12 decimals: quantiles are multiples of ``1 / (2 n)``, so two accessions with equal sums (3 + 5 and
+    4 + 4) are a tie, which AUC counts as one half; unrounded, the last bit of a float sum broke such ties at random
+    (a fold's AUC 0.9265 in memory, 0.9235 from its own oof.csv)."""
+    return np.round(np.mean([quantile(references[m], probabilities[m]) for m in MEMBERS], axis=0), 12)
 
 
 class ImageEnsembleClassifier(ClassifierMixin, BaseEstimator):

@@ -281,7 +281,7 @@ def plot_resolution_study(
                 f"\nbal. acc {fmt(bacc.get('mean', np.nan), bacc.get('sd', np.nan))}"
                 f"\nAUC {fmt(auc.get('mean', np.nan), auc.get('sd', np.nan))}"
             )
-        axes[row, 0].set_ylabel(f"{size}{note}\n\nLoss", fontsize=9)
+        axes[row, 0].set_ylabel(f"{size}{note}\n\nLoss (binary cross-entropy)", fontsize=9)
     fig.suptitle(title)
     return save_figure(fig, path)
 

@@ -235,7 +235,10 @@ def decision_threshold(
     per_fold = sorted(float(t) for t in fold_thresholds if t is not None and np.isfinite(t))
     band = (per_fold[0], per_fold[-1]) if len(per_fold) > 1 and per_fold[0] < per_fold[-1] else None
     if saved is not None and np.isfinite(saved):
-        return float(saved), f"saved model's threshold {float(saved):.3g}", band
+        label = f"saved model's threshold {float(saved):.3g}"
+        if band is not None and not band[0] <= saved <= band[1]:  # the final fit's own cut-off, chosen on its own
+            label += f" (the folds' own, at which these dots were scored: {band[0]:.3g}-{band[1]:.3g})"
+        return float(saved), label, band
     if per_fold:
         med = float(np.median(per_fold))
         return med, f"median fold threshold {med:.3g}", band

@@ -25,7 +25,7 @@ from ms2img.report.html import (
     stat_cell,
     table,
 )
-from ms2img.training.scores import SPEARMAN_MIN_PAIRS, TOP_MIN_K, withheld_top
+from ms2img.training.scores import SPEARMAN_MIN_PAIRS, TOP_MIN_K, holm_adjusted, withheld_top
 
 SCORE_COLUMNS = (
     ("auc", "ROC AUC"),
@@ -116,8 +116,9 @@ def overview(inp: ReportInputs) -> str:
         (
             "<p>Each assay's accessions are split into low (normalised value below the low cut-off) and high "
             "(above the high cut-off); mid-range accessions are left out of training but every accession is "
-            "predicted by the fold that held it out. Every family is trained and scored on the same repeated "
-            "grouped stratified folds.</p>"
+            "predicted by the fold that held it out. Every family is trained and scored on the same stratified folds, "
+            "an accession's images always on one side (repeated with a fresh split when <code>cv.repeats</code> > 1; "
+            "a single repeat gives each paired test 4 degrees of freedom at 5 folds).</p>"
         ),
         table(
             [
@@ -151,7 +152,9 @@ def table1(inp: ReportInputs, figs: Figures) -> str:
         (
             "<p class='note'>The paper's Table 1: the CNN at each input resolution on the same folds, under the "
             "study's own protocol (params.yaml <code>resolution</code>: trials, epochs, refits; stage "
-            "<code>resolution@A</code>). Curves: train, inner validation (when recorded) and the held-out fold.</p>"
+            "<code>resolution@A</code>). Curves per epoch, mean over folds: train and inner-validation loss (binary "
+            "cross-entropy) and accuracy; the held-out fold's only where the study recorded it. The scores on the "
+            "left are the held-out folds' (mean ± SD).</p>"
         )
     ]
     not_run = []
@@ -208,31 +211,40 @@ def _summary_from_folds(folds: Any) -> dict[str, dict[str, Any]]:
 
 
 def _paired_rows(a: Any, suffix: str = "") -> list[list[str]]:
-    """The paired comparisons of one assay's families on the same folds (its selecting metric)."""
-    out = []
+    """The paired comparisons of one assay's families on the same folds (its selecting metric), with p adjusted by
+    Holm over the assay's comparisons; bold only where the adjusted p is below 0.05."""
     paired = (a.metrics or {}).get("paired") or (a.selection or {}).get("paired") or {}
-    for name, t in paired.items():
-        if isinstance(t, Mapping):
-            sig = isinstance(t.get("p_value"), int | float) and t["p_value"] < 0.05
-            out.append(
-                [
-                    esc(a.name),
-                    esc(name) + suffix,
-                    num(t.get("diff")),
-                    f"[{num(t.get('ci_low'))}, {num(t.get('ci_high'))}]",
-                    ("<b>" + pvalue(t.get("p_value")) + "</b>") if sig else pvalue(t.get("p_value")),
-                ]
-            )
+    tests = [(name, t) for name, t in paired.items() if isinstance(t, Mapping)]
+    raw = [float(t["p_value"]) if isinstance(t.get("p_value"), int | float) else float("nan") for _, t in tests]
+    out = []
+    for (name, t), adjusted in zip(tests, holm_adjusted(raw), strict=True):
+        holm = pvalue(adjusted if math.isfinite(adjusted) else None)
+        out.append(
+            [
+                esc(a.name),
+                esc(name) + suffix,
+                num(t.get("diff")),
+                f"[{num(t.get('ci_low'))}, {num(t.get('ci_high'))}]",
+                pvalue(t.get("p_value")),
+                f"<b>{holm}</b>" if adjusted < 0.05 else holm,
+            ]
+        )
     return out
 
 
 def _score_cell(entry: Mapping[str, Any], key: str) -> str:
-    """A per-fold score cell; precision in the top 10% withheld on too few accessions says so, with the count."""
+    """A per-fold score cell. Precision in the top 10% is per fold only where a fold's top holds
+    :data:`TOP_MIN_K` accessions; otherwise the pooled out-of-fold figure with its interval and count, or, when even
+    the pooled top is too small, the note saying so."""
     cell = stat_cell(entry.get(key))
+    if cell != "–" or key != "precision_top10":
+        return cell
     k = ((entry.get("pooled") or {}).get(key) or {}).get("k")
-    if cell == "–" and key == "precision_top10" and isinstance(k, int) and k < TOP_MIN_K:
+    if not isinstance(k, int):
+        return cell
+    if k < TOP_MIN_K:
         return f"<span class='note'>{withheld_top(k)}</span>"
-    return cell
+    return f"{_pooled_cell(entry, key)} <span class='note'>pooled, top {k}</span>"
 
 
 def _pooled_cell(entry: Mapping[str, Any], key: str) -> str:
@@ -292,12 +304,13 @@ def table2(inp: ReportInputs) -> str:
     body = [
         (
             "<p class='note'>Mean ± SD over every fold of every repeat, the 95% interval in brackets (corrected for "
-            "overlapping training sets). Precision, top 10%: the share of truly high accessions among the 10% of a "
-            "test fold's labelled accessions with the highest P(high), what a lab following up the top of the "
-            "ranking finds. Spearman: out-of-fold probability against the raw assay value over all accessions, "
+            "overlapping training sets). Precision, top 10%: the share of truly high accessions among the 10% of the "
+            "labelled accessions with the highest P(high), what a lab following up the top of the ranking finds; per "
+            f"fold where a test fold's top 10% holds {TOP_MIN_K} accessions, else pooled over every fold's "
+            "out-of-fold P(high) with its Wilson interval (marked pooled), and not shown when even that top holds "
+            f"fewer. Spearman: out-of-fold probability against the raw assay value over all accessions, "
             f"mid-range included, with its Fisher-z interval from {SPEARMAN_MIN_PAIRS} accessions (below: n/a, and "
-            f"its permutation p). Precision in the top 10% is shown only when that top holds {TOP_MIN_K} labelled "
-            "accessions. With few accessions a paired difference's interval is at least as wide as the two "
+            "its permutation p). With few accessions a paired difference's interval is at least as wide as the two "
             "families' floors allow. The served family is highlighted.</p>"
         ),
         table(
@@ -333,6 +346,7 @@ def table2(inp: ReportInputs) -> str:
             "difference" if mixed else "AUC difference",
             "95% interval",
             "p (corrected resampled t-test)",
+            "p, Holm over the assay's comparisons",
         ],
         paired_rows,
         raw=True,
@@ -342,7 +356,8 @@ def table2(inp: ReportInputs) -> str:
         body.append(missing("paired tests (the <code>paired</code> block of metrics/&lt;assay&gt;.json)"))
     elif len(paired_rows) > 12:  # every pair of every assay: folded away so Table 2 stays readable
         body.append(
-            f"<details><summary>{len(paired_rows)} comparisons (p &lt; 0.05 in bold)</summary>{paired_table}</details>"
+            f"<details><summary>{len(paired_rows)} comparisons (Holm-adjusted p &lt; 0.05 in bold)</summary>"
+            f"{paired_table}</details>"
         )
     else:
         body.append(paired_table)
@@ -437,6 +452,16 @@ def fig3(inp: ReportInputs, figs: Figures, scratch: Path, units: Mapping[str, st
     return section("fig3", "Figure 3: predictions, ROC and confusion per assay", body)
 
 
+def _permutation_p(p: Any, n_permutations: Any) -> str:
+    """A permutation p; at its floor ``1 / (n + 1)`` it reads "≤ p (floor, n permutations)": no permutation scored as
+    well, and more permutations would give a smaller p."""
+    text = pvalue(p)
+    n = n_permutations if isinstance(n_permutations, int) and n_permutations > 0 else None
+    if n is not None and isinstance(p, int | float) and abs(float(p) - 1.0 / (n + 1)) < 1e-12:
+        return f"≤ {text} <span class='note'>(floor, {n} permutations)</span>"
+    return text
+
+
 def fig4(inp: ReportInputs, figs: Figures, scratch: Path) -> str:
     parts = []
     for a in inp.assays:
@@ -453,8 +478,8 @@ def fig4(inp: ReportInputs, figs: Figures, scratch: Path) -> str:
                             _percent(p.get("pc2")),
                             num(o.get("r2y")),
                             num(o.get("q2y")),
-                            pvalue(o.get("p_r2y")),
-                            pvalue(o.get("p_q2y")),
+                            _permutation_p(o.get("p_r2y"), o.get("n_permutations")),
+                            _permutation_p(o.get("p_q2y"), o.get("n_permutations")),
                         ]
                     ],
                     raw=True,

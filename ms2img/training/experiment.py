@@ -11,8 +11,9 @@ each family is its regressor (:mod:`ms2img.models.regressors`), and each fold is
 intervals, and the winner is chosen by Spearman's rho with the same rule.
 
 Settings that depend on the cohort's size are checked (``auto`` ones decided) by :func:`resolve_cohort_settings`
-before any fit. On a small cohort (:class:`ms2img.training.dataset.Protocol`) intervals are at least as wide as the
-accessions allow (:func:`ms2img.training.scores.small_cohort_interval`), and a family flagged degenerate never wins.
+before any fit. Every interval is at least as wide as the labelled accessions allow
+(:func:`ms2img.training.scores.count_floor`); on a small cohort (:class:`ms2img.training.dataset.Protocol`) so is
+every paired difference's, and a family flagged degenerate never wins.
 """
 
 from __future__ import annotations
@@ -41,13 +42,13 @@ from ms2img.training.scores import (
     PRIMARY,
     corrected_interval,
     corrected_paired_test,
+    count_floor,
     fold_scores,
     pooled_classification,
     pooled_regression,
     regression_scores,
     scores_of,
     select_winner,
-    small_cohort_interval,
     spearman,
     widen,
 )
@@ -69,7 +70,7 @@ class CVResult:
     test_train_ratio: float
     seconds: dict[str, float] = field(default_factory=dict)
     histories: dict[str, list[dict[str, list[float]]]] = field(default_factory=dict)  # CNN inner curves per fold
-    protocol: Protocol | None = None  # small cohort: intervals floored, degeneracy judged on pooled predictions
+    protocol: Protocol | None = None  # intervals floored by its counts; small cohort: degeneracy judged on pooled
     mode: str = "classification"  # labels.mode
 
     @property
@@ -100,9 +101,9 @@ class CVResult:
         for fam, g in self.folds.groupby("family", sort=False):
             scores = [s for s in scores_of(self.mode) if s in g.columns]  # a table from before a score existed
             entry = {s: corrected_interval(g[s].to_numpy(), self.test_train_ratio, bounds=BOUNDS[s]) for s in scores}
-            if self.small_cohort:
+            if self.protocol is not None:  # five agreeing folds must not claim more than the accessions allow
                 p = self.protocol
-                entry = {s: widen(e, small_cohort_interval(s, e["mean"], p.low, p.high)) for s, e in entry.items()}
+                entry = {s: widen(e, count_floor(s, e["mean"], p.low, p.high)) for s, e in entry.items()}
             if self.mode == "regression":
                 o = per_accession_oof(self.oof[self.oof["family"] == fam])
                 entry["pooled"] = pooled_regression(o["value"], o["prediction"])
@@ -110,9 +111,6 @@ class CVResult:
                 o = per_accession_oof(self.oof[self.oof["family"] == fam])
                 entry["spearman"] = spearman(o["probability"], o["value"])
                 entry["pooled"] = pooled_classification(o["label"], o["probability"], o["value"])
-                if "precision_top10" in entry and not np.isfinite(entry["pooled"]["precision_top10"]["value"]):
-                    # fewer than TOP_MIN_K accessions in the pooled top 10%: each fold's top is smaller still
-                    entry["precision_top10"] = dict.fromkeys(("mean", "sd", "ci_low", "ci_high"), float("nan"))
             entry["seconds"] = round(float(self.seconds.get(fam, 0.0)), 2)
             fams[fam] = entry
         per_fold = self.fold_metric()

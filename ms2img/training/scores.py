@@ -6,11 +6,13 @@ overlap), so a plain t interval is too narrow. We use the corrected resampled t 
 the mean is ``(1/J + n_test/n_train) * s^2`` instead of ``s^2 / J``, with ``J - 1`` degrees of freedom. The same
 correction gives the interval of one model's mean and the paired test of two models on the same folds.
 
-On a small cohort those intervals mean little: two test accessions per fold give AUC 0 or 1, and folds that all
-say 1 give "1.000-1.000". :func:`small_cohort_interval` is the floor a few accessions allow whatever the folds
-say: Newcombe's score interval for an AUC from ``n_low`` x ``n_high`` pairs (2006, Stat Med 25:559, method 5),
-a Wilson score interval for the other scores as proportions of the labelled accessions. The paired difference of
-two families gets the floor their two floors allow (:func:`paired_floor`). Spearman's rho gets no Fisher-z interval
+Five folds estimate the folds' SD poorly: on a small cohort two test accessions per fold give AUC 0 or 1 and folds
+that all say 1 give "1.000-1.000", and on any cohort five folds that happen to agree (a fold SD of 0.006 where ~30
+test accessions make ~0.06 the rule) give an interval narrower than the accessions can support. :func:`count_floor`
+is the floor the labelled accessions allow whatever the folds say, applied to every family's interval: Newcombe's
+score interval for an AUC from ``n_low`` x ``n_high`` pairs (2006, Stat Med 25:559, method 5), a Wilson score
+interval for the other scores as proportions of the labelled accessions. On a small cohort the paired difference
+of two families gets the floor their two floors allow (:func:`paired_floor`). Spearman's rho gets no Fisher-z interval
 below :data:`SPEARMAN_MIN_PAIRS` pairs (an exact permutation p instead, :func:`spearman_p`), and the precision among
 the top 10% none below :data:`TOP_MIN_K` accessions there.
 """
@@ -95,17 +97,19 @@ def precision_at_top(y_true: Sequence[int], prob: Sequence[float], share: float 
 
 def fold_scores(y_true: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, float]:
     """AUC (threshold-free) and balanced accuracy, MCC, F1 at the model's own threshold for one test fold, and the
-    precision among its top 10% by P(high) (threshold-free, :func:`precision_at_top`)."""
+    precision among its top 10% by P(high) (threshold-free, :func:`precision_at_top`): NaN when that top holds fewer
+    than :data:`TOP_MIN_K` accessions, as it does in a fold of fewer than 41 (the pooled figure is the one to read)."""
     y = np.asarray(y_true).astype(int)
     p = np.asarray(prob, dtype=float)
     pred = predict_labels(p, threshold)
     auc = float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan")
+    precision, k = precision_at_top(y, p)
     return {
         "auc": auc,
         "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
         "mcc": float(matthews_corrcoef(y, pred)),
         "f1": float(f1_score(y, pred, zero_division=0)),
-        "precision_top10": precision_at_top(y, p)[0],
+        "precision_top10": precision if k >= TOP_MIN_K else float("nan"),
     }
 
 
@@ -188,8 +192,9 @@ def auc_interval(auc: float, n_low: int, n_high: int, level: float = 0.95) -> tu
     return lo, hi
 
 
-def small_cohort_interval(score: str, mean: float, n_low: int, n_high: int, level: float = 0.95) -> tuple[float, float]:
-    """The narrowest interval ``n_low`` + ``n_high`` labelled accessions allow for ``score`` at ``mean``: AUC by
+def count_floor(score: str, mean: float, n_low: int, n_high: int, level: float = 0.95) -> tuple[float, float]:
+    """The narrowest interval ``n_low`` + ``n_high`` labelled accessions allow for ``score`` at ``mean`` (the
+    interval of one test set holding all of them; cross-validation cannot know more): AUC by
     :func:`auc_interval`, balanced accuracy and F1 as proportions of the accessions (Wilson), MCC on
     ``(MCC + 1) / 2``, Spearman's rho by :func:`spearman_interval` over all accessions (regression; below
     :data:`SPEARMAN_MIN_PAIRS` its whole range, -1 to 1: no interval the count supports is narrower; RMSE and R2 get
@@ -226,14 +231,14 @@ def paired_floor(
     score: str, mean_a: float, mean_b: float, n_low: int, n_high: int, level: float = 0.95
 ) -> tuple[float, float]:
     """A floor for the interval of the difference ``a - b`` of two families from their own floors
-    (:func:`small_cohort_interval` of each mean), combined by MOVER (Zou & Donner 2008, Stat Med 27:1693) as for
+    (:func:`count_floor` of each mean), combined by MOVER (Zou & Donner 2008, Stat Med 27:1693) as for
     independent estimates: conservative, as two families scored on the same accessions are positively correlated
     (the paired form needs that correlation, which a handful of accessions cannot estimate):
     ``d - sqrt((a - lo_a)^2 + (hi_b - b)^2)`` to ``d + sqrt((hi_a - a)^2 + (b - lo_b)^2)``, clipped to the
     difference's range. Two families at AUC 1.000 on 3 + 3 accessions: -0.50 to
     +0.50, not 0.000 to 0.000. NaN when either floor is (no floor for the score)."""
-    lo_a, hi_a = small_cohort_interval(score, mean_a, n_low, n_high, level)
-    lo_b, hi_b = small_cohort_interval(score, mean_b, n_low, n_high, level)
+    lo_a, hi_a = count_floor(score, mean_a, n_low, n_high, level)
+    lo_b, hi_b = count_floor(score, mean_b, n_low, n_high, level)
     if not np.isfinite([lo_a, hi_a, lo_b, hi_b]).all():
         return float("nan"), float("nan")
     d, span = mean_a - mean_b, BOUNDS[score][1] - BOUNDS[score][0]
@@ -322,6 +327,20 @@ def _spearman_entry(prob: Sequence[float], values: Sequence[float], level: float
     rho = spearman_interval(spearman(p, v), int((np.isfinite(p) & np.isfinite(v)).sum()), level)
     return {"value": rho["mean"], "ci_low": rho["ci_low"], "ci_high": rho["ci_high"], "n": rho["n"],
             "p_value": spearman_p(p, v)}  # fmt: skip
+
+
+def holm_adjusted(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (NaN stays NaN and counts for nothing): the paired tests
+    of an assay's families are 15 comparisons for six families, and about one in twenty is below 0.05 by chance."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[i]))
+        out[i] = running
+    return [float(v) for v in out]
 
 
 def bootstrap_interval(

@@ -394,4 +394,31 @@ def test_table2_says_why_precision_in_the_top_tenth_is_withheld():
     shown = {"precision_top10": {"mean": 0.9, "sd": 0.1, "ci_low": 0.8, "ci_high": 1.0},
              "pooled": {"precision_top10": {"value": 0.9, "k": 16}}}  # fmt: skip
     assert _score_cell(shown, "precision_top10").startswith("<span class=nowrap>0.900 ± 0.100")
+    # a demo-sized fold's top 10% is 3 accessions: per fold withheld, the pooled top of 16 shown, marked pooled
+    pooled = {"precision_top10": {"mean": nan, "sd": nan, "ci_low": nan, "ci_high": nan},
+              "pooled": {"precision_top10": {"value": 0.9375, "ci_low": 0.717, "ci_high": 0.989, "k": 16}}}  # fmt: skip
+    assert _score_cell(pooled, "precision_top10") == "0.938 [0.717, 0.989] <span class='note'>pooled, top 16</span>"
     assert _score_cell({}, "auc") == "–"
+
+
+def test_paired_table_bolds_only_what_survives_holm_within_the_assay():
+    """15 comparisons per assay: a raw p of 0.03 among them is not a finding; its Holm-adjusted p says so."""
+    from types import SimpleNamespace
+
+    from ms2img.report.sections import _paired_rows
+
+    paired = {"cnn vs rf-image": {"diff": 0.03, "ci_low": 0.01, "ci_high": 0.05, "p_value": 0.03},
+              "cnn vs rf-cosine": {"diff": 0.01, "ci_low": -0.02, "ci_high": 0.04, "p_value": 0.4},
+              "rf-image vs rf-cosine": {"diff": 0.09, "ci_low": 0.07, "ci_high": 0.11, "p_value": 0.001}}  # fmt: skip
+    rows = _paired_rows(SimpleNamespace(name="DPPH", metrics={"paired": paired}, selection=None))
+    raw, holm = {r[1]: r[4] for r in rows}, {r[1]: r[5] for r in rows}
+    assert raw["cnn vs rf-image"] == "0.030" and holm["cnn vs rf-image"] == "0.060"  # 2 x 0.03: not bold
+    assert holm["rf-image vs rf-cosine"] == "<b>0.003</b>" and holm["cnn vs rf-cosine"] == "0.400"
+    assert not any("<b>" in r[4] for r in rows)  # raw p never bold
+
+
+def test_a_permutation_p_at_its_floor_says_so():
+    from ms2img.report.sections import _permutation_p
+
+    assert _permutation_p(1 / 51, 50).startswith("≤ 0.020") and "50 permutations" in _permutation_p(1 / 51, 50)
+    assert _permutation_p(24 / 51, 50) == "0.471" and _permutation_p(None, 50) == "–"

@@ -89,3 +89,11 @@ def test_compress_keeps_the_figure_and_makes_it_smaller(tmp_path, kind):
     assert diff.mean() < 3  # no visible loss
     assert drawn_size(small) == (576, 384)  # 6 x 4 in at 96 CSS px per inch
     assert compress(b"not an image") == b"not an image"
+
+
+def test_a_served_threshold_outside_the_folds_says_the_dots_were_scored_at_theirs():
+    from ms2img.plots import decision_threshold
+
+    value, label, band = decision_threshold(0.782, [0.17, 0.4, 0.655])
+    assert value == 0.782 and band == (0.17, 0.655) and "scored: 0.17-0.655" in label
+    assert decision_threshold(0.5, [0.17, 0.655])[1] == "saved model's threshold 0.5"

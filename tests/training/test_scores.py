@@ -197,3 +197,11 @@ def test_precision_among_the_top_tenth_hand_computed():
     assert math.isnan(pooled["precision_top10"]["ci_low"])
     assert pooled["spearman"]["value"] == pytest.approx(spearman(p, values))
     assert pooled["spearman"]["ci_low"] < pooled["spearman"]["value"] < pooled["spearman"]["ci_high"]
+
+
+def test_holm_adjustment_steps_down_and_keeps_order():
+    from ms2img.training.scores import holm_adjusted
+
+    out = holm_adjusted([0.01, 0.04, 0.03, float("nan")])
+    assert out[:3] == pytest.approx([0.03, 0.06, 0.06]) and math.isnan(out[3])
+    assert holm_adjusted([0.5, 0.6]) == [1.0, 1.0] and holm_adjusted([]) == []
