@@ -107,7 +107,7 @@ def main() -> int:
 
     seconds = {}
     stack = contextlib.ExitStack()
-    stack.enter_context(dask_runner.shared_api())  # one Prefect API for the flow and its workers, as the flow does
+    stack.enter_context(dask_runner.shared_api("benchmarks/scale.py"))  # one Prefect API for flow and workers
     if not args.dask_only:
         seconds["local, 1 thread"] = timed_training(project, assays, ThreadPoolTaskRunner(max_workers=1))
         seconds["local, 2 threads"] = timed_training(project, assays, ThreadPoolTaskRunner(max_workers=2))

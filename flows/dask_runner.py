@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from ms2img.errors import ConfigError
 
+log = logging.getLogger(__name__)
 ADDRESS_ENV = "MS2IMG_DASK_ADDRESS"
 LOCAL_THREADS = 2  # the embedded default: two stage chains side by side on this machine (three measured slower)
 
@@ -78,26 +81,56 @@ def on_cluster(flow: Any, address: str | None = None) -> Any:
     on_dask = flow.with_options(task_runner=task_runner(address))
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        with shared_api():
+        with shared_api(address):
             return on_dask(*args, **kwargs)
 
     return run
 
 
+def api_port(address: str) -> int:
+    """The temporary API's port for the cluster at ``address`` (or any name that stays the same for the workers
+    that report to it): the same on every run. A Dask worker's Prefect events
+    client is made once per process with the first URL it is given, so a new port per run (Prefect's own choice)
+    left workers that served one flow run sending the next run's task events to a stopped server."""
+    return API_PORTS.start + zlib.crc32(address.encode()) % len(API_PORTS)
+
+
+API_PORTS = range(9100, 9900)  # outside 8000-8999, where Prefect picks its own temporary servers' ports
+
+
+def _port_free(port: int) -> bool:
+    """Nothing listens on ``port`` here. Bound with SO_REUSEADDR, as the server binds it: the last run's closed
+    connections (TIME_WAIT, a minute) do not count as taken, which Prefect's own check says they are."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @contextlib.contextmanager
-def shared_api() -> Iterator[str | None]:
+def shared_api(address: str) -> Iterator[str | None]:
     """Dask workers report their task runs to the flow's Prefect API. Without $PREFECT_API_URL a flow starts a
     temporary server that only its own process knows, and every worker would start another (seconds of CPU each,
-    task runs missing from the flow's UI): start the temporary server here and hand its URL to flow and workers.
-    It listens on 127.0.0.1, so workers on other machines need a real server ($PREFECT_API_URL)."""
+    task runs missing from the flow's UI): start the temporary server here, on :func:`api_port`, and hand its URL
+    to flow and workers. It listens on 127.0.0.1, so workers on other machines need a real server
+    ($PREFECT_API_URL)."""
+    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     if PREFECT_API_URL.value():
         yield PREFECT_API_URL.value()
         return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    server = SubprocessASGIServer()
+    port = api_port(address)
+    server = SubprocessASGIServer(port)  # one per port and process: a second run in this process reuses it
+    if not server.running and not _port_free(port):
+        log.warning(
+            "port %d for the workers' Prefect API is taken: this run's API gets another, and workers that served an "
+            "earlier run report to that run's (restart them, or set PREFECT_API_URL to a standing server)", port
+        )  # fmt: skip
+        server = SubprocessASGIServer()
     server.start()
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield server.api_url

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ms2img.errors import ConfigError, Ms2ImgError
+from ms2img.lifeline import PARENT_ENV
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]  # this checkout: the default project when the cwd is not one
@@ -93,6 +94,7 @@ def _env(cwd: Path | None = None) -> dict[str, str]:
     and the tracking URI the flow checked."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env[PARENT_ENV] = str(os.getpid())  # the stage command stops if this process dies (ms2img.lifeline)
     if cwd is not None:
         env.setdefault("MLFLOW_TRACKING_URI", tracking_uri(cwd))
     return env

@@ -12,6 +12,7 @@ import sys
 
 from ms2img import __version__
 from ms2img.errors import Ms2ImgError
+from ms2img.lifeline import watch_parent
 
 COMMANDS = [
     "init",
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    watch_parent(args.command)  # a stage command dies with the flow or Dask worker that started it
     try:
         return int(args.func(args) or 0)
     except Ms2ImgError as exc:

@@ -28,6 +28,7 @@ keras-tuner traps handled here (keras-tuner 1.4.8, Keras 3.15):
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -62,6 +63,7 @@ from ms2img.models.search import (
     trial_info,
 )
 
+log = logging.getLogger(__name__)
 OBJECTIVES = {"val_accuracy": "max", "val_auc": "max", "val_loss": "min"}
 # -------------------------------------------------------------------------------------------- space
 
@@ -373,6 +375,9 @@ def tune_cnn(
     from ms2img.models import distributed_tuning  # trials on a Dask cluster when asked ($MS2IMG_TUNER_WORKERS)
 
     if workers := distributed_tuning.workers_requested(trials):
+        log.info(
+            "search of %d trials on %d Dask tuner worker(s) at %s", trials, workers, distributed_tuning.dask_address()
+        )
         tuner = distributed_tuning.search(
             hypermodel=hypermodel, objective=keras_tuner.Objective(objective, OBJECTIVES[objective]), trials=trials,
             seed=seed, epochs=epochs, executions_per_trial=executions_per_trial, directory=str(directory),

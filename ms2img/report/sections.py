@@ -305,8 +305,9 @@ def table2(inp: ReportInputs) -> str:
         (
             "<p class='note'>Mean ± SD over every fold of every repeat, the 95% interval in brackets (corrected "
             "resampled t, for overlapping training sets; never narrower than one test set of all the labelled "
-            "accessions allows: Newcombe's score interval for AUC, Wilson's for the others). Precision, top 10%: the share of truly high accessions among the 10% of the "
-            "labelled accessions with the highest P(high), what a lab following up the top of the ranking finds; per "
+            "accessions allows: Newcombe's score interval for AUC, Wilson's for the others). Precision, top 10%: "
+            "the share of truly high accessions among the 10% of the labelled accessions with the highest P(high), "
+            "what a lab following up the top of the ranking finds; per "
             f"fold where a test fold's top 10% holds {TOP_MIN_K} accessions, else pooled over every fold's "
             "out-of-fold P(high) with its Wilson interval (marked pooled), and not shown when even that top holds "
             f"fewer. Spearman: out-of-fold probability against the raw assay value over all accessions, "

@@ -102,3 +102,11 @@ def test_the_default_stays_two_local_threads_and_an_address_selects_dask(monkeyp
     assert dask_runner.dask_address() == "tcp://10.0.0.5:8786"
     assert isinstance(dask_runner.task_runner(), DaskTaskRunner)
     assert dask_runner.dask_address("tcp://127.0.0.1:1") == "tcp://127.0.0.1:1"  # the option wins over the variable
+
+
+def test_the_workers_api_port_is_the_same_for_every_run_on_a_cluster():
+    """A worker's Prefect events client keeps the first URL it was given: a port per run lost every later run's
+    task events (a helper's second flow run on README-started workers)."""
+    port = dask_runner.api_port("tcp://10.0.0.5:8786")
+    assert port == dask_runner.api_port("tcp://10.0.0.5:8786") and port in dask_runner.API_PORTS
+    assert len({dask_runner.api_port(f"tcp://10.0.0.5:{p}") for p in range(8786, 8796)}) > 1
