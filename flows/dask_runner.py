@@ -110,27 +110,38 @@ def _port_free(port: int) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def shared_api(address: str) -> Iterator[str | None]:
-    """Dask workers report their task runs to the flow's Prefect API. Without $PREFECT_API_URL a flow starts a
-    temporary server that only its own process knows, and every worker would start another (seconds of CPU each,
-    task runs missing from the flow's UI): start the temporary server here, on :func:`api_port`, and hand its URL
-    to flow and workers. It listens on 127.0.0.1, so workers on other machines need a real server
-    ($PREFECT_API_URL)."""
+def temporary_server(address: str | None) -> Any:
+    """The temporary Prefect API server of this process (not started): Prefect's own, on a port it picks, for a run
+    on this machine; for the Dask cluster at ``address`` one on :func:`api_port` (another, with a warning, when
+    something else listens there). One per port and process, so a second run in this process reuses it."""
     from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    if PREFECT_API_URL.value():
-        yield PREFECT_API_URL.value()
-        return
+    if address is None:
+        return SubprocessASGIServer()
     port = api_port(address)
-    server = SubprocessASGIServer(port)  # one per port and process: a second run in this process reuses it
+    server = SubprocessASGIServer(port)
     if not server.running and not _port_free(port):
         log.warning(
             "port %d for the workers' Prefect API is taken: this run's API gets another, and workers that served an "
             "earlier run report to that run's (restart them, or set PREFECT_API_URL to a standing server)", port
         )  # fmt: skip
-        server = SubprocessASGIServer()
+        return SubprocessASGIServer()
+    return server
+
+
+@contextlib.contextmanager
+def shared_api(address: str) -> Iterator[str | None]:
+    """Dask workers report their task runs to the flow's Prefect API. Without $PREFECT_API_URL a flow starts a
+    temporary server that only its own process knows, and every worker would start another (seconds of CPU each,
+    task runs missing from the flow's UI): start the temporary server here (:func:`temporary_server`) and hand its
+    URL to flow and workers. It listens on 127.0.0.1, so workers on other machines need a real server
+    ($PREFECT_API_URL)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if PREFECT_API_URL.value():
+        yield PREFECT_API_URL.value()
+        return
+    server = temporary_server(address)
     server.start()
     with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
         yield server.api_url

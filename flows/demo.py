@@ -32,17 +32,17 @@ def prepare_data(accessions: int, seed: int, project: Path) -> None:
     pipeline.dvc("push", "data/raw.dvc", cwd=project)
 
 
-def start_temporary_api() -> threading.Thread | None:
-    """Without $PREFECT_API_URL the flow run starts Prefect's temporary server (~13 s on a fresh PREFECT_HOME, which
-    creates its database): start that same server (a per-process singleton) beside the data preparation, so the
-    flow finds it running. Join the thread before the flow starts."""
+def start_temporary_api(address: str | None) -> threading.Thread | None:
+    """Without $PREFECT_API_URL the flow run starts a temporary Prefect server (~13 s on a fresh PREFECT_HOME, which
+    creates its database): start that same server (``dask_runner.temporary_server``, a per-process singleton; the
+    cluster's own port with ``address``) beside the data preparation, so the flow finds it running. Join the thread
+    before the flow starts."""
     from prefect.settings import PREFECT_API_URL
 
     if PREFECT_API_URL.value():
         return None
-    from prefect.server.api.server import SubprocessASGIServer
-
-    thread = threading.Thread(target=SubprocessASGIServer().start, name="prefect-temporary-server", daemon=True)
+    server = dask_runner.temporary_server(dask_runner.dask_address(address))
+    thread = threading.Thread(target=server.start, name="prefect-temporary-server", daemon=True)
     thread.start()
     return thread
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     quiet_known_errors()
     try:
-        server = start_temporary_api()
+        server = start_temporary_api(args.dask_address)
         prepare_data(args.accessions, args.seed, project)
         if server is not None:
             server.join()

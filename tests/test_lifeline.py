@@ -11,7 +11,22 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+# the stage command: watches its starter, and on the interrupt runs its cleanup as a real command would
+COMMAND = textwrap.dedent(
+    """
+    import sys, time
+    from ms2img.lifeline import watch_parent
+    assert watch_parent("train", 0.1, 5.0)
+    try:
+        time.sleep(120)
+    except KeyboardInterrupt:
+        print("cleanup ran", file=sys.stderr)
+        sys.exit(130)
+    """
+)
 
 
 def _alive(pid: int) -> bool:
@@ -22,21 +37,30 @@ def _alive(pid: int) -> bool:
     return "\nState:\tZ" not in state  # an orphan reaped late is a zombie: it has stopped
 
 
-def test_an_orphaned_stage_command_stops_and_one_run_by_hand_does_not_watch(tmp_path):
-    starter = textwrap.dedent(
+def _starter(tmp_path: Path, through_shell: bool) -> tuple[subprocess.Popen, int]:
+    """A process that starts the command (directly, or under a shell as `dvc repro` does) and prints its pid."""
+    command = [sys.executable, "-c", COMMAND]
+    code = textwrap.dedent(
         f"""
-        import os, subprocess, sys, time
+        import os, shlex, subprocess, sys, time
         env = dict(os.environ, MS2IMG_PARENT_PID=str(os.getpid()), PYTHONPATH={str(ROOT)!r})
-        child = subprocess.Popen([sys.executable, "-c", "import time; from ms2img.lifeline import watch_parent; "
-                                  "assert watch_parent('train', 0.1); time.sleep(120)"], env=env,
-                                 stderr=open({str(tmp_path / "err.txt")!r}, "w"))
+        cmd = {command!r}
+        if {through_shell!r}:
+            cmd = ["sh", "-c", "echo $$; exec " + shlex.join(cmd)]  # the shell's pid is the command's after exec
+        child = subprocess.Popen(cmd, env=env, stderr=open({str(tmp_path / "err.txt")!r}, "w"),
+                                 stdout=subprocess.PIPE, text=True)
         print(child.pid, flush=True)
         time.sleep(120)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE, text=True)
-    child = int(proc.stdout.readline())
-    time.sleep(1.0)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return proc, int(proc.stdout.readline())
+
+
+@pytest.mark.parametrize("through_shell", [False, True], ids=["direct", "under-a-shell"])
+def test_an_orphaned_stage_command_stops_after_its_cleanup(tmp_path, through_shell):
+    proc, child = _starter(tmp_path, through_shell)
+    time.sleep(1.5)
     assert _alive(child)
     os.kill(proc.pid, signal.SIGKILL)  # as `kill -9` of a Dask worker
     proc.wait()
@@ -44,12 +68,26 @@ def test_an_orphaned_stage_command_stops_and_one_run_by_hand_does_not_watch(tmp_
     while _alive(child) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(child), "the orphaned command is still running"
-    err = (tmp_path / "err.txt").read_text()
-    assert "ms2img train: stopped: the process that started it" in err and err.count("\n") == 1
+    err = (tmp_path / "err.txt").read_text().splitlines()
+    assert err[0].startswith("ms2img train: stopped: the process that started it") and err[1] == "cleanup ran"
 
+
+def test_a_command_whose_starter_is_already_gone_stops_at_once(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    env = {**os.environ, "MS2IMG_PARENT_PID": str(gone.pid), "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-c", COMMAND]
+    out = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 143 and "is gone" in out.stderr
+
+
+def test_a_command_run_by_hand_watches_nothing(monkeypatch):
     from ms2img.lifeline import watch_parent
 
-    assert not watch_parent("train")  # this test process was not started with its parent's pid: nothing to watch
+    monkeypatch.delenv("MS2IMG_PARENT_PID", raising=False)
+    assert not watch_parent("train")
+    monkeypatch.setenv("MS2IMG_PARENT_PID", "1")  # alive, but an inherited value naming no ancestor of ours
+    assert not watch_parent("train")
 
 
 def test_the_flow_gives_its_stage_commands_its_pid():

@@ -303,15 +303,16 @@ def plot_metric_boxplots(
 
     ``folds`` is that table (a DataFrame or a path to the CSV): columns ``family`` and the metric columns
     (``auc, balanced_accuracy, mcc, f1`` by default). Every fold of every repeat is a dot over its box.
-    Metrics absent from the table are skipped; MCC and Spearman are drawn on [-1, 1], RMSE and R2 on their own
-    range, the others on [0, 1].
+    Metrics absent from the table, or without one finite value, are skipped; MCC and Spearman are drawn on [-1, 1],
+    RMSE and R2 on their own range, the others on [0, 1].
     """
     import pandas as pd
 
     df = pd.read_csv(folds) if isinstance(folds, str | Path) else pd.DataFrame(folds)
     if df.empty or "family" not in df.columns:
         raise ValueError("folds table needs a 'family' column and at least one row")
-    present = [m for m in metrics if m in df.columns]
+    # a column with no finite value (precision in the top 10% where no fold's top holds enough accessions) is skipped
+    present = [m for m in metrics if m in df.columns and np.isfinite(pd.to_numeric(df[m], errors="coerce")).any()]
     if not present:
         raise ValueError(f"folds table has none of the metric columns {list(metrics)}")
     fams = [

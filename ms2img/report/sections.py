@@ -329,7 +329,9 @@ def table2(inp: ReportInputs) -> str:
         body += [
             (
                 "<h3>Regression assays (labels.mode: regression)</h3><p class='note'>Per fold: mean ± SD [95% "
-                "interval] as above; pooled: every accession's out-of-fold prediction against its measured value "
+                "corrected resampled t interval; Spearman's never narrower than its Fisher-z interval over the "
+                "accessions, RMSE and R² not floored]; pooled: every accession's out-of-fold prediction against its "
+                "measured value "
                 "(Spearman's ρ with a Fisher-z interval from 10 accessions, below that n/a and its permutation p).</p>"
             ),
             table(
@@ -460,7 +462,7 @@ def _permutation_p(p: Any, n_permutations: Any) -> str:
     text = pvalue(p)
     n = n_permutations if isinstance(n_permutations, int) and n_permutations > 0 else None
     if n is not None and isinstance(p, int | float) and abs(float(p) - 1.0 / (n + 1)) < 1e-12:
-        return f"≤ {text} <span class='note'>(floor, {n} permutations)</span>"
+        return f"≤ {1.0 / (n + 1):.2g} <span class='note'>(floor, {n} permutations)</span>"
     return text
 
 

@@ -101,6 +101,8 @@ class CVResult:
         for fam, g in self.folds.groupby("family", sort=False):
             scores = [s for s in scores_of(self.mode) if s in g.columns]  # a table from before a score existed
             entry = {s: corrected_interval(g[s].to_numpy(), self.test_train_ratio, bounds=BOUNDS[s]) for s in scores}
+            if "precision_top10" in entry and g["precision_top10"].isna().any():  # not a mean over a silent subset
+                entry["precision_top10"] = dict.fromkeys(("mean", "sd", "ci_low", "ci_high"), float("nan"))
             if self.protocol is not None:  # five agreeing folds must not claim more than the accessions allow
                 p = self.protocol
                 entry = {s: widen(e, count_floor(s, e["mean"], p.low, p.high)) for s, e in entry.items()}

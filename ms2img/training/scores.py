@@ -31,7 +31,8 @@ from ms2img.training.fold_metrics import predict_labels
 
 SCORES = ("auc", "balanced_accuracy", "mcc", "f1", "precision_top10")  # classification (labels.mode: classification)
 TOP_SHARE = 0.10  # precision_top10: the share of accessions a lab follows up, ranked by P(high)
-TOP_MIN_K = 5  # precision_top10 is reported only when the pooled top 10% holds this many labelled accessions
+# precision_top10: per fold where every fold's top 10% holds this many labelled accessions, pooled where its top does
+TOP_MIN_K = 5
 SPEARMAN_MIN_PAIRS = 10  # no Fisher-z interval for Spearman's rho below this many pairs (Bonett & Wright 2000)
 REGRESSION_SCORES = ("spearman", "rmse", "r2")  # regression (labels.mode: regression), in the assay's units
 BOUNDS = {

@@ -351,17 +351,6 @@ def score_metrics(entry: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def fold_series(entry: Mapping[str, Any], folds: pd.DataFrame, scores: Sequence[str]) -> dict[str, list[float]]:
-    """Each score's per-fold values for the run's step charts, leaving out a score the summary withholds (NaN mean:
-    the top 10% of a fold holds a handful of accessions, see ``scores.TOP_MIN_K``), so MLflow shows no number the card
-    and report refuse to print."""
-    return {
-        f"fold_{s}": folds[s].tolist()
-        for s in scores
-        if s in folds and np.isfinite(float((entry.get(s) or {}).get("mean", np.nan)))
-    }
-
-
 def log_training_run(
     assay: str,
     params: Mapping[str, Any],
@@ -416,7 +405,7 @@ def log_training_run(
                 )
                 child.log_metrics(score_metrics(entry))
                 folds = cv.folds[cv.folds["family"] == fam].reset_index(drop=True)
-                tracking.log_series(fold_series(entry, folds, scores_of(data.mode)))
+                tracking.log_series({f"fold_{s}": folds[s].tolist() for s in scores_of(data.mode)})
                 card = json.loads((saved[fam] / "model.json").read_text())
                 child.log_params({f"hp.{k}": v for k, v in (card.get("hyperparameters") or {}).items()})
                 for path in figures:

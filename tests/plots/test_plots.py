@@ -135,6 +135,7 @@ def test_metric_boxplots_from_folds_csv(tmp_path, monkeypatch):
             "balanced_accuracy": rng.random(),
             "mcc": rng.uniform(-1, 1),
             "f1": rng.random(),
+            "precision_top10": np.nan,  # a fold of 8 has a top 10% of one accession: withheld, no empty panel
             "threshold": 0.5,
             "n_test": 8,
         }
@@ -144,10 +145,13 @@ def test_metric_boxplots_from_folds_csv(tmp_path, monkeypatch):
     ]
     csv = tmp_path / "folds.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
-    text = _texts(lambda: plots.plot_metric_boxplots(csv, tmp_path / "box.png", title="DPPH"), monkeypatch)
+    metrics = (*plots.FOLD_METRICS, "precision_top10")
+    text = _texts(
+        lambda: plots.plot_metric_boxplots(csv, tmp_path / "box.png", title="DPPH", metrics=metrics), monkeypatch
+    )
     for fam in ("cnn", "rf-image", "rf-cosine"):
         assert fam in text
-    assert "MCC" in text and "ROC AUC" in text
+    assert "MCC" in text and "ROC AUC" in text and "Precision, top 10%" not in text
     with pytest.raises(ValueError):
         plots.plot_metric_boxplots(pd.DataFrame({"x": [1]}), tmp_path / "bad.png")
 

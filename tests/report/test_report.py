@@ -420,5 +420,6 @@ def test_paired_table_bolds_only_what_survives_holm_within_the_assay():
 def test_a_permutation_p_at_its_floor_says_so():
     from ms2img.report.sections import _permutation_p
 
-    assert _permutation_p(1 / 51, 50).startswith("≤ 0.020") and "50 permutations" in _permutation_p(1 / 51, 50)
+    assert _permutation_p(1 / 51, 50).startswith("≤ 0.02 ") and "50 permutations" in _permutation_p(1 / 51, 50)
+    assert _permutation_p(1 / 2001, 2000).startswith("≤ 0.0005 ")  # not "≤ < 0.001"
     assert _permutation_p(24 / 51, 50) == "0.471" and _permutation_p(None, 50) == "–"

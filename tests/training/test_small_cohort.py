@@ -313,3 +313,11 @@ def test_agreeing_folds_on_a_large_cohort_are_floored_by_the_accessions():
     lo, hi = auc_interval(0.9012, 80, 78)
     assert auc["ci_low"] <= lo + 1e-3 and auc["ci_high"] >= hi - 1e-3 and hi - lo > 0.08
     assert auc["sd"] < 0.01  # the folds' own spread is kept as measured
+
+
+def test_per_fold_precision_is_withheld_when_some_folds_withhold_it():
+    """203 labelled accessions in 5 folds: tops of 5, 5, 5, 4, 4. A mean over 3 of 5 folds, shown as a per-fold
+    figure, would claim 15 folds' worth of evidence: the pooled figure stands in."""
+    cv = cv_result({"cnn": [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]})
+    cv.folds["precision_top10"] = [1.0, 0.8, np.nan] * 2
+    assert all(np.isnan(v) for v in cv.summary()["families"]["cnn"]["precision_top10"].values())
