@@ -4,7 +4,8 @@ Why: ``kill -9`` of a Dask worker (or of the flow process) orphans the ``ms2img 
 trains on, and Dask then runs the same task again on another worker, so two trainings write one assay's outputs
 at once and MLflow gets every run twice. The starter puts its own pid in ``$MS2IMG_PARENT_PID``
 (``flows.pipeline``); a command that has the starter among its ancestors (directly, or under ``dvc repro``) watches
-it and stops once it has gone: KeyboardInterrupt in the main thread, so ``finally`` blocks and context managers run
+it and stops once it has gone: KeyboardInterrupt in the main thread (raised by a SIGUSR1 handler: Dask workers
+ignore SIGINT, and their children inherit that), so ``finally`` blocks and context managers run
 (MLflow runs end, temporary files go), then a hard exit if the command has not stopped after a grace period. Each
 output is swapped in whole (:mod:`ms2img.atomic`); the stage is left stale and reruns next time. A watcher thread,
 not ``preexec_fn`` or a parent-death signal: the starter runs stages from threads, where ``preexec_fn`` may
@@ -68,6 +69,9 @@ def watch_parent(command: str, poll_seconds: float = POLL_SECONDS, grace_seconds
     if starter not in _ancestors():
         return False  # a variable inherited by something the starter did not start
 
+    # the interrupt comes as SIGUSR1, handled here: a Dask worker ignores SIGINT, and its children inherit that
+    signal.signal(signal.SIGUSR1, _interrupt)
+
     def watch() -> None:
         while _alive(starter):
             time.sleep(poll_seconds)
@@ -77,16 +81,23 @@ def watch_parent(command: str, poll_seconds: float = POLL_SECONDS, grace_seconds
     return True
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _stop(command: str, starter: int, grace_seconds: float) -> None:
-    print(
-        f"ms2img {command}: stopped: the process that started it (pid {starter}) is gone; each output is swapped "
-        "whole, the stage is left stale and reruns next time",
-        file=sys.stderr,
-        flush=True,
-    )
+    try:  # stderr may be a pipe its dead starter was reading: a broken pipe must not stop the stop
+        print(
+            f"ms2img {command}: stopped: the process that started it (pid {starter}) is gone; each output is swapped "
+            "whole, the stage is left stale and reruns next time",
+            file=sys.stderr,
+            flush=True,
+        )
+    except OSError:
+        pass
     if threading.current_thread() is threading.main_thread():
         sys.exit(EXIT_CODE)
-    # SIGINT to the main thread itself, so a blocking call returns at once: KeyboardInterrupt, its finally blocks run
-    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+    # a signal to the main thread itself, so a blocking call returns at once: KeyboardInterrupt, finally blocks run
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
     time.sleep(grace_seconds)
     os._exit(EXIT_CODE)
