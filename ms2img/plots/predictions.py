@@ -237,7 +237,7 @@ def decision_threshold(
     if saved is not None and np.isfinite(saved):
         label = f"saved model's threshold {float(saved):.3g}"
         if band is not None and not band[0] <= saved <= band[1]:  # the final fit's own cut-off, chosen on its own
-            label += f" (the folds' own, at which these dots were scored: {band[0]:.3g}-{band[1]:.3g})"
+            label += "\n(outside the folds' thresholds,\nat which these dots were scored)"
         return float(saved), label, band
     if per_fold:
         med = float(np.median(per_fold))

@@ -95,5 +95,5 @@ def test_a_served_threshold_outside_the_folds_says_the_dots_were_scored_at_their
     from ms2img.plots import decision_threshold
 
     value, label, band = decision_threshold(0.782, [0.17, 0.4, 0.655])
-    assert value == 0.782 and band == (0.17, 0.655) and "scored: 0.17-0.655" in label
+    assert value == 0.782 and band == (0.17, 0.655) and "outside the folds' thresholds" in label
     assert decision_threshold(0.5, [0.17, 0.655])[1] == "saved model's threshold 0.5"
