@@ -45,12 +45,6 @@ def p_of_r(r: np.ndarray, n: int) -> np.ndarray:
         return special.betainc(df / 2.0, 0.5, np.clip(1.0 - np.square(r), 0.0, 1.0))
 
 
-def spearman_rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rho, two-sided p): Pearson on average ranks, rows ranked at once; p from the t distribution (n - 2 d.f., as
-    ``scipy.stats.spearmanr``)."""
-    return pearson_rows(stats.rankdata(x, axis=1), stats.rankdata(y))
-
-
 def orderings_count(y: np.ndarray) -> int:
     """How many distinct orderings the values of ``y`` have: ``n!`` over the factorial of each value's count."""
     import math
@@ -71,7 +65,7 @@ def mirrored(y: np.ndarray) -> bool:
 
 
 def p_method(y: np.ndarray) -> str:
-    """How :func:`activity_scores` computes p for the activity values ``y``, and the smallest p it can give."""
+    """How :func:`correlation_p` computes p for the values ``y``, and the smallest p it can give."""
     n = len(y)
     if n > PERMUTATION_MAX_N:
         return "the t distribution (n - 2 d.f.)"

@@ -38,7 +38,7 @@ def _fmt_pooled(card: dict, key: str) -> str:
         k = m.get("k")
         if not _finite(k):
             return "n/a"
-        return f"{withheld_top(int(k))[:-1]}; reported from {TOP_MIN_K})"
+        return withheld_top(int(k), f"reported from {TOP_MIN_K}")
     text = f"{m['value']:.3f}"
     if _finite(m.get("ci_low")) and _finite(m.get("ci_high")):
         text += f", 95 % CI {m['ci_low']:.3f} to {m['ci_high']:.3f}"

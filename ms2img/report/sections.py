@@ -308,7 +308,7 @@ def table2(inp: ReportInputs) -> str:
             "accessions allows: Newcombe's score interval for AUC, Wilson's for the others). Precision, top 10%: "
             "the share of truly high accessions among the 10% of the labelled accessions with the highest P(high), "
             "what a lab following up the top of the ranking finds; per "
-            f"fold where a test fold's top 10% holds {TOP_MIN_K} accessions, else pooled over every fold's "
+            f"fold where every test fold's top 10% holds {TOP_MIN_K} accessions, else pooled over every fold's "
             "out-of-fold P(high) with its Wilson interval (marked pooled), and not shown when even that top holds "
             f"fewer. Spearman: out-of-fold probability against the raw assay value over all accessions, "
             f"mid-range included, with its Fisher-z interval from {SPEARMAN_MIN_PAIRS} accessions (below: n/a, and "
@@ -332,7 +332,8 @@ def table2(inp: ReportInputs) -> str:
                 "corrected resampled t interval; Spearman's never narrower than its Fisher-z interval over the "
                 "accessions, RMSE and R² not floored]; pooled: every accession's out-of-fold prediction against its "
                 "measured value "
-                "(Spearman's ρ with a Fisher-z interval from 10 accessions, below that n/a and its permutation p).</p>"
+                f"(Spearman's ρ with a Fisher-z interval from {SPEARMAN_MIN_PAIRS} accessions, below that n/a and its "
+                "permutation p).</p>"
             ),
             table(
                 ["assay", "family"] + [label for _, label in REGRESSION_COLUMNS] + ["pooled Spearman ρ", "seconds"],

@@ -139,7 +139,7 @@ def check_json_request(body: bytes, max_rows: int, max_depth: int = MAX_DEPTH) -
 
 
 def check_csv_request(body: bytes, max_rows: int) -> dict[str, Any]:
-    """A CSV body (header + one row per precursor) as the JSON layout ``dataframe_records``, checked the same way.
+    """A CSV body (header + one row per precursor) as the JSON layout ``dataframe_split``, checked the same way.
 
     MLflow's own CSV reader takes an accession named ``NA`` or ``null`` for a missing value and answers text in a
     numeric column with a parser error naming no row; here every cell is read as text, numeric columns become
@@ -156,17 +156,13 @@ def check_csv_request(body: bytes, max_rows: int) -> dict[str, Any]:
     except (csv.Error, UnicodeDecodeError) as exc:
         raise RequestRejected(400, f"body is not valid UTF-8 CSV ({short(str(exc), 120)})") from None
     header, rows = [c.strip() for c in table[0]], table[1:]
-    if len(set(header)) != len(header):
-        twice = sorted({c for c in header if header.count(c) > 1})
-        raise RequestRejected(400, f"duplicated columns {twice}; expected each of {REQUEST_COLUMNS} once")
     short_row = next((i for i, r in enumerate(rows) if len(r) != len(header)), None)
     if short_row is not None:
         raise RequestRejected(400, f"request row {short_row}: {len(rows[short_row])} values under a header of "
                               f"{len(header)} ({header})")  # fmt: skip
     numeric = {i for i, c in enumerate(header) if c in NUMERIC_REQUEST_COLUMNS}
-    records = [{c: _csv_number(v) if i in numeric else v for i, (c, v) in enumerate(zip(header, r, strict=True))}
-               for r in rows]  # fmt: skip
-    return check_payload({"dataframe_records": records}, max_rows)
+    data = [[_csv_number(v) if i in numeric else v for i, v in enumerate(r)] for r in rows]
+    return check_payload({"dataframe_split": {"columns": header, "data": data}}, max_rows)
 
 
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")

@@ -80,9 +80,9 @@ def choose_threshold(y_true: np.ndarray, prob: np.ndarray) -> float:
     return float(mids[best[len(best) // 2]])  # the middle of the best plateau
 
 
-def withheld_top(k: int) -> str:
-    """How a withheld precision in the top 10% reads (card, report): why, with the count."""
-    return f"n/a (top 10% is {k} accession{'s' if k != 1 else ''})"
+def withheld_top(k: int, note: str = "") -> str:
+    """How a withheld precision in the top 10% reads (card, report): why, with the count (and ``note``)."""
+    return f"n/a (top 10% is {k} accession{'s' if k != 1 else ''}{'; ' + note if note else ''})"
 
 
 def precision_at_top(y_true: Sequence[int], prob: Sequence[float], share: float = TOP_SHARE) -> tuple[float, int]:

@@ -201,7 +201,8 @@ def test_csv_body_is_read_as_text_and_checked_like_json():
     with pytest.raises(RequestRejected, match=r"duplicated columns \['msms'\]"):
         check_csv_request(rows.assign(dup=rows["msms"]).to_csv(index=False).replace(",dup", ",msms").encode(), 10)
     underscored = rows.astype({"rt_min": object}).assign(rt_min=["1_5", 2.5, 3.5]).to_csv(index=False).encode()
-    assert check_csv_request(underscored, 10)["dataframe_records"][0]["rt_min"] == "1_5"  # text: the checks name it
+    split = check_csv_request(underscored, 10)["dataframe_split"]
+    assert dict(zip(split["columns"], split["data"][0], strict=True))["rt_min"] == "1_5"  # text: the checks name it
     assert _call(_schema_app(), rows.to_csv(index=False).encode(), b"text/csv") == 200
     assert _call(_schema_app(), b"", b"text/csv") == 400
 
