@@ -91,8 +91,21 @@ def api_port(address: str) -> int:
     """The temporary API's port for the cluster at ``address`` (or any name that stays the same for the workers
     that report to it): the same on every run. A Dask worker's Prefect events
     client is made once per process with the first URL it is given, so a new port per run (Prefect's own choice)
-    left workers that served one flow run sending the next run's task events to a stopped server."""
-    return API_PORTS.start + zlib.crc32(address.encode()) % len(API_PORTS)
+    left workers that served one flow run sending the next run's task events to a stopped server. The host is
+    resolved first, so ``tcp://localhost:8786`` and ``tcp://127.0.0.1:8786`` name one cluster and one port."""
+    return API_PORTS.start + zlib.crc32(_resolved(address).encode()) % len(API_PORTS)
+
+
+def _resolved(address: str) -> str:
+    """``address`` with its host name replaced by its IPv4 address (as written when it does not resolve)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    try:
+        host = socket.gethostbyname(parts.hostname or "")
+    except (OSError, UnicodeError):
+        return address
+    return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
 
 
 API_PORTS = range(9100, 9900)  # outside 8000-8999, where Prefect picks its own temporary servers' ports
