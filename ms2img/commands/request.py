@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ms2img import atomic
-    from ms2img.io.schema import read_events
+    from ms2img.io.schema import one_polarity, read_events
     from ms2img.render.files import event_files
-    from ms2img.serving.request import DEFAULT_MAX_ROWS, events_to_request
+    from ms2img.serving.request import DEFAULT_MAX_ROWS, PARAM_POLARITY, POLARITIES, events_to_request
 
     files = event_files(args.events)
     events = pd.concat([read_events(f) for f in files], ignore_index=True)
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--accessions: {unknown[:5]} not in {args.events} (it holds "
                               f"{events['accession'].nunique()} accessions)")  # fmt: skip
         events = events[events["accession"].astype(str).isin(wanted)]
+    polarity = one_polarity(events["polarity"].unique()) if "polarity" in events else "unknown"
     rows = events_to_request(events)
     undetected = ~(rows["precursor_intensity"] > 0)  # a reader that kept a height-0 row: it would render nothing
     rows = rows[~undetected].reset_index(drop=True)
@@ -66,13 +67,17 @@ def run(args: argparse.Namespace) -> int:
         atomic.write_text(out, rows.to_csv(index=False))
         ctype = "text/csv"
     else:
-        atomic.write_text(out, '{"dataframe_records": ' + rows.to_json(orient="records", double_precision=10) + "}")
+        params = f', "params": {{"{PARAM_POLARITY}": "{polarity}"}}' if polarity in POLARITIES else ""
+        records = rows.to_json(orient="records", double_precision=10)
+        atomic.write_text(out, '{"dataframe_records": ' + records + params + "}")
         ctype = "application/json"
     n_acc = rows["accession"].nunique()
     replicated = int((events.groupby("accession")["replicate"].nunique() > 1).sum())
     averaged = f", replicates averaged in {replicated} (as training images were)" if replicated else ""
     dropped = f"; {int(undetected.sum())} undetected (height 0) left out" if undetected.any() else ""
-    print(f"wrote {out}: {len(rows)} rows (precursors) for {n_acc} accession(s){averaged}{dropped}")
+    mode = f", {polarity} ions" if polarity in POLARITIES else ""
+    said = " (the body says so: a model trained on the other mode refuses it)" if mode and fmt == "json" else ""
+    print(f"wrote {out}: {len(rows)} rows (precursors) for {n_acc} accession(s){mode}{said}{averaged}{dropped}")
     if len(rows) > DEFAULT_MAX_ROWS:
         print(f"  warning: more than {DEFAULT_MAX_ROWS} rows, the server's default limit per request "
               "(serve.max_rows); split it with --accessions")  # fmt: skip

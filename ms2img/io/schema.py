@@ -24,6 +24,7 @@ multiply charged precursor; events written without it read as charge 1. Only the
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +166,13 @@ def polarity_of(text: object) -> str:
     if v.startswith(("pos", "+")) or v.endswith("+"):
         return "positive"
     return "unknown"
+
+
+def one_polarity(polarities: Iterable[object]) -> str:
+    """The ion mode of a set of rows: "positive" or "negative" when every known value agrees, "mixed" when both
+    occur (``ingest.allow_mixed_polarity``), "unknown" when none is known (a model's, a request's)."""
+    known = {p for p in (polarity_of(v) for v in set(polarities)) if p != "unknown"}
+    return known.pop() if len(known) == 1 else ("mixed" if known else "unknown")
 
 
 def events_from_arrays(

@@ -81,8 +81,9 @@ def _cached_requests(accessions: tuple[str, ...], events_dir: Path) -> tuple[tup
     return tuple(out)
 
 
-def _domain_reference(folder: Path, requests: list[tuple[str, pd.DataFrame]]):
-    """The applicability-domain reference of a model from its training accessions' requests (None without)."""
+def _domain_reference(folder: Path, requests: list[tuple[str, pd.DataFrame]], polarity: str = "unknown"):
+    """The applicability-domain reference of a model from its training accessions' requests and ion mode (None
+    without requests)."""
     from ms2img.serving.domain import DomainReference
     from ms2img.serving.predictor import FamilyPredictor
     from ms2img.serving.request import RequestError
@@ -104,8 +105,24 @@ def _domain_reference(folder: Path, requests: list[tuple[str, pd.DataFrame]]):
     if len(xs) < 2:
         return None
     return DomainReference.build(
-        np.stack(xs), np.asarray(n_prec), np.concatenate(mzs), log=predictor.kind == "features"
+        np.stack(xs), np.asarray(n_prec), np.concatenate(mzs), log=predictor.kind == "features", polarity=polarity
     )
+
+
+def training_polarity(accessions: list[str], events_dir: Path | None) -> str:
+    """The ion mode of the training accessions' events (``one_polarity``; only the polarity column is read)."""
+    import pyarrow.parquet as pq
+
+    from ms2img.io.schema import one_polarity
+
+    if events_dir is None:
+        return "unknown"
+    seen: set[str] = set()
+    for acc in accessions:
+        path = Path(events_dir) / f"{acc}.parquet"
+        if path.is_file() and "polarity" in pq.read_schema(path).names:
+            seen.update(str(v) for v in pq.read_table(path, columns=["polarity"]).column(0).unique().to_pylist())
+    return one_polarity(seen)
 
 
 # ----------------------------------------------------------------------------------------------- registration
@@ -163,7 +180,7 @@ def register_family(
     with tempfile.TemporaryDirectory(prefix="ms2img-register-") as tmp:
         staged = Path(tmp) / "model_dir"
         shutil.copytree(model_dir, staged)
-        domain = _domain_reference(staged, requests)
+        domain = _domain_reference(staged, requests, training_polarity(fm.accessions, events_dir))
         if domain is not None:
             from ms2img.serving.domain import FILE
 

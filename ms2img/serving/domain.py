@@ -11,6 +11,10 @@ m/z. A served accession is out of domain when any of these fails:
 * its cosine similarity to the nearest training vector is below the 1st percentile of training-to-training
   nearest-neighbour similarity (``far from every training accession``), or, for a feature family, none of its
   precursors matched a training feature (its vector is all zeros: the forest answers its prior).
+
+The reference also keeps the training ion mode (``polarity``): a request that says it holds the other mode is
+refused outright (:meth:`FamilyPredictor.predict`), since positive- and negative-ion spectra of one extract share
+almost no peaks and the answer would look like any other.
 """
 
 from __future__ import annotations
@@ -42,10 +46,13 @@ class DomainReference:
     min_precursors: float
     mz_low: float
     mz_high: float
+    polarity: str = "unknown"  # the training events' ion mode (ms2img.io.schema.one_polarity)
 
     @classmethod
-    def build(cls, x: np.ndarray, n_precursors: np.ndarray, precursor_mz: np.ndarray, log: bool) -> DomainReference:
-        """From the training accessions' model inputs, precursor counts and all their precursor m/z values."""
+    def build(
+        cls, x: np.ndarray, n_precursors: np.ndarray, precursor_mz: np.ndarray, log: bool, polarity: str = "unknown"
+    ) -> DomainReference:
+        """From the training accessions' model inputs, precursor counts, all their precursor m/z values and ion mode."""
         v = _normalise(x, log)
         if len(v) >= 2:
             sim = v @ v.T
@@ -61,6 +68,7 @@ class DomainReference:
             min_precursors=float(np.percentile(n_precursors, 1, method="lower")) if len(n_precursors) else 0.0,
             mz_low=float(lo),
             mz_high=float(hi),
+            polarity=polarity,
         )
 
     def save(self, path: str | Path) -> Path:
@@ -71,6 +79,7 @@ class DomainReference:
                 vectors=self.vectors,
                 log=np.array(self.log),
                 scalars=np.array([self.sim_p01, self.min_precursors, self.mz_low, self.mz_high]),
+                polarity=np.array(self.polarity),
             )
         return path
 
@@ -78,7 +87,8 @@ class DomainReference:
     def load(cls, path: str | Path) -> DomainReference:
         with np.load(path, allow_pickle=False) as z:
             s = z["scalars"]
-            return cls(z["vectors"], bool(z["log"]), float(s[0]), float(s[1]), float(s[2]), float(s[3]))
+            polarity = str(z["polarity"]) if "polarity" in z.files else "unknown"  # references before it was kept
+            return cls(z["vectors"], bool(z["log"]), float(s[0]), float(s[1]), float(s[2]), float(s[3]), polarity)
 
     def check(
         self, x: np.ndarray, n_precursors: np.ndarray, mz_outside: np.ndarray

@@ -29,8 +29,11 @@ from ms2img.serving.request import (
     DEFAULT_MAX_ROWS,
     PARAM_CLASS_OUT_OF_DOMAIN,
     PARAM_EXPLAIN,
+    PARAM_POLARITY,
+    POLARITIES,
     RequestError,
     parse_request,
+    request_polarity,
 )
 from ms2img.training.fold_metrics import predict_labels
 
@@ -302,7 +305,12 @@ class FamilyPredictor:
         return f"nothing to classify for {len(blank)} accession(s): " + "; ".join(lines)
 
     def predict(
-        self, df: Any, explain: bool = False, class_out_of_domain: bool = False, decimals: int | None = None
+        self,
+        df: Any,
+        explain: bool = False,
+        class_out_of_domain: bool = False,
+        decimals: int | None = None,
+        polarity: str = "",
     ) -> pd.DataFrame:
         """The answer (``FAMILY_RESPONSE_COLUMNS``), one row per accession in the order the request names them;
         RequestError on a bad request.
@@ -311,8 +319,10 @@ class FamilyPredictor:
         (None), unless ``class_out_of_domain``: its "low" would read as a finding when it means "cannot say".
         ``decimals`` rounds the probabilities (the served answer; None keeps the model's numbers, for comparisons).
         With ``explain`` (image families), a ``drivers`` column holds, per accession, the m/z boxes that move its
-        prediction most (a list of objects).
+        prediction most (a list of objects). ``polarity`` (the request's ion mode, "" when not said): refused when
+        the model was trained on the other one.
         """
+        self._check_polarity(polarity)
         inp = self.inputs(df)
         try:
             prob = np.asarray(self._infer(inp["x"]), dtype=float).reshape(-1)
@@ -354,6 +364,16 @@ class FamilyPredictor:
         if len(order) > 1:
             out = out.iloc[order].reset_index(drop=True)
         return out
+
+    def _check_polarity(self, polarity: str) -> None:
+        """RequestError when the request says it holds the ion mode the model was not trained on."""
+        said = request_polarity(polarity)
+        trained = self.domain.polarity if self.domain is not None else "unknown"
+        if said and trained in POLARITIES and said != trained:
+            raise RequestError(
+                f"{PARAM_POLARITY}: the request holds {said} ions; this model was trained on {trained} ions (an "
+                f"extract's {said}- and {trained}-mode spectra share almost no peaks: the answer would mean nothing)"
+            )
 
     def _value_answer(
         self, inp: dict[str, Any], value: np.ndarray, flags: np.ndarray, notes: list[str], out_of_domain: bool,
@@ -406,7 +426,7 @@ class FamilyPyfunc(mlflow.pyfunc.PythonModel):
     """The registered pyfunc of every family (logged from code, ``ms2img/serving/pyfunc_model.py``: no pickle).
 
     Artifacts: ``model_dir`` (the FamilyModel folder plus ``domain.npz``). Model config: ``model_version``,
-    ``max_rows``, ``max_fragments``. Params (per request): ``explain``, ``class_out_of_domain``.
+    ``max_rows``, ``max_fragments``. Params (per request): ``explain``, ``class_out_of_domain``, ``polarity``.
     """
 
     def load_context(self, context) -> None:
@@ -433,6 +453,7 @@ class FamilyPyfunc(mlflow.pyfunc.PythonModel):
                 explain=bool(params.get(PARAM_EXPLAIN, False)),
                 class_out_of_domain=bool(params.get(PARAM_CLASS_OUT_OF_DOMAIN, False)),
                 decimals=PROBABILITY_DECIMALS,
+                polarity=params.get(PARAM_POLARITY) or "",
             )
         except RequestError as exc:
             raise MlflowException(str(exc), error_code=INVALID_PARAMETER_VALUE) from None
@@ -484,9 +505,13 @@ def request_signature(mode: str = "classification"):
 
 
 def _request_params():
-    """``{"params": {"explain": true, "class_out_of_domain": true}}`` in a request body."""
+    """``{"params": {"explain": true, "class_out_of_domain": true, "polarity": "negative"}}`` in a request body."""
     from mlflow.types import ParamSchema, ParamSpec
 
     return ParamSchema(
-        [ParamSpec(PARAM_EXPLAIN, "boolean", False), ParamSpec(PARAM_CLASS_OUT_OF_DOMAIN, "boolean", False)]
+        [
+            ParamSpec(PARAM_EXPLAIN, "boolean", False),
+            ParamSpec(PARAM_CLASS_OUT_OF_DOMAIN, "boolean", False),
+            ParamSpec(PARAM_POLARITY, "string", ""),
+        ]
     )

@@ -15,17 +15,20 @@ import pandas as pd
 
 from ms2img.errors import Ms2ImgError
 from ms2img.io.msms import MsmsFormatError, parse_msms_column
-from ms2img.io.schema import EVENT_COLUMNS, MAX_INTENSITY, coerce_events
+from ms2img.io.schema import EVENT_COLUMNS, MAX_INTENSITY, coerce_events, polarity_of
 
 REQUEST_COLUMNS = ["accession", "precursor_mz", "precursor_intensity", "rt_min", "msms"]
 NUMERIC_REQUEST_COLUMNS = ["precursor_mz", "precursor_intensity", "rt_min"]
 DEFAULT_MAX_ROWS = 200_000
 # Request params (``{"params": {...}}`` beside the rows, MLflow's pyfunc params, declared in the model signature):
-# booleans, false when left out. MLflow drops a param its signature lacks with a log line only, so the guard
-# (:func:`check_params`) refuses one: a misspelt ``class_out_of_domian`` silently answered without a class.
+# booleans, false when left out, and the request's ion mode (``polarity``: "positive" or "negative", checked against
+# the model's). MLflow drops a param its signature lacks with a log line only, so the guard (:func:`check_params`)
+# refuses one: a misspelt ``class_out_of_domian`` silently answered without a class.
 PARAM_EXPLAIN = "explain"
 PARAM_CLASS_OUT_OF_DOMAIN = "class_out_of_domain"
-REQUEST_PARAMS = (PARAM_EXPLAIN, PARAM_CLASS_OUT_OF_DOMAIN)
+PARAM_POLARITY = "polarity"
+REQUEST_PARAMS = (PARAM_EXPLAIN, PARAM_CLASS_OUT_OF_DOMAIN, PARAM_POLARITY)
+POLARITIES = ("positive", "negative")
 DEFAULT_MAX_FRAGMENTS = 5_000_000
 
 
@@ -53,9 +56,20 @@ def check_params(params: Any) -> None:
     unknown = [str(k) for k in params if k not in REQUEST_PARAMS]
     if unknown:
         raise RequestError(f"unknown params {unknown[:5]}; known: {list(REQUEST_PARAMS)}")
-    wrong = [k for k, v in params.items() if not isinstance(v, bool)]
+    wrong = [k for k, v in params.items() if k != PARAM_POLARITY and not isinstance(v, bool)]
     if wrong:
         raise RequestError(f"param {wrong[0]!r} must be true or false, got {short(params[wrong[0]])}")
+    if PARAM_POLARITY in params:
+        request_polarity(params[PARAM_POLARITY])
+
+
+def request_polarity(value: Any) -> str:
+    """The ``polarity`` param as "positive", "negative" or "" (not given); RequestError for anything else."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str) and polarity_of(value) in POLARITIES:
+        return polarity_of(value)
+    raise RequestError(f"param {PARAM_POLARITY!r} must be one of {list(POLARITIES)} (or +, -), got {short(value)}")
 
 
 def parse_msms(msms: pd.Series, max_fragments: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

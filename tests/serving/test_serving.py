@@ -306,9 +306,11 @@ def test_request_command_writes_the_body_training_would_have_rendered(tmp_path, 
     write_events(events, tmp_path / "events" / "X.parquet")
     out = tmp_path / f"body{suffix}"
     assert main(["request", str(tmp_path / "events"), "--out", str(out)]) == 0
-    assert "3 rows (precursors) for 1 accession(s), replicates averaged in 1" in capsys.readouterr().out
+    assert "3 rows (precursors) for 1 accession(s), negative ions" in capsys.readouterr().out
     if suffix == ".json":
-        sent = pd.DataFrame(json.loads(out.read_text())["dataframe_records"])
+        body = json.loads(out.read_text())
+        assert body["params"] == {"polarity": "negative"}  # the events' ion mode: a positive-mode model refuses it
+        sent = pd.DataFrame(body["dataframe_records"])
     else:
         sent = pd.read_csv(out, dtype={"accession": str})
     expected = events_to_request(events)
@@ -535,6 +537,8 @@ def test_guard_checks_instances_payloads_like_the_others(key, payload, words):
     [
         ({"class_out_of_domian": True}, "unknown params ['class_out_of_domian']; known: ['explain', 'class_out_of"),
         ({"explain": "yes"}, "param 'explain' must be true or false, got 'yes'"),
+        ({"polarity": "sideways"}, "param 'polarity' must be one of ['positive', 'negative'] (or +, -), got 'sid"),
+        ({"polarity": True}, "param 'polarity' must be one of"),
         ([True], "'params' must be an object"),
     ],
 )
@@ -546,7 +550,7 @@ def test_guard_refuses_params_mlflow_would_drop(params, words):
     with pytest.raises(RequestRejected) as info:
         check_json_request(_body({"dataframe_records": rows, "params": params}), max_rows=10)
     assert info.value.status == 400 and words in info.value.message
-    ok = {"dataframe_records": rows, "params": {"explain": False, "class_out_of_domain": True}}
+    ok = {"dataframe_records": rows, "params": {"explain": False, "class_out_of_domain": True, "polarity": "neg"}}
     assert check_json_request(_body(ok), max_rows=10)["params"] == ok["params"]
 
 
@@ -643,3 +647,42 @@ def test_a_feature_vector_that_matched_nothing_is_named_out_of_domain():
     flags, notes, _ = reference.check(np.zeros((1, 3)), np.array([10]), np.zeros(1))
     assert not flags[0] and "none of its precursors matched a training feature" in notes[0]
     assert "nearest similarity" not in notes[0]
+
+
+def test_a_request_in_the_other_ion_mode_is_refused_not_answered(tmp_path):
+    """Positive- and negative-ion spectra of one extract share almost no peaks: a model trained on one mode gave the
+    other mode's rows a probability that looked like any other. The request's ``polarity`` param is checked against
+    the training events' mode, which the domain reference keeps (a reference saved before it was kept: unknown)."""
+    from mlflow.exceptions import MlflowException
+
+    from ms2img.serving.domain import DomainReference
+
+    images = np.random.default_rng(0).random((3, SMALL.height * SMALL.width))
+    reference = DomainReference.build(images, np.array([1, 1, 1]), np.array([100.0, 1500.0]), False, "negative")
+    loaded = DomainReference.load(reference.save(tmp_path / "domain.npz"))
+    assert loaded.polarity == "negative"
+    model = _pyfunc()
+    model.predictor.domain = loaded
+    df = request_rows()
+    with pytest.raises(MlflowException, match="the request holds positive ions; this model was trained on negative"):
+        model.predict(None, df, params={"polarity": "positive"})
+    for said in ("negative", "-", "", None):  # the same mode, or not said: answered
+        assert len(model.predict(None, df, params={"polarity": said})) == df["accession"].nunique()
+    with np.load(tmp_path / "domain.npz") as z:
+        older = {k: z[k] for k in z.files if k != "polarity"}
+    np.savez_compressed(tmp_path / "old.npz", **older)
+    assert DomainReference.load(tmp_path / "old.npz").polarity == "unknown"
+
+
+def test_training_polarity_reads_the_ion_mode_of_the_training_events(tmp_path):
+    from ms2img.io.schema import one_polarity, write_events
+    from ms2img.registry.registration import training_polarity
+
+    events = _replicated_events()
+    write_events(events, tmp_path / "A.parquet")
+    write_events(events.assign(accession="B", polarity="unknown"), tmp_path / "B.parquet")
+    assert training_polarity(["A", "B"], tmp_path) == "negative"
+    write_events(events.assign(accession="C", polarity="positive"), tmp_path / "C.parquet")
+    assert training_polarity(["A", "C"], tmp_path) == "mixed"
+    assert training_polarity(["A"], None) == "unknown"
+    assert one_polarity(["[M+H]+", "unknown", "Positive"]) == "positive" and one_polarity([]) == "unknown"

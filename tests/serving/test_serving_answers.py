@@ -48,6 +48,7 @@ def _predictor(prob: dict[str, float], in_domain: dict[str, bool] | None = None)
         predictor.domain = SimpleNamespace(
             mz_outside=lambda codes, n, mz: np.zeros(n),
             check=lambda x, n_prec, outside: (flags(), notes(), np.ones(len(ids))),
+            polarity="unknown",
         )
     return predictor
 
