@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -81,9 +82,12 @@ def _cached_requests(accessions: tuple[str, ...], events_dir: Path) -> tuple[tup
     return tuple(out)
 
 
-def _domain_reference(folder: Path, requests: list[tuple[str, pd.DataFrame]], polarity: str = "unknown"):
-    """The applicability-domain reference of a model from its training accessions' requests and ion mode (None
-    without requests)."""
+def _domain_reference(
+    folder: Path, requests: list[tuple[str, pd.DataFrame]], polarity: str = "unknown", injections: Any = None
+):
+    """The applicability-domain reference of a model from its training accessions' requests, ion mode and
+    precursors per injection (:func:`training_events_profile`; the requests' counts without them); None without
+    requests."""
     from ms2img.serving.domain import DomainReference
     from ms2img.serving.predictor import FamilyPredictor
     from ms2img.serving.request import RequestError
@@ -104,25 +108,43 @@ def _domain_reference(folder: Path, requests: list[tuple[str, pd.DataFrame]], po
         mzs.append(inp["mz"])
     if len(xs) < 2:
         return None
+    floor = np.asarray(injections) if injections is not None and len(injections) else np.asarray(n_prec)
     return DomainReference.build(
-        np.stack(xs), np.asarray(n_prec), np.concatenate(mzs), log=predictor.kind == "features", polarity=polarity
+        np.stack(xs), floor, np.concatenate(mzs), log=predictor.kind == "features", polarity=polarity
     )
 
 
-def training_polarity(accessions: list[str], events_dir: Path | None) -> str:
-    """The ion mode of the training accessions' events (``one_polarity``; only the polarity column is read)."""
+def training_events_profile(accessions: list[str], events_dir: str | Path | None) -> tuple[str, np.ndarray]:
+    """``(ion mode, precursors per injection)`` of the training accessions' events: what the domain reference
+    takes from the events rather than from the (replicate-merged) requests.
+
+    Why per injection. A training accession merges its injections (the union of their precursors), while a lab
+    often sends one injection of a new extract: in an aligned export (the GNPS PASEF set, 4 injections per
+    extract) one injection holds 814-839 precursors and a merged accession 832-842, so a floor counted on merged
+    accessions called ordinary single injections "too few precursors".
+    """
     import pyarrow.parquet as pq
 
     from ms2img.io.schema import one_polarity
+    from ms2img.render.scaling import MERGE_MZ_DECIMALS  # a precursor as the renderer merges replicates
 
     if events_dir is None:
-        return "unknown"
+        return "unknown", np.zeros(0)
     seen: set[str] = set()
+    counts: list[int] = []
+    wanted = ["replicate", "feature_id", "precursor_mz", "precursor_intensity", "polarity"]
     for acc in accessions:
         path = Path(events_dir) / f"{acc}.parquet"
-        if path.is_file() and "polarity" in pq.read_schema(path).names:
-            seen.update(str(v) for v in pq.read_table(path, columns=["polarity"]).column(0).unique().to_pylist())
-    return one_polarity(seen)
+        if not path.is_file():
+            continue
+        ev = pq.read_table(path, columns=[c for c in wanted if c in pq.read_schema(path).names]).to_pandas()
+        if "polarity" in ev:
+            seen.update(str(v) for v in ev["polarity"].unique())
+        detected = ev[ev["precursor_intensity"] > 0]
+        precursor = [detected["feature_id"].astype(str), detected["precursor_mz"].round(MERGE_MZ_DECIMALS)]
+        per_injection = detected.groupby([detected["replicate"].astype(str), *precursor]).size().groupby(level=0).size()
+        counts.extend(int(n) for n in per_injection)
+    return one_polarity(seen), np.asarray(counts, dtype=np.int64)
 
 
 # ----------------------------------------------------------------------------------------------- registration
@@ -180,7 +202,7 @@ def register_family(
     with tempfile.TemporaryDirectory(prefix="ms2img-register-") as tmp:
         staged = Path(tmp) / "model_dir"
         shutil.copytree(model_dir, staged)
-        domain = _domain_reference(staged, requests, training_polarity(fm.accessions, events_dir))
+        domain = _domain_reference(staged, requests, *training_events_profile(fm.accessions, events_dir))
         if domain is not None:
             from ms2img.serving.domain import FILE
 

@@ -3,10 +3,11 @@
 At registration the training accessions are pushed through the same serving path as a request (raw peaks ->
 image or matched feature vector) and a reference is stored with the model (``domain.npz``): the training vectors
 (L2-normalised, float16), the 1st percentile of each training accession's cosine similarity to its nearest other
-training accession, the 1st percentile of the training precursor counts and the central 99 % of training precursor
-m/z. A served accession is out of domain when any of these fails:
+training accession, the 1st percentile of the training injections' precursor counts (per injection, not per merged
+accession: a lab may send one injection) and the central 99 % of training precursor m/z. A served accession is out
+of domain when any of these fails:
 
-* fewer precursors with MS/MS than the 1st percentile of the training accessions (``too few precursors``),
+* fewer precursors with MS/MS than the 1st percentile of the training injections (``too few precursors``),
 * more than 20 % of its precursors outside the training m/z range (``m/z range``),
 * its cosine similarity to the nearest training vector is below the 1st percentile of training-to-training
   nearest-neighbour similarity (``far from every training accession``), or, for a feature family, none of its
@@ -52,7 +53,8 @@ class DomainReference:
     def build(
         cls, x: np.ndarray, n_precursors: np.ndarray, precursor_mz: np.ndarray, log: bool, polarity: str = "unknown"
     ) -> DomainReference:
-        """From the training accessions' model inputs, precursor counts, all their precursor m/z values and ion mode."""
+        """From the training accessions' model inputs, precursor counts (per injection where known), all their
+        precursor m/z values and ion mode."""
         v = _normalise(x, log)
         if len(v) >= 2:
             sim = v @ v.T
@@ -102,7 +104,7 @@ class DomainReference:
             if n_precursors[k] < self.min_precursors:
                 why.append(
                     f"too few precursors ({int(n_precursors[k])} < {self.min_precursors:.0f}, "
-                    "the 1st percentile of training accessions)"
+                    "the 1st percentile of training injections)"
                 )
             if mz_outside[k] > MZ_OUTSIDE_MAX:
                 why.append(
