@@ -183,9 +183,43 @@ def is_up_to_date(names: list[str], cwd: str | Path | None = None, with_deps: bo
 
 def repro(*names: str, cwd: str | Path | None = None, echo=None, single: bool = False) -> str:
     """``dvc repro`` the named stages (and what they depend on, unless ``single``: then those stages alone, as
-    ``--single-item``); ``echo`` receives progress lines as they come."""
+    ``--single-item``); ``echo`` receives progress lines as they come. When a stage fails, the outputs DVC
+    removed before running it come back from the cache (:func:`restore_removed_outputs`)."""
     exe = shutil.which("dvc", path=_env()["PATH"]) or "dvc"
-    return run([exe, "repro", *(["--single-item"] if single else []), *names], cwd=cwd, echo=echo)
+    try:
+        return run([exe, "repro", *(["--single-item"] if single else []), *names], cwd=cwd, echo=echo)
+    except StageFailed:
+        restored = restore_removed_outputs(cwd)
+        if restored:
+            log.warning("the failed stage's outputs %s are back as dvc.lock records them (the last good run)", restored)
+        raise
+
+
+def restore_removed_outputs(cwd: str | Path | None = None) -> list[str]:
+    """Check out from the DVC cache every output dvc.lock records that is missing from the workspace.
+
+    Why. ``dvc repro`` deletes a stage's outputs before its command runs, so a stage that then fails (a truncated
+    export in ingest, a killed render) left the project without its last good events or images, though dvc.lock
+    and the cache still hold them. Only missing paths are checked out: what the failed command wrote itself (the
+    validation report of a failed validation) stays for the user to read.
+    """
+    import yaml
+
+    root = project_dir(cwd)
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return []
+    stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages") or {}
+    recorded = {out["path"] for stage in stages.values() for out in stage.get("outs") or []}
+    missing = sorted(path for path in recorded if not (root / path).exists())
+    if not missing:
+        return []
+    try:
+        dvc("checkout", *missing, cwd=root)
+    except StageFailed as exc:  # e.g. a cache cleaned by `dvc gc`: say so, the stage's own failure is what is raised
+        log.warning("could not restore %s from the DVC cache: %s", missing, str(exc).splitlines()[-1])
+        return []
+    return [path for path in missing if (root / path).exists()]
 
 
 def commit(*names: str, cwd: str | Path | None = None) -> str:

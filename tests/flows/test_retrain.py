@@ -236,6 +236,29 @@ def test_stage_commands_run_as_argument_lists_without_a_shell(tmp_path):
     assert "line 39" in str(info.value) and "line 5\n" not in str(info.value)  # the tail only
 
 
+def test_a_failed_stage_gets_the_outputs_dvc_removed_back(tmp_path):
+    """``dvc repro`` deletes a stage's outputs before its command runs: a stage that then failed (a truncated
+    export in ingest) left the project without its last good events. The flows' repro checks them out again; what
+    the failed command wrote itself, and a ``persist`` output DVC never removed, stay as they are."""
+    import subprocess
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  copy:\n    cmd: grep -q good src.txt && echo failed-run > note.txt && cp src.txt out.txt\n"
+        "    deps: [src.txt]\n    outs: [out.txt, {note.txt: {cache: false, persist: true}}]\n"
+    )
+    pipeline.dvc("init", "-q", cwd=tmp_path)
+    (tmp_path / "src.txt").write_text("good\n")
+    pipeline.repro("copy", cwd=tmp_path)
+    (tmp_path / "note.txt").write_text("last good report\n")
+    (tmp_path / "src.txt").write_text("bad\n")
+    with pytest.raises(pipeline.StageFailed, match="failed to reproduce 'copy'"):
+        pipeline.repro("copy", cwd=tmp_path)
+    assert (tmp_path / "out.txt").read_text() == "good\n"  # back from the cache, as dvc.lock records it
+    assert (tmp_path / "note.txt").read_text() == "last good report\n"  # persist: never removed
+    assert pipeline.restore_removed_outputs(tmp_path) == []  # nothing missing: nothing checked out
+
+
 def _fragment_above_precursor(text: str) -> str:
     """An export whose MS/MS spectra all have their fragments far above the precursor (validation must reject it,
     whatever share of isotope peaks above the precursor ``validate.max_above_precursor_share`` tolerates)."""
