@@ -69,6 +69,18 @@ def read_csv_strings(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(records, columns=header, index=pd.Index(lines, dtype="int64"), dtype=object)
 
 
+def _missing_column(column: str, header: list[str]) -> str:
+    """Why a column is missing, in the words of the file: the header as read, and a separator that is not a comma
+    (a spreadsheet's ``;`` export reads as one column) or the closest name (a misspelt header)."""
+    import difflib
+
+    said = f"no column '{column}' in the header {header[:8]}"
+    if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
+        return f"{said}: the file is not comma-separated (save it as CSV with commas)"
+    close = difflib.get_close_matches(column, header, n=1, cutoff=0.6)
+    return f"{said} (did you mean '{close[0]}'?)" if close else said
+
+
 def _assay_columns(df: pd.DataFrame, assays: Sequence[str] | None) -> list[str]:
     """The assay columns present (all but ``accession`` unless ``assays`` names them)."""
     wanted = list(assays) if assays is not None else [c for c in df.columns if c != "accession"]
@@ -104,8 +116,8 @@ def _column_entry(
 def _constant_checks(df: pd.DataFrame, path: Path, assays: Sequence[str] | None):
     """Per assay column: at least two different values among its numbers, else no classifier can be trained on it
     (training would stop at labelling). Yields ``(failure or None, expectation entry)``; the failure names file,
-    column and the value. Cells that are not finite numbers are left to the other checks (empty stays "not
-    empty"'s, ``n/a`` the regex's, ``1e400`` the magnitude check's), and a column with fewer than two numbers is
+    column and the value. Cells that are not finite numbers are left to the other checks (empty: "not measured",
+    a warning; ``n/a`` the regex's, ``1e400`` the magnitude check's), and a column with fewer than two numbers is
     not called constant here."""
     for a in _assay_columns(df, assays):
         cells = df[a]
@@ -193,6 +205,7 @@ def validate_assays(
         raise InputFileError(path, f"{side[1]}; assays.csv is accession and one column per assay", line=1)
     checks = suites.assays_checks(list(df.columns), assays, accessions)
     failures: list[Failure] = []
+    warnings: list[Failure] = []  # warning-severity checks (an assay not measured on an accession): counted only
     expectations: list[dict[str, Any]] = []
     for o in suites.run_checks("assays", df, checks):
         expectations.append(expectation_entry("assays", o, 0 if o.success else 1))
@@ -209,14 +222,14 @@ def validate_assays(
         )
         if o.expectation == "expect_column_to_exist":
             f.row_kind, f.rows, f.values = "line", [1], [o.check.column]
-            f.error = None
+            f.error = _missing_column(o.check.column, list(map(str, df.columns)))
         elif o.missing_values:
             f.values = sorted(map(str, o.missing_values))[:MAX_LISTED]
         elif o.index_list:
             f.row_kind = "line"
             f.rows = [int(i) for i in o.index_list[:MAX_LISTED]]
             f.values = list(o.values[:MAX_LISTED])
-        failures.append(f)
+        (warnings if o.check.severity == "warning" else failures).append(f)
     for f, entry in chain(_magnitude_checks(df, path, assays), _constant_checks(df, path, assays)):
         expectations.append(entry)
         if f is not None:
@@ -239,6 +252,7 @@ def validate_assays(
         success=not failures,
         expectations=expectations,
         failures=failures,
+        warnings=warnings,
         statistics=stats,
         accessions=sorted(acc),
     )

@@ -210,6 +210,9 @@ def run_validation(
         message = f"validation passed: {len(remaining)} accession(s), {events.statistics['rows']:,} rows"
         if assay_res:
             message += f", {assay_res.statistics['rows']} assay rows"
+            not_measured = [f"{w.column} on {w.unexpected_count}" for w in assay_res.warnings]
+            if not_measured:  # empty cells: those accessions sit out that assay's training
+                message += f" (not measured, left out of that assay: {', '.join(not_measured)})"
         if quarantined:
             message += f"; quarantined {len(quarantined)}: {', '.join(q['accession'] for q in quarantined)}"
         message += _physics_note(events, max_above_precursor_share)

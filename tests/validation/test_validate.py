@@ -235,7 +235,6 @@ def test_no_events_files_is_an_input_error(tmp_path):
         ('accession,DPPH,TPC\nACC1,0.1,1\nACC2,"0,5",2\nACC3,3,3\n', ASSAYS, "line 3", "match_regex", "'0,5'"),
         ("accession,DPPH,TPC\nACC1,0.1,1\n\nACC2,n/a,2\nACC3,3,3\n", ASSAYS, "line 4", "match_regex", "'n/a'"),
         ("accession,DPPH,TPC\nACC1,0.1,1\nACC2,NaN,2\nACC3,3,3\n", ASSAYS, "line 3", "match_regex", "'NaN'"),
-        ("accession,DPPH,TPC\nACC1,0.1,1\nACC2,,2\nACC3,3,3\n", ASSAYS, "line 3", "not_be_null", "None"),
         ("accession,DPPH,TPC\nACC1,1,1\nACC2,2,2\nACC3,3,3\nACC2,4,4\n", ASSAYS, "lines 3, 5", "be_unique", "'ACC2'"),
         ("accession,DPPH,TPC\nACC1,1,1\nACC2,2,2\n", ASSAYS, "assays.csv:", "contain_set", "'ACC3'"),
         ("accession,DPPH,TPC\nACC1,1,1\nACC2,2,2\nACC3,3,3\nACC9,1,1\n", ASSAYS, "line 5", "be_in_set", "'ACC9'"),
@@ -469,22 +468,33 @@ def test_only_the_columns_asked_for_are_checked(cohort):
 
 
 @pytest.mark.parametrize(
-    ("csv_text", "constant"),
+    ("csv_text", "constant", "unreadable"),
     [
-        ("accession,DPPH,TPC\nACC1,1,1\nACC2,,2\nACC3,1,3\n", True),  # empty cell: "not empty" fails, still constant
-        ("accession,DPPH,TPC\nACC1,1,1\nACC2,NaN,2\nACC3,1,3\n", True),  # NaN: the regex fails, still constant
-        ("accession,DPPH,TPC\nACC1,1,1\nACC2,,2\nACC3,2,3\n", False),  # two values around an empty cell
-        ("accession,DPPH,TPC\nACC1,1,1\nACC2,,2\nACC3,n/a,3\n", False),  # one number is not "constant"
-        ("accession,DPPH,TPC\nACC1,1,1\nACC2,1e400,2\nACC3,1,3\n", True),  # overflow: the magnitude check's
+        ("accession,DPPH,TPC\nACC1,1,1\nACC2,,2\nACC3,1,3\n", True, False),  # empty cell: a warning, still constant
+        ("accession,DPPH,TPC\nACC1,1,1\nACC2,NaN,2\nACC3,1,3\n", True, True),  # NaN: the regex fails, still constant
+        ("accession,DPPH,TPC\nACC1,1,1\nACC2,,2\nACC3,2,3\n", False, False),  # two values around an empty cell
+        ("accession,DPPH,TPC\nACC1,1,1\nACC2,,2\nACC3,n/a,3\n", False, True),  # one number is not "constant"
+        ("accession,DPPH,TPC\nACC1,1,1\nACC2,1e400,2\nACC3,1,3\n", True, True),  # overflow: the magnitude check's
     ],
 )
-def test_missing_and_unreadable_cells_keep_their_own_checks(cohort, csv_text, constant):
-    """NaN handling as before: empty and non-numeric cells fail their own checks and are not values here."""
+def test_missing_and_unreadable_cells_keep_their_own_checks(cohort, csv_text, constant, unreadable):
+    """Non-numeric cells fail their own checks, empty ones (not measured) are a warning; neither is a value here."""
     cohort["assays"].write_text(csv_text, encoding="utf-8")
     res = validate_assays(cohort["assays"], accessions=ACCESSIONS, assays=["DPPH", "TPC"])
     others = [f for f in res.failures if f not in _constant_failures(res)]
-    assert others and {f.column for f in others} == {"DPPH"}  # the empty / NaN / n/a / 1e400 cells, as before
+    assert bool(others) is unreadable and {f.column for f in others} <= {"DPPH"}  # the NaN / n/a / 1e400 cells
     assert bool(_constant_failures(res)) is constant
+
+
+def test_an_assay_not_measured_on_every_accession_passes_with_a_warning(cohort):
+    """An empty cell is "not measured" (training leaves that accession out of that assay): a lab that has not run
+    every assay on every extract is told where, not stopped before training."""
+    cohort["assays"].write_text("accession,DPPH,TPC\nACC1,0.1,1\nACC2,,2\nACC3,3,3\n", encoding="utf-8")
+    res = validate_assays(cohort["assays"], accessions=ACCESSIONS, assays=["DPPH", "TPC"])
+    assert res.success and not res.failures
+    [warning] = res.warnings
+    assert warning.column == "DPPH" and warning.unexpected_count == 1
+    assert run(cohort).success
 
 
 def test_a_varied_cohort_still_passes(cohort):
@@ -502,3 +512,19 @@ def test_cli_validates_a_lab_export_as_ingest_would_read_it(test_data, capsys, t
     assert (tmp_path / "reports" / "validation.json").exists() and not list(tmp_path.glob("*.parquet"))
     assert main(["validate", str(export), "--policy", "quarantine"]) == 2
     assert "ingest the export first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("header", "words"),
+    [
+        ("accession,DPPH,TFC", "no column 'TPC' in the header ['accession', 'DPPH', 'TFC'] (did you mean 'TFC'?)"),
+        ("accession;DPPH;TPC", "the file is not comma-separated (save it as CSV with commas)"),
+    ],
+)
+def test_a_missing_assay_column_says_what_the_header_holds(cohort, header, words):
+    """A misspelt or semicolon-separated header read as "column 'TPC' present: 1 unexpected, values 'TPC'", as if
+    'TPC' were the bad value."""
+    body = "".join(f"\n{a}{header[9]}1{header[9]}2" for a in ACCESSIONS)
+    cohort["assays"].write_text(header + body + "\n", encoding="utf-8")
+    msg = failed_message(cohort)
+    assert words in msg and "unexpected, values 'TPC'" not in msg, msg
