@@ -21,6 +21,7 @@ from ms2img.commands.init import (
     init_project,
     parse_assays,
     project_dvc_yaml,
+    project_paper_profile,
     project_params,
     template_text,
     write_version_file,
@@ -66,6 +67,46 @@ def test_project_params_hold_the_assays_and_nothing_of_the_demo():
     assert params["features"]["mz_sigma_ppm"] is None and "mz_sigma_ppm: null" in project_params(["heat"])
 
 
+def test_project_paper_profile_studies_the_projects_assays_only():
+    """The paper profile of a lab's project names its assays, not the paper's (no resolution@DPPH in a heat project);
+    every other line stays the checkout's."""
+    repo = yaml.safe_load((REPO / "profiles/paper.yaml").read_text())
+    text = project_paper_profile(["heat", "1.5"])
+    profile = yaml.safe_load(text)
+    assert profile["resolution.assays"] == ["heat", "1.5"]
+    assert {k: v for k, v in profile.items() if k != "resolution.assays"} == {
+        k: v for k, v in repo.items() if k != "resolution.assays"
+    }
+    assert text.startswith("# The paper's protocol") and "DPPH" not in text
+
+
+def test_project_units_are_a_placeholder_that_does_not_repeat_the_assay():
+    for assay in ("activity", "heat"):
+        units = yaml.safe_load(project_params([assay]))["labels"]["units"][assay]
+        assert units == "units" and assay not in units and "activity" not in units
+    assert "replace 'units'" in project_params(["activity"])
+
+
+def test_profile_naming_assays_the_project_lacks_is_refused(tmp_path, capsys):
+    """An older init copied the paper's own profile: applying it would plan resolution@DPPH in a heat project."""
+    from ms2img.cli import main
+
+    (tmp_path / "params.yaml").write_text(project_params(["heat"]))
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles/paper.yaml").write_text(template_text("paper.yaml"))
+    before = (tmp_path / "params.yaml").read_text()
+    assert main(["profile", "paper", "--apply", "--params", str(tmp_path / "params.yaml")]) == 2
+    err = capsys.readouterr().err
+    line = 1 + template_text("paper.yaml").splitlines().index(
+        next(ln for ln in template_text("paper.yaml").splitlines() if ln.startswith("resolution.assays"))
+    )
+    assert f"paper.yaml, line {line}: resolution.assays names DPPH" in err and "[heat]" in err
+    assert len(err.strip().splitlines()) == 1 and (tmp_path / "params.yaml").read_text() == before
+    (tmp_path / "profiles/paper.yaml").write_text(project_paper_profile(["heat"]))
+    assert main(["profile", "paper", "--apply", "--params", str(tmp_path / "params.yaml")]) == 0
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text())["resolution"]["assays"] == ["heat"]
+
+
 def test_assay_names_are_checked():
     assert parse_assays(" DPPH, TPC ") == ["DPPH", "TPC"]
     for bad, said in [("", "at least one"), ("a b", "not a usable name"), ("x,x", "given twice"),
@@ -88,6 +129,8 @@ def test_init_makes_a_git_and_dvc_project_and_refuses_a_second_time(tmp_path):
         and "remote = local" in (root / ".dvc/config").read_text()
     )
     assert "ms2img retrain" in (root / "README.md").read_text()
+    assert "labels.units" in (root / "README.md").read_text()
+    assert yaml.safe_load((root / "profiles/paper.yaml").read_text())["resolution.assays"] == ["heat", "TPC"]
     assert not write_version_file(root)  # the stamp is current
     (root / VERSION_FILE).write_text("ms2img 0.0.1 sha256:old\n")
     assert write_version_file(root)

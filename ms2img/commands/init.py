@@ -37,7 +37,8 @@ Bioactivity of extracts from LC-MS/MS data for the assays {assays} (made by `ms2
    replicate, type`; type is Sample, QC or Blank: blanks and QCs never train; empty keeps an MS-DIAL export's
    File type, else Sample; injections of one extract share its accession). Without rows, each sample column is
    its own accession.
-3. Put the measured activities in `data/raw/assays.csv`: `accession` and one column per assay ({assays}).
+3. Put the measured activities in `data/raw/assays.csv`: `accession` and one column per assay ({assays}), and
+   their units in `params.yaml` (`labels.units`: replace the placeholder `units`, e.g. `% inhibition`).
 4. Check what ingest makes of it: `ms2img ingest data/raw/exports --out /tmp/events` (prints how files became
    accessions; nothing in the project changes).
 5. Train, promote and report: `ms2img retrain` (the Prefect flow; `--force` retrains, `--assays A` only those).
@@ -181,6 +182,10 @@ PARAMS_HEAD = (
 )
 
 
+UNITS_PLACEHOLDER = "units"  # labels.units until the lab fills it: figures read "DPPH (units)", never "x x"
+UNITS_COMMENT = "axis labels of figures and report: replace 'units' (e.g. % inhibition)"
+
+
 def project_params(assays: list[str]) -> str:
     """The checkout's params.yaml for a lab (comments kept): the demo's ``synth`` section out, ``labels.assays`` and
     ``labels.units`` for ``assays``, no resolution study, and the cohort-size settings ``auto``."""
@@ -194,8 +199,9 @@ def project_params(assays: list[str]) -> str:
     listed = CommentedSeq(assays)
     listed.fa.set_flow_style()
     doc["labels"]["assays"] = listed
-    units = CommentedMap((a, f"{a} activity") for a in assays)
+    units = CommentedMap((a, UNITS_PLACEHOLDER) for a in assays)
     doc["labels"]["units"] = units
+    doc["labels"].yaml_add_eol_comment(UNITS_COMMENT, "units", column=28)
     empty = CommentedSeq()
     empty.fa.set_flow_style()
     doc["resolution"]["assays"] = empty
@@ -212,6 +218,18 @@ def project_params(assays: list[str]) -> str:
     text = "".join(f"# {line}\n" for line in PARAMS_HEAD.splitlines()) + body
     loaded = yaml.safe_load(text)
     assert loaded["labels"]["assays"] == assays and set(loaded["labels"]["units"]) == set(assays)
+    return text
+
+
+def project_paper_profile(assays: list[str]) -> str:
+    """The checkout's profiles/paper.yaml (comments kept) with ``resolution.assays`` set to the project's assays.
+
+    The paper studies resolution on every one of its assays; copied as is, a lab's project would plan
+    ``resolution@DPPH`` and the like for assays it does not have once the profile is applied.
+    """
+    text = template_text("paper.yaml")
+    listed = yaml.safe_dump(list(assays), default_flow_style=True, width=10**6).strip()
+    text = re.sub(r"(?m)^resolution\.assays:[^#\n]*?(?=\s*(#|$))", f"resolution.assays: {listed}", text)
     return text
 
 
@@ -254,7 +272,7 @@ def init_project(folder: str | Path, assays: list[str]) -> list[str]:
     (root / "dvc.yaml").write_text(project_dvc_yaml(), encoding="utf-8")
     (root / "params.yaml").write_text(project_params(assays), encoding="utf-8")
     (root / "profiles").mkdir(exist_ok=True)
-    (root / "profiles" / "paper.yaml").write_text(template_text("paper.yaml"), encoding="utf-8")
+    (root / "profiles" / "paper.yaml").write_text(project_paper_profile(assays), encoding="utf-8")
     write_version_file(root)
     done.append(f"dvc.yaml, params.yaml (assays: {', '.join(assays)}), profiles/paper.yaml, {VERSION_FILE}")
     raw = root / "data" / "raw"

@@ -126,7 +126,16 @@ def annotate(drivers, library: SpectralLibrary, top: int | None = None, min_scor
     """Add the library columns to a drivers table (its ``consensus_spectrum``, ``precursor_mz``, ``polarity``).
 
     Only the first ``top`` rows are searched (all when None); identity hits below ``min_score`` are blanked.
+
+    An analogue is named (``analogue_name``) only from entropy similarity ``labels.NAME_MIN_SCORE`` (0.7) with
+    ``labels.NAME_MIN_PEAKS`` (3) matched peaks, the bar every display of a driver already uses. Why: the open
+    search has a best hit for any spectrum, and at 0.05 with one shared fragment it names an unrelated compound.
+    GNPS's library-match defaults are cosine 0.7 and 6 matched peaks; these scores are entropy similarities, and
+    one bar (labels.py) keeps the CSV, the figure, the report and the card in agreement. A weaker hit keeps
+    ``analogue_score``, ``analogue_precursor_mz`` and ``analogue_matched_peaks``: visible as a score, not as a
+    name. Identity hits (precursor within ``ms1_tol_da``) keep their own ``min_score``.
     """
+    from ms2img.explain.labels import NAME_MIN_PEAKS, NAME_MIN_SCORE
     from ms2img.io.msms import parse_msms
 
     rows = []
@@ -142,6 +151,8 @@ def annotate(drivers, library: SpectralLibrary, top: int | None = None, min_scor
                 hit[key] = ""
             hit["library_score"] = hit["library_precursor_mz"] = np.nan
             hit["matched_peaks"] = 0
+        if not (hit["analogue_score"] >= NAME_MIN_SCORE and hit["analogue_matched_peaks"] >= NAME_MIN_PEAKS):
+            hit["analogue_name"] = ""
         rows.append(hit)
     out = drivers.copy()
     keys = [

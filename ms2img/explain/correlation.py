@@ -405,6 +405,7 @@ def score_assay(
     cytoscape_nodes.tsv (and drivers_vs_correlation.csv when the model's drivers exist) to ``out_dir``."""
     from ms2img.atomic import write_text
     from ms2img.io.activity import align_activity, read_activity
+    from ms2img.io.sample_sheet import read_manifest
     from ms2img.plots.volcano import plot_volcano
 
     t0 = time.perf_counter()
@@ -412,7 +413,11 @@ def score_assay(
         raise ConfigError(f"unknown normalisation '{normalisation}'; choose one of {', '.join(NORMALISATIONS)}")
     ab = abundances if abundances is not None else read_abundances(events_dir)
     activity = read_activity(activity_path, assay)
-    columns, y = align_activity(activity, ab.accessions, absent_as_zero=absent_as_zero, source=activity_path)
+    manifest = read_manifest(ab.events_dir) if ab.events_dir is not None else None
+    known = list(manifest["accession"]) if manifest is not None and "accession" in manifest.columns else None
+    columns, y = align_activity(
+        activity, ab.accessions, absent_as_zero=absent_as_zero, source=activity_path, known=known
+    )
     if len(columns) < MIN_SAMPLES:
         hint = "" if absent_as_zero else " (a FERMO file lists the actives only: add --absent-as-zero)"
         raise ConfigError(

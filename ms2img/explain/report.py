@@ -9,18 +9,10 @@ import pandas as pd
 
 from ms2img.atomic import atomic_path
 from ms2img.explain.labels import shown_name
+from ms2img.plots._base import new_figure
 
 UP_COLOR = "#d62728"  # supports high activity (red, as the project's high class)
 DOWN_COLOR = "#1f77b4"
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=150, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def plot_drivers(
@@ -43,7 +35,7 @@ def plot_drivers(
 
     img = np.asarray(mean_image, dtype=np.float64)
     xe, ye = np.asarray(x_edges, dtype=np.float64), np.asarray(y_edges, dtype=np.float64)
-    fig = _figure(12.5, 5.4)
+    fig = new_figure(12.5, 5.4)
     ax, bx = fig.subplots(1, 2, width_ratios=[1.15, 1.0])
     vmax = float(img.max()) if img.size and img.max() > 0 else 1.0
     ax.set_facecolor("black")
@@ -81,11 +73,12 @@ def plot_drivers(
     colors = [UP_COLOR if d == "up" else DOWN_COLOR for d in top.get("direction", [])]
     bx.barh(y, top["importance"].to_numpy() if len(top) else [], color=colors)
     bx.set_yticks(y, labels, fontsize=7)
-    bx.set_xlabel("importance (red: more abundant in high-activity accessions)")
+    # two lines: constrained layout centres an axis label under its axes and lets a wider one run off the page
+    bx.set_xlabel("importance\n(red: more abundant in high-activity accessions)")
     bx.set_title("top drivers", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight", pad_inches=0.05)  # long labels stay on the page
     return path

@@ -119,13 +119,82 @@ def _match_column(columns: list[str], assay: str) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
+def activity_lines(path: str | Path) -> dict[str, int]:
+    """Accession -> 1-based line of its row in an activity file of any layout, so an error can point at the row.
+
+    The sample column is found as :func:`read_activity` finds it (``accession``, FERMO ``sample_name``, GNPS
+    ``filename`` ...); names become accessions the same way (the raw-file extension dropped, except in
+    ``assays.csv``, whose accessions are taken as written). Only the first line of a name is kept.
+    """
+    from ms2img.io.metadata import NAME_COLUMNS
+
+    path = Path(path)
+    header, header_line, lines = _header(path)
+    as_written = "accession" in header and not all(c in header for c in FERMO_COLUMNS)
+    name = "accession" if as_written else next((c for c in (FERMO_COLUMNS[0], *NAME_COLUMNS) if c in header), None)
+    if name is None:
+        return {}
+    j = header.index(name)
+    delimiter = "\t" if "\t" in lines[header_line - 1] else ","
+    out: dict[str, int] = {}
+    for k, fields in enumerate(csv_rows(path, lines[header_line:], header_line + 1, delimiter), start=header_line + 1):
+        cell = fields[j].strip() if j < len(fields) else ""
+        if cell:
+            out.setdefault(cell if as_written else strip_raw_extension(cell), k)
+    return out
+
+
+def check_activity_names(
+    activity: pd.Series, accessions: list[str], *, known: list[str] | None = None, source: str | Path = ""
+) -> None:
+    """Fail on a row of the activity file that names no sample of the events (a typo, another project's sample).
+
+    Such a row would otherwise be dropped without a word, and with ``--absent-as-zero`` the sample it meant would
+    count as inactive: a misspelt active reorders the whole ranking. ``known`` adds the other samples ingest listed
+    (blanks have no events file but a GNPS metadata table lists them). The error names the lines of the first few
+    unmatched rows and the first few accessions the events hold.
+    """
+    have = set(accessions) | set(known or ())
+    unmatched = [str(a) for a in activity.index if str(a) not in have]
+    if not unmatched:
+        return
+    import difflib
+
+    lines = activity_lines(source) if source and Path(source).is_file() else {}
+    unmatched.sort(key=lambda a: lines.get(a, 0))
+    shown = []
+    for a in unmatched[:3]:
+        close = difflib.get_close_matches(a, accessions, n=1, cutoff=0.8)
+        where = f"line {lines[a]} " if a in lines else ""
+        shown.append(f"{where}'{a}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    more = f" and {len(unmatched) - 3} more" if len(unmatched) > 3 else ""
+    rows = "row names" if len(unmatched) == 1 else "rows name"
+    problem = (
+        f"{len(unmatched)} activity {rows} no sample of the events: {', '.join(shown)}{more}; the events hold "
+        f"{', '.join(accessions[:5])}{', ...' if len(accessions) > 5 else ''} ({len(accessions)} samples). "
+        "Fix the sample names (--absent-as-zero fills only samples the file does not list)"
+    )
+    first = lines.get(unmatched[0])
+    if source:
+        raise InputFileError(source, problem, line=first)
+    raise ConfigError(problem)
+
+
 def align_activity(
-    activity: pd.Series, accessions: list[str], *, absent_as_zero: bool = False, source: str | Path = ""
+    activity: pd.Series,
+    accessions: list[str],
+    *,
+    absent_as_zero: bool = False,
+    source: str | Path = "",
+    known: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(positions in ``accessions`` with a value, their values); absent accessions count as 0 when asked.
 
-    Only accessions missing from the activity file are filled: an empty cell (not measured) stays out.
+    Only accessions missing from the activity file are filled: an empty cell (not measured) stays out. A row of
+    the file naming no sample of the events (nor of ``known``) is an error (:func:`check_activity_names`), never a
+    silent drop: ``--absent-as-zero`` is for samples the file leaves out, not for names it gets wrong.
     """
+    check_activity_names(activity, accessions, known=known, source=source)
     values = activity.reindex(accessions)
     if absent_as_zero:
         values[~pd.Index(accessions).isin(activity.index)] = 0.0

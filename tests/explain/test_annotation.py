@@ -44,3 +44,23 @@ def test_annotate_table(library):
     out = annotate(drivers, library, min_score=0.5)
     assert out["library_name"][0] in ("Catechin", "Epicatechin") and out["library_name"][1] == ""
     assert {"library_score", "library_precursor_mz", "matched_peaks", "analogue_name"} <= set(out.columns)
+
+
+def test_a_weak_analogue_keeps_its_scores_but_no_name(library):
+    """One shared fragment among random peaks: the open search still has a best hit (score ~0.03, 1 peak); the
+    drivers table must not name it, yet shows the score. The hexoside of catechin is still named."""
+    from ms2img.explain.labels import NAME_MIN_PEAKS, NAME_MIN_SCORE
+
+    rng = np.random.default_rng(1)
+    mz, inten = np.r_[109.0290, rng.uniform(150, 600, 12).round(4)], np.r_[5.0, rng.uniform(50, 100, 12).round(1)]
+    weak = " ".join(f"{m:.4f}:{i:.1f}" for m, i in zip(mz, inten, strict=True))
+    ref = next(s for s in read_library(BUNDLED_LIBRARIES[0]) if s.name == "Catechin")
+    glyco = " ".join(f"{m:.4f}:{i:.1f}" for m, i in ref.peaks)
+    drivers = pd.DataFrame({"rank": [1, 2], "precursor_mz": [700.0, ref.precursor_mz + 162.0528],
+                            "polarity": "negative", "consensus_spectrum": [weak, glyco]})  # fmt: skip
+    raw = library.search(700.0, mz, inten, "negative")
+    assert raw["analogue_name"] and raw["analogue_score"] < NAME_MIN_SCORE  # the search itself has a weak hit
+    out = annotate(drivers, library)
+    assert out["analogue_name"][0] == "" and 0 < out["analogue_score"][0] < NAME_MIN_SCORE
+    assert 1 <= out["analogue_matched_peaks"][0] < NAME_MIN_PEAKS and out["analogue_precursor_mz"][0] > 0
+    assert out["analogue_name"][1] in ("Catechin", "Epicatechin") and out["analogue_score"][1] >= NAME_MIN_SCORE

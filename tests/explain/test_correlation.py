@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from ms2img.cli import main
-from ms2img.errors import ConfigError
+from ms2img.errors import ConfigError, InputFileError
 from ms2img.explain.correlation import (
     MIN_SAMPLES,
     NODE_COLUMNS,
@@ -135,11 +135,68 @@ def test_fermo_activity_file_and_absent_as_zero(test_data):
     assert act.name == "CHIKV" and act.to_dict() == {
         "5434_5433_mod": 8.0, "5446_5445_mod": 8.0, "5452_5451_mod": 8.0, "5456_5455_mod": 7.0,
     }  # fmt: skip
-    accessions = ["5434_5433_mod", "5425_5426_mod", "5456_5455_mod"]
+    accessions = ["5434_5433_mod", "5425_5426_mod", "5456_5455_mod", "5446_5445_mod", "5452_5451_mod"]
     cols, y = align_activity(act, accessions)
-    assert list(cols) == [0, 2] and list(y) == [8.0, 7.0]
+    assert list(cols) == [0, 2, 3, 4] and list(y) == [8.0, 7.0, 8.0, 8.0]
     cols, y = align_activity(act, accessions, absent_as_zero=True)
-    assert list(cols) == [0, 1, 2] and list(y) == [8.0, 0.0, 7.0]
+    assert list(cols) == [0, 1, 2, 3, 4] and list(y) == [8.0, 0.0, 7.0, 8.0, 8.0]
+
+
+def typo_copy(src, dst, old: str, new: str):
+    """A copy of an activity file with one sample name misspelt (as a lab user typed it)."""
+    text = src.read_text()
+    assert old in text
+    dst.write_text(text.replace(old, new, 1))
+    return dst
+
+
+@pytest.mark.parametrize("absent_as_zero", [True, False])
+def test_an_activity_row_naming_no_sample_fails_with_its_line(test_data, tmp_path, absent_as_zero):
+    """A misspelt active must not count as inactive (--absent-as-zero) nor vanish (without it): one error line
+    names the file, the row's line, the name, the nearest accession and what the events hold."""
+    bad = typo_copy(test_data / ACTIVITY, tmp_path / "bio_typo1.csv", "5446_5445_mod.mzXML", "5446_5445.mzXML")
+    accessions = ["5425_5426_mod", "5434_5433_mod", "5446_5445_mod", "5452_5451_mod", "5456_5455_mod"]
+    with pytest.raises(InputFileError) as err:
+        align_activity(read_activity(bad, "CHIKV"), accessions, absent_as_zero=absent_as_zero, source=bad)
+    msg = str(err.value)
+    assert err.value.line == 3 and msg.startswith(f"{bad}, line 3: 1 activity row names no sample of the events")
+    assert "line 3 '5446_5445' (did you mean '5446_5445_mod'?)" in msg and "5425_5426_mod, 5434_5433_mod" in msg
+    assert "\n" not in msg
+
+
+def test_samples_ingest_listed_without_events_are_not_typos(test_data):
+    """A GNPS metadata table lists the blank too; ingest's samples.csv knows it although it has no events file."""
+    act = read_activity(test_data / "bioactivity_gnps_metadata.tsv", "CHIKV")
+    accessions = [a for a in act.index if a != "D3_H3_mod"]
+    with pytest.raises(InputFileError, match="line 12 'D3_H3_mod'"):
+        align_activity(act, accessions, source=test_data / "bioactivity_gnps_metadata.tsv")
+    cols, _ = align_activity(act, accessions, known=[*accessions, "D3_H3_mod"])
+    assert len(cols) == len(accessions)
+
+
+def test_cli_refuses_a_misspelt_activity_file(fermo_events, test_data, tmp_path, capsys):
+    """The lab's case: every FERMO name misspelt (the only message was 'the activity is the same (0)'), and a full
+    assays.csv with one misspelt accession (dropped without a word)."""
+    bad = tmp_path / "bio_typo.csv"
+    bad.write_text((test_data / ACTIVITY).read_text().replace("_mod.mzXML", ".mzXML"))
+    rc, _, err = run_cli(["--assay", "activity", "--events", fermo_events, "--assays", bad, "--absent-as-zero",
+                          "--out-dir", tmp_path / "out", "--annotate-top", 0], capsys)  # fmt: skip
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{bad}, line 2: 4 activity rows name no sample" in err and "line 4 '5452_5451'" in err
+    assert "and 1 more" in err and "the same" not in err and not (tmp_path / "out").exists()
+    act = read_activity(test_data / ACTIVITY, "CHIKV")
+    full = tmp_path / "assays.csv"
+    names = pd.read_csv(fermo_events / "samples.csv")["accession"]
+    full.write_text("accession,CHIKV\n" + "".join(f"{a},{act.get(a, 0.0):g}\n" for a in names))
+    typo = typo_copy(full, tmp_path / "assays_typo.csv", "5456_5455_mod,", "5456_5455_mdo,")
+    rc, _, err = run_cli(["--assay", "CHIKV", "--events", fermo_events, "--assays", full,
+                          "--out-dir", tmp_path / "ok", "--annotate-top", 0], capsys)  # fmt: skip
+    assert rc == 0, err
+    rc, _, err = run_cli(["--assay", "CHIKV", "--events", fermo_events, "--assays", typo,
+                          "--out-dir", tmp_path / "typo", "--annotate-top", 0], capsys)  # fmt: skip
+    line = 2 + list(names).index("5456_5455_mod")
+    assert rc == 2 and f"{typo}, line {line}: 1 activity row names no sample" in err, err
+    assert "'5456_5455_mdo' (did you mean '5456_5455_mod'?)" in err
 
 
 def test_every_activity_layout_gives_the_same_scores(test_data, tmp_path, capsys):
