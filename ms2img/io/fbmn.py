@@ -26,8 +26,8 @@ from pyteomics import mgf as pyteomics_mgf
 from ms2img.errors import InputFileError
 from ms2img.io.result import ReadResult, aligned_table, flatten_spectra, make_manifest
 from ms2img.io.sample_sheet import index_sheet, resolve, strip_raw_extension
-from ms2img.io.schema import charge_from_text, polarity_of
-from ms2img.io.text import column_to_float, read_text_lines
+from ms2img.io.schema import MAX_INTENSITY, charge_from_text, polarity_of
+from ms2img.io.text import TOO_LARGE, column_to_float, read_text_lines
 
 # Table m/z and MGF PEPMASS of one feature are written from the same feature list (equal to the 4 decimals
 # written); 0.02 Da also lets through a PEPMASS taken from the MS2 scan's isolation m/z (<= 10 ppm at m/z 2000),
@@ -322,6 +322,7 @@ def _read_quant(path: Path) -> _Table:
         np.tile(np.array([header[j] for j, _ in samples], dtype=object), len(rows)),
         missing=0.0,
         minimum=0.0,
+        maximum=MAX_INTENSITY,
     ).reshape(len(rows), len(samples))
     charge_col = next((c for c in CHARGE_COLUMNS if c in pos), None)
     charge = None
@@ -370,6 +371,9 @@ def _scan_mgf(path: Path, lines: list[str]) -> list[_Block]:
                 raise InputFileError(path, f"peak m/z {mz:g} must be > 0", line=i)
             if intensity < 0:
                 raise InputFileError(path, f"peak intensity {intensity:g} is negative", line=i)
+            if intensity > MAX_INTENSITY:
+                problem = f"peak intensity {intensity:g} is above {MAX_INTENSITY:g}: {TOO_LARGE}"
+                raise InputFileError(path, problem, line=i)
             current.peaks.append(i)
     if current is not None:
         raise InputFileError(
@@ -527,6 +531,7 @@ def read_optimus(
             np.tile(np.array([header[j] for j, _ in features], dtype=object), len(rows)),
             missing=0.0,
             minimum=0.0,
+            maximum=MAX_INTENSITY,
         )
         .reshape(len(rows), len(features))
         .T.copy()

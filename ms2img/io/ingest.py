@@ -33,8 +33,15 @@ from ms2img.io.inputs import InputJob, plan
 from ms2img.io.metadata import read_sample_metadata
 from ms2img.io.msdial import read_msdial
 from ms2img.io.raw import read_raw
-from ms2img.io.result import IngestSummary, ReadResult, make_manifest
-from ms2img.io.sample_sheet import MANIFEST, index_sheet, read_sample_sheet, sheet_row, strip_raw_extension
+from ms2img.io.result import IngestSummary, ReadResult, make_manifest, silent_injection_lines, silent_samples
+from ms2img.io.sample_sheet import (
+    MANIFEST,
+    index_sheet,
+    read_sample_sheet,
+    sheet_row,
+    strip_raw_extension,
+    unmatched_rows,
+)
 from ms2img.io.schema import SAMPLE_COLUMNS, SAMPLE_TYPES, WRITTEN_COLUMNS, accession_filename
 
 log = logging.getLogger(__name__)
@@ -196,24 +203,26 @@ def _process(
     i: int, job: InputJob, sheet, types, blank_subtraction: bool, blank_fold: float, parts_dir: Path, opts: dict
 ):
     """Read one input and write its training accessions as parts (runs in a worker thread: pyarrow parsing and
-    Parquet writing release the GIL). Returns the result without its events, the parts and the blank count."""
+    Parquet writing release the GIL). Returns the result without its events, the parts, the blank count and the
+    training samples that gave no events (:func:`ms2img.io.result.silent_samples`)."""
     result = _read(job, sheet, None if blank_subtraction else types, opts)
     removed = [0]
     written = []
+    silent = silent_samples(result, types)
     if result.features is not None and not blank_subtraction:  # an aligned table: events streamed per sample
         result.polarities = result.features.polarity_counts()
         for k, (accession, pieces) in enumerate(_training_pieces(result, types)):
             part = parts_dir / f"part-{i}-{k}.parquet"
             written.append((accession, part, write_parquet_pieces(pieces, part)))
         result.release_events()
-        return result, written, 0
+        return result, written, 0, silent
     result.polarities = _polarity_counts(result.table)
     for k, (accession, table) in enumerate(_training_tables(result, types, blank_subtraction, blank_fold, removed)):
         part = parts_dir / f"part-{i}-{k}.parquet"
         write_parquet(table, part)
         written.append((accession, part, table.num_rows))
     result.release_events()
-    return result, written, removed[0]
+    return result, written, removed[0], silent
 
 
 def _training_pieces(result: ReadResult, types):
@@ -295,6 +304,7 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path
     activity: list[pd.DataFrame] = []
     polarities: dict[str, dict[str, int]] = {}
     rt_units: dict[str, list[str]] = defaultdict(list)
+    silent: list[tuple[str, str]] = []  # (sample, accession) of training injections without events
     workers = max(1, min(WORKERS, os.cpu_count() or 1, len(jobs)))
 
     def work(i, job):
@@ -302,8 +312,11 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = _in_order(pool, work, jobs, window=2 * workers)
-        for result, written, removed in tqdm(results, total=len(jobs), desc="ingest", unit="file", disable=None):
+        for result, written, removed, silent_at in tqdm(
+            results, total=len(jobs), desc="ingest", unit="file", disable=None
+        ):
             rows = result.sample_rows
+            silent += [(rows[s]["sample"], rows[s]["accession"]) for s in silent_at]
             for rec in rows:
                 key = (rec["accession"], rec["replicate"])
                 if key in owner:
@@ -328,9 +341,9 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path
     summary.rt_units = dict(rt_units)
     summary.polarities = dict(sum((Counter(c) for c in polarities.values()), Counter()))
     manifest = make_manifest(manifest_rows)[SAMPLE_COLUMNS]
+    summary.silent_injections = silent_injection_lines(silent, manifest, types)
     if sheet is not None:
-        names = _sample_names(manifest)
-        unused = [s for s in sheet["sample"] if s not in names and strip_raw_extension(s) not in names]
+        unused = unmatched_rows(sheet, list(manifest["sample"]))  # a sample sheet's typo fails here, naming its line
         if unused:
             log.warning("sample sheet or metadata rows matching no input: %s", unused[:10])
             warnings["sample sheet or metadata rows matching no input"] = len(unused)
@@ -375,11 +388,6 @@ def _training_tables(result: ReadResult, types, blank_subtraction: bool, blank_f
             continue
         rows = table.slice(int(a), int(b - a)) if order is None else table.take(pa.array(order[a:b]))
         yield str(acc_names[row_acc[a]]), rows
-
-
-def _sample_names(manifest: pd.DataFrame) -> set[str]:
-    names = set(manifest["sample"])
-    return names | {strip_raw_extension(n) for n in names}
 
 
 def _restrict(events: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:

@@ -78,6 +78,7 @@ UNPAIRED_MGF_NOTE = (
     "an MGF that no quant table among the inputs pairs with (name it like its table or pass --mgf; MS-DIAL exports "
     "and mzML/mzXML carry their own MS/MS)"
 )
+NOT_DATA = "it is not LC-MS/MS data"
 MSP_NOTE = "a spectral library (MSP, reference spectra): it goes to `ms2img explain --library FILE`"
 
 
@@ -150,12 +151,14 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
     named_side = next((p for p, kind, from_dir in found if not from_dir and (kind == "side" or p in libraries)), None)
     if named_side is not None:
         note = LIBRARY_NOTE if named_side in libraries else side_job(named_side).note
-        raise InputFileError(named_side, f"{note}; it is not LC-MS/MS data", 1)
+        raise InputFileError(named_side, f"{note}; {NOT_DATA}", 1)
     mgfs = [p for p, kind, _ in found if kind == "mgf" and p not in libraries]
     if mgf is not None:
         mgf = Path(mgf)
         if sniff(mgf) != "mgf":
             raise InputFileError(mgf, "not an MGF file (no BEGIN IONS)", line=1)
+        if library_mgf(mgf):  # said as plainly as for an input, not as a second spectrum of one feature
+            raise InputFileError(mgf, f"{LIBRARY_NOTE}; {NOT_DATA}", 1)
     quants = [(p, kind) for p, kind, _ in found if kind in ("quant", "optimus")]
     if mgf is not None and not quants:
         raise ConfigError(

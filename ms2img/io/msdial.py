@@ -30,7 +30,7 @@ from ms2img.io.sample_sheet import (
     sheet_row,
     type_changes,
 )
-from ms2img.io.schema import SAMPLE_TYPES, charge_from_adduct, polarity_of
+from ms2img.io.schema import MAX_INTENSITY, SAMPLE_TYPES, charge_from_adduct, polarity_of
 from ms2img.io.text import (
     BINARY_MAGIC,
     check_not_binary,
@@ -204,9 +204,9 @@ def _read_blocks(path: Path, sample_sheet: _Sheet, block_bytes: int) -> tuple[_L
                 return layout, None
             block_mz = plain_floats(cells[col[MZ]], positive=True)
             block_rt = plain_floats(cells[col[RT]], minimum=0.0)
-            block_h = plain_float_columns([cells[j] for j in sample_cols], n, minimum=0.0)
+            block_h = plain_float_columns([cells[j] for j in sample_cols], n, minimum=0.0, maximum=MAX_INTENSITY)
             try:
-                spectra = parse_msms_column(cells[col[MSMS]], path=None)
+                spectra = parse_msms_column(cells[col[MSMS]], path=None, max_intensity=MAX_INTENSITY)
             except MsmsFormatError:
                 spectra = None
             if block_mz is None or block_rt is None or block_h is None or spectra is None:
@@ -284,9 +284,15 @@ def _read_whole(path: Path, sample_sheet: _Sheet, layout: _Layout | None) -> tup
     mz, _ = strings_to_float(cells[col[MZ]], path, line_no, MZ, positive=True)
     rt, _ = strings_to_float(cells[col[RT]], path, line_no, RT, minimum=0.0)
     pol, charge = _adduct_codes(cells[adduct_col] if adduct_col is not None else None, len(ids_arr), {})
-    spectra = parse_msms_column(cells[col[MSMS]], path=path, lines=line_no, column=MSMS)
+    spectra = parse_msms_column(cells[col[MSMS]], path=path, lines=line_no, column=MSMS, max_intensity=MAX_INTENSITY)
     heights, n_missing = strings_to_float_columns(
-        [cells[j] for j, _ in samples], path, line_no, [header[j] for j, _ in samples], missing=0.0, minimum=0.0
+        [cells[j] for j, _ in samples],
+        path,
+        line_no,
+        [header[j] for j, _ in samples],
+        missing=0.0,
+        minimum=0.0,
+        maximum=MAX_INTENSITY,
     )
     n = len(ids_arr)
     offsets = np.zeros(n + 1, dtype=np.int64)

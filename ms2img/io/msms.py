@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ms2img.errors import InputFileError, Ms2ImgError
+from ms2img.io.text import TOO_LARGE
 
 # Values MS-DIAL (and people) write for "no spectrum".
 EMPTY_MSMS = frozenset({"", "null", "na", "nan", "none"})
@@ -117,6 +118,7 @@ def parse_msms_column(
     lines: np.ndarray | Sequence[int] | None = None,
     column: str | None = "MS/MS spectrum",
     max_fragments: int | None = None,
+    max_intensity: float | None = None,
 ) -> ParsedMsms:
     """Parse a whole column of MS/MS strings at once into ``ParsedMsms(row, mz, intensity)``.
 
@@ -124,15 +126,32 @@ def parse_msms_column(
     fragments/s. On a broken cell raises :class:`MsmsFormatError` (``.row`` = 0-based position), or, when
     ``path`` is given, :class:`~ms2img.errors.InputFileError` naming ``path``, ``lines[row]`` (default
     ``row + 1``) and ``column``. More than ``max_fragments`` fragments raises ``MsmsFormatError`` with
-    ``row=None`` before anything is converted.
+    ``row=None`` before anything is converted. A fragment intensity above ``max_intensity`` (ingest passes
+    :data:`ms2img.io.schema.MAX_INTENSITY`) is an error too: no instrument reports it, a corrupted cell does.
     """
     try:
-        return _parse(_as_arrow(strings), max_fragments)
+        parsed = _parse(_as_arrow(strings), max_fragments)
+        if max_intensity is not None:
+            _check_max_intensity(parsed, max_intensity)
+        return parsed
     except MsmsFormatError as exc:
         if path is None or exc.row is None:
             raise
         line = int(np.asarray(lines)[exc.row]) if lines is not None else exc.row + 1
         raise InputFileError(path, exc.problem, line=line, column=column) from None
+
+
+def _check_max_intensity(parsed: ParsedMsms, limit: float) -> None:
+    """The first fragment above ``limit`` as an error on its row (both parse paths give the same values)."""
+    big = np.flatnonzero(parsed.intensity > limit)
+    if len(big):
+        k = int(big[0])
+        mz, intensity = parsed.mz[k], parsed.intensity[k]
+        raise MsmsFormatError(
+            int(parsed.row[k]),
+            f"MS/MS peak {mz:g}:{intensity:g} has an intensity above {limit:g}: {TOO_LARGE}",
+            f"{mz:g}:{intensity:g}",
+        )
 
 
 def _parse(arr: pa.Array, max_fragments: int | None) -> ParsedMsms:

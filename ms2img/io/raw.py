@@ -22,8 +22,8 @@ with warnings.catch_warnings():  # pyteomics imports psims, which warns about an
 from ms2img.errors import InputFileError
 from ms2img.io.result import ReadResult, make_manifest
 from ms2img.io.sample_sheet import index_sheet, resolve
-from ms2img.io.schema import events_from_arrays
-from ms2img.io.text import check_not_binary, line_of_offset
+from ms2img.io.schema import MAX_INTENSITY, events_from_arrays
+from ms2img.io.text import TOO_LARGE, check_not_binary, line_of_offset
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +146,16 @@ def _read_scans(path: Path, data: bytes, kind: str) -> tuple[list[dict], int]:
                 raise _scan_error(path, data, kind, fields["id"], "precursor m/z is not a number > 0")
             if not (np.isfinite(mz).all() and np.isfinite(intensity).all()) or (intensity < 0).any():
                 raise _scan_error(path, data, kind, fields["id"], "MS2 peaks with non-finite or negative values")
+            if len(intensity) and intensity.max() > MAX_INTENSITY:
+                problem = f"MS2 peak intensity {intensity.max():g} is above {MAX_INTENSITY:g}: {TOO_LARGE}"
+                raise _scan_error(path, data, kind, fields["id"], problem)
             pint = fields["precursor_intensity"]
             if not pint or not np.isfinite(pint) or pint <= 0:
                 pint = _ms1_intensity(last_ms1, pmz)
                 missing += pint == 0
+            if pint > MAX_INTENSITY:
+                problem = f"precursor intensity {pint:g} is above {MAX_INTENSITY:g}: {TOO_LARGE}"
+                raise _scan_error(path, data, kind, fields["id"], problem)
             scans.append({**fields, "precursor_intensity": float(pint), "mz": mz, "intensity": intensity})
     return scans, int(missing)
 

@@ -5,7 +5,8 @@ readers share (the sample manifest, the events table of an aligned feature table
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -393,6 +394,8 @@ class IngestSummary:
     assays: list[str] = field(default_factory=list)  # assay columns written to assays_out
     rt_units: dict[str, list[str]] = field(default_factory=dict)  # how RTs were read -> the files read so
     polarities: dict[str, int] = field(default_factory=dict)  # fragment events per polarity, all inputs
+    # training injections that gave no event (no detected precursor): "<sample> (accession A: 3 of 4 replicates kept)"
+    silent_injections: list[str] = field(default_factory=list)
 
     def format(self) -> str:
         """A few lines for people."""
@@ -425,6 +428,38 @@ class IngestSummary:
         lines = [f"  metadata: {self.metadata_found} {used}"] if self.metadata_found else []
         return lines + [f"  skipped: {what}" for what in self.skipped]
 
-    def warning_lines(self) -> list[str]:
-        """What the readers counted (missing heights, sheet type changes, unlisted samples...), one line each."""
-        return [f"  warning: {kind}: {n}" for kind, n in sorted(self.warnings.items())]
+    def warning_lines(self, limit: int = 5) -> list[str]:
+        """What the readers counted (missing heights, sheet type changes, unlisted samples...), one line each; first
+        the injections left out for want of a detected precursor, named (at most ``limit``), with what their
+        accessions kept."""
+        lines = []
+        if self.silent_injections:
+            n = len(self.silent_injections)
+            shown = "; ".join(self.silent_injections[:limit]) + (f"; and {n - limit} more" if n > limit else "")
+            lines.append(f"  warning: {n} injection(s) with no detected precursor (with MS/MS), left out: {shown}")
+        return lines + [f"  warning: {kind}: {n}" for kind, n in sorted(self.warnings.items())]
+
+
+def silent_samples(result: ReadResult, types: Collection[str]) -> list[int]:
+    """Manifest positions of the training samples (injections) that give no event: no detected precursor (every
+    height 0) or none with MS/MS. A dead injection is what instruments produce, not a broken file, so it is not an
+    error; but leaving it out without a word would let an accession train on fewer replicates than the sheet says."""
+    rows = result.sample_rows
+    if result.features is not None:
+        counts = result.features.event_counts()
+        n = np.array([counts.get(s, 0) for s in range(len(rows))], dtype=np.int64)
+    else:
+        of_row = result.sample_of_row
+        n = np.bincount(of_row[of_row >= 0], minlength=len(rows))
+    return [s for s, r in enumerate(rows) if r["type"] in types and n[s] == 0]
+
+
+def silent_injection_lines(silent: list[tuple[str, str]], manifest: pd.DataFrame, types: tuple[str, ...]) -> list[str]:
+    """``"<sample> (accession <a>: <k> of <n> replicates kept)"`` for each silent ``(sample, accession)``."""
+    training = manifest[manifest["type"].isin(types)].groupby("accession").size()
+    lost = Counter(acc for _, acc in silent)
+    return [
+        f"{sample} (accession {acc}: {int(training.get(acc, 0)) - lost[acc]} of {int(training.get(acc, 0))} "
+        "replicates kept)"
+        for sample, acc in silent
+    ]

@@ -3,23 +3,27 @@
 CSV with a header; ``sample`` and ``accession`` are required, ``replicate`` (default: the sample name),
 ``type`` (Sample | QC | Blank, any case; default: what the input says, an MS-DIAL export's File type row, else
 Sample) and ``class`` (default empty) are optional. A sheet type that changes an export's own File type is kept and
-counted in a warning (:func:`type_changes`): a blank trained as a sample must never happen silently.
+counted in a warning (:func:`type_changes`): a blank trained as a sample must never happen silently. A row naming
+no input sample fails, naming its line and the closest input sample (:func:`unmatched_rows`: a typo); input samples
+the sheet does not list keep the input's defaults and are counted in a warning (a sheet may only re-type a blank).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 
 import pandas as pd
 
-from ms2img.errors import InputFileError
+from ms2img.errors import InputFileError, Ms2ImgError
 from ms2img.io.schema import SAMPLE_TYPES
 from ms2img.io.text import csv_rows, read_text_lines
 
 MANIFEST = "samples.csv"  # what ingest writes beside the events: every input sample, its accession and type
 
 SHEET_COLUMNS = ["sample", "accession", "replicate", "type", "class"]
+SHEET_SOURCE, SHEET_LINES = "ms2img_sheet_path", "ms2img_sheet_lines"  # DataFrame.attrs of a sheet read from a file
 REQUIRED = ("sample", "accession")
 _TYPES = {t.lower(): t for t in SAMPLE_TYPES}
 # File extensions stripped when a sheet names a raw file without it (or with it when the data does not).
@@ -38,7 +42,8 @@ def strip_raw_extension(name: str) -> str:
 
 
 def read_sample_sheet(path: str | Path) -> pd.DataFrame:
-    """Read and validate a sample sheet; returns ``SHEET_COLUMNS`` as strings, one row per unique sample."""
+    """Read and validate a sample sheet; returns ``SHEET_COLUMNS`` as strings, one row per unique sample, with the
+    file (``attrs[SHEET_SOURCE]``) and each sample's line (``attrs[SHEET_LINES]``) for errors about a row."""
     path = Path(path)
     lines = read_text_lines(path)
     first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
@@ -93,7 +98,40 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
         records.append(rec)
     if not records:
         raise InputFileError(path, "no samples listed below the header", line=header_line)
-    return pd.DataFrame(records, columns=SHEET_COLUMNS).astype(str)
+    sheet = pd.DataFrame(records, columns=SHEET_COLUMNS).astype(str)
+    sheet.attrs[SHEET_SOURCE], sheet.attrs[SHEET_LINES] = str(path), seen  # for errors about a row: file and line
+    return sheet
+
+
+def unmatched_rows(sheet: pd.DataFrame, samples: list[str]) -> list[str]:
+    """The sheet's samples that name no input sample (by name, or without a raw-file extension).
+
+    A sample sheet read from a file (:func:`read_sample_sheet`; not a metadata table, which may list more runs than
+    one table holds) fails on its first such row instead: one line naming the sheet, the row's line and the closest
+    input sample. A typo there would otherwise leave the row unused and the misspelt column an accession of its own,
+    which nothing downstream can explain."""
+    names = set(samples) | {strip_raw_extension(n) for n in samples}
+    unused = [s for s in sheet["sample"] if s not in names and strip_raw_extension(s) not in names]
+    path, lines = sheet.attrs.get(SHEET_SOURCE), sheet.attrs.get(SHEET_LINES)
+    if not unused or not path or not lines:
+        return unused
+    first = min(unused, key=lambda s: lines.get(s, 0))
+    index = index_sheet(sheet)
+    inputs = list(dict.fromkeys(samples))
+    unlisted = [n for n in inputs if sheet_row(index, n) is None]
+    close = difflib.get_close_matches(first, unlisted, n=1)  # the column the typo meant is the one left unlisted
+    if close:
+        hint = f"closest: '{close[0]}', which the sheet does not list: fix the name"
+    elif close := difflib.get_close_matches(first, inputs, n=1):
+        on = lines.get(sheet_row(index, close[0])["sample"])
+        hint = f"closest: '{close[0]}' (already on line {on}): fix the name or remove the row"
+    else:
+        shown = ", ".join(f"'{n}'" for n in inputs[:3])
+        hint = f"no input sample is close (they are named like {shown}): fix the name or remove the row"
+    more = f" ({len(unused) - 1} more rows name no input sample)" if len(unused) > 1 else ""
+    raise InputFileError(
+        path, f"sample '{first}' names no sample column or file of the inputs; {hint}{more}", line=lines.get(first)
+    )
 
 
 def index_sheet(sheet: pd.DataFrame | str | Path | None) -> dict[str, dict[str, str]]:
@@ -236,8 +274,31 @@ def replicate_hint(manifest: pd.DataFrame, training_types: tuple[str, ...] | lis
     n = sum(len(g) for g in groups.values())
     return (
         f"{n} accessions look like {_count(len(groups), 'extract')} injected {times} times each ({shown}"
-        f"{', ...' if len(groups) > limit else ''}): if they are replicates, give each group one "
-        f"accession in a sample sheet (sample, accession, replicate, type; data/raw/{SHEET_NAME} in a project)"
+        f"{', ...' if len(groups) > limit else ''}): if they are replicates, "
+        + _sheet_advice(own, [name for g in groups.values() for name in g])
+    )
+
+
+def _sheet_advice(rows: pd.DataFrame, names: list[str]) -> str:
+    """What to do about replicates trained apart. An export named by path (``data/raw/exports/X.txt``) is not read
+    with the project's ``data/raw/sample_sheet.csv`` (only a folder is): when that sheet exists and lists these
+    samples, the advice is to pass it, not to create what is already there."""
+    sources = dict.fromkeys(rows["source"]) if "source" in rows.columns else {}
+    sheet = next((p for p in (Path(str(s)).parent.parent / SHEET_NAME for s in sources if s) if p.is_file()), None)
+    if sheet is None:
+        return (
+            "give each group one accession in a sample sheet (sample, accession, replicate, type; "
+            f"data/raw/{SHEET_NAME} in a project)"
+        )
+    try:
+        listed = sheet_has_rows(sheet) and any(sheet_row(index_sheet(sheet), n) is not None for n in names)
+    except Ms2ImgError:  # a broken sheet: passing it makes ingest name the line to fix
+        listed = True
+    if listed:
+        return f"pass the sample sheet that groups them: --sample-sheet {sheet}"
+    return (
+        f"give each group one accession in {sheet} (sample, accession, replicate, type) and pass it: "
+        f"--sample-sheet {sheet}"
     )
 
 

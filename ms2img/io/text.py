@@ -4,6 +4,7 @@ Every error names the file, the line and the column (:class:`ms2img.errors.Input
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 from pathlib import Path
@@ -27,15 +28,44 @@ def line_of_offset(data: bytes, offset: int) -> int:
 
 
 def check_not_binary(path: Path, data: bytes) -> None:
-    """Reject empty and compressed/binary files with a message naming the file and line."""
+    """Reject empty, compressed, UTF-16 and binary files with a message naming the file and line."""
     if not data or data.isspace():  # data.strip() without copying the file
         raise InputFileError(path, "file is empty", line=1)
     for magic, kind in ((_GZIP, "gzip"), (_ZIP, "zip"), (_BZ2, "bzip2"), (_XZ, "xz")):
         if data.startswith(magic):
             raise InputFileError(path, f"file is {kind}-compressed; decompress it first", line=1)
+    wide = wide_text(data)
+    if wide:  # Excel's "Unicode text", Notepad's "Unicode": text, but not UTF-8 (and every other byte NUL)
+        raise InputFileError(path, f"{wide} text: save it as UTF-8", line=1)
     nul = data.find(b"\x00")
     if nul >= 0:
         raise InputFileError(path, "binary data (NUL byte), not a text file", line=line_of_offset(data, nul))
+
+
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),  # before UTF-16 LE, whose BOM it starts with
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def wide_text(data: bytes) -> str | None:
+    """``"UTF-16"`` / ``"UTF-32"`` when ``data`` is text in a wide encoding (its byte-order mark, or, without one,
+    UTF-16's pattern: ASCII text with a NUL byte before or after every character), else None. A lab re-saving an
+    export as "Unicode text" gets a file that is text, just not UTF-8: it should hear that, not "binary"."""
+    for bom, name in _WIDE_BOMS:
+        if data.startswith(bom):
+            return name
+    head = data[:4096]
+    head = head[: len(head) - len(head) % 2]
+    if len(head) < 4:
+        return None
+    even, odd = head[0::2], head[1::2]
+    for zeros, chars in ((odd, even), (even, odd)):  # little-endian, big-endian
+        if zeros.count(0) >= 0.95 * len(zeros) and chars.count(0) <= 0.05 * len(chars):
+            return "UTF-16"
+    return None
 
 
 def read_text_lines(path: str | Path) -> list[str]:
@@ -82,6 +112,8 @@ def csv_rows(path: str | Path, lines: list[str], first_line: int, delimiter: str
 
 
 _MISSING = frozenset({"", "na", "nan", "null", "none", "n/a"})
+# Why a value above ``maximum`` is refused (heights and intensities bounded by ms2img.io.schema.MAX_INTENSITY).
+TOO_LARGE = "no instrument reports that much (a corrupted or mistyped cell?)"
 
 
 def column_to_float(
@@ -93,11 +125,13 @@ def column_to_float(
     missing: float | None = None,
     minimum: float | None = None,
     positive: bool = False,
+    maximum: float | None = None,
 ) -> np.ndarray:
     """Convert text cells to float64 at once, reporting the first bad cell's file, line and column.
 
     ``lines`` (and ``columns`` when it is an array) give each cell's 1-based line / column name. Missing cells
-    (empty, NA, null) become ``missing``, or are an error when it is None. ``minimum`` / ``positive`` bound values.
+    (empty, NA, null) become ``missing``, or are an error when it is None. ``minimum`` / ``positive`` /
+    ``maximum`` bound values (heights pass ``maximum=MAX_INTENSITY``: a larger one is a corrupted cell).
     """
     cells = pd.Series(np.asarray(values, dtype=object).ravel(), dtype=object)
     arr = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
@@ -121,10 +155,14 @@ def column_to_float(
         fail(arr <= 0, "{value} must be > 0")
     if minimum is not None and (arr < minimum).any():
         fail(arr < minimum, f"{{value}} is negative (must be >= {minimum:g})")
+    if maximum is not None and (arr > maximum).any():
+        fail(arr > maximum, f"{{value}} is above {maximum:g}: {TOO_LARGE}")
     return arr
 
 
-def plain_floats(cells: pa.Array, *, minimum: float | None = None, positive: bool = False) -> np.ndarray | None:
+def plain_floats(
+    cells: pa.Array, *, minimum: float | None = None, positive: bool = False, maximum: float | None = None
+) -> np.ndarray | None:
     """The C path of :func:`strings_to_float` alone: float64 values when every cell is a finite number within the
     bounds, else None (the caller decides: the full rules, or a reader that streams falling back to one that
     does not)."""
@@ -137,12 +175,16 @@ def plain_floats(cells: pa.Array, *, minimum: float | None = None, positive: boo
         ok = bool((values > 0).all())
     if ok and minimum is not None:
         ok = bool((values >= minimum).all())
+    if ok and maximum is not None:
+        ok = bool((values <= maximum).all())
     return np.ascontiguousarray(values, dtype=np.float64) if ok else None
 
 
-def plain_float_columns(columns: list[pa.Array], n: int, *, minimum: float | None = None) -> np.ndarray | None:
+def plain_float_columns(
+    columns: list[pa.Array], n: int, *, minimum: float | None = None, maximum: float | None = None
+) -> np.ndarray | None:
     """The C path of :func:`strings_to_float_columns` alone: the rows x columns float64 matrix of ``n`` rows, or
-    None when any cell is not a finite number >= ``minimum``."""
+    None when any cell is not a finite number within ``minimum`` and ``maximum``."""
     if not columns:
         return np.zeros((n, 0))
     try:
@@ -152,6 +194,7 @@ def plain_float_columns(columns: list[pa.Array], n: int, *, minimum: float | Non
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     ok = bool(np.isfinite(values).all()) and (minimum is None or bool((values >= minimum).all()))
+    ok = ok and (maximum is None or bool((values <= maximum).all()))
     return np.ascontiguousarray(values.reshape(len(columns), n).T) if ok else None
 
 
@@ -164,17 +207,20 @@ def strings_to_float(
     missing: float | None = None,
     minimum: float | None = None,
     positive: bool = False,
+    maximum: float | None = None,
     count_empty: bool = False,
 ) -> tuple[np.ndarray, int]:
     """An Arrow string column to float64 with one C cast; on anything unusual :func:`column_to_float` decides
     (same rules, exact file / line / column in the error). Returns the values and the number of cells that
     held an explicit missing marker (``NA``, ``nan``, ``null``, ...; empty cells too when ``count_empty``)."""
-    values = plain_floats(cells, minimum=minimum, positive=positive)
+    values = plain_floats(cells, minimum=minimum, positive=positive, maximum=maximum)
     if values is not None:
         return values, 0
     trimmed = pc.utf8_trim_whitespace(cells)
     texts = np.asarray(trimmed.to_numpy(zero_copy_only=False), dtype=object)
-    values = column_to_float(texts, path, lines, column, missing=missing, minimum=minimum, positive=positive)
+    values = column_to_float(
+        texts, path, lines, column, missing=missing, minimum=minimum, positive=positive, maximum=maximum
+    )
     lowered = pc.utf8_lower(trimmed)
     counted = _MISSING if count_empty else _MISSING - {""}
     markers = pc.and_(pc.is_in(lowered, value_set=pa.array(sorted(counted))), pc.invert(pc.is_null(lowered)))
@@ -189,16 +235,19 @@ def strings_to_float_columns(
     *,
     missing: float | None = None,
     minimum: float | None = None,
+    maximum: float | None = None,
 ) -> tuple[np.ndarray, int]:
     """Several Arrow string columns (same length) to one float64 matrix (rows x columns) with one C cast; when
     any cell is unusual each column goes through :func:`strings_to_float` (same rules, same errors). Returns
     the matrix and the number of missing cells (markers and empty cells: a table of heights has no optional cell)."""
-    values = plain_float_columns(columns, len(lines), minimum=minimum)
+    values = plain_float_columns(columns, len(lines), minimum=minimum, maximum=maximum)
     if values is not None:
         return values, 0
     out, n_missing = [], 0
     for cells, name in zip(columns, names, strict=True):
-        values, k = strings_to_float(cells, path, lines, name, missing=missing, minimum=minimum, count_empty=True)
+        values, k = strings_to_float(
+            cells, path, lines, name, missing=missing, minimum=minimum, maximum=maximum, count_empty=True
+        )
         out.append(values)
         n_missing += k
     return np.column_stack(out), n_missing

@@ -82,6 +82,11 @@ CASES = {
     "msdial-non-numeric-rt": Case("msdial", text(edit(MS, 8, "3.5", "n/a?")), 8, "Average Rt(min)"),
     "msdial-negative-height": Case("msdial", text(edit(MS, 7, "\t2000\t", "\t-2000\t")), 7, "negative"),
     "msdial-negative-msms-intensity": Case("msdial", text(edit(MS, 6, "50.1:100", "50.1:-100")), 6, "negative"),
+    # a height or intensity no detector reports (MAX_INTENSITY, 1e12): the cell's line, not a validate error later
+    "msdial-huge-height": Case("msdial", text(edit(MS, 7, "\t2000\t", "\t1e30\t")), 7, "1e30 is above 1e+12"),
+    "msdial-huge-msms-intensity": Case("msdial", text(edit(MS, 6, "50.1:100", "50.1:2e13")), 6, "above 1e+12"),
+    "msdial-utf16": Case("msdial", text(MS).decode().encode("utf-16"), 1, "UTF-16 text: save it as UTF-8"),
+    "msdial-utf16-no-bom": Case("msdial", text(MS).decode().encode("utf-16-le"), 1, "UTF-16 text: save it as UTF-8"),
     "msdial-garbage-msms": Case("msdial", text(edit(MS, 8, "150.5:20", "150.5:20 %&!")), 8, "'%&!'"),
     "msdial-duplicate-samples": Case(
         "msdial", text(msdial_lines(samples=["s1", "s1", *SAMPLES[2:]])), 5, "duplicate sample column"
@@ -101,6 +106,8 @@ CASES = {
     "quant-missing-header": Case("quant", text(Q[1:]), 1, "'id'"),
     "quant-non-numeric-mz": Case("quant", text(edit(Q, 3, "300.2", "3OO.2")), 3, "'mz'"),
     "quant-negative-height": Case("quant", text(edit(Q, 4, ",600,", ",-600,")), 4, "negative"),
+    "quant-huge-height": Case("quant", text(edit(Q, 4, ",600,", ",1.5e12,")), 4, "1.5e12 is above 1e+12"),
+    "quant-utf16": Case("quant", text(Q).decode().encode("utf-16-be"), 1, "UTF-16 text"),
     "quant-duplicate-samples": Case(
         "quant", text(edit(Q, 1, "datafile:b.mzML:height", "datafile:a.mzML:height")), 1, "duplicate sample"
     ),
@@ -112,6 +119,7 @@ CASES = {
     "mgf-garbage-peak": Case("mgf", text(edit(G, 7, "80.2 50", "80.2 fifty")), 7, "not 'm/z intensity'"),
     "mgf-non-numeric-mz": Case("mgf", text(edit(G, 6, "50.1 100", "5O.1 100")), 6, "not 'm/z intensity'"),
     "mgf-negative-intensity": Case("mgf", text(edit(G, 7, "80.2 50", "80.2 -50")), 7, "negative"),
+    "mgf-huge-intensity": Case("mgf", text(edit(G, 7, "80.2 50", "80.2 1e30")), 7, "above 1e+12"),
     "mgf-truncated": Case("mgf", text(G[:-2]), len(G) - 2, "truncated"),
     "mgf-missing-id": Case("mgf", text(edit(G, 2, "FEATURE_ID=1", "TITLE=x")), 1, "FEATURE_ID"),
     "mgf-duplicate-feature": Case("mgf", text(edit(G, 11, "FEATURE_ID=3", "FEATURE_ID=1")), 10, "second spectrum"),
@@ -132,6 +140,12 @@ CASES = {
     "mzML-negative-intensity": Case(
         "mzML", raw_with(_set(3, "intensity", [1.0, -2.0, 3.0]), "mzML"), line_of(MZML, b'id="scan=4"'), "negative"
     ),
+    "mzML-huge-intensity": Case(
+        "mzML", raw_with(_set(3, "intensity", [1.0, 2e30, 3.0]), "mzML"), line_of(MZML, b'id="scan=4"'), "above 1e+12"
+    ),
+    "mzML-huge-precursor-intensity": Case(
+        "mzML", raw_with(_set(1, "pint", 1e30), "mzML"), line_of(MZML, b'id="scan=2"'), "precursor intensity 1e+30"
+    ),
     "mzML-not-xml": Case("mzML", b"hello\nworld\n", 1, "neither mzML nor mzXML"),
     "mzML-empty": Case("mzML", b"", 1, "empty"),
     "mzML-random-bytes": Case("mzML", JUNK, None),
@@ -149,6 +163,7 @@ CASES = {
     "sheet-duplicate-sample": Case("sheet", b"sample,accession\ns1,A\ns1,B\n", 3, "duplicate sample"),
     "sheet-unknown-type": Case("sheet", b"sample,accession,type\ns1,A,Solvent\n", 2, "unknown type"),
     "sheet-random-bytes": Case("sheet", JUNK, None),
+    "sheet-utf16": Case("sheet", "sample,accession\ns1,A\n".encode("utf-16"), 1, "UTF-16 text"),
 }
 NAMES = {
     "msdial": "bad.txt",

@@ -6,7 +6,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from io_builders import msdial_lines, write_lines
+from io_builders import MSDIAL_ROWS, msdial_lines, write_lines
 
 from ms2img.cli import main
 from ms2img.errors import ConfigError, InputFileError
@@ -198,13 +198,67 @@ def test_raw_replicates_merged_into_one_accession_by_sheet(mzml_file, tmp_path):
     second = tmp_path / "run2.mzML"
     shutil.copy(mzml_file, second)
     sheet = tmp_path / "sheet.csv"
-    sheet.write_text("sample,accession,replicate\nrun.mzML,ACC,r1\nrun2,ACC,r2\nmissing.mzML,X,1\n")
+    sheet.write_text("sample,accession,replicate\nrun.mzML,ACC,r1\nrun2,ACC,r2\n")
     out = tmp_path / "out"
     summary = ingest([mzml_file, second], out, sample_sheet=sheet)
     assert sorted(p.name for p in out.glob("*.parquet")) == ["ACC.parquet"]
     ev = read_events(out)
     assert ev.groupby("replicate").size().to_dict() == {"r1": 6, "r2": 6}
-    assert summary.warnings["sample sheet or metadata rows matching no input"] == 1
+    assert "sample sheet or metadata rows matching no input" not in summary.warnings and not summary.silent_injections
+    # a row naming no input is a typo or a run that is not there: the sheet's line, not an unused row and a warning
+    sheet.write_text("sample,accession,replicate\nrun.mzML,ACC,r1\nrun2,ACC,r2\nmissing.mzML,X,1\n")
+    with pytest.raises(InputFileError, match=r"sheet\.csv, line 4: sample 'missing\.mzML' names no sample column"):
+        ingest([mzml_file, second], tmp_path / "out2", sample_sheet=sheet)
+    assert not (tmp_path / "out2").exists()
+
+
+def test_a_sample_sheet_typo_fails_naming_the_sheet_line_and_the_closest_column(msdial_file, tmp_path, capsys):
+    """A misspelt sample name left its row unused and the real column an accession of its own (exit 0, a warning);
+    the pipeline then failed blaming assays.csv. Blanks and QCs the sheet types still work, and a sheet that lists
+    only some columns keeps the others as the input says (README: counted in a warning)."""
+    sheet = tmp_path / "sheet.csv"
+    good = "sample,accession,replicate,type\ns1,A,1,Sample\ns2,A,2,Sample\nqc,qc,1,QC\nblank,blank,1,Blank\n"
+    sheet.write_text(good)
+    summary = ingest([msdial_file], tmp_path / "ok", sample_sheet=sheet)
+    assert summary.accessions == 1 and not summary.warnings
+    sheet.write_text(good.replace("s2,A,2", "s_2,A,2"))
+    args = ["ingest", str(msdial_file), "--out", str(tmp_path / "typo"), "--sample-sheet", str(sheet)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    said = f"{sheet}, line 3: sample 's_2' names no sample column or file of the inputs; closest: 's2', which the sheet"
+    assert said in err and err.count("\n") == 1
+    assert not (tmp_path / "typo").exists()
+    sheet.write_text(good.replace("blank,blank,1,Blank", "blnak,blank,1,Blank"))  # a blank's row: the same
+    with pytest.raises(InputFileError, match=r"line 5: sample 'blnak' .*closest: 'blank'"):
+        ingest([msdial_file], tmp_path / "typo2", sample_sheet=sheet)
+    sheet.write_text("sample,accession,type\nblank,blank,Blank\n")  # only re-types: the rest keep the export's say
+    summary = ingest([msdial_file], tmp_path / "partial", sample_sheet=sheet)
+    assert summary.accessions == 2 and summary.warnings == {
+        "input samples the sample sheet or metadata does not list (kept as the input says: own accession, type)": 3
+    }
+
+
+def test_an_injection_without_a_detected_precursor_is_named_not_dropped_silently(quant_pair, tmp_path):
+    """A dead injection (every height 0) gives no events; it used to vanish and its accession trained on fewer
+    replicates than the sheet says. Ingest names it, with what its accession kept, and does not fail."""
+    rows = [(*r[:5], r[5], "0", *r[7:]) for r in MSDIAL_ROWS]  # s2: not one precursor detected
+    export = write_lines(tmp_path / "dead.txt", msdial_lines(rows=rows))
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("sample,accession,replicate\ns1,A,1\ns2,A,2\nqc,qc,1\nblank,blank,1\n")
+    for blank_subtraction in (False, True):  # streamed per sample, and through the events table
+        out = tmp_path / f"ev{blank_subtraction}"
+        summary = ingest([export], out, sample_sheet=sheet, blank_subtraction=blank_subtraction)
+        assert summary.silent_injections == ["s2 (accession A: 1 of 2 replicates kept)"]
+        assert set(read_events(out)["replicate"]) == {"1"}
+    line = "warning: 1 injection(s) with no detected precursor (with MS/MS), left out: s2 (accession A: 1 of 2 "
+    assert line in summary.format()
+    quant, mgf = quant_pair  # a quant table: sample b detects feature 2 (no spectrum in the MGF) and feature 3
+    sheet.write_text("sample,accession,replicate\na.mzML,X,1\nb.mzML,X,2\n")
+    summary = ingest([quant], tmp_path / "q", sample_sheet=sheet, mgf=mgf)
+    assert summary.accessions == 1 and summary.silent_injections == []
+    quant.write_text(quant.read_text().replace(",600,9", ",0,9"))  # now b detects feature 2 alone
+    summary = ingest([quant], tmp_path / "q2", sample_sheet=sheet, mgf=mgf)
+    assert summary.silent_injections == ["b.mzML (accession X: 1 of 2 replicates kept)"]
 
 
 @pytest.mark.parametrize("where", ["same", "inside", "contains"])

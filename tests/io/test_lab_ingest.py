@@ -364,3 +364,92 @@ def test_training_repeats_the_replicate_hint_where_the_scores_are_made(tmp_path)
     assert _is_progress("  gnps_quant.csv: 24 columns -> 6 accessions x 4 replicates")
     assert _is_progress("  sample sheet: data/raw/exports/sample_sheet.csv")
     assert not _is_progress("  precursors without MS/MS: 12")
+
+
+def test_a_height_no_detector_reports_fails_at_its_line_in_ingest_and_validate(
+    test_data, tmp_path, capsys, monkeypatch
+):
+    """msdialr's export with one height set to 1e30: ingest accepted it and `ms2img validate` then blamed a deleted
+    temporary Parquet file; both now name the export, its line and column, and ingest writes nothing."""
+    lines = (test_data / MSDIALR).read_bytes().split(b"\n")
+    cells = lines[8].split(b"\t")  # line 9: feature 3; the sample columns start at column 33 (1a, 1b, ...)
+    assert cells[0] == b"3" and cells[33] == b"4800"
+    cells[33] = b"1e30"
+    lines[8] = b"\t".join(cells)
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(b"\n".join(lines))
+    monkeypatch.chdir(tmp_path)
+    said = "huge.txt, line 9, column '1b': 1e30 is above 1e+12"
+    assert main(["ingest", str(huge), "--out", "events"]) == 2
+    assert said in capsys.readouterr().err and not (tmp_path / "events").exists()
+    assert main(["validate", str(huge), "--report-dir", "r"]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "ms2img-validate-" not in err
+
+
+def test_a_dead_injection_of_the_gnps_export_is_named_with_what_its_extract_kept(shared_data, tmp_path, capsys):
+    """Every height of one Hi01 injection zeroed: ingest still writes 6 accessions, and says which injection gave
+    no precursor and that Hi01 kept 3 of its 4 replicates (it said nothing, and Hi01 trained on 3)."""
+    export = shared_data / GNPS
+    if not export.is_file():
+        pytest.skip(f"{export} not available")
+    lines = export.read_text().split("\n")
+    names = lines[3].split("\t")
+    dead = names.index("Hi01_neg_timsON_PASEF_2_1_2457")
+    for i in range(4, len(lines)):
+        if lines[i].strip():
+            cells = lines[i].split("\t")
+            cells[dead] = "0"
+            lines[i] = "\t".join(cells)
+    zeroed = tmp_path / "zeroed.txt"
+    zeroed.write_text("\n".join(lines))
+    rows, seen = ["sample,accession,replicate,type"], {}
+    for n in names[24:]:
+        acc = "blank" if n.startswith("EtOH") else n.split("_")[0]
+        seen[acc] = seen.get(acc, 0) + 1
+        rows.append(f"{n},{acc},{seen[acc]},{'Blank' if acc == 'blank' else 'Sample'}")
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("\n".join(rows) + "\n")
+    assert main(["ingest", str(zeroed), "--out", str(tmp_path / "ev"), "--sample-sheet", str(sheet)]) == 0
+    out = capsys.readouterr().out
+    assert "accessions written: 6" in out
+    said = "warning: 1 injection(s) with no detected precursor (with MS/MS), left out: Hi01_neg_timsON_PASEF_2_1_2457"
+    assert f"{said} (accession Hi01: 3 of 4 replicates kept)" in out
+
+
+def test_a_spectral_library_given_as_mgf_is_named_for_what_it_is(test_data, tmp_path, capsys):
+    """--mgf with FERMO's GNPS library (reference spectra, SCANS=1 in every block) said `second spectrum for feature
+    '1'`; named as an input it is called a spectral library, and so it is now as --mgf."""
+    library = tmp_path / "case_study_spectral_library.mgf"
+    block = "BEGIN IONS\nPEPMASS=1649.45\nCHARGE=1\nMSLEVEL=2\nNAME=Siomycin_A\nSMILES=O=C(C)N\nSCANS=1\n{}\nEND IONS\n"
+    library.write_text(block.format("1500.2 100") + block.format("825.1 40"))
+    quant = test_data / "case_study_peak_table_quant_full.csv"
+    said = f"{library}, line 1: a spectral library (reference spectra): it goes to `ms2img explain --library FILE`"
+    assert main(["ingest", str(quant), "--mgf", str(library), "--out", str(tmp_path / "ev")]) == 2
+    err = capsys.readouterr().err
+    assert said in err and "second spectrum" not in err
+    assert main(["ingest", str(quant), str(library), "--out", str(tmp_path / "ev")]) == 2
+    assert said in capsys.readouterr().err  # the same words as for an input
+
+
+def test_the_replicate_hint_says_to_pass_the_project_sheet_that_exists(tmp_path, monkeypatch):
+    """An export named by path is read without the project's data/raw/sample_sheet.csv (only a folder picks it up):
+    the hint said to create the sheet that was there; it now says to pass it, and to fill it when it lists none."""
+    monkeypatch.chdir(tmp_path)
+    rows = [(f"Hi{e:02d}_neg_{i}", f"Hi{e:02d}_neg_{i}", "1", "Sample") for e in (1, 5) for i in (1, 2, 3)]
+    m = manifest(rows, source="data/raw/exports/table.txt")
+    hint = replicate_hint(m, ("Sample",))
+    assert hint and hint.endswith("(sample, accession, replicate, type; data/raw/sample_sheet.csv in a project)")
+    sheet = tmp_path / "data" / "raw" / "sample_sheet.csv"
+    sheet.parent.mkdir(parents=True)
+    sheet.write_text("sample,accession,replicate,type\n")  # `ms2img init`'s template
+    hint = replicate_hint(m, ("Sample",))
+    assert hint and hint.endswith(
+        "give each group one accession in data/raw/sample_sheet.csv (sample, accession, replicate, type) and pass it: "
+        "--sample-sheet data/raw/sample_sheet.csv"
+    )
+    sheet.write_text("sample,accession,replicate,type\n" + "".join(f"{s},{s[:4]},{s[-1]},Sample\n" for s, *_ in rows))
+    hint = replicate_hint(m, ("Sample",))
+    assert hint and hint.endswith(
+        "if they are replicates, pass the sample sheet that groups them: --sample-sheet data/raw/sample_sheet.csv"
+    )
