@@ -255,6 +255,7 @@ def explain_assay(
         reports_dir, assay, family, Path(assays_csv) if assays_csv else None, low, high
     )
     meta: dict[str, Any] = {"assay": assay, "family": family, "labels_from": label_source}
+    meta["training_key"] = model.card.get("training_key")  # which training of the model: the report tells stale ones
 
     if input_kind(family) == "image":
         render = model.card.get("render") or {}

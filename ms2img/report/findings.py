@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ms2img.explain.labels import fold_text, shown_name
-from ms2img.report.collect import ReportInputs
+from ms2img.report.collect import AssayInputs, ReportInputs
 from ms2img.report.html import (
     esc,
     link,
@@ -104,6 +104,20 @@ def drivers_table(df: Any, top: int = DRIVERS_TOP) -> str:
     )
 
 
+def stale_drivers(a: AssayInputs, meta: dict[str, Any]) -> str | None:
+    """Why an assay's drivers no longer explain its model, or None: ``ms2img explain`` ran on another winner, or on
+    an earlier training of the same family (``drivers.json`` keeps the model's ``training_key``). ``dvc repro``
+    re-runs explain after train; a retrain and promote by hand did not, and the report showed the old drivers."""
+    family, winner = meta.get("family"), a.winner
+    rerun = f"run `ms2img explain --assay {a.name}` (or `dvc repro explain@{a.name}`)"
+    if family and winner and family != winner:
+        return f"Out of date: these drivers explain the {family} model; the winner is now {winner}: {rerun}."
+    trained = (a.cards.get(str(family)) or {}).get("training_key")
+    if meta.get("training_key") and trained and trained != meta["training_key"]:
+        return f"Out of date: the {family} model was trained again after these drivers were computed: {rerun}."
+    return None
+
+
 def drivers(inp: ReportInputs, figs: Figures, base: Path | None = None) -> str:
     parts = [
         (
@@ -120,6 +134,9 @@ def drivers(inp: ReportInputs, figs: Figures, base: Path | None = None) -> str:
             continue
         if a.drivers is not None:
             meta = a.drivers_meta or {}
+            stale = stale_drivers(a, meta)
+            if stale:
+                parts.append(f"<p class='missing'>{esc(stale)}</p>")
             csv = link(a.drivers_csv, base, f"reports/{a.name}/drivers.csv")
             parts.append(
                 f"<p class='note'>Top {min(DRIVERS_TOP, len(a.drivers))} of {len(a.drivers)} drivers"

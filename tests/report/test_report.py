@@ -310,6 +310,26 @@ def test_drivers_are_a_top_table_a_chemist_reads_with_the_csv_linked(tmp_path):
     assert "Top 10 of 30 drivers" in drivers and "the 25 accessions the attribution ran on" in drivers
 
 
+def test_drivers_of_a_model_that_is_no_longer_served_are_marked_out_of_date(tmp_path):
+    """A retrain and promote by hand (not `dvc repro`) left the last explain's drivers in the report as if they
+    explained the model now served."""
+    from ms2img.report.collect import collect
+    from ms2img.report.findings import stale_drivers
+
+    write_paper_project(tmp_path)
+    a = collect(tmp_path).assays[0]
+    assert a.winner == "cnn" and stale_drivers(a, a.drivers_meta) is None
+    assert "the winner is now cnn" in stale_drivers(a, {**a.drivers_meta, "family": "rf-image"})
+    a.cards["cnn"]["training_key"] = "new"
+    assert stale_drivers(a, {**a.drivers_meta, "training_key": "new"}) is None
+    assert "trained again after these drivers" in stale_drivers(a, {**a.drivers_meta, "training_key": "old"})
+    meta = json.loads((tmp_path / "reports" / "DPPH" / "drivers.json").read_text())
+    (tmp_path / "reports" / "DPPH" / "drivers.json").write_text(json.dumps({**meta, "family": "rf-image"}))
+    html = build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8")
+    drivers = html[html.index('<section id="drivers"') : html.index('<section id="drift"')]
+    assert "Out of date: these drivers explain the rf-image model; the winner is now cnn" in drivers
+
+
 def test_counts_say_which_protocol_they_come_from(tmp_path):
     write_paper_project(tmp_path)
     html = build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8")
