@@ -106,32 +106,32 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
 def unmatched_rows(sheet: pd.DataFrame, samples: list[str]) -> list[str]:
     """The sheet's samples that name no input sample (by name, or without a raw-file extension).
 
-    A sample sheet read from a file (:func:`read_sample_sheet`; not a metadata table, which may list more runs than
-    one table holds) fails on its first such row instead: one line naming the sheet, the row's line and the closest
-    input sample. A typo there would otherwise leave the row unused and the misspelt column an accession of its own,
-    which nothing downstream can explain."""
+    A row that is a typo fails instead: when a sample sheet read from a file (:func:`read_sample_sheet`) has an
+    unused row close to an input sample it does not list, one line names the sheet, the row's line and that input
+    sample. The typo would otherwise leave the row unused and the misspelt column an accession of its own, which
+    nothing downstream can explain. Other unused rows are only counted: a project's sheet lists the samples of
+    every export, and ingesting one export by path leaves the others' rows unused (as a metadata table may list
+    more runs than one table holds).
+    """
     names = set(samples) | {strip_raw_extension(n) for n in samples}
     unused = [s for s in sheet["sample"] if s not in names and strip_raw_extension(s) not in names]
     path, lines = sheet.attrs.get(SHEET_SOURCE), sheet.attrs.get(SHEET_LINES)
     if not unused or not path or not lines:
         return unused
-    first = min(unused, key=lambda s: lines.get(s, 0))
     index = index_sheet(sheet)
-    inputs = list(dict.fromkeys(samples))
-    unlisted = [n for n in inputs if sheet_row(index, n) is None]
-    close = difflib.get_close_matches(first, unlisted, n=1)  # the column the typo meant is the one left unlisted
-    if close:
-        hint = f"closest: '{close[0]}', which the sheet does not list: fix the name"
-    elif close := difflib.get_close_matches(first, inputs, n=1):
-        on = lines.get(sheet_row(index, close[0])["sample"])
-        hint = f"closest: '{close[0]}' (already on line {on}): fix the name or remove the row"
-    else:
-        shown = ", ".join(f"'{n}'" for n in inputs[:3])
-        hint = f"no input sample is close (they are named like {shown}): fix the name or remove the row"
-    more = f" ({len(unused) - 1} more rows name no input sample)" if len(unused) > 1 else ""
-    raise InputFileError(
-        path, f"sample '{first}' names no sample column or file of the inputs; {hint}{more}", line=lines.get(first)
-    )
+    unlisted = {strip_raw_extension(n): n for n in dict.fromkeys(samples) if sheet_row(index, n) is None}
+    for row in sorted(unused, key=lambda s: lines.get(s, 0)):
+        # the column the typo meant is the one left unlisted (compared without raw-file extensions)
+        close = [unlisted[c] for c in difflib.get_close_matches(strip_raw_extension(row), list(unlisted), n=1)]
+        if close:
+            more = f" ({len(unused) - 1} more rows name no input sample)" if len(unused) > 1 else ""
+            raise InputFileError(
+                path,
+                f"sample '{row}' names no sample column or file of the inputs; closest: '{close[0]}', which the "
+                f"sheet does not list: fix the name{more}",
+                line=lines.get(row),
+            )
+    return unused
 
 
 def index_sheet(sheet: pd.DataFrame | str | Path | None) -> dict[str, dict[str, str]]:

@@ -205,11 +205,15 @@ def test_raw_replicates_merged_into_one_accession_by_sheet(mzml_file, tmp_path):
     ev = read_events(out)
     assert ev.groupby("replicate").size().to_dict() == {"r1": 6, "r2": 6}
     assert "sample sheet or metadata rows matching no input" not in summary.warnings and not summary.silent_injections
-    # a row naming no input is a typo or a run that is not there: the sheet's line, not an unused row and a warning
-    sheet.write_text("sample,accession,replicate\nrun.mzML,ACC,r1\nrun2,ACC,r2\nmissing.mzML,X,1\n")
-    with pytest.raises(InputFileError, match=r"sheet\.csv, line 4: sample 'missing\.mzML' names no sample column"):
-        ingest([mzml_file, second], tmp_path / "out2", sample_sheet=sheet)
-    assert not (tmp_path / "out2").exists()
+    # a row naming a run that is not among these inputs (a project sheet covers every export; one was ingested by
+    # path) is counted in a warning; a row close to an input the sheet leaves unlisted is a typo: its line
+    sheet.write_text("sample,accession,replicate\nrun.mzML,ACC,r1\nrun2,ACC,r2\nother_batch.mzML,X,1\n")
+    summary = ingest([mzml_file, second], tmp_path / "out2", sample_sheet=sheet)
+    assert summary.warnings["sample sheet or metadata rows matching no input"] == 1
+    sheet.write_text("sample,accession,replicate\nrun.mzML,ACC,r1\nrun_2,ACC,r2\n")
+    with pytest.raises(InputFileError, match=r"sheet\.csv, line 3: sample 'run_2' names no .* closest: 'run2\.mzML'"):
+        ingest([mzml_file, second], tmp_path / "out3", sample_sheet=sheet)
+    assert not (tmp_path / "out3").exists()
 
 
 def test_a_sample_sheet_typo_fails_naming_the_sheet_line_and_the_closest_column(msdial_file, tmp_path, capsys):
