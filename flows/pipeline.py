@@ -212,13 +212,11 @@ def restore_removed_outputs(cwd: str | Path | None = None) -> list[str]:
     stages = (yaml.safe_load(lock.read_text(encoding="utf-8")) or {}).get("stages") or {}
     recorded = {out["path"] for stage in stages.values() for out in stage.get("outs") or []}
     missing = sorted(path for path in recorded if not (root / path).exists())
-    if not missing:
-        return []
-    try:
-        dvc("checkout", *missing, cwd=root)
-    except StageFailed as exc:  # e.g. a cache cleaned by `dvc gc`: say so, the stage's own failure is what is raised
-        log.warning("could not restore %s from the DVC cache: %s", missing, str(exc).splitlines()[-1])
-        return []
+    for path in missing:  # one at a time: a path DVC no longer tracks (an assay taken out) must not stop the rest
+        try:
+            dvc("checkout", path, cwd=root)
+        except StageFailed as exc:  # not in the cache (`dvc gc`), no stage any more: said; the stage's failure is raised
+            log.warning("could not restore %s from the DVC cache: %s", path, str(exc).splitlines()[-1])
     return [path for path in missing if (root / path).exists()]
 
 

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -57,41 +57,66 @@ def _pip_requirements(family: str) -> list[str]:
     return pins
 
 
+class TrainingEvents(NamedTuple):
+    """What registration reads from the training accessions' events, once per assay (the families share it)."""
+
+    requests: tuple[tuple[str, pd.DataFrame], ...]  # (accession, request rows), replicates merged as training did
+    polarity: str  # ms2img.io.schema.one_polarity of their events
+    injections: np.ndarray  # precursors (with MS/MS and a height) per injection
+
+
 def training_requests(accessions: list[str], events_dir: Path | None) -> list[tuple[str, pd.DataFrame]]:
     """Request rows of each training accession (the families of one assay share them: read once)."""
     if events_dir is None:
         return []
-    return list(_cached_requests(tuple(accessions), Path(events_dir).resolve()))
+    return list(training_events(accessions, events_dir).requests)
+
+
+def training_events(accessions: list[str], events_dir: str | Path) -> TrainingEvents:
+    """The training accessions' requests, ion mode and precursors per injection (:class:`TrainingEvents`).
+
+    Why per injection. A training accession merges its injections (the union of their precursors), while a lab
+    often sends one injection of a new extract: in an aligned export (the GNPS PASEF set, 4 injections per
+    extract) one injection holds 814-839 precursors and a merged accession 832-842, so a floor counted on merged
+    accessions called ordinary single injections "too few precursors".
+    """
+    return _cached_events(tuple(accessions), Path(events_dir).resolve())
 
 
 DOMAIN_SAMPLE = 80  # training accessions the applicability-domain reference is built from, at most
 
 
 @functools.lru_cache(maxsize=2)
-def _cached_requests(accessions: tuple[str, ...], events_dir: Path) -> tuple[tuple[str, pd.DataFrame], ...]:
-    from ms2img.io.schema import read_events
+def _cached_events(accessions: tuple[str, ...], events_dir: Path) -> TrainingEvents:
+    from ms2img.io.schema import accession_filename, one_polarity, read_events
+    from ms2img.render.scaling import MERGE_MZ_DECIMALS  # a precursor as the renderer merges replicates
     from ms2img.serving.request import events_to_request
 
-    out = []
+    requests, seen, counts = [], set(), []
     for acc in accessions:
-        path = Path(events_dir) / f"{acc}.parquet"
-        if path.is_file():
-            req = events_to_request(read_events(path))
-            if len(req):
-                out.append((acc, req))
-    return tuple(out)
+        path = Path(events_dir) / accession_filename(acc)
+        if not path.is_file():
+            continue
+        ev = read_events(path)
+        req = events_to_request(ev)
+        if len(req):
+            requests.append((acc, req))
+        seen.update(str(v) for v in ev["polarity"].unique())
+        detected = ev[ev["precursor_intensity"] > 0]
+        precursor = [detected["feature_id"].astype(str), detected["precursor_mz"].round(MERGE_MZ_DECIMALS)]
+        per_injection = detected.groupby([detected["replicate"].astype(str), *precursor]).size().groupby(level=0).size()
+        counts.extend(int(n) for n in per_injection)
+    return TrainingEvents(tuple(requests), one_polarity(seen), np.asarray(counts, dtype=np.int64))
 
 
-def _domain_reference(
-    folder: Path, requests: list[tuple[str, pd.DataFrame]], polarity: str = "unknown", injections: Any = None
-):
-    """The applicability-domain reference of a model from its training accessions' requests, ion mode and
-    precursors per injection (:func:`training_events_profile`; the requests' counts without them); None without
-    requests."""
+def _domain_reference(folder: Path, events: TrainingEvents | None):
+    """The applicability-domain reference of a model from its training accessions' events (requests, ion mode,
+    precursors per injection); None without two requests."""
     from ms2img.serving.domain import DomainReference
     from ms2img.serving.predictor import FamilyPredictor
     from ms2img.serving.request import RequestError
 
+    requests = list(events.requests) if events is not None else []
     if len(requests) < 2:
         return None
     step = max(1, len(requests) // DOMAIN_SAMPLE)  # an even sample bounds the cost (feature matching is per row)
@@ -108,43 +133,10 @@ def _domain_reference(
         mzs.append(inp["mz"])
     if len(xs) < 2:
         return None
-    floor = np.asarray(injections) if injections is not None and len(injections) else np.asarray(n_prec)
+    floor = events.injections if len(events.injections) else np.asarray(n_prec)
     return DomainReference.build(
-        np.stack(xs), floor, np.concatenate(mzs), log=predictor.kind == "features", polarity=polarity
+        np.stack(xs), floor, np.concatenate(mzs), log=predictor.kind == "features", polarity=events.polarity
     )
-
-
-def training_events_profile(accessions: list[str], events_dir: str | Path | None) -> tuple[str, np.ndarray]:
-    """``(ion mode, precursors per injection)`` of the training accessions' events: what the domain reference
-    takes from the events rather than from the (replicate-merged) requests.
-
-    Why per injection. A training accession merges its injections (the union of their precursors), while a lab
-    often sends one injection of a new extract: in an aligned export (the GNPS PASEF set, 4 injections per
-    extract) one injection holds 814-839 precursors and a merged accession 832-842, so a floor counted on merged
-    accessions called ordinary single injections "too few precursors".
-    """
-    import pyarrow.parquet as pq
-
-    from ms2img.io.schema import one_polarity
-    from ms2img.render.scaling import MERGE_MZ_DECIMALS  # a precursor as the renderer merges replicates
-
-    if events_dir is None:
-        return "unknown", np.zeros(0)
-    seen: set[str] = set()
-    counts: list[int] = []
-    wanted = ["replicate", "feature_id", "precursor_mz", "precursor_intensity", "polarity"]
-    for acc in accessions:
-        path = Path(events_dir) / f"{acc}.parquet"
-        if not path.is_file():
-            continue
-        ev = pq.read_table(path, columns=[c for c in wanted if c in pq.read_schema(path).names]).to_pandas()
-        if "polarity" in ev:
-            seen.update(str(v) for v in ev["polarity"].unique())
-        detected = ev[ev["precursor_intensity"] > 0]
-        precursor = [detected["feature_id"].astype(str), detected["precursor_mz"].round(MERGE_MZ_DECIMALS)]
-        per_injection = detected.groupby([detected["replicate"].astype(str), *precursor]).size().groupby(level=0).size()
-        counts.extend(int(n) for n in per_injection)
-    return one_polarity(seen), np.asarray(counts, dtype=np.int64)
 
 
 # ----------------------------------------------------------------------------------------------- registration
@@ -190,7 +182,8 @@ def register_family(
         if v.tags.get(CONTENT_TAG) == digest or same_training:
             log.info("%s: %s already registered as version %s", name, model_dir, v.version)
             return str(v.version)
-    requests = training_requests(fm.accessions, Path(events_dir) if events_dir else None)
+    events = training_events(fm.accessions, events_dir) if events_dir else None
+    requests = events.requests if events is not None else ()
     if requests:
         example = requests[0][1].head(EXAMPLE_ROWS).reset_index(drop=True)
     else:
@@ -202,7 +195,7 @@ def register_family(
     with tempfile.TemporaryDirectory(prefix="ms2img-register-") as tmp:
         staged = Path(tmp) / "model_dir"
         shutil.copytree(model_dir, staged)
-        domain = _domain_reference(staged, requests, *training_events_profile(fm.accessions, events_dir))
+        domain = _domain_reference(staged, events)
         if domain is not None:
             from ms2img.serving.domain import FILE
 

@@ -220,6 +220,16 @@ def test_feature_family_registered_and_served(store):
     assert out["family"].iloc[0] == "rf-cosine" and 0 <= out["probability"].iloc[0] <= 1
     assert bool(out["in_domain"].iloc[0]), out["domain_note"].iloc[0]
     predictor = model.unwrap_python_model().predictor
+    # the registered domain keeps the training ion mode and a precursor floor counted per injection
+    from mlflow.exceptions import MlflowException
+
+    from ms2img.registry.registration import training_events
+
+    known = training_events(list(predictor.model.accessions), store.cohort.events)
+    assert predictor.domain.polarity == known.polarity == "negative"
+    assert predictor.domain.min_precursors == float(np.percentile(known.injections, 1, method="lower"))
+    with pytest.raises(MlflowException, match="the request holds positive ions; this model was trained on negative"):
+        model.predict(model.input_example, params={"polarity": "positive"})
     from ms2img.serving.request import events_to_request
 
     inp = predictor.inputs(events_to_request(read_events(store.cohort.events / f"{accs[0]}.parquet")))

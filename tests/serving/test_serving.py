@@ -674,21 +674,23 @@ def test_a_request_in_the_other_ion_mode_is_refused_not_answered(tmp_path):
     assert DomainReference.load(tmp_path / "old.npz").polarity == "unknown"
 
 
-def test_training_events_profile_reads_ion_mode_and_precursors_per_injection(tmp_path):
+def test_training_events_read_ion_mode_and_precursors_per_injection(tmp_path):
     """The domain's precursor floor counts injections, not merged accessions: a lab sends one injection of a new
     extract, and a floor on the union of an accession's injections called it "too few precursors"."""
-    from ms2img.io.schema import one_polarity, write_events
-    from ms2img.registry.registration import training_events_profile
+    from ms2img.io.schema import accession_filename, one_polarity, write_events
+    from ms2img.registry.registration import training_events
 
     events = _replicated_events()  # r1: features 1, 2, 3; r2: features 1, 2
     write_events(events, tmp_path / "A.parquet")
     write_events(events.assign(accession="B", polarity="unknown"), tmp_path / "B.parquet")
-    polarity, per_injection = training_events_profile(["A", "B"], tmp_path)
-    assert polarity == "negative" and sorted(per_injection.tolist()) == [2, 2, 3, 3]
+    read = training_events(["A", "B"], tmp_path)
+    assert read.polarity == "negative" and sorted(read.injections.tolist()) == [2, 2, 3, 3]
+    assert [acc for acc, _ in read.requests] == ["A", "B"]
     undetected = events.assign(accession="C", polarity="positive", precursor_intensity=np.where(
         events["feature_id"] == "1", 0.0, events["precursor_intensity"]))  # fmt: skip
     write_events(undetected, tmp_path / "C.parquet")
-    polarity, per_injection = training_events_profile(["A", "C"], tmp_path)
-    assert polarity == "mixed" and sorted(per_injection.tolist()) == [1, 2, 2, 3]
-    assert training_events_profile(["A"], None)[0] == "unknown"
+    read = training_events(["A", "C"], tmp_path)
+    assert read.polarity == "mixed" and sorted(read.injections.tolist()) == [1, 2, 2, 3]
+    write_events(events.assign(accession="Hi 01"), tmp_path / accession_filename("Hi 01"))  # "Hi_01.parquet"
+    assert training_events(["Hi 01"], tmp_path).polarity == "negative"
     assert one_polarity(["[M+H]+", "unknown", "Positive"]) == "positive" and one_polarity([]) == "unknown"

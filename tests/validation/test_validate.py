@@ -528,3 +528,11 @@ def test_a_missing_assay_column_says_what_the_header_holds(cohort, header, words
     cohort["assays"].write_text(header + body + "\n", encoding="utf-8")
     msg = failed_message(cohort)
     assert words in msg and "unexpected, values 'TPC'" not in msg, msg
+
+
+def test_an_assay_measured_on_fewer_than_two_accessions_fails(cohort):
+    """Empty cells are "not measured" (a warning); a column left (almost) empty would pass and stop training at
+    labelling after render, so it fails here."""
+    cohort["assays"].write_text("accession,DPPH,TPC\nACC1,1,\nACC2,2,\nACC3,3,4\n", encoding="utf-8")
+    msg = failed_message(cohort)
+    assert "TPC measured on at least 2 accessions (1 of 3: nothing to train on)" in msg, msg
