@@ -215,7 +215,7 @@ def restore_removed_outputs(cwd: str | Path | None = None) -> list[str]:
     for path in missing:  # one at a time: a path DVC no longer tracks (an assay taken out) must not stop the rest
         try:
             dvc("checkout", path, cwd=root)
-        except StageFailed as exc:  # not in the cache (`dvc gc`), no stage any more: said; the stage's failure is raised
+        except StageFailed as exc:  # not in the cache (`dvc gc`), no stage any more: said, and the failure raised
             log.warning("could not restore %s from the DVC cache: %s", path, str(exc).splitlines()[-1])
     return [path for path in missing if (root / path).exists()]
 
