@@ -134,14 +134,15 @@ def _constant_checks(df: pd.DataFrame, path: Path, assays: Sequence[str] | None)
         )
         if len(finite) < 2 <= len(cells) and not (cells.notna() & ~np.isfinite(values)).any():  # the rest empty
             entry["unexpected_count"], entry["success"], entry["files_failed"] = len(cells), False, 1
-            yield Failure(
+            too_few = Failure(
                 file=str(path),
                 suite="assays",
                 check=f"{a} measured on at least 2 accessions ({len(finite)} of {len(cells)}: nothing to train on)",
                 expectation="expect_column_unique_value_count_to_be_between",
                 column=a,
                 unexpected_count=len(cells),
-            ), entry
+            )
+            yield too_few, entry
             continue
         if not constant:
             yield None, entry
