@@ -97,15 +97,16 @@ def api_port(address: str) -> int:
 
 
 def _resolved(address: str) -> str:
-    """``address`` with its host name replaced by its IPv4 address (as written when it does not resolve)."""
-    from urllib.parse import urlsplit
-
+    """A ``tcp://`` address with its host name replaced by its IPv4 address; any other address (``inproc://``, a
+    host that does not resolve, a port that is not a number) as written."""
     parts = urlsplit(address if "://" in address else f"tcp://{address}")
-    try:
-        host = socket.gethostbyname(parts.hostname or "")
-    except (OSError, UnicodeError):
+    if parts.scheme not in ("tcp", "tls"):
         return address
-    return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
+    try:
+        host, port = socket.gethostbyname(parts.hostname or ""), parts.port
+    except (OSError, UnicodeError, ValueError):
+        return address
+    return f"{parts.scheme}://{host}:{port}" if port else f"{parts.scheme}://{host}"
 
 
 API_PORTS = range(9100, 9900)  # outside 8000-8999, where Prefect picks its own temporary servers' ports

@@ -75,9 +75,11 @@ def run(args: argparse.Namespace) -> int:
     replicated = int((events.groupby("accession")["replicate"].nunique() > 1).sum())
     averaged = f", replicates averaged in {replicated} (as training images were)" if replicated else ""
     dropped = f"; {int(undetected.sum())} undetected (height 0) left out" if undetected.any() else ""
-    mode = f", {polarity} ions" if polarity in POLARITIES else ""
-    said = " (the body says so: a model trained on the other mode refuses it)" if mode and fmt == "json" else ""
-    print(f"wrote {out}: {len(rows)} rows (precursors) for {n_acc} accession(s){mode}{said}{averaged}{dropped}")
+    mode = ""
+    if polarity in POLARITIES:  # a CSV body has no params: the server cannot check the mode
+        json_body = "the body says so: a model of the other mode refuses it"
+        mode = f", {polarity} ions ({json_body if fmt == 'json' else 'a CSV body cannot say so: send JSON to check'})"
+    print(f"wrote {out}: {len(rows)} rows (precursors) for {n_acc} accession(s){mode}{averaged}{dropped}")
     if len(rows) > DEFAULT_MAX_ROWS:
         print(f"  warning: more than {DEFAULT_MAX_ROWS} rows, the server's default limit per request "
               "(serve.max_rows); split it with --accessions")  # fmt: skip

@@ -135,7 +135,7 @@ def annotate(drivers, library: SpectralLibrary, top: int | None = None, min_scor
     ``analogue_score``, ``analogue_precursor_mz`` and ``analogue_matched_peaks``: visible as a score, not as a
     name. Identity hits (precursor within ``ms1_tol_da``) keep their own ``min_score``.
     """
-    from ms2img.explain.labels import NAME_MIN_PEAKS, NAME_MIN_SCORE
+    from ms2img.explain.labels import names_analogue
     from ms2img.io.msms import parse_msms
 
     rows = []
@@ -151,7 +151,7 @@ def annotate(drivers, library: SpectralLibrary, top: int | None = None, min_scor
                 hit[key] = ""
             hit["library_score"] = hit["library_precursor_mz"] = np.nan
             hit["matched_peaks"] = 0
-        if not (hit["analogue_score"] >= NAME_MIN_SCORE and hit["analogue_matched_peaks"] >= NAME_MIN_PEAKS):
+        if not names_analogue(hit["analogue_score"], hit["analogue_matched_peaks"]):
             hit["analogue_name"] = ""
         rows.append(hit)
     out = drivers.copy()

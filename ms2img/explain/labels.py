@@ -23,8 +23,14 @@ def shown_name(row: Any) -> str:
     if identity:
         return identity
     analogue = _plain(get("analogue_name", ""))
-    score, peaks = _number(get("analogue_score", None)), _number(get("analogue_matched_peaks", None))
-    return f"~{analogue}" if analogue and score >= NAME_MIN_SCORE and peaks >= NAME_MIN_PEAKS else ""
+    named = analogue and names_analogue(get("analogue_score", None), get("analogue_matched_peaks", None))
+    return f"~{analogue}" if named else ""
+
+
+def names_analogue(score: Any, matched_peaks: Any) -> bool:
+    """An open-search hit good enough to name a driver: entropy similarity >= ``NAME_MIN_SCORE`` with
+    >= ``NAME_MIN_PEAKS`` matched peaks (the open search always has a best hit, most of them unrelated)."""
+    return _number(score) >= NAME_MIN_SCORE and _number(matched_peaks) >= NAME_MIN_PEAKS
 
 
 def _getter(row: Any) -> Any:

@@ -14,6 +14,7 @@ Sample names become accessions as ingest makes them (the raw-file extension drop
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ import pandas as pd
 from ms2img.errors import ConfigError, InputFileError
 from ms2img.io.sample_sheet import strip_raw_extension
 from ms2img.io.text import column_to_float, csv_rows, read_text_lines
+
+log = logging.getLogger(__name__)
 
 FERMO_COLUMNS = ("sample_name", "quant_data")
 
@@ -144,6 +147,12 @@ def activity_lines(path: str | Path) -> dict[str, int]:
     return out
 
 
+def _is_metadata(path: Path) -> bool:
+    """A GNPS/FBMN metadata table (neither assays.csv's ``accession`` nor FERMO's columns), as read_activity reads."""
+    header = _header(path)[0]
+    return "accession" not in header and not all(c in header for c in FERMO_COLUMNS)
+
+
 def check_activity_names(
     activity: pd.Series, accessions: list[str], *, known: list[str] | None = None, source: str | Path = ""
 ) -> None:
@@ -157,6 +166,11 @@ def check_activity_names(
     have = set(accessions) | set(known or ())
     unmatched = [str(a) for a in activity.index if str(a) not in have]
     if not unmatched:
+        return
+    if source and Path(source).is_file() and _is_metadata(Path(source)):
+        # a GNPS/FBMN metadata table lists every run of a study (the other ion mode, runs not ingested), as ingest
+        # allows (sample_sheet.unmatched_rows): counted, not refused
+        log.warning("%s: %d metadata row(s) name no sample of the events: %s", source, len(unmatched), unmatched[:5])
         return
     import difflib
 

@@ -76,18 +76,12 @@ def parse_msms(msms: pd.Series, max_fragments: int) -> tuple[np.ndarray, np.ndar
     """The msms column through the one MS/MS parser (:func:`ms2img.io.msms.parse_msms_column`, the rules
     ``ms2img ingest`` applies): (fragments per row, fragment m/z, fragment intensity); errors name the row."""
     try:
-        parsed = parse_msms_column(msms, column=None, max_fragments=max_fragments)
+        parsed = parse_msms_column(msms, column=None, max_fragments=max_fragments, max_intensity=MAX_INTENSITY)
     except MsmsFormatError as exc:
         if exc.row is None:
             raise RequestError(f"payload too large: {exc.problem} per request") from None
         raise row_error(exc.row, f"msms: {exc.problem}") from None
-    counts = parsed.counts(len(msms))
-    too_big = np.flatnonzero(parsed.intensity > MAX_INTENSITY)
-    if len(too_big):
-        k = int(too_big[0])
-        row = int(np.searchsorted(np.cumsum(counts), k, side="right"))
-        raise row_error(row, f"msms: fragment intensity {parsed.intensity[k]:g} is above {MAX_INTENSITY:g}")
-    return counts, parsed.mz, parsed.intensity
+    return parsed.counts(len(msms)), parsed.mz, parsed.intensity
 
 
 def validate_request(df: Any, max_rows: int = DEFAULT_MAX_ROWS) -> pd.DataFrame:

@@ -69,15 +69,17 @@ def read_csv_strings(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(records, columns=header, index=pd.Index(lines, dtype="int64"), dtype=object)
 
 
-def _missing_column(column: str, header: list[str]) -> str:
+def _missing_column(column: str, header: list[str], wanted: Sequence[str] | None = None) -> str:
     """Why a column is missing, in the words of the file: the header as read, and a separator that is not a comma
-    (a spreadsheet's ``;`` export reads as one column) or the closest name (a misspelt header)."""
+    (a spreadsheet's ``;`` export reads as one column) or the closest name (a misspelt header) among the columns
+    no check wants (TFC is not a misspelt TPC)."""
     import difflib
 
     said = f"no column '{column}' in the header {header[:8]}"
     if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
         return f"{said}: the file is not comma-separated (save it as CSV with commas)"
-    close = difflib.get_close_matches(column, header, n=1, cutoff=0.6)
+    spare = [h for h in header if h != "accession" and h not in (wanted or ())]
+    close = difflib.get_close_matches(column, spare, n=1, cutoff=0.6)
     return f"{said} (did you mean '{close[0]}'?)" if close else said
 
 
@@ -234,7 +236,7 @@ def validate_assays(
         )
         if o.expectation == "expect_column_to_exist":
             f.row_kind, f.rows, f.values = "line", [1], [o.check.column]
-            f.error = _missing_column(o.check.column, list(map(str, df.columns)))
+            f.error = _missing_column(o.check.column, list(map(str, df.columns)), assays)
         elif o.missing_values:
             f.values = sorted(map(str, o.missing_values))[:MAX_LISTED]
         elif o.index_list:

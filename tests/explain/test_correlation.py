@@ -164,13 +164,19 @@ def test_an_activity_row_naming_no_sample_fails_with_its_line(test_data, tmp_pat
     assert "\n" not in msg
 
 
-def test_samples_ingest_listed_without_events_are_not_typos(test_data):
-    """A GNPS metadata table lists the blank too; ingest's samples.csv knows it although it has no events file."""
-    act = read_activity(test_data / "bioactivity_gnps_metadata.tsv", "CHIKV")
+def test_a_metadata_tables_runs_without_events_are_counted_not_refused(test_data, tmp_path, caplog):
+    """A GNPS metadata table lists every run of a study (a blank, the other ion mode), as ingest allows; an
+    assays.csv row naming no sample is a typo. Ingest's samples.csv knows the runs it read without events."""
+    metadata = test_data / "bioactivity_gnps_metadata.tsv"
+    act = read_activity(metadata, "CHIKV")
     accessions = [a for a in act.index if a != "D3_H3_mod"]
-    with pytest.raises(InputFileError, match="line 12 'D3_H3_mod'"):
-        align_activity(act, accessions, source=test_data / "bioactivity_gnps_metadata.tsv")
-    cols, _ = align_activity(act, accessions, known=[*accessions, "D3_H3_mod"])
+    cols, _ = align_activity(act, accessions, source=metadata)
+    assert len(cols) == len(accessions) and "1 metadata row(s) name no sample of the events" in caplog.text
+    table = tmp_path / "assays.csv"
+    table.write_text("accession,CHIKV\n" + "".join(f"{a},{v}\n" for a, v in act.items()))
+    with pytest.raises(InputFileError, match=r"line \d+ 'D3_H3_mod'"):
+        align_activity(read_activity(table, "CHIKV"), accessions, source=table)
+    cols, _ = align_activity(read_activity(table, "CHIKV"), accessions, known=[*accessions, "D3_H3_mod"])
     assert len(cols) == len(accessions)
 
 

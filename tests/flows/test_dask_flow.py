@@ -112,3 +112,5 @@ def test_the_workers_api_port_is_the_same_for_every_run_on_a_cluster():
     assert len({dask_runner.api_port(f"tcp://10.0.0.5:{p}") for p in range(8786, 8796)}) > 1
     # one cluster, two spellings (the README's localhost, a worker's 127.0.0.1): one port
     assert dask_runner.api_port("tcp://localhost:8786") == dask_runner.api_port("tcp://127.0.0.1:8786")
+    assert dask_runner.api_port("inproc://10.0.0.5/71/1") != dask_runner.api_port("inproc://10.0.0.5/71/2")
+    assert dask_runner.api_port("tcp://scheduler:port") in dask_runner.API_PORTS  # as written, never a traceback

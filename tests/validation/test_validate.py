@@ -517,7 +517,7 @@ def test_cli_validates_a_lab_export_as_ingest_would_read_it(test_data, capsys, t
 @pytest.mark.parametrize(
     ("header", "words"),
     [
-        ("accession,DPPH,TFC", "no column 'TPC' in the header ['accession', 'DPPH', 'TFC'] (did you mean 'TFC'?)"),
+        ("accession,DPPH,TCP", "no column 'TPC' in the header ['accession', 'DPPH', 'TCP'] (did you mean 'TCP'?)"),
         ("accession;DPPH;TPC", "the file is not comma-separated (save it as CSV with commas)"),
     ],
 )
@@ -536,3 +536,9 @@ def test_an_assay_measured_on_fewer_than_two_accessions_fails(cohort):
     cohort["assays"].write_text("accession,DPPH,TPC\nACC1,1,\nACC2,2,\nACC3,3,4\n", encoding="utf-8")
     msg = failed_message(cohort)
     assert "TPC measured on at least 2 accessions (1 of 3: nothing to train on)" in msg, msg
+
+
+def test_a_missing_assay_is_not_taken_for_a_misspelt_other_assay(cohort):
+    cohort["assays"].write_text("accession,DPPH,TFC\nACC1,1,2\nACC2,2,3\nACC3,3,4\n", encoding="utf-8")
+    msg = failed_message(cohort, assays=["DPPH", "TFC", "TPC"])
+    assert "no column 'TPC' in the header ['accession', 'DPPH', 'TFC']" in msg and "did you mean" not in msg, msg
