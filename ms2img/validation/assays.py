@@ -126,38 +126,32 @@ def _constant_checks(df: pd.DataFrame, path: Path, assays: Sequence[str] | None)
         values = _numbers(cells)
         finite = np.flatnonzero(np.isfinite(values))
         constant = len(finite) >= 2 and bool((values[finite] == values[finite[0]]).all())
+        too_few = len(finite) < 2 <= len(cells) and not (cells.notna() & ~np.isfinite(values)).any()  # rest empty
         entry = _column_entry(
             f"{a} not constant",
             "expect_column_unique_value_count_to_be_between",
             a,
             {"min_value": 2},
             element_count=len(finite),
-            unexpected_count=len(finite) if constant else 0,
+            unexpected_count=len(cells) if too_few else len(finite) if constant else 0,
         )
-        if len(finite) < 2 <= len(cells) and not (cells.notna() & ~np.isfinite(values)).any():  # the rest empty
-            entry["unexpected_count"], entry["success"], entry["files_failed"] = len(cells), False, 1
-            too_few = Failure(
-                file=str(path),
-                suite="assays",
-                check=f"{a} measured on at least 2 accessions ({len(finite)} of {len(cells)}: nothing to train on)",
-                expectation="expect_column_unique_value_count_to_be_between",
-                column=a,
-                unexpected_count=len(cells),
-            )
-            yield too_few, entry
-            continue
-        if not constant:
+        if not (constant or too_few):
             yield None, entry
             continue
-        value = str(cells.iloc[finite[0]])
+        value = str(cells.iloc[finite[0]]) if constant else None
+        check = (
+            f"{a} not constant (all {len(finite)} accessions have {value}: no classifier can be trained on it)"
+            if constant
+            else f"{a} measured on at least 2 accessions ({len(finite)} of {len(cells)}: nothing to train on)"
+        )
         f = Failure(
             file=str(path),
             suite="assays",
-            check=f"{a} not constant (all {len(finite)} accessions have {value}: no classifier can be trained on it)",
+            check=check,
             expectation="expect_column_unique_value_count_to_be_between",
             column=a,
-            unexpected_count=len(finite),
-            values=[value],
+            unexpected_count=entry["unexpected_count"],
+            values=[value] if constant else [],
         )
         yield f, entry
 
