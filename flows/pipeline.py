@@ -33,6 +33,19 @@ PROJECT_ENV = "MS2IMG_PROJECT_DIR"
 class StageFailed(Ms2ImgError):
     """A DVC command or stage command exited non-zero; the message holds the tail of its output."""
 
+    def __init__(self, message: str, returncode: int | None = None):
+        super().__init__(message)
+        self.returncode = returncode
+
+    @property
+    def deterministic(self) -> bool:
+        """An ``ms2img`` command's own refusal (exit 2: bad input or settings, a full disk): running it again gives
+        the same answer, so a retry only repeats the work before it (a chain's training and registrations)."""
+        return self.returncode == USER_ERROR
+
+
+USER_ERROR = 2  # what ms2img.cli.main returns for an Ms2ImgError or an OSError
+
 
 def project_dir(path: str | Path | None = None) -> Path:
     """The DVC project the flows work on: ``path``, else $MS2IMG_PROJECT_DIR, else the cwd when it holds a
@@ -116,7 +129,7 @@ def run(cmd: list[str], cwd: str | Path | None = None, what: str | None = None, 
     output = "\n".join(lines)
     if proc.returncode != 0:
         tail = "\n".join(lines[-25:])
-        raise StageFailed(f"{label} failed with exit code {proc.returncode}:\n{tail}")
+        raise StageFailed(f"{label} failed with exit code {proc.returncode}:\n{tail}", proc.returncode)
     return output
 
 

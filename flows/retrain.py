@@ -208,7 +208,15 @@ def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list
     return plan
 
 
-@task(retries=1, retry_delay_seconds=10, task_run_name="train-{assay}")
+def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's ``retry_condition_fn``: retry a chain after a crash, not after a stage's own refusal (a setting a
+    small cohort cannot meet, a regression model asked for class attribution): that would train and register
+    every family a second time to fail at the same place."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    return not (isinstance(exc, pipeline.StageFailed) and exc.deterministic)
+
+
+@task(retries=1, retry_delay_seconds=10, retry_condition_fn=worth_retrying, task_run_name="train-{assay}")
 def train_assay(assay: str, stages: list[tuple[str, str]], project: Path) -> list[str]:
     """Run one assay's stale stages (train, promote, explain: commands exactly as dvc.yaml defines them, no
     shell) in order, beside the other assays, showing their progress lines as they come; return what ran."""

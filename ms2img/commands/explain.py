@@ -101,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
         cfg.translator_url = args.translator_url
     labels = params.get("labels") or {}
     for assay in args.assay:
+        if labels.get("mode") == "regression" and args.family is None:
+            stage_correlation(args, cfg, assay)
+            continue
         res = explain_assay(
             assay,
             models_dir=args.models_dir,
@@ -137,6 +140,39 @@ def _out_dir(args: argparse.Namespace, assay: str) -> Path | None:
     if args.out_dir is None:
         return None
     return Path(args.out_dir) / assay if len(args.assay) > 1 else Path(args.out_dir)
+
+
+def stage_correlation(args: argparse.Namespace, cfg, assay: str) -> dict[str, Path]:
+    """The explain stage of a ``labels.mode: regression`` project: the correlation of every feature's abundance
+    with the assay value (BMN's activity score, ``--method correlation``) as the stage's drivers.{csv,png,json}.
+
+    Why. A regression champion predicts the value and model attribution explains low/high classes, so the stage
+    failed and with it every retrain of such a project (the flow retried the chain: each family registered twice).
+    The correlation needs no model and ranks the features a bioactivity-guided lab follows up.
+    """
+    import json
+    import tempfile
+
+    from ms2img.atomic import write_bytes, write_text
+    from ms2img.explain.correlation import score_assay
+
+    out = _out_dir(args, assay) or Path(args.reports_dir) / assay
+    with tempfile.TemporaryDirectory(prefix="ms2img-explain-") as tmp:
+        res = score_assay(
+            assay, events_dir=args.events_dir, activity_path=args.assays, out_dir=tmp, normalisation=args.normalisation,
+            libraries=list(args.library) if args.library else cfg.libraries, annotate=args.annotate_top, seed=cfg.seed,
+        )  # fmt: skip
+        paths = {"csv": out / "drivers.csv", "png": out / "drivers.png", "json": out / "drivers.json"}
+        write_bytes(paths["csv"], res.paths["csv"].read_bytes())
+        write_bytes(paths["png"], res.paths["png"].read_bytes())
+    meta = {**res.meta, "attribution": "correlation with the assay value (a regression model: no class attribution)"}
+    write_text(paths["json"], json.dumps(meta, indent=2))
+    print(
+        f"{assay}: a regression model; drivers are the correlation of {res.meta['n_features']} features with the "
+        f"assay value over {res.meta['n_samples']} samples ({res.meta['n_q_below_0.05']} with q < 0.05); wrote "
+        f"{', '.join(str(p) for p in paths.values())}"
+    )
+    return paths
 
 
 def run_correlation(args: argparse.Namespace, cfg) -> int:

@@ -303,9 +303,9 @@ def decide(
                 f"kept champion {champion}: refit {candidate} of {family} has cv {label} {cand_score:.3f} < "
                 f"{champ_score:.3f}{new_note}"
             ), evidence  # fmt: skip
+        data = "the current data (the cv scores come from different cohorts)" if new_note else "the same accessions"
         return True, "same-family", (
-            f"promoted: refit of {family} on the same accessions, cv {label} {cand_score:.3f} vs {champ_score:.3f}"
-            f"{new_note}"
+            f"promoted: refit of {family} on {data}, cv {label} {cand_score:.3f} vs {champ_score:.3f}{new_note}"
         ), evidence  # fmt: skip
     if winner is None:
         return (

@@ -143,6 +143,12 @@ def drivers(inp: ReportInputs, figs: Figures, base: Path | None = None) -> str:
                 f"{' of ' + esc(meta['family']) if meta.get('family') else ''}; every column (consensus spectra, "
                 f"adducts, image boxes) in {csv}.</p>"
             )
+            if meta.get("n_samples") is not None and meta.get("n_accessions") is None:  # a regression's correlation
+                parts.append(
+                    f"<p class=counts>{esc(meta.get('attribution', 'correlation'))}: {num(meta.get('n_features'))} "
+                    f"features x {num(meta.get('n_samples'))} samples, {num(meta.get('n_q_below_0.05'))} with "
+                    f"q &lt; 0.05 (p by {esc(meta.get('p_method', 'permutation'))}); direction is the sign of r.</p>"
+                )
             if meta.get("n_accessions") is not None:
                 parts.append(
                     f"<p class=counts>Counts here: the {num(meta.get('n_accessions'))} accessions the attribution "

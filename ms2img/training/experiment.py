@@ -391,10 +391,11 @@ def resolve_cohort_settings(data: AssayData, params: Mapping[str, Any], families
         low, high = min(parts, key=lambda c: c[0] + c[1])
         fewest = min(min(c) for c in parts)
         if fewest < 2:
+            networks = ", ".join(f for f in families if has_network(f))
             raise ConfigError(
                 f"tune.validation_split: a training part of assay {data.assay} holds {fewest} accession of one class; "
-                "the CNN's inner split needs 2 per class (an accession's replicate images stay on one side): drop cnn "
-                "from train.families"
+                "the CNN's inner split needs 2 per class (an accession's replicate images stay on one side): drop "
+                f"the families with a network ({networks}) from train.families"
             )
         value = tune.get("validation_split", INNER_SPLIT)
         if str(value).strip().lower() == "auto":

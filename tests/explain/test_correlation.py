@@ -390,3 +390,27 @@ def test_the_stated_p_floor_counts_the_mirror_of_a_symmetric_design():
     assert permutation_p(x[:1], y, pearson_rows(x[:1], y)[0])[0] == pytest.approx(0.1)
     assert "all 60 distinct orderings" in p_method(np.array([0.0, 0, 0, 1, 1, 2]))  # not symmetric: 1/60
     assert "(no p below 0.017)" in p_method(np.array([0.0, 0, 0, 1, 1, 2]))
+
+
+def test_the_explain_stage_of_a_regression_project_writes_correlation_drivers(
+    fermo_events, test_data, tmp_path, capsys
+):
+    """A regression champion predicts the value; class attribution cannot explain it, and the stage failed every
+    retrain of such a project. Its drivers are the correlation with the value, in the stage's own outputs."""
+    import json
+
+    act = read_activity(test_data / ACTIVITY, "CHIKV")
+    names = pd.read_csv(fermo_events / "samples.csv")["accession"]
+    full = tmp_path / "assays.csv"
+    full.write_text("accession,CHIKV\n" + "".join(f"{a},{act.get(a, 0.0):g}\n" for a in names))
+    params = tmp_path / "params.yaml"
+    params.write_text("labels:\n  assays: [CHIKV]\n  mode: regression\n")
+    args = ["explain", "--assay", "CHIKV", "--params", params, "--events", fermo_events, "--assays", full,
+            "--reports-dir", tmp_path / "reports", "--no-track", "--annotate-top", 0]  # fmt: skip
+    assert main([str(a) for a in args]) == 0, capsys.readouterr().err
+    out = tmp_path / "reports" / "CHIKV"
+    drivers = pd.read_csv(out / "drivers.csv")
+    assert is_siomycin(drivers["precursor_mz"].head(5)).any()  # the known active compound ranks at the top
+    meta = json.loads((out / "drivers.json").read_text())
+    assert meta["attribution"].startswith("correlation with the assay value") and (out / "drivers.png").stat().st_size
+    assert "a regression model; drivers are the correlation of" in capsys.readouterr().out

@@ -275,3 +275,19 @@ def _fragment_above_precursor(text: str) -> str:
             changed += 1
     assert changed, "no MS/MS spectrum in the export"
     return "\n".join(lines)
+
+
+def test_a_stage_that_refuses_is_not_retried_a_crash_is():
+    """A retried chain re-ran train and promote before failing at the same place (a regression model's explain):
+    every family was registered twice. Exit 2 is ms2img's own refusal; anything else may be transient."""
+    from prefect.states import Failed
+
+    from flows.retrain import worth_retrying
+
+    refused = pipeline.StageFailed("explain@A failed with exit code 2", 2)
+    crashed = pipeline.StageFailed("train@A failed with exit code 137", 137)
+    assert not worth_retrying(None, None, Failed(data=refused))
+    assert worth_retrying(None, None, Failed(data=crashed)) and worth_retrying(None, None, Failed(data=OSError()))
+    with pytest.raises(pipeline.StageFailed) as info:
+        pipeline.run([sys.executable, "-c", "import sys; sys.exit(2)"], cwd=pipeline.ROOT, what="x")
+    assert info.value.returncode == 2 and info.value.deterministic

@@ -161,6 +161,9 @@ def test_promotion_rounds(store):
     # rollback smoke-tests its target: version 1 is fine, a truncated artifact is refused with one line
     rb = registry.rollback(name, "1", "test")
     assert rb.champion_after == "1"
+    # one version reads "champion": the alias' holder; the ones it moved away from read "retired"
+    status = {v: client.get_model_version(name, v).tags.get("promotion.status") for v in ("1", "3")}
+    assert status == {"1": "champion", "3": "retired"}, status
     victim = _artifact_file(store, name, "2", "model.skops")
     victim.write_bytes(victim.read_bytes()[:100])
     with pytest.raises(ConfigError, match="refusing rollback") as err:
