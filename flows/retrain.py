@@ -380,8 +380,14 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
     call(record, [stage for stages in ran.values() for stage in stages], project)  # a failed chain's study too
     results = {a: decision(a, project) for a in todo if a in ran}
     stale = call(check_recorded, list(results), project)
-    call(report, project)
-    call(push, project)
+    try:
+        call(report, project)
+        call(push, project)
+    except pipeline.StageFailed as exc:
+        if not failed:
+            raise
+        # the report of a project whose only assay failed has nothing to show: the training failure is the news
+        logger.warning("report and push skipped after the failed training: %s", str(exc).splitlines()[0])
     state = registry_state(list(results), where["prefix"], project)
     recorded = (
         f"still stale after recording: {', '.join(stale)}"
