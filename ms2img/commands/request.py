@@ -83,5 +83,14 @@ def run(args: argparse.Namespace) -> int:
     if len(rows) > DEFAULT_MAX_ROWS:
         print(f"  warning: more than {DEFAULT_MAX_ROWS} rows, the server's default limit per request "
               "(serve.max_rows); split it with --accessions")  # fmt: skip
-    print(f"  send: curl -s http://127.0.0.1:5001/invocations -H 'Content-Type: {ctype}' --data-binary @{out}")
+    print(f"  send: curl -s {_server_url()}/invocations -H 'Content-Type: {ctype}' --data-binary @{out}")
     return 0
+
+
+def _server_url() -> str:
+    """Where ``ms2img serve`` listens by default: params.yaml's ``serve.host``/``serve.port`` in a project, else the
+    shipped defaults (the hint named port 5001 whatever the project set)."""
+    from ms2img.params import load_params
+
+    serve = (load_params("params.yaml").get("serve") or {}) if Path("params.yaml").is_file() else {}
+    return f"http://{serve.get('host', '127.0.0.1')}:{serve.get('port', 5001)}"
