@@ -92,5 +92,8 @@ def _server_url() -> str:
     shipped defaults (the hint named port 5001 whatever the project set)."""
     from ms2img.params import load_params
 
-    serve = (load_params("params.yaml").get("serve") or {}) if Path("params.yaml").is_file() else {}
+    try:
+        serve = (load_params("params.yaml").get("serve") or {}) if Path("params.yaml").is_file() else {}
+    except ConfigError:  # a hint: an unreadable params.yaml is the next command's to report
+        serve = {}
     return f"http://{serve.get('host', '127.0.0.1')}:{serve.get('port', 5001)}"
