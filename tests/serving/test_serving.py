@@ -319,6 +319,12 @@ def test_request_command_writes_the_body_training_would_have_rendered(tmp_path, 
                                rtol=1e-6, atol=1e-7)  # fmt: skip
     assert main(["request", str(tmp_path / "events"), "--out", str(out), "--accessions", "Y"]) == 2
     assert "--accessions: ['Y'] not in" in capsys.readouterr().err
+    write_events(events.assign(accession="W"), tmp_path / "events" / "W.parquet")
+    assert main(["request", str(tmp_path / "events"), "--out", str(out), "--accessions", "X,W"]) == 0
+    sent = pd.read_csv(out, dtype={"accession": str}) if suffix == ".csv" else pd.DataFrame(
+        json.loads(out.read_text())["dataframe_records"])  # fmt: skip
+    assert list(dict.fromkeys(sent["accession"])) == ["X", "W"]  # as asked: the answer comes in this order
+    (tmp_path / "events" / "W.parquet").unlink()
     undetected = events.assign(precursor_intensity=np.where(events["feature_id"] == "3", 0.0, 1000.0))
     write_events(undetected, tmp_path / "events" / "X.parquet")
     assert main(["request", str(tmp_path / "events"), "--out", str(out)]) == 0
