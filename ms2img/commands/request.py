@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise ConfigError(f"--accessions: {unknown[:5]} not in {args.events} (it holds "
                               f"{events['accession'].nunique()} accessions)")  # fmt: skip
-        position = {a: i for i, a in reversed(list(enumerate(wanted)))}  # the body (and answer) in the order asked
+        position = {a: i for i, a in enumerate(dict.fromkeys(wanted))}  # the body (and answer) in the order asked
         chosen = events["accession"].astype(str).map(position)
         events = events[chosen.notna()].iloc[chosen.dropna().argsort(kind="stable")]
     polarity = one_polarity(events["polarity"].unique()) if "polarity" in events else "unknown"

@@ -40,6 +40,14 @@ def _header(path: Path) -> tuple[list[str], int, list[str]]:
     return [h.strip().lstrip("\ufeff").lower() for h in header], first + 1, lines
 
 
+def _layout(header: list[str]) -> str:
+    """Which activity layout a (lower-cased) header is: "fermo", "assays" (``accession`` + assay columns) or
+    "metadata" (GNPS/FBMN ``filename`` + ``ATTRIBUTE_*`` columns): one rule for reading and for naming rows."""
+    if all(c in header for c in FERMO_COLUMNS):
+        return "fermo"
+    return "assays" if "accession" in header else "metadata"
+
+
 def read_fermo_activity(path: str | Path) -> pd.Series:
     """FERMO's ``sample_name, quant_data`` file -> activity per accession (only the samples it lists)."""
     path = Path(path)
@@ -78,9 +86,10 @@ def read_activity(path: str | Path, assay: str) -> pd.Series:
     if not path.is_file():
         raise InputFileError(path, "activity file not found")
     header, header_line, _ = _header(path)
-    if all(c in header for c in FERMO_COLUMNS):
+    layout = _layout(header)
+    if layout == "fermo":
         return read_fermo_activity(path).rename(assay)
-    if "accession" in header:
+    if layout == "assays":
         from ms2img.training.labels import read_assays
 
         table = read_assays(path).set_index("accession")
@@ -133,7 +142,7 @@ def activity_lines(path: str | Path) -> dict[str, int]:
 
     path = Path(path)
     header, header_line, lines = _header(path)
-    as_written = "accession" in header and not all(c in header for c in FERMO_COLUMNS)
+    as_written = _layout(header) == "assays"
     name = "accession" if as_written else next((c for c in (FERMO_COLUMNS[0], *NAME_COLUMNS) if c in header), None)
     if name is None:
         return {}
@@ -145,12 +154,6 @@ def activity_lines(path: str | Path) -> dict[str, int]:
         if cell:
             out.setdefault(cell if as_written else strip_raw_extension(cell), k)
     return out
-
-
-def _is_metadata(path: Path) -> bool:
-    """A GNPS/FBMN metadata table (neither assays.csv's ``accession`` nor FERMO's columns), as read_activity reads."""
-    header = _header(path)[0]
-    return "accession" not in header and not all(c in header for c in FERMO_COLUMNS)
 
 
 def check_activity_names(
@@ -167,7 +170,7 @@ def check_activity_names(
     unmatched = [str(a) for a in activity.index if str(a) not in have]
     if not unmatched:
         return
-    if source and Path(source).is_file() and _is_metadata(Path(source)):
+    if source and Path(source).is_file() and _layout(_header(Path(source))[0]) == "metadata":
         # a GNPS/FBMN metadata table lists every run of a study (the other ion mode, runs not ingested), as ingest
         # allows (sample_sheet.unmatched_rows): counted, not refused
         log.warning("%s: %d metadata row(s) name no sample of the events: %s", source, len(unmatched), unmatched[:5])

@@ -27,7 +27,7 @@ from ms2img.errors import InputFileError
 from ms2img.io.result import ReadResult, aligned_table, flatten_spectra, make_manifest
 from ms2img.io.sample_sheet import index_sheet, resolve, strip_raw_extension
 from ms2img.io.schema import MAX_INTENSITY, charge_from_text, polarity_of
-from ms2img.io.text import TOO_LARGE, column_to_float, read_text_lines
+from ms2img.io.text import column_to_float, read_text_lines, too_large
 
 # Table m/z and MGF PEPMASS of one feature are written from the same feature list (equal to the 4 decimals
 # written); 0.02 Da also lets through a PEPMASS taken from the MS2 scan's isolation m/z (<= 10 ppm at m/z 2000),
@@ -372,7 +372,7 @@ def _scan_mgf(path: Path, lines: list[str]) -> list[_Block]:
             if intensity < 0:
                 raise InputFileError(path, f"peak intensity {intensity:g} is negative", line=i)
             if intensity > MAX_INTENSITY:
-                problem = f"peak intensity {intensity:g} is above {MAX_INTENSITY:g}: {TOO_LARGE}"
+                problem = too_large(f"peak intensity {intensity:g}", MAX_INTENSITY)
                 raise InputFileError(path, problem, line=i)
             current.peaks.append(i)
     if current is not None:

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ms2img.errors import InputFileError, Ms2ImgError
-from ms2img.io.text import TOO_LARGE
+from ms2img.io.text import too_large
 
 # Values MS-DIAL (and people) write for "no spectrum".
 EMPTY_MSMS = frozenset({"", "null", "na", "nan", "none"})
@@ -149,7 +149,7 @@ def _check_max_intensity(parsed: ParsedMsms, limit: float) -> None:
         mz, intensity = parsed.mz[k], parsed.intensity[k]
         raise MsmsFormatError(
             int(parsed.row[k]),
-            f"MS/MS peak {mz:g}:{intensity:g} has an intensity above {limit:g}: {TOO_LARGE}",
+            too_large(f"MS/MS peak {mz:g}:{intensity:g}'s intensity", limit),
             f"{mz:g}:{intensity:g}",
         )
 

@@ -23,7 +23,7 @@ from ms2img.errors import InputFileError
 from ms2img.io.result import ReadResult, make_manifest
 from ms2img.io.sample_sheet import index_sheet, resolve
 from ms2img.io.schema import MAX_INTENSITY, events_from_arrays
-from ms2img.io.text import TOO_LARGE, check_not_binary, line_of_offset
+from ms2img.io.text import check_not_binary, line_of_offset, too_large
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +147,14 @@ def _read_scans(path: Path, data: bytes, kind: str) -> tuple[list[dict], int]:
             if not (np.isfinite(mz).all() and np.isfinite(intensity).all()) or (intensity < 0).any():
                 raise _scan_error(path, data, kind, fields["id"], "MS2 peaks with non-finite or negative values")
             if len(intensity) and intensity.max() > MAX_INTENSITY:
-                problem = f"MS2 peak intensity {intensity.max():g} is above {MAX_INTENSITY:g}: {TOO_LARGE}"
+                problem = too_large(f"MS2 peak intensity {intensity.max():g}", MAX_INTENSITY)
                 raise _scan_error(path, data, kind, fields["id"], problem)
             pint = fields["precursor_intensity"]
             if not pint or not np.isfinite(pint) or pint <= 0:
                 pint = _ms1_intensity(last_ms1, pmz)
                 missing += pint == 0
             if pint > MAX_INTENSITY:
-                problem = f"precursor intensity {pint:g} is above {MAX_INTENSITY:g}: {TOO_LARGE}"
+                problem = too_large(f"precursor intensity {pint:g}", MAX_INTENSITY)
                 raise _scan_error(path, data, kind, fields["id"], problem)
             scans.append({**fields, "precursor_intensity": float(pint), "mz": mz, "intensity": intensity})
     return scans, int(missing)

@@ -454,7 +454,7 @@ def silent_samples(result: ReadResult, types: Collection[str]) -> list[int]:
     return [s for s, r in enumerate(rows) if r["type"] in types and n[s] == 0]
 
 
-def silent_injection_lines(silent: list[tuple[str, str]], manifest: pd.DataFrame, types: tuple[str, ...]) -> list[str]:
+def silent_injection_lines(silent: list[tuple[str, str]], manifest: pd.DataFrame, types: Collection[str]) -> list[str]:
     """``"<sample> (accession <a>: <k> of <n> replicates kept)"`` for each silent ``(sample, accession)``."""
     training = manifest[manifest["type"].isin(types)].groupby("accession").size()
     lost = Counter(acc for _, acc in silent)

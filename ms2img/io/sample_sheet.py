@@ -4,8 +4,9 @@ CSV with a header; ``sample`` and ``accession`` are required, ``replicate`` (def
 ``type`` (Sample | QC | Blank, any case; default: what the input says, an MS-DIAL export's File type row, else
 Sample) and ``class`` (default empty) are optional. A sheet type that changes an export's own File type is kept and
 counted in a warning (:func:`type_changes`): a blank trained as a sample must never happen silently. A row naming
-no input sample fails, naming its line and the closest input sample (:func:`unmatched_rows`: a typo); input samples
-the sheet does not list keep the input's defaults and are counted in a warning (a sheet may only re-type a blank).
+no input sample but close to one the sheet leaves unlisted is a typo and fails, naming its line and that sample
+(:func:`unmatched_rows`); other unused rows (another export's samples) and input samples the sheet does not list
+(kept on the input's defaults: a sheet may only re-type a blank) are counted in a warning.
 """
 
 from __future__ import annotations

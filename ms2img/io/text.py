@@ -112,8 +112,12 @@ def csv_rows(path: str | Path, lines: list[str], first_line: int, delimiter: str
 
 
 _MISSING = frozenset({"", "na", "nan", "null", "none", "n/a"})
-# Why a value above ``maximum`` is refused (heights and intensities bounded by ms2img.io.schema.MAX_INTENSITY).
-TOO_LARGE = "no instrument reports that much (a corrupted or mistyped cell?)"
+
+
+def too_large(what: str, limit: float) -> str:
+    """The one message for a height or intensity above ``limit`` (ms2img.io.schema.MAX_INTENSITY in the readers):
+    ``what`` names the value, e.g. "MS2 peak intensity 3e+30"."""
+    return f"{what} is above {limit:g}: no instrument reports that much (a corrupted or mistyped cell?)"
 
 
 def column_to_float(
@@ -156,7 +160,7 @@ def column_to_float(
     if minimum is not None and (arr < minimum).any():
         fail(arr < minimum, f"{{value}} is negative (must be >= {minimum:g})")
     if maximum is not None and (arr > maximum).any():
-        fail(arr > maximum, f"{{value}} is above {maximum:g}: {TOO_LARGE}")
+        fail(arr > maximum, too_large("{value}", maximum))
     return arr
 
 
