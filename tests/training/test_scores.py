@@ -16,6 +16,7 @@ from ms2img.training.scores import (
     fold_scores,
     select_winner,
     spearman,
+    youden_threshold,
 )
 
 SIMPLICITY = {"rf-image": 0, "rf-cosine": 1, "rf-entropy": 2, "cnn": 3}
@@ -32,11 +33,11 @@ def _best_balanced_accuracy(y, p):
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_choose_threshold_maximises_balanced_accuracy(seed):
+def test_youden_threshold_maximises_balanced_accuracy(seed):
     rng = np.random.default_rng(seed)
     y = np.r_[np.zeros(30, int), np.ones(10, int)]  # imbalanced, so 0.5 is rarely the best cut
     p = np.clip(0.2 + 0.25 * y + rng.normal(0, 0.15, y.size), 0, 1)
-    thr = choose_threshold(y, p)
+    thr = youden_threshold(y, p)
     got = balanced_accuracy_score(y, (p > thr).astype(int))
     assert got == pytest.approx(_best_balanced_accuracy(y, p))
     assert got >= balanced_accuracy_score(y, (p > 0.5).astype(int))
@@ -48,6 +49,27 @@ def test_choose_threshold_separable_and_degenerate():
     thr = choose_threshold(y, p)
     assert 0.3 < thr < 0.35  # between the highest low and the lowest high
     assert choose_threshold([1, 1, 1], [0.2, 0.4, 0.6]) == 0.5  # one class: nothing to choose
+    falling = choose_threshold([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1])  # predictions against the label: Youden's cut
+    assert falling == youden_threshold([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1])
+
+
+def _overlapping(rng, n_low=90, n_high=30):
+    """Held-out predictions of two overlapping classes: logit ~ N(-1, 1) for low, N(+1, 1) for high."""
+    y = np.r_[np.zeros(n_low, int), np.ones(n_high, int)]
+    return y, 1 / (1 + np.exp(-(2.0 * y - 1.0 + rng.normal(0, 1, y.size))))
+
+
+def test_choose_threshold_is_the_balanced_crossing_and_steadier_than_youden():
+    """Symmetric classes in logit space, 3:1 imbalanced: the balanced-accuracy optimum is logit 0 (p = 0.5) whatever
+    the class sizes. Over resamples the logistic crossing stays near it; Youden's plateau middle wanders further."""
+    rng = np.random.default_rng(0)
+    logistic, youden = [], []
+    for _ in range(40):
+        y, p = _overlapping(rng)
+        logistic.append(choose_threshold(y, p))
+        youden.append(youden_threshold(y, p))
+    assert abs(np.mean(logistic) - 0.5) < 0.05
+    assert np.std(logistic) < 0.6 * np.std(youden)
 
 
 def test_fold_scores_use_the_given_threshold():
