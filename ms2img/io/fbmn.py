@@ -14,6 +14,7 @@ the MGF's ``CHARGE``.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +156,11 @@ def assemble(
     )
     unmatched = len(set(spectra_by_id) - set(ids))
     warnings = {"MGF spectra without a quant-table row": unmatched} if unmatched else {}
+    unchecked = sum(spec is not None and spec.pepmass is None for spec in joined)
+    if unchecked:  # the join's m/z check needs PEPMASS: without it an MGF of another processing joins silently
+        warnings[f"joined spectra without PEPMASS in {mgf.name} (their m/z is not checked against the table)"] = (
+            unchecked
+        )
     missing = sum(spec is None for spec in joined)
     if missing >= 10 and missing > MISSING_SPECTRA_SHARE * len(ids):  # a few without MS/MS are normal, many are not
         warnings[f"quant-table features with no spectrum in {mgf.name} (over {MISSING_SPECTRA_SHARE:.0%}: is it this "
@@ -253,6 +259,7 @@ def _split_activity_rows(rows: list[list[str]], line_no: list[int], id_j: int, m
 
 
 CHARGE_COLUMNS = ("charge", "row charge")
+_CHARGE_CELL = re.compile(r"[+-]?\d+(?:\.0*)?[+-]?")  # 2, 2+, -1, 1.0 (empty: unknown)
 
 
 def _read_quant(path: Path) -> _Table:
@@ -275,6 +282,10 @@ def _read_quant(path: Path) -> _Table:
     for c in (mz_col, rt_col):
         if c not in header:
             raise InputFileError(path, f"header lacks the column '{c}'", line=1)
+    for c in (id_col, mz_col, rt_col, *CHARGE_COLUMNS):
+        if header.count(c) > 1:  # the first would be read without a word, perhaps the wrong one
+            where = [j + 1 for j, h in enumerate(header) if h == c]
+            raise InputFileError(path, f"column '{c}' appears {len(where)} times in the header (columns {where})", 1)
     samples: list[tuple[int, str]] = []
     for pattern in patterns:
         samples = [(j, m.group(1)) for j, h in enumerate(header) if (m := pattern.match(h))]
@@ -327,6 +338,10 @@ def _read_quant(path: Path) -> _Table:
     charge_col = next((c for c in CHARGE_COLUMNS if c in pos), None)
     charge = None
     if charge_col is not None:  # empty = MZmine could not tell (0: unknown)
+        for r, ln in zip(rows, line_no, strict=True):
+            cell = r[pos[charge_col]].strip()
+            if cell and not _CHARGE_CELL.fullmatch(cell):  # 'abc' read as unknown, '1.5' as 1: say so instead
+                raise InputFileError(path, f"'{cell[:40]}' is not a charge", line=ln, column=charge_col)
         charge = np.array([charge_from_text(r[pos[charge_col]]) for r in rows], dtype=np.int64)
     return _Table(path, ids, mz, rt, names, heights, activity, charge, lines_arr, rt_col)
 
@@ -386,9 +401,13 @@ def _scan_mgf(path: Path, lines: list[str]) -> list[_Block]:
 
 def _read_mgf(path: Path) -> dict[str, _Spectrum]:
     """Feature id -> spectrum (peaks, polarity, charge, PEPMASS, RT) for each MS2 spectrum of the MGF."""
-    blocks = _scan_mgf(path, read_text_lines(path))
+    lines = read_text_lines(path)
+    blocks = _scan_mgf(path, lines)
+    # pyteomics reads the text as decoded above (a UTF-8 BOM, which it took for part of the first line, or a
+    # Windows-1252 byte, which it could not decode, made it disagree with the scan)
+    text = io.StringIO("\n".join(lines))
     try:
-        with pyteomics_mgf.read(str(path), use_index=False, convert_arrays=1, read_charges=False) as reader:
+        with pyteomics_mgf.read(text, use_index=False, convert_arrays=1, read_charges=False) as reader:
             spectra = list(reader)
     except Exception as exc:  # noqa: BLE001 - the scan above catches what we know; name the file for the rest
         raise InputFileError(path, f"not a readable MGF ({exc.__class__.__name__}: {exc})", line=1) from None
@@ -406,8 +425,17 @@ def _read_mgf(path: Path) -> dict[str, _Spectrum]:
             raise InputFileError(path, f"second spectrum for feature '{fid}'", line=block.begin)
         mz = np.asarray(spec["m/z array"], dtype=np.float64)
         intensity = np.asarray(spec["intensity array"], dtype=np.float64)
+        pepmass = _pepmass(params)
+        if pepmass is None and "pepmass" in params:  # written but empty, 0 or negative: not an m/z to join on
+            value = params["pepmass"]
+            value = value[0] if isinstance(value, (list, tuple)) and value else value
+            raise InputFileError(
+                path,
+                f"PEPMASS '{'' if value is None else value}' of feature '{fid}' is not an m/z > 0",
+                line=block.begin,
+            )
         out[fid] = _Spectrum(
-            mz, intensity, _polarity(params), _mgf_charge(params), _pepmass(params), _rt_seconds(params), block.begin
+            mz, intensity, _polarity(params), _mgf_charge(params), pepmass, _rt_seconds(params), block.begin
         )
     return out
 

@@ -442,9 +442,11 @@ def _commit(manifest, parts, types, out_dir: Path, stage: Path, summary: IngestS
     names: dict[str, str] = {}
     for acc in accessions:
         name = accession_filename(acc)
-        if name in names.values():
-            other = next(a for a, n in names.items() if n == name)
-            raise ConfigError(f"accessions '{other}' and '{acc}' would both be written to {name}; rename one")
+        # compared without case: on macOS and Windows B.parquet and b.parquet are one file
+        if name.casefold() in (n.casefold() for n in names.values()):
+            other = next(a for a, n in names.items() if n.casefold() == name.casefold())
+            same = "" if names[other] == name else f" (and {names[other]}: one file where case is ignored)"
+            raise ConfigError(f"accessions '{other}' and '{acc}' would both be written to {name}{same}; rename one")
         names[acc] = name
     empty = [a for a in accessions if not parts.get(a)]
     if empty:

@@ -99,9 +99,16 @@ def read_sample_metadata(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame |
     if not records:
         raise InputFileError(path, "no samples listed below the header", line=header_line)
     names = [r[name_j] for r in records]
-    dups = sorted({n for n in names if names.count(n) > 1})
+    stems = [strip_raw_extension(n) for n in names]  # a.mzML and a.mzXML: one sample, two rows
+    dups = sorted({n for n in stems if stems.count(n) > 1})
     if dups:
-        raise InputFileError(path, f"duplicate sample(s) {dups[:5]}", line=line_no[names.index(dups[0], 1)])
+        first = stems.index(dups[0])
+        again = stems.index(dups[0], first + 1)
+        raise InputFileError(
+            path,
+            f"duplicate sample(s) {dups[:5]} ('{records[first][name_j]}' on line {line_no[first]})",
+            line=line_no[again],
+        )
     lines_arr = np.array(line_no, dtype=np.int64)
 
     def numeric(j: int) -> bool:

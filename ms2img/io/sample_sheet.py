@@ -65,7 +65,7 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
         raise InputFileError(path, f"duplicate column(s) {dup_cols} in the header", line=header_line)
     pos = {c: header.index(c) for c in SHEET_COLUMNS if c in header}
 
-    records, seen, pairs = [], {}, {}
+    records, seen, stems, pairs = [], {}, {}, {}
     for k, fields in enumerate(rows[1:], start=1):
         line = header_line + k
         if not any(f.strip() for f in fields):
@@ -85,11 +85,13 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
                 path, f"unknown type '{raw_type}' (expected one of {list(SAMPLE_TYPES)})", line=line, column="type"
             )
         rec.setdefault("class", "")
-        if rec["sample"] in seen:
+        key = strip_raw_extension(rec["sample"])  # a.mzML and a.mzXML name one sample column: two rows, two answers
+        if key in stems:
+            first = stems[key]
             raise InputFileError(
-                path, f"duplicate sample '{rec['sample']}' (first on line {seen[rec['sample']]})", line=line
+                path, f"duplicate sample '{rec['sample']}' (first on line {seen[first]}: '{first}')", line
             )
-        seen[rec["sample"]] = line
+        seen[rec["sample"]], stems[key] = line, rec["sample"]
         pair = (rec["accession"], rec["replicate"])
         if pair in pairs:
             raise InputFileError(
@@ -123,7 +125,11 @@ def unmatched_rows(sheet: pd.DataFrame, samples: list[str]) -> list[str]:
     unlisted = {strip_raw_extension(n): n for n in dict.fromkeys(samples) if sheet_row(index, n) is None}
     for row in sorted(unused, key=lambda s: lines.get(s, 0)):
         # the column the typo meant is the one left unlisted (compared without raw-file extensions)
-        close = [unlisted[c] for c in difflib.get_close_matches(strip_raw_extension(row), list(unlisted), n=1)]
+        # ... and a name differing only in case is one even when too short for difflib ('1B' for '1b': ratio 0.5)
+        folded = [n for c, n in unlisted.items() if c.casefold() == strip_raw_extension(row).casefold()]
+        close = folded or [
+            unlisted[c] for c in difflib.get_close_matches(strip_raw_extension(row), list(unlisted), n=1)
+        ]
         if close:
             more = f" ({len(unused) - 1} more rows name no input sample)" if len(unused) > 1 else ""
             raise InputFileError(

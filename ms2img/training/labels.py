@@ -15,9 +15,7 @@ replicates of one extract on both sides of a split would leak near-duplicates in
 
 from __future__ import annotations
 
-import csv
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,83 +47,56 @@ def _few(items: Sequence, n: int = 5) -> str:
 
 
 def read_assays(path: str | Path) -> pd.DataFrame:
-    """Read an assay CSV: an ``accession`` column plus one numeric column per assay (empty cell = not measured).
+    """Read an assay CSV: an ``accession`` column plus one numeric column per assay (empty or ``NA``: not measured).
 
-    Returns a DataFrame with ``accession`` (str) first and one float64 column per assay, in file order.
-    Raises :class:`InputFileError` naming the line for a missing accession column, an empty accession,
-    a non-numeric or infinite value, or an accession listed twice. Content checks beyond these (ranges,
-    coverage of the events) are the validation stage's job.
+    Returns a DataFrame with ``accession`` (str) first and one float64 column per assay, in file order. The text is
+    read by the validation stage's reader (``read_csv_strings``), so training and ``ms2img validate`` read one file
+    the same way. Raises :class:`InputFileError` naming the line for a missing accession column, an empty
+    accession, a value that is not a finite number, or an accession listed twice. Content checks beyond these
+    (ranges, coverage of the events) are the validation stage's job.
     """
+    from ms2img.validation.assays import read_csv_strings
+    from ms2img.validation.suites import FINITE_NUMBER_REGEX
+
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "assay file not found")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh), None)
-    except UnicodeDecodeError:
-        raise InputFileError(path, "not a UTF-8 text CSV file") from None
-    if not header or not any(h.strip() for h in header):
-        raise InputFileError(path, "empty file; expected a header line with 'accession' and assay columns", line=1)
-    names = [h.strip() for h in header]
-    seen: set[str] = set()
-    for name in names:
-        if name.lower() in seen:
-            raise InputFileError(path, f"column '{name}' appears twice in the header", line=1)
-        seen.add(name.lower())
-    acc_cols = [n for n in names if n.lower() == ACCESSION]
-    if not acc_cols:
+    table = read_csv_strings(path)
+    names = list(map(str, table.columns))
+    if ACCESSION not in names:
         raise InputFileError(path, f"no 'accession' column; the header has {names}", line=1)
-    if any(not n for n in names):
-        raise InputFileError(path, "the header has an empty column name", line=1)
-
-    try:
-        raw = pd.read_csv(
-            path, dtype=str, skip_blank_lines=False, encoding="utf-8-sig", keep_default_na=True, na_values=["NaN"]
-        )
-    except pd.errors.ParserError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        line = int(match.group(1)) if match else None
-        raise InputFileError(path, f"not a well-formed CSV ({str(exc).strip()})", line=line) from None
-    raw.columns = names
-    raw = raw.rename(columns={acc_cols[0]: ACCESSION})
-    lines = pd.Series(np.arange(len(raw)) + 2, index=raw.index)  # header is line 1; blank lines kept above
-
-    stripped = raw.apply(lambda s: s.str.strip())
-    stripped = stripped.replace("", np.nan)
-    blank = stripped.isna().all(axis=1)
-    stripped, lines = stripped[~blank], lines[~blank]
-
-    no_acc = stripped[ACCESSION].isna()
+    if table.empty:
+        raise InputFileError(path, "no data rows below the header", line=2)
+    lines = table.index.to_numpy()
+    no_acc = table[ACCESSION].isna().to_numpy()
     if no_acc.any():
-        raise InputFileError(path, "row has assay values but no accession", line=int(lines[no_acc].iloc[0]))
-
-    dup = stripped[ACCESSION].duplicated(keep=False)
+        raise InputFileError(path, "row has assay values but no accession", line=int(lines[no_acc][0]))
+    accessions = table[ACCESSION].astype(str)
+    dup = accessions.duplicated(keep=False).to_numpy()
     if dup.any():
-        first = stripped.loc[dup, ACCESSION].iloc[0]
-        at = lines[stripped[ACCESSION] == first].tolist()
-        n_dup = stripped.loc[dup, ACCESSION].nunique()
+        first = accessions[dup].iloc[0]
+        at = [int(n) for n in lines[(accessions == first).to_numpy()]]
+        n_dup = accessions[dup].nunique()
         more = f" ({n_dup} accessions are duplicated)" if n_dup > 1 else ""
         raise InputFileError(path, f"accession '{first}' is listed more than once (lines {at}){more}", line=at[1])
-
-    assay_cols = [c for c in stripped.columns if c != ACCESSION]
+    assay_cols = [c for c in names if c != ACCESSION]
     if not assay_cols:
         raise InputFileError(path, "no assay columns besides 'accession'", line=1)
-    out = pd.DataFrame({ACCESSION: stripped[ACCESSION].astype(str).to_numpy()})
+    out = pd.DataFrame({ACCESSION: accessions.to_numpy()})
     for col in assay_cols:
-        text = stripped[col]
-        values = pd.to_numeric(text, errors="coerce")
-        bad = (values.isna() & text.notna()) | np.isinf(values.fillna(0.0))
+        text = table[col]
+        number = text.notna() & text.astype(str).str.fullmatch(FINITE_NUMBER_REGEX)
+        values = pd.to_numeric(text.where(number), errors="coerce")
+        bad = (text.notna() & ~number) | np.isinf(values.fillna(0.0))
         if bad.any():
             i = bad.to_numpy().nonzero()[0][0]
             raise InputFileError(
                 path,
                 f"value {text.iloc[i]!r} is not a finite number ({int(bad.sum())} bad value(s) in this column)",
-                line=int(lines.iloc[i]),
+                line=int(lines[i]),
                 column=col,
             )
         out[col] = values.astype("float64").to_numpy()
-    if out.empty:
-        raise InputFileError(path, "no data rows below the header", line=2)
     return out
 
 

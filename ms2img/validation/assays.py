@@ -29,11 +29,17 @@ log = logging.getLogger(__name__)
 MAX_ASSAY_VALUE = DEFAULT_MAX_INTENSITY
 
 
-def read_csv_strings(path: str | Path) -> pd.DataFrame:
-    """Read a CSV as stripped strings (empty cell -> None), indexed by the line number an editor shows.
+NOT_MEASURED = frozenset({"na", "n/a", "nan"})  # besides an empty cell, what a lab writes for "not measured"
 
-    Nothing is coerced, so a cell like ``1,5`` or ``n/a`` reaches the checks as written and is reported on
-    its line. Blank lines are skipped but still counted.
+
+def read_csv_strings(path: str | Path) -> pd.DataFrame:
+    """Read assays.csv as stripped strings, indexed by the line number an editor shows: the one reading of the file
+    behind both the checks (:func:`validate_assays`) and training (``labels.read_assays``), so the two cannot disagree
+    on what a header or a cell says.
+
+    An empty cell, ``NA``, ``n/a`` or ``NaN`` is None (not measured); nothing else is coerced, so a cell like ``1,5``
+    reaches the checks as written and is reported on its line. A header cell ``Accession`` in any case is
+    ``accession``; two columns whose names differ only in case fail. Blank lines are skipped but still counted.
     """
     path = Path(path)
     if not path.is_file():
@@ -49,7 +55,16 @@ def read_csv_strings(path: str | Path) -> pd.DataFrame:
                     continue
                 if header is None:
                     header = [f.strip() for f in fields]
-                    dupes = sorted({h for h in header if header.count(h) > 1})
+                    if "" in header:  # a spreadsheet's trailing comma: the checks cannot name the column
+                        raise InputFileError(
+                            path,
+                            f"column {header.index('') + 1} of the header has no name (a trailing comma?); "
+                            "name it or delete it",
+                            line=reader.line_num,
+                        )
+                    header = ["accession" if h.casefold() == "accession" else h for h in header]
+                    folded = [h.casefold() for h in header]
+                    dupes = sorted({h for h in header if folded.count(h.casefold()) > 1})
                     if dupes:
                         raise InputFileError(path, f"duplicate column names {dupes}", line=reader.line_num)
                     continue
@@ -58,6 +73,7 @@ def read_csv_strings(path: str | Path) -> pd.DataFrame:
                         path, f"{len(fields)} fields but the header has {len(header)}", line=reader.line_num
                     )
                 cells = [f.strip() or None for f in fields] + [None] * (len(header) - len(fields))
+                cells = [None if c is not None and c.casefold() in NOT_MEASURED else c for c in cells]
                 records.append(cells)
                 lines.append(reader.line_num)
     except UnicodeDecodeError as exc:

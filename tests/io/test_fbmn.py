@@ -98,3 +98,18 @@ def test_mzmine2_gnps_style_columns_and_scans_key(tmp_path):
     assert result.samples["sample"].tolist() == ["x_01.mzML", "x_02.mzML"]
     assert ev.groupby("accession")["feature_id"].unique().map(list).to_dict() == {"x_01": ["5"], "x_02": ["6"]}
     assert set(ev["polarity"]) == {"positive"}
+
+
+@pytest.mark.parametrize(
+    ("prefix", "title"), [(b"\xef\xbb\xbf", b"TITLE=Quercetin"), (b"", b"TITLE=Querc\xe9tine")], ids=["bom", "cp1252"]
+)
+def test_mgf_saved_with_a_bom_or_in_windows_1252_reads_as_the_scan_does(quant_pair, tmp_path, prefix, title):
+    """Notepad's UTF-8 BOM made pyteomics miss the first block ('pyteomics read 2 spectra, the file has 3 blocks'),
+    a Windows-1252 title a UnicodeDecodeError; the file's structure check already reads both."""
+    quant, mgf = quant_pair
+    plain = read_fbmn(quant, mgf).events
+    lines = mgf.read_bytes().split(b"\n")
+    lines.insert(1, title)
+    edited = tmp_path / "edited.mgf"
+    edited.write_bytes(prefix + b"\r\n".join(lines))
+    pd.testing.assert_frame_equal(read_fbmn(quant, edited).events, plain)

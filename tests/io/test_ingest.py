@@ -242,6 +242,19 @@ def test_a_sample_sheet_typo_fails_naming_the_sheet_line_and_the_closest_column(
     }
 
 
+def test_sheet_names_differing_from_the_inputs_only_in_case_fail(msdial_file, tmp_path):
+    """'S2' for column 's2' is too short for the typo check's similarity (0.5) and left s2 an accession of its own
+    with a warning; accession 'a' beside 'A' wrote a.parquet beside A.parquet, one file on macOS and Windows."""
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("sample,accession,replicate\ns1,A,1\nS2,A,2\n")
+    with pytest.raises(InputFileError, match=r"sheet\.csv, line 3: sample 'S2' names no .* closest: 's2'"):
+        ingest([msdial_file], tmp_path / "case", sample_sheet=sheet)
+    sheet.write_text("sample,accession,replicate\ns1,A,1\ns2,a,1\n")
+    with pytest.raises(ConfigError, match=r"accessions 'A' and 'a' would both be written to a\.parquet .*case"):
+        ingest([msdial_file], tmp_path / "acc", sample_sheet=sheet)
+    assert not (tmp_path / "case").exists() and not (tmp_path / "acc").exists()
+
+
 def test_an_injection_without_a_detected_precursor_is_named_not_dropped_silently(quant_pair, tmp_path):
     """A dead injection (every height 0) gives no events; it used to vanish and its accession trained on fewer
     replicates than the sheet says. Ingest names it, with what its accession kept, and does not fail."""

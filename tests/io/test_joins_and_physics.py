@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from io_builders import MSDIAL_ROWS, msdial_lines, write_lines
+from io_builders import MSDIAL_ROWS, mgf_lines, msdial_lines, write_lines
 
 from ms2img.cli import main
 from ms2img.errors import ConfigError, InputFileError
@@ -126,6 +126,21 @@ def test_bad_charge_names_row():
     assert failure.rows == [2] and "charge within [1, 100]" in failure.check
 
 
+@pytest.mark.parametrize("cell", ["abc", "1.5", "2x"])
+def test_quant_charge_cell_that_is_no_charge_names_line_and_value(tmp_path, cell):
+    """'abc' was read as unknown (the MGF's CHARGE used) and '1.5' as 1, without a word."""
+    quant = write_lines(
+        tmp_path / "q.csv", ["id,mz,rt,charge,datafile:a.mzML:height", "1,200.1,1.5,1,10", f"3,400.3,3.5,{cell},5"]
+    )
+    mgf = write_lines(tmp_path / "q.mgf", mgf_lines(blocks={"1": ["50.1 100"], "3": ["100.5 10"]}))
+    with pytest.raises(InputFileError, match=rf"q\.csv, line 3, column 'charge': '{re.escape(cell)}' is not a charge"):
+        read_fbmn(quant, mgf)
+    ok = write_lines(
+        tmp_path / "ok.csv", ["id,mz,rt,charge,datafile:a.mzML:height", "1,200.1,1.5,2+,10", "3,400.3,3.5,,5"]
+    )
+    assert read_fbmn(ok, mgf).events["charge"].tolist()[0] == 2
+
+
 # --------------------------------------------------------------------------------------------- m/z range
 
 
@@ -171,6 +186,26 @@ def test_mgf_of_another_processing_fails_naming_features_and_values(test_data, t
     assert re.search(r"feature 12: 596\.3193 vs PEPMASS 597\.3227 \(MGF line \d+\)", msg)
     assert not (tmp_path / "out").exists()
     assert ingest([test_data / QUANT], tmp_path / "ok", mgf=mgf, join_mz_tol_da=1.1).accessions == 11  # a param
+
+
+@pytest.mark.parametrize("value", ["", "0", "-5"])
+def test_a_pepmass_that_is_no_mz_fails_naming_the_block(test_data, tmp_path, value):
+    """PEPMASS=0 (or empty, negative) was read as 'no PEPMASS' and the feature's m/z join went unchecked."""
+    text = (test_data / MGF).read_text()
+    first = re.search(r"(?m)^PEPMASS=.*$", text)
+    mgf = tmp_path / "bad.mgf"
+    mgf.write_text(text[: first.start()] + f"PEPMASS={value}" + text[first.end() :])
+    with pytest.raises(InputFileError, match=r"bad\.mgf, line 1: PEPMASS '.*' of feature '126' is not an m/z > 0"):
+        read_fbmn(test_data / QUANT, mgf)
+
+
+def test_spectra_without_pepmass_are_counted_their_join_unchecked(test_data, tmp_path):
+    """An MGF without PEPMASS cannot show it is another processing's: the unchecked joins are a warning."""
+    mgf = tmp_path / "nopep.mgf"
+    mgf.write_text(re.sub(r"(?m)^PEPMASS=.*\n", "", (test_data / MGF).read_text()))
+    warnings = read_fbmn(test_data / QUANT, mgf).warnings
+    assert warnings["joined spectra without PEPMASS in nopep.mgf (their m/z is not checked against the table)"] == 141
+    assert not any("PEPMASS" in k for k in read_fbmn(test_data / QUANT, test_data / MGF).warnings)
 
 
 def test_small_pepmass_rounding_is_within_tolerance(test_data, tmp_path):
@@ -288,3 +323,15 @@ def test_join_tolerance_and_rt_unit_come_from_params(test_data, tmp_path, capsys
     assert main([*argv, "--rt-unit", "auto", "--join-mz-tol-da", "0.02"]) == 2  # flags over params
     (tmp_path / "params.yaml").write_text("ingest:\n  rt_unit: hours\n")
     assert main(argv) == 2 and "ingest.rt_unit must be one of auto, minutes, seconds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("column", ["mz", "rt", "id"])
+def test_a_quant_column_named_twice_fails_naming_both(tmp_path, column):
+    """Two 'mz' columns (a spreadsheet edit): the first was read without a word, perhaps the wrong one."""
+    header = ["id", "mz", "rt", "datafile:a.mzML:height"]
+    header.insert(header.index(column) + 1, column)
+    row = {"id": "1", "mz": "200.1", "rt": "1.5", "datafile:a.mzML:height": "10"}
+    quant = write_lines(tmp_path / "q.csv", [",".join(header), ",".join(row[h] for h in header)])
+    mgf = write_lines(tmp_path / "q.mgf", mgf_lines(blocks={"1": ["50.1 100"]}))
+    with pytest.raises(InputFileError, match=rf"q\.csv, line 1: column '{column}' appears 2 times in the header"):
+        read_fbmn(quant, mgf)

@@ -244,3 +244,17 @@ def test_heights_read_in_one_cast_still_name_the_bad_cell_and_count_markers(tmp_
     assert sum(result.warnings.values()) == 2
     plain = read_msdial(write_lines(tmp_path / "plain.txt", msdial_lines())).events
     assert len(result.events) == len(plain) - 3  # the blank's 3 fragments of feature 3 (s2 of feature 1 was 0)
+
+
+@pytest.mark.parametrize("shift", [1, -1])
+def test_metadata_rows_shifted_by_a_cell_are_refused_not_read_against_the_neighbour(tmp_path, shift):
+    """Metadata rows moved one cell right (or left) of the header keep their width, but would give each sample its
+    neighbour's File type and Class (the blank trained as a sample, a sample dropped as the label): refused,
+    naming the line and the column the label is in."""
+    lines = msdial_lines()
+    for i in range(len(META)):
+        cells = lines[i].split("\t")
+        lines[i] = "\t".join([""] + cells[:-1] if shift > 0 else cells[1:] + [""])
+    path = write_lines(tmp_path / "shifted.txt", lines)
+    with pytest.raises(InputFileError, match=rf"shifted.txt, line 1: metadata label .Class. .*shifted by \{shift:+d}"):
+        read_msdial(path)

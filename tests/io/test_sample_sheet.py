@@ -68,7 +68,7 @@ def test_resolve_matches_with_or_without_raw_extension(tmp_path):
     [
         ("sample,replicate\na,1\n", 1, "missing column(s) ['accession']"),
         ("sample;accession\na;A\n", 1, "comma-separated"),
-        ("sample,accession\na,A\nb,B\na,C\n", 4, "duplicate sample 'a' (first on line 2)"),
+        ("sample,accession\na,A\nb,B\na,C\n", 4, "duplicate sample 'a' (first on line 2: 'a')"),
         ("sample,accession,type\na,A,Sampel\n", 2, "unknown type 'Sampel'"),
         ("sample,accession\na,A\n,B\n", 3, "empty sample"),
         ("sample,accession,replicate\na,A,1\nb,A,1\n", 3, "already used on line 2"),
@@ -87,3 +87,21 @@ def test_bad_sheets_name_file_and_line(tmp_path, content, line, words):
     assert err.value.path == str(path) and err.value.line == line
     assert words in str(err.value)
     assert str(err.value).startswith(f"{path}, line {line}")
+
+
+def test_two_rows_for_one_sample_differing_only_by_extension_fail(tmp_path):
+    """``a.mzML`` and ``a.mzXML`` name one sample column: the exact name won and the other row was ignored."""
+    from ms2img.io.metadata import read_sample_metadata
+
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("sample,accession,replicate\na.mzML,A,1\nb,B,1\na.mzXML,C,1\n")
+    with pytest.raises(
+        InputFileError, match=r"sheet\.csv, line 4: duplicate sample 'a\.mzXML' \(first on line 2: 'a\.mzML'\)"
+    ):
+        read_sample_sheet(sheet)
+    meta = tmp_path / "groups.csv"
+    meta.write_text("sample_name,attribute\n5440.mzXML,A2\n5441.mzXML,A2\n5440.mzML,BLANK\n")
+    with pytest.raises(
+        InputFileError, match=r"groups\.csv, line 4: duplicate sample\(s\) \['5440'\] \('5440\.mzXML' on line 2\)"
+    ):
+        read_sample_metadata(meta)

@@ -54,10 +54,12 @@ def test_read_assays_accepts_bom_and_case(tmp_path):
         ("accession,DPPH\nS1,1\nS2,2\n\nS1,3\n", ["line 5", "'S1'", "more than once", "[2, 5]"]),
         ("accession,DPPH\nS1,1\n,2\n", ["line 3", "no accession"]),
         ("accession\nS1\n", ["no assay columns"]),
-        ("accession,DPPH,DPPH\nS1,1,2\n", ["line 1", "'DPPH' appears twice"]),
+        ("accession,DPPH,DPPH\nS1,1,2\n", ["line 1", "duplicate column names ['DPPH']"]),
+        ("accession,DPPH,dpph\nS1,1,2\n", ["line 1", "duplicate column names ['DPPH', 'dpph']"]),
+        ("accession,DPPH\nS1,1\nS2,n.d.\n", ["line 3", "'n.d.'", "not a finite number"]),
         ("", ["empty file"]),
         ("accession,DPPH\n", ["no data rows"]),
-        ("accession,DPPH\nS1,1\nS2,2,3\n", ["line 3", "well-formed"]),
+        ("accession,DPPH\nS1,1\nS2,2,3\n", ["line 3", "3 fields but the header has 2"]),
     ],
 )
 def test_read_assays_errors(tmp_path, text, fragments):
@@ -69,6 +71,29 @@ def test_read_assays_errors(tmp_path, text, fragments):
     assert msg.startswith(str(p))
     for frag in fragments:
         assert frag in msg, (frag, msg)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Accession,DPPH\nS1,1\nS2,NA\nS3,3\n", "accession,DPPH,dpph\nS1,1,1\nS2,2,2\n", "accession,DPPH\nS1,1\nS2,n.d.\n"],
+)
+def test_training_and_validation_read_one_file_the_same_way(tmp_path, text):
+    """``ms2img validate`` passed what training refused (``DPPH,dpph``) and refused what it read (``Accession``,
+    ``NA`` for not measured): both now read the text with one reader, so they accept and refuse the same files."""
+    from ms2img.validation import validate_assays
+
+    p = tmp_path / "assays.csv"
+    p.write_text(text, encoding="utf-8")
+    try:
+        read_assays(p)
+        trained = True
+    except InputFileError:
+        trained = False
+    try:
+        validated = not validate_assays(p).failures
+    except InputFileError:
+        validated = False
+    assert trained == validated
 
 
 def test_read_assays_missing_file(tmp_path):

@@ -233,8 +233,8 @@ def test_no_events_files_is_an_input_error(tmp_path):
     [
         # non-numeric cells are read as text, so reported as written, on the line an editor shows
         ('accession,DPPH,TPC\nACC1,0.1,1\nACC2,"0,5",2\nACC3,3,3\n', ASSAYS, "line 3", "match_regex", "'0,5'"),
-        ("accession,DPPH,TPC\nACC1,0.1,1\n\nACC2,n/a,2\nACC3,3,3\n", ASSAYS, "line 4", "match_regex", "'n/a'"),
-        ("accession,DPPH,TPC\nACC1,0.1,1\nACC2,NaN,2\nACC3,3,3\n", ASSAYS, "line 3", "match_regex", "'NaN'"),
+        ("accession,DPPH,TPC\nACC1,0.1,1\n\nACC2,n.d.,2\nACC3,3,3\n", ASSAYS, "line 4", "match_regex", "'n.d.'"),
+        ("accession,DPPH,TPC\nACC1,0.1,1\nACC2,1.2.3,2\nACC3,3,3\n", ASSAYS, "line 3", "match_regex", "'1.2.3'"),
         ("accession,DPPH,TPC\nACC1,1,1\nACC2,2,2\nACC3,3,3\nACC2,4,4\n", ASSAYS, "lines 3, 5", "be_unique", "'ACC2'"),
         ("accession,DPPH,TPC\nACC1,1,1\nACC2,2,2\n", ASSAYS, "assays.csv:", "contain_set", "'ACC3'"),
         ("accession,DPPH,TPC\nACC1,1,1\nACC2,2,2\nACC3,3,3\nACC9,1,1\n", ASSAYS, "line 5", "be_in_set", "'ACC9'"),
@@ -252,6 +252,14 @@ def test_ragged_assays_row_is_an_input_error(cohort):
     """More fields than the header is a malformed file (e.g. an unquoted decimal comma), not a finding."""
     cohort["assays"].write_text("accession,DPPH,TPC\nACC1,0.1,1\nACC2,0,5,2\n", encoding="utf-8")
     with pytest.raises(InputFileError, match=r"assays.csv, line 3: 4 fields but the header has 3"):
+        run(cohort)
+
+
+@pytest.mark.parametrize("header", ["accession,DPPH,TPC,", "accession,,DPPH,TPC"])
+def test_assays_header_with_an_unnamed_column_is_an_input_error(cohort, header):
+    """A trailing comma (Excel) gave an empty column name that crashed the check suite with a pydantic traceback."""
+    cohort["assays"].write_text(f"{header}\nACC1,0.1,1\n", encoding="utf-8")
+    with pytest.raises(InputFileError, match=r"assays.csv, line 1: column \d of the header has no name"):
         run(cohort)
 
 
@@ -471,9 +479,10 @@ def test_only_the_columns_asked_for_are_checked(cohort):
     ("csv_text", "constant", "unreadable"),
     [
         ("accession,DPPH,TPC\nACC1,1,1\nACC2,,2\nACC3,1,3\n", True, False),  # empty cell: a warning, still constant
-        ("accession,DPPH,TPC\nACC1,1,1\nACC2,NaN,2\nACC3,1,3\n", True, True),  # NaN: the regex fails, still constant
+        ("accession,DPPH,TPC\nACC1,1,1\nACC2,NaN,2\nACC3,1,3\n", True, False),  # NaN: not measured, still constant
+        ("accession,DPPH,TPC\nACC1,1,1\nACC2,n.d.,2\nACC3,1,3\n", True, True),  # n.d.: the regex fails, constant
         ("accession,DPPH,TPC\nACC1,1,1\nACC2,,2\nACC3,2,3\n", False, False),  # two values around an empty cell
-        ("accession,DPPH,TPC\nACC1,1,1\nACC2,,2\nACC3,n/a,3\n", False, True),  # one number is not "constant"
+        ("accession,DPPH,TPC\nACC1,1,1\nACC2,,2\nACC3,n.d.,3\n", False, True),  # one number is not "constant"
         ("accession,DPPH,TPC\nACC1,1,1\nACC2,1e400,2\nACC3,1,3\n", True, True),  # overflow: the magnitude check's
     ],
 )
@@ -482,7 +491,7 @@ def test_missing_and_unreadable_cells_keep_their_own_checks(cohort, csv_text, co
     cohort["assays"].write_text(csv_text, encoding="utf-8")
     res = validate_assays(cohort["assays"], accessions=ACCESSIONS, assays=["DPPH", "TPC"])
     others = [f for f in res.failures if f not in _constant_failures(res)]
-    assert bool(others) is unreadable and {f.column for f in others} <= {"DPPH"}  # the NaN / n/a / 1e400 cells
+    assert bool(others) is unreadable and {f.column for f in others} <= {"DPPH"}  # the n.d. / 1e400 cells
     assert bool(_constant_failures(res)) is constant
 
 
