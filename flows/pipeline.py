@@ -149,10 +149,18 @@ def _is_progress(line: str) -> bool:
 
 def _is_ingest_summary(line: str) -> bool:
     """Ingest's lines a lab must see before trusting the scores: how inputs became accessions (a sample sheet merges
-    injections), which sheet or metadata decided, replicate hints and warnings."""
-    return line.startswith(("hint: ", "warning: ", "sample sheet: ", "metadata: ", "accessions written: ")) or (
-        " -> " in line and "accession" in line
+    injections), which sheet or metadata decided, replicate hints and warnings; which inputs were skipped, and what
+    render leaves out of the images (precursors outside render.x_range never reach a model)."""
+    prefixes = (
+        "hint: ",
+        "warning: ",
+        "sample sheet: ",
+        "metadata: ",
+        "accessions written: ",
+        "skipped: ",
+        "left out: ",
     )
+    return line.startswith(prefixes) or (" -> " in line and "accession" in line)
 
 
 def command_args(command: str) -> list[str]:

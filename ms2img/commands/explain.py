@@ -201,6 +201,8 @@ def run_correlation(args: argparse.Namespace, cfg) -> int:
             f"{m['seconds_total']:.2f} s); {m['n_q_below_0.05']} with q < 0.05, {m['n_bonferroni_below_0.05']} with "
             f"Bonferroni p < 0.05; p by {m['p_method']}; wrote {', '.join(str(p) for p in res.paths.values())}"
         )
+        if m.get("replicate_warning"):  # said where the p values are read, not only in ingest's output
+            print(f"  warning: {m['replicate_warning']}")
         for r in res.scores.head(5).itertuples(index=False):
             name = f" {r.library_match}" if r.library_match else ""
             print(

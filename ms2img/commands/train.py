@@ -84,8 +84,19 @@ def run(args: argparse.Namespace) -> int:
     for warning in out["selection"].get("warnings", []):  # said again where the numbers are read
         print(f"{args.assay}: warning: {warning}")
     if out["selection"].get("small_cohort"):  # said again where the numbers are read, not only in the log above
-        print(
-            f"{args.assay}: {out['selection'].get('protocol') or 'small cohort'}; each interval is at least as wide "
-            "as Newcombe's score interval for an AUC from this many accessions"
-        )
+        print(small_cohort_line(args.assay, out["selection"], metric))
     return 0
+
+
+def small_cohort_line(assay: str, selection: dict, metric: str) -> str:
+    """The small-cohort note printed under the scores, naming the floor of the metric the winner was chosen by:
+    Newcombe's interval for AUC (classes), the Fisher-z interval for Spearman's rho (labels.mode: regression)."""
+    floor = (
+        "Newcombe's score interval for an AUC"
+        if metric == "auc"
+        else "the Fisher-z interval (Bonett-Wright) for Spearman's rho"
+    )
+    return (
+        f"{assay}: {selection.get('protocol') or 'small cohort'}; each interval is at least as wide as {floor} "
+        "from this many accessions"
+    )

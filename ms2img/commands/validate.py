@@ -20,8 +20,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "file, the row (Parquet, 0-based) or line (CSV) and the expectation. Policy 'fail' exits non-zero on "
             "any failure; 'quarantine' moves failing accessions to EVENTS_DIR/../quarantine/ and goes on. A lab export "
             "(an MS-DIAL / MZmine / FBMN file or a folder of them) is read as `ms2img ingest` reads it (a "
-            "sample_sheet.csv beside the folder, --sample-sheet, --mgf, params.yaml's ingest options) into a "
-            "temporary events folder first, so it can be checked before it enters a project."
+            "sample_sheet.csv beside the folder, --sample-sheet, --mgf, params.yaml's ingest options) into the "
+            "events folder beside its report (validation/<export name>/events/) first, so it can be checked before it "
+            "enters a project and every failure names a file that can be opened."
         ),
     )
     p.add_argument(
@@ -81,10 +82,8 @@ def _is_events_folder(path: Path) -> bool:
 
 def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
     """Ingest the lab export ``args.events_dir`` (a file or folder) exactly as ``ms2img ingest`` would (the same sample
-    sheet discovery, lone-export splitting and params.yaml ``ingest`` options) into a temporary events folder, and
-    validate that."""
-    import tempfile
-
+    sheet discovery, lone-export splitting and params.yaml ``ingest`` options) into the events folder beside its
+    report, and validate that."""
     from ms2img.commands.ingest import ingest_options, ingest_plan, source_lines
     from ms2img.errors import ConfigError
     from ms2img.io.ingest import ingest
@@ -95,13 +94,14 @@ def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
         raise ConfigError(f"{export}: --policy quarantine moves files of an events folder; ingest the export first")
     inputs, sheet, notes = ingest_plan([str(export)], args.sample_sheet)
     options = ingest_options(params.get("ingest"))
-    with tempfile.TemporaryDirectory(prefix="ms2img-validate-") as tmp:
-        events = Path(tmp) / "events"
-        summary = ingest(inputs, events, sample_sheet=sheet, mgf=args.mgf, **options)
-        print(f"{export}: a lab export, read as `ms2img ingest` would ({summary.files} file(s), "
-              f"{summary.accessions} accession(s), {summary.events:,} events); validating those events")  # fmt: skip
-        lines = notes + summary.found_lines() + source_lines(events, options["sample_types"]) + summary.warning_lines()
-        for line in lines:
-            print(line)
-        report_dir = args.report_dir or EXPORT_REPORTS / (Path(export).resolve().name or "export")
-        return run_validation(events, args.assays, report_dir, **opts)
+    report_dir = args.report_dir or EXPORT_REPORTS / (Path(export).resolve().name or "export")
+    # the events go beside the report, not into a temporary folder: every failure names an events file and its
+    # rows, and a deleted /tmp/ms2img-validate-*/events/X.parquet cannot be opened to see them
+    events = Path(report_dir) / "events"
+    summary = ingest(inputs, events, sample_sheet=sheet, mgf=args.mgf, replace=True, **options)
+    print(f"{export}: a lab export, read as `ms2img ingest` would ({summary.files} file(s), "
+          f"{summary.accessions} accession(s), {summary.events:,} events) into {events}; validating them")  # fmt: skip
+    lines = notes + summary.found_lines() + source_lines(events, options["sample_types"]) + summary.warning_lines()
+    for line in lines:
+        print(line)
+    return run_validation(events, args.assays, report_dir, **opts)

@@ -82,60 +82,66 @@ class SpectralLibrary:
             "analogue_precursor_mz": np.nan,
             "analogue_matched_peaks": 0,
         }
-        pol = polarity if polarity in self._index else next(iter(self._index), None)
-        if pol is None or len(mz) == 0:
+        # a query of unknown polarity (an MZmine/FBMN table carries none) is searched against every polarity and
+        # keeps the best hit: searching one arbitrary polarity named positive ions after [M-H]- standards and never
+        # found a positive standard
+        pols = [polarity] if polarity in self._index else list(self._index)
+        if not pols or len(mz) == 0:
             return out
-        search, members = self._index[pol]
         peaks = np.column_stack([np.asarray(mz, dtype=np.float32), np.asarray(intensity, dtype=np.float32)])
-        clean = search.clean_spectrum_for_search(precursor_mz=float(precursor_mz), peaks=peaks)
-        if len(clean) == 0:
-            return out
-        ident, n_ident = search.identity_search(
-            precursor_mz=float(precursor_mz),
-            peaks=clean,
-            ms1_tolerance_in_da=self.ms1_tol_da,
-            ms2_tolerance_in_da=self.ms2_tol_da,
-            output_matched_peak_number=True,
-        )
-        if len(ident) and float(np.max(ident)) > 0:
-            k = int(np.argmax(ident))
-            s = members[k]
-            out.update(
-                library_name=s.name,
-                library_score=round(float(ident[k]), 4),
-                library_precursor_mz=round(float(s.precursor_mz), 5),
-                library_adduct=s.adduct,
-                matched_peaks=int(n_ident[k]),
+        best_ident = best_open = 0.0
+        for pol in pols:
+            search, members = self._index[pol]
+            clean = search.clean_spectrum_for_search(precursor_mz=float(precursor_mz), peaks=peaks)
+            if len(clean) == 0:
+                continue
+            ident, n_ident = search.identity_search(
+                precursor_mz=float(precursor_mz),
+                peaks=clean,
+                ms1_tolerance_in_da=self.ms1_tol_da,
+                ms2_tolerance_in_da=self.ms2_tol_da,
+                output_matched_peak_number=True,
             )
-        opened, n_open = search.open_search(
-            peaks=clean, ms2_tolerance_in_da=self.ms2_tol_da, output_matched_peak_number=True
-        )
-        if len(opened) and float(np.max(opened)) > 0:
-            k = int(np.argmax(opened))
-            s = members[k]
-            out.update(
-                analogue_name=s.name,
-                analogue_score=round(float(opened[k]), 4),
-                analogue_precursor_mz=round(float(s.precursor_mz), 5),
-                analogue_matched_peaks=int(n_open[k]),
+            if len(ident) and float(np.max(ident)) > best_ident:
+                k = int(np.argmax(ident))
+                s = members[k]
+                best_ident = float(ident[k])
+                out.update(
+                    library_name=s.name,
+                    library_score=round(float(ident[k]), 4),
+                    library_precursor_mz=round(float(s.precursor_mz), 5),
+                    library_adduct=s.adduct,
+                    matched_peaks=int(n_ident[k]),
+                )
+            opened, n_open = search.open_search(
+                peaks=clean, ms2_tolerance_in_da=self.ms2_tol_da, output_matched_peak_number=True
             )
+            if len(opened) and float(np.max(opened)) > best_open:
+                k = int(np.argmax(opened))
+                s = members[k]
+                best_open = float(opened[k])
+                out.update(
+                    analogue_name=s.name,
+                    analogue_score=round(float(opened[k]), 4),
+                    analogue_precursor_mz=round(float(s.precursor_mz), 5),
+                    analogue_matched_peaks=int(n_open[k]),
+                )
         return out
 
 
-def annotate(drivers, library: SpectralLibrary, top: int | None = None, min_score: float = 0.0):
+def annotate(drivers, library: SpectralLibrary, top: int | None = None):
     """Add the library columns to a drivers table (its ``consensus_spectrum``, ``precursor_mz``, ``polarity``).
 
-    Only the first ``top`` rows are searched (all when None); identity hits below ``min_score`` are blanked.
-
-    An analogue is named (``analogue_name``) only from entropy similarity ``labels.NAME_MIN_SCORE`` (0.7) with
-    ``labels.NAME_MIN_PEAKS`` (3) matched peaks, the bar every display of a driver already uses. Why: the open
-    search has a best hit for any spectrum, and at 0.05 with one shared fragment it names an unrelated compound.
-    GNPS's library-match defaults are cosine 0.7 and 6 matched peaks; these scores are entropy similarities, and
-    one bar (labels.py) keeps the CSV, the figure, the report and the card in agreement. A weaker hit keeps
-    ``analogue_score``, ``analogue_precursor_mz`` and ``analogue_matched_peaks``: visible as a score, not as a
-    name. Identity hits (precursor within ``ms1_tol_da``) keep their own ``min_score``.
+    Only the first ``top`` rows are searched (all when None). A hit, identity (``library_name``, precursor within
+    ``ms1_tol_da``) or analogue (``analogue_name``), names a driver only from entropy similarity
+    ``labels.NAME_MIN_SCORE`` (0.7) with ``labels.NAME_MIN_PEAKS`` (3) matched peaks (:func:`labels.names_compound`),
+    the bar the correlation route and every display of a driver use. Why: the open search has a best hit for any
+    spectrum, and at 0.05 with one shared fragment it names an unrelated compound; an identity hit needs only a
+    precursor within 0.01 Da, and at 0.03 with 2 peaks it named a positive ion after a [M-H]- standard. GNPS's
+    library-match defaults are cosine 0.7 and 6 matched peaks; these scores are entropy similarities. A weaker hit
+    keeps its score, precursor m/z and matched peaks: visible as a score, not as a name.
     """
-    from ms2img.explain.labels import names_analogue
+    from ms2img.explain.labels import names_compound
     from ms2img.io.msms import parse_msms
 
     rows = []
@@ -146,12 +152,9 @@ def annotate(drivers, library: SpectralLibrary, top: int | None = None, min_scor
             continue
         mz, inten = parse_msms(str(getattr(row, "consensus_spectrum", "") or ""))
         hit = library.search(float(row.precursor_mz), mz, inten, str(getattr(row, "polarity", "negative")))
-        if not (hit["library_score"] >= min_score):
-            for key in ("library_name", "library_adduct"):
-                hit[key] = ""
-            hit["library_score"] = hit["library_precursor_mz"] = np.nan
-            hit["matched_peaks"] = 0
-        if not names_analogue(hit["analogue_score"], hit["analogue_matched_peaks"]):
+        if not names_compound(hit["library_score"], hit["matched_peaks"]):
+            hit["library_name"] = hit["library_adduct"] = ""
+        if not names_compound(hit["analogue_score"], hit["analogue_matched_peaks"]):
             hit["analogue_name"] = ""
         rows.append(hit)
     out = drivers.copy()

@@ -276,20 +276,14 @@ def annotate_top(
     abundances: Abundances,
     library_paths: list[str] | None,
     top: int = 50,
-    min_score: float | None = None,
-    min_peaks: int | None = None,
     ms1_tol_da: float = 0.01,
     ms2_tol_da: float = 0.02,
 ) -> pd.DataFrame:
-    """Library identities (precursor within ``ms1_tol_da``) of the first ``top`` rows; weak hits are not shown.
-
-    Analogue (open-search) hits are left out: below a real score they name unrelated compounds.
-    """
+    """Library identities (precursor within ``ms1_tol_da``) of the first ``top`` rows, named only above the bar of
+    every driver name (:func:`labels.names_compound`). Analogue (open-search) hits are left out."""
     from ms2img.explain.annotation import SpectralLibrary
-    from ms2img.explain.labels import NAME_MIN_PEAKS, NAME_MIN_SCORE
+    from ms2img.explain.labels import names_compound
 
-    min_score = NAME_MIN_SCORE if min_score is None else min_score
-    min_peaks = NAME_MIN_PEAKS if min_peaks is None else min_peaks
     out = scores.assign(library_match="", library_score=np.nan, matched_peaks=0)
     if top <= 0 or abundances.events_dir is None or len(scores) == 0:
         return out
@@ -302,7 +296,7 @@ def annotate_top(
         mz, inten = spectra.get((rec.accession, rec.replicate, rec.feature_id), (np.zeros(0), np.zeros(0)))
         row = scores.loc[rec.row]
         hit = library.search(float(row["precursor_mz"]), mz, inten, str(row["polarity"]))
-        if hit["library_name"] and hit["library_score"] >= min_score and hit["matched_peaks"] >= min_peaks:
+        if hit["library_name"] and names_compound(hit["library_score"], hit["matched_peaks"]):
             out.loc[rec.row, ["library_match", "library_score", "matched_peaks"]] = [
                 hit["library_name"], hit["library_score"], hit["matched_peaks"],
             ]  # fmt: skip
@@ -405,7 +399,7 @@ def score_assay(
     cytoscape_nodes.tsv (and drivers_vs_correlation.csv when the model's drivers exist) to ``out_dir``."""
     from ms2img.atomic import write_text
     from ms2img.io.activity import align_activity, read_activity
-    from ms2img.io.sample_sheet import read_manifest
+    from ms2img.io.sample_sheet import read_manifest, replicate_hint
     from ms2img.plots.volcano import plot_volcano
 
     t0 = time.perf_counter()
@@ -424,6 +418,14 @@ def score_assay(
             f"assay {assay}: {len(columns)} samples of {events_dir} have a value in {activity_path}; a correlation "
             f"needs at least {MIN_SAMPLES}{hint}"
         )
+    replicates = None  # injections of one extract scored as separate samples: every p and q is far too small
+    if manifest is not None and {"accession", "sample", "type"} <= set(manifest.columns):
+        scored = manifest[manifest["accession"].isin({str(ab.accessions[int(k)]) for k in columns})]
+        hint = replicate_hint(scored, tuple(scored["type"].unique()))
+        if hint:
+            replicates = (f"{hint}. Until then each injection counts as an independent sample: every p and q here "
+                          "is far too small")  # fmt: skip
+            log.warning("%s: %s", assay, replicates)
     scores = activity_scores(ab, columns, y, normalisation, seed)
     scores = annotate_top(scores, ab, libraries, top=annotate)
     scores = scores[SCORE_COLUMNS]
@@ -457,6 +459,7 @@ def score_assay(
         "n_q_below_0.05": int((scores["q"] < 0.05).sum()),
         "n_bonferroni_below_0.05": int((scores["p_bonferroni"] < 0.05).sum()),
         "absent_as_zero": absent_as_zero,
+        "replicate_warning": replicates,
         "activity": str(activity_path),
         "seconds_scores": round(t_scores, 3),
         "seconds_total": round(time.perf_counter() - t0, 3),

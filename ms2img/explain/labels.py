@@ -23,13 +23,15 @@ def shown_name(row: Any) -> str:
     if identity:
         return identity
     analogue = _plain(get("analogue_name", ""))
-    named = analogue and names_analogue(get("analogue_score", None), get("analogue_matched_peaks", None))
+    named = analogue and names_compound(get("analogue_score", None), get("analogue_matched_peaks", None))
     return f"~{analogue}" if named else ""
 
 
-def names_analogue(score: Any, matched_peaks: Any) -> bool:
-    """An open-search hit good enough to name a driver: entropy similarity >= ``NAME_MIN_SCORE`` with
-    >= ``NAME_MIN_PEAKS`` matched peaks (the open search always has a best hit, most of them unrelated)."""
+def names_compound(score: Any, matched_peaks: Any) -> bool:
+    """A library hit good enough to name a driver, identity or analogue alike: entropy similarity >=
+    ``NAME_MIN_SCORE`` with >= ``NAME_MIN_PEAKS`` matched peaks (the open search always has a best hit, most of them
+    unrelated; an identity hit only needs a precursor within 0.01 Da, and at 0.03 with 2 peaks it named a positive
+    ion after a [M-H]- standard)."""
     return _number(score) >= NAME_MIN_SCORE and _number(matched_peaks) >= NAME_MIN_PEAKS
 
 

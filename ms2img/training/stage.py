@@ -88,7 +88,7 @@ def remove_stale_families(folder: Path, families: Sequence[str]) -> None:
     for child in folder.iterdir():
         if child.is_dir() and child.name not in families:
             shutil.rmtree(child)
-            log.info("removed %s: %s is not in train.families", child, child.name)
+            log.info("removed %s: %s is not trained by this run (train.families, labels.mode)", child, child.name)
 
 
 def _write_table(df: pd.DataFrame, path: Path) -> Path:

@@ -38,11 +38,18 @@ def test_identity_and_analogue_search(library):
     assert library.search(500.0, np.array([]), np.array([]), "negative")["library_name"] == ""
 
 
-def test_annotate_table(library):
-    drivers = pd.DataFrame({"rank": [1, 2], "precursor_mz": [289.0712, 1234.5], "polarity": "negative",
-                            "consensus_spectrum": ["109.0290:100 123.0445:80 245.0814:40", "300.0:100"]})  # fmt: skip
-    out = annotate(drivers, library, min_score=0.5)
-    assert out["library_name"][0] in ("Catechin", "Epicatechin") and out["library_name"][1] == ""
+def test_annotate_table_names_identities_only_above_the_bar(library):
+    """Catechin's own spectrum is named; three of its peaks at its precursor (score 0.56, 2 matched) are an identity
+    hit the search finds, shown as a score but not as a name: one bar (labels.names_compound) for every hit."""
+    ref = next(s for s in read_library(BUNDLED_LIBRARIES[0]) if s.name == "Catechin")
+    full = " ".join(f"{m:.4f}:{i:.1f}" for m, i in ref.peaks)
+    spectra = [full, "109.0290:100 123.0445:80 245.0814:40", "300.0:100"]
+    drivers = pd.DataFrame({"rank": [1, 2, 3], "precursor_mz": [ref.precursor_mz, 289.0712, 1234.5],
+                            "polarity": "negative", "consensus_spectrum": spectra})  # fmt: skip
+    out = annotate(drivers, library)
+    assert out["library_name"][0] in ("Catechin", "Epicatechin") and out["library_score"][0] >= 0.7
+    assert out["library_name"][1] == "" and 0 < out["library_score"][1] < 0.7 and out["matched_peaks"][1] == 2
+    assert out["library_name"][2] == ""
     assert {"library_score", "library_precursor_mz", "matched_peaks", "analogue_name"} <= set(out.columns)
 
 
@@ -64,3 +71,15 @@ def test_a_weak_analogue_keeps_its_scores_but_no_name(library):
     assert out["analogue_name"][0] == "" and 0 < out["analogue_score"][0] < NAME_MIN_SCORE
     assert 1 <= out["analogue_matched_peaks"][0] < NAME_MIN_PEAKS and out["analogue_precursor_mz"][0] > 0
     assert out["analogue_name"][1] in ("Catechin", "Epicatechin") and out["analogue_score"][1] >= NAME_MIN_SCORE
+
+
+def test_unknown_polarity_searches_both_modes(library):
+    """An MZmine/FBMN table carries no polarity ('unknown'): its spectra must be searched against both modes of the
+    bundled library, not against whichever index happens to come first (the negative one): a positive standard was
+    never found, and positive ions were named after [M-H]- standards."""
+    ref = next(s for s in read_library(BUNDLED_LIBRARIES[1]) if s.polarity == "positive")
+    hit = library.search(ref.precursor_mz, ref.peaks[:, 0], ref.peaks[:, 1], "unknown")
+    assert hit["library_name"] == ref.name and hit["library_score"] > 0.99 and "+" in hit["library_adduct"]
+    neg = next(s for s in read_library(BUNDLED_LIBRARIES[0]) if s.name == "Catechin")
+    hit = library.search(neg.precursor_mz, neg.peaks[:, 0], neg.peaks[:, 1], "unknown")
+    assert hit["library_name"] in ("Catechin", "Epicatechin") and hit["library_score"] > 0.9

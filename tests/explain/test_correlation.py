@@ -414,3 +414,28 @@ def test_the_explain_stage_of_a_regression_project_writes_correlation_drivers(
     meta = json.loads((out / "drivers.json").read_text())
     assert meta["attribution"].startswith("correlation with the assay value") and (out / "drivers.png").stat().st_size
     assert "a regression model; drivers are the correlation of" in capsys.readouterr().out
+
+
+def test_replicate_injections_scored_as_samples_are_warned_about(shared_data, tmp_path, capsys):
+    """The GNPS PASEF export without a sample sheet: 24 injections of 6 plants became 24 "samples"; with the plant's
+    value on each injection the correlation reported 336 features with q < 0.05 (0 with the sheet) and said nothing.
+    Ingest's replicate hint must be said again where the p values are read."""
+    export = shared_data / "gnps_msdial_pasef_arabidopsis" / "GnpsTable_1_20198191357_PASEF.txt"
+    events = tmp_path / "events"
+    ingest([export], events)
+    values = {"Hi01": 12.5, "Hi05": 18.0, "Hi09": 14.0, "Hi16": 30.5, "Hi20": 28.0, "Hi24": 35.0}
+    accs = [p.stem for p in sorted(events.glob("Hi*.parquet"))]
+    assert len(accs) == 24
+    pd.DataFrame({"accession": accs, "heat": [values[a[:4]] for a in accs]}).to_csv(tmp_path / "a.csv", index=False)
+    rc, stdout, err = run_cli(["--assay", "heat", "--events", events, "--assays", tmp_path / "a.csv",
+                               "--out-dir", tmp_path / "out", "--annotate-top", 0], capsys)  # fmt: skip
+    assert rc == 0, err
+    assert "warning: 24 accessions look like 6 extracts injected 4 times each" in stdout
+    assert "every p and q here is far too small" in stdout
+
+
+def test_no_replicate_warning_for_distinct_extracts(fermo_events, test_data, tmp_path, capsys):
+    args = ["--assay", "activity", "--events", fermo_events, "--assays", test_data / ACTIVITY, "--absent-as-zero"]
+    rc, stdout, err = run_cli([*args, "--out-dir", tmp_path / "out", "--annotate-top", 0], capsys)
+    assert rc == 0, err
+    assert "warning:" not in stdout

@@ -523,6 +523,21 @@ def test_cli_validates_a_lab_export_as_ingest_would_read_it(test_data, capsys, t
     assert "ingest the export first" in capsys.readouterr().err
 
 
+def test_a_lab_exports_report_names_files_that_exist(test_data, capsys, tmp_path, monkeypatch):
+    """The report of a lab export named rows of /tmp/ms2img-validate-*/events/2a.parquet, a folder deleted before
+    the user could read it (the msdialr demo's two zero-intensity fragments; a failed share check alike): every
+    file a failure or warning names must be there to open, and a second run replaces it."""
+    monkeypatch.chdir(tmp_path)
+    export = test_data / "MSDIAL_Alignment_result_LC-MS.txt"
+    for _ in range(2):
+        assert main(["validate", str(export)]) == 0
+        capsys.readouterr()
+    report = json.loads((tmp_path / "validation" / export.name / "validation.json").read_text(encoding="utf-8"))
+    named = [w["file"] for w in report["events"]["warnings"] + report["events"]["failures"]]
+    assert len(named) == 2 and all(Path(f).is_file() for f in named), named
+    assert all("ms2img-validate-" not in f for f in named)
+
+
 @pytest.mark.parametrize(
     ("header", "words"),
     [
