@@ -78,13 +78,12 @@ def run(args: argparse.Namespace) -> int:
             f"{args.assay} {fam:<10} {LABELS[metric]} {a['mean']:.3f} ± {a['sd']:.3f} "
             f"(95% CI {a['ci_low']:.3f}-{a['ci_high']:.3f})"
         )
-    print(
-        f"{args.assay}: winner {out['selection']['winner']}: {out['selection']['reason']} ({out['run']['seconds']} s)"
-    )
-    for warning in out["selection"].get("warnings", []):  # said again where the numbers are read
+    selection, took = out["selection"], out["run"]["seconds"]
+    print(f"{args.assay}: winner {selection['winner']}: {selection['reason']} (all families trained in {took} s)")
+    for warning in selection.get("warnings", []):  # said again where the numbers are read
         print(f"{args.assay}: warning: {warning}")
-    if out["selection"].get("small_cohort"):  # said again where the numbers are read, not only in the log above
-        print(small_cohort_line(args.assay, out["selection"], metric))
+    if selection.get("small_cohort"):  # said again where the numbers are read, not only in the log above
+        print(small_cohort_line(args.assay, selection, metric))
     return 0
 
 

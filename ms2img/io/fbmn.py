@@ -37,6 +37,7 @@ MISSING_SPECTRA_SHARE = 0.1  # quant rows without an MGF spectrum beyond this sh
 JOIN_MZ_TOL_DA = 0.02
 RT_UNITS = ("auto", "minutes", "seconds")
 # Without an MGF RT to compare with: a table RT above this cannot be minutes of an LC-MS run (2 h).
+SHORTEST_RUN_S = 60.0  # table and MGF RT equal and all below this: minutes in both, not seconds
 RT_SECONDS_ABOVE = 120.0
 
 # (id, m/z, RT in minutes) column names and sample-column patterns, preferred first.
@@ -223,6 +224,11 @@ def _rt_minutes(quant: _Table, joined: list[_Spectrum | None]) -> tuple[np.ndarr
         ratio = float(np.median([a / b for a, b in pairs]))
         if 1 / 90 < ratio < 1 / 40:
             return rt, f"minutes ('{col}' = the MGF's RT in seconds / 60 for {len(pairs)} features)"
+        if 0.67 < ratio < 1.5 and top < SHORTEST_RUN_S:  # 'RTINSECONDS' written in minutes: a run of seconds
+            return rt, (
+                f"minutes ('{col}' = the MGF's RTINSECONDS for {len(pairs)} features, but up to {top:.4g}: no LC-MS "
+                f"run lasts under {SHORTEST_RUN_S:g} seconds, so both are minutes); set ingest.rt_unit if that is wrong"
+            )
         if 0.67 < ratio < 1.5:
             return rt / 60.0, (
                 f"seconds ('{col}' = the MGF's RT in seconds for {len(pairs)} features), converted to minutes"

@@ -28,7 +28,14 @@ from ms2img.io.text import check_not_binary, line_of_offset, too_large
 log = logging.getLogger(__name__)
 
 PPM = 10.0
-NO_INTENSITY = "precursor intensity not found (set to 0)"
+NO_INTENSITY = "precursor intensity not found (set to 0: those scans draw nothing)"
+
+
+def no_intensity(path: Path) -> str:
+    """The warning of MS2 scans without a precursor intensity, naming the file (summed per kind over files)."""
+    return f"{path.name}: {NO_INTENSITY}; e.g. MS2 scans before the first MS1 scan"
+
+
 _ROOTS = {"mzML": (b"</mzML>", b"</indexedmzML>"), "mzXML": (b"</mzXML>",)}
 _SCAN_NUMBER = re.compile(r"(?:^|\s)scan=(\d+)$")
 
@@ -98,7 +105,7 @@ def read_raw(
         samples=make_manifest([{**meta, "source": str(path)}]),
         source=path,
         precursors_without_msms=len(scans) - len(with_peaks),
-        warnings={NO_INTENSITY: n_missing} if n_missing else {},
+        warnings={no_intensity(path): n_missing} if n_missing else {},
         aligned=False,
         rt_unit=f"minutes (the {kind} scan times, in the unit the file states)",
     )

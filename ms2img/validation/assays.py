@@ -15,6 +15,7 @@ import pandas as pd
 
 from ms2img.errors import InputFileError
 from ms2img.io.metadata import side_table
+from ms2img.io.text import read_text_lines
 from ms2img.validation import suites
 from ms2img.validation.events import DEFAULT_MAX_INTENSITY, expectation_entry
 from ms2img.validation.report import (
@@ -42,44 +43,40 @@ def read_csv_strings(path: str | Path) -> pd.DataFrame:
     ``accession``; two columns whose names differ only in case fail. Blank lines are skipped but still counted.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "file not found")
+    text = read_text_lines(path)  # UTF-8 (BOM or not), else Windows-1252; binary or UTF-16 fails naming the line
     records: list[list[str | None]] = []
     lines: list[int] = []
     header: list[str] | None = None
     try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            reader = csv.reader(fh)
-            for fields in reader:
-                if not fields or all(not f.strip() for f in fields):
-                    continue
-                if header is None:
-                    header = [f.strip() for f in fields]
-                    if "" in header:  # a spreadsheet's trailing comma: the checks cannot name the column
-                        raise InputFileError(
-                            path,
-                            f"column {header.index('') + 1} of the header has no name (a trailing comma?); "
-                            "name it or delete it",
-                            line=reader.line_num,
-                        )
-                    header = ["accession" if h.casefold() == "accession" else h for h in header]
-                    folded = [h.casefold() for h in header]
-                    dupes = sorted({h for h in header if folded.count(h.casefold()) > 1})
-                    if dupes:
-                        raise InputFileError(path, f"duplicate column names {dupes}", line=reader.line_num)
-                    continue
-                if len(fields) > len(header):
+        reader = csv.reader(text)  # one line per row, so line_num is the editor's line
+        for fields in reader:
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            if header is None:
+                header = [f.strip() for f in fields]
+                if "" in header:  # a spreadsheet's trailing comma: the checks cannot name the column
                     raise InputFileError(
-                        path, f"{len(fields)} fields but the header has {len(header)}", line=reader.line_num
+                        path,
+                        f"column {header.index('') + 1} of the header has no name (a trailing comma?); "
+                        "name it or delete it",
+                        line=reader.line_num,
                     )
-                cells = [f.strip() or None for f in fields] + [None] * (len(header) - len(fields))
-                cells = [None if c is not None and c.casefold() in NOT_MEASURED else c for c in cells]
-                records.append(cells)
-                lines.append(reader.line_num)
-    except UnicodeDecodeError as exc:
-        raise InputFileError(path, f"not UTF-8 text ({exc.reason})") from None
+                header = ["accession" if h.casefold() == "accession" else h for h in header]
+                folded = [h.casefold() for h in header]
+                dupes = sorted({h for h in header if folded.count(h.casefold()) > 1})
+                if dupes:
+                    raise InputFileError(path, f"duplicate column names {dupes}", line=reader.line_num)
+                continue
+            if len(fields) > len(header):
+                raise InputFileError(
+                    path, f"{len(fields)} fields but the header has {len(header)}", line=reader.line_num
+                )
+            cells = [f.strip() or None for f in fields] + [None] * (len(header) - len(fields))
+            cells = [None if c is not None and c.casefold() in NOT_MEASURED else c for c in cells]
+            records.append(cells)
+            lines.append(reader.line_num)
     except csv.Error as exc:
-        raise InputFileError(path, f"not valid CSV ({exc})") from None
+        raise InputFileError(path, f"not valid CSV ({exc})", line=reader.line_num) from None
     if header is None:
         raise InputFileError(path, "empty file (expected a header line: accession, assay columns)")
     return pd.DataFrame(records, columns=header, index=pd.Index(lines, dtype="int64"), dtype=object)

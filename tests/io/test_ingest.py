@@ -13,6 +13,7 @@ from ms2img.errors import ConfigError, InputFileError
 from ms2img.io.ingest import MANIFEST, ingest
 from ms2img.io.inputs import plan
 from ms2img.io.msdial import read_msdial
+from ms2img.io.raw import no_intensity
 from ms2img.io.schema import EVENT_COLUMNS, SAMPLE_COLUMNS, read_events
 
 MSDIALR = "MSDIAL_Alignment_result_LC-MS.txt"
@@ -82,7 +83,7 @@ def test_raw_files_and_content_sniffing(test_data, mzml_file, tmp_path):
     disguised = tmp_path / "looks_like_text.txt"
     shutil.copy(test_data / "testdata.mzml", disguised)  # sniffed by content, not extension
     summary = ingest([mzml_file, disguised], tmp_path / "out")
-    assert summary.accessions == 2 and summary.warnings == {"precursor intensity not found (set to 0)": 1}
+    assert summary.accessions == 2 and summary.warnings == {no_intensity(mzml_file): 1}
     assert sorted(read_events(tmp_path / "out")["accession"].unique()) == ["looks_like_text", "run"]
 
 

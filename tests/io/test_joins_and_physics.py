@@ -245,6 +245,18 @@ def test_rt_in_seconds_is_detected_from_the_mgf_and_stated(test_data, tmp_path):
     assert "retention time: seconds.csv: seconds ('rt' = the MGF's RT in seconds" in summary.format()
 
 
+def test_an_mgf_rtinseconds_written_in_minutes_keeps_the_table_in_minutes(test_data, tmp_path):
+    """An MGF whose RTINSECONDS holds minutes equals the MZmine table's RT (always minutes): read as seconds, every
+    RT was divided by 60 (runs of under 20 seconds). RTs that short cannot be seconds: both are minutes, and said."""
+    text = (test_data / MGF).read_text()
+    mgf = tmp_path / "minutes.mgf"
+    mgf.write_text(re.sub(r"(?m)^RTINSECONDS=([\d.]+)", lambda m: f"RTINSECONDS={float(m.group(1)) / 60:.4f}", text))
+    plain = read_fbmn(test_data / QUANT, test_data / MGF)
+    result = read_fbmn(test_data / QUANT, mgf)
+    assert result.rt_unit.startswith("minutes ('rt' = the MGF's RTINSECONDS") and "both are minutes" in result.rt_unit
+    np.testing.assert_allclose(result.events["rt_min"], plain.events["rt_min"])
+
+
 def test_rt_in_seconds_without_mgf_rt_is_told_by_its_values(test_data, tmp_path):
     mgf = shifted_mgf(test_data / MGF, tmp_path / "nort.mgf", 0.0, drop_rt=True)
     result = read_fbmn(quant_in_seconds(test_data, tmp_path), mgf)

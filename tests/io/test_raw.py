@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ms2img.io.raw import NO_INTENSITY, _ms1_intensity, read_raw
+from ms2img.io.raw import _ms1_intensity, no_intensity, read_raw
 from ms2img.io.sample_sheet import read_sample_sheet
 
 MZML = "171103_PMA_TK_QC_04-4to5min.mzML"
@@ -27,7 +27,7 @@ def test_mzml_slice_has_381_ms2_scans(test_data):
     assert scans.index[0] == "2122"  # "controllerType=0 controllerNumber=1 scan=2122"
     # no precursor intensity in this file: taken from the preceding MS1 scan (10 ppm), else 0 and counted
     missing = int((scans["precursor_intensity"] == 0).sum())
-    assert missing == result.warnings[NO_INTENSITY] and missing <= 5
+    assert missing == result.warnings[no_intensity(test_data / MZML)] and missing <= 5
     assert result.samples.iloc[0][["accession", "replicate", "type"]].tolist() == [MZML[:-5], "1", "Sample"]
 
 
@@ -51,10 +51,11 @@ def test_matchms_mzml_precursor_intensity_from_file(test_data):
 
 @pytest.mark.parametrize("fixture", ["mzml_file", "mzxml_file"])
 def test_precursor_intensity_rules(request, fixture):
-    result = read_raw(request.getfixturevalue(fixture))
+    path = request.getfixturevalue(fixture)
+    result = read_raw(path)
     scans = per_scan(result.events)
     assert scans["precursor_intensity"].to_dict() == {"2": 7777.0, "3": 1234.0, "4": 0.0}
-    assert result.warnings == {NO_INTENSITY: 1}
+    assert result.warnings == {no_intensity(path): 1} and path.name in no_intensity(path)
     np.testing.assert_allclose(scans["rt_min"], [61.2 / 60, 62.4 / 60, 63.6 / 60])
     assert result.events.groupby("feature_id").size().to_dict() == {"2": 2, "3": 1, "4": 3}
 

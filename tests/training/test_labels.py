@@ -57,7 +57,7 @@ def test_read_assays_accepts_bom_and_case(tmp_path):
         ("accession,DPPH,DPPH\nS1,1,2\n", ["line 1", "duplicate column names ['DPPH']"]),
         ("accession,DPPH,dpph\nS1,1,2\n", ["line 1", "duplicate column names ['DPPH', 'dpph']"]),
         ("accession,DPPH\nS1,1\nS2,n.d.\n", ["line 3", "'n.d.'", "not a finite number"]),
-        ("", ["empty file"]),
+        ("", ["is empty"]),
         ("accession,DPPH\n", ["no data rows"]),
         ("accession,DPPH\nS1,1\nS2,2,3\n", ["line 3", "3 fields but the header has 2"]),
     ],

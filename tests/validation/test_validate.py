@@ -566,3 +566,18 @@ def test_a_missing_assay_is_not_taken_for_a_misspelt_other_assay(cohort):
     cohort["assays"].write_text("accession,DPPH,TFC\nACC1,1,2\nACC2,2,3\nACC3,3,4\n", encoding="utf-8")
     msg = failed_message(cohort, assays=["DPPH", "TFC", "TPC"])
     assert "no column 'TPC' in the header ['accession', 'DPPH', 'TFC']" in msg and "did you mean" not in msg, msg
+
+
+def test_assays_saved_in_windows_1252_read_and_utf16_fails_naming_the_file(tmp_path):
+    """Excel's 'CSV' on Windows writes Windows-1252 (an accession 'Écorce' failed as 'not UTF-8 text' with no line);
+    it reads as ingest's tables do. UTF-16 ('Unicode text') fails in one line naming the file."""
+    from ms2img.training.labels import read_assays
+
+    latin = tmp_path / "assays.csv"
+    latin.write_bytes("accession,DPPH\n\xc9corce,1.5\nRoot,2\n".encode("cp1252"))
+    assert read_csv_strings(latin)["accession"].tolist() == ["\xc9corce", "Root"]
+    assert read_assays(latin)["DPPH"].tolist() == [1.5, 2.0]
+    wide = tmp_path / "wide.csv"
+    wide.write_bytes("accession,DPPH\nA,1\n".encode("utf-16"))
+    with pytest.raises(InputFileError, match=r"wide\.csv"):
+        read_csv_strings(wide)
