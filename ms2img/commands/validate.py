@@ -98,6 +98,12 @@ def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
     # the events go beside the report, not into a temporary folder: every failure names an events file and its
     # rows, and a deleted /tmp/ms2img-validate-*/events/X.parquet cannot be opened to see them
     events = Path(report_dir) / "events"
+    folder = Path(export).resolve()
+    if folder.is_dir() and events.resolve().is_relative_to(folder):  # ingest would refuse, naming an '--out'
+        raise ConfigError(
+            f"{export}: its report and events would go to {report_dir}, inside the export folder itself; run "
+            "`ms2img validate` from outside the folder, or pass --report-dir DIR outside it"
+        )
     summary = ingest(inputs, events, sample_sheet=sheet, mgf=args.mgf, replace=True, **options)
     print(f"{export}: a lab export, read as `ms2img ingest` would ({summary.files} file(s), "
           f"{summary.accessions} accession(s), {summary.events:,} events) into {events}; validating them")  # fmt: skip

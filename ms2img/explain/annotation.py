@@ -85,7 +85,9 @@ class SpectralLibrary:
         # a query of unknown polarity (an MZmine/FBMN table carries none) is searched against every polarity and
         # keeps the best hit: searching one arbitrary polarity named positive ions after [M-H]- standards and never
         # found a positive standard
-        pols = [polarity] if polarity in self._index else list(self._index)
+        # a known polarity the library lacks finds nothing: a positive ion is not its [M-H]- standard's twin
+        pols = [polarity] if polarity in POLARITIES else list(self._index)
+        pols = [p for p in pols if p in self._index]
         if not pols or len(mz) == 0:
             return out
         peaks = np.column_stack([np.asarray(mz, dtype=np.float32), np.asarray(intensity, dtype=np.float32)])

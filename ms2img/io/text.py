@@ -83,7 +83,7 @@ def read_text_lines(path: str | Path) -> list[str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         try:
-            text = data.decode("cp1252")
+            text = data.removeprefix(codecs.BOM_UTF8).decode("cp1252")  # a BOM is not three letters of the header
         except UnicodeDecodeError:
             raise InputFileError(
                 path, "not a text file (undecodable bytes)", line=line_of_offset(data, exc.start)
@@ -111,7 +111,7 @@ def csv_rows(path: str | Path, lines: list[str], first_line: int, delimiter: str
         raise InputFileError(path, f"not readable as CSV: {exc}{hint}", line=line) from None
 
 
-_MISSING = frozenset({"", "na", "nan", "null", "none", "n/a"})
+MISSING_CELLS = frozenset({"", "na", "nan", "null", "none", "n/a"})  # a cell that says "no value" (any case)
 
 
 def too_large(what: str, limit: float) -> str:
@@ -149,7 +149,7 @@ def column_to_float(
     if bad.any():
         is_missing = np.zeros(len(arr), dtype=bool)
         idx = np.flatnonzero(bad)
-        is_missing[idx] = [str(cells.iat[i]).strip().lower() in _MISSING for i in idx]
+        is_missing[idx] = [str(cells.iat[i]).strip().lower() in MISSING_CELLS for i in idx]
         if missing is None and is_missing.any():
             fail(is_missing, "missing value")
         if (bad & ~is_missing).any():
@@ -226,7 +226,7 @@ def strings_to_float(
         texts, path, lines, column, missing=missing, minimum=minimum, positive=positive, maximum=maximum
     )
     lowered = pc.utf8_lower(trimmed)
-    counted = _MISSING if count_empty else _MISSING - {""}
+    counted = MISSING_CELLS if count_empty else MISSING_CELLS - {""}
     markers = pc.and_(pc.is_in(lowered, value_set=pa.array(sorted(counted))), pc.invert(pc.is_null(lowered)))
     return values, int(pc.sum(markers).as_py() or 0)
 

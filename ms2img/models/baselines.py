@@ -5,9 +5,9 @@ Everything takes ``X`` (n_samples, n_features) -- or images (n_samples, H, W), w
 folds ``[(train_idx, test_idx), ...]`` the CNN uses, so both are scored on identical splits.
 
 The RF gets a tuning budget too: inside every outer training part its grid point (``n_estimators`` /
-``max_features``) and decision threshold are chosen by out-of-bag AUC (:class:`ms2img.models.estimators`), so no
-inner folds are needed and the test fold is never seen. Only predictions are returned here; metrics live in
-:mod:`ms2img.training.fold_metrics`.
+``max_features``) is chosen by out-of-bag AUC and its decision threshold from the out-of-bag predictions
+(:class:`ms2img.models.estimators`), so no inner folds are needed and the test fold is never seen. Only
+predictions are returned here; metrics live in :mod:`ms2img.training.fold_metrics`.
 
 OPLS-DA lives in :mod:`ms2img.models.oplsda` and is re-exported here; the figures live in :mod:`ms2img.plots`.
 """

@@ -79,7 +79,8 @@ def group_out_of_bag(forest: Any, X: Any, groups: Any) -> np.ndarray:
 
 
 class ForestClassifier(ClassifierMixin, ForestGrid):
-    """Random forest whose grid point and decision threshold are chosen by out-of-bag AUC (no inner folds)."""
+    """Random forest whose grid point is chosen by out-of-bag AUC and whose decision threshold comes from its
+    out-of-bag predictions (``choose_threshold``): no inner folds."""
 
     def _make(self, n_trees: int, max_features: Any) -> Any:
         return self._forest(RandomForestClassifier, n_trees, max_features, class_weight="balanced_subsample")

@@ -55,8 +55,7 @@ def read_assays(path: str | Path) -> pd.DataFrame:
     accession, a value that is not a finite number, or an accession listed twice. Content checks beyond these
     (ranges, coverage of the events) are the validation stage's job.
     """
-    from ms2img.validation.assays import read_csv_strings
-    from ms2img.validation.suites import FINITE_NUMBER_REGEX
+    from ms2img.validation.assays import cell_numbers, read_csv_strings
 
     path = Path(path)
     if not path.is_file():
@@ -65,8 +64,6 @@ def read_assays(path: str | Path) -> pd.DataFrame:
     names = list(map(str, table.columns))
     if ACCESSION not in names:
         raise InputFileError(path, f"no 'accession' column; the header has {names}", line=1)
-    if table.empty:
-        raise InputFileError(path, "no data rows below the header", line=2)
     lines = table.index.to_numpy()
     no_acc = table[ACCESSION].isna().to_numpy()
     if no_acc.any():
@@ -85,18 +82,17 @@ def read_assays(path: str | Path) -> pd.DataFrame:
     out = pd.DataFrame({ACCESSION: accessions.to_numpy()})
     for col in assay_cols:
         text = table[col]
-        number = text.notna() & text.astype(str).str.fullmatch(FINITE_NUMBER_REGEX)
-        values = pd.to_numeric(text.where(number), errors="coerce")
-        bad = (text.notna() & ~number) | np.isinf(values.fillna(0.0))
+        values = cell_numbers(text)  # NaN where not written as a number, inf where too large for a float
+        bad = text.notna().to_numpy() & ~np.isfinite(values)
         if bad.any():
-            i = bad.to_numpy().nonzero()[0][0]
+            i = bad.nonzero()[0][0]
             raise InputFileError(
                 path,
                 f"value {text.iloc[i]!r} is not a finite number ({int(bad.sum())} bad value(s) in this column)",
                 line=int(lines[i]),
                 column=col,
             )
-        out[col] = values.astype("float64").to_numpy()
+        out[col] = values
     return out
 
 

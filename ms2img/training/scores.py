@@ -87,20 +87,21 @@ def choose_threshold(y_true: np.ndarray, prob: np.ndarray) -> float:
     best plateau is wide and its middle moves from fold to fold (the CNN's thresholds had an SD of 0.07-0.34 over 5
     folds of four development cohorts); the logistic crossing, the balanced-accuracy rule under a logistic model,
     is moved a little by every row and decided by none (SD 0.03-0.12), and the CNN's test balanced accuracy rose
-    by 0.013-0.032 per cohort (``benchmarks/thresholds.py``: both rules on the same fitted models; README).
+    by 0.012-0.032 per cohort (``benchmarks/thresholds.py``: both rules on the same fitted models; README).
     Falls back to Youden's J when one class is missing or the predictions do not rise with the label.
     """
     from sklearn.linear_model import LogisticRegression
 
     y = np.asarray(y_true).astype(int)
-    p = np.clip(np.asarray(prob, dtype=float), 1e-3, 1 - 1e-3)  # a vote share of 0 or 1 stays finite in logit
-    if len(np.unique(y)) < 2 or np.ptp(p) == 0:
-        return youden_threshold(y, p)
+    raw = np.asarray(prob, dtype=float)
+    p = np.clip(raw, 1e-3, 1 - 1e-3)  # a vote share of 0 or 1 stays finite in logit
+    if len(np.unique(y)) < 2 or np.ptp(p) == 0:  # (the fallback sees the predictions unclipped: 1e-5 < 1e-4)
+        return youden_threshold(y, raw)
     z = np.log(p / (1 - p)).reshape(-1, 1)
     fit = LogisticRegression(class_weight="balanced", C=1e4).fit(z, y)
     slope, intercept = float(fit.coef_[0, 0]), float(fit.intercept_[0])
     if not slope > 0:
-        return youden_threshold(y, p)
+        return youden_threshold(y, raw)
     return float(1.0 / (1.0 + np.exp(intercept / slope)))
 
 

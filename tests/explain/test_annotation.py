@@ -83,3 +83,14 @@ def test_unknown_polarity_searches_both_modes(library):
     neg = next(s for s in read_library(BUNDLED_LIBRARIES[0]) if s.name == "Catechin")
     hit = library.search(neg.precursor_mz, neg.peaks[:, 0], neg.peaks[:, 1], "unknown")
     assert hit["library_name"] in ("Catechin", "Epicatechin") and hit["library_score"] > 0.9
+
+
+def test_a_known_polarity_is_not_searched_against_the_other_mode():
+    """A library of negative spectra only (a user's MassBank export): a positive query used to be searched against
+    it (the first index), naming a positive ion after a [M-H]- standard of the same nominal precursor."""
+    negative = SpectralLibrary(read_library(BUNDLED_LIBRARIES[0]))
+    ref = next(s for s in negative.spectra if s.name == "Catechin")
+    assert negative.search(ref.precursor_mz, ref.peaks[:, 0], ref.peaks[:, 1], "negative")["library_name"]
+    hit = negative.search(ref.precursor_mz, ref.peaks[:, 0], ref.peaks[:, 1], "positive")
+    assert hit["library_name"] == "" and hit["analogue_name"] == ""
+    assert negative.search(ref.precursor_mz, ref.peaks[:, 0], ref.peaks[:, 1], "unknown")["library_name"]

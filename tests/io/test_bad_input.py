@@ -253,3 +253,15 @@ def test_good_partner_files_are_valid(tmp_path):
     inputs = [folder / "x.txt", folder / "q.csv", folder / "r.mzML", folder / "r2.mzXML"]
     summary = ingest(inputs, tmp_path / "o", allow_mixed_polarity=True)  # q.mgf is CHARGE=1-, the rest positive
     assert summary.files == 4 and summary.accessions == 6
+
+
+def test_a_utf8_bom_before_windows_1252_text_is_not_read_into_the_header(tmp_path):
+    """A file saved with a UTF-8 BOM and later given a Windows-1252 byte (an edit in another tool) fell back to
+    Windows-1252 with the BOM decoded as 'ï»¿': assays.csv had no 'accession' column."""
+    from ms2img.io.text import read_text_lines
+    from ms2img.training.labels import read_assays
+
+    p = tmp_path / "assays.csv"
+    p.write_bytes(b"\xef\xbb\xbfaccession,DPPH\n\xc9corce,1.5\nRoot,2\n")
+    assert read_text_lines(p)[0] == "accession,DPPH"
+    assert read_assays(p)["accession"].tolist() == ["\xc9corce", "Root"]

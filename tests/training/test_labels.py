@@ -75,7 +75,12 @@ def test_read_assays_errors(tmp_path, text, fragments):
 
 @pytest.mark.parametrize(
     "text",
-    ["Accession,DPPH\nS1,1\nS2,NA\nS3,3\n", "accession,DPPH,dpph\nS1,1,1\nS2,2,2\n", "accession,DPPH\nS1,1\nS2,n.d.\n"],
+    [
+        "Accession,DPPH\nS1,1\nS2,NA\nS3,3\n",
+        "accession,DPPH,dpph\nS1,1,1\nS2,2,2\n",
+        "accession,DPPH\nS1,1\nS2,n.d.\n",
+        "accession,DPPH\n\n",  # a header alone: validate passed it, training refused it
+    ],
 )
 def test_training_and_validation_read_one_file_the_same_way(tmp_path, text):
     """``ms2img validate`` passed what training refused (``DPPH,dpph``) and refused what it read (``Accession``,
@@ -219,3 +224,44 @@ def test_cv_feasibility():
     with pytest.raises(ConfigError, match=r"cv.folds = 1 must be an integer >= 2"):
         check_cv_feasible(lab, 1)
     assert class_counts(np.array([1, 1, 0])) == {"low": 1, "high": 2}
+
+
+def test_assays_with_classic_mac_line_endings_read_as_before(tmp_path):
+    """Excel for Mac's "CSV (Macintosh)" ends lines with a lone CR: training and validation both read it (they did
+    before read_text_lines, which splits on LF only), on the lines an editor shows."""
+    from ms2img.validation.assays import read_csv_strings, validate_assays
+
+    p = tmp_path / "assays.csv"
+    p.write_bytes(b"accession,DPPH\rS1,1.5\rS2,2\r\rS3,n.d.\r")
+    assert read_csv_strings(p).index.tolist() == [2, 3, 5]
+    with pytest.raises(InputFileError, match="line 5"):
+        read_assays(p)
+    p.write_bytes(b"accession,DPPH\rS1,1.5\rS2,2\rS3,3\r")
+    assert read_assays(p)["DPPH"].tolist() == [1.5, 2.0, 3.0]
+    assert not validate_assays(p).failures
+
+
+def test_a_semicolon_csv_with_decimal_commas_is_named_as_such(tmp_path):
+    """A European Excel's CSV: ';' between fields, ',' in the numbers. '1,5' split the row in two and both readers
+    said only "2 fields but the header has 1"; the separator is what to fix."""
+    from ms2img.validation.assays import validate_assays
+
+    p = tmp_path / "assays.csv"
+    p.write_text("accession;DPPH\nS1;1,5\nS2;2\n", encoding="utf-8")
+    for read in (read_assays, validate_assays):
+        with pytest.raises(InputFileError, match=r"line 2: .*not comma-separated"):
+            read(p)
+
+
+def test_a_quoted_cell_spanning_lines_keeps_its_line_break(tmp_path):
+    """read_csv_strings reads a list of lines: without their ends a quoted cell over two lines lost the break, and a
+    stray quote glued the rest of the file into one value ('1.5A2,2A3,3')."""
+    from ms2img.validation.assays import read_csv_strings
+
+    p = tmp_path / "assays.csv"
+    p.write_text('accession,DPPH,note\nS1,1,"two\nlines"\nS2,2,x\n', encoding="utf-8")
+    table = read_csv_strings(p)
+    assert table["note"].tolist() == ["two\nlines", "x"] and table.index.tolist() == [3, 4]
+    p.write_text('accession,DPPH\nS1,"1.5\nS2,2\nS3,3\n', encoding="utf-8")
+    with pytest.raises(InputFileError, match=r"'1\.5\\nS2,2\\nS3,3'"):
+        read_assays(p)

@@ -53,6 +53,16 @@ def test_choose_threshold_separable_and_degenerate():
     assert falling == youden_threshold([0, 0, 1, 1], [0.9, 0.8, 0.2, 0.1])
 
 
+@pytest.mark.parametrize("p", [[1e-5, 2e-5, 5e-4, 9e-4], [0.9991, 0.9992, 0.9995, 0.9999]])
+def test_choose_threshold_falls_back_on_the_predictions_as_given(p):
+    """Saturated held-out predictions (a confident network) all clip to 1e-3 (or 0.999): the fallback must still
+    see their order, not a tie that puts every row in one class."""
+    y = [0, 0, 1, 1]
+    thr = choose_threshold(y, p)
+    assert thr == youden_threshold(y, p)
+    assert balanced_accuracy_score(y, (np.asarray(p) > thr).astype(int)) == 1.0
+
+
 def _overlapping(rng, n_low=90, n_high=30):
     """Held-out predictions of two overlapping classes: logit ~ N(-1, 1) for low, N(+1, 1) for high."""
     y = np.r_[np.zeros(n_low, int), np.ones(n_high, int)]

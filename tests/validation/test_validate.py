@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -581,3 +582,16 @@ def test_assays_saved_in_windows_1252_read_and_utf16_fails_naming_the_file(tmp_p
     wide.write_bytes("accession,DPPH\nA,1\n".encode("utf-16"))
     with pytest.raises(InputFileError, match=r"wide\.csv"):
         read_csv_strings(wide)
+
+
+def test_validating_the_current_folder_says_where_the_report_cannot_go(test_data, capsys, tmp_path, monkeypatch):
+    """`ms2img validate .` inside an export folder: the events beside the report would lie inside the export, which
+    ingest refuses with a message about an '--out' that validate does not have; say what to do instead."""
+    export = tmp_path / "exports"
+    export.mkdir()
+    shutil.copy(test_data / "MSDIAL_Alignment_result_LC-MS.txt", export)
+    monkeypatch.chdir(export)
+    assert main(["validate", "."]) == 2
+    err = capsys.readouterr().err
+    assert "inside the export folder" in err and "--report-dir" in err and "--out" not in err, err
+    assert main(["validate", ".", "--report-dir", str(tmp_path / "elsewhere")]) == 0
