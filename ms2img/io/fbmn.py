@@ -159,9 +159,7 @@ def assemble(
     warnings = {"MGF spectra without a quant-table row": unmatched} if unmatched else {}
     unchecked = sum(spec is not None and spec.pepmass is None for spec in joined)
     if unchecked:  # the join's m/z check needs PEPMASS: without it an MGF of another processing joins silently
-        warnings[f"joined spectra without PEPMASS in {mgf.name} (their m/z is not checked against the table)"] = (
-            unchecked
-        )
+        warnings[f"joined spectra without PEPMASS in {mgf.name} (m/z not checked against the table)"] = unchecked
     missing = sum(spec is None for spec in joined)
     if missing >= 10 and missing > MISSING_SPECTRA_SHARE * len(ids):  # a few without MS/MS are normal, many are not
         warnings[f"quant-table features with no spectrum in {mgf.name} (over {MISSING_SPECTRA_SHARE:.0%}: is it this "
@@ -288,10 +286,9 @@ def _read_quant(path: Path) -> _Table:
     for c in (mz_col, rt_col):
         if c not in header:
             raise InputFileError(path, f"header lacks the column '{c}'", line=1)
-    for c in (id_col, mz_col, rt_col, *CHARGE_COLUMNS):
-        if header.count(c) > 1:  # the first would be read without a word, perhaps the wrong one
-            where = [j + 1 for j, h in enumerate(header) if h == c]
-            raise InputFileError(path, f"column '{c}' appears {len(where)} times in the header (columns {where})", 1)
+    for c in (c for c in (id_col, mz_col, rt_col, *CHARGE_COLUMNS) if header.count(c) > 1):  # which one is meant?
+        where = [j + 1 for j, h in enumerate(header) if h == c]
+        raise InputFileError(path, f"column '{c}' appears {len(where)} times in the header (columns {where})", 1)
     samples: list[tuple[int, str]] = []
     for pattern in patterns:
         samples = [(j, m.group(1)) for j, h in enumerate(header) if (m := pattern.match(h))]
@@ -433,13 +430,9 @@ def _read_mgf(path: Path) -> dict[str, _Spectrum]:
         intensity = np.asarray(spec["intensity array"], dtype=np.float64)
         pepmass = _pepmass(params)
         if pepmass is None and "pepmass" in params:  # written but empty, 0 or negative: not an m/z to join on
-            value = params["pepmass"]
-            value = value[0] if isinstance(value, (list, tuple)) and value else value
-            raise InputFileError(
-                path,
-                f"PEPMASS '{'' if value is None else value}' of feature '{fid}' is not an m/z > 0",
-                line=block.begin,
-            )
+            value = params["pepmass"][0] if isinstance(params["pepmass"], (list, tuple)) else params["pepmass"]
+            said = "" if value is None else value
+            raise InputFileError(path, f"PEPMASS '{said}' of feature '{fid}' is not an m/z > 0", line=block.begin)
         out[fid] = _Spectrum(
             mz, intensity, _polarity(params), _mgf_charge(params), pepmass, _rt_seconds(params), block.begin
         )

@@ -510,7 +510,7 @@ def _select_samples(
     Without a type row the sample sheet decides (columns it lists); without either, the file is rejected
     because summary columns could not be told from samples.
     """
-    label_col, meta, meta_line = None, {}, {}
+    label_col, meta, meta_line, msms = None, {}, {}, header.index(MSMS)
     for i in range(h):
         cells = lines[i].split("\t")
         if not any(c.strip() for c in cells):
@@ -520,19 +520,11 @@ def _select_samples(
                 path, f"metadata row has {len(cells)} fields, the header (line {h + 1}) has {len(header)}", line=i + 1
             )
         first = next(k for k, c in enumerate(cells) if c.strip())
-        if label_col is not None and first != label_col:
-            raise InputFileError(path, "metadata label is not in the same column as on the rows above", line=i + 1)
-        msms = header.index(MSMS)
-        if first != msms:
-            # the label sits above 'MS/MS spectrum', just left of the first sample: a row shifted by a cell (an
-            # edited export) would give each sample its neighbour's type and class, or read a sample as the label
-            raise InputFileError(
-                path,
-                f"metadata label '{cells[first].strip()}' is in column {first + 1} (header '{header[first]}'), not "
-                f"above '{MSMS}' (column {msms + 1}): the row is shifted by {first - msms:+d} cell(s), so every sample "
-                "would get its neighbour's type and class; re-export, or fix the row",
-                line=i + 1,
-            )
+        if first != msms:  # labels sit above 'MS/MS spectrum': a shifted row gives samples their neighbour's type
+            raise InputFileError(path, f"metadata label '{cells[first].strip()}' is in column {first + 1} (header "
+                                 f"'{header[first]}'), not above '{MSMS}' (column {msms + 1}): the row is shifted by "
+                                 f"{first - msms:+d} cell(s), so every sample would get its neighbour's type and "
+                                 "class; re-export, or fix the row", line=i + 1)  # fmt: skip
         label_col = first
         meta[cells[first].strip().lower()] = [c.strip() for c in cells]
         meta_line[cells[first].strip().lower()] = i + 1

@@ -50,12 +50,12 @@ def read_assays(path: str | Path) -> pd.DataFrame:
     """Read an assay CSV: an ``accession`` column plus one numeric column per assay (empty or ``NA``: not measured).
 
     Returns a DataFrame with ``accession`` (str) first and one float64 column per assay, in file order. The text is
-    read by the validation stage's reader (``read_csv_strings``), so training and ``ms2img validate`` read one file
+    read by ``io.assay_table.read_csv_strings``, so training and ``ms2img validate`` read one file
     the same way. Raises :class:`InputFileError` naming the line for a missing accession column, an empty
     accession, a value that is not a finite number, or an accession listed twice. Content checks beyond these
     (ranges, coverage of the events) are the validation stage's job.
     """
-    from ms2img.validation.assays import cell_numbers, read_csv_strings
+    from ms2img.io.assay_table import cell_numbers, read_csv_strings
 
     path = Path(path)
     if not path.is_file():

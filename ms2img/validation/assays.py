@@ -1,8 +1,8 @@
-"""The assays.csv checks: read it as written (strings, editor line numbers) and run the assay suite."""
+"""The assays.csv checks: the file as written (``io.assay_table``: strings, editor line numbers) through the assay
+suite."""
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from collections.abc import Sequence
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ms2img.errors import InputFileError
+from ms2img.io.assay_table import cell_numbers, read_csv_strings
 from ms2img.io.metadata import side_table
-from ms2img.io.text import MISSING_CELLS, read_text_lines
 from ms2img.validation import suites
 from ms2img.validation.events import DEFAULT_MAX_INTENSITY, expectation_entry
 from ms2img.validation.report import (
@@ -28,63 +28,6 @@ log = logging.getLogger(__name__)
 
 # Largest assay value in magnitude: a cell like 1e308 (or 1e400, read as inf) is corrupt, not a measurement.
 MAX_ASSAY_VALUE = DEFAULT_MAX_INTENSITY
-
-
-def read_csv_strings(path: str | Path) -> pd.DataFrame:
-    """Read assays.csv as stripped strings, indexed by the line number an editor shows: the one reading of the file
-    behind both the checks (:func:`validate_assays`) and training (``labels.read_assays``), so the two cannot disagree
-    on what a header or a cell says.
-
-    An empty cell or a word for none (``NA``, ``n/a``, ``NaN``, ``null``, ``none``: ``io.text.MISSING_CELLS``) is None
-    (not measured); nothing else is coerced, so a cell like ``1,5``
-    reaches the checks as written and is reported on its line. A header cell ``Accession`` in any case is
-    ``accession``; two columns whose names differ only in case fail. Blank lines are skipped but still counted.
-    """
-    path = Path(path)
-    text = read_text_lines(path)  # UTF-8 (BOM or not), else Windows-1252; binary or UTF-16 fails naming the line
-    if any("\r" in line for line in text):  # Excel for Mac's "CSV (Macintosh)" ends lines with a lone CR
-        text = [piece for line in text for piece in line.split("\r")]
-    records: list[list[str | None]] = []
-    lines: list[int] = []
-    header: list[str] | None = None
-    try:
-        # each line given back its end: a quoted cell spanning lines keeps its line break ("two\nlines", not
-        # "twolines"), so an unclosed quote shows as the lines it swallowed; line_num is the row's last line
-        reader = csv.reader(f"{line}\n" for line in text)
-        for fields in reader:
-            if not fields or all(not f.strip() for f in fields):
-                continue
-            if header is None:
-                header = [f.strip() for f in fields]
-                if "" in header:  # a spreadsheet's trailing comma: the checks cannot name the column
-                    raise InputFileError(
-                        path,
-                        f"column {header.index('') + 1} of the header has no name (a trailing comma?); "
-                        "name it or delete it",
-                        line=reader.line_num,
-                    )
-                header = ["accession" if h.casefold() == "accession" else h for h in header]
-                folded = [h.casefold() for h in header]
-                dupes = sorted({h for h in header if folded.count(h.casefold()) > 1})
-                if dupes:
-                    raise InputFileError(path, f"duplicate column names {dupes}", line=reader.line_num)
-                continue
-            if len(fields) > len(header):
-                said = f"{len(fields)} fields but the header has {len(header)}"
-                if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):  # '1,5' split a ';' row
-                    said += f" ('{header[0][:40]}'): the file is not comma-separated (save it as CSV with commas)"
-                raise InputFileError(path, said, line=reader.line_num)
-            cells = [f.strip() or None for f in fields] + [None] * (len(header) - len(fields))
-            cells = [None if c is not None and c.casefold() in MISSING_CELLS else c for c in cells]
-            records.append(cells)
-            lines.append(reader.line_num)
-    except csv.Error as exc:
-        raise InputFileError(path, f"not valid CSV ({exc})", line=reader.line_num) from None
-    if header is None:
-        raise InputFileError(path, "empty file (expected a header line: accession, assay columns)")
-    if not records:  # validate passed a header alone that training refused
-        raise InputFileError(path, "no data rows below the header", line=2)
-    return pd.DataFrame(records, columns=header, index=pd.Index(lines, dtype="int64"), dtype=object)
 
 
 def _missing_column(column: str, header: list[str], wanted: Sequence[str] | None = None) -> str:
@@ -105,12 +48,6 @@ def _assay_columns(df: pd.DataFrame, assays: Sequence[str] | None) -> list[str]:
     """The assay columns present (all but ``accession`` unless ``assays`` names them)."""
     wanted = list(assays) if assays is not None else [c for c in df.columns if c != "accession"]
     return [c for c in wanted if c in df.columns]
-
-
-def cell_numbers(cells: pd.Series) -> np.ndarray:
-    """float64 of the cells written as numbers; NaN for the others (empty, ``n/a``, ``inf``: other checks')."""
-    numeric = cells.notna() & cells.astype(str).str.fullmatch(suites.FINITE_NUMBER_REGEX)
-    return pd.to_numeric(cells.where(numeric), errors="coerce").to_numpy(np.float64)
 
 
 def _column_entry(

@@ -41,12 +41,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ms2img.io.assay_table import FINITE_NUMBER_REGEX
+
 log = logging.getLogger(__name__)
 
 # Largest finite float: a ``max_value`` that turns "finite" into a GX between-check (inf > FLOAT_MAX).
 FLOAT_MAX = float(np.finfo(np.float64).max)
-# A finite decimal number as written in a CSV cell: no NaN, no inf, no thousands separators.
-FINITE_NUMBER_REGEX = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
 # Derived column for the fragment-vs-precursor check (see module docstring).
 FRAGMENT_EXCESS = "fragment_excess"
 MAX_CHARGE = 100  # precursor charges of small molecules are 1-3, of proteins up to ~60
