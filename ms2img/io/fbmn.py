@@ -14,7 +14,6 @@ the MGF's ``CHARGE``.
 from __future__ import annotations
 
 import csv
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +21,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pyteomics import mgf as pyteomics_mgf
 
 from ms2img.errors import InputFileError
+from ms2img.io.mgf import MgfSpectrum, read_mgf
 from ms2img.io.result import ReadResult, aligned_table, flatten_spectra, make_manifest
 from ms2img.io.sample_sheet import index_sheet, resolve, strip_raw_extension
-from ms2img.io.schema import MAX_INTENSITY, charge_from_text, polarity_of
-from ms2img.io.text import column_to_float, read_text_lines, too_large
+from ms2img.io.schema import MAX_INTENSITY, charge_from_text
+from ms2img.io.text import column_to_float, read_text_lines
 
 # Table m/z and MGF PEPMASS of one feature are written from the same feature list (equal to the 4 decimals
 # written); 0.02 Da also lets through a PEPMASS taken from the MS2 scan's isolation m/z (<= 10 ppm at m/z 2000),
@@ -55,19 +54,6 @@ def is_quant_header(line: str) -> bool:
     """True when ``line`` looks like an MZmine quant table header (used to sniff files)."""
     first = next(csv.reader([line]), [""])
     return bool(first) and first[0].strip().lstrip("\ufeff") in ("id", "row ID")
-
-
-@dataclass
-class _Spectrum:
-    """One MGF spectrum and what the join checks."""
-
-    mz: np.ndarray
-    intensity: np.ndarray
-    polarity: str
-    charge: int  # 0 = unknown
-    pepmass: float | None
-    rt_s: float | None  # RTINSECONDS, or RTINMINUTES x 60
-    line: int  # line of BEGIN IONS
 
 
 @dataclass
@@ -121,7 +107,7 @@ def assemble(
     if quant.rt_unit not in RT_UNITS:
         raise ValueError(f"rt_unit must be one of {RT_UNITS}, got {quant.rt_unit!r}")
     source, ids = quant.source, quant.ids
-    spectra_by_id = _read_mgf(mgf)
+    spectra_by_id = read_mgf(mgf)
     joined = [spectra_by_id.get(fid) for fid in ids]
     _check_join_mz(quant, mgf, joined, join_mz_tol_da)
     rt_min, rt_said = _rt_minutes(quant, joined)
@@ -176,7 +162,7 @@ def assemble(
     )
 
 
-def _check_join_mz(quant: _Table, mgf: Path, joined: list[_Spectrum | None], tol: float) -> None:
+def _check_join_mz(quant: _Table, mgf: Path, joined: list[MgfSpectrum | None], tol: float) -> None:
     """Every joined feature's table m/z must match its MGF PEPMASS within ``tol`` Da: one line naming the
     features, both values and the largest difference otherwise."""
     if not tol >= 0:
@@ -205,7 +191,7 @@ def _check_join_mz(quant: _Table, mgf: Path, joined: list[_Spectrum | None], tol
     )
 
 
-def _rt_minutes(quant: _Table, joined: list[_Spectrum | None]) -> tuple[np.ndarray, str]:
+def _rt_minutes(quant: _Table, joined: list[MgfSpectrum | None]) -> tuple[np.ndarray, str]:
     """The table's RT in minutes, and how its unit was decided (for the ingest printout).
 
     ``auto``: the MGF's RT of the joined spectra says (table RT / MGF seconds near 1/60: minutes, near 1:
@@ -347,134 +333,6 @@ def _read_quant(path: Path) -> _Table:
                 raise InputFileError(path, f"'{cell[:40]}' is not a charge", line=ln, column=charge_col)
         charge = np.array([charge_from_text(r[pos[charge_col]]) for r in rows], dtype=np.int64)
     return _Table(path, ids, mz, rt, names, heights, activity, charge, lines_arr, rt_col)
-
-
-@dataclass
-class _Block:
-    begin: int  # line of BEGIN IONS
-    peaks: list[int]  # line of each peak
-
-
-def _scan_mgf(path: Path, lines: list[str]) -> list[_Block]:
-    """Check the MGF's structure and peak lines, remembering line numbers for later error messages."""
-    blocks: list[_Block] = []
-    current: _Block | None = None
-    for i, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line or line[0] in "#;!/":
-            continue
-        upper = line.upper()
-        if upper == "BEGIN IONS":
-            if current is not None:
-                raise InputFileError(path, f"BEGIN IONS inside the block opened on line {current.begin}", line=i)
-            current = _Block(i, [])
-        elif upper == "END IONS":
-            if current is None:
-                raise InputFileError(path, "END IONS without BEGIN IONS", line=i)
-            blocks.append(current)
-            current = None
-        elif current is None:
-            continue  # global parameters above the first block
-        elif "=" in line and not line[0].isdigit():
-            continue
-        else:
-            parts = line.split()
-            try:
-                mz, intensity = float(parts[0]), float(parts[1])
-            except (ValueError, IndexError):
-                raise InputFileError(path, f"peak line '{line[:40]}' is not 'm/z intensity'", line=i) from None
-            if not (np.isfinite(mz) and np.isfinite(intensity)):
-                raise InputFileError(path, "peak m/z or intensity is not a finite number", line=i)
-            if mz <= 0:
-                raise InputFileError(path, f"peak m/z {mz:g} must be > 0", line=i)
-            if intensity < 0:
-                raise InputFileError(path, f"peak intensity {intensity:g} is negative", line=i)
-            if intensity > MAX_INTENSITY:
-                problem = too_large(f"peak intensity {intensity:g}", MAX_INTENSITY)
-                raise InputFileError(path, problem, line=i)
-            current.peaks.append(i)
-    if current is not None:
-        raise InputFileError(
-            path, f"file ends inside the block opened on line {current.begin} (truncated?)", line=len(lines)
-        )
-    if not blocks:
-        raise InputFileError(path, "no 'BEGIN IONS' blocks (is this an MGF file?)", line=1)
-    return blocks
-
-
-def _read_mgf(path: Path) -> dict[str, _Spectrum]:
-    """Feature id -> spectrum (peaks, polarity, charge, PEPMASS, RT) for each MS2 spectrum of the MGF."""
-    lines = read_text_lines(path)
-    blocks = _scan_mgf(path, lines)
-    # pyteomics reads the text as decoded above (a UTF-8 BOM, which it took for part of the first line, or a
-    # Windows-1252 byte, which it could not decode, made it disagree with the scan)
-    text = io.StringIO("\n".join(lines))
-    try:
-        with pyteomics_mgf.read(text, use_index=False, convert_arrays=1, read_charges=False) as reader:
-            spectra = list(reader)
-    except Exception as exc:  # noqa: BLE001 - the scan above catches what we know; name the file for the rest
-        raise InputFileError(path, f"not a readable MGF ({exc.__class__.__name__}: {exc})", line=1) from None
-    if len(spectra) != len(blocks):
-        raise InputFileError(path, f"pyteomics read {len(spectra)} spectra, the file has {len(blocks)} blocks", line=1)
-    out: dict[str, _Spectrum] = {}
-    for block, spec in zip(blocks, spectra, strict=True):
-        params = spec["params"]
-        if str(params.get("mslevel", "2")).strip() not in ("2", ""):
-            continue
-        fid = str(params.get("feature_id", params.get("scans", ""))).strip()
-        if not fid:
-            raise InputFileError(path, "spectrum has neither FEATURE_ID nor SCANS", line=block.begin)
-        if fid in out:
-            raise InputFileError(path, f"second spectrum for feature '{fid}'", line=block.begin)
-        mz = np.asarray(spec["m/z array"], dtype=np.float64)
-        intensity = np.asarray(spec["intensity array"], dtype=np.float64)
-        pepmass = _pepmass(params)
-        if pepmass is None and "pepmass" in params:  # written but empty, 0 or negative: not an m/z to join on
-            value = params["pepmass"][0] if isinstance(params["pepmass"], (list, tuple)) else params["pepmass"]
-            said = "" if value is None else value
-            raise InputFileError(path, f"PEPMASS '{said}' of feature '{fid}' is not an m/z > 0", line=block.begin)
-        out[fid] = _Spectrum(
-            mz, intensity, _polarity(params), _mgf_charge(params), pepmass, _rt_seconds(params), block.begin
-        )
-    return out
-
-
-def _mgf_charge(params: dict) -> int:
-    """``CHARGE=2+`` -> 2 (pyteomics gives a list of signed charges); 0 when absent or ``0+``."""
-    value = params.get("charge")
-    if isinstance(value, (list, tuple)):
-        return abs(int(value[0])) if len(value) else 0
-    return charge_from_text(value)
-
-
-def _pepmass(params: dict) -> float | None:
-    value = params.get("pepmass")
-    value = value[0] if isinstance(value, (list, tuple)) and value else value
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if np.isfinite(out) and out > 0 else None
-
-
-def _rt_seconds(params: dict) -> float | None:
-    for key, factor in (("rtinseconds", 1.0), ("rtinminutes", 60.0)):
-        try:
-            value = float(params[key]) * factor
-        except (KeyError, TypeError, ValueError):
-            continue
-        if np.isfinite(value):
-            return value
-    return None
-
-
-def _polarity(params: dict) -> str:
-    """From ``ION`` (adduct), ``IONMODE`` or the sign of a non-zero ``CHARGE``; else unknown."""
-    for value in (params.get("ion"), params.get("ionmode")):
-        if (pol := polarity_of(value)) != "unknown":
-            return pol
-    charge = str(params.get("charge", "")).strip()
-    return polarity_of(charge) if re.fullmatch(r"[1-9]\d*[+-]|[+-][1-9]\d*", charge) else "unknown"
 
 
 # ------------------------------------------------------------------------------------------- Optimus layout

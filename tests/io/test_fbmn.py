@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 from io_builders import mgf_lines, write_lines
 
+from ms2img.errors import InputFileError
 from ms2img.io.fbmn import read_fbmn
 
 QUANT = "case_study_peak_table_quant_full.csv"
@@ -113,3 +116,32 @@ def test_mgf_saved_with_a_bom_or_in_windows_1252_reads_as_the_scan_does(quant_pa
     edited = tmp_path / "edited.mgf"
     edited.write_bytes(prefix + b"\r\n".join(lines))
     pd.testing.assert_frame_equal(read_fbmn(quant, edited).events, plain)
+
+
+@pytest.mark.parametrize(
+    ("param", "said"),
+    [
+        ("PEPMASS=190,0481", "PEPMASS '190,0481' is not an m/z"),
+        ("CHARGE=abc", "CHARGE 'abc' is not a charge"),
+        ("RTINSECONDS=1:05", "RTINSECONDS '1:05' is not a number of seconds"),
+        ("MSLEVEL=two", "MSLEVEL 'two' is not a whole number"),
+    ],
+)
+def test_an_mgf_parameter_pyteomics_would_misread_fails_on_its_line(quant_pair, tmp_path, param, said):
+    """A decimal comma or a word in PEPMASS, CHARGE, RT or MSLEVEL failed as "not a readable MGF" on line 1 (or, for
+    MSLEVEL, dropped the spectrum silently): the line and the value are named."""
+    quant, mgf = quant_pair
+    lines = mgf.read_text().splitlines()
+    lines.insert(1, param)
+    edited = tmp_path / "edited.mgf"
+    edited.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputFileError, match=rf"edited\.mgf, line 2: {re.escape(said)}"):
+        read_fbmn(quant, edited)
+
+
+def test_lower_case_block_markers_read_as_upper_case(quant_pair, tmp_path):
+    """'begin ions' passed the structure scan but pyteomics read 0 spectra ('the file has 3 blocks')."""
+    quant, mgf = quant_pair
+    lower = tmp_path / "lower.mgf"
+    lower.write_text(mgf.read_text().replace("BEGIN IONS", "begin ions").replace("END IONS", "end ions"))
+    pd.testing.assert_frame_equal(read_fbmn(quant, lower).events, read_fbmn(quant, mgf).events)
