@@ -58,7 +58,14 @@ def read_csv_strings(path: str | Path) -> pd.DataFrame:
                 if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):  # '1,5' split a ';' row
                     said += f" ('{header[0][:40]}'): the file is not comma-separated (save it as CSV with commas)"
                 raise InputFileError(path, said, line=reader.line_num)
-            cells = [f.strip() or None for f in fields] + [None] * (len(header) - len(fields))
+            if len(fields) < len(header):  # a cut-off row loses values silently; a spreadsheet writes every comma
+                raise InputFileError(
+                    path,
+                    f"{len(fields)} fields but the header has {len(header)} (a row cut short? an assay not measured "
+                    "is an empty field: 'S1,1.5,')",
+                    line=reader.line_num,
+                )
+            cells = [f.strip() or None for f in fields]
             cells = [None if c is not None and c.casefold() in MISSING_CELLS else c for c in cells]
             records.append(cells)
             lines.append(reader.line_num)

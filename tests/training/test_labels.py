@@ -60,6 +60,7 @@ def test_read_assays_accepts_bom_and_case(tmp_path):
         ("", ["is empty"]),
         ("accession,DPPH\n", ["no data rows"]),
         ("accession,DPPH\nS1,1\nS2,2,3\n", ["line 3", "3 fields but the header has 2"]),
+        ("accession,DPPH,TPC\nS1,1,2\nS2,2\n", ["line 3", "2 fields but the header has 3", "cut short"]),
     ],
 )
 def test_read_assays_errors(tmp_path, text, fragments):
