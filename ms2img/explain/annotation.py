@@ -82,16 +82,13 @@ class SpectralLibrary:
             "analogue_precursor_mz": np.nan,
             "analogue_matched_peaks": 0,
         }
-        # a query of unknown polarity (an MZmine/FBMN table carries none) is searched against every polarity and
-        # keeps the best hit: searching one arbitrary polarity named positive ions after [M-H]- standards and never
-        # found a positive standard
-        # a known polarity the library lacks finds nothing: a positive ion is not its [M-H]- standard's twin
-        pols = [polarity] if polarity in POLARITIES else list(self._index)
-        pols = [p for p in pols if p in self._index]
+        # unknown polarity (an MZmine/FBMN table carries none): every mode is searched and the best hit kept (one
+        # arbitrary mode named positive ions after [M-H]- standards); a known mode the library lacks finds nothing
+        pols = [p for p in ([polarity] if polarity in POLARITIES else list(self._index)) if p in self._index]
         if not pols or len(mz) == 0:
             return out
         peaks = np.column_stack([np.asarray(mz, dtype=np.float32), np.asarray(intensity, dtype=np.float32)])
-        best_ident = best_open = 0.0
+        identities, analogues = [], []  # (score, library spectrum, matched peaks): each mode's best hit
         for pol in pols:
             search, members = self._index[pol]
             clean = search.clean_spectrum_for_search(precursor_mz=float(precursor_mz), peaks=peaks)
@@ -104,30 +101,21 @@ class SpectralLibrary:
                 ms2_tolerance_in_da=self.ms2_tol_da,
                 output_matched_peak_number=True,
             )
-            if len(ident) and float(np.max(ident)) > best_ident:
-                k = int(np.argmax(ident))
-                s = members[k]
-                best_ident = float(ident[k])
-                out.update(
-                    library_name=s.name,
-                    library_score=round(float(ident[k]), 4),
-                    library_precursor_mz=round(float(s.precursor_mz), 5),
-                    library_adduct=s.adduct,
-                    matched_peaks=int(n_ident[k]),
-                )
             opened, n_open = search.open_search(
                 peaks=clean, ms2_tolerance_in_da=self.ms2_tol_da, output_matched_peak_number=True
             )
-            if len(opened) and float(np.max(opened)) > best_open:
-                k = int(np.argmax(opened))
-                s = members[k]
-                best_open = float(opened[k])
-                out.update(
-                    analogue_name=s.name,
-                    analogue_score=round(float(opened[k]), 4),
-                    analogue_precursor_mz=round(float(s.precursor_mz), 5),
-                    analogue_matched_peaks=int(n_open[k]),
-                )
+            for hits, scores, matched in ((identities, ident, n_ident), (analogues, opened, n_open)):
+                if len(scores) and float(np.max(scores)) > 0:
+                    k = int(np.argmax(scores))
+                    hits.append((float(scores[k]), members[k], int(matched[k])))
+        if identities:
+            score, s, matched = max(identities, key=lambda hit: hit[0])
+            out.update(library_name=s.name, library_score=round(score, 4), library_precursor_mz=round(float(
+                s.precursor_mz), 5), library_adduct=s.adduct, matched_peaks=matched)  # fmt: skip
+        if analogues:
+            score, s, matched = max(analogues, key=lambda hit: hit[0])
+            out.update(analogue_name=s.name, analogue_score=round(score, 4), analogue_precursor_mz=round(float(
+                s.precursor_mz), 5), analogue_matched_peaks=matched)  # fmt: skip
         return out
 
 
