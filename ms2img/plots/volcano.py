@@ -43,7 +43,7 @@ def plot_volcano(
     placed: list[tuple[float, float]] = []
     for i in np.flatnonzero(ok)[:n_labels]:  # scores are sorted by evidence
         mz, rt = scores["precursor_mz"].iat[i], scores["rt_min"].iat[i]
-        near = sum(abs(r[i] - a) < 0.08 and abs(y[i] - b) < 0.04 * span for a, b in placed)  # stack, not overlap
+        near = sum(abs(r[i] - a) < 0.4 and abs(y[i] - b) < 0.04 * span for a, b in placed)  # a label is ~0.35 r wide
         placed.append((r[i], y[i]))
         ax.annotate(
             f"{mz:.4f} @ {rt:.2f}", (r[i], y[i]), fontsize=6, xytext=(-4, 2 - 7 * near), textcoords="offset points",
