@@ -27,7 +27,7 @@ def linear_head(model: keras.Model) -> keras.Model:
     if not isinstance(head, keras.layers.Dense) or int(head.units) != 1:
         raise ConfigError(f"the CNN ends in {type(head).__name__}, not one Dense unit; cannot make it a regressor")
     out = keras.layers.Dense(1, kernel_regularizer=head.kernel_regularizer, name="value")(head.input)
-    reg = keras.Model(model.inputs, out, name=f"{model.name}_regression")
+    reg = keras.Model(single_input(model), out, name=f"{model.name}_regression")
     optimizer = type(model.optimizer).from_config(model.optimizer.get_config())  # same settings, fresh state
     reg.compile(
         optimizer=optimizer,
@@ -42,7 +42,13 @@ def linear_head(model: keras.Model) -> keras.Model:
 def in_units(model: keras.Model, mean: float, scale: float) -> keras.Model:
     """``model`` (trained on ``(value - mean) / scale``) answering in the assay's units: ``output * scale + mean``."""
     out = keras.layers.Rescaling(scale=float(scale), offset=float(mean), name="assay_units")(model.outputs[0])
-    return keras.Model(model.inputs, out, name=model.name)
+    return keras.Model(single_input(model), out, name=model.name)
+
+
+def single_input(model: keras.Model) -> Any:
+    """The model's input tensor itself, not a one-element list: a network rebuilt on ``model.inputs`` (a list) warns
+    "the structure of inputs doesn't match" on every call with an array."""
+    return model.inputs[0] if len(model.inputs) == 1 else model.inputs
 
 
 class RegressionHyperModel(keras_tuner.HyperModel):
