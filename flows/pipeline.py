@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ms2img.errors import ConfigError, Ms2ImgError
+from ms2img.errors import USER_ERROR, ConfigError, Ms2ImgError
 from ms2img.lifeline import PARENT_ENV
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,6 @@ class StageFailed(Ms2ImgError):
         """An ``ms2img`` command's own refusal (exit 2: bad input or settings, a full disk): running it again gives
         the same answer, so a retry only repeats the work before it (a chain's training and registrations)."""
         return self.returncode == USER_ERROR
-
-
-USER_ERROR = 2  # what ms2img.cli.main returns for an Ms2ImgError or an OSError
 
 
 def project_dir(path: str | Path | None = None) -> Path:

@@ -11,7 +11,7 @@ import logging
 import sys
 
 from ms2img import __version__
-from ms2img.errors import Ms2ImgError
+from ms2img.errors import USER_ERROR, Ms2ImgError
 from ms2img.lifeline import watch_parent
 
 COMMANDS = [
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except Ms2ImgError as exc:
         print(f"ms2img {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return USER_ERROR
     except KeyboardInterrupt:
         print(f"ms2img {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"ms2img {args.command}: error: {exc.strerror or exc}{where}; no output is half-written", file=sys.stderr)
-        return 2
+        return USER_ERROR
 
 
 if __name__ == "__main__":

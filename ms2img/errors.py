@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+USER_ERROR = 2  # the CLI's exit status for an Ms2ImgError or an OSError: the command refused, a rerun refuses again
+
 
 class Ms2ImgError(Exception):
     """Base class for every error ms2img reports to a user (the CLI prints it and exits non-zero)."""

@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ms2img.errors import InputFileError
-from ms2img.io.text import MISSING_CELLS, read_text_lines
+from ms2img.io.text import MISSING_CELLS, NUMBER_TEXT, read_text_lines
 
-# A finite decimal number as written in a CSV cell: no NaN, no inf, no thousands separators.
-FINITE_NUMBER_REGEX = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$"
+FINITE_NUMBER_REGEX = rf"^{NUMBER_TEXT}$"  # an assay cell that is a number (GX's regex check and cell_numbers)
 
 
 def read_csv_strings(path: str | Path) -> pd.DataFrame:
@@ -21,8 +20,8 @@ def read_csv_strings(path: str | Path) -> pd.DataFrame:
 
     An empty cell or a word for none (``NA``, ``n/a``, ``NaN``, ``null``, ``none``: ``io.text.MISSING_CELLS``) is None
     (not measured); nothing else is coerced, so a cell like ``1,5`` reaches the checks as written and is reported on
-    its line. A header cell ``Accession`` in any case is
-    ``accession``; two columns whose names differ only in case fail. Blank lines are skipped but still counted.
+    its line. A header cell ``Accession`` in any case is ``accession``; two columns whose names differ only in case
+    fail, and so does a row with more or fewer fields than the header. Blank lines are skipped but still counted.
     """
     path = Path(path)
     text = read_text_lines(path)  # UTF-8 (BOM or not), else Windows-1252; binary or UTF-16 fails naming the line
@@ -53,18 +52,13 @@ def read_csv_strings(path: str | Path) -> pd.DataFrame:
                 if dupes:
                     raise InputFileError(path, f"duplicate column names {dupes}", line=reader.line_num)
                 continue
-            if len(fields) > len(header):
+            if len(fields) != len(header):  # a cut-off row would lose values silently: a spreadsheet writes every comma
                 said = f"{len(fields)} fields but the header has {len(header)}"
                 if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):  # '1,5' split a ';' row
                     said += f" ('{header[0][:40]}'): the file is not comma-separated (save it as CSV with commas)"
+                elif len(fields) < len(header):
+                    said += " (a row cut short? an assay not measured is an empty field: 'S1,1.5,')"
                 raise InputFileError(path, said, line=reader.line_num)
-            if len(fields) < len(header):  # a cut-off row loses values silently; a spreadsheet writes every comma
-                raise InputFileError(
-                    path,
-                    f"{len(fields)} fields but the header has {len(header)} (a row cut short? an assay not measured "
-                    "is an empty field: 'S1,1.5,')",
-                    line=reader.line_num,
-                )
             cells = [f.strip() or None for f in fields]
             cells = [None if c is not None and c.casefold() in MISSING_CELLS else c for c in cells]
             records.append(cells)

@@ -26,7 +26,7 @@ from ms2img.errors import InputFileError
 from ms2img.io.mgf import MgfSpectrum, read_mgf
 from ms2img.io.result import ReadResult, aligned_table, flatten_spectra, make_manifest
 from ms2img.io.sample_sheet import index_sheet, resolve, strip_raw_extension
-from ms2img.io.schema import MAX_INTENSITY, charge_from_text
+from ms2img.io.schema import CHARGE_CELL, MAX_INTENSITY, charge_from_text
 from ms2img.io.text import column_to_float, read_text_lines
 
 # Table m/z and MGF PEPMASS of one feature are written from the same feature list (equal to the 4 decimals
@@ -249,7 +249,6 @@ def _split_activity_rows(rows: list[list[str]], line_no: list[int], id_j: int, m
 
 
 CHARGE_COLUMNS = ("charge", "row charge")
-_CHARGE_CELL = re.compile(r"[+-]?\d+(?:\.0*)?[+-]?")  # 2, 2+, -1, 1.0 (empty: unknown)
 
 
 def _read_quant(path: Path) -> _Table:
@@ -329,7 +328,7 @@ def _read_quant(path: Path) -> _Table:
     if charge_col is not None:  # empty = MZmine could not tell (0: unknown)
         for r, ln in zip(rows, line_no, strict=True):
             cell = r[pos[charge_col]].strip()
-            if cell and not _CHARGE_CELL.fullmatch(cell):  # 'abc' read as unknown, '1.5' as 1: say so instead
+            if cell and not re.fullmatch(CHARGE_CELL, cell):  # 'abc' read as unknown, '1.5' as 1: say so instead
                 raise InputFileError(path, f"'{cell[:40]}' is not a charge", line=ln, column=charge_col)
         charge = np.array([charge_from_text(r[pos[charge_col]]) for r in rows], dtype=np.int64)
     return _Table(path, ids, mz, rt, names, heights, activity, charge, lines_arr, rt_col)

@@ -15,8 +15,8 @@ import numpy as np
 from pyteomics import mgf as pyteomics_mgf
 
 from ms2img.errors import InputFileError
-from ms2img.io.schema import MAX_INTENSITY, charge_from_text, polarity_of
-from ms2img.io.text import read_text_lines, too_large
+from ms2img.io.schema import CHARGE_CELL, MAX_INTENSITY, charge_from_text, polarity_of
+from ms2img.io.text import NUMBER_TEXT, read_text_lines, too_large
 
 
 @dataclass
@@ -38,16 +38,14 @@ class _Block:
     peaks: list[int]  # line of each peak
 
 
-_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
-_ONE_CHARGE = r"(?:\d+[+-]?|[+-]\d+)"
 PARAMETER_VALUES = {  # what a block's parameter must hold (empty is left to the join's checks)
-    "PEPMASS": (re.compile(rf"{_NUMBER}(?:\s+{_NUMBER})?"), "an m/z (and intensity) with a decimal point"),
-    "RTINSECONDS": (re.compile(_NUMBER), "a number of seconds"),
-    "RTINMINUTES": (re.compile(_NUMBER), "a number of minutes"),
-    "CHARGE": (re.compile(rf"{_ONE_CHARGE}(?:\s*(?:,|and)\s*{_ONE_CHARGE})*"), "a charge such as 1+ or 2-"),
+    "PEPMASS": (re.compile(rf"{NUMBER_TEXT}(?:\s+{NUMBER_TEXT})?"), "an m/z (and intensity) with a decimal point"),
+    "RTINSECONDS": (re.compile(NUMBER_TEXT), "a number of seconds"),
+    "RTINMINUTES": (re.compile(NUMBER_TEXT), "a number of minutes"),
+    "CHARGE": (re.compile(rf"{CHARGE_CELL}(?:\s*(?:,|and)\s*{CHARGE_CELL})*"), "a charge such as 1+ or 2-"),
     "MSLEVEL": (re.compile(r"\d+"), "a whole number"),
 }
-_MARKERS = {"BEGIN IONS": "BEGIN IONS", "END IONS": "END IONS"}
+_MARKERS = ("BEGIN IONS", "END IONS")
 
 
 def _check_parameter(path: Path, line: str, i: int) -> None:
@@ -112,8 +110,8 @@ def read_mgf(path: Path) -> dict[str, MgfSpectrum]:
     lines = read_text_lines(path)
     blocks = scan_mgf(path, lines)
     # pyteomics reads the text as decoded above (a UTF-8 BOM, which it took for part of the first line, or a
-    # Windows-1252 byte, which it could not decode, made it disagree with the scan)
-    text = io.StringIO("\n".join(_MARKERS.get(ln.strip().upper(), ln) for ln in lines))  # 'begin ions' too
+    # Windows-1252 byte, which it could not decode, made it disagree with the scan), 'begin ions' in upper case
+    text = io.StringIO("\n".join(m if (m := ln.strip().upper()) in _MARKERS else ln for ln in lines))
     try:
         with pyteomics_mgf.read(text, use_index=False, convert_arrays=1, read_charges=False) as reader:
             spectra = list(reader)

@@ -510,7 +510,7 @@ def _select_samples(
     Without a type row the sample sheet decides (columns it lists); without either, the file is rejected
     because summary columns could not be told from samples.
     """
-    label_col, meta, meta_line, msms = None, {}, {}, header.index(MSMS)
+    meta, meta_line, label_col = {}, {}, header.index(MSMS)  # labels sit above 'MS/MS spectrum'
     for i in range(h):
         cells = lines[i].split("\t")
         if not any(c.strip() for c in cells):
@@ -520,12 +520,11 @@ def _select_samples(
                 path, f"metadata row has {len(cells)} fields, the header (line {h + 1}) has {len(header)}", line=i + 1
             )
         first = next(k for k, c in enumerate(cells) if c.strip())
-        if first != msms:  # labels sit above 'MS/MS spectrum': a shifted row gives samples their neighbour's type
+        if first != label_col:  # a shifted row would give every sample its neighbour's type and class
             raise InputFileError(path, f"metadata label '{cells[first].strip()}' is in column {first + 1} (header "
-                                 f"'{header[first]}'), not above '{MSMS}' (column {msms + 1}): the row is shifted by "
-                                 f"{first - msms:+d} cell(s), so every sample would get its neighbour's type and "
-                                 "class; re-export, or fix the row", line=i + 1)  # fmt: skip
-        label_col = first
+                                 f"'{header[first]}'), not above '{MSMS}' (column {label_col + 1}): the row is shifted "
+                                 f"by {first - label_col:+d} cell(s), so every sample would get its neighbour's type "
+                                 "and class; re-export, or fix the row", line=i + 1)  # fmt: skip
         meta[cells[first].strip().lower()] = [c.strip() for c in cells]
         meta_line[cells[first].strip().lower()] = i + 1
     type_key = next((k for k in TYPE_LABELS if k in meta), None)

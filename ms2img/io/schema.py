@@ -102,6 +102,7 @@ def charge_from_text(text: object) -> int:
 
 _ADDUCT_CHARGE = re.compile(r"\]\s*(\d*)\s*[+-]$")
 _CHARGE_TEXT = re.compile(r"^[+-]?\s*(\d+(?:\.0*)?)\s*[+-]?")
+CHARGE_CELL = r"[+-]?\d+(?:\.0*)?[+-]?"  # a whole cell that is a charge: 2, 2+, +2, -1, 1.0 (charge_from_text reads it)
 
 
 def singly_charged_mz(precursor_mz: np.ndarray, charge: np.ndarray, negative: np.ndarray | bool = False) -> np.ndarray:

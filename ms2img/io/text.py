@@ -111,6 +111,7 @@ def csv_rows(path: str | Path, lines: list[str], first_line: int, delimiter: str
         raise InputFileError(path, f"not readable as CSV: {exc}{hint}", line=line) from None
 
 
+NUMBER_TEXT = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"  # a decimal number as written: no NaN, inf, 1,000
 MISSING_CELLS = frozenset({"", "na", "nan", "null", "none", "n/a"})  # a cell that says "no value" (any case)
 
 

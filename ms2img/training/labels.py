@@ -58,8 +58,6 @@ def read_assays(path: str | Path) -> pd.DataFrame:
     from ms2img.io.assay_table import cell_numbers, read_csv_strings
 
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "assay file not found")
     table = read_csv_strings(path)
     names = list(map(str, table.columns))
     if ACCESSION not in names:
