@@ -85,9 +85,10 @@ def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
     sheet discovery, lone-export splitting and params.yaml ``ingest`` options) into the events folder beside its
     report, and validate that."""
     from ms2img.commands.ingest import ingest_options, ingest_plan, source_lines
-    from ms2img.errors import ConfigError
+    from ms2img.errors import ConfigError, InputFileError
     from ms2img.io.ingest import ingest
     from ms2img.validation import run_validation
+    from ms2img.validation.report import write_read_failure
 
     export = args.events_dir
     if opts.get("policy") == "quarantine":
@@ -104,7 +105,11 @@ def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
             f"{export}: its report and events would go to {report_dir}, inside the export folder itself; run "
             "`ms2img validate` from outside the folder, or pass --report-dir DIR outside it"
         )
-    summary = ingest(inputs, events, sample_sheet=sheet, mgf=args.mgf, replace=True, **options)
+    try:
+        summary = ingest(inputs, events, sample_sheet=sheet, mgf=args.mgf, replace=True, **options)
+    except InputFileError as exc:  # the last report must not go on saying 'passed' about an export that no longer reads
+        write_read_failure(exc, export, report_dir, opts.get("policy", "fail"))
+        raise
     print(f"{export}: a lab export, read as `ms2img ingest` would ({summary.files} file(s), "
           f"{summary.accessions} accession(s), {summary.events:,} events) into {events}; validating them")  # fmt: skip
     lines = notes + summary.found_lines() + source_lines(events, options["sample_types"]) + summary.warning_lines()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ms2img.atomic import write_text
+from ms2img.errors import InputFileError
 from ms2img.jsonio import to_jsonable
 
 MAX_LISTED = 20  # rows / values listed per (file, expectation); the count is always the full one
@@ -384,3 +385,25 @@ def write_reports(report: ValidationReport, report_dir: str | Path) -> tuple[Pat
     write_text(json_path, json_text)
     write_text(html_path, html_text)
     return json_path, html_path
+
+
+def write_read_failure(error: InputFileError, source: str | Path, report_dir: str | Path, policy: str) -> None:
+    """A failed report for an input that could not be read at all (so no expectation ran): without it, the report of
+    the last reading that passed would stay in ``report_dir`` and say 'passed' about a file that now fails."""
+    failure = Failure(
+        file=error.path,
+        suite="read",
+        check="the file reads as the format it claims",
+        expectation="readable",
+        column=error.column,
+        unexpected_count=1,
+        row_kind="line" if error.line is not None else None,
+        rows=[error.line] if error.line is not None else [],
+        error=error.problem,
+    )
+    events = ValidationResult(
+        name="events", source=str(source), success=False, expectations=[], failures=[failure], statistics={}
+    )
+    message = f"validation failed (1 problem(s)): {error}"
+    report = ValidationReport(success=False, policy=policy, events=events, assays=None, params={}, message=message)
+    write_reports(report, report_dir)

@@ -539,6 +539,23 @@ def test_a_lab_exports_report_names_files_that_exist(test_data, capsys, tmp_path
     assert all("ms2img-validate-" not in f for f in named)
 
 
+
+def test_an_export_that_no_longer_reads_replaces_the_passing_report(test_data, capsys, tmp_path, monkeypatch):
+    """A truncated re-export kept the earlier 'validation passed' report in validation/<export>/: the report of
+    the latest reading must say it failed, naming the file and line, and the error must still reach the user."""
+    monkeypatch.chdir(tmp_path)
+    export = tmp_path / test_data.joinpath("MSDIAL_Alignment_result_LC-MS.txt").name
+    shutil.copy(test_data / export.name, export)
+    assert main(["validate", str(export)]) == 0
+    capsys.readouterr()
+    export.write_text("".join(export.read_text(encoding="utf-8").splitlines(keepends=True)[:6])[:-40], "utf-8")
+    assert main(["validate", str(export)]) == 2
+    err = capsys.readouterr().err
+    report = json.loads((tmp_path / "validation" / export.name / "validation.json").read_text(encoding="utf-8"))
+    assert report["success"] is False and export.name in err
+    (failure,) = report["events"]["failures"]
+    assert failure["suite"] == "read" and failure["message"].split(":")[0] in err
+
 @pytest.mark.parametrize(
     ("header", "words"),
     [
