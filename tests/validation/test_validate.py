@@ -539,7 +539,6 @@ def test_a_lab_exports_report_names_files_that_exist(test_data, capsys, tmp_path
     assert all("ms2img-validate-" not in f for f in named)
 
 
-
 def test_an_export_that_no_longer_reads_replaces_the_passing_report(test_data, capsys, tmp_path, monkeypatch):
     """A truncated re-export kept the earlier 'validation passed' report in validation/<export>/: the report of
     the latest reading must say it failed, naming the file and line, and the error must still reach the user."""
@@ -555,6 +554,7 @@ def test_an_export_that_no_longer_reads_replaces_the_passing_report(test_data, c
     assert report["success"] is False and export.name in err
     (failure,) = report["events"]["failures"]
     assert failure["suite"] == "read" and failure["message"].split(":")[0] in err
+
 
 @pytest.mark.parametrize(
     ("header", "words"),
