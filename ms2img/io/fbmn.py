@@ -251,8 +251,9 @@ def _split_activity_rows(rows: list[list[str]], line_no: list[int], id_j: int, m
 CHARGE_COLUMNS = ("charge", "row charge")
 
 
-def _read_quant(path: Path) -> _Table:
-    """Ids, m/z, RT, charge, sample names, heights (features x samples) and activity rows of the quant CSV."""
+def _csv_header(path: Path) -> tuple[list[str], Any, list[str]]:
+    """The file's lines, a CSV reader past the header, and the header's stripped names (BOM and trailing empty
+    names dropped: MZmine 2 ends every line with a comma)."""
     lines = read_text_lines(path)
     reader = csv.reader(lines)
     try:
@@ -261,7 +262,13 @@ def _read_quant(path: Path) -> _Table:
         raise InputFileError(path, f"not a CSV header ({exc})", line=1) from None
     header[0] = header[0].lstrip("\ufeff")
     while header and header[-1] == "":
-        header.pop()  # MZmine 2 ends every line with a comma
+        header.pop()
+    return lines, reader, header
+
+
+def _read_quant(path: Path) -> _Table:
+    """Ids, m/z, RT, charge, sample names, heights (features x samples) and activity rows of the quant CSV."""
+    lines, reader, header = _csv_header(path)
     if len(header) == 1 and any(d in lines[0] for d in ";\t"):
         raise InputFileError(path, "header has one column: the quant table must be comma-separated", line=1)
     layout = next(((cols, pats) for cols, pats in LAYOUTS if cols[0] in header), None)
@@ -367,15 +374,7 @@ def read_optimus(
     (``ReadResult.activity``); RT is converted to minutes; empty cells mean not detected.
     """
     path, mgf = Path(table_csv), Path(mgf)
-    lines = read_text_lines(path)
-    reader = csv.reader(lines)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except csv.Error as exc:
-        raise InputFileError(path, f"not a CSV header ({exc})", line=1) from None
-    header[0] = header[0].lstrip("\ufeff")
-    while header and header[-1] == "":
-        header.pop()
+    _, reader, header = _csv_header(path)
     features, act_cols = [], []
     for j, h in enumerate(header[1:], start=1):
         m = OPTIMUS_FEATURE.match(h)
