@@ -41,6 +41,7 @@ import os
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from itertools import chain
@@ -165,7 +166,7 @@ def check_csv_request(body: bytes, max_rows: int) -> dict[str, Any]:
     return check_payload({"dataframe_split": {"columns": header, "data": data}}, max_rows)
 
 
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # not '١٢٣٤' or '１２３'
 
 
 def _csv_number(text: str) -> float | str | None:
@@ -198,9 +199,11 @@ def check_payload(payload: Any, max_rows: int) -> dict[str, Any]:
         if not isinstance(columns, list):
             raise RequestRejected(400, f"'dataframe_split' needs 'columns': {REQUEST_COLUMNS}")
         names = [str(c) for c in columns]
-        if len(set(names)) != len(names):
-            twice = sorted({c for c in names if names.count(c) > 1})
-            raise RequestRejected(400, f"duplicated columns {twice}; expected each of {REQUEST_COLUMNS} once")
+        if len(set(names)) != len(names):  # counted once (names.count per name: a long CSV header held a core)
+            twice = sorted(c for c, n in Counter(names).items() if n > 1)
+            more = f" and {len(twice) - 5} more" if len(twice) > 5 else ""  # no echo of a whole header
+            raise RequestRejected(400, f"duplicated columns {[c[:40] for c in twice[:5]]}{more}; expected each of "
+                                  f"{REQUEST_COLUMNS} once")  # fmt: skip
     else:
         if not isinstance(data, list):
             raise RequestRejected(400, f"'{keys[0]}' must be a list of rows with columns {REQUEST_COLUMNS}")
@@ -221,7 +224,9 @@ def check_payload(payload: Any, max_rows: int) -> dict[str, Any]:
         raise RequestRejected(400, f"empty request: send at least one row with columns {REQUEST_COLUMNS}")
     extra = [c for c in names if c not in REQUEST_COLUMNS]
     if extra:
-        raise RequestRejected(400, f"unknown columns {extra[:10]}; expected exactly {REQUEST_COLUMNS}")
+        raise RequestRejected(
+            400, f"unknown columns {[c[:40] for c in extra[:10]]}; expected exactly {REQUEST_COLUMNS}"
+        )
     missing = [c for c in REQUEST_COLUMNS if c not in names]
     if missing:
         raise RequestRejected(400, f"missing columns {missing}; expected exactly {REQUEST_COLUMNS}")
@@ -245,13 +250,23 @@ def _check_cells(rows: list, names: list[str], split: bool) -> None:
         cells = chain.from_iterable(rows)
     else:
         cells = chain.from_iterable(map(dict.values, rows))
-    if set(map(type, cells)) <= _SCALARS:
-        return
-    for i, row in enumerate(rows):
-        for column, value in zip(names, row, strict=True) if split else row.items():
-            if type(value) not in _SCALARS:
-                what = "a boolean" if isinstance(value, bool) else f"a {type(value).__name__}"
-                raise RequestRejected(400, f"request row {i}: {column} must be a string, a number or null, got {what}")
+    if set(map(type, cells)) - _SCALARS:
+        for i, row in enumerate(rows):
+            for column, value in zip(names, row, strict=True) if split else row.items():
+                if type(value) not in _SCALARS:
+                    what = "a boolean" if isinstance(value, bool) else f"a {type(value).__name__}"
+                    raise RequestRejected(400, f"request row {i}: {column} must be a string, a number or null, "
+                                          f"got {what}")  # fmt: skip
+    # text in a number column: MLflow's cast is Python's float(), which also reads '1_000', '١٢٣٤' and '１２３'
+    for column in (c for c in NUMERIC_REQUEST_COLUMNS if c in names):
+        k = names.index(column)
+        values = [r[k] for r in rows] if split else [r.get(column) for r in rows]
+        if str not in set(map(type, values)):
+            continue
+        for i, value in enumerate(values):
+            if isinstance(value, str) and not _PLAIN_NUMBER.fullmatch(value.strip()):
+                raise RequestRejected(400, f"request row {i}: {column} must be a finite number >= 0, got the text "
+                                      f"{short(value)}")  # fmt: skip
 
 
 def plain_conversion_error(message: str, data: dict[str, Any]) -> str | None:
