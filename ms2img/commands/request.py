@@ -2,9 +2,10 @@
 
 A downstream team has exports, not request rows. ``ms2img ingest`` reads them (every format, the sample sheet,
 replicate injections of one extract under one accession, undetected heights dropped); this command turns that
-events folder into request rows with :func:`ms2img.serving.request.events_to_request`, which averages replicates
-the way training images were rendered, so the served image is the one a trained model would have seen. Sending
-each injection as its own rows under one accession, or an export's height-0 rows, does not give that image.
+events folder into request rows with :func:`ms2img.serving.request.events_to_request`: one row per precursor, and
+per injection (a ``replicate`` column) when an extract was injected several times, so the served model averages the
+injections as its training did and the served image is the one a trained model would have seen. Sending each
+injection's rows under one accession without ``replicate``, or an export's height-0 rows, does not give that image.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="write the request body a served model takes (JSON or CSV) from an ingested events folder",
         description=(
             "Turn `ms2img ingest` output (EVENTS/<accession>.parquet) into prediction request rows, one per "
-            "precursor, replicates averaged as training averaged them, and write them as an /invocations body: "
+            "precursor and injection (the server averages injections as training did), and write them as an "
+            "/invocations body: "
             'JSON {"dataframe_records": [...]} or CSV (Content-Type text/csv). Example: ms2img ingest export.txt '
             "--out new_events && ms2img request new_events --out request.json && curl -s "
             "http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' --data-binary @request.json"
@@ -75,13 +77,15 @@ def run(args: argparse.Namespace) -> int:
         ctype = "application/json"
     n_acc = rows["accession"].nunique()
     replicated = int((events.groupby("accession")["replicate"].nunique() > 1).sum())
-    averaged = f", replicates averaged in {replicated} (as training images were)" if replicated else ""
+    averaged = (
+        f", {replicated} with one row per injection (the server averages them as training did)" if replicated else ""
+    )
     dropped = f"; {int(undetected.sum())} undetected (height 0) left out" if undetected.any() else ""
     mode = ""
     if polarity in POLARITIES:  # a CSV body has no params: the server cannot check the mode
         json_body = "the body says so: a model of the other mode refuses it"
         mode = f", {polarity} ions ({json_body if fmt == 'json' else 'a CSV body cannot say so: send JSON to check'})"
-    print(f"wrote {out}: {len(rows)} rows (precursors) for {n_acc} accession(s){mode}{averaged}{dropped}")
+    print(f"wrote {out}: {len(rows)} rows (precursors) for {n_acc} accession(s){averaged}{mode}{dropped}")
     if len(rows) > DEFAULT_MAX_ROWS:
         print(f"  warning: more than {DEFAULT_MAX_ROWS} rows, the server's default limit per request "
               "(serve.max_rows); split it with --accessions")  # fmt: skip

@@ -263,21 +263,37 @@ def match_parsed(
 ) -> dict[str, Any]:
     """Match a request already validated and parsed by :func:`ms2img.serving.request.parse_request`: ``ids``
     (sorted accessions), ``matrix``, ``matched_fraction``, ``n_precursors`` per accession."""
+    from ms2img.serving.request import REPLICATE, replicated
+
     codes, names = pd.factorize(req["accession"].to_numpy(dtype=object), sort=True)
     has = counts > 0  # precursors without MS/MS cannot be matched (they produce no events at training time)
     peaks = _split_peaks(counts[has], mz, intensity)
-    codes_h = codes[has]
+    # several injections of an accession: each matched alone, then the mean over its injections (absent = 0), the
+    # feature table's rule (per-injection maximum height, replicate_mean)
+    several = replicated(req)
+    unit = pd.factorize(pd.MultiIndex.from_arrays([codes, req[REPLICATE]]))[0] if several else codes
+    n_units = int(unit.max()) + 1
     mat, frac = matcher.transform(
-        codes_h,
-        len(names),
+        unit[has],
+        n_units,
         req["precursor_mz"].to_numpy(np.float64)[has],
         req["rt_min"].to_numpy(np.float64)[has],
         req["precursor_intensity"].to_numpy(np.float64)[has],
         peaks,
     )
-    return {
-        "ids": np.asarray(names, dtype=str),
-        "matrix": mat,
-        "matched_fraction": frac,
-        "n_precursors": np.bincount(codes_h, minlength=len(names)),
-    }
+    n_prec = np.bincount(unit[has], minlength=n_units).astype(np.float64)
+    if several:
+        acc_of_unit = np.zeros(n_units, dtype=np.intp)
+        acc_of_unit[unit] = codes
+        n_reps = np.bincount(acc_of_unit, minlength=len(names)).astype(np.float64)
+        mat = replicate_mean_rows(mat, acc_of_unit, len(names), n_reps)
+        frac = np.bincount(acc_of_unit, weights=frac, minlength=len(names)) / n_reps
+        n_prec = np.bincount(acc_of_unit, weights=n_prec, minlength=len(names)) / n_reps
+    return {"ids": np.asarray(names, dtype=str), "matrix": mat, "matched_fraction": frac, "n_precursors": n_prec}
+
+
+def replicate_mean_rows(mat: np.ndarray, group: np.ndarray, n_groups: int, n_replicates: np.ndarray) -> np.ndarray:
+    """Rows of ``mat`` (one per injection) summed per ``group`` (accession) and divided by its injection count."""
+    out = np.zeros((n_groups, mat.shape[1]), dtype=np.float64)
+    np.add.at(out, group, mat)
+    return out / n_replicates[:, None]

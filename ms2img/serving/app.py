@@ -50,6 +50,7 @@ from typing import Any
 from ms2img.serving.request import (
     DEFAULT_MAX_ROWS,
     NUMERIC_REQUEST_COLUMNS,
+    REPLICATE,
     REQUEST_COLUMNS,
     RequestError,
     check_params,
@@ -213,16 +214,16 @@ def check_payload(payload: Any, max_rows: int) -> dict[str, Any]:
             raise RequestRejected(400, f"request row {bad}: expected an object with columns {REQUEST_COLUMNS}")
         names = list(dict.fromkeys(chain.from_iterable(rows)))
         missing_in = None
-        if set(map(len, rows)) - {len(REQUEST_COLUMNS)}:
-            missing_in = next(i for i, r in enumerate(rows) if len(r) != len(REQUEST_COLUMNS))
-        if missing_in is not None and set(names) == set(REQUEST_COLUMNS):
-            gone = [c for c in REQUEST_COLUMNS if c not in rows[missing_in]]
+        if set(map(len, rows)) - {len(names)}:
+            missing_in = next(i for i, r in enumerate(rows) if len(r) != len(names))
+        if missing_in is not None and set(names) <= {*REQUEST_COLUMNS, REPLICATE}:
+            gone = [c for c in names if c not in rows[missing_in]]
             raise RequestRejected(400, f"request row {missing_in}: missing columns {gone}")
     if len(rows) > max_rows:
         raise RequestRejected(400, f"payload too large: {len(rows)} rows, at most {max_rows} precursors per request")
     if not rows:
         raise RequestRejected(400, f"empty request: send at least one row with columns {REQUEST_COLUMNS}")
-    extra = [c for c in names if c not in REQUEST_COLUMNS]
+    extra = [c for c in names if c not in REQUEST_COLUMNS and c != REPLICATE]
     if extra:
         raise RequestRejected(
             400, f"unknown columns {[c[:40] for c in extra[:10]]}; expected exactly {REQUEST_COLUMNS}"

@@ -31,8 +31,11 @@ from ms2img.serving.request import (
     PARAM_EXPLAIN,
     PARAM_POLARITY,
     POLARITIES,
+    REPLICATE,
     RequestError,
     parse_request,
+    parsed_to_events,
+    replicated,
     request_polarity,
 )
 from ms2img.training.fold_metrics import predict_labels
@@ -64,6 +67,11 @@ def render_request(
 def _render_parsed(req: pd.DataFrame, counts: np.ndarray, mz: np.ndarray, intensity: np.ndarray, config):
     from ms2img.render import render_arrays
 
+    if replicated(req):  # several injections of an accession: averaged by the training renderer itself
+        from ms2img.render import render_events
+
+        rendered = render_events(parsed_to_events(req, counts, mz, intensity), config, progress=False)
+        return np.asarray(rendered.ids, dtype=str), rendered.images
     rows = np.repeat(np.arange(len(req)), counts)
     precursor = (np.cumsum(counts > 0) - 1)[rows]  # dense ids, contiguous per precursor (the renderer's fast path)
     p_mz = req["precursor_mz"].to_numpy()[rows]
@@ -267,7 +275,9 @@ class FamilyPredictor:
         # a precursor counts when it has MS/MS and a height: a row of an undetected feature (height 0, as an export
         # writes it) adds nothing to the image and must not lift the accession over the domain's precursor count
         has = (counts > 0) & (req["precursor_intensity"].to_numpy(np.float64) > 0)
-        n_prec = np.bincount(codes[has], minlength=len(names))
+        n_prec = np.bincount(codes[has], minlength=len(names)).astype(np.float64)
+        if replicated(req):  # precursors per injection, as the domain's floor counts training injections
+            n_prec /= req.groupby("accession")[REPLICATE].nunique().reindex(names).to_numpy(np.float64)
         if self.kind == "image":
             ids, x = _render_parsed(req, counts, mz, intensity, self.render)
             blank = x.reshape(len(x), -1).max(axis=1) <= 0
@@ -474,6 +484,7 @@ def request_signature(mode: str = "classification"):
             ColSpec("double", "precursor_intensity"),
             ColSpec("double", "rt_min"),
             ColSpec("string", "msms"),
+            ColSpec("string", REPLICATE, required=False),  # several injections of an accession, averaged per family
         ]
     )
     if mode == "regression":

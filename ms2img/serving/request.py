@@ -19,6 +19,10 @@ from ms2img.io.schema import EVENT_COLUMNS, MAX_INTENSITY, coerce_events, polari
 
 REQUEST_COLUMNS = ["accession", "precursor_mz", "precursor_intensity", "rt_min", "msms"]
 NUMERIC_REQUEST_COLUMNS = ["precursor_mz", "precursor_intensity", "rt_min"]
+# Optional: which injection of its accession a row comes from. Rows of several injections of one extract are
+# averaged by the server as training averaged them (per family: an image family in its intensity transform, a
+# feature family on raw heights), which no single pre-averaged height per precursor can give both.
+REPLICATE = "replicate"
 DEFAULT_MAX_ROWS = 200_000
 # Request params (``{"params": {...}}`` beside the rows, MLflow's pyfunc params, declared in the model signature):
 # booleans, false when left out, and the request's ion mode (``polarity``: "positive" or "negative", checked against
@@ -30,6 +34,9 @@ PARAM_POLARITY = "polarity"
 REQUEST_PARAMS = (PARAM_EXPLAIN, PARAM_CLASS_OUT_OF_DOMAIN, PARAM_POLARITY)
 POLARITIES = ("positive", "negative")
 DEFAULT_MAX_FRAGMENTS = 5_000_000
+# An image and its domain-check copies take ~100 KB of server memory per accession: 40,000 one-row accessions in a
+# 4.5 MB body took 4.9 GB. A lab's request holds tens to hundreds of extracts.
+MAX_ACCESSIONS = 5_000
 
 
 class RequestError(Ms2ImgError, ValueError):
@@ -93,25 +100,30 @@ def validate_request(df: Any, max_rows: int = DEFAULT_MAX_ROWS) -> pd.DataFrame:
     missing = [c for c in REQUEST_COLUMNS if c not in df.columns]
     if missing:
         raise RequestError(f"missing columns {missing}; expected exactly {REQUEST_COLUMNS}")
-    extra = [str(c) for c in df.columns if c not in REQUEST_COLUMNS]
+    extra = [str(c) for c in df.columns if c not in (*REQUEST_COLUMNS, REPLICATE)]
     if extra:
-        raise RequestError(f"unknown columns {extra}; expected exactly {REQUEST_COLUMNS}")
+        raise RequestError(
+            f"unknown columns {extra}; expected exactly {REQUEST_COLUMNS} (and optionally {REPLICATE!r})"
+        )
     if df.columns.duplicated().any():
         raise RequestError(f"duplicated columns {sorted(set(df.columns[df.columns.duplicated()]))}")
     if len(df) > max_rows:
         raise RequestError(f"payload too large: {len(df)} rows, at most {max_rows} precursors per request")
-    out = df[REQUEST_COLUMNS].reset_index(drop=True)
-    acc = out["accession"]
-    blank = acc.isna().to_numpy()
-    if not blank.any() and acc.dtype == object:
-        blank = np.fromiter((not isinstance(a, str | int | float) or isinstance(a, bool) for a in acc), bool, len(acc))
-    if blank.any():
-        row = int(np.flatnonzero(blank)[0])
-        raise row_error(row, f"accession must be a non-empty string, got {short(acc.iloc[row])}")
-    out["accession"] = acc.astype(str).str.strip()
-    empty = (out["accession"] == "").to_numpy()
-    if empty.any():
-        raise row_error(int(np.flatnonzero(empty)[0]), "accession must be a non-empty string, got ''")
+    columns = REQUEST_COLUMNS + ([REPLICATE] if REPLICATE in df.columns else [])
+    out = df[columns].reset_index(drop=True)
+    for name in columns[:1] + columns[5:]:  # accession, replicate: names
+        values = out[name]
+        blank = values.isna().to_numpy()
+        if not blank.any() and values.dtype == object:
+            blank = np.fromiter((not isinstance(a, str | int | float) or isinstance(a, bool) for a in values), bool,
+                                len(values))  # fmt: skip
+        if blank.any():
+            row = int(np.flatnonzero(blank)[0])
+            raise row_error(row, f"{name} must be a non-empty string, got {short(values.iloc[row])}")
+        out[name] = values.astype(str).str.strip()
+        empty = (out[name] == "").to_numpy()
+        if empty.any():
+            raise row_error(int(np.flatnonzero(empty)[0]), f"{name} must be a non-empty string, got ''")
     for col in NUMERIC_REQUEST_COLUMNS:
         raw = out[col]
         if raw.dtype == bool or (raw.dtype == object and any(isinstance(v, bool) for v in raw)):
@@ -134,6 +146,10 @@ def parse_request(
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """Validate and parse; fail when an accession has no fragment at all (it would silently get no answer)."""
     req = validate_request(df, max_rows)
+    n_accessions = req["accession"].nunique()
+    if n_accessions > MAX_ACCESSIONS:
+        raise RequestError(f"payload too large: {n_accessions} accessions, at most {MAX_ACCESSIONS} per request "
+                           "(split it: ms2img request --accessions)")  # fmt: skip
     counts, mz, intensity = parse_msms(req["msms"], max_fragments)
     has = pd.Series(counts > 0).groupby(req["accession"].to_numpy(), sort=True).any()
     if not has.all():
@@ -144,17 +160,35 @@ def parse_request(
     return req, counts, mz, intensity
 
 
-def request_to_events(
-    df: pd.DataFrame, max_rows: int = DEFAULT_MAX_ROWS, max_fragments: int = DEFAULT_MAX_FRAGMENTS
-) -> pd.DataFrame:
-    """Turn a validated request (one row per precursor) into the canonical events table (one row per fragment)."""
-    req, counts, mz, intensity = parse_request(df, max_rows, max_fragments)
+def replicated(req: pd.DataFrame) -> bool:
+    """True when a validated request names several injections of one accession (its rows are averaged per family)."""
+    if REPLICATE not in req.columns:
+        return False
+    return bool((req.groupby("accession", sort=False)[REPLICATE].nunique() > 1).any())
+
+
+def parsed_to_events(req: pd.DataFrame, counts: np.ndarray, mz: np.ndarray, intensity: np.ndarray) -> pd.DataFrame:
+    """A parsed request (:func:`parse_request`) as the canonical events table (one row per fragment).
+
+    Each row is its own precursor. With a ``replicate`` column, rows of one accession's injections that share
+    precursor m/z and RT (the k-th such row of each injection) get one ``feature_id``, the key on which the renderer
+    merges a precursor across replicates, as it merged an aligned export's feature in training.
+    """
     rows = np.repeat(np.arange(len(req)), counts)
+    if REPLICATE in req.columns:
+        key = req[["accession", REPLICATE, "precursor_mz", "rt_min"]]
+        nth = key.groupby(list(key.columns), sort=False).cumcount()
+        feature = pd.factorize(pd.MultiIndex.from_arrays([req["accession"], req["precursor_mz"], req["rt_min"], nth]))[
+            0
+        ]
+        replicate = req[REPLICATE].to_numpy()[rows]
+    else:
+        feature, replicate = np.arange(len(req)), "1"
     events = pd.DataFrame(
         {
             "accession": req["accession"].to_numpy()[rows],
-            "replicate": "1",
-            "feature_id": rows.astype(str),
+            "replicate": replicate,
+            "feature_id": np.asarray(feature)[rows].astype(str),
             "precursor_mz": req["precursor_mz"].to_numpy()[rows],
             "rt_min": req["rt_min"].to_numpy()[rows],
             "precursor_intensity": req["precursor_intensity"].to_numpy()[rows],
@@ -166,43 +200,47 @@ def request_to_events(
     return coerce_events(events[EVENT_COLUMNS])
 
 
-def events_to_request(events: pd.DataFrame) -> pd.DataFrame:
-    """The inverse view: canonical events to request rows, one per precursor, replicates averaged.
+def request_to_events(
+    df: pd.DataFrame, max_rows: int = DEFAULT_MAX_ROWS, max_fragments: int = DEFAULT_MAX_FRAGMENTS
+) -> pd.DataFrame:
+    """Turn a request (one row per precursor [and injection]) into the canonical events table (one row per fragment)."""
+    return parsed_to_events(*parse_request(df, max_rows, max_fragments))
 
-    Mirrors the renderer's averaging, so a request built from an accession's events renders the same image as
-    training did: precursors are merged across replicates by (accession, feature_id, m/z to 4 decimals), their
-    intensity is the sum over replicates divided by the accession's number of replicates (absence counts as zero),
-    and the spectrum is that of the first replicate holding the precursor (aligned exports repeat one spectrum).
+
+def events_to_request(events: pd.DataFrame) -> pd.DataFrame:
+    """The inverse view: canonical events to request rows, one per precursor of each injection.
+
+    An accession of one injection gives one row per precursor. Several injections give one row per precursor and
+    injection, with a ``replicate`` column, and the served model averages them as training did: the renderer
+    averages precursor intensities in its intensity transform (the mean of square roots, not the root of the mean),
+    the feature tables average raw heights, so no single averaged height serves both. Precursors are merged across
+    replicates by (accession, feature_id, m/z to 4 decimals), as the renderer merges them; each merged precursor's
+    rows carry its first m/z and RT, so the server, which has no feature ids, finds the same merge on (m/z, RT).
     """
     if events.empty:
         return pd.DataFrame(columns=REQUEST_COLUMNS)
-    from ms2img.render.scaling import MERGE_MZ_DECIMALS, replicate_mean
+    from ms2img.render.scaling import MERGE_MZ_DECIMALS
 
     ev = events.assign(_pmz=events["precursor_mz"].round(MERGE_MZ_DECIMALS), _order=np.arange(len(events)))
     merged = ["accession", "feature_id", "_pmz"]
-    n_reps = ev.groupby("accession")["replicate"].transform("nunique").to_numpy(np.float64)
-    first_row = ~ev.duplicated(merged + ["replicate"]).to_numpy()  # one value per (precursor, replicate)
-    per_rep = ev[first_row]
-    by_item = per_rep.groupby(merged, sort=False)
-    item = by_item.ngroup().to_numpy()
-    n_items = by_item.ngroups
-    item_reps = np.ones(n_items)
-    item_reps[item] = n_reps[first_row]
-    values = per_rep["precursor_intensity"].to_numpy(np.float64)
-    values = np.where(np.isnan(values), 0.0, values)  # a missing height counts as absent, as the sum always did
-    intensity = pd.Series(replicate_mean(values, item, n_items, item_reps), index=by_item.size().index)
-    first_rep = ev.groupby(merged, sort=False)["replicate"].transform("min")
-    ev = ev[ev["replicate"] == first_rep]
-    ev = ev.assign(pair=ev["fragment_mz"].map("{:.5f}".format) + ":" + ev["fragment_intensity"].map("{:.6g}".format))
-    grouped = ev.groupby(merged, sort=False).agg(
+    several = (ev.groupby("accession")["replicate"].nunique() > 1).any()
+    ev = ev.assign(
+        precursor_mz=ev.groupby(merged, sort=False)["precursor_mz"].transform("first"),
+        rt_min=ev.groupby(merged, sort=False)["rt_min"].transform("first"),
+        precursor_intensity=ev["precursor_intensity"].fillna(0.0),  # a missing height counts as absent
+        pair=ev["fragment_mz"].map("{:.5f}".format) + ":" + ev["fragment_intensity"].map("{:.6g}".format),
+    )
+    if not several:  # one row per precursor, as the request has always been
+        ev = ev.assign(replicate="")
+    grouped = ev.groupby([*merged, "replicate"], sort=False).agg(
         precursor_mz=("precursor_mz", "first"),
+        precursor_intensity=("precursor_intensity", "first"),
         rt_min=("rt_min", "first"),
         msms=("pair", " ".join),
         _order=("_order", "min"),
     )
-    grouped["precursor_intensity"] = intensity.reindex(grouped.index).to_numpy()
     out = grouped.reset_index().sort_values("_order", kind="stable")
-    return out[REQUEST_COLUMNS].reset_index(drop=True)
+    return out[REQUEST_COLUMNS + ([REPLICATE] if several else [])].reset_index(drop=True)
 
 
 def random_request(

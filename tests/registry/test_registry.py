@@ -116,8 +116,9 @@ def test_promotion_rounds(store):
     assert "Call:" in client.get_registered_model(name).description
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     assert model.metadata.get_input_schema().input_names() == [
-        "accession", "precursor_mz", "precursor_intensity", "rt_min", "msms"
+        "accession", "precursor_mz", "precursor_intensity", "rt_min", "msms", "replicate"
     ]  # fmt: skip
+    assert model.metadata.get_input_schema().optional_input_names() == ["replicate"]
     out = model.predict(model.input_example)
     assert out["family"].iloc[0] == "rf-image" and out["model_version"].iloc[0] == "1"
     full = events_to_request(read_events(store.cohort.events / f"{first[0]}.parquet"))

@@ -19,6 +19,7 @@ import pytest
 from builders import ASSAY, rf_image_model, stop_server, temporary_store, tiny_cohort, wait_until_serving
 
 pytestmark = pytest.mark.integration
+MAX_ROWS = 4000  # the test server's row limit: two accessions of three injections each fit
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def client(served):
 
     from ms2img.serving.app import create_app
 
-    app = create_app(f"models:/{served.name}@champion", max_bytes=2_000_000, max_rows=1000)
+    app = create_app(f"models:/{served.name}@champion", max_bytes=2_000_000, max_rows=MAX_ROWS)
 
     class Sync:
         """A synchronous face over httpx's ASGI transport (no server, no thread)."""
@@ -113,7 +114,7 @@ def test_schema_errors_are_400s_naming_the_column_without_echo(served, client):
     assert r.status_code == 400 and "unknown columns ['polarity']" in r.json()["message"]
     r = client.post(_records(served.request.drop(columns=["rt_min"])))
     assert r.status_code == 400 and "missing columns ['rt_min']" in r.json()["message"]
-    big = pd.concat([served.request] * (1001 // len(served.request) + 1), ignore_index=True)
+    big = pd.concat([served.request] * (MAX_ROWS // len(served.request) + 1), ignore_index=True)
     r = client.post(_records(big))
     assert r.status_code == 400 and "payload too large" in r.json()["message"]
     bad = served.request.copy()

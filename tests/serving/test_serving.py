@@ -16,6 +16,7 @@ from ms2img.serving import predictor as serving
 from ms2img.serving import request
 from ms2img.serving.predictor import FAMILY_RESPONSE_COLUMNS, render_request
 from ms2img.serving.request import (
+    REPLICATE,
     REQUEST_COLUMNS,
     RequestError,
     events_to_request,
@@ -102,6 +103,19 @@ def test_oversize_request_rejected_by_rows():
     with pytest.raises(RequestError, match="payload too large: 50 rows, at most 49"):
         validate_request(df, max_rows=49)
     validate_request(df, max_rows=50)
+
+
+def test_oversize_request_rejected_by_accessions():
+    """40,000 one-row accessions (4.5 MB, inside the row and byte limits) took 4.9 GB of server memory."""
+    from ms2img.serving.request import MAX_ACCESSIONS, parse_request
+
+    df = random_request(n_precursors=MAX_ACCESSIONS + 1, n_fragments=1)
+    df["accession"] = [f"S{i}" for i in range(len(df))]
+    with pytest.raises(
+        RequestError, match=f"payload too large: {MAX_ACCESSIONS + 1} accessions, at most {MAX_ACCESSIONS}"
+    ):
+        parse_request(df, max_rows=len(df), max_fragments=len(df))
+    parse_request(df.iloc[:MAX_ACCESSIONS], max_rows=len(df), max_fragments=len(df))
 
 
 def test_oversize_request_rejected_by_fragments():
@@ -261,39 +275,44 @@ def _replicated_events() -> pd.DataFrame:
     return coerce_events(pd.DataFrame(rows, columns=cols))
 
 
+@pytest.mark.parametrize("transform", ["none", "sqrt", "log1p"])
 @pytest.mark.parametrize("aggregation", ["max", "sum"])
-def test_events_to_request_renders_the_training_image(aggregation):
+def test_events_to_request_renders_the_training_image(aggregation, transform):
+    """Averaged before sending, sqrt(mean(I)) is not training's mean(sqrt(I)): under params.yaml's sqrt, 52 of 80
+    served probabilities of a forest differed from its answer on its own training images (a CNN's class flipped).
+    Sent per injection, the server renders them as training did, whatever the transform."""
     events = _replicated_events()
-    config = RenderConfig(width=75, height=70, aggregation=aggregation)
+    config = RenderConfig(width=75, height=70, aggregation=aggregation, transform=transform)
     req = events_to_request(events)
-    assert len(req) == 3  # one row per merged precursor, replicates averaged
-    assert req["precursor_intensity"].tolist() == [2000.0, 2000.0, 25000.0]  # (1000 + 3000) / 2, 50000 / 2
+    assert req[REPLICATE].tolist() == ["r1", "r1", "r2", "r2", "r1"]  # each injection's precursors, its own height
+    assert req["precursor_intensity"].tolist() == [1000.0, 1000.0, 3000.0, 3000.0, 50000.0]
     trained = render_events(events, config, progress=False).images
     served = render_request(req, config)[1]
     np.testing.assert_allclose(served, trained, rtol=1e-6, atol=1e-7)
+    one = events[events["replicate"] == "r1"]  # one injection: the request stays one row per precursor
+    assert REPLICATE not in events_to_request(one).columns
+    np.testing.assert_allclose(render_request(events_to_request(one), config)[1],
+                               render_events(one, config, progress=False).images, rtol=1e-6, atol=1e-7)  # fmt: skip
 
 
-def test_events_to_request_averages_replicates_like_replicate_mean():
-    """The shared definition (ms2img.render.replicate_mean) gives the values the old per-replicate division did."""
-    rng = np.random.default_rng(3)
-    rows = []
-    for acc, reps in (("X", ["r1", "r2", "r3"]), ("Y", ["1"])):
-        for rep in reps:
-            for fid in range(6):
-                if rng.random() < 0.3:
-                    continue  # absent from this replicate: counts as zero
-                pmz, height = 200.0 + 50 * fid, float(rng.lognormal(8, 1))
-                for k in range(3):
-                    rows.append((acc, rep, str(fid), pmz, 1.0 + fid, height, 50.0 + k, 10.0 + k, "negative"))
-    cols = ["accession", "replicate", "feature_id", "precursor_mz", "rt_min", "precursor_intensity",
-            "fragment_mz", "fragment_intensity", "polarity"]  # fmt: skip
-    events = coerce_events(pd.DataFrame(rows, columns=cols))
-    req = events_to_request(events)
-    per = events.drop_duplicates(["accession", "feature_id", "replicate"])
-    n_reps = per["accession"].map(events.groupby("accession")["replicate"].nunique())
-    old = (per["precursor_intensity"] / n_reps).groupby([per["accession"], per["feature_id"]], sort=False).sum()
-    assert len(req) == len(old)
-    np.testing.assert_allclose(np.sort(req["precursor_intensity"].to_numpy()), np.sort(old.to_numpy()), rtol=1e-12)
+def test_a_feature_family_averages_injections_as_its_table_did():
+    """Each injection is matched alone and the heights averaged over the accession's injections (absent = 0): the
+    feature table's rule (per-injection maximum, replicate_mean), not a match of pre-averaged heights."""
+    from ms2img.features.match import match_parsed
+    from ms2img.serving.request import parse_request
+
+    class Nearest:  # a matcher whose features are the m/z values it was given (the rule under test is the averaging)
+        features = np.array([300.0, 700.0, 900.0])
+
+        def transform(self, codes, n, p_mz, p_rt, p_int, peaks):
+            mat = np.zeros((n, 3))
+            np.maximum.at(mat, (codes, np.searchsorted(self.features, p_mz)), p_int)
+            return mat, np.ones(n)
+
+    req, counts, mz, intensity = parse_request(events_to_request(_replicated_events()), 100, 1000)
+    out = match_parsed(req, counts, mz, intensity, Nearest())
+    np.testing.assert_allclose(out["matrix"], [[(1000 + 3000) / 2, (1000 + 3000) / 2, 50000 / 2]])
+    np.testing.assert_allclose(out["n_precursors"], [(3 + 2) / 2])
 
 
 @pytest.mark.parametrize("suffix", [".json", ".csv"])
@@ -306,7 +325,8 @@ def test_request_command_writes_the_body_training_would_have_rendered(tmp_path, 
     write_events(events, tmp_path / "events" / "X.parquet")
     out = tmp_path / f"body{suffix}"
     assert main(["request", str(tmp_path / "events"), "--out", str(out)]) == 0
-    assert "3 rows (precursors) for 1 accession(s), negative ions" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "5 rows (precursors) for 1 accession(s), 1 with one row per injection" in said and "negative ions" in said
     if suffix == ".json":
         body = json.loads(out.read_text())
         assert body["params"] == {"polarity": "negative"}  # the events' ion mode: a positive-mode model refuses it
@@ -314,7 +334,7 @@ def test_request_command_writes_the_body_training_would_have_rendered(tmp_path, 
     else:
         sent = pd.read_csv(out, dtype={"accession": str})
     expected = events_to_request(events)
-    pd.testing.assert_frame_equal(sent[REQUEST_COLUMNS], expected, check_dtype=False)
+    pd.testing.assert_frame_equal(sent.astype({REPLICATE: str}), expected, check_dtype=False)
     np.testing.assert_allclose(render_request(sent, SMALL)[1], render_events(events, SMALL, progress=False).images,
                                rtol=1e-6, atol=1e-7)  # fmt: skip
     assert main(["request", str(tmp_path / "events"), "--out", str(out), "--accessions", "Y"]) == 2
@@ -329,7 +349,7 @@ def test_request_command_writes_the_body_training_would_have_rendered(tmp_path, 
     write_events(undetected, tmp_path / "events" / "X.parquet")
     assert main(["request", str(tmp_path / "events"), "--out", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "2 rows (precursors) for 1 accession(s)" in said and "; 1 undetected (height 0) left out" in said
+    assert "4 rows (precursors) for 1 accession(s)" in said and "; 1 undetected (height 0) left out" in said
 
 
 # ---------------------------------------------------------------------------------------------- pyfunc
