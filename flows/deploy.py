@@ -50,6 +50,13 @@ def deployments(cron: str, profile: str | None, watch_minutes: int, project_dir:
     return nightly, watcher
 
 
+def api_url() -> str:
+    """The Prefect API this process talks to ("" when none is set: Prefect would start a temporary server)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return str(PREFECT_API_URL.value() or "")
+
+
 def main(argv: list[str] | None = None) -> int:
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--project-dir", default=None)
@@ -65,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--watch-minutes", type=int, default=int(params["schedule"].get("watch_minutes", 10)))
     args = parser.parse_args(argv)
+    if not api_url():
+        print("flows.deploy: error: scheduling needs a running Prefect server: run `prefect server start` and "
+              "export PREFECT_API_URL=http://127.0.0.1:4200/api (without it a temporary server would be started, "
+              "which ends with this process)", file=sys.stderr)  # fmt: skip
+        return 2
     try:
         served = deployments(args.cron, args.profile, args.watch_minutes, str(project))
     except ConfigError as exc:

@@ -31,11 +31,13 @@ PROJECT_ENV = "MS2IMG_PROJECT_DIR"
 
 
 class StageFailed(Ms2ImgError):
-    """A DVC command or stage command exited non-zero; the message holds the tail of its output."""
+    """A DVC command or stage command exited non-zero. The message is one line, ending in the reason its output
+    gives (:func:`stage_reason`); ``tail`` holds the output's last lines, logged where it failed."""
 
-    def __init__(self, message: str, returncode: int | None = None):
+    def __init__(self, message: str, returncode: int | None = None, tail: str = ""):
         super().__init__(message)
         self.returncode = returncode
+        self.tail = tail
 
     @property
     def deterministic(self) -> bool:
@@ -126,8 +128,26 @@ def run(cmd: list[str], cwd: str | Path | None = None, what: str | None = None, 
     output = "\n".join(lines)
     if proc.returncode != 0:
         tail = "\n".join(lines[-25:])
-        raise StageFailed(f"{label} failed with exit code {proc.returncode}:\n{tail}", proc.returncode)
+        log.warning("%s failed with exit code %d; its last output:\n%s", label, proc.returncode, tail)
+        raise StageFailed(f"{label} failed with exit code {proc.returncode}: {stage_reason(lines)}", proc.returncode,
+                          tail)  # fmt: skip
     return output
+
+
+_COMMAND_ERROR = re.compile(r"ms2img [\w-]+: error: .*")  # the one line every ms2img command refuses with
+
+
+def stage_reason(lines: list[str]) -> str:
+    """The line of a failed command's output that says why: the last ``ms2img <command>: error: ...`` (a stage's
+    own refusal, which DVC follows with its own lines), else DVC's last ``ERROR:`` line, else the last line. The
+    failure's first line used to end in a colon, the reason 20 log lines above it."""
+    for line in reversed(lines):
+        if match := _COMMAND_ERROR.search(line):
+            return match.group(0)
+    stripped = [line.strip() for line in lines if line.strip()]
+    return next(
+        (line for line in reversed(stripped) if line.startswith("ERROR:")), stripped[-1] if stripped else "no output"
+    )
 
 
 _LOG_PREFIX = re.compile(r"^\S+ \S+ (INFO|WARNING|ERROR) ms2img\.\S+: ")  # "<date> <time> INFO ms2img.x: "
@@ -234,7 +254,7 @@ def restore_removed_outputs(cwd: str | Path | None = None) -> list[str]:
         try:
             dvc("checkout", path, cwd=root)
         except StageFailed as exc:  # not in the cache (`dvc gc`), no stage any more: said, and the failure raised
-            log.warning("could not restore %s from the DVC cache: %s", path, str(exc).splitlines()[-1])
+            log.warning("could not restore %s from the DVC cache: %s", path, exc)
     return [path for path in missing if (root / path).exists()]
 
 

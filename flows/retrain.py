@@ -380,28 +380,31 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
     call(record, [stage for stages in ran.values() for stage in stages], project)  # a failed chain's study too
     results = {a: decision(a, project) for a in todo if a in ran}
     stale = call(check_recorded, list(results), project)
+    pushed = False
     try:
         call(report, project)
         call(push, project)
+        pushed = True
     except pipeline.StageFailed as exc:
         if not failed:
             raise
         # the report of a project whose only assay failed has nothing to show: the training failure is the news
-        logger.warning("report and push skipped after the failed training: %s", str(exc).splitlines()[0])
+        logger.warning("report and push skipped after the failed training: %s", exc)
     state = registry_state(list(results), where["prefix"], project)
     recorded = (
         f"still stale after recording: {', '.join(stale)}"
         if stale
         else (f"dvc status of {', '.join(results) or 'no assay'} (and upstream) up to date after recording")
     )
-    versions = ", ".join(f"{entry['name']} {entry['versions']} versions" for entry in state.values())
-    checks = [f"Checked: {recorded}; registry: {versions}; data and pipeline outputs pushed to the DVC remote."]
+    versions = ", ".join(f"{entry['name']} {entry['versions']} versions" for entry in state.values()) or "no model"
+    pushed_note = "data and pipeline outputs pushed to the DVC remote" if pushed else "nothing pushed (report failed)"
+    checks = [f"Checked: {recorded}; registry: {versions}; {pushed_note}."]
     summary = summarise(results, state, time.perf_counter() - started, project, checks)
     if in_flow_run():
         create_markdown_artifact(summary, key="retrain-summary", description="ms2img retrain")
     print(summary)
     if failed:
-        details = "; ".join(f"{a}: {str(e).splitlines()[0]}" for a, e in failed.items())
+        details = "; ".join(f"{a}: {e}" for a, e in failed.items())
         raise pipeline.StageFailed(
             f"training failed for {sorted(failed)} (their previous outputs and champions stay): {details}"
         )

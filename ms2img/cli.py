@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:  # a line per HTTP call to MLflow or Prefect ('422 Unprocessable Entity' reads as an error)
+        for chatty in ("httpx", "httpcore"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     watch_parent(args.command)  # a stage command dies with the flow or Dask worker that started it
     try:
         return int(args.func(args) or 0)

@@ -130,6 +130,14 @@ def test_init_makes_a_git_and_dvc_project_and_refuses_a_second_time(tmp_path):
     )
     assert "ms2img retrain" in (root / "README.md").read_text()
     assert "labels.units" in (root / "README.md").read_text()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
+    staged = git("diff", "--cached", "--name-only").split()
+    for name in ("dvc.yaml", "params.yaml", ".dvc/config", "data/raw.dvc", "README.md"):
+        assert name in staged, staged  # a first commit holds the remote: .dvc/config was staged empty
+    assert "remote = local" in git("show", ":.dvc/config")
     assert yaml.safe_load((root / "profiles/paper.yaml").read_text())["resolution.assays"] == ["heat", "TPC"]
     assert not write_version_file(root)  # the stamp is current
     (root / VERSION_FILE).write_text("ms2img 0.0.1 sha256:old\n")

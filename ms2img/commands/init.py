@@ -32,7 +32,8 @@ README = """# {name}: an ms2img project
 Bioactivity of extracts from LC-MS/MS data for the assays {assays} (made by `ms2img init`).
 
 1. Put the exports in `data/raw/exports/`: MS-DIAL alignment exports (.txt), MZmine/FBMN quant tables (.csv) with
-   their MGF, or mzML/mzXML. One export holding several sample columns is split into its samples.
+   their MGF, or mzML/mzXML. A lone MS-DIAL export holding several sample columns is split into its samples; in a
+   folder of several MS-DIAL exports each file is one accession (its columns the replicates) unless the sheet says.
 2. Say which sample column or file is which extract in `data/raw/sample_sheet.csv` (`sample, accession,
    replicate, type`; type is Sample, QC or Blank: blanks and QCs never train; empty keeps an MS-DIAL export's
    File type, else Sample; injections of one extract share its accession). Without rows, each sample column is
@@ -305,6 +306,9 @@ def init_project(folder: str | Path, assays: list[str]) -> list[str]:
         fh.write(f"/{REMOTE_DIR}/\n")
     _run([*_dvc(), "add", "-q", "data/raw"], root)  # data/raw is DVC's from the start, never git's
     done.append(f"DVC initialised, default remote 'local' = {REMOTE_DIR}/, data/raw tracked by data/raw.dvc")
+    # staged after the remote is set: `dvc init` staged .dvc/config empty, and a commit of that could not `dvc pull`
+    _run(["git", "add", "-A", "."], root)
+    done.append('project files staged for its first commit: git commit -m "ms2img project"')
     return done
 
 

@@ -21,3 +21,14 @@ def test_deployments_run_params_yaml_as_it_is_and_refuse_an_unknown_profile_at_o
     assert deployments("0 2 * * *", "paper", 10, str(REPO))[0].parameters["profile"] == "paper"
     with pytest.raises(ConfigError, match=r"unknown profile 'quick'.*profiles: \['paper'\]"):
         deployments("0 2 * * *", "quick", 10, str(REPO))
+
+
+def test_serving_the_schedule_without_a_prefect_server_is_refused_in_one_line(monkeypatch, capsys):
+    """Without PREFECT_API_URL, serve() started a temporary server and said 'polling for scheduled runs'."""
+    from flows.deploy import main
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(REPO / "no-such-profiles.toml"))  # no profile sets one either
+    assert main(["--project-dir", str(REPO)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "PREFECT_API_URL" in err and "prefect server start" in err

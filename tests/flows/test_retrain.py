@@ -233,7 +233,12 @@ def test_stage_commands_run_as_argument_lists_without_a_shell(tmp_path):
     fail = "import sys; print('\\n'.join(f'line {i}' for i in range(40))); sys.exit(3)"
     with pytest.raises(pipeline.StageFailed, match="train@X failed with exit code 3") as info:
         pipeline.run([sys.executable, "-c", fail], cwd=tmp_path, what="train@X")
-    assert "line 39" in str(info.value) and "line 5\n" not in str(info.value)  # the tail only
+    assert str(info.value) == "train@X failed with exit code 3: line 39"  # one line, ending in the output's last
+    assert "line 39" in info.value.tail and "line 5\n" not in info.value.tail  # the tail only, kept for the log
+    refusal = "print('training fold 1'); print('ms2img train: error: cv.folds 5: too few'); print('ERROR: dvc'); 1/0"
+    with pytest.raises(pipeline.StageFailed) as info:
+        pipeline.run([sys.executable, "-c", refusal], cwd=tmp_path, what="train@X")
+    assert str(info.value) == "train@X failed with exit code 1: ms2img train: error: cv.folds 5: too few"
 
 
 def test_a_failed_stage_gets_the_outputs_dvc_removed_back(tmp_path):
