@@ -27,12 +27,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--assay", required=True, help="assay, e.g. DPPH")
     p.add_argument("--alias", default="champion", help="registry alias to serve (default: champion)")
     p.add_argument("--host", default=None, help="bind address (default: serve.host, 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default: serve.port, 5001)")
+    p.add_argument("--port", type=tcp_port, default=None, help="port, 1-65535 (default: serve.port, 5001)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core, at most 8)")
     p.add_argument("--max-bytes", type=int, default=None, help="request size limit (default: serve.max_bytes, 64 MiB)")
     p.add_argument("--plain", action="store_true", help="plain `mlflow models serve` (no guards)")
     add_params_args(p)
     p.set_defaults(func=run)
+
+
+def tcp_port(text: str) -> int:
+    """A port a server can bind (argparse type): 99999 ended in a traceback, 0 silently became 5001."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a whole number from 1 to 65535, got {text!r}")
+    return port
 
 
 def serve_command(model_uri: str, host: str, port: int, workers: int, plain: bool = False) -> list[str]:
@@ -61,6 +72,7 @@ def serve_env(model_uri: str, tracking_uri: str, max_bytes: int, max_rows: int) 
 def run(args: argparse.Namespace) -> int:
     from ms2img import registry, tracking
     from ms2img.commands.promote import assay_model_name
+    from ms2img.errors import ConfigError
     from ms2img.serving.app import DEFAULT_MAX_BYTES, default_workers
 
     params = params_from_args(args)
@@ -69,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
     registry.require_alias(name, args.alias)
     serve = params.get("serve", {})
     host = args.host or serve.get("host", "127.0.0.1")
-    port = args.port or int(serve.get("port", 5001))
+    try:
+        port = args.port if args.port is not None else tcp_port(str(serve.get("port", 5001)))
+    except argparse.ArgumentTypeError as exc:
+        raise ConfigError(f"serve.port in params.yaml: {exc}") from None
     workers = args.workers or int(serve.get("workers", 0) or 0) or default_workers()
     max_bytes = args.max_bytes or int(serve.get("max_bytes", DEFAULT_MAX_BYTES))
     model_uri = f"models:/{name}@{args.alias}"

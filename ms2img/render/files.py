@@ -27,6 +27,9 @@ def event_files(events_dir: str | Path) -> list[Path]:
     events_dir = Path(events_dir)
     if events_dir.is_file() and events_dir.suffix == ".parquet":
         return [events_dir]
+    if events_dir.is_file():  # an export or MGF given where its ingested events belong
+        raise ConfigError(f"'{events_dir}' is a file, not an events folder: read it first with `ms2img ingest "
+                          f"{events_dir} --out EVENTS` and pass EVENTS")  # fmt: skip
     if not events_dir.is_dir():
         raise ConfigError(f"events folder '{events_dir}' does not exist (run `ms2img ingest` first)")
     files = sorted(events_dir.glob("*.parquet"))

@@ -286,6 +286,11 @@ class FamilyPredictor:
         else:
             from ms2img.features.match import match_parsed
 
+            undetected = np.flatnonzero(n_prec == 0)  # an image family finds the same as a blank image
+            if len(undetected):
+                shown = "; ".join(f"{names[k]!s}: every precursor_intensity is 0 (undetected) in the rows that carry "
+                                  "MS/MS" for k in undetected[:5])  # fmt: skip
+                raise RequestError(f"nothing to classify for {len(undetected)} accession(s): {shown}")
             out = match_parsed(req, counts, mz, intensity, self.matcher)
             ids, x = out["ids"], out["matrix"]
         p_mz = req["precursor_mz"].to_numpy(np.float64)[has]

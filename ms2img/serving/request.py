@@ -74,8 +74,10 @@ def request_polarity(value: Any) -> str:
     """The ``polarity`` param as "positive", "negative" or "" (not given); RequestError for anything else."""
     if value is None or value == "":
         return ""
-    if isinstance(value, str) and polarity_of(value) in POLARITIES:
-        return polarity_of(value)
+    mode = polarity_of(value) if isinstance(value, str) else ""
+    # the words themselves, not polarity_of's reading of an export's text: 'positive-and-negative' read as positive
+    if mode in POLARITIES and value.strip().lower() in (mode, mode[:3], "+" if mode == "positive" else "-"):
+        return mode
     raise RequestError(f"param {PARAM_POLARITY!r} must be one of {list(POLARITIES)} (or +, -), got {short(value)}")
 
 

@@ -565,6 +565,8 @@ def test_guard_checks_instances_payloads_like_the_others(key, payload, words):
         ({"explain": "yes"}, "param 'explain' must be true or false, got 'yes'"),
         ({"polarity": "sideways"}, "param 'polarity' must be one of ['positive', 'negative'] (or +, -), got 'sid"),
         ({"polarity": True}, "param 'polarity' must be one of"),
+        ({"polarity": "positive-and-negative"}, "param 'polarity' must be one of"),  # was read as positive
+        ({"polarity": "-1"}, "param 'polarity' must be one of"),
         ([True], "'params' must be an object"),
     ],
 )
@@ -720,3 +722,26 @@ def test_training_events_read_ion_mode_and_precursors_per_injection(tmp_path):
     write_events(events.assign(accession="Hi 01"), tmp_path / accession_filename("Hi 01"))  # "Hi_01.parquet"
     assert training_events(["Hi 01"], tmp_path).polarity == "negative"
     assert one_polarity(["[M+H]+", "unknown", "Positive"]) == "positive" and one_polarity([]) == "unknown"
+
+
+def test_request_and_serve_name_a_wrong_argument_in_one_line(tmp_path, capsys):
+    """An export given where its events belong was 'events folder ... does not exist'; port 99999 a traceback."""
+    from ms2img.cli import main
+
+    export = tmp_path / "ACC0001.txt"
+    export.write_text("not events\n")
+    assert main(["request", str(export), "--out", str(tmp_path / "body.json")]) == 2
+    assert "is a file, not an events folder: read it first with `ms2img ingest" in capsys.readouterr().err
+    for port in ("99999", "0", "http"):
+        with pytest.raises(SystemExit) as stop:
+            main(["serve", "--assay", "DPPH", "--port", port])
+        assert stop.value.code == 2
+        assert f"a port is a whole number from 1 to 65535, got '{port}'" in capsys.readouterr().err
+
+
+def test_a_feature_family_refuses_a_request_with_no_detected_precursor():
+    """Image families answered 400 (a blank image); feature families answered 200 with a class for no detected ion."""
+    predictor = object.__new__(serving.FamilyPredictor)  # the check comes before the matcher is needed
+    predictor.kind, predictor.max_rows, predictor.max_fragments, predictor.domain = "feature", 10, 1000, None
+    with pytest.raises(RequestError, match="nothing to classify for 1 accession.*ACC1: every precursor_intensity is 0"):
+        predictor.inputs(request_rows(precursor_intensity=[0.0, 0.0, 0.0]))
