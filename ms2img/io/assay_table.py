@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,14 @@ def cell_numbers(cells: pd.Series) -> np.ndarray:
     """float64 of the cells written as numbers; NaN for the others (empty, ``n/a``, ``inf``: other checks')."""
     numeric = cells.notna() & cells.astype(str).str.fullmatch(FINITE_NUMBER_REGEX)
     return pd.to_numeric(cells.where(numeric), errors="coerce").to_numpy(np.float64)
+
+
+def default_assay_columns(header: Sequence[str]) -> list[str]:
+    """The assay columns when none are named: every column but ``accession``, and, when ``accession`` is missing,
+    but the column that is a misspelt ``accession`` (``acession``: its missing-column failure names it; read as an
+    assay too it added a second, noise failure on every accession name)."""
+    import difflib
+
+    columns = [str(c) for c in header]
+    misspelt = [] if "accession" in columns else difflib.get_close_matches("accession", columns, n=1, cutoff=0.8)
+    return [c for c in columns if c != "accession" and c not in misspelt]

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ms2img.errors import InputFileError
-from ms2img.io.assay_table import cell_numbers, read_csv_strings
+from ms2img.io.assay_table import cell_numbers, default_assay_columns, read_csv_strings
 from ms2img.io.metadata import side_table
 from ms2img.validation import suites
 from ms2img.validation.events import DEFAULT_MAX_INTENSITY, expectation_entry
@@ -46,7 +46,7 @@ def _missing_column(column: str, header: list[str], wanted: Sequence[str] | None
 
 def _assay_columns(df: pd.DataFrame, assays: Sequence[str] | None) -> list[str]:
     """The assay columns present (all but ``accession`` unless ``assays`` names them)."""
-    wanted = list(assays) if assays is not None else [c for c in df.columns if c != "accession"]
+    wanted = list(assays) if assays is not None else default_assay_columns(df.columns)
     return [c for c in wanted if c in df.columns]
 
 

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ms2img.io.assay_table import FINITE_NUMBER_REGEX
+from ms2img.io.assay_table import FINITE_NUMBER_REGEX, default_assay_columns
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +356,7 @@ def assays_checks(
 ) -> list[Check]:
     """Checks on assays.csv (all cells strings, empty cells None); only columns that exist get value checks."""
     present = set(columns)
-    wanted = list(assays) if assays is not None else [c for c in columns if c != accession_column]
+    wanted = list(assays) if assays is not None else default_assay_columns(columns)
     checks = [Check(f"column '{c}' present", "ExpectColumnToExist", {"column": c}) for c in [accession_column, *wanted]]
     if accession_column in present:
         checks += [

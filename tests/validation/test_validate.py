@@ -572,6 +572,14 @@ def test_a_missing_assay_column_says_what_the_header_holds(cohort, header, words
     assert words in msg and "unexpected, values 'TPC'" not in msg, msg
 
 
+def test_a_misspelt_accession_header_is_one_problem_not_also_an_assay(cohort):
+    """'acession,DPPH,TPC' also read 'acession' as an assay: a second failure listing every accession name."""
+    cohort["assays"].write_text(cohort["assays"].read_text().replace("accession,", "acession,", 1), encoding="utf-8")
+    msg = failed_message(cohort, assays=None)
+    assert "no column 'accession' in the header ['acession', 'DPPH', 'TPC'] (did you mean 'acession'?)" in msg, msg
+    assert "on 'acession'" not in msg and "values 'ACC1'" not in msg, msg
+
+
 def test_an_assay_measured_on_fewer_than_two_accessions_fails(cohort):
     """Empty cells are "not measured" (a warning); a column left (almost) empty would pass and stop training at
     labelling after render, so it fails here."""
