@@ -1,9 +1,9 @@
 """One image per accession or one per injection? And what does a per-injection model make of a served request?
 
 ``render.per_replicate: true`` trains on one image per replicate injection (an accession's images held out together
-everywhere; its test probability is the mean over its images). Served requests carry one row per precursor with the
-replicates averaged (:func:`ms2img.serving.request.events_to_request`), so a served accession is one averaged image,
-which a per-injection model never saw. On the same folds (``cv.folds`` x ``--repeats``) this prints, per assay and
+everywhere; its test probability is the mean over its images). A served request's injections are averaged by the
+server as the renderer averages them (:func:`ms2img.serving.request.events_to_request`), so a served accession is one
+averaged image, which a per-injection model never saw. On the same folds (``cv.folds`` x ``--repeats``) this prints, per assay and
 family, the AUC on the labelled test accessions of
 
 * ``accession``: trained and scored on per-accession images (the default),
