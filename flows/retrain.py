@@ -294,12 +294,14 @@ def summarise(
     version, read from the registry), the decision and its reason; then what was checked."""
     from ms2img.models.family import FAMILIES
 
-    head = "| assay | " + " | ".join(FAMILIES) + " | champion | decision |"
-    lines = [head, "|---" * (len(FAMILIES) + 3) + "|"]
+    scored = {a: _read(project / "metrics" / f"{a}.json").get("families", {}) for a in results}
+    shown = [f for f in FAMILIES if any(f in fams for fams in scored.values())] or list(FAMILIES)  # families trained
+    head = "| assay | " + " | ".join(shown) + " | champion | decision |"
+    lines = [head, "|---" * (len(shown) + 3) + "|"]
     for assay, res in results.items():
-        fams = _read(project / "metrics" / f"{assay}.json").get("families", {})
+        fams = scored[assay]
         cells = []
-        for fam in FAMILIES:
+        for fam in shown:
             a = fams.get(fam, {}).get("auc")
             cells.append(f"{_num(a['mean'])} [{_num(a['ci_low'])}, {_num(a['ci_high'])}]" if a else "-")
         champ = state.get(assay, {})
