@@ -128,19 +128,34 @@ def run(cmd: list[str], cwd: str | Path | None = None, what: str | None = None, 
     output = "\n".join(lines)
     if proc.returncode != 0:
         tail = "\n".join(lines[-25:])
-        log.warning("%s failed with exit code %d; its last output:\n%s", label, proc.returncode, tail)
-        raise StageFailed(f"{label} failed with exit code {proc.returncode}: {stage_reason(lines)}", proc.returncode,
-                          tail)  # fmt: skip
+        _run_log().warning("%s failed with exit code %d; its last output:\n%s", label, proc.returncode, tail)
+        raise StageFailed(f"{label} failed with exit code {proc.returncode}: {stage_reason(lines, proc.returncode)}",
+                          proc.returncode, tail)  # fmt: skip
     return output
 
 
 _COMMAND_ERROR = re.compile(r"ms2img [\w-]+: error: .*")  # the one line every ms2img command refuses with
 
 
-def stage_reason(lines: list[str]) -> str:
+def _run_log() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run's logger inside a flow or task run (its UI shows the failed command's output), else ours."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return log
+
+
+def stage_reason(lines: list[str], returncode: int | None = None) -> str:
     """The line of a failed command's output that says why: the last ``ms2img <command>: error: ...`` (a stage's
-    own refusal, which DVC follows with its own lines), else DVC's last ``ERROR:`` line, else the last line. The
-    failure's first line used to end in a colon, the reason 20 log lines above it."""
+    own refusal, which DVC follows with its own lines), else DVC's last ``ERROR:`` line, else the last line; a
+    process killed by a signal (out of memory: 9) says so, not its last progress line. The failure's first line
+    used to end in a colon, the reason 20 log lines above it."""
+    if returncode is not None and (returncode < 0 or returncode in (137, 143)):
+        signal = -returncode if returncode < 0 else returncode - 128
+        return f"killed by signal {signal} (9: out of memory or killed; 15: stopped)"
     for line in reversed(lines):
         if match := _COMMAND_ERROR.search(line):
             return match.group(0)

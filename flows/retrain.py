@@ -399,7 +399,7 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
         else (f"dvc status of {', '.join(results) or 'no assay'} (and upstream) up to date after recording")
     )
     versions = ", ".join(f"{entry['name']} {entry['versions']} versions" for entry in state.values()) or "no model"
-    pushed_note = "data and pipeline outputs pushed to the DVC remote" if pushed else "nothing pushed (report failed)"
+    pushed_note = "data and pipeline outputs pushed to the DVC remote" if pushed else "report and push skipped"
     checks = [f"Checked: {recorded}; registry: {versions}; {pushed_note}."]
     summary = summarise(results, state, time.perf_counter() - started, project, checks)
     if in_flow_run():

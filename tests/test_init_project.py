@@ -118,6 +118,8 @@ def test_assay_names_are_checked():
 
 def test_init_makes_a_git_and_dvc_project_and_refuses_a_second_time(tmp_path):
     root = tmp_path / "lab"
+    root.mkdir()
+    (root / "secrets.env").write_text("TOKEN=x\n")  # a file of the user's, not init's: never staged
     init_project(root, ["heat", "TPC"])
     for name in ("dvc.yaml", "params.yaml", "README.md", VERSION_FILE, "profiles/paper.yaml", "data/raw.dvc"):
         assert (root / name).is_file(), name
@@ -137,6 +139,7 @@ def test_init_makes_a_git_and_dvc_project_and_refuses_a_second_time(tmp_path):
     staged = git("diff", "--cached", "--name-only").split()
     for name in ("dvc.yaml", "params.yaml", ".dvc/config", "data/raw.dvc", "README.md"):
         assert name in staged, staged  # a first commit holds the remote: .dvc/config was staged empty
+    assert "secrets.env" not in staged
     assert "remote = local" in git("show", ":.dvc/config")
     assert yaml.safe_load((root / "profiles/paper.yaml").read_text())["resolution.assays"] == ["heat", "TPC"]
     assert not write_version_file(root)  # the stamp is current

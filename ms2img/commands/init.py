@@ -306,8 +306,11 @@ def init_project(folder: str | Path, assays: list[str]) -> list[str]:
         fh.write(f"/{REMOTE_DIR}/\n")
     _run([*_dvc(), "add", "-q", "data/raw"], root)  # data/raw is DVC's from the start, never git's
     done.append(f"DVC initialised, default remote 'local' = {REMOTE_DIR}/, data/raw tracked by data/raw.dvc")
-    # staged after the remote is set: `dvc init` staged .dvc/config empty, and a commit of that could not `dvc pull`
-    _run(["git", "add", "-A", "."], root)
+    # staged after the remote is set: `dvc init` staged .dvc/config empty, and a commit of that could not `dvc pull`;
+    # only what init wrote (a folder's other files are the user's to add)
+    made = ["dvc.yaml", "params.yaml", "README.md", VERSION_FILE, "profiles", ".gitignore", "data/.gitignore",
+            "data/raw.dvc", ".dvc/config", ".dvc/.gitignore", ".dvcignore"]  # fmt: skip
+    _run(["git", "add", "--", *(m for m in made if (root / m).exists())], root)
     done.append('project files staged for its first commit: git commit -m "ms2img project"')
     return done
 

@@ -85,7 +85,7 @@ def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
     sheet discovery, lone-export splitting and params.yaml ``ingest`` options) into the events folder beside its
     report, and validate that."""
     from ms2img.commands.ingest import ingest_options, ingest_plan, source_lines
-    from ms2img.errors import ConfigError, InputFileError
+    from ms2img.errors import ConfigError, Ms2ImgError
     from ms2img.io.ingest import ingest
     from ms2img.validation import run_validation
     from ms2img.validation.report import write_read_failure
@@ -107,7 +107,7 @@ def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
         )
     try:
         summary = ingest(inputs, events, sample_sheet=sheet, mgf=args.mgf, replace=True, **options)
-    except InputFileError as exc:  # the last report must not go on saying 'passed' about an export that no longer reads
+    except Ms2ImgError as exc:  # the last report must not go on saying 'passed' about an export that no longer reads
         write_read_failure(exc, export, report_dir, opts.get("policy", "fail"))
         raise
     print(f"{export}: a lab export, read as `ms2img ingest` would ({summary.files} file(s), "

@@ -263,7 +263,7 @@ def match_parsed(
 ) -> dict[str, Any]:
     """Match a request already validated and parsed by :func:`ms2img.serving.request.parse_request`: ``ids``
     (sorted accessions), ``matrix``, ``matched_fraction``, ``n_precursors`` per accession."""
-    from ms2img.serving.request import REPLICATE, replicated
+    from ms2img.serving.request import REPLICATE, injections, replicated
 
     codes, names = pd.factorize(req["accession"].to_numpy(dtype=object), sort=True)
     has = counts > 0  # precursors without MS/MS cannot be matched (they produce no events at training time)
@@ -285,7 +285,7 @@ def match_parsed(
     if several:
         acc_of_unit = np.zeros(n_units, dtype=np.intp)
         acc_of_unit[unit] = codes
-        n_reps = np.bincount(acc_of_unit, minlength=len(names)).astype(np.float64)
+        n_reps = injections(req, counts, names)
         mat = replicate_mean_rows(mat, acc_of_unit, len(names), n_reps)
         frac = np.bincount(acc_of_unit, weights=frac, minlength=len(names)) / n_reps
         n_prec = np.bincount(acc_of_unit, weights=n_prec, minlength=len(names)) / n_reps

@@ -124,7 +124,9 @@ def _depth_ok(obj: Any, limit: int) -> bool:
     return True
 
 
-def check_json_request(body: bytes, max_rows: int, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
+def check_json_request(
+    body: bytes, max_rows: int, max_depth: int = MAX_DEPTH, optional: tuple[str, ...] = (REPLICATE,)
+) -> dict[str, Any]:
     """The parsed body; :class:`RequestRejected` for a body the model must not see (cheap next to the model)."""
     if not body.strip():
         raise RequestRejected(400, f"empty request: send {{'dataframe_records': [...]}} with columns {REQUEST_COLUMNS}")
@@ -137,10 +139,10 @@ def check_json_request(body: bytes, max_rows: int, max_depth: int = MAX_DEPTH) -
                               f"{getattr(exc, 'pos', '?')})") from None  # fmt: skip
     if not _depth_ok(payload, max_depth):
         raise RequestRejected(400, f"JSON nested too deeply (more than {max_depth} levels)")
-    return check_payload(payload, max_rows)
+    return check_payload(payload, max_rows, optional)
 
 
-def check_csv_request(body: bytes, max_rows: int) -> dict[str, Any]:
+def check_csv_request(body: bytes, max_rows: int, optional: tuple[str, ...] = (REPLICATE,)) -> dict[str, Any]:
     """A CSV body (header + one row per precursor) as the JSON layout ``dataframe_split``, checked the same way.
 
     MLflow's own CSV reader takes an accession named ``NA`` or ``null`` for a missing value and answers text in a
@@ -164,7 +166,7 @@ def check_csv_request(body: bytes, max_rows: int) -> dict[str, Any]:
                               f"{len(header)} ({header})")  # fmt: skip
     numeric = {i for i, c in enumerate(header) if c in NUMERIC_REQUEST_COLUMNS}
     data = [[_csv_number(v) if i in numeric else v for i, v in enumerate(r)] for r in rows]
-    return check_payload({"dataframe_split": {"columns": header, "data": data}}, max_rows)
+    return check_payload({"dataframe_split": {"columns": header, "data": data}}, max_rows, optional)
 
 
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # not '١٢٣٤' or '１２３'
@@ -179,8 +181,10 @@ def _csv_number(text: str) -> float | str | None:
     return float(text) if _PLAIN_NUMBER.fullmatch(text) else text
 
 
-def check_payload(payload: Any, max_rows: int) -> dict[str, Any]:
-    """The checks of a decoded body (layout, params, rows, columns, cells); the payload or :class:`RequestRejected`."""
+def check_payload(payload: Any, max_rows: int, optional: tuple[str, ...] = (REPLICATE,)) -> dict[str, Any]:
+    """The checks of a decoded body (layout, params, rows, columns, cells); the payload or :class:`RequestRejected`.
+    ``optional``: the optional columns the served model's signature declares (a model registered before
+    ``replicate`` existed would have MLflow drop it and read each injection's rows as more precursors)."""
     if not isinstance(payload, dict):
         raise RequestRejected(400, "expected a JSON object with 'dataframe_split' or 'dataframe_records'")
     keys = [k for k in ("dataframe_split", "dataframe_records", "instances", "inputs") if k in payload]
@@ -216,14 +220,18 @@ def check_payload(payload: Any, max_rows: int) -> dict[str, Any]:
         missing_in = None
         if set(map(len, rows)) - {len(names)}:
             missing_in = next(i for i, r in enumerate(rows) if len(r) != len(names))
-        if missing_in is not None and set(names) <= {*REQUEST_COLUMNS, REPLICATE}:
+        if missing_in is not None and set(names) <= {*REQUEST_COLUMNS, *optional}:
             gone = [c for c in names if c not in rows[missing_in]]
             raise RequestRejected(400, f"request row {missing_in}: missing columns {gone}")
     if len(rows) > max_rows:
         raise RequestRejected(400, f"payload too large: {len(rows)} rows, at most {max_rows} precursors per request")
     if not rows:
         raise RequestRejected(400, f"empty request: send at least one row with columns {REQUEST_COLUMNS}")
-    extra = [c for c in names if c not in REQUEST_COLUMNS and c != REPLICATE]
+    if REPLICATE in names and REPLICATE not in optional:
+        raise RequestRejected(400, f"this model version takes one row per precursor ({REQUEST_COLUMNS}), no "
+                              f"'{REPLICATE}' column: send one injection per accession, or retrain to serve "
+                              "several")  # fmt: skip
+    extra = [c for c in names if c not in REQUEST_COLUMNS and c not in optional]
     if extra:
         raise RequestRejected(
             400, f"unknown columns {[c[:40] for c in extra[:10]]}; expected exactly {REQUEST_COLUMNS}"
@@ -362,6 +370,8 @@ class GuardedApp:
         self.inner, self.max_bytes, self.max_rows = inner, int(max_bytes), int(max_rows)
         self.model = model  # the PyFuncModel behind ``inner``: JSON requests are answered here, parsed once
         self._input_schema = model.metadata.get_input_schema() if model is not None else None
+        declared = self._input_schema.input_names() if self._input_schema is not None else [REPLICATE]
+        self.optional = tuple(c for c in (REPLICATE,) if c in declared)
         self.model_name, self.model_version = _model_identity(model)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -407,9 +417,9 @@ class GuardedApp:
             body = await self._read(receive)
             payload, media = None, ctype.split(";")[0].strip().lower()
             if media == "application/json":
-                payload = await asyncio.to_thread(check_json_request, body, self.max_rows)
+                payload = await asyncio.to_thread(check_json_request, body, self.max_rows, MAX_DEPTH, self.optional)
             elif media == "text/csv" and _utf8_only(ctype):
-                payload = await asyncio.to_thread(check_csv_request, body, self.max_rows)
+                payload = await asyncio.to_thread(check_csv_request, body, self.max_rows, self.optional)
         except RequestRejected as rej:
             outcome.status, outcome.code = rej.status, rej.code
             await _respond(send, rej.status, json.dumps({"error_code": rej.code, "message": rej.message}).encode())

@@ -33,6 +33,7 @@ from ms2img.serving.request import (
     POLARITIES,
     REPLICATE,
     RequestError,
+    injections,
     parse_request,
     parsed_to_events,
     replicated,
@@ -229,7 +230,9 @@ class FamilyPredictor:
 
             # the training images' settings, less the m/z jitter: an augmentation, never applied to a request (one
             # request answered twice gets the same probability)
-            self.render = RenderConfig(**{**model.card["render"], "ppm_jitter": 0.0})
+            # and one image per accession: a per_replicate model's cross-validation also scores an accession by its
+            # injections' mean, but a request's answer is one per accession
+            self.render = RenderConfig(**{**model.card["render"], "ppm_jitter": 0.0, "per_replicate": False})
             warm_up()
             if self.family in NETWORKS:
                 infers = [_keras_inference(m) for m in model.estimator]
@@ -275,9 +278,8 @@ class FamilyPredictor:
         # a precursor counts when it has MS/MS and a height: a row of an undetected feature (height 0, as an export
         # writes it) adds nothing to the image and must not lift the accession over the domain's precursor count
         has = (counts > 0) & (req["precursor_intensity"].to_numpy(np.float64) > 0)
-        n_prec = np.bincount(codes[has], minlength=len(names)).astype(np.float64)
-        if replicated(req):  # precursors per injection, as the domain's floor counts training injections
-            n_prec /= req.groupby("accession")[REPLICATE].nunique().reindex(names).to_numpy(np.float64)
+        # precursors per injection, as the domain's floor counts training injections
+        n_prec = np.bincount(codes[has], minlength=len(names)) / injections(req, counts, names)
         if self.kind == "image":
             ids, x = _render_parsed(req, counts, mz, intensity, self.render)
             blank = x.reshape(len(x), -1).max(axis=1) <= 0

@@ -169,20 +169,31 @@ def replicated(req: pd.DataFrame) -> bool:
     return bool((req.groupby("accession", sort=False)[REPLICATE].nunique() > 1).any())
 
 
+def injections(req: pd.DataFrame, counts: np.ndarray, names: np.ndarray) -> np.ndarray:
+    """Per accession of ``names``, its injections holding a detected precursor with MS/MS (1 without a ``replicate``
+    column): what a per-injection count or mean divides by. An injection of height-0 rows only is no injection (the
+    events it came from had no row of it)."""
+    if REPLICATE not in req.columns:
+        return np.ones(len(names))
+    detected = (counts > 0) & (req["precursor_intensity"].to_numpy(np.float64) > 0)
+    per = req[detected].groupby("accession")[REPLICATE].nunique()
+    return per.reindex(names, fill_value=0).to_numpy(np.float64).clip(min=1.0)
+
+
 def parsed_to_events(req: pd.DataFrame, counts: np.ndarray, mz: np.ndarray, intensity: np.ndarray) -> pd.DataFrame:
     """A parsed request (:func:`parse_request`) as the canonical events table (one row per fragment).
 
     Each row is its own precursor. With a ``replicate`` column, rows of one accession's injections that share
-    precursor m/z and RT (the k-th such row of each injection) get one ``feature_id``, the key on which the renderer
-    merges a precursor across replicates, as it merged an aligned export's feature in training.
+    precursor m/z, RT and spectrum (the k-th such row of each injection) get one ``feature_id``, the key on which the
+    renderer merges a precursor across replicates, as it merged an aligned export's feature (whose injections share
+    its one spectrum) in training. The spectrum tells apart two features of one m/z and RT, one of them absent from
+    an injection.
     """
     rows = np.repeat(np.arange(len(req)), counts)
     if REPLICATE in req.columns:
-        key = req[["accession", REPLICATE, "precursor_mz", "rt_min"]]
-        nth = key.groupby(list(key.columns), sort=False).cumcount()
-        feature = pd.factorize(pd.MultiIndex.from_arrays([req["accession"], req["precursor_mz"], req["rt_min"], nth]))[
-            0
-        ]
+        precursor = ["accession", "precursor_mz", "rt_min", "msms"]
+        nth = req.groupby([*precursor, REPLICATE], sort=False).cumcount()
+        feature = pd.factorize(pd.MultiIndex.from_arrays([*(req[c] for c in precursor), nth]))[0]
         replicate = req[REPLICATE].to_numpy()[rows]
     else:
         feature, replicate = np.arange(len(req)), "1"

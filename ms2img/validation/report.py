@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ms2img.atomic import write_text
-from ms2img.errors import InputFileError
+from ms2img.errors import InputFileError, Ms2ImgError
 from ms2img.jsonio import to_jsonable
 
 MAX_LISTED = 20  # rows / values listed per (file, expectation); the count is always the full one
@@ -387,19 +387,21 @@ def write_reports(report: ValidationReport, report_dir: str | Path) -> tuple[Pat
     return json_path, html_path
 
 
-def write_read_failure(error: InputFileError, source: str | Path, report_dir: str | Path, policy: str) -> None:
+def write_read_failure(error: Ms2ImgError, source: str | Path, report_dir: str | Path, policy: str) -> None:
     """A failed report for an input that could not be read at all (so no expectation ran): without it, the report of
-    the last reading that passed would stay in ``report_dir`` and say 'passed' about a file that now fails."""
+    the last reading that passed would stay in ``report_dir`` and say 'passed' about a file that now fails. An
+    :class:`InputFileError` names its file and line; another refusal (mixed ion modes, clashing names) the input."""
+    line = error.line if isinstance(error, InputFileError) else None
     failure = Failure(
-        file=error.path,
+        file=error.path if isinstance(error, InputFileError) else str(source),
         suite="read",
-        check="the file reads as the format it claims",
+        check="the input reads as the format it claims",
         expectation="readable",
-        column=error.column,
+        column=error.column if isinstance(error, InputFileError) else None,
         unexpected_count=1,
-        row_kind="line" if error.line is not None else None,
-        rows=[error.line] if error.line is not None else [],
-        error=error.problem,
+        row_kind="line" if line is not None else None,
+        rows=[line] if line is not None else [],
+        error=error.problem if isinstance(error, InputFileError) else str(error),
     )
     events = ValidationResult(
         name="events", source=str(source), success=False, expectations=[], failures=[failure], statistics={}

@@ -485,6 +485,39 @@ def test_a_model_trained_on_jittered_images_serves_the_same_answer_twice():
     np.testing.assert_array_equal(predictor.inputs(request)["x"], predictor.inputs(request)["x"])
 
 
+def test_a_per_injection_model_answers_each_accession_of_a_replicated_request_once():
+    """render.per_replicate models rendered a request of several injections per injection: 12 images under 3
+    names, answered as one accession three times (or an IndexError in the domain check)."""
+    from ms2img.models.family import FamilyModel
+    from ms2img.render import RenderConfig
+
+    config = RenderConfig(width=75, height=70, per_replicate=True)
+    predictor = serving.FamilyPredictor(
+        FamilyModel("rf-image", {"assay": "DPPH", "render": config.__dict__, "threshold": 0.5}, None)
+    )
+    events = pd.concat([_replicated_events().assign(accession=a) for a in ("X", "Y")], ignore_index=True)
+    inputs = predictor.inputs(events_to_request(events))
+    assert inputs["ids"].tolist() == ["X", "Y"] and inputs["x"].shape == (2, 70, 75)
+    np.testing.assert_allclose(inputs["n_precursors"], [(3 + 2) / 2] * 2)  # per injection, as the domain counts
+
+
+def test_injections_pair_features_of_one_mz_and_rt_by_their_spectrum():
+    """Two features of one m/z and RT, the first absent from r2: paired by position, r2's second feature merged with
+    r1's first (a pixel of 0.005 in training served as 1.0 under sum aggregation)."""
+    rows = []
+    for rep, fids in (("r1", ("1", "2")), ("r2", ("2",))):
+        for fid in fids:
+            frags = [(100.0, 10.0)] if fid == "1" else [(250.0, 40.0), (260.0, 1.0)]
+            rows += [("X", rep, fid, 300.0, 2.0, 1000.0 if fid == "1" else 5.0, m, i, "negative") for m, i in frags]
+    rows.append(("X", "r1", "3", 900.0, 3.0, 9000.0, 600.0, 8.0, "negative"))
+    cols = ["accession", "replicate", "feature_id", "precursor_mz", "rt_min", "precursor_intensity",
+            "fragment_mz", "fragment_intensity", "polarity"]  # fmt: skip
+    events = coerce_events(pd.DataFrame(rows, columns=cols))
+    config = RenderConfig(width=75, height=70, aggregation="sum", transform="sqrt")
+    np.testing.assert_allclose(render_request(events_to_request(events), config)[1],
+                               render_events(events, config, progress=False).images, rtol=1e-6, atol=1e-7)  # fmt: skip
+
+
 @pytest.mark.parametrize("family", ["rf-image", "rf-cosine"])
 def test_served_forest_gives_the_family_models_numbers(family):
     """The server sums the trees itself (no per-tree scikit-learn overhead): bit for bit FamilyModel.predict_proba."""
@@ -742,6 +775,17 @@ def test_request_and_serve_name_a_wrong_argument_in_one_line(tmp_path, capsys):
 def test_a_feature_family_refuses_a_request_with_no_detected_precursor():
     """Image families answered 400 (a blank image); feature families answered 200 with a class for no detected ion."""
     predictor = object.__new__(serving.FamilyPredictor)  # the check comes before the matcher is needed
-    predictor.kind, predictor.max_rows, predictor.max_fragments, predictor.domain = "feature", 10, 1000, None
+    predictor.kind, predictor.max_rows, predictor.max_fragments, predictor.domain = "features", 10, 1000, None
     with pytest.raises(RequestError, match="nothing to classify for 1 accession.*ACC1: every precursor_intensity is 0"):
         predictor.inputs(request_rows(precursor_intensity=[0.0, 0.0, 0.0]))
+
+
+def test_a_model_registered_before_per_injection_requests_refuses_a_replicate_column():
+    """MLflow drops a column the signature lacks: an older model would read each injection's rows as more precursors
+    of one image and answer 200."""
+    from ms2img.serving.app import RequestRejected, check_payload
+
+    rows = events_to_request(_replicated_events()).to_dict("records")
+    assert check_payload({"dataframe_records": rows}, 100)  # a model whose signature declares it
+    with pytest.raises(RequestRejected, match="this model version takes one row per precursor .* no 'replicate'"):
+        check_payload({"dataframe_records": rows}, 100, optional=())
