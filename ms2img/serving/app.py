@@ -220,7 +220,7 @@ def check_payload(payload: Any, max_rows: int, optional: tuple[str, ...] = (REPL
         missing_in = None
         if set(map(len, rows)) - {len(names)}:
             missing_in = next(i for i, r in enumerate(rows) if len(r) != len(names))
-        if missing_in is not None and set(names) <= {*REQUEST_COLUMNS, *optional}:
+        if missing_in is not None and set(REQUEST_COLUMNS) <= set(names) <= {*REQUEST_COLUMNS, *optional}:
             gone = [c for c in names if c not in rows[missing_in]]
             raise RequestRejected(400, f"request row {missing_in}: missing columns {gone}")
     if len(rows) > max_rows:
