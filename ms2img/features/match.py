@@ -259,19 +259,24 @@ def _prepare(peaks: list[np.ndarray], rule: dict[str, Any]) -> list[np.ndarray]:
 
 
 def match_parsed(
-    req: pd.DataFrame, counts: np.ndarray, mz: np.ndarray, intensity: np.ndarray, matcher: FeatureMatcher
+    req: pd.DataFrame,
+    counts: np.ndarray,
+    mz: np.ndarray,
+    intensity: np.ndarray,
+    matcher: FeatureMatcher,
+    injection: np.ndarray | None = None,
+    n_injections: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Match a request already validated and parsed by :func:`ms2img.serving.request.parse_request`: ``ids``
-    (sorted accessions), ``matrix``, ``matched_fraction``, ``n_precursors`` per accession."""
-    from ms2img.serving.request import REPLICATE, injections, replicated
+    (sorted accessions), ``matrix``, ``matched_fraction``, ``n_precursors`` per accession.
 
+    ``injection`` (one label per row) and ``n_injections`` (per accession): rows of several injections of an
+    accession are matched per injection and averaged over its injections (absent = 0), the feature table's rule
+    (per-injection maximum height, ``replicate_mean``), not matched as one pre-averaged injection."""
     codes, names = pd.factorize(req["accession"].to_numpy(dtype=object), sort=True)
     has = counts > 0  # precursors without MS/MS cannot be matched (they produce no events at training time)
     peaks = _split_peaks(counts[has], mz, intensity)
-    # several injections of an accession: each matched alone, then the mean over its injections (absent = 0), the
-    # feature table's rule (per-injection maximum height, replicate_mean)
-    several = replicated(req)
-    unit = pd.factorize(pd.MultiIndex.from_arrays([codes, req[REPLICATE]]))[0] if several else codes
+    unit = codes if injection is None else pd.factorize(pd.MultiIndex.from_arrays([codes, injection]))[0]
     n_units = int(unit.max()) + 1
     mat, frac = matcher.transform(
         unit[has],
@@ -282,10 +287,10 @@ def match_parsed(
         peaks,
     )
     n_prec = np.bincount(unit[has], minlength=n_units).astype(np.float64)
-    if several:
+    if injection is not None:
         acc_of_unit = np.zeros(n_units, dtype=np.intp)
         acc_of_unit[unit] = codes
-        n_reps = injections(req, counts, names)
+        n_reps = np.asarray(n_injections, dtype=np.float64)
         mat = replicate_mean_rows(mat, acc_of_unit, len(names), n_reps)
         frac = np.bincount(acc_of_unit, weights=frac, minlength=len(names)) / n_reps
         n_prec = np.bincount(acc_of_unit, weights=n_prec, minlength=len(names)) / n_reps

@@ -299,7 +299,7 @@ def test_a_feature_family_averages_injections_as_its_table_did():
     """Each injection is matched alone and the heights averaged over the accession's injections (absent = 0): the
     feature table's rule (per-injection maximum, replicate_mean), not a match of pre-averaged heights."""
     from ms2img.features.match import match_parsed
-    from ms2img.serving.request import parse_request
+    from ms2img.serving.request import injections, parse_request
 
     class Nearest:  # a matcher whose features are the m/z values it was given (the rule under test is the averaging)
         features = np.array([300.0, 700.0, 900.0])
@@ -310,7 +310,8 @@ def test_a_feature_family_averages_injections_as_its_table_did():
             return mat, np.ones(n)
 
     req, counts, mz, intensity = parse_request(events_to_request(_replicated_events()), 100, 1000)
-    out = match_parsed(req, counts, mz, intensity, Nearest())
+    names = np.array(["X"])
+    out = match_parsed(req, counts, mz, intensity, Nearest(), req[REPLICATE].to_numpy(), injections(req, counts, names))
     np.testing.assert_allclose(out["matrix"], [[(1000 + 3000) / 2, (1000 + 3000) / 2, 50000 / 2]])
     np.testing.assert_allclose(out["n_precursors"], [(3 + 2) / 2])
 
