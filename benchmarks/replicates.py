@@ -3,8 +3,8 @@
 ``render.per_replicate: true`` trains on one image per replicate injection (an accession's images held out together
 everywhere; its test probability is the mean over its images). A served request's injections are averaged by the
 server as the renderer averages them (:func:`ms2img.serving.request.events_to_request`), so a served accession is one
-averaged image, which a per-injection model never saw. On the same folds (``cv.folds`` x ``--repeats``) this prints, per assay and
-family, the AUC on the labelled test accessions of
+averaged image, which a per-injection model never saw. On the same folds (``cv.folds`` x ``--repeats``) this prints,
+per assay and family, the AUC on the labelled test accessions of
 
 * ``accession``: trained and scored on per-accession images (the default),
 * ``replicate``: trained on per-injection images, scored as cross-validation scores them (mean over the images),
