@@ -229,8 +229,8 @@ def check_payload(payload: Any, max_rows: int, optional: tuple[str, ...] = (REPL
         raise RequestRejected(400, f"empty request: send at least one row with columns {REQUEST_COLUMNS}")
     if REPLICATE in names and REPLICATE not in optional:
         raise RequestRejected(400, f"this model version takes one row per precursor ({REQUEST_COLUMNS}), no "
-                              f"'{REPLICATE}' column: send one injection per accession, or retrain to serve "
-                              "several")  # fmt: skip
+                              f"'{REPLICATE}' column: send one injection per accession, or register it again "
+                              "(ms2img retrain --force) to serve several")  # fmt: skip
     extra = [c for c in names if c not in REQUEST_COLUMNS and c not in optional]
     if extra:
         raise RequestRejected(

@@ -111,9 +111,9 @@ def validate_request(df: Any, max_rows: int = DEFAULT_MAX_ROWS) -> pd.DataFrame:
         raise RequestError(f"duplicated columns {sorted(set(df.columns[df.columns.duplicated()]))}")
     if len(df) > max_rows:
         raise RequestError(f"payload too large: {len(df)} rows, at most {max_rows} precursors per request")
-    columns = REQUEST_COLUMNS + ([REPLICATE] if REPLICATE in df.columns else [])
-    out = df[columns].reset_index(drop=True)
-    for name in columns[:1] + columns[5:]:  # accession, replicate: names
+    labels = ["accession"] + ([REPLICATE] if REPLICATE in df.columns else [])  # names, not numbers
+    out = df[REQUEST_COLUMNS + labels[1:]].reset_index(drop=True)
+    for name in labels:
         values = out[name]
         blank = values.isna().to_numpy()
         if not blank.any() and values.dtype == object:
