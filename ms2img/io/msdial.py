@@ -515,10 +515,11 @@ def _select_samples(
         cells = lines[i].split("\t")
         if not any(c.strip() for c in cells):
             continue
-        if len(cells) != len(header):
-            raise InputFileError(
-                path, f"metadata row has {len(cells)} fields, the header (line {h + 1}) has {len(header)}", line=i + 1
-            )
+        if len(cells) != len(header):  # a header that ends the file and is shorter is a file cut short in it
+            cut = len(header) < len(cells) and not any(line.strip() for line in lines[h + 1 :])
+            where = (f"the file ends in its header (line {h + 1}), cut short after {len(header)} of its fields"
+                     if cut else f"the header (line {h + 1}) has {len(header)}")  # fmt: skip
+            raise InputFileError(path, f"metadata row has {len(cells)} fields, {where}", line=h + 1 if cut else i + 1)
         first = next(k for k, c in enumerate(cells) if c.strip())
         if first != label_col:  # a shifted row would give every sample its neighbour's type and class
             raise InputFileError(path, f"metadata label '{cells[first].strip()}' is in column {first + 1} (header "

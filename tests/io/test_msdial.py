@@ -258,3 +258,13 @@ def test_metadata_rows_shifted_by_a_cell_are_refused_not_read_against_the_neighb
     path = write_lines(tmp_path / "shifted.txt", lines)
     with pytest.raises(InputFileError, match=rf"shifted.txt, line 1: metadata label .Class. .*shifted by \{shift:+d}"):
         read_msdial(path)
+
+
+def test_an_export_cut_short_inside_its_header_names_the_header_line(tmp_path):
+    """It blamed line 1: 'metadata row has 53 fields, the header (line 4) has 49'."""
+    lines = msdial_lines()
+    header = lines[4].split("\t")
+    path = tmp_path / "cut.txt"
+    path.write_text("\n".join([*lines[:4], "\t".join(header[: len(header) - 3])]), encoding="utf-8")
+    with pytest.raises(InputFileError, match=r"cut\.txt, line 5: .*the file ends in its header \(line 5\), cut short"):
+        read_msdial(path)
