@@ -44,6 +44,22 @@ def _missing_column(column: str, header: list[str], wanted: Sequence[str] | None
     return f"{said} (did you mean '{close[0]}'?)" if close else said
 
 
+def _pair_misspelt_accessions(failures: list[Failure]) -> None:
+    """An assays.csv accession without events beside an events accession without a row, alike (``Hi9`` / ``Hi09``):
+    the first failure says which one the row probably means, so the two lines read as one typo."""
+    import difflib
+
+    unknown = next((f for f in failures if f.expectation == "expect_column_values_to_be_in_set"), None)
+    absent = next((f for f in failures if f.expectation == "expect_column_distinct_values_to_contain_set"), None)
+    if unknown is None or absent is None or unknown.column != "accession":
+        return
+    pairs = [
+        (v, difflib.get_close_matches(str(v), list(map(str, absent.values)), n=1, cutoff=0.6)) for v in unknown.values
+    ]
+    said = [f"'{v}' is probably '{close[0]}', which has events but no row" for v, close in pairs if close]
+    unknown.hint = "; ".join(said[:3]) or None
+
+
 def _assay_columns(df: pd.DataFrame, assays: Sequence[str] | None) -> list[str]:
     """The assay columns present (all but ``accession`` unless ``assays`` names them)."""
     wanted = list(assays) if assays is not None else default_assay_columns(df.columns)
@@ -193,6 +209,7 @@ def validate_assays(
             f.rows = [int(i) for i in o.index_list[:MAX_LISTED]]
             f.values = list(o.values[:MAX_LISTED])
         (warnings if o.check.severity == "warning" else failures).append(f)
+    _pair_misspelt_accessions(failures)
     for f, entry in chain(_magnitude_checks(df, path, assays), _constant_checks(df, path, assays)):
         expectations.append(entry)
         if f is not None:

@@ -55,6 +55,7 @@ class Failure:
     context: list[dict[str, Any]] = field(default_factory=list)  # extra columns per listed row
     accession: str | None = None
     error: str | None = None
+    hint: str | None = None  # what the values suggest (a misspelt accession's likely meaning)
 
     def where(self) -> str:
         """``file, rows 3, 7 (+5 more)`` / ``file, line 4`` / ``file``."""
@@ -77,7 +78,7 @@ class Failure:
             text += f": {self.unexpected_count} unexpected, values {vals}{more}"
         elif self.unexpected_count:
             text += f": {self.unexpected_count} unexpected"
-        return text
+        return f"{text} ({self.hint})" if self.hint else text
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(
@@ -94,6 +95,7 @@ class Failure:
                 "values": self.values,
                 "context": self.context,
                 "error": self.error,
+                "hint": self.hint,
                 "message": self.describe(),
             }
         )
@@ -299,7 +301,7 @@ def render_html(data: dict[str, Any]) -> str:
                             _esc(f["column"]),
                             _esc(f["unexpected_count"]),
                             f"<span class='v'>{_esc(f['values'])}</span>",
-                            _esc(f["error"] or (f["context"] if f["context"] else "")),
+                            _esc(f["error"] or f.get("hint") or (f["context"] if f["context"] else "")),
                         ]
                         for f in res["failures"]
                     ],

@@ -580,6 +580,14 @@ def test_a_misspelt_accession_header_is_one_problem_not_also_an_assay(cohort):
     assert "on 'acession'" not in msg and "values 'ACC1'" not in msg, msg
 
 
+def test_a_misspelt_accession_row_is_paired_with_the_events_accession_it_means(cohort):
+    """'ACC02' without events and 'ACC2' without a row were two unrelated lines: the first now names the second."""
+    text = cohort["assays"].read_text().replace("\nACC2,", "\nACC02,")
+    cohort["assays"].write_text(text, encoding="utf-8")
+    msg = failed_message(cohort)
+    assert "values 'ACC02' ('ACC02' is probably 'ACC2', which has events but no row)" in msg, msg
+
+
 def test_an_assay_measured_on_fewer_than_two_accessions_fails(cohort):
     """Empty cells are "not measured" (a warning); a column left (almost) empty would pass and stop training at
     labelling after render, so it fails here."""
