@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ms2img.errors import ConfigError, InputFileError
+from ms2img.render.scaling import replicate_mean
 
 FEATURE_COLUMNS = ["feature_id", "mz", "rt", "msms", "polarity", "n_accessions"]
 RULE_KEYS = ("method", "mz_sigma_ppm", "rt_tol_min", "threshold", "ms2_tol_da", "mz_tol_ppm")
@@ -291,14 +292,5 @@ def match_parsed(
         acc_of_unit = np.zeros(n_units, dtype=np.intp)
         acc_of_unit[unit] = codes
         n_reps = np.asarray(n_injections, dtype=np.float64)
-        mat = replicate_mean_rows(mat, acc_of_unit, len(names), n_reps)
-        frac = np.bincount(acc_of_unit, weights=frac, minlength=len(names)) / n_reps
-        n_prec = np.bincount(acc_of_unit, weights=n_prec, minlength=len(names)) / n_reps
+        mat, frac, n_prec = (replicate_mean(v, acc_of_unit, len(names), n_reps) for v in (mat, frac, n_prec))
     return {"ids": np.asarray(names, dtype=str), "matrix": mat, "matched_fraction": frac, "n_precursors": n_prec}
-
-
-def replicate_mean_rows(mat: np.ndarray, group: np.ndarray, n_groups: int, n_replicates: np.ndarray) -> np.ndarray:
-    """Rows of ``mat`` (one per injection) summed per ``group`` (accession) and divided by its injection count."""
-    out = np.zeros((n_groups, mat.shape[1]), dtype=np.float64)
-    np.add.at(out, group, mat)
-    return out / n_replicates[:, None]

@@ -25,10 +25,16 @@ def replicate_mean(values: np.ndarray, item: np.ndarray, n_items: int, n_replica
     ``values``: one per (item, replicate) where the item is present; ``item``: the merged index of each value
     (``0..n_items-1``); ``n_replicates``: the accession's replicate count, one number or one per item. The count
     includes replicates without the item, so a precursor seen in one of three injections weighs a third. This is
-    the one definition the renderer, the serving model and the feature tables share.
+    the one definition the renderer, the serving model and the feature tables share. ``values`` may be rows (one
+    vector per injection, a feature family's served request): their mean per item, row by row.
     """
-    total = np.bincount(np.asarray(item, dtype=np.intp), weights=np.asarray(values, np.float64), minlength=n_items)
-    return total / np.asarray(n_replicates, dtype=np.float64)
+    item = np.asarray(item, dtype=np.intp)
+    values = np.asarray(values, np.float64)
+    if values.ndim == 1:
+        return np.bincount(item, weights=values, minlength=n_items) / np.asarray(n_replicates, dtype=np.float64)
+    total = np.zeros((n_items, *values.shape[1:]))
+    np.add.at(total, item, values)
+    return total / np.asarray(n_replicates, dtype=np.float64).reshape(-1, *([1] * (values.ndim - 1)))
 
 
 def transform_intensities(values: np.ndarray, transform: str) -> np.ndarray:

@@ -279,7 +279,8 @@ class FamilyPredictor:
         # writes it) adds nothing to the image and must not lift the accession over the domain's precursor count
         has = (counts > 0) & (req["precursor_intensity"].to_numpy(np.float64) > 0)
         # precursors per injection, as the domain's floor counts training injections
-        n_prec = np.bincount(codes[has], minlength=len(names)) / injections(req, counts, names)
+        n_injections = injections(req, counts, names)
+        n_prec = np.bincount(codes[has], minlength=len(names)) / n_injections
         if self.kind == "image":
             ids, x = _render_parsed(req, counts, mz, intensity, self.render)
             blank = x.reshape(len(x), -1).max(axis=1) <= 0
@@ -294,7 +295,7 @@ class FamilyPredictor:
                                   "MS/MS" for k in undetected[:5])  # fmt: skip
                 raise RequestError(f"nothing to classify for {len(undetected)} accession(s): {shown}")
             if replicated(req):  # each injection matched alone, the heights averaged as the feature table did
-                per = {"injection": req[REPLICATE].to_numpy(), "n_injections": injections(req, counts, names)}
+                per = {"injection": req[REPLICATE].to_numpy(), "n_injections": n_injections}
             else:
                 per = {}
             out = match_parsed(req, counts, mz, intensity, self.matcher, **per)
