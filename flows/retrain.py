@@ -24,7 +24,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows import dask_runner, pipeline
-from ms2img import registry, tracking
+from ms2img import atomic, registry, tracking
 from ms2img.errors import ConfigError, Ms2ImgError, ValidationFailed
 from ms2img.params import load_params
 
@@ -103,21 +103,31 @@ def preflight(project: Path, profile: str | None, assays: list[str] | None) -> d
     return {"dvc_remote": remote, "mlflow": uri, "assays": chosen, "prefix": params["registry"]["model_prefix"]}
 
 
+NEW_LOCAL = "new local data (recorded once it passes validation)"
+
+
 @task(retries=2, retry_delay_seconds=5)
 def sync_data(project: Path) -> str:
-    """Bring data/raw and its DVC pointer in line: record new local exports, else pull the pointed-at version.
+    """Bring data/raw in line with its DVC pointer: pull the pointed-at version, unless new local exports were
+    dropped into data/raw.
 
-    New accessions land either as files dropped into data/raw (recorded here with ``dvc add`` and pushed) or
-    as a new data/raw.dvc from git (fetched with ``dvc pull``).
+    New accessions land either as files dropped into data/raw or as a new data/raw.dvc from git (fetched here
+    with ``dvc pull``). Dropped files are recorded by :func:`record_data` only after ingest validated them, so a
+    bad drop never becomes the versioned data: data/raw.dvc and the remote keep the last good version.
     """
     pointer = project / "data" / "raw.dvc"
     local = (project / "data" / "raw").exists()
     if local and (not pointer.exists() or not pipeline.is_up_to_date(["data/raw.dvc"], cwd=project)):
-        pipeline.dvc("add", "data/raw", cwd=project)
-        pipeline.dvc("push", "data/raw.dvc", cwd=project)
-        return "recorded new local data"
+        return NEW_LOCAL
     pipeline.dvc("pull", "data/raw.dvc", cwd=project)
     return "pulled"
+
+
+@task(retries=2, retry_delay_seconds=5)
+def record_data(project: Path) -> None:
+    """Version the validated local exports: ``dvc add data/raw`` and push them to the remote."""
+    pipeline.dvc("add", "data/raw", cwd=project)
+    pipeline.dvc("push", "data/raw.dvc", cwd=project)
 
 
 @task
@@ -160,18 +170,24 @@ def upstream_stages(project: Path, stages: tuple[str, ...] = (*IMAGES, "features
     """Ingest + validate, render and features: shared by all assays, run by DVC itself.
 
     A validation failure stops here, before any training, with the validator's message and the report's path;
-    models, champions and dvc.lock stay as they were.
+    models, champions, dvc.lock and data/raw.dvc stay as they were (``dvc repro`` records a changed data source
+    in its pointer before running the stages after it, so the pointer's last validated version is put back).
     """
+    pointer = project / "data" / "raw.dvc"
+    validated = pointer.read_bytes() if pointer.exists() else None
     try:
         pipeline.repro(*stages, cwd=project, echo=run_logger().info)
     except pipeline.StageFailed as exc:
+        if validated is not None and (not pointer.exists() or pointer.read_bytes() != validated):
+            atomic.write_bytes(pointer, validated)
         problem = next((line for line in str(exc).splitlines() if "validation failed" in line), None)
         if problem is None:
             raise
         problem = problem.split("error: ", 1)[-1]
         raise ValidationFailed(
-            f"{problem} (report: {project / 'reports' / 'validation.html'}). Nothing was trained; every champion "
-            "stays. Fix or remove the bad input in data/raw, or set validate.policy: quarantine."
+            f"{problem} (report: {project / 'reports' / 'validation.html'}). Nothing was trained or recorded; "
+            "every champion and data/raw.dvc stay. Fix or remove the bad input in data/raw, or set validate.policy: "
+            "quarantine."
         ) from None
 
 
@@ -356,7 +372,8 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
     if profile is not None:
         changed_keys = pipeline.apply_profile(profile, project)
         logger.info("profile %s: %s", profile, f"params.yaml changed {changed_keys}" if changed_keys else "in force")
-    logger.info("data: %s (%s)", call(sync_data, project), tracking.data_hash(raw_dir(project)))
+    synced = call(sync_data, project)
+    logger.info("data: %s (%s)", synced, tracking.data_hash(raw_dir(project)))
     changed = call(detect_new_data, assays, where["prefix"], project)
     todo = [
         a
@@ -364,6 +381,8 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
         if force or changed[a] or not pipeline.is_up_to_date([f"promote@{a}"], cwd=project, with_deps=True)
     ]
     if not todo:
+        if synced == NEW_LOCAL:  # the exports every stage already validated and trained on: version them
+            call(record_data, project)
         logger.info("nothing to do: every champion was trained on the current data and the pipeline is up to date")
         return {}
     logger.info(
@@ -371,6 +390,8 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
         todo, [a for a in todo if changed[a]], force,
     )  # fmt: skip
     call(upstream_stages, project, IMAGES)
+    if synced == NEW_LOCAL:
+        call(record_data, project)
     studies = call(plan_studies, todo, force, project)
     jobs = submit_each(train_assay, {key: (key, stages, project) for key, stages in studies.items()})
     try:

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from flows import pipeline
-from flows.retrain import detect_new_data, retrain, sync_data
+from flows.retrain import NEW_LOCAL, detect_new_data, retrain, sync_data
 from flows.watch import watch_new_data
 from ms2img import tracking
 from ms2img.errors import ConfigError, ValidationFailed
@@ -54,7 +54,9 @@ def test_new_data_is_detected_trained_on_promoted_and_then_not_new(project):
     old_hash = tracking.data_hash(project.raw)
     project.sh("ms2img", "synth", "--out", "data/raw", "--accessions", "2", "--append")
     assert detect_new_data.fn([ASSAY], PREFIX, project.root) == {ASSAY: False}  # not recorded by DVC yet
-    assert sync_data.fn(project.root) == "recorded new local data"  # what the flow does first: dvc add + push
+    pointer = project.mtimes("data/raw.dvc")
+    assert sync_data.fn(project.root) == NEW_LOCAL  # noticed, recorded (dvc add + push) once validated
+    assert project.mtimes("data/raw.dvc") == pointer
     new_hash = tracking.data_hash(project.raw)
     assert new_hash != old_hash
     assert detect_new_data.fn([ASSAY], PREFIX, project.root) == {ASSAY: True}
@@ -147,8 +149,11 @@ def test_a_failed_flow_run_ends_in_one_line_not_tracebacks(fresh):
 
 
 def test_bad_data_in_a_fresh_project_stops_before_training(fresh, in_project):
-    """New local data that fails validation: recorded and validated, then the flow stops; nothing is trained."""
+    """New local data that fails validation: validated, then the flow stops; nothing is trained or recorded (the
+    DVC pointer and the remote keep the last good data)."""
     with in_project(fresh) as project:
+        pointer = project.root / "data" / "raw.dvc"
+        recorded = pointer.read_bytes()
         export = project.raw / "exports" / "ACC0002.txt"
         original = export.read_bytes()  # MS-DIAL exports end lines in CRLF: restore the very bytes
         export.write_text(_fragment_above_precursor(original.decode().replace("\r\n", "\n")))
@@ -158,8 +163,9 @@ def test_bad_data_in_a_fresh_project_stops_before_training(fresh, in_project):
             message = str(info.value)
             assert "validation failed" in message and "ACC0002" in message and "above_precursor" in message
             assert str(project.root / "reports" / "validation.html") in message
-            assert "Nothing was trained" in message
+            assert "Nothing was trained or recorded" in message
             assert project.json("reports/validation.json")
+            assert pointer.read_bytes() == recorded  # `dvc repro` had recorded the bad drop: put back
             assert not (project.root / "models").exists() and not (project.root / "metrics" / f"{ASSAY}.json").exists()
             assert project.versions(MODEL) == []
         finally:
@@ -171,6 +177,7 @@ def test_bad_data_stops_before_training_and_keeps_the_champion(project):
     champion = str(project.champion(MODEL).version)
     versions = project.versions(MODEL)
     trained_outputs = project.mtimes("models", f"metrics/{ASSAY}.json", f"metrics/{ASSAY}_promotion.json")
+    pointer = (project.root / "data" / "raw.dvc").read_bytes()
     export = project.raw / "exports" / "ACC0002.txt"
     original = export.read_bytes()  # MS-DIAL exports end lines in CRLF: restore the very bytes
     export.write_text(_fragment_above_precursor(original.decode().replace("\r\n", "\n")))
@@ -178,6 +185,7 @@ def test_bad_data_stops_before_training_and_keeps_the_champion(project):
         with pytest.raises(ValidationFailed) as info:
             retrain.fn(project_dir=str(project.root))
         message = str(info.value)
+        assert (project.root / "data" / "raw.dvc").read_bytes() == pointer  # still the champion's data
         assert "validation failed" in message and "ACC0002" in message and "above_precursor" in message
         assert str(project.root / "reports" / "validation.html") in message
         assert (project.root / "reports" / "validation.html").exists()
