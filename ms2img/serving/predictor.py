@@ -33,9 +33,9 @@ from ms2img.serving.request import (
     POLARITIES,
     REPLICATE,
     RequestError,
+    injection_features,
     injections,
     parse_request,
-    parsed_to_events,
     replicated,
     request_polarity,
 )
@@ -68,12 +68,24 @@ def render_request(
 def _render_parsed(req: pd.DataFrame, counts: np.ndarray, mz: np.ndarray, intensity: np.ndarray, config):
     from ms2img.render import render_arrays
 
+    rows = np.repeat(np.arange(len(req)), counts)
     if replicated(req):  # several injections of an accession: averaged by the training renderer itself
         from ms2img.render import render_events
 
-        rendered = render_events(parsed_to_events(req, counts, mz, intensity), config, progress=False)
+        def categories(column: str) -> pd.Categorical:  # codes, not a string per fragment row
+            codes, names = pd.factorize(req[column].to_numpy(dtype=object), sort=True)
+            return pd.Categorical.from_codes(codes[rows], categories=names)
+
+        columns = {
+            "accession": categories("accession"),
+            "replicate": categories(REPLICATE),
+            "feature_id": injection_features(req)[rows],
+            "fragment_mz": mz,
+            "fragment_intensity": intensity,
+        }
+        columns |= {c: req[c].to_numpy()[rows] for c in ("precursor_mz", "precursor_intensity")}
+        rendered = render_events(pd.DataFrame(columns), config, progress=False)
         return np.asarray(rendered.ids, dtype=str), rendered.images
-    rows = np.repeat(np.arange(len(req)), counts)
     precursor = (np.cumsum(counts > 0) - 1)[rows]  # dense ids, contiguous per precursor (the renderer's fast path)
     p_mz = req["precursor_mz"].to_numpy()[rows]
     p_int = req["precursor_intensity"].to_numpy()[rows]

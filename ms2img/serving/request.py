@@ -180,28 +180,31 @@ def injections(req: pd.DataFrame, counts: np.ndarray, names: np.ndarray) -> np.n
     return per.reindex(names, fill_value=0).to_numpy(np.float64).clip(min=1.0)
 
 
-def parsed_to_events(req: pd.DataFrame, counts: np.ndarray, mz: np.ndarray, intensity: np.ndarray) -> pd.DataFrame:
-    """A parsed request (:func:`parse_request`) as the canonical events table (one row per fragment).
+def injection_features(req: pd.DataFrame) -> np.ndarray:
+    """Per request row, the precursor id on which the renderer merges an accession's injections.
 
     Each row is its own precursor. With a ``replicate`` column, rows of one accession's injections that share
-    precursor m/z, RT and spectrum (the k-th such row of each injection) get one ``feature_id``, the key on which the
-    renderer merges a precursor across replicates, as it merged an aligned export's feature (whose injections share
-    its one spectrum) in training. The spectrum tells apart two features of one m/z and RT, one of them absent from
-    an injection.
+    precursor m/z, RT and spectrum (the k-th such row of each injection) get one id, as an aligned export's feature
+    (whose injections share its one spectrum) got one ``feature_id`` in training. The spectrum tells apart two
+    features of one m/z and RT, one of them absent from an injection.
     """
+    if REPLICATE not in req.columns:
+        return np.arange(len(req))
+    precursor = ["accession", "precursor_mz", "rt_min", "msms"]
+    nth = req.groupby([*precursor, REPLICATE], sort=False).cumcount()
+    return pd.factorize(pd.MultiIndex.from_arrays([*(req[c] for c in precursor), nth]))[0]
+
+
+def parsed_to_events(req: pd.DataFrame, counts: np.ndarray, mz: np.ndarray, intensity: np.ndarray) -> pd.DataFrame:
+    """A parsed request (:func:`parse_request`) as the canonical events table (one row per fragment; precursors
+    by :func:`injection_features`)."""
     rows = np.repeat(np.arange(len(req)), counts)
-    if REPLICATE in req.columns:
-        precursor = ["accession", "precursor_mz", "rt_min", "msms"]
-        nth = req.groupby([*precursor, REPLICATE], sort=False).cumcount()
-        feature = pd.factorize(pd.MultiIndex.from_arrays([*(req[c] for c in precursor), nth]))[0]
-        replicate = req[REPLICATE].to_numpy()[rows]
-    else:
-        feature, replicate = np.arange(len(req)), "1"
+    replicate = req[REPLICATE].to_numpy()[rows] if REPLICATE in req.columns else "1"
     events = pd.DataFrame(
         {
             "accession": req["accession"].to_numpy()[rows],
             "replicate": replicate,
-            "feature_id": np.asarray(feature)[rows].astype(str),
+            "feature_id": injection_features(req)[rows].astype(str),
             "precursor_mz": req["precursor_mz"].to_numpy()[rows],
             "rt_min": req["rt_min"].to_numpy()[rows],
             "precursor_intensity": req["precursor_intensity"].to_numpy()[rows],

@@ -289,6 +289,11 @@ def test_events_to_request_renders_the_training_image(aggregation, transform):
     trained = render_events(events, config, progress=False).images
     served = render_request(req, config)[1]
     np.testing.assert_allclose(served, trained, rtol=1e-6, atol=1e-7)
+    two = pd.concat([events.assign(accession="Y"), events.assign(accession="X", precursor_intensity=7.0)])
+    ids, served = render_request(events_to_request(two), config)
+    trained = render_events(two, config, progress=False)
+    assert ids.tolist() == trained.ids.tolist() == ["X", "Y"]
+    np.testing.assert_allclose(served, trained.images, rtol=1e-6, atol=1e-7)
     one = events[events["replicate"] == "r1"]  # one injection: the request stays one row per precursor
     assert REPLICATE not in events_to_request(one).columns
     np.testing.assert_allclose(render_request(events_to_request(one), config)[1],
