@@ -49,7 +49,9 @@ def row_error(row: int, problem: str) -> RequestError:
 
 
 def short(text: object, n: int = 80) -> str:
-    """A value quoted for an error message, cut to ``n`` characters."""
+    """A value quoted for an error message, cut to ``n`` characters (JSON null, NaN once in a frame: "null")."""
+    if text is None or (isinstance(text, float | np.floating) and np.isnan(text)):
+        return "null"
     text = repr(text.item() if isinstance(text, np.generic) else text)
     return text if len(text) <= n else text[: n - 3] + "..."
 
