@@ -103,30 +103,32 @@ def preflight(project: Path, profile: str | None, assays: list[str] | None) -> d
     return {"dvc_remote": remote, "mlflow": uri, "assays": chosen, "prefix": params["registry"]["model_prefix"]}
 
 
-NEW_LOCAL = "new local data (recorded once it passes validation)"
+NEW_LOCAL = "recorded new local data (pushed once it passes validation)"
+
+
+def raw_pointer(project: Path) -> Path:
+    return project / "data" / "raw.dvc"
 
 
 @task(retries=2, retry_delay_seconds=5)
 def sync_data(project: Path) -> str:
-    """Bring data/raw in line with its DVC pointer: pull the pointed-at version, unless new local exports were
-    dropped into data/raw.
+    """Bring data/raw and its DVC pointer in line: record new local exports, else pull the pointed-at version.
 
-    New accessions land either as files dropped into data/raw or as a new data/raw.dvc from git (fetched here
-    with ``dvc pull``). Dropped files are recorded by :func:`record_data` only after ingest validated them, so a
-    bad drop never becomes the versioned data: data/raw.dvc and the remote keep the last good version.
+    New accessions land either as files dropped into data/raw (recorded here with ``dvc add``; pushed by
+    :func:`push_data` only once ingest validated them) or as a new data/raw.dvc from git (fetched with ``dvc pull``).
     """
-    pointer = project / "data" / "raw.dvc"
+    pointer = raw_pointer(project)
     local = (project / "data" / "raw").exists()
     if local and (not pointer.exists() or not pipeline.is_up_to_date(["data/raw.dvc"], cwd=project)):
+        pipeline.dvc("add", "data/raw", cwd=project)
         return NEW_LOCAL
     pipeline.dvc("pull", "data/raw.dvc", cwd=project)
     return "pulled"
 
 
 @task(retries=2, retry_delay_seconds=5)
-def record_data(project: Path) -> None:
-    """Version the validated local exports: ``dvc add data/raw`` and push them to the remote."""
-    pipeline.dvc("add", "data/raw", cwd=project)
+def push_data(project: Path) -> None:
+    """Push the validated local exports to the DVC remote, so another machine can pull this data version."""
     pipeline.dvc("push", "data/raw.dvc", cwd=project)
 
 
@@ -166,27 +168,29 @@ IMAGES = ("ingest", "render")  # what the resolution studies need; features foll
 
 
 @task(task_run_name="upstream-{stages}")
-def upstream_stages(project: Path, stages: tuple[str, ...] = (*IMAGES, "features")) -> None:
+def upstream_stages(
+    project: Path, stages: tuple[str, ...] = (*IMAGES, "features"), last_good: bytes | None = None
+) -> None:
     """Ingest + validate, render and features: shared by all assays, run by DVC itself.
 
     A validation failure stops here, before any training, with the validator's message and the report's path;
-    models, champions, dvc.lock and data/raw.dvc stay as they were (``dvc repro`` records a changed data source
-    in its pointer before running the stages after it, so the pointer's last validated version is put back).
+    models, champions and dvc.lock stay as they were, and data/raw.dvc goes back to ``last_good`` (its bytes
+    before this run recorded the new data), so a bad drop never becomes the versioned data.
     """
-    pointer = project / "data" / "raw.dvc"
-    validated = pointer.read_bytes() if pointer.exists() else None
     try:
         pipeline.repro(*stages, cwd=project, echo=run_logger().info)
     except pipeline.StageFailed as exc:
-        if validated is not None and (not pointer.exists() or pointer.read_bytes() != validated):
-            atomic.write_bytes(pointer, validated)
+        pointer = raw_pointer(project)
+        if last_good is not None and (not pointer.exists() or pointer.read_bytes() != last_good):
+            atomic.write_bytes(pointer, last_good)
         problem = next((line for line in str(exc).splitlines() if "validation failed" in line), None)
         if problem is None:
             raise
         problem = problem.split("error: ", 1)[-1]
+        pointer_note = "; data/raw.dvc is back at the last validated data" if last_good is not None else ""
         raise ValidationFailed(
-            f"{problem} (report: {project / 'reports' / 'validation.html'}). Nothing was trained or recorded; "
-            "every champion and data/raw.dvc stay. Fix or remove the bad input in data/raw, or set validate.policy: "
+            f"{problem} (report: {project / 'reports' / 'validation.html'}). Nothing was trained or pushed; every "
+            f"champion stays{pointer_note}. Fix or remove the bad input in data/raw, or set validate.policy: "
             "quarantine."
         ) from None
 
@@ -372,6 +376,8 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
     if profile is not None:
         changed_keys = pipeline.apply_profile(profile, project)
         logger.info("profile %s: %s", profile, f"params.yaml changed {changed_keys}" if changed_keys else "in force")
+    pointer = raw_pointer(project)
+    last_good = pointer.read_bytes() if pointer.exists() else None
     synced = call(sync_data, project)
     logger.info("data: %s (%s)", synced, tracking.data_hash(raw_dir(project)))
     changed = call(detect_new_data, assays, where["prefix"], project)
@@ -381,17 +387,17 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
         if force or changed[a] or not pipeline.is_up_to_date([f"promote@{a}"], cwd=project, with_deps=True)
     ]
     if not todo:
-        if synced == NEW_LOCAL:  # the exports every stage already validated and trained on: version them
-            call(record_data, project)
+        if synced == NEW_LOCAL:  # the exports every stage already validated and trained on
+            call(push_data, project)
         logger.info("nothing to do: every champion was trained on the current data and the pipeline is up to date")
         return {}
     logger.info(
         "bringing %s up to date (new data: %s, forced: %s): stale stages run, up-to-date ones are skipped",
         todo, [a for a in todo if changed[a]], force,
     )  # fmt: skip
-    call(upstream_stages, project, IMAGES)
+    call(upstream_stages, project, IMAGES, last_good)
     if synced == NEW_LOCAL:
-        call(record_data, project)
+        call(push_data, project)
     studies = call(plan_studies, todo, force, project)
     jobs = submit_each(train_assay, {key: (key, stages, project) for key, stages in studies.items()})
     try:

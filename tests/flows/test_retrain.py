@@ -54,9 +54,7 @@ def test_new_data_is_detected_trained_on_promoted_and_then_not_new(project):
     old_hash = tracking.data_hash(project.raw)
     project.sh("ms2img", "synth", "--out", "data/raw", "--accessions", "2", "--append")
     assert detect_new_data.fn([ASSAY], PREFIX, project.root) == {ASSAY: False}  # not recorded by DVC yet
-    pointer = project.mtimes("data/raw.dvc")
-    assert sync_data.fn(project.root) == NEW_LOCAL  # noticed, recorded (dvc add + push) once validated
-    assert project.mtimes("data/raw.dvc") == pointer
+    assert sync_data.fn(project.root) == NEW_LOCAL  # what the flow does first: dvc add (pushed once validated)
     new_hash = tracking.data_hash(project.raw)
     assert new_hash != old_hash
     assert detect_new_data.fn([ASSAY], PREFIX, project.root) == {ASSAY: True}
@@ -149,8 +147,8 @@ def test_a_failed_flow_run_ends_in_one_line_not_tracebacks(fresh):
 
 
 def test_bad_data_in_a_fresh_project_stops_before_training(fresh, in_project):
-    """New local data that fails validation: validated, then the flow stops; nothing is trained or recorded (the
-    DVC pointer and the remote keep the last good data)."""
+    """New local data that fails validation: recorded and validated, then the flow stops; nothing is trained or
+    pushed, and the DVC pointer goes back to the last good data."""
     with in_project(fresh) as project:
         pointer = project.root / "data" / "raw.dvc"
         recorded = pointer.read_bytes()
@@ -163,7 +161,7 @@ def test_bad_data_in_a_fresh_project_stops_before_training(fresh, in_project):
             message = str(info.value)
             assert "validation failed" in message and "ACC0002" in message and "above_precursor" in message
             assert str(project.root / "reports" / "validation.html") in message
-            assert "Nothing was trained or recorded" in message
+            assert "Nothing was trained or pushed" in message and "back at the last validated data" in message
             assert project.json("reports/validation.json")
             assert pointer.read_bytes() == recorded  # `dvc repro` had recorded the bad drop: put back
             assert not (project.root / "models").exists() and not (project.root / "metrics" / f"{ASSAY}.json").exists()
