@@ -25,6 +25,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows import dask_runner, pipeline
 from ms2img import atomic, registry, tracking
+from ms2img.commands.init import VERSION_FILE, write_version_file
 from ms2img.errors import ConfigError, Ms2ImgError, ValidationFailed
 from ms2img.params import load_params
 
@@ -376,6 +377,8 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
     if profile is not None:
         changed_keys = pipeline.apply_profile(profile, project)
         logger.info("profile %s: %s", profile, f"params.yaml changed {changed_keys}" if changed_keys else "in force")
+    if (project / VERSION_FILE).is_file() and write_version_file(project):  # a project made by `ms2img init`
+        logger.info("%s: ms2img changed since the last run; every stage reruns", VERSION_FILE)
     pointer = raw_pointer(project)
     last_good = pointer.read_bytes() if pointer.exists() else None
     synced = call(sync_data, project)

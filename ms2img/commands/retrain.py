@@ -1,8 +1,8 @@
 """``ms2img retrain``: the Prefect flow of ``python -m flows.retrain``, from any project folder.
 
 The flows ship with the package (pyproject.toml installs ``flows``), so a lab's project made by ``ms2img init``
-needs no checkout. Before the flow runs, ``.ms2img-version`` is brought in line with the installed ms2img: an
-upgrade (or edited code) makes every stage stale, as a code dep does in the checkout.
+needs no checkout. The flow brings ``.ms2img-version`` in line with the installed ms2img first: an upgrade (or
+edited code) makes every stage stale, as a code dep does in the checkout.
 """
 
 from __future__ import annotations
@@ -44,14 +44,10 @@ def flow_argv(args: argparse.Namespace, project: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Stamp the installed ms2img into a project made by ``ms2img init``, then run the flow; its exit code."""
-    from ms2img.commands.init import VERSION_FILE, write_version_file
-
+    """Run the flow on the project; its exit code."""
     project = (args.project_dir or Path.cwd()).expanduser().resolve()
     if not (project / "dvc.yaml").is_file():
         raise ConfigError(f"{project}: not an ms2img project (no dvc.yaml); run `ms2img init DIR --assays ...` first")
-    if (project / VERSION_FILE).is_file() and write_version_file(project):
-        print(f"{VERSION_FILE}: ms2img changed since the last run; every stage reruns")
     try:
         from flows.retrain import main
     except ModuleNotFoundError as exc:

@@ -20,6 +20,7 @@ from flows import pipeline
 from flows.retrain import NEW_LOCAL, detect_new_data, retrain, sync_data
 from flows.watch import watch_new_data
 from ms2img import tracking
+from ms2img.commands.init import VERSION_FILE, version_stamp
 from ms2img.errors import ConfigError, ValidationFailed
 
 pytestmark = pytest.mark.integration
@@ -155,9 +156,12 @@ def test_bad_data_in_a_fresh_project_stops_before_training(fresh, in_project):
         export = project.raw / "exports" / "ACC0002.txt"
         original = export.read_bytes()  # MS-DIAL exports end lines in CRLF: restore the very bytes
         export.write_text(_fragment_above_precursor(original.decode().replace("\r\n", "\n")))
+        stamp = project.root / VERSION_FILE  # as `ms2img init` writes it; here, of an older ms2img
+        stamp.write_text("ms2img 0.0.1 sha256:old\n")
         try:
             with pytest.raises(ValidationFailed) as info:
                 retrain.fn(project_dir=str(project.root))
+            assert stamp.read_text() == version_stamp()  # the flow, not only `ms2img retrain`, sees new code
             message = str(info.value)
             assert "validation failed" in message and "ACC0002" in message and "above_precursor" in message
             assert str(project.root / "reports" / "validation.html") in message
@@ -168,6 +172,7 @@ def test_bad_data_in_a_fresh_project_stops_before_training(fresh, in_project):
             assert project.versions(MODEL) == []
         finally:
             export.write_bytes(original)
+            stamp.unlink()
 
 
 @slow
