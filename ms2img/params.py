@@ -20,10 +20,30 @@ def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: parameters file not found (run from the project root or pass --params)")
+    return read_yaml(path)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML file of settings ({} when empty); ConfigError in one line naming the file and line when it is not YAML."""
+    text = path.read_text(encoding="utf-8")
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(yaml_problem(path, text, exc)) from None
+
+
+def yaml_problem(path: Path, text: str, exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: file, line, the parser's problem, the line itself, and for an unquoted value
+    that YAML reads as syntax (a unit such as % inhibition), the cure."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    lines = text.splitlines()
+    if mark is None or not 0 <= mark.line < len(lines):
+        return f"{path}: not valid YAML: {problem}"
+    cure = ""
+    if "cannot start any token" in problem or "mapping values are not allowed" in problem:
+        cure = " (a value that starts with % @ ` or holds ': ' needs quotes, e.g. TPC: \"% inhibition\")"
+    return f"{path}, line {mark.line + 1}: not valid YAML: {problem} in {lines[mark.line].strip()!r}{cure}"
 
 
 def profile_overrides(name: str, root: str | Path = ".") -> dict[str, Any]:
@@ -32,7 +52,7 @@ def profile_overrides(name: str, root: str | Path = ".") -> dict[str, Any]:
     if not path.is_file():
         known = sorted(p.stem for p in (Path(root) / PROFILES_DIR).glob("*.yaml"))
         raise ConfigError(f"unknown profile '{name}' ({path} not found); profiles: {known}")
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return read_yaml(path)
 
 
 def set_cli_args(overrides: dict[str, Any]) -> list[str]:

@@ -38,6 +38,18 @@ def test_load_params_reads_the_file_and_names_a_missing_one(tmp_path):
     assert load_params(REPO_ROOT / "params.yaml")["labels"]["assays"]  # the repo's own file loads
 
 
+def test_an_unquoted_unit_names_its_line_and_the_cure(tmp_path):
+    """The template invites units such as % inhibition; unquoted, YAML reads % as syntax."""
+    (tmp_path / "params.yaml").write_text("labels:\n  units:\n    heat: % inhibition\n")
+    with pytest.raises(ConfigError) as refused:
+        load_params(tmp_path / "params.yaml")
+    message = str(refused.value)
+    assert "\n" not in message and "params.yaml, line 3: not valid YAML" in message
+    assert "'heat: % inhibition'" in message and 'needs quotes, e.g. TPC: "% inhibition"' in message
+    (tmp_path / "params.yaml").write_text('labels:\n  units:\n    heat: "% inhibition"\n')
+    assert load_params(tmp_path / "params.yaml")["labels"]["units"] == {"heat": "% inhibition"}
+
+
 def test_profile_overrides_reads_profiles_paper_yaml():
     overrides = profile_overrides("paper", REPO_ROOT)
     assert overrides == yaml.safe_load((REPO_ROOT / "profiles" / "paper.yaml").read_text())

@@ -39,7 +39,7 @@ Bioactivity of extracts from LC-MS/MS data for the assays {assays} (made by `ms2
    File type, else Sample; injections of one extract share its accession). Without rows, each sample column is
    its own accession.
 3. Put the measured activities in `data/raw/assays.csv`: `accession` and one column per assay ({assays}), and
-   their units in `params.yaml` (`labels.units`: replace the placeholder `units`, e.g. `% inhibition`).
+   their units in `params.yaml` (`labels.units`: replace the placeholder `units`, e.g. `"% inhibition"` in quotes).
 4. Check what ingest makes of it: `ms2img ingest data/raw/exports --out /tmp/events` (prints how files became
    accessions; nothing in the project changes).
 5. Train, promote and report: `ms2img retrain` (the Prefect flow; `--force` retrains, `--assays A` only those).
@@ -184,7 +184,7 @@ PARAMS_HEAD = (
 
 
 UNITS_PLACEHOLDER = "units"  # labels.units until the lab fills it: figures read "DPPH (units)", never "x x"
-UNITS_COMMENT = "axis labels of figures and report: replace 'units' (e.g. % inhibition)"
+UNITS_COMMENT = "axis labels of figures and report: replace 'units' (e.g. \"% inhibition\", in quotes)"
 
 
 def project_params(assays: list[str]) -> str:
