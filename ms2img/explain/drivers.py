@@ -237,8 +237,11 @@ def find_drivers(
     conditional: bool = True,
     direction_first: bool = True,
     seed: int = 0,
+    top: int | None = None,
 ) -> pd.DataFrame:
-    """Candidates in the boxes with positive importance, ranked (see the module docstring).
+    """Candidates in the boxes with positive importance, ranked (see the module docstring); ``top``: only the
+    ``top`` strongest by ``conditional_importance`` then ``importance``, whatever their direction, are ranked (a cut
+    after the up-first order would hide every ``down`` driver behind the ``up`` ones).
 
     ``boxes``: :func:`ms2img.explain.attribution.window_boxes` output (or any frame with ``box,
     precursor_mz_lo/hi, fragment_mz_lo/hi, importance`` and optionally ``rt_lo/rt_hi``); ``labels``: accession ->
@@ -363,9 +366,11 @@ def find_drivers(
     specs = [spectrum(int(c)) for c in cand]
     out["n_fragments"] = [len(sp[0]) for sp in specs]
     out["consensus_spectrum"] = [format_spectrum(*sp) for sp in specs]
-    out["_group"] = np.where(up, 0, 1) if direction_first else 0
-    keys = ["_group", "conditional_importance", "importance"]
-    out = out.sort_values(keys, ascending=[True, False, False], kind="stable").drop(columns="_group")
+    strength = ["conditional_importance", "importance"]
+    if top is not None:
+        out = out.sort_values(strength, ascending=False, kind="stable").head(int(top))
+    out["_group"] = np.where(out["direction"] == "up", 0, 1) if direction_first else 0
+    out = out.sort_values(["_group", *strength], ascending=[True, False, False], kind="stable").drop(columns="_group")
     out = out.reset_index(drop=True)
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out

@@ -304,7 +304,8 @@ def explain_assay(
         conditional=cfg.conditional,
         direction_first=cfg.direction_first,
         seed=cfg.seed,
-    ).head(cfg.top)
+        top=cfg.top,
+    )
     library = SpectralLibrary.from_paths(cfg.libraries, ms1_tol_da=cfg.ms1_tol_da, ms2_tol_da=cfg.ms2_tol_da)
     drivers = annotate(drivers, library)
     columns = list(DRIVER_COLUMNS)

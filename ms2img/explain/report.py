@@ -29,7 +29,8 @@ def plot_drivers(
 ) -> Path:
     """Left: mean fingerprint (precursor m/z x fragment m/z) with the ``n_boxes`` most important boxes outlined
     and numbered (red: the box pushes towards high activity on average, blue: towards low) and the top drivers'
-    precursor m/z marked. Right: the top ``n_drivers`` by importance, labelled with m/z, RT and library name."""
+    precursor m/z marked. Right: the top ``n_drivers`` in rank order (up first), their bars the quantity they are
+    ranked by (``conditional_importance`` when computed), labelled with rank, m/z, RT and library name."""
     from matplotlib.colors import PowerNorm
     from matplotlib.patches import Rectangle
 
@@ -54,7 +55,7 @@ def plot_drivers(
                 ec=color,
             )
         )
-        ax.text(b.precursor_mz_hi, b.fragment_mz_hi, str(b.box), color="white", fontsize=7, va="bottom", ha="left")
+        ax.text(b.precursor_mz_hi, b.fragment_mz_hi, f"B{b.box}", color="white", fontsize=7, va="bottom", ha="left")
     top = drivers.head(n_drivers)
     if len(top):
         ax.scatter(top["precursor_mz"], np.full(len(top), ye[0]), marker="^", s=28, c="cyan", clip_on=False, zorder=5)
@@ -62,7 +63,7 @@ def plot_drivers(
     ax.set_ylim(ye[0], ye[-1])
     ax.set_xlabel("Precursor m/z")
     ax.set_ylabel("Fragment m/z")
-    ax.set_title("mean fingerprint, top boxes (red: towards high, blue: towards low); ▲ top drivers", fontsize=8.5)
+    ax.set_title("mean fingerprint, top boxes B1.. (red: towards high, blue: towards low); ▲ top drivers", fontsize=8.5)
     fig.colorbar(mesh, ax=ax, shrink=0.8, label=f"mean pixel intensity, γ = {gamma:g}")
 
     labels = []
@@ -71,10 +72,12 @@ def plot_drivers(
         labels.append(f"#{r.rank} m/z {r.precursor_mz:.4f} @ {r.rt_min:.2f} min" + (f"  {name[:28]}" if name else ""))
     y = np.arange(len(top))[::-1]
     colors = [UP_COLOR if d == "up" else DOWN_COLOR for d in top.get("direction", [])]
-    bx.barh(y, top["importance"].to_numpy() if len(top) else [], color=colors)
+    conditional = "conditional_importance" in top and top["conditional_importance"].notna().any()
+    ranked_by = "conditional_importance" if conditional else "importance"
+    bx.barh(y, top[ranked_by].to_numpy() if len(top) else [], color=colors)  # the quantity the ranks sort by
     bx.set_yticks(y, labels, fontsize=7)
     # two lines: constrained layout centres an axis label under its axes and lets a wider one run off the page
-    bx.set_xlabel("importance\n(red: more abundant in high-activity accessions)")
+    bx.set_xlabel(f"{ranked_by.replace('_', ' ')}\n(red: more abundant in high-activity accessions)")
     bx.set_title("top drivers", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)

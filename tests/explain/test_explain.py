@@ -213,6 +213,14 @@ def test_drivers_recover_the_planted_actives_and_fold_their_ions(project):
     assert "[M+FA-H]-" in cat["adducts"] and "M+1" in cat["adducts"]  # one compound, one driver
     assert not np.isclose(drivers["precursor_mz"], 335.0767, atol=0.01).any()
     assert cat["n_accessions"] == 24 and "109.0295" in cat["consensus_spectrum"]
+    # a cut keeps the strongest whatever their direction, then ranks up first: a cut after the up-first order hid
+    # every down driver of a real cohort behind 50 weak up ones
+    k = 4
+    strongest = drivers.sort_values(["conditional_importance", "importance"], ascending=False).head(k)
+    cut = find_drivers(boxes, collect_precursors(events), labels, top=k)
+    assert sorted(cut["cluster"]) == sorted(strongest["cluster"]) and cut["rank"].tolist() == list(range(1, k + 1))
+    assert (drivers.head(k)["direction"] == "up").all() and (cut["direction"] == "down").any()  # here: one of 4
+    assert list(cut["direction"]) == sorted(cut["direction"], key=lambda d: d != "up")
 
 
 def test_explain_assay_writes_the_report(project):
