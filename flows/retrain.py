@@ -312,11 +312,14 @@ def summarise(
     results: dict[str, dict], state: dict[str, dict], seconds: float, project: Path, checks: list[str] = ()
 ) -> str:
     """A markdown table: per assay every family's cross-validated AUC with its interval, the champion (family and
-    version, read from the registry), the decision and its reason; then what was checked."""
+    version, read from the registry), the decision and its reason (or why its training failed: ``{"failed": ...}``);
+    then what was checked."""
     from ms2img.models.family import FAMILIES
 
-    scored = {a: _read(project / "metrics" / f"{a}.json").get("families", {}) for a in results}
-    shown = [f for f in FAMILIES if any(f in fams for fams in scored.values())] or list(FAMILIES)  # families trained
+    scored = {a: {} if res.get("failed") else _read(project / "metrics" / f"{a}.json").get("families", {})
+              for a, res in results.items()}  # fmt: skip
+    trained = [f for f in FAMILIES if any(f in fams for fams in scored.values())]
+    shown = trained or list(load_params(project / "params.yaml")["train"]["families"])
     head = "| assay | " + " | ".join(shown) + " | champion | decision |"
     lines = [head, "|---" * (len(shown) + 3) + "|"]
     for assay, res in results.items():
@@ -330,6 +333,8 @@ def summarise(
         verdict = "promoted" if res.get("promoted") else ("rejected" if res.get("rejected") else "kept")
         reason = str(res.get("reason") or "")
         decision = reason if reason.startswith(verdict) else f"{verdict}: {reason}" if reason else "skipped: unchanged"
+        if res.get("failed"):
+            decision = f"training failed (champion kept): {res['failed']}"
         lines.append(f"| {assay} | " + " | ".join(cells) + f" | {who} | {decision} |")
     lines.append(
         "\nAUC: mean over folds [95% corrected resampled t interval, at least as wide as Newcombe's score interval "
@@ -411,18 +416,19 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
         ran, failed = collect(jobs)  # a failed features stage still waits for the studies it runs beside
     call(record, [stage for stages in ran.values() for stage in stages], project)  # a failed chain's study too
     results = {a: decision(a, project) for a in todo if a in ran}
-    stale = call(check_recorded, list(results), project)
-    pushed = False
-    try:
-        call(report, project)
-        call(push, project)
-        pushed = True
-    except pipeline.StageFailed as exc:
-        if not failed:
-            raise
-        # the report of a project whose only assay failed has nothing to show: the training failure is the news
-        logger.warning("report and push skipped after the failed training: %s", exc)
-    state = registry_state(list(results), where["prefix"], project)
+    stale, pushed = [], False
+    if results:  # with every asked assay failed there is nothing new to check, report or push
+        stale = call(check_recorded, list(results), project)
+        try:
+            call(report, project)
+            call(push, project)
+            pushed = True
+        except pipeline.StageFailed as exc:
+            if not failed:
+                raise
+            logger.warning("report and push skipped after the failed training: %s", exc)
+    rows = results | {a: {"failed": str(failed[a]).splitlines()[0][:300]} for a in todo if a in failed}
+    state = registry_state(list(rows), where["prefix"], project)
     recorded = (
         f"still stale after recording: {', '.join(stale)}"
         if stale
@@ -431,7 +437,7 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
     versions = ", ".join(f"{entry['name']} {entry['versions']} versions" for entry in state.values()) or "no model"
     pushed_note = "data and pipeline outputs pushed to the DVC remote" if pushed else "report and push skipped"
     checks = [f"Checked: {recorded}; registry: {versions}; {pushed_note}."]
-    summary = summarise(results, state, time.perf_counter() - started, project, checks)
+    summary = summarise(rows, state, time.perf_counter() - started, project, checks)
     if in_flow_run():
         create_markdown_artifact(summary, key="retrain-summary", description="ms2img retrain")
     print(summary)

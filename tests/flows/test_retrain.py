@@ -175,6 +175,24 @@ def test_bad_data_in_a_fresh_project_stops_before_training(fresh, in_project):
             stamp.unlink()
 
 
+def test_an_assay_whose_training_refuses_is_one_row_of_the_summary(tiny_project, in_project, capsys, caplog):
+    """The only assay refuses to train (more folds than a class has accessions): the summary says why in its row,
+    lists the families params.yaml trains, and the flow neither reports nor pushes (nothing new to show)."""
+    refusing = tiny_project("refusing", overrides={"cv.folds": 40, "resolution.assays": []})
+    caplog.set_level("INFO", logger="flows.retrain")
+    failed = pytest.raises(pipeline.StageFailed, match=r"training failed for \['elastase'\]")
+    with in_project(refusing) as project, failed:
+        retrain.fn(project_dir=str(project.root))
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith(f"| {ASSAY} |"))
+    assert "training failed (champion kept): train@elastase failed" in row and "| none |" in row, row
+    header = next(line for line in out.splitlines() if line.startswith("| assay |"))
+    assert "cnn-mt" not in header and "rf-image" in header
+    assert "report and push skipped" in out
+    assert "bringing ['elastase'] up to date" in caplog.text and "still stale" not in caplog.text
+    assert not (project.root / "report").exists()
+
+
 @slow
 def test_bad_data_stops_before_training_and_keeps_the_champion(project):
     champion = str(project.champion(MODEL).version)
