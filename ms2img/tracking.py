@@ -345,8 +345,13 @@ def log_dataset(raw_data: str | Path | None, name: str, context: str = "training
     import pandas as pd
     from mlflow.data.pandas_dataset import from_pandas
 
+    from ms2img.io.assay_table import read_csv_strings
+
     digest = data_hash(raw_data) or "unknown"
     assays = Path(raw_data) / "assays.csv"
-    frame = pd.read_csv(assays) if assays.is_file() else pd.DataFrame({"path": [str(raw_data)]})
+    # as every reader of it: UTF-8 or Windows-1252 (Excel), accessions such as 001 kept as written
+    frame = (
+        read_csv_strings(assays).reset_index(drop=True) if assays.is_file() else pd.DataFrame({"path": [str(raw_data)]})
+    )
     dataset = from_pandas(frame, source=str(Path(raw_data).resolve()), name=name, digest=digest.split(":")[-1][:36])
     mlflow.log_input(dataset, context=context)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ms2img import plots
+from ms2img.io.assay_table import read_csv_strings
 from ms2img.training.fold_metrics import predict_labels
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ def example_fingerprints(
     picks: list[tuple[int, str]] = []
     values: dict[str, float] = {}
     if assays_csv is not None and assay:
-        table = pd.read_csv(assays_csv)
+        table = read_csv_strings(assays_csv)  # Excel's Windows-1252 read; accession 001 stays 001
         if assay in table.columns and "accession" in table.columns:
             v = pd.to_numeric(table[assay], errors="coerce")
             values = dict(zip(table["accession"].astype(str), v, strict=True))

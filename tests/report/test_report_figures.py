@@ -97,3 +97,33 @@ def test_a_served_threshold_outside_the_folds_says_the_dots_were_scored_at_their
     value, label, band = decision_threshold(0.782, [0.17, 0.4, 0.655])
     assert value == 0.782 and band == (0.17, 0.655) and "outside the folds' thresholds" in label
     assert decision_threshold(0.5, [0.17, 0.655])[1] == "saved model's threshold 0.5"
+
+
+def test_an_excel_assays_csv_labels_the_example_fingerprints_and_the_logged_dataset(tmp_path):
+    """Excel's "CSV (Comma delimited)" is Windows-1252 and keeps accession 001 as typed: every reader of assays.csv
+    takes it (pandas' default read crashed the tracked training run on an accession with é, and made 001 the number
+    1, so the report's fingerprints lost their values)."""
+    import mlflow
+
+    from ms2img.report.figures import example_fingerprints
+    from ms2img.tracking import log_dataset
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "assays.csv").write_bytes("accession,DPPH\r\n001,10\r\nProbe_é_µ,90\r\n".encode("cp1252"))
+    rng = np.random.default_rng(0)
+    images = tmp_path / "images.npz"
+    np.savez(images, images=rng.random((2, 14, 15)).astype(np.float32), ids=np.array(["001", "Probe_é_µ"]),
+             x_edges=np.linspace(100, 1500, 16), y_edges=np.linspace(0, 1500, 15))  # fmt: skip
+    shown = example_fingerprints(images, raw / "assays.csv", "DPPH", tmp_path)
+    titles = [title for title, _ in shown]
+    assert len(titles) == 2 and "Probe_é_µ" in titles[0] and "001" in titles[1] and "10" in titles[1], titles
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        with mlflow.start_run() as run:
+            log_dataset(raw, "cohort")
+        (logged,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
+        assert logged.dataset.name == "cohort" and '"name": "accession"' in logged.dataset.schema
+    finally:
+        mlflow.set_tracking_uri(previous)
