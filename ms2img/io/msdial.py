@@ -46,9 +46,10 @@ log = logging.getLogger(__name__)
 ID, MZ, RT, MSMS = "Alignment ID", "Average Mz", "Average Rt(min)", "MS/MS spectrum"
 ADDUCT_COLUMNS = ("Adduct type", "Adduct ion name")
 TYPE_LABELS = ("file type", "type")
-# File types that are not samples and are skipped without a word: summary columns (NA), standards, empty cells;
-# any other value is refused (a misspelt "Sampel" would silently drop a sample) unless a sample sheet types it.
+# Not samples: summaries (NA), standards, empty cells (warned); any other value is refused (a misspelt "Sampel" would
+# silently drop a sample). A sample sheet's type decides for any column but a summary.
 SKIPPED_TYPES = ("na", "standard", "")
+UNTYPED_WARNING = "sample columns without a File type"
 MAX_METADATA_ROWS = 50
 STREAM_BLOCK_BYTES = 16 << 20  # lines read and parsed at a time: the parsing's working memory is a few blocks
 
@@ -505,11 +506,8 @@ def _find_header(path: Path, lines: list[str]) -> int:
 def _select_samples(
     path: Path, lines: list[str], h: int, header: list[str], sheet_index: dict, warnings: dict[str, int]
 ) -> list[tuple[int, dict[str, str]]]:
-    """``(column index, {"type", "class"})`` for each sample column, chosen by the File type / Type row.
-
-    Without a type row the sample sheet decides (columns it lists); without either, the file is rejected
-    because summary columns could not be told from samples.
-    """
+    """``(column index, {"type", "class"})`` per sample column, by the File type / Type row, else by the sample
+    sheet (the columns it lists); without either, summary columns could not be told from samples: refused."""
     meta, meta_line, label_col = {}, {}, header.index(MSMS)  # labels sit above 'MS/MS spectrum'
     for i in range(h):
         cells = lines[i].split("\t")
@@ -535,28 +533,30 @@ def _select_samples(
 
     chosen: list[tuple[int, dict[str, str]]] = []
     if type_row is not None:
-        ignored = set()
-        type_line = meta_line[type_key]
+        type_line, untyped = meta_line[type_key], []
         for j in range(label_col + 1, len(header)):
             t = normalize_type(type_row[j])
-            if t is None and type_row[j].lower() not in SKIPPED_TYPES:
-                listed = sheet_row(sheet_index, header[j])
-                if listed is None or not listed["type"]:  # a typo would drop a sample: the sheet may say what it is
-                    raise InputFileError(
-                        path,
-                        f"unknown sample type '{type_row[j]}' in the {type_row[label_col]} row (MS-DIAL writes "
-                        f"{', '.join(SAMPLE_TYPES)} or Standard; NA columns are summaries): correct the cell, or give "
-                        "this column a type in a sample sheet",
-                        line=type_line,
-                        column=header[j],
-                    )
-                t = ""  # the sheet's type decides (resolve)
-            if t is None:
-                ignored.add(type_row[j] or "<empty>")
-                continue
-            chosen.append((j, {"type": t, "class": class_row[j] if class_row else ""}))
-        if ignored:
-            log.debug("%s: ignoring columns of type %s (summaries / standards)", path, sorted(ignored))
+            listed = sheet_row(sheet_index, header[j]) if t is None else None
+            if listed is not None and listed["type"] and type_row[j].lower() != "na":
+                t = ""  # a sheet's type decides for a column the export leaves empty, calls Standard or misspells
+            elif t is None and type_row[j].lower() not in SKIPPED_TYPES:  # a typo would drop a sample
+                raise InputFileError(
+                    path,
+                    f"unknown sample type '{type_row[j]}' in the {type_row[label_col]} row (MS-DIAL writes "
+                    f"{', '.join(SAMPLE_TYPES)} or Standard; NA columns are summaries): correct the cell, or give "
+                    "this column a type in a sample sheet",
+                    line=type_line,
+                    column=header[j],
+                )
+            if t is not None:
+                chosen.append((j, {"type": t, "class": class_row[j] if class_row else ""}))
+            elif not type_row[j] and header[j]:
+                untyped.append(header[j])
+        if untyped:  # a blanked cell must not lose a sample without a word
+            warnings[UNTYPED_WARNING] = len(untyped)
+            log.warning("%s: %d column(s) with an empty %s cell (line %d) skipped: %s; give them a type in the "
+                        "export or a sample sheet", path, len(untyped), type_row[label_col], type_line,
+                        ", ".join(untyped[:5]) + (" ..." if len(untyped) > 5 else ""))  # fmt: skip
     elif sheet_index:
         start = header.index(MSMS) + 1
         chosen = [(j, {"type": "", "class": ""}) for j in range(start, len(header)) if header[j] in sheet_index]

@@ -219,6 +219,25 @@ def test_unknown_sample_type_is_refused_naming_cell_unless_a_sample_sheet_types_
     assert result.samples.set_index("sample").loc["s1", "type"] == "Sample" and result.warnings == {}
 
 
+@pytest.mark.parametrize("cell", ["", "Standard"])
+def test_a_sample_column_without_a_type_is_warned_about_and_a_sheet_types_it(tmp_path, caplog, cell):
+    """An empty File type cell dropped a sample without a word, even when the sample sheet listed it as a Sample (and
+    then warned that the sheet's row matched no input); a Standard column is skipped unless the sheet types it."""
+    meta = {**META, "File type": [cell, "Sample", "QC", "Blank", "NA"]}
+    path = write_lines(tmp_path / "untyped.txt", msdial_lines(meta=meta))
+    result = read_msdial(path)
+    assert result.samples["sample"].tolist() == ["s2", "qc", "blank"]
+    warned = [r.getMessage() for r in caplog.records if "empty File type cell" in r.getMessage()]
+    expected = f"{path}: 1 column(s) with an empty File type cell (line 2) skipped: s1; give them a type in the export"
+    assert (warned == [f"{expected} or a sample sheet"]) == (cell == "")
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("sample,accession,type\ns1,s1,Sample\n")
+    typed = read_msdial(path, sample_sheet=sheet)
+    assert typed.samples["sample"].tolist() == ["s1", "s2", "qc", "blank"]
+    assert typed.samples.set_index("sample").loc["s1", "type"] == "Sample"
+    assert (typed.events["accession"] == "s1").any()
+
+
 @pytest.mark.parametrize("blank", ["", "\t" * 10, " ", "  \t "])
 @pytest.mark.parametrize("newline", ["\n", "\r\n"])
 def test_blank_body_lines_are_skipped_and_later_errors_name_the_editor_line(tmp_path, blank, newline):
