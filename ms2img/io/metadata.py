@@ -119,7 +119,11 @@ def read_sample_metadata(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame |
     class_j = next((j for c in CLASS_ATTRIBUTES for j, a in attrs.items() if a == c), None)
     if class_j is None:
         class_j = next((j for j in attrs if j != type_j and not numeric(j)), None)
-    activity_cols = [j for j, a in attrs.items() if "activ" in a and numeric(j)]
+    # an activity column holds numbers (any digit); column_to_float then reads NA as not measured and refuses other
+    # text on its line (one "#N/A" made the whole column silently stop being an assay); "active"/"inactive" is a class
+    activity_cols = [
+        j for j, a in attrs.items() if "activ" in a and any(any(c.isdigit() for c in r[j]) for r in records)
+    ]
 
     sheet = pd.DataFrame(
         {

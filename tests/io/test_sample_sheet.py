@@ -105,3 +105,20 @@ def test_two_rows_for_one_sample_differing_only_by_extension_fail(tmp_path):
         InputFileError, match=r"groups\.csv, line 4: duplicate sample\(s\) \['5440'\] \('5440\.mzXML' on line 2\)"
     ):
         read_sample_metadata(meta)
+
+
+def test_a_metadata_activity_column_reads_na_as_not_measured_and_refuses_other_text(tmp_path):
+    """One NA, '#N/A' or decimal comma in a GNPS metadata activity column made it silently stop being an assay."""
+    from ms2img.io.metadata import read_sample_metadata
+
+    head = "filename\tATTRIBUTE_BioactivityIC50\tATTRIBUTE_Activity_class\n"
+    meta = tmp_path / "metadata.tsv"
+    meta.write_text(head + "a.mzML\t12.5\tactive\nb.mzML\tNA\tinactive\nc.mzML\t3\tactive\n")
+    _, activity = read_sample_metadata(meta)
+    assert list(activity.columns) == ["sample", "BioactivityIC50"]  # the class words are not an assay
+    values = activity["BioactivityIC50"].tolist()
+    assert values[0] == 12.5 and values[1] != values[1] and values[2] == 3.0  # NA: not measured (NaN)
+    for cell in ("#N/A", "4,5"):
+        meta.write_text(head + f"a.mzML\t12.5\tactive\nb.mzML\t{cell}\tinactive\n")
+        with pytest.raises(InputFileError, match=rf"line 3, column 'ATTRIBUTE_BioactivityIC50': '{cell}'"):
+            read_sample_metadata(meta)
