@@ -37,9 +37,10 @@ def normalize_type(value: str) -> str | None:
 
 
 def strip_raw_extension(name: str) -> str:
-    """``"A_01.mzXML"`` -> ``"A_01"``; names without a known raw-file extension are returned unchanged."""
+    """``"A_01.mzXML"`` -> ``"A_01"`` (and ``"A_01 .mzXML"`` too); names without a known raw-file extension are
+    returned unchanged."""
     stem, dot, ext = str(name).rpartition(".")
-    return stem if dot and stem and f".{ext.lower()}" in RAW_EXTENSIONS else str(name)
+    return stem.strip() if dot and stem.strip() and f".{ext.lower()}" in RAW_EXTENSIONS else str(name)
 
 
 def read_sample_sheet(path: str | Path) -> pd.DataFrame:

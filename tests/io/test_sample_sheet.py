@@ -61,6 +61,7 @@ def test_resolve_matches_with_or_without_raw_extension(tmp_path):
         "class": "",
     }
     assert strip_raw_extension("a.b.mzML") == "a.b" and strip_raw_extension("a.b") == "a.b"
+    assert strip_raw_extension("ProbeA .mzXML") == "ProbeA"  # a space before the extension is not the accession's
 
 
 @pytest.mark.parametrize(
