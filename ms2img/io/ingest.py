@@ -43,6 +43,7 @@ from ms2img.io.sample_sheet import (
     unmatched_rows,
 )
 from ms2img.io.schema import SAMPLE_COLUMNS, SAMPLE_TYPES, WRITTEN_COLUMNS, accession_filename
+from ms2img.io.text import UNTERMINATED_WARNING, unterminated
 
 log = logging.getLogger(__name__)
 UNLISTED = "input samples the sample sheet or metadata does not list"
@@ -189,14 +190,20 @@ def _clean_old_staging(out_dir: Path) -> None:
 
 def _read(job: InputJob, sheet: pd.DataFrame | None, expand: tuple[str, ...] | None, opts: dict | None = None):
     opts = opts or {}
-    if job.kind == "msdial":
-        return read_msdial(job.path, sample_sheet=sheet, accession_from=job.accession_from, expand_types=expand)
     tol = opts.get("join_mz_tol_da", JOIN_MZ_TOL_DA)
-    if job.kind == "quant":
-        return read_fbmn(job.path, job.mgf, sample_sheet=sheet, join_mz_tol_da=tol, rt_unit=opts.get("rt_unit", "auto"))
-    if job.kind == "optimus":
-        return read_optimus(job.path, job.mgf, sample_sheet=sheet, join_mz_tol_da=tol)
-    return read_raw(job.path, sample_sheet=sheet)
+    if job.kind == "msdial":
+        result = read_msdial(job.path, sample_sheet=sheet, accession_from=job.accession_from, expand_types=expand)
+    elif job.kind == "quant":
+        rt_unit = opts.get("rt_unit", "auto")
+        result = read_fbmn(job.path, job.mgf, sample_sheet=sheet, join_mz_tol_da=tol, rt_unit=rt_unit)
+    elif job.kind == "optimus":
+        result = read_optimus(job.path, job.mgf, sample_sheet=sheet, join_mz_tol_da=tol)
+    else:
+        return read_raw(job.path, sample_sheet=sheet)
+    if cut := unterminated(job.path):  # a table cut inside its last value reads as a shorter number
+        log.warning(cut)
+        result.warnings[UNTERMINATED_WARNING] = 1
+    return result
 
 
 def _process(
@@ -397,12 +404,9 @@ def _restrict(events: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def subtract_blanks(result: ReadResult, fold: float, events: pd.DataFrame | None = None) -> tuple[pd.DataFrame, int]:
-    """Drop (sample, feature) events whose height < ``fold`` x the feature's highest blank height.
-
-    Blank heights come from ``result``; the rows filtered are ``events`` (default: all of ``result``'s
-    non-blank rows). Needs aligned feature ids (MS-DIAL, quant table); raw files are returned unchanged.
-    Returns the kept rows and the number of (sample, feature) pairs removed.
-    """
+    """Drop (sample, feature) events whose height < ``fold`` x the feature's highest blank height in ``result``;
+    filters ``events`` (default: ``result``'s non-blank rows). Needs aligned feature ids (MS-DIAL, quant table): raw
+    files are returned unchanged. Returns the kept rows and the number of (sample, feature) pairs removed."""
     samples = result.samples
     blanks = samples[samples["type"] == "Blank"]
     if events is None:

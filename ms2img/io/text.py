@@ -68,6 +68,24 @@ def wide_text(data: bytes) -> str | None:
     return None
 
 
+UNTERMINATED_WARNING = "exports ending inside a line (cut short?)"
+
+
+def unterminated(path: str | Path) -> str | None:
+    """Why a machine-written table may be cut short, or None: MS-DIAL and MZmine end every line with a line break,
+    so a file that ends without one may have lost the rest of its last value (312.125 read as 31)."""
+    with open(path, "rb") as fh:
+        if fh.seek(0, 2) == 0:
+            return None
+        fh.seek(-1, 2)
+        if fh.read(1) in b"\r\n":
+            return None
+        fh.seek(0)
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b"")) + 1
+    return f"{path}: the file ends inside line {lines} without a line break: if it was cut short its last value is \
+incomplete; copy or export it again"
+
+
 def read_text_lines(path: str | Path) -> list[str]:
     """The lines of a text file (line ``i`` of the editor is ``lines[i - 1]``), rejecting binary content.
 

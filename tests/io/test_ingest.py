@@ -302,3 +302,20 @@ def test_stems_differing_only_in_case_are_one_accession(tmp_path):
     write_lines(folder / "acc0001.txt", msdial_lines())
     with pytest.raises(InputFileError, match="acc0001.txt: maps to the same accession .*ACC0001.txt"):
         plan([folder])
+
+
+def test_an_export_cut_inside_its_last_value_is_warned_about(test_data, tmp_path, caplog):
+    """MS-DIAL ends every line with a line break: a copy cut inside the last height read 312.125 as 31 and passed."""
+    text = (test_data / MSDIALR).read_bytes()
+    assert text.endswith(b"\n")
+    cut = tmp_path / "in" / MSDIALR
+    cut.parent.mkdir()
+    cut.write_bytes(text.rstrip(b"\r\n")[:-1])  # the last value loses its last digit
+    summary = ingest([cut], tmp_path / "events")
+    assert summary.warnings == {"exports ending inside a line (cut short?)": 1}
+    lines = text.rstrip(b"\r\n").count(b"\n") + 1
+    assert f"{cut}: the file ends inside line {lines} without a line break" in caplog.text
+    whole = tmp_path / "whole" / MSDIALR
+    whole.parent.mkdir()
+    whole.write_bytes(text)
+    assert not ingest([whole], tmp_path / "events2").warnings
