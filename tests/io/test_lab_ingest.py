@@ -184,6 +184,25 @@ def test_side_tables_in_the_exports_folder_are_named_for_what_they_are(test_data
     assert f"{name}, line 1: {said}" in err and "not LC-MS/MS data" in err and not (tmp_path / "events2").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        ("assays.csv", "accession,DPPH\n1a,3\n", "an assay table: it goes beside the exports folder, as data/raw/"),
+        ("sample_sheet.csv", "sample,accession\n1a,A\n", "a sample sheet: it goes beside the exports folder, as"),
+    ],
+)
+def test_ms2img_own_tables_in_the_exports_folder_are_skipped_and_named(test_data, tmp_path, capsys, name, text, said):
+    """ms2img's assays.csv or sample sheet dropped among the exports was read as an MZmine quant table ("which MGF
+    holds this quant table's spectra?")."""
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    shutil.copy(test_data / MSDIALR, exports)
+    (exports / name).write_text(text)
+    assert main(["ingest", str(exports), "--out", str(tmp_path / "events")]) == 0
+    out = capsys.readouterr().out
+    assert f"skipped: {name} ({said}" in out and "accessions written: 4" in out
+
+
 def test_metadata_that_leaves_samples_out_is_reported_and_an_activity_file_is_refused(test_data, tmp_path, capsys):
     """FERMO's group table minus its blank row: the blank would train as a sample, and ingest says how many input
     samples the table does not list; FERMO's activity file given as --metadata is named for what it is."""
