@@ -38,12 +38,12 @@ NORMALISATIONS = ("bmn", "raw")
 DEFAULT_NORMALISATION = "bmn"
 MIN_SAMPLES = 5
 SCORE_COLUMNS = [
-    "rank", "feature_id", "precursor_mz", "rt_min", "polarity", "direction", "r", "p", "q", "p_bonferroni",
+    "rank", "feature_id", "precursor_mz", "charge", "rt_min", "polarity", "direction", "r", "p", "q", "p_bonferroni",
     "spearman_r", "spearman_p", "spearman_q", "spearman_p_bonferroni", "n_samples", "n_detected",
     "mean_abundance", "library_match", "library_score", "matched_peaks",
 ]  # fmt: skip
 NODE_COLUMNS = [
-    "shared name", "precursor_mz", "rt_min", "activity_rank", "r", "p", "q", "p_bonferroni", "neg_log10_q",
+    "shared name", "precursor_mz", "charge", "rt_min", "activity_rank", "r", "p", "q", "p_bonferroni", "neg_log10_q",
     "spearman_r", "spearman_q", "direction", "library_match",
 ]  # fmt: skip
 _EVENT_COLUMNS = ["accession", "replicate", "feature_id", "precursor_mz", "rt_min", "precursor_intensity", "polarity"]
@@ -53,7 +53,7 @@ _EVENT_COLUMNS = ["accession", "replicate", "feature_id", "precursor_mz", "rt_mi
 class Abundances:
     """Features x accessions heights (mean over replicates) and what identifies each feature."""
 
-    features: pd.DataFrame  # feature_id, precursor_mz, rt_min, polarity, n_detected
+    features: pd.DataFrame  # feature_id, precursor_mz, charge, rt_min, polarity, n_detected
     accessions: list[str]
     values: np.ndarray  # float64, features x accessions
     best: pd.DataFrame = field(default_factory=pd.DataFrame)  # per feature: accession, replicate, event feature_id
@@ -110,7 +110,8 @@ def read_abundances(events_dir: str | Path, mz_ppm: float = 10.0, rt_tol_min: fl
     frames = []
     for f in files:
         try:
-            table = pq.read_table(f, columns=_EVENT_COLUMNS)
+            names = pq.read_schema(f).names
+            table = pq.read_table(f, columns=_EVENT_COLUMNS + [c for c in ("charge",) if c in names])
         except Exception as exc:  # noqa: BLE001 - pyarrow raises many types; the user needs the file name
             raise InputFileError(f, f"not a readable events file ({exc.__class__.__name__}: {exc})") from None
         frames.append(_one_row_per_feature(table))
@@ -142,7 +143,8 @@ def _one_row_per_feature(table) -> pd.DataFrame:
     out = {c: codes[c][1][codes[c][0][first]] for c in codes}
     for c in ("precursor_mz", "rt_min", "precursor_intensity"):
         out[c] = table[c].to_numpy()[first]
-    return pd.DataFrame(out, columns=_EVENT_COLUMNS)
+    out["charge"] = table["charge"].to_numpy()[first] if "charge" in table.column_names else 1  # absent: 1
+    return pd.DataFrame(out, columns=[*_EVENT_COLUMNS, "charge"])
 
 
 def abundances_from_events(
@@ -157,7 +159,8 @@ def abundances_from_events(
 
     A feature's height in an accession is the mean over the accession's replicates (not detected = 0).
     """
-    spec = events[_EVENT_COLUMNS].drop_duplicates(["accession", "replicate", "feature_id"]).reset_index(drop=True)
+    spec = events.reindex(columns=[*_EVENT_COLUMNS, "charge"]).fillna({"charge": 1})  # written without it: 1
+    spec = spec.drop_duplicates(["accession", "replicate", "feature_id"]).reset_index(drop=True)
     acc_code, acc_names = pd.factorize(spec["accession"].astype(str))
     accessions = list(acc_names) if accessions is None else list(accessions)
     if aligned:
@@ -186,6 +189,7 @@ def abundances_from_events(
         {
             "feature_id": np.asarray(uniques, dtype=object),
             "precursor_mz": grouped["precursor_mz"].median().to_numpy(),
+            "charge": grouped["charge"].max().astype(np.int64).to_numpy(),
             "rt_min": grouped["rt_min"].median().to_numpy(),
             "polarity": grouped["polarity"].first().astype(str).to_numpy(),
             "n_detected": detected.sum(axis=1),
@@ -254,7 +258,7 @@ def activity_scores(
     x = normalise(raw, normalisation)
     r, p = correlation_p(x, y, seed=seed)
     rho, p_s = correlation_p(x, y, seed=seed, ranks=True)
-    out = abundances.features[["feature_id", "precursor_mz", "rt_min", "polarity"]].copy()
+    out = abundances.features[["feature_id", "precursor_mz", "charge", "rt_min", "polarity"]].copy()
     out["direction"] = np.where(np.isnan(r), "", np.where(r >= 0, "positive", "negative"))
     out["r"], out["p"], out["q"], out["p_bonferroni"] = r, p, bh_adjust(p), bonferroni(p)
     out["spearman_r"], out["spearman_p"] = rho, p_s
@@ -333,6 +337,7 @@ def cytoscape_nodes(scores: pd.DataFrame) -> pd.DataFrame:
         {
             "shared name": scores["feature_id"].astype(str),
             "precursor_mz": scores["precursor_mz"],
+            "charge": scores["charge"],
             "rt_min": scores["rt_min"],
             "activity_rank": scores["rank"],
             "r": scores["r"],

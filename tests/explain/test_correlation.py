@@ -297,6 +297,9 @@ def test_cytoscape_node_table_contract(fermo_events, test_data, tmp_path, capsys
     assert nodes["neg_log10_q"].ge(0).all() and np.isfinite(nodes["neg_log10_q"]).all()
     assert set(nodes["direction"]) <= {"positive", "negative"}
     assert nodes.loc[nodes["shared name"] == "83", "activity_rank"].item() <= 5
+    quant = pd.read_csv(test_data / QUANT, usecols=["id", "charge"]).set_index("id")["charge"]
+    charge = nodes.set_index(nodes["shared name"].astype(int))["charge"]
+    assert (charge == quant.reindex(charge.index).fillna(1)).all() and (charge == 2).sum() >= 5  # MZmine: empty = 1
 
 
 def test_model_drivers_side_by_side(fermo_events, test_data, tmp_path, capsys, monkeypatch):
