@@ -15,7 +15,8 @@ as the reader defines it (MS-DIAL alignment ID, MZmine/FBMN row ID, Optimus feat
   them; no p can be below 1/840.
 
 Everything is one matrix product (features x samples), so 20,000 features x 500 samples take seconds. Events of
-several unaligned exports (one file per accession) are first grouped by m/z and RT as the drivers are.
+several exports are joined by feature id when the exports number one alignment's features alike
+(:func:`shares_feature_ids`), else first grouped by m/z and RT as the drivers are (one file per accession).
 Low IC50 means high potency: expect the actives at negative r for such assays.
 """
 
@@ -83,15 +84,32 @@ def _accession_of_files(events_dir: Path, files: list[Path]) -> dict[Path, str]:
     return {f: names.get(f.name, f.stem) for f in files}
 
 
-def _n_sources(events_dir: Path, accessions: list[str]) -> int:
-    """How many exports the accessions come from (several: feature ids are not shared, group by m/z and RT)."""
+def _sources(events_dir: Path) -> dict[str, str]:
+    """The export each accession comes from (samples.csv's ``source``); {} when the manifest does not say."""
     manifest = events_dir / "samples.csv"
     if not manifest.is_file():
-        return 1
+        return {}
     m = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    if "source" not in m.columns:
-        return 1
-    return max(1, m.loc[m["accession"].isin(accessions), "source"].nunique())
+    return dict(zip(m["accession"], m["source"], strict=True)) if "source" in m.columns else {}
+
+
+def shares_feature_ids(events: pd.DataFrame, source: dict[str, str], mz_ppm: float, rt_tol_min: float) -> bool:
+    """Whether several exports number one alignment's features alike (one export split into batches, or re-exported
+    with new samples): every feature id found in two exports has one m/z and RT in both. Then the ids join them, and
+    features of one m/z and RT that the aligner kept apart (ion-mobility isomers) stay apart; else features are
+    grouped by m/z and RT."""
+    rows = events.assign(source=events["accession"].astype(str).map(source))
+    if rows["source"].nunique() < 2:
+        return True
+    per = rows.groupby(["feature_id", "source"], observed=True).agg(mz=("precursor_mz", "median"),
+                                                                     rt=("rt_min", "median"))  # fmt: skip
+    spread = per.groupby(level="feature_id", observed=True).agg(["min", "max", "size"])
+    both = spread[spread[("mz", "size")] > 1]
+    if both.empty:
+        return False
+    mz_ok = (both[("mz", "max")] - both[("mz", "min")]) <= both[("mz", "max")] * mz_ppm * 1e-6
+    rt_ok = (both[("rt", "max")] - both[("rt", "min")]) <= rt_tol_min
+    return bool((mz_ok & rt_ok).all())
 
 
 def read_abundances(events_dir: str | Path, mz_ppm: float = 10.0, rt_tol_min: float = 0.1) -> Abundances:
@@ -117,7 +135,7 @@ def read_abundances(events_dir: str | Path, mz_ppm: float = 10.0, rt_tol_min: fl
         frames.append(_one_row_per_feature(table))
     accessions = list(dict.fromkeys(acc_of[f] for f in files))
     ev = pd.concat(frames, ignore_index=True)
-    aligned = _n_sources(events_dir, accessions) == 1
+    aligned = shares_feature_ids(ev, _sources(events_dir), mz_ppm, rt_tol_min)
     ab = abundances_from_events(ev, accessions, aligned=aligned, mz_ppm=mz_ppm, rt_tol_min=rt_tol_min)
     ab.events_dir = events_dir
     return ab

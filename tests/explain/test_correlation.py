@@ -22,6 +22,7 @@ from ms2img.explain.correlation import (
     bh_adjust,
     bonferroni,
     normalise,
+    shares_feature_ids,
 )
 from ms2img.io.activity import align_activity, read_activity
 from ms2img.io.ingest import ingest
@@ -113,6 +114,30 @@ def test_replicates_are_averaged_and_absent_pairs_are_zero():
     ev2 = ev.assign(feature_id=["1", "1", "1", "1"], precursor_mz=[100.0, 100.0, 100.0, 100.0005], rt_min=1.0)
     ab2 = abundances_from_events(ev2, ["A", "B"], aligned=False)
     assert len(ab2.features) == 1 and ab2.features["feature_id"][0] == "100.0000@1.00"
+
+
+def test_exports_of_one_alignment_keep_its_features_apart():
+    """One MS-DIAL alignment exported in two batches: its ids join the batches, so two ion-mobility isomers (one m/z
+    and RT, two CCS, two alignment ids) stay two features; exports of unrelated alignments group by m/z and RT."""
+    ev = pd.DataFrame(
+        {
+            "accession": ["A", "A", "B", "B"],
+            "replicate": "1",
+            "feature_id": ["10", "11", "10", "11"],
+            "precursor_mz": [223.026, 223.026, 223.0261, 223.0259],
+            "rt_min": [4.50, 4.51, 4.50, 4.50],
+            "precursor_intensity": [5.0, 7.0, 6.0, 8.0],
+            "polarity": "negative",
+        }
+    )
+    batches = {"A": "batch1.txt", "B": "batch2.txt"}
+    assert shares_feature_ids(ev, batches, mz_ppm=10.0, rt_tol_min=0.1)
+    ab = abundances_from_events(ev, ["A", "B"], aligned=True)
+    assert list(ab.features["feature_id"]) == ["10", "11"]
+    unrelated = ev.assign(feature_id=["10", "11", "11", "12"])  # id 11: another compound in each export
+    unrelated.loc[2, "precursor_mz"] = 600.0
+    assert not shares_feature_ids(unrelated, batches, mz_ppm=10.0, rt_tol_min=0.1)
+    assert shares_feature_ids(ev, {"A": "one.txt", "B": "one.txt"}, mz_ppm=10.0, rt_tol_min=0.1)
 
 
 def test_too_few_or_constant_samples():
