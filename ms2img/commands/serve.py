@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     model_uri = f"models:/{name}@{args.alias}"
     cmd = serve_command(model_uri, host, port, workers, plain=args.plain)
     env = serve_env(model_uri, uri, max_bytes, int(serve.get("max_rows", 200_000)))
-    print(f"serving {name}@{args.alias} on http://{host}:{port}/invocations with {workers} worker(s)", flush=True)
+    print(f"starting {name}@{args.alias} on http://{host}:{port}/invocations with {workers} worker(s); it answers "
+          "once uvicorn logs 'Application startup complete' (loading the model takes seconds; GET /ping is 200 "
+          "then)", flush=True)  # fmt: skip
     os.execvpe(cmd[0], cmd, env)
     return 0  # not reached
