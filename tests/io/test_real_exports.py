@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -119,6 +120,13 @@ def test_optimus_layout_reads_like_the_quant_table(test_data, tmp_path):
     pd.testing.assert_frame_equal(optimus.activity, quant.activity)
     summary = ingest([test_data / "bioactivity_optimus.csv"], tmp_path / "ev", mgf=mgf, assays_out=tmp_path / "a.csv")
     assert summary.accessions == 11 and pd.read_csv(tmp_path / "a.csv")["CHIKV"].sum() == 31
+    # a feature header with a decimal comma became an "assay" of that feature's heights, the feature dropped
+    text = (test_data / "bioactivity_optimus.csv").read_text()
+    first = next(c for c in text.splitlines()[0].split(",") if "(ID:" in c)
+    bad = first.replace(".", ",", 1)
+    (tmp_path / "bad.csv").write_text(text.replace(first, f'"{bad}"', 1))
+    with pytest.raises(InputFileError, match=rf"line 1, column '{re.escape(bad)}': feature column .* is not '<m/z>"):
+        read_optimus(tmp_path / "bad.csv", mgf)
 
 
 def test_gnps_metadata_sets_types_classes_and_activity(test_data, tmp_path):
