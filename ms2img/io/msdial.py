@@ -495,12 +495,10 @@ def _find_header(path: Path, lines: list[str]) -> int:
                 raise InputFileError(
                     path, f"header is {name}-separated; MS-DIAL alignment exports are tab-separated", line=i + 1
                 )
-    raise InputFileError(
-        path,
-        f"no header row starting with '{ID}' in the first {MAX_METADATA_ROWS + 1} lines "
-        "(is this an MS-DIAL alignment export?)",
-        line=1,
-    )
+    mac = " Its lines end in a lone carriage return: save it with Windows or Unix line ends" if any(
+        "\r" in line for line in lines[:2]) else ""  # fmt: skip
+    raise InputFileError(path, f"no header row starting with '{ID}' in the first {MAX_METADATA_ROWS + 1} lines "
+                         f"(is this an MS-DIAL alignment export?){mac}", line=1)  # fmt: skip
 
 
 def _select_samples(

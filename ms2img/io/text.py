@@ -90,7 +90,8 @@ def read_text_lines(path: str | Path) -> list[str]:
     """The lines of a text file (line ``i`` of the editor is ``lines[i - 1]``), rejecting binary content.
 
     UTF-8 (with or without BOM) first, then Windows-1252 (MS-DIAL on Windows). Lines are split on ``\\n`` only
-    and a trailing ``\\r`` is removed, so line numbers match what an editor shows.
+    and a trailing ``\\r`` is removed, so line numbers match what an editor shows; a file without any ``\\n`` is
+    split on ``\\r`` (Excel for Mac's "CSV (Macintosh)").
     """
     path = Path(path)
     if not path.is_file():
@@ -110,7 +111,7 @@ def read_text_lines(path: str | Path) -> list[str]:
     if bad:
         line = text.count("\n", 0, bad.start()) + 1
         raise InputFileError(path, "binary data (control characters), not a text file", line=line)
-    lines = text.split("\n")
+    lines = text.split("\n" if "\n" in text or "\r" not in text else "\r")  # "\r" alone: classic Mac line ends
     if lines and lines[-1] == "":
         lines.pop()
     return [ln.removesuffix("\r") for ln in lines]

@@ -110,6 +110,22 @@ def test_mzmine2_activity_row_gives_events_and_assays(test_data, tmp_path):
     assert "assays: CHIKV" in summary.format()
 
 
+def test_classic_mac_line_ends_read_like_unix_ones(test_data, tmp_path):
+    """Excel for Mac's "CSV (Macintosh)" ends lines with a lone CR: the quant table and its MGF read the same (the
+    csv module's 'universal-newline mode' error and 'no BEGIN IONS blocks' were all a lab saw); an MS-DIAL export
+    saved so is refused saying why."""
+    mgf = test_data / "bioactivity_msms.mgf"
+    quant = test_data / "bioactivity_mzmine2_quant.csv"
+    for src in (quant, mgf):
+        (tmp_path / src.name).write_bytes(src.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r"))
+    mac = read_fbmn(tmp_path / quant.name, tmp_path / mgf.name)
+    pd.testing.assert_frame_equal(sort(mac.events), sort(read_fbmn(quant, mgf).events))
+    msdial = test_data / "MSDIAL_Alignment_result_LC-MS.txt"
+    (tmp_path / msdial.name).write_bytes(msdial.read_bytes().replace(b"\r\n", b"\r"))
+    with pytest.raises(InputFileError, match="lone carriage return: save it with Windows or Unix line ends"):
+        read_msdial(tmp_path / msdial.name)
+
+
 def test_optimus_layout_reads_like_the_quant_table(test_data, tmp_path):
     mgf = test_data / "bioactivity_msms.mgf"
     optimus = read_optimus(test_data / "bioactivity_optimus.csv", mgf)
