@@ -22,7 +22,7 @@ import pandas as pd
 
 from ms2img.errors import ConfigError, InputFileError
 from ms2img.io.sample_sheet import strip_raw_extension
-from ms2img.io.text import column_to_float, csv_rows, read_text_lines
+from ms2img.io.text import column_to_float, csv_rows, header_delimiter, read_text_lines
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,7 @@ def _header(path: Path) -> tuple[list[str], int, list[str]]:
     first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if first is None:
         raise InputFileError(path, "file is empty", line=1)
-    delimiter = "\t" if "\t" in lines[first] else ","
-    header = csv_rows(path, [lines[first]], first + 1, delimiter)[0]
+    header = csv_rows(path, [lines[first]], first + 1, header_delimiter(path, lines[first], first + 1))[0]
     return [h.strip().lstrip("\ufeff").lower() for h in header], first + 1, lines
 
 
@@ -52,7 +51,7 @@ def read_fermo_activity(path: str | Path) -> pd.Series:
     """FERMO's ``sample_name, quant_data`` file -> activity per accession (only the samples it lists)."""
     path = Path(path)
     header, header_line, lines = _header(path)
-    delimiter = "\t" if "\t" in lines[header_line - 1] else ","
+    delimiter = header_delimiter(path, lines[header_line - 1], header_line)
     name_j, value_j = header.index(FERMO_COLUMNS[0]), header.index(FERMO_COLUMNS[1])
     names, cells, line_no = [], [], []
     for k, fields in enumerate(csv_rows(path, lines[header_line:], header_line + 1, delimiter), start=header_line + 1):
@@ -147,7 +146,7 @@ def activity_lines(path: str | Path) -> dict[str, int]:
     if name is None:
         return {}
     j = header.index(name)
-    delimiter = "\t" if "\t" in lines[header_line - 1] else ","
+    delimiter = header_delimiter(path, lines[header_line - 1], header_line)
     out: dict[str, int] = {}
     for k, fields in enumerate(csv_rows(path, lines[header_line:], header_line + 1, delimiter), start=header_line + 1):
         cell = fields[j].strip() if j < len(fields) else ""

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ms2img.errors import InputFileError
 from ms2img.io.sample_sheet import SHEET_COLUMNS, strip_raw_extension
-from ms2img.io.text import column_to_float, csv_rows, read_text_lines
+from ms2img.io.text import column_to_float, csv_rows, header_delimiter, read_text_lines
 
 NAME_COLUMNS = ("filename", "sample_name", "sample name", "sample")
 TYPE_ATTRIBUTES = ("sampletype", "sample_type", "type")
@@ -75,7 +75,7 @@ def read_sample_metadata(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame |
     first = next((i for i, ln in enumerate(lines) if ln.strip()), None)
     if first is None:
         raise InputFileError(path, "file is empty", line=1)
-    delimiter = "\t" if "\t" in lines[first] else ","
+    delimiter = header_delimiter(path, lines[first], first + 1)
     rows = csv_rows(path, lines[first:], first + 1, delimiter)
     header = [h.strip().lstrip("\ufeff") for h in rows[0]]
     header_line = first + 1

@@ -117,6 +117,16 @@ def read_text_lines(path: str | Path) -> list[str]:
     return [ln.removesuffix("\r") for ln in lines]
 
 
+def header_delimiter(path: str | Path, header: str, line: int) -> str:
+    """Tab or comma, as a side table's header line shows; a semicolon header (Excel in a decimal-comma locale) is
+    refused, since read as CSV it is one column and every later message would be about a missing column."""
+    if "\t" in header:
+        return "\t"
+    if "," not in header and ";" in header:
+        raise InputFileError(path, "header is semicolon-separated: save it comma- or tab-separated", line=line)
+    return ","
+
+
 def csv_rows(path: str | Path, lines: list[str], first_line: int, delimiter: str = ",") -> list[list[str]]:
     """The fields of each of ``lines`` (file line ``first_line`` onwards, one row per line). A line the csv module
     refuses (a carriage return inside it: old Excel's "CSV (Macintosh)" ends lines with one) is an InputFileError

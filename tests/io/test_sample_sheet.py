@@ -123,3 +123,17 @@ def test_a_metadata_activity_column_reads_na_as_not_measured_and_refuses_other_t
         meta.write_text(head + f"a.mzML\t12.5\tactive\nb.mzML\t{cell}\tinactive\n")
         with pytest.raises(InputFileError, match=rf"line 3, column 'ATTRIBUTE_BioactivityIC50': '{cell}'"):
             read_sample_metadata(meta)
+
+
+def test_a_semicolon_side_table_is_refused_for_its_delimiter(tmp_path):
+    """Excel in a decimal-comma locale saves ';': FERMO's activity and GNPS metadata said 'no sample column'."""
+    from ms2img.io.activity import read_activity
+    from ms2img.io.metadata import read_sample_metadata
+
+    for name, text, read in (
+        ("activity.csv", "sample_name;quant_data\na.mzXML;8\n", lambda p: read_activity(p, "activity")),
+        ("metadata.csv", "filename;ATTRIBUTE_Bioactivity\na.mzXML;8\n", read_sample_metadata),
+    ):
+        (tmp_path / name).write_text(text)
+        with pytest.raises(InputFileError, match=rf"{name}, line 1: header is semicolon-separated: save it comma-"):
+            read(tmp_path / name)
