@@ -104,6 +104,7 @@ def test_an_excel_assays_csv_labels_the_example_fingerprints_and_the_logged_data
     takes it (pandas' default read crashed the tracked training run on an accession with é, and made 001 the number
     1, so the report's fingerprints lost their values)."""
     import mlflow
+    from builders import temporary_store
 
     from ms2img.report.figures import example_fingerprints
     from ms2img.tracking import log_dataset
@@ -118,12 +119,9 @@ def test_an_excel_assays_csv_labels_the_example_fingerprints_and_the_logged_data
     shown = example_fingerprints(images, raw / "assays.csv", "DPPH", tmp_path)
     titles = [title for title, _ in shown]
     assert len(titles) == 2 and "Probe_é_µ" in titles[0] and "001" in titles[1] and "10" in titles[1], titles
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    try:
-        with mlflow.start_run() as run:
+    with temporary_store(tmp_path):
+        experiment = mlflow.set_experiment("excel")  # by id: another test's active experiment may linger
+        with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
             log_dataset(raw, "cohort")
         (logged,) = mlflow.get_run(run.info.run_id).inputs.dataset_inputs
         assert logged.dataset.name == "cohort" and '"name": "accession"' in logged.dataset.schema
-    finally:
-        mlflow.set_tracking_uri(previous)
