@@ -84,21 +84,22 @@ def _accession_of_files(events_dir: Path, files: list[Path]) -> dict[Path, str]:
     return {f: names.get(f.name, f.stem) for f in files}
 
 
-def _sources(events_dir: Path) -> dict[str, str]:
-    """The export each accession comes from (samples.csv's ``source``); {} when the manifest does not say."""
+def injection_sources(events_dir: Path) -> pd.DataFrame:
+    """The export each injection (accession, replicate) comes from, samples.csv's ``source``; empty when the
+    manifest does not say. One extract's injections may come from several exports (one per batch)."""
     manifest = events_dir / "samples.csv"
-    if not manifest.is_file():
-        return {}
-    m = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    return dict(zip(m["accession"], m["source"], strict=True)) if "source" in m.columns else {}
+    m = pd.read_csv(manifest, dtype=str, keep_default_na=False) if manifest.is_file() else pd.DataFrame()
+    keys = ["accession", "replicate", "source"]
+    return m[keys].drop_duplicates() if set(keys) <= set(m.columns) else pd.DataFrame(columns=keys)
 
 
-def shares_feature_ids(events: pd.DataFrame, source: dict[str, str], mz_ppm: float, rt_tol_min: float) -> bool:
+def shares_feature_ids(events: pd.DataFrame, sources: pd.DataFrame, mz_ppm: float, rt_tol_min: float) -> bool:
     """Whether several exports number one alignment's features alike (one export split into batches, or re-exported
     with new samples): every feature id found in two exports has one m/z and RT in both. Then the ids join them, and
     features of one m/z and RT that the aligner kept apart (ion-mobility isomers) stay apart; else features are
-    grouped by m/z and RT."""
-    rows = events.assign(source=events["accession"].astype(str).map(source))
+    grouped by m/z and RT. ``sources``: the export of each (accession, replicate) (:func:`injection_sources`)."""
+    keys = ["accession", "replicate"]
+    rows = events.merge(sources.astype(str), on=keys, how="left")  # events: accession, replicate as str
     if rows["source"].nunique() < 2:
         return True
     per = rows.groupby(["feature_id", "source"], observed=True).agg(mz=("precursor_mz", "median"),
@@ -135,7 +136,7 @@ def read_abundances(events_dir: str | Path, mz_ppm: float = 10.0, rt_tol_min: fl
         frames.append(_one_row_per_feature(table))
     accessions = list(dict.fromkeys(acc_of[f] for f in files))
     ev = pd.concat(frames, ignore_index=True)
-    aligned = shares_feature_ids(ev, _sources(events_dir), mz_ppm, rt_tol_min)
+    aligned = shares_feature_ids(ev, injection_sources(events_dir), mz_ppm, rt_tol_min)
     ab = abundances_from_events(ev, accessions, aligned=aligned, mz_ppm=mz_ppm, rt_tol_min=rt_tol_min)
     ab.events_dir = events_dir
     return ab
@@ -276,7 +277,8 @@ def activity_scores(
     x = normalise(raw, normalisation)
     r, p = correlation_p(x, y, seed=seed)
     rho, p_s = correlation_p(x, y, seed=seed, ranks=True)
-    out = abundances.features[["feature_id", "precursor_mz", "charge", "rt_min", "polarity"]].copy()
+    out = abundances.features.reindex(columns=["feature_id", "precursor_mz", "charge", "rt_min", "polarity"])
+    out["charge"] = out["charge"].fillna(1).astype(np.int64)  # Abundances built without it: 1, as ingest reads
     out["direction"] = np.where(np.isnan(r), "", np.where(r >= 0, "positive", "negative"))
     out["r"], out["p"], out["q"], out["p_bonferroni"] = r, p, bh_adjust(p), bonferroni(p)
     out["spearman_r"], out["spearman_p"] = rho, p_s

@@ -17,8 +17,8 @@ charge                 int16    precursor charge (>= 1; 1 when the format does n
 
 ``charge`` is optional: ingest writes it (MZmine/FBMN ``charge``, MGF ``CHARGE``, MS-DIAL adducts such as
 ``[M+2H]2+``, mzML/mzXML precursor charge) so validation can judge fragments against the singly charged mass of a
-multiply charged precursor; events written without it read as charge 1. Only the io and validation code read it
-(``coerce_events(..., optional=True)``); everything downstream sees the canonical columns.
+multiply charged precursor, and the activity correlation reports it per feature; events written without it read as
+charge 1. Only those read it (``coerce_events(..., optional=True)``); everything else sees the canonical columns.
 """
 
 from __future__ import annotations

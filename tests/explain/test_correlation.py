@@ -21,6 +21,7 @@ from ms2img.explain.correlation import (
     activity_scores,
     bh_adjust,
     bonferroni,
+    injection_sources,
     normalise,
     shares_feature_ids,
 )
@@ -116,9 +117,10 @@ def test_replicates_are_averaged_and_absent_pairs_are_zero():
     assert len(ab2.features) == 1 and ab2.features["feature_id"][0] == "100.0000@1.00"
 
 
-def test_exports_of_one_alignment_keep_its_features_apart():
+def test_exports_of_one_alignment_keep_its_features_apart(tmp_path):
     """One MS-DIAL alignment exported in two batches: its ids join the batches, so two ion-mobility isomers (one m/z
-    and RT, two CCS, two alignment ids) stay two features; exports of unrelated alignments group by m/z and RT."""
+    and RT, two CCS, two alignment ids) stay two features; exports of unrelated alignments group by m/z and RT, also
+    when each export holds one injection of every extract (the source is an injection's, not an accession's)."""
     ev = pd.DataFrame(
         {
             "accession": ["A", "A", "B", "B"],
@@ -130,14 +132,21 @@ def test_exports_of_one_alignment_keep_its_features_apart():
             "polarity": "negative",
         }
     )
-    batches = {"A": "batch1.txt", "B": "batch2.txt"}
+    batches = pd.DataFrame({"accession": ["A", "B"], "replicate": "1", "source": ["batch1.txt", "batch2.txt"]})
     assert shares_feature_ids(ev, batches, mz_ppm=10.0, rt_tol_min=0.1)
     ab = abundances_from_events(ev, ["A", "B"], aligned=True)
     assert list(ab.features["feature_id"]) == ["10", "11"]
     unrelated = ev.assign(feature_id=["10", "11", "11", "12"])  # id 11: another compound in each export
     unrelated.loc[2, "precursor_mz"] = 600.0
     assert not shares_feature_ids(unrelated, batches, mz_ppm=10.0, rt_tol_min=0.1)
-    assert shares_feature_ids(ev, {"A": "one.txt", "B": "one.txt"}, mz_ppm=10.0, rt_tol_min=0.1)
+    assert shares_feature_ids(ev, batches.assign(source="one.txt"), mz_ppm=10.0, rt_tol_min=0.1)
+    # one injection of each extract per batch export, ids of two unrelated alignments: read from the manifest
+    per_batch = unrelated.assign(accession="A", replicate=["1", "1", "2", "2"])
+    events = tmp_path / "events"
+    events.mkdir()
+    pd.DataFrame({"sample": ["a1", "a2"], "accession": "A", "replicate": ["1", "2"], "type": "Sample",
+                  "source": ["batch1.txt", "batch2.txt"]}).to_csv(events / "samples.csv", index=False)  # fmt: skip
+    assert not shares_feature_ids(per_batch, injection_sources(events), mz_ppm=10.0, rt_tol_min=0.1)
 
 
 def test_too_few_or_constant_samples():
