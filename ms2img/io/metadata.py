@@ -19,11 +19,14 @@ import pandas as pd
 
 from ms2img.errors import InputFileError
 from ms2img.io.sample_sheet import SHEET_COLUMNS, strip_raw_extension
-from ms2img.io.text import column_to_float, csv_rows, header_delimiter, read_text_lines
+from ms2img.io.text import MISSING_CELLS, column_to_float, csv_rows, header_delimiter, read_text_lines
 
 NAME_COLUMNS = ("filename", "sample_name", "sample name", "sample")
 TYPE_ATTRIBUTES = ("sampletype", "sample_type", "type")
 CLASS_ATTRIBUTES = ("class", "group", "attribute")
+
+
+NUMBER_LIKE = re.compile(r"[+-]?[\d.,]*\d[\d.,]*(?:[eE][+-]?\d+)?")  # 12.5, 1e3, and 4,5 or 3,000 (refused later)
 
 
 def _attribute(name: str) -> str:
@@ -117,19 +120,16 @@ def read_sample_metadata(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame |
         )
     lines_arr = np.array(line_no, dtype=np.int64)
 
-    def numeric(j: int) -> bool:
-        vals = [r[j] for r in records if r[j]]
-        return bool(vals) and bool(pd.to_numeric(pd.Series(vals), errors="coerce").notna().all())
+    def numeric(j: int) -> bool:  # half the values are numbers as written (a stray #N/A or 4,5 is refused on its line)
+        vals = [r[j] for r in records if r[j].lower() not in MISSING_CELLS]
+        return bool(vals) and 2 * sum(bool(NUMBER_LIKE.fullmatch(v)) for v in vals) >= len(vals)
 
     type_j = next((j for j, a in attrs.items() if a in TYPE_ATTRIBUTES), None)
     class_j = next((j for c in CLASS_ATTRIBUTES for j, a in attrs.items() if a == c), None)
     if class_j is None:
         class_j = next((j for j in attrs if j != type_j and not numeric(j)), None)
-    # an activity column holds numbers (any digit); column_to_float then reads NA as not measured and refuses other
-    # text on its line (one "#N/A" made the whole column silently stop being an assay); "active"/"inactive" is a class
-    activity_cols = [
-        j for j, a in attrs.items() if "activ" in a and any(any(c.isdigit() for c in r[j]) for r in records)
-    ]
+    # NA reads as not measured; one "#N/A" made the whole column silently stop being an assay; G1/G2 is a class
+    activity_cols = [j for j, a in attrs.items() if "activ" in a and numeric(j)]
 
     sheet = pd.DataFrame(
         {

@@ -40,6 +40,13 @@ def test_mzxml_has_434_ms2_scans_in_minutes(test_data):
     assert set(result.events["accession"]) == {"DOM"} and set(result.events["replicate"]) == {"b"}
 
 
+def test_a_space_before_the_extension_is_not_part_of_the_accession(test_data, tmp_path):
+    """'ProbeA .mzXML' gave accession 'ProbeA ', which assays.csv, validate and the activity files read as 'ProbeA'."""
+    named = tmp_path / "ProbeA .mzXML"
+    named.write_bytes((test_data / MZXML).read_bytes())
+    assert set(read_raw(named).events["accession"]) == {"ProbeA"}
+
+
 def test_matchms_mzml_precursor_intensity_from_file(test_data):
     result = read_raw(test_data / "testdata.mzml")
     scans = per_scan(result.events)

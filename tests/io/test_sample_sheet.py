@@ -119,6 +119,9 @@ def test_a_metadata_activity_column_reads_na_as_not_measured_and_refuses_other_t
     assert list(activity.columns) == ["sample", "BioactivityIC50"]  # the class words are not an assay
     values = activity["BioactivityIC50"].tolist()
     assert values[0] == 12.5 and values[1] != values[1] and values[2] == 3.0  # NA: not measured (NaN)
+    meta.write_text("filename\tATTRIBUTE_activity_group\tATTRIBUTE_Bioactivity\na.mzML\tG1\t12.5\nb.mzML\tG2\tNA\n")
+    sheet, activity = read_sample_metadata(meta)  # G1/G2 is a group (the class), not a column of bad numbers
+    assert sheet["class"].tolist() == ["G1", "G2"] and list(activity.columns) == ["sample", "Bioactivity"]
     for cell in ("#N/A", "4,5"):
         meta.write_text(head + f"a.mzML\t12.5\tactive\nb.mzML\t{cell}\tinactive\n")
         with pytest.raises(InputFileError, match=rf"line 3, column 'ATTRIBUTE_BioactivityIC50': '{cell}'"):
