@@ -181,14 +181,14 @@ def upstream_stages(
     try:
         pipeline.repro(*stages, cwd=project, echo=run_logger().info)
     except pipeline.StageFailed as exc:
-        pointer = raw_pointer(project)
-        if last_good is not None and (not pointer.exists() or pointer.read_bytes() != last_good):
-            atomic.write_bytes(pointer, last_good)
         problem = next((line for line in str(exc).splitlines() if "validation failed" in line), None)
         if problem is None:
-            raise
+            raise  # a crash after validation passed: the recorded data is good
         problem = problem.split("error: ", 1)[-1]
-        pointer_note = "; data/raw.dvc is back at the last validated data" if last_good is not None else ""
+        pointer, pointer_note = raw_pointer(project), ""
+        if last_good is not None and (not pointer.exists() or pointer.read_bytes() != last_good):
+            atomic.write_bytes(pointer, last_good)
+            pointer_note = "; data/raw.dvc is back at the last validated data (your files in data/raw stay)"
         raise ValidationFailed(
             f"{problem} (report: {project / 'reports' / 'validation.html'}). Nothing was trained or pushed; every "
             f"champion stays{pointer_note}. Fix or remove the bad input in data/raw, or set validate.policy: "
@@ -340,7 +340,9 @@ def summarise(
         "\nAUC: mean over folds [95% corrected resampled t interval, at least as wide as Newcombe's score interval "
         "for the labelled accessions]; champion as the registry holds it now."
     )
-    for assay in results:
+    for assay, res in results.items():
+        if res.get("failed"):
+            continue  # its selection.json is an earlier run's
         selection = _read(project / "reports" / assay / "selection.json")
         if selection.get("small_cohort"):
             lines.append(f"\n{assay}: {selection.get('protocol') or 'small cohort'}")
@@ -348,6 +350,11 @@ def summarise(
     lines += [f"\n{c}" for c in checks]
     lines.append(f"\nWall time: {seconds:.0f} s")
     return "\n".join(lines)
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's first line for a markdown table cell (its type when it has no message; no "|")."""
+    return ((str(exc).splitlines() or [type(exc).__name__])[0])[:300].replace("|", "/")
 
 
 def _num(value: Any) -> str:
@@ -403,7 +410,7 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
         "bringing %s up to date (new data: %s, forced: %s): stale stages run, up-to-date ones are skipped",
         todo, [a for a in todo if changed[a]], force,
     )  # fmt: skip
-    call(upstream_stages, project, IMAGES, last_good)
+    call(upstream_stages, project, IMAGES, last_good if synced == NEW_LOCAL else None)  # a pulled pointer stays
     if synced == NEW_LOCAL:
         call(push_data, project)
     studies = call(plan_studies, todo, force, project)
@@ -426,8 +433,8 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
         except pipeline.StageFailed as exc:
             if not failed:
                 raise
-            logger.warning("report and push skipped after the failed training: %s", exc)
-    rows = results | {a: {"failed": str(failed[a]).splitlines()[0][:300]} for a in todo if a in failed}
+            logger.warning("report and pipeline push skipped after the failed training: %s", exc)
+    rows = results | {a: {"failed": first_line(failed[a])} for a in todo if a in failed}
     state = registry_state(list(rows), where["prefix"], project)
     recorded = (
         f"still stale after recording: {', '.join(stale)}"
@@ -435,7 +442,7 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
         else (f"dvc status of {', '.join(results) or 'no assay'} (and upstream) up to date after recording")
     )
     versions = ", ".join(f"{entry['name']} {entry['versions']} versions" for entry in state.values()) or "no model"
-    pushed_note = "data and pipeline outputs pushed to the DVC remote" if pushed else "report and push skipped"
+    pushed_note = "data and pipeline outputs pushed to the DVC remote" if pushed else "report and pipeline push skipped"
     checks = [f"Checked: {recorded}; registry: {versions}; {pushed_note}."]
     summary = summarise(rows, state, time.perf_counter() - started, project, checks)
     if in_flow_run():

@@ -188,7 +188,7 @@ def test_an_assay_whose_training_refuses_is_one_row_of_the_summary(tiny_project,
     assert "training failed (champion kept): train@elastase failed" in row and "| none |" in row, row
     header = next(line for line in out.splitlines() if line.startswith("| assay |"))
     assert "cnn-mt" not in header and "rf-image" in header
-    assert "report and push skipped" in out
+    assert "report and pipeline push skipped" in out
     assert "bringing ['elastase'] up to date" in caplog.text and "still stale" not in caplog.text
     assert not (project.root / "report").exists()
 
@@ -328,3 +328,11 @@ def test_a_stage_that_refuses_is_not_retried_a_crash_is():
     with pytest.raises(pipeline.StageFailed) as info:
         pipeline.run([sys.executable, "-c", "import sys; sys.exit(2)"], cwd=pipeline.ROOT, what="x")
     assert info.value.returncode == 2 and info.value.deterministic
+
+
+def test_a_failure_without_a_message_still_fills_its_summary_row():
+    """A cancelled job's exception may have no message: the summary row names its type (it raised IndexError)."""
+    from flows.retrain import first_line
+
+    assert first_line(RuntimeError()) == "RuntimeError"
+    assert first_line(ValueError("train@A failed | exit 2\ndetails")) == "train@A failed / exit 2"
