@@ -25,7 +25,13 @@ def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> dict[str, Any]:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML file of settings ({} when empty); ConfigError in one line naming the file and line when it is not YAML."""
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # DVC reads it as UTF-8 too
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}, line {line}: not UTF-8 (a character such as µ saved by an older editor); save "
+                          "it as UTF-8") from None  # fmt: skip
     try:
         return yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:

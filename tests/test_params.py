@@ -48,6 +48,9 @@ def test_an_unquoted_unit_names_its_line_and_the_cure(tmp_path):
     assert "'heat: % inhibition'" in message and 'needs quotes, e.g. TPC: "% inhibition"' in message
     (tmp_path / "params.yaml").write_text('labels:\n  units:\n    heat: "% inhibition"\n')
     assert load_params(tmp_path / "params.yaml")["labels"]["units"] == {"heat": "% inhibition"}
+    (tmp_path / "params.yaml").write_bytes("labels:\n  units:\n    heat: µM\n".encode("cp1252"))
+    with pytest.raises(ConfigError, match=r"params.yaml, line 3: not UTF-8 .* save it as UTF-8"):
+        load_params(tmp_path / "params.yaml")
 
 
 def test_profile_overrides_reads_profiles_paper_yaml():

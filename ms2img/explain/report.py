@@ -72,7 +72,7 @@ def plot_drivers(
         labels.append(f"#{r.rank} m/z {r.precursor_mz:.4f} @ {r.rt_min:.2f} min" + (f"  {name[:28]}" if name else ""))
     y = np.arange(len(top))[::-1]
     colors = [UP_COLOR if d == "up" else DOWN_COLOR for d in top.get("direction", [])]
-    conditional = "conditional_importance" in top and top["conditional_importance"].notna().any()
+    conditional = "conditional_effect" in top and top["conditional_effect"].notna().any()  # explain.conditional
     ranked_by = "conditional_importance" if conditional else "importance"
     bx.barh(y, top[ranked_by].to_numpy() if len(top) else [], color=colors)  # the quantity the ranks sort by
     bx.set_yticks(y, labels, fontsize=7)

@@ -320,8 +320,8 @@ _CONTROL_DELETE = bytes(np.flatnonzero(_CONTROL_BYTES).astype(np.uint8))  # byte
 
 def _head_lines(data: bytes) -> list[str] | None:
     """The first lines (decoded, ``\\r`` removed) for header sniffing, or None when the file needs the careful
-    reader (not UTF-8, control characters)."""
-    if len(data.translate(None, _CONTROL_DELETE)) != len(data):
+    reader (not UTF-8, control characters, classic Mac line ends: a lone ``\r``)."""
+    if len(data.translate(None, _CONTROL_DELETE)) != len(data) or (b"\r" in data and b"\n" not in data):
         return None
     cut = -1
     for _ in range(MAX_METADATA_ROWS + 1):  # split only the head, not a copy of the whole file
@@ -495,10 +495,8 @@ def _find_header(path: Path, lines: list[str]) -> int:
                 raise InputFileError(
                     path, f"header is {name}-separated; MS-DIAL alignment exports are tab-separated", line=i + 1
                 )
-    mac = " Its lines end in a lone carriage return: save it with Windows or Unix line ends" if any(
-        "\r" in line for line in lines[:2]) else ""  # fmt: skip
     raise InputFileError(path, f"no header row starting with '{ID}' in the first {MAX_METADATA_ROWS + 1} lines "
-                         f"(is this an MS-DIAL alignment export?){mac}", line=1)  # fmt: skip
+                         "(is this an MS-DIAL alignment export?)", line=1)  # fmt: skip
 
 
 def _select_samples(

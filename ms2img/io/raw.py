@@ -21,7 +21,7 @@ with warnings.catch_warnings():  # pyteomics imports psims, which warns about an
 
 from ms2img.errors import InputFileError
 from ms2img.io.result import ReadResult, make_manifest
-from ms2img.io.sample_sheet import index_sheet, resolve, strip_raw_extension
+from ms2img.io.sample_sheet import index_sheet, resolve
 from ms2img.io.schema import MAX_INTENSITY, events_from_arrays
 from ms2img.io.text import check_not_binary, line_of_offset, too_large
 
@@ -75,7 +75,7 @@ def read_raw(
         raise InputFileError(
             path, f"file is truncated (it does not end with {_ROOTS[kind][-1].decode()})", line=data.count(b"\n") + 1
         )
-    meta = resolve(index_sheet(sample_sheet), path.name, strip_raw_extension(path.name), "1", "Sample")
+    meta = resolve(index_sheet(sample_sheet), path.name, path.stem.strip(), "1", "Sample")  # "A .mzXML": A
     meta["accession"] = accession or meta["accession"]
     meta["replicate"] = replicate or meta["replicate"]
     try:
