@@ -33,6 +33,7 @@ def plot_drivers(
     ranked by (``conditional_importance`` when computed), labelled with rank, m/z, RT and library name."""
     from matplotlib.colors import PowerNorm
     from matplotlib.patches import Rectangle
+    from matplotlib.ticker import MaxNLocator
 
     img = np.asarray(mean_image, dtype=np.float64)
     xe, ye = np.asarray(x_edges, dtype=np.float64), np.asarray(y_edges, dtype=np.float64)
@@ -76,6 +77,8 @@ def plot_drivers(
     ranked_by = "conditional_importance" if conditional else "importance"
     bx.barh(y, top[ranked_by].to_numpy() if len(top) else [], color=colors)  # the quantity the ranks sort by
     bx.set_yticks(y, labels, fontsize=7)
+    bx.xaxis.set_major_locator(MaxNLocator(4))
+    bx.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))  # 0.0014 as 1.4 x 1e-3: labels apart
     # two lines: constrained layout centres an axis label under its axes and lets a wider one run off the page
     bx.set_xlabel(f"{ranked_by.replace('_', ' ')}\n(red: more abundant in high-activity accessions)")
     bx.set_title("top drivers", fontsize=9)
