@@ -109,6 +109,14 @@ def assemble(
     source, ids = quant.source, quant.ids
     spectra_by_id = read_mgf(mgf)
     joined = [spectra_by_id.get(fid) for fid in ids]
+    if spectra_by_id and not any(s is not None for s in joined):
+        whole = np.array([re.sub(r"^(\d+)\.0+$", r"\1", str(f)) for f in ids], dtype=object)  # 1.0: a table re-saved
+        joined = [spectra_by_id.get(fid) for fid in whole]  # by pandas wrote its integer ids as floats
+        if not any(s is not None for s in joined):
+            raise InputFileError(source, f"none of its {len(ids)} feature ids (e.g. '{ids[0]}') is a FEATURE_ID or "
+                                 f"SCANS of {mgf} (e.g. '{next(iter(spectra_by_id))}'): is that this table's MGF?",
+                                 line=1)  # fmt: skip
+        ids = whole
     _check_join_mz(quant, mgf, joined, join_mz_tol_da)
     rt_min, rt_said = _rt_minutes(quant, joined)
     spectra, polarity = [], []

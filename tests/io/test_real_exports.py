@@ -125,6 +125,26 @@ def test_classic_mac_line_ends_read_like_unix_ones(test_data, tmp_path):
     pd.testing.assert_frame_equal(read_msdial(tmp_path / msdial.name).events, read_msdial(msdial).events)
 
 
+def test_integer_ids_written_as_floats_still_join_and_no_join_is_named(test_data, tmp_path):
+    """A quant table re-saved by pandas writes row IDs as 1.0: nothing joined the MGF's FEATURE_ID=1 and the message
+    blamed the MS/MS export; an MGF of another table is now named as such."""
+    mgf = test_data / "bioactivity_msms.mgf"
+    quant = test_data / "bioactivity_mzmine2_quant.csv"
+    table = pd.read_csv(quant, dtype=str, keep_default_na=False)
+    table["row ID"] = table["row ID"].where(~table["row ID"].str.fullmatch(r"\d+"), table["row ID"] + ".0")
+    table.to_csv(tmp_path / "floats.csv", index=False)
+    pd.testing.assert_frame_equal(
+        sort(read_fbmn(tmp_path / "floats.csv", mgf).events), sort(read_fbmn(quant, mgf).events)
+    )
+    other = test_data / "case_study_MSMS.mgf"
+    shifted = table.assign(
+        **{"row ID": table["row ID"].str.replace(r"^(\d+)", lambda m: str(int(m[1]) + 5000), regex=True)}
+    )
+    shifted.to_csv(tmp_path / "other.csv", index=False)
+    with pytest.raises(InputFileError, match=r"other.csv, line 1: none of its .* is a FEATURE_ID or SCANS of"):
+        read_fbmn(tmp_path / "other.csv", other)
+
+
 def test_optimus_layout_reads_like_the_quant_table(test_data, tmp_path):
     mgf = test_data / "bioactivity_msms.mgf"
     optimus = read_optimus(test_data / "bioactivity_optimus.csv", mgf)
