@@ -128,7 +128,7 @@ def run(cmd: list[str], cwd: str | Path | None = None, what: str | None = None, 
     output = "\n".join(lines)
     if proc.returncode != 0:
         tail = "\n".join(lines[-25:])
-        _run_log().warning("%s failed with exit code %d; its last output:\n%s", label, proc.returncode, tail)
+        run_logger().warning("%s failed with exit code %d; its last output:\n%s", label, proc.returncode, tail)
         raise StageFailed(f"{label} failed with exit code {proc.returncode}: {stage_reason(lines, proc.returncode)}",
                           proc.returncode, tail)  # fmt: skip
     return output
@@ -137,15 +137,15 @@ def run(cmd: list[str], cwd: str | Path | None = None, what: str | None = None, 
 _COMMAND_ERROR = re.compile(r"ms2img [\w-]+: error: .*")  # the one line every ms2img command refuses with
 
 
-def _run_log() -> logging.Logger | logging.LoggerAdapter:
-    """The Prefect run's logger inside a flow or task run (its UI shows the failed command's output), else ours."""
+def run_logger(fallback: logging.Logger = log) -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run's logger inside a flow or task run (its UI shows what a stage printed), else ``fallback``."""
     from prefect.exceptions import MissingContextError
     from prefect.logging import get_run_logger
 
     try:
         return get_run_logger()
     except MissingContextError:
-        return log
+        return fallback
 
 
 def stage_reason(lines: list[str], returncode: int | None = None) -> str:

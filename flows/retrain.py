@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
 from flows import dask_runner, pipeline
@@ -45,7 +45,7 @@ def in_flow_run() -> bool:
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:
     """The flow run's logger in a run, the module logger under ``flow.fn()``."""
-    return get_run_logger() if in_flow_run() else logging.getLogger("flows.retrain")
+    return pipeline.run_logger(logging.getLogger("flows.retrain"))
 
 
 def call(step: Callable, *args: Any, **kwargs: Any) -> Any:

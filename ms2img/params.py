@@ -29,7 +29,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:  # DVC reads it as UTF-8 too
-        line = data.count(b"\n", 0, exc.start) + 1
+        from ms2img.io.text import line_of_offset
+
+        line = line_of_offset(data, exc.start)
         raise ConfigError(f"{path}, line {line}: not UTF-8 (a character such as µ saved by an older editor); save "
                           "it as UTF-8") from None  # fmt: skip
     try:

@@ -277,8 +277,7 @@ def activity_scores(
     x = normalise(raw, normalisation)
     r, p = correlation_p(x, y, seed=seed)
     rho, p_s = correlation_p(x, y, seed=seed, ranks=True)
-    out = abundances.features.reindex(columns=["feature_id", "precursor_mz", "charge", "rt_min", "polarity"])
-    out["charge"] = out["charge"].fillna(1).astype(np.int64)  # Abundances built without it: 1, as ingest reads
+    out = abundances.features[["feature_id", "precursor_mz", "charge", "rt_min", "polarity"]].copy()
     out["direction"] = np.where(np.isnan(r), "", np.where(r >= 0, "positive", "negative"))
     out["r"], out["p"], out["q"], out["p_bonferroni"] = r, p, bh_adjust(p), bonferroni(p)
     out["spearman_r"], out["spearman_p"] = rho, p_s

@@ -306,11 +306,9 @@ class FamilyPredictor:
                 shown = "; ".join(f"{names[k]!s}: every precursor_intensity is 0 (undetected) in the rows that carry "
                                   "MS/MS" for k in undetected[:5])  # fmt: skip
                 raise RequestError(f"nothing to classify for {len(undetected)} accession(s): {shown}")
-            if replicated(req):  # each injection matched alone, the heights averaged as the feature table did
-                per = {"injection": req[REPLICATE].to_numpy(), "n_injections": n_injections}
-            else:
-                per = {}
-            out = match_parsed(req, counts, mz, intensity, self.matcher, **per)
+            # several injections: each matched alone, the heights averaged as the feature table did
+            injection = req[REPLICATE].to_numpy() if replicated(req) else None
+            out = match_parsed(req, counts, mz, intensity, self.matcher, injection, n_injections)
             ids, x = out["ids"], out["matrix"]
         p_mz = req["precursor_mz"].to_numpy(np.float64)[has]
         if self.domain is not None:
