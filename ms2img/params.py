@@ -28,10 +28,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:  # DVC reads it as UTF-8 too
-        from ms2img.io.text import line_of_offset
-
-        line = line_of_offset(data, exc.start)
+    except UnicodeDecodeError as exc:  # DVC reads it as UTF-8 too (not io.text: every stage imports params)
+        line = data.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"{path}, line {line}: not UTF-8 (a character such as µ saved by an older editor); save "
                           "it as UTF-8") from None  # fmt: skip
     try:
