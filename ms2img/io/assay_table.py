@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ms2img.errors import InputFileError
-from ms2img.io.text import MISSING_CELLS, NUMBER_TEXT, read_text_lines
+from ms2img.io.text import MISSING_CELLS, NUMBER_TEXT, read_text_lines, refuse_other_separator
 
 FINITE_NUMBER_REGEX = rf"^{NUMBER_TEXT}$"  # an assay cell that is a number (GX's regex check and cell_numbers)
 
@@ -39,6 +39,8 @@ def read_csv_strings(path: str | Path) -> pd.DataFrame:
             if not fields or all(not f.strip() for f in fields):
                 continue
             if header is None:
+                if len(fields) == 1:
+                    refuse_other_separator(path, fields[0], reader.line_num)
                 header = [f.strip() for f in fields]
                 if "" in header:  # a spreadsheet's trailing comma: the checks cannot name the column
                     raise InputFileError(
@@ -55,9 +57,7 @@ def read_csv_strings(path: str | Path) -> pd.DataFrame:
                 continue
             if len(fields) != len(header):  # a cut-off row would lose values silently: a spreadsheet writes every comma
                 said = f"{len(fields)} fields but the header has {len(header)}"
-                if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):  # '1,5' split a ';' row
-                    said += f" ('{header[0][:40]}'): the file is not comma-separated (save it as CSV with commas)"
-                elif len(fields) < len(header):
+                if len(fields) < len(header):
                     said += " (a row cut short? an assay not measured is an empty field: 'S1,1.5,')"
                 raise InputFileError(path, said, line=reader.line_num)
             cells = [f.strip() or None for f in fields]

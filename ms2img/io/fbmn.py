@@ -27,7 +27,7 @@ from ms2img.io.mgf import MgfSpectrum, read_mgf
 from ms2img.io.result import ReadResult, aligned_table, flatten_spectra, make_manifest
 from ms2img.io.sample_sheet import index_sheet, resolve, strip_raw_extension
 from ms2img.io.schema import CHARGE_CELL, MAX_INTENSITY, charge_from_text
-from ms2img.io.text import column_to_float, read_text_lines
+from ms2img.io.text import column_to_float, read_text_lines, refuse_other_separator
 
 # Table m/z and MGF PEPMASS of one feature are written from the same feature list (equal to the 4 decimals
 # written); 0.02 Da also lets through a PEPMASS taken from the MS2 scan's isolation m/z (<= 10 ppm at m/z 2000),
@@ -277,8 +277,8 @@ def _csv_header(path: Path) -> tuple[list[str], Any, list[str]]:
 def _read_quant(path: Path) -> _Table:
     """Ids, m/z, RT, charge, sample names, heights (features x samples) and activity rows of the quant CSV."""
     lines, reader, header = _csv_header(path)
-    if len(header) == 1 and any(d in lines[0] for d in ";\t"):
-        raise InputFileError(path, "header has one column: the quant table must be comma-separated", line=1)
+    if len(header) == 1:
+        refuse_other_separator(path, lines[0], 1)
     layout = next(((cols, pats) for cols, pats in LAYOUTS if cols[0] in header), None)
     if layout is None:
         raise InputFileError(path, "header lacks an 'id' (MZmine 3) or 'row ID' (MZmine 2) column", line=1)

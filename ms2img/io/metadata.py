@@ -48,8 +48,8 @@ def _type_of(value: str) -> str:
 def side_table(header: str) -> tuple[str, str] | None:
     """``(kind, what it is and where it goes)`` of a table that sits beside LC-MS/MS data in a lab's folder, from
     its header line: kind ``activity`` (FERMO's ``sample_name, quant_data``), ``metadata`` (FERMO groups, GNPS/FBMN
-    ``filename`` + ``ATTRIBUTE_*``), ``assays`` or ``sheet`` (ms2img's own); None for any other header. Such tables
-    would otherwise read as a quant CSV."""
+    ``filename`` + ``ATTRIBUTE_*``), ``request``, ``assays`` or ``sheet`` (ms2img's own); None for any other header.
+    Such tables would otherwise read as a quant CSV."""
     cells = [c.strip().strip('"').lower() for c in header.lstrip("\ufeff").replace("\t", ",").split(",")]
     if cells[:2] == ["sample_name", "quant_data"]:
         return "activity", (
@@ -64,6 +64,8 @@ def side_table(header: str) -> tuple[str, str] | None:
             "`ms2img ingest --metadata FILE`"
         )
     beside = "it goes beside the exports folder, as data/raw/{} in a project (`ms2img {}`)"
+    if cells[0] == "accession" and {"precursor_mz", "msms"} <= set(cells):  # ms2img.serving.request.REQUEST_COLUMNS
+        return "request", "a serving request (`ms2img request`): it goes to a served model, not into training"
     if cells[0] == "accession":
         return "assays", "an assay table: " + beside.format("assays.csv", "validate --assays FILE")
     if cells[:2] == ["sample", "accession"]:

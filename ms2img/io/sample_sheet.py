@@ -19,7 +19,7 @@ import pandas as pd
 
 from ms2img.errors import InputFileError, Ms2ImgError
 from ms2img.io.schema import SAMPLE_TYPES
-from ms2img.io.text import csv_rows, read_text_lines
+from ms2img.io.text import csv_rows, nfc, read_text_lines, refuse_other_separator
 
 MANIFEST = "samples.csv"  # what ingest writes beside the events: every input sample, its accession and type
 
@@ -54,8 +54,7 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
     rows = csv_rows(path, lines[first:], first + 1)
     header = [h.strip().lower() for h in rows[0]]
     header_line = first + 1
-    if len(header) == 1 and any(d in lines[first] for d in ";\t|"):
-        raise InputFileError(path, "header has one column: the sample sheet must be comma-separated", line=header_line)
+    refuse_other_separator(path, lines[first], header_line)
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise InputFileError(
@@ -159,7 +158,9 @@ def index_sheet(sheet: pd.DataFrame | str | Path | None) -> dict[str, dict[str, 
 
 
 def sheet_row(index: dict[str, dict[str, str]], name: str) -> dict[str, str] | None:
-    """The sheet row of sample ``name`` (by name, or without its raw-file extension); None when not listed."""
+    """The sheet row of sample ``name`` (by name, or without its raw-file extension, in NFC as the sheet is); None
+    when not listed."""
+    name = nfc(name)
     return index.get(name) or index.get(strip_raw_extension(name))
 
 
@@ -171,7 +172,10 @@ def resolve(
     sample_type: str,
     sample_class: str = "",
 ) -> dict[str, str]:
-    """Manifest fields for sample ``name``: the sheet's values where it lists the sample, else the defaults."""
+    """Manifest fields for sample ``name``: the sheet's values where it lists the sample, else the defaults. Every
+    reader's sample and accession names pass here, so here they become NFC (:func:`ms2img.io.text.nfc`), as the sheet
+    already is (``read_text_lines``)."""
+    name, accession, replicate = nfc(name), nfc(accession), nfc(replicate)
     rec = sheet_row(index, name)
     if rec is None:
         return {
@@ -236,30 +240,42 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
+def _shape(rows: pd.DataFrame, training_types: tuple[str, ...] | list[str], what: str) -> str:
+    """``"9 columns -> 3 accessions x 1 replicate, 5 QCs skipped"`` for the manifest ``rows`` of one input or group."""
+    train = rows[rows["type"].isin(training_types)]
+    per_acc = train.groupby("accession", sort=False).size()
+    skipped = rows.loc[~rows["type"].isin(training_types), "type"].value_counts()
+    skip = ", ".join(f"{_count(int(n), t.lower() if t != 'QC' else 'QC')} skipped" for t, n in skipped.items())
+    reps = sorted(set(per_acc.tolist()))
+    if not reps:  # every sample a blank or QC: no accession
+        shape = ""
+    elif len(reps) == 1:
+        shape = f" x {_count(reps[0], 'replicate')}"
+    else:
+        shape = f" x {reps[0]}-{reps[-1]} replicates"
+    return f"{_count(len(rows), what)} -> {_count(len(per_acc), 'accession')}{shape}" + (f", {skip}" if skip else "")
+
+
 def describe_sources(manifest: pd.DataFrame, training_types: tuple[str, ...] | list[str]) -> list[str]:
     """One line per input saying how its sample columns became accessions, e.g. ``GnpsTable.txt: 29 columns ->
-    6 accessions x 4 replicates, 5 blanks skipped``; many one-accession files are summed up in one line.
-    ``manifest`` is ingest's samples.csv (sample, accession, replicate, type, source)."""
+    6 accessions x 4 replicates, 5 blanks skipped``; raw files (one sample each) are one line together, so a sheet
+    that groups them reads ``a.mzML, b.mzML: 2 files -> 1 accession x 2 replicates``; many one-accession exports
+    are summed up in one line. ``manifest`` is ingest's samples.csv (sample, accession, replicate, type, source)."""
+    names = manifest["source"].map(lambda source: Path(str(source)).name)
+    one_file = (manifest.groupby("source")["sample"].transform("size") == 1) & (manifest["sample"] == names)
     lines, singles = [], []
-    for source, rows in manifest.groupby("source", sort=False):
-        train = rows[rows["type"].isin(training_types)]
-        per_acc = train.groupby("accession", sort=False).size()
-        skipped = rows.loc[~rows["type"].isin(training_types), "type"].value_counts()
-        skip = ", ".join(f"{_count(int(n), t.lower() if t != 'QC' else 'QC')} skipped" for t, n in skipped.items())
-        if len(per_acc) == 1 and len(manifest["source"].unique()) > 5:
-            singles.append(int(per_acc.iloc[0]))
+    n_sources = manifest["source"].nunique()
+    for source, rows in manifest[~one_file].groupby("source", sort=False):
+        per_acc = rows[rows["type"].isin(training_types)]["accession"].nunique()
+        if per_acc == 1 and n_sources > 5:
+            singles.append(int(rows["type"].isin(training_types).sum()))
             continue
-        reps = sorted(set(per_acc.tolist()))
-        if not reps:  # every sample of this input a blank or QC: no accession
-            shape = ""
-        elif len(reps) == 1:
-            shape = f" x {_count(reps[0], 'replicate')}"
-        else:
-            shape = f" x {reps[0]}-{reps[-1]} replicates"
-        what = "column" if len(rows) > 1 or rows["sample"].iat[0] != Path(str(source)).name else "file"
-        text = f"{Path(str(source)).name}: {_count(len(rows), what)} -> {_count(len(per_acc), 'accession')}"
-        text += shape + (f", {skip}" if skip else "")
-        lines.append(text)
+        lines.append(f"{Path(str(source)).name}: {_shape(rows, training_types, 'column')}")
+    files = manifest[one_file]
+    if len(files):
+        listed = list(names[one_file])
+        label = ", ".join(listed) if len(listed) <= 3 else f"{listed[0]} ... {listed[-1]}"
+        lines.append(f"{label}: {_shape(files, training_types, 'file')}")
     if singles:
         reps = sorted(set(singles))
         each = _count(reps[0], "replicate") if len(reps) == 1 else f"{reps[0]}-{reps[-1]} replicates"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -86,12 +87,19 @@ def unterminated(path: str | Path) -> str | None:
 incomplete; copy or export it again"
 
 
+def nfc(text: str) -> str:
+    """One spelling of a name: Unicode NFC. macOS writes file names decomposed (``é`` as ``e`` + a combining accent)
+    while Excel and Windows compose them; the two look identical and would be two accessions, and a sample sheet
+    typed on Windows would list none of a Mac's ``Café_01.mzML``."""
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
+
+
 def read_text_lines(path: str | Path) -> list[str]:
     """The lines of a text file (line ``i`` of the editor is ``lines[i - 1]``), rejecting binary content.
 
     UTF-8 (with or without BOM) first, then Windows-1252 (MS-DIAL on Windows). Lines are split on ``\\n`` only
     and a trailing ``\\r`` is removed, so line numbers match what an editor shows; a file without any ``\\n`` is
-    split on ``\\r`` (Excel for Mac's "CSV (Macintosh)").
+    split on ``\\r`` (Excel for Mac's "CSV (Macintosh)"). Text comes back NFC (:func:`nfc`).
     """
     path = Path(path)
     if not path.is_file():
@@ -107,6 +115,7 @@ def read_text_lines(path: str | Path) -> list[str]:
             raise InputFileError(
                 path, "not a text file (undecodable bytes)", line=line_of_offset(data, exc.start)
             ) from None
+    text = nfc(text)
     bad = _CONTROL.search(text)
     if bad:
         line = text.count("\n", 0, bad.start()) + 1
@@ -117,13 +126,27 @@ def read_text_lines(path: str | Path) -> list[str]:
     return [ln.removesuffix("\r") for ln in lines]
 
 
+SEPARATOR_NAMES = {",": "comma", "\t": "tab", ";": "semicolon", "|": "pipe"}
+
+
+def refuse_other_separator(path: str | Path, header: str, line: int, accepted: str = ",") -> None:
+    """The one refusal of a header line split by a separator the reader does not take (a semicolon: Excel in a
+    decimal-comma locale): read with the wrong one it is a single column, and every later message would be about a
+    missing column. ``accepted``: the separators the reader takes; a header holding one of them passes."""
+    if any(sep in header for sep in accepted):
+        return
+    for sep, name in SEPARATOR_NAMES.items():
+        if sep in header:
+            want = "- or ".join(SEPARATOR_NAMES[a] for a in accepted)
+            raise InputFileError(path, f"header is {name}-separated: save it {want}-separated", line=line)
+
+
 def header_delimiter(path: str | Path, header: str, line: int) -> str:
-    """Tab or comma, as a side table's header line shows; a semicolon header (Excel in a decimal-comma locale) is
-    refused, since read as CSV it is one column and every later message would be about a missing column."""
+    """Tab or comma, as a side table's header line shows; any other separator is refused
+    (:func:`refuse_other_separator`)."""
     if "\t" in header:
         return "\t"
-    if "," not in header and ";" in header:
-        raise InputFileError(path, "header is semicolon-separated: save it comma- or tab-separated", line=line)
+    refuse_other_separator(path, header, line, accepted=",\t")
     return ","
 
 

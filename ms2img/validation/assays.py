@@ -31,14 +31,12 @@ MAX_ASSAY_VALUE = DEFAULT_MAX_INTENSITY
 
 
 def _missing_column(column: str, header: list[str], wanted: Sequence[str] | None = None) -> str:
-    """Why a column is missing, in the words of the file: the header as read, and a separator that is not a comma
-    (a spreadsheet's ``;`` export reads as one column) or the closest name (a misspelt header) among the columns
-    no check wants (TFC is not a misspelt TPC)."""
+    """Why a column is missing, in the words of the file: the header as read and the closest name (a misspelt
+    header) among the columns no check wants (TFC is not a misspelt TPC). A header split by another separator
+    never gets here: ``read_csv_strings`` refuses it."""
     import difflib
 
     said = f"no column '{column}' in the header {header[:8]}"
-    if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
-        return f"{said}: the file is not comma-separated (save it as CSV with commas)"
     spare = [h for h in header if h != "accession" and h not in (wanted or ())]
     close = difflib.get_close_matches(column, spare, n=1, cutoff=0.6)
     return f"{said} (did you mean '{close[0]}'?)" if close else said

@@ -10,6 +10,7 @@ from io_builders import MSDIAL_ROWS, msdial_lines, write_lines
 
 from ms2img.cli import main
 from ms2img.errors import ConfigError, InputFileError
+from ms2img.io.assay_table import read_csv_strings
 from ms2img.io.ingest import MANIFEST, ingest
 from ms2img.io.inputs import plan
 from ms2img.io.msdial import read_msdial
@@ -215,6 +216,27 @@ def test_raw_replicates_merged_into_one_accession_by_sheet(mzml_file, tmp_path):
     with pytest.raises(InputFileError, match=r"sheet\.csv, line 3: sample 'run_2' names no .* closest: 'run2\.mzML'"):
         ingest([mzml_file, second], tmp_path / "out3", sample_sheet=sheet)
     assert not (tmp_path / "out3").exists()
+
+
+def test_names_spelt_decomposed_by_macos_join_their_composed_spelling(mzml_file, tmp_path):
+    """macOS writes file names decomposed ('e' + a combining accent), Excel on Windows composed: the two look identical,
+    and the sheet listed none of a Mac's files and 'Café' became two accessions. Names are NFC wherever read."""
+    import unicodedata
+
+    composed, decomposed = "Café", unicodedata.normalize("NFD", "Café")
+    assert composed != decomposed
+    runs = [tmp_path / f"{decomposed}_1.mzML", tmp_path / f"{composed}_2.mzML"]
+    for run in runs:
+        shutil.copy(mzml_file, run)
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text(f"sample,accession,replicate\n{composed}_1.mzML,{composed},1\n{decomposed}_2,{decomposed},2\n")
+    summary = ingest(runs, tmp_path / "out", sample_sheet=sheet)
+    events = read_events(tmp_path / "out")
+    assert set(events["accession"]) == {composed} and set(events["replicate"]) == {"1", "2"}
+    assert "sample sheet or metadata rows matching no input" not in summary.warnings
+    assays = tmp_path / "assays.csv"
+    assays.write_text(f"accession,DPPH\n{decomposed},1.5\n", encoding="utf-8")
+    assert list(read_csv_strings(assays)["accession"]) == [composed]
 
 
 def test_a_sample_sheet_typo_fails_naming_the_sheet_line_and_the_closest_column(msdial_file, tmp_path, capsys):

@@ -60,6 +60,11 @@ def test_describe_sources_and_the_replicate_hint():
     files = pd.concat([manifest([(f"ACC{i}_r{j}", f"ACC{i}", str(j), "Sample") for j in (1, 2, 3)],
                                 source=f"exports/ACC{i}.txt") for i in range(8)])  # fmt: skip
     assert describe_sources(files, ("Sample",)) == ["8 files: one accession each (file name), 3 replicates each"]
+    # raw files (one sample each) are one line: a sheet grouping injections was "1 file -> 1 accession" per file
+    runs = pd.concat([manifest([(f"A_{j}.mzML", "A", str(j), "Sample")], source=f"raw/A_{j}.mzML") for j in (1, 2)])
+    assert describe_sources(runs, ("Sample",)) == ["A_1.mzML, A_2.mzML: 2 files -> 1 accession x 2 replicates"]
+    many = pd.concat([manifest([(f"R{j}.mzML", f"R{j}", "1", "Sample")], source=f"R{j}.mzML") for j in range(9)])
+    assert describe_sources(many, ("Sample",)) == ["R0.mzML ... R8.mzML: 9 files -> 9 accessions x 1 replicate"]
 
 
 def project(tmp_path, export):
@@ -189,11 +194,16 @@ def test_side_tables_in_the_exports_folder_are_named_for_what_they_are(test_data
     [
         ("assays.csv", "accession,DPPH\n1a,3\n", "an assay table: it goes beside the exports folder, as data/raw/"),
         ("sample_sheet.csv", "sample,accession\n1a,A\n", "a sample sheet: it goes beside the exports folder, as"),
+        (
+            "request.csv",
+            "accession,precursor_mz,precursor_intensity,rt_min,msms\nS1,300.1,1000,2.5,150.1:100\n",
+            "a serving request (`ms2img request`): it goes to a served model, not into training",
+        ),
     ],
 )
 def test_ms2img_own_tables_in_the_exports_folder_are_skipped_and_named(test_data, tmp_path, capsys, name, text, said):
-    """ms2img's assays.csv or sample sheet dropped among the exports was read as an MZmine quant table ("which MGF
-    holds this quant table's spectra?")."""
+    """ms2img's assays.csv, sample sheet or serving request dropped among the exports was read as an MZmine quant table
+    ("which MGF holds this quant table's spectra?"); a request was then called an assay table."""
     exports = tmp_path / "exports"
     exports.mkdir()
     shutil.copy(test_data / MSDIALR, exports)
@@ -254,7 +264,8 @@ def test_an_input_whose_every_sample_is_a_blank_is_described_not_a_traceback(tes
     sheet = tmp_path / "sheet.csv"
     sheet.write_text(f"sample,accession,type\n{blank.name},B,blank\n{sample.name},S,\n")
     assert main(["ingest", str(blank), str(sample), "--out", str(tmp_path / "ev"), "--sample-sheet", str(sheet)]) == 0
-    assert f"{blank.name}: 1 file -> 0 accessions, 1 blank skipped" in capsys.readouterr().out
+    said = f"{blank.name}, {sample.name}: 2 files -> 1 accession x 1 replicate, 1 blank skipped"
+    assert said in capsys.readouterr().out
 
 
 def test_gnps_metadata_names_with_mzml_extensions_match_and_an_empty_type_keeps_the_export_blanks(

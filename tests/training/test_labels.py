@@ -250,7 +250,7 @@ def test_a_semicolon_csv_with_decimal_commas_is_named_as_such(tmp_path):
     p = tmp_path / "assays.csv"
     p.write_text("accession;DPPH\nS1;1,5\nS2;2\n", encoding="utf-8")
     for read in (read_assays, validate_assays):
-        with pytest.raises(InputFileError, match=r"line 2: .*not comma-separated"):
+        with pytest.raises(InputFileError, match=r"line 1: header is semicolon-separated: save it comma-separated"):
             read(p)
 
 
