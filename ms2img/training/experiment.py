@@ -120,7 +120,12 @@ class CVResult:
         for i, a in enumerate(self.families):
             for b in self.families[i + 1 :]:
                 paired[f"{a} vs {b}"] = corrected_paired_test(
-                    per_fold[a], per_fold[b], self.test_train_ratio, cohort=self.cohort, score=self.metric
+                    per_fold[a],
+                    per_fold[b],
+                    self.test_train_ratio,
+                    cohort=self.cohort,
+                    score=self.metric,
+                    counts=None if self.protocol is None else (self.protocol.low, self.protocol.high),
                 )
         return {"families": fams, "paired": paired}
 

@@ -112,13 +112,17 @@ def withheld_top(k: int, note: str = "") -> str:
 
 def precision_at_top(y_true: Sequence[int], prob: Sequence[float], share: float = TOP_SHARE) -> tuple[float, int]:
     """``(precision, k)``: the share of truly high (1) among the ``k = ceil(share x n)`` accessions with the highest
-    P(high) (ties in the given order): what a lab that follows up the top of the ranking finds. NaN for none."""
+    P(high): what a lab that follows up the top of the ranking finds. NaN for none. Accessions tied at the cut
+    count by their expected share (a random pick among the tie), so the rows' order cannot move the score (a
+    forest's votes and the image ensemble's ranks tie often)."""
     y, p = np.asarray(y_true).astype(int).ravel(), np.asarray(prob, dtype=float).ravel()
     if y.size == 0:
         return float("nan"), 0
     k = max(1, math.ceil(share * y.size))
-    top = np.argsort(-p, kind="stable")[:k]
-    return float(y[top].mean()), k
+    cut = np.sort(p)[::-1][k - 1]
+    above, tied = p > cut, p == cut
+    hits = y[above].sum() + (k - above.sum()) * y[tied].mean()
+    return float(hits / k), k
 
 
 def fold_scores(y_true: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, float]:
@@ -280,6 +284,7 @@ def corrected_paired_test(
     *,
     cohort: tuple[int, int] | None = None,
     score: str = "auc",
+    counts: tuple[int, int] | None = None,
 ) -> dict[str, float]:
     """Paired corrected resampled t-test of ``a - b`` on the same folds: mean difference, interval, two-sided p.
 
@@ -287,13 +292,17 @@ def corrected_paired_test(
     two means of ``score`` (folds that all agree would give a zero-width interval: 0.000 [0.000, 0.000] for two
     families at AUC 1.000 in every fold), and p uses the standard error that interval implies when it is larger
     (its half-width on the side facing 0 over the same t quantile: the floor is asymmetric near AUC 1), so p < 1 -
-    ``level`` exactly where the interval excludes 0; no observed difference gives p = 1."""
+    ``level`` exactly where the interval excludes 0; no observed difference gives p = 1. ``counts`` (``n_low,
+    n_high`` of any cohort): the same floor where every fold gives the same difference (a standard error of 0 would
+    claim certainty: 0.000 [0.000, 0.000] for two families at AUC 1.000 on a large cohort too)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     ok = np.isfinite(a) & np.isfinite(b)
     d = a[ok] - b[ok]
     out = corrected_interval(d, test_train_ratio, level)
     j = d.size
     se = corrected_se(d, test_train_ratio)
+    if cohort is None and counts is not None and se == 0:
+        cohort = counts
     if cohort is not None and j:
         out = widen(out, paired_floor(score, float(a[ok].mean()), float(b[ok].mean()), *cohort, level))
         if j >= 2 and np.isfinite(out["ci_low"]) and np.isfinite(out["ci_high"]):
@@ -483,7 +492,28 @@ def select_winner(
             f"({name} {means[best]:.3f}, p = {paired[winner]['p_value']:.2f}), and simpler"
         )
     ranking = sorted(means, key=lambda f: (-means[f], simplicity.get(f, 99)))
+    bias = selection_bias(fold_scores, winner)
+    if len(fold_scores) > 1 and np.isfinite(bias):
+        reason += (
+            f"; chosen among {len(fold_scores)} families on these folds, its mean is optimistic by about {bias:.3f}"
+            " (Tibshirani & Tibshirani 2009)"
+        )
     if excluded:
         reason += f"; degenerate, never chosen: {', '.join(excluded)}"
     return {"winner": winner, "best": best, "metric": metric, "reason": reason, "ranking": ranking,
-            "paired_with_best": paired, "excluded": excluded}  # fmt: skip
+            "paired_with_best": paired, "excluded": excluded, "selection_bias": bias}  # fmt: skip
+
+
+def selection_bias(fold_scores: Mapping[str, Sequence[float]], winner: str) -> float:
+    """How much the winner's mean per-fold score overstates the score of the select-then-refit procedure: the mean
+    over folds of the best family's score in that fold minus the winner's (Tibshirani & Tibshirani 2009, Ann. Appl.
+    Stat. 3:822). The winner is the maximum of several noisy means, so its own mean is optimistic (a winner's
+    curse); this estimate needs no nested CV, only the per-fold scores every family already has. 0 for one family;
+    folds where the winner has no score (one class) are left out."""
+    scores = np.vstack([np.asarray(v, float) for v in fold_scores.values()])
+    own = np.asarray(fold_scores[winner], float)
+    ok = np.isfinite(own)
+    if not ok.any():
+        return float("nan")
+    best = np.where(np.isfinite(scores[:, ok]), scores[:, ok], -np.inf).max(axis=0)
+    return float(np.mean(best - own[ok]))

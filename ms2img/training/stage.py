@@ -299,11 +299,14 @@ def train_assay(
         "repeats": protocol.repeats,
         "small_cohort": int(protocol.small_cohort),  # 1: below 20 labelled accessions per class (numbers only)
         **summary,
+        "selection_bias": selection.get("selection_bias"),  # the winner's mean is this optimistic (scores.py)
         **extras,
     }
     _write_table(cv.oof, report_dir / "oof.csv")
     _write_table(cv.folds, report_dir / "folds.csv")
-    selection = {**selection, "degenerate": notes, "families": families, "small_cohort": protocol.small_cohort,
+    # "paired": every pair of families on the same folds, which the registry's "selection" rule quotes
+    selection = {**selection, "paired": summary["paired"], "degenerate": notes, "families": families,
+                 "small_cohort": protocol.small_cohort,
                  "protocol": protocol.describe(), "mode": data.mode,
                  "warnings": [replicates] if replicates else []}  # fmt: skip
     write_text(report_dir / "selection.json", json.dumps(to_jsonable(selection), indent=2, sort_keys=True) + "\n")

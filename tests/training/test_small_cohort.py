@@ -222,7 +222,16 @@ def test_paired_difference_of_two_families_at_auc_one_is_not_a_point():
     # one family misses a fold: the floored interval still spans 0, and p agrees with it
     t = corrected_paired_test([1.0] * 5 + [0.0], [1.0] * 6, 0.5, cohort=(3, 3))
     assert t["ci_low"] < 0 < t["ci_high"] and t["p_value"] > 0.05
-    assert corrected_paired_test([1.0] * 6, [1.0] * 6, 0.5)["ci_low"] == 0.0  # a large cohort: the folds decide
+    assert corrected_paired_test([1.0] * 6, [1.0] * 6, 0.5)["ci_low"] == 0.0  # no counts: the folds decide
+    # a large cohort whose folds all agree (SE 0) gets the floor too, not 0.000 [0.000, 0.000]; and constant
+    # differences a p, not NaN
+    t = corrected_paired_test([1.0] * 6, [1.0] * 6, 0.5, counts=(40, 40))
+    assert t["ci_low"] < 0 < t["ci_high"] and t["p_value"] == 1.0
+    t = corrected_paired_test([0.9] * 6, [0.8] * 6, 0.5, counts=(40, 40))
+    assert t["ci_low"] < t["diff"] < t["ci_high"] and np.isfinite(t["p_value"])
+    assert corrected_paired_test([0.9, 0.8], [0.8, 0.6], 0.5, counts=(40, 40)) == corrected_paired_test(
+        [0.9, 0.8], [0.8, 0.6], 0.5
+    )  # folds that vary: the large cohort's interval is the folds' own
 
 
 @pytest.mark.parametrize("seed", range(20))

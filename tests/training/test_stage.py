@@ -101,6 +101,10 @@ def test_reports(trained):
     assert sorted(selection["ranking"] + selection["excluded"]) == sorted(FAMILIES)  # excluded: degenerate
     assert selection["families"] == list(FAMILIES)
     assert selection["winner"] == trained["result"]["selection"]["winner"]
+    # the registry's "selection" rule reads the paired difference of the winner and the champion's family here
+    pairs = {f"{a} vs {b}" for i, a in enumerate(FAMILIES) for b in FAMILIES[i + 1 :]}
+    assert set(selection["paired"]) == pairs
+    assert all({"diff", "ci_low", "ci_high", "p_value"} <= set(e) for e in selection["paired"].values())
     run = json.loads((reports / "run.json").read_text())
     assert run["seconds"] > 0 and run["data_version"] and run["code_version"]
     assert run["mlflow_run_id"] == trained["result"]["run"]["mlflow_run_id"]
