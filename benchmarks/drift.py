@@ -59,11 +59,12 @@ def perturb(events: pd.DataFrame, level: tuple[float, float, float, float], rng:
 
 
 def main() -> int:
-    from ms2img.features.match import FeatureMatcher, match_parsed, matching_rule, training_feature_spectra
+    from ms2img.features.match import FeatureMatcher, matching_rule, training_feature_spectra
     from ms2img.features.table import FeatureTable
     from ms2img.io.schema import read_events
     from ms2img.models.family import input_kind
     from ms2img.render import RenderConfig, images_path, render_events
+    from ms2img.serving.predictor import served_match
     from ms2img.serving.request import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_ROWS, events_to_request, parse_request
     from ms2img.training.dataset import MIDDLE, data_from_params
     from ms2img.training.experiment import fit_family
@@ -114,7 +115,7 @@ def main() -> int:
                         x = rendered.images[order]
                     else:
                         parsed = parse_request(request, DEFAULT_MAX_ROWS, DEFAULT_MAX_FRAGMENTS)
-                        m = match_parsed(*parsed, matchers[fam])
+                        m = served_match(*parsed, matchers[fam])  # injections matched alone, as served
                         x = np.log1p(m["matrix"][pd.Index(np.asarray(m["ids"]).astype(str)).get_indexer(test_ids)])
                     prob = model.predict_proba(x)[:, 1]
                     auc = fold_scores(y_test[scored], prob[scored], model.threshold_)["auc"]

@@ -205,6 +205,25 @@ REGRESSION_RESPONSE_COLUMNS = [
 REGRESSION_WITHHELD_NOTE = f'no value out of domain (send "params": {{"{PARAM_CLASS_OUT_OF_DOMAIN}": true}} for one)'
 
 
+def served_match(
+    req: pd.DataFrame,
+    counts: np.ndarray,
+    mz: np.ndarray,
+    intensity: np.ndarray,
+    matcher: Any,
+    n_injections: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """A parsed request (:func:`ms2img.serving.request.parse_request`) matched to a feature family's training
+    features as served: several injections of an accession each matched alone and the heights averaged, as the
+    feature table did (:func:`ms2img.features.match.match_parsed`). Benchmarks that score "as served" call this."""
+    from ms2img.features.match import match_parsed
+
+    if n_injections is None:
+        n_injections = injections(req, counts, pd.factorize(req["accession"].to_numpy(dtype=object), sort=True)[1])
+    injection = req[REPLICATE].to_numpy() if replicated(req) else None
+    return match_parsed(req, counts, mz, intensity, matcher, injection, n_injections)
+
+
 class FamilyPredictor:
     """Raw peaks in, per-accession answer out, for any :class:`~ms2img.models.family.FamilyModel`.
 
@@ -299,16 +318,12 @@ class FamilyPredictor:
             if blank.any():
                 raise RequestError(self._blank_reason(req, codes, names, has, np.flatnonzero(blank)))
         else:
-            from ms2img.features.match import match_parsed
-
             undetected = np.flatnonzero(n_prec == 0)  # an image family finds the same as a blank image
             if len(undetected):
                 shown = "; ".join(f"{names[k]!s}: every precursor_intensity is 0 (undetected) in the rows that carry "
                                   "MS/MS" for k in undetected[:5])  # fmt: skip
                 raise RequestError(f"nothing to classify for {len(undetected)} accession(s): {shown}")
-            # several injections: each matched alone, the heights averaged as the feature table did
-            injection = req[REPLICATE].to_numpy() if replicated(req) else None
-            out = match_parsed(req, counts, mz, intensity, self.matcher, injection, n_injections)
+            out = served_match(req, counts, mz, intensity, self.matcher, n_injections)
             ids, x = out["ids"], out["matrix"]
         p_mz = req["precursor_mz"].to_numpy(np.float64)[has]
         if self.domain is not None:
