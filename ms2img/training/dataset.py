@@ -63,6 +63,8 @@ class Protocol:
 
 
 def _setting_int(value: Any, name: str, minimum: int) -> int:
+    if isinstance(value, bool):  # YAML's yes/true is a bool, and int(True) is 1
+        raise ConfigError(f"{name} must be a whole number or auto, got {value!r}")
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -72,6 +74,20 @@ def _setting_int(value: Any, name: str, minimum: int) -> int:
     if number < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {number}")
     return number
+
+
+def cv_seed(params: Mapping[str, Any]) -> int:
+    """``cv.seed``, checked: the folds' and every fit's seed (a whole number 0 .. 2**32 - 1, as NumPy takes)."""
+    value = (params.get("cv") or {}).get("seed")
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ConfigError(f"cv.seed must be a whole number from 0 to {2**32 - 1}, got {value!r}")
+    try:
+        seed = int(value)
+    except ValueError:
+        raise ConfigError(f"cv.seed must be a whole number from 0 to {2**32 - 1}, got {value!r}") from None
+    if not 0 <= seed < 2**32:
+        raise ConfigError(f"cv.seed must be a whole number from 0 to {2**32 - 1}, got {seed}")
+    return seed
 
 
 def cohort_protocol(assay: str, counts: Mapping[str, int], folds: Any = AUTO_FOLDS, repeats: Any = 1) -> Protocol:
@@ -315,7 +331,9 @@ def data_from_params(
     features_dir: str | Path | None = None,
 ) -> AssayData:
     """:func:`load_assay_data` with thresholds, folds, repeats and seed from params.yaml."""
-    cv = params["cv"]
+    cv = params.get("cv") or {}
+    if not isinstance(cv, Mapping) or "folds" not in cv:
+        raise ConfigError("params.yaml has no cv section with folds (e.g. cv: {folds: 5, repeats: 1, seed: 42})")
     return load_assay_data(
         assay,
         images_path,
@@ -326,6 +344,6 @@ def data_from_params(
         high=float(params["labels"]["high"]),
         n_splits=cv["folds"],
         repeats=cv.get("repeats", 1),
-        seed=int(cv["seed"]),
+        seed=cv_seed(params),
         mode=label_mode(params["labels"]),
     )

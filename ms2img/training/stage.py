@@ -29,7 +29,7 @@ from ms2img.atomic import atomic_path, write_text
 from ms2img.errors import Ms2ImgError
 from ms2img.jsonio import to_jsonable
 from ms2img.models.family import ENSEMBLE, FAMILIES, MULTITASK, input_kind
-from ms2img.training.dataset import MIDDLE, AssayData, class_summary, data_from_params
+from ms2img.training.dataset import MIDDLE, AssayData, class_summary, cv_seed, data_from_params
 from ms2img.training.experiment import CVResult, cross_validate, degenerate_families, fit_final, resolve_cohort_settings
 from ms2img.training.fold_metrics import confusion_matrices, predict_labels, write_metrics_json
 from ms2img.training.labels import per_accession_oof
@@ -47,12 +47,20 @@ PARAM_SECTIONS = ("base", "labels", "cv", "render", "cnn", "tune", "baselines", 
 
 def families_from_params(params: Mapping[str, Any]) -> list[str]:
     """The families to train (``train.families``), feature families only for the similarity methods built."""
-    wanted = list(params.get("train", {}).get("families", FAMILIES))
+    from ms2img.errors import ConfigError
+
+    given = (params.get("train") or {}).get("families", FAMILIES)
+    if isinstance(given, str) or not isinstance(given, Sequence) or not given:
+        raise ConfigError(
+            f"train.families must be a non-empty list of family names, e.g. [cnn, rf-image]; got {given!r}"
+        )
+    wanted = [str(f) for f in given]
+    twice = sorted({f for f in wanted if wanted.count(f) > 1})
+    if twice:  # found only after the whole cross-validation otherwise
+        raise ConfigError(f"train.families lists {', '.join(twice)} more than once: {wanted}")
     methods = set(params["features"]["similarity"])
     unknown = [f for f in wanted if f not in FAMILIES]
     if unknown:
-        from ms2img.errors import ConfigError
-
         raise ConfigError(f"unknown families {unknown} in train.families; known: {list(FAMILIES)}")
     kept = [f for f in wanted if input_kind(f) == "image" or f.split("-", 1)[1] in methods]
     for family in (ENSEMBLE, MULTITASK):
@@ -233,7 +241,7 @@ def train_assay(
 ) -> dict[str, Any]:
     """Cross-validate every family, choose the winner, fit and save the final models; see the module docstring."""
     started = time.perf_counter()
-    seed = int(params["cv"]["seed"])
+    seed = cv_seed(params)
     units = units or (params["labels"].get("units") or {}).get(assay)  # labels.units: axes, cards, served values
     families = families_from_params(params)
     data = data_from_params(assay, params, images_path, assays_csv, features_dir=features_dir)
@@ -454,7 +462,7 @@ def resolution_study(
     params.yaml's ``resolution`` section (trials, epochs, ensemble) overrides ``tune``/``cnn`` here only: the
     study compares sizes under one protocol, and at 300x280 the full protocol does not fit a CPU budget.
     """
-    seed = int(params["cv"]["seed"])
+    seed = cv_seed(params)
     params = study_params(params)
     results, rows = {}, []
     for size, path in image_paths.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -209,3 +210,32 @@ def test_per_replicate_images_train_held_out_together_and_warn_about_serving(tra
                          track=False)  # fmt: skip
     assert "render.per_replicate is true" in caplog.text and "replicates averaged" in caplog.text
     assert out["selection"]["winner"] in (None, "rf-image")
+
+
+@pytest.mark.parametrize(
+    ("families", "said"),
+    [
+        (["rf-image", "rf-image"], "train.families lists rf-image more than once"),
+        ([], "train.families must be a non-empty list"),
+        (None, "train.families must be a non-empty list"),
+        ("rf-image", "train.families must be a non-empty list of family names, e.g. [cnn, rf-image]; got 'rf-image'"),
+    ],
+)
+def test_a_family_list_that_cannot_be_right_is_refused_before_any_fit(families, said):
+    """A duplicated family failed after the whole cross-validation (a pandas traceback), an empty list with "No
+    objects to concatenate", a bare name was read letter by letter."""
+    from ms2img.errors import ConfigError
+    from ms2img.training.stage import families_from_params
+
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        families_from_params({"train": {"families": families}, "features": {"similarity": ["cosine"]}})
+
+
+@pytest.mark.parametrize("seed", ["abc", -1, 2**32, True, 1.5])
+def test_a_cv_seed_numpy_cannot_take_is_one_line(seed):
+    from ms2img.errors import ConfigError
+    from ms2img.training.dataset import cv_seed
+
+    with pytest.raises(ConfigError, match=r"cv.seed must be a whole number from 0 to 4294967295, got"):
+        cv_seed({"cv": {"seed": seed}})
+    assert cv_seed({"cv": {"seed": "7"}}) == 7
