@@ -45,6 +45,12 @@ class StageFailed(Ms2ImgError):
         the same answer, so a retry only repeats the work before it (a chain's training and registrations)."""
         return self.returncode == USER_ERROR
 
+    @property
+    def refused(self) -> bool:
+        """An ``ms2img`` command refused its input or settings (its one ``error:`` line; ``dvc repro`` reports that
+        exit 2 as 255) rather than crashed."""
+        return self.deterministic or bool(_COMMAND_ERROR.search(str(self)))
+
 
 def project_dir(path: str | Path | None = None) -> Path:
     """The DVC project the flows work on: ``path``, else $MS2IMG_PROJECT_DIR, else the cwd when it holds a

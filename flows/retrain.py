@@ -174,21 +174,30 @@ def upstream_stages(
 ) -> None:
     """Ingest + validate, render and features: shared by all assays, run by DVC itself.
 
-    A validation failure stops here, before any training, with the validator's message and the report's path;
-    models, champions and dvc.lock stay as they were, and data/raw.dvc goes back to ``last_good`` (its bytes
-    before this run recorded the new data), so a bad drop never becomes the versioned data.
+    A validation failure, or a stage refusing its input (an export ingest cannot read, a mixed-polarity drop),
+    stops here, before any training, with the message; models, champions and dvc.lock stay as they were,
+    and data/raw.dvc goes back to ``last_good`` (its bytes before this run recorded the new data), so a bad drop
+    never becomes the versioned data. A crash (no ``ms2img ...: error:`` line) keeps the pointer: the data passed
+    what ran.
     """
     try:
         pipeline.repro(*stages, cwd=project, echo=run_logger().info)
     except pipeline.StageFailed as exc:
         problem = next((line for line in str(exc).splitlines() if "validation failed" in line), None)
-        if problem is None:
-            raise  # a crash after validation passed: the recorded data is good
-        problem = problem.split("error: ", 1)[-1]
+        if problem is None and not exc.refused:
+            raise  # a crash after the data was accepted: the recorded data is good
         pointer, pointer_note = raw_pointer(project), ""
         if last_good is not None and (not pointer.exists() or pointer.read_bytes() != last_good):
             atomic.write_bytes(pointer, last_good)
             pointer_note = "; data/raw.dvc is back at the last validated data (your files in data/raw stay)"
+        if problem is None:
+            raise pipeline.StageFailed(
+                f"{exc} Nothing was trained or pushed; every champion stays{pointer_note}. Fix or remove the "
+                "refused input in data/raw.",
+                exc.returncode,
+                exc.tail,
+            ) from None
+        problem = problem.split("error: ", 1)[-1]
         raise ValidationFailed(
             f"{problem} (report: {project / 'reports' / 'validation.html'}). Nothing was trained or pushed; every "
             f"champion stays{pointer_note}. Fix or remove the bad input in data/raw, or set validate.policy: "

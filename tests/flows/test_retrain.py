@@ -170,6 +170,20 @@ def test_bad_data_in_a_fresh_project_stops_before_training(fresh, in_project):
             assert pointer.read_bytes() == recorded  # `dvc repro` had recorded the bad drop: put back
             assert not (project.root / "models").exists() and not (project.root / "metrics" / f"{ASSAY}.json").exists()
             assert project.versions(MODEL) == []
+            # an input a stage refuses outright (exit 2: here assays.csv, a row longer than its header) is put
+            # back the same way; it used to stay recorded as the versioned data
+            export.write_bytes(original)
+            assays = project.raw / "assays.csv"
+            good_assays = assays.read_bytes()
+            assays.write_bytes(good_assays + b"ACC9999,1,2,3,4,5,6,7\n")
+            try:
+                with pytest.raises(pipeline.StageFailed, match="Nothing was trained or pushed") as refused:
+                    retrain.fn(project_dir=str(project.root))
+                assert "fields but the header has" in str(refused.value), refused.value
+                assert "back at the last validated data" in str(refused.value)
+                assert pointer.read_bytes() == recorded
+            finally:
+                assays.write_bytes(good_assays)
         finally:
             export.write_bytes(original)
             stamp.unlink()
