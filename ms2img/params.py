@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,154 @@ PROFILES_DIR = Path("profiles")
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> dict[str, Any]:
-    """Read params.yaml: the values in it are the values that run (DVC records exactly these)."""
+    """Read params.yaml and check every key it holds against :data:`SCHEMA`: the values in it are the values that
+    run (DVC records exactly these), so a misspelt key (``cv.fold``) or a value no stage can use (``cnn.ensemble:
+    0``, ``blank_subtraction: 'false'``) is refused in one line naming the file and line before any work starts,
+    not silently ignored or found after hours of training."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: parameters file not found (run from the project root or pass --params)")
-    return read_yaml(path)
+    params = read_yaml(path)
+    check_params(params, path)
+    return params
+
+
+# Every key params.yaml may hold and what its value must be (tests/test_params.py: the shipped params.yaml and
+# profiles hold exactly these, bar the optional ones). Ranges a stage checks against the data (folds against
+# class sizes, sizes against the image) stay with that stage.
+SCHEMA: dict[str, dict[str, str]] = {
+    "base": {"seed": "seed"},
+    "synth": {"accessions": "int>=1", "replicates": "int>=1", "seed": "seed"},
+    "ingest": {"sample_types": "list", "blank_subtraction": "bool", "blank_fold": "number>0",
+               "join_mz_tol_da": "number>0", "rt_unit": "str", "allow_mixed_polarity": "bool"},
+    "validate": {"policy": "str", "mz_min": "number>=0", "mz_max": "number>0", "fragment_tolerance_da": "number>=0",
+                 "max_above_precursor_share": "number>=0", "max_intensity": "number>0"},
+    "render": {"size": "str", "sizes": "list", "x_range": "range", "y_range": "range", "aggregation": "str",
+               "transform": "str", "per_replicate": "bool"},
+    "labels": {"assays": "list", "mode": "str", "low": "number>=0", "high": "number>=0", "units": "map"},
+    "cv": {"folds": "int>=2|auto", "repeats": "int>=1|auto", "seed": "seed"},
+    "resolution": {"assays": "list|empty", "folds": "int>=2", "trials": "int>=1", "epochs": "int>=1",
+                   "ensemble": "int>=1"},
+    "train": {"families": "list"},
+    "cnn": {"architecture": "str", "epochs": "int>=1", "min_epochs": "int>=0", "intensity_weight": "number>0",
+            "relevance_power": "number>=0", "patience": "int>=0", "passes_per_epoch": "int>=1", "batch_size": "int>=1",
+            "ensemble": "int>=1", "cross_fit": "bool"},
+    "tune": {"trials": "int>=1", "objective": "str", "validation_split": "number>0", "space": "map"},
+    "features": {"mz_tol_ppm": "number>0", "mz_sigma_ppm": "number>0|null", "mz_sigma_factor": "number>0",
+                 "rt_tol_min": "number>0", "ms2_tol_da": "number>0", "threshold": "number>0", "similarity": "list"},
+    "baselines": {"rf_trees": "list[trees]", "rf_max_features": "list", "oplsda_cv_folds": "int>=2|auto",
+                  "oplsda_permutations": "int>=0"},
+    "registry": {"model_prefix": "str", "z": "number>=0"},
+    "serve": {"port": "int>=1", "host": "str", "max_rows": "int>=1", "workers": "int>=0", "max_bytes": "int>=1"},
+    "schedule": {"cron": "str", "watch_minutes": "number>0"},
+    "explain": {"block": "int>=1", "stride": "int>=1|null", "refit": "bool", "n_repeats": "int>=1",
+                "mz_ppm": "number>0", "rt_tol_min": "number>0", "min_accessions": "int>=1", "top": "int>=1",
+                "libraries": "any", "ms1_tol_da": "number>0", "ms2_tol_da": "number>0", "translator_url": "str|null",
+                "translator_timeout_s": "number>0", "translator_top": "int>=1", "seed": "seed"},
+}  # fmt: skip
+OPTIONAL = {"serve.workers", "serve.max_bytes"}  # read with a default when absent; not in the shipped params.yaml
+MAX_TREES = 100_000  # a forest larger than this adds nothing measurable and may not fit in memory
+
+
+def _number(value: Any) -> float | None:
+    """A number as YAML gives it (PyYAML reads ``1.0e12`` as a float but ``1e12`` as text); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def value_problem(kind: str, value: Any) -> str | None:
+    """Why ``value`` is not a ``kind`` of :data:`SCHEMA`, or None."""
+    if kind == "any" or (value is None and kind.endswith("|null")):
+        return None
+    base = kind.removesuffix("|null").removesuffix("|auto").removesuffix("|empty")
+    if kind.endswith("|auto") and str(value).strip().lower() == "auto":
+        return None
+    if base == "bool":
+        return None if isinstance(value, bool) else "must be true or false (unquoted)"
+    if base == "str":
+        return None if isinstance(value, str) and value.strip() else "must be a text"
+    if base == "map":
+        return None if isinstance(value, dict) else "must be a mapping of key: value lines"
+    if base.startswith("list"):
+        if not isinstance(value, list) or (not value and not kind.endswith("|empty")):
+            return "must be a list, e.g. [a, b]" + ("" if kind.endswith("|empty") else " (not empty)")
+        if base == "list[trees]":
+            bad = [v for v in value if value_problem("int>=1", v) or int(v) > MAX_TREES]
+            return f"must list whole numbers of trees from 1 to {MAX_TREES:,}; got {bad[0]!r}" if bad else None
+        return None
+    if base == "range":
+        lo, hi = (_number(v) for v in value) if isinstance(value, list) and len(value) == 2 else (None, None)
+        ok = lo is not None and hi is not None and 0 <= lo < hi
+        return None if ok else "must be [low, high] m/z with 0 <= low < high"
+    if base == "seed":
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        return None if whole and 0 <= value < 2**32 else f"must be a whole number from 0 to {2**32 - 1}"
+    number = _number(value)
+    if base.startswith("int"):
+        if isinstance(value, bool) or number is None or number != int(number) or isinstance(value, float):
+            return "must be a whole number" + (" or auto" if kind.endswith("|auto") else "")
+    elif number is None:
+        return "must be a number"
+    limit = base.split(">", 1)[1] if ">" in base else None
+    if limit is not None:
+        least = float(limit.removeprefix("="))
+        if number < least or (not limit.startswith("=") and number == least):
+            return f"must be {'>=' if limit.startswith('=') else '>'} {least:g}"
+    return None
+
+
+def check_params(params: Any, path: str | Path = DEFAULT_PARAMS_PATH) -> None:
+    """Every key of ``params`` known to :data:`SCHEMA` and its value of the right kind; ConfigError in one line
+    naming the file, the key's line and the closest known key (``cv.fold``: did you mean ``cv.folds``?)."""
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: must be a mapping of sections (base:, cv:, ...), got {type(params).__name__}")
+    for section, values in params.items():
+        if section not in SCHEMA:
+            raise ConfigError(_unknown(path, str(section), list(SCHEMA)))
+        if not isinstance(values, dict):
+            raise ConfigError(_at(path, section, f"section {section} must hold key: value lines, got {values!r}"))
+        for key, value in values.items():
+            dotted = f"{section}.{key}"
+            if key not in SCHEMA[section]:
+                raise ConfigError(_unknown(path, dotted, [f"{section}.{k}" for k in SCHEMA[section]]))
+            problem = value_problem(SCHEMA[section][key], value)
+            if problem:
+                raise ConfigError(_at(path, dotted, f"{dotted} {problem}; got {value!r}"))
+
+
+def _unknown(path: str | Path, dotted: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(dotted, known, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else f"; known: {', '.join(known)}"
+    return _at(path, dotted, f"unknown key {dotted}{hint}")
+
+
+def _at(path: str | Path, dotted: str, message: str) -> str:
+    """``message`` prefixed with the file and, when the file is there to read, the line of ``dotted``."""
+    line = _key_line(Path(path), dotted)
+    return f"{path}{f', line {line}' if line else ''}: {message}"
+
+
+def _key_line(path: Path, dotted: str) -> int | None:
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    line = None
+    for part in dotted.split("."):
+        if not isinstance(node, yaml.MappingNode):
+            return line
+        found = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
+        if found is None:
+            return line
+        line, node = found[0].start_mark.line + 1, found[1]
+    return line
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

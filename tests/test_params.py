@@ -111,7 +111,7 @@ def test_applied_small_floats_load_back_as_floats(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(PARAMS)
     apply_overrides(path, {"cnn.learning_rate": 1.0e-6, "cnn.ranges": [1.0e-6, 1.0e-4]})
-    cnn = load_params(path)["cnn"]
+    cnn = yaml.safe_load(path.read_text())["cnn"]  # how YAML reads them back (load_params refuses unknown keys)
     assert cnn["learning_rate"] == 1.0e-6 and cnn["ranges"] == [1.0e-6, 1.0e-4]
 
 
@@ -126,3 +126,55 @@ def test_set_cli_args_builds_dash_s_key_value():
         key, value = arg.split("=", 1)
         assert yaml.safe_load(value) == overrides[key]
     assert set_cli_args({}) == []
+
+
+def _keys(tree: dict) -> set[str]:
+    return {f"{s}.{k}" for s, values in tree.items() for k in values}
+
+
+def test_the_schema_knows_every_key_the_shipped_files_hold_and_accepts_their_values():
+    """One list of keys: params.yaml (and the `ms2img init` template, its byte copy) holds exactly SCHEMA's keys
+    bar the optional ones, and the paper profile sets only known keys, to values the schema accepts."""
+    from ms2img.params import OPTIONAL, SCHEMA, check_params, value_problem
+
+    shipped = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    assert _keys(shipped) == _keys(SCHEMA) - OPTIONAL
+    check_params(shipped)
+    for dotted, value in profile_overrides("paper", REPO_ROOT).items():
+        section, key = dotted.split(".")
+        assert value_problem(SCHEMA[section][key], value) is None, dotted
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (("cv", "fold", 3), "line 5: unknown key cv.fold (did you mean cv.folds?)"),
+        (("cnn", "ensemble", 0), "cnn.ensemble must be >= 1; got 0"),
+        (("cnn", "cross_fit", "maybe"), "cnn.cross_fit must be true or false (unquoted); got 'maybe'"),
+        (("ingest", "blank_subtraction", "false"), "ingest.blank_subtraction must be true or false (unquoted)"),
+        (("baselines", "rf_trees", 300), "baselines.rf_trees must be a list, e.g. [a, b] (not empty); got 300"),
+        (("baselines", "rf_trees", [0]), "baselines.rf_trees must list whole numbers of trees from 1 to 100,000"),
+        (("baselines", "rf_trees", [10**8]), "must list whole numbers of trees from 1 to 100,000; got 100000000"),
+        (("baselines", "oplsda_permutations", -5), "baselines.oplsda_permutations must be >= 0; got -5"),
+        (("features", "similarity", "cosine"), "features.similarity must be a list"),
+        (("render", "x_range", [-100.0, 100.0]), "render.x_range must be [low, high] m/z with 0 <= low < high"),
+        (("cv", "seed", -1), "cv.seed must be a whole number from 0 to 4294967295; got -1"),
+        (("cv", "folds", True), "cv.folds must be a whole number or auto; got True"),
+        (("cnn", "epochs", "abc"), "cnn.epochs must be a whole number; got 'abc'"),
+        (("labels", "low", None), "labels.low must be a number; got None"),
+        (("trian", "families", ["cnn"]), "unknown key trian (did you mean train?)"),
+    ],
+)
+def test_a_key_or_value_no_stage_can_use_is_refused_on_its_line(tmp_path, edit, said):
+    """The fuzzer's params.yaml: a misspelt key was ignored (cv.fold: 3 trained 5 folds), a quoted 'false' switched
+    blank subtraction on, cnn.ensemble: 0 was clamped to 1, rf_trees: 300 was a TypeError traceback and a negative
+    permutation count failed after the whole cross-validation. Every one is now one line before any work."""
+    section, key, value = edit
+    params = {"cv": {"folds": 5, "repeats": 1, "seed": 42}, "cnn": {"epochs": 20}}
+    params.setdefault(section, {})[key] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    with pytest.raises(ConfigError) as info:
+        load_params(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}, line ") and said in message and "\n" not in message, message

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             fold = f"x{fold}" if fold[:1].isdigit() else fold  # x1.90, or "high only"
             print(f"  #{r.rank} m/z {r.precursor_mz:.4f} RT {r.rt_min:.2f} {r.direction} {fold} {name}")
         if not args.no_track and args.out_dir is None:  # a side folder's files never replace the stage's in the run
-            _log_to_champion(assay, res.paths, params)
+            _log_to_champion(assay, res.paths, params, res.meta.get("training_key"))
     return 0
 
 
@@ -211,8 +211,10 @@ def run_correlation(args: argparse.Namespace, cfg) -> int:
     return 0
 
 
-def _log_to_champion(assay: str, paths: dict, params: dict) -> None:
-    """Attach the files to the run of the model version behind ``ms2img-<assay>@champion`` (if any)."""
+def _log_to_champion(assay: str, paths: dict, params: dict, training_key: str | None) -> None:
+    """Attach the files to the run of the model version behind ``ms2img-<assay>@champion`` (if any), only when that
+    version is the model explained (``training_key``, from its card): after a rejected promotion the stage explains
+    this run's winner, and its drivers on the champion's card would describe another model (family, data)."""
     import os
 
     if not os.environ.get("MLFLOW_TRACKING_URI") and not Path("mlflow.db").is_file():
@@ -230,6 +232,14 @@ def _log_to_champion(assay: str, paths: dict, params: dict) -> None:
         version = client.get_model_version_by_alias(f"{prefix}-{assay}", "champion")
         if not version.run_id:
             log.warning("%s-%s@champion has no run; drivers not tracked", prefix, assay)
+            return
+        from ms2img.registry.store import FAMILY_TAG, TRAINING_TAG
+
+        if training_key and version.tags.get(TRAINING_TAG) != training_key:
+            print(
+                f"  not logged to {version.name} v{version.version} ({version.tags.get(FAMILY_TAG, '?')}), the "
+                "champion promotion kept: these drivers explain this run's winner, which is not the served model"
+            )
             return
         for p in paths.values():
             client.log_artifact(version.run_id, str(p), artifact_path="explain")

@@ -30,6 +30,7 @@ class AssayInputs:
     oof: pd.DataFrame | None = None  # reports/<A>/oof.csv
     folds: pd.DataFrame | None = None  # reports/<A>/folds.csv
     selection: dict[str, Any] | None = None  # reports/<A>/selection.json
+    promotion: dict[str, Any] | None = None  # reports/<A>/promotion.json: which version the registry serves, why
     drivers: pd.DataFrame | None = None  # reports/<A>/drivers.csv
     drivers_csv: Path | None = None  # linked from the report (the table shows the top rows only)
     drivers_meta: dict[str, Any] | None = None  # reports/<A>/drivers.json: on which accessions, how attributed
@@ -215,6 +216,7 @@ def collect(
         a.oof = read_csv(rdir / "oof.csv", missing)
         a.folds = read_csv(rdir / "folds.csv", missing)
         a.selection = read_json(rdir / "selection.json", missing)
+        a.promotion = read_json(rdir / "promotion.json", missing)
         a.drivers = read_csv(rdir / "drivers.csv", missing)
         a.drivers_csv = rdir / "drivers.csv" if a.drivers is not None else None
         if a.drivers is not None:

@@ -106,7 +106,8 @@ def drivers_table(df: Any, top: int = DRIVERS_TOP) -> str:
 
 def stale_drivers(a: AssayInputs, meta: dict[str, Any]) -> str | None:
     """Why an assay's drivers no longer explain its model, or None: ``ms2img explain`` ran on another winner, or on
-    an earlier training of the same family (``drivers.json`` keeps the model's ``training_key``). ``dvc repro``
+    an earlier training of the same family (``drivers.json`` keeps the model's ``training_key``), or promotion kept
+    an older champion, so the winner explained is not served. ``dvc repro``
     re-runs explain after train; a retrain and promote by hand did not, and the report showed the old drivers."""
     family, winner = meta.get("family"), a.winner
     rerun = f"run `ms2img explain --assay {a.name}` (or `dvc repro explain@{a.name}`)"
@@ -115,6 +116,12 @@ def stale_drivers(a: AssayInputs, meta: dict[str, Any]) -> str | None:
     trained = (a.cards.get(str(family)) or {}).get("training_key")
     if meta.get("training_key") and trained and trained != meta["training_key"]:
         return f"Out of date: the {family} model was trained again after these drivers were computed: {rerun}."
+    promotion = a.promotion or {}
+    if promotion.get("rejected") and promotion.get("champion_after"):
+        return (
+            f"Not the served model: these drivers explain this run's winner, {family}; the registry still serves "
+            f"v{promotion['champion_after']} ({promotion.get('champion_family') or '?'}), which promotion kept."
+        )
     return None
 
 

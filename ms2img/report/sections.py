@@ -72,10 +72,24 @@ def _cut(params: Mapping[str, Any] | None) -> tuple[float, float]:
 
 # ---------------------------------------------------------------------------------------------- sections
 def _served_model(a: Any) -> str:
-    """The winner's card in one cell: its threshold and the accessions it was trained on (low + high)."""
+    """The model the registry serves in one cell: after a promotion (reports/<A>/promotion.json) its version; when
+    the promotion kept the champion, that version and why, since this run's winner is then not served; else the
+    winner's card: its threshold and the accessions it was trained on (low + high)."""
+    promotion = a.promotion or {}
+    version = promotion.get("champion_after")
+    if promotion.get("rejected") and version:
+        family = promotion.get("champion_family") or "?"
+        return f"<b>v{esc(version)} ({esc(family)})</b>, not this winner: {esc(promotion.get('reason', ''))}"
     card = a.cards.get(a.winner or "") if a.winner else None
     if not card:
         return "<span class='note'>no model card</span>"
+    if version:
+        return f"v{esc(version)}: " + _card_text(card)
+    return _card_text(card)
+
+
+def _card_text(card: Mapping[str, Any]) -> str:
+    """A model card's threshold and training accessions, or a regression model's value range."""
     if card.get("mode") == "regression":
         span = card.get("value_range") or {}
         return f"predicts the value; trained on {num(card.get('n_accessions'))} ({num(span.get('min'))} to " \
@@ -123,7 +137,7 @@ def overview(inp: ReportInputs) -> str:
         table(
             [
                 "assay",
-                "winner (served)",
+                "winner of this run",
                 "winner AUC mean ± SD [95% interval]"
                 + ("; regression: Spearman ρ" if any(a.regression for a in inp.assays) else ""),
                 "why",

@@ -443,3 +443,21 @@ def test_a_permutation_p_at_its_floor_says_so():
     assert _permutation_p(1 / 51, 50).startswith("≤ 0.02 ") and "50 permutations" in _permutation_p(1 / 51, 50)
     assert _permutation_p(1 / 2001, 2000).startswith("≤ 0.0005 ")  # not "≤ < 0.001"
     assert _permutation_p(24 / 51, 50) == "0.471" and _permutation_p(None, 50) == "–"
+
+
+def test_a_rejected_promotion_names_the_served_champion_not_this_runs_winner(tmp_path):
+    """The lab user's retrain: promotion kept champion v3 (rf-cosine), yet the report's "winner (served)" named this
+    run's rf-image and showed its drivers as the served model's."""
+    write_paper_project(tmp_path)
+    promotion = {"promoted": False, "rejected": True, "champion_after": "3", "champion_family": "rf-cosine",
+                 "candidate": "8", "reason": "kept champion 3: not better by the margin"}  # fmt: skip
+    from html import unescape
+
+    (tmp_path / "reports" / "DPPH" / "promotion.json").write_text(json.dumps(promotion))
+    html = build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8")
+    overview = html[html.index('<section id="overview"') : html.index('<section id="table1"')]
+    assert "<b>v3 (rf-cosine)</b>, not this winner: kept champion 3: not better by the margin" in overview
+    assert "winner of this run" in overview
+    drivers = html[html.index('<section id="drivers"') : html.index('<section id="drift"')]
+    said = "Not the served model: these drivers explain this run's winner, cnn; the registry still serves v3"
+    assert said in unescape(drivers)
