@@ -413,7 +413,10 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
     if not todo:
         if synced == NEW_LOCAL:  # the exports every stage already validated and trained on
             call(push_data, project)
-        logger.info("nothing to do: every champion was trained on the current data and the pipeline is up to date")
+        logger.info(
+            "nothing to do: every champion, or a challenger promotion rejected, was trained on the current data and "
+            "the pipeline is up to date"
+        )
         return {}
     logger.info(
         "bringing %s up to date (new data: %s, forced: %s): stale stages run, up-to-date ones are skipped",

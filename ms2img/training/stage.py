@@ -15,7 +15,6 @@ import copy
 import hashlib
 import json
 import logging
-import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ms2img import plots, tracking
-from ms2img.atomic import atomic_path, write_text
+from ms2img.atomic import atomic_dir, atomic_path, write_text
 from ms2img.errors import Ms2ImgError
 from ms2img.jsonio import to_jsonable
 from ms2img.models.family import ENSEMBLE, FAMILIES, MULTITASK, input_kind
@@ -86,17 +85,6 @@ def training_provenance(assay: str, params: Mapping[str, Any], raw_data: str | P
     key = hashlib.sha256(json.dumps(to_jsonable(what), sort_keys=True, default=str).encode()).hexdigest()
     return {"data_version": data_version, "code_version": tracking.code_version(), "code_hash": code,
             "training_key": key}  # fmt: skip
-
-
-def remove_stale_families(folder: Path, families: Sequence[str]) -> None:
-    """Delete family folders under models/<assay>/ that this run does not train (a family dropped from
-    ``train.families``): the stage's output is exactly this run's models."""
-    if not folder.is_dir():
-        return
-    for child in folder.iterdir():
-        if child.is_dir() and child.name not in families:
-            shutil.rmtree(child)
-            log.info("removed %s: %s is not trained by this run (train.families, labels.mode)", child, child.name)
 
 
 def _write_table(df: pd.DataFrame, path: Path) -> Path:
@@ -281,23 +269,32 @@ def train_assay(
     )
 
     provenance = training_provenance(assay, params, raw_data)
-    remove_stale_families(Path(models_dir) / assay, families)
-    saved, fitted = {}, {}
-    for fam in families:
-        features, extra = _feature_definitions(fam, Path(features_dir), Path(events_dir) if events_dir else None)
-        model = fit_final(
-            data,
-            fam,
-            fitting,
-            seed=seed,
-            summary=summary,
-            features=features,
-            extra={**extra, **provenance, "images": str(images_path), **({"units": units} if data.regression else {})},
-            fitted=fitted,
-        )
-        saved[fam] = model.save(Path(models_dir) / assay / fam)
-        # after the final fit: Fig. 3A draws the threshold the saved model is served at, not one fold's
-        figures += _family_plots(data, cv, fam, plot_dir, units, None if data.regression else model.threshold)
+    # models/<assay> is swapped in whole once every final model is saved: a run stopped during the final fits (Ctrl-C,
+    # out of memory) leaves the last good models beside the reports that describe them; the new folder holds exactly
+    # this run's families (one dropped from train.families goes with the swap)
+    fitted: dict[str, Any] = {}
+    with atomic_dir(Path(models_dir) / assay) as staging:
+        for fam in families:
+            features, extra = _feature_definitions(fam, Path(features_dir), Path(events_dir) if events_dir else None)
+            model = fit_final(
+                data,
+                fam,
+                fitting,
+                seed=seed,
+                summary=summary,
+                features=features,
+                extra={
+                    **extra,
+                    **provenance,
+                    "images": str(images_path),
+                    **({"units": units} if data.regression else {}),
+                },
+                fitted=fitted,
+            )
+            model.save(staging / fam)
+            # after the final fit: Fig. 3A draws the threshold the saved model is served at, not one fold's
+            figures += _family_plots(data, cv, fam, plot_dir, units, None if data.regression else model.threshold)
+    saved = {fam: Path(models_dir) / assay / fam for fam in families}
 
     classes = {f"n_{k}": counts[k] for k in ("low", "high", "middle")} if counts else {}
     metrics = {
@@ -321,9 +318,12 @@ def train_assay(
     write_metrics_json(Path(metrics_dir) / f"{assay}.json", metrics)
     run = {"seconds": round(time.perf_counter() - started, 1), **provenance}
     if track:
+        # the values in effect, not "auto": a run's protocol is comparable in the MLflow UI
+        cv_in_effect = {**(fitting.get("cv") or {}), "folds": protocol.folds, "repeats": protocol.repeats}
+        in_effect = {**fitting, "cv": cv_in_effect}
         run["mlflow_run_id"], run["mlflow_family_runs"] = log_training_run(
             assay,
-            params,
+            in_effect,
             data,
             cv,
             summary,

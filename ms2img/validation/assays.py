@@ -58,6 +58,15 @@ def _pair_misspelt_accessions(failures: list[Failure]) -> None:
     unknown.hint = "; ".join(said[:3]) or None
 
 
+def _hint_rows_to_add(failures: list[Failure], header: list[str]) -> None:
+    """Events accessions without a row in assays.csv (new exports whose assays are not run yet): say the cure, a row
+    with empty cells, which training reads as "not measured" and leaves out."""
+    absent = next((f for f in failures if f.expectation == "expect_column_distinct_values_to_contain_set"), None)
+    if absent is not None and absent.hint is None and absent.values:
+        row = ",".join([str(absent.values[0]), *[""] * (len(header) - 1)])
+        absent.hint = f"add a row for each; empty cells mean not measured (e.g. '{row}')"
+
+
 def _assay_columns(df: pd.DataFrame, assays: Sequence[str] | None) -> list[str]:
     """The assay columns present (all but ``accession`` unless ``assays`` names them)."""
     wanted = list(assays) if assays is not None else default_assay_columns(df.columns)
@@ -208,6 +217,7 @@ def validate_assays(
             f.values = list(o.values[:MAX_LISTED])
         (warnings if o.check.severity == "warning" else failures).append(f)
     _pair_misspelt_accessions(failures)
+    _hint_rows_to_add(failures, list(map(str, df.columns)))
     for f, entry in chain(_magnitude_checks(df, path, assays), _constant_checks(df, path, assays)):
         expectations.append(entry)
         if f is not None:

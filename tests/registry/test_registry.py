@@ -348,13 +348,3 @@ def test_a_version_left_by_a_killed_promote_is_adopted_or_abandoned_with_a_reaso
     assert adopted["promotion.status"] == "champion" and "adopted" in adopted["promotion.adopted"]
     assert abandoned["promotion.status"] == "abandoned" and "did not finish" in abandoned["promotion.abandoned"]
     assert len(client.search_model_versions(f"name='{name}'")) == 2
-
-
-def test_train_removes_family_folders_it_no_longer_trains(tmp_path):
-    from ms2img.training.stage import remove_stale_families
-
-    for fam in ("cnn", "rf-image", "rf-entropy"):
-        (tmp_path / fam).mkdir()
-        (tmp_path / fam / "model.json").write_text("{}")
-    remove_stale_families(tmp_path, ["rf-image"])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["rf-image"]

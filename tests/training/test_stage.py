@@ -152,6 +152,11 @@ def test_mlflow_parent_and_one_child_per_family(trained):
     keys = {f"{s}_{k}" for s in SCORES if s != "precision_top10" for k in ("mean", "sd")}
     assert keys <= set(parent.data.metrics) and parent.data.metrics["n_labelled"] == 22
     assert parent.data.metrics["auc_mean"] == pytest.approx(metrics["families"][winner]["auc"]["mean"])
+    # the protocol in effect, as metrics says, not "auto" (a lab comparing runs in the UI saw auto in every run)
+    assert (parent.data.params["cv.folds"], parent.data.params["cv.repeats"]) == (
+        str(metrics["folds"]),
+        str(metrics["repeats"]),
+    )
     children = client.search_runs(
         [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
     )
@@ -205,11 +210,17 @@ def test_per_replicate_images_train_held_out_together_and_warn_about_serving(tra
     [images] = render_files(cohort.events, [RenderConfig(width=75, height=70, per_replicate=True)], progress=False)
     images.save(tmp_path / "replicates.npz")
     params = tiny_params(train__families=["rf-image"])
+    stale = tmp_path / "models" / ASSAY / "cnn"  # a family an earlier run trained and this one does not
+    stale.mkdir(parents=True)
+    (stale / "model.json").write_text("{}")
     with caplog.at_level("WARNING", logger="ms2img.training.stage"):
         out = train_tiny(dataclasses.replace(cohort, images=tmp_path / "replicates.npz"), ASSAY, params, tmp_path,
                          track=False)  # fmt: skip
     assert "render.per_replicate is true" in caplog.text and "replicates averaged" in caplog.text
     assert out["selection"]["winner"] in (None, "rf-image")
+    # models/<assay> is swapped in whole: exactly this run's families, nothing of a staging folder left beside it
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [ASSAY]
+    assert sorted(p.name for p in (tmp_path / "models" / ASSAY).iterdir()) == ["rf-image"]
 
 
 @pytest.mark.parametrize(

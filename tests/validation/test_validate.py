@@ -582,6 +582,14 @@ def test_a_misspelt_accession_row_is_paired_with_the_events_accession_it_means(c
     assert "values 'ACC02' ('ACC02' is probably 'ACC2', which has events but no row)" in msg, msg
 
 
+def test_exports_without_an_assay_row_are_told_to_add_one_with_empty_cells(cohort):
+    """New exports before their assays are run: the failure listed them but not the cure (a row, cells empty)."""
+    text = "\n".join(line for line in cohort["assays"].read_text().splitlines() if not line.startswith("ACC3,"))
+    cohort["assays"].write_text(text + "\n", encoding="utf-8")
+    msg = failed_message(cohort)
+    assert "values 'ACC3' (add a row for each; empty cells mean not measured (e.g. 'ACC3,,'))" in msg, msg
+
+
 def test_an_assay_measured_on_fewer_than_two_accessions_fails(cohort):
     """Empty cells are "not measured" (a warning); a column left (almost) empty would pass and stop training at
     labelling after render, so it fails here."""
