@@ -177,9 +177,26 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}, line {line}: not UTF-8 (a character such as µ saved by an older editor); save "
                           "it as UTF-8") from None  # fmt: skip
     try:
-        return yaml.safe_load(text) or {}
+        return yaml.load(text, Loader=_UniqueKeyLoader) or {}  # a SafeLoader that refuses repeated keys
     except yaml.YAMLError as exc:
         raise ConfigError(yaml_problem(path, text, exc)) from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys; DVC (ruamel) refuses the file, so ``dvc repro`` and ms2img would
+    disagree on what runs. A repeated key is an error on its line here too."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str | int | float | bool) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {seen[key]})", key_node.start_mark
+                )
+            if isinstance(key, str | int | float | bool):
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def yaml_problem(path: Path, text: str, exc: yaml.YAMLError) -> str:

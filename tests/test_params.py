@@ -178,3 +178,15 @@ def test_a_key_or_value_no_stage_can_use_is_refused_on_its_line(tmp_path, edit, 
         load_params(path)
     message = str(info.value)
     assert message.startswith(f"{path}, line ") and said in message and "\n" not in message, message
+
+
+def test_a_repeated_key_is_refused_on_its_line_as_dvc_refuses_the_file(tmp_path):
+    """PyYAML kept the last of two equal keys while `dvc repro` refused the file: ms2img and DVC disagreed."""
+    path = tmp_path / "params.yaml"
+    path.write_text("cv:\n  folds: 5\n  folds: 3\n")
+    with pytest.raises(
+        ConfigError, match=r"params.yaml, line 3: not valid YAML: duplicate key 'folds' \(first on line 2\)"
+    ):
+        load_params(path)
+    path.write_text("cv:\n  folds: 5\n")
+    assert load_params(path) == {"cv": {"folds": 5}}
