@@ -27,8 +27,9 @@ MODE_TAG = "mode"  # labels.mode of the version: classification or regression (a
 REJECTED_TAG = "promotion.rejected"
 TRAINING_TAG = "training.key"  # assay + data + params + code (ms2img.training.stage.training_provenance)
 STATUS_TAG = "promotion.status"  # pending (registered, not yet judged), champion, challenger, not-winner, abandoned,
-PENDING = "pending"  # retired (a champion the alias moved away from)
+PENDING = "pending"  # retired (a champion the alias moved away from), superseded (a challenger a newer one replaced)
 RETIRED = "retired"
+SUPERSEDED = "superseded"
 
 
 def model_name(assay: str, kind: str | None = None, prefix: str = "ms2img") -> str:
@@ -54,14 +55,18 @@ def alias_version(name: str, alias: str) -> str | None:
 def set_alias(name: str, alias: str, version: str, reason: str) -> None:
     """Point ``alias`` at ``version`` with the reason and time as tags. Moving the champion alias also moves the
     ``promotion.status`` tag: the new holder is ``champion`` and the one it replaces ``retired`` (several versions
-    read "champion" in the registry's list after promotions and rollbacks, while one held the alias)."""
+    read "champion" in the registry's list after promotions and rollbacks, while one held the alias); the challenger
+    alias likewise leaves its last holder ``superseded``, if that still read ``challenger``."""
     client = mlflow_client()
-    before = alias_version(name, alias) if alias == CHAMPION else None
+    before = alias_version(name, alias) if alias in (CHAMPION, CHALLENGER) else None
     client.set_registered_model_alias(name, alias, version)
+    moved = before is not None and before != str(version)
     if alias == CHAMPION:
         client.set_model_version_tag(name, version, STATUS_TAG, CHAMPION)
-        if before is not None and before != str(version):
+        if moved:
             client.set_model_version_tag(name, before, STATUS_TAG, RETIRED)
+    elif moved and client.get_model_version(name, before).tags.get(STATUS_TAG) == CHALLENGER:
+        client.set_model_version_tag(name, before, STATUS_TAG, SUPERSEDED)
     client.set_model_version_tag(name, version, f"alias.{alias}.reason", reason[:4900])
     client.set_model_version_tag(name, version, f"alias.{alias}.at", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     log.info("%s: alias %s -> version %s (%s)", name, alias, version, reason)

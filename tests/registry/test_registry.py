@@ -163,8 +163,13 @@ def test_promotion_rounds(store):
     rb = registry.rollback(name, "1", "test")
     assert rb.champion_after == "1"
     # one version reads "champion": the alias' holder; the ones it moved away from read "retired"
-    status = {v: client.get_model_version(name, v).tags.get("promotion.status") for v in ("1", "3")}
-    assert status == {"1": "champion", "3": "retired"}, status
+    status = {v: client.get_model_version(name, v).tags.get("promotion.status") for v in ("1", "2", "3")}
+    assert status == {"1": "champion", "2": "challenger", "3": "retired"}, status
+    # the challenger alias moving on leaves its last holder "superseded" (it read "challenger" for ever)
+    from ms2img.registry.store import CHALLENGER, set_alias
+
+    set_alias(name, CHALLENGER, "3", "test: a newer rejected challenger")
+    assert client.get_model_version(name, "2").tags["promotion.status"] == "superseded"
     victim = _artifact_file(store, name, "2", "model.skops")
     victim.write_bytes(victim.read_bytes()[:100])
     with pytest.raises(ConfigError, match="refusing rollback") as err:
