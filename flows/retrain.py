@@ -111,6 +111,24 @@ def raw_pointer(project: Path) -> Path:
     return project / "data" / "raw.dvc"
 
 
+def refused_marker(project: Path) -> Path:
+    """Where a refused drop's file hash is kept (:func:`ms2img.tracking.files_hash`; DVC's untracked tmp folder), so
+    the watcher does not retrain on the same refused files every few minutes."""
+    return project / ".dvc" / "tmp" / "ms2img-refused-raw"
+
+
+def local_data_is_new(project: Path) -> bool:
+    """Files in data/raw that its DVC pointer does not record yet (exports dropped in by hand), unless a retrain
+    already refused exactly these files."""
+    if not raw_dir(project).exists():
+        return False
+    pointer = raw_pointer(project)
+    if pointer.exists() and pipeline.is_up_to_date(["data/raw.dvc"], cwd=project):
+        return False
+    marker = refused_marker(project)
+    return not (marker.is_file() and marker.read_text().strip() == tracking.files_hash(raw_dir(project)))
+
+
 @task(retries=2, retry_delay_seconds=5)
 def sync_data(project: Path) -> str:
     """Bring data/raw and its DVC pointer in line: record new local exports, else pull the pointed-at version.
@@ -190,6 +208,8 @@ def upstream_stages(
         if last_good is not None and (not pointer.exists() or pointer.read_bytes() != last_good):
             atomic.write_bytes(pointer, last_good)
             pointer_note = "; data/raw.dvc is back at the last validated data (your files in data/raw stay)"
+            refused_marker(project).parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(refused_marker(project), f"{tracking.files_hash(raw_dir(project))}\n")
         if problem is None:
             raise pipeline.StageFailed(
                 f"{exc} Nothing was trained or pushed; every champion stays{pointer_note}. Fix or remove the "

@@ -5,23 +5,30 @@ from __future__ import annotations
 from prefect import flow
 
 from flows import pipeline
-from flows.retrain import call, detect_new_data, raw_dir, retrain, run_logger
+from flows.retrain import call, detect_new_data, local_data_is_new, raw_dir, retrain, run_logger
 from ms2img import tracking
 from ms2img.params import load_params
 
 
 @flow(name="watch-new-data", log_prints=True)
 def watch_new_data(profile: str | None = None, project_dir: str | None = None) -> bool:
-    """Compare the raw-data hash with each champion's; run ``retrain`` (as a subflow) when any differs.
+    """Compare the raw-data hash with each champion's, and the files in data/raw with their DVC pointer; run
+    ``retrain`` (as a subflow) when any differs.
 
-    Only data/raw is looked at: a new data/raw.dvc from git counts once ``retrain`` pulled it, and code or
-    parameter changes wait for the nightly run.
+    Only data/raw is looked at: exports dropped into it count at once (files the last retrain refused do not, until
+    they change), a new data/raw.dvc from git counts once ``retrain`` pulled it, and code or parameter changes wait
+    for the nightly run.
     """
     logger = run_logger()
     project = pipeline.project_dir(project_dir)
     params = load_params(project / "params.yaml")
     pipeline.check_tracking(project)
-    changed = call(detect_new_data, list(params["labels"]["assays"]), params["registry"]["model_prefix"], project)
+    assays = list(params["labels"]["assays"])
+    if local_data_is_new(project):  # the pointer still holds the old hash: detect_new_data would see nothing
+        logger.info("new files in data/raw that data/raw.dvc does not record yet: starting retrain")
+        call(retrain, assays=assays, profile=profile, project_dir=str(project))
+        return True
+    changed = call(detect_new_data, assays, params["registry"]["model_prefix"], project)
     new = [a for a, c in changed.items() if c]
     if not new:
         logger.info("no new data since the champions were trained (%s)", tracking.data_hash(raw_dir(project)))

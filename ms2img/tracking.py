@@ -160,6 +160,13 @@ def data_hash(path: str | Path) -> str | None:
         md5 = outs[0].get("md5")
         if md5:
             return f"md5:{md5}"
+    return files_hash(path)
+
+
+def files_hash(path: str | Path) -> str | None:
+    """A SHA-256 over the names and bytes of the files under ``path`` as they are (not its DVC pointer); None if
+    absent."""
+    path = Path(path)
     if not path.exists():
         return None
     digest = hashlib.sha256()

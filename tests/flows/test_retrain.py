@@ -17,7 +17,7 @@ import time
 import pytest
 
 from flows import pipeline
-from flows.retrain import NEW_LOCAL, detect_new_data, retrain, sync_data
+from flows.retrain import NEW_LOCAL, detect_new_data, local_data_is_new, retrain, sync_data
 from flows.watch import watch_new_data
 from ms2img import tracking
 from ms2img.commands.init import VERSION_FILE, version_stamp
@@ -55,6 +55,7 @@ def test_new_data_is_detected_trained_on_promoted_and_then_not_new(project):
     old_hash = tracking.data_hash(project.raw)
     project.sh("ms2img", "synth", "--out", "data/raw", "--accessions", "2", "--append")
     assert detect_new_data.fn([ASSAY], PREFIX, project.root) == {ASSAY: False}  # not recorded by DVC yet
+    assert local_data_is_new(project.root)  # which the watcher sees from the files themselves
     assert sync_data.fn(project.root) == NEW_LOCAL  # what the flow does first: dvc add (pushed once validated)
     new_hash = tracking.data_hash(project.raw)
     assert new_hash != old_hash
@@ -182,6 +183,10 @@ def test_bad_data_in_a_fresh_project_stops_before_training(fresh, in_project):
                 assert "fields but the header has" in str(refused.value), refused.value
                 assert "back at the last validated data" in str(refused.value)
                 assert pointer.read_bytes() == recorded
+                # the watcher sees files the pointer does not record, but not the very files just refused
+                assert not local_data_is_new(project.root)
+                assays.write_bytes(good_assays + b"ACC9999,1,2\n")
+                assert local_data_is_new(project.root)
             finally:
                 assays.write_bytes(good_assays)
         finally:
