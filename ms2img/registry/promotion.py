@@ -78,8 +78,6 @@ def promote_version(
             set_alias(name, CHAMPION, candidate, reason)
             if alias_version(name, CHALLENGER) == candidate:
                 client.delete_registered_model_alias(name, CHALLENGER)
-            if REJECTED_TAG in version_tags(name, candidate):
-                client.delete_model_version_tag(name, candidate, REJECTED_TAG)
         elif rule != "already-champion":
             set_alias(name, CHALLENGER, candidate, reason)
             client.set_model_version_tag(name, candidate, REJECTED_TAG, reason[:4900])

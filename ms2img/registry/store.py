@@ -54,15 +54,18 @@ def alias_version(name: str, alias: str) -> str | None:
 
 def set_alias(name: str, alias: str, version: str, reason: str) -> None:
     """Point ``alias`` at ``version`` with the reason and time as tags. Moving the champion alias also moves the
-    ``promotion.status`` tag: the new holder is ``champion`` and the one it replaces ``retired`` (several versions
-    read "champion" in the registry's list after promotions and rollbacks, while one held the alias); the challenger
-    alias likewise leaves its last holder ``superseded``, if that still read ``challenger``."""
+    ``promotion.status`` tag: the new holder is ``champion`` (its ``promotion.rejected`` tag goes) and the one it
+    replaces ``retired`` (several versions read "champion" in the registry's list after promotions and rollbacks,
+    while one held the alias); the challenger alias likewise leaves its last holder ``superseded``, if that still
+    read ``challenger``."""
     client = mlflow_client()
     before = alias_version(name, alias) if alias in (CHAMPION, CHALLENGER) else None
     client.set_registered_model_alias(name, alias, version)
     moved = before is not None and before != str(version)
     if alias == CHAMPION:
         client.set_model_version_tag(name, version, STATUS_TAG, CHAMPION)
+        if REJECTED_TAG in client.get_model_version(name, str(version)).tags:  # a rollback to a once-rejected version
+            client.delete_model_version_tag(name, str(version), REJECTED_TAG)
         if moved:
             client.set_model_version_tag(name, before, STATUS_TAG, RETIRED)
     elif moved and client.get_model_version(name, before).tags.get(STATUS_TAG) == CHALLENGER:

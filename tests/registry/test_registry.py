@@ -176,6 +176,12 @@ def test_promotion_rounds(store):
         registry.rollback(name, "2")
     assert "\n" not in str(err.value)
     assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    # a once-rejected version made champion (a rollback by hand) loses its rejection tag with the alias
+    from ms2img.registry.store import CHAMPION
+
+    assert "promotion.rejected" in client.get_model_version(name, "2").tags
+    set_alias(name, CHAMPION, "2", "test: rollback by hand")
+    assert "promotion.rejected" not in client.get_model_version(name, "2").tags
 
 
 def _artifact_file(store, name: str, version: str, filename: str) -> Path:
