@@ -36,6 +36,7 @@ import pandas as pd
 
 from ms2img.atomic import atomic_dir
 from ms2img.errors import InputFileError
+from ms2img.jsonio import to_jsonable
 
 ENSEMBLE = "image-ensemble"  # the cnn and rf-image probabilities averaged (ms2img.models.ensemble)
 MULTITASK = "cnn-mt"  # the column network trained on every assay of the cohort at once, this assay's head served
@@ -143,7 +144,9 @@ class FamilyModel:
                 files.append("features.parquet")
             (tmp / "accessions.txt").write_text("".join(f"{a}\n" for a in self.accessions), encoding="utf-8")
             card = {**self.card, "family": self.family, "input": input_kind(self.family), "files": files}
-            (tmp / CARD).write_text(json.dumps(card, indent=2, sort_keys=True, default=_plain) + "\n", encoding="utf-8")
+            # a score a fold could not give (NaN) is null: bare NaN is not JSON, and other tools refuse the card
+            text = json.dumps(to_jsonable(card), indent=2, sort_keys=True, allow_nan=False)
+            (tmp / CARD).write_text(text + "\n", encoding="utf-8")
         return folder
 
     @staticmethod
@@ -194,13 +197,3 @@ class FamilyModel:
         except Exception as exc:  # noqa: BLE001 - a truncated zip, a bad parquet: name the folder and the cause
             raise InputFileError(folder, f"unreadable {family} model ({exc.__class__.__name__}: {exc})") from None
         return cls(family=family, card=card, estimator=estimator, accessions=accessions, features=features)
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
