@@ -195,7 +195,9 @@ def _new_accessions(
     answer = "prediction" if mode == "regression" else "probability"
     per_acc = mine.groupby("accession").agg(answer=(answer, "mean"), value=("value", "first"))
     new = per_acc[~per_acc.index.astype(str).isin(seen)]
-    evidence["n_new_accessions"] = len(new)
+    # never trained on by the champion: new accessions and the middle band it left out (the comparison then keeps
+    # those labelled by the champion's scaling: n_compared)
+    evidence["n_unseen_accessions"] = len(new)
     if not len(new):
         return None, evidence, ""
     if mode == "regression":
@@ -207,6 +209,7 @@ def _new_accessions(
         ok = np.isfinite(champ.to_numpy())
         if ok.sum() < MIN_NEW_VALUES:
             return None, evidence, "; new accessions without events to score the champion on"
+        evidence["n_compared"] = int(ok.sum())
         stats = paired_spearman_difference(
             new["value"].to_numpy()[ok], champ.to_numpy()[ok], new["answer"].to_numpy()[ok]
         )
@@ -226,6 +229,7 @@ def _new_accessions(
     new = new[new.index.astype(str).isin({a for a, _ in requests})]
     if min(int((new["label"] == 1).sum()), int((new["label"] == 0).sum())) < MIN_PER_CLASS:
         return None, evidence, "; new accessions without events to score the champion on"
+    evidence["n_compared"] = len(new)
     p_champ = _champion_predictions(name, champion, requests).reindex(new.index.astype(str))
     stats = paired_auc_difference(new["label"].to_numpy(), p_champ.to_numpy(), new["answer"].to_numpy())
     head = (

@@ -141,7 +141,7 @@ def test_promotion_rounds(store):
     write_round(store.root, oof_rows(second, values2, rng.uniform(size=28)))
     d2 = _promote(store)
     assert d2.candidate == "2" and not d2.promoted and d2.rule == "new-accessions", d2
-    assert d2.evidence["n_new_accessions"] == 16 and d2.evidence["margin"] > 0
+    assert d2.evidence["n_unseen_accessions"] == d2.evidence["n_compared"] == 16 and d2.evidence["margin"] > 0
     tags = client.get_model_version(name, "2").tags
     assert "not better by the margin" in tags["promotion.rejected"]
     assert str(client.get_model_version_by_alias(name, "challenger").version) == "2"
