@@ -46,10 +46,11 @@ class StageFailed(Ms2ImgError):
         return self.returncode == USER_ERROR
 
     @property
-    def refused(self) -> bool:
-        """An ``ms2img`` command refused its input or settings (its one ``error:`` line; ``dvc repro`` reports that
-        exit 2 as 255) rather than crashed."""
-        return self.deterministic or bool(_COMMAND_ERROR.search(str(self)))
+    def refused_by(self) -> str | None:
+        """The ``ms2img`` command that refused its input or settings (its one ``<command>: error:`` line; ``dvc
+        repro`` reports that exit 2 as 255), None for a crash."""
+        match = _COMMAND_ERROR.search(str(self))
+        return match.group(0).split(":", 1)[0].removeprefix("ms2img ") if match else None
 
 
 def project_dir(path: str | Path | None = None) -> Path:

@@ -117,16 +117,18 @@ def refused_marker(project: Path) -> Path:
     return project / ".dvc" / "tmp" / "ms2img-refused-raw"
 
 
+def refused_files(project: Path) -> bool:
+    """data/raw holds exactly the files a retrain refused (until they change, a retrain would refuse them again)."""
+    marker = refused_marker(project)
+    return marker.is_file() and marker.read_text().strip() == tracking.files_hash(raw_dir(project))
+
+
 def local_data_is_new(project: Path) -> bool:
-    """Files in data/raw that its DVC pointer does not record yet (exports dropped in by hand), unless a retrain
-    already refused exactly these files."""
+    """Files in data/raw that its DVC pointer does not record yet (exports dropped in by hand)."""
     if not raw_dir(project).exists():
         return False
     pointer = raw_pointer(project)
-    if pointer.exists() and pipeline.is_up_to_date(["data/raw.dvc"], cwd=project):
-        return False
-    marker = refused_marker(project)
-    return not (marker.is_file() and marker.read_text().strip() == tracking.files_hash(raw_dir(project)))
+    return not (pointer.exists() and pipeline.is_up_to_date(["data/raw.dvc"], cwd=project))
 
 
 @task(retries=2, retry_delay_seconds=5)
@@ -192,24 +194,24 @@ def upstream_stages(
 ) -> None:
     """Ingest + validate, render and features: shared by all assays, run by DVC itself.
 
-    A validation failure, or a stage refusing its input (an export ingest cannot read, a mixed-polarity drop),
-    stops here, before any training, with the message; models, champions and dvc.lock stay as they were,
-    and data/raw.dvc goes back to ``last_good`` (its bytes before this run recorded the new data), so a bad drop
-    never becomes the versioned data. A crash (no ``ms2img ...: error:`` line) keeps the pointer: the data passed
-    what ran.
+    A validation failure, or ingest refusing the data (an export it cannot read, a mixed-polarity drop), stops
+    here, before any training, with the message; models, champions and dvc.lock stay as they were, data/raw.dvc
+    goes back to ``last_good`` (its bytes before this run recorded the new data), so a bad drop never becomes the
+    versioned data, and the files are marked refused (:func:`refused_marker`). Anything else (a crash, a setting
+    another stage refuses) keeps the pointer: the data passed what checks data.
     """
     try:
         pipeline.repro(*stages, cwd=project, echo=run_logger().info)
     except pipeline.StageFailed as exc:
         problem = next((line for line in str(exc).splitlines() if "validation failed" in line), None)
-        if problem is None and not exc.refused:
-            raise  # a crash after the data was accepted: the recorded data is good
+        if problem is None and exc.refused_by not in ("ingest", "validate"):
+            raise  # not the data's fault: the recorded data passed ingest and validation
+        refused_marker(project).parent.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(refused_marker(project), f"{tracking.files_hash(raw_dir(project))}\n")
         pointer, pointer_note = raw_pointer(project), ""
         if last_good is not None and (not pointer.exists() or pointer.read_bytes() != last_good):
             atomic.write_bytes(pointer, last_good)
             pointer_note = "; data/raw.dvc is back at the last validated data (your files in data/raw stay)"
-            refused_marker(project).parent.mkdir(parents=True, exist_ok=True)
-            atomic.write_text(refused_marker(project), f"{tracking.files_hash(raw_dir(project))}\n")
         if problem is None:
             raise pipeline.StageFailed(
                 f"{exc} Nothing was trained or pushed; every champion stays{pointer_note}. Fix or remove the "

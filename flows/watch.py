@@ -5,7 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows import pipeline
-from flows.retrain import call, detect_new_data, local_data_is_new, raw_dir, retrain, run_logger
+from flows.retrain import call, detect_new_data, local_data_is_new, raw_dir, refused_files, retrain, run_logger
 from ms2img import tracking
 from ms2img.params import load_params
 
@@ -24,6 +24,9 @@ def watch_new_data(profile: str | None = None, project_dir: str | None = None) -
     params = load_params(project / "params.yaml")
     pipeline.check_tracking(project)
     assays = list(params["labels"]["assays"])
+    if refused_files(project):  # a retrain refused these very files: retrying every few minutes changes nothing
+        logger.info("data/raw holds the files the last retrain refused (see its message): waiting for them to change")
+        return False
     if local_data_is_new(project):  # the pointer still holds the old hash: detect_new_data would see nothing
         logger.info("new files in data/raw that data/raw.dvc does not record yet: starting retrain")
         call(retrain, assays=assays, profile=profile, project_dir=str(project))

@@ -34,13 +34,14 @@ def load_params(path: str | Path = DEFAULT_PARAMS_PATH) -> dict[str, Any]:
 # class sizes, sizes against the image) stay with that stage.
 SCHEMA: dict[str, dict[str, str]] = {
     "base": {"seed": "seed"},
-    "synth": {"accessions": "int>=1", "replicates": "int>=1", "seed": "seed"},
+    "synth": {"accessions": "int>=1", "replicates": "int>=1", "seed": "seed", "polarity": "str"},
     "ingest": {"sample_types": "list", "blank_subtraction": "bool", "blank_fold": "number>0",
                "join_mz_tol_da": "number>0", "rt_unit": "str", "allow_mixed_polarity": "bool"},
     "validate": {"policy": "str", "mz_min": "number>=0", "mz_max": "number>0", "fragment_tolerance_da": "number>=0",
                  "max_above_precursor_share": "number>=0", "max_intensity": "number>0"},
     "render": {"size": "str", "sizes": "list", "x_range": "range", "y_range": "range", "aggregation": "str",
-               "transform": "str", "per_replicate": "bool"},
+               "transform": "str", "per_replicate": "bool", "width": "int>=1", "height": "int>=1",
+               "mask_diagonal": "bool", "ppm_jitter": "number>=0"},
     "labels": {"assays": "list", "mode": "str", "low": "number>=0", "high": "number>=0", "units": "map"},
     "cv": {"folds": "int>=2|auto", "repeats": "int>=1|auto", "seed": "seed"},
     "resolution": {"assays": "list|empty", "folds": "int>=2", "trials": "int>=1", "epochs": "int>=1",
@@ -49,7 +50,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "cnn": {"architecture": "str", "epochs": "int>=1", "min_epochs": "int>=0", "intensity_weight": "number>0",
             "relevance_power": "number>=0", "patience": "int>=0", "passes_per_epoch": "int>=1", "batch_size": "int>=1",
             "ensemble": "int>=1", "cross_fit": "bool"},
-    "tune": {"trials": "int>=1", "objective": "str", "validation_split": "number>0", "space": "map"},
+    "tune": {"trials": "int>=1", "objective": "str", "validation_split": "number>0|auto", "space": "map"},
     "features": {"mz_tol_ppm": "number>0", "mz_sigma_ppm": "number>0|null", "mz_sigma_factor": "number>0",
                  "rt_tol_min": "number>0", "ms2_tol_da": "number>0", "threshold": "number>0", "similarity": "list"},
     "baselines": {"rf_trees": "list[trees]", "rf_max_features": "list", "oplsda_cv_folds": "int>=2|auto",
@@ -58,16 +59,20 @@ SCHEMA: dict[str, dict[str, str]] = {
     "serve": {"port": "int>=1", "host": "str", "max_rows": "int>=1", "workers": "int>=0", "max_bytes": "int>=1"},
     "schedule": {"cron": "str", "watch_minutes": "number>0"},
     "explain": {"block": "int>=1", "stride": "int>=1|null", "refit": "bool", "n_repeats": "int>=1",
+                "conditional": "bool", "direction_first": "bool",
                 "mz_ppm": "number>0", "rt_tol_min": "number>0", "min_accessions": "int>=1", "top": "int>=1",
                 "libraries": "any", "ms1_tol_da": "number>0", "ms2_tol_da": "number>0", "translator_url": "str|null",
                 "translator_timeout_s": "number>0", "translator_top": "int>=1", "seed": "seed"},
 }  # fmt: skip
-OPTIONAL = {"serve.workers", "serve.max_bytes"}  # read with a default when absent; not in the shipped params.yaml
+# read with a default when absent; not in the shipped params.yaml (render: RenderConfig's own fields)
+OPTIONAL = {"serve.workers", "serve.max_bytes", "synth.polarity", "explain.conditional", "explain.direction_first",
+            "render.width", "render.height", "render.mask_diagonal", "render.ppm_jitter"}  # fmt: skip
 MAX_TREES = 100_000  # a forest larger than this adds nothing measurable and may not fit in memory
 
 
 def _number(value: Any) -> float | None:
-    """A number as YAML gives it (PyYAML reads ``1.0e12`` as a float but ``1e12`` as text); None otherwise."""
+    """A finite number as YAML gives it, or as text that reads as one (PyYAML 1.1 reads ``1.0e12`` and ``1e12`` as
+    text: the code converts them with float()); None otherwise."""
     if isinstance(value, bool):
         return None
     try:
@@ -101,13 +106,14 @@ def value_problem(kind: str, value: Any) -> str | None:
         lo, hi = (_number(v) for v in value) if isinstance(value, list) and len(value) == 2 else (None, None)
         ok = lo is not None and hi is not None and 0 <= lo < hi
         return None if ok else "must be [low, high] m/z with 0 <= low < high"
+    whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and value.strip().isdigit()
+    )  # a quoted "5" reads as 5 where the code takes int(); "2e5" or 5.0 does not
     if base == "seed":
-        whole = isinstance(value, int) and not isinstance(value, bool)
-        return None if whole and 0 <= value < 2**32 else f"must be a whole number from 0 to {2**32 - 1}"
+        return None if whole and 0 <= int(value) < 2**32 else f"must be a whole number from 0 to {2**32 - 1}"
     number = _number(value)
-    if base.startswith("int"):
-        if isinstance(value, bool) or number is None or number != int(number) or isinstance(value, float):
-            return "must be a whole number" + (" or auto" if kind.endswith("|auto") else "")
+    if base.startswith("int") and not whole:
+        return "must be a whole number" + (" or auto" if kind.endswith("|auto") else "")
     elif number is None:
         return "must be a number"
     limit = base.split(">", 1)[1] if ">" in base else None
@@ -157,6 +163,10 @@ def _key_line(path: Path, dotted: str) -> int | None:
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
     line = None
+    if isinstance(node, yaml.MappingNode):  # a profile's keys are dotted at the top: "cnn.epochs: 80"
+        flat = next((k for k, _ in node.value if getattr(k, "value", None) == dotted), None)
+        if flat is not None:
+            return flat.start_mark.line + 1
     for part in dotted.split("."):
         if not isinstance(node, yaml.MappingNode):
             return line
@@ -219,7 +229,16 @@ def profile_overrides(name: str, root: str | Path = ".") -> dict[str, Any]:
     if not path.is_file():
         known = sorted(p.stem for p in (Path(root) / PROFILES_DIR).glob("*.yaml"))
         raise ConfigError(f"unknown profile '{name}' ({path} not found); profiles: {known}")
-    return read_yaml(path)
+    overrides = read_yaml(path)
+    for dotted, value in overrides.items():  # checked before any of it is written into params.yaml
+        section, _, key = str(dotted).partition(".")
+        if key not in SCHEMA.get(section, {}):
+            known_keys = [f"{s}.{k}" for s, keys in SCHEMA.items() for k in keys]
+            raise ConfigError(_unknown(path, str(dotted), known_keys))
+        problem = value_problem(SCHEMA[section][key], value)
+        if problem:
+            raise ConfigError(_at(path, str(dotted), f"{dotted} {problem}; got {value!r}"))
+    return overrides
 
 
 def set_cli_args(overrides: dict[str, Any]) -> list[str]:

@@ -190,3 +190,19 @@ def test_a_repeated_key_is_refused_on_its_line_as_dvc_refuses_the_file(tmp_path)
         load_params(path)
     path.write_text("cv:\n  folds: 5\n")
     assert load_params(path) == {"cv": {"folds": 5}}
+
+
+def test_an_init_project_and_a_profile_are_held_to_the_schema(tmp_path):
+    """`ms2img init` writes `tune.validation_split: auto` (the schema refused it: every command of every init'ed
+    project stopped); a profile's misspelt key was written into params.yaml, which no command could then read."""
+    from ms2img.commands.init import project_params
+    from ms2img.params import check_params
+
+    check_params(yaml.safe_load(project_params(["heat"])))
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "typo.yaml").write_text("cv.repeats: 3\ncnn.epoch: 80\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml, line 2: unknown key cnn.epoch \(did you mean cnn.epochs\?\)"):
+        profile_overrides("typo", tmp_path)
+    (tmp_path / "profiles" / "typo.yaml").write_text("serve.max_rows: '2e5'\n")
+    with pytest.raises(ConfigError, match=r"line 1: serve.max_rows must be a whole number; got '2e5'"):
+        profile_overrides("typo", tmp_path)

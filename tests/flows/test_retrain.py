@@ -17,7 +17,7 @@ import time
 import pytest
 
 from flows import pipeline
-from flows.retrain import NEW_LOCAL, detect_new_data, local_data_is_new, retrain, sync_data
+from flows.retrain import NEW_LOCAL, detect_new_data, local_data_is_new, refused_files, retrain, sync_data
 from flows.watch import watch_new_data
 from ms2img import tracking
 from ms2img.commands.init import VERSION_FILE, version_stamp
@@ -183,10 +183,10 @@ def test_bad_data_in_a_fresh_project_stops_before_training(fresh, in_project):
                 assert "fields but the header has" in str(refused.value), refused.value
                 assert "back at the last validated data" in str(refused.value)
                 assert pointer.read_bytes() == recorded
-                # the watcher sees files the pointer does not record, but not the very files just refused
-                assert not local_data_is_new(project.root)
+                # the watcher sees files the pointer does not record, and that these very files were refused
+                assert local_data_is_new(project.root) and refused_files(project.root)
                 assays.write_bytes(good_assays + b"ACC9999,1,2\n")
-                assert local_data_is_new(project.root)
+                assert local_data_is_new(project.root) and not refused_files(project.root)
             finally:
                 assays.write_bytes(good_assays)
         finally:

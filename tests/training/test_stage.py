@@ -116,7 +116,7 @@ def test_every_family_has_a_loadable_final_model(trained):
     for fam in FAMILIES:
         folder = trained["root"] / "models" / ASSAY / fam
         # strict JSON: a NaN score is null (bare NaN, which json.dumps writes by default, other tools refuse)
-        card = json.loads((folder / "model.json").read_text(), parse_constant=lambda c: pytest.fail(f"{fam}: {c}"))
+        card = json.loads((folder / "model.json").read_text(), parse_constant=lambda c: pytest.fail(c))
         assert card["family"] == fam and card["assay"] == ASSAY and 0 <= card["threshold"] <= 1
         assert card["label_scaling"]["low"] == 0.4 and card["n_accessions"] == 22  # 10 low + 12 high
         assert card["class_counts"] == {"low": 10, "high": 12, "middle": 8}
