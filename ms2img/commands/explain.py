@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             fold = f"x{fold}" if fold[:1].isdigit() else fold  # x1.90, or "high only"
             print(f"  #{r.rank} m/z {r.precursor_mz:.4f} RT {r.rt_min:.2f} {r.direction} {fold} {name}")
         if not args.no_track and args.out_dir is None:  # a side folder's files never replace the stage's in the run
-            _log_to_champion(assay, res.paths, params, res.meta.get("training_key"))
+            _log_to_champion(assay, res.paths, params, res.meta.get("training_key"), res.family)
     return 0
 
 
@@ -211,10 +211,11 @@ def run_correlation(args: argparse.Namespace, cfg) -> int:
     return 0
 
 
-def _log_to_champion(assay: str, paths: dict, params: dict, training_key: str | None) -> None:
+def _log_to_champion(assay: str, paths: dict, params: dict, training_key: str | None, family: str) -> None:
     """Attach the files to the run of the model version behind ``ms2img-<assay>@champion`` (if any), only when that
-    version is the model explained (``training_key``, from its card): after a rejected promotion the stage explains
-    this run's winner, and its drivers on the champion's card would describe another model (family, data)."""
+    version is the model explained (``training_key`` from its card, shared by a run's families, and ``family``):
+    after a rejected promotion the stage explains this run's winner, and its drivers on the champion's card would
+    describe another model (family, data)."""
     import os
 
     if not os.environ.get("MLFLOW_TRACKING_URI") and not Path("mlflow.db").is_file():
@@ -235,7 +236,7 @@ def _log_to_champion(assay: str, paths: dict, params: dict, training_key: str | 
             return
         from ms2img.registry.store import FAMILY_TAG, TRAINING_TAG
 
-        if training_key and version.tags.get(TRAINING_TAG) != training_key:
+        if training_key and (version.tags.get(TRAINING_TAG), version.tags.get(FAMILY_TAG)) != (training_key, family):
             print(
                 f"  not logged to {version.name} v{version.version} ({version.tags.get(FAMILY_TAG, '?')}), the "
                 "champion promotion kept: these drivers explain this run's winner, which is not the served model"

@@ -261,7 +261,7 @@ def describe_sources(manifest: pd.DataFrame, training_types: tuple[str, ...] | l
     6 accessions x 4 replicates, 5 blanks skipped``; raw files (one sample each) are one line together, so a sheet
     that groups them reads ``a.mzML, b.mzML: 2 files -> 1 accession x 2 replicates``; many one-accession exports
     are summed up in one line. ``manifest`` is ingest's samples.csv (sample, accession, replicate, type, source)."""
-    names = manifest["source"].map(lambda source: Path(str(source)).name)
+    names = manifest["source"].map(lambda source: nfc(Path(str(source)).name))  # samples are NFC (resolve)
     one_file = (manifest.groupby("source")["sample"].transform("size") == 1) & (manifest["sample"] == names)
     lines, singles = [], []
     n_sources = manifest["source"].nunique()

@@ -324,8 +324,10 @@ def decide(
         entry, sign = paired[f"{champ_family} vs {family}"], -1.0
     detail = ""
     if entry:
-        d = sign * float(entry.get("diff", math.nan))
-        lo, hi = sorted((sign * float(entry.get("ci_low", math.nan)), sign * float(entry.get("ci_high", math.nan))))
+        d, lo, hi = (
+            sign * float(math.nan if entry.get(k) is None else entry[k]) for k in ("diff", "ci_low", "ci_high")
+        )
+        lo, hi = sorted((lo, hi))
         evidence.update(paired_diff=d, paired_ci_low=lo, paired_ci_high=hi)
         detail = f" (paired {label} difference {family} - {champ_family} {d:+.3f}, CI {lo:+.3f} to {hi:+.3f})"
     if winner == family:

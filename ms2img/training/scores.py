@@ -118,6 +118,7 @@ def precision_at_top(y_true: Sequence[int], prob: Sequence[float], share: float 
     y, p = np.asarray(y_true).astype(int).ravel(), np.asarray(prob, dtype=float).ravel()
     if y.size == 0:
         return float("nan"), 0
+    p = np.where(np.isnan(p), -np.inf, p)  # no probability: ranked last, never followed up
     k = max(1, math.ceil(share * y.size))
     cut = np.sort(p)[::-1][k - 1]
     above, tied = p > cut, p == cut
@@ -301,7 +302,7 @@ def corrected_paired_test(
     out = corrected_interval(d, test_train_ratio, level)
     j = d.size
     se = corrected_se(d, test_train_ratio)
-    if cohort is None and counts is not None and se == 0:
+    if cohort is None and counts is not None and j and np.allclose(d, d.mean(), rtol=0.0, atol=1e-9):  # SE ~ 0
         cohort = counts
     if cohort is not None and j:
         out = widen(out, paired_floor(score, float(a[ok].mean()), float(b[ok].mean()), *cohort, level))

@@ -256,3 +256,13 @@ def test_the_winners_optimism_is_the_mean_gap_to_each_folds_best():
     chosen = select_winner(folds, 0.25, {"a": 1, "b": 1, "c": 1})
     assert chosen["winner"] == "a" and chosen["selection_bias"] == pytest.approx(0.0375)
     assert "optimistic by about 0.037" in chosen["reason"] or "optimistic by about 0.038" in chosen["reason"]
+
+
+def test_review_edges_of_the_new_scores():
+    """A NaN probability is ranked last (it counted as a top hit); differences equal up to rounding (SE ~1e-17, not
+    0) still get the floor on a large cohort (they read [0.040, 0.040], p 4e-31)."""
+    from ms2img.training.scores import corrected_paired_test, precision_at_top
+
+    assert precision_at_top([1, 0] + [0] * 18, [0.9, np.nan] + [0.1] * 18) == (0.5, 2)
+    t = corrected_paired_test([0.8, 0.5, 0.3], [0.76, 0.46, 0.26], 0.25, counts=(40, 40))
+    assert t["ci_high"] - t["ci_low"] > 0.05 and t["p_value"] > 1e-6
