@@ -206,3 +206,14 @@ def test_an_init_project_and_a_profile_are_held_to_the_schema(tmp_path):
     (tmp_path / "profiles" / "typo.yaml").write_text("serve.max_rows: '2e5'\n")
     with pytest.raises(ConfigError, match=r"line 1: serve.max_rows must be a whole number; got '2e5'"):
         profile_overrides("typo", tmp_path)
+
+
+def test_the_schema_lists_every_field_the_explain_and_render_settings_take():
+    """ExplainConfig and RenderConfig are built from their params.yaml sections: a field the schema lacks would be
+    settable in code and refused in params.yaml (the review found explain.conditional and render.width)."""
+    from ms2img.explain.pipeline import ExplainConfig
+    from ms2img.params import SCHEMA
+    from ms2img.render.config import RenderConfig
+
+    assert set(ExplainConfig.__dataclass_fields__) == set(SCHEMA["explain"])
+    assert set(RenderConfig.__dataclass_fields__) <= set(SCHEMA["render"])
