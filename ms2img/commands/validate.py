@@ -108,7 +108,8 @@ def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
     try:
         summary = ingest(inputs, events, sample_sheet=sheet, mgf=args.mgf, replace=True, **options)
     except Ms2ImgError as exc:  # the last report must not go on saying 'passed' about an export that no longer reads
-        write_read_failure(exc, export, report_dir, opts.get("policy", "fail"))
+        if Path(export).exists() or Path(report_dir).exists():  # a mistyped path gets no report folder of its own
+            write_read_failure(exc, export, report_dir, opts.get("policy", "fail"))
         raise
     print(f"{export}: a lab export, read as `ms2img ingest` would ({summary.files} file(s), "
           f"{summary.accessions} accession(s), {summary.events:,} events) into {events}; validating them")  # fmt: skip

@@ -554,6 +554,9 @@ def test_an_export_that_no_longer_reads_replaces_the_passing_report(test_data, c
     assert report["success"] is False and export.name in err
     (failure,) = report["events"]["failures"]
     assert failure["suite"] == "read" and failure["message"].split(":")[0] in err
+    # a mistyped path is one line and leaves no report folder of its own behind (the fuzzer found validation/nope/)
+    assert main(["validate", str(tmp_path / "nope.txt")]) == 2
+    assert "nope.txt: file not found" in capsys.readouterr().err and not (tmp_path / "validation" / "nope.txt").exists()
 
 
 def test_a_missing_assay_column_says_what_the_header_holds(cohort):
