@@ -42,7 +42,7 @@ SCHEMA: dict[str, dict[str, str]] = {
     "render": {"size": "str", "sizes": "list", "x_range": "range", "y_range": "range", "aggregation": "str",
                "transform": "str", "per_replicate": "bool", "width": "int>=1", "height": "int>=1",
                "mask_diagonal": "bool", "ppm_jitter": "number>=0"},
-    "labels": {"assays": "list", "mode": "str", "low": "number>=0", "high": "number>=0", "units": "map"},
+    "labels": {"assays": "list", "mode": "str", "low": "number>=0", "high": "number>=0", "units": "map|null"},
     "cv": {"folds": "int>=2|auto", "repeats": "int>=1|auto", "seed": "seed"},
     "resolution": {"assays": "list|empty", "folds": "int>=2", "trials": "int>=1", "epochs": "int>=1",
                    "ensemble": "int>=1"},
