@@ -84,7 +84,7 @@ def _number(value: Any) -> float | None:
 
 def value_problem(kind: str, value: Any) -> str | None:
     """Why ``value`` is not a ``kind`` of :data:`SCHEMA`, or None."""
-    if kind == "any" or (value is None and kind.endswith("|null")):
+    if kind == "any" or (value is None and kind.endswith(("|null", "|empty"))):  # resolution.assays: none
         return None
     base = kind.removesuffix("|null").removesuffix("|auto").removesuffix("|empty")
     if kind.endswith("|auto") and str(value).strip().lower() == "auto":
