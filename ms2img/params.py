@@ -114,7 +114,7 @@ def value_problem(kind: str, value: Any) -> str | None:
     number = _number(value)
     if base.startswith("int") and not whole:
         return "must be a whole number" + (" or auto" if kind.endswith("|auto") else "")
-    elif number is None:
+    if number is None:
         return "must be a number"
     limit = base.split(">", 1)[1] if ">" in base else None
     if limit is not None:

@@ -77,17 +77,15 @@ def _setting_int(value: Any, name: str, minimum: int) -> int:
 
 
 def cv_seed(params: Mapping[str, Any]) -> int:
-    """``cv.seed``, checked: the folds' and every fit's seed (a whole number 0 .. 2**32 - 1, as NumPy takes)."""
+    """``cv.seed``, checked by the params schema's seed rule (:func:`ms2img.params.value_problem`): the folds' and
+    every fit's seed, also for params given as a dict rather than read by ``load_params``."""
+    from ms2img.params import value_problem
+
     value = (params.get("cv") or {}).get("seed")
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ConfigError(f"cv.seed must be a whole number from 0 to {2**32 - 1}, got {value!r}")
-    try:
-        seed = int(value)
-    except ValueError:
-        raise ConfigError(f"cv.seed must be a whole number from 0 to {2**32 - 1}, got {value!r}") from None
-    if not 0 <= seed < 2**32:
-        raise ConfigError(f"cv.seed must be a whole number from 0 to {2**32 - 1}, got {seed}")
-    return seed
+    problem = value_problem("seed", value)
+    if problem:
+        raise ConfigError(f"cv.seed {problem}, got {value!r}")
+    return int(value)
 
 
 def cohort_protocol(assay: str, counts: Mapping[str, int], folds: Any = AUTO_FOLDS, repeats: Any = 1) -> Protocol:
