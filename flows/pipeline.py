@@ -16,10 +16,13 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 from ms2img.errors import USER_ERROR, ConfigError, Ms2ImgError
@@ -66,7 +69,12 @@ def project_dir(path: str | Path | None = None) -> Path:
 
 
 class ProjectBusy(Ms2ImgError):
-    """Another flow holds the project: two flows at once would race on dvc.lock, models/ and the registry."""
+    """Another flow holds the project: two flows at once would race on dvc.lock, models/ and the registry.
+    ``holder``: what the lock file says of it (pid, start time)."""
+
+    def __init__(self, message: str, holder: str = ""):
+        super().__init__(message)
+        self.holder = holder
 
 
 @contextlib.contextmanager
@@ -86,7 +94,7 @@ def project_lock(project: str | Path) -> Iterator[Path]:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
             raise ProjectBusy(
-                f"{root}: another ms2img flow is running on this project ({holder}); wait for it to finish"
+                f"{root}: another ms2img flow is running on this project ({holder}); wait for it to finish", holder
             ) from None
         fh.seek(0)
         fh.truncate()
@@ -98,6 +106,16 @@ def project_lock(project: str | Path) -> Iterator[Path]:
             fh.seek(0)
             fh.truncate()
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def project_holder(project: str | Path) -> str | None:
+    """Who holds the project now (pid, start time), None when it is free: a watcher tick during a retrain is a
+    quiet skip, not a failed run."""
+    try:
+        with project_lock(project):
+            return None
+    except ProjectBusy as exc:
+        return exc.holder
 
 
 def tracking_uri(cwd: str | Path | None = None) -> str:
@@ -125,13 +143,27 @@ def run(cmd: list[str], cwd: str | Path | None = None, what: str | None = None, 
     cwd = project_dir(cwd)
     label = what or shlex.join(cmd)
     log.info("running: %s (in %s)", label, cwd)
-    proc = subprocess.Popen(cmd, cwd=cwd, env=_env(cwd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if _stopping.is_set():
+        raise StageFailed(f"{label} not started: the flow is stopping (SIGTERM or Ctrl-C)")
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=_env(cwd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # its own process group: stop_commands interrupts it with everything it started
+    )  # fmt: skip
+    with _live_lock:
+        _live.add(proc)
     lines = []
-    for line in proc.stdout:  # streamed, so a long stage shows its folds and time left while it runs
-        lines.append(line.rstrip("\n"))
-        if echo is not None and _is_progress(line):
-            echo(f"{what or Path(cmd[0]).name}: {_LOG_PREFIX.sub('', line.strip())}")
-    proc.wait()
+    try:
+        for line in proc.stdout:  # streamed, so a long stage shows its folds and time left while it runs
+            lines.append(line.rstrip("\n"))
+            if echo is not None and _is_progress(line):
+                echo(f"{what or Path(cmd[0]).name}: {_LOG_PREFIX.sub('', line.strip())}")
+        proc.wait()
+    except BaseException:  # Ctrl-C or a termination here, in the main thread: the command stops with it
+        _interrupt(proc)
+        raise
+    finally:
+        with _live_lock:
+            _live.discard(proc)
     output = "\n".join(lines)
     if proc.returncode != 0:
         tail = "\n".join(lines[-25:])
@@ -139,6 +171,69 @@ def run(cmd: list[str], cwd: str | Path | None = None, what: str | None = None, 
         raise StageFailed(f"{label} failed with exit code {proc.returncode}: {stage_reason(lines, proc.returncode)}",
                           proc.returncode, tail)  # fmt: skip
     return output
+
+
+_live: set[subprocess.Popen] = set()  # the commands :func:`run` is waiting for, from any thread
+_live_lock = threading.Lock()
+_stopping = threading.Event()  # set by stop_commands: run starts nothing more in this flow
+
+
+def _interrupt(proc: subprocess.Popen) -> None:
+    """SIGINT to the command's process group (``dvc repro`` and the stage under it), as Ctrl-C in a terminal: the
+    stage ends its MLflow run and removes its temporary files; each output is swapped in whole, so the last good
+    state stays."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGINT)
+
+
+def stop_commands() -> int:
+    """Interrupt every command :func:`run` is waiting for and refuse new ones; the number interrupted."""
+    _stopping.set()
+    with _live_lock:
+        live = list(_live)
+    for proc in live:
+        _interrupt(proc)
+    return len(live)
+
+
+def stopping() -> bool:
+    """True once :func:`stop_commands` ran in this flow: a retry would only be refused."""
+    return _stopping.is_set()
+
+
+@contextlib.contextmanager
+def commands_stop_with_flow() -> Iterator[None]:
+    """A SIGTERM (Prefect cancellation, a scheduler, ``kill``) or Ctrl-C to the flow process interrupts its stage
+    commands at once.
+
+    Why: the flow engine turns the signal into an exception in the main thread, then waits for its task threads,
+    and their commands (each in its own process group, so the terminal's Ctrl-C does not reach them either) would
+    train, promote, explain and push to the end first. The handler interrupts them, then hands the signal on to the
+    handler it replaced (Prefect's, which marks the run Crashed). Only the main thread can set handlers: elsewhere
+    (a Dask worker) this does nothing, and :mod:`ms2img.lifeline` stops a command whose starter died.
+    """
+    _stopping.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    replaced = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, frame: Any) -> None:
+        log.warning("signal %d: interrupting %d running stage command(s); nothing more starts", signum, stop_commands())
+        before = replaced[signum]
+        if callable(before):
+            before(signum, frame)
+        elif before == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+
+    for sig in replaced:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, before in replaced.items():
+            signal.signal(sig, before)
 
 
 _COMMAND_ERROR = re.compile(r"ms2img [\w-]+: error: .*")  # the one line every ms2img command refuses with
@@ -162,7 +257,7 @@ def stage_reason(lines: list[str], returncode: int | None = None) -> str:
     used to end in a colon, the reason 20 log lines above it."""
     if returncode is not None and (returncode < 0 or returncode in (137, 143)):
         signal = -returncode if returncode < 0 else returncode - 128
-        return f"killed by signal {signal} (9: out of memory or killed; 15: stopped)"
+        return f"killed by signal {signal} (2: interrupted; 9: out of memory or killed; 15: stopped)"
     for line in reversed(lines):
         if match := _COMMAND_ERROR.search(line):
             return match.group(0)

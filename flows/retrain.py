@@ -131,7 +131,15 @@ def local_data_is_new(project: Path) -> bool:
     return not (pointer.exists() and pipeline.is_up_to_date(["data/raw.dvc"], cwd=project))
 
 
-@task(retries=2, retry_delay_seconds=5)
+def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's ``retry_condition_fn``: retry a chain after a crash, not after a stage's own refusal (a setting a
+    small cohort cannot meet, a regression model asked for class attribution): that would train and register
+    every family a second time to fail at the same place. Nor once the flow is stopping (SIGTERM, Ctrl-C)."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    return not (isinstance(exc, pipeline.StageFailed) and exc.deterministic) and not pipeline.stopping()
+
+
+@task(retries=2, retry_delay_seconds=5, retry_condition_fn=worth_retrying)
 def sync_data(project: Path) -> str:
     """Bring data/raw and its DVC pointer in line: record new local exports, else pull the pointed-at version.
 
@@ -147,7 +155,7 @@ def sync_data(project: Path) -> str:
     return "pulled"
 
 
-@task(retries=2, retry_delay_seconds=5)
+@task(retries=2, retry_delay_seconds=5, retry_condition_fn=worth_retrying)
 def push_data(project: Path) -> None:
     """Push the validated local exports to the DVC remote, so another machine can pull this data version."""
     pipeline.dvc("push", "data/raw.dvc", cwd=project)
@@ -258,14 +266,6 @@ def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list
         first = next((i for i, n in enumerate(chain) if n in stale), len(chain))
         plan[a] = [(n, pipeline.stage_command(n, cwd=project)) for n in chain[first:]]
     return plan
-
-
-def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect's ``retry_condition_fn``: retry a chain after a crash, not after a stage's own refusal (a setting a
-    small cohort cannot meet, a regression model asked for class attribution): that would train and register
-    every family a second time to fail at the same place."""
-    exc = state.data if isinstance(state.data, BaseException) else None
-    return not (isinstance(exc, pipeline.StageFailed) and exc.deterministic)
 
 
 @task(retries=1, retry_delay_seconds=10, retry_condition_fn=worth_retrying, task_run_name="train-{assay}")
@@ -407,7 +407,7 @@ def retrain(
     Returns the promotion decision per assay that was (re)considered; {} when there was nothing to do.
     """
     project = pipeline.project_dir(project_dir)
-    with pipeline.project_lock(project):
+    with pipeline.project_lock(project), pipeline.commands_stop_with_flow():
         return _retrain(assays, profile, force, project)
 
 

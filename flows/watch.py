@@ -21,6 +21,10 @@ def watch_new_data(profile: str | None = None, project_dir: str | None = None) -
     """
     logger = run_logger()
     project = pipeline.project_dir(project_dir)
+    holder = pipeline.project_holder(project)
+    if holder is not None:
+        logger.info("a flow is running on this project (%s): looking again at the next tick", holder)
+        return False
     params = load_params(project / "params.yaml")
     pipeline.check_tracking(project)
     assays = list(params["labels"]["assays"])
