@@ -8,6 +8,8 @@ cores: every family is trained, then promoted, explained and reported), so these
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from builders import REPO_ROOT
@@ -52,6 +54,8 @@ def test_first_repro_runs_every_stage_and_registers_a_champion(reproduced, proje
     lock = (project.root / "dvc.lock").read_text()
     for stage in EVERY:
         assert f"  {stage}:" in lock, f"{stage} missing from dvc.lock"
+    shown = json.loads(project.dvc("plots", "show", "--json"))["data"]  # dvc.yaml's top-level plots: the figures
+    assert f"plots/{ASSAY}/roc_{selection['winner']}.png" in shown and any("fingerprints" in p for p in shown), shown
 
 
 def test_second_repro_is_a_no_op(project):
