@@ -304,13 +304,25 @@ class MlflowRunLogger(RunLogger):
 
 @contextlib.contextmanager
 def parent_run(
-    assay: str, run_name: str, params: Mapping[str, Any], raw_data: str | Path | None = None, tags=None
+    assay: str,
+    run_name: str,
+    params: Mapping[str, Any],
+    raw_data: str | Path | None = None,
+    tags=None,
+    started_at: float | None = None,
 ) -> Iterator[MlflowRunLogger]:
-    """Open the parent run of a training job in the assay's experiment, with params and provenance tags."""
+    """Open the parent run of a training job in the assay's experiment, with params and provenance tags.
+
+    ``started_at`` (epoch seconds): when the training began. The run is logged after it ends, so without this the
+    MLflow UI's Duration column showed the seconds of logging, not the minutes of training."""
     import mlflow
 
-    ensure_experiment(assay)
-    with mlflow.start_run(run_name=run_name) as run:
+    experiment_id = ensure_experiment(assay)
+    start_time = None if started_at is None else int(started_at * 1000)
+    from mlflow.tracking.context.registry import resolve_tags  # the user/source tags start_run would add
+
+    created = mlflow.MlflowClient().create_run(experiment_id, start_time, resolve_tags(), run_name)
+    with mlflow.start_run(run_id=created.info.run_id) as run:
         logger = MlflowRunLogger()
         logger.set_tags({**provenance_tags(raw_data), "assay": assay, **(tags or {})})
         logger.log_params(params)

@@ -332,6 +332,7 @@ def train_assay(
             figures,
             raw_data=raw_data,
             validation_report=validation_report,
+            started_at=time.time() - (time.perf_counter() - started),
         )
     write_text(report_dir / "run.json", json.dumps(to_jsonable(run), indent=2, sort_keys=True) + "\n")
     log.info("%s: winner %s, %.0f s", assay, selection["winner"], run["seconds"])
@@ -374,10 +375,11 @@ def log_training_run(
     *,
     raw_data=None,
     validation_report=None,
+    started_at: float | None = None,
 ) -> tuple[str, dict[str, str]]:
     """One parent run per assay (headline = the winner), one child per family (its metrics, dataset, plots; the
     registry logs the family's model there too), metrics logged in batches. Returns the parent's run id and each
-    family's."""
+    family's. ``started_at`` (epoch seconds): when the training began, the parent run's start."""
     import mlflow
 
     if data.regression:
@@ -391,6 +393,7 @@ def log_training_run(
         params_in_effect(params),
         raw_data,
         {"run.kind": "training", "size": data.size, "winner": winner},
+        started_at=started_at,
     ) as logger:
         run_id = mlflow.active_run().info.run_id
         tracking.log_dataset(raw_data, name=f"{assay} raw exports", context="training")

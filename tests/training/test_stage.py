@@ -148,6 +148,10 @@ def test_mlflow_parent_and_one_child_per_family(trained):
     parent = client.get_run(trained["result"]["run"]["mlflow_run_id"])
     winner = trained["result"]["selection"]["winner"]
     assert parent.data.tags["winner"] == winner and parent.data.tags["run.kind"] == "training"
+    # the run spans the training (the UI's Duration), not only its logging; the user and source tags stay
+    seconds = trained["result"]["run"]["seconds"]
+    assert (parent.info.end_time - parent.info.start_time) / 1000 >= 0.9 * seconds > 1, (parent.info, seconds)
+    assert {"mlflow.user", "mlflow.source.name", "mlflow.runName"} <= set(parent.data.tags)
     # 22 labelled accessions: the top 10% is 3, below TOP_MIN_K, so precision_top10 is null and not logged
     assert metrics["families"][winner]["precision_top10"]["mean"] is None
     keys = {f"{s}_{k}" for s in SCORES if s != "precision_top10" for k in ("mean", "sd")}
