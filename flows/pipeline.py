@@ -22,8 +22,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from ms2img.errors import USER_ERROR, ConfigError, Ms2ImgError
 from ms2img.lifeline import PARENT_ENV
