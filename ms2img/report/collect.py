@@ -31,6 +31,7 @@ class AssayInputs:
     folds: pd.DataFrame | None = None  # reports/<A>/folds.csv
     selection: dict[str, Any] | None = None  # reports/<A>/selection.json
     promotion: dict[str, Any] | None = None  # reports/<A>/promotion.json: which version the registry serves, why
+    rollback: dict[str, Any] | None = None  # reports/<A>/rollback.json: a rollback by hand since (ms2img rollback)
     drivers: pd.DataFrame | None = None  # reports/<A>/drivers.csv
     drivers_csv: Path | None = None  # linked from the report (the table shows the top rows only)
     drivers_meta: dict[str, Any] | None = None  # reports/<A>/drivers.json: on which accessions, how attributed
@@ -54,6 +55,14 @@ class AssayInputs:
     @property
     def winner(self) -> str | None:
         return (self.selection or {}).get("winner")
+
+    @property
+    def rolled_back(self) -> dict[str, Any] | None:
+        """The rollback by hand (``champion``, ``family``, ``replaces``, ``reason``) when it replaced the champion
+        the last promotion left, so the registry serves its version; None otherwise (a later promotion decided)."""
+        after = (self.promotion or {}).get("champion_after")
+        rollback = self.rollback or {}
+        return rollback if after and str(rollback.get("replaces")) == str(after) else None
 
     @property
     def regression(self) -> bool:
@@ -217,6 +226,8 @@ def collect(
         a.folds = read_csv(rdir / "folds.csv", missing)
         a.selection = read_json(rdir / "selection.json", missing)
         a.promotion = read_json(rdir / "promotion.json", missing)
+        if (rdir / "rollback.json").is_file():  # `ms2img rollback` by hand after that promotion
+            a.rollback = read_json(rdir / "rollback.json", missing)
         a.drivers = read_csv(rdir / "drivers.csv", missing)
         a.drivers_csv = rdir / "drivers.csv" if a.drivers is not None else None
         if a.drivers is not None:

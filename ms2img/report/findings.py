@@ -116,6 +116,11 @@ def stale_drivers(a: AssayInputs, meta: dict[str, Any]) -> str | None:
     trained = (a.cards.get(str(family)) or {}).get("training_key")
     if meta.get("training_key") and trained and trained != meta["training_key"]:
         return f"Out of date: the {family} model was trained again after these drivers were computed: {rerun}."
+    if rollback := a.rolled_back:
+        return (
+            f"Not the served model: these drivers explain this run's winner, {family}; the registry serves "
+            f"v{rollback.get('champion')} ({rollback.get('family') or '?'}), rolled back to by hand."
+        )
     promotion = a.promotion or {}
     if promotion.get("rejected") and promotion.get("champion_after"):
         return (

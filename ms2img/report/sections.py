@@ -74,9 +74,15 @@ def _cut(params: Mapping[str, Any] | None) -> tuple[float, float]:
 def _served_model(a: Any) -> str:
     """The model the registry serves in one cell: after a promotion (reports/<A>/promotion.json) its version; when
     the promotion kept the champion, that version and why, since this run's winner is then not served; else the
-    winner's card: its threshold and the accessions it was trained on (low + high)."""
+    winner's card: its threshold and the accessions it was trained on (low + high). A rollback by hand since that
+    promotion (reports/<A>/rollback.json replacing the champion it left) names the version rolled back to."""
     promotion = a.promotion or {}
     version = promotion.get("champion_after")
+    if rollback := a.rolled_back:
+        return (
+            f"<b>v{esc(rollback.get('champion'))} ({esc(rollback.get('family') or '?')})</b>, rolled back by hand "
+            f"from v{esc(version)}: {esc(rollback.get('reason', ''))}"
+        )
     if promotion.get("rejected") and version:
         family = promotion.get("champion_family") or "?"
         return f"<b>v{esc(version)} ({esc(family)})</b>, not this winner: {esc(promotion.get('reason', ''))}"

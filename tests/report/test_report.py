@@ -461,3 +461,29 @@ def test_a_rejected_promotion_names_the_served_champion_not_this_runs_winner(tmp
     drivers = html[html.index('<section id="drivers"') : html.index('<section id="drift"')]
     said = "Not the served model: these drivers explain this run's winner, cnn; the registry still serves v3"
     assert said in unescape(drivers)
+
+
+def test_a_rollback_by_hand_after_the_promotion_names_the_version_rolled_back_to(tmp_path):
+    """The report trusted promotion.json, which `ms2img rollback` does not rewrite (promote@ would go stale and decide
+    again): after a rollback it named the version rolled back from as served."""
+    from html import unescape
+
+    from ms2img.commands.rollback import record_rollback
+    from ms2img.registry.decision import PromotionDecision
+
+    write_paper_project(tmp_path)
+    report_dir = tmp_path / "reports" / "DPPH"
+    promotion = {"promoted": True, "rejected": False, "champion_after": "3", "candidate": "3", "reason": "better"}
+    (report_dir / "promotion.json").write_text(json.dumps(promotion))
+    rollback = PromotionDecision("ms2img-DPPH", "1", "3", True, "v3 mispredicts batch 7", "rollback", "rf-image")
+    assert record_rollback(report_dir, rollback) == report_dir / "rollback.json"
+    assert record_rollback(tmp_path / "reports" / "elsewhere", rollback) is None  # no promotion there: no project
+    html = unescape(build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8"))
+    overview = html[html.index('<section id="overview"') : html.index('<section id="table1"')]
+    assert "<b>v1 (rf-image)</b>, rolled back by hand from v3: v3 mispredicts batch 7" in overview
+    drivers = html[html.index('<section id="drivers"') : html.index('<section id="drift"')]
+    assert "the registry serves v1 (rf-image), rolled back to by hand" in drivers
+    # a later promotion decides again: the rollback no longer describes the registry
+    (report_dir / "promotion.json").write_text(json.dumps({**promotion, "champion_after": "5", "candidate": "5"}))
+    html = unescape(build_report(tmp_path, "report/index.html").path.read_text(encoding="utf-8"))
+    assert "rolled back" not in html
