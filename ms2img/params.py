@@ -55,7 +55,7 @@ SCHEMA: dict[str, dict[str, str]] = {
                  "rt_tol_min": "number>0", "ms2_tol_da": "number>0", "threshold": "number>0", "similarity": "list"},
     "baselines": {"rf_trees": "list[trees]", "rf_max_features": "list", "oplsda_cv_folds": "int>=2|auto",
                   "oplsda_permutations": "int>=0"},
-    "registry": {"model_prefix": "str", "z": "number>=0"},
+    "registry": {"model_prefix": "str", "z": "number>=0", "beyond_chance": "bool"},
     "serve": {"port": "int>=1", "host": "str", "max_rows": "int>=1", "workers": "int>=0", "max_bytes": "int>=1"},
     "schedule": {"cron": "str", "watch_minutes": "number>0"},
     "explain": {"block": "int>=1", "stride": "int>=1|null", "refit": "bool", "n_repeats": "int>=1",

@@ -230,12 +230,15 @@ def _log_to_champion(assay: str, paths: dict, params: dict, training_key: str | 
         setup_tracking()
         prefix = str((params.get("registry") or {}).get("model_prefix", "ms2img"))
         client = MlflowClient()
-        version = client.get_model_version_by_alias(f"{prefix}-{assay}", "champion")
+        from ms2img.registry.store import CHAMPION, FAMILY_TAG, TRAINING_TAG, alias_version
+
+        if alias_version(f"{prefix}-{assay}", CHAMPION) is None:  # promotion refused one (or has not run)
+            print(f"  not logged to MLflow: {prefix}-{assay} has no champion")
+            return
+        version = client.get_model_version_by_alias(f"{prefix}-{assay}", CHAMPION)
         if not version.run_id:
             log.warning("%s-%s@champion has no run; drivers not tracked", prefix, assay)
             return
-        from ms2img.registry.store import FAMILY_TAG, TRAINING_TAG
-
         if training_key and (version.tags.get(TRAINING_TAG), version.tags.get(FAMILY_TAG)) != (training_key, family):
             print(
                 f"  not logged to {version.name} v{version.version} ({version.tags.get(FAMILY_TAG, '?')}), the "

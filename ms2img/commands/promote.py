@@ -55,8 +55,11 @@ def run(args: argparse.Namespace) -> int:
     tracking.setup_tracking()
     z = args.z if args.z is not None else float(params["registry"].get("z", registry.DEFAULT_Z))
     max_rows = int(params.get("serve", {}).get("max_rows", 200_000))
+    beyond_chance = bool(params["registry"].get("beyond_chance", True))
     if args.version:
-        decision = registry.promote_version(name, str(args.version), events_dir=args.events_dir, z=z)
+        decision = registry.promote_version(
+            name, str(args.version), events_dir=args.events_dir, z=z, beyond_chance=beyond_chance
+        )
     else:
         decision = registry.promote_assay(
             args.assay,
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             code_version=tracking.code_version(),
             prefix=params["registry"]["model_prefix"],
             z=z,
+            beyond_chance=beyond_chance,
             max_rows=max_rows,
             run_id=_training_run(args.reports_dir / args.assay / "run.json"),
         )
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     verdict = "promoted to champion" if decision.promoted else ("unchanged" if not decision.rejected else "rejected")
     print(
         f"{name} version {decision.candidate} ({decision.family}): {verdict} ({decision.reason}); "
-        f"champion is {decision.champion_after}"
+        f"{f'champion is {decision.champion_after}' if decision.champion_after else 'no champion'}"
     )
     return 1 if args.fail_on_reject and decision.rejected else 0
 

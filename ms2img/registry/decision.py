@@ -22,7 +22,7 @@ from ms2img.registry.store import (
     score_tag,
     version_tags,
 )
-from ms2img.training.scores import LABELS, PRIMARY, spearman
+from ms2img.training.scores import CHANCE, LABELS, PRIMARY, spearman
 
 DEFAULT_Z = 1.645  # one-sided 95 %: better by more than the noise of the comparison
 MIN_PER_CLASS = 3  # fewer new accessions of a class than this: the new-data comparison cannot decide
@@ -249,8 +249,13 @@ def decide(
     events_dir: Path | None,
     z: float,
     smoke: bool,
+    beyond_chance: bool = True,
 ) -> tuple[bool, str, str, dict[str, Any]]:
     """(promoted, rule, reason, evidence) for ``candidate`` against the current ``champion``.
+
+    ``beyond_chance``: a version whose cross-validated score's 95% interval does not exclude chance (AUC 0.5,
+    Spearman 0) never becomes champion: on a handful of extracts a fold's AUC is 0, 0.5 or 1 and the mean can read
+    1.000 while the interval reaches chance; downstream teams would be served a coin with a confident headline.
 
     One rule for every ``labels.mode``; the metric is the mode's (AUC, or Spearman's rho for regression models):
     on new accessions the challenger must beat the champion by ``z`` standard errors of the paired difference,
@@ -266,6 +271,13 @@ def decide(
     failure = smoke_predict(name, candidate) if smoke else None
     if failure:
         return False, "smoke-failed", f"kept champion {champion}: challenger {candidate} {failure}", {}
+    if beyond_chance and not float_tag(cand_tags, f"{metric}_ci_low") > CHANCE[metric]:  # NaN (no interval) too
+        low, high = float_tag(cand_tags, f"{metric}_ci_low"), float_tag(cand_tags, f"{metric}_ci_high")
+        return False, "chance", (
+            f"{f'kept champion {champion}' if champion else 'no champion'}: {family}'s cv {label} {cand_score:.3f} "
+            f"[{low:.3f}, {high:.3f}] does not exclude chance ({CHANCE[metric]:g}); more accessions narrow the "
+            "interval (registry.beyond_chance: false serves it anyway)"
+        ), {f"challenger_cv_{metric}": cand_score, f"challenger_cv_{metric}_ci_low": low}  # fmt: skip
     if champion is None:
         return True, "first", f"first champion: {family} (cv {label} {cand_score:.3f})", {
             f"challenger_cv_{metric}": cand_score

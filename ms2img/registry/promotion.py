@@ -42,6 +42,7 @@ def promote_version(
     z: float = DEFAULT_Z,
     smoke: bool = True,
     max_retries: int = 5,
+    beyond_chance: bool = True,
 ) -> PromotionDecision:
     """Compare ``candidate`` (default: newest version) with the champion and move ``@champion`` if it wins.
 
@@ -64,7 +65,7 @@ def promote_version(
             champion = alias_version(name, CHAMPION)
             promoted, rule, reason, evidence = decide(
                 name, candidate, champion, oof=oof, selection=selection,
-                events_dir=Path(events_dir) if events_dir else None, z=z, smoke=smoke,
+                events_dir=Path(events_dir) if events_dir else None, z=z, smoke=smoke, beyond_chance=beyond_chance,
             )  # fmt: skip
             if alias_version(name, CHAMPION) != champion:
                 log.warning("%s: champion changed during the comparison; comparing again", name)
@@ -101,6 +102,7 @@ def promote_assay(
     run_id: str | None = None,
     z: float = DEFAULT_Z,
     max_rows: int | None = None,
+    beyond_chance: bool = True,
 ) -> PromotionDecision:
     """Register every ``models/<assay>/<family>/`` and promote ``reports/<assay>/selection.json``'s winner safely."""
     from ms2img.models.family import FAMILIES, FamilyModel
@@ -149,7 +151,9 @@ def promote_assay(
             events_dir=events_dir, prefix=prefix, max_rows=max_rows,
             oof=None if oof is None else oof[oof["family"] == fam],
         )  # fmt: skip
-    decision = promote_version(name, registered[winner], oof=oof, selection=selection, events_dir=events_dir, z=z)
+    decision = promote_version(
+        name, registered[winner], oof=oof, selection=selection, events_dir=events_dir, z=z, beyond_chance=beyond_chance
+    )
     client = mlflow_client()
     for fam, version in registered.items():
         if fam != winner and version_tags(name, version).get(STATUS_TAG) == PENDING:

@@ -112,6 +112,11 @@ def require_alias(name: str, alias: str) -> str:
     require_model(name)
     version = alias_version(name, alias)
     if version is None:
+        rejected = [v for v in model_versions(name) if REJECTED_TAG in v.tags] if alias == CHAMPION else []
+        if rejected:  # promotion ran and refused: say why, not "promote a version"
+            newest = max(rejected, key=lambda v: int(v.version))
+            raise ConfigError(f"'{name}' has no champion: promotion of version {newest.version} said: "
+                              f"{newest.tags[REJECTED_TAG]}")  # fmt: skip
         raise ConfigError(f"'{name}' has no '{alias}' alias yet (promote a version: `ms2img promote --assay ...`)")
     return version
 

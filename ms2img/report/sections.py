@@ -83,6 +83,8 @@ def _served_model(a: Any) -> str:
             f"<b>v{esc(rollback.get('champion'))} ({esc(rollback.get('family') or '?')})</b>, rolled back by hand "
             f"from v{esc(version)}: {esc(rollback.get('reason', ''))}"
         )
+    if promotion.get("rejected") and not version:  # no champion at all (a cohort too small to beat chance)
+        return f"<b>none</b>: {esc(promotion.get('reason', ''))}"
     if promotion.get("rejected") and version:
         family = promotion.get("champion_family") or "?"
         return f"<b>v{esc(version)} ({esc(family)})</b>, not this winner: {esc(promotion.get('reason', ''))}"

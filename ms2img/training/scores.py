@@ -46,6 +46,7 @@ BOUNDS = {
     "r2": (-math.inf, 1.0),
 }
 PRIMARY = {"classification": "auc", "regression": "spearman"}  # the score that selects and promotes a family
+CHANCE = {"auc": 0.5, "spearman": 0.0}  # what a model that knows nothing scores, in expectation
 LABELS = {
     "auc": "AUC",
     "spearman": "Spearman rho",

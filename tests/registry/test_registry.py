@@ -359,3 +359,26 @@ def test_a_version_left_by_a_killed_promote_is_adopted_or_abandoned_with_a_reaso
     assert adopted["promotion.status"] == "champion" and "adopted" in adopted["promotion.adopted"]
     assert abandoned["promotion.status"] == "abandoned" and "did not finish" in abandoned["promotion.abandoned"]
     assert len(client.search_model_versions(f"name='{name}'")) == 2
+
+
+def test_a_model_whose_interval_reaches_chance_is_registered_not_served(store):
+    """The lab user's 10 FERMO extracts: "first champion: rf-image (cv AUC 1.000)" with the interval reaching chance.
+    registry.beyond_chance (default true) keeps such a version out of the champion alias, and says why."""
+    from ms2img import registry
+    from ms2img.errors import ConfigError
+
+    root = store.root / "small-cohort"
+    accs = store.accs[:12]
+    values = np.tile([10.0, 90.0], 6)
+    rf_image_model(store.images, accs, (values > 50).astype(int), root / "models" / ASSAY / "rf-image", auc=0.55)
+    write_round(root, oof_rows(accs, values, np.linspace(0, 1, 12)))
+    where = {"models_dir": root / "models", "reports_dir": root / "reports", "events_dir": store.cohort.events,
+             "data_hash": "md5:small", "code_version": "test", "prefix": "small"}  # fmt: skip
+    name = registry.model_name(ASSAY, prefix="small")
+    decision = registry.promote_assay(ASSAY, **where)
+    assert not decision.promoted and decision.rule == "chance" and decision.champion_after is None, decision
+    assert decision.rejected and decision.reason.startswith("no champion: rf-image's cv AUC 0.550 [0.450, 0.650]")
+    with pytest.raises(ConfigError, match="has no champion: promotion of version 1 said: no champion: rf-image"):
+        registry.require_alias(name, "champion")
+    forced = registry.promote_version(name, "1", events_dir=store.cohort.events, beyond_chance=False)
+    assert forced.promoted and forced.rule == "first" and forced.champion_after == "1"

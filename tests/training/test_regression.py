@@ -178,6 +178,7 @@ def regression_run(tmp_path_factory):
                 events_dir=cohort.events,
                 data_hash="md5:test",
                 code_version="test",
+                beyond_chance=False,  # 30 accessions, 2 folds: rho's interval reaches 0; this tests serving
             )
             yield {"root": root / "out", "cohort": cohort, "result": out, "decision": decision, "uri": uri}
         finally:
