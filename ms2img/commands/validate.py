@@ -113,7 +113,8 @@ def _validate_export(args: argparse.Namespace, params: dict, opts: dict):
         raise
     print(f"{export}: a lab export, read as `ms2img ingest` would ({summary.files} file(s), "
           f"{summary.accessions} accession(s), {summary.events:,} events) into {events}; validating them")  # fmt: skip
-    lines = notes + summary.found_lines() + source_lines(events, options["sample_types"]) + summary.warning_lines()
+    lines = notes + summary.fact_lines() + summary.found_lines() + source_lines(events, options["sample_types"])
+    lines += summary.warning_lines()
     for line in lines:
         print(line)
     return run_validation(events, args.assays, report_dir, **opts)

@@ -163,6 +163,7 @@ def assemble(
         samples=make_manifest(manifest),
         source=source,
         precursors_without_msms=int(sum(len(s[0]) == 0 for s in spectra)),
+        undetected_cells=int(np.count_nonzero(~(quant.heights > 0))),
         warnings=warnings,
         sample_of_row=sample_of_row,
         activity=quant.activity,

@@ -128,6 +128,7 @@ def read_msdial(
         samples=manifest,
         source=path,
         precursors_without_msms=no_msms,
+        undetected_cells=int(np.count_nonzero(~(features.heights > 0))),
         warnings=warnings,
         rt_unit=f"minutes (MS-DIAL column '{RT}')",
         features=features,

@@ -26,8 +26,10 @@ class ReadResult:
     ingest writes without a pandas round trip, plus ``sample_of_row`` (row -> position in ``samples``).
     ``samples`` is the manifest as a DataFrame, or its rows as dicts (:func:`manifest_rows`; the DataFrame is
     then built on first use: ingest reads the rows and builds one manifest for all inputs).
-    ``precursors_without_msms`` counts features / MS2 scans that gave no fragments; ``warnings`` counts
-    recoverable problems by kind (e.g. a precursor intensity that could not be found, a height cell ``nan``).
+    ``precursors_without_msms`` counts features / MS2 scans that gave no fragments; ``undetected_cells`` the
+    feature x column cells of an aligned table with height 0 or empty (not detected there: no events, reported as
+    a count); ``warnings`` counts recoverable problems by kind (e.g. a precursor intensity that could not be found,
+    a height cell ``nan``).
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class ReadResult:
         activity: pd.DataFrame | None = None,
         rt_unit: str = "",
         features: AlignedFeatures | None = None,
+        undetected_cells: int = 0,
     ):
         self._frame = events if isinstance(events, pd.DataFrame) else None
         self._table = events if isinstance(events, pa.Table) else None
@@ -49,6 +52,7 @@ class ReadResult:
         self._sample_rows = None if isinstance(samples, pd.DataFrame) else manifest_rows(samples)
         self.source = Path(source)
         self.precursors_without_msms = int(precursors_without_msms)
+        self.undetected_cells = int(undetected_cells)
         self.warnings = dict(warnings or {})
         self.aligned = aligned  # feature ids are shared across samples (needed for blank subtraction)
         self._sample_of_row = sample_of_row
@@ -385,6 +389,7 @@ class IngestSummary:
     samples: dict[str, int] = field(default_factory=dict)  # by type, incl. blanks and QC
     events: int = 0
     precursors_without_msms: int = 0
+    undetected_cells: int = 0  # aligned tables' feature x column cells of height 0 or empty
     blank_removed: int = 0  # (sample, feature) pairs dropped by blank subtraction
     stale_removed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # tables in an input folder that are not LC-MS/MS data
@@ -404,13 +409,8 @@ class IngestSummary:
             f"ingested {self.files} file(s) into {self.out_dir}",
             f"  accessions written: {self.accessions} ({self.events:,} fragment events)",
             f"  samples: {types}",
-            f"  precursors without MS/MS: {self.precursors_without_msms}",
+            *self.fact_lines(),
         ]
-        for said, files in self.rt_units.items():
-            named = Path(files[0]).name if len(files) == 1 else f"{len(files)} files"
-            lines.append(f"  retention time: {named}: {said}")
-        if self.polarities:
-            lines.append("  polarity: " + " and ".join(sorted(self.polarities)))
         if self.blank_removed:
             lines.append(f"  removed by blank subtraction: {self.blank_removed} sample features")
         if self.stale_removed:
@@ -420,6 +420,19 @@ class IngestSummary:
             lines.append(f"  assays: {', '.join(self.assays)} -> {self.assays_out}")
         lines += self.warning_lines()
         return "\n".join(lines)
+
+    def fact_lines(self) -> list[str]:
+        """What the inputs hold that a lab checks before trusting them (``ms2img validate`` prints them too):
+        precursors without MS/MS, cells not detected, how retention times were read, the polarity."""
+        lines = [f"  precursors without MS/MS: {self.precursors_without_msms}"]
+        if self.undetected_cells:
+            lines.append(f"  not detected (height 0 or empty): {self.undetected_cells:,} feature x sample cells")
+        for said, files in self.rt_units.items():
+            named = Path(files[0]).name if len(files) == 1 else f"{len(files)} files"
+            lines.append(f"  retention time: {named}: {said}")
+        if self.polarities:
+            lines.append("  polarity: " + " and ".join(sorted(self.polarities)))
+        return lines
 
     def found_lines(self) -> list[str]:
         """The sample metadata table used and the files skipped among the inputs (``ms2img validate`` prints them

@@ -39,6 +39,9 @@ def test_fermo_join(test_data):
     assert ev["feature_id"].nunique() == 141  # every MGF spectrum joined to its quant row
     assert result.precursors_without_msms == 143 - 141
     assert result.warnings == {}
+    heights = pd.read_csv(test_data / QUANT).filter(regex=r"^datafile:.*:height$")
+    assert heights.shape == (143, 11)
+    assert result.undetected_cells == int((~(heights.fillna(0) > 0)).to_numpy().sum()) > 1000  # 0 or empty: counted
     assert len(result.samples) == 11 and set(result.samples["type"]) == {"Sample"}
     assert "5440_5439_mod" in set(ev["accession"])
     row = ev[(ev.accession == "5440_5439_mod") & (ev.feature_id == "1")].iloc[0]
