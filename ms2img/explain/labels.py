@@ -58,7 +58,7 @@ def _number(value: Any) -> float:
 
 def fold_text(row: Any) -> str:
     """The fold change high / low as text: ``1.90``, or ``high only`` / ``low only`` when the other group never
-    shows the compound (the ratio there is a division by the 1e-6 floor, e.g. 771239)."""
+    shows the compound (the ratio there is inf or 0; drivers written before read 771239, a division by a floor)."""
     get = _getter(row)
     high, low, fold = _number(get("mean_high", None)), _number(get("mean_low", None)), _number(get("fold_change", None))
     if low == 0 and high > 0:

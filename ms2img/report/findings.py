@@ -81,7 +81,7 @@ def drivers_table(df: Any, top: int = DRIVERS_TOP) -> str:
     rows = []
     for i, r in enumerate(df.head(top).to_dict(orient="records"), 1):
         direction = _text(r.get("direction"))
-        fc = _float(r.get("fold_change"))
+        fc = _float(r.get("mean_high"))  # the fold change itself is inf for a compound no low accession shows
         rows.append(
             [
                 num(r.get("rank")) if _float(r.get("rank")) is not None else str(i),

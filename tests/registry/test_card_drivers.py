@@ -139,6 +139,7 @@ def test_a_compound_absent_from_one_group_is_said_so_not_given_a_ratio_of_the_fl
     from ms2img.explain.labels import fold_text
 
     assert fold_text({"mean_high": 0.77, "mean_low": 0.0, "fold_change": 771239.0}) == "high only"
+    assert fold_text({"mean_high": 0.77, "mean_low": 0.0, "fold_change": float("inf")}) == "high only"
     assert fold_text({"mean_high": 0.0, "mean_low": 0.2, "fold_change": 5e-6}) == "low only"
     assert fold_text({"mean_high": 0.4, "mean_low": 0.2, "fold_change": 2.0}) == "2.00"
     assert fold_text({}) == "-"
