@@ -334,8 +334,7 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path
                     )
                 owner[key] = f"sample '{rec['sample']}' of {result.source}"
             manifest_rows += rows
-            for kind, count in result.warnings.items():  # summed over the inputs, not the last file's count
-                warnings[kind] = warnings.get(kind, 0) + count
+            warnings.update(result.warnings)
             if result.activity is not None:
                 activity.append(result.activity)
             summary.precursors_without_msms += result.precursors_without_msms
