@@ -36,6 +36,7 @@ DEFAULTS = {
     "join_mz_tol_da": JOIN_MZ_TOL_DA,
     "rt_unit": "auto",
     "allow_mixed_polarity": False,
+    "polarity": "auto",
 }
 
 
@@ -112,6 +113,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="ingest positive and negative ions together (refused by default; params: ingest.allow_mixed_polarity)",
     )
     p.add_argument(
+        "--polarity",
+        choices=("auto", "positive", "negative"),
+        help="the ion mode, for inputs that do not say (MZmine quant tables): their ions take it, so serving can "
+        "refuse requests of the other mode; auto: as the inputs say (params: ingest.polarity)",
+    )
+    p.add_argument(
         "--replace",
         action="store_true",
         help="let ingest remove accessions (and other files) that OUT holds and the inputs no longer do",
@@ -140,7 +147,8 @@ def settings(args: argparse.Namespace) -> dict:
     section = {}
     if params_path.exists() or params_path != DEFAULT_PARAMS_PATH:
         section = load_params(params_path).get("ingest") or {}
-    flags = ("sample_types", "blank_subtraction", "blank_fold", "join_mz_tol_da", "rt_unit", "allow_mixed_polarity")
+    flags = ("sample_types", "blank_subtraction", "blank_fold", "join_mz_tol_da", "rt_unit", "allow_mixed_polarity",
+             "polarity")  # fmt: skip
     return ingest_options(section, **{k: getattr(args, k, None) for k in flags})
 
 

@@ -85,6 +85,7 @@ def ingest(
     rt_unit: str = "auto",
     allow_mixed_polarity: bool = False,
     find_metadata: bool = True,
+    polarity: str = "auto",
 ) -> IngestSummary:
     """Read ``inputs`` (files or folders) and write ``out_dir/<accession>.parquet`` + ``out_dir/samples.csv``.
 
@@ -100,7 +101,8 @@ def ingest(
     A quant table and its MGF must agree on each joined feature's precursor m/z within ``join_mz_tol_da``;
     ``rt_unit`` (auto, minutes, seconds) is the quant table's RT unit (auto: decided per table and printed).
     Positive and negative ions in one ingest are refused unless ``allow_mixed_polarity``: their images would mix
-    two ionisations of different compounds.
+    two ionisations of different compounds. ``polarity`` (positive, negative; auto: as the inputs say) labels the
+    ions an input leaves unknown (MZmine quant tables) and refuses an input that says otherwise.
     """
     types = tuple(sample_types)
     bad = [t for t in types if t not in SAMPLE_TYPES or t == "Blank"]
@@ -112,7 +114,9 @@ def ingest(
         raise ConfigError(f"ingest.join_mz_tol_da must be >= 0 Da, got {join_mz_tol_da}")
     if rt_unit not in RT_UNITS:
         raise ConfigError(f"ingest.rt_unit must be one of {', '.join(RT_UNITS)}, got {rt_unit!r}")
-    opts = {"join_mz_tol_da": float(join_mz_tol_da), "rt_unit": rt_unit}
+    if polarity not in ("auto", "positive", "negative"):
+        raise ConfigError(f"ingest.polarity must be auto, positive or negative, got {polarity!r}")
+    opts = {"join_mz_tol_da": float(join_mz_tol_da), "rt_unit": rt_unit, "polarity": polarity}
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir}: exists and is not a folder")
@@ -213,6 +217,8 @@ def _process(
     Parquet writing release the GIL). Returns the result without its events, the parts, the blank count and the
     training samples that gave no events (:func:`ms2img.io.result.silent_samples`)."""
     result = _read(job, sheet, None if blank_subtraction else types, opts)
+    if opts.get("polarity", "auto") != "auto":
+        result.declare_polarity(opts["polarity"])
     removed = [0]
     written = []
     silent = silent_samples(result, types)

@@ -9,13 +9,14 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ms2img.errors import InputFileError
 from ms2img.io.schema import CHARGE, EVENT_COLUMNS, SAMPLE_COLUMNS, WRITTEN_COLUMNS, coerce_events
 
 
@@ -62,6 +63,18 @@ class ReadResult:
         # an aligned table kept parsed but not expanded (``events`` may then be None): the events are built on
         # first use, or streamed sample by sample (:meth:`AlignedFeatures.sample_events`) without the whole table
         self.features = features
+
+    def declare_polarity(self, declared: str) -> None:
+        """The lab's ion mode (``ingest.polarity``) for ions the input does not label (MZmine quant tables, MGFs
+        with ``CHARGE=0+``): they take it, so models and requests know their mode and serving can refuse the other.
+        An input whose labelled ions say the other mode is refused, naming the file."""
+        if self.features is not None:
+            self.features.polarity = _declared(self.features.polarity, declared, self.source)
+            return
+        table = self.table
+        column = table.schema.get_field_index("polarity")
+        self._table = table.set_column(column, "polarity", _declared(table["polarity"], declared, self.source))
+        self._frame = None  # built again from the table when asked for
 
     def release_events(self) -> None:
         """Drop the events (ingest keeps only the manifest and counts of an input once its parts are written)."""
@@ -128,6 +141,20 @@ def _cell_text(value: object) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
     return value if isinstance(value, str) else str(value)
+
+
+def _declared(values: Any, declared: str, source: Path) -> Any:
+    """``values`` (polarity per row, dictionary-encoded) with "unknown" as ``declared``; an input that labels
+    ions the other way contradicts the lab's setting: one line naming the file."""
+    plain = pc.cast(values, pa.string())
+    other = sorted(set(pc.unique(plain).to_pylist()) - {declared, "unknown", None})
+    if other:
+        raise InputFileError(
+            source,
+            f"it labels ions {', '.join(other)}, but ingest.polarity says {declared}: ingest each ion mode into its "
+            "own events folder, or set ingest.polarity: auto",
+        )
+    return pc.if_else(pc.equal(plain, "unknown"), declared, plain).dictionary_encode()
 
 
 def aligned_table(

@@ -486,3 +486,25 @@ def test_the_replicate_hint_says_to_pass_the_project_sheet_that_exists(tmp_path,
     assert hint and hint.endswith(
         "if they are replicates, pass the sample sheet that groups them: --sample-sheet data/raw/sample_sheet.csv"
     )
+
+
+def test_ingest_polarity_labels_an_mzmine_table_and_refuses_an_export_of_the_other_mode(test_data, tmp_path, capsys):
+    """The lab user: a model trained on FERMO's MZmine table had polarity unknown, so serving took a negative-mode
+    request. `--polarity` (ingest.polarity) labels the ions an input leaves unknown, and an export that says the
+    other mode is refused with one line naming it."""
+    import pyarrow.parquet as pq
+
+    args = ["ingest", str(test_data / "case_study_peak_table_quant_full.csv"), "--mgf",
+            str(test_data / "case_study_MSMS.mgf")]  # fmt: skip
+    assert main([*args, "--out", str(tmp_path / "auto")]) == 0
+    assert "polarity:" not in capsys.readouterr().out  # the table and its MGF do not say
+    assert main([*args, "--out", str(tmp_path / "pos"), "--polarity", "positive"]) == 0
+    assert "  polarity: positive" in capsys.readouterr().out
+    polarity = {p for f in (tmp_path / "pos").glob("*.parquet") for p in pq.read_table(f, columns=["polarity"])[0]
+                .to_pylist()}  # fmt: skip
+    assert polarity == {"positive"}
+    export = test_data / "MSDIAL_Alignment_result_LC-MS.txt"  # positive ions, as its adducts say
+    assert main(["ingest", str(export), "--out", str(tmp_path / "neg"), "--polarity", "negative"]) == 2
+    err = capsys.readouterr().err
+    assert f"{export.name}: it labels ions positive, but ingest.polarity says negative" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "neg").exists()
