@@ -210,6 +210,32 @@ def replicate_warning(events_dir: str | Path | None, accessions: Sequence[str]) 
             "is optimistic")  # fmt: skip
 
 
+def class_confound_warning(events_dir: str | Path | None, labels: pd.Series) -> str | None:
+    """Said when the low/high labels follow the samples' class (sample sheet or metadata ``class``) exactly.
+
+    Why: FERMO's 4 active extracts are its 4 samples of one strain group. Every family can then score by telling the
+    groups apart (strain, batch, extraction day) without finding the active compounds, and cross-validation cannot
+    see it; only a class that holds both high and low accessions can. ``labels``: 0/1 by accession (middle left out).
+    """
+    from ms2img.io.sample_sheet import read_manifest
+
+    manifest = read_manifest(events_dir) if events_dir else None
+    if manifest is None or "class" not in manifest.columns or labels.nunique() < 2:
+        return None
+    classes = manifest[manifest["class"].str.strip() != ""].groupby("accession")["class"].agg(set)
+    classes = classes[classes.map(len) == 1].map(lambda c: next(iter(c)))  # accessions of one class
+    both = pd.DataFrame({"class": classes, "label": labels}).dropna()
+    if both["class"].nunique() < 2 or both["class"].nunique() >= len(both) or both["label"].nunique() < 2:
+        return None  # one class, or every accession its own: nothing to confound
+    per_class = both.groupby("class")["label"].agg(["nunique", "first", "size"])
+    if (per_class["nunique"] > 1).any():
+        return None
+    said = "; ".join(f"{r.Index}: {int(r.size)} {'high' if r.first == 1 else 'low'}" for r in per_class.itertuples())
+    return (f"the labels follow the sample class exactly ({said}): a model can score by telling the classes apart "
+            "(strain, batch, extraction) without finding the active compounds, and cross-validation cannot see it; "
+            "high and low accessions within one class would")  # fmt: skip
+
+
 def train_assay(
     *,
     assay: str,
@@ -237,9 +263,13 @@ def train_assay(
     protocol = data.protocol
     fitting = resolve_cohort_settings(data, params, families)  # cohort-size settings checked before any fit
     (log.warning if protocol.small_cohort else log.info)("%s: %s", assay, protocol.describe())
-    replicates = replicate_warning(events_dir, data.accessions)
-    if replicates:
-        log.warning("%s: %s", assay, replicates)
+    warnings = [replicate_warning(events_dir, data.accessions)]
+    if not data.regression:
+        labels = pd.Series(data.scaling().labels(data.values), index=pd.Index(data.accessions, dtype=str))
+        warnings.append(class_confound_warning(events_dir, labels[labels.isin((0, 1))]))
+    warnings = [w for w in warnings if w]
+    for warning in warnings:
+        log.warning("%s: %s", assay, warning)
     if (
         data.images is not None
         and data.images.render_config().per_replicate
@@ -313,7 +343,7 @@ def train_assay(
     selection = {**selection, "paired": summary["paired"], "degenerate": notes, "families": families,
                  "small_cohort": protocol.small_cohort,
                  "protocol": protocol.describe(), "mode": data.mode,
-                 "warnings": [replicates] if replicates else []}  # fmt: skip
+                 "warnings": warnings}  # fmt: skip
     write_text(report_dir / "selection.json", json.dumps(to_jsonable(selection), indent=2, sort_keys=True) + "\n")
     write_metrics_json(Path(metrics_dir) / f"{assay}.json", metrics)
     run = {"seconds": round(time.perf_counter() - started, 1), **provenance}

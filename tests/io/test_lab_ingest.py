@@ -508,3 +508,29 @@ def test_ingest_polarity_labels_an_mzmine_table_and_refuses_an_export_of_the_oth
     err = capsys.readouterr().err
     assert f"{export.name}: it labels ions positive, but ingest.polarity says negative" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "neg").exists()
+
+
+def test_training_says_when_the_labels_follow_the_sample_class(test_data, tmp_path, capsys):
+    """FERMO: the 4 active extracts are the 4 of strain group S (metadata `attribute`); the lab user's model scored AUC
+    1.000 and nothing said it may have learnt the group. Training now says so; a class with both labels clears it."""
+    import pandas as pd
+
+    from ms2img.training.stage import class_confound_warning
+
+    exports = tmp_path / "fermo"
+    exports.mkdir()
+    for f in ("case_study_peak_table_quant_full.csv", "case_study_MSMS.mgf", "case_study_group_metadata.csv"):
+        shutil.copy(test_data / f, exports)
+    assert main(["ingest", str(exports), "--out", str(tmp_path / "events")]) == 0
+    capsys.readouterr()
+    active = pd.read_csv(test_data / "case_study_bioactivity.csv")["sample_name"].str.removesuffix(".mzXML")
+    samples = pd.read_csv(tmp_path / "events" / "samples.csv", dtype=str)
+    trained = samples.loc[samples["type"] == "Sample", "accession"]
+    labels = pd.Series(trained.isin(set(active)).astype(int).to_numpy(), index=trained.to_numpy())
+    warning = class_confound_warning(tmp_path / "events", labels)
+    assert warning and warning.startswith("the labels follow the sample class exactly (")
+    assert "S: 4 high" in warning and "C: 3 low" in warning and "cross-validation cannot see it" in warning
+    mixed = labels.copy()
+    mixed[samples.loc[samples["class"] == "C", "accession"].iloc[0]] = 1  # one C extract active too
+    assert class_confound_warning(tmp_path / "events", mixed) is None
+    assert class_confound_warning(None, labels) is None
