@@ -178,12 +178,32 @@ _live_lock = threading.Lock()
 _stopping = threading.Event()  # set by stop_commands: run starts nothing more in this flow
 
 
+# after the first SIGINT, while the command still runs: the interrupt again (Python drops a KeyboardInterrupt raised
+# inside a garbage-collection or weakref callback, and training runs many), then SIGTERM, then SIGKILL
+ESCALATION = ((3.0, signal.SIGINT), (10.0, signal.SIGTERM), (20.0, signal.SIGKILL))
+
+
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)
+
+
 def _interrupt(proc: subprocess.Popen) -> None:
     """SIGINT to the command's process group (``dvc repro`` and the stage under it), as Ctrl-C in a terminal: the
     stage ends its MLflow run and removes its temporary files; each output is swapped in whole, so the last good
-    state stays."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGINT)
+    state stays. A command still running later gets :data:`ESCALATION` (seconds after the first SIGINT)."""
+    _signal_group(proc, signal.SIGINT)
+    started = time.monotonic()
+
+    def escalate() -> None:
+        for at, signum in ESCALATION:
+            try:
+                proc.wait(timeout=max(0.0, started + at - time.monotonic()))
+                return
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signum)
+
+    threading.Thread(target=escalate, name="ms2img-stop", daemon=True).start()
 
 
 def stop_commands() -> int:

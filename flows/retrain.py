@@ -23,7 +23,7 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows import dask_runner, pipeline
+from flows import dask_runner, pipeline, process
 from ms2img import atomic, registry, tracking
 from ms2img.commands.init import VERSION_FILE, write_version_file
 from ms2img.errors import ConfigError, Ms2ImgError, ValidationFailed
@@ -526,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     quiet_known_errors()
+    process.temporary_server_apart()
+    process.exit_on_sigterm()
     try:
         dask_runner.on_cluster(retrain, args.dask_address)(
             assays=args.assays.split(",") if args.assays else None,

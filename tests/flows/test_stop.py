@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,76 @@ def test_a_watcher_tick_during_a_running_flow_is_a_quiet_skip(project):
         assert pipeline.project_holder(project).startswith(f"pid {os.getpid()}, started ")
         assert watch_new_data.fn(project_dir=str(project)) is False  # before reading params: this project has none
     assert pipeline.project_holder(project) is None
+
+
+def test_a_command_that_loses_the_interrupt_is_interrupted_again_then_ended(project, monkeypatch):
+    """Python drops a KeyboardInterrupt raised inside a gc or weakref callback (the ops engineer: 3 of 5 trainings
+    ran on after one SIGINT); the interrupt is sent again, then SIGTERM, then SIGKILL."""
+    monkeypatch.setattr(pipeline, "ESCALATION", ((0.5, signal.SIGINT), (1.0, signal.SIGTERM), (1.5, signal.SIGKILL)))
+    deaf = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    failures: list = []
+    thread = threading.Thread(
+        target=lambda: failures.append(
+            pytest.raises(pipeline.StageFailed, pipeline.run, [sys.executable, "-c", deaf], cwd=project).value
+        )
+    )
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not pipeline._live and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    started = time.monotonic()
+    assert pipeline.stop_commands() == 1
+    thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - started < 5
+    assert "killed by signal 15" in str(failures[0])  # ignored SIGINT twice, ended by SIGTERM
+
+
+def _children(pid: int) -> dict[int, str]:
+    """pid -> command line of each child of ``pid`` (from /proc)."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_a_retrain_stopped_from_a_terminal_or_by_kill_ends_in_seconds_and_leaves_nothing_running(tiny_project, how):
+    """Ctrl-C in a terminal signals the whole foreground group: Prefect's temporary server died first and the flow
+    spent minutes retrying to report the run (the ops engineer: 150-213 s, the run "Running" for good). SIGTERM left
+    that server running. Both now: the run Crashed, the server stopped, exit 130 / 143 within seconds."""
+    import subprocess
+
+    project = tiny_project(f"stop-{how}", overrides={"cnn.epochs": 40, "cnn.min_epochs": 40, "train.families": ["cnn"]})
+    env = {**os.environ, "MLFLOW_TRACKING_URI": project.tracking_uri}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    log = project.root.parent / "retrain.log"
+    with log.open("w") as out:
+        flow = subprocess.Popen(["ms2img", "retrain"], cwd=project.root, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip  # as a terminal's foreground group
+        deadline = time.monotonic() + 600
+        while "train@elastase: elastase: 24 accessions" not in log.read_text() and time.monotonic() < deadline:
+            assert flow.poll() is None, log.read_text()[-3000:]
+            time.sleep(0.5)
+        time.sleep(3)
+        servers = [pid for pid, cmd in _children(flow.pid).items() if "uvicorn" in cmd]
+        assert len(servers) == 1, _children(flow.pid)
+        started = time.monotonic()
+        if how == "ctrl-c":
+            os.killpg(flow.pid, signal.SIGINT)
+        else:
+            flow.send_signal(signal.SIGTERM)
+        rc = flow.wait(timeout=120)
+    said = log.read_text()
+    assert rc == (130 if how == "ctrl-c" else 143), said[-3000:]
+    assert time.monotonic() - started < 60, said[-3000:]
+    assert "Finished in state Crashed(" in said and "Stopping temporary server" in said
+    assert "ConnectError" not in said
+    time.sleep(2)
+    assert not Path(f"/proc/{servers[0]}").exists() or "Z" in Path(f"/proc/{servers[0]}/stat").read_text().split()[2]
