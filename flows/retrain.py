@@ -117,6 +117,13 @@ def refused_marker(project: Path) -> Path:
     return project / ".dvc" / "tmp" / "ms2img-refused-raw"
 
 
+def unvalidated_marker(project: Path) -> Path:
+    """The data/raw.dvc of the last validated data while the pointer records a drop ingest and validation have not
+    passed yet: a run interrupted in between (Ctrl-C, a crash during ingest) leaves it, and the next run puts the
+    pointer back here if the drop is refused, as the interrupted run would have."""
+    return project / ".dvc" / "tmp" / "ms2img-validated-raw.dvc"
+
+
 def refused_files(project: Path) -> bool:
     """data/raw holds exactly the files a retrain refused (until they change, a retrain would refuse them again)."""
     marker = refused_marker(project)
@@ -149,6 +156,10 @@ def sync_data(project: Path) -> str:
     pointer = raw_pointer(project)
     local = (project / "data" / "raw").exists()
     if local and (not pointer.exists() or not pipeline.is_up_to_date(["data/raw.dvc"], cwd=project)):
+        pending = unvalidated_marker(project)
+        if pointer.exists() and not pending.exists():  # the last validated pointer, until ingest + validate pass
+            pending.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_bytes(pending, pointer.read_bytes())
         pipeline.dvc("add", "data/raw", cwd=project)
         return NEW_LOCAL
     pipeline.dvc("pull", "data/raw.dvc", cwd=project)
@@ -204,9 +215,10 @@ def upstream_stages(
 
     A validation failure, or ingest refusing the data (an export it cannot read, a mixed-polarity drop), stops
     here, before any training, with the message; models, champions and dvc.lock stay as they were, data/raw.dvc
-    goes back to ``last_good`` (its bytes before this run recorded the new data), so a bad drop never becomes the
-    versioned data, and the files are marked refused (:func:`refused_marker`). Anything else (a crash, a setting
-    another stage refuses) keeps the pointer: the data passed what checks data.
+    goes back to ``last_good`` (:func:`unvalidated_marker`: its bytes before the new data was recorded, by this
+    run or an interrupted one), so a bad drop never becomes the versioned data, and the files are marked refused
+    (:func:`refused_marker`). Anything else (a crash, a setting another stage refuses) keeps the pointer: the data
+    passed what checks data.
     """
     try:
         pipeline.repro(*stages, cwd=project, echo=run_logger().info)
@@ -220,9 +232,11 @@ def upstream_stages(
         if last_good is not None and (not pointer.exists() or pointer.read_bytes() != last_good):
             atomic.write_bytes(pointer, last_good)
             pointer_note = "; data/raw.dvc is back at the last validated data (your files in data/raw stay)"
+        unvalidated_marker(project).unlink(missing_ok=True)
         if problem is None:
             raise pipeline.StageFailed(
-                f"{exc} Nothing was trained or pushed; every champion stays{pointer_note}. Fix or remove the "
+                f"{str(exc).rstrip('.')}. Nothing was trained or pushed; every champion stays{pointer_note}. Fix or "
+                "remove the "
                 "refused input in data/raw.",
                 exc.returncode,
                 exc.tail,
@@ -406,6 +420,7 @@ def retrain(
 
     Returns the promotion decision per assay that was (re)considered; {} when there was nothing to do.
     """
+    quiet_known_errors()  # here too: a run served by flows.deploy runs in a process of Prefect's, not main()'s
     project = pipeline.project_dir(project_dir)
     with pipeline.project_lock(project), pipeline.commands_stop_with_flow():
         return _retrain(assays, profile, force, project)
@@ -422,8 +437,6 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
         logger.info("profile %s: %s", profile, f"params.yaml changed {changed_keys}" if changed_keys else "in force")
     if (project / VERSION_FILE).is_file() and write_version_file(project):  # a project made by `ms2img init`
         logger.info("%s: ms2img changed since the last run; every stage reruns", VERSION_FILE)
-    pointer = raw_pointer(project)
-    last_good = pointer.read_bytes() if pointer.exists() else None
     synced = call(sync_data, project)
     logger.info("data: %s (%s)", synced, tracking.data_hash(raw_dir(project)))
     changed = call(detect_new_data, assays, where["prefix"], project)
@@ -435,6 +448,7 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
     if not todo:
         if synced == NEW_LOCAL:  # the exports every stage already validated and trained on
             call(push_data, project)
+            unvalidated_marker(project).unlink(missing_ok=True)
         logger.info(
             "nothing to do: every champion, or a challenger promotion rejected, was trained on the current data and "
             "the pipeline is up to date"
@@ -444,8 +458,11 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
         "bringing %s up to date (new data: %s, forced: %s): stale stages run, up-to-date ones are skipped",
         todo, [a for a in todo if changed[a]], force,
     )  # fmt: skip
-    call(upstream_stages, project, IMAGES, last_good if synced == NEW_LOCAL else None)  # a pulled pointer stays
-    if synced == NEW_LOCAL:
+    pending = unvalidated_marker(project)  # this run's drop, or one an interrupted run recorded and never validated
+    validated = pending.read_bytes() if pending.exists() else None  # a pulled pointer stays
+    call(upstream_stages, project, IMAGES, validated)
+    pending.unlink(missing_ok=True)
+    if synced == NEW_LOCAL or validated is not None:
         call(push_data, project)
     studies = call(plan_studies, todo, force, project)
     jobs = submit_each(train_assay, {key: (key, stages, project) for key, stages in studies.items()})

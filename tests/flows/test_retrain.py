@@ -17,7 +17,15 @@ import time
 import pytest
 
 from flows import pipeline
-from flows.retrain import NEW_LOCAL, detect_new_data, local_data_is_new, refused_files, retrain, sync_data
+from flows.retrain import (
+    NEW_LOCAL,
+    detect_new_data,
+    local_data_is_new,
+    refused_files,
+    retrain,
+    sync_data,
+    unvalidated_marker,
+)
 from flows.watch import watch_new_data
 from ms2img import tracking
 from ms2img.commands.init import VERSION_FILE, version_stamp
@@ -244,6 +252,27 @@ def test_bad_data_stops_before_training_and_keeps_the_champion(project):
         k: v for k, v in trained_outputs.items() if not k.endswith("_promotion.json")
     }
     assert project.status() == {}
+
+
+def test_a_drop_an_interrupted_run_recorded_is_put_back_when_the_next_run_refuses_it(project):
+    """The ops engineer: Ctrl-C during ingest left data/raw.dvc at a bad drop, and the next run refused the data but
+    kept the pointer (only the run that recorded the drop knew the last validated one)."""
+    pointer = (project.root / "data" / "raw.dvc").read_bytes()
+    export = project.raw / "exports" / "ACC0002.txt"
+    original = export.read_bytes()
+    export.write_text(_fragment_above_precursor(original.decode().replace("\r\n", "\n")))
+    try:
+        assert sync_data.fn(project.root) == NEW_LOCAL  # as far as the interrupted run got: the drop is recorded
+        assert (project.root / "data" / "raw.dvc").read_bytes() != pointer
+        assert unvalidated_marker(project.root).read_bytes() == pointer
+        with pytest.raises(ValidationFailed, match="data/raw.dvc is back at the last validated data"):
+            retrain.fn(project_dir=str(project.root))
+        assert (project.root / "data" / "raw.dvc").read_bytes() == pointer
+        assert not unvalidated_marker(project.root).exists()
+    finally:
+        export.write_bytes(original)
+    retrain.fn(project_dir=str(project.root))
+    assert project.status() == {} and not unvalidated_marker(project.root).exists()
 
 
 def test_missing_dvc_remote_fails_at_the_start(tiny_project, in_project):
