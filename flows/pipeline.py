@@ -237,6 +237,7 @@ def commands_stop_with_flow() -> Iterator[None]:
         yield
         return
     replaced = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    replaced = {sig: before for sig, before in replaced.items() if before != signal.SIG_IGN}  # `nohup`, `&`: ignored
 
     def handler(signum: int, frame: Any) -> None:
         log.warning("signal %d: interrupting %d running stage command(s); nothing more starts", signum, stop_commands())
