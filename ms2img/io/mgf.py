@@ -76,8 +76,11 @@ def scan_mgf(path: Path, lines: list[str]) -> list[_Block]:
                 raise InputFileError(path, "END IONS without BEGIN IONS", line=i)
             blocks.append(current)
             current = None
-        elif current is None:
+        elif current is None and not blocks:
             continue  # global parameters above the first block
+        elif current is None:  # between blocks: a BEGIN IONS is missing, said here, not at the END IONS lines later
+            raise InputFileError(path, f"'{line[:40]}' is between blocks, outside BEGIN IONS ... END IONS (a "
+                                 "missing BEGIN IONS?)", line=i)  # fmt: skip
         elif "=" in line and not line[0].isdigit():
             _check_parameter(path, line, i)
         else:

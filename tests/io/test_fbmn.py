@@ -61,6 +61,19 @@ def test_an_mgf_cut_short_is_reported_with_its_count(test_data, tmp_path):
     assert n == 73 and "no spectrum in half.mgf" in said
 
 
+def test_a_missing_begin_ions_is_named_at_the_first_line_it_leaves_outside(test_data, tmp_path):
+    """The lab user: a deleted BEGIN IONS was reported 46 lines later, at the next END IONS."""
+    from ms2img.errors import InputFileError
+
+    lines = (test_data / MGF).read_text().splitlines()
+    second = [i for i, line in enumerate(lines) if line.strip() == "BEGIN IONS"][1]
+    cut = write_lines(tmp_path / "cut.mgf", lines[:second] + lines[second + 1 :])
+    nxt = next(i for i in range(second, len(lines) - 1) if lines[i + 1].strip())  # first non-blank line after it
+    with pytest.raises(InputFileError, match="between blocks, outside BEGIN IONS ... END IONS") as info:
+        read_fbmn(test_data / QUANT, cut)
+    assert f"line {nxt + 1}" in str(info.value)  # 1-based: the first line the missing BEGIN IONS left outside
+
+
 def test_fermo_with_group_sheet_has_10_samples_and_1_blank(test_data, fermo_sheet):
     from ms2img.io.sample_sheet import read_sample_sheet
 
