@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from flows import dask_runner, pipeline
+from flows import dask_runner, pipeline, process
 from flows.retrain import quiet_known_errors, retrain
 from ms2img.errors import Ms2ImgError
 from ms2img.params import load_params
@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     quiet_known_errors()
+    process.temporary_server_apart()  # Ctrl-C of `make demo` reaches the flow first (flows.process)
+    process.exit_on_sigterm()
     try:
         server = start_temporary_api(args.dask_address)
         prepare_data(args.accessions, args.seed, project)
