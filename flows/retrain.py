@@ -236,8 +236,7 @@ def upstream_stages(
         if problem is None:
             raise pipeline.StageFailed(
                 f"{str(exc).rstrip('.')}. Nothing was trained or pushed; every champion stays{pointer_note}. Fix or "
-                "remove the "
-                "refused input in data/raw.",
+                "remove the refused input in data/raw.",
                 exc.returncode,
                 exc.tail,
             ) from None
