@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -33,7 +32,15 @@ from ms2img.io.inputs import InputJob, plan
 from ms2img.io.metadata import read_sample_metadata
 from ms2img.io.msdial import read_msdial
 from ms2img.io.raw import read_raw
-from ms2img.io.result import IngestSummary, ReadResult, make_manifest, silent_injection_lines, silent_samples
+from ms2img.io.result import (
+    IngestSummary,
+    ReadResult,
+    check_polarities,
+    make_manifest,
+    polarity_counts,
+    silent_injection_lines,
+    silent_samples,
+)
 from ms2img.io.sample_sheet import (
     MANIFEST,
     index_sheet,
@@ -229,7 +236,7 @@ def _process(
             written.append((accession, part, write_parquet_pieces(pieces, part)))
         result.release_events()
         return result, written, 0, silent
-    result.polarities = _polarity_counts(result.table)
+    result.polarities = polarity_counts(result.table)
     for k, (accession, table) in enumerate(_training_tables(result, types, blank_subtraction, blank_fold, removed)):
         part = parts_dir / f"part-{i}-{k}.parquet"
         write_parquet(table, part)
@@ -271,40 +278,6 @@ def _in_order(pool: ThreadPoolExecutor, fn, items: list, window: int):
         for f in pending:
             if not f.cancelled():
                 f.exception()  # let running ones finish before the staging folder goes
-
-
-def _polarity_counts(table: pa.Table) -> dict[str, int]:
-    """Fragment events per polarity of one input (unknown left out: it mixes with either). Dictionary columns
-    are counted by their codes: no string per row (22M rows for a 300 MB export)."""
-    out: Counter[str] = Counter()
-    for chunk in table.column("polarity").chunks:
-        if pa.types.is_dictionary(chunk.type):
-            names = chunk.dictionary.cast(pa.string()).to_pylist()
-            for c in pc.value_counts(chunk.indices).to_pylist():
-                if c["values"] is not None:
-                    out[names[c["values"]]] += int(c["counts"])
-        else:
-            for c in pc.value_counts(chunk).to_pylist():
-                out[str(c["values"])] += int(c["counts"])
-    return {p: n for p, n in out.items() if p in ("positive", "negative")}
-
-
-def _check_polarities(by_file: dict[str, dict[str, int]], allowed: bool) -> None:
-    """Positive and negative ions in one ingest: one line naming the files of each, unless allowed."""
-    if allowed:
-        return
-    files = {p: [f for f, c in by_file.items() if c.get(p)] for p in ("positive", "negative")}
-    if not (files["positive"] and files["negative"]):
-        return
-
-    def listed(names: list[str]) -> str:
-        return ", ".join(Path(n).name for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-
-    raise ConfigError(
-        f"the inputs mix polarities: positive ions in {listed(files['positive'])}; negative ions in "
-        f"{listed(files['negative'])}. Ingest each polarity into its own events folder, or pass "
-        "--allow-mixed-polarity (params: ingest.allow_mixed_polarity: true) to image them together"
-    )
 
 
 def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path, summary, opts, mixed_ok=False):
@@ -351,7 +324,7 @@ def _read_all(jobs, sheet, types, blank_subtraction, blank_fold, parts_dir: Path
                 rt_units[result.rt_unit].append(str(result.source))
             for accession, part, n in written:
                 parts[accession].append((part, n))
-    _check_polarities(polarities, mixed_ok)
+    check_polarities(polarities, mixed_ok)
     summary.rt_units = dict(rt_units)
     summary.polarities = dict(sum((Counter(c) for c in polarities.values()), Counter()))
     manifest = make_manifest(manifest_rows)[SAMPLE_COLUMNS]
