@@ -136,12 +136,19 @@ def check_params(params: Any, path: str | Path = DEFAULT_PARAMS_PATH) -> None:
         if not isinstance(values, dict):
             raise ConfigError(_at(path, section, f"section {section} must hold key: value lines, got {values!r}"))
         for key, value in values.items():
-            dotted = f"{section}.{key}"
-            if key not in SCHEMA[section]:
-                raise ConfigError(_unknown(path, dotted, [f"{section}.{k}" for k in SCHEMA[section]]))
-            problem = value_problem(SCHEMA[section][key], value)
-            if problem:
-                raise ConfigError(_at(path, dotted, f"{dotted} {problem}; got {value!r}"))
+            check_key(path, f"{section}.{key}", value)
+
+
+def check_key(path: str | Path, dotted: str, value: Any) -> None:
+    """One ``section.key: value`` of ``path`` against :data:`SCHEMA` (params.yaml's sections, a profile's dotted
+    keys); ConfigError naming the line and the closest known key."""
+    section, _, key = dotted.partition(".")
+    if key not in SCHEMA.get(section, {}):
+        sections = [section] if section in SCHEMA else list(SCHEMA)  # a misspelt key, or a misspelt section
+        raise ConfigError(_unknown(path, dotted, [f"{s}.{k}" for s in sections for k in SCHEMA[s]]))
+    problem = value_problem(SCHEMA[section][key], value)
+    if problem:
+        raise ConfigError(_at(path, dotted, f"{dotted} {problem}; got {value!r}"))
 
 
 def _unknown(path: str | Path, dotted: str, known: list[str]) -> str:
@@ -232,13 +239,7 @@ def profile_overrides(name: str, root: str | Path = ".") -> dict[str, Any]:
         raise ConfigError(f"unknown profile '{name}' ({path} not found); profiles: {known}")
     overrides = read_yaml(path)
     for dotted, value in overrides.items():  # checked before any of it is written into params.yaml
-        section, _, key = str(dotted).partition(".")
-        if key not in SCHEMA.get(section, {}):
-            known_keys = [f"{s}.{k}" for s, keys in SCHEMA.items() for k in keys]
-            raise ConfigError(_unknown(path, str(dotted), known_keys))
-        problem = value_problem(SCHEMA[section][key], value)
-        if problem:
-            raise ConfigError(_at(path, str(dotted), f"{dotted} {problem}; got {value!r}"))
+        check_key(path, str(dotted), value)
     return overrides
 
 

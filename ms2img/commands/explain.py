@@ -232,10 +232,11 @@ def _log_to_champion(assay: str, paths: dict, params: dict, training_key: str | 
         client = MlflowClient()
         from ms2img.registry.store import CHAMPION, FAMILY_TAG, TRAINING_TAG, alias_version
 
-        if alias_version(f"{prefix}-{assay}", CHAMPION) is None:  # promotion refused one (or has not run)
+        number = alias_version(f"{prefix}-{assay}", CHAMPION)
+        if number is None:  # promotion refused one (or has not run)
             print(f"  not logged to MLflow: {prefix}-{assay} has no champion")
             return
-        version = client.get_model_version_by_alias(f"{prefix}-{assay}", CHAMPION)
+        version = client.get_model_version(f"{prefix}-{assay}", number)
         if not version.run_id:
             log.warning("%s-%s@champion has no run; drivers not tracked", prefix, assay)
             return

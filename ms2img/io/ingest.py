@@ -224,7 +224,7 @@ def _process(
     Parquet writing release the GIL). Returns the result without its events, the parts, the blank count and the
     training samples that gave no events (:func:`ms2img.io.result.silent_samples`)."""
     result = _read(job, sheet, None if blank_subtraction else types, opts)
-    if opts.get("polarity", "auto") != "auto":
+    if opts["polarity"] != "auto":
         result.declare_polarity(opts["polarity"])
     removed = [0]
     written = []

@@ -259,14 +259,15 @@ def train_assay(
     units = units or (params["labels"].get("units") or {}).get(assay)  # labels.units: axes, cards, served values
     families = families_from_params(params)
     data = data_from_params(assay, params, images_path, assays_csv, features_dir=features_dir)
-    counts = {} if data.regression else class_summary(data.scaling().labels(data.values))
+    labels = None if data.regression else data.scaling().labels(data.values)  # all-data scaling, as the final fit
+    counts = {} if labels is None else class_summary(labels)
     protocol = data.protocol
     fitting = resolve_cohort_settings(data, params, families)  # cohort-size settings checked before any fit
     (log.warning if protocol.small_cohort else log.info)("%s: %s", assay, protocol.describe())
     warnings = [replicate_warning(events_dir, data.accessions)]
-    if not data.regression:
-        labels = pd.Series(data.scaling().labels(data.values), index=pd.Index(data.accessions, dtype=str))
-        warnings.append(class_confound_warning(events_dir, labels[labels.isin((0, 1))]))
+    if labels is not None:
+        labelled = pd.Series(labels, index=pd.Index(data.accessions, dtype=str))
+        warnings.append(class_confound_warning(events_dir, labelled[labelled.isin((0, 1))]))
     warnings = [w for w in warnings if w]
     for warning in warnings:
         log.warning("%s: %s", assay, warning)
