@@ -106,6 +106,18 @@ def folder_files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in exts)
 
 
+def subfolder_hint(folder: Path, most: int = 5) -> str:
+    """What to name instead of a parent folder (folders are not searched recursively: one export per folder):
+    its subfolders that hold input files, e.g. ``; its subfolders do: a/, b/ (name one)``, else nothing."""
+    holding = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".") and folder_files(d))
+    if not holding:
+        return ""
+    shown = ", ".join(f"{name}/" for name in holding[:most])
+    if len(holding) > most:
+        shown += f" and {len(holding) - most} more"
+    return f"; its subfolders do: {shown} (folders are not searched recursively: name one)"
+
+
 def library_mgf(path: Path) -> bool:
     """Is ``path`` a spectral library (GNPS, PhenolicsDB: its first spectrum has ``NAME=``, ``SMILES=`` or
     ``INCHI=`` and no ``FEATURE_ID=``) rather than the spectra of a feature table? A lab's folder often holds one
@@ -137,7 +149,7 @@ def plan(inputs: list[str | Path] | str | Path, mgf: str | Path | None = None) -
         if p.is_dir():
             files = folder_files(p)
             if not files:
-                raise InputFileError(p, "folder holds no .txt/.tsv/.csv/.mgf/.mzML/.mzXML files")
+                raise InputFileError(p, "folder holds no .txt/.tsv/.csv/.mgf/.mzML/.mzXML files" + subfolder_hint(p))
             found += [(f, sniff(f), True) for f in files]
         else:
             found.append((p, sniff(p), False))

@@ -6,7 +6,6 @@ Precursor intensity comes from the scan's precursor ion when the file has it, el
 
 from __future__ import annotations
 
-import logging
 import re
 import warnings
 from pathlib import Path
@@ -24,8 +23,6 @@ from ms2img.io.result import ReadResult, make_manifest
 from ms2img.io.sample_sheet import index_sheet, resolve
 from ms2img.io.schema import MAX_INTENSITY, events_from_arrays
 from ms2img.io.text import check_not_binary, line_of_offset, too_large
-
-log = logging.getLogger(__name__)
 
 PPM = 10.0
 NO_INTENSITY = "precursor intensity not found (set to 0: those scans draw nothing)"
@@ -98,8 +95,6 @@ def read_raw(
         polarity=np.repeat(np.array([s["polarity"] for s in with_peaks], dtype=object), counts),
         charge=np.repeat(np.array([s["charge"] for s in with_peaks], dtype=np.int64), counts),
     )
-    if n_missing:
-        log.warning("%s: %d MS2 scans without a precursor intensity (set to 0)", path, n_missing)
     return ReadResult(
         events=events,
         samples=make_manifest([{**meta, "source": str(path)}]),

@@ -370,6 +370,19 @@ def test_files_named_and_found_in_a_named_folder_are_read_once(test_data, tmp_pa
     assert "samples: 11 Sample" in out and "skipped: case_study_group_metadata.csv" in out
 
 
+def test_a_parent_folder_names_its_subfolders_that_hold_exports(test_data, tmp_path, capsys):
+    """A lab points validate at the folder of its projects (real ../shared/data did this): the error names the
+    subfolders that hold inputs, since folders are not searched recursively."""
+    for name in ("run_a", "run_b"):
+        (tmp_path / "projects" / name).mkdir(parents=True)
+        shutil.copy(test_data / MSDIALR, tmp_path / "projects" / name)
+    (tmp_path / "projects" / "notes").mkdir()
+    assert main(["validate", str(tmp_path / "projects"), "--report-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "folder holds no" in err and "its subfolders do: run_a/, run_b/ (folders are not searched" in err
+    assert "notes/" not in err
+
+
 def test_training_repeats_the_replicate_hint_where_the_scores_are_made(tmp_path):
     """Without a sample sheet, six extracts injected four times train as 24 "extracts"; a flow run hid ingest's hint
     and every family scored AUC 1.000 on near-copies (real GNPS export): training says it again."""
