@@ -88,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
     params = load_params(args.params) if Path(args.params).is_file() else {}
     cfg = config_from_params(params)
     if args.method == "correlation":
-        return run_correlation(args, cfg)
+        from ms2img.render.config import RenderConfig
+
+        return run_correlation(args, cfg, RenderConfig.from_params(params.get("render")).x_range)
     if args.block is not None:
         cfg.block = args.block
     if args.top is not None:
@@ -175,7 +177,7 @@ def stage_correlation(args: argparse.Namespace, cfg, assay: str) -> dict[str, Pa
     return paths
 
 
-def run_correlation(args: argparse.Namespace, cfg) -> int:
+def run_correlation(args: argparse.Namespace, cfg, x_range: tuple[float, float]) -> int:
     """Score every feature against each assay (``--method correlation``); no model, no MLflow."""
     from ms2img.explain.correlation import read_abundances, score_assay
 
@@ -194,6 +196,7 @@ def run_correlation(args: argparse.Namespace, cfg) -> int:
             drivers_csv=Path(args.reports_dir) / assay / "drivers.csv",
             abundances=abundances,
             seed=cfg.seed,
+            x_range=x_range,
         )
         m = res.meta
         print(

@@ -22,6 +22,7 @@ Low IC50 means high potency: expect the actives at negative r for such assays.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -373,8 +374,17 @@ def cytoscape_nodes(scores: pd.DataFrame) -> pd.DataFrame:
     return nodes[NODE_COLUMNS]
 
 
-def join_drivers(scores: pd.DataFrame, drivers: pd.DataFrame, mz_ppm: float = 10.0, rt_tol_min: float = 0.1):
-    """Model drivers and correlation scores side by side, matched by m/z (ppm) and RT; unmatched rows kept."""
+def join_drivers(
+    scores: pd.DataFrame,
+    drivers: pd.DataFrame,
+    mz_ppm: float = 10.0,
+    rt_tol_min: float = 0.1,
+    image_x_range: tuple[float, float] | None = None,
+) -> pd.DataFrame:
+    """Model drivers and correlation scores side by side, matched by m/z (ppm) and RT; unmatched rows kept, each
+    with a ``model_note`` saying why it has no partner. ``image_x_range``: the precursor m/z the model's images draw
+    (an image family's drivers), so a correlated feature outside it is said to be invisible to the model, not
+    unimportant to it."""
     cols = ["rank", "feature_id", "precursor_mz", "rt_min", "r", "q", "p_bonferroni", "library_match"]
     left = scores[[c for c in cols if c in scores.columns]].rename(columns={"rank": "correlation_rank"})
     left["model_rank"] = np.nan
@@ -395,11 +405,30 @@ def join_drivers(scores: pd.DataFrame, drivers: pd.DataFrame, mz_ppm: float = 10
         left.iloc[i, left.columns.get_indexer(["model_rank", "model_importance", "model_direction"])] = [
             d.rank, getattr(d, "importance", np.nan), getattr(d, "direction", ""),
         ]  # fmt: skip
+    left["model_note"] = f"not among the model's {len(drivers)} drivers"
+    left.loc[left["model_rank"].notna(), "model_note"] = ""
+    if image_x_range is not None:
+        lo, hi = (float(v) for v in image_x_range)
+        outside = left["model_rank"].isna() & ~left["precursor_mz"].between(lo, hi)
+        left.loc[outside, "model_note"] = (
+            f"precursor m/z outside render.x_range {lo:g}-{hi:g}: not in the model's image"
+        )
+    for row in unmatched:
+        row["model_note"] = f"no feature within {mz_ppm:g} ppm and {rt_tol_min:g} min of this driver"
     both = pd.concat([left, pd.DataFrame(unmatched)], ignore_index=True) if unmatched else left
     keep = both["model_rank"].notna() | (both["correlation_rank"] <= max(50, len(drivers)))
     both = both[keep]
     both = both.assign(_k=np.fmin(both["correlation_rank"].to_numpy(float), both["model_rank"].to_numpy(float)))
     return both.sort_values(["_k", "correlation_rank"], kind="stable").drop(columns="_k").reset_index(drop=True)
+
+
+def image_drivers(drivers_csv: str | Path) -> bool:
+    """Did an image family write these drivers (its drivers.json names the images it read)? Such a model sees only
+    the precursors inside render.x_range."""
+    try:
+        return "images" in json.loads(Path(drivers_csv).with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
 
 
 # ----------------------------------------------------------------------------------------------- the command
@@ -418,9 +447,11 @@ def score_assay(
     drivers_csv: str | Path | None = None,
     abundances: Abundances | None = None,
     seed: int = 0,
+    x_range: tuple[float, float] | None = None,
 ) -> CorrelationResult:
     """Score every feature against ``assay`` and write activity_scores.csv, activity_volcano.png,
-    cytoscape_nodes.tsv (and drivers_vs_correlation.csv when the model's drivers exist) to ``out_dir``."""
+    cytoscape_nodes.tsv (and drivers_vs_correlation.csv when the model's drivers exist) to ``out_dir``.
+    ``x_range``: the project's render.x_range, for the note on features an image model cannot see."""
     from ms2img.atomic import write_text
     from ms2img.io.activity import align_activity, read_activity
     from ms2img.io.sample_sheet import read_manifest, replicate_hint
@@ -471,7 +502,7 @@ def score_assay(
         drivers = pd.read_csv(drivers_csv)
         if {"rank", "precursor_mz", "rt_min"} <= set(drivers.columns):
             paths["joined"] = out_dir / "drivers_vs_correlation.csv"
-            joined = join_drivers(scores, drivers)
+            joined = join_drivers(scores, drivers, image_x_range=x_range if image_drivers(drivers_csv) else None)
             write_text(paths["joined"], joined.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
     meta = {
         "assay": assay,

@@ -351,6 +351,25 @@ def test_model_drivers_side_by_side(fermo_events, test_data, tmp_path, capsys, m
     row = joined[joined["model_rank"] == 1].iloc[0]
     assert row["feature_id"] == "83" and row["correlation_rank"] <= 5 and row["model_direction"] == "high"
     assert joined[joined["model_rank"] == 2]["correlation_rank"].isna().all()  # a driver no feature matches: kept
+    notes = joined.set_index(joined["model_rank"].fillna(0))["model_note"].fillna("")
+    assert notes[1.0] == "" and notes[2.0].startswith("no feature within 10 ppm and 0.1 min")
+    assert (joined.loc[joined["model_rank"].isna(), "model_note"] == "not among the model's 2 drivers").all()
+
+
+def test_correlated_features_an_image_model_cannot_see_are_said_to_be_outside_its_image(tmp_path):
+    """FERMO's features reach m/z 1800; an image family's drivers.csv cannot rank one above render.x_range."""
+    from ms2img.explain.correlation import image_drivers, join_drivers
+
+    (tmp_path / "drivers.json").write_text('{"family": "cnn", "images": "data/images/75x70.npz"}')
+    assert image_drivers(tmp_path / "drivers.csv") and not image_drivers(tmp_path / "absent" / "drivers.csv")
+
+    scores = pd.DataFrame({"rank": [1, 2], "feature_id": ["a", "b"], "precursor_mz": [1650.0, 400.0],
+                           "rt_min": [5.0, 6.0], "r": [0.9, 0.8], "q": [0.01, 0.02]})  # fmt: skip
+    drivers = pd.DataFrame({"rank": [1], "precursor_mz": [700.0], "rt_min": [2.0]})
+    notes = join_drivers(scores, drivers, image_x_range=(100.0, 1500.0)).set_index("precursor_mz")["model_note"]
+    assert notes[1650.0] == "precursor m/z outside render.x_range 100-1500: not in the model's image"
+    assert notes[400.0] == "not among the model's 1 drivers"
+    assert join_drivers(scores, drivers).set_index("precursor_mz")["model_note"][1650.0].startswith("not among")
 
 
 def test_library_match_names_the_siomycin(fermo_events, test_data, shared_data, tmp_path, capsys):
