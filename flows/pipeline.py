@@ -2,8 +2,9 @@
 
 Prefect tasks call these so each stage stays defined once, in dvc.yaml. DVC holds a repository lock while it
 runs, so parallel per-assay training asks DVC first which stages are stale and what their commands are (one
-call each, before the parallel part), runs those commands side by side without DVC, and records the results
-afterwards with ``dvc commit``, one assay at a time.
+call each, before the parallel part), runs those commands side by side without DVC, and records each stage with
+``dvc commit`` as it finishes. Every DVC call waits for the lock (``--wait-for-lock``) instead of failing on it,
+so a record made beside another DVC call waits its turn.
 """
 
 from __future__ import annotations
@@ -326,7 +327,7 @@ def command_args(command: str) -> list[str]:
 def dvc(*args: str, cwd: str | Path | None = None) -> str:
     """Run ``dvc ARGS`` in the project from the project's environment."""
     exe = shutil.which("dvc", path=_env()["PATH"]) or "dvc"
-    return run([exe, *args], cwd=cwd)
+    return run([exe, "--wait-for-lock", *args], cwd=cwd)
 
 
 def stage_names(cwd: str | Path | None = None) -> list[str]:
@@ -363,7 +364,8 @@ def repro(*names: str, cwd: str | Path | None = None, echo=None, single: bool = 
     removed before running it come back from the cache (:func:`restore_removed_outputs`)."""
     exe = shutil.which("dvc", path=_env()["PATH"]) or "dvc"
     try:
-        return run([exe, "repro", *(["--single-item"] if single else []), *names], cwd=cwd, echo=echo)
+        args = [exe, "--wait-for-lock", "repro", *(["--single-item"] if single else []), *names]
+        return run(args, cwd=cwd, echo=echo)
     except StageFailed:
         restored = restore_removed_outputs(cwd)
         if restored:
@@ -397,7 +399,7 @@ def restore_removed_outputs(cwd: str | Path | None = None) -> list[str]:
 
 
 def commit(*names: str, cwd: str | Path | None = None) -> str:
-    """Record the outputs of stages that were run outside ``dvc repro`` in dvc.lock."""
+    """Record the outputs of stages that were run outside ``dvc repro`` in dvc.lock (waiting for DVC's lock)."""
     return dvc("commit", "--force", *names, cwd=cwd)
 
 

@@ -284,20 +284,17 @@ def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list
 @task(retries=1, retry_delay_seconds=10, retry_condition_fn=worth_retrying, task_run_name="train-{assay}")
 def train_assay(assay: str, stages: list[tuple[str, str]], project: Path) -> list[str]:
     """Run one assay's stale stages (train, promote, explain: commands exactly as dvc.yaml defines them, no
-    shell) in order, beside the other assays, showing their progress lines as they come; return what ran."""
+    shell) in order, beside the other assays, showing their progress lines as they come; return what ran.
+
+    Each stage is recorded in dvc.lock (``dvc commit``) as soon as it finishes: a chain that fails or is stopped at
+    promote keeps its training, and the next run starts at promote (one record for all at the end lost hours of
+    GPU training to a Ctrl-C during explain). DVC's repository lock, waited for, keeps one writer at a time."""
     logger = run_logger()
     for name, command in stages:
         for args in pipeline.command_args(command):
             pipeline.run(args, cwd=project, what=name, echo=logger.info)
+        pipeline.commit(name, cwd=project)
     return [name for name, _ in stages]
-
-
-@task
-def record(ran: list[str], project: Path) -> None:
-    """Record the stages that ran outside ``dvc repro`` in dvc.lock: one ``dvc commit`` for all (DVC locks the
-    repository, so the flow process alone writes it)."""
-    if ran:
-        pipeline.commit(*ran, cwd=project)
 
 
 def decision(assay: str, project: Path) -> dict:
@@ -308,9 +305,9 @@ def decision(assay: str, project: Path) -> dict:
 
 @task
 def check_recorded(assays: list[str], project: Path) -> list[str]:
-    """After recording: the stages of the asked assays (and those upstream) must be up to date before the report
-    is built; a stale one would make the next ``dvc repro`` train again. Returns what is stale, logged as one line
-    each with DVC's reason (empty: the check passed)."""
+    """After the chains (each stage recorded as it finished): the stages of the asked assays (and those upstream)
+    must be up to date before the report is built; a stale one would make the next ``dvc repro`` train again.
+    Returns what is stale, logged as one line each with DVC's reason (empty: the check passed)."""
     chains, studies = assay_stages(assays, project)
     status = json.loads(pipeline.dvc("status", "--json", "--with-deps", *chains, *studies, cwd=project) or "{}")
     for stage, why in status.items():
@@ -471,7 +468,6 @@ def _retrain(assays: list[str] | None, profile: str | None, force: bool, project
         jobs |= submit_each(train_assay, {key: (key, stages, project) for key, stages in plan.items()})
     finally:
         ran, failed = collect(jobs)  # a failed features stage still waits for the studies it runs beside
-    call(record, [stage for stages in ran.values() for stage in stages], project)  # a failed chain's study too
     results = {a: decision(a, project) for a in todo if a in ran}
     stale, pushed = [], False
     if results:  # with every asked assay failed there is nothing new to check, report or push

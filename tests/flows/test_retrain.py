@@ -24,6 +24,7 @@ from flows.retrain import (
     refused_files,
     retrain,
     sync_data,
+    train_assay,
     unvalidated_marker,
 )
 from flows.watch import watch_new_data
@@ -36,6 +37,7 @@ slow = pytest.mark.slow
 
 ASSAY = "elastase"
 MODEL = f"ms2img-{ASSAY}"
+PROMOTE_OUTS = (f"metrics/{ASSAY}_promotion.json", f"reports/{ASSAY}/promotion.json")
 PREFIX = "ms2img"
 
 
@@ -273,6 +275,28 @@ def test_a_drop_an_interrupted_run_recorded_is_put_back_when_the_next_run_refuse
         export.write_bytes(original)
     retrain.fn(project_dir=str(project.root))
     assert project.status() == {} and not unvalidated_marker(project.root).exists()
+
+
+def test_a_chain_that_fails_after_a_stage_keeps_that_stage_recorded(project):
+    """Each stage is recorded as it finishes: promote ran, explain failed, and the next run starts at explain (one
+    record after all chains lost a finished training to a failure or a Ctrl-C later in its chain)."""
+    kept = {rel: (project.root / rel).read_bytes() for rel in ("params.yaml", *PROMOTE_OUTS)}  # a shared project
+    promote = f"promote@{ASSAY}"
+    try:
+        project.set_param("serve.max_rows", 12345)  # a promote@ parameter: that stage alone is stale
+        assert set(project.status(promote, f"explain@{ASSAY}")) == {promote}
+        chain = [
+            (promote, pipeline.stage_command(promote, cwd=project.root)),
+            (f"explain@{ASSAY}", "ms2img explain --no-such"),
+        ]
+        with pytest.raises(pipeline.StageFailed, match=f"explain@{ASSAY} failed with exit code 2"):
+            train_assay.fn(ASSAY, chain, project.root)
+        assert project.status(promote) == {}
+    finally:
+        for rel, data in kept.items():
+            (project.root / rel).write_bytes(data)
+        project.dvc("commit", "--force", promote)
+    assert project.status() == {}
 
 
 def test_missing_dvc_remote_fails_at_the_start(tiny_project, in_project):
