@@ -281,19 +281,33 @@ def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list
     return plan
 
 
+_finished: dict[tuple[str, str], list[str]] = {}  # (flow run id, chain) -> stages an earlier attempt finished
+
+
 @task(retries=1, retry_delay_seconds=10, retry_condition_fn=worth_retrying, task_run_name="train-{assay}")
 def train_assay(assay: str, stages: list[tuple[str, str]], project: Path) -> list[str]:
     """Run one assay's stale stages (train, promote, explain: commands exactly as dvc.yaml defines them, no
     shell) in order, beside the other assays, showing their progress lines as they come; return what ran.
 
     Each stage is recorded in dvc.lock (``dvc commit``) as soon as it finishes: a chain that fails or is stopped at
-    promote keeps its training, and the next run starts at promote (one record for all at the end lost hours of
-    GPU training to a Ctrl-C during explain). DVC's repository lock, waited for, keeps one writer at a time."""
+    promote keeps its training, and the next run starts at promote (with one record for all at the end, a Ctrl-C
+    during explain threw away the chain's training, hours of it on a GPU). DVC's repository lock, waited for, keeps
+    one writer at a time. A retry in the same flow run (after a crash) starts after the stages its earlier attempt
+    finished: it retrained and registered every family again."""
+    from prefect.runtime import flow_run
+
     logger = run_logger()
+    run_id = flow_run.id
+    finished = _finished.setdefault((str(run_id), assay), []) if run_id else []
     for name, command in stages:
+        if name in finished:
+            logger.info("%s: finished and recorded by the previous attempt; not run again", name)
+            continue
         for args in pipeline.command_args(command):
             pipeline.run(args, cwd=project, what=name, echo=logger.info)
         pipeline.commit(name, cwd=project)
+        finished.append(name)
+    _finished.pop((str(run_id), assay), None)
     return [name for name, _ in stages]
 
 

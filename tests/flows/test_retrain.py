@@ -10,6 +10,7 @@ and bad data keeps the champion.
 
 from __future__ import annotations
 
+import shlex
 import socket
 import sys
 import time
@@ -296,6 +297,30 @@ def test_a_chain_that_fails_after_a_stage_keeps_that_stage_recorded(project):
         for rel, data in kept.items():
             (project.root / rel).write_bytes(data)
         project.dvc("commit", "--force", promote)
+    assert project.status() == {}
+
+
+@slow
+def test_a_retry_after_a_crash_starts_after_the_stages_its_first_attempt_finished(project, tmp_path):
+    """A retried chain re-ran train and promote before the stage that crashed (every family registered twice); in
+    a flow run the retry starts at the crashed stage. Harmless commands stand in for promote and explain."""
+    from prefect import flow
+    from prefect.testing.utilities import prefect_test_harness
+
+    counts = tmp_path / "counts"
+    first = f"import sys; open({str(counts)!r}, 'a').write('p')"
+    crash_once = (f"import os, sys; open({str(counts)!r}, 'a').write('e'); "
+                  f"sys.exit(0 if open({str(counts)!r}).read().count('e') > 1 else 137)")  # fmt: skip
+    chain = [(f"promote@{ASSAY}", f"{sys.executable} -c {shlex.quote(first)}"),
+             (f"explain@{ASSAY}", f"{sys.executable} -c {shlex.quote(crash_once)}")]  # fmt: skip
+
+    @flow
+    def one_chain() -> list[str]:
+        return train_assay(ASSAY, chain, project.root)
+
+    with prefect_test_harness(server_startup_timeout=60):
+        assert one_chain() == [name for name, _ in chain]
+    assert counts.read_text() == "pee"  # promote once, explain crashed then ran again
     assert project.status() == {}
 
 
