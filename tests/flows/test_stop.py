@@ -60,9 +60,9 @@ def test_a_signal_to_the_flow_interrupts_its_commands_and_starts_no_more(project
             started = time.monotonic()
             os.kill(os.getpid(), signum)
             time.sleep(1)  # the handler runs in the main thread at its next instruction
-        thread.join(10)
+        thread.join(30)  # past pipeline.ESCALATION's SIGKILL (20 s): a loaded machine can lose the first interrupts
         assert not thread.is_alive(), "the stage command kept running after the signal"
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 25  # the command alone would run 60 s
         assert proc.returncode is not None
         with pytest.raises(ProcessLookupError):  # its whole process group is gone, the grandchild too
             for _ in range(50):
