@@ -189,20 +189,35 @@ def _signal_group(proc: subprocess.Popen, signum: int) -> None:
         os.killpg(proc.pid, signum)
 
 
+def _group_alive(proc: subprocess.Popen) -> bool:
+    """Is any process of the command's group still running (the command, or a child it started)?"""
+    if proc.poll() is None:
+        return True
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _interrupt(proc: subprocess.Popen) -> None:
     """SIGINT to the command's process group (``dvc repro`` and the stage under it), as Ctrl-C in a terminal: the
     stage ends its MLflow run and removes its temporary files; each output is swapped in whole, so the last good
-    state stays. A command still running later gets :data:`ESCALATION` (seconds after the first SIGINT)."""
+    state stays. A group still running later gets :data:`ESCALATION` (seconds after the first SIGINT): the command's
+    children too, since one that outlives the command (an interrupt landing while it was being started) holds its
+    output pipe open and the flow waited on it to the end."""
     _signal_group(proc, signal.SIGINT)
     started = time.monotonic()
 
     def escalate() -> None:
         for at, signum in ESCALATION:
-            try:
-                proc.wait(timeout=max(0.0, started + at - time.monotonic()))
-                return
-            except subprocess.TimeoutExpired:
-                _signal_group(proc, signum)
+            while time.monotonic() < started + at:
+                if not _group_alive(proc):
+                    return
+                time.sleep(0.1)
+            _signal_group(proc, signum)
 
     threading.Thread(target=escalate, name="ms2img-stop", daemon=True).start()
 

@@ -117,6 +117,35 @@ def test_a_command_that_loses_the_interrupt_is_interrupted_again_then_ended(proj
     assert "killed by signal 15" in str(failures[0])  # ignored SIGINT twice, ended by SIGTERM
 
 
+def test_a_child_that_outlives_the_interrupted_command_is_ended_too(project, monkeypatch):
+    """A signal landing while the command starts a child: the command exits on the SIGINT, the child (deaf to it)
+    held the output pipe, and the flow waited for it to the end (a loaded CI machine, 60 s); the escalation goes on
+    while any process of the command's group runs."""
+    monkeypatch.setattr(pipeline, "ESCALATION", ((0.5, signal.SIGINT), (1.0, signal.SIGTERM), (1.5, signal.SIGKILL)))
+    parent = ("import subprocess, time; subprocess.Popen(['sh', '-c', 'trap \"\" INT; sleep 60']); "
+              "print('up', flush=True); time.sleep(60)")  # fmt: skip
+    failures: list = []
+    thread = threading.Thread(
+        target=lambda: failures.append(
+            pytest.raises(pipeline.StageFailed, pipeline.run, [sys.executable, "-c", parent], cwd=project).value
+        )
+    )
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not pipeline._live and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc = next(iter(pipeline._live))
+    started = time.monotonic()
+    assert pipeline.stop_commands() == 1
+    thread.join(10)
+    assert not thread.is_alive() and time.monotonic() - started < 5
+    with pytest.raises(ProcessLookupError):  # the deaf grandchild is gone with the group
+        for _ in range(30):
+            os.killpg(proc.pid, 0)
+            time.sleep(0.1)
+
+
 def _children(pid: int) -> dict[int, str]:
     """pid -> command line of each child of ``pid`` (from /proc)."""
     out = {}
