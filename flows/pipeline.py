@@ -198,7 +198,7 @@ def _group_alive(proc: subprocess.Popen) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # a member this process may not signal: the group exists
     return True
 
 
