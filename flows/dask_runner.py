@@ -3,8 +3,8 @@
 Default (no address): Prefect's ``ThreadPoolTaskRunner`` of ``LOCAL_THREADS``. With ``--dask-address`` or
 ``$MS2IMG_DASK_ADDRESS`` (``tcp://host:8786``) the flow joins an existing Dask cluster through
 ``prefect_dask.DaskTaskRunner``: each assay's stage commands (train, promote, explain) run on a Dask worker, and
-the worker records each stage in dvc.lock as it finishes (waiting for DVC's repository lock: one writer at a time;
-on NFS set ``core.hardlink_lock``). The workers must run
+the worker records each stage in dvc.lock as it finishes (waiting for DVC's repository lock: one writer at a
+time). The workers must run
 the same environment, see the project folder at the same path (shared filesystem) and import ``flows`` (start
 them from the checkout with ``PYTHONPATH=$PWD``); see the README.
 """

@@ -138,20 +138,24 @@ def _env(cwd: Path | None = None) -> dict[str, str]:
     return env
 
 
-def run(cmd: list[str], cwd: str | Path | None = None, what: str | None = None, echo=None) -> str:
+def run(
+    cmd: list[str], cwd: str | Path | None = None, what: str | None = None, echo=None, stoppable: bool = True
+) -> str:
     """Run a command (an argument list: never through a shell) in the project and return its output; raise
-    StageFailed with the tail on failure. ``echo(line)`` receives the progress lines as they come."""
+    StageFailed with the tail on failure. ``echo(line)`` receives the progress lines as they come. ``stoppable``
+    false: a stopping flow neither refuses nor interrupts it (a record of finished work, seconds long)."""
     cwd = project_dir(cwd)
     label = what or shlex.join(cmd)
     log.info("running: %s (in %s)", label, cwd)
-    if _stopping.is_set():
+    if stoppable and _stopping.is_set():
         raise StageFailed(f"{label} not started: the flow is stopping (SIGTERM or Ctrl-C)")
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=_env(cwd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True,  # its own process group: stop_commands interrupts it with everything it started
     )  # fmt: skip
-    with _live_lock:
-        _live.add(proc)
+    if stoppable:
+        with _live_lock:
+            _live.add(proc)
     lines = []
     try:
         for line in proc.stdout:  # streamed, so a long stage shows its folds and time left while it runs
@@ -217,6 +221,8 @@ def _interrupt(proc: subprocess.Popen) -> None:
                 if not _group_alive(proc):
                     return
                 time.sleep(0.1)
+            if not _group_alive(proc):
+                return
             _signal_group(proc, signum)
 
     threading.Thread(target=escalate, name="ms2img-stop", daemon=True).start()
@@ -339,10 +345,10 @@ def command_args(command: str) -> list[str]:
     return [shlex.split(part) for part in command.split("&&")]
 
 
-def dvc(*args: str, cwd: str | Path | None = None) -> str:
+def dvc(*args: str, cwd: str | Path | None = None, stoppable: bool = True) -> str:
     """Run ``dvc ARGS`` in the project from the project's environment."""
     exe = shutil.which("dvc", path=_env()["PATH"]) or "dvc"
-    return run([exe, "--wait-for-lock", *args], cwd=cwd)
+    return run([exe, "--wait-for-lock", *args], cwd=cwd, stoppable=stoppable)
 
 
 def stage_names(cwd: str | Path | None = None) -> list[str]:
@@ -352,10 +358,11 @@ def stage_names(cwd: str | Path | None = None) -> list[str]:
 
 
 def stage_command(name: str, cwd: str | Path | None = None) -> str:
-    """The command of a stage exactly as dvc.yaml defines it (foreach and ${...} resolved by DVC itself)."""
+    """The command of a stage exactly as dvc.yaml defines it (foreach and ${...} resolved by DVC itself). Read under
+    DVC's repository lock (waited for): a chain beside it may be writing dvc.lock, which collecting a stage reads."""
     from dvc.repo import Repo
 
-    with Repo(str(project_dir(cwd))) as repo:
+    with Repo(str(project_dir(cwd)), _wait_for_lock=True) as repo, repo.lock:
         stages = repo.stage.collect(name)
         if not stages:
             raise ConfigError(f"dvc.yaml has no stage {name}")
@@ -414,8 +421,9 @@ def restore_removed_outputs(cwd: str | Path | None = None) -> list[str]:
 
 
 def commit(*names: str, cwd: str | Path | None = None) -> str:
-    """Record the outputs of stages that were run outside ``dvc repro`` in dvc.lock (waiting for DVC's lock)."""
-    return dvc("commit", "--force", *names, cwd=cwd)
+    """Record the outputs of stages that were run outside ``dvc repro`` in dvc.lock (waiting for DVC's lock). A
+    stopping flow still records what finished, and does not interrupt a record half-way through dvc.lock."""
+    return dvc("commit", "--force", *names, cwd=cwd, stoppable=False)
 
 
 def remote_url(cwd: str | Path | None = None) -> str | None:

@@ -281,7 +281,7 @@ def plan_stages(assays: list[str], force: bool, project: Path) -> dict[str, list
     return plan
 
 
-_finished: dict[tuple[str, str], list[str]] = {}  # (flow run id, chain) -> stages an earlier attempt finished
+_finished: dict[tuple[str, str], dict[str, bool]] = {}  # (flow run id, chain) -> stage: recorded (False: ran only)
 
 
 @task(retries=1, retry_delay_seconds=10, retry_condition_fn=worth_retrying, task_run_name="train-{assay}")
@@ -293,20 +293,22 @@ def train_assay(assay: str, stages: list[tuple[str, str]], project: Path) -> lis
     promote keeps its training, and the next run starts at promote (with one record for all at the end, a Ctrl-C
     during explain threw away the chain's training, hours of it on a GPU). DVC's repository lock, waited for, keeps
     one writer at a time. A retry in the same flow run (after a crash) starts after the stages its earlier attempt
-    finished: it retrained and registered every family again."""
+    finished (it retrained and registered every family again); one whose record failed is only recorded."""
     from prefect.runtime import flow_run
 
     logger = run_logger()
     run_id = flow_run.id
-    finished = _finished.setdefault((str(run_id), assay), []) if run_id else []
+    finished = _finished.setdefault((str(run_id), assay), {}) if run_id else {}
     for name, command in stages:
-        if name in finished:
+        if finished.get(name):
             logger.info("%s: finished and recorded by the previous attempt; not run again", name)
             continue
-        for args in pipeline.command_args(command):
-            pipeline.run(args, cwd=project, what=name, echo=logger.info)
+        if name not in finished:
+            for args in pipeline.command_args(command):
+                pipeline.run(args, cwd=project, what=name, echo=logger.info)
+            finished[name] = False
         pipeline.commit(name, cwd=project)
-        finished.append(name)
+        finished[name] = True
     _finished.pop((str(run_id), assay), None)
     return [name for name, _ in stages]
 

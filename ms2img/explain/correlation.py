@@ -409,7 +409,8 @@ def join_drivers(
     left.loc[left["model_rank"].notna(), "model_note"] = ""
     if image_x_range is not None:
         lo, hi = (float(v) for v in image_x_range)
-        outside = left["model_rank"].isna() & ~left["precursor_mz"].between(lo, hi)
+        mz = left["precursor_mz"]
+        outside = left["model_rank"].isna() & mz.notna() & ~mz.between(lo, hi)
         left.loc[outside, "model_note"] = (
             f"precursor m/z outside render.x_range {lo:g}-{hi:g}: not in the model's image"
         )
@@ -426,9 +427,10 @@ def image_drivers(drivers_csv: str | Path) -> bool:
     """Did an image family write these drivers (its drivers.json names the images it read)? Such a model sees only
     the precursors inside render.x_range."""
     try:
-        return "images" in json.loads(Path(drivers_csv).with_suffix(".json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError):
+        meta = json.loads(Path(drivers_csv).with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return False
+    return isinstance(meta, dict) and "images" in meta
 
 
 # ----------------------------------------------------------------------------------------------- the command

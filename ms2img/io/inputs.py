@@ -109,7 +109,13 @@ def folder_files(folder: Path) -> list[Path]:
 def subfolder_hint(folder: Path, most: int = 5) -> str:
     """What to name instead of a parent folder (folders are not searched recursively: one export per folder):
     its subfolders that hold input files, e.g. ``; its subfolders do: a/, b/ (name one)``, else nothing."""
-    holding = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".") and folder_files(d))
+    holding = []
+    for d in sorted(folder.iterdir()):
+        try:
+            if d.is_dir() and not d.name.startswith(".") and folder_files(d):
+                holding.append(d.name)
+        except OSError:  # a subfolder this user may not read: not a hint
+            continue
     if not holding:
         return ""
     shown = ", ".join(f"{name}/" for name in holding[:most])

@@ -72,6 +72,7 @@ def test_a_signal_to_the_flow_interrupts_its_commands_and_starts_no_more(project
         assert pipeline.stopping()
         with pytest.raises(pipeline.StageFailed, match="not started: the flow is stopping"):
             pipeline.run(["true"], cwd=project)
+        assert pipeline.run(["echo", "recorded"], cwd=project, stoppable=False).strip() == "recorded"  # a dvc commit
     finally:
         signal.signal(signum, previous)
     assert signal.getsignal(signum) is previous
