@@ -71,6 +71,10 @@ def watch_parent(command: str, poll_seconds: float = POLL_SECONDS, grace_seconds
 
     # the interrupt comes as SIGUSR1, handled here: a Dask worker ignores SIGINT, and its children inherit that
     signal.signal(signal.SIGUSR1, _interrupt)
+    # the flow stops its commands with SIGINT (flows.pipeline.stop_commands): a starter that ignores it (a Dask
+    # worker, a flow started with `&` or nohup) passed the ignore on, and the command trained on until the SIGTERM
+    # (no cleanup); commands run in their own session, so a terminal's Ctrl-C does not reach them either way
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def watch() -> None:
         while _alive(starter):

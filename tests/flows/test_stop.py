@@ -30,8 +30,10 @@ def project(tmp_path):
 
 
 def _start(project, failures: list) -> threading.Thread:
-    """A stage command that would run 60 s, with a child of its own, run from a task thread as a flow does."""
-    cmd = [sys.executable, "-c", "import subprocess; subprocess.run(['sleep', '60'])"]
+    """A stage command that would run 60 s, with a child of its own, run from a task thread as a flow does; it
+    watches its starter as every ms2img command does (:mod:`ms2img.lifeline`)."""
+    stage = "from ms2img.lifeline import watch_parent; watch_parent('long stage'); import subprocess; "
+    cmd = [sys.executable, "-c", stage + "subprocess.run(['sleep', '60'])"]
 
     def work():
         try:
