@@ -29,11 +29,11 @@ def project(tmp_path):
     pipeline._stopping.clear()  # as the next flow's start does: the other tests run commands in this process
 
 
-def _start(project, failures: list) -> threading.Thread:
-    """A stage command that would run 60 s, with a child of its own, run from a task thread as a flow does; it
-    watches its starter as every ms2img command does (:mod:`ms2img.lifeline`)."""
+def _start(project, failures: list, code: str | None = None) -> threading.Thread:
+    """Run ``python -c code`` as a stage command from a task thread, as a flow does (default: one that would run
+    60 s, with a child of its own, watching its starter as every ms2img command does, :mod:`ms2img.lifeline`)."""
     stage = "from ms2img.lifeline import watch_parent; watch_parent('long stage'); import subprocess; "
-    cmd = [sys.executable, "-c", stage + "subprocess.run(['sleep', '60'])"]
+    cmd = [sys.executable, "-c", code or stage + "subprocess.run(['sleep', '60'])"]
 
     def work():
         try:
@@ -103,15 +103,7 @@ def test_a_command_that_loses_the_interrupt_is_interrupted_again_then_ended(proj
     monkeypatch.setattr(pipeline, "ESCALATION", ((0.5, signal.SIGINT), (1.0, signal.SIGTERM), (1.5, signal.SIGKILL)))
     deaf = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
     failures: list = []
-    thread = threading.Thread(
-        target=lambda: failures.append(
-            pytest.raises(pipeline.StageFailed, pipeline.run, [sys.executable, "-c", deaf], cwd=project).value
-        )
-    )
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not pipeline._live and time.monotonic() < deadline:
-        time.sleep(0.05)
+    thread = _start(project, failures, deaf)
     time.sleep(0.5)
     started = time.monotonic()
     assert pipeline.stop_commands() == 1
@@ -128,15 +120,7 @@ def test_a_child_that_outlives_the_interrupted_command_is_ended_too(project, mon
     parent = ("import subprocess, time; subprocess.Popen(['sh', '-c', 'trap \"\" INT; sleep 60']); "
               "print('up', flush=True); time.sleep(60)")  # fmt: skip
     failures: list = []
-    thread = threading.Thread(
-        target=lambda: failures.append(
-            pytest.raises(pipeline.StageFailed, pipeline.run, [sys.executable, "-c", parent], cwd=project).value
-        )
-    )
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not pipeline._live and time.monotonic() < deadline:
-        time.sleep(0.05)
+    thread = _start(project, failures, parent)
     time.sleep(1.0)
     proc = next(iter(pipeline._live))
     started = time.monotonic()
